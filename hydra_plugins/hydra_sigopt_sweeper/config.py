@@ -1,0 +1,86 @@
+"""Structured config of the SigOpt sweeper: ``hydra/sweeper=sigopt``."""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class ApiConf:
+    # SigOpt API root, e.g. https://sigopt.example.org/api (default: $SIGOPT_API_URL).
+    # Tokens are never set here: they come from $SIGOPT_API_TOKEN or a token file.
+    api_url: Optional[str] = None
+    # TLS verification: true, false, or the path of a CA bundle (default: $SIGOPT_API_VERIFY_SSL_CERTS or true).
+    verify_ssl_certs: Optional[Any] = None
+    # Seconds before a request to the API times out.
+    timeout: float = 30.0
+    # SigOpt project the experiment belongs to (default: $SIGOPT_PROJECT).
+    project: Optional[str] = None
+    # Attach to this existing experiment instead of creating one.
+    experiment_id: Optional[str] = None
+    # Stop the sweep (journal intact, resumable) once the API has been unreachable this long.
+    max_unreachable_s: float = 600.0
+
+
+@dataclass
+class SigOptSweeperConf:
+    _target_: str = "hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper.SigOptSweeper"
+
+    # Experiment name shown in SigOpt and in the reports (default: the Hydra job name).
+    name: Optional[str] = None
+
+    # Search space by config key: Hydra sweep syntax (interval, int(interval), tag(log, ...),
+    # choice, range) or SigOpt parameter dicts (type, bounds, transformation, grid, prior,
+    # categorical_values, conditions). Command-line sweeps are added to it.
+    params: Dict[str, Any] = field(default_factory=dict)
+
+    # SigOpt metrics: name, objective (maximize|minimize), strategy (optimize|constraint|store),
+    # threshold. A single-metric task may return a plain number.
+    metrics: List[Any] = field(default_factory=lambda: [{"name": "value", "objective": "minimize"}])
+
+    # Number of trials to run (failed trials count).
+    observation_budget: int = 20
+
+    # Trials running at the same time.
+    parallel_bandwidth: int = 1
+
+    # Abort once this fraction of finished trials failed (judged over at least 5 trials).
+    max_failure_rate: float = 0.5
+
+    # SigOpt engine: lite (sigoptlite in-process) or api (a SigOpt server through the sigopt client).
+    backend: str = "lite"
+
+    # Random suggestions through the same path (the original tool's dev token).
+    dev_run: bool = False
+
+    # lite only: default (GP, then SPE) or kde_only (fast; for long or high-dimensional sweeps).
+    compute_mode: str = "default"
+
+    # lite only: seed of the engine's random number generators, for reproducible sweeps.
+    seed: Optional[int] = None
+
+    # SigOpt conditionals: [{name: optimizer, values: [sgd, adam]}]; parameters refer to them in `conditions`.
+    conditionals: List[Any] = field(default_factory=list)
+
+    # SigOpt linear constraints over double parameters.
+    linear_constraints: List[Any] = field(default_factory=list)
+
+    # auto: async with submitit launchers, batch otherwise; async: one job per trial, slots refilled
+    # as jobs end (submitit launchers only); batch: launch parallel_bandwidth trials and wait for all.
+    scheduler: str = "auto"
+
+    # On Ctrl-C: cancel the running trials, or detach (leave them running; a resumed sweep re-attaches).
+    on_interrupt: str = "cancel"
+
+    # Continue the sweep in this sweep dir (the same as running with hydra.sweep.dir=<dir>).
+    resume: Optional[str] = None
+
+    # Seconds between progress lines.
+    progress_interval: float = 10.0
+
+    # backend=api settings.
+    api: ApiConf = field(default_factory=ApiConf)
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="sigopt", node=SigOptSweeperConf, provider="hydra-sigopt-sweeper")

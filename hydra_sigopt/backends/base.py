@@ -1,0 +1,84 @@
+"""The engine seam: what the sweep needs from SigOpt, whichever SigOpt it is.
+
+Contract every backend honours (tests/test_backends.py runs the same suite against each):
+
+* ``start(definition)`` creates the experiment (or attaches to the one named at construction)
+  and returns its id. It is called once, before any other method.
+* ``restore(observations)`` brings a fresh backend up to a journal's state after a restart:
+  afterwards suggestions take those observations into account. Engines that keep their own
+  state (a SigOpt server) may ignore observations they already hold.
+* ``suggest(pending)`` returns one new suggestion. ``pending`` lists the assignments of trials
+  that are running now; the suggestion should differ from them (that is what keeps N parallel
+  slots exploring N different points). It may be called from a worker thread, never from two
+  threads at once.
+* ``observe(suggestion, values=..., failed=...)`` records one result and returns an id. Called at
+  most once per suggestion by the sweep; a backend that may see a retried call after a lost
+  answer must make sure it records the observation once.
+* ``discard(suggestion)`` forgets an open suggestion that will never be observed.
+* ``delete()`` removes the experiment where it lives remotely; ``close()`` frees resources.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra_sigopt.experiment import ExperimentDefinition
+from hydra_sigopt.metrics import MetricValue
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: str
+    assignments: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PastObservation:
+    """A result read from the journal, replayed into an engine on resume."""
+
+    assignments: Mapping[str, Any]
+    values: tuple[MetricValue, ...] = ()
+    failed: bool = False
+    suggestion_id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Base class of the SigOpt engines; see the module docstring for the contract."""
+
+    #: Short name used in config (``hydra.sweeper.backend``) and in the journal.
+    name: str = "abstract"
+    #: Whether the engine can serve several open suggestions itself.
+    native_parallel: bool = False
+
+    experiment_id: str | None = None
+
+    @abstractmethod
+    def start(self, definition: ExperimentDefinition) -> str: ...
+
+    @abstractmethod
+    def restore(self, observations: Sequence[PastObservation]) -> None: ...
+
+    @abstractmethod
+    def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion: ...
+
+    @abstractmethod
+    def observe(
+        self,
+        suggestion: Suggestion,
+        values: Sequence[MetricValue] = (),
+        failed: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str: ...
+
+    def discard(self, suggestion: Suggestion) -> None:
+        """Forget an open suggestion (nothing to do for engines that keep none open)."""
+
+    def delete(self) -> None:
+        """Delete the experiment where it lives (nothing to do for in-process engines)."""
+
+    def close(self) -> None:
+        """Free resources."""

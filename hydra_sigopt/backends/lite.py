@@ -1,0 +1,138 @@
+"""The local engine: sigoptlite, SigOpt's optimizer running in the sweeper's process.
+
+sigoptlite hands out one suggestion at a time (while one is open it returns it again) and
+rejects ``parallel_bandwidth > 1``. Parallel suggestions are made by the constant-liar method:
+the engine is copied, each running trial is recorded in the copy as an observation with a
+placeholder value (the mean of the values seen so far), and the copy is asked. The real engine
+only ever receives real observations, with explicit assignments, which is also how a journal is
+replayed after a restart.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import statistics
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hydra_sigopt.backends.base import Backend, PastObservation, Suggestion
+from hydra_sigopt.errors import EngineUnavailableError
+from hydra_sigopt.experiment import ExperimentDefinition
+from hydra_sigopt.metrics import MetricValue
+from hydra_sigopt.sigopt_client import import_sigopt, plain
+
+#: The engine's two packages, installed without their stale pins (see ``hydra-sigopt install-engine``).
+ENGINE_PACKAGES = ("sigoptlite==0.1.2", "libsigopt==1.0.0")
+INSTALL_HINT = "hydra-sigopt install-engine"
+COMPUTE_MODES = ("default", "kde_only")
+
+
+def install_command() -> list[str]:
+    """The pip command that installs the engine beside a modern numpy."""
+    import sys
+
+    return [sys.executable, "-m", "pip", "install", "--no-deps", *ENGINE_PACKAGES]
+
+
+def load_local_driver() -> type:
+    """Import sigoptlite's LocalDriver, or fail with the command that fixes the environment."""
+    try:
+        import numpy
+
+        # libsigopt and sigoptlite still call numpy.product, removed in numpy 2.
+        if not hasattr(numpy, "product"):
+            numpy.product = numpy.prod  # type: ignore[attr-defined]
+        from sigoptlite import LocalDriver
+
+        # libsigopt logs every engine call's inputs and outputs at INFO level.
+        logging.getLogger("libsigopt").setLevel(logging.WARNING)
+    except Exception as exc:  # ImportError, or a broken binary stack (ABI errors are not ImportError)
+        raise EngineUnavailableError(
+            f"The local SigOpt engine (sigoptlite) cannot be loaded: {type(exc).__name__}: {exc}. "
+            f"Install it with: {INSTALL_HINT}  (runs: python -m pip install --no-deps "
+            f"{' '.join(ENGINE_PACKAGES)}; also needs numpy, scipy, jsonschema and qmcpy==1.2, "
+            "from: pip install 'hydra-sigopt-sweeper[lite]')"
+        ) from exc
+    return LocalDriver  # type: ignore[no-any-return]
+
+
+class LiteBackend(Backend):
+    """sigoptlite in-process; distinct parallel suggestions by constant liar."""
+
+    name = "lite"
+
+    def __init__(self, compute_mode: str = "default", seed: int | None = None) -> None:
+        self._driver_class = load_local_driver()
+        self._compute_mode = compute_mode
+        self._seed = seed
+        self._driver: Any = None
+        self._definition: ExperimentDefinition | None = None
+        self._observed: dict[str, list[float]] = {}
+        self._next_id = 1
+        # suggest() may run in the sweep's prefetch thread while observe() runs in the main one.
+        self._lock = threading.Lock()
+
+    def _connection(self, driver: Any) -> Any:
+        """A ``sigopt.Connection`` over the given driver instance."""
+        sigopt = import_sigopt()
+        return sigopt.Connection(driver=lambda: driver)
+
+    def start(self, definition: ExperimentDefinition) -> str:
+        if self._seed is not None:
+            import numpy
+
+            numpy.random.seed(self._seed)
+            random.seed(self._seed)
+        self._definition = definition
+        self._driver = self._driver_class(compute_mode=self._compute_mode)
+        body = definition.to_sigopt()
+        body["parallel_bandwidth"] = 1  # sigoptlite refuses more; parallelism is ours (see above)
+        experiment = self._connection(self._driver).experiments().create(**body)
+        self.experiment_id = str(experiment.id)
+        return self.experiment_id
+
+    def restore(self, observations: Sequence[PastObservation]) -> None:
+        for o in observations:
+            self.observe(Suggestion(o.suggestion_id or "", o.assignments), o.values, o.failed)
+
+    def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion:
+        with self._lock:
+            driver = copy.deepcopy(self._driver)
+            liar = self._placeholder_values()
+            sid = str(self._next_id)
+            self._next_id += 1
+        for assignments in pending:
+            self._record(driver, assignments, liar, failed=not liar)
+        suggestion = self._connection(driver).experiments(self.experiment_id).suggestions().create()
+        return Suggestion(sid, {str(k): plain(v) for k, v in suggestion.assignments.items()})
+
+    def observe(
+        self,
+        suggestion: Suggestion,
+        values: Sequence[MetricValue] = (),
+        failed: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        with self._lock:
+            observation = self._record(self._driver, suggestion.assignments, values, failed)
+            if not failed:
+                for v in values:
+                    self._observed.setdefault(v.name, []).append(v.value)
+        return str(observation.id)
+
+    def _record(self, driver: Any, assignments: Mapping[str, Any], values: Sequence[MetricValue], failed: bool) -> Any:
+        """Create one observation with explicit assignments in ``driver``."""
+        observations = self._connection(driver).experiments(self.experiment_id).observations()
+        if failed:
+            return observations.create(assignments=dict(assignments), failed=True)
+        return observations.create(assignments=dict(assignments), values=[v.to_sigopt() for v in values])
+
+    def _placeholder_values(self) -> list[MetricValue]:
+        """The constant lie for running trials: each metric's mean so far (none before any result)."""
+        assert self._definition is not None
+        if any(not self._observed.get(m.name) for m in self._definition.metrics):
+            return []
+        return [MetricValue(m.name, statistics.fmean(self._observed[m.name])) for m in self._definition.metrics]

@@ -1,0 +1,26 @@
+"""Exceptions users see. Each message names the config key or argument and what would be valid."""
+
+
+class SigOptSweeperError(Exception):
+    """Base class of every error raised by hydra-sigopt-sweeper."""
+
+
+class ConfigError(SigOptSweeperError, ValueError):
+    """A sweeper setting is invalid; raised before any job runs or experiment is created."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"hydra.sweeper.{key}: {problem}")
+
+
+class EngineUnavailableError(SigOptSweeperError, RuntimeError):
+    """The selected SigOpt engine cannot be imported or does not work."""
+
+
+class SweepAbortedError(SigOptSweeperError, RuntimeError):
+    """The sweep stopped on purpose (failure rate exceeded, interrupted); its state is kept."""
+
+
+class JournalError(SigOptSweeperError, RuntimeError):
+    """A sweep directory's journal is missing, corrupt, locked or of another format."""

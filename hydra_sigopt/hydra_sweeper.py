@@ -1,0 +1,82 @@
+"""The sweeper's work on Hydra's side: config, launcher, sweep dir; then :class:`~hydra_sigopt.sweep.Sweep`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger("hydra_sigopt")
+
+
+class SigOptSweeperImpl:
+    def __init__(self, sweeper_config: Mapping[str, Any]) -> None:
+        self.raw = {
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in sweeper_config.items()
+        }
+        self.config: DictConfig | None = None
+        self.hydra_context: Any = None
+        self.task_function: Any = None
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+        self.config = config
+
+    def sweep(self, arguments: list[str]) -> dict[str, Any]:
+        from hydra.core.plugins import Plugins
+
+        from hydra_sigopt.backends import create_backend
+        from hydra_sigopt.runners import TimedTask, make_runner
+        from hydra_sigopt.secrets import refuse_tokens_in_config
+        from hydra_sigopt.settings import parse_settings
+        from hydra_sigopt.sweep import Sweep, current_command
+
+        assert self.config is not None
+        refuse_tokens_in_config(self.raw)
+        # Validate everything before a launcher, an engine or a folder exists.
+        settings, definition = parse_settings(self.raw, arguments, default_name=str(self.config.hydra.job.name))
+        if settings.resume:
+            self._use_sweep_dir(settings.resume)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+
+        backend_options = self._backend_options(settings)
+        # Fail on a missing engine before any folder is written.
+        backend_factory = _factory(create_backend, settings.backend, backend_options)
+        if settings.backend == "lite":
+            from hydra_sigopt.backends.lite import load_local_driver
+
+            load_local_driver()
+
+        launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=self.hydra_context, task_function=TimedTask(self.task_function), config=self.config
+        )
+        runner = make_runner(launcher, settings.scheduler)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        sweep = Sweep(settings, definition, sweep_dir, runner, backend_factory, command=current_command())
+        return sweep.run()
+
+    def _use_sweep_dir(self, sweep_dir: str) -> None:
+        """Point this run (and the jobs it launches) at an existing sweep dir."""
+        assert self.config is not None
+        from hydra_sigopt.space import format_override
+
+        resolved = str(Path(sweep_dir).expanduser().resolve())
+        with open_dict(self.config):
+            self.config.hydra.sweep.dir = resolved
+            # Jobs re-compose their config from these overrides (ConfigLoader.load_sweep_config).
+            self.config.hydra.overrides.hydra.append(format_override("hydra.sweep.dir", resolved))
+
+    def _backend_options(self, settings: Any) -> dict[str, Any]:
+        if settings.backend == "lite":
+            return {"compute_mode": settings.compute_mode, "seed": settings.seed}
+        return {"settings": dict(settings.api), "dev_run": settings.dev_run}
+
+
+def _factory(create: Any, name: str, options: Mapping[str, Any]) -> Any:
+    return lambda: create(name, **options)

@@ -1,0 +1,326 @@
+"""The sweep's state on disk: an SQLite journal in the sweep dir.
+
+Every state change is committed before the action it enables (a trial is recorded before it is
+submitted, a result before it is posted to the engine), so a kill at any instant leaves a journal
+from which the sweep continues without losing or repeating work. WAL mode keeps readers (the
+``hydra-sigopt`` command) from blocking the sweeper.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra_sigopt.errors import JournalError
+from hydra_sigopt.metrics import MetricValue
+
+JOURNAL_NAME = "sigopt_journal.sqlite"
+LOCK_NAME = "sigopt_journal.lock"
+FORMAT_VERSION = 1
+
+PENDING, RUNNING, COMPLETED, FAILED, ABANDONED = "pending", "running", "completed", "failed", "abandoned"
+STATES = (PENDING, RUNNING, COMPLETED, FAILED, ABANDONED)
+FINISHED_STATES = (COMPLETED, FAILED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    number INTEGER PRIMARY KEY,
+    suggestion_id TEXT,
+    assignments TEXT NOT NULL,
+    overrides TEXT NOT NULL,
+    state TEXT NOT NULL,
+    job_id TEXT,
+    metric_values TEXT,
+    failure_reason TEXT,
+    failure_traceback TEXT,
+    host TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    observed_at REAL,
+    observation_id TEXT,
+    rerun_of INTEGER
+);
+CREATE INDEX IF NOT EXISTS trials_state ON trials (state);
+"""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One row of the journal."""
+
+    number: int
+    suggestion_id: str | None
+    assignments: dict[str, Any]
+    overrides: list[str]
+    state: str
+    job_id: str | None
+    values: tuple[MetricValue, ...]
+    failure_reason: str | None
+    failure_traceback: str | None
+    host: str | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    observed_at: float | None
+    observation_id: str | None
+    rerun_of: int | None
+
+    @property
+    def observed(self) -> bool:
+        return self.observed_at is not None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at - self.started_at)
+
+    def value(self, metric: str) -> float | None:
+        for v in self.values:
+            if v.name == metric:
+                return v.value
+        return None
+
+
+def _trial_from_row(row: sqlite3.Row) -> Trial:
+    values = tuple(
+        MetricValue(v["name"], v["value"], v.get("value_stddev")) for v in json.loads(row["metric_values"] or "[]")
+    )
+    return Trial(
+        number=row["number"],
+        suggestion_id=row["suggestion_id"],
+        assignments=json.loads(row["assignments"]),
+        overrides=json.loads(row["overrides"]),
+        state=row["state"],
+        job_id=row["job_id"],
+        values=values,
+        failure_reason=row["failure_reason"],
+        failure_traceback=row["failure_traceback"],
+        host=row["host"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        observed_at=row["observed_at"],
+        observation_id=row["observation_id"],
+        rerun_of=row["rerun_of"],
+    )
+
+
+def journal_path(sweep_dir: str | os.PathLike[str]) -> Path:
+    return Path(sweep_dir) / JOURNAL_NAME
+
+
+class Journal:
+    """Read and write a sweep's journal. Use :meth:`create` or :meth:`open`."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+        self._lock_file: Any = None
+
+    # ---------------------------------------------------------------- opening
+
+    @classmethod
+    def create(cls, sweep_dir: str | os.PathLike[str], meta: Mapping[str, Any]) -> Journal:
+        """A new journal in ``sweep_dir`` holding ``meta`` (JSON-serialisable values)."""
+        path = journal_path(sweep_dir)
+        if path.exists():
+            raise JournalError(f"{path} already exists; open it to resume instead")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Build under a temporary name and rename: a journal is either complete or absent.
+        tmp = path.with_name(path.name + ".creating")
+        tmp.unlink(missing_ok=True)
+        db = cls._connect(tmp)
+        with db:
+            db.executescript(_SCHEMA)
+            rows = {"format_version": FORMAT_VERSION, "created_at": time.time(), **meta}
+            db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        os.replace(tmp, path)
+        return cls(path, cls._connect(path))
+
+    @classmethod
+    def open(cls, sweep_dir: str | os.PathLike[str], readonly: bool = False) -> Journal:
+        """The journal of an existing sweep; :class:`JournalError` with a clear message otherwise."""
+        path = journal_path(sweep_dir)
+        if not Path(sweep_dir).is_dir():
+            raise JournalError(f"{sweep_dir} is not a directory")
+        if not path.is_file():
+            raise JournalError(f"{sweep_dir} is not a hydra-sigopt sweep dir (no {JOURNAL_NAME} in it)")
+        try:
+            db = cls._connect(path, readonly=readonly)
+            version = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{path} is not a readable journal ({exc}); it was left untouched") from None
+        if version is None:
+            raise JournalError(f"{path} has no format version; it was left untouched")
+        found = json.loads(version[0])
+        if found != FORMAT_VERSION:
+            newer = "a newer" if isinstance(found, int) and found > FORMAT_VERSION else "an unknown"
+            raise JournalError(
+                f"{path} is in {newer} journal format ({found}); this hydra-sigopt reads format "
+                f"{FORMAT_VERSION}. Upgrade hydra-sigopt-sweeper to continue this sweep."
+            )
+        return cls(path, db)
+
+    @staticmethod
+    def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+        if readonly:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        else:
+            db = sqlite3.connect(path, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process (only power loss may drop the last commit).
+            db.execute("PRAGMA synchronous=NORMAL")
+        db.row_factory = sqlite3.Row
+        return db
+
+    def close(self) -> None:
+        self.unlock()
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- locking
+
+    def lock(self) -> None:
+        """Take the sweep's exclusive lock or raise naming the process that holds it."""
+        lock_path = self.path.with_name(LOCK_NAME)
+        handle = open(lock_path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise JournalError(
+                f"another sweeper (pid {holder}) is running this sweep ({self.path.parent}); "
+                "wait for it to end or stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    # ---------------------------------------------------------------- meta
+
+    def meta(self) -> dict[str, Any]:
+        return {row["key"]: json.loads(row["value"]) for row in self._db.execute("SELECT key, value FROM meta")}
+
+    def set_meta(self, **values: Any) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()]
+            )
+
+    # ---------------------------------------------------------------- trials
+
+    def add_trial(
+        self,
+        number: int,
+        suggestion_id: str | None,
+        assignments: Mapping[str, Any],
+        overrides: Sequence[str],
+        rerun_of: int | None = None,
+    ) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO trials (number, suggestion_id, assignments, overrides, state, created_at, rerun_of)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (number, suggestion_id, json.dumps(dict(assignments)), json.dumps(list(overrides)), PENDING,
+                 time.time(), rerun_of),
+            )
+
+    def mark_running(self, numbers: Sequence[int], job_ids: Sequence[str | None] | None = None) -> None:
+        now = time.time()
+        ids = list(job_ids) if job_ids is not None else [None] * len(numbers)
+        with self._db:
+            self._db.executemany(
+                "UPDATE trials SET state = ?, job_id = COALESCE(?, job_id), started_at = COALESCE(started_at, ?)"
+                " WHERE number = ?",
+                [(RUNNING, jid, now, n) for n, jid in zip(numbers, ids)],
+            )
+
+    def record_result(
+        self,
+        number: int,
+        *,
+        values: Sequence[MetricValue] = (),
+        failure_reason: str | None = None,
+        failure_traceback: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        host: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        state = FAILED if failure_reason is not None else COMPLETED
+        with self._db:
+            self._db.execute(
+                "UPDATE trials SET state = ?, metric_values = ?, failure_reason = ?, failure_traceback = ?,"
+                " started_at = COALESCE(?, started_at), ended_at = ?, host = COALESCE(?, host),"
+                " job_id = COALESCE(?, job_id) WHERE number = ?",
+                (state, json.dumps([v.to_sigopt() for v in values]), failure_reason, failure_traceback,
+                 started_at, ended_at if ended_at is not None else time.time(), host, job_id, number),
+            )
+
+    def mark_observed(self, number: int, observation_id: str | None) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE trials SET observed_at = ?, observation_id = ? WHERE number = ?",
+                (time.time(), observation_id, number),
+            )
+
+    def mark_abandoned(self, number: int, reason: str) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?) WHERE number = ?",
+                (ABANDONED, reason, time.time(), number),
+            )
+
+    def trials(self, states: Sequence[str] | None = None) -> list[Trial]:
+        if states:
+            marks = ",".join("?" * len(states))
+            cursor = self._db.execute(f"SELECT * FROM trials WHERE state IN ({marks}) ORDER BY number", tuple(states))
+        else:
+            cursor = self._db.execute("SELECT * FROM trials ORDER BY number")
+        return [_trial_from_row(r) for r in cursor]
+
+    def trial(self, number: int) -> Trial:
+        row = self._db.execute("SELECT * FROM trials WHERE number = ?", (number,)).fetchone()
+        if row is None:
+            raise KeyError(number)
+        return _trial_from_row(row)
+
+    def next_number(self) -> int:
+        row = self._db.execute("SELECT MAX(number) FROM trials").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+
+@contextmanager
+def open_journal(sweep_dir: str | os.PathLike[str], readonly: bool = True) -> Iterator[Journal]:
+    journal = Journal.open(sweep_dir, readonly=readonly)
+    try:
+        yield journal
+    finally:
+        journal.close()

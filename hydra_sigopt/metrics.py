@@ -1,0 +1,159 @@
+"""Metrics as SigOpt defines them, and turning a task's return value into an observation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra_sigopt.errors import ConfigError
+
+OBJECTIVES = ("maximize", "minimize")
+STRATEGIES = ("optimize", "constraint", "store")
+METRIC_KEYS = ("name", "objective", "strategy", "threshold")
+MAX_OPTIMIZED_METRICS = 2
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    objective: str = "maximize"
+    strategy: str = "optimize"
+    threshold: float | None = None
+
+    def to_sigopt(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "objective": self.objective, "strategy": self.strategy}
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        return out
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value ``a`` is strictly better than ``b`` for this metric."""
+        return a > b if self.objective == "maximize" else a < b
+
+    def satisfies(self, value: float) -> bool:
+        """Whether ``value`` meets this metric's threshold (always true without one)."""
+        if self.threshold is None:
+            return True
+        return value >= self.threshold if self.objective == "maximize" else value <= self.threshold
+
+
+def parse_metrics(raw: Any) -> tuple[Metric, ...]:
+    """Validate ``hydra.sweeper.metrics`` (a list of dicts, or one dict)."""
+    if isinstance(raw, Mapping):
+        raw = [raw]
+    if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
+        raise ConfigError(
+            "metrics", "expected a non-empty list such as [{name: loss, objective: minimize}]"
+        )
+    metrics: list[Metric] = []
+    for i, m in enumerate(raw):
+        where = f"metrics[{i}]"
+        if isinstance(m, str):
+            m = {"name": m}
+        if not isinstance(m, Mapping):
+            raise ConfigError(where, f"expected a dict with keys {list(METRIC_KEYS)}, got {m!r}")
+        unknown = sorted(set(m) - set(METRIC_KEYS))
+        if unknown:
+            raise ConfigError(where, f"unknown key(s) {unknown}; valid keys are {list(METRIC_KEYS)}")
+        name = m.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}.name", "every metric needs a non-empty name")
+        objective = m.get("objective") or "maximize"
+        if objective not in OBJECTIVES:
+            raise ConfigError(f"{where}.objective", f"got {objective!r}; valid values are {list(OBJECTIVES)}")
+        strategy = m.get("strategy") or "optimize"
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"{where}.strategy", f"got {strategy!r}; valid values are {list(STRATEGIES)}")
+        threshold = m.get("threshold")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+            raise ConfigError(f"{where}.threshold", f"expected a number, got {threshold!r}")
+        if strategy == "constraint" and threshold is None:
+            raise ConfigError(f"{where}.threshold", "a constraint metric needs a threshold")
+        if any(x.name == name for x in metrics):
+            raise ConfigError(f"{where}.name", f"the metric name {name!r} is used twice")
+        metrics.append(Metric(name, objective, strategy, None if threshold is None else float(threshold)))
+    optimized = [m for m in metrics if m.strategy == "optimize"]
+    if not 1 <= len(optimized) <= MAX_OPTIMIZED_METRICS:
+        raise ConfigError(
+            "metrics",
+            f"SigOpt optimizes one or two metrics; {len(optimized)} have strategy 'optimize' "
+            f"({[m.name for m in optimized]}); mark the others strategy: store or constraint",
+        )
+    return tuple(metrics)
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    name: str
+    value: float
+    value_stddev: float | None = None
+
+    def to_sigopt(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "value": self.value}
+        if self.value_stddev is not None:
+            out["value_stddev"] = self.value_stddev
+        return out
+
+
+class InvalidResult(ValueError):
+    """A task's return value cannot be an observation; the message is the failure reason."""
+
+
+def parse_result(result: Any, metrics: Sequence[Metric]) -> tuple[MetricValue, ...]:
+    """Read a task's return value as one value per metric, or raise :class:`InvalidResult`.
+
+    A single-metric app may return a number; otherwise a mapping by metric name. Each value is a
+    number (Python, numpy or torch scalar) or ``{"value": v, "value_stddev": s}``.
+    """
+    if len(metrics) == 1 and not isinstance(result, Mapping):
+        return (_metric_value(metrics[0].name, result),)
+    if not isinstance(result, Mapping):
+        raise InvalidResult(
+            f"returned {_describe(result)}; with {len(metrics)} metrics the task must return a dict "
+            f"with keys {[m.name for m in metrics]}"
+        )
+    missing = [m.name for m in metrics if m.name not in result]
+    if missing:
+        raise InvalidResult(f"the returned dict lacks metric(s) {missing} (it has keys {sorted(map(str, result))})")
+    return tuple(_metric_value(m.name, result[m.name]) for m in metrics)
+
+
+def _metric_value(name: str, raw: Any) -> MetricValue:
+    """One metric's value (and optional stddev) as finite floats."""
+    stddev = None
+    if isinstance(raw, Mapping):
+        if "value" not in raw:
+            raise InvalidResult(f"metric {name!r}: a dict value needs a 'value' key, got {sorted(map(str, raw))}")
+        stddev_raw = raw.get("value_stddev")
+        raw = raw["value"]
+        if stddev_raw is not None:
+            stddev = _as_float(f"{name}.value_stddev", stddev_raw)
+            if stddev < 0:
+                raise InvalidResult(f"metric {name!r}: value_stddev must be >= 0, got {stddev}")
+    return MetricValue(name, _as_float(name, raw), stddev)
+
+
+def _as_float(name: str, raw: Any) -> float:
+    """A finite float from a Python, numpy or torch scalar."""
+    if raw is None or isinstance(raw, (bool, str, bytes)):
+        raise InvalidResult(f"metric {name!r} is {_describe(raw)}, not a number")
+    item = getattr(raw, "item", None)
+    if callable(item) and getattr(raw, "ndim", 0) == 0:
+        raw = item()  # numpy / torch zero-dimensional values
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise InvalidResult(f"metric {name!r} is {_describe(raw)}, not a number") from None
+    if not math.isfinite(value):
+        raise InvalidResult(f"metric {name!r} is {value}")
+    return value
+
+
+def _describe(value: Any) -> str:
+    """A short description of a value for failure reasons."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"

@@ -1,0 +1,72 @@
+"""One-line progress reports: plain log lines that read well in a terminal and in a Slurm log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from hydra_sigopt.metrics import Metric
+
+log = logging.getLogger("hydra_sigopt.progress")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+@dataclass
+class Progress:
+    """Counters kept as trials end (constant cost per trial), logged at most every ``interval`` s."""
+
+    budget: int
+    metric: Metric | None
+    interval: float = 10.0
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    best_value: float | None = None
+    best_trial: int | None = None
+    started: float = field(default_factory=time.monotonic)
+    done_at_start: int = 0
+    _last_log: float = 0.0
+    _dirty: bool = True
+
+    def trial_finished(self, number: int, value: float | None, failed: bool) -> None:
+        self.done += 1
+        self.failed += int(failed)
+        if value is not None and self.metric is not None:
+            if self.best_value is None or self.metric.better(value, self.best_value):
+                self.best_value, self.best_trial = value, number
+        self._dirty = True
+
+    def set_running(self, running: int) -> None:
+        if running != self.running:
+            self.running = running
+            self._dirty = True
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        parts = [f"{self.done}/{self.budget} trials done", f"{self.running} running", f"{self.failed} failed"]
+        if self.best_value is not None and self.metric is not None:
+            parts.append(f"best {self.metric.name}={self.best_value:.6g} (trial #{self.best_trial})")
+        parts.append(f"elapsed {format_duration(elapsed)}")
+        done_here = self.done - self.done_at_start
+        remaining = self.budget - self.done
+        if done_here > 0 and remaining > 0:
+            parts.append(f"~{format_duration(elapsed / done_here * remaining)} left")
+        return "Progress: " + ", ".join(parts)
+
+    def maybe_log(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or (self._dirty and now - self._last_log >= self.interval):
+            log.info(self.line())
+            self._last_log = now
+            self._dirty = False

@@ -1,0 +1,214 @@
+"""Views of the journal: the best trial(s), ``optimization_results.yaml`` and ``trials.csv``.
+
+Everything here reads only the journal, so the ``hydra-sigopt`` command shows the same results
+as the sweep that wrote them, during or after the sweep.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hydra_sigopt.journal import COMPLETED, FAILED, Trial
+from hydra_sigopt.metrics import Metric
+
+RESULTS_NAME = "optimization_results.yaml"
+TRIALS_NAME = "trials.csv"
+
+
+def metrics_from_meta(meta: Mapping[str, Any]) -> tuple[Metric, ...]:
+    """The metrics stored in a journal's meta."""
+    return tuple(
+        Metric(m["name"], m.get("objective", "maximize"), m.get("strategy", "optimize"), m.get("threshold"))
+        for m in meta["identity"]["metrics"]
+    )
+
+
+def swept_overrides(trial: Trial, fixed: Sequence[str]) -> list[str]:
+    """The trial's overrides without the ones every trial shares."""
+    fixed_set = set(fixed)
+    return [o for o in trial.overrides if o not in fixed_set]
+
+
+def trial_params(trial: Trial, fixed: Sequence[str]) -> dict[str, Any]:
+    """The trial's swept values as Hydra reads them, by config key."""
+    from hydra_sigopt.space import read_override
+
+    return dict(read_override(text) for text in swept_overrides(trial, fixed))
+
+
+def is_feasible(trial: Trial, metrics: Sequence[Metric]) -> bool:
+    """Completed and within every constraint metric's threshold."""
+    if trial.state != COMPLETED:
+        return False
+    for m in metrics:
+        if m.strategy == "constraint":
+            v = trial.value(m.name)
+            if v is None or not m.satisfies(v):
+                return False
+    return True
+
+
+def best_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[Trial]:
+    """The best trial (one optimized metric) or the Pareto-optimal trials (two)."""
+    optimized = [m for m in metrics if m.strategy == "optimize"]
+    feasible = [t for t in trials if is_feasible(t, metrics)]
+    if len(optimized) == 2:
+        # Thresholds on optimized metrics bound the region of interest, as in SigOpt.
+        within = [t for t in feasible if all(m.satisfies(t.value(m.name) or 0.0) for m in optimized)]
+        return pareto_front(within or feasible, optimized)
+    if not feasible or not optimized:
+        return []
+    metric = optimized[0]
+    best = feasible[0]
+    for t in feasible[1:]:
+        if metric.better(_v(t, metric), _v(best, metric)):
+            best = t
+    return [best]
+
+
+def _v(trial: Trial, metric: Metric) -> float:
+    value = trial.value(metric.name)
+    assert value is not None
+    return value
+
+
+def pareto_front(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[Trial]:
+    """Trials no other trial dominates (at least as good on all metrics, better on one)."""
+
+    def dominates(a: Trial, b: Trial) -> bool:
+        no_worse = all(not m.better(_v(b, m), _v(a, m)) for m in metrics)
+        better = any(m.better(_v(a, m), _v(b, m)) for m in metrics)
+        return no_worse and better
+
+    return [t for t in trials if not any(dominates(o, t) for o in trials if o is not t)]
+
+
+@dataclass(frozen=True)
+class Summary:
+    total: int
+    completed: int
+    failed: int
+    running: int
+    best: list[Trial]
+
+
+def summarize(trials: Sequence[Trial], metrics: Sequence[Metric]) -> Summary:
+    counted = [t for t in trials if t.state != "abandoned"]
+    return Summary(
+        total=len(counted),
+        completed=sum(t.state == COMPLETED for t in counted),
+        failed=sum(t.state == FAILED for t in counted),
+        running=sum(t.state in ("pending", "running") for t in counted),
+        best=best_trials(counted, metrics),
+    )
+
+
+def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[str, Any]:
+    """The content of ``optimization_results.yaml``, in the shape of Hydra's Optuna sweeper."""
+    metrics = metrics_from_meta(meta)
+    fixed = meta["identity"].get("fixed_overrides", [])
+    summary = summarize(trials, metrics)
+    optimized = [m for m in metrics if m.strategy == "optimize"]
+    doc: dict[str, Any] = {
+        "name": "sigopt",
+        "experiment": meta.get("name"),
+        "backend": meta.get("backend"),
+        "experiment_id": meta.get("experiment_id"),
+        "metrics": [m.to_sigopt() for m in metrics],
+        "trials": {"total": summary.total, "completed": summary.completed, "failed": summary.failed,
+                   "running": summary.running},
+    }
+    if len(optimized) == 1:
+        if summary.best:
+            best = summary.best[0]
+            doc["best_trial"] = best.number
+            doc["best_params"] = trial_params(best, fixed)
+            doc["best_value"] = best.value(optimized[0].name)
+            doc["best_values"] = {v.name: v.value for v in best.values}
+            doc["best_overrides"] = " ".join(swept_overrides(best, fixed))
+        else:
+            doc["best_params"] = None
+            doc["best_value"] = None
+    else:
+        doc["solutions"] = [
+            {
+                "trial": t.number,
+                "params": trial_params(t, fixed),
+                "values": {v.name: v.value for v in t.values},
+                "overrides": " ".join(swept_overrides(t, fixed)),
+            }
+            for t in summary.best
+        ]
+    return doc
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def trials_table(meta: Mapping[str, Any], trials: Sequence[Trial]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of ``trials.csv``: one row per trial."""
+    metrics = metrics_from_meta(meta)
+    fixed = meta["identity"].get("fixed_overrides", [])
+    param_names = [p["name"] for p in meta["identity"]["parameters"]]
+    param_names += [c["name"] for c in meta["identity"].get("conditionals", [])]
+    header = ["number", "state", "job_id", *[f"value.{m.name}" for m in metrics],
+              *[f"param.{n}" for n in param_names], "failure_reason", "duration_s", "started_at", "host",
+              "overrides"]
+    rows = []
+    for t in trials:
+        rows.append([
+            t.number, t.state, t.job_id or "",
+            *["" if t.value(m.name) is None else repr(t.value(m.name)) for m in metrics],
+            *[_cell(t.assignments.get(n)) for n in param_names],
+            t.failure_reason or "",
+            "" if t.duration is None else f"{t.duration:.3f}",
+            _iso(t.started_at),
+            t.host or "",
+            " ".join(swept_overrides(t, fixed)),
+        ])
+    return header, rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _iso(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def write_reports(sweep_dir: Path, meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[str, Any]:
+    """Rewrite ``trials.csv`` and ``optimization_results.yaml``; return the results document."""
+    header, rows = trials_table(meta, trials)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomic(sweep_dir / TRIALS_NAME, buf.getvalue())
+    doc = results_document(meta, trials)
+    write_atomic(sweep_dir / RESULTS_NAME, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    return doc

@@ -1,0 +1,327 @@
+"""Running trials through Hydra's launchers: synchronous batches, or one submitit job per trial.
+
+:class:`BatchRunner` works with any launcher through ``Launcher.launch`` (which blocks until the
+whole batch is done). :class:`SubmititRunner` drives hydra-submitit-launcher's machinery itself,
+submitting one job per trial without blocking, so a freed slot is refilled at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEDULERS = ("auto", "async", "batch")
+SUBMITIT_LAUNCHER_CLASSES = ("LocalLauncher", "SlurmLauncher")
+# Fields of hydra-submitit-launcher 1.2.0's BaseQueueConf: passed to submitit under their own
+# name; the launcher's other fields get the cluster prefix (``slurm_partition``). Mirrors
+# BaseSubmititLauncher.launch; tests/test_launcher_internals.py checks it against the real class.
+BASE_QUEUE_KEYS = frozenset(
+    {"submitit_folder", "timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes",
+     "name", "stderr_to_stdout"}
+)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What a trial's task returned, with where and when it ran (made by :class:`TimedTask`)."""
+
+    value: Any
+    started_at: float
+    ended_at: float
+    host: str
+
+
+class TimedTask:
+    """Wraps the app's task function to record each trial's start, end and host.
+
+    A class, not a closure, so that submitit can pickle it into the job.
+    """
+
+    def __init__(self, task_function: Callable[[Any], Any]) -> None:
+        self.task_function = task_function
+        self.__name__ = getattr(task_function, "__name__", "task")
+
+    def __call__(self, cfg: Any) -> TrialResult:
+        started = time.time()
+        value = self.task_function(cfg)
+        return TrialResult(value, started, time.time(), socket.gethostname())
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How one trial's job ended."""
+
+    number: int
+    ok: bool
+    value: Any = None
+    error: BaseException | None = None
+    reason: str | None = None
+    traceback: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    host: str | None = None
+    job_id: str | None = None
+
+
+def _outcome_from_job_return(number: int, ret: Any, job_id: str | None = None) -> JobOutcome:
+    """Read a Hydra JobReturn without re-raising the task's exception."""
+    from hydra.core.utils import JobStatus
+
+    raw = getattr(ret, "_return_value", None)
+    if ret.status == JobStatus.COMPLETED:
+        if isinstance(raw, TrialResult):
+            return JobOutcome(number, True, raw.value, started_at=raw.started_at, ended_at=raw.ended_at,
+                              host=raw.host, job_id=job_id)
+        return JobOutcome(number, True, raw, ended_at=time.time(), job_id=job_id)
+    error = raw if isinstance(raw, BaseException) else None
+    reason = f"{type(error).__name__}: {error}" if error is not None else f"job ended with status {ret.status}"
+    tb = "".join(traceback.format_exception(error)) if error is not None else None
+    return JobOutcome(number, False, error=error, reason=reason, traceback=tb, ended_at=time.time(), job_id=job_id)
+
+
+class TrialRunner(ABC):
+    """Runs trials; the sweep loop asks it to start trials and waits for outcomes."""
+
+    #: Whether trials start one by one as slots free up (else in blocking batches).
+    asynchronous: bool = False
+
+    @abstractmethod
+    def start(self, number: int, overrides: Sequence[str]) -> str | None:
+        """Start (or queue) one trial; return its job id once known."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        """Outcomes of trials that ended; may return none when ``timeout`` passes first."""
+
+    @abstractmethod
+    def running(self) -> list[int]:
+        """Numbers of trials started and not yet reported by :meth:`wait`."""
+
+    def reattach(self, number: int, job_id: str) -> bool:
+        """Adopt a job started by an earlier sweeper process; False where this runner cannot."""
+        return False
+
+    def cancel_all(self) -> list[int]:
+        """Cancel running trials where possible; return their numbers."""
+        return []
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class BatchRunner(TrialRunner):
+    """Synchronous batches through ``Launcher.launch``: works with every launcher."""
+
+    def __init__(self, launcher: Any) -> None:
+        self.launcher = launcher
+        self._queued: list[tuple[int, list[str]]] = []
+
+    def start(self, number: int, overrides: Sequence[str]) -> str | None:
+        if self._queued and number != self._queued[-1][0] + 1:
+            raise ValueError("a batch's job numbers must be consecutive")
+        self._queued.append((number, list(overrides)))
+        return None
+
+    def running(self) -> list[int]:
+        return [n for n, _ in self._queued]
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        if not self._queued:
+            return []
+        batch, self._queued = self._queued, []
+        first = batch[0][0]
+        started = time.time()
+        try:
+            returns = self.launcher.launch([o for _, o in batch], initial_job_idx=first)
+        except Exception as exc:  # e.g. submitit's UncompletedJobError: the batch's results are lost
+            tb = traceback.format_exc()
+            reason = f"the launcher lost the batch: {type(exc).__name__}: {exc}"
+            return [JobOutcome(n, False, error=exc, reason=reason, traceback=tb, started_at=started,
+                               ended_at=time.time()) for n, _ in batch]
+        outcomes = [_outcome_from_job_return(n, ret) for (n, _), ret in zip(batch, returns)]
+        missing = [n for n, _ in batch[len(returns):]]
+        outcomes += [JobOutcome(n, False, reason="the launcher returned no result for this job",
+                                ended_at=time.time()) for n in missing]
+        return outcomes
+
+    def describe(self) -> str:
+        return f"batch (synchronous, through {type(self.launcher).__name__}.launch)"
+
+
+def is_submitit_launcher(launcher: Any) -> bool:
+    """Whether ``launcher`` is hydra-submitit-launcher's local or Slurm launcher."""
+    cls = type(launcher)
+    return cls.__module__.startswith("hydra_plugins.hydra_submitit_launcher") and any(
+        c.__name__ in SUBMITIT_LAUNCHER_CLASSES for c in cls.__mro__
+    )
+
+
+class SubmititRunner(TrialRunner):
+    """One submitit job per trial, submitted without blocking, polled until done.
+
+    Builds the executor the way ``BaseSubmititLauncher.launch`` does and submits the launcher
+    object itself, so each job runs exactly what Hydra's launcher would have run.
+    """
+
+    asynchronous = True
+
+    def __init__(self, launcher: Any, poll_interval: float = 0.5) -> None:
+        import submitit
+
+        self.launcher = launcher
+        self.poll_interval = poll_interval
+        cluster = launcher._EXECUTOR
+        params = dict(launcher.params)
+        init_params: dict[str, Any] = {"folder": params["submitit_folder"]}
+        if "max_num_timeout" in params:
+            init_params[f"{cluster}_max_num_timeout"] = params["max_num_timeout"]
+        self.executor = submitit.AutoExecutor(cluster=cluster, **init_params)
+        base_keys = BASE_QUEUE_KEYS
+        init_keys = {"max_num_timeout", "submitit_folder"}
+        self.executor.update_parameters(
+            **{(k if k in base_keys else f"{cluster}_{k}"): v for k, v in params.items() if k not in init_keys}
+        )
+        self.cluster = cluster
+        self._jobs: dict[int, Any] = {}
+        self._submitted_at: dict[int, float] = {}
+        self._reattached: set[int] = set()
+        config = launcher.config
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(config.hydra.sweep.mode), 8))
+
+    def start(self, number: int, overrides: Sequence[str]) -> str | None:
+        from hydra.core.singleton import Singleton
+
+        job = self.executor.submit(
+            self.launcher, list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state()
+        )
+        self._jobs[number] = job
+        self._submitted_at[number] = time.time()
+        return str(job.job_id)
+
+    def running(self) -> list[int]:
+        return sorted(self._jobs)
+
+    def reattach(self, number: int, job_id: str) -> bool:
+        import submitit
+
+        folder = self.executor.folder
+        job: Any
+        if self.cluster == "slurm":
+            job = submitit.SlurmJob(folder=folder, job_id=job_id)
+        else:
+            job = submitit.LocalJob(folder=folder, job_id=job_id)
+        self._jobs[number] = job
+        self._submitted_at[number] = time.time()
+        self._reattached.add(number)
+        return True
+
+    def _done(self, number: int, job: Any) -> bool:
+        """Whether a job has ended; a re-attached local job is judged by its pid and result file."""
+        if number in self._reattached and self.cluster != "slurm":
+            if job.paths.result_pickle.exists():
+                return True
+            try:
+                os.kill(int(job.job_id), 0)
+            except (OSError, ValueError):
+                return True
+            return False
+        return bool(job.done())
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        deadline = time.time() + timeout
+        while True:
+            finished = [n for n, job in list(self._jobs.items()) if self._done(n, job)]
+            if finished or not self._jobs or time.time() >= deadline:
+                return [self._collect(n) for n in finished]
+            time.sleep(min(self.poll_interval, max(0.0, deadline - time.time())))
+
+    def _collect(self, number: int) -> JobOutcome:
+        """The outcome of a finished job; a job that died without a result is a failure."""
+        job = self._jobs.pop(number)
+        job_id = str(job.job_id)
+        try:
+            ret = job.result()
+        except Exception as exc:
+            reason = _death_reason(job, exc)
+            return JobOutcome(number, False, error=exc, reason=reason, traceback=traceback.format_exc(),
+                              started_at=self._submitted_at.pop(number, None), ended_at=time.time(), job_id=job_id)
+        self._submitted_at.pop(number, None)
+        return _outcome_from_job_return(number, ret, job_id=job_id)
+
+    def cancel_all(self) -> list[int]:
+        numbers = sorted(self._jobs)
+        for n in numbers:
+            try:
+                self._jobs[n].cancel(check=False)
+            except Exception as exc:  # already gone
+                log.debug("cancel of trial %s failed: %s", n, exc)
+        return numbers
+
+    def describe(self) -> str:
+        return f"async (one submitit '{self.cluster}' job per trial)"
+
+
+def _death_reason(job: Any, exc: BaseException) -> str:
+    """A one-line reason for a job that ended without a result (state from Slurm where known)."""
+    state = None
+    try:
+        state = job.watcher.get_state(job.job_id, mode="force") if hasattr(job, "watcher") else job.state
+    except Exception:
+        pass
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    prefix = f"job {job.job_id} ended without a result"
+    if state and state not in ("UNKNOWN", "FINISHED", "COMPLETED"):
+        prefix += f" (state {state})"
+    return f"{prefix}: {type(exc).__name__}: {first_line}"[:500]
+
+
+def make_runner(launcher: Any, scheduler: str) -> TrialRunner:
+    """The runner for ``hydra.sweeper.scheduler`` and the configured launcher."""
+    from hydra_sigopt.errors import ConfigError
+
+    if scheduler not in SCHEDULERS:
+        raise ConfigError("scheduler", f"got {scheduler!r}; valid values are {list(SCHEDULERS)}")
+    submitit_ok = is_submitit_launcher(launcher)
+    if scheduler == "async" and not submitit_ok:
+        raise ConfigError(
+            "scheduler",
+            f"async needs hydra/launcher=submitit_local or submitit_slurm, but the launcher is "
+            f"{type(launcher).__name__}; use scheduler: batch (or auto) with this launcher",
+        )
+    if submitit_ok and scheduler in ("auto", "async"):
+        return SubmititRunner(launcher)
+    if submitit_ok:
+        return SubmititBatchRunner(launcher)
+    return BatchRunner(launcher)
+
+
+class SubmititBatchRunner(SubmititRunner):
+    """Synchronous batches on submitit that still keep each job's result apart.
+
+    ``launch()`` loses a whole batch when one job dies; submitting per job and waiting for all
+    turns a dead job into one failed trial.
+    """
+
+    asynchronous = False
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        outcomes: list[JobOutcome] = []
+        while self._jobs:
+            outcomes += super().wait(timeout=self.poll_interval * 4)
+        return outcomes
+
+    def describe(self) -> str:
+        return f"batch (synchronous batches of submitit '{self.cluster}' jobs)"

@@ -1,0 +1,526 @@
+"""The search space: Hydra override grammar and SigOpt-native dicts in, SigOpt parameters out.
+
+Going the other way, :meth:`SearchSpace.overrides_for` turns a SigOpt suggestion back into
+Hydra override strings that Hydra's parser reads back to exactly the suggested values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra._internal.grammar.utils import escape_special_characters
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import (
+    ChoiceSweep,
+    Glob,
+    IntervalSweep,
+    Override,
+    Quote,
+    QuotedString,
+    RangeSweep,
+)
+from hydra.errors import HydraException
+
+from hydra_sigopt.errors import ConfigError
+
+PARAMETER_TYPES = ("double", "int", "categorical")
+NATIVE_KEYS = ("type", "bounds", "transformation", "grid", "prior", "categorical_values", "conditions")
+TRANSFORMATIONS = ("none", "log")
+SUPPORTED_TAGS = ("log",)
+# Relative slack when checking a suggested double against its bounds: engines round-trip through
+# their own transforms (log/exp), so the last bit may differ.
+_BOUNDS_SLACK = 1e-9
+
+_parser: OverridesParser | None = None
+
+
+def _overrides_parser() -> OverridesParser:
+    """Hydra's override parser, built once (building it costs a few milliseconds)."""
+    global _parser
+    if _parser is None:
+        _parser = OverridesParser.create()
+    return _parser
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One SigOpt parameter and how its assignments map back to a Hydra override."""
+
+    name: str
+    type: str
+    # The override's key as the user wrote it, with any ``+``/``++`` prefix and ``@package``.
+    override_key: str
+    bounds: tuple[float, float] | None = None
+    log: bool = False
+    grid: tuple[Any, ...] | None = None
+    # SigOpt categorical names, and the Hydra value each stands for (``choice(1, a, true)``
+    # mixes types; SigOpt categories are strings).
+    categories: tuple[str, ...] | None = None
+    category_values: Mapping[str, Any] = field(default_factory=dict)
+    prior: Mapping[str, Any] | None = None
+    conditions: Mapping[str, Any] | None = None
+    # An integer interval on a log scale: SigOpt only log-transforms doubles, so the engine
+    # searches a log-scaled double and the override carries it rounded to the nearest int.
+    rounds_to_int: bool = False
+
+    def to_sigopt(self) -> dict[str, Any]:
+        """The SigOpt ``parameters`` entry."""
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.bounds is not None:
+            out["bounds"] = {"min": self.bounds[0], "max": self.bounds[1]}
+        if self.log:
+            out["transformation"] = "log"
+        if self.grid is not None:
+            out["grid"] = list(self.grid)
+        if self.categories is not None:
+            out["categorical_values"] = [{"name": c} for c in self.categories]
+        if self.prior is not None:
+            out["prior"] = dict(self.prior)
+        if self.conditions:
+            out["conditions"] = {k: list(v) for k, v in self.conditions.items()}
+        return out
+
+    def to_value(self, assignment: Any) -> Any:
+        """The Hydra value an engine assignment stands for."""
+        if self.type == "categorical":
+            return self.category_values.get(str(assignment), assignment)
+        if self.rounds_to_int:
+            return int(round(float(assignment)))
+        if self.type == "int":
+            return int(assignment)
+        return float(assignment)
+
+    def check(self, assignment: Any) -> None:
+        """Raise ValueError if an engine's assignment lies outside this parameter's space."""
+        if self.type == "categorical":
+            if self.categories is not None and str(assignment) not in self.categories:
+                raise ValueError(f"{self.name}={assignment!r} is not one of {list(self.categories)}")
+            return
+        if isinstance(assignment, bool) or not isinstance(assignment, (int, float)):
+            raise ValueError(f"{self.name}={assignment!r} is not a number")
+        if self.type == "int" and float(assignment) != int(assignment):
+            raise ValueError(f"{self.name}={assignment!r} is not an integer")
+        if self.grid is not None:
+            if not any(math.isclose(assignment, g, rel_tol=_BOUNDS_SLACK) for g in self.grid):
+                raise ValueError(f"{self.name}={assignment!r} is not one of the grid values {list(self.grid)}")
+            return
+        if self.bounds is not None:
+            low, high = self.bounds
+            slack = _BOUNDS_SLACK * max(abs(low), abs(high), 1.0)
+            if not (low - slack <= assignment <= high + slack):
+                raise ValueError(f"{self.name}={assignment!r} is outside the bounds [{low}, {high}]")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Parameters to tune, plus the overrides every trial gets unchanged."""
+
+    parameters: tuple[Parameter, ...]
+    fixed_overrides: tuple[str, ...] = ()
+    conditionals: tuple[Mapping[str, Any], ...] = ()
+    linear_constraints: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    def to_sigopt(self) -> dict[str, Any]:
+        """The experiment-create fields that describe the space."""
+        out: dict[str, Any] = {"parameters": [p.to_sigopt() for p in self.parameters]}
+        if self.conditionals:
+            out["conditionals"] = [
+                {"name": c["name"], "values": [str(v) for v in c["values"]]} for c in self.conditionals
+            ]
+        if self.linear_constraints:
+            out["linear_constraints"] = [dict(c) for c in self.linear_constraints]
+        return out
+
+    def check(self, assignments: Mapping[str, Any]) -> None:
+        """Raise ValueError unless the assignments fit the declared space exactly."""
+        known = set(self.names) | {c["name"] for c in self.conditionals}
+        unknown = sorted(set(assignments) - known)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown}; the space has {sorted(known)}")
+        for c in self.conditionals:
+            if c["name"] in assignments and str(assignments[c["name"]]) not in {str(v) for v in c["values"]}:
+                raise ValueError(f"conditional {c['name']}={assignments[c['name']]!r} is not one of {c['values']}")
+        for p in self.parameters:
+            if p.name in assignments:
+                p.check(assignments[p.name])
+            elif _is_active(p, assignments):
+                raise ValueError(f"parameter {p.name} is missing from the assignments")
+
+    def overrides_for(self, assignments: Mapping[str, Any]) -> list[str]:
+        """Hydra override strings for one suggestion (inactive conditional parameters left out)."""
+        out = list(self.fixed_overrides)
+        for c in self.conditionals:
+            if c["name"] in assignments:
+                out.append(format_override(c.get("override_key", c["name"]), assignments[c["name"]]))
+        for p in self.parameters:
+            if p.name in assignments:
+                out.append(format_override(p.override_key, p.to_value(assignments[p.name])))
+        return out
+
+    def values_for(self, assignments: Mapping[str, Any]) -> dict[str, Any]:
+        """The Hydra values of a suggestion, by parameter name (what a user pastes back)."""
+        by_name = {p.name: p for p in self.parameters}
+        return {k: by_name[k].to_value(v) if k in by_name else v for k, v in assignments.items()}
+
+
+def _is_active(parameter: Parameter, assignments: Mapping[str, Any]) -> bool:
+    """Whether a conditional parameter is switched on by the conditionals' assignments."""
+    if not parameter.conditions:
+        return True
+    return all(str(assignments.get(k)) in {str(v) for v in vals} for k, vals in parameter.conditions.items())
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting values as override strings
+# --------------------------------------------------------------------------------------------
+
+
+def format_value(value: Any) -> str:
+    """A Hydra override value string that Hydra's parser reads back as exactly ``value``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # repr is the shortest string that round-trips; Hydra spells the specials in lower case.
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return _format_string(value)
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a Hydra override value")
+
+
+def _format_string(value: str) -> str:
+    """Bare where Hydra reads the bare form back unchanged, else single-quoted by Hydra's rules."""
+    bare = escape_special_characters(value)
+    if bare and bare == value and _parses_back(bare, value):
+        return bare
+    return QuotedString(text=value, quote=Quote.single).with_quotes()
+
+
+def _parses_back(text: str, value: Any) -> bool:
+    """Whether ``key=text`` parses to exactly ``value`` (type included)."""
+    try:
+        parsed = _overrides_parser().parse_override(f"k={text}")
+    except HydraException:
+        return False
+    if parsed.is_sweep_override():
+        return False
+    got = parsed.value()
+    return type(got) is type(value) and got == value
+
+
+def read_override(text: str) -> tuple[str, Any]:
+    """The config key (without ``+`` prefixes) and value of a non-sweep override string."""
+    parsed = _overrides_parser().parse_override(text)
+    return _bare_key(parsed.get_key_element()), parsed.value()
+
+
+def format_override(key: str, value: Any) -> str:
+    """``key=value`` with the value written by :func:`format_value`."""
+    return f"{key}={format_value(value)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing the space
+# --------------------------------------------------------------------------------------------
+
+
+def build_space(
+    params: Mapping[str, Any] | None,
+    arguments: Sequence[str] = (),
+    conditionals: Sequence[Mapping[str, Any]] | None = None,
+    linear_constraints: Sequence[Mapping[str, Any]] | None = None,
+) -> SearchSpace:
+    """Build the space from ``hydra.sweeper.params`` and the command line's overrides.
+
+    Command-line sweeps join the space and replace a ``params`` entry of the same key (as in
+    Hydra's Optuna sweeper); command-line overrides that are not sweeps apply to every trial.
+    """
+    by_key: dict[str, Parameter | str] = {}
+    for key, spec in (params or {}).items():
+        where = f"params.{key}"
+        if not isinstance(key, str) or not key:
+            raise ConfigError("params", f"parameter names must be non-empty strings, got {key!r}")
+        if _bare_key(key) in by_key:
+            raise ConfigError(where, f"the parameter {_bare_key(key)!r} is declared twice (as {key!r} too)")
+        if isinstance(spec, Mapping):
+            by_key[_bare_key(key)] = parse_native(key, spec, where)
+        elif spec is None or isinstance(spec, (str, int, float, bool)):
+            text = spec if isinstance(spec, str) else format_value(spec)
+            by_key[_bare_key(key)] = parse_override(f"{key}={text}", where)
+        else:
+            raise ConfigError(
+                where,
+                f"got {type(spec).__name__} {spec!r}; expected a Hydra sweep such as 'interval(0, 1)', "
+                "'tag(log, interval(1e-4, 1))', 'int(interval(1, 8))', 'choice(a, b)', 'range(1, 10)', "
+                f"a fixed value, or a SigOpt parameter dict with keys {list(NATIVE_KEYS)}",
+            )
+    for argument in arguments:
+        parsed = parse_override(argument, f"command line override '{argument}'")
+        by_key[_bare_key(parsed if isinstance(parsed, str) else parsed.override_key)] = parsed
+
+    parameters = tuple(p for p in by_key.values() if isinstance(p, Parameter))
+    fixed = tuple(p for p in by_key.values() if isinstance(p, str))
+    if not parameters:
+        raise ConfigError(
+            "params",
+            "the search space is empty; declare at least one parameter, e.g. "
+            "params: {lr: 'tag(log, interval(1e-4, 1e-1))'} or a command-line sweep such as lr='interval(0,1)'",
+        )
+    conds = _parse_conditionals(conditionals or [], {p.name for p in parameters})
+    for p in parameters:
+        for cname, values in (p.conditions or {}).items():
+            declared = next((c for c in conds if c["name"] == cname), None)
+            if declared is None:
+                raise ConfigError(
+                    f"params.{p.name}.conditions",
+                    f"names the unknown conditional {cname!r}; declared conditionals are "
+                    f"{[c['name'] for c in conds] or 'none (add them under hydra.sweeper.conditionals)'}",
+                )
+            bad = [v for v in values if str(v) not in {str(x) for x in declared["values"]}]
+            if bad:
+                raise ConfigError(
+                    f"params.{p.name}.conditions.{cname}",
+                    f"values {bad} are not values of conditional {cname!r}; valid values are {declared['values']}",
+                )
+    constraints = _parse_linear_constraints(linear_constraints or [], {p.name: p for p in parameters})
+    return SearchSpace(parameters, fixed, tuple(conds), tuple(constraints))
+
+
+def _bare_key(override_key: str) -> str:
+    """The config key without ``+``/``++``/``~`` prefix (two spellings of one key collide)."""
+    key = override_key.lstrip("+~")
+    if "=" in key:
+        key = key.split("=", 1)[0]
+    return key
+
+
+def parse_override(text: str, where: str) -> Parameter | str:
+    """One override string: a :class:`Parameter` if it is a sweep, else the fixed override itself."""
+    try:
+        override = _overrides_parser().parse_override(text)
+    except HydraException as exc:
+        raise ConfigError(where, f"cannot parse {text!r} as a Hydra override: {exc}") from None
+    if override.is_delete():
+        raise ConfigError(where, f"{text!r} deletes a key; a search space can only set values")
+    if not override.is_sweep_override():
+        return text
+    if override.key_or_group.startswith("hydra."):
+        raise ConfigError(where, f"{text!r} sweeps a hydra.* setting; only the app's own config can be tuned")
+    return _parameter_from_sweep(override, where)
+
+
+def _parameter_from_sweep(override: Override, where: str) -> Parameter:
+    """Map a Hydra sweep (interval, choice, range) to a SigOpt parameter."""
+    key = override.get_key_element()
+    name = _bare_key(key)
+    sweep = override.value()
+    tags = set(getattr(sweep, "tags", set()) or set())
+    unknown_tags = tags - set(SUPPORTED_TAGS)
+    if unknown_tags:
+        raise ConfigError(where, f"unknown tag(s) {sorted(unknown_tags)}; valid tags are {list(SUPPORTED_TAGS)}")
+    log = "log" in tags
+
+    if isinstance(sweep, IntervalSweep):
+        low, high = sweep.start, sweep.end
+        assert low is not None and high is not None
+        is_int = isinstance(low, int) and isinstance(high, int)
+        _check_bounds(where, low, high, log)
+        if is_int and log:
+            return Parameter(name, "double", key, bounds=(float(low), float(high)), log=True, rounds_to_int=True)
+        return Parameter(
+            name,
+            "int" if is_int else "double",
+            key,
+            bounds=(int(low), int(high)) if is_int else (float(low), float(high)),
+            log=log,
+        )
+    if isinstance(sweep, RangeSweep):
+        values = _range_values(sweep, where)
+        return _parameter_from_values(name, key, values, log, where)
+    if isinstance(sweep, ChoiceSweep):
+        return _parameter_from_values(name, key, list(sweep.list), log, where)
+    if isinstance(sweep, Glob):
+        raise ConfigError(where, "glob() is not supported; list the options explicitly with choice(a, b, ...)")
+    raise ConfigError(where, f"unsupported sweep {sweep!r}; valid sweeps are interval, choice, range")
+
+
+def _check_bounds(where: str, low: float, high: float, log: bool) -> None:
+    """Reject empty, inverted, non-finite or non-positive log bounds."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ConfigError(where, f"bounds must be finite numbers, got min={low}, max={high}")
+    if low >= high:
+        raise ConfigError(where, f"min must be less than max, got min={low}, max={high}")
+    if log and low <= 0:
+        raise ConfigError(where, f"a log scale needs min > 0, got min={low}")
+
+
+def _range_values(sweep: RangeSweep, where: str) -> list[Any]:
+    """The values of ``range(start, stop, step)``, stop excluded, as Hydra's basic sweeper lists them."""
+    start, stop, step = sweep.start, sweep.stop, sweep.step
+    assert start is not None and stop is not None
+    if step == 0 or (stop - start) / step <= 0:
+        raise ConfigError(where, f"range({start}, {stop}, {step}) is empty; it needs start < stop for step > 0")
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        return list(range(int(start), int(stop), int(step)))
+    count = math.ceil((stop - start) / step)
+    return [start + i * step for i in range(count)]
+
+
+def _parameter_from_values(name: str, key: str, values: list[Any], log: bool, where: str) -> Parameter:
+    """A choice or range: a numeric grid where all values are numbers, else categorical."""
+    if not values:
+        raise ConfigError(where, "choice() is empty; give at least two options, e.g. choice(a, b)")
+    seen: list[Any] = []
+    for v in values:
+        if any(type(v) is type(s) and v == s for s in seen):
+            raise ConfigError(where, f"the value {v!r} is listed twice")
+        seen.append(v)
+    if len(values) == 1:
+        raise ConfigError(where, f"a sweep over one value ({values[0]!r}) is not a search; write it as a fixed value")
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numeric:
+        if not all(math.isfinite(v) for v in values):
+            raise ConfigError(where, f"grid values must be finite numbers, got {values}")
+        if log and min(values) <= 0:
+            raise ConfigError(where, f"a log scale needs positive values, got {values}")
+        if all(isinstance(v, int) for v in values) and not log:
+            return Parameter(name, "int", key, grid=tuple(sorted(values)))
+        return Parameter(name, "double", key, grid=tuple(sorted(float(v) for v in values)), log=log)
+    if log:
+        raise ConfigError(where, "tag(log, ...) needs numbers; categorical choices have no scale")
+    categories = tuple(_category_name(v) for v in values)
+    if len(set(categories)) != len(categories):
+        raise ConfigError(where, f"the options {values} are not distinct once written as text")
+    return Parameter(name, "categorical", key, categories=categories, category_values=dict(zip(categories, values)))
+
+
+def _category_name(value: Any) -> str:
+    """SigOpt category names are strings; non-strings keep their Hydra spelling."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)) or value is None:
+        return format_value(value)
+    raise TypeError(f"unsupported choice option {value!r}")
+
+
+def parse_native(key: str, spec: Mapping[str, Any], where: str) -> Parameter:
+    """A SigOpt-native parameter dict (``type``, ``bounds``, ``transformation``, ``grid``, ...)."""
+    unknown = sorted(set(spec) - set(NATIVE_KEYS))
+    if unknown:
+        raise ConfigError(where, f"unknown key(s) {unknown}; valid keys are {list(NATIVE_KEYS)}")
+    ptype = spec.get("type")
+    if ptype not in PARAMETER_TYPES:
+        raise ConfigError(f"{where}.type", f"got {ptype!r}; valid types are {list(PARAMETER_TYPES)}")
+    name = _bare_key(key)
+    transformation = spec.get("transformation") or "none"
+    if transformation not in TRANSFORMATIONS:
+        raise ConfigError(
+            f"{where}.transformation", f"got {transformation!r}; valid values are {list(TRANSFORMATIONS)}"
+        )
+    log = transformation == "log"
+    conditions = _parse_conditions(spec.get("conditions"), f"{where}.conditions")
+    prior = spec.get("prior")
+    if prior is not None and not isinstance(prior, Mapping):
+        raise ConfigError(f"{where}.prior", "expected a dict such as {name: normal, mean: 0.5, scale: 0.1}")
+
+    if ptype == "categorical":
+        raw = spec.get("categorical_values")
+        if not isinstance(raw, Sequence) or isinstance(raw, str) or len(raw) < 2:
+            raise ConfigError(
+                f"{where}.categorical_values", "expected a list of at least two names, e.g. [adam, sgd]"
+            )
+        names = [str(v["name"]) if isinstance(v, Mapping) else _category_name(v) for v in raw]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{where}.categorical_values", f"names must be distinct, got {names}")
+        if log or prior or spec.get("bounds") is not None or spec.get("grid") is not None:
+            raise ConfigError(where, "a categorical parameter takes only categorical_values and conditions")
+        return Parameter(name, "categorical", key, categories=tuple(names), conditions=conditions)
+
+    if log and ptype != "double":
+        raise ConfigError(f"{where}.transformation", "the log transformation applies to type double only")
+    grid = spec.get("grid")
+    if grid is not None:
+        if not isinstance(grid, Sequence) or isinstance(grid, str) or len(grid) < 2:
+            raise ConfigError(f"{where}.grid", "expected a list of at least two numbers")
+        p = _parameter_from_values(name, key, list(grid), log, f"{where}.grid")
+        if ptype == "int" and p.type != "int":
+            raise ConfigError(f"{where}.grid", f"type int needs integer grid values, got {list(grid)}")
+        grid_values = tuple(float(v) for v in p.grid or ()) if ptype == "double" else p.grid
+        return Parameter(name, ptype, key, grid=grid_values, log=log, conditions=conditions)
+    bounds = spec.get("bounds")
+    if not isinstance(bounds, Mapping) or "min" not in bounds or "max" not in bounds:
+        raise ConfigError(f"{where}.bounds", "expected {min: <number>, max: <number>} (or give a grid)")
+    low, high = bounds["min"], bounds["max"]
+    for label, v in (("min", low), ("max", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{where}.bounds.{label}", f"expected a number, got {v!r}")
+        if ptype == "int" and float(v) != int(v):
+            raise ConfigError(f"{where}.bounds.{label}", f"type int needs integer bounds, got {v!r}")
+    _check_bounds(f"{where}.bounds", low, high, log)
+    typed_bounds: tuple[float, float] = (int(low), int(high)) if ptype == "int" else (float(low), float(high))
+    return Parameter(name, ptype, key, bounds=typed_bounds, log=log, prior=prior, conditions=conditions)
+
+
+def _parse_conditions(raw: Any, where: str) -> Mapping[str, tuple[str, ...]] | None:
+    """``conditions: {conditional_name: [values]}``; a single value may be given bare."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, "expected a dict {conditional_name: [values...]}")
+    out: dict[str, tuple[str, ...]] = {}
+    for cname, values in raw.items():
+        if isinstance(values, (str, int, float, bool)):
+            values = [values]
+        out[str(cname)] = tuple(str(v) for v in values)
+    return out
+
+
+def _parse_conditionals(raw: Sequence[Mapping[str, Any]], parameter_names: set[str]) -> list[dict[str, Any]]:
+    """Experiment-level conditionals: ``[{name: optimizer, values: [sgd, adam]}]``."""
+    out: list[dict[str, Any]] = []
+    for i, c in enumerate(raw):
+        where = f"conditionals[{i}]"
+        if not isinstance(c, Mapping) or "name" not in c or "values" not in c:
+            raise ConfigError(where, "expected {name: <conditional name>, values: [<at least two values>]}")
+        name = str(c["name"])
+        values = [str(v) for v in c["values"]]
+        if len(values) < 2 or len(set(values)) != len(values):
+            raise ConfigError(f"{where}.values", f"expected at least two distinct values, got {values}")
+        if name in parameter_names or any(o["name"] == name for o in out):
+            raise ConfigError(f"{where}.name", f"{name!r} is already the name of a parameter or conditional")
+        out.append({"name": name, "values": values})
+    return out
+
+
+def _parse_linear_constraints(
+    raw: Sequence[Mapping[str, Any]], parameters: Mapping[str, Parameter]
+) -> list[dict[str, Any]]:
+    """``[{type: greater_than|less_than, threshold: x, terms: [{name, weight}]}]`` over double parameters."""
+    out: list[dict[str, Any]] = []
+    for i, c in enumerate(raw):
+        where = f"linear_constraints[{i}]"
+        if not isinstance(c, Mapping) or c.get("type") not in ("greater_than", "less_than"):
+            raise ConfigError(f"{where}.type", "valid types are ['greater_than', 'less_than']")
+        terms = c.get("terms")
+        if not isinstance(terms, Sequence) or not terms:
+            raise ConfigError(f"{where}.terms", "expected a list of {name: <parameter>, weight: <number>}")
+        for t in terms:
+            tname = t.get("name") if isinstance(t, Mapping) else None
+            if tname not in parameters:
+                raise ConfigError(f"{where}.terms", f"names the unknown parameter {tname!r}; known: {sorted(parameters)}")
+        out.append({"type": c["type"], "threshold": float(c.get("threshold", 0.0)), "terms": [dict(t) for t in terms]})
+    return out

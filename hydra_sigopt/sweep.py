@@ -1,0 +1,400 @@
+"""The sweep loop: suggest, record, run, record, observe, until the budget is spent.
+
+Order of effects (what makes a kill at any instant safe): a trial is written to the journal
+before its job starts; its job id right after submission; its result before the observation is
+posted; the observation's id after. On restart the journal says exactly what is left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra_sigopt import __version__
+from hydra_sigopt.backends import Backend, PastObservation, Suggestion
+from hydra_sigopt.errors import JournalError, SweepAbortedError
+from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
+from hydra_sigopt.journal import ABANDONED, COMPLETED, FAILED, FINISHED_STATES, PENDING, RUNNING, Journal, Trial
+from hydra_sigopt.metrics import InvalidResult, MetricValue, parse_result
+from hydra_sigopt.progress import Progress
+from hydra_sigopt.reports import write_reports
+from hydra_sigopt.runners import JobOutcome, TrialRunner
+from hydra_sigopt.settings import SweepSettings
+from hydra_sigopt.space import format_override
+
+log = logging.getLogger("hydra_sigopt")
+
+
+@dataclass
+class _Running:
+    suggestion: Suggestion
+    marked: bool = False
+
+
+class Sweep:
+    """One sweep over a sweep dir; :meth:`run` creates or resumes it and runs it to the budget."""
+
+    def __init__(
+        self,
+        settings: SweepSettings,
+        definition: ExperimentDefinition,
+        sweep_dir: Path,
+        runner: TrialRunner,
+        backend_factory: Callable[[], Backend],
+        command: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.definition = definition
+        self.sweep_dir = Path(sweep_dir)
+        self.runner = runner
+        self.backend_factory = backend_factory
+        self.command = dict(command or {})
+        self.budget = definition.observation_budget
+        self.bandwidth = definition.parallel_bandwidth
+        self.backend: Backend | None = None
+        self.journal: Journal | None = None
+        self._running: dict[int, _Running] = {}
+        self._requeue: deque[Trial] = deque()
+        self._next_number = 0
+        self._finished = 0
+        self._failed = 0
+        self._prefetch: Future[Suggestion] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
+        self.progress = Progress(self.budget, primary, settings.progress_interval)
+
+    # ------------------------------------------------------------------ entry point
+
+    def run(self) -> dict[str, Any]:
+        """Run the sweep; return the content of ``optimization_results.yaml``."""
+        journal = self._open_journal()
+        self.journal = journal
+        doc: dict[str, Any] = {}
+        try:
+            journal.lock()
+            self.backend = self.backend_factory()
+            self._start_or_resume(journal)
+            log.info(
+                "SigOpt sweep '%s': backend %s (experiment %s), budget %d, parallel_bandwidth %d, scheduler %s",
+                self.definition.name, self.backend.name, self.backend.experiment_id, self.budget, self.bandwidth,
+                self.runner.describe(),
+            )
+            log.info("Sweep dir: %s", self.sweep_dir)
+            self._loop()
+        except KeyboardInterrupt:
+            self._interrupted()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
+            journal.close()
+            if self.backend is not None:
+                self.backend.close()
+        self._log_best(doc)
+        return doc
+
+    def _open_journal(self) -> Journal:
+        """The sweep dir's journal: resumed if it exists, else created."""
+        from hydra_sigopt.journal import journal_path
+
+        if journal_path(self.sweep_dir).exists():
+            journal = Journal.open(self.sweep_dir)
+            stored = journal.meta()
+            new = self.definition.identity()
+            if stored.get("fingerprint") != self.definition.fingerprint():
+                journal.close()
+                changes = describe_identity_change(stored.get("identity", {}), new)
+                raise JournalError(
+                    f"the sweep in {self.sweep_dir} was started with a different experiment definition: "
+                    + "; ".join(changes or ["(definition differs)"])
+                    + ". To start a new sweep instead, use another hydra.sweep.dir (Hydra's default makes a "
+                    "new one per run); to continue this one, run it with its original search space and metrics."
+                )
+            if stored.get("backend") != self.settings.backend:
+                journal.close()
+                raise JournalError(
+                    f"the sweep in {self.sweep_dir} uses backend {stored.get('backend')!r}, not "
+                    f"{self.settings.backend!r}; set hydra.sweeper.backend={stored.get('backend')} to continue it"
+                )
+            return journal
+        return Journal.create(
+            self.sweep_dir,
+            {
+                "name": self.definition.name,
+                "backend": self.settings.backend,
+                "identity": self.definition.identity(),
+                "fingerprint": self.definition.fingerprint(),
+                "observation_budget": self.budget,
+                "version": __version__,
+                "host": socket.gethostname(),
+                "command": self.command,
+            },
+        )
+
+    # ------------------------------------------------------------------ start / resume
+
+    def _start_or_resume(self, journal: Journal) -> None:
+        assert self.backend is not None
+        meta = journal.meta()
+        trials = journal.trials()
+        experiment_id = self.backend.start(self.definition)
+        journal.set_meta(experiment_id=experiment_id, observation_budget=self.budget)
+        self._next_number = journal.next_number()
+        if not trials:
+            return
+        log.info("Resuming the sweep in %s (%d trials in its journal)", self.sweep_dir, len(trials))
+        observed = [t for t in trials if t.observed]
+        self.backend.restore([_past(t) for t in observed])
+        for t in observed:
+            self._count_finished(t.number, t.state == FAILED, t.values)
+        for t in trials:
+            if t.state in FINISHED_STATES and not t.observed:
+                log.info("Trial #%d finished before the restart; posting its observation now", t.number)
+                self._observe(t.number, Suggestion(t.suggestion_id or str(t.number), t.assignments), t.values,
+                              t.state == FAILED)
+                self._count_finished(t.number, t.state == FAILED, t.values)
+        for t in trials:
+            if t.state not in (PENDING, RUNNING):
+                continue
+            suggestion = Suggestion(t.suggestion_id or str(t.number), t.assignments)
+            if t.job_id and self.runner.reattach(t.number, t.job_id):
+                log.info("Trial #%d: re-attached to job %s, still running or finished since", t.number, t.job_id)
+                self._running[t.number] = _Running(suggestion, marked=True)
+                continue
+            why = (
+                "its job never started (the sweeper stopped before submitting it)"
+                if t.state == PENDING
+                else f"it ran inside the stopped sweeper process ({self.runner.describe()} cannot re-attach)"
+            )
+            log.info("Trial #%d is re-run under a new job number: %s", t.number, why)
+            journal.mark_abandoned(t.number, f"re-run after restart: {why}")
+            self.backend.discard(suggestion)
+            self._requeue.append(t)
+        self.progress.done_at_start = self.progress.done
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self) -> None:
+        while True:
+            self._fill_slots()
+            if not self._running:
+                break
+            self.progress.set_running(len(self._running))
+            self.progress.maybe_log()
+            for outcome in self.runner.wait(timeout=min(self.settings.progress_interval, 5.0)):
+                self._finish(outcome)
+            self.progress.set_running(len(self.runner.running()))
+            self.progress.maybe_log()
+        self.progress.set_running(0)
+        self.progress.maybe_log(force=True)
+
+    def _issued(self) -> int:
+        """Trials that count against the budget: finished plus running."""
+        return self._finished + len(self._running)
+
+    def _fill_slots(self) -> None:
+        assert self.journal is not None
+        while len(self._running) < self.bandwidth and self._issued() < self.budget:
+            suggestion, rerun_of = self._next_suggestion()
+            self._check_suggestion(suggestion)
+            number = self._next_number
+            self._next_number += 1
+            overrides = self.definition.space.overrides_for(suggestion.assignments)
+            self.journal.add_trial(number, suggestion.id, suggestion.assignments, overrides, rerun_of=rerun_of)
+            self._running[number] = _Running(suggestion)
+            if self.runner.asynchronous:
+                swept = overrides[len(self.definition.space.fixed_overrides):]
+                log.info("\t#%d : %s", number, " ".join(swept))
+            job_id = self.runner.start(number, overrides)
+            if self.runner.asynchronous:
+                self.journal.mark_running([number], [job_id])
+                self._running[number].marked = True
+        unmarked = [n for n, r in self._running.items() if not r.marked]
+        if unmarked:
+            self.journal.mark_running(unmarked)
+            for n in unmarked:
+                self._running[n].marked = True
+        self._start_prefetch()
+
+    def _pending_assignments(self) -> list[Mapping[str, Any]]:
+        return [r.suggestion.assignments for r in self._running.values()]
+
+    def _next_suggestion(self) -> tuple[Suggestion, int | None]:
+        """A re-run of a trial lost in a restart, a prefetched suggestion, or a new one."""
+        assert self.backend is not None
+        if self._requeue:
+            t = self._requeue.popleft()
+            return Suggestion(t.suggestion_id or str(t.number), t.assignments), t.number
+        if self._prefetch is not None:
+            future, self._prefetch = self._prefetch, None
+            return future.result(), None
+        return self.backend.suggest(self._pending_assignments()), None
+
+    def _start_prefetch(self) -> None:
+        """Compute the next suggestion while jobs run, so a freed slot is refilled at once."""
+        if not self.runner.asynchronous or self._prefetch is not None or self._requeue:
+            return
+        if self._issued() >= self.budget or not self._running:
+            return
+        assert self.backend is not None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigopt-suggest")
+        self._prefetch = self._pool.submit(self.backend.suggest, list(self._pending_assignments()))
+
+    def _check_suggestion(self, suggestion: Suggestion) -> None:
+        try:
+            self.definition.space.check(suggestion.assignments)
+        except ValueError as exc:
+            raise SweepAbortedError(
+                f"the SigOpt engine suggested assignments outside the declared space ({exc}); "
+                f"suggestion {suggestion.id}: {dict(suggestion.assignments)}"
+            ) from None
+
+    # ------------------------------------------------------------------ results
+
+    def _finish(self, outcome: JobOutcome) -> None:
+        assert self.journal is not None
+        running = self._running.pop(outcome.number)
+        values: tuple[MetricValue, ...] = ()
+        reason = outcome.reason
+        tb = outcome.traceback
+        if outcome.ok:
+            try:
+                values = parse_result(outcome.value, self.definition.metrics)
+            except InvalidResult as exc:
+                reason, tb = str(exc), None
+        failed = reason is not None
+        self.journal.record_result(
+            outcome.number, values=values, failure_reason=reason, failure_traceback=tb,
+            started_at=outcome.started_at, ended_at=outcome.ended_at, host=outcome.host, job_id=outcome.job_id,
+        )
+        if failed:
+            log.warning("Trial #%d failed: %s", outcome.number, reason)
+        self._observe(outcome.number, running.suggestion, values, failed, outcome)
+        self._count_finished(outcome.number, failed, values)
+        if failed and self.settings.failure_rate_exceeded(self._failed, self._finished):
+            self._abort_for_failures(outcome, reason or "", tb)
+
+    def _observe(
+        self,
+        number: int,
+        suggestion: Suggestion,
+        values: tuple[MetricValue, ...],
+        failed: bool,
+        outcome: JobOutcome | None = None,
+    ) -> None:
+        assert self.backend is not None and self.journal is not None
+        metadata = {"job_number": number}
+        if outcome is not None:
+            metadata.update({k: v for k, v in (("job_id", outcome.job_id), ("host", outcome.host)) if v})
+            if outcome.started_at and outcome.ended_at:
+                metadata["duration_s"] = round(outcome.ended_at - outcome.started_at, 3)
+        observation_id = self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata)
+        self.journal.mark_observed(number, observation_id)
+
+    def _count_finished(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
+        self._finished += 1
+        self._failed += int(failed)
+        metric = self.progress.metric
+        value = None
+        if not failed and metric is not None:
+            value = next((v.value for v in values if v.name == metric.name), None)
+            if not self._feasible(values):
+                value = None
+        self.progress.trial_finished(number, value, failed)
+
+    def _feasible(self, values: tuple[MetricValue, ...]) -> bool:
+        by_name = {v.name: v.value for v in values}
+        return all(
+            m.satisfies(by_name[m.name]) for m in self.definition.metrics if m.strategy == "constraint" and m.name in by_name
+        )
+
+    def _abort_for_failures(self, outcome: JobOutcome, reason: str, tb: str | None) -> None:
+        cancelled = self._stop_running("cancelled: the sweep stopped after too many failures")
+        detail = tb or reason
+        message = (
+            f"max_failure_rate={self.settings.max_failure_rate} exceeded: {self._failed} of {self._finished} "
+            f"trials failed (the rate counts at least 5 trials). Last failure, trial #{outcome.number}:\n{detail}"
+        )
+        if cancelled:
+            message += f"\nCancelled running trials {cancelled}."
+        message += f"\n{self._continue_hint()}"
+        raise SweepAbortedError(message) from outcome.error
+
+    # ------------------------------------------------------------------ stopping
+
+    def _stop_running(self, reason: str) -> list[int]:
+        """Cancel the running trials and mark them to be re-run by a resumed sweep."""
+        assert self.journal is not None
+        cancelled = self.runner.cancel_all() if self._running else []
+        for n in list(self._running):
+            self.journal.mark_abandoned(n, reason)
+            self._running.pop(n)
+        return cancelled
+
+    def _interrupted(self) -> None:
+        assert self.journal is not None
+        if self.settings.on_interrupt == "detach":
+            running = sorted(self._running)
+            message = f"Interrupted; {len(running)} running trials were left running (on_interrupt: detach)"
+            if running:
+                message += f": {running}. A resumed sweep re-attaches to them"
+        else:
+            cancelled = self._stop_running("cancelled: the sweeper was interrupted")
+            message = "Interrupted; running trials were cancelled" + (f": {cancelled}" if cancelled else "")
+        log.error("%s. %s", message, self._continue_hint())
+        raise SweepAbortedError(f"{message}. {self._continue_hint()}")
+
+    def _continue_hint(self) -> str:
+        return f"Continue this sweep with: {continue_command(self.command, self.sweep_dir)}"
+
+    def _log_best(self, doc: Mapping[str, Any]) -> None:
+        if doc.get("best_overrides") is not None:
+            log.info("Best trial #%s: %s", doc.get("best_trial"), doc.get("best_values"))
+            log.info("Best overrides: %s", doc["best_overrides"])
+        elif doc.get("solutions"):
+            log.info("Pareto-optimal trials (%d):", len(doc["solutions"]))
+            for s in doc["solutions"]:
+                log.info("  #%s %s: %s", s["trial"], s["values"], s["overrides"])
+        else:
+            log.info("No trial completed; see %s", self.sweep_dir / "trials.csv")
+        log.info("Results: %s", self.sweep_dir / "optimization_results.yaml")
+
+
+def _past(trial: Trial) -> PastObservation:
+    return PastObservation(
+        assignments=trial.assignments,
+        values=trial.values,
+        failed=trial.state == FAILED,
+        suggestion_id=trial.suggestion_id,
+    )
+
+
+def current_command() -> dict[str, Any]:
+    """How this sweep was started, for ``hydra-sigopt continue``."""
+    return {"argv": [sys.executable, *sys.argv], "cwd": os.getcwd(), "started_at": time.time()}
+
+
+def continue_command(command: Mapping[str, Any], sweep_dir: Path) -> str:
+    """The shell command that resumes the sweep in ``sweep_dir``."""
+    argv = list(command.get("argv") or ["python", "<your_app.py>", "-m"])
+    argv = [a for a in argv if not a.startswith(("hydra.sweep.dir=", "hydra.sweeper.resume="))]
+    if "-m" not in argv and "--multirun" not in argv:
+        argv.append("-m")
+    argv.append(format_override("hydra.sweep.dir", str(Path(sweep_dir).resolve())))
+    cmd = " ".join(shlex.quote(a) for a in argv)
+    cwd = command.get("cwd")
+    return f"cd {shlex.quote(cwd)} && {cmd}" if cwd else cmd
+
+
+__all__ = ["Sweep", "continue_command", "current_command", "COMPLETED", "ABANDONED"]
