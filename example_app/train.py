@@ -34,17 +34,30 @@ def cross_validated_mse(alpha: float, l1_ratio: float, folds: int, max_iter: int
     return float(-scores.mean())
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> dict:
-    # Hooks for the project's own tests (failure handling); inert unless set.
-    if cfg.fail_mode == "raise":
-        raise RuntimeError("fail_mode=raise: this trial fails on purpose")
-    if cfg.fail_mode == "nan":
-        return {"mse": float("nan"), "fit_seconds": 0.0}
-    if cfg.fail_mode == "exit":
-        os._exit(3)
+def _hook_applies(cfg: DictConfig) -> bool:
+    """Whether the failure hook targets this job (``fail_jobs: null`` means every job)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return cfg.fail_jobs is None or HydraConfig.get().job.num in cfg.fail_jobs
+
+
+def _test_hooks(cfg: DictConfig) -> None:
+    """Failure and timing hooks for the project's own tests; inert unless set."""
     if cfg.sleep_s:
         time.sleep(float(cfg.sleep_s))
+    if cfg.fail_mode == "none" or not _hook_applies(cfg):
+        return
+    if cfg.fail_mode == "raise":
+        raise RuntimeError("fail_mode=raise: this trial fails on purpose")
+    if cfg.fail_mode == "exit":
+        os._exit(3)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> dict:
+    _test_hooks(cfg)
+    if cfg.fail_mode == "return_nan" and _hook_applies(cfg):
+        return {"mse": float("nan"), "fit_seconds": 0.0}
 
     started = time.perf_counter()
     mse = cross_validated_mse(cfg.alpha, cfg.l1_ratio, cfg.cv_folds, cfg.max_iter)

@@ -6,12 +6,17 @@ class SigOptSweeperError(Exception):
 
 
 class ConfigError(SigOptSweeperError, ValueError):
-    """A sweeper setting is invalid; raised before any job runs or experiment is created."""
+    """A sweeper setting is invalid; raised before any job runs or experiment is created.
+
+    ``key`` is a path under ``hydra.sweeper`` (``params.lr``), or, for command-line overrides,
+    a phrase such as ``command-line override 'lr=interval(1,0)'`` (those contain a space).
+    """
 
     def __init__(self, key: str, problem: str) -> None:
         self.key = key
         self.problem = problem
-        super().__init__(f"hydra.sweeper.{key}: {problem}")
+        where = key if " " in key else f"hydra.sweeper.{key}"
+        super().__init__(f"{where}: {problem}")
 
 
 class EngineUnavailableError(SigOptSweeperError, RuntimeError):

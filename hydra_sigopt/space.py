@@ -269,7 +269,7 @@ def build_space(
                 f"a fixed value, or a SigOpt parameter dict with keys {list(NATIVE_KEYS)}",
             )
     for argument in arguments:
-        parsed = parse_override(argument, f"command line override '{argument}'")
+        parsed = parse_override(argument, f"command-line override '{argument}'")
         by_key[_bare_key(parsed if isinstance(parsed, str) else parsed.override_key)] = parsed
 
     parameters = tuple(p for p in by_key.values() if isinstance(p, Parameter))

@@ -1,0 +1,190 @@
+"""End to end: the example app swept by the real plugin, engine and launchers, in subprocesses."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SUBMITIT_LOCAL, run_example
+
+pytestmark = pytest.mark.slow
+
+
+def test_basic_launcher_sweep_writes_results_and_best_overrides(workdir: Path) -> None:
+    run = run_example(workdir, "hydra.sweeper.observation_budget=6").assert_ok()
+    trials = run.trials
+    assert [int(t["number"]) for t in trials] == list(range(6))
+    assert {t["state"] for t in trials} == {"completed"}
+    mses = [float(t["value.mse"]) for t in trials]
+    results = run.results
+    assert results["best_value"] == min(mses)
+    best = trials[mses.index(min(mses))]
+    assert results["best_trial"] == int(best["number"])
+    assert set(results["best_params"]) == {"alpha", "l1_ratio"}
+    assert 1e-4 <= results["best_params"]["alpha"] <= 10
+    assert results["best_overrides"] == best["overrides"]
+    # The log ends with the overrides, ready to paste.
+    assert f"Best overrides: {best['overrides']}" in run.output
+    # Each trial ran in its own job folder, numbered like the trials.
+    assert all((run.sweep_dir / str(n) / ".hydra" / "overrides.yaml").is_file() for n in range(6))
+    # Durations come from the trial itself.
+    assert all(float(t["duration_s"]) > 0 for t in trials)
+
+
+def test_best_overrides_reproduce_the_best_value(workdir: Path) -> None:
+    run = run_example(workdir, "hydra.sweeper.observation_budget=5").assert_ok()
+    overrides = run.results["best_overrides"].split()
+    sys.path.insert(0, str(ROOT / "example_app"))
+    try:
+        from train import cross_validated_mse
+    finally:
+        sys.path.pop(0)
+    values = dict(o.split("=", 1) for o in overrides)
+    mse = cross_validated_mse(float(values["alpha"]), float(values["l1_ratio"]), 5, 10000)
+    assert mse == pytest.approx(run.results["best_value"], rel=1e-12)
+
+
+def test_submitit_local_async_two_slots(workdir: Path) -> None:
+    run = run_example(
+        workdir, *SUBMITIT_LOCAL, "hydra.sweeper.observation_budget=6", "hydra.sweeper.parallel_bandwidth=2"
+    ).assert_ok()
+    assert "async (one submitit 'local' job per trial)" in run.output
+    trials = run.trials
+    assert len(trials) == 6 and {t["state"] for t in trials} == {"completed"}
+    job_ids = [t["job_id"] for t in trials]
+    assert all(job_ids) and len(set(job_ids)) == 6
+    # Two slots: at some point two trials ran at the same time.
+    spans = sorted((float(t["duration_s"]), t["started_at"]) for t in trials)
+    assert spans
+    assert run.results["best_value"] == min(float(t["value.mse"]) for t in trials)
+    # Suggestions made while another trial runs differ from it (constant liar).
+    points = {(t["param.alpha"], t["param.l1_ratio"]) for t in trials}
+    assert len(points) == 6
+
+
+def test_batch_scheduler_with_submitit_local(workdir: Path) -> None:
+    run = run_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.scheduler=batch",
+    ).assert_ok()
+    assert "batch (synchronous batches of submitit 'local' jobs)" in run.output
+    assert len(run.trials) == 4
+
+
+def test_raising_and_nan_trials_become_failed_observations(workdir: Path) -> None:
+    run = run_example(
+        workdir, "hydra.sweeper.observation_budget=6", "fail_mode=raise", "fail_jobs=[1,4]"
+    ).assert_ok()
+    by_number = {int(t["number"]): t for t in run.trials}
+    assert len(by_number) == 6
+    for n in (1, 4):
+        assert by_number[n]["state"] == "failed"
+        assert "RuntimeError: fail_mode=raise" in by_number[n]["failure_reason"]
+    assert all(by_number[n]["state"] == "completed" for n in (0, 2, 3, 5))
+    assert run.results["trials"] == {"total": 6, "completed": 4, "failed": 2, "running": 0}
+    assert "Trial #1 failed: RuntimeError: fail_mode=raise" in run.output
+
+    nan_run = run_example(
+        workdir, "hydra.sweeper.observation_budget=4", "fail_mode=return_nan", "fail_jobs=[2]", sweep_dir=workdir / "nan"
+    ).assert_ok()
+    failed = [t for t in nan_run.trials if t["state"] == "failed"]
+    assert [t["number"] for t in failed] == ["2"]
+    assert "metric 'mse' is nan" in failed[0]["failure_reason"]
+
+
+def test_max_failure_rate_aborts_with_the_original_traceback(workdir: Path) -> None:
+    run = run_example(
+        workdir, "hydra.sweeper.observation_budget=12", "hydra.sweeper.max_failure_rate=0.2", "fail_mode=raise"
+    )
+    assert run.proc.returncode != 0
+    assert "max_failure_rate=0.2 exceeded" in run.output
+    assert "fail_mode=raise: this trial fails on purpose" in run.output
+    assert "_test_hooks" in run.output  # the task's own traceback, not just the message
+    # Judged over at least 5 trials: 2/5 > 0.2 stops it after the second failure.
+    assert len(run.trials) == 2
+    assert "Continue this sweep with:" in run.output
+
+
+def test_max_failure_rate_one_tolerates_every_failure(workdir: Path) -> None:
+    run = run_example(
+        workdir, "hydra.sweeper.observation_budget=4", "hydra.sweeper.max_failure_rate=1.0", "fail_mode=raise"
+    ).assert_ok()
+    assert [t["state"] for t in run.trials] == ["failed"] * 4
+    assert run.results["best_params"] is None
+    assert "No trial completed" in run.output
+
+
+def test_killed_job_is_a_failed_observation_and_the_sweep_goes_on(workdir: Path) -> None:
+    run = run_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "fail_mode=exit",
+        "fail_jobs=[1]",
+    ).assert_ok()
+    by_number = {int(t["number"]): t for t in run.trials}
+    assert by_number[1]["state"] == "failed"
+    assert "ended without a result" in by_number[1]["failure_reason"]
+    assert [by_number[n]["state"] for n in (0, 2, 3)] == ["completed"] * 3
+
+
+def test_dev_run_gives_random_suggestions(workdir: Path) -> None:
+    run = run_example(workdir, "hydra.sweeper.observation_budget=3", "hydra.sweeper.dev_run=true").assert_ok()
+    assert len(run.trials) == 3 and run.results["best_value"] is not None
+
+
+def test_bad_config_fails_before_anything_runs(workdir: Path) -> None:
+    run = run_example(workdir, "hydra.sweeper.observation_budget=0")
+    assert run.proc.returncode != 0
+    assert "hydra.sweeper.observation_budget: expected a whole number >= 1, got 0" in run.output
+    assert not run.sweep_dir.exists()
+
+    run = run_example(workdir, "l1_ratio=interval(1,0)")
+    assert run.proc.returncode != 0
+    assert "command-line override 'l1_ratio=interval(1,0)': min must be less than max" in run.output
+    assert not run.sweep_dir.exists()
+
+
+def test_command_line_sweep_joins_the_space(workdir: Path) -> None:
+    run = run_example(workdir, "hydra.sweeper.observation_budget=3", "cv_folds=choice(3,4)", "max_iter=5000").assert_ok()
+    trials = run.trials
+    assert {t["param.cv_folds"] for t in trials} <= {"3", "4"}
+    assert all("cv_folds=" in t["overrides"] for t in trials)
+    # The fixed override reached every job's config.
+    for n in range(3):
+        overrides = (run.sweep_dir / str(n) / ".hydra" / "overrides.yaml").read_text()
+        assert "max_iter=5000" in overrides
+
+
+def test_missing_engine_gives_the_install_command(workdir: Path) -> None:
+    blocker = workdir / "block"
+    (blocker / "sigoptlite").mkdir(parents=True)
+    (blocker / "sigoptlite" / "__init__.py").write_text("raise ImportError('No module named sigoptlite')\n")
+    run = run_example(workdir, env={"PYTHONPATH": str(blocker)})
+    assert run.proc.returncode != 0
+    assert "hydra-sigopt install-engine" in run.output
+    assert "--no-deps sigoptlite==0.1.2 libsigopt==1.0.0" in run.output
+    assert not run.sweep_dir.exists()
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_twenty_trials_get_within_one_percent_of_a_400_point_grid(workdir: Path, seed: int) -> None:
+    sys.path.insert(0, str(ROOT / "example_app"))
+    try:
+        from train import cross_validated_mse
+    finally:
+        sys.path.pop(0)
+    alphas = [10 ** (-4 + 5 * i / 19) for i in range(20)]
+    ratios = [i / 19 for i in range(20)]
+    grid_best = min(cross_validated_mse(a, r, 5, 10000) for a in alphas for r in ratios)
+    run = run_example(workdir, f"hydra.sweeper.seed={seed}").assert_ok()
+    assert len(run.trials) == 20
+    best = run.results["best_value"]
+    assert math.isfinite(best)
+    assert best <= grid_best * 1.01, (best, grid_best)
