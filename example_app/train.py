@@ -34,18 +34,18 @@ def cross_validated_mse(alpha: float, l1_ratio: float, folds: int, max_iter: int
     return float(-scores.mean())
 
 
-def _hook_applies(cfg: DictConfig) -> bool:
-    """Whether the failure hook targets this job (``fail_jobs: null`` means every job)."""
+def _hook_applies(jobs: list | None) -> bool:
+    """Whether a test hook targets this job (``null`` means every job)."""
     from hydra.core.hydra_config import HydraConfig
 
-    return cfg.fail_jobs is None or HydraConfig.get().job.num in cfg.fail_jobs
+    return jobs is None or HydraConfig.get().job.num in jobs
 
 
 def _test_hooks(cfg: DictConfig) -> None:
     """Failure and timing hooks for the project's own tests; inert unless set."""
-    if cfg.sleep_s:
+    if cfg.sleep_s and _hook_applies(cfg.sleep_jobs):
         time.sleep(float(cfg.sleep_s))
-    if cfg.fail_mode == "none" or not _hook_applies(cfg):
+    if cfg.fail_mode == "none" or not _hook_applies(cfg.fail_jobs):
         return
     if cfg.fail_mode == "raise":
         raise RuntimeError("fail_mode=raise: this trial fails on purpose")
@@ -56,7 +56,7 @@ def _test_hooks(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
     _test_hooks(cfg)
-    if cfg.fail_mode == "return_nan" and _hook_applies(cfg):
+    if cfg.fail_mode == "return_nan" and _hook_applies(cfg.fail_jobs):
         return {"mse": float("nan"), "fit_seconds": 0.0}
 
     started = time.perf_counter()

@@ -40,8 +40,8 @@ class Metric:
 
 
 def parse_metrics(raw: Any) -> tuple[Metric, ...]:
-    """Validate ``hydra.sweeper.metrics`` (a list of dicts, or one dict)."""
-    if isinstance(raw, Mapping):
+    """Validate ``hydra.sweeper.metrics`` (a list of dicts or names, or one dict or name)."""
+    if isinstance(raw, (Mapping, str)):
         raw = [raw]
     if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
         raise ConfigError(
@@ -67,8 +67,10 @@ def parse_metrics(raw: Any) -> tuple[Metric, ...]:
         if strategy not in STRATEGIES:
             raise ConfigError(f"{where}.strategy", f"got {strategy!r}; valid values are {list(STRATEGIES)}")
         threshold = m.get("threshold")
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
-            raise ConfigError(f"{where}.threshold", f"expected a number, got {threshold!r}")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold)
+        ):
+            raise ConfigError(f"{where}.threshold", f"expected a finite number, got {threshold!r}")
         if strategy == "constraint" and threshold is None:
             raise ConfigError(f"{where}.threshold", "a constraint metric needs a threshold")
         if any(x.name == name for x in metrics):
@@ -109,6 +111,11 @@ def parse_result(result: Any, metrics: Sequence[Metric]) -> tuple[MetricValue, .
     """
     if len(metrics) == 1 and not isinstance(result, Mapping):
         return (_metric_value(metrics[0].name, result),)
+    if len(metrics) == 1 and "value" in result:
+        # One metric may return {"value": v, "value_stddev": s} itself (also when it is named "value").
+        name = metrics[0].name
+        if name not in result or (name == "value" and not isinstance(result["value"], Mapping)):
+            return (_metric_value(name, result),)
     if not isinstance(result, Mapping):
         raise InvalidResult(
             f"returned {_describe(result)}; with {len(metrics)} metrics the task must return a dict "
@@ -142,9 +149,11 @@ def _as_float(name: str, raw: Any) -> float:
     item = getattr(raw, "item", None)
     if callable(item) and getattr(raw, "ndim", 0) == 0:
         raw = item()  # numpy / torch zero-dimensional values
+        if isinstance(raw, bool):  # numpy / torch booleans
+            raise InvalidResult(f"metric {name!r} is {_describe(raw)}, not a number")
     try:
         value = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidResult(f"metric {name!r} is {_describe(raw)}, not a number") from None
     if not math.isfinite(value):
         raise InvalidResult(f"metric {name!r} is {value}")

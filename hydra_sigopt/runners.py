@@ -7,6 +7,7 @@ submitting one job per trial without blocking, so a freed slot is refilled at on
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -175,11 +176,16 @@ class SubmititRunner(TrialRunner):
 
     asynchronous = True
 
-    def __init__(self, launcher: Any, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self, launcher: Any, poll_interval: float = 0.5, state_check_interval: float = 10.0
+    ) -> None:
         import submitit
 
         self.launcher = launcher
         self.poll_interval = poll_interval
+        self.state_check_interval = state_check_interval
+        self._last_forced_check = 0.0
+        self._dead_since: dict[int, float] = {}
         cluster = launcher._EXECUTOR
         params = dict(launcher.params)
         init_params: dict[str, Any] = {"folder": params["submitit_folder"]}
@@ -192,6 +198,8 @@ class SubmititRunner(TrialRunner):
             **{(k if k in base_keys else f"{cluster}_{k}"): v for k, v in params.items() if k not in init_keys}
         )
         self.cluster = cluster
+        # How long a job that ended without a result file may still produce one (shared file systems lag).
+        self.result_grace_s = 15.0 if cluster == "slurm" else 1.0
         self._jobs: dict[int, Any] = {}
         self._submitted_at: dict[int, float] = {}
         self._reattached: set[int] = set()
@@ -228,7 +236,7 @@ class SubmititRunner(TrialRunner):
         self._reattached.add(number)
         return True
 
-    def _done(self, number: int, job: Any) -> bool:
+    def _done(self, number: int, job: Any, force: bool) -> bool:
         """Whether a job has ended; a re-attached local job is judged by its pid and result file."""
         if number in self._reattached and self.cluster != "slurm":
             if job.paths.result_pickle.exists():
@@ -238,12 +246,31 @@ class SubmititRunner(TrialRunner):
             except (OSError, ValueError):
                 return True
             return False
-        return bool(job.done())
+        return bool(job.done(force_check=force))
+
+    def _ready(self, number: int, job: Any, force: bool) -> bool:
+        """Done, and its result is there or will not come (without blocking the loop to find out)."""
+        if not self._done(number, job, force):
+            return False
+        if job.paths.result_pickle.exists():
+            return True
+        # submitit waits up to _results_timeout_s for a late result file inside result(); wait that
+        # grace here instead, so that one dead job does not stall the refilling of the other slots.
+        first_seen = self._dead_since.setdefault(number, time.time())
+        if time.time() - first_seen < self.result_grace_s:
+            return False
+        job._results_timeout_s = 0
+        return True
 
     def wait(self, timeout: float) -> list[JobOutcome]:
         deadline = time.time() + timeout
         while True:
-            finished = [n for n, job in list(self._jobs.items()) if self._done(n, job)]
+            # One forced sacct call refreshes every job (submitit's watcher otherwise backs off to
+            # minutes, which would leave a cancelled job's slot empty that long).
+            force = time.time() - self._last_forced_check >= self.state_check_interval
+            if force:
+                self._last_forced_check = time.time()
+            finished = [n for i, (n, job) in enumerate(list(self._jobs.items())) if self._ready(n, job, force and i == 0)]
             if finished or not self._jobs or time.time() >= deadline:
                 return [self._collect(n) for n in finished]
             time.sleep(min(self.poll_interval, max(0.0, deadline - time.time())))
@@ -251,6 +278,7 @@ class SubmititRunner(TrialRunner):
     def _collect(self, number: int) -> JobOutcome:
         """The outcome of a finished job; a job that died without a result is a failure."""
         job = self._jobs.pop(number)
+        self._dead_since.pop(number, None)
         job_id = str(job.job_id)
         try:
             ret = job.result()
@@ -259,7 +287,12 @@ class SubmititRunner(TrialRunner):
             return JobOutcome(number, False, error=exc, reason=reason, traceback=traceback.format_exc(),
                               started_at=self._submitted_at.pop(number, None), ended_at=time.time(), job_id=job_id)
         self._submitted_at.pop(number, None)
-        return _outcome_from_job_return(number, ret, job_id=job_id)
+        outcome = _outcome_from_job_return(number, ret, job_id=job_id)
+        if not outcome.ok and "timed-out" in (outcome.reason or ""):
+            # submitit raises inside the task when the time-limit signal arrives and no requeue is left.
+            reason = f"TIMEOUT: time limit reached (hydra.launcher.timeout_min), no requeue left: {outcome.reason}"
+            outcome = dataclasses.replace(outcome, reason=reason)
+        return outcome
 
     def cancel_all(self) -> list[int]:
         numbers = sorted(self._jobs)

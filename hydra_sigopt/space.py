@@ -101,7 +101,7 @@ class Parameter:
             return
         if isinstance(assignment, bool) or not isinstance(assignment, (int, float)):
             raise ValueError(f"{self.name}={assignment!r} is not a number")
-        if self.type == "int" and float(assignment) != int(assignment):
+        if self.type == "int" and not float(assignment).is_integer():
             raise ValueError(f"{self.name}={assignment!r} is not an integer")
         if self.grid is not None:
             if not any(math.isclose(assignment, g, rel_tol=_BOUNDS_SLACK) for g in self.grid):
@@ -313,7 +313,11 @@ def parse_override(text: str, where: str) -> Parameter | str:
     try:
         override = _overrides_parser().parse_override(text)
     except HydraException as exc:
-        raise ConfigError(where, f"cannot parse {text!r} as a Hydra override: {exc}") from None
+        raise ConfigError(
+            where,
+            f"cannot parse {text!r} as a Hydra override: {exc}; valid forms are e.g. 'interval(0, 1)', "
+            "'tag(log, interval(1e-4, 1))', 'int(interval(1, 8))', 'choice(a, b)', 'range(1, 10)' or a fixed value",
+        ) from None
     if override.is_delete():
         raise ConfigError(where, f"{text!r} deletes a key; a search space can only set values")
     if not override.is_sweep_override():
@@ -374,10 +378,7 @@ def _range_values(sweep: RangeSweep, where: str) -> list[Any]:
     assert start is not None and stop is not None
     if step == 0 or (stop - start) / step <= 0:
         raise ConfigError(where, f"range({start}, {stop}, {step}) is empty; it needs start < stop for step > 0")
-    if all(isinstance(v, int) for v in (start, stop, step)):
-        return list(range(int(start), int(stop), int(step)))
-    count = math.ceil((stop - start) / step)
-    return [start + i * step for i in range(count)]
+    return list(sweep.range())
 
 
 def _parameter_from_values(name: str, key: str, values: list[Any], log: bool, where: str) -> Parameter:
@@ -399,22 +400,27 @@ def _parameter_from_values(name: str, key: str, values: list[Any], log: bool, wh
             raise ConfigError(where, f"a log scale needs positive values, got {values}")
         if all(isinstance(v, int) for v in values) and not log:
             return Parameter(name, "int", key, grid=tuple(sorted(values)))
-        return Parameter(name, "double", key, grid=tuple(sorted(float(v) for v in values)), log=log)
+        grid = sorted(float(v) for v in values)
+        if len(set(grid)) != len(grid):
+            raise ConfigError(where, f"the values {values} repeat a number; grid values must be distinct numbers")
+        return Parameter(name, "double", key, grid=tuple(grid), log=log)
     if log:
         raise ConfigError(where, "tag(log, ...) needs numbers; categorical choices have no scale")
-    categories = tuple(_category_name(v) for v in values)
+    categories = tuple(_category_name(v, where) for v in values)
     if len(set(categories)) != len(categories):
         raise ConfigError(where, f"the options {values} are not distinct once written as text")
     return Parameter(name, "categorical", key, categories=categories, category_values=dict(zip(categories, values)))
 
 
-def _category_name(value: Any) -> str:
+def _category_name(value: Any, where: str) -> str:
     """SigOpt category names are strings; non-strings keep their Hydra spelling."""
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float, bool)) or value is None:
         return format_value(value)
-    raise TypeError(f"unsupported choice option {value!r}")
+    raise ConfigError(
+        where, f"the option {value!r} is not a string, number, boolean or null; options must be one of those"
+    )
 
 
 def parse_native(key: str, spec: Mapping[str, Any], where: str) -> Parameter:
@@ -443,12 +449,24 @@ def parse_native(key: str, spec: Mapping[str, Any], where: str) -> Parameter:
             raise ConfigError(
                 f"{where}.categorical_values", "expected a list of at least two names, e.g. [adam, sgd]"
             )
-        names = [str(v["name"]) if isinstance(v, Mapping) else _category_name(v) for v in raw]
+        names = [
+            str(v["name"]) if isinstance(v, Mapping) else _category_name(v, f"{where}.categorical_values") for v in raw
+        ]
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}.categorical_values", f"names must be distinct, got {names}")
+        if any("${" in n for n in names):
+            # Hydra hands '${...}' to OmegaConf as an interpolation: the app would not get the name.
+            raise ConfigError(
+                f"{where}.categorical_values",
+                f"names must not contain '${{' (Hydra reads it as an interpolation), got {names}",
+            )
+        # Names written as numbers or booleans give the app those values, as in choice(16, 32).
+        typed = {n: v for n, v in zip(names, raw) if not isinstance(v, (Mapping, str))}
         if log or prior or spec.get("bounds") is not None or spec.get("grid") is not None:
             raise ConfigError(where, "a categorical parameter takes only categorical_values and conditions")
-        return Parameter(name, "categorical", key, categories=tuple(names), conditions=conditions)
+        return Parameter(
+            name, "categorical", key, categories=tuple(names), category_values=typed, conditions=conditions
+        )
 
     if log and ptype != "double":
         raise ConfigError(f"{where}.transformation", "the log transformation applies to type double only")
@@ -497,6 +515,8 @@ def _parse_conditionals(raw: Sequence[Mapping[str, Any]], parameter_names: set[s
         if not isinstance(c, Mapping) or "name" not in c or "values" not in c:
             raise ConfigError(where, "expected {name: <conditional name>, values: [<at least two values>]}")
         name = str(c["name"])
+        if not isinstance(c["values"], Sequence) or isinstance(c["values"], str):
+            raise ConfigError(f"{where}.values", f"expected a list of at least two values, got {c['values']!r}")
         values = [str(v) for v in c["values"]]
         if len(values) < 2 or len(set(values)) != len(values):
             raise ConfigError(f"{where}.values", f"expected at least two distinct values, got {values}")
@@ -522,5 +542,8 @@ def _parse_linear_constraints(
             tname = t.get("name") if isinstance(t, Mapping) else None
             if tname not in parameters:
                 raise ConfigError(f"{where}.terms", f"names the unknown parameter {tname!r}; known: {sorted(parameters)}")
-        out.append({"type": c["type"], "threshold": float(c.get("threshold", 0.0)), "terms": [dict(t) for t in terms]})
+        threshold = c.get("threshold", 0.0)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+            raise ConfigError(f"{where}.threshold", f"expected a finite number, got {threshold!r}")
+        out.append({"type": c["type"], "threshold": float(threshold), "terms": [dict(t) for t in terms]})
     return out

@@ -1,0 +1,91 @@
+"""The journal: what a killed sweeper leaves behind must be complete and readable."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hydra_sigopt.errors import JournalError
+from hydra_sigopt.journal import JOURNAL_NAME, Journal
+from hydra_sigopt.metrics import MetricValue
+
+META = {"name": "t", "backend": "lite", "identity": {"parameters": [], "metrics": []}, "fingerprint": "abc"}
+
+
+def test_trial_lifecycle_round_trips(tmp_path: Path) -> None:
+    with Journal.create(tmp_path, META) as j:
+        j.add_trial(0, "s1", {"x": 0.5}, ["x=0.5"])
+        assert j.trial(0).state == "pending"
+        j.mark_running([0], ["1234"])
+        j.record_result(0, values=[MetricValue("y", 1.5, 0.1)], started_at=10.0, ended_at=12.5, host="h")
+        j.mark_observed(0, "obs-1")
+        t = j.trial(0)
+    assert (t.state, t.job_id, t.observation_id, t.host) == ("completed", "1234", "obs-1", "h")
+    assert t.values == (MetricValue("y", 1.5, 0.1),) and t.duration == 2.5
+    with Journal.open(tmp_path, readonly=True) as j:
+        assert j.meta()["name"] == "t" and j.next_number() == 1
+
+
+def test_failed_and_abandoned_trials(tmp_path: Path) -> None:
+    with Journal.create(tmp_path, META) as j:
+        j.add_trial(0, None, {"x": 1}, ["x=1"])
+        j.record_result(0, failure_reason="ValueError: boom", failure_traceback="Traceback...")
+        j.add_trial(1, None, {"x": 2}, ["x=2"])
+        j.mark_abandoned(1, "re-run after restart")
+        j.add_trial(2, None, {"x": 2}, ["x=2"], rerun_of=1)
+        states = [(t.number, t.state, t.rerun_of) for t in j.trials()]
+        assert [t.number for t in j.trials(["failed", "abandoned"])] == [0, 1]
+    assert states == [(0, "failed", None), (1, "abandoned", None), (2, "pending", 1)]
+
+
+def test_second_sweeper_is_refused_with_the_first_pid(tmp_path: Path) -> None:
+    Journal.create(tmp_path, META).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from hydra_sigopt.journal import Journal; j = Journal.open(sys.argv[1]); j.lock();"
+         " print('locked', flush=True); time.sleep(30)", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        j = Journal.open(tmp_path)
+        with pytest.raises(JournalError, match=f"another sweeper \\(pid {holder.pid}\\)"):
+            j.lock()
+        j.close()
+    finally:
+        holder.kill()
+        holder.wait()
+    # Once the holder is gone (even killed), the lock is free again.
+    with Journal.open(tmp_path) as j:
+        j.lock()
+
+
+def test_not_a_sweep_dir_corrupt_and_newer_journals_are_refused_untouched(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="is not a hydra-sigopt sweep dir"):
+        Journal.open(tmp_path)
+    bad = tmp_path / "corrupt"
+    bad.mkdir()
+    (bad / JOURNAL_NAME).write_bytes(b"this is not sqlite at all" * 100)
+    before = (bad / JOURNAL_NAME).read_bytes()
+    with pytest.raises(JournalError, match="not a readable journal"):
+        Journal.open(bad)
+    assert (bad / JOURNAL_NAME).read_bytes() == before
+    newer = tmp_path / "newer"
+    Journal.create(newer, META).close()
+    db = sqlite3.connect(newer / JOURNAL_NAME)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (json.dumps(99),))
+    db.commit()
+    db.close()
+    with pytest.raises(JournalError, match="newer journal format .99.*Upgrade"):
+        Journal.open(newer)
+
+
+def test_create_refuses_to_overwrite(tmp_path: Path) -> None:
+    Journal.create(tmp_path, META).close()
+    with pytest.raises(JournalError, match="already exists"):
+        Journal.create(tmp_path, META)

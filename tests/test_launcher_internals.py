@@ -1,0 +1,62 @@
+"""The async scheduler relies on hydra-submitit-launcher internals: fail loudly if they change."""
+
+from __future__ import annotations
+
+import inspect
+
+from omegaconf import OmegaConf
+
+
+def test_base_queue_keys_match_the_launcher() -> None:
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    from hydra_sigopt.runners import BASE_QUEUE_KEYS
+
+    assert set(OmegaConf.structured(BaseQueueConf).keys()) == set(BASE_QUEUE_KEYS)
+
+
+def test_launcher_call_signature_and_executor_names() -> None:
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+        BaseSubmititLauncher,
+        LocalLauncher,
+        SlurmLauncher,
+    )
+
+    params = list(inspect.signature(BaseSubmititLauncher.__call__).parameters)
+    assert params == ["self", "sweep_overrides", "job_dir_key", "job_num", "job_id", "singleton_state"]
+    assert LocalLauncher._EXECUTOR == "local" and SlurmLauncher._EXECUTOR == "slurm"
+    source = inspect.getsource(BaseSubmititLauncher.launch)
+    # The runner mirrors these steps of launch(); if launch() changes, revisit SubmititRunner.
+    for fragment in (
+        'init_params = {"folder": self.params["submitit_folder"]}',
+        'specific_init_keys = {"max_num_timeout"}',
+        "executor.update_parameters(**params)",
+        '"hydra.sweep.dir"',
+        'f"job_id_for_{idx}"',
+        "Singleton.get_state()",
+    ):
+        assert fragment in source, fragment
+
+
+def test_runner_recognises_submitit_launchers_only() -> None:
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
+
+    from hydra_sigopt.runners import is_submitit_launcher
+
+    assert is_submitit_launcher(LocalLauncher(submitit_folder="x"))
+    assert is_submitit_launcher(SlurmLauncher(submitit_folder="x"))
+    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+
+    assert not is_submitit_launcher(BasicLauncher())
+
+
+def test_submitit_job_internals_the_runner_uses() -> None:
+    import submitit
+    from submitit.core.core import Job
+
+    # SubmititRunner waits out the late-result grace itself and then sets this to 0.
+    assert Job._results_timeout_s == 15
+    assert "force_check" in inspect.signature(Job.done).parameters
+    assert submitit.LocalJob.__init__ and submitit.SlurmJob.__init__
+    params = inspect.signature(submitit.SlurmJob.__init__).parameters
+    assert list(params)[:3] == ["self", "folder", "job_id"]

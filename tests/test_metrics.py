@@ -1,0 +1,259 @@
+"""Metrics as declared under hydra.sweeper.metrics, and reading a task's return value as an observation."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.metrics import InvalidResult, Metric, MetricValue, parse_metrics, parse_result
+
+# --------------------------------------------------------------------------------------------
+# parse_metrics
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param([{"name": "loss"}], (Metric("loss", "maximize", "optimize", None),), id="defaults"),
+        pytest.param(
+            {"name": "loss", "objective": "minimize"}, (Metric("loss", "minimize", "optimize"),), id="single-dict"
+        ),
+        pytest.param("accuracy", (Metric("accuracy", "maximize", "optimize"),), id="bare-name"),
+        pytest.param(["accuracy"], (Metric("accuracy"),), id="list-of-names"),
+        pytest.param(
+            [{"name": "loss", "objective": None, "strategy": None}], (Metric("loss"),), id="nulls-are-defaults"
+        ),
+        pytest.param(
+            [{"name": "acc"}, {"name": "loss", "objective": "minimize"}],
+            (Metric("acc"), Metric("loss", "minimize")),
+            id="two-optimized",
+        ),
+        pytest.param(
+            [
+                {"name": "acc"},
+                {"name": "latency_ms", "objective": "minimize", "strategy": "constraint", "threshold": 100},
+                {"name": "fit_seconds", "strategy": "store"},
+            ],
+            (
+                Metric("acc"),
+                Metric("latency_ms", "minimize", "constraint", 100.0),
+                Metric("fit_seconds", "maximize", "store"),
+            ),
+            id="constraint-and-store",
+        ),
+        pytest.param(
+            [{"name": "acc", "threshold": 0.8}, {"name": "f1", "threshold": 1}],
+            (Metric("acc", threshold=0.8), Metric("f1", threshold=1.0)),
+            id="optimized-thresholds",
+        ),
+    ],
+)
+def test_parse_metrics(raw: Any, expected: tuple[Metric, ...]) -> None:
+    metrics = parse_metrics(raw)
+    assert metrics == expected
+    for m in metrics:
+        assert m.threshold is None or type(m.threshold) is float
+
+
+def test_metric_to_sigopt() -> None:
+    optimized, constraint = parse_metrics(
+        [{"name": "acc"}, {"name": "ms", "objective": "minimize", "strategy": "constraint", "threshold": 5}]
+    )
+    assert optimized.to_sigopt() == {"name": "acc", "objective": "maximize", "strategy": "optimize"}
+    assert constraint.to_sigopt() == {"name": "ms", "objective": "minimize", "strategy": "constraint", "threshold": 5.0}
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "says"),
+    [
+        pytest.param([], "hydra.sweeper.metrics", "expected a non-empty list", id="empty-list"),
+        pytest.param(None, "hydra.sweeper.metrics", "expected a non-empty list", id="none"),
+        pytest.param(5, "hydra.sweeper.metrics", "expected a non-empty list", id="number"),
+        pytest.param(["loss", "loss"], "hydra.sweeper.metrics[1].name", "'loss' is used twice", id="duplicate"),
+        pytest.param(
+            [{"name": "acc", "objective": "max"}],
+            "hydra.sweeper.metrics[0].objective",
+            "valid values are ['maximize', 'minimize']",
+            id="unknown-objective",
+        ),
+        pytest.param(
+            [{"name": "acc", "strategy": "optimise"}],
+            "hydra.sweeper.metrics[0].strategy",
+            "valid values are ['optimize', 'constraint', 'store']",
+            id="unknown-strategy",
+        ),
+        pytest.param(
+            ["acc", {"name": "ms", "strategy": "constraint"}],
+            "hydra.sweeper.metrics[1].threshold",
+            "a constraint metric needs a threshold",
+            id="constraint-without-threshold",
+        ),
+        pytest.param(
+            [{"name": "acc", "threshold": "0.9"}],
+            "hydra.sweeper.metrics[0].threshold",
+            "expected a finite number",
+            id="text-threshold",
+        ),
+        pytest.param(
+            [{"name": "acc", "threshold": True}],
+            "hydra.sweeper.metrics[0].threshold",
+            "expected a finite number",
+            id="bool-threshold",
+        ),
+        pytest.param(
+            [{"name": "acc", "threshold": math.nan}],
+            "hydra.sweeper.metrics[0].threshold",
+            "expected a finite number",
+            id="nan-threshold",
+        ),
+        pytest.param(["a", "b", "c"], "hydra.sweeper.metrics", "3 have strategy 'optimize'", id="three-optimized"),
+        pytest.param(
+            [{"name": "a", "strategy": "store"}, {"name": "b", "strategy": "store"}],
+            "hydra.sweeper.metrics",
+            "SigOpt optimizes one or two metrics; 0 have strategy 'optimize'",
+            id="none-optimized",
+        ),
+        pytest.param(
+            [{"name": "acc", "goal": "maximize"}],
+            "hydra.sweeper.metrics[0]",
+            "valid keys are ['name', 'objective', 'strategy', 'threshold']",
+            id="unknown-key",
+        ),
+        pytest.param([{"objective": "minimize"}], "hydra.sweeper.metrics[0].name", "non-empty name", id="no-name"),
+        pytest.param([""], "hydra.sweeper.metrics[0].name", "non-empty name", id="empty-name"),
+        pytest.param([3], "hydra.sweeper.metrics[0]", "expected a dict with keys", id="entry-not-a-dict"),
+    ],
+)
+def test_bad_metrics(raw: Any, key: str, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_metrics(raw)
+    message = str(info.value)
+    assert message.startswith(f"{key}: "), message
+    assert says in message, message
+
+
+# --------------------------------------------------------------------------------------------
+# parse_result
+# --------------------------------------------------------------------------------------------
+
+LOSS = (Metric("loss", "minimize"),)
+VALUE = (Metric("value", "minimize"),)  # the metric a sweep gets when it declares none
+TWO = (Metric("acc"), Metric("loss", "minimize"))
+
+
+@pytest.mark.parametrize(
+    ("result", "metrics", "expected"),
+    [
+        pytest.param(0.25, LOSS, [("loss", 0.25, None)], id="float"),
+        pytest.param(3, LOSS, [("loss", 3.0, None)], id="int"),
+        pytest.param(-0.5, LOSS, [("loss", -0.5, None)], id="negative"),
+        pytest.param(np.float64(0.125), LOSS, [("loss", 0.125, None)], id="numpy-float64"),
+        pytest.param(np.float32(0.5), LOSS, [("loss", 0.5, None)], id="numpy-float32"),
+        pytest.param(np.int64(7), LOSS, [("loss", 7.0, None)], id="numpy-int64"),
+        pytest.param(np.array(1.5), LOSS, [("loss", 1.5, None)], id="numpy-0d-array"),
+        pytest.param({"loss": 0.1}, LOSS, [("loss", 0.1, None)], id="dict-by-name"),
+        pytest.param({"loss": 0.1, "epochs": 3, "note": "x"}, LOSS, [("loss", 0.1, None)], id="extra-keys-ignored"),
+        pytest.param({"loss": {"value": 0.3, "value_stddev": 0.05}}, LOSS, [("loss", 0.3, 0.05)], id="stddev-by-name"),
+        pytest.param({"value": 0.3, "value_stddev": 0.05}, LOSS, [("loss", 0.3, 0.05)], id="stddev-top-level"),
+        pytest.param({"loss": {"value": 0.3}}, LOSS, [("loss", 0.3, None)], id="value-dict-without-stddev"),
+        pytest.param({"value": 0.3, "value_stddev": 0}, LOSS, [("loss", 0.3, 0.0)], id="zero-stddev"),
+        pytest.param(
+            {"value": np.float64(0.3), "value_stddev": np.float32(0.5)}, LOSS, [("loss", 0.3, 0.5)], id="numpy-stddev"
+        ),
+        pytest.param(
+            {"value": 0.3, "value_stddev": 0.05}, VALUE, [("value", 0.3, 0.05)], id="metric-named-value-keeps-stddev"
+        ),
+        pytest.param(
+            {"value": {"value": 0.3, "value_stddev": 0.05}}, VALUE, [("value", 0.3, 0.05)], id="metric-named-value"
+        ),
+        pytest.param({"value": 0.3}, VALUE, [("value", 0.3, None)], id="metric-named-value-plain"),
+        pytest.param(
+            {"loss": 0.1, "acc": 0.9, "epochs": 3}, TWO, [("acc", 0.9, None), ("loss", 0.1, None)], id="two-by-name"
+        ),
+        pytest.param(
+            {"acc": {"value": 0.9, "value_stddev": 0.01}, "loss": np.float64(0.1)},
+            TWO,
+            [("acc", 0.9, 0.01), ("loss", 0.1, None)],
+            id="two-mixed-forms",
+        ),
+    ],
+)
+def test_parse_result(
+    result: Any, metrics: tuple[Metric, ...], expected: list[tuple[str, float, float | None]]
+) -> None:
+    values = parse_result(result, metrics)
+    assert values == tuple(MetricValue(*e) for e in expected)
+    for v in values:
+        assert type(v.value) is float
+        assert v.value_stddev is None or type(v.value_stddev) is float
+
+
+def test_metric_value_to_sigopt() -> None:
+    (with_stddev,) = parse_result({"value": 0.3, "value_stddev": 0.05}, LOSS)
+    (plain,) = parse_result(0.3, LOSS)
+    assert with_stddev.to_sigopt() == {"name": "loss", "value": 0.3, "value_stddev": 0.05}
+    assert plain.to_sigopt() == {"name": "loss", "value": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("result", "metrics", "says"),
+    [
+        pytest.param(math.nan, LOSS, "metric 'loss' is nan", id="nan"),
+        pytest.param(math.inf, LOSS, "metric 'loss' is inf", id="inf"),
+        pytest.param(-math.inf, LOSS, "metric 'loss' is -inf", id="-inf"),
+        pytest.param(np.float64("nan"), LOSS, "metric 'loss' is nan", id="numpy-nan"),
+        pytest.param(np.array(np.inf), LOSS, "metric 'loss' is inf", id="numpy-0d-inf"),
+        pytest.param(None, LOSS, "metric 'loss' is NoneType None, not a number", id="none"),
+        pytest.param("0.5", LOSS, "metric 'loss' is str '0.5', not a number", id="string"),
+        pytest.param(b"0.5", LOSS, "metric 'loss' is bytes", id="bytes"),
+        pytest.param(True, LOSS, "metric 'loss' is bool True, not a number", id="bool"),
+        pytest.param(np.bool_(True), LOSS, "metric 'loss' is bool True, not a number", id="numpy-bool"),
+        pytest.param([0.5], LOSS, "metric 'loss' is list [0.5], not a number", id="list"),
+        pytest.param(np.array([0.5, 0.6]), LOSS, "metric 'loss' is ndarray", id="numpy-vector"),
+        pytest.param(1j, LOSS, "metric 'loss' is complex", id="complex"),
+        pytest.param(10**400, LOSS, "metric 'loss' is int 1000", id="int-too-large-for-float"),
+        pytest.param({"loss": math.nan}, LOSS, "metric 'loss' is nan", id="nan-by-name"),
+        pytest.param({"acc": 0.9}, LOSS, "lacks metric(s) ['loss'] (it has keys ['acc'])", id="missing-metric"),
+        pytest.param({"loss": {"mean": 0.3}}, LOSS, "metric 'loss': a dict value needs a 'value' key", id="no-value"),
+        pytest.param(
+            {"value": 0.3, "value_stddev": -0.1}, LOSS, "metric 'loss': value_stddev must be >= 0", id="neg-stddev"
+        ),
+        pytest.param(
+            {"loss": {"value": 0.3, "value_stddev": math.nan}}, LOSS, "metric 'loss.value_stddev' is nan", id="nan-sd"
+        ),
+        pytest.param(
+            {"value": 0.3, "value_stddev": "small"}, LOSS, "metric 'loss.value_stddev' is str", id="text-stddev"
+        ),
+        pytest.param(
+            0.9,
+            TWO,
+            "returned float 0.9; with 2 metrics the task must return a dict with keys ['acc', 'loss']",
+            id="2-float",
+        ),
+        pytest.param(
+            (0.9, 0.1), TWO, "returned tuple (0.9, 0.1); with 2 metrics the task must return a dict", id="2-tuple"
+        ),
+        pytest.param([0.9, 0.1], TWO, "returned list [0.9, 0.1]; with 2 metrics", id="2-list"),
+        pytest.param(None, TWO, "returned NoneType None; with 2 metrics", id="2-none"),
+        pytest.param({"acc": 0.9}, TWO, "lacks metric(s) ['loss'] (it has keys ['acc'])", id="2-missing"),
+        pytest.param({"value": 0.9, "value_stddev": 0.1}, TWO, "lacks metric(s) ['acc', 'loss']", id="2-value-dict"),
+        pytest.param({"acc": "high", "loss": 0.1}, TWO, "metric 'acc' is str 'high', not a number", id="2-text"),
+        pytest.param({"acc": 0.9, "loss": math.inf}, TWO, "metric 'loss' is inf", id="2-inf"),
+    ],
+)
+def test_bad_result(result: Any, metrics: tuple[Metric, ...], says: str) -> None:
+    with pytest.raises(InvalidResult, match=re.escape(says)):
+        parse_result(result, metrics)
+
+
+def test_long_result_is_shortened_in_the_reason() -> None:
+    with pytest.raises(InvalidResult) as info:
+        parse_result("x" * 1000, LOSS)
+    assert len(str(info.value)) < 120
+    assert "metric 'loss'" in str(info.value)

@@ -1,0 +1,48 @@
+"""The plugin as Hydra sees it: discovery, config registration, import cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+
+
+def test_hydra_discovers_the_sweeper() -> None:
+    names = [p.__name__ for p in Plugins.instance().discover(Sweeper)]
+    assert "SigOptSweeper" in names
+
+
+def test_config_is_registered_as_hydra_sweeper_sigopt() -> None:
+    import hydra_plugins.hydra_sigopt_sweeper.config  # noqa: F401
+
+    node = ConfigStore.instance().load("hydra/sweeper/sigopt.yaml").node
+    assert node._target_ == "hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper.SigOptSweeper"
+    assert node.backend == "lite" and node.observation_budget == 20 and node.parallel_bandwidth == 1
+
+
+def test_importing_the_plugin_stays_cheap() -> None:
+    # Every Hydra app imports all plugins at start-up: the engine, sigopt and numpy must not come with it.
+    code = (
+        "import sys, hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper\n"
+        "heavy = [m for m in ('sigopt', 'sigoptlite', 'numpy', 'submitit', 'hydra_sigopt.sweep') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
+
+
+def test_core_library_never_imports_the_plugin_package() -> None:
+    from pathlib import Path
+
+    import hydra_sigopt
+
+    root = Path(hydra_sigopt.__file__).parent
+    offenders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "import hydra_plugins" in p.read_text() or "from hydra_plugins" in p.read_text()
+    ]
+    assert offenders == []

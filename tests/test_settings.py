@@ -1,0 +1,199 @@
+"""Validating hydra.sweeper settings before anything runs, and refusing tokens in the config."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.metrics import Metric
+from hydra_sigopt.secrets import refuse_tokens_in_config
+from hydra_sigopt.settings import SweepSettings, parse_settings
+
+BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "says"),
+    [
+        pytest.param({"observation_budget": 0}, "observation_budget", "a whole number >= 1, got 0", id="budget-0"),
+        pytest.param({"observation_budget": -1}, "observation_budget", "whole number >= 1, got -1", id="budget-neg"),
+        pytest.param({"observation_budget": 1.5}, "observation_budget", "whole number >= 1, got 1.5", id="budget-1.5"),
+        pytest.param({"observation_budget": "10"}, "observation_budget", "whole number >= 1, got '10'", id="budget-s"),
+        pytest.param({"observation_budget": True}, "observation_budget", "whole number >= 1", id="budget-bool"),
+        pytest.param({"observation_budget": None}, "observation_budget", "whole number >= 1", id="budget-null"),
+        pytest.param({"parallel_bandwidth": 0}, "parallel_bandwidth", "whole number >= 1, got 0", id="bandwidth-0"),
+        pytest.param({"max_failure_rate": -0.1}, "max_failure_rate", "a number from 0 to 1", id="rate-negative"),
+        pytest.param({"max_failure_rate": 1.5}, "max_failure_rate", "a number from 0 to 1", id="rate-above-1"),
+        pytest.param({"max_failure_rate": math.nan}, "max_failure_rate", "a number from 0 to 1", id="rate-nan"),
+        pytest.param({"max_failure_rate": "0.5"}, "max_failure_rate", "a number from 0 to 1", id="rate-text"),
+        pytest.param({"backend": "foo"}, "backend", "got 'foo'; valid values are ['lite', 'api']", id="backend"),
+        pytest.param({"scheduler": "foo"}, "scheduler", "valid values are ['auto', 'async', 'batch']", id="scheduler"),
+        pytest.param(
+            {"on_interrupt": "foo"}, "on_interrupt", "valid values are ['cancel', 'detach']", id="on-interrupt"
+        ),
+        pytest.param(
+            {"compute_mode": "foo"}, "compute_mode", "valid values are ['default', 'kde_only']", id="compute-mode"
+        ),
+        pytest.param(
+            {"budget": 10}, "budget", "unknown setting; valid settings are ['name', 'params'", id="unknown-setting"
+        ),
+        pytest.param({"dev_run": "yes"}, "dev_run", "expected true or false, got 'yes'", id="dev-run-text"),
+        pytest.param({"seed": 1.5}, "seed", "expected a whole number or null, got 1.5", id="seed-float"),
+        pytest.param({"seed": True}, "seed", "expected a whole number or null", id="seed-bool"),
+        pytest.param({"progress_interval": 0}, "progress_interval", "expected seconds > 0", id="progress-0"),
+        pytest.param({"api": "http://x"}, "api", "expected a dict of API settings", id="api-not-dict"),
+        pytest.param({"conditionals": "x"}, "conditionals", "expected a list", id="conditionals-not-list"),
+        pytest.param({"metrics": []}, "metrics", "non-empty list", id="metrics-checked"),
+        pytest.param({"params": {"lr": "interval(1,0)"}}, "params.lr", "min must be less than max", id="params"),
+        pytest.param({"params": {}}, "params", "the search space is empty", id="no-params"),
+    ],
+)
+def test_bad_settings(change: dict[str, Any], key: str, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({**BASE, **change})
+    message = str(info.value)
+    assert info.value.key == key
+    assert message.startswith(f"hydra.sweeper.{key}: "), message
+    assert says in message, message
+
+
+def test_bad_command_line_override_is_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(BASE, ["lr=interval(1,0)"])
+    assert str(info.value).startswith("command-line override 'lr=interval(1,0)': min must be less than max")
+
+
+def test_defaults() -> None:
+    settings, definition = parse_settings(BASE, default_name="train")
+    assert settings == SweepSettings()
+    assert (settings.backend, settings.scheduler, settings.on_interrupt, settings.compute_mode) == (
+        "lite",
+        "auto",
+        "cancel",
+        "default",
+    )
+    assert settings.max_failure_rate == 0.5 and settings.seed is None and settings.resume is None
+    assert definition.name == "train"
+    assert definition.observation_budget == 20
+    assert definition.parallel_bandwidth == 1
+    assert definition.type == "offline"
+    assert definition.metrics == (Metric("value", "minimize", "optimize"),)
+    assert definition.space.names == ["lr"]
+
+
+def test_nulls_fall_back_to_defaults() -> None:
+    """Structured configs write unset options as null."""
+    raw = {**BASE, "name": None, "backend": None, "scheduler": None, "on_interrupt": None, "compute_mode": None}
+    settings, definition = parse_settings({**raw, "_target_": "hydra_plugins.x.SigOptSweeper", "resume": None})
+    assert settings == SweepSettings()
+    assert definition.name == "hydra-sigopt"
+
+
+def test_every_setting_is_used() -> None:
+    raw = {
+        **BASE,
+        "name": "my-sweep",
+        "metrics": [{"name": "acc"}],
+        "observation_budget": 50,
+        "parallel_bandwidth": 4,
+        "max_failure_rate": 0,
+        "backend": "api",
+        "dev_run": False,
+        "compute_mode": "kde_only",
+        "seed": 7,
+        "scheduler": "batch",
+        "on_interrupt": "detach",
+        "resume": "multirun/2024-01-01",
+        "progress_interval": 2,
+        "api": {"url": "http://localhost:4000/api"},
+    }
+    settings, definition = parse_settings(raw, ["seed_everything=3", "wd=choice(0,0.1)"])
+    assert settings == SweepSettings(
+        backend="api",
+        dev_run=False,
+        max_failure_rate=0.0,
+        scheduler="batch",
+        on_interrupt="detach",
+        resume="multirun/2024-01-01",
+        progress_interval=2.0,
+        compute_mode="kde_only",
+        seed=7,
+        api={"url": "http://localhost:4000/api"},
+    )
+    assert type(settings.max_failure_rate) is float
+    body = definition.to_sigopt()
+    assert body["name"] == "my-sweep"
+    assert body["observation_budget"] == 50 and body["parallel_bandwidth"] == 4
+    assert body["metrics"] == [{"name": "acc", "objective": "maximize", "strategy": "optimize"}]
+    assert [p["name"] for p in body["parameters"]] == ["lr", "wd"]
+    assert definition.space.fixed_overrides == ("seed_everything=3",)
+
+
+def test_dev_run_makes_a_random_experiment() -> None:
+    settings, definition = parse_settings({**BASE, "dev_run": True})
+    assert settings.dev_run is True
+    assert definition.type == "random"
+    assert definition.to_sigopt()["type"] == "random"
+
+
+@pytest.mark.parametrize(
+    ("rate", "failed", "finished", "exceeded"),
+    [
+        pytest.param(0.5, 0, 0, False, id="nothing-finished"),
+        pytest.param(0.5, 1, 1, False, id="first-trial-failed"),
+        pytest.param(0.5, 2, 2, False, id="two-of-two-judged-over-five"),
+        pytest.param(0.5, 3, 3, True, id="three-of-three"),
+        pytest.param(0.5, 5, 10, False, id="exactly-the-rate"),
+        pytest.param(0.5, 6, 10, True, id="above-the-rate"),
+        pytest.param(0.0, 1, 1, True, id="zero-rate-any-failure"),
+        pytest.param(0.0, 1, 100, True, id="zero-rate-late-failure"),
+        pytest.param(0.0, 0, 100, False, id="zero-rate-no-failure"),
+        pytest.param(1.0, 10, 10, False, id="rate-one-never"),
+    ],
+)
+def test_failure_rate_exceeded(rate: float, failed: int, finished: int, exceeded: bool) -> None:
+    settings, _ = parse_settings({**BASE, "max_failure_rate": rate})
+    assert settings.failure_rate_exceeded(failed, finished) is exceeded
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens never come from the config
+# --------------------------------------------------------------------------------------------
+
+SECRET = "s3cr3t-T0KEN-value"
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        pytest.param({"api": {"token": SECRET}}, "api.token", id="api-token"),
+        pytest.param({"api_token": SECRET}, "api_token", id="api_token"),
+        pytest.param({"api": {"url": "http://x", "client_token": SECRET}}, "api.client_token", id="client-token"),
+        pytest.param({"SIGOPT_API_TOKEN": SECRET}, "SIGOPT_API_TOKEN", id="env-style"),
+        pytest.param({"api": {"password": SECRET}}, "api.password", id="password"),
+        pytest.param({"api": {"auth": {"secret": SECRET}}}, "api.auth.secret", id="nested"),
+        pytest.param({"api": {"api_key": SECRET}}, "api.api_key", id="api-key"),
+    ],
+)
+def test_tokens_in_config_are_refused(raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        refuse_tokens_in_config({**BASE, **raw})
+    message = str(info.value)
+    assert message.startswith(f"hydra.sweeper.{key}: "), message
+    assert "SIGOPT_API_TOKEN" in message and "SIGOPT_ENV_FILE" in message
+    assert SECRET not in message
+    assert SECRET not in repr(info.value)
+
+
+def test_ordinary_settings_and_parameters_named_like_tokens_pass() -> None:
+    raw = {
+        "params": {"max_tokens": "choice(128,256)", "tokenizer": "choice(bpe,wordpiece)"},
+        "api": {"url": "http://localhost:4000/api", "verify_ssl_certs": False},
+        "observation_budget": 10,
+    }
+    refuse_tokens_in_config(raw)
+    _, definition = parse_settings(raw)
+    assert definition.space.names == ["max_tokens", "tokenizer"]

@@ -1,0 +1,135 @@
+"""On a real Slurm cluster (scripts/slurm-up.sh): async slots, failures, scancel, time limits.
+
+Skipped with the reason where no Slurm is reachable, unless HYDRA_SIGOPT_REQUIRE_SLURM=1 (set by
+.ci/run), in which case a missing cluster is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE_APP, AppRun
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def _slurm_problem() -> str | None:
+    if shutil.which("sbatch") is None:
+        return "sbatch is not installed (start a cluster with: sudo bash scripts/slurm-up.sh)"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"sinfo failed: {exc}"
+    if out.returncode != 0 or not any(s.startswith(("idle", "mix", "alloc")) for s in out.stdout.split()):
+        return f"no usable Slurm node (sinfo: {out.stdout.strip() or out.stderr.strip()})"
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm() -> None:
+    problem = _slurm_problem()
+    if problem:
+        if os.environ.get("HYDRA_SIGOPT_REQUIRE_SLURM") == "1":
+            pytest.fail(f"HYDRA_SIGOPT_REQUIRE_SLURM=1 but {problem}")
+        pytest.skip(problem)
+
+
+SLURM = (
+    "hydra/launcher=submitit_slurm",
+    "hydra.launcher.partition=debug",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+)
+
+
+def _start(workdir: Path, *overrides: str) -> tuple[subprocess.Popen[str], Path]:
+    sweep_dir = workdir / "sweep"
+    cmd = [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", *SLURM, *overrides]
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc, sweep_dir
+
+
+def _finish(proc: subprocess.Popen[str], sweep_dir: Path, timeout: float = 600) -> AppRun:
+    out, _ = proc.communicate(timeout=timeout)
+    return AppRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, ""), sweep_dir)
+
+
+def _job_id_of(sweep_dir: Path, number: int, timeout: float = 120) -> str:
+    """Wait until trial ``number`` is running on Slurm; return its Slurm job id."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            db = sqlite3.connect(f"file:{sweep_dir / 'sigopt_journal.sqlite'}?mode=ro", uri=True)
+            row = db.execute("SELECT job_id FROM trials WHERE number = ? AND state = 'running'", (number,)).fetchone()
+            db.close()
+        except sqlite3.Error:
+            row = None
+        if row and row[0]:
+            state = subprocess.run(["squeue", "-h", "-j", row[0], "-o", "%T"], capture_output=True, text=True)
+            if state.stdout.strip() == "RUNNING":
+                return str(row[0])
+        time.sleep(0.5)
+    raise AssertionError(f"trial {number} never ran on Slurm")
+
+
+def test_eight_trials_three_slots_with_a_raise_and_an_scancel(tmp_path: Path) -> None:
+    proc, sweep_dir = _start(
+        tmp_path,
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.observation_budget=8",
+        "hydra.sweeper.parallel_bandwidth=3",
+        "fail_mode=raise",
+        "fail_jobs=[2]",
+        "sleep_s=300",
+        "sleep_jobs=[1]",
+    )
+    try:
+        job_id = _job_id_of(sweep_dir, 1)
+        subprocess.run(["scancel", job_id], check=True)
+        run = _finish(proc, sweep_dir)
+    finally:
+        proc.kill()
+    run.assert_ok()
+    assert "async (one submitit 'slurm' job per trial)" in run.output
+    trials = {int(t["number"]): t for t in run.trials}
+    assert sorted(trials) == list(range(8))
+    assert trials[1]["state"] == "failed" and trials[1]["job_id"] == job_id
+    assert "CANCELLED" in trials[1]["failure_reason"]
+    assert trials[2]["state"] == "failed" and "RuntimeError: fail_mode=raise" in trials[2]["failure_reason"]
+    assert all(trials[n]["state"] == "completed" for n in (0, 3, 4, 5, 6, 7))
+    # Every trial ran as its own Slurm job, recorded with its id.
+    ids = [t["job_id"] for t in trials.values()]
+    assert all(i.isdigit() for i in ids) and len(set(ids)) == 8
+    # The slots were kept busy: while trial 1 hung, the other trials went through the other two slots.
+    assert run.results["trials"] == {"total": 8, "completed": 6, "failed": 2, "running": 0}
+
+
+def test_a_trial_over_its_time_limit_is_one_failed_observation(tmp_path: Path) -> None:
+    # Slurm signals the job signal_delay_s before its limit; with no requeue left (max_num_timeout=0,
+    # the launcher's default) submitit gives up and the trial is one failed observation.
+    proc, sweep_dir = _start(
+        tmp_path,
+        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.max_num_timeout=0",
+        "hydra.sweeper.observation_budget=3",
+        "hydra.sweeper.parallel_bandwidth=3",
+        "sleep_s=600",
+        "sleep_jobs=[0]",
+    )
+    run = _finish(proc, sweep_dir)
+    run.assert_ok()
+    trials = {int(t["number"]): t for t in run.trials}
+    assert sorted(trials) == [0, 1, 2]
+    assert trials[0]["state"] == "failed"
+    assert trials[0]["failure_reason"].startswith("TIMEOUT: time limit reached")
+    assert trials[1]["state"] == trials[2]["state"] == "completed"
+    log = (sweep_dir / ".submitit" / trials[0]["job_id"] / f"{trials[0]['job_id']}_0_log.err").read_text()
+    assert "this job is timed-out" in log
