@@ -1,20 +1,44 @@
-"""The ``hydra-sigopt`` command: install the engine; inspect, continue, kill and delete sweeps."""
+"""The ``hydra-sigopt`` command: install the engine; inspect, continue, kill and delete sweeps.
+
+The original Sigopt-Hyperopt tool's commands map here: ``start`` is the Hydra app itself
+(``python train.py -m``), ``continue`` / ``kill_jobs`` / ``delete`` are ``continue`` / ``kill`` /
+``delete`` below.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from hydra_sigopt.errors import SigOptSweeperError
+from hydra_sigopt.errors import JournalError, SigOptSweeperError
+from hydra_sigopt.journal import ABANDONED, LOCK_NAME, PENDING, RUNNING, Journal, Trial, open_journal
+from hydra_sigopt.progress import format_duration
+from hydra_sigopt.reports import metrics_from_meta, results_document, summarize, swept_overrides
+from hydra_sigopt.runners import cancel_local_jobs
+
+EXIT_USAGE = 2
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# ---------------------------------------------------------------------- install-engine
 
 
 def _install_engine(args: argparse.Namespace) -> int:
     from hydra_sigopt.backends.lite import install_command, load_local_driver
 
     command = install_command()
-    print("Installing the local SigOpt engine without its stale pins:\n  " + " ".join(command), flush=True)
+    _out("Installing the local SigOpt engine without its stale pins:\n  " + " ".join(command))
     if args.dry_run:
         return 0
     done = subprocess.run(command, check=False)
@@ -22,16 +46,249 @@ def _install_engine(args: argparse.Namespace) -> int:
         print("pip failed; see its output above.", file=sys.stderr)
         return done.returncode
     load_local_driver()
-    print("The local engine (sigoptlite) imports and is ready.")
+    _out("The local engine (sigoptlite) imports and is ready.")
     return 0
 
 
+# ---------------------------------------------------------------------- status / best
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def _status(args: argparse.Namespace) -> int:
+    with open_journal(args.sweep_dir) as journal:
+        meta = journal.meta()
+        trials = journal.trials()
+    metrics = metrics_from_meta(meta)
+    summary = summarize(trials, metrics)
+    budget = int(meta.get("observation_budget", 0))
+    now = time.time()
+    started = float(meta.get("created_at", now))
+    last = max((t.ended_at or t.started_at or t.created_at for t in trials), default=started)
+    live = any(t.state in (PENDING, RUNNING) for t in trials)
+    _out(f"Sweep:       {Path(args.sweep_dir).resolve()}")
+    _out(
+        f"Experiment:  {meta.get('name')} (backend {meta.get('backend')}, experiment {meta.get('experiment_id')}, "
+        f"launcher {meta.get('launcher', '?')})"
+    )
+    done = summary.completed + summary.failed
+    _out(
+        f"Trials:      {done}/{budget} done ({summary.completed} completed, {summary.failed} failed), "
+        f"{summary.running} running"
+        + (
+            f", {sum(t.state == ABANDONED for t in trials)} abandoned and re-run"
+            if any(t.state == ABANDONED for t in trials)
+            else ""
+        )
+    )
+    _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
+    optimized = [m for m in metrics if m.strategy == "optimize"]
+    fixed = meta["identity"].get("fixed_overrides", [])
+    if summary.best and len(optimized) == 1:
+        b = summary.best[0]
+        _out(
+            f"Best:        {optimized[0].name}={_fmt(b.value(optimized[0].name))} (trial #{b.number}): "
+            f"{' '.join(swept_overrides(b, fixed))}"
+        )
+    elif summary.best:
+        _out(f"Pareto set:  {len(summary.best)} trials: {', '.join(f'#{t.number}' for t in summary.best)}")
+    else:
+        _out("Best:        no completed trial yet")
+    running = [t for t in trials if t.state in (PENDING, RUNNING)]
+    if running:
+        _out("Running:")
+        for t in running:
+            since = f"for {format_duration(now - t.started_at)}" if t.started_at else "not started"
+            _out(f"  #{t.number:<4} job {t.job_id or '-':<10} {t.state:<8} {since}")
+    if args.all:
+        _out()
+        _out(_trials_table(trials, metrics, fixed))
+    return 0
+
+
+def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequence[str]) -> str:
+    header = ["#", "state", "job", *[m.name for m in metrics], "duration", "overrides / failure"]
+    rows = [header]
+    for t in trials:
+        detail = t.failure_reason if t.state in ("failed", ABANDONED) else " ".join(swept_overrides(t, fixed))
+        rows.append(
+            [
+                str(t.number),
+                t.state,
+                t.job_id or "",
+                *[_fmt(t.value(m.name)) for m in metrics],
+                "" if t.duration is None else format_duration(t.duration),
+                (detail or "")[:100],
+            ]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows)
+
+
+def _best(args: argparse.Namespace) -> int:
+    with open_journal(args.sweep_dir) as journal:
+        doc = results_document(journal.meta(), journal.trials())
+    if doc.get("best_overrides"):
+        _out(doc["best_overrides"])
+        return 0
+    if doc.get("solutions"):
+        for s in doc["solutions"]:
+            values = " ".join(f"{k}={_fmt(v)}" for k, v in s["values"].items())
+            _out(f"{s['overrides']}    # trial #{s['trial']}: {values}")
+        return 0
+    print("No trial has completed yet.", file=sys.stderr)
+    return 1
+
+
+# ---------------------------------------------------------------------- plot
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from hydra_sigopt.plot import plot_sweep
+
+    with open_journal(args.sweep_dir) as journal:
+        meta = journal.meta()
+        trials = journal.trials()
+    out = Path(args.output or Path(args.sweep_dir) / "sweep.png")
+    plot_sweep(meta, trials, out)
+    _out(f"Wrote {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------- continue
+
+
+def _continue(args: argparse.Namespace) -> int:
+    from hydra_sigopt.sweep import continue_command
+
+    with open_journal(args.sweep_dir) as journal:
+        meta = journal.meta()
+    command = continue_command(meta.get("command") or {}, Path(args.sweep_dir))
+    _out(command)
+    if not args.run:
+        return 0
+    return subprocess.run(command, shell=True, check=False).returncode
+
+
+# ---------------------------------------------------------------------- kill / delete
+
+
+def _sweeper_pid(sweep_dir: Path) -> int | None:
+    """The pid of a live sweeper holding this sweep's lock, if any."""
+    import fcntl
+
+    lock = sweep_dir / LOCK_NAME
+    if not lock.exists():
+        return None
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def _cancel_job(launcher: str, job_id: str) -> str:
+    """Cancel one job; return what was done."""
+    if launcher == "slurm":
+        done = subprocess.run(["scancel", job_id], capture_output=True, text=True, check=False)
+        return "scancel" if done.returncode == 0 else f"scancel failed: {done.stderr.strip()}"
+    if launcher == "local" and job_id.isdigit():
+        return "cancelled" if cancel_local_jobs([job_id]) else "already gone"
+    return "no job to cancel"
+
+
+def kill_sweep(sweep_dir: Path, wait_s: float = 60.0) -> list[tuple[int, str | None, str]]:
+    """Stop a live sweeper of this sweep, cancel its jobs, and mark them in the journal."""
+    Journal.open(sweep_dir, readonly=True).close()  # a clear error for a folder that is not a sweep
+    pid = _sweeper_pid(sweep_dir)
+    if pid and pid > 0:
+        _out(f"Stopping the sweeper (pid {pid}); it cancels its own jobs and writes its results")
+        try:
+            os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
+        except ProcessLookupError:
+            pass
+        deadline = time.time() + wait_s
+        while _sweeper_pid(sweep_dir) and time.time() < deadline:
+            time.sleep(0.5)
+    done: list[tuple[int, str | None, str]] = []
+    with Journal.open(sweep_dir) as journal:
+        launcher = str(journal.meta().get("launcher", ""))
+        for t in journal.trials([PENDING, RUNNING]):
+            what = _cancel_job(launcher, t.job_id) if t.job_id else "never started"
+            journal.mark_abandoned(t.number, f"cancelled by hydra-sigopt kill ({what})")
+            done.append((t.number, t.job_id, what))
+    return done
+
+
+def _kill(args: argparse.Namespace) -> int:
+    done = kill_sweep(Path(args.sweep_dir))
+    for number, job_id, what in done:
+        _out(f"  trial #{number} job {job_id or '-'}: {what}")
+    _out(f"Cancelled {len(done)} running trials." if done else "No running trials.")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    sweep_dir = Path(args.sweep_dir)
+    with open_journal(sweep_dir) as journal:
+        meta = journal.meta()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("Refusing to delete without confirmation; pass --yes.", file=sys.stderr)
+            return EXIT_USAGE
+        answer = input(f"Delete {sweep_dir.resolve()} and its experiment {meta.get('experiment_id')}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            _out("Nothing deleted.")
+            return 1
+    kill_sweep(sweep_dir)
+    if meta.get("backend") == "api":
+        from hydra_sigopt.backends import create_backend
+
+        backend = create_backend("api", settings=dict(meta.get("api") or {}), dev_run=False)
+        backend.attach(str(meta.get("experiment_id")))  # type: ignore[attr-defined]
+        backend.delete()
+        _out(f"Deleted SigOpt experiment {meta.get('experiment_id')}.")
+    shutil.rmtree(sweep_dir)
+    _out(f"Deleted {sweep_dir}.")
+    return 0
+
+
+# ---------------------------------------------------------------------- main
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hydra-sigopt", description=__doc__)
+    parser = argparse.ArgumentParser(prog="hydra-sigopt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     p = sub.add_parser("install-engine", help="install sigoptlite and libsigopt without their stale pins")
     p.add_argument("--dry-run", action="store_true", help="print the pip command only")
     p.set_defaults(func=_install_engine)
+
+    def with_dir(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the sweep's hydra.sweep.dir")
+        return p
+
+    p = with_dir("status", "trials by state, budget used, best so far, running jobs")
+    p.add_argument("--all", action="store_true", help="also print a table of every trial")
+    p.set_defaults(func=_status)
+    with_dir("best", "the best overrides, ready to paste (the Pareto set for two metrics)").set_defaults(func=_best)
+    p = with_dir("plot", "objective per trial with the best so far, and one panel per parameter (PNG)")
+    p.add_argument("-o", "--output", help="PNG path (default: SWEEP_DIR/sweep.png)")
+    p.set_defaults(func=_plot)
+    with_dir("kill", "stop the sweeper and cancel every running job of the sweep").set_defaults(func=_kill)
+    p = with_dir("delete", "cancel running jobs, delete the remote experiment, remove the sweep dir")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=_delete)
+    p = with_dir("continue", "print (or --run) the command that resumes the sweep")
+    p.add_argument("--run", action="store_true", help="run it")
+    p.set_defaults(func=_continue)
     return parser
 
 
@@ -40,9 +297,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except JournalError as exc:
+        print(f"hydra-sigopt: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except SigOptSweeperError as exc:
         print(f"hydra-sigopt: {exc}", file=sys.stderr)
-        return 2
+        return 1
 
 
 if __name__ == "__main__":

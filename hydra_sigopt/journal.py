@@ -248,8 +248,15 @@ class Journal:
             self._db.execute(
                 "INSERT INTO trials (number, suggestion_id, assignments, overrides, state, created_at, rerun_of)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (number, suggestion_id, json.dumps(dict(assignments)), json.dumps(list(overrides)), PENDING,
-                 time.time(), rerun_of),
+                (
+                    number,
+                    suggestion_id,
+                    json.dumps(dict(assignments)),
+                    json.dumps(list(overrides)),
+                    PENDING,
+                    time.time(),
+                    rerun_of,
+                ),
             )
 
     def mark_running(self, numbers: Sequence[int], job_ids: Sequence[str | None] | None = None) -> None:
@@ -280,8 +287,17 @@ class Journal:
                 "UPDATE trials SET state = ?, metric_values = ?, failure_reason = ?, failure_traceback = ?,"
                 " started_at = COALESCE(?, started_at), ended_at = ?, host = COALESCE(?, host),"
                 " job_id = COALESCE(?, job_id) WHERE number = ?",
-                (state, json.dumps([v.to_sigopt() for v in values]), failure_reason, failure_traceback,
-                 started_at, ended_at if ended_at is not None else time.time(), host, job_id, number),
+                (
+                    state,
+                    json.dumps([v.to_sigopt() for v in values]),
+                    failure_reason,
+                    failure_traceback,
+                    started_at,
+                    ended_at if ended_at is not None else time.time(),
+                    host,
+                    job_id,
+                    number,
+                ),
             )
 
     def mark_observed(self, number: int, observation_id: str | None) -> None:

@@ -44,9 +44,7 @@ def parse_metrics(raw: Any) -> tuple[Metric, ...]:
     if isinstance(raw, (Mapping, str)):
         raw = [raw]
     if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
-        raise ConfigError(
-            "metrics", "expected a non-empty list such as [{name: loss, objective: minimize}]"
-        )
+        raise ConfigError("metrics", "expected a non-empty list such as [{name: loss, objective: minimize}]")
     metrics: list[Metric] = []
     for i, m in enumerate(raw):
         where = f"metrics[{i}]"

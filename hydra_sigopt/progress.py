@@ -12,7 +12,7 @@ log = logging.getLogger("hydra_sigopt.progress")
 
 
 def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     minutes, seconds = divmod(seconds, 60)
@@ -42,10 +42,11 @@ class Progress:
     def trial_finished(self, number: int, value: float | None, failed: bool) -> None:
         self.done += 1
         self.failed += int(failed)
-        if value is not None and self.metric is not None:
-            if self.best_value is None or self.metric.better(value, self.best_value):
-                self.best_value, self.best_trial = value, number
         self._dirty = True
+        if value is None or self.metric is None:
+            return
+        if self.best_value is None or self.metric.better(value, self.best_value):
+            self.best_value, self.best_trial = value, number
 
     def set_running(self, running: int) -> None:
         if running != self.running:

@@ -125,8 +125,13 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
         "backend": meta.get("backend"),
         "experiment_id": meta.get("experiment_id"),
         "metrics": [m.to_sigopt() for m in metrics],
-        "trials": {"total": summary.total, "completed": summary.completed, "failed": summary.failed,
-                   "running": summary.running},
+        "engine_observations": meta.get("engine_observation_count"),
+        "trials": {
+            "total": summary.total,
+            "completed": summary.completed,
+            "failed": summary.failed,
+            "running": summary.running,
+        },
     }
     if len(optimized) == 1:
         if summary.best:
@@ -171,21 +176,34 @@ def trials_table(meta: Mapping[str, Any], trials: Sequence[Trial]) -> tuple[list
     fixed = meta["identity"].get("fixed_overrides", [])
     param_names = [p["name"] for p in meta["identity"]["parameters"]]
     param_names += [c["name"] for c in meta["identity"].get("conditionals", [])]
-    header = ["number", "state", "job_id", *[f"value.{m.name}" for m in metrics],
-              *[f"param.{n}" for n in param_names], "failure_reason", "duration_s", "started_at", "host",
-              "overrides"]
+    header = [
+        "number",
+        "state",
+        "job_id",
+        *[f"value.{m.name}" for m in metrics],
+        *[f"param.{n}" for n in param_names],
+        "failure_reason",
+        "duration_s",
+        "started_at",
+        "host",
+        "overrides",
+    ]
     rows = []
     for t in trials:
-        rows.append([
-            t.number, t.state, t.job_id or "",
-            *["" if t.value(m.name) is None else repr(t.value(m.name)) for m in metrics],
-            *[_cell(t.assignments.get(n)) for n in param_names],
-            t.failure_reason or "",
-            "" if t.duration is None else f"{t.duration:.3f}",
-            _iso(t.started_at),
-            t.host or "",
-            " ".join(swept_overrides(t, fixed)),
-        ])
+        rows.append(
+            [
+                t.number,
+                t.state,
+                t.job_id or "",
+                *["" if t.value(m.name) is None else repr(t.value(m.name)) for m in metrics],
+                *[_cell(t.assignments.get(n)) for n in param_names],
+                t.failure_reason or "",
+                "" if t.duration is None else f"{t.duration:.3f}",
+                _iso(t.started_at),
+                t.host or "",
+                " ".join(swept_overrides(t, fixed)),
+            ]
+        )
     return header, rows
 
 

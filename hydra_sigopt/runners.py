@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import socket
 import time
 import traceback
@@ -27,8 +28,17 @@ SUBMITIT_LAUNCHER_CLASSES = ("LocalLauncher", "SlurmLauncher")
 # name; the launcher's other fields get the cluster prefix (``slurm_partition``). Mirrors
 # BaseSubmititLauncher.launch; tests/test_launcher_internals.py checks it against the real class.
 BASE_QUEUE_KEYS = frozenset(
-    {"submitit_folder", "timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes",
-     "name", "stderr_to_stdout"}
+    {
+        "submitit_folder",
+        "timeout_min",
+        "cpus_per_task",
+        "gpus_per_node",
+        "tasks_per_node",
+        "mem_gb",
+        "nodes",
+        "name",
+        "stderr_to_stdout",
+    }
 )
 
 
@@ -53,7 +63,10 @@ class TimedTask:
         self.__name__ = getattr(task_function, "__name__", "task")
 
     def __call__(self, cfg: Any) -> TrialResult:
+        from hydra_sigopt.crashpoints import crash_point
+
         started = time.time()
+        crash_point("in_task")
         value = self.task_function(cfg)
         return TrialResult(value, started, time.time(), socket.gethostname())
 
@@ -81,8 +94,9 @@ def _outcome_from_job_return(number: int, ret: Any, job_id: str | None = None) -
     raw = getattr(ret, "_return_value", None)
     if ret.status == JobStatus.COMPLETED:
         if isinstance(raw, TrialResult):
-            return JobOutcome(number, True, raw.value, started_at=raw.started_at, ended_at=raw.ended_at,
-                              host=raw.host, job_id=job_id)
+            return JobOutcome(
+                number, True, raw.value, started_at=raw.started_at, ended_at=raw.ended_at, host=raw.host, job_id=job_id
+            )
         return JobOutcome(number, True, raw, ended_at=time.time(), job_id=job_id)
     error = raw if isinstance(raw, BaseException) else None
     reason = f"{type(error).__name__}: {error}" if error is not None else f"job ended with status {ret.status}"
@@ -95,6 +109,8 @@ class TrialRunner(ABC):
 
     #: Whether trials start one by one as slots free up (else in blocking batches).
     asynchronous: bool = False
+    #: Where jobs run: "local" or "slurm" for submitit, else the launcher's class name.
+    kind: str = "unknown"
 
     @abstractmethod
     def start(self, number: int, overrides: Sequence[str]) -> str | None:
@@ -125,6 +141,7 @@ class BatchRunner(TrialRunner):
 
     def __init__(self, launcher: Any) -> None:
         self.launcher = launcher
+        self.kind = type(launcher).__name__
         self._queued: list[tuple[int, list[str]]] = []
 
     def start(self, number: int, overrides: Sequence[str]) -> str | None:
@@ -147,12 +164,16 @@ class BatchRunner(TrialRunner):
         except Exception as exc:  # e.g. submitit's UncompletedJobError: the batch's results are lost
             tb = traceback.format_exc()
             reason = f"the launcher lost the batch: {type(exc).__name__}: {exc}"
-            return [JobOutcome(n, False, error=exc, reason=reason, traceback=tb, started_at=started,
-                               ended_at=time.time()) for n, _ in batch]
+            return [
+                JobOutcome(n, False, error=exc, reason=reason, traceback=tb, started_at=started, ended_at=time.time())
+                for n, _ in batch
+            ]
         outcomes = [_outcome_from_job_return(n, ret) for (n, _), ret in zip(batch, returns)]
-        missing = [n for n, _ in batch[len(returns):]]
-        outcomes += [JobOutcome(n, False, reason="the launcher returned no result for this job",
-                                ended_at=time.time()) for n in missing]
+        missing = [n for n, _ in batch[len(returns) :]]
+        outcomes += [
+            JobOutcome(n, False, reason="the launcher returned no result for this job", ended_at=time.time())
+            for n in missing
+        ]
         return outcomes
 
     def describe(self) -> str:
@@ -176,9 +197,7 @@ class SubmititRunner(TrialRunner):
 
     asynchronous = True
 
-    def __init__(
-        self, launcher: Any, poll_interval: float = 0.5, state_check_interval: float = 10.0
-    ) -> None:
+    def __init__(self, launcher: Any, poll_interval: float = 0.5, state_check_interval: float = 10.0) -> None:
         import submitit
 
         self.launcher = launcher
@@ -198,6 +217,7 @@ class SubmititRunner(TrialRunner):
             **{(k if k in base_keys else f"{cluster}_{k}"): v for k, v in params.items() if k not in init_keys}
         )
         self.cluster = cluster
+        self.kind = cluster
         # How long a job that ended without a result file may still produce one (shared file systems lag).
         self.result_grace_s = 15.0 if cluster == "slurm" else 1.0
         self._jobs: dict[int, Any] = {}
@@ -239,13 +259,7 @@ class SubmititRunner(TrialRunner):
     def _done(self, number: int, job: Any, force: bool) -> bool:
         """Whether a job has ended; a re-attached local job is judged by its pid and result file."""
         if number in self._reattached and self.cluster != "slurm":
-            if job.paths.result_pickle.exists():
-                return True
-            try:
-                os.kill(int(job.job_id), 0)
-            except (OSError, ValueError):
-                return True
-            return False
+            return job.paths.result_pickle.exists() or not pid_running(job.job_id)
         return bool(job.done(force_check=force))
 
     def _ready(self, number: int, job: Any, force: bool) -> bool:
@@ -270,7 +284,9 @@ class SubmititRunner(TrialRunner):
             force = time.time() - self._last_forced_check >= self.state_check_interval
             if force:
                 self._last_forced_check = time.time()
-            finished = [n for i, (n, job) in enumerate(list(self._jobs.items())) if self._ready(n, job, force and i == 0)]
+            finished = [
+                n for i, (n, job) in enumerate(list(self._jobs.items())) if self._ready(n, job, force and i == 0)
+            ]
             if finished or not self._jobs or time.time() >= deadline:
                 return [self._collect(n) for n in finished]
             time.sleep(min(self.poll_interval, max(0.0, deadline - time.time())))
@@ -284,8 +300,16 @@ class SubmititRunner(TrialRunner):
             ret = job.result()
         except Exception as exc:
             reason = _death_reason(job, exc)
-            return JobOutcome(number, False, error=exc, reason=reason, traceback=traceback.format_exc(),
-                              started_at=self._submitted_at.pop(number, None), ended_at=time.time(), job_id=job_id)
+            return JobOutcome(
+                number,
+                False,
+                error=exc,
+                reason=reason,
+                traceback=traceback.format_exc(),
+                started_at=self._submitted_at.pop(number, None),
+                ended_at=time.time(),
+                job_id=job_id,
+            )
         self._submitted_at.pop(number, None)
         outcome = _outcome_from_job_return(number, ret, job_id=job_id)
         if not outcome.ok and "timed-out" in (outcome.reason or ""):
@@ -296,15 +320,60 @@ class SubmititRunner(TrialRunner):
 
     def cancel_all(self) -> list[int]:
         numbers = sorted(self._jobs)
+        if self.cluster != "slurm":
+            cancel_local_jobs([self._jobs[n].job_id for n in numbers])
+            return numbers
         for n in numbers:
             try:
-                self._jobs[n].cancel(check=False)
+                self._jobs[n].cancel(check=False)  # scancel
             except Exception as exc:  # already gone
                 log.debug("cancel of trial %s failed: %s", n, exc)
         return numbers
 
     def describe(self) -> str:
         return f"async (one submitit '{self.cluster}' job per trial)"
+
+
+def pid_running(pid: str | int) -> bool:
+    """Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (Linux /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def cancel_local_jobs(job_ids: Sequence[str | int], grace_s: float = 3.0) -> list[str]:
+    """Stop submitit local jobs and their task processes; return the ids that were still running.
+
+    First what submitit's own cancel does (SIGINT to each job's controller, which stops its
+    tasks). A controller started from a background shell ignores SIGINT, and submitit's tasks
+    ignore SIGTERM, so whatever still runs after ``grace_s`` is killed, tasks first.
+    """
+    live = {str(j): int(j) for j in job_ids if str(j).isdigit() and pid_running(j)}
+    tasks = {pid: _children(pid) for pid in live.values()}
+    for pid in live.values():
+        os.kill(pid, signal.SIGINT)
+    everything = [p for pid in live.values() for p in (*tasks[pid], pid)]
+    deadline = time.time() + grace_s
+    while time.time() < deadline and any(pid_running(p) for p in everything):
+        time.sleep(0.1)
+    for victim in everything:
+        if pid_running(victim):
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return list(live)
 
 
 def _death_reason(job: Any, exc: BaseException) -> str:

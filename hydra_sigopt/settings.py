@@ -17,9 +17,23 @@ ON_INTERRUPT = ("cancel", "detach")
 COMPUTE_MODES = ("default", "kde_only")
 # Fields a user may set under hydra.sweeper (the plugin's dataclass has the same ones).
 KNOWN_KEYS = (
-    "name", "params", "metrics", "observation_budget", "parallel_bandwidth", "max_failure_rate", "backend",
-    "dev_run", "compute_mode", "seed", "conditionals", "linear_constraints", "scheduler", "on_interrupt",
-    "resume", "progress_interval", "api",
+    "name",
+    "params",
+    "metrics",
+    "observation_budget",
+    "parallel_bandwidth",
+    "max_failure_rate",
+    "backend",
+    "dev_run",
+    "compute_mode",
+    "seed",
+    "conditionals",
+    "linear_constraints",
+    "scheduler",
+    "on_interrupt",
+    "resume",
+    "progress_interval",
+    "api",
 )
 # The failure rate is judged over at least this many trials, so that one early failure in a
 # budget of many does not end the sweep (with max_failure_rate 0 any failure still does).

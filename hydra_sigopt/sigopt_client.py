@@ -16,13 +16,15 @@ def import_sigopt() -> ModuleType:
     if "SIGOPT_PROJECT" in os.environ:
         import sigopt
 
-        return sigopt
+        module: ModuleType = sigopt
+        return module
     os.environ["SIGOPT_PROJECT"] = "hydra-sigopt"
     try:
         import sigopt
     finally:
         del os.environ["SIGOPT_PROJECT"]
-    return sigopt
+    module = sigopt
+    return module
 
 
 def plain(value: object) -> object:

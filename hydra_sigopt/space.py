@@ -88,7 +88,7 @@ class Parameter:
         if self.type == "categorical":
             return self.category_values.get(str(assignment), assignment)
         if self.rounds_to_int:
-            return int(round(float(assignment)))
+            return round(float(assignment))
         if self.type == "int":
             return int(assignment)
         return float(assignment)
@@ -446,9 +446,7 @@ def parse_native(key: str, spec: Mapping[str, Any], where: str) -> Parameter:
     if ptype == "categorical":
         raw = spec.get("categorical_values")
         if not isinstance(raw, Sequence) or isinstance(raw, str) or len(raw) < 2:
-            raise ConfigError(
-                f"{where}.categorical_values", "expected a list of at least two names, e.g. [adam, sgd]"
-            )
+            raise ConfigError(f"{where}.categorical_values", "expected a list of at least two names, e.g. [adam, sgd]")
         names = [
             str(v["name"]) if isinstance(v, Mapping) else _category_name(v, f"{where}.categorical_values") for v in raw
         ]
@@ -541,7 +539,9 @@ def _parse_linear_constraints(
         for t in terms:
             tname = t.get("name") if isinstance(t, Mapping) else None
             if tname not in parameters:
-                raise ConfigError(f"{where}.terms", f"names the unknown parameter {tname!r}; known: {sorted(parameters)}")
+                raise ConfigError(
+                    f"{where}.terms", f"names the unknown parameter {tname!r}; known: {sorted(parameters)}"
+                )
         threshold = c.get("threshold", 0.0)
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
             raise ConfigError(f"{where}.threshold", f"expected a finite number, got {threshold!r}")

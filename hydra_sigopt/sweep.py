@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import socket
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -22,6 +24,7 @@ from typing import Any
 
 from hydra_sigopt import __version__
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
+from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import JournalError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
 from hydra_sigopt.journal import ABANDONED, COMPLETED, FAILED, FINISHED_STATES, PENDING, RUNNING, Journal, Trial
@@ -80,20 +83,27 @@ class Sweep:
         journal = self._open_journal()
         self.journal = journal
         doc: dict[str, Any] = {}
+        previous_handler = _handle_sigterm_as_interrupt()
         try:
             journal.lock()
             self.backend = self.backend_factory()
             self._start_or_resume(journal)
             log.info(
                 "SigOpt sweep '%s': backend %s (experiment %s), budget %d, parallel_bandwidth %d, scheduler %s",
-                self.definition.name, self.backend.name, self.backend.experiment_id, self.budget, self.bandwidth,
+                self.definition.name,
+                self.backend.name,
+                self.backend.experiment_id,
+                self.budget,
+                self.bandwidth,
                 self.runner.describe(),
             )
             log.info("Sweep dir: %s", self.sweep_dir)
             self._loop()
+            journal.set_meta(engine_observation_count=self.backend.observation_count())
         except KeyboardInterrupt:
             self._interrupted()
         finally:
+            _restore_sigterm(previous_handler)
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
@@ -145,10 +155,10 @@ class Sweep:
 
     def _start_or_resume(self, journal: Journal) -> None:
         assert self.backend is not None
-        meta = journal.meta()
         trials = journal.trials()
+        previous_launcher = journal.meta().get("launcher")
         experiment_id = self.backend.start(self.definition)
-        journal.set_meta(experiment_id=experiment_id, observation_budget=self.budget)
+        journal.set_meta(experiment_id=experiment_id, observation_budget=self.budget, launcher=self.runner.kind)
         self._next_number = journal.next_number()
         if not trials:
             return
@@ -160,14 +170,16 @@ class Sweep:
         for t in trials:
             if t.state in FINISHED_STATES and not t.observed:
                 log.info("Trial #%d finished before the restart; posting its observation now", t.number)
-                self._observe(t.number, Suggestion(t.suggestion_id or str(t.number), t.assignments), t.values,
-                              t.state == FAILED)
+                self._observe(
+                    t.number, Suggestion(t.suggestion_id or str(t.number), t.assignments), t.values, t.state == FAILED
+                )
                 self._count_finished(t.number, t.state == FAILED, t.values)
         for t in trials:
             if t.state not in (PENDING, RUNNING):
                 continue
             suggestion = Suggestion(t.suggestion_id or str(t.number), t.assignments)
-            if t.job_id and self.runner.reattach(t.number, t.job_id):
+            same_launcher = previous_launcher == self.runner.kind
+            if t.job_id and same_launcher and self.runner.reattach(t.number, t.job_id):
                 log.info("Trial #%d: re-attached to job %s, still running or finished since", t.number, t.job_id)
                 self._running[t.number] = _Running(suggestion, marked=True)
                 continue
@@ -211,11 +223,13 @@ class Sweep:
             self._next_number += 1
             overrides = self.definition.space.overrides_for(suggestion.assignments)
             self.journal.add_trial(number, suggestion.id, suggestion.assignments, overrides, rerun_of=rerun_of)
+            crash_point("after_record_trial")
             self._running[number] = _Running(suggestion)
             if self.runner.asynchronous:
-                swept = overrides[len(self.definition.space.fixed_overrides):]
+                swept = overrides[len(self.definition.space.fixed_overrides) :]
                 log.info("\t#%d : %s", number, " ".join(swept))
             job_id = self.runner.start(number, overrides)
+            crash_point("after_submit")
             if self.runner.asynchronous:
                 self.journal.mark_running([number], [job_id])
                 self._running[number].marked = True
@@ -275,9 +289,16 @@ class Sweep:
                 reason, tb = str(exc), None
         failed = reason is not None
         self.journal.record_result(
-            outcome.number, values=values, failure_reason=reason, failure_traceback=tb,
-            started_at=outcome.started_at, ended_at=outcome.ended_at, host=outcome.host, job_id=outcome.job_id,
+            outcome.number,
+            values=values,
+            failure_reason=reason,
+            failure_traceback=tb,
+            started_at=outcome.started_at,
+            ended_at=outcome.ended_at,
+            host=outcome.host,
+            job_id=outcome.job_id,
         )
+        crash_point("after_result")
         if failed:
             log.warning("Trial #%d failed: %s", outcome.number, reason)
         self._observe(outcome.number, running.suggestion, values, failed, outcome)
@@ -294,12 +315,13 @@ class Sweep:
         outcome: JobOutcome | None = None,
     ) -> None:
         assert self.backend is not None and self.journal is not None
-        metadata = {"job_number": number}
+        metadata: dict[str, Any] = {"job_number": number}
         if outcome is not None:
             metadata.update({k: v for k, v in (("job_id", outcome.job_id), ("host", outcome.host)) if v})
             if outcome.started_at and outcome.ended_at:
                 metadata["duration_s"] = round(outcome.ended_at - outcome.started_at, 3)
         observation_id = self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata)
+        crash_point("after_observe")
         self.journal.mark_observed(number, observation_id)
 
     def _count_finished(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
@@ -316,7 +338,9 @@ class Sweep:
     def _feasible(self, values: tuple[MetricValue, ...]) -> bool:
         by_name = {v.name: v.value for v in values}
         return all(
-            m.satisfies(by_name[m.name]) for m in self.definition.metrics if m.strategy == "constraint" and m.name in by_name
+            m.satisfies(by_name[m.name])
+            for m in self.definition.metrics
+            if m.strategy == "constraint" and m.name in by_name
         )
 
     def _abort_for_failures(self, outcome: JobOutcome, reason: str, tb: str | None) -> None:
@@ -371,6 +395,22 @@ class Sweep:
         log.info("Results: %s", self.sweep_dir / "optimization_results.yaml")
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _handle_sigterm_as_interrupt() -> Any:
+    """Treat SIGTERM (``hydra-sigopt kill``, Slurm ending a sweeper job) like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _past(trial: Trial) -> PastObservation:
     return PastObservation(
         assignments=trial.assignments,
@@ -397,4 +437,4 @@ def continue_command(command: Mapping[str, Any], sweep_dir: Path) -> str:
     return f"cd {shlex.quote(cwd)} && {cmd}" if cwd else cmd
 
 
-__all__ = ["Sweep", "continue_command", "current_command", "COMPLETED", "ABANDONED"]
+__all__ = ["ABANDONED", "COMPLETED", "Sweep", "continue_command", "current_command"]

@@ -15,8 +15,9 @@ from hydra_sigopt.space import build_space
 
 def definition(budget: int = 10, bandwidth: int = 3, **params: object) -> ExperimentDefinition:
     space = build_space(params or {"x": "interval(0, 1)", "n": "int(interval(1, 5))", "opt": "choice(sgd, adam)"})
-    return ExperimentDefinition("test", space, parse_metrics([{"name": "y", "objective": "minimize"}]), budget,
-                                bandwidth)
+    return ExperimentDefinition(
+        "test", space, parse_metrics([{"name": "y", "objective": "minimize"}]), budget, bandwidth
+    )
 
 
 @pytest.fixture(params=["lite"])
@@ -52,8 +53,12 @@ def test_failed_observations_and_restore(backend: Backend) -> None:
     backend.observe(s, failed=True)
     fresh = create_backend(backend.name)
     fresh.start(d)
-    fresh.restore([PastObservation(s.assignments, failed=True),
-                   PastObservation({"x": 0.2, "n": 2, "opt": "sgd"}, (MetricValue("y", 1.0),))])
+    fresh.restore(
+        [
+            PastObservation(s.assignments, failed=True),
+            PastObservation({"x": 0.2, "n": 2, "opt": "sgd"}, (MetricValue("y", 1.0),)),
+        ]
+    )
     d.space.check(fresh.suggest([]).assignments)
 
 

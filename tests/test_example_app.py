@@ -77,9 +77,7 @@ def test_batch_scheduler_with_submitit_local(workdir: Path) -> None:
 
 
 def test_raising_and_nan_trials_become_failed_observations(workdir: Path) -> None:
-    run = run_example(
-        workdir, "hydra.sweeper.observation_budget=6", "fail_mode=raise", "fail_jobs=[1,4]"
-    ).assert_ok()
+    run = run_example(workdir, "hydra.sweeper.observation_budget=6", "fail_mode=raise", "fail_jobs=[1,4]").assert_ok()
     by_number = {int(t["number"]): t for t in run.trials}
     assert len(by_number) == 6
     for n in (1, 4):
@@ -90,7 +88,11 @@ def test_raising_and_nan_trials_become_failed_observations(workdir: Path) -> Non
     assert "Trial #1 failed: RuntimeError: fail_mode=raise" in run.output
 
     nan_run = run_example(
-        workdir, "hydra.sweeper.observation_budget=4", "fail_mode=return_nan", "fail_jobs=[2]", sweep_dir=workdir / "nan"
+        workdir,
+        "hydra.sweeper.observation_budget=4",
+        "fail_mode=return_nan",
+        "fail_jobs=[2]",
+        sweep_dir=workdir / "nan",
     ).assert_ok()
     failed = [t for t in nan_run.trials if t["state"] == "failed"]
     assert [t["number"] for t in failed] == ["2"]
@@ -152,7 +154,9 @@ def test_bad_config_fails_before_anything_runs(workdir: Path) -> None:
 
 
 def test_command_line_sweep_joins_the_space(workdir: Path) -> None:
-    run = run_example(workdir, "hydra.sweeper.observation_budget=3", "cv_folds=choice(3,4)", "max_iter=5000").assert_ok()
+    run = run_example(
+        workdir, "hydra.sweeper.observation_budget=3", "cv_folds=choice(3,4)", "max_iter=5000"
+    ).assert_ok()
     trials = run.trials
     assert {t["param.cv_folds"] for t in trials} <= {"3", "4"}
     assert all("cv_folds=" in t["overrides"] for t in trials)

@@ -46,10 +46,15 @@ def test_failed_and_abandoned_trials(tmp_path: Path) -> None:
 def test_second_sweeper_is_refused_with_the_first_pid(tmp_path: Path) -> None:
     Journal.create(tmp_path, META).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from hydra_sigopt.journal import Journal; j = Journal.open(sys.argv[1]); j.lock();"
-         " print('locked', flush=True); time.sleep(30)", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from hydra_sigopt.journal import Journal; j = Journal.open(sys.argv[1]); j.lock();"
+            " print('locked', flush=True); time.sleep(30)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
@@ -81,7 +86,7 @@ def test_not_a_sweep_dir_corrupt_and_newer_journals_are_refused_untouched(tmp_pa
     db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (json.dumps(99),))
     db.commit()
     db.close()
-    with pytest.raises(JournalError, match="newer journal format .99.*Upgrade"):
+    with pytest.raises(JournalError, match=r"newer journal format .99.*Upgrade"):
         Journal.open(newer)
 
 

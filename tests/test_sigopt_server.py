@@ -347,7 +347,7 @@ def test_429_is_retried_by_the_client(server: SigOptTestServer, conn: Connection
     server.faults.add(method="GET", path=EXP, kind="429", times=1)
     start = time.monotonic()
     assert conn.experiments(e.id).fetch().id == e.id
-    assert time.monotonic() - start < 1.5  # full-jitter exponential back-off: first wait is uniform(0, 1) s
+    assert time.monotonic() - start < 3  # full-jitter exponential back-off: the first wait is uniform(0, 1) s
     assert len(server.requests_to("GET", EXP)) == 2
 
 
@@ -387,7 +387,7 @@ def test_slow_answer_past_client_timeout(server: SigOptTestServer, conn: Connect
     start = time.monotonic()
     with pytest.raises(ConnectionException) as err:
         conn.experiments(e.id).fetch()
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 1.9  # gave up at the 0.5 s timeout, not after the 2 s answer
     assert isinstance(err.value.__cause__, requests.exceptions.ReadTimeout)
     assert "Read timed out" in str(err.value)
     assert conn.experiments(e.id).fetch().id == e.id  # a new connection; the slow one is abandoned

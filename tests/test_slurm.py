@@ -52,8 +52,14 @@ SLURM = (
 def _start(workdir: Path, *overrides: str) -> tuple[subprocess.Popen[str], Path]:
     sweep_dir = workdir / "sweep"
     cmd = [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", *SLURM, *overrides]
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     return proc, sweep_dir
 
 

@@ -862,7 +862,7 @@ def double_space() -> Any:
 def test_double_assignments_round_trip_bit_for_bit(double_space: Any, x: float, y: float) -> None:
     assignments = {"x": x, "y": y}
     double_space.check(assignments)
-    for override, sent in zip(double_space.overrides_for(assignments), (x, y)):
+    for override, sent in zip(double_space.overrides_for(assignments), (x, y), strict=True):
         got = parsed(override)
         assert type(got) is float and got.hex() == sent.hex(), (override, sent)
 

@@ -74,6 +74,10 @@ class Backend(ABC):
         metadata: Mapping[str, Any] | None = None,
     ) -> str: ...
 
+    def observation_count(self) -> int | None:
+        """How many observations the engine holds (None where it cannot tell)."""
+        return None
+
     def discard(self, suggestion: Suggestion) -> None:
         """Forget an open suggestion (nothing to do for engines that keep none open)."""
 

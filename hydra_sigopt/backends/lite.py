@@ -123,6 +123,11 @@ class LiteBackend(Backend):
                     self._observed.setdefault(v.name, []).append(v.value)
         return str(observation.id)
 
+    def observation_count(self) -> int | None:
+        with self._lock:
+            experiment = self._connection(self._driver).experiments(self.experiment_id).fetch()
+        return int(experiment.progress.observation_count)
+
     def _record(self, driver: Any, assignments: Mapping[str, Any], values: Sequence[MetricValue], failed: bool) -> Any:
         """Create one observation with explicit assignments in ``driver``."""
         observations = self._connection(driver).experiments(self.experiment_id).observations()

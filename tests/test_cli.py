@@ -1,0 +1,183 @@
+"""The hydra-sigopt command on real sweep dirs made by the example app."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example
+
+from hydra_sigopt.cli import main
+from hydra_sigopt.journal import JOURNAL_NAME, Journal
+from hydra_sigopt.runners import pid_running
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> AppRun:
+    workdir = tmp_path_factory.mktemp("cli")
+    return run_example(workdir, "hydra.sweeper.observation_budget=5", "fail_mode=raise", "fail_jobs=[3]").assert_ok()
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_status_counts_best_and_table(finished_sweep: AppRun, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "status", str(finished_sweep.sweep_dir))
+    assert code == 0
+    assert "5/5 done (4 completed, 1 failed), 0 running" in out
+    best = finished_sweep.results
+    assert f"mse={best['best_value']:.6g} (trial #{best['best_trial']}): {best['best_overrides']}" in out
+    code, out, _ = cli(capsys, "status", "--all", str(finished_sweep.sweep_dir))
+    lines = out.splitlines()
+    table = lines[lines.index(next(line for line in lines if line.startswith("#"))) :]
+    assert len(table) == 6
+    assert "failed" in table[4] and "RuntimeError: fail_mode=raise" in table[4]
+
+
+def test_best_prints_the_overrides_ready_to_paste(finished_sweep: AppRun, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "best", str(finished_sweep.sweep_dir))
+    assert code == 0
+    assert out.strip() == finished_sweep.results["best_overrides"]
+    # Pasted on the command line, they give the same result.
+    single = subprocess.run(
+        [sys.executable, str(EXAMPLE_APP), *out.split()], capture_output=True, text=True, cwd=finished_sweep.sweep_dir
+    )
+    assert f"mse={finished_sweep.results['best_value']:.2f}" in single.stdout + single.stderr
+
+
+def test_plot_writes_a_png(finished_sweep: AppRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import matplotlib.image
+
+    out_png = tmp_path / "sweep.png"
+    code, _, _ = cli(capsys, "plot", str(finished_sweep.sweep_dir), "-o", str(out_png))
+    assert code == 0 and out_png.is_file()
+    image = matplotlib.image.imread(out_png)
+    # Three panels (objective, alpha, l1_ratio) side by side at 100 dpi.
+    assert image.shape[:2] == (360, 1500)
+
+
+def test_continue_prints_and_runs_the_resume_command(
+    finished_sweep: AppRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "continue", str(finished_sweep.sweep_dir))
+    assert code == 0
+    command = out.strip()
+    assert f"hydra.sweep.dir={finished_sweep.sweep_dir.resolve()}" in command
+    assert str(EXAMPLE_APP) in command and "-m" in command
+    done = subprocess.run(command, shell=True, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Resuming the sweep" in done.stdout + done.stderr
+    assert len(finished_sweep.trials) == 5  # the budget was spent: nothing new ran
+
+
+def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(EXAMPLE_APP),
+            "-m",
+            f"hydra.sweep.dir={sweep_dir}",
+            *SUBMITIT_LOCAL,
+            "hydra.sweeper.observation_budget=6",
+            "hydra.sweeper.parallel_bandwidth=2",
+            "sleep_s=60",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 60
+    running: list[str] = []
+    while time.time() < deadline and len(running) < 2:
+        if (sweep_dir / JOURNAL_NAME).exists():
+            with Journal.open(sweep_dir, readonly=True) as j:
+                running = [t.job_id for t in j.trials(["running"]) if t.job_id]
+        time.sleep(0.3)
+    assert len(running) == 2
+    code, out, _ = cli(capsys, "kill", str(sweep_dir))
+    assert code == 0
+    assert f"Stopping the sweeper (pid {proc.pid})" in out
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "Interrupted; running trials were cancelled" in output and "Continue this sweep with:" in output
+    deadline = time.time() + 10
+    while time.time() < deadline and any(pid_running(j) for j in running):
+        time.sleep(0.2)
+    assert not any(pid_running(j) for j in running)
+    with Journal.open(sweep_dir, readonly=True) as j:
+        assert not j.trials(["running", "pending"])
+        assert {t.state for t in j.trials()} == {"abandoned"}
+    code, out, _ = cli(capsys, "status", str(sweep_dir))
+    assert "0 running" in out
+
+
+def test_delete_asks_unless_yes(finished_sweep: AppRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_sweep.sweep_dir, copy)
+    code, _, err = cli(capsys, "delete", str(copy))
+    assert code == 2 and "pass --yes" in err and copy.exists()
+    code, _, _ = cli(capsys, "delete", "--yes", str(copy))
+    assert code == 0 and not copy.exists()
+
+
+def test_not_a_sweep_or_corrupt_journal_exit_2_and_touch_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("status", "best", "plot", "kill", "delete", "continue"):
+        code, _, err = cli(capsys, command, str(tmp_path))
+        assert code == 2, command
+        assert "is not a hydra-sigopt sweep dir" in err
+    (tmp_path / JOURNAL_NAME).write_bytes(b"garbage" * 50)
+    for command in ("status", "kill", "delete"):
+        extra = ["--yes"] if command == "delete" else []
+        code, _, err = cli(capsys, command, *extra, str(tmp_path))
+        assert code == 2 and "not a readable journal" in err
+    assert (tmp_path / JOURNAL_NAME).read_bytes() == b"garbage" * 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == [JOURNAL_NAME]
+
+
+def test_interrupt_with_detach_leaves_jobs_running_for_resume(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    overrides = [
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=3",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.on_interrupt=detach",
+        "sleep_s=5",
+        "sleep_jobs=[0,1]",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 60
+    running: list[str] = []
+    while time.time() < deadline and len(running) < 2:
+        if (sweep_dir / JOURNAL_NAME).exists():
+            with Journal.open(sweep_dir, readonly=True) as j:
+                running = [t.job_id for t in j.trials(["running"]) if t.job_id]
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "were left running (on_interrupt: detach)" in output
+    for job_id in running:
+        os.kill(int(job_id), 0)  # still alive
+    resumed = run_example(tmp_path, *overrides).assert_ok()
+    assert resumed.output.count("re-attached to job") == 2
+    assert [t["state"] for t in resumed.trials] == ["completed"] * 3

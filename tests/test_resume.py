@@ -1,0 +1,136 @@
+"""Crash safety: SIGKILL the sweeper at every point of a sweep, run the same command again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, run_example
+
+from hydra_sigopt.crashpoints import ENV_VAR
+from hydra_sigopt.journal import Journal
+
+pytestmark = pytest.mark.slow
+
+BUDGET = 6
+
+
+def assert_sweep_is_whole(sweep_dir: Path, budget: int, in_flight: int) -> list:
+    """The invariants a resumed sweep must hold, read from its journal and job folders."""
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        trials = journal.trials()
+        meta = journal.meta()
+    finished = [t for t in trials if t.state in ("completed", "failed")]
+    # Exactly the budget was observed, each trial once, and the engine holds exactly those.
+    assert len(finished) == budget
+    assert all(t.observed for t in finished)
+    assert meta["engine_observation_count"] == budget
+    assert {t.state for t in trials} <= {"completed", "failed", "abandoned"}
+    # No job folder was reused: each holds the overrides of the trial with its number.
+    for t in trials:
+        overrides_file = sweep_dir / str(t.number) / ".hydra" / "overrides.yaml"
+        if overrides_file.exists():
+            assert yaml.safe_load(overrides_file.read_text()) == t.overrides
+    # Completed work was never re-run: only abandoned trials have re-runs.
+    by_number = {t.number: t for t in trials}
+    assert all(by_number[t.rerun_of].state == "abandoned" for t in trials if t.rerun_of is not None)
+    completed_points = [tuple(sorted(t.assignments.items())) for t in trials if t.state == "completed"]
+    assert len(completed_points) == len(set(completed_points))
+    # At most the trials in flight when the sweeper died were run twice.
+    assert len(trials) <= budget + in_flight
+    return trials
+
+
+@pytest.mark.parametrize(
+    "crash_at",
+    ["after_record_trial:3", "after_submit:3", "in_task:3", "after_result:3", "after_observe:3"],
+)
+def test_killed_at_any_point_resumes_without_loss_or_duplicates(tmp_path: Path, crash_at: str) -> None:
+    overrides = (f"hydra.sweeper.observation_budget={BUDGET}", "hydra.sweeper.parallel_bandwidth=2")
+    first = run_example(tmp_path, *overrides, env={ENV_VAR: crash_at})
+    assert first.proc.returncode == -signal.SIGKILL, first.output[-3000:]
+    second = run_example(tmp_path, *overrides).assert_ok()
+    assert "Resuming the sweep" in second.output
+    assert_sweep_is_whole(second.sweep_dir, BUDGET, in_flight=2)
+    assert len(second.trials) >= BUDGET
+
+
+def test_resume_option_continues_a_sweep_and_a_larger_budget_extends_it(tmp_path: Path) -> None:
+    first = run_example(tmp_path, "hydra.sweeper.observation_budget=3").assert_ok()
+    # A fresh command line pointing at the old sweep dir with hydra.sweeper.resume.
+    second = run_example(
+        tmp_path,
+        "hydra.sweeper.observation_budget=5",
+        f"hydra.sweeper.resume={first.sweep_dir}",
+        sweep_dir=tmp_path / "elsewhere",
+    ).assert_ok()
+    assert not (tmp_path / "elsewhere").exists()
+    trials = assert_sweep_is_whole(first.sweep_dir, 5, in_flight=0)
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    # The budget already spent counts: the second run only ran trials 3 and 4.
+    assert "#3 : " in second.output and "#0 : " not in second.output
+
+
+def test_changed_definition_is_refused_with_what_differs(tmp_path: Path) -> None:
+    run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
+    changed = run_example(
+        tmp_path, "hydra.sweeper.observation_budget=3", "hydra.sweeper.params.l1_ratio='interval(0.1,0.9)'"
+    )
+    assert changed.proc.returncode != 0
+    assert "different experiment definition" in changed.output
+    assert "parameter 'l1_ratio' changed" in changed.output
+    assert "use another hydra.sweep.dir" in changed.output
+
+
+def _running_job_ids(sweep_dir: Path, count: int, timeout: float = 120) -> dict[int, str]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            db = sqlite3.connect(f"file:{sweep_dir / 'sigopt_journal.sqlite'}?mode=ro", uri=True)
+            rows = db.execute("SELECT number, job_id FROM trials WHERE state = 'running' AND job_id IS NOT NULL")
+            found = {int(n): str(j) for n, j in rows}
+            db.close()
+        except sqlite3.Error:
+            found = {}
+        if len(found) >= count:
+            return found
+        time.sleep(0.2)
+    raise AssertionError("trials never started")
+
+
+def test_submitit_local_jobs_outlive_the_sweeper_and_are_reattached(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    overrides = [
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=6",
+        "sleep_jobs=[0,1]",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    running = _running_job_ids(sweep_dir, 2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # The jobs (local processes) are still running without their sweeper.
+    for job_id in running.values():
+        os.kill(int(job_id), 0)
+    second = run_example(tmp_path, *overrides).assert_ok()
+    for number, job_id in running.items():
+        assert f"Trial #{number}: re-attached to job {job_id}" in second.output
+    trials = assert_sweep_is_whole(sweep_dir, 4, in_flight=2)
+    by_number = {t.number: t for t in trials}
+    # Re-attached, not re-run: the same jobs delivered their results.
+    assert all(by_number[n].job_id == j and by_number[n].state == "completed" for n, j in running.items())
+    assert not any(t.state == "abandoned" for t in trials)
