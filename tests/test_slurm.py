@@ -139,3 +139,34 @@ def test_a_trial_over_its_time_limit_is_one_failed_observation(tmp_path: Path) -
     assert trials[1]["state"] == trials[2]["state"] == "completed"
     log = (sweep_dir / ".submitit" / trials[0]["job_id"] / f"{trials[0]['job_id']}_0_log.err").read_text()
     assert "this job is timed-out" in log
+
+
+def test_example_cluster_config_runs_its_setup_lines_in_each_job(tmp_path: Path) -> None:
+    # The README's launcher config (example_app/conf/hydra/launcher/cluster.yaml), adapted to this
+    # cluster: no GPUs or accounts here, and a setup line we can see instead of `module load`.
+    sweep_dir = tmp_path / "sweep"
+    cmd = [
+        sys.executable,
+        str(EXAMPLE_APP),
+        "-m",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra/launcher=cluster",
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.gpus_per_node=0",
+        "hydra.launcher.mem_gb=1",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.account=null",
+        "hydra.launcher.timeout_min=5",
+        "hydra.launcher.setup=[echo setup-line-ran]",
+        "hydra.sweeper.observation_budget=2",
+        "hydra.sweeper.parallel_bandwidth=2",
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    run = AppRun(proc, sweep_dir)
+    for t in run.trials:
+        assert t["state"] == "completed"
+        job = sweep_dir / ".submitit" / t["job_id"]
+        script = (job / f"{t['job_id']}_submission.sh").read_text()
+        assert "#SBATCH --partition=debug" in script and "#SBATCH --mail-type=FAIL" in script
+        assert "setup-line-ran" in (job / f"{t['job_id']}_0_log.out").read_text()
