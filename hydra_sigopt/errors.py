@@ -29,3 +29,7 @@ class SweepAbortedError(SigOptSweeperError, RuntimeError):
 
 class JournalError(SigOptSweeperError, RuntimeError):
     """A sweep directory's journal is missing, corrupt, locked or of another format."""
+
+
+class BackendUnavailableError(SweepAbortedError):
+    """The engine could not be reached long enough that the sweep stopped; the journal is intact."""

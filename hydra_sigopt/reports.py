@@ -126,6 +126,7 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
         "experiment_id": meta.get("experiment_id"),
         "metrics": [m.to_sigopt() for m in metrics],
         "engine_observations": meta.get("engine_observation_count"),
+        **({"engine_best": meta["engine_best"]} if meta.get("engine_best") else {}),
         "trials": {
             "total": summary.total,
             "completed": summary.completed,

@@ -1,11 +1,23 @@
-"""SigOpt tokens: read from the environment or files only, and kept out of everything written."""
+"""SigOpt tokens: read from the environment or files only, and kept out of everything written.
+
+Where a token comes from, in order:
+
+1. with ``dev_run``, ``SIGOPT_DEV_TOKEN`` (environment, or the ``SIGOPT_ENV_FILE`` file);
+2. ``SIGOPT_API_TOKEN`` in the environment;
+3. ``SIGOPT_TOKEN=`` (or ``SIGOPT_API_TOKEN=``) in the file named by ``SIGOPT_ENV_FILE``, the
+   original Sigopt-Hyperopt tool's format;
+4. the sigopt client's own config file (written by ``sigopt config``).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.errors import ConfigError, SigOptSweeperError
 
 _TOKEN_WORDS = ("token", "secret", "password", "api_key", "apikey")
 TOKEN_HELP = (
@@ -15,11 +27,73 @@ TOKEN_HELP = (
 )
 
 
+class MissingTokenError(SigOptSweeperError, RuntimeError):
+    """No SigOpt API token could be found where tokens are read from."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    token: str = ""
+    #: Where the token came from, for messages (never the token itself).
+    source: str = ""
+
+    def __repr__(self) -> str:  # keep the token out of logs and tracebacks
+        return f"Credentials(source={self.source!r})"
+
+
 def refuse_tokens_in_config(raw: Mapping[str, Any], where: str = "") -> None:
-    """Raise ConfigError if any key under hydra.sweeper looks like a credential."""
+    """Raise ConfigError if any key under hydra.sweeper that looks like a credential is set."""
     for key, value in raw.items():
         path = f"{where}.{key}" if where else str(key)
-        if any(word in str(key).lower() for word in _TOKEN_WORDS):
+        if value is not None and any(word in str(key).lower() for word in _TOKEN_WORDS):
             raise ConfigError(path, f"looks like a credential and is refused. {TOKEN_HELP}")
         if isinstance(value, Mapping) and key != "params":
             refuse_tokens_in_config(value, path)
+
+
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``KEY=VALUE`` lines (``export`` prefixes, quotes and ``#`` comments allowed)."""
+    values: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MissingTokenError(f"SIGOPT_ENV_FILE={path} cannot be read: {exc.strerror}") from None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def resolve_token(dev_run: bool = False, environ: Mapping[str, str] | None = None) -> Credentials:
+    """The SigOpt API token, from the places listed in this module's docstring."""
+    env = os.environ if environ is None else environ
+    env_file_path = env.get("SIGOPT_ENV_FILE")
+    env_file = read_env_file(env_file_path) if env_file_path else {}
+    if dev_run:
+        if env.get("SIGOPT_DEV_TOKEN"):
+            return Credentials(env["SIGOPT_DEV_TOKEN"], "SIGOPT_DEV_TOKEN")
+        if env_file.get("SIGOPT_DEV_TOKEN"):
+            return Credentials(env_file["SIGOPT_DEV_TOKEN"], f"SIGOPT_DEV_TOKEN in {env_file_path}")
+    if env.get("SIGOPT_API_TOKEN"):
+        return Credentials(env["SIGOPT_API_TOKEN"], "SIGOPT_API_TOKEN")
+    for key in ("SIGOPT_TOKEN", "SIGOPT_API_TOKEN"):
+        if env_file.get(key):
+            return Credentials(env_file[key], f"{key} in {env_file_path}")
+    from hydra_sigopt.sigopt_client import import_sigopt
+
+    config_token = getattr(import_sigopt().config, "api_token", None)
+    if config_token:
+        return Credentials(str(config_token), "the sigopt client's config file")
+    raise MissingTokenError(
+        "backend: api needs a SigOpt API token and none was found. "
+        + TOKEN_HELP.split(". ", 1)[1]
+        + (" dev_run looks for SIGOPT_DEV_TOKEN first." if dev_run else "")
+    )
+
+
+def redact(text: str, token: str) -> str:
+    """``text`` with every occurrence of ``token`` masked."""
+    return text.replace(token, "***") if token else text

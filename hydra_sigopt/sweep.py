@@ -25,7 +25,7 @@ from typing import Any
 from hydra_sigopt import __version__
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
 from hydra_sigopt.crashpoints import crash_point
-from hydra_sigopt.errors import JournalError, SweepAbortedError
+from hydra_sigopt.errors import BackendUnavailableError, JournalError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
 from hydra_sigopt.journal import ABANDONED, COMPLETED, FAILED, FINISHED_STATES, PENDING, RUNNING, Journal, Trial
 from hydra_sigopt.metrics import InvalidResult, MetricValue, parse_result
@@ -99,9 +99,17 @@ class Sweep:
             )
             log.info("Sweep dir: %s", self.sweep_dir)
             self._loop()
-            journal.set_meta(engine_observation_count=self.backend.observation_count())
+            journal.set_meta(
+                engine_observation_count=self.backend.observation_count(),
+                engine_best=self.backend.best_assignments(),
+            )
         except KeyboardInterrupt:
             self._interrupted()
+        except BackendUnavailableError as exc:
+            running = sorted(self._running)
+            left = f" Trials {running} were left running; a resumed sweep re-attaches to them." if running else ""
+            log.error("%s.%s %s", exc, left, self._continue_hint())
+            raise SweepAbortedError(f"{exc}.{left} {self._continue_hint()}") from None
         finally:
             _restore_sigterm(previous_handler)
             if self._pool is not None:
@@ -156,15 +164,22 @@ class Sweep:
     def _start_or_resume(self, journal: Journal) -> None:
         assert self.backend is not None
         trials = journal.trials()
-        previous_launcher = journal.meta().get("launcher")
-        experiment_id = self.backend.start(self.definition)
-        journal.set_meta(experiment_id=experiment_id, observation_budget=self.budget, launcher=self.runner.kind)
+        meta = journal.meta()
+        previous_launcher = meta.get("launcher")
+        experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
+        journal.set_meta(
+            experiment_id=experiment_id,
+            observation_budget=self.budget,
+            launcher=self.runner.kind,
+            api=self.backend.public_settings(),
+        )
         self._next_number = journal.next_number()
         if not trials:
             return
         log.info("Resuming the sweep in %s (%d trials in its journal)", self.sweep_dir, len(trials))
         observed = [t for t in trials if t.observed]
-        self.backend.restore([_past(t) for t in observed])
+        in_flight = [t.suggestion_id for t in trials if t.state in (PENDING, RUNNING) and t.suggestion_id]
+        self.backend.restore([_past(t) for t in observed], open_suggestion_ids=in_flight)
         for t in observed:
             self._count_finished(t.number, t.state == FAILED, t.values)
         for t in trials:
@@ -190,8 +205,7 @@ class Sweep:
             )
             log.info("Trial #%d is re-run under a new job number: %s", t.number, why)
             journal.mark_abandoned(t.number, f"re-run after restart: {why}")
-            self.backend.discard(suggestion)
-            self._requeue.append(t)
+            self._requeue.append(t)  # with its suggestion, which a SigOpt server keeps open for it
         self.progress.done_at_start = self.progress.done
 
     # ------------------------------------------------------------------ the loop

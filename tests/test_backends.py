@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy
 import pytest
+from sigopt_server import SigOptTestServer
 
 from hydra_sigopt.backends import Backend, PastObservation, create_backend
 from hydra_sigopt.experiment import ExperimentDefinition
@@ -20,9 +21,21 @@ def definition(budget: int = 10, bandwidth: int = 3, **params: object) -> Experi
     )
 
 
-@pytest.fixture(params=["lite"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    b = create_backend(request.param)
+@pytest.fixture(params=["lite", "api"])
+def make_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Backend]]:
+    """A factory of backends of one kind (the api kind against a local SigOpt-compatible server)."""
+    if request.param == "lite":
+        yield lambda: create_backend("lite")
+        return
+    with SigOptTestServer(tokens={"t0ken"}, suggestions="lite") as server:
+        monkeypatch.setenv("SIGOPT_API_TOKEN", "t0ken")
+        monkeypatch.setenv("SIGOPT_API_URL", server.url)
+        yield lambda: create_backend("api", settings={"timeout": 10}, dev_run=False)
+
+
+@pytest.fixture
+def backend(make_backend: Callable[[], Backend]) -> Iterator[Backend]:
+    b = make_backend()
     yield b
     b.close()
 
@@ -46,19 +59,24 @@ def test_pending_trials_get_distinct_suggestions(backend: Backend) -> None:
     assert len({tuple(sorted(p.items())) for p in pending}) == 3
 
 
-def test_failed_observations_and_restore(backend: Backend) -> None:
+def test_failed_observations_restore_and_counts(backend: Backend, make_backend: Callable[[], Backend]) -> None:
     d = definition()
-    backend.start(d)
+    eid = backend.start(d)
     s = backend.suggest([])
-    backend.observe(s, failed=True)
-    fresh = create_backend(backend.name)
-    fresh.start(d)
+    backend.observe(s, failed=True, metadata={"job_number": 0})
+    s2 = backend.suggest([])
+    backend.observe(s2, [MetricValue("y", 1.0)], metadata={"job_number": 1})
+    assert backend.observation_count() == 2
+    # A new process picks the experiment up from the journal's observations.
+    fresh = make_backend()
+    fresh.start(d, resume_id=eid)
     fresh.restore(
         [
-            PastObservation(s.assignments, failed=True),
-            PastObservation({"x": 0.2, "n": 2, "opt": "sgd"}, (MetricValue("y", 1.0),)),
+            PastObservation(s.assignments, failed=True, suggestion_id=s.id),
+            PastObservation(s2.assignments, (MetricValue("y", 1.0),), suggestion_id=s2.id),
         ]
     )
+    assert fresh.observation_count() == 2
     d.space.check(fresh.suggest([]).assignments)
 
 

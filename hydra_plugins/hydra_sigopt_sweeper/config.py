@@ -21,6 +21,9 @@ class ApiConf:
     experiment_id: Optional[str] = None
     # Stop the sweep (journal intact, resumable) once the API has been unreachable this long.
     max_unreachable_s: float = 600.0
+    # Never set: a token here is refused (Hydra writes configs to disk). It exists so that the
+    # refusal can say where tokens go: $SIGOPT_API_TOKEN or $SIGOPT_ENV_FILE.
+    token: Optional[str] = None
 
 
 @dataclass
@@ -83,4 +86,6 @@ class SigOptSweeperConf:
     api: ApiConf = field(default_factory=ApiConf)
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="sigopt", node=SigOptSweeperConf, provider="hydra-sigopt-sweeper")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="sigopt", node=SigOptSweeperConf, provider="hydra-sigopt-sweeper"
+)

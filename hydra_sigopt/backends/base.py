@@ -2,11 +2,13 @@
 
 Contract every backend honours (tests/test_backends.py runs the same suite against each):
 
-* ``start(definition)`` creates the experiment (or attaches to the one named at construction)
-  and returns its id. It is called once, before any other method.
-* ``restore(observations)`` brings a fresh backend up to a journal's state after a restart:
-  afterwards suggestions take those observations into account. Engines that keep their own
-  state (a SigOpt server) may ignore observations they already hold.
+* ``start(definition, resume_id)`` creates the experiment, or attaches to ``resume_id`` (the
+  journal's experiment, on resume) or to the one named at construction, and returns its id. It is
+  called once, before any other method.
+* ``restore(observations, open_suggestion_ids)`` brings a fresh backend up to a journal's state
+  after a restart: afterwards suggestions take those observations into account. Engines that keep
+  their own state (a SigOpt server) hold the observations already; they keep the open suggestions
+  the journal still uses (``open_suggestion_ids``) and delete the others.
 * ``suggest(pending)`` returns one new suggestion. ``pending`` lists the assignments of trials
   that are running now; the suggestion should differ from them (that is what keeps N parallel
   slots exploring N different points). It may be called from a worker thread, never from two
@@ -57,10 +59,10 @@ class Backend(ABC):
     experiment_id: str | None = None
 
     @abstractmethod
-    def start(self, definition: ExperimentDefinition) -> str: ...
+    def start(self, definition: ExperimentDefinition, resume_id: str | None = None) -> str: ...
 
     @abstractmethod
-    def restore(self, observations: Sequence[PastObservation]) -> None: ...
+    def restore(self, observations: Sequence[PastObservation], open_suggestion_ids: Sequence[str] = ()) -> None: ...
 
     @abstractmethod
     def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion: ...
@@ -77,6 +79,14 @@ class Backend(ABC):
     def observation_count(self) -> int | None:
         """How many observations the engine holds (None where it cannot tell)."""
         return None
+
+    def best_assignments(self) -> list[dict[str, Any]] | None:
+        """The engine's own best assignments and values (None where the sweep computes them)."""
+        return None
+
+    def public_settings(self) -> dict[str, Any]:
+        """Settings worth keeping in the journal to reach the experiment later (never a token)."""
+        return {}
 
     def discard(self, suggestion: Suggestion) -> None:
         """Forget an open suggestion (nothing to do for engines that keep none open)."""

@@ -80,7 +80,7 @@ class LiteBackend(Backend):
         sigopt = import_sigopt()
         return sigopt.Connection(driver=lambda: driver)
 
-    def start(self, definition: ExperimentDefinition) -> str:
+    def start(self, definition: ExperimentDefinition, resume_id: str | None = None) -> str:
         if self._seed is not None:
             import numpy
 
@@ -94,7 +94,7 @@ class LiteBackend(Backend):
         self.experiment_id = str(experiment.id)
         return self.experiment_id
 
-    def restore(self, observations: Sequence[PastObservation]) -> None:
+    def restore(self, observations: Sequence[PastObservation], open_suggestion_ids: Sequence[str] = ()) -> None:
         for o in observations:
             self.observe(Suggestion(o.suggestion_id or "", o.assignments), o.values, o.failed)
 

@@ -1,0 +1,253 @@
+"""backend: api through the real sigopt client over real HTTP, against tests/sigopt_server.py."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SUBMITIT_LOCAL, run_example
+from sigopt_server import SigOptTestServer
+
+from hydra_sigopt.backends.api import ApiBackend, ApiError, ApiUnreachableError
+from hydra_sigopt.crashpoints import ENV_VAR
+from hydra_sigopt.experiment import ExperimentDefinition
+from hydra_sigopt.metrics import MetricValue, parse_metrics
+from hydra_sigopt.secrets import MissingTokenError, resolve_token
+from hydra_sigopt.space import build_space
+
+TOKEN = "tok-5f2d9c1e-never-written-anywhere"
+
+
+@pytest.fixture
+def server() -> Iterator[SigOptTestServer]:
+    with SigOptTestServer(tokens={TOKEN, "dev-" + TOKEN}) as s:
+        yield s
+
+
+@pytest.fixture
+def api_env(server: SigOptTestServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": server.url}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("SIGOPT_ENV_FILE", raising=False)
+    return env
+
+
+def definition(budget: int = 5) -> ExperimentDefinition:
+    space = build_space({"x": "interval(0, 1)", "opt": "choice(sgd, adam)"})
+    return ExperimentDefinition("t", space, parse_metrics([{"name": "y", "objective": "minimize"}]), budget, 3)
+
+
+def backend(**settings: object) -> ApiBackend:
+    return ApiBackend(settings={"timeout": 5, "max_unreachable_s": 5, **settings}, sleep=lambda s: None)
+
+
+def test_parallel_suggestions_come_from_the_server(server: SigOptTestServer, api_env: dict[str, str]) -> None:
+    b = backend()
+    eid = b.start(definition())
+    suggestions = [b.suggest([]) for _ in range(3)]
+    assert len({s.id for s in suggestions}) == 3
+    assert len(server.experiments[eid].open_suggestions) == 3
+    b.observe(suggestions[0], [MetricValue("y", 1.0)], metadata={"job_number": 0, "host": "h"})
+    observation = server.experiments[eid].observations[0]
+    assert observation["metadata"]["job_number"] == 0 and observation["suggestion"] == suggestions[0].id
+    # The experiment records where it came from; never the token.
+    metadata = server.experiments[eid].data["metadata"]
+    assert {"command", "host", "hydra_sigopt_sweeper"} <= set(metadata)
+    assert TOKEN not in str(server.experiments[eid].data)
+
+
+def test_bad_token_is_one_clear_line_without_the_token(
+    server: SigOptTestServer, api_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIGOPT_API_TOKEN", "wrong-" + TOKEN)
+    with pytest.raises(ApiError) as info:
+        backend().start(definition())
+    message = str(info.value)
+    assert "refused the token from SIGOPT_API_TOKEN (HTTP 401)" in message and server.url in message
+    assert TOKEN not in message and "\n" not in message
+
+
+def test_403_is_about_the_token_too(server: SigOptTestServer, api_env: dict[str, str]) -> None:
+    server.faults.add("POST", r"/v1/experiments", "403")
+    with pytest.raises(ApiError, match=r"refused the token .*HTTP 403"):
+        backend().start(definition())
+
+
+def test_unknown_experiment_id_is_named(server: SigOptTestServer, api_env: dict[str, str]) -> None:
+    with pytest.raises(ApiError, match=r"experiment 987 was not found at .* \(HTTP 404\).*api.experiment_id"):
+        backend(experiment_id="987").start(definition())
+
+
+def test_attach_to_an_existing_experiment(server: SigOptTestServer, api_env: dict[str, str]) -> None:
+    first = backend()
+    eid = first.start(definition())
+    attached = backend(experiment_id=eid)
+    assert attached.start(definition()) == eid
+    attached.observe(attached.suggest([]), [MetricValue("y", 2.0)], metadata={"job_number": 0})
+    assert len(server.experiments[eid].observations) == 1
+    other = ExperimentDefinition("t", build_space({"z": "interval(0,1)"}), definition().metrics, 5, 1)
+    with pytest.raises(ApiError, match=r"has parameters \['opt', 'x'\].*declares parameters \['z'\]"):
+        backend(experiment_id=eid).start(other)
+
+
+def test_connection_refused_names_the_url_and_gives_up_after_max_unreachable(
+    api_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIGOPT_API_URL", "http://127.0.0.1:9/api")  # discard port: nothing listens
+    with pytest.raises(ApiUnreachableError, match=r"http://127.0.0.1:9/api has been unreachable .*max_unreachable_s"):
+        ApiBackend(settings={"timeout": 1, "max_unreachable_s": 0.5}).start(definition())
+
+
+def test_429_is_retried_by_the_client(server: SigOptTestServer, api_env: dict[str, str]) -> None:
+    b = backend()
+    b.start(definition())
+    server.faults.add("POST", r"/v1/experiments/\d+/suggestions", "429")
+    assert b.suggest([]).id
+    assert len(server.requests_to("POST", r"/v1/experiments/\d+/suggestions")) == 2
+
+
+def test_5xx_is_retried_with_backoff(
+    server: SigOptTestServer, api_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    pauses: list[float] = []
+    b = ApiBackend(settings={"timeout": 5, "max_unreachable_s": 600}, sleep=pauses.append)
+    b.start(definition())
+    server.faults.add("POST", r"/v1/experiments/\d+/suggestions", "500", times=3)
+    server.faults.add("POST", r"/v1/experiments/\d+/suggestions", "503", times=1)
+    with caplog.at_level(logging.WARNING):
+        assert b.suggest([]).id
+    assert pauses == [0.5, 1.0, 2.0, 4.0]  # capped exponential backoff
+    assert "create a suggestion failed (HTTP 500); retrying" in caplog.text
+
+
+def test_dropped_observation_post_is_checked_on_the_server_not_recorded_twice(
+    server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    b = backend()
+    eid = b.start(definition())
+    s = b.suggest([])
+    server.faults.add("POST", r"/v1/experiments/\d+/observations", "drop_after_commit")
+    oid = b.observe(s, [MetricValue("y", 1.0)], metadata={"job_number": 7})
+    observations = server.experiments[eid].observations
+    assert len(observations) == 1 and str(observations[0]["id"]) == oid
+    # Dropped before the server recorded it: sent again, recorded once.
+    s2 = b.suggest([])
+    server.faults.add("POST", r"/v1/experiments/\d+/observations", "drop_before_commit")
+    b.observe(s2, [MetricValue("y", 2.0)], metadata={"job_number": 8})
+    assert len(server.experiments[eid].observations) == 2
+
+
+def test_slow_answer_past_the_timeout_is_not_recorded_twice(server: SigOptTestServer, api_env: dict[str, str]) -> None:
+    b = ApiBackend(settings={"timeout": 0.5, "max_unreachable_s": 30}, sleep=lambda s: __import__("time").sleep(1))
+    eid = b.start(definition())
+    s = b.suggest([])
+    server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 1.0))
+    b.observe(s, [MetricValue("y", 1.0)], metadata={"job_number": 1})
+    assert len(server.experiments[eid].observations) == 1
+
+
+def test_resume_reuses_known_open_suggestions_and_deletes_the_others(
+    server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    first = backend()
+    eid = first.start(definition())
+    known, stray = first.suggest([]), first.suggest([])
+    first.observe(first.suggest([]), [MetricValue("y", 1.0)], metadata={"job_number": 0})
+    second = backend()
+    assert second.start(definition(), resume_id=eid) == eid
+    second.restore([], open_suggestion_ids=[known.id])
+    assert [s["id"] for s in server.experiments[eid].open_suggestions] == [known.id]
+    assert stray.id in server.experiments[eid].deleted_suggestions
+    # A trial the journal knows as observed is not posted again.
+    assert second.observe(known, [MetricValue("y", 3.0)], metadata={"job_number": 0}) is not None
+    assert len(server.experiments[eid].observations) == 1
+
+
+def test_token_sources(tmp_path: Path) -> None:
+    env_file = tmp_path / "sigopt.env"
+    env_file.write_text("# tokens\nexport SIGOPT_TOKEN='real-token'\nSIGOPT_DEV_TOKEN=dev-token\n")
+    assert resolve_token(environ={"SIGOPT_API_TOKEN": "t"}).token == "t"
+    creds = resolve_token(environ={"SIGOPT_ENV_FILE": str(env_file)})
+    assert creds.token == "real-token" and creds.source == f"SIGOPT_TOKEN in {env_file}"
+    assert resolve_token(dev_run=True, environ={"SIGOPT_ENV_FILE": str(env_file)}).token == "dev-token"
+    assert "real-token" not in repr(creds)
+    with pytest.raises(MissingTokenError, match="SIGOPT_API_TOKEN"):
+        resolve_token(environ={"HOME": str(tmp_path)})
+
+
+@pytest.mark.slow
+def test_token_in_hydra_config_is_refused_before_anything_is_written(tmp_path: Path, api_env: dict[str, str]) -> None:
+    run = run_example(tmp_path, "hydra.sweeper.backend=api", f"hydra.sweeper.api.token={TOKEN}")
+    assert run.proc.returncode != 0
+    assert "hydra.sweeper.api.token: looks like a credential and is refused" in run.output
+    assert "SIGOPT_API_TOKEN" in run.output
+    assert not run.sweep_dir.exists()
+
+
+def _files_containing(root: Path, secret: str) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+@pytest.mark.slow
+def test_example_sweep_through_the_api_with_submitit_local_leaks_no_token(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    run = run_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.backend=api",
+        "hydra.sweeper.observation_budget=5",
+        "hydra.sweeper.parallel_bandwidth=2",
+        env=api_env,
+    ).assert_ok()
+    eid = str(run.results["experiment_id"])
+    observations = server.experiments[eid].observations
+    assert len(observations) == 5 and run.results["engine_observations"] == 5
+    assert sorted(o["metadata"]["job_number"] for o in observations) == [0, 1, 2, 3, 4]
+    assert all(o["metadata"].get("job_id") and o["metadata"].get("host") for o in observations)
+    # The server's best agrees with the sweep's own.
+    assert run.results["engine_best"][0]["values"]["mse"] == pytest.approx(run.results["best_value"])
+    # The token is in no file of the sweep dir (configs, logs, journal, results) and not in the output.
+    assert _files_containing(run.sweep_dir, TOKEN) == []
+    assert TOKEN not in run.output
+
+
+@pytest.mark.slow
+def test_killed_api_sweep_resumes_on_the_same_experiment(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    overrides = (
+        "hydra.sweeper.backend=api",
+        "hydra.sweeper.observation_budget=5",
+        "hydra.sweeper.parallel_bandwidth=2",
+    )
+    first = run_example(tmp_path, *overrides, env={**api_env, ENV_VAR: "after_observe:3"})
+    assert first.proc.returncode != 0
+    (eid,) = server.experiments
+    assert len(server.experiments[eid].observations) == 3  # the third was posted, not yet journaled
+    second = run_example(tmp_path, *overrides, env=api_env).assert_ok()
+    assert str(second.results["experiment_id"]) == eid and len(server.experiments) == 1
+    observations = server.experiments[eid].observations
+    # Trial 2 was posted before the kill and is not posted again; trial 3 died with the in-process
+    # launcher, so it is re-run as trial 4 (with its suggestion), and trial 5 completes the budget.
+    assert sorted(o["metadata"]["job_number"] for o in observations) == [0, 1, 2, 4, 5]
+    by_number = {int(t["number"]): t for t in second.trials}
+    assert by_number[3]["state"] == "abandoned" and by_number[4]["overrides"] == by_number[3]["overrides"]
+    assert server.experiments[eid].open_suggestions == []
+    assert _files_containing(second.sweep_dir, TOKEN) == []
+
+
+@pytest.mark.slow
+def test_delete_removes_the_server_experiment_and_the_sweep_dir(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    from hydra_sigopt.cli import main
+
+    run = run_example(tmp_path, "hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=2", env=api_env)
+    run.assert_ok()
+    eid = str(run.results["experiment_id"])
+    assert main(["delete", "--yes", str(run.sweep_dir)]) == 0
+    assert server.experiments[eid].deleted and not run.sweep_dir.exists()
