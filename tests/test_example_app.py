@@ -31,6 +31,11 @@ def test_basic_launcher_sweep_writes_results_and_best_overrides(workdir: Path) -
     assert all((run.sweep_dir / str(n) / ".hydra" / "overrides.yaml").is_file() for n in range(6))
     # Durations come from the trial itself.
     assert all(float(t["duration_s"]) > 0 for t in trials)
+    # Progress reads well in a Slurm log file: plain lines, no terminal control characters.
+    assert f"Progress: 6/6 trials done, 0 running, 0 failed, best mse={min(mses):.6g} (trial #{best['number']})" in (
+        run.output
+    )
+    assert "\x1b" not in run.output and "\r" not in run.output
 
 
 def test_best_overrides_reproduce_the_best_value(workdir: Path) -> None:

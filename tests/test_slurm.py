@@ -170,3 +170,29 @@ def test_example_cluster_config_runs_its_setup_lines_in_each_job(tmp_path: Path)
         script = (job / f"{t['job_id']}_submission.sh").read_text()
         assert "#SBATCH --partition=debug" in script and "#SBATCH --mail-type=FAIL" in script
         assert "setup-line-ran" in (job / f"{t['job_id']}_0_log.out").read_text()
+
+
+def test_sweeper_killed_while_slurm_jobs_run_reattaches_to_them(tmp_path: Path) -> None:
+    overrides = (
+        "hydra.launcher.timeout_min=5",
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=8",
+        "sleep_jobs=[0,1]",
+    )
+    proc, sweep_dir = _start(tmp_path, *overrides)
+    ids = {n: _job_id_of(sweep_dir, n) for n in (0, 1)}
+    proc.kill()  # SIGKILL: no clean-up at all
+    proc.communicate()
+    # The Slurm jobs outlive their sweeper.
+    for job_id in ids.values():
+        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
+        assert state.stdout.strip() in ("RUNNING", "COMPLETING", "")
+    proc2, _ = _start(tmp_path, *overrides)
+    run = _finish(proc2, sweep_dir).assert_ok()
+    for number, job_id in ids.items():
+        assert f"Trial #{number}: re-attached to job {job_id}" in run.output
+    trials = {int(t["number"]): t for t in run.trials}
+    assert sorted(trials) == [0, 1, 2, 3]
+    assert all(t["state"] == "completed" for t in trials.values())
+    assert trials[0]["job_id"] == ids[0] and trials[1]["job_id"] == ids[1]
