@@ -31,6 +31,7 @@ class SigOptSweeperImpl:
         from hydra.core.plugins import Plugins
 
         from hydra_sigopt.backends import create_backend
+        from hydra_sigopt.journal import journal_path
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
         from hydra_sigopt.settings import parse_settings
@@ -44,13 +45,10 @@ class SigOptSweeperImpl:
             self._use_sweep_dir(settings.resume)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
 
-        backend_options = self._backend_options(settings)
-        # Fail on a missing engine before any folder is written.
-        backend_factory = _factory(create_backend, settings.backend, backend_options)
-        if settings.backend == "lite":
-            from hydra_sigopt.backends.lite import load_local_driver
-
-            load_local_driver()
+        # The engine, its token and URL (and, for a new sweep, the experiment) come before any folder.
+        backend = create_backend(settings.backend, **self._backend_options(settings))
+        if not journal_path(sweep_dir).exists():
+            backend.start(definition)
 
         launcher = Plugins.instance().instantiate_launcher(
             hydra_context=self.hydra_context, task_function=TimedTask(self.task_function), config=self.config
@@ -58,7 +56,7 @@ class SigOptSweeperImpl:
         runner = make_runner(launcher, settings.scheduler)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        sweep = Sweep(settings, definition, sweep_dir, runner, backend_factory, command=current_command())
+        sweep = Sweep(settings, definition, sweep_dir, runner, backend, command=current_command())
         return sweep.run()
 
     def _use_sweep_dir(self, sweep_dir: str) -> None:
@@ -76,7 +74,3 @@ class SigOptSweeperImpl:
         if settings.backend == "lite":
             return {"compute_mode": settings.compute_mode, "seed": settings.seed}
         return {"settings": dict(settings.api), "dev_run": settings.dev_run}
-
-
-def _factory(create: Any, name: str, options: Mapping[str, Any]) -> Any:
-    return lambda: create(name, **options)

@@ -53,18 +53,17 @@ class Sweep:
         definition: ExperimentDefinition,
         sweep_dir: Path,
         runner: TrialRunner,
-        backend_factory: Callable[[], Backend],
+        backend: Backend,
         command: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.definition = definition
         self.sweep_dir = Path(sweep_dir)
         self.runner = runner
-        self.backend_factory = backend_factory
+        self.backend = backend
         self.command = dict(command or {})
         self.budget = definition.observation_budget
         self.bandwidth = definition.parallel_bandwidth
-        self.backend: Backend | None = None
         self.journal: Journal | None = None
         self._running: dict[int, _Running] = {}
         self._requeue: deque[Trial] = deque()
@@ -83,10 +82,13 @@ class Sweep:
         journal = self._open_journal()
         self.journal = journal
         doc: dict[str, Any] = {}
-        previous_handler = _handle_sigterm_as_interrupt()
         try:
             journal.lock()
-            self.backend = self.backend_factory()
+        except JournalError:
+            journal.close()
+            raise
+        previous_handler = _handle_sigterm_as_interrupt()
+        try:
             self._start_or_resume(journal)
             log.info(
                 "SigOpt sweep '%s': backend %s (experiment %s), budget %d, parallel_bandwidth %d, scheduler %s",
@@ -106,7 +108,7 @@ class Sweep:
         except KeyboardInterrupt:
             self._interrupted()
         except BackendUnavailableError as exc:
-            running = sorted(self._running)
+            running = sorted(self._running) if self.runner.asynchronous else []
             left = f" Trials {running} were left running; a resumed sweep re-attaches to them." if running else ""
             log.error("%s.%s %s", exc, left, self._continue_hint())
             raise SweepAbortedError(f"{exc}.{left} {self._continue_hint()}") from None
@@ -116,8 +118,7 @@ class Sweep:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
             journal.close()
-            if self.backend is not None:
-                self.backend.close()
+            self.backend.close()
         self._log_best(doc)
         return doc
 
@@ -145,9 +146,13 @@ class Sweep:
                     f"{self.settings.backend!r}; set hydra.sweeper.backend={stored.get('backend')} to continue it"
                 )
             return journal
+        # A new sweep: the experiment first, so that a refused token or an unknown experiment id
+        # leaves no half-made sweep dir behind.
+        experiment_id = self.backend.experiment_id or self.backend.start(self.definition)
         return Journal.create(
             self.sweep_dir,
             {
+                "experiment_id": experiment_id,
                 "name": self.definition.name,
                 "backend": self.settings.backend,
                 "identity": self.definition.identity(),
@@ -162,11 +167,12 @@ class Sweep:
     # ------------------------------------------------------------------ start / resume
 
     def _start_or_resume(self, journal: Journal) -> None:
-        assert self.backend is not None
         trials = journal.trials()
         meta = journal.meta()
         previous_launcher = meta.get("launcher")
-        experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
+        experiment_id = self.backend.experiment_id or self.backend.start(
+            self.definition, resume_id=meta.get("experiment_id")
+        )
         journal.set_meta(
             experiment_id=experiment_id,
             observation_budget=self.budget,
@@ -259,7 +265,6 @@ class Sweep:
 
     def _next_suggestion(self) -> tuple[Suggestion, int | None]:
         """A re-run of a trial lost in a restart, a prefetched suggestion, or a new one."""
-        assert self.backend is not None
         if self._requeue:
             t = self._requeue.popleft()
             return Suggestion(t.suggestion_id or str(t.number), t.assignments), t.number
@@ -274,7 +279,6 @@ class Sweep:
             return
         if self._issued() >= self.budget or not self._running:
             return
-        assert self.backend is not None
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigopt-suggest")
         self._prefetch = self._pool.submit(self.backend.suggest, list(self._pending_assignments()))
@@ -328,7 +332,7 @@ class Sweep:
         failed: bool,
         outcome: JobOutcome | None = None,
     ) -> None:
-        assert self.backend is not None and self.journal is not None
+        assert self.journal is not None
         metadata: dict[str, Any] = {"job_number": number}
         if outcome is not None:
             metadata.update({k: v for k, v in (("job_id", outcome.job_id), ("host", outcome.host)) if v})

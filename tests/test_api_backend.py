@@ -251,3 +251,17 @@ def test_delete_removes_the_server_experiment_and_the_sweep_dir(
     eid = str(run.results["experiment_id"])
     assert main(["delete", "--yes", str(run.sweep_dir)]) == 0
     assert server.experiments[eid].deleted and not run.sweep_dir.exists()
+
+
+@pytest.mark.slow
+def test_missing_or_refused_token_leaves_no_sweep_dir(tmp_path: Path, server: SigOptTestServer) -> None:
+    base = {"SIGOPT_API_URL": server.url, "SIGOPT_API_TOKEN": "", "SIGOPT_ENV_FILE": ""}
+    missing = run_example(tmp_path, "hydra.sweeper.backend=api", env=base)
+    assert missing.proc.returncode != 0
+    assert "backend: api needs a SigOpt API token and none was found" in missing.output
+    assert not missing.sweep_dir.exists()
+    refused = run_example(tmp_path, "hydra.sweeper.backend=api", env={**base, "SIGOPT_API_TOKEN": "nope-" + TOKEN})
+    assert refused.proc.returncode != 0
+    assert "refused the token from SIGOPT_API_TOKEN (HTTP 401)" in refused.output
+    assert TOKEN not in refused.output
+    assert not refused.sweep_dir.exists()
