@@ -265,3 +265,26 @@ def test_missing_or_refused_token_leaves_no_sweep_dir(tmp_path: Path, server: Si
     assert "refused the token from SIGOPT_API_TOKEN (HTTP 401)" in refused.output
     assert TOKEN not in refused.output
     assert not refused.sweep_dir.exists()
+
+
+@pytest.mark.slow
+def test_unreachable_api_stops_the_sweep_resumably(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    overrides = (
+        "hydra.sweeper.backend=api",
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.api.max_unreachable_s=2",
+    )
+    server.faults.add("POST", r"/v1/experiments/\d+/observations", "503", times=None)
+    stopped = run_example(tmp_path, *overrides, env=api_env)
+    assert stopped.proc.returncode != 0
+    assert "has been unreachable" in stopped.output or "could not record the observation" in stopped.output
+    assert "Continue this sweep with:" in stopped.output
+    assert stopped.trials[0]["state"] == "completed"  # the result is in the journal, only the post is missing
+    server.faults.clear()
+    resumed = run_example(tmp_path, *overrides, env=api_env).assert_ok()
+    (eid,) = server.experiments
+    assert len(server.experiments[eid].observations) == 4
+    assert sorted(o["metadata"]["job_number"] for o in server.experiments[eid].observations) == [0, 1, 2, 3]
+    assert resumed.results["trials"]["completed"] == 4

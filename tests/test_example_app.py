@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -197,3 +198,47 @@ def test_twenty_trials_get_within_one_percent_of_a_400_point_grid(workdir: Path,
     best = run.results["best_value"]
     assert math.isfinite(best)
     assert best <= grid_best * 1.01, (best, grid_best)
+
+
+def test_a_requeued_job_is_still_one_trial(workdir: Path) -> None:
+    """submitit requeues a job on its time-out signal (up to max_num_timeout, 3 for local jobs): one trial."""
+    import signal
+    import subprocess
+    import time
+
+    from conftest import EXAMPLE_APP
+
+    from hydra_sigopt.journal import JOURNAL_NAME, Journal
+
+    sweep_dir = workdir / "sweep"
+    cmd = [
+        sys.executable,
+        str(EXAMPLE_APP),
+        "-m",
+        f"hydra.sweep.dir={sweep_dir}",
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=2",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=4",
+        "sleep_jobs=[0]",
+    ]
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job_id = None
+    deadline = time.time() + 60
+    while time.time() < deadline and job_id is None:
+        if (sweep_dir / JOURNAL_NAME).exists():
+            with Journal.open(sweep_dir, readonly=True) as j:
+                job_id = next((t.job_id for t in j.trials(["running"]) if t.number == 0 and t.job_id), None)
+        time.sleep(0.2)
+    assert job_id is not None
+    time.sleep(1.5)
+    # The time-out signal submitit uses (SIGUSR2), sent to the task as Slurm would near the limit.
+    task = int(Path(f"/proc/{job_id}/task/{job_id}/children").read_text().split()[0])
+    os.kill(task, signal.SIGUSR2)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out[-3000:]
+    with Journal.open(sweep_dir, readonly=True) as j:
+        trials = j.trials()
+    assert [(t.number, t.state) for t in trials] == [(0, "completed"), (1, "completed")]
+    logs = "".join(p.read_text() for p in (sweep_dir / ".submitit" / job_id).glob("*_log.*"))
+    assert "this job is timed-out" in logs and "Requeued job" in logs
