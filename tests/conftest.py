@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,41 @@ def run_example(
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=full_env)
     return AppRun(proc, sweep_dir)
+
+
+def start_example(
+    workdir: Path, *overrides: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], Path]:
+    """Start the example app's sweep in the background (output captured); return it and its sweep dir."""
+    sweep_dir = workdir / "sweep"
+    cmd = [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
+    return proc, sweep_dir
+
+
+def finish_example(proc: subprocess.Popen[str], sweep_dir: Path, timeout: float = 600) -> AppRun:
+    """Wait for a sweep started by :func:`start_example`."""
+    out, _ = proc.communicate(timeout=timeout)
+    return AppRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, ""), sweep_dir)
+
+
+def running_job_ids(sweep_dir: Path, count: int, timeout: float = 120) -> dict[int, str]:
+    """Wait until ``count`` trials run as jobs (per the journal); return their job ids by trial number."""
+    from hydra_sigopt.errors import JournalError
+    from hydra_sigopt.journal import Journal
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with Journal.open(sweep_dir, readonly=True) as journal:
+                found = {t.number: t.job_id for t in journal.trials(["running"]) if t.job_id}
+        except (JournalError, sqlite3.Error):
+            found = {}
+        if len(found) >= count:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{count} trials never ran in {sweep_dir}")
 
 
 SUBMITIT_LOCAL = ("hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10")

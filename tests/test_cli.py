@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example
+from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example
 
 from hydra_sigopt.cli import main
 from hydra_sigopt.journal import JOURNAL_NAME, Journal
@@ -82,31 +82,14 @@ def test_continue_prints_and_runs_the_resume_command(
 
 
 def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sweep_dir = tmp_path / "sweep"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(EXAMPLE_APP),
-            "-m",
-            f"hydra.sweep.dir={sweep_dir}",
-            *SUBMITIT_LOCAL,
-            "hydra.sweeper.observation_budget=6",
-            "hydra.sweeper.parallel_bandwidth=2",
-            "sleep_s=60",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=6",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=60",
     )
-    deadline = time.time() + 60
-    running: list[str] = []
-    while time.time() < deadline and len(running) < 2:
-        if (sweep_dir / JOURNAL_NAME).exists():
-            with Journal.open(sweep_dir, readonly=True) as j:
-                running = [t.job_id for t in j.trials(["running"]) if t.job_id]
-        time.sleep(0.3)
-    assert len(running) == 2
+    running = list(running_job_ids(sweep_dir, 2).values())
     code, out, _ = cli(capsys, "kill", str(sweep_dir))
     assert code == 0
     assert f"Stopping the sweeper (pid {proc.pid})" in out
@@ -150,7 +133,6 @@ def test_not_a_sweep_or_corrupt_journal_exit_2_and_touch_nothing(
 
 
 def test_interrupt_with_detach_leaves_jobs_running_for_resume(tmp_path: Path) -> None:
-    sweep_dir = tmp_path / "sweep"
     overrides = [
         *SUBMITIT_LOCAL,
         "hydra.sweeper.observation_budget=3",
@@ -159,20 +141,8 @@ def test_interrupt_with_detach_leaves_jobs_running_for_resume(tmp_path: Path) ->
         "sleep_s=5",
         "sleep_jobs=[0,1]",
     ]
-    proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.time() + 60
-    running: list[str] = []
-    while time.time() < deadline and len(running) < 2:
-        if (sweep_dir / JOURNAL_NAME).exists():
-            with Journal.open(sweep_dir, readonly=True) as j:
-                running = [t.job_id for t in j.trials(["running"]) if t.job_id]
-        time.sleep(0.3)
+    proc, _ = start_example(tmp_path, *overrides)
+    running = list(running_job_ids(tmp_path / "sweep", 2).values())
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "were left running (on_interrupt: detach)" in output

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SUBMITIT_LOCAL, run_example
+from conftest import ROOT, SUBMITIT_LOCAL, finish_example, run_example, running_job_ids, start_example
 
 pytestmark = pytest.mark.slow
 
@@ -203,40 +203,24 @@ def test_twenty_trials_get_within_one_percent_of_a_400_point_grid(workdir: Path,
 def test_a_requeued_job_is_still_one_trial(workdir: Path) -> None:
     """submitit requeues a job on its time-out signal (up to max_num_timeout, 3 for local jobs): one trial."""
     import signal
-    import subprocess
     import time
 
-    from conftest import EXAMPLE_APP
+    from hydra_sigopt.journal import Journal
 
-    from hydra_sigopt.journal import JOURNAL_NAME, Journal
-
-    sweep_dir = workdir / "sweep"
-    cmd = [
-        sys.executable,
-        str(EXAMPLE_APP),
-        "-m",
-        f"hydra.sweep.dir={sweep_dir}",
+    proc, sweep_dir = start_example(
+        workdir,
         *SUBMITIT_LOCAL,
         "hydra.sweeper.observation_budget=2",
         "hydra.sweeper.parallel_bandwidth=2",
         "sleep_s=4",
         "sleep_jobs=[0]",
-    ]
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    job_id = None
-    deadline = time.time() + 60
-    while time.time() < deadline and job_id is None:
-        if (sweep_dir / JOURNAL_NAME).exists():
-            with Journal.open(sweep_dir, readonly=True) as j:
-                job_id = next((t.job_id for t in j.trials(["running"]) if t.number == 0 and t.job_id), None)
-        time.sleep(0.2)
-    assert job_id is not None
+    )
+    job_id = running_job_ids(sweep_dir, 1)[0]
     time.sleep(1.5)
     # The time-out signal submitit uses (SIGUSR2), sent to the task as Slurm would near the limit.
     task = int(Path(f"/proc/{job_id}/task/{job_id}/children").read_text().split()[0])
     os.kill(task, signal.SIGUSR2)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out[-3000:]
+    finish_example(proc, sweep_dir).assert_ok()
     with Journal.open(sweep_dir, readonly=True) as j:
         trials = j.trials()
     assert [(t.number, t.state) for t in trials] == [(0, "completed"), (1, "completed")]

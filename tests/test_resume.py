@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, run_example
+from conftest import SUBMITIT_LOCAL, run_example, running_job_ids, start_example
 
 from hydra_sigopt.crashpoints import ENV_VAR
 from hydra_sigopt.journal import Journal
@@ -89,22 +85,6 @@ def test_changed_definition_is_refused_with_what_differs(tmp_path: Path) -> None
     assert "use another hydra.sweep.dir" in changed.output
 
 
-def _running_job_ids(sweep_dir: Path, count: int, timeout: float = 120) -> dict[int, str]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            db = sqlite3.connect(f"file:{sweep_dir / 'sigopt_journal.sqlite'}?mode=ro", uri=True)
-            rows = db.execute("SELECT number, job_id FROM trials WHERE state = 'running' AND job_id IS NOT NULL")
-            found = {int(n): str(j) for n, j in rows}
-            db.close()
-        except sqlite3.Error:
-            found = {}
-        if len(found) >= count:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("trials never started")
-
-
 def test_submitit_local_jobs_outlive_the_sweeper_and_are_reattached(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     overrides = [
@@ -114,13 +94,8 @@ def test_submitit_local_jobs_outlive_the_sweeper_and_are_reattached(tmp_path: Pa
         "sleep_s=6",
         "sleep_jobs=[0,1]",
     ]
-    proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    running = _running_job_ids(sweep_dir, 2)
+    proc, _ = start_example(tmp_path, *overrides)
+    running = running_job_ids(sweep_dir, 2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     # The jobs (local processes) are still running without their sweeper.

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_APP, AppRun
+from conftest import EXAMPLE_APP, AppRun, finish_example, running_job_ids, start_example
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -50,38 +49,18 @@ SLURM = (
 
 
 def _start(workdir: Path, *overrides: str) -> tuple[subprocess.Popen[str], Path]:
-    sweep_dir = workdir / "sweep"
-    cmd = [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", *SLURM, *overrides]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    return proc, sweep_dir
-
-
-def _finish(proc: subprocess.Popen[str], sweep_dir: Path, timeout: float = 600) -> AppRun:
-    out, _ = proc.communicate(timeout=timeout)
-    return AppRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, ""), sweep_dir)
+    return start_example(workdir, *SLURM, *overrides)
 
 
 def _job_id_of(sweep_dir: Path, number: int, timeout: float = 120) -> str:
     """Wait until trial ``number`` is running on Slurm; return its Slurm job id."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        try:
-            db = sqlite3.connect(f"file:{sweep_dir / 'sigopt_journal.sqlite'}?mode=ro", uri=True)
-            row = db.execute("SELECT job_id FROM trials WHERE number = ? AND state = 'running'", (number,)).fetchone()
-            db.close()
-        except sqlite3.Error:
-            row = None
-        if row and row[0]:
-            state = subprocess.run(["squeue", "-h", "-j", row[0], "-o", "%T"], capture_output=True, text=True)
+        job_id = running_job_ids(sweep_dir, 1, timeout=timeout).get(number)
+        if job_id:
+            state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
             if state.stdout.strip() == "RUNNING":
-                return str(row[0])
+                return job_id
         time.sleep(0.5)
     raise AssertionError(f"trial {number} never ran on Slurm")
 
@@ -100,7 +79,7 @@ def test_eight_trials_three_slots_with_a_raise_and_an_scancel(tmp_path: Path) ->
     try:
         job_id = _job_id_of(sweep_dir, 1)
         subprocess.run(["scancel", job_id], check=True)
-        run = _finish(proc, sweep_dir)
+        run = finish_example(proc, sweep_dir)
     finally:
         proc.kill()
     run.assert_ok()
@@ -130,7 +109,7 @@ def test_a_trial_over_its_time_limit_is_one_failed_observation(tmp_path: Path) -
         "sleep_s=600",
         "sleep_jobs=[0]",
     )
-    run = _finish(proc, sweep_dir)
+    run = finish_example(proc, sweep_dir)
     run.assert_ok()
     trials = {int(t["number"]): t for t in run.trials}
     assert sorted(trials) == [0, 1, 2]
@@ -189,7 +168,7 @@ def test_sweeper_killed_while_slurm_jobs_run_reattaches_to_them(tmp_path: Path) 
         state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
         assert state.stdout.strip() in ("RUNNING", "COMPLETING", "")
     proc2, _ = _start(tmp_path, *overrides)
-    run = _finish(proc2, sweep_dir).assert_ok()
+    run = finish_example(proc2, sweep_dir).assert_ok()
     for number, job_id in ids.items():
         assert f"Trial #{number}: re-attached to job {job_id}" in run.output
     trials = {int(t["number"]): t for t in run.trials}
