@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,18 +46,29 @@ class SigOptSweeperImpl:
             self._use_sweep_dir(settings.resume)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
 
+        launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=self.hydra_context, task_function=TimedTask(self.task_function), config=self.config
+        )
+        runner = make_runner(launcher, settings.scheduler)
         # The engine, its token and URL (and, for a new sweep, the experiment) come before any folder.
         backend = create_backend(settings.backend, **self._backend_options(settings))
         if not journal_path(sweep_dir).exists():
             backend.start(definition)
 
-        launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=self.hydra_context, task_function=TimedTask(self.task_function), config=self.config
-        )
-        runner = make_runner(launcher, settings.scheduler)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        sweep = Sweep(settings, definition, sweep_dir, runner, backend, command=current_command())
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        config = self.config
+        sweep = Sweep(
+            settings,
+            definition,
+            sweep_dir,
+            runner,
+            backend,
+            command=current_command(),
+            # Once the sweep dir's lock is held: a refused second sweeper overwrites nothing.
+            on_locked=lambda: OmegaConf.save(config, sweep_dir / "multirun.yaml"),
+        )
         return sweep.run()
 
     def _use_sweep_dir(self, sweep_dir: str) -> None:

@@ -223,11 +223,6 @@ class SubmititRunner(TrialRunner):
         self._jobs: dict[int, Any] = {}
         self._submitted_at: dict[int, float] = {}
         self._reattached: set[int] = set()
-        config = launcher.config
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        if "mode" in config.hydra.sweep:
-            os.chmod(sweep_dir, mode=int(str(config.hydra.sweep.mode), 8))
 
     def start(self, number: int, overrides: Sequence[str]) -> str | None:
         from hydra.core.singleton import Singleton

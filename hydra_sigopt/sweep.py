@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +55,7 @@ class Sweep:
         runner: TrialRunner,
         backend: Backend,
         command: Mapping[str, Any] | None = None,
+        on_locked: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.definition = definition
@@ -62,6 +63,7 @@ class Sweep:
         self.runner = runner
         self.backend = backend
         self.command = dict(command or {})
+        self.on_locked = on_locked
         self.budget = definition.observation_budget
         self.bandwidth = definition.parallel_bandwidth
         self.journal: Journal | None = None
@@ -87,6 +89,8 @@ class Sweep:
         except JournalError:
             journal.close()
             raise
+        if self.on_locked is not None:
+            self.on_locked()
         previous_handler = _handle_sigterm_as_interrupt()
         try:
             self._start_or_resume(journal)

@@ -28,6 +28,7 @@ def test_basic_launcher_sweep_writes_results_and_best_overrides(workdir: Path) -
     assert results["best_overrides"] == best["overrides"]
     # The log ends with the overrides, ready to paste.
     assert f"Best overrides: {best['overrides']}" in run.output
+    assert (run.sweep_dir / "multirun.yaml").is_file()
     # Each trial ran in its own job folder, numbered like the trials.
     assert all((run.sweep_dir / str(n) / ".hydra" / "overrides.yaml").is_file() for n in range(6))
     # Durations come from the trial itself.
@@ -156,6 +157,11 @@ def test_bad_config_fails_before_anything_runs(workdir: Path) -> None:
     run = run_example(workdir, "l1_ratio=interval(1,0)")
     assert run.proc.returncode != 0
     assert "command-line override 'l1_ratio=interval(1,0)': min must be less than max" in run.output
+    assert not run.sweep_dir.exists()
+
+    run = run_example(workdir, "hydra.sweeper.scheduler=async")
+    assert run.proc.returncode != 0
+    assert "hydra.sweeper.scheduler: async needs hydra/launcher=submitit_local or submitit_slurm" in run.output
     assert not run.sweep_dir.exists()
 
 
