@@ -405,16 +405,17 @@ class Sweep:
         return f"Continue this sweep with: {continue_command(self.command, self.sweep_dir)}"
 
     def _log_best(self, doc: Mapping[str, Any]) -> None:
+        """The last lines of the log: where the results are, then the best overrides to paste."""
+        log.info("Results: %s", self.sweep_dir / "optimization_results.yaml")
         if doc.get("best_overrides") is not None:
             log.info("Best trial #%s: %s", doc.get("best_trial"), doc.get("best_values"))
             log.info("Best overrides: %s", doc["best_overrides"])
         elif doc.get("solutions"):
-            log.info("Pareto-optimal trials (%d):", len(doc["solutions"]))
+            log.info("Pareto-optimal trials (%d), overrides:", len(doc["solutions"]))
             for s in doc["solutions"]:
                 log.info("  #%s %s: %s", s["trial"], s["values"], s["overrides"])
         else:
             log.info("No trial completed; see %s", self.sweep_dir / "trials.csv")
-        log.info("Results: %s", self.sweep_dir / "optimization_results.yaml")
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

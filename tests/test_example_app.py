@@ -27,7 +27,7 @@ def test_basic_launcher_sweep_writes_results_and_best_overrides(workdir: Path) -
     assert 1e-4 <= results["best_params"]["alpha"] <= 10
     assert results["best_overrides"] == best["overrides"]
     # The log ends with the overrides, ready to paste.
-    assert f"Best overrides: {best['overrides']}" in run.output
+    assert run.output.rstrip().splitlines()[-1].endswith(f"Best overrides: {best['overrides']}")
     assert (run.sweep_dir / "multirun.yaml").is_file()
     # Each trial ran in its own job folder, numbered like the trials.
     assert all((run.sweep_dir / str(n) / ".hydra" / "overrides.yaml").is_file() for n in range(6))
