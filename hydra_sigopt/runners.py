@@ -197,11 +197,13 @@ class SubmititRunner(TrialRunner):
 
     asynchronous = True
 
-    def __init__(self, launcher: Any, poll_interval: float = 0.5, state_check_interval: float = 10.0) -> None:
+    def __init__(self, launcher: Any, poll_interval: float | None = None, state_check_interval: float = 10.0) -> None:
         import submitit
 
         self.launcher = launcher
-        self.poll_interval = poll_interval
+        # How often finished jobs are looked for: a local check is a process poll and a stat;
+        # on Slurm a stat of a shared file system per job, for jobs that run minutes or hours.
+        self.poll_interval = poll_interval or (0.5 if launcher._EXECUTOR == "slurm" else 0.1)
         self.state_check_interval = state_check_interval
         self._last_forced_check = 0.0
         self._dead_since: dict[int, float] = {}
