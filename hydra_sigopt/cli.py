@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra_sigopt.errors import JournalError, SigOptSweeperError
-from hydra_sigopt.journal import ABANDONED, LOCK_NAME, PENDING, RUNNING, Journal, Trial, open_journal
+from hydra_sigopt.errors import JournalError, SigOptSweeperError, SweepAbortedError
+from hydra_sigopt.journal import ABANDONED, PENDING, RUNNING, Journal, SweepLock, Trial, open_journal
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.reports import metrics_from_meta, results_document, summarize, swept_overrides
 from hydra_sigopt.runners import cancel_local_jobs
@@ -175,52 +176,41 @@ def _continue(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- kill / delete
 
 
-def _sweeper_pid(sweep_dir: Path) -> int | None:
-    """The pid of a live sweeper holding this sweep's lock, if any."""
-    import fcntl
-
-    lock = sweep_dir / LOCK_NAME
-    if not lock.exists():
-        return None
-    with open(lock, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            text = handle.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
-
-
-def _cancel_job(launcher: str, job_id: str) -> str:
+def _cancel_job(launcher: str, job_id: str, submitit_folder: str | None) -> str:
     """Cancel one job; return what was done."""
     if launcher == "slurm":
         done = subprocess.run(["scancel", job_id], capture_output=True, text=True, check=False)
         return "scancel" if done.returncode == 0 else f"scancel failed: {done.stderr.strip()}"
     if launcher == "local" and job_id.isdigit():
-        return "cancelled" if cancel_local_jobs([job_id]) else "already gone"
+        return "cancelled" if cancel_local_jobs([job_id], submitit_folder) else "already gone"
     return "no job to cancel"
 
 
 def kill_sweep(sweep_dir: Path, wait_s: float = 60.0) -> list[tuple[int, str | None, str]]:
     """Stop a live sweeper of this sweep, cancel its jobs, and mark them in the journal."""
     Journal.open(sweep_dir, readonly=True).close()  # a clear error for a folder that is not a sweep
-    pid = _sweeper_pid(sweep_dir)
-    if pid and pid > 0:
+    lock = SweepLock(sweep_dir)
+    holder = lock.holder()
+    if holder is not None:
+        pid, host = holder
+        if host and host != socket.gethostname():
+            raise SweepAbortedError(
+                f"the sweeper of this sweep runs on host {host} (pid {pid}); run hydra-sigopt kill there"
+            )
         _out(f"Stopping the sweeper (pid {pid}); it cancels its own jobs and writes its results")
         try:
             os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
         except ProcessLookupError:
             pass
         deadline = time.time() + wait_s
-        while _sweeper_pid(sweep_dir) and time.time() < deadline:
+        while lock.holder() is not None and time.time() < deadline:
             time.sleep(0.5)
     done: list[tuple[int, str | None, str]] = []
     with Journal.open(sweep_dir) as journal:
-        launcher = str(journal.meta().get("launcher", ""))
+        meta = journal.meta()
+        launcher = str(meta.get("launcher", ""))
         for t in journal.trials([PENDING, RUNNING]):
-            what = _cancel_job(launcher, t.job_id) if t.job_id else "never started"
+            what = _cancel_job(launcher, t.job_id, meta.get("submitit_folder")) if t.job_id else "never started"
             journal.mark_abandoned(t.number, f"cancelled by hydra-sigopt kill ({what})")
             done.append((t.number, t.job_id, what))
     return done

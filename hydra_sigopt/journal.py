@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -126,7 +127,6 @@ class Journal:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
-        self._lock_file: Any = None
 
     # ---------------------------------------------------------------- opening
 
@@ -187,7 +187,6 @@ class Journal:
         return db
 
     def close(self) -> None:
-        self.unlock()
         self._db.close()
 
     def __enter__(self) -> Journal:
@@ -195,33 +194,6 @@ class Journal:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-    # ---------------------------------------------------------------- locking
-
-    def lock(self) -> None:
-        """Take the sweep's exclusive lock or raise naming the process that holds it."""
-        lock_path = self.path.with_name(LOCK_NAME)
-        handle = open(lock_path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise JournalError(
-                f"another sweeper (pid {holder}) is running this sweep ({self.path.parent}); "
-                "wait for it to end or stop it first"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._lock_file = handle
-
-    def unlock(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
 
     # ---------------------------------------------------------------- meta
 
@@ -307,11 +279,14 @@ class Journal:
                 (time.time(), observation_id, number),
             )
 
-    def mark_abandoned(self, number: int, reason: str) -> None:
+    def mark_abandoned(self, numbers: int | Sequence[int], reason: str) -> None:
+        """Mark trials abandoned (re-run by a resumed sweep), all in one transaction."""
+        batch = [numbers] if isinstance(numbers, int) else list(numbers)
+        now = time.time()
         with self._db:
-            self._db.execute(
+            self._db.executemany(
                 "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?) WHERE number = ?",
-                (ABANDONED, reason, time.time(), number),
+                [(ABANDONED, reason, now, n) for n in batch],
             )
 
     def trials(self, states: Sequence[str] | None = None) -> list[Trial]:
@@ -331,6 +306,54 @@ class Journal:
     def next_number(self) -> int:
         row = self._db.execute("SELECT MAX(number) FROM trials").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
+
+
+class SweepLock:
+    """The exclusive lock of a sweep dir: one sweeper at a time. The lock file names its holder."""
+
+    def __init__(self, sweep_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(sweep_dir) / LOCK_NAME
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`JournalError` naming the process that holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            pid, _, host = holder.partition("@")
+            raise JournalError(
+                f"another sweeper (pid {pid}{f' on {host}' if host else ''}) is running this sweep "
+                f"({self.path.parent}); wait for it to end or stop it first (hydra-sigopt kill)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}@{socket.gethostname()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def holder(self) -> tuple[int, str] | None:
+        """(pid, host) of the live process holding the lock, or None when it is free."""
+        if not self.path.exists():
+            return None
+        with open(self.path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                pid, _, host = handle.read().strip().partition("@")
+                return (int(pid) if pid.isdigit() else -1, host)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
 
 
 @contextmanager

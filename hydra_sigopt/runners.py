@@ -111,6 +111,10 @@ class TrialRunner(ABC):
     asynchronous: bool = False
     #: Where jobs run: "local" or "slurm" for submitit, else the launcher's class name.
     kind: str = "unknown"
+    #: Whether the launcher itself logs each trial's overrides (Hydra's launchers do in launch()).
+    logs_each_trial: bool = False
+    #: The submitit folder pattern of the jobs, where there is one.
+    submitit_folder: str | None = None
 
     @abstractmethod
     def start(self, number: int, overrides: Sequence[str]) -> str | None:
@@ -142,6 +146,7 @@ class BatchRunner(TrialRunner):
     def __init__(self, launcher: Any) -> None:
         self.launcher = launcher
         self.kind = type(launcher).__name__
+        self.logs_each_trial = True
         self._queued: list[tuple[int, list[str]]] = []
 
     def start(self, number: int, overrides: Sequence[str]) -> str | None:
@@ -220,6 +225,7 @@ class SubmititRunner(TrialRunner):
         )
         self.cluster = cluster
         self.kind = cluster
+        self.submitit_folder = str(params["submitit_folder"])
         # How long a job that ended without a result file may still produce one (shared file systems lag).
         self.result_grace_s = 15.0 if cluster == "slurm" else 1.0
         self._jobs: dict[int, Any] = {}
@@ -248,6 +254,10 @@ class SubmititRunner(TrialRunner):
             job = submitit.SlurmJob(folder=folder, job_id=job_id)
         else:
             job = submitit.LocalJob(folder=folder, job_id=job_id)
+            # A local job dies with its sweeper's process group (Ctrl-C in the terminal, a lost
+            # SSH session): with no process and no result there is nothing to wait for; re-run it.
+            if not job.paths.result_pickle.exists() and not local_job_running(job_id, self.submitit_folder):
+                return False
         self._jobs[number] = job
         self._submitted_at[number] = time.time()
         self._reattached.add(number)
@@ -256,12 +266,13 @@ class SubmititRunner(TrialRunner):
     def _done(self, number: int, job: Any, force: bool) -> bool:
         """Whether a job has ended; a re-attached local job is judged by its pid and result file."""
         if number in self._reattached and self.cluster != "slurm":
-            return job.paths.result_pickle.exists() or not pid_running(job.job_id)
+            return job.paths.result_pickle.exists() or not local_job_running(job.job_id, self.submitit_folder)
         return bool(job.done(force_check=force))
 
     def _ready(self, number: int, job: Any, force: bool) -> bool:
         """Done, and its result is there or will not come (without blocking the loop to find out)."""
         if not self._done(number, job, force):
+            self._dead_since.pop(number, None)  # back to running (e.g. requeued)
             return False
         if job.paths.result_pickle.exists():
             return True
@@ -318,7 +329,7 @@ class SubmititRunner(TrialRunner):
     def cancel_all(self) -> list[int]:
         numbers = sorted(self._jobs)
         if self.cluster != "slurm":
-            cancel_local_jobs([self._jobs[n].job_id for n in numbers])
+            cancel_local_jobs([self._jobs[n].job_id for n in numbers], self.submitit_folder)
             return numbers
         for n in numbers:
             try:
@@ -349,14 +360,30 @@ def _children(pid: int) -> list[int]:
     return [int(c) for c in text.split()]
 
 
-def cancel_local_jobs(job_ids: Sequence[str | int], grace_s: float = 3.0) -> list[str]:
+def local_job_running(job_id: str | int, submitit_folder: str | None = None) -> bool:
+    """Whether a submitit local job's controller runs: its pid is alive and is that controller.
+
+    Pids are reused, so the pid alone could name an unrelated process after a restart.
+    """
+    if not pid_running(job_id):
+        return False
+    try:
+        cmdline = Path(f"/proc/{int(job_id)}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError):
+        return False
+    return "submitit.local._local" in cmdline and (submitit_folder is None or submitit_folder in cmdline)
+
+
+def cancel_local_jobs(
+    job_ids: Sequence[str | int], submitit_folder: str | None = None, grace_s: float = 3.0
+) -> list[str]:
     """Stop submitit local jobs and their task processes; return the ids that were still running.
 
     First what submitit's own cancel does (SIGINT to each job's controller, which stops its
     tasks). A controller started from a background shell ignores SIGINT, and submitit's tasks
     ignore SIGTERM, so whatever still runs after ``grace_s`` is killed, tasks first.
     """
-    live = {str(j): int(j) for j in job_ids if str(j).isdigit() and pid_running(j)}
+    live = {str(j): int(j) for j in job_ids if str(j).isdigit() and local_job_running(j, submitit_folder)}
     tasks = {pid: _children(pid) for pid in live.values()}
     for pid in live.values():
         os.kill(pid, signal.SIGINT)

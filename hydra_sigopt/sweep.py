@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,17 @@ from hydra_sigopt.backends import Backend, PastObservation, Suggestion
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError, JournalError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
-from hydra_sigopt.journal import ABANDONED, COMPLETED, FAILED, FINISHED_STATES, PENDING, RUNNING, Journal, Trial
+from hydra_sigopt.journal import (
+    ABANDONED,
+    COMPLETED,
+    FAILED,
+    FINISHED_STATES,
+    PENDING,
+    RUNNING,
+    Journal,
+    SweepLock,
+    Trial,
+)
 from hydra_sigopt.metrics import InvalidResult, MetricValue, parse_result
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.reports import write_reports
@@ -81,14 +92,18 @@ class Sweep:
 
     def run(self) -> dict[str, Any]:
         """Run the sweep; return the content of ``optimization_results.yaml``."""
+        # The lock comes first: two sweepers starting at once must not both create a journal.
+        lock = SweepLock(self.sweep_dir)
+        lock.acquire()
+        try:
+            return self._run_locked()
+        finally:
+            lock.release()
+
+    def _run_locked(self) -> dict[str, Any]:
         journal = self._open_journal()
         self.journal = journal
         doc: dict[str, Any] = {}
-        try:
-            journal.lock()
-        except JournalError:
-            journal.close()
-            raise
         if self.on_locked is not None:
             self.on_locked()
         previous_handler = _handle_sigterm_as_interrupt()
@@ -112,10 +127,20 @@ class Sweep:
         except KeyboardInterrupt:
             self._interrupted()
         except BackendUnavailableError as exc:
+            # The engine is out of reach: leave the jobs running, a resumed sweep re-attaches to them.
             running = sorted(self._running) if self.runner.asynchronous else []
             left = f" Trials {running} were left running; a resumed sweep re-attaches to them." if running else ""
             log.error("%s.%s %s", exc, left, self._continue_hint())
             raise SweepAbortedError(f"{exc}.{left} {self._continue_hint()}") from None
+        except SweepAbortedError:
+            raise
+        except Exception as exc:
+            # Anything else (sbatch refusing a job, an engine error): stop as on Ctrl-C, and say how to go on.
+            what = self._apply_interrupt_policy("cancelled: the sweep stopped on an error")
+            log.error("The sweep stopped on %s: %s. %s. %s", type(exc).__name__, exc, what, self._continue_hint())
+            raise SweepAbortedError(
+                f"the sweep stopped on {type(exc).__name__}: {exc}. {what}. {self._continue_hint()}"
+            ) from exc
         finally:
             _restore_sigterm(previous_handler)
             if self._pool is not None:
@@ -181,6 +206,7 @@ class Sweep:
             experiment_id=experiment_id,
             observation_budget=self.budget,
             launcher=self.runner.kind,
+            submitit_folder=self.runner.submitit_folder,
             api=self.backend.public_settings(),
         )
         self._next_number = journal.next_number()
@@ -249,12 +275,13 @@ class Sweep:
             self.journal.add_trial(number, suggestion.id, suggestion.assignments, overrides, rerun_of=rerun_of)
             crash_point("after_record_trial")
             self._running[number] = _Running(suggestion)
-            if self.runner.asynchronous:
+            if not self.runner.logs_each_trial:
                 swept = overrides[len(self.definition.space.fixed_overrides) :]
                 log.info("\t#%d : %s", number, " ".join(swept))
             job_id = self.runner.start(number, overrides)
             crash_point("after_submit")
-            if self.runner.asynchronous:
+            if job_id is not None:
+                # Known at once (submitit): journaled now, so a restart can find the job.
                 self.journal.mark_running([number], [job_id])
                 self._running[number].marked = True
         unmarked = [n for n, r in self._running.items() if not r.marked]
@@ -380,26 +407,34 @@ class Sweep:
     # ------------------------------------------------------------------ stopping
 
     def _stop_running(self, reason: str) -> list[int]:
-        """Cancel the running trials and mark them to be re-run by a resumed sweep."""
+        """Mark the running trials to be re-run by a resumed sweep, then cancel them.
+
+        Marked first, in one transaction, so that a second Ctrl-C or a kill during the
+        cancellation cannot turn them into failed observations; signals wait meanwhile.
+        """
         assert self.journal is not None
-        cancelled = self.runner.cancel_all() if self._running else []
-        for n in list(self._running):
-            self.journal.mark_abandoned(n, reason)
-            self._running.pop(n)
+        if not self._running:
+            return []
+        with _signals_ignored():
+            self.journal.mark_abandoned(sorted(self._running), reason)
+            cancelled = self.runner.cancel_all()
+            self._running.clear()
         return cancelled
 
-    def _interrupted(self) -> None:
-        assert self.journal is not None
-        if self.settings.on_interrupt == "detach":
+    def _apply_interrupt_policy(self, reason: str) -> str:
+        """Cancel or leave the running trials (``on_interrupt``); say which."""
+        if self.settings.on_interrupt == "detach" and self.runner.asynchronous:
             running = sorted(self._running)
-            message = f"Interrupted; {len(running)} running trials were left running (on_interrupt: detach)"
-            if running:
-                message += f": {running}. A resumed sweep re-attaches to them"
-        else:
-            cancelled = self._stop_running("cancelled: the sweeper was interrupted")
-            message = "Interrupted; running trials were cancelled" + (f": {cancelled}" if cancelled else "")
-        log.error("%s. %s", message, self._continue_hint())
-        raise SweepAbortedError(f"{message}. {self._continue_hint()}")
+            if not running:
+                return "No trial was running"
+            return f"Trials {running} were left running (on_interrupt: detach); a resumed sweep re-attaches to them"
+        cancelled = self._stop_running(reason)
+        return "Running trials were cancelled" + (f": {cancelled}" if cancelled else "")
+
+    def _interrupted(self) -> None:
+        what = self._apply_interrupt_policy("cancelled: the sweeper was interrupted")
+        log.error("Interrupted. %s. %s", what, self._continue_hint())
+        raise SweepAbortedError(f"Interrupted. {what}. {self._continue_hint()}")
 
     def _continue_hint(self) -> str:
         return f"Continue this sweep with: {continue_command(self.command, self.sweep_dir)}"
@@ -432,6 +467,20 @@ def _handle_sigterm_as_interrupt() -> Any:
 def _restore_sigterm(previous: Any) -> None:
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM for a critical section (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _past(trial: Trial) -> PastObservation:

@@ -59,13 +59,24 @@ def run_example(
 
 
 def start_example(
-    workdir: Path, *overrides: str, env: dict[str, str] | None = None
+    workdir: Path, *overrides: str, env: dict[str, str] | None = None, new_session: bool = False
 ) -> tuple[subprocess.Popen[str], Path]:
-    """Start the example app's sweep in the background (output captured); return it and its sweep dir."""
+    """Start the example app's sweep in the background (output captured); return it and its sweep dir.
+
+    ``new_session``: the sweeper leads its own process group, as a terminal's foreground job does.
+    """
     sweep_dir = workdir / "sweep"
     cmd = [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=full_env,
+        start_new_session=new_session,
+    )
     return proc, sweep_dir
 
 

@@ -95,7 +95,7 @@ def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.Cap
     assert f"Stopping the sweeper (pid {proc.pid})" in out
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert "Interrupted; running trials were cancelled" in output and "Continue this sweep with:" in output
+    assert "Interrupted. Running trials were cancelled" in output and "Continue this sweep with:" in output
     deadline = time.time() + 10
     while time.time() < deadline and any(pid_running(j) for j in running):
         time.sleep(0.2)
@@ -151,3 +151,25 @@ def test_interrupt_with_detach_leaves_jobs_running_for_resume(tmp_path: Path) ->
     resumed = run_example(tmp_path, *overrides).assert_ok()
     assert resumed.output.count("re-attached to job") == 2
     assert [t["state"] for t in resumed.trials] == ["completed"] * 3
+
+
+def test_a_second_ctrl_c_during_cancellation_loses_nothing(tmp_path: Path) -> None:
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=60",
+    )
+    running = list(running_job_ids(sweep_dir, 2).values())
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Interrupted. Running trials were cancelled" in output
+    with Journal.open(sweep_dir, readonly=True) as j:
+        assert {t.state for t in j.trials()} == {"abandoned"}
+    deadline = time.time() + 10
+    while time.time() < deadline and any(pid_running(j) for j in running):
+        time.sleep(0.2)
+    assert not any(pid_running(j) for j in running)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hydra_sigopt.errors import JournalError
-from hydra_sigopt.journal import JOURNAL_NAME, Journal
+from hydra_sigopt.journal import JOURNAL_NAME, Journal, SweepLock
 from hydra_sigopt.metrics import MetricValue
 
 META = {"name": "t", "backend": "lite", "identity": {"parameters": [], "metrics": []}, "fingerprint": "abc"}
@@ -43,14 +44,13 @@ def test_failed_and_abandoned_trials(tmp_path: Path) -> None:
     assert states == [(0, "failed", None), (1, "abandoned", None), (2, "pending", 1)]
 
 
-def test_second_sweeper_is_refused_with_the_first_pid(tmp_path: Path) -> None:
-    Journal.create(tmp_path, META).close()
+def test_second_sweeper_is_refused_with_the_first_pid_and_host(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, time; from hydra_sigopt.journal import Journal; j = Journal.open(sys.argv[1]); j.lock();"
-            " print('locked', flush=True); time.sleep(30)",
+            "import sys, time; from hydra_sigopt.journal import SweepLock; lock = SweepLock(sys.argv[1]);"
+            " lock.acquire(); print('locked', flush=True); time.sleep(30)",
             str(tmp_path),
         ],
         stdout=subprocess.PIPE,
@@ -58,16 +58,18 @@ def test_second_sweeper_is_refused_with_the_first_pid(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        j = Journal.open(tmp_path)
-        with pytest.raises(JournalError, match=f"another sweeper \\(pid {holder.pid}\\)"):
-            j.lock()
-        j.close()
+        lock = SweepLock(tmp_path)
+        assert lock.holder() == (holder.pid, socket.gethostname())
+        with pytest.raises(JournalError, match=rf"another sweeper \(pid {holder.pid} on {socket.gethostname()}\)"):
+            lock.acquire()
     finally:
         holder.kill()
         holder.wait()
     # Once the holder is gone (even killed), the lock is free again.
-    with Journal.open(tmp_path) as j:
-        j.lock()
+    lock = SweepLock(tmp_path)
+    assert lock.holder() is None
+    lock.acquire()
+    lock.release()
 
 
 def test_not_a_sweep_dir_corrupt_and_newer_journals_are_refused_untouched(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -85,10 +86,12 @@ def test_changed_definition_is_refused_with_what_differs(tmp_path: Path) -> None
     assert "use another hydra.sweep.dir" in changed.output
 
 
-def test_submitit_local_jobs_outlive_the_sweeper_and_are_reattached(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheduler", ["async", "batch"])
+def test_submitit_local_jobs_outlive_the_sweeper_and_are_reattached(tmp_path: Path, scheduler: str) -> None:
     sweep_dir = tmp_path / "sweep"
     overrides = [
         *SUBMITIT_LOCAL,
+        f"hydra.sweeper.scheduler={scheduler}",
         "hydra.sweeper.observation_budget=4",
         "hydra.sweeper.parallel_bandwidth=2",
         "sleep_s=6",
@@ -109,3 +112,38 @@ def test_submitit_local_jobs_outlive_the_sweeper_and_are_reattached(tmp_path: Pa
     # Re-attached, not re-run: the same jobs delivered their results.
     assert all(by_number[n].job_id == j and by_number[n].state == "completed" for n, j in running.items())
     assert not any(t.state == "abandoned" for t in trials)
+
+
+def test_local_jobs_killed_with_the_sweepers_process_group_are_rerun(tmp_path: Path) -> None:
+    # Ctrl-C in a terminal or a lost SSH session signals the whole process group: the local jobs
+    # die with the sweeper, without results. The rerun must re-run them, not count them as failures.
+    overrides = [
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=3",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=30",
+        "sleep_jobs=[0,1]",
+    ]
+    proc, sweep_dir = start_example(tmp_path, *overrides, new_session=True)
+    running = running_job_ids(sweep_dir, 2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed = run_example(tmp_path, *overrides).assert_ok()
+    for number in running:
+        assert f"Trial #{number} is re-run under a new job number" in resumed.output
+    trials = assert_sweep_is_whole(sweep_dir, 3, in_flight=2)
+    assert not any(t.state == "failed" for t in trials)
+    assert sorted(t.rerun_of for t in trials if t.rerun_of is not None) == [0, 1]
+
+
+def test_a_reused_pid_is_not_taken_for_a_local_job(tmp_path: Path) -> None:
+    from hydra_sigopt.runners import cancel_local_jobs, local_job_running
+
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        assert not local_job_running(stranger.pid)
+        assert cancel_local_jobs([stranger.pid]) == []
+        assert stranger.poll() is None  # left alone
+    finally:
+        stranger.kill()
+        stranger.wait()

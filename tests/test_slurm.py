@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLE_APP, AppRun, finish_example, running_job_ids, start_example
 
+from hydra_sigopt.journal import Journal
+
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
@@ -175,3 +177,15 @@ def test_sweeper_killed_while_slurm_jobs_run_reattaches_to_them(tmp_path: Path) 
     assert sorted(trials) == [0, 1, 2, 3]
     assert all(t["state"] == "completed" for t in trials.values())
     assert trials[0]["job_id"] == ids[0] and trials[1]["job_id"] == ids[1]
+
+
+def test_sbatch_refusing_a_job_stops_the_sweep_with_the_way_to_continue(tmp_path: Path) -> None:
+    proc, sweep_dir = start_example(
+        tmp_path, *SLURM[:1], "hydra.launcher.partition=no_such_partition", "hydra.sweeper.observation_budget=2"
+    )
+    run = finish_example(proc, sweep_dir, timeout=120)
+    assert run.proc.returncode != 0
+    assert "the sweep stopped on FailedJobError" in run.output and "no_such_partition" in run.output.lower()
+    assert "Continue this sweep with:" in run.output
+    with Journal.open(sweep_dir, readonly=True) as j:
+        assert {t.state for t in j.trials()} == {"abandoned"}
