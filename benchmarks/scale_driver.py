@@ -1,0 +1,107 @@
+"""Run the benchmark app's multirun in this process, with timers around the sweep loop's steps.
+
+    python benchmarks/scale_driver.py TIMINGS.json -- <hydra overrides>   (cwd: benchmarks/apps)
+
+Instrumentation, not a mock: the real Hydra app, sweeper, engine and launcher run; the wrappers only
+time ``Sweep._finish``, ``Sweep._fill_slots`` and, inside them, getting the next suggestion
+(``Sweep._next_suggestion``, which waits for the prefetched one), submitting the job
+(``TrialRunner.start``), posting the observation (``Backend.observe``) and the engine's own
+``Backend.suggest`` (run in the prefetch thread for the async scheduler). Used by scale.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+APPS = Path(__file__).resolve().parent / "apps"
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    assert sys.argv[2] == "--"
+    overrides = sys.argv[3:]
+    sys.path.insert(0, str(APPS))
+
+    from hydra_sigopt import sweep as sweep_module
+    from hydra_sigopt.backends import lite
+    from hydra_sigopt.runners import SubmititRunner
+
+    Sweep = sweep_module.Sweep
+    local = threading.local()
+    records: dict[str, Any] = {"finish": [], "fill": [], "suggest_compute": []}
+
+    def nested(name: str, fn: Any) -> Any:
+        """Time ``fn`` and add its duration to the enclosing timed step's ``name`` bucket."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                frame = getattr(local, "frame", None)
+                if frame is not None:
+                    frame[name] = frame.get(name, 0.0) + time.perf_counter() - t0
+
+        return wrapper
+
+    original_finish = Sweep._finish
+    original_fill = Sweep._fill_slots
+
+    def timed_finish(self: Any, outcome: Any) -> None:
+        local.frame = {}
+        t0 = time.perf_counter()
+        try:
+            original_finish(self, outcome)
+        finally:
+            frame, local.frame = local.frame, None
+            records["finish"].append({"trial": outcome.number, "t": time.perf_counter() - t0, **frame})
+
+    def timed_fill(self: Any) -> None:
+        local.frame = {}
+        first = self._next_number
+        t0 = time.perf_counter()
+        try:
+            original_fill(self)
+        finally:
+            frame, local.frame = local.frame, None
+            started = list(range(first, self._next_number))
+            records["fill"].append({"trials": started, "t": time.perf_counter() - t0, "at": time.time(), **frame})
+
+    Sweep._finish = timed_finish  # type: ignore[method-assign]
+    Sweep._fill_slots = timed_fill  # type: ignore[method-assign]
+    Sweep._next_suggestion = nested("next_suggestion", Sweep._next_suggestion)  # type: ignore[method-assign]
+    SubmititRunner.start = nested("submit", SubmititRunner.start)  # type: ignore[method-assign]
+    lite.LiteBackend.observe = nested("observe", lite.LiteBackend.observe)  # type: ignore[method-assign]
+
+    original_suggest = lite.LiteBackend.suggest
+
+    def timed_suggest(self: Any, pending: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return original_suggest(self, pending)
+        finally:
+            records["suggest_compute"].append({"t": time.perf_counter() - t0, "pending": len(pending)})
+
+    lite.LiteBackend.suggest = timed_suggest  # type: ignore[method-assign]
+
+    import runpy
+
+    # The app runs as it does from the command line (as __main__, so Hydra finds conf/ beside it).
+    sys.argv = [str(APPS / "objective.py"), "-m", *overrides]
+    started = time.perf_counter()
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    finally:
+        records["wall_s"] = time.perf_counter() - started
+        out.write_text(json.dumps(records))
+
+
+if __name__ == "__main__":
+    main()
