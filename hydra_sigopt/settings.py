@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra_sigopt.backends import BACKENDS
+from hydra_sigopt.backends.lite import COMPUTE_MODES
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import parse_metrics
@@ -14,7 +15,6 @@ from hydra_sigopt.runners import SCHEDULERS
 from hydra_sigopt.space import build_space
 
 ON_INTERRUPT = ("cancel", "detach")
-COMPUTE_MODES = ("default", "kde_only")
 # Fields a user may set under hydra.sweeper (the plugin's dataclass has the same ones).
 KNOWN_KEYS = (
     "name",

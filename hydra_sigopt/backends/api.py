@@ -68,7 +68,6 @@ class ApiBackend(Backend):
     """SigOpt experiments on a server, driven through ``sigopt.Connection`` over HTTP."""
 
     name = "api"
-    native_parallel = True
 
     def __init__(
         self,

@@ -53,8 +53,6 @@ class Backend(ABC):
 
     #: Short name used in config (``hydra.sweeper.backend``) and in the journal.
     name: str = "abstract"
-    #: Whether the engine can serve several open suggestions itself.
-    native_parallel: bool = False
 
     experiment_id: str | None = None
 
