@@ -29,8 +29,6 @@ from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError, JournalError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
 from hydra_sigopt.journal import (
-    ABANDONED,
-    COMPLETED,
     FAILED,
     FINISHED_STATES,
     PENDING,
@@ -509,4 +507,4 @@ def continue_command(command: Mapping[str, Any], sweep_dir: Path) -> str:
     return f"cd {shlex.quote(cwd)} && {cmd}" if cwd else cmd
 
 
-__all__ = ["ABANDONED", "COMPLETED", "Sweep", "continue_command", "current_command"]
+__all__ = ["Sweep", "continue_command", "current_command"]
