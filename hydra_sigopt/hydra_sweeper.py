@@ -49,7 +49,7 @@ class SigOptSweeperImpl:
         launcher = Plugins.instance().instantiate_launcher(
             hydra_context=self.hydra_context, task_function=TimedTask(self.task_function), config=self.config
         )
-        runner = make_runner(launcher, settings.scheduler)
+        runner = make_runner(launcher, settings.scheduler, settings.warm_jobs, definition.parallel_bandwidth)
         # The engine, its token and URL (and, for a new sweep, the experiment) come before any folder.
         backend = create_backend(settings.backend, **self._backend_options(settings))
         if not journal_path(sweep_dir).exists():

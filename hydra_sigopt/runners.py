@@ -14,11 +14,15 @@ import signal
 import socket
 import time
 import traceback
+import uuid
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hydra_sigopt.warm import WarmJob, claim, max_wait_for
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +140,12 @@ class TrialRunner(ABC):
         """Cancel running trials where possible; return their numbers."""
         return []
 
+    def keep_warm(self, trials_left: int) -> None:
+        """Have jobs started ahead for up to ``trials_left`` trials, where this runner does that."""
+
+    def close(self) -> None:
+        """Release what the runner holds beyond the trials (warm jobs); running trials stay."""
+
     def describe(self) -> str:
         return type(self).__name__
 
@@ -202,13 +212,21 @@ class SubmititRunner(TrialRunner):
 
     asynchronous = True
 
-    def __init__(self, launcher: Any, poll_interval: float | None = None, state_check_interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        launcher: Any,
+        poll_interval: float | None = None,
+        state_check_interval: float = 10.0,
+        warm_jobs: int = 0,
+    ) -> None:
         import submitit
+        from submitit.core.utils import JobPaths
 
         self.launcher = launcher
-        # How often finished jobs are looked for: a local check is a process poll and a stat;
-        # on Slurm a stat of a shared file system per job, for jobs that run minutes or hours.
-        self.poll_interval = poll_interval or (0.5 if launcher._EXECUTOR == "slurm" else 0.1)
+        # How often finished jobs are looked for: locally a stat per job (cheap, and each 10 ms
+        # here is 10 ms of an idle slot); on Slurm a stat of a shared file system per job, for
+        # jobs that run minutes or hours.
+        self.poll_interval = poll_interval or (0.5 if launcher._EXECUTOR == "slurm" else 0.02)
         self.state_check_interval = state_check_interval
         self._last_forced_check = 0.0
         self._dead_since: dict[int, float] = {}
@@ -223,9 +241,23 @@ class SubmititRunner(TrialRunner):
         self.executor.update_parameters(
             **{(k if k in base_keys else f"{cluster}_{k}"): v for k, v in params.items() if k not in init_keys}
         )
+        if cluster == "local":
+            # submitit spaces submissions 0.2 s apart to spare a cluster's scheduler; starting a local
+            # process needs no such care, and the pause would delay refilling a second freed slot.
+            self.executor._executor._throttling = 0.0  # type: ignore[attr-defined]
         self.cluster = cluster
         self.kind = cluster
         self.submitit_folder = str(params["submitit_folder"])
+        self.warm_jobs = warm_jobs
+        self._warm: deque[_WarmJobHandle] = deque()
+        self._claims_dir = Path(JobPaths.get_first_id_independent_folder(self.executor.folder)) / "warm"
+        self._warm_max_wait_s = max_wait_for(params.get("timeout_min"))
+        self._last_overrides: list[str] | None = None
+        self._warm_wanted = 0
+        # Warm jobs start once the jobs just submitted have started: locally they share the CPUs,
+        # and a trial waiting for its job to start matters more than a job waiting for a trial.
+        self._warm_delay_s = 1.0 if cluster == "local" else 0.0
+        self._warm_not_before = 0.0
         # How long a job that ended without a result file may still produce one (shared file systems lag).
         self.result_grace_s = 15.0 if cluster == "slurm" else 1.0
         self._jobs: dict[int, Any] = {}
@@ -235,15 +267,66 @@ class SubmititRunner(TrialRunner):
     def start(self, number: int, overrides: Sequence[str]) -> str | None:
         from hydra.core.singleton import Singleton
 
-        job = self.executor.submit(
-            self.launcher, list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state()
-        )
+        self._last_overrides = list(overrides)
+        job = self._take_warm_job(number, overrides)
+        if job is None:
+            job = self.executor.submit(
+                self.launcher, list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state()
+            )
+            self._warm_not_before = time.time() + self._warm_delay_s
         self._jobs[number] = job
         self._submitted_at[number] = time.time()
         return str(job.job_id)
 
     def running(self) -> list[int]:
         return sorted(self._jobs)
+
+    def _take_warm_job(self, number: int, overrides: Sequence[str]) -> Any | None:
+        """A warm job that will run this trial, or None when none is left waiting."""
+        while self._warm:
+            warm = self._warm.popleft()
+            if not warm.job.done() and claim(warm.claim_path, {"number": number, "overrides": list(overrides)}):
+                return warm.job
+            log.debug("warm job %s was gone (gave up waiting or died)", warm.job.job_id)
+        return None
+
+    def keep_warm(self, trials_left: int) -> None:
+        self._warm_wanted = wanted = min(self.warm_jobs, max(0, trials_left))
+        self._warm = deque(w for w in self._warm if not w.job.done())
+        while len(self._warm) > wanted:
+            self._retire(self._warm.pop(), "not needed: the budget is issued")
+        while len(self._warm) < wanted and time.time() >= self._warm_not_before:
+            self._warm.append(self._submit_warm_job())
+
+    def _warm_jobs_due(self) -> bool:
+        """Whether warm jobs are missing and may be started now (see :meth:`keep_warm`)."""
+        return len(self._warm) < self._warm_wanted and time.time() >= self._warm_not_before
+
+    def _submit_warm_job(self) -> _WarmJobHandle:
+        """Start one job that waits for its trial (see :mod:`hydra_sigopt.warm`)."""
+        from hydra.core.singleton import Singleton
+
+        self._claims_dir.mkdir(parents=True, exist_ok=True)
+        path = self._claims_dir / f"{uuid.uuid4().hex}.json"
+        poll_s = 0.01 if self.cluster == "local" else 0.2
+        warm_job = WarmJob(
+            self.launcher,
+            str(path),
+            Singleton.get_state(),
+            self._warm_max_wait_s,
+            poll_s,
+            warm_up_overrides=self._last_overrides,
+        )
+        return _WarmJobHandle(self.executor.submit(warm_job), path)
+
+    def _retire(self, warm: _WarmJobHandle, reason: str) -> None:
+        """Tell a waiting warm job to end without a trial (it exits within its poll interval)."""
+        if claim(warm.claim_path, {"stop": reason}):
+            log.debug("warm job %s retired: %s", warm.job.job_id, reason)
+
+    def close(self) -> None:
+        while self._warm:
+            self._retire(self._warm.pop(), "the sweep ended")
 
     def reattach(self, number: int, job_id: str) -> bool:
         import submitit
@@ -271,6 +354,11 @@ class SubmititRunner(TrialRunner):
 
     def _ready(self, number: int, job: Any, force: bool) -> bool:
         """Done, and its result is there or will not come (without blocking the loop to find out)."""
+        # The result file is written under a temporary name and renamed: once it exists the trial
+        # is over, even while submitit's controller is still tidying up (a local controller takes
+        # a further 0.1-0.2 s to exit).
+        if job.paths.result_pickle.exists():
+            return True
         if not self._done(number, job, force):
             self._dead_since.pop(number, None)  # back to running (e.g. requeued)
             return False
@@ -295,7 +383,7 @@ class SubmititRunner(TrialRunner):
             finished = [
                 n for i, (n, job) in enumerate(list(self._jobs.items())) if self._ready(n, job, force and i == 0)
             ]
-            if finished or not self._jobs or time.time() >= deadline:
+            if finished or not self._jobs or time.time() >= deadline or self._warm_jobs_due():
                 return [self._collect(n) for n in finished]
             time.sleep(min(self.poll_interval, max(0.0, deadline - time.time())))
 
@@ -305,7 +393,7 @@ class SubmititRunner(TrialRunner):
         self._dead_since.pop(number, None)
         job_id = str(job.job_id)
         try:
-            ret = job.result()
+            ret = _read_result(job)
         except Exception as exc:
             reason = _death_reason(job, exc)
             return JobOutcome(
@@ -327,6 +415,7 @@ class SubmititRunner(TrialRunner):
         return outcome
 
     def cancel_all(self) -> list[int]:
+        self.close()
         numbers = sorted(self._jobs)
         if self.cluster != "slurm":
             cancel_local_jobs([self._jobs[n].job_id for n in numbers], self.submitit_folder)
@@ -340,6 +429,12 @@ class SubmititRunner(TrialRunner):
 
     def describe(self) -> str:
         return f"async (one submitit '{self.cluster}' job per trial)"
+
+
+@dataclass(frozen=True)
+class _WarmJobHandle:
+    job: Any
+    claim_path: Path
 
 
 def pid_running(pid: str | int) -> bool:
@@ -400,6 +495,22 @@ def cancel_local_jobs(
     return list(live)
 
 
+def _read_result(job: Any) -> Any:
+    """A finished job's return value, or its exception raised; never waits for the job to exit.
+
+    ``Job.result()`` first waits until submitit considers the job done, in steps of one second,
+    and a local job is done only once its controller process has exited.
+    """
+    if not job.paths.result_pickle.exists():
+        return job.result()  # no result: submitit says why (after the grace, see _ready)
+    from submitit.core.utils import FailedJobError
+
+    outcome, value = job._get_outcome_and_result()
+    if outcome == "error":
+        raise FailedJobError(f"Job (task=0) failed during processing with trace:\n{value}")
+    return value
+
+
 def _death_reason(job: Any, exc: BaseException) -> str:
     """A one-line reason for a job that ended without a result (state from Slurm where known)."""
     state = None
@@ -414,8 +525,10 @@ def _death_reason(job: Any, exc: BaseException) -> str:
     return f"{prefix}: {type(exc).__name__}: {first_line}"[:500]
 
 
-def make_runner(launcher: Any, scheduler: str) -> TrialRunner:
-    """The runner for ``hydra.sweeper.scheduler`` and the configured launcher."""
+def make_runner(
+    launcher: Any, scheduler: str, warm_jobs: int | str = "auto", parallel_bandwidth: int = 1
+) -> TrialRunner:
+    """The runner for ``hydra.sweeper.scheduler`` / ``warm_jobs`` and the configured launcher."""
     from hydra_sigopt.errors import ConfigError
 
     if scheduler not in SCHEDULERS:
@@ -427,8 +540,20 @@ def make_runner(launcher: Any, scheduler: str) -> TrialRunner:
             f"async needs hydra/launcher=submitit_local or submitit_slurm, but the launcher is "
             f"{type(launcher).__name__}; use scheduler: batch (or auto) with this launcher",
         )
-    if submitit_ok and scheduler in ("auto", "async"):
-        return SubmititRunner(launcher)
+    asynchronous = submitit_ok and scheduler in ("auto", "async")
+    if warm_jobs != "auto" and int(warm_jobs) > 0 and not asynchronous:
+        raise ConfigError(
+            "warm_jobs",
+            f"warm jobs need the async scheduler (hydra/launcher=submitit_local or submitit_slurm, scheduler "
+            f"auto or async); here the launcher is {type(launcher).__name__} and the scheduler {scheduler}. "
+            "Valid values here are auto or 0",
+        )
+    if asynchronous:
+        if warm_jobs == "auto":
+            # Locally a waiting job costs an idle process (two cover trials ending close together);
+            # on Slurm it would hold an allocation idle.
+            warm_jobs = min(2, parallel_bandwidth) if launcher._EXECUTOR == "local" else 0
+        return SubmititRunner(launcher, warm_jobs=int(warm_jobs))
     if submitit_ok:
         return SubmititBatchRunner(launcher)
     return BatchRunner(launcher)

@@ -30,6 +30,7 @@ KNOWN_KEYS = (
     "conditionals",
     "linear_constraints",
     "scheduler",
+    "warm_jobs",
     "on_interrupt",
     "resume",
     "progress_interval",
@@ -46,6 +47,7 @@ class SweepSettings:
     dev_run: bool = False
     max_failure_rate: float = 0.5
     scheduler: str = "auto"
+    warm_jobs: int | str = "auto"
     on_interrupt: str = "cancel"
     resume: str | None = None
     progress_interval: float = 10.0
@@ -94,6 +96,11 @@ def parse_settings(
     dev_run = raw.get("dev_run", False)
     if not isinstance(dev_run, bool):
         raise ConfigError("dev_run", f"expected true or false, got {dev_run!r}")
+    warm_jobs = raw.get("warm_jobs", "auto")
+    if warm_jobs is None:
+        warm_jobs = "auto"
+    if warm_jobs != "auto" and (isinstance(warm_jobs, bool) or not isinstance(warm_jobs, int) or warm_jobs < 0):
+        raise ConfigError("warm_jobs", f"expected auto or a whole number >= 0, got {warm_jobs!r}")
     name = raw.get("name") or default_name
     api = raw.get("api") or {}
     if not isinstance(api, Mapping):
@@ -103,6 +110,7 @@ def parse_settings(
         dev_run=dev_run,
         max_failure_rate=float(rate),
         scheduler=_choice(raw, "scheduler", "auto", SCHEDULERS),
+        warm_jobs=warm_jobs,
         on_interrupt=_choice(raw, "on_interrupt", "cancel", ON_INTERRUPT),
         resume=raw.get("resume") or None,
         progress_interval=float(interval),

@@ -164,6 +164,12 @@ def test_bad_config_fails_before_anything_runs(workdir: Path) -> None:
     assert "hydra.sweeper.scheduler: async needs hydra/launcher=submitit_local or submitit_slurm" in run.output
     assert not run.sweep_dir.exists()
 
+    run = run_example(workdir, "hydra.sweeper.warm_jobs=2")
+    assert run.proc.returncode != 0
+    assert "hydra.sweeper.warm_jobs: warm jobs need the async scheduler" in run.output
+    assert "Valid values here are auto or 0" in run.output
+    assert not run.sweep_dir.exists()
+
 
 def test_command_line_sweep_joins_the_space(workdir: Path) -> None:
     run = run_example(

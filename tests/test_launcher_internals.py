@@ -60,3 +60,14 @@ def test_submitit_job_internals_the_runner_uses() -> None:
     assert submitit.LocalJob.__init__ and submitit.SlurmJob.__init__
     params = inspect.signature(submitit.SlurmJob.__init__).parameters
     assert list(params)[:3] == ["self", "folder", "job_id"]
+
+
+def test_submitit_result_file_is_complete_once_it_exists() -> None:
+    """The runner reads a result as soon as its file exists, so submitit must write it atomically."""
+    from submitit.core import submission
+    from submitit.core.core import Job
+
+    source = inspect.getsource(submission.process_job)
+    assert "temporary_save_path(paths.result_pickle)" in source
+    assert '("success", result)' in source and '("error", traceback.format_exc())' in source
+    assert "_get_outcome_and_result" in dict(inspect.getmembers(Job))

@@ -41,6 +41,10 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
             {"budget": 10}, "budget", "unknown setting; valid settings are ['name', 'params'", id="unknown-setting"
         ),
         pytest.param({"dev_run": "yes"}, "dev_run", "expected true or false, got 'yes'", id="dev-run-text"),
+        pytest.param({"warm_jobs": -1}, "warm_jobs", "expected auto or a whole number >= 0, got -1", id="warm-neg"),
+        pytest.param({"warm_jobs": "many"}, "warm_jobs", "expected auto or a whole number >= 0", id="warm-text"),
+        pytest.param({"warm_jobs": True}, "warm_jobs", "expected auto or a whole number >= 0", id="warm-bool"),
+        pytest.param({"warm_jobs": 1.5}, "warm_jobs", "expected auto or a whole number >= 0", id="warm-float"),
         pytest.param({"seed": 1.5}, "seed", "expected a whole number or null, got 1.5", id="seed-float"),
         pytest.param({"seed": True}, "seed", "expected a whole number or null", id="seed-bool"),
         pytest.param({"progress_interval": 0}, "progress_interval", "expected seconds > 0", id="progress-0"),

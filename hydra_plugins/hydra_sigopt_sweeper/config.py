@@ -73,6 +73,12 @@ class SigOptSweeperConf:
     # as jobs end (submitit launchers only); batch: launch parallel_bandwidth trials and wait for all.
     scheduler: str = "auto"
 
+    # async only: jobs started before their trial is known, which wait (at most a minute, and 5 %
+    # of timeout_min) for the next free slot, so that it is refilled without a job's start-up.
+    # auto: 2 on submitit_local (1 with parallel_bandwidth 1), 0 on Slurm (a waiting job holds its
+    # allocation); or a number.
+    warm_jobs: Any = "auto"
+
     # On Ctrl-C: cancel the running trials, or detach (leave them running; a resumed sweep re-attaches).
     on_interrupt: str = "cancel"
 

@@ -1,0 +1,250 @@
+"""Warm jobs: submitit jobs started before their trial, taking the next free slot without start-up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import SUBMITIT_LOCAL, finish_example, run_example, start_example
+from hydra.core.singleton import Singleton
+
+from hydra_sigopt.journal import Journal
+from hydra_sigopt.warm import NotUsed, WarmJob, claim, max_wait_for, read_claim
+
+# ------------------------------------------------------------------ the claim protocol
+
+
+@pytest.mark.parametrize(
+    ("timeout_min", "expected_s"),
+    [(None, 60.0), (0, 60.0), (60, 60.0), (10, 30.0), (1, 3.0), (0.1, 1.0)],
+)
+def test_a_warm_job_waits_at_most_a_minute_and_five_percent_of_its_time_limit(
+    timeout_min: float | None, expected_s: float
+) -> None:
+    assert max_wait_for(timeout_min) == pytest.approx(expected_s)
+
+
+def test_exactly_one_of_racing_claims_wins_and_its_content_is_whole(tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    results: dict[int, bool] = {}
+    start = threading.Barrier(8)
+
+    def contend(i: int) -> None:
+        start.wait()
+        results[i] = claim(path, {"number": i, "overrides": [f"x={i}"] * 50})
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for i, won in results.items() if won]
+    assert len(winners) == 1
+    assert read_claim(path) == {"number": winners[0], "overrides": [f"x={winners[0]}"] * 50}
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+class RecordingLauncher:
+    """Stands in for the launcher object in protocol tests: records the call it gets."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __call__(self, *args: object) -> str:
+        self.calls.append(args)
+        return "ran"
+
+    def checkpoint(self, *args: object) -> tuple:
+        return ("requeue", *args)
+
+
+def warm_job(tmp_path: Path, launcher: RecordingLauncher, max_wait_s: float = 30.0, **kw: object) -> WarmJob:
+    return WarmJob(launcher, str(tmp_path / "claim.json"), Singleton.get_state(), max_wait_s, 0.01, **kw)  # type: ignore[arg-type]
+
+
+def test_a_warm_job_runs_the_trial_it_is_given(tmp_path: Path) -> None:
+    launcher = RecordingLauncher()
+    job = warm_job(tmp_path, launcher)
+    threading.Timer(0.3, claim, args=(tmp_path / "claim.json", {"number": 7, "overrides": ["a=1", "b='x y'"]})).start()
+    assert job.checkpoint() is None  # still waiting: a preempted warm job just ends
+    assert job() == "ran"
+    assert launcher.calls[0][:4] == (["a=1", "b='x y'"], "hydra.sweep.dir", 7, "job_id_for_7")
+    # Preempted or timed out while running the trial: the trial itself is requeued.
+    requeued = ("requeue", ["a=1", "b='x y'"], "hydra.sweep.dir", 7, "job_id_for_7", job.singleton_state)
+    assert job.checkpoint() == requeued
+
+
+def test_a_warm_job_gives_up_after_its_longest_wait(tmp_path: Path) -> None:
+    launcher = RecordingLauncher()
+    started = time.monotonic()
+    result = warm_job(tmp_path, launcher, max_wait_s=0.5)()
+    assert isinstance(result, NotUsed) and "no trial within" in result.reason
+    assert 0.5 <= time.monotonic() - started < 5
+    assert not launcher.calls
+    # Its own claim is in place, so a sweeper arriving late cannot hand it a trial.
+    assert not claim(tmp_path / "claim.json", {"number": 1, "overrides": []})
+
+
+def test_a_warm_job_ends_when_its_sweeper_is_gone(tmp_path: Path) -> None:
+    sweeper = subprocess.Popen([sys.executable, "-c", "pass"])
+    sweeper.wait()
+    launcher = RecordingLauncher()
+    started = time.monotonic()
+    result = warm_job(tmp_path, launcher, max_wait_s=60, sweeper_pid=sweeper.pid)()
+    assert isinstance(result, NotUsed) and f"pid {sweeper.pid}" in result.reason
+    assert time.monotonic() - started < 5
+    assert not launcher.calls
+
+
+def test_a_retired_warm_job_ends_without_running_anything(tmp_path: Path) -> None:
+    launcher = RecordingLauncher()
+    assert claim(tmp_path / "claim.json", {"stop": "the sweep ended"})
+    assert warm_job(tmp_path, launcher)() == NotUsed("the sweep ended")
+    assert not launcher.calls
+
+
+# ------------------------------------------------------------------ real sweeps
+
+
+def job_log(sweep_dir: Path, job_id: str) -> str:
+    return "".join(p.read_text() for p in (sweep_dir / ".submitit" / job_id).glob("*_log.*"))
+
+
+def live_jobs_of(sweep_dir: Path) -> list[int]:
+    """Processes whose command line names this sweep dir (submitit controllers and tasks)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if str(sweep_dir) in cmdline and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+def wait_until_no_jobs(sweep_dir: Path, timeout: float = 10) -> list[int]:
+    deadline = time.time() + timeout
+    while (live := live_jobs_of(sweep_dir)) and time.time() < deadline:
+        time.sleep(0.2)
+    return live
+
+
+@pytest.mark.slow
+def test_warm_jobs_take_trials_and_none_is_left_behind(workdir: Path) -> None:
+    run = run_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=6",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=1.5",
+    ).assert_ok()
+    trials = run.trials
+    assert len(trials) == 6 and {t["state"] for t in trials} == {"completed"}
+    assert len({t["job_id"] for t in trials}) == 6
+    warm_run = [
+        int(t["number"]) for t in trials if f"Warm job runs trial #{t['number']}" in job_log(run.sweep_dir, t["job_id"])
+    ]
+    # The first trials start cold; later slots are refilled by jobs that were already waiting.
+    assert warm_run and 0 not in warm_run, warm_run
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        for t in journal.trials():
+            overrides = yaml.safe_load((run.sweep_dir / str(t.number) / ".hydra" / "overrides.yaml").read_text())
+            assert overrides == t.overrides
+    # No more warm jobs than trials left to start; any that got no trial was told so and ended,
+    # and no process of this sweep outlives it.
+    assert wait_until_no_jobs(run.sweep_dir) == []
+    folders = [p.name for p in (run.sweep_dir / ".submitit").iterdir() if p.name.isdigit()]
+    unused = [f for f in folders if f not in {t["job_id"] for t in trials}]
+    assert all("Warm job not used" in job_log(run.sweep_dir, f) for f in unused)
+    assert len(folders) <= 6 + 2
+
+
+@pytest.mark.slow
+def test_no_warm_jobs_when_set_to_zero(workdir: Path) -> None:
+    run = run_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.warm_jobs=0",
+        "sleep_s=1",
+    ).assert_ok()
+    folders = [p for p in (run.sweep_dir / ".submitit").iterdir() if p.name.isdigit()]
+    assert sorted(p.name for p in folders) == sorted(t["job_id"] for t in run.trials)
+    assert not (run.sweep_dir / ".submitit" / "warm").exists()
+
+
+@pytest.mark.slow
+def test_warm_jobs_of_a_killed_sweeper_end_by_themselves(workdir: Path) -> None:
+    proc, sweep_dir = start_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=1",
+        "sleep_s=30",
+        new_session=True,
+    )
+    claims = sweep_dir / ".submitit" / "warm"
+    deadline = time.time() + 60
+    while not claims.exists():  # made when the first warm job is submitted
+        assert time.time() < deadline, "no warm job was started"
+        time.sleep(0.2)
+    time.sleep(2.0)  # the warm job is up and waiting
+    assert not list(claims.glob("*.json"))  # nothing claimed yet: trial 0 still sleeps
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # The trial's own job keeps running (a resumed sweep re-attaches to it); the warm job ends.
+    deadline = time.time() + 15
+    while time.time() < deadline and not any(claims.glob("*.json")):
+        time.sleep(0.2)
+    stops = [read_claim(p) for p in claims.glob("*.json")]
+    assert stops and all("is gone" in s["stop"] for s in stops), stops
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        running = [t.job_id for t in journal.trials(["running"])]
+    assert len(running) == 1
+    os.kill(int(running[0]), signal.SIGINT)
+    assert wait_until_no_jobs(sweep_dir, timeout=15) == []
+
+
+@pytest.mark.slow
+def test_a_trial_in_a_warm_job_is_requeued_as_that_trial(workdir: Path) -> None:
+    """submitit's time-out signal during a trial run by a warm job requeues the trial, not the wait."""
+    proc, sweep_dir = start_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=2",
+        "hydra.sweeper.parallel_bandwidth=1",
+        "sleep_s=4",
+    )
+    deadline = time.time() + 120
+    job_id = None
+    while job_id is None:
+        assert time.time() < deadline, "trial 1 never started"
+        try:
+            with Journal.open(sweep_dir, readonly=True) as journal:
+                job_id = next((t.job_id for t in journal.trials(["running"]) if t.number == 1), None)
+        except Exception:
+            pass
+        time.sleep(0.2)
+    time.sleep(1.5)
+    assert "Warm job runs trial #1" in job_log(sweep_dir, job_id)
+    task = int(Path(f"/proc/{job_id}/task/{job_id}/children").read_text().split()[0])
+    os.kill(task, signal.SIGUSR2)
+    run = finish_example(proc, sweep_dir).assert_ok()
+    assert [(t["number"], t["state"], t["job_id"]) for t in run.trials][1] == ("1", "completed", job_id)
+    logs = job_log(sweep_dir, job_id)
+    assert "this job is timed-out" in logs and "Requeued job" in logs
+    overrides = yaml.safe_load((sweep_dir / "1" / ".hydra" / "overrides.yaml").read_text())
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        assert overrides == journal.trials()[1].overrides
