@@ -7,6 +7,7 @@ posted; the observation's id after. On restart the journal says exactly what is 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shlex
@@ -21,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra_sigopt import __version__
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
@@ -51,6 +52,15 @@ log = logging.getLogger("hydra_sigopt")
 class _Running:
     suggestion: Suggestion
     marked: bool = False
+
+
+class _Recorded(NamedTuple):
+    """A finished trial, journaled, whose observation is still to be posted."""
+
+    outcome: JobOutcome
+    suggestion: Suggestion
+    values: tuple[MetricValue, ...]
+    failed: bool
 
 
 class Sweep:
@@ -141,6 +151,7 @@ class Sweep:
             ) from exc
         finally:
             _restore_sigterm(previous_handler)
+            self.runner.close()
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
@@ -251,8 +262,15 @@ class Sweep:
                 break
             self.progress.set_running(len(self._running))
             self.progress.maybe_log()
-            for outcome in self.runner.wait(timeout=min(self.settings.progress_interval, 5.0)):
-                self._finish(outcome)
+            recorded = [self._record(o) for o in self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))]
+            too_many_failures = self._too_many_failures(recorded)
+            if recorded and self.runner.asynchronous and too_many_failures is None:
+                # Refill first: a prefetched suggestion does not wait for these results to be posted.
+                self._fill_slots(prefetched_only=True)
+            for outcome, suggestion, values, failed in recorded:
+                self._observe(outcome.number, suggestion, values, failed, outcome)
+            if too_many_failures is not None:
+                self._abort_for_failures(too_many_failures)
             self.progress.set_running(len(self.runner.running()))
             self.progress.maybe_log()
         self.progress.set_running(0)
@@ -262,9 +280,15 @@ class Sweep:
         """Trials that count against the budget: finished plus running."""
         return self._finished + len(self._running)
 
-    def _fill_slots(self) -> None:
+    def _fill_slots(self, prefetched_only: bool = False) -> None:
+        """Start trials until every slot is busy or the budget is issued.
+
+        With ``prefetched_only``, only as long as no suggestion has to be waited for.
+        """
         assert self.journal is not None
         while len(self._running) < self.bandwidth and self._issued() < self.budget:
+            if prefetched_only and not self._requeue and (self._prefetch is None or not self._prefetch.done()):
+                break
             suggestion, rerun_of = self._next_suggestion()
             self._check_suggestion(suggestion)
             number = self._next_number
@@ -287,6 +311,7 @@ class Sweep:
             self.journal.mark_running(unmarked)
             for n in unmarked:
                 self._running[n].marked = True
+        self.runner.keep_warm(self.budget - self._issued())
         self._start_prefetch()
 
     def _pending_assignments(self) -> list[Mapping[str, Any]]:
@@ -323,7 +348,11 @@ class Sweep:
 
     # ------------------------------------------------------------------ results
 
-    def _finish(self, outcome: JobOutcome) -> None:
+    def _record(self, outcome: JobOutcome) -> _Recorded:
+        """Journal a finished trial and count it.
+
+        The observation is posted by the caller (after refilling the slot, in async mode).
+        """
         assert self.journal is not None
         running = self._running.pop(outcome.number)
         values: tuple[MetricValue, ...] = ()
@@ -348,10 +377,17 @@ class Sweep:
         crash_point("after_result")
         if failed:
             log.warning("Trial #%d failed: %s", outcome.number, reason)
-        self._observe(outcome.number, running.suggestion, values, failed, outcome)
         self._count_finished(outcome.number, failed, values)
-        if failed and self.settings.failure_rate_exceeded(self._failed, self._finished):
-            self._abort_for_failures(outcome, reason or "", tb)
+        if reason is not None and outcome.ok:  # an invalid return value: keep the reason for the abort message
+            outcome = dataclasses.replace(outcome, reason=reason)
+        return _Recorded(outcome, running.suggestion, values, failed)
+
+    def _too_many_failures(self, recorded: list[_Recorded]) -> JobOutcome | None:
+        """The last failed outcome, when ``max_failure_rate`` is now exceeded."""
+        failures = [r.outcome for r in recorded if r.failed]
+        if failures and self.settings.failure_rate_exceeded(self._failed, self._finished):
+            return failures[-1]
+        return None
 
     def _observe(
         self,
@@ -390,9 +426,9 @@ class Sweep:
             if m.strategy == "constraint" and m.name in by_name
         )
 
-    def _abort_for_failures(self, outcome: JobOutcome, reason: str, tb: str | None) -> None:
+    def _abort_for_failures(self, outcome: JobOutcome) -> None:
         cancelled = self._stop_running("cancelled: the sweep stopped after too many failures")
-        detail = tb or reason
+        detail = outcome.traceback or outcome.reason or ""
         message = (
             f"max_failure_rate={self.settings.max_failure_rate} exceeded: {self._failed} of {self._finished} "
             f"trials failed (the rate counts at least 5 trials). Last failure, trial #{outcome.number}:\n{detail}"
