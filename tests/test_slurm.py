@@ -189,3 +189,36 @@ def test_sbatch_refusing_a_job_stops_the_sweep_with_the_way_to_continue(tmp_path
     assert "Continue this sweep with:" in run.output
     with Journal.open(sweep_dir, readonly=True) as j:
         assert {t.state for t in j.trials()} == {"abandoned"}
+
+
+def test_warm_jobs_on_slurm_take_trials_and_are_retired(tmp_path: Path) -> None:
+    """Opt-in warm jobs on Slurm: queued ahead of their trial, claimed through the shared folder."""
+    proc, sweep_dir = _start(
+        tmp_path,
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.observation_budget=5",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.warm_jobs=1",
+        "sleep_s=4",
+    )
+    try:
+        run = finish_example(proc, sweep_dir)
+    finally:
+        proc.kill()
+    run.assert_ok()
+    trials = run.trials
+    assert [t["state"] for t in trials] == ["completed"] * 5
+    logs = {
+        t["job_id"]: "".join(p.read_text() for p in (sweep_dir / ".submitit" / t["job_id"]).glob("*_log.*"))
+        for t in trials
+    }
+    warm = [t["number"] for t in trials if f"Warm job runs trial #{t['number']}" in logs[t["job_id"]]]
+    assert warm, "no trial ran in a warm job"
+    # No job of this sweep is left in the queue: unused warm jobs were told to end.
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        queue = subprocess.run(["squeue", "-h", "-o", "%i %o"], capture_output=True, text=True).stdout
+        if str(sweep_dir) not in queue:
+            break
+        time.sleep(1)
+    assert str(sweep_dir) not in queue, queue
