@@ -335,6 +335,10 @@ class SubmititRunner(TrialRunner):
         job: Any
         if self.cluster == "slurm":
             job = submitit.SlurmJob(folder=folder, job_id=job_id)
+            # A job Slurm no longer knows (accounting purged, another cluster) would be waited on for
+            # ever: submitit counts an unknown state as not done. With no result either, re-run it.
+            if not job.paths.result_pickle.exists() and not slurm_knows_job(job):
+                return False
         else:
             job = submitit.LocalJob(folder=folder, job_id=job_id)
             # A local job dies with its sweeper's process group (Ctrl-C in the terminal, a lost
@@ -509,6 +513,22 @@ def _read_result(job: Any) -> Any:
     if outcome == "error":
         raise FailedJobError(f"Job (task=0) failed during processing with trace:\n{value}")
     return value
+
+
+def slurm_knows_job(job: Any) -> bool:
+    """Whether Slurm's accounting (sacct) or its queue (squeue) knows a job."""
+    import subprocess
+
+    try:
+        if job.watcher.get_state(job.job_id, mode="force") != "UNKNOWN":
+            return True
+        queue = subprocess.run(
+            ["squeue", "-h", "-j", str(job.job_id), "-o", "%T"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("Could not ask Slurm about job %s (%s); waiting for it", job.job_id, exc)
+        return True
+    return queue.returncode == 0 and bool(queue.stdout.strip())
 
 
 def _death_reason(job: Any, exc: BaseException) -> str:

@@ -243,11 +243,12 @@ class Sweep:
                 log.info("Trial #%d: re-attached to job %s, still running or finished since", t.number, t.job_id)
                 self._running[t.number] = _Running(suggestion, marked=True)
                 continue
-            why = (
-                "its job never started (the sweeper stopped before submitting it)"
-                if t.state == PENDING
-                else f"it ran inside the stopped sweeper process ({self.runner.describe()} cannot re-attach)"
-            )
+            if t.state == PENDING:
+                why = "its job never started (the sweeper stopped before submitting it)"
+            elif t.job_id and same_launcher and self.runner.submitit_folder is not None:
+                why = f"its job {t.job_id} is gone without a result (ended, killed, or unknown to {self.runner.kind})"
+            else:
+                why = f"it ran inside the stopped sweeper process ({self.runner.describe()} cannot re-attach)"
             log.info("Trial #%d is re-run under a new job number: %s", t.number, why)
             journal.mark_abandoned(t.number, f"re-run after restart: {why}")
             self._requeue.append(t)  # with its suggestion, which a SigOpt server keeps open for it

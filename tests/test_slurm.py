@@ -222,3 +222,32 @@ def test_warm_jobs_on_slurm_take_trials_and_are_retired(tmp_path: Path) -> None:
             break
         time.sleep(1)
     assert str(sweep_dir) not in queue, queue
+
+
+def test_a_journaled_job_unknown_to_slurm_is_rerun_not_waited_for(tmp_path: Path) -> None:
+    """After a restart, a trial whose Slurm job is gone from accounting and queue is re-run."""
+    overrides = (
+        "hydra.launcher.timeout_min=5",
+        "hydra.sweeper.observation_budget=3",
+        "hydra.sweeper.parallel_bandwidth=1",
+        "sleep_s=60",
+        "sleep_jobs=[0]",
+    )
+    proc, sweep_dir = _start(tmp_path, *overrides)
+    job_id = _job_id_of(sweep_dir, 0)
+    proc.kill()
+    proc.communicate()
+    subprocess.run(["scancel", job_id], check=True)
+    # As if Slurm's accounting had been purged: the journal names a job Slurm never heard of.
+    import sqlite3
+
+    db = sqlite3.connect(sweep_dir / "sigopt_journal.sqlite")
+    with db:
+        db.execute("UPDATE trials SET job_id = '99999999' WHERE number = 0")
+    db.close()
+    proc2, _ = _start(tmp_path, *overrides)
+    run = finish_example(proc2, sweep_dir, timeout=300).assert_ok()
+    assert "Trial #0 is re-run under a new job number: its job 99999999 is gone without a result" in run.output
+    trials = {int(t["number"]): t for t in run.trials}
+    assert trials[0]["state"] == "abandoned"
+    assert [t["state"] for n, t in sorted(trials.items()) if n > 0] == ["completed"] * 3
