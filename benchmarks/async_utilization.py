@@ -159,31 +159,25 @@ def analyse(run: common.Run, n_trials: int) -> dict[str, Any]:
         doc["refill_record_to_task_s"] = common.median(
             trials[n]["started"] - created[n] for n in range(SLOTS, n_trials)
         )
-        # Refill: the k-th refill (trial SLOTS + k) follows the k-th trial end. Split into the time
-        # until the sweeper had collected that trial (poll, result, journal, observe) and the time
-        # from there to recording the next trial (suggestion, journal).
+        # Refill: the k-th refill (trial SLOTS + k) follows the k-th trial end. Split at the moment
+        # the ended job's result file appeared: before it, the job saving its result; after it, the
+        # sweeper noticing, journaling, waiting for the suggestion and recording the next trial
+        # (the observation is posted after the refill).
+        written = {n: result_written(run.sweep_dir, journal[n][2]) for n in journal}
         by_end = sorted(trials, key=lambda t: t["ended"])
-        gaps, detect, fill = [], [], []
+        gaps, to_file, file_to_next = [], [], []
         for k in range(n_trials - SLOTS):
             freed, refill = by_end[k], SLOTS + k
             if refill not in created:
                 continue
             gaps.append(created[refill] - freed["ended"])
-            observed = journal[freed["job_num"]][1]
-            if observed is not None:
-                detect.append(observed - freed["ended"])
-                fill.append(created[refill] - observed)
+            w = written.get(freed["job_num"])
+            if w is not None:
+                to_file.append(w - freed["ended"])
+                file_to_next.append(created[refill] - w)
         doc["refill_gap_s"] = common.median(gaps) if gaps else None
-        doc["refill_detect_s"] = common.median(detect) if detect else None
-        doc["refill_fill_s"] = common.median(fill) if fill else None
-        # Of the time until collected: the job writing its result file, then the sweeper noticing.
-        written = {n: result_written(run.sweep_dir, journal[n][2]) for n in journal}
-        to_file = [written[t["job_num"]] - t["ended"] for t in trials if written.get(t["job_num"])]
-        file_to_observed = [
-            journal[n][1] - w for n, w in written.items() if w is not None and journal[n][1] is not None
-        ]
         doc["end_to_result_file_s"] = common.median(to_file) if to_file else None
-        doc["result_file_to_collected_s"] = common.median(file_to_observed) if file_to_observed else None
+        doc["result_file_to_next_recorded_s"] = common.median(file_to_next) if file_to_next else None
         doc["refill_gaps"] = gaps
     return doc
 
@@ -290,8 +284,7 @@ def main() -> int:
         "job start -> task",
         "task end -> next recorded",
         "  end -> result file",
-        "  result file -> collected",
-        "  collected -> next recorded",
+        "  result file -> next recorded",
         "next recorded -> its task",
         "trials in warm jobs",
         "tail",
@@ -307,8 +300,7 @@ def main() -> int:
                 med(name, "launch_latency_s") if name == "optuna" else None,
                 med(name, "refill_gap_s"),
                 med(name, "end_to_result_file_s"),
-                med(name, "result_file_to_collected_s"),
-                med(name, "refill_fill_s"),
+                med(name, "result_file_to_next_recorded_s"),
                 med(name, "refill_record_to_task_s"),
                 med(name, "warm_trials"),
                 med(name, "tail_s"),

@@ -2,10 +2,11 @@
 
 One real multirun of benchmarks/apps/objective.py (problem=zero, a do-nothing task), random
 suggestions (dev_run=true), parallel_bandwidth=8, hydra/launcher=submitit_local (async scheduler),
-run in-process by scale_driver.py with timers around Sweep._finish and Sweep._fill_slots.
+run in-process by scale_driver.py with timers around the sweep loop's steps.
 
 * Peak RSS: VmHWM of the sweeper process itself (polled from /proc/<pid>/status, children excluded).
-* Bookkeeping per trial = its Sweep._finish (journal, parse, observe) + its share of the
+* Bookkeeping per trial = its finishing work (Sweep._record: journal, parse; Sweep._observe:
+  posting the observation) + its share of the
   Sweep._fill_slots call that started it, minus the time spent getting the suggestion (the
   engine's work, prefetched in a thread for the async scheduler). Submission (submitit pickles
   the job and spawns its process) is part of it and also shown apart.
@@ -113,7 +114,7 @@ def main() -> int:
     labels = {
         "bookkeeping": "bookkeeping (finish + fill - suggestion)",
         "bookkeeping_excl_submit": "  of which not job submission",
-        "finish": "  Sweep._finish",
+        "finish": "  Sweep._record + _observe",
         "observe": "    of which Backend.observe",
         "fill": "  Sweep._fill_slots share (excl. suggestion)",
         "submit": "    of which SubmititRunner.start",

@@ -3,10 +3,11 @@
     python benchmarks/scale_driver.py TIMINGS.json -- <hydra overrides>   (cwd: benchmarks/apps)
 
 Instrumentation, not a mock: the real Hydra app, sweeper, engine and launcher run; the wrappers only
-time ``Sweep._finish``, ``Sweep._fill_slots`` and, inside them, getting the next suggestion
-(``Sweep._next_suggestion``, which waits for the prefetched one), submitting the job
-(``TrialRunner.start``), posting the observation (``Backend.observe``) and the engine's own
-``Backend.suggest`` (run in the prefetch thread for the async scheduler). Used by scale.py.
+time ``Sweep._record`` + ``Sweep._observe`` (a trial's finishing work), ``Sweep._fill_slots`` and,
+inside them, getting the next suggestion (``Sweep._next_suggestion``, which waits for the
+prefetched one), submitting the job (``TrialRunner.start``), posting the observation
+(``Backend.observe``) and the engine's own ``Backend.suggest`` (run in the prefetch thread for the
+async scheduler). Used by scale.py.
 """
 
 from __future__ import annotations
@@ -51,30 +52,49 @@ def main() -> None:
 
         return wrapper
 
-    original_finish = Sweep._finish
+    original_record = Sweep._record
+    original_observe = Sweep._observe
     original_fill = Sweep._fill_slots
+    finished: dict[int, dict[str, Any]] = {}
 
-    def timed_finish(self: Any, outcome: Any) -> None:
+    # A trial's finishing work: journaling its result (_record), then posting it (_observe, which
+    # the loop calls after refilling the slot).
+    def timed_record(self: Any, outcome: Any) -> Any:
         local.frame = {}
         t0 = time.perf_counter()
         try:
-            original_finish(self, outcome)
+            return original_record(self, outcome)
         finally:
             frame, local.frame = local.frame, None
-            records["finish"].append({"trial": outcome.number, "t": time.perf_counter() - t0, **frame})
+            finished[outcome.number] = {"trial": outcome.number, "t": time.perf_counter() - t0, **frame}
+            records["finish"].append(finished[outcome.number])
 
-    def timed_fill(self: Any) -> None:
+    def timed_observe(self: Any, number: int, *args: Any, **kwargs: Any) -> Any:
+        local.frame = {}
+        t0 = time.perf_counter()
+        try:
+            return original_observe(self, number, *args, **kwargs)
+        finally:
+            frame, local.frame = local.frame, None
+            record = finished.get(number)
+            if record is not None:
+                record["t"] += time.perf_counter() - t0
+                for key, value in frame.items():
+                    record[key] = record.get(key, 0.0) + value
+
+    def timed_fill(self: Any, *args: Any, **kwargs: Any) -> None:
         local.frame = {}
         first = self._next_number
         t0 = time.perf_counter()
         try:
-            original_fill(self)
+            original_fill(self, *args, **kwargs)
         finally:
             frame, local.frame = local.frame, None
             started = list(range(first, self._next_number))
             records["fill"].append({"trials": started, "t": time.perf_counter() - t0, "at": time.time(), **frame})
 
-    Sweep._finish = timed_finish  # type: ignore[method-assign]
+    Sweep._record = timed_record  # type: ignore[method-assign]
+    Sweep._observe = timed_observe  # type: ignore[method-assign]
     Sweep._fill_slots = timed_fill  # type: ignore[method-assign]
     Sweep._next_suggestion = nested("next_suggestion", Sweep._next_suggestion)  # type: ignore[method-assign]
     SubmititRunner.start = nested("submit", SubmititRunner.start)  # type: ignore[method-assign]
