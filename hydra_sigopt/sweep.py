@@ -151,7 +151,10 @@ class Sweep:
             ) from exc
         finally:
             _restore_sigterm(previous_handler)
-            self.runner.close()
+            try:
+                self.runner.close()
+            except Exception as exc:  # retiring warm jobs is a courtesy (they end by themselves); the reports are not
+                log.warning("Could not retire the warm jobs: %s: %s", type(exc).__name__, exc)
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
@@ -265,11 +268,13 @@ class Sweep:
             self.progress.maybe_log()
             recorded = [self._record(o) for o in self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))]
             too_many_failures = self._too_many_failures(recorded)
-            if recorded and self.runner.asynchronous and too_many_failures is None:
-                # Refill first: a prefetched suggestion does not wait for these results to be posted.
-                self._fill_slots(prefetched_only=True)
-            for outcome, suggestion, values, failed in recorded:
-                self._observe(outcome.number, suggestion, values, failed, outcome)
+            try:
+                if recorded and self.runner.asynchronous and too_many_failures is None:
+                    # Refill first: a prefetched suggestion does not wait for these results to be posted.
+                    self._fill_slots(prefetched_only=True)
+            finally:
+                for outcome, suggestion, values, failed in recorded:
+                    self._observe(outcome.number, suggestion, values, failed, outcome)
             if too_many_failures is not None:
                 self._abort_for_failures(too_many_failures)
             self.progress.set_running(len(self.runner.running()))
@@ -284,7 +289,8 @@ class Sweep:
     def _fill_slots(self, prefetched_only: bool = False) -> None:
         """Start trials until every slot is busy or the budget is issued.
 
-        With ``prefetched_only``, only as long as no suggestion has to be waited for.
+        With ``prefetched_only``, only as long as no suggestion has to be waited for, and without
+        starting the next one: it is computed once the results just recorded are posted.
         """
         assert self.journal is not None
         while len(self._running) < self.bandwidth and self._issued() < self.budget:
@@ -312,8 +318,9 @@ class Sweep:
             self.journal.mark_running(unmarked)
             for n in unmarked:
                 self._running[n].marked = True
-        self.runner.keep_warm(self.budget - self._issued())
-        self._start_prefetch()
+        if not prefetched_only:
+            self.runner.keep_warm(self.budget - self._issued())
+            self._start_prefetch()
 
     def _pending_assignments(self) -> list[Mapping[str, Any]]:
         return [r.suggestion.assignments for r in self._running.values()]

@@ -1,0 +1,154 @@
+"""The async loop's order of effects, with the real engine and a runner that finishes trials on cue.
+
+The runner stands in for submitit only to make the order of events deterministic: which trial
+ends when, and whether the next suggestion was ready by then. Real jobs are in test_example_app.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hydra_sigopt.backends import Suggestion
+from hydra_sigopt.backends.lite import LiteBackend
+from hydra_sigopt.errors import SweepAbortedError
+from hydra_sigopt.journal import Journal
+from hydra_sigopt.metrics import MetricValue
+from hydra_sigopt.runners import JobOutcome, TrialRunner
+from hydra_sigopt.settings import parse_settings
+from hydra_sigopt.sweep import Sweep
+
+SPACE = {"params": {"x": "interval(0,1)", "y": "interval(0,1)"}, "seed": 3, "progress_interval": 60}
+
+
+class CueRunner(TrialRunner):
+    """Asynchronous; each wait() ends the oldest running trial, once ``ready()`` says so."""
+
+    asynchronous = True
+    kind = "cue"
+
+    def __init__(self, events: list[tuple[str, int]], fail_start_of: int | None = None) -> None:
+        self.events = events
+        self.fail_start_of = fail_start_of
+        self.ready = lambda: True
+        self._running: deque[tuple[int, list[str]]] = deque()
+
+    def start(self, number: int, overrides: Sequence[str]) -> str | None:
+        if number == self.fail_start_of:
+            raise RuntimeError("sbatch: error: Batch job submission failed")
+        self.events.append(("start", number))
+        self._running.append((number, list(overrides)))
+        return f"job-{number}"
+
+    def running(self) -> list[int]:
+        return [n for n, _ in self._running]
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        deadline = time.time() + 30
+        while not self.ready() and time.time() < deadline:
+            time.sleep(0.01)
+        number, overrides = self._running.popleft()
+        x = float(next(o for o in overrides if o.startswith("x=")).split("=")[1])
+        return [JobOutcome(number, True, value=x, started_at=time.time() - 1, ended_at=time.time())]
+
+
+class SlowObserveBackend(LiteBackend):
+    """The real engine; posting takes a while, and each suggestion notes what it was told."""
+
+    def __init__(self, events: list[tuple[str, int]], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.events = events
+        self.observed: list[Mapping[str, Any]] = []
+        self.issued: list[Mapping[str, Any]] = []
+        self.unaccounted: list[list[Mapping[str, Any]]] = []
+
+    def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion:
+        known = [dict(a) for a in [*pending, *self.observed]]
+        self.unaccounted.append([a for a in self.issued if dict(a) not in known])
+        suggestion = super().suggest(pending)
+        self.issued.append(suggestion.assignments)
+        return suggestion
+
+    def observe(
+        self,
+        suggestion: Suggestion,
+        values: Sequence[MetricValue] = (),
+        failed: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        time.sleep(0.2)  # a remote SigOpt: long enough for a racing suggestion to miss this result
+        observation_id = super().observe(suggestion, values, failed, metadata)
+        self.observed.append(suggestion.assignments)
+        self.events.append(("observe", int(metadata["job_number"]) if metadata else -1))
+        return observation_id
+
+
+def make_sweep(tmp_path: Path, runner: CueRunner, backend: SlowObserveBackend, budget: int) -> Sweep:
+    settings, definition = parse_settings({**SPACE, "observation_budget": budget, "parallel_bandwidth": 2})
+    backend.start(definition)
+    sweep = Sweep(settings, definition, tmp_path / "sweep", runner, backend)
+    # Each trial ends once the next suggestion is ready: the case where a slot is refilled at once.
+    runner.ready = lambda: sweep._prefetch is None or sweep._prefetch.done()
+    return sweep
+
+
+def test_a_freed_slot_is_refilled_before_the_result_is_posted_and_no_suggestion_misses_a_result(
+    tmp_path: Path,
+) -> None:
+    events: list[tuple[str, int]] = []
+    backend = SlowObserveBackend(events)
+    make_sweep(tmp_path, CueRunner(events), backend, budget=6).run()
+    # The prefetched suggestion starts trial n+2 before trial n's result is posted ...
+    assert events == [
+        ("start", 0),
+        ("start", 1),
+        *[e for n in range(4) for e in (("start", n + 2), ("observe", n))],
+        ("observe", 4),
+        ("observe", 5),
+    ]
+    # ... and every suggestion was computed knowing each earlier trial as running or observed,
+    # never in between (a result recorded but not yet posted).
+    assert backend.unaccounted == [[]] * 6
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        assert [(t.state, bool(t.observation_id)) for t in journal.trials()] == [("completed", True)] * 6
+
+
+def test_results_recorded_before_a_failed_refill_are_still_posted(tmp_path: Path) -> None:
+    events: list[tuple[str, int]] = []
+    backend = SlowObserveBackend(events)
+    sweep = make_sweep(tmp_path, CueRunner(events, fail_start_of=3), backend, budget=6)
+    with pytest.raises(SweepAbortedError, match="Batch job submission failed"):
+        sweep.run()
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        trials = {t.number: t for t in journal.trials()}
+    # Trial 1 ended and was journaled just before starting trial 3 failed: its result is posted too.
+    assert [n for n, t in trials.items() if t.observation_id] == [0, 1]
+    assert ("observe", 1) in events
+
+
+def test_a_slot_waits_for_the_engine_when_no_suggestion_is_ready(tmp_path: Path) -> None:
+    """Without a ready suggestion the result is posted first, so the new suggestion knows it."""
+    events: list[tuple[str, int]] = []
+    backend = SlowObserveBackend(events)
+    slow = threading.Event()
+    original = backend.suggest
+
+    def slow_suggest(pending: Sequence[Mapping[str, Any]]) -> Suggestion:
+        if slow.is_set():
+            time.sleep(0.5)
+        return original(pending)
+
+    backend.suggest = slow_suggest  # type: ignore[method-assign]
+    runner = CueRunner(events)
+    sweep = make_sweep(tmp_path, runner, backend, budget=4)
+    slow.set()
+    runner.ready = lambda: True  # trials end before the next suggestion is there
+    sweep.run()
+    assert events.index(("observe", 0)) < events.index(("start", 2))
+    assert backend.unaccounted == [[]] * 4
