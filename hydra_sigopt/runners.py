@@ -254,6 +254,10 @@ class SubmititRunner(TrialRunner):
         self._warm_max_wait_s = max_wait_for(params.get("timeout_min"))
         self._last_overrides: list[str] | None = None
         self._warm_wanted = 0
+        # Set when warm jobs gave up unused (no slot freed within their wait); cleared by the next
+        # trial start. Replacing them at once would start a job per warm slot and minute for nothing
+        # while long trials run.
+        self._warm_paused = False
         # Warm jobs start once the jobs just submitted have started: locally they share the CPUs,
         # and a trial waiting for its job to start matters more than a job waiting for a trial.
         self._warm_delay_s = 1.0 if cluster == "local" else 0.0
@@ -269,6 +273,7 @@ class SubmititRunner(TrialRunner):
 
         self._last_overrides = list(overrides)
         job = self._take_warm_job(number, overrides)
+        self._warm_paused = False
         if job is None:
             job = self.executor.submit(
                 self.launcher, list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state()
@@ -292,15 +297,20 @@ class SubmititRunner(TrialRunner):
 
     def keep_warm(self, trials_left: int) -> None:
         self._warm_wanted = wanted = min(self.warm_jobs, max(0, trials_left))
-        self._warm = deque(w for w in self._warm if not w.job.done())
+        waiting = deque(w for w in self._warm if not w.job.done())
+        if len(waiting) < len(self._warm):
+            gone = [w.job.job_id for w in self._warm if w not in waiting]
+            log.debug("warm jobs %s ended unused; replaced when the next trial starts", gone)
+            self._warm_paused = True
+        self._warm = waiting
         while len(self._warm) > wanted:
             self._retire(self._warm.pop(), "not needed: the budget is issued")
-        while len(self._warm) < wanted and time.time() >= self._warm_not_before:
+        while self._warm_jobs_due():
             self._warm.append(self._submit_warm_job())
 
     def _warm_jobs_due(self) -> bool:
         """Whether warm jobs are missing and may be started now (see :meth:`keep_warm`)."""
-        return len(self._warm) < self._warm_wanted and time.time() >= self._warm_not_before
+        return len(self._warm) < self._warm_wanted and not self._warm_paused and time.time() >= self._warm_not_before
 
     def _submit_warm_job(self) -> _WarmJobHandle:
         """Start one job that waits for its trial (see :mod:`hydra_sigopt.warm`)."""
@@ -320,9 +330,16 @@ class SubmititRunner(TrialRunner):
         return _WarmJobHandle(self.executor.submit(warm_job), path)
 
     def _retire(self, warm: _WarmJobHandle, reason: str) -> None:
-        """Tell a waiting warm job to end without a trial (it exits within its poll interval)."""
-        if claim(warm.claim_path, {"stop": reason}):
-            log.debug("warm job %s retired: %s", warm.job.job_id, reason)
+        """Tell a warm job to end without a trial (it exits within its poll interval)."""
+        if not claim(warm.claim_path, {"stop": reason}):
+            return  # it gave up first
+        log.debug("warm job %s retired: %s", warm.job.job_id, reason)
+        if self.cluster == "slurm" and not warm.job.paths.stdout.exists():
+            # Still queued: it would only start to read its stop claim, holding an allocation meanwhile.
+            try:
+                warm.job.cancel(check=False)
+            except Exception as exc:
+                log.debug("scancel of warm job %s failed: %s", warm.job.job_id, exc)
 
     def close(self) -> None:
         while self._warm:
@@ -528,7 +545,13 @@ def slurm_knows_job(job: Any) -> bool:
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("Could not ask Slurm about job %s (%s); waiting for it", job.job_id, exc)
         return True
-    return queue.returncode == 0 and bool(queue.stdout.strip())
+    if queue.returncode == 0:
+        return bool(queue.stdout.strip())
+    if "invalid job id" in queue.stderr.lower():
+        return False
+    # slurmctld unreachable, say: not knowing is no reason to run the trial twice.
+    log.warning("Could not ask Slurm about job %s (%s); waiting for it", job.job_id, queue.stderr.strip())
+    return True
 
 
 def _death_reason(job: Any, exc: BaseException) -> str:

@@ -58,7 +58,8 @@ def claim(path: Path, payload: dict[str, Any]) -> bool:
         os.link(tmp, path)
         return True
     except FileExistsError:
-        return False
+        # NFS may report a retransmitted link that succeeded as failed; the link count tells.
+        return os.stat(tmp).st_nlink == 2
     finally:
         tmp.unlink()
 
@@ -102,22 +103,27 @@ class WarmJob:
         if "stop" in payload:
             _job_log().info("Warm job not used: %s", payload["stop"])
             return NotUsed(str(payload["stop"]))
-        number = int(payload["number"])
-        _job_log().info("Warm job runs trial #%d", number)
-        self._trial_args = (
-            list(payload["overrides"]),
-            "hydra.sweep.dir",
-            number,
-            f"job_id_for_{number}",
-            self.singleton_state,
-        )
+        self._trial_args = self._trial_args_from(payload)
+        _job_log().info("Warm job runs trial #%d", self._trial_args[2])
         return self.launcher(*self._trial_args)
+
+    def _trial_args_from(self, payload: dict[str, Any]) -> tuple[Any, ...]:
+        """The launcher's arguments for the trial a claim names, as a cold job gets them."""
+        number = int(payload["number"])
+        return (list(payload["overrides"]), "hydra.sweep.dir", number, f"job_id_for_{number}", self.singleton_state)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """On preemption or time-out (submitit's requeue): requeue the trial itself, not the wait."""
-        if self._trial_args is None:
-            return None  # still waiting: end, the sweeper starts another warm job
-        return self.launcher.checkpoint(*self._trial_args)
+        if self._trial_args is not None:
+            return self.launcher.checkpoint(*self._trial_args)
+        path = Path(self.claim_path)
+        if claim(path, {"stop": "preempted or timed out while waiting"}):
+            return None  # end: the sweeper finds the claim taken and starts the trial elsewhere
+        payload = read_claim(path)
+        if payload is None or "stop" in payload:
+            return None
+        # The sweeper's trial arrived with the signal: requeue as that trial, or it would be lost.
+        return self.launcher.checkpoint(*self._trial_args_from(payload))
 
     def _warm_up(self) -> None:
         """Do the launcher's per-job work that does not depend on the trial: plugin discovery and

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -251,3 +252,42 @@ def test_a_journaled_job_unknown_to_slurm_is_rerun_not_waited_for(tmp_path: Path
     trials = {int(t["number"]): t for t in run.trials}
     assert trials[0]["state"] == "abandoned"
     assert [t["state"] for n, t in sorted(trials.items()) if n > 0] == ["completed"] * 3
+
+
+def test_queued_warm_jobs_are_scancelled_on_ctrl_c_not_left_to_start(tmp_path: Path) -> None:
+    """Warm jobs queued behind a full allocation are cancelled with the trials, before they start."""
+    cpus = int(subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True).stdout.split()[0])
+    half_the_node = (*(o for o in SLURM if "cpus_per_task" not in o), f"hydra.launcher.cpus_per_task={cpus // 2}")
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *half_the_node,  # two trials fill the node: the warm jobs wait in the queue
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.observation_budget=6",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.warm_jobs=2",
+        "sleep_s=60",
+    )
+    try:
+        trial_jobs = set(running_job_ids(sweep_dir, 2).values())
+        deadline = time.time() + 60
+        while len(warm := {p.name for p in (sweep_dir / ".submitit").glob("[0-9]*")} - trial_jobs) < 2:
+            assert time.time() < deadline, "no warm jobs were queued"
+            time.sleep(0.5)
+        queued = subprocess.run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(warm)], capture_output=True, text=True)
+        assert sorted(queued.stdout.split()[1::2]) == ["PENDING", "PENDING"], queued.stdout
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0 and "Continue this sweep with" in out
+    deadline = time.time() + 60
+    while True:
+        acct = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(warm)], capture_output=True, text=True
+        )
+        states = dict(line.split("|")[:2] for line in acct.stdout.splitlines() if line.strip())
+        if (len(states) == 2 and all(s.startswith("CANCELLED") for s in states.values())) or time.time() > deadline:
+            break
+        time.sleep(1)
+    assert {s.split()[0] for s in states.values()} == {"CANCELLED"}, states
+    assert not [p for w in warm for p in (sweep_dir / ".submitit" / w).glob("*_log.*")], "a warm job started"

@@ -73,12 +73,28 @@ def test_a_warm_job_runs_the_trial_it_is_given(tmp_path: Path) -> None:
     launcher = RecordingLauncher()
     job = warm_job(tmp_path, launcher)
     threading.Timer(0.3, claim, args=(tmp_path / "claim.json", {"number": 7, "overrides": ["a=1", "b='x y'"]})).start()
-    assert job.checkpoint() is None  # still waiting: a preempted warm job just ends
     assert job() == "ran"
     assert launcher.calls[0][:4] == (["a=1", "b='x y'"], "hydra.sweep.dir", 7, "job_id_for_7")
     # Preempted or timed out while running the trial: the trial itself is requeued.
     requeued = ("requeue", ["a=1", "b='x y'"], "hydra.sweep.dir", 7, "job_id_for_7", job.singleton_state)
     assert job.checkpoint() == requeued
+
+
+def test_a_warm_job_preempted_while_waiting_ends_and_its_slot_goes_to_a_fresh_job(tmp_path: Path) -> None:
+    launcher = RecordingLauncher()
+    job = warm_job(tmp_path, launcher)
+    assert job.checkpoint() is None  # not requeued: nothing to resume
+    # The sweeper arriving afterwards finds the claim taken and starts the trial in a new job.
+    assert not claim(tmp_path / "claim.json", {"number": 3, "overrides": ["a=1"]})
+    assert isinstance(job(), NotUsed) and not launcher.calls
+
+
+def test_a_warm_job_preempted_as_its_trial_arrives_requeues_that_trial(tmp_path: Path) -> None:
+    launcher = RecordingLauncher()
+    job = warm_job(tmp_path, launcher)
+    assert claim(tmp_path / "claim.json", {"number": 3, "overrides": ["a=1"]})
+    # The signal came before the job read its claim: the trial must not be lost with the job.
+    assert job.checkpoint() == ("requeue", ["a=1"], "hydra.sweep.dir", 3, "job_id_for_3", job.singleton_state)
 
 
 def test_a_warm_job_gives_up_after_its_longest_wait(tmp_path: Path) -> None:
@@ -183,6 +199,25 @@ def test_no_warm_jobs_when_set_to_zero(workdir: Path) -> None:
     folders = [p for p in (run.sweep_dir / ".submitit").iterdir() if p.name.isdigit()]
     assert sorted(p.name for p in folders) == sorted(t["job_id"] for t in run.trials)
     assert not (run.sweep_dir / ".submitit" / "warm").exists()
+
+
+@pytest.mark.slow
+def test_warm_jobs_that_gave_up_are_replaced_when_a_trial_starts_not_at_once(workdir: Path) -> None:
+    run = run_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        "hydra.launcher.timeout_min=1",  # a warm job waits at most 3 s (5 % of its time limit)
+        "hydra.sweeper.observation_budget=3",
+        "hydra.sweeper.parallel_bandwidth=1",
+        "hydra.sweeper.warm_jobs=1",
+        "sleep_s=8",
+    ).assert_ok()
+    trial_jobs = {t["job_id"] for t in run.trials}
+    unused = [p.name for p in (run.sweep_dir / ".submitit").iterdir() if p.name.isdigit() and p.name not in trial_jobs]
+    # One warm job per trial start with trials left, each giving up after 3 s; not a new one every
+    # 3 s while a trial runs (with hour-long trials that would be a job a minute for nothing).
+    assert len(unused) == 2, unused
+    assert all("Warm job not used: no trial within 3 s" in job_log(run.sweep_dir, f) for f in unused)
 
 
 @pytest.mark.slow
