@@ -100,6 +100,30 @@ def test_eight_trials_three_slots_with_a_raise_and_an_scancel(tmp_path: Path) ->
     assert run.results["trials"] == {"total": 8, "completed": 6, "failed": 2, "running": 0}
 
 
+def test_a_long_trial_does_not_hold_up_the_other_slots(tmp_path: Path) -> None:
+    """No batch barrier on Slurm: while trial 0 runs long, the two other slots keep taking trials."""
+    proc, sweep_dir = _start(
+        tmp_path,
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.observation_budget=7",
+        "hydra.sweeper.parallel_bandwidth=3",
+        "sleep_s=45",
+        "sleep_jobs=[0]",
+    )
+    try:
+        run = finish_example(proc, sweep_dir)
+    finally:
+        proc.kill()
+    run.assert_ok()
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        trials = journal.trials()
+    assert [t.state for t in trials] == ["completed"] * 7
+    # Trials 1-6 started and ended while trial 0 ran (batches of 3 would have held 3-5 back until it ended).
+    assert all(t.started_at and t.ended_at and t.ended_at < trials[0].ended_at for t in trials[1:]), [
+        (t.number, t.started_at, t.ended_at) for t in trials
+    ]
+
+
 def test_a_trial_over_its_time_limit_is_one_failed_observation(tmp_path: Path) -> None:
     # Slurm signals the job signal_delay_s before its limit; with no requeue left (max_num_timeout=0,
     # the launcher's default) submitit gives up and the trial is one failed observation.
