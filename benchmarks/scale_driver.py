@@ -5,7 +5,7 @@
 Instrumentation, not a mock: the real Hydra app, sweeper, engine and launcher run; the wrappers only
 time ``Sweep._record`` + ``Sweep._observe`` (a trial's finishing work), ``Sweep._fill_slots`` and,
 inside them, getting the next suggestion (``Sweep._next_suggestion``, which waits for the
-prefetched one), submitting the job (``TrialRunner.start``), posting the observation
+prefetched one), submitting jobs (``SubmititRunner.start`` and its warm jobs), posting the observation
 (``Backend.observe``) and the engine's own ``Backend.suggest`` (run in the prefetch thread for the
 async scheduler). Used by scale.py.
 """
@@ -98,6 +98,7 @@ def main() -> None:
     Sweep._fill_slots = timed_fill  # type: ignore[method-assign]
     Sweep._next_suggestion = nested("next_suggestion", Sweep._next_suggestion)  # type: ignore[method-assign]
     SubmititRunner.start = nested("submit", SubmititRunner.start)  # type: ignore[method-assign]
+    SubmititRunner._submit_warm_job = nested("submit", SubmititRunner._submit_warm_job)  # type: ignore[method-assign]
     lite.LiteBackend.observe = nested("observe", lite.LiteBackend.observe)  # type: ignore[method-assign]
 
     original_suggest = lite.LiteBackend.suggest
