@@ -272,9 +272,11 @@ class Sweep:
                 if recorded and self.runner.asynchronous and too_many_failures is None:
                     # Refill first: a prefetched suggestion does not wait for these results to be posted.
                     self._fill_slots(prefetched_only=True)
-            finally:
-                for outcome, suggestion, values, failed in recorded:
-                    self._observe(outcome.number, suggestion, values, failed, outcome)
+            except Exception:
+                self._post_before_stopping(recorded)
+                raise
+            for outcome, suggestion, values, failed in recorded:
+                self._observe(outcome.number, suggestion, values, failed, outcome)
             if too_many_failures is not None:
                 self._abort_for_failures(too_many_failures)
             self.progress.set_running(len(self.runner.running()))
@@ -414,6 +416,14 @@ class Sweep:
         observation_id = self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata)
         crash_point("after_observe")
         self.journal.mark_observed(number, observation_id)
+
+    def _post_before_stopping(self, recorded: list[_Recorded]) -> None:
+        """Post journaled results while the sweep stops on another error, which must not be masked."""
+        for outcome, suggestion, values, failed in recorded:
+            try:
+                self._observe(outcome.number, suggestion, values, failed, outcome)
+            except Exception as exc:  # the journal has the result: a resumed sweep posts it
+                log.warning("Trial #%d's result is not posted yet (%s); a resumed sweep posts it", outcome.number, exc)
 
     def _count_finished(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
         self._finished += 1

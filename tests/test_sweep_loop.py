@@ -17,7 +17,7 @@ import pytest
 
 from hydra_sigopt.backends import Suggestion
 from hydra_sigopt.backends.lite import LiteBackend
-from hydra_sigopt.errors import SweepAbortedError
+from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
 from hydra_sigopt.journal import Journal
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.runners import JobOutcome, TrialRunner
@@ -61,9 +61,10 @@ class CueRunner(TrialRunner):
 class SlowObserveBackend(LiteBackend):
     """The real engine; posting takes a while, and each suggestion notes what it was told."""
 
-    def __init__(self, events: list[tuple[str, int]], **kw: Any) -> None:
+    def __init__(self, events: list[tuple[str, int]], unreachable_for: int | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.events = events
+        self.unreachable_for = unreachable_for
         self.observed: list[Mapping[str, Any]] = []
         self.issued: list[Mapping[str, Any]] = []
         self.unaccounted: list[list[Mapping[str, Any]]] = []
@@ -83,6 +84,8 @@ class SlowObserveBackend(LiteBackend):
         metadata: Mapping[str, Any] | None = None,
     ) -> str:
         time.sleep(0.2)  # a remote SigOpt: long enough for a racing suggestion to miss this result
+        if metadata and metadata["job_number"] == self.unreachable_for:
+            raise BackendUnavailableError("SigOpt at http://sigopt.invalid is unreachable")
         observation_id = super().observe(suggestion, values, failed, metadata)
         self.observed.append(suggestion.assignments)
         self.events.append(("observe", int(metadata["job_number"]) if metadata else -1))
@@ -133,7 +136,7 @@ def test_results_recorded_before_a_failed_refill_are_still_posted(tmp_path: Path
 
 
 def test_a_slot_waits_for_the_engine_when_no_suggestion_is_ready(tmp_path: Path) -> None:
-    """Without a ready suggestion the result is posted first, so the new suggestion knows it."""
+    """Without a ready suggestion, the result is posted before the slot is refilled."""
     events: list[tuple[str, int]] = []
     backend = SlowObserveBackend(events)
     slow = threading.Event()
@@ -152,3 +155,15 @@ def test_a_slot_waits_for_the_engine_when_no_suggestion_is_ready(tmp_path: Path)
     sweep.run()
     assert events.index(("observe", 0)) < events.index(("start", 2))
     assert backend.unaccounted == [[]] * 4
+
+
+def test_a_failed_post_while_stopping_does_not_hide_why_the_sweep_stopped(tmp_path: Path) -> None:
+    events: list[tuple[str, int]] = []
+    backend = SlowObserveBackend(events, unreachable_for=1)
+    sweep = make_sweep(tmp_path, CueRunner(events, fail_start_of=3), backend, budget=6)
+    with pytest.raises(SweepAbortedError, match="Batch job submission failed"):
+        sweep.run()
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        trials = {t.number: t for t in journal.trials()}
+    # Trial 1's result is journaled but not posted: a resumed sweep posts it.
+    assert trials[1].state == "completed" and not trials[1].observation_id
