@@ -267,12 +267,19 @@ class SubmititRunner(TrialRunner):
         self._jobs: dict[int, Any] = {}
         self._submitted_at: dict[int, float] = {}
         self._reattached: set[int] = set()
+        # Re-attached Slurm jobs that submitit cannot find (UNKNOWN): when Slurm was last asked about
+        # them, and those Slurm has forgotten (ended without a result).
+        self.unknown_recheck_s = 60.0
+        self._unknown_checked_at: dict[int, float] = {}
+        self._forgotten: set[int] = set()
 
     def start(self, number: int, overrides: Sequence[str]) -> str | None:
         from hydra.core.singleton import Singleton
 
         self._last_overrides = list(overrides)
         job = self._take_warm_job(number, overrides)
+        # A trial start allows replacing warm jobs that gave up (see keep_warm): forget them now.
+        self._warm = deque(w for w in self._warm if not w.job.done())
         self._warm_paused = False
         if job is None:
             job = self.executor.submit(
@@ -365,13 +372,34 @@ class SubmititRunner(TrialRunner):
         self._jobs[number] = job
         self._submitted_at[number] = time.time()
         self._reattached.add(number)
+        if self.cluster == "slurm":
+            self._unknown_checked_at[number] = time.time()
         return True
 
     def _done(self, number: int, job: Any, force: bool) -> bool:
         """Whether a job has ended; a re-attached local job is judged by its pid and result file."""
         if number in self._reattached and self.cluster != "slurm":
             return job.paths.result_pickle.exists() or not local_job_running(job.job_id, self.submitit_folder)
-        return bool(job.done(force_check=force))
+        if job.done(force_check=force):
+            return True
+        return number in self._unknown_checked_at and self._forgotten_by_slurm(number, job)
+
+    def _forgotten_by_slurm(self, number: int, job: Any) -> bool:
+        """Whether Slurm no longer knows a re-attached job (asked at most every ``unknown_recheck_s``).
+
+        submitit counts a job it cannot find as running: one Slurm forgot (accounting purged, and
+        squeue failing when the sweep re-attached) would be waited for forever.
+        """
+        if job.state != "UNKNOWN":
+            self._unknown_checked_at.pop(number, None)  # Slurm reports it: submitit will see it end
+            return False
+        if time.time() - self._unknown_checked_at[number] < self.unknown_recheck_s:
+            return False
+        self._unknown_checked_at[number] = time.time()
+        if slurm_knows_job(job):
+            return False
+        self._forgotten.add(number)
+        return True
 
     def _ready(self, number: int, job: Any, force: bool) -> bool:
         """Done, and its result is there or will not come (without blocking the loop to find out)."""
@@ -412,8 +440,12 @@ class SubmititRunner(TrialRunner):
         """The outcome of a finished job; a job that died without a result is a failure."""
         job = self._jobs.pop(number)
         self._dead_since.pop(number, None)
+        self._unknown_checked_at.pop(number, None)
         job_id = str(job.job_id)
         try:
+            if number in self._forgotten and not job.paths.result_pickle.exists():
+                # Not job.result(): it waits until submitit sees the job end, which it never will.
+                raise RuntimeError("neither Slurm's queue nor its accounting knows this job any more")
             ret = _read_result(job)
         except Exception as exc:
             reason = _death_reason(job, exc)
@@ -436,7 +468,10 @@ class SubmititRunner(TrialRunner):
         return outcome
 
     def cancel_all(self) -> list[int]:
-        self.close()
+        try:
+            self.close()
+        except Exception as exc:  # the trials' cancellation matters more than the warm jobs'
+            log.warning("Could not retire the warm jobs: %s: %s", type(exc).__name__, exc)
         numbers = sorted(self._jobs)
         if self.cluster != "slurm":
             cancel_local_jobs([self._jobs[n].job_id for n in numbers], self.submitit_folder)

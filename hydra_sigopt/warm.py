@@ -58,8 +58,11 @@ def claim(path: Path, payload: dict[str, Any]) -> bool:
         os.link(tmp, path)
         return True
     except FileExistsError:
-        # NFS may report a retransmitted link that succeeded as failed; the link count tells.
-        return os.stat(tmp).st_nlink == 2
+        # NFS may report a retransmitted link that succeeded as failed: then the claim is ours.
+        try:
+            return read_claim(path) == payload
+        except (OSError, ValueError):
+            return False
     finally:
         tmp.unlink()
 

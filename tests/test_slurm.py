@@ -18,6 +18,7 @@ import pytest
 from conftest import EXAMPLE_APP, AppRun, finish_example, running_job_ids, start_example
 
 from hydra_sigopt.journal import Journal
+from hydra_sigopt.runners import SubmititRunner
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -315,3 +316,37 @@ def test_queued_warm_jobs_are_scancelled_on_ctrl_c_not_left_to_start(tmp_path: P
         time.sleep(1)
     assert {s.split()[0] for s in states.values()} == {"CANCELLED"}, states
     assert not [p for w in warm for p in (sweep_dir / ".submitit" / w).glob("*_log.*")], "a warm job started"
+
+
+class _SlurmLauncherParams:
+    """What SubmititRunner reads of hydra-submitit-launcher's Slurm launcher (no Hydra app needed here)."""
+
+    _EXECUTOR = "slurm"
+
+    def __init__(self, folder: Path) -> None:
+        self.params = {"submitit_folder": f"{folder}/%j", "partition": "debug", "timeout_min": 5}
+
+
+def test_a_reattached_job_that_slurm_forgets_ends_as_a_failure_instead_of_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """squeue failing while a sweep re-attaches: the job is waited for, and Slurm asked again later."""
+    marker = tmp_path / "squeue-failed-once"
+    fake = tmp_path / "bin" / "squeue"
+    fake.parent.mkdir()
+    fake.write_text(
+        f"#!/bin/sh\nif [ ! -e {marker} ]; then touch {marker}\n"
+        "  echo 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)' >&2; exit 1\nfi\n"
+        f'exec {shutil.which("squeue")} "$@"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    runner = SubmititRunner(_SlurmLauncherParams(tmp_path / "submitit"))
+    # Not knowing is no reason to run a trial twice: wait for it.
+    assert runner.reattach(0, "99999999")
+    assert marker.exists()
+    assert runner.wait(timeout=1) == []
+    runner.unknown_recheck_s = 0  # the next check asks Slurm again, which now answers
+    outcomes = runner.wait(timeout=60)
+    assert [(o.number, o.ok) for o in outcomes] == [(0, False)]
+    assert "neither Slurm's queue nor its accounting knows this job" in (outcomes[0].reason or "")
