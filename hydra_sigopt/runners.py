@@ -144,7 +144,7 @@ class TrialRunner(ABC):
         """Have jobs started ahead for up to ``trials_left`` trials, where this runner does that."""
 
     def close(self) -> None:
-        """Release what the runner holds beyond the trials (warm jobs); running trials stay."""
+        """Release what the runner holds beyond the trials (warm jobs); running trials stay. Never raises."""
 
     def describe(self) -> str:
         return type(self).__name__
@@ -350,7 +350,11 @@ class SubmititRunner(TrialRunner):
 
     def close(self) -> None:
         while self._warm:
-            self._retire(self._warm.pop(), "the sweep ended")
+            warm = self._warm.pop()
+            try:
+                self._retire(warm, "the sweep ended")
+            except Exception as exc:  # a courtesy (warm jobs end by themselves): never in the way of stopping
+                log.warning("Could not retire warm job %s: %s: %s", warm.job.job_id, type(exc).__name__, exc)
 
     def reattach(self, number: int, job_id: str) -> bool:
         import submitit
@@ -468,10 +472,7 @@ class SubmititRunner(TrialRunner):
         return outcome
 
     def cancel_all(self) -> list[int]:
-        try:
-            self.close()
-        except Exception as exc:  # the trials' cancellation matters more than the warm jobs'
-            log.warning("Could not retire the warm jobs: %s: %s", type(exc).__name__, exc)
+        self.close()
         numbers = sorted(self._jobs)
         if self.cluster != "slurm":
             cancel_local_jobs([self._jobs[n].job_id for n in numbers], self.submitit_folder)

@@ -151,10 +151,7 @@ class Sweep:
             ) from exc
         finally:
             _restore_sigterm(previous_handler)
-            try:
-                self.runner.close()
-            except Exception as exc:  # retiring warm jobs is a courtesy (they end by themselves); the reports are not
-                log.warning("Could not retire the warm jobs: %s: %s", type(exc).__name__, exc)
+            self.runner.close()
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
