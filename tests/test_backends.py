@@ -101,3 +101,19 @@ def test_lite_seed_makes_suggestions_reproducible() -> None:
 
     assert first_three(7) == first_three(7)
     assert first_three(7) != first_three(8)
+
+
+def test_lite_liar_survives_results_near_the_float_limit() -> None:
+    """Two finite results near 1e308 overflowed the constant liar's mean, and every resume replayed it."""
+    d = definition(bandwidth=2)
+    b = create_backend("lite", seed=2)
+    b.start(d)
+    for value in (1.7e308, 1.6e308):
+        b.observe(b.suggest([]), [MetricValue("y", value)])
+    running = b.suggest([])
+    s = b.suggest([running.assignments])
+    d.space.check(s.assignments)
+    restored = create_backend("lite", seed=2)
+    restored.start(d)
+    restored.restore([PastObservation({"x": 0.5, "n": 1, "opt": "sgd"}, (MetricValue("y", -1.7e308),))] * 2)
+    d.space.check(restored.suggest([running.assignments]).assignments)

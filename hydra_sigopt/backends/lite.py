@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import random
-import statistics
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hydra_sigopt.backends.base import Backend, PastObservation, Suggestion
+from hydra_sigopt.backends.engine_random import EngineRandomState
 from hydra_sigopt.errors import EngineUnavailableError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue
@@ -67,7 +67,7 @@ class LiteBackend(Backend):
     def __init__(self, compute_mode: str = "default", seed: int | None = None) -> None:
         self._driver_class = load_local_driver()
         self._compute_mode = compute_mode
-        self._seed = seed
+        self._random = EngineRandomState(seed)
         self._driver: Any = None
         self._definition: ExperimentDefinition | None = None
         self._observed: dict[str, list[float]] = {}
@@ -81,11 +81,6 @@ class LiteBackend(Backend):
         return sigopt.Connection(driver=lambda: driver)
 
     def start(self, definition: ExperimentDefinition, resume_id: str | None = None) -> str:
-        if self._seed is not None:
-            import numpy
-
-            numpy.random.seed(self._seed)
-            random.seed(self._seed)
         self._definition = definition
         self._driver = self._driver_class(compute_mode=self._compute_mode)
         body = definition.to_sigopt()
@@ -97,6 +92,10 @@ class LiteBackend(Backend):
     def restore(self, observations: Sequence[PastObservation], open_suggestion_ids: Sequence[str] = ()) -> None:
         for o in observations:
             self.observe(Suggestion(o.suggestion_id or "", o.assignments), o.values, o.failed)
+        # Continue the numbering, and with it the engine's random streams: a resumed sweep must
+        # not replay the random points it started with.
+        ids = [*(o.suggestion_id for o in observations), *open_suggestion_ids]
+        self._next_id = max([self._next_id - 1, *_numbers(ids)]) + 1
 
     def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion:
         with self._lock:
@@ -106,7 +105,8 @@ class LiteBackend(Backend):
             self._next_id += 1
         for assignments in pending:
             self._record(driver, assignments, liar, failed=not liar)
-        suggestion = self._connection(driver).experiments(self.experiment_id).suggestions().create()
+        with self._random.stream(int(sid)):
+            suggestion = self._connection(driver).experiments(self.experiment_id).suggestions().create()
         return Suggestion(sid, {str(k): plain(v) for k, v in suggestion.assignments.items()})
 
     def observe(
@@ -140,4 +140,14 @@ class LiteBackend(Backend):
         assert self._definition is not None
         if any(not self._observed.get(m.name) for m in self._definition.metrics):
             return []
-        return [MetricValue(m.name, statistics.fmean(self._observed[m.name])) for m in self._definition.metrics]
+        return [MetricValue(m.name, _mean(self._observed[m.name])) for m in self._definition.metrics]
+
+
+def _mean(values: Sequence[float]) -> float:
+    """The mean of finite floats without overflow (``statistics.fmean`` overflows near 1e308)."""
+    return math.fsum(v / len(values) for v in values)
+
+
+def _numbers(ids: Sequence[str | None]) -> list[int]:
+    """The suggestion numbers among ids (this engine's ids are numbers; a journal may hold others)."""
+    return [int(i) for i in ids if i is not None and i.isdigit()]
