@@ -74,7 +74,7 @@ class SigOptSweeperImpl:
     def _use_sweep_dir(self, sweep_dir: str) -> None:
         """Point this run (and the jobs it launches) at an existing sweep dir."""
         assert self.config is not None
-        from hydra_sigopt.space import format_override
+        from hydra_sigopt.overrides import format_override
 
         resolved = str(Path(sweep_dir).expanduser().resolve())
         with open_dict(self.config):

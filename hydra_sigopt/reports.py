@@ -41,7 +41,7 @@ def swept_overrides(trial: Trial, fixed: Sequence[str]) -> list[str]:
 
 def trial_params(trial: Trial, fixed: Sequence[str]) -> dict[str, Any]:
     """The trial's swept values as Hydra reads them, by config key."""
-    from hydra_sigopt.space import read_override
+    from hydra_sigopt.overrides import read_override
 
     return dict(read_override(text) for text in swept_overrides(trial, fixed))
 

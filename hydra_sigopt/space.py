@@ -6,43 +6,29 @@ Hydra override strings that Hydra's parser reads back to exactly the suggested v
 
 from __future__ import annotations
 
+import bisect
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra._internal.grammar.utils import escape_special_characters
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import (
-    ChoiceSweep,
-    Glob,
-    IntervalSweep,
-    Override,
-    Quote,
-    QuotedString,
-    RangeSweep,
-)
+from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, Override, RangeSweep
 from hydra.errors import HydraException
 
 from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.overrides import bare_key, format_override, format_value, overrides_parser
+from hydra_sigopt.space_dialects import translate_peer_spec
+
+logger = logging.getLogger("hydra_sigopt")
 
 PARAMETER_TYPES = ("double", "int", "categorical")
 NATIVE_KEYS = ("type", "bounds", "transformation", "grid", "prior", "categorical_values", "conditions")
 TRANSFORMATIONS = ("none", "log")
-SUPPORTED_TAGS = ("log",)
+SUPPORTED_TAGS = ("log", "int", "ordered")
 # Relative slack when checking a suggested double against its bounds: engines round-trip through
 # their own transforms (log/exp), so the last bit may differ.
 _BOUNDS_SLACK = 1e-9
-
-_parser: OverridesParser | None = None
-
-
-def _overrides_parser() -> OverridesParser:
-    """Hydra's override parser, built once (building it costs a few milliseconds)."""
-    global _parser
-    if _parser is None:
-        _parser = OverridesParser.create()
-    return _parser
 
 
 @dataclass(frozen=True)
@@ -65,6 +51,11 @@ class Parameter:
     # An integer interval on a log scale: SigOpt only log-transforms doubles, so the engine
     # searches a log-scaled double and the override carries it rounded to the nearest int.
     rounds_to_int: bool = False
+    # The values the user declared for the grid, in the grid's order, where they are not simply
+    # the grid's numbers: ``choice(1, 2.5)`` keeps the int 1, ``tag(log, choice(2, 4))`` its ints.
+    declared: tuple[Any, ...] | None = None
+    # What the user wrote, for the start-up line that says what each expression became.
+    source: str = field(default="", compare=False)
 
     def to_sigopt(self) -> dict[str, Any]:
         """The SigOpt ``parameters`` entry."""
@@ -84,14 +75,45 @@ class Parameter:
         return out
 
     def to_value(self, assignment: Any) -> Any:
-        """The Hydra value an engine assignment stands for."""
+        """The Hydra value an engine assignment stands for (a grid value as the user declared it)."""
         if self.type == "categorical":
             return self.category_values.get(str(assignment), assignment)
+        if self.grid is not None:
+            index = self._grid_index(assignment)
+            return self.declared[index] if self.declared is not None else self.snap(assignment)
         if self.rounds_to_int:
             return round(float(assignment))
         if self.type == "int":
             return int(assignment)
         return float(assignment)
+
+    def snap(self, assignment: Any) -> Any:
+        """The engine's assignment as the exact grid value (engines return a log grid's
+        ``32`` as ``32.00000000000001`` and then refuse it in the observation)."""
+        if self.grid is None or isinstance(assignment, bool) or not isinstance(assignment, (int, float)):
+            return assignment
+        return self.grid[self._grid_index(assignment)]
+
+    def _grid_index(self, assignment: float) -> int:
+        """The index of the grid value nearest to ``assignment`` (the grid is sorted)."""
+        assert self.grid is not None
+        i = bisect.bisect_left(self.grid, assignment)
+        candidates = [k for k in (i - 1, i) if 0 <= k < len(self.grid)]
+        return min(candidates, key=lambda k: abs(self.grid[k] - assignment))  # type: ignore[index]
+
+    def describe(self) -> str:
+        """One line: what the user wrote and the SigOpt parameter it became."""
+        if self.type == "categorical":
+            shape = f"categorical {list(self.categories or ())}"
+        elif self.grid is not None:
+            shape = f"{self.type} grid of {len(self.grid)} values {_abbreviated(self.declared or self.grid)}"
+        else:
+            low, high = self.bounds or (None, None)
+            shape = f"{self.type} in [{low}, {high}]"
+        shape += ", log scale" if self.log else ""
+        shape += ", rounded to int" if self.rounds_to_int else ""
+        source = f"{self.source} -> " if self.source else ""
+        return f"{self.override_key}: {source}{shape}"
 
     def check(self, assignment: Any) -> None:
         """Raise ValueError if an engine's assignment lies outside this parameter's space."""
@@ -104,7 +126,7 @@ class Parameter:
         if self.type == "int" and not float(assignment).is_integer():
             raise ValueError(f"{self.name}={assignment!r} is not an integer")
         if self.grid is not None:
-            if not any(math.isclose(assignment, g, rel_tol=_BOUNDS_SLACK) for g in self.grid):
+            if not math.isclose(assignment, self.snap(assignment), rel_tol=_BOUNDS_SLACK):
                 raise ValueError(f"{self.name}={assignment!r} is not one of the grid values {list(self.grid)}")
             return
         if self.bounds is not None:
@@ -153,6 +175,15 @@ class SearchSpace:
             elif _is_active(p, assignments):
                 raise ValueError(f"parameter {p.name} is missing from the assignments")
 
+    def snap(self, assignments: Mapping[str, Any]) -> dict[str, Any]:
+        """The assignments with every grid value exactly as declared to the engine (see :meth:`Parameter.snap`)."""
+        by_name = {p.name: p for p in self.parameters}
+        return {k: by_name[k].snap(v) if k in by_name else v for k, v in assignments.items()}
+
+    def describe(self) -> list[str]:
+        """One line per parameter: what each expression became (logged when a sweep starts)."""
+        return [p.describe() for p in self.parameters]
+
     def overrides_for(self, assignments: Mapping[str, Any]) -> list[str]:
         """Hydra override strings for one suggestion (inactive conditional parameters left out)."""
         out = list(self.fixed_overrides)
@@ -164,10 +195,11 @@ class SearchSpace:
                 out.append(format_override(p.override_key, p.to_value(assignments[p.name])))
         return out
 
-    def values_for(self, assignments: Mapping[str, Any]) -> dict[str, Any]:
-        """The Hydra values of a suggestion, by parameter name (what a user pastes back)."""
-        by_name = {p.name: p for p in self.parameters}
-        return {k: by_name[k].to_value(v) if k in by_name else v for k, v in assignments.items()}
+
+def _abbreviated(values: Sequence[Any]) -> str:
+    """A long list as its first and last values."""
+    shown = [format_value(v) for v in (values if len(values) <= 8 else [*values[:3], *values[-2:]])]
+    return "[" + ", ".join([*shown[:3], "...", *shown[3:]] if len(values) > 8 else shown) + "]"
 
 
 def _is_active(parameter: Parameter, assignments: Mapping[str, Any]) -> bool:
@@ -175,62 +207,6 @@ def _is_active(parameter: Parameter, assignments: Mapping[str, Any]) -> bool:
     if not parameter.conditions:
         return True
     return all(str(assignments.get(k)) in {str(v) for v in vals} for k, vals in parameter.conditions.items())
-
-
-# --------------------------------------------------------------------------------------------
-# Formatting values as override strings
-# --------------------------------------------------------------------------------------------
-
-
-def format_value(value: Any) -> str:
-    """A Hydra override value string that Hydra's parser reads back as exactly ``value``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        # repr is the shortest string that round-trips; Hydra spells the specials in lower case.
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _format_string(value)
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a Hydra override value")
-
-
-def _format_string(value: str) -> str:
-    """Bare where Hydra reads the bare form back unchanged, else single-quoted by Hydra's rules."""
-    bare = escape_special_characters(value)
-    if bare and bare == value and _parses_back(bare, value):
-        return bare
-    return QuotedString(text=value, quote=Quote.single).with_quotes()
-
-
-def _parses_back(text: str, value: Any) -> bool:
-    """Whether ``key=text`` parses to exactly ``value`` (type included)."""
-    try:
-        parsed = _overrides_parser().parse_override(f"k={text}")
-    except HydraException:
-        return False
-    if parsed.is_sweep_override():
-        return False
-    got = parsed.value()
-    return type(got) is type(value) and got == value
-
-
-def read_override(text: str) -> tuple[str, Any]:
-    """The config key (without ``+`` prefixes) and value of a non-sweep override string."""
-    parsed = _overrides_parser().parse_override(text)
-    return _bare_key(parsed.get_key_element()), parsed.value()
-
-
-def format_override(key: str, value: Any) -> str:
-    """``key=value`` with the value written by :func:`format_value`."""
-    return f"{key}={format_value(value)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,30 +223,20 @@ def build_space(
     """Build the space from ``hydra.sweeper.params`` and the command line's overrides.
 
     Command-line sweeps join the space and replace a ``params`` entry of the same key (as in
-    Hydra's Optuna sweeper); command-line overrides that are not sweeps apply to every trial.
+    Hydra's Optuna sweeper); command-line overrides that are not sweeps (deletions ``~key``
+    included) apply to every trial.
     """
     by_key: dict[str, Parameter | str] = {}
     for key, spec in (params or {}).items():
         where = f"params.{key}"
         if not isinstance(key, str) or not key:
             raise ConfigError("params", f"parameter names must be non-empty strings, got {key!r}")
-        if _bare_key(key) in by_key:
-            raise ConfigError(where, f"the parameter {_bare_key(key)!r} is declared twice (as {key!r} too)")
-        if isinstance(spec, Mapping):
-            by_key[_bare_key(key)] = parse_native(key, spec, where)
-        elif spec is None or isinstance(spec, (str, int, float, bool)):
-            text = spec if isinstance(spec, str) else format_value(spec)
-            by_key[_bare_key(key)] = parse_override(f"{key}={text}", where)
-        else:
-            raise ConfigError(
-                where,
-                f"got {type(spec).__name__} {spec!r}; expected a Hydra sweep such as 'interval(0, 1)', "
-                "'tag(log, interval(1e-4, 1))', 'int(interval(1, 8))', 'choice(a, b)', 'range(1, 10)', "
-                f"a fixed value, or a SigOpt parameter dict with keys {list(NATIVE_KEYS)}",
-            )
+        if bare_key(key) in by_key:
+            raise ConfigError(where, f"the parameter {bare_key(key)!r} is declared twice (as {key!r} too)")
+        by_key[bare_key(key)] = _parse_entry(key, spec, where)
     for argument in arguments:
-        parsed = parse_override(argument, f"command-line override '{argument}'")
-        by_key[_bare_key(parsed if isinstance(parsed, str) else parsed.override_key)] = parsed
+        parsed = parse_override(argument, f"command-line override '{argument}'", deletes_allowed=True)
+        by_key[bare_key(parsed if isinstance(parsed, str) else parsed.override_key)] = parsed
 
     parameters = tuple(p for p in by_key.values() if isinstance(p, Parameter))
     fixed = tuple(p for p in by_key.values() if isinstance(p, str))
@@ -282,84 +248,121 @@ def build_space(
         )
     conds = _parse_conditionals(conditionals or [], {p.name for p in parameters})
     for p in parameters:
-        for cname, values in (p.conditions or {}).items():
-            declared = next((c for c in conds if c["name"] == cname), None)
-            if declared is None:
-                raise ConfigError(
-                    f"params.{p.name}.conditions",
-                    f"names the unknown conditional {cname!r}; declared conditionals are "
-                    f"{[c['name'] for c in conds] or 'none (add them under hydra.sweeper.conditionals)'}",
-                )
-            bad = [v for v in values if str(v) not in {str(x) for x in declared["values"]}]
-            if bad:
-                raise ConfigError(
-                    f"params.{p.name}.conditions.{cname}",
-                    f"values {bad} are not values of conditional {cname!r}; valid values are {declared['values']}",
-                )
+        _check_conditions(p, conds)
     constraints = _parse_linear_constraints(linear_constraints or [], {p.name: p for p in parameters})
     return SearchSpace(parameters, fixed, tuple(conds), tuple(constraints))
 
 
-def _bare_key(override_key: str) -> str:
-    """The config key without ``+``/``++``/``~`` prefix (two spellings of one key collide)."""
-    key = override_key.lstrip("+~")
-    if "=" in key:
-        key = key.split("=", 1)[0]
-    return key
+def _parse_entry(key: str, spec: Any, where: str) -> Parameter | str:
+    """One ``params`` entry: Hydra grammar, a SigOpt-native dict, or another sweeper's form."""
+    translated = translate_peer_spec(spec, where)
+    if translated is not None:
+        logger.info("hydra.sweeper.%s: read %s as %s", where, translated.dialect, translated.grammar)
+        spec = translated.grammar
+    if isinstance(spec, Mapping):
+        return parse_native(key, spec, where)
+    if spec is None or isinstance(spec, (str, int, float, bool)):
+        text = spec if isinstance(spec, str) else format_value(spec)
+        return parse_override(f"{key}={text}", where)
+    raise ConfigError(
+        where,
+        f"got {type(spec).__name__} {spec!r}; expected a Hydra sweep such as 'interval(0, 1)', "
+        "'tag(log, interval(1e-4, 1))', 'int(interval(1, 8))', 'choice(a, b)', 'range(1, 10)', "
+        f"a list of options, a fixed value, or a SigOpt parameter dict with keys {list(NATIVE_KEYS)}",
+    )
 
 
-def parse_override(text: str, where: str) -> Parameter | str:
-    """One override string: a :class:`Parameter` if it is a sweep, else the fixed override itself."""
+def _check_conditions(p: Parameter, conds: Sequence[Mapping[str, Any]]) -> None:
+    """Every condition of ``p`` names a declared conditional and some of its values."""
+    for cname, values in (p.conditions or {}).items():
+        declared = next((c for c in conds if c["name"] == cname), None)
+        if declared is None:
+            raise ConfigError(
+                f"params.{p.name}.conditions",
+                f"names the unknown conditional {cname!r}; declared conditionals are "
+                f"{[c['name'] for c in conds] or 'none (add them under hydra.sweeper.conditionals)'}",
+            )
+        bad = [v for v in values if str(v) not in {str(x) for x in declared["values"]}]
+        if bad:
+            raise ConfigError(
+                f"params.{p.name}.conditions.{cname}",
+                f"values {bad} are not values of conditional {cname!r}; valid values are {declared['values']}",
+            )
+
+
+def parse_override(text: str, where: str, deletes_allowed: bool = False) -> Parameter | str:
+    """One override string: a :class:`Parameter` if it is a sweep, else the fixed override itself.
+
+    ``deletes_allowed``: a deletion (``~key``) is a fixed override every trial gets (the command
+    line); in ``params`` it is refused, since a search space can only set values.
+    """
     try:
-        override = _overrides_parser().parse_override(text)
+        override = overrides_parser().parse_override(text)
     except HydraException as exc:
         raise ConfigError(
             where,
             f"cannot parse {text!r} as a Hydra override: {exc}; valid forms are e.g. 'interval(0, 1)', "
             "'tag(log, interval(1e-4, 1))', 'int(interval(1, 8))', 'choice(a, b)', 'range(1, 10)' or a fixed value",
         ) from None
-    if override.is_delete():
+    if override.is_delete() and not deletes_allowed:
         raise ConfigError(where, f"{text!r} deletes a key; a search space can only set values")
     if not override.is_sweep_override():
         return text
-    if override.key_or_group.startswith("hydra."):
-        raise ConfigError(where, f"{text!r} sweeps a hydra.* setting; only the app's own config can be tuned")
-    return _parameter_from_sweep(override, where)
+    if override.key_or_group.startswith("hydra.") or override.key_or_group.startswith("hydra/"):
+        raise ConfigError(where, f"{text!r} sweeps a hydra setting; only the app's own config can be tuned")
+    if override.is_delete():
+        raise ConfigError(where, f"{text!r} deletes a key; a search space can only set values")
+    return _parameter_from_sweep(override, text, where)
 
 
-def _parameter_from_sweep(override: Override, where: str) -> Parameter:
-    """Map a Hydra sweep (interval, choice, range) to a SigOpt parameter."""
+def _parameter_from_sweep(override: Override, text: str, where: str) -> Parameter | str:
+    """Map a Hydra sweep (interval, choice, range) to a SigOpt parameter (or a one-value choice to a fixed value)."""
     key = override.get_key_element()
-    name = _bare_key(key)
+    name = bare_key(key)
     sweep = override.value()
+    source = text.split("=", 1)[1] if "=" in text else text
     tags = set(getattr(sweep, "tags", set()) or set())
     unknown_tags = tags - set(SUPPORTED_TAGS)
     if unknown_tags:
-        raise ConfigError(where, f"unknown tag(s) {sorted(unknown_tags)}; valid tags are {list(SUPPORTED_TAGS)}")
-    log = "log" in tags
-
-    if isinstance(sweep, IntervalSweep):
-        low, high = sweep.start, sweep.end
-        assert low is not None and high is not None
-        is_int = isinstance(low, int) and isinstance(high, int)
-        _check_bounds(where, low, high, log)
-        if is_int and log:
-            return Parameter(name, "double", key, bounds=(float(low), float(high)), log=True, rounds_to_int=True)
-        return Parameter(
-            name,
-            "int" if is_int else "double",
-            key,
-            bounds=(int(low), int(high)) if is_int else (float(low), float(high)),
-            log=log,
+        raise ConfigError(
+            where,
+            f"unknown tag(s) {sorted(unknown_tags)}; valid tags are {list(SUPPORTED_TAGS)} "
+            "(log: a log scale; int: integer values; ordered: accepted and ignored, numeric choices are ordered grids)",
         )
+    log = "log" in tags
+    if isinstance(sweep, IntervalSweep):
+        assert sweep.start is not None and sweep.end is not None
+        return _interval_parameter(name, key, sweep.start, sweep.end, log, "int" in tags, where, source)
     if isinstance(sweep, RangeSweep):
-        values = _range_values(sweep, where)
-        return _parameter_from_values(name, key, values, log, where)
+        return _range_parameter(name, key, sweep, log, where, source)
     if isinstance(sweep, ChoiceSweep):
-        return _parameter_from_values(name, key, list(sweep.list), log, where)
+        return _choice_parameter(name, key, list(sweep.list), log, where, source)
     if isinstance(sweep, Glob):
         raise ConfigError(where, "glob() is not supported; list the options explicitly with choice(a, b, ...)")
     raise ConfigError(where, f"unsupported sweep {sweep!r}; valid sweeps are interval, choice, range")
+
+
+def _interval_parameter(
+    name: str, key: str, low: float, high: float, log: bool, as_int: bool, where: str, source: str
+) -> Parameter:
+    """An interval: int bounds where both ends are ints (or ``tag(int, ...)``), else double bounds."""
+    is_int = isinstance(low, int) and isinstance(high, int)
+    if as_int and not is_int:
+        low, high = _whole(low, where, "min"), _whole(high, where, "max")
+        is_int = True
+    _check_bounds(where, low, high, log)
+    if is_int and log:
+        return Parameter(
+            name, "double", key, bounds=(float(low), float(high)), log=True, rounds_to_int=True, source=source
+        )
+    bounds = (int(low), int(high)) if is_int else (float(low), float(high))
+    return Parameter(name, "int" if is_int else "double", key, bounds=bounds, log=log, source=source)
+
+
+def _whole(value: float, where: str, label: str) -> int:
+    if not float(value).is_integer():
+        raise ConfigError(where, f"tag(int, ...) needs whole-number bounds, got {label}={value}")
+    return int(value)
 
 
 def _check_bounds(where: str, low: float, high: float, log: bool) -> None:
@@ -372,55 +375,89 @@ def _check_bounds(where: str, low: float, high: float, log: bool) -> None:
         raise ConfigError(where, f"a log scale needs min > 0, got min={low}")
 
 
-def _range_values(sweep: RangeSweep, where: str) -> list[Any]:
-    """The values of ``range(start, stop, step)``, stop excluded, as Hydra's basic sweeper lists them."""
+def _range_parameter(name: str, key: str, sweep: RangeSweep, log: bool, where: str, source: str) -> Parameter | str:
+    """``range(start, stop, step)``, stop excluded as in Hydra: a step-1 integer range is an int
+    parameter (any length, no grid to build); other ranges list their values as a grid."""
     start, stop, step = sweep.start, sweep.stop, sweep.step
     assert start is not None and stop is not None
     if step == 0 or (stop - start) / step <= 0:
         raise ConfigError(where, f"range({start}, {stop}, {step}) is empty; it needs start < stop for step > 0")
-    return list(sweep.range())
+    if all(isinstance(v, int) for v in (start, stop, step)) and abs(step) == 1 and abs(stop - start) > 1 and not log:
+        low, high = (start, stop - 1) if step > 0 else (stop + 1, start)
+        return Parameter(name, "int", key, bounds=(low, high), source=source)
+    return _choice_parameter(name, key, list(sweep.range()), log, where, source)
 
 
-def _parameter_from_values(name: str, key: str, values: list[Any], log: bool, where: str) -> Parameter:
-    """A choice or range: a numeric grid where all values are numbers, else categorical."""
+def _choice_parameter(name: str, key: str, values: list[Any], log: bool, where: str, source: str) -> Parameter | str:
+    """A choice: repeated options count once; a single option is a fixed value, not a search."""
     if not values:
         raise ConfigError(where, "choice() is empty; give at least two options, e.g. choice(a, b)")
-    seen: list[Any] = []
-    for v in values:
-        if any(type(v) is type(s) and v == s for s in seen):
-            raise ConfigError(where, f"the value {v!r} is listed twice")
-        seen.append(v)
+    values = _distinct(values)
     if len(values) == 1:
-        raise ConfigError(where, f"a sweep over one value ({values[0]!r}) is not a search; write it as a fixed value")
+        fixed = format_override(key, values[0])
+        logger.info("hydra.sweeper.%s: a choice of one value is the fixed override %s", where, fixed)
+        return fixed
+    return _parameter_from_values(name, key, values, log, where, source)
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    """The values without exact repeats (same type and value), in order, in linear time."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for v in values:
+        identity = (type(v).__name__, format_value(v) if isinstance(v, (list, dict)) else repr(v))
+        if identity not in seen:
+            seen.add(identity)
+            out.append(v)
+    return out
+
+
+def _parameter_from_values(
+    name: str, key: str, values: list[Any], log: bool, where: str, source: str = ""
+) -> Parameter:
+    """Distinct options: a numeric grid where all are numbers, else categorical."""
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     if numeric:
-        if not all(math.isfinite(v) for v in values):
-            raise ConfigError(where, f"grid values must be finite numbers, got {values}")
-        if log and min(values) <= 0:
-            raise ConfigError(where, f"a log scale needs positive values, got {values}")
-        if all(isinstance(v, int) for v in values) and not log:
-            return Parameter(name, "int", key, grid=tuple(sorted(values)))
-        grid = sorted(float(v) for v in values)
-        if len(set(grid)) != len(grid):
-            raise ConfigError(where, f"the values {values} repeat a number; grid values must be distinct numbers")
-        return Parameter(name, "double", key, grid=tuple(grid), log=log)
+        return _grid_parameter(name, key, values, log, where, source)
     if log:
         raise ConfigError(where, "tag(log, ...) needs numbers; categorical choices have no scale")
     categories = tuple(_category_name(v, where) for v in values)
     if len(set(categories)) != len(categories):
         raise ConfigError(where, f"the options {values} are not distinct once written as text")
-    return Parameter(name, "categorical", key, categories=categories, category_values=dict(zip(categories, values)))
+    return Parameter(
+        name, "categorical", key, categories=categories, category_values=dict(zip(categories, values)), source=source
+    )
+
+
+def _grid_parameter(name: str, key: str, values: list[Any], log: bool, where: str, source: str) -> Parameter:
+    """Numbers: an int grid where all are ints (and no log scale), else a double grid that keeps
+    each value's declared type for the override."""
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(where, f"grid values must be finite numbers, got {values}")
+    if log and min(values) <= 0:
+        raise ConfigError(where, f"a log scale needs positive values, got {values}")
+    ordered = sorted(values)
+    grid = tuple(float(v) for v in ordered)
+    if len(set(grid)) != len(grid):
+        raise ConfigError(where, f"the values {values} repeat a number; grid values must be distinct numbers")
+    if all(isinstance(v, int) for v in values) and not log:
+        return Parameter(name, "int", key, grid=tuple(ordered), source=source)
+    declared = None if all(isinstance(v, float) for v in ordered) else tuple(ordered)
+    return Parameter(name, "double", key, grid=grid, log=log, declared=declared, source=source)
 
 
 def _category_name(value: Any, where: str) -> str:
-    """SigOpt category names are strings; non-strings keep their Hydra spelling."""
+    """SigOpt category names are strings; other options keep their Hydra spelling (``[1,2]``, ``{a:1}``)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float, bool)) or value is None:
+    try:
         return format_value(value)
-    raise ConfigError(
-        where, f"the option {value!r} is not a string, number, boolean or null; options must be one of those"
-    )
+    except TypeError:
+        raise ConfigError(
+            where,
+            f"the option {value!r} cannot be written as a Hydra value; options must be strings, numbers, "
+            "booleans, null, lists or dicts",
+        ) from None
 
 
 def parse_native(key: str, spec: Mapping[str, Any], where: str) -> Parameter:
@@ -431,7 +468,7 @@ def parse_native(key: str, spec: Mapping[str, Any], where: str) -> Parameter:
     ptype = spec.get("type")
     if ptype not in PARAMETER_TYPES:
         raise ConfigError(f"{where}.type", f"got {ptype!r}; valid types are {list(PARAMETER_TYPES)}")
-    name = _bare_key(key)
+    name = bare_key(key)
     transformation = spec.get("transformation") or "none"
     if transformation not in TRANSFORMATIONS:
         raise ConfigError(

@@ -39,11 +39,11 @@ from hydra_sigopt.journal import (
     Trial,
 )
 from hydra_sigopt.metrics import InvalidResult, MetricValue, parse_result
+from hydra_sigopt.overrides import format_override
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.reports import write_reports
 from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.settings import SweepSettings
-from hydra_sigopt.space import format_override
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -127,6 +127,8 @@ class Sweep:
                 self.runner.describe(),
             )
             log.info("Sweep dir: %s", self.sweep_dir)
+            for line in self.definition.space.describe():
+                log.info("  %s", line)
             self._loop()
             journal.set_meta(
                 engine_observation_count=self.backend.observation_count(),
@@ -297,6 +299,8 @@ class Sweep:
                 break
             suggestion, rerun_of = self._next_suggestion()
             self._check_suggestion(suggestion)
+            # Exact grid values for the app, the journal and the engine (see SearchSpace.snap).
+            suggestion = Suggestion(suggestion.id, self.definition.space.snap(suggestion.assignments))
             number = self._next_number
             self._next_number += 1
             overrides = self.definition.space.overrides_for(suggestion.assignments)

@@ -117,3 +117,14 @@ def test_lite_liar_survives_results_near_the_float_limit() -> None:
     restored.start(d)
     restored.restore([PastObservation({"x": 0.5, "n": 1, "opt": "sgd"}, (MetricValue("y", -1.7e308),))] * 2)
     d.space.check(restored.suggest([running.assignments]).assignments)
+
+
+def test_lite_keeps_suggesting_once_every_point_of_a_small_grid_was_tried() -> None:
+    """The engine's model fails with an IndexError once a discrete space has no untried point."""
+    d = definition(bandwidth=1, x="choice(16, 32, 64)")
+    b = create_backend("lite", seed=1)
+    b.start(d)
+    for i in range(10):
+        s = b.suggest([])
+        d.space.check(s.assignments)
+        b.observe(s, [MetricValue("y", float(i % 3))])

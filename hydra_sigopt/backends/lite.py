@@ -24,6 +24,8 @@ from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.sigopt_client import import_sigopt, plain
 
+log = logging.getLogger("hydra_sigopt")
+
 #: The engine's two packages, installed without their stale pins (see ``hydra-sigopt install-engine``).
 ENGINE_PACKAGES = ("sigoptlite==0.1.2", "libsigopt==1.0.0")
 INSTALL_HINT = "hydra-sigopt install-engine"
@@ -72,6 +74,7 @@ class LiteBackend(Backend):
         self._definition: ExperimentDefinition | None = None
         self._observed: dict[str, list[float]] = {}
         self._next_id = 1
+        self._exhausted = False  # the model found no untried point once (said once in the log)
         # suggest() may run in the sweep's prefetch thread while observe() runs in the main one.
         self._lock = threading.Lock()
 
@@ -106,8 +109,37 @@ class LiteBackend(Backend):
         for assignments in pending:
             self._record(driver, assignments, liar, failed=not liar)
         with self._random.stream(int(sid)):
+            assignments = self._model_suggestion(driver) or self._random_suggestion()
+        return Suggestion(sid, {str(k): plain(v) for k, v in assignments.items()})
+
+    def _model_suggestion(self, driver: Any) -> Mapping[str, Any] | None:
+        """The engine's suggestion, or None when its model finds no untried point.
+
+        That happens in small discrete spaces (``choice(16, 32, 64)`` with a budget of 10) once
+        every point was tried: the engine then fails with an IndexError inside its optimizer.
+        """
+        try:
             suggestion = self._connection(driver).experiments(self.experiment_id).suggestions().create()
-        return Suggestion(sid, {str(k): plain(v) for k, v in suggestion.assignments.items()})
+        except Exception as exc:
+            if not isinstance(exc.__cause__, IndexError):
+                raise
+            if not self._exhausted:
+                log.warning(
+                    "The engine's model finds no untried point in this discrete space (%s): "
+                    "from now on such trials repeat a point chosen at random",
+                    exc,
+                )
+            self._exhausted = True
+            return None
+        return suggestion.assignments  # type: ignore[no-any-return]
+
+    def _random_suggestion(self) -> Mapping[str, Any]:
+        """A random point of the space from a fresh random-type experiment (it honours every constraint)."""
+        assert self._definition is not None
+        body = {**self._definition.to_sigopt(), "type": "random", "parallel_bandwidth": 1}
+        connection = self._connection(self._driver_class(compute_mode=self._compute_mode))
+        experiment = connection.experiments().create(**body)
+        return connection.experiments(experiment.id).suggestions().create().assignments  # type: ignore[no-any-return]
 
     def observe(
         self,

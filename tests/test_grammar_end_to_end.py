@@ -1,0 +1,243 @@
+"""Every search-space form users bring (Hydra's grammar, the Optuna/Ax/Nevergrad sweepers' forms),
+through a real sweep: the SigOpt parameter it became, and the value the app received."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import run_example
+
+from hydra_sigopt.journal import Journal
+
+pytestmark = pytest.mark.slow
+
+APP = """
+import json
+import hydra
+from omegaconf import OmegaConf
+
+@hydra.main(version_base=None, config_path=".", config_name="config")
+def main(cfg):
+    seen = OmegaConf.to_container(cfg, resolve=True)
+    seen["has_drop_me"] = "drop_me" in cfg
+    with open(cfg.out, "a") as f:
+        f.write(json.dumps(seen) + "\\n")
+    return float(sum(map(ord, json.dumps(seen, sort_keys=True))) % 1000)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def numbers(*allowed: Any) -> Any:
+    """The app got exactly one of these values, with its type (1 is not 1.0)."""
+    return lambda v: any(type(v) is type(a) and v == a for a in allowed)
+
+
+def within(kind: type, low: float, high: float) -> Any:
+    return lambda v: type(v) is kind and low <= v <= high
+
+
+# key, expression in hydra.sweeper.params, the SigOpt parameter (without name), what the app may get
+FORMS: list[tuple[str, Any, dict[str, Any], Any]] = [
+    ("f_interval", "interval(0, 1)", {"type": "double", "bounds": {"min": 0.0, "max": 1.0}}, within(float, 0, 1)),
+    (
+        "f_log",
+        "tag(log, interval(1e-5, 1e-1))",
+        {"type": "double", "bounds": {"min": 1e-5, "max": 0.1}, "transformation": "log"},
+        within(float, 1e-5, 0.1),
+    ),
+    ("f_int", "int(interval(1, 8))", {"type": "int", "bounds": {"min": 1, "max": 8}}, within(int, 1, 8)),
+    (
+        "f_log_int",
+        "tag(log, int(interval(1, 1024)))",
+        {"type": "double", "bounds": {"min": 1.0, "max": 1024.0}, "transformation": "log"},
+        within(int, 1, 1024),
+    ),
+    ("f_int_grid", "choice(16, 32, 64)", {"type": "int", "grid": [16, 32, 64]}, numbers(16, 32, 64)),
+    ("f_mixed_numbers", "choice(1, 2.5)", {"type": "double", "grid": [1.0, 2.5]}, numbers(1, 2.5)),
+    (
+        "f_log_int_grid",
+        "tag(log, choice(2, 4, 8, 32))",
+        {"type": "double", "grid": [2.0, 4.0, 8.0, 32.0], "transformation": "log"},
+        numbers(2, 4, 8, 32),
+    ),
+    (
+        "f_log_grid",
+        "tag(log, choice(0.001, 0.003, 0.01))",
+        {"type": "double", "grid": [0.001, 0.003, 0.01], "transformation": "log"},
+        numbers(0.001, 0.003, 0.01),
+    ),
+    (
+        "f_categorical",
+        "choice(adam, sgd)",
+        {"type": "categorical", "categorical_values": [{"name": "adam"}, {"name": "sgd"}]},
+        numbers("adam", "sgd"),
+    ),
+    (
+        "f_mixed",
+        "choice(1, a, true)",
+        {"type": "categorical", "categorical_values": [{"name": "1"}, {"name": "a"}, {"name": "true"}]},
+        numbers(1, "a", True),
+    ),
+    ("f_range", "range(1, 5)", {"type": "int", "bounds": {"min": 1, "max": 4}}, within(int, 1, 4)),
+    ("f_big_range", "range(0, 100000)", {"type": "int", "bounds": {"min": 0, "max": 99999}}, within(int, 0, 99999)),
+    (
+        "f_float_range",
+        "range(0, 1, 0.25)",
+        {"type": "double", "grid": [0.0, 0.25, 0.5, 0.75]},
+        numbers(0.0, 0.25, 0.5, 0.75),
+    ),
+    (
+        "f_lists",
+        "choice([1,2], [3,4])",
+        {"type": "categorical", "categorical_values": [{"name": "[1,2]"}, {"name": "[3,4]"}]},
+        numbers([1, 2], [3, 4]),
+    ),
+    (
+        "f_dicts",
+        "choice({a:1}, {a:2})",
+        {"type": "categorical", "categorical_values": [{"name": "{a:1}"}, {"name": "{a:2}"}]},
+        numbers({"a": 1}, {"a": 2}),
+    ),
+    (
+        "f_repeated",
+        "choice(adam, adam, sgd)",
+        {"type": "categorical", "categorical_values": [{"name": "adam"}, {"name": "sgd"}]},
+        numbers("adam", "sgd"),
+    ),
+    ("f_ordered", "tag(ordered, choice(1, 2, 3))", {"type": "int", "grid": [1, 2, 3]}, numbers(1, 2, 3)),
+    ("f_int_tag", "tag(int, interval(1, 9))", {"type": "int", "bounds": {"min": 1, "max": 9}}, within(int, 1, 9)),
+    (
+        "f_ax_range",
+        {"type": "range", "bounds": [0.001, 0.1], "log_scale": True},
+        {"type": "double", "bounds": {"min": 0.001, "max": 0.1}, "transformation": "log"},
+        within(float, 0.001, 0.1),
+    ),
+    (
+        "f_ax_choice",
+        {"type": "choice", "values": [8, 16]},
+        {"type": "int", "grid": [8, 16]},
+        numbers(8, 16),
+    ),
+    (
+        "f_nevergrad",
+        {"lower": 1, "upper": 5, "integer": True},
+        {"type": "int", "bounds": {"min": 1, "max": 5}},
+        within(int, 1, 5),
+    ),
+    (
+        "f_list",
+        ["relu", "gelu"],
+        {"type": "categorical", "categorical_values": [{"name": "relu"}, {"name": "gelu"}]},
+        numbers("relu", "gelu"),
+    ),
+    (
+        "f_optuna_step",
+        {"type": "float", "low": 0.0, "high": 1.0, "step": 0.5},
+        {"type": "double", "grid": [0.0, 0.5, 1.0]},
+        numbers(0.0, 0.5, 1.0),
+    ),
+    (
+        "f_optuna_categorical",
+        {"type": "categorical", "choices": ["x", "y"]},
+        {"type": "categorical", "categorical_values": [{"name": "x"}, {"name": "y"}]},
+        numbers("x", "y"),
+    ),
+]
+FIXED = {"f_one_choice": ("choice(solo)", "solo"), "f_ax_fixed": ({"type": "fixed", "value": 3}, 3)}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[str, Any]], Path]:
+    """One real sweep over every form at once; what the app saw in each trial."""
+    workdir = tmp_path_factory.mktemp("grammar")
+    params = {key: expression for key, expression, _, _ in FORMS}
+    params.update({key: expression for key, (expression, _) in FIXED.items()})
+    params["+f_new_key"] = "interval(0, 1)"
+    config = {
+        "defaults": [{"override hydra/sweeper": "sigopt"}, "_self_"],
+        **{key: None for key in params if not key.startswith("+")},
+        "drop_me": 1,
+        "f_cli": None,
+        "out": str(workdir / "seen.jsonl"),
+        "hydra": {"sweeper": {"observation_budget": 5, "params": params}},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    run = run_example(workdir, "~drop_me", "f_cli=choice(a,b)", app=workdir / "app.py").assert_ok()
+    seen = [json.loads(line) for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    return run, seen, run.sweep_dir
+
+
+def test_every_trial_ran_and_completed(sweep: Any) -> None:
+    run, seen, _ = sweep
+    assert len(seen) == 5
+    assert [t["state"] for t in run.trials] == ["completed"] * 5
+
+
+@pytest.mark.parametrize(("key", "expression", "parameter", "accepts"), FORMS, ids=[f[0] for f in FORMS])
+def test_the_form_becomes_its_sigopt_parameter_and_the_app_gets_its_values(
+    sweep: Any, key: str, expression: Any, parameter: dict[str, Any], accepts: Any
+) -> None:
+    _, seen, sweep_dir = sweep
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        declared = {p["name"]: p for p in journal.meta()["identity"]["parameters"]}
+    assert json.dumps(declared[key], sort_keys=True) == json.dumps({"name": key, **parameter}, sort_keys=True)
+    got = [trial[key] for trial in seen]
+    assert all(accepts(v) for v in got), got
+
+
+def test_one_value_choices_and_fixed_forms_are_fixed_overrides(sweep: Any) -> None:
+    _, seen, _ = sweep
+    for key, (_, value) in FIXED.items():
+        assert {json.dumps(t[key]) for t in seen} == {json.dumps(value)}
+
+
+def test_a_deletion_on_the_command_line_reaches_every_trial(sweep: Any) -> None:
+    _, seen, _ = sweep
+    assert [t["has_drop_me"] for t in seen] == [False] * 5
+    assert {t["f_cli"] for t in seen} <= {"a", "b"}
+
+
+def test_best_params_keep_the_plus_of_a_new_key(sweep: Any) -> None:
+    run, _, _ = sweep
+    assert "+f_new_key" in run.results["best_params"]
+    assert run.results["best_overrides"].count("+f_new_key=") == 1
+
+
+def test_the_log_says_what_each_expression_became(sweep: Any) -> None:
+    run, _, _ = sweep
+    assert "f_log_int_grid: tag(log, choice(2, 4, 8, 32)) -> double grid of 4 values [2, 4, 8, 32], log scale" in (
+        run.output
+    )
+    assert "f_range: range(1, 5) -> int in [1, 4]" in run.output
+    assert "read Ax's type: range as tag(log, interval(0.001, 0.1))" in run.output
+
+
+@pytest.mark.parametrize(
+    "grid", ["tag(log, choice(2, 4, 8, 32))", "tag(log, choice(0.001, 0.003, 0.01, 0.03))", "choice(16, 32, 64)"]
+)
+def test_a_grid_sweep_runs_to_its_budget_with_the_declared_values(workdir: Path, grid: str) -> None:
+    """Log grids came back as 32.00000000000001: the app got that, the engine refused the observation.
+    A budget larger than the grid ran out of untried points: the engine failed with an IndexError."""
+    config = {
+        "defaults": [{"override hydra/sweeper": "sigopt"}, "_self_"],
+        "x": None,
+        "out": str(workdir / "seen.jsonl"),
+        "hydra": {"sweeper": {"observation_budget": 12, "params": {"x": grid}}},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    declared = [json.loads(v) for v in grid.split("choice(")[1].rstrip(")").split(",")]
+    got = [json.loads(line)["x"] for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    assert len(got) == 12
+    assert all(any(type(v) is type(d) and v == d for d in declared) for v in got), got
+    assert [t["state"] for t in run.trials] == ["completed"] * 12
+    assert all(math.isfinite(float(t["value.value"])) for t in run.trials)
