@@ -456,7 +456,12 @@ BAD = [
         {"lr": "choice(1, '1')"}, [], {}, "hydra.sweeper.params.lr", "not distinct once written", id="same-text"
     ),
     pytest.param(
-        {"lr": "tag(foo, interval(0,1))"}, [], {}, "hydra.sweeper.params.lr", "valid tags are ['log', 'int', 'ordered']", id="unknown-tag"
+        {"lr": "tag(foo, interval(0,1))"},
+        [],
+        {},
+        "hydra.sweeper.params.lr",
+        "valid tags are ['log', 'int', 'ordered']",
+        id="unknown-tag",
     ),
     pytest.param({"lr": {1, 2}}, [], {}, "hydra.sweeper.params.lr", "expected a Hydra sweep such as", id="set-entry"),
     pytest.param({"lr": "interval(0,"}, [], {}, "hydra.sweeper.params.lr", "valid forms are", id="unparsable"),
