@@ -22,14 +22,27 @@ from typing import Any
 
 from hydra_sigopt.errors import JournalError
 from hydra_sigopt.metrics import MetricValue
+from hydra_sigopt.trial_state import TrialState, is_legal
 
 JOURNAL_NAME = "sigopt_journal.sqlite"
 LOCK_NAME = "sigopt_journal.lock"
 FORMAT_VERSION = 1
 
-PENDING, RUNNING, COMPLETED, FAILED, ABANDONED = "pending", "running", "completed", "failed", "abandoned"
-STATES = (PENDING, RUNNING, COMPLETED, FAILED, ABANDONED)
+PENDING, RUNNING, COMPLETED, FAILED, ABANDONED = (s.value for s in TrialState)
+STATES = tuple(s.value for s in TrialState)
 FINISHED_STATES = (COMPLETED, FAILED)
+
+
+class IllegalTransition(JournalError):
+    """A write the trial state machine refuses (see :mod:`hydra_sigopt.trial_state`); nothing was written."""
+
+    def __init__(self, number: int, current: str | None, target: str) -> None:
+        self.number = number
+        self.current = current
+        self.target = target
+        now = "does not exist" if current is None else f"is {current}"
+        super().__init__(f"trial #{number} {now}; it cannot become {target}")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -231,10 +244,32 @@ class Journal:
                 ),
             )
 
+    @contextmanager
+    def _moving(self, numbers: Sequence[int], target: str) -> Iterator[None]:
+        """One write transaction that moves trials to ``target``, after checking each may go there.
+
+        BEGIN IMMEDIATE takes the write lock before the check, so another process (``hydra-sigopt
+        kill``) cannot change a trial between the check and the write.
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            marks = ",".join("?" * len(numbers))
+            current = dict(
+                self._db.execute(f"SELECT number, state FROM trials WHERE number IN ({marks})", tuple(numbers))
+            )
+            for n in numbers:
+                if n not in current or not is_legal(current[n], target):
+                    raise IllegalTransition(n, current.get(n), target)
+            yield
+        except BaseException:
+            self._db.rollback()
+            raise
+        self._db.commit()
+
     def mark_running(self, numbers: Sequence[int], job_ids: Sequence[str | None] | None = None) -> None:
         now = time.time()
         ids = list(job_ids) if job_ids is not None else [None] * len(numbers)
-        with self._db:
+        with self._moving(numbers, RUNNING):
             self._db.executemany(
                 "UPDATE trials SET state = ?, job_id = COALESCE(?, job_id), started_at = COALESCE(started_at, ?)"
                 " WHERE number = ?",
@@ -254,7 +289,7 @@ class Journal:
         job_id: str | None = None,
     ) -> None:
         state = FAILED if failure_reason is not None else COMPLETED
-        with self._db:
+        with self._moving([number], state):
             self._db.execute(
                 "UPDATE trials SET state = ?, metric_values = ?, failure_reason = ?, failure_traceback = ?,"
                 " started_at = COALESCE(?, started_at), ended_at = ?, host = COALESCE(?, host),"
@@ -273,21 +308,51 @@ class Journal:
             )
 
     def mark_observed(self, number: int, observation_id: str | None) -> None:
+        """Note that a finished trial's result was posted to the engine (once)."""
         with self._db:
-            self._db.execute(
-                "UPDATE trials SET observed_at = ?, observation_id = ? WHERE number = ?",
-                (time.time(), observation_id, number),
+            done = self._db.execute(
+                "UPDATE trials SET observed_at = ?, observation_id = ?"
+                " WHERE number = ? AND state IN (?, ?) AND observed_at IS NULL",
+                (time.time(), observation_id, number, COMPLETED, FAILED),
             )
+            if done.rowcount != 1:
+                row = self._db.execute("SELECT state FROM trials WHERE number = ?", (number,)).fetchone()
+                raise IllegalTransition(number, None if row is None else row[0], "observed")
 
     def mark_abandoned(self, numbers: int | Sequence[int], reason: str) -> None:
         """Mark trials abandoned (re-run by a resumed sweep), all in one transaction."""
         batch = [numbers] if isinstance(numbers, int) else list(numbers)
         now = time.time()
-        with self._db:
+        with self._moving(batch, ABANDONED):
             self._db.executemany(
                 "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?) WHERE number = ?",
                 [(ABANDONED, reason, now, n) for n in batch],
             )
+
+    def abandon_in_flight(self, numbers: Sequence[int], reason: str) -> list[int]:
+        """Abandon those of ``numbers`` still pending or running, in one transaction; return them.
+
+        For stopping a sweep: a trial that another process finished or abandoned meanwhile
+        (``hydra-sigopt kill``, a result recorded just before) keeps its state.
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            marks = ",".join("?" * len(numbers))
+            rows = self._db.execute(
+                f"SELECT number FROM trials WHERE number IN ({marks}) AND state IN (?, ?) ORDER BY number",
+                (*numbers, PENDING, RUNNING),
+            )
+            in_flight = [int(r[0]) for r in rows]
+            now = time.time()
+            self._db.executemany(
+                "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?) WHERE number = ?",
+                [(ABANDONED, reason, now, n) for n in in_flight],
+            )
+        except BaseException:
+            self._db.rollback()
+            raise
+        self._db.commit()
+        return in_flight
 
     def trials(self, states: Sequence[str] | None = None) -> list[Trial]:
         if states:

@@ -34,6 +34,7 @@ from hydra_sigopt.journal import (
     FINISHED_STATES,
     PENDING,
     RUNNING,
+    IllegalTransition,
     Journal,
     SweepLock,
     Trial,
@@ -265,7 +266,8 @@ class Sweep:
                 break
             self.progress.set_running(len(self._running))
             self.progress.maybe_log()
-            recorded = [self._record(o) for o in self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))]
+            outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))
+            recorded = [r for r in map(self._record, outcomes) if r is not None]
             too_many_failures = self._too_many_failures(recorded)
             try:
                 if recorded and self.runner.asynchronous and too_many_failures is None:
@@ -359,8 +361,8 @@ class Sweep:
 
     # ------------------------------------------------------------------ results
 
-    def _record(self, outcome: JobOutcome) -> _Recorded:
-        """Journal a finished trial and count it.
+    def _record(self, outcome: JobOutcome) -> _Recorded | None:
+        """Journal a finished trial and count it; None if another process abandoned it first.
 
         The observation is posted by the caller (after refilling the slot, in async mode).
         """
@@ -375,16 +377,24 @@ class Sweep:
             except InvalidResult as exc:
                 reason, tb = str(exc), None
         failed = reason is not None
-        self.journal.record_result(
-            outcome.number,
-            values=values,
-            failure_reason=reason,
-            failure_traceback=tb,
-            started_at=outcome.started_at,
-            ended_at=outcome.ended_at,
-            host=outcome.host,
-            job_id=outcome.job_id,
-        )
+        try:
+            self.journal.record_result(
+                outcome.number,
+                values=values,
+                failure_reason=reason,
+                failure_traceback=tb,
+                started_at=outcome.started_at,
+                ended_at=outcome.ended_at,
+                host=outcome.host,
+                job_id=outcome.job_id,
+            )
+        except IllegalTransition as exc:
+            # A lost race, deliberately dropped: `hydra-sigopt kill` abandoned the trial while its
+            # result was on the way, and a resumed sweep runs that suggestion again.
+            log.warning(
+                "Trial #%d's result arrived after the trial was abandoned (%s); it is dropped", outcome.number, exc
+            )
+            return None
         crash_point("after_result")
         if failed:
             log.warning("Trial #%d failed: %s", outcome.number, reason)
@@ -469,7 +479,7 @@ class Sweep:
         if not self._running:
             return []
         with _signals_ignored():
-            self.journal.mark_abandoned(sorted(self._running), reason)
+            self.journal.abandon_in_flight(sorted(self._running), reason)
             cancelled = self.runner.cancel_all()
             self._running.clear()
         return cancelled

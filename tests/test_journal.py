@@ -8,11 +8,12 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hydra_sigopt.errors import JournalError
-from hydra_sigopt.journal import JOURNAL_NAME, Journal, SweepLock
+from hydra_sigopt.journal import JOURNAL_NAME, IllegalTransition, Journal, SweepLock
 from hydra_sigopt.metrics import MetricValue
 
 META = {"name": "t", "backend": "lite", "identity": {"parameters": [], "metrics": []}, "fingerprint": "abc"}
@@ -96,3 +97,67 @@ def test_create_refuses_to_overwrite(tmp_path: Path) -> None:
     Journal.create(tmp_path, META).close()
     with pytest.raises(JournalError, match="already exists"):
         Journal.create(tmp_path, META)
+
+
+# ---------------------------------------------------------------------------- the trial state machine
+
+
+def _journal_with(tmp_path: Path, *states: str) -> Journal:
+    """A journal with one trial per state given (trial #i in states[i]), each reached legally."""
+    j = Journal.create(tmp_path, {"name": "t"})
+    for n, state in enumerate(states):
+        j.add_trial(n, None, {"x": n}, [f"x={n}"])
+        if state in ("running", "completed", "failed"):
+            j.mark_running([n], [f"job-{n}"])
+        if state == "completed":
+            j.record_result(n, values=[MetricValue("y", 1.0)])
+        elif state == "failed":
+            j.record_result(n, failure_reason="boom")
+        elif state == "abandoned":
+            j.mark_abandoned(n, "cancelled")
+    return j
+
+
+@pytest.mark.parametrize(
+    ("state", "write"),
+    [
+        ("completed", lambda j: j.mark_abandoned(0, "late kill")),
+        ("completed", lambda j: j.mark_running([0])),
+        ("completed", lambda j: j.record_result(0, failure_reason="again")),
+        ("failed", lambda j: j.record_result(0, values=[MetricValue("y", 2.0)])),
+        ("abandoned", lambda j: j.mark_running([0], ["job-9"])),
+        ("abandoned", lambda j: j.record_result(0, values=[MetricValue("y", 2.0)])),
+        ("abandoned", lambda j: j.mark_observed(0, "obs")),
+        ("running", lambda j: j.mark_observed(0, "obs")),
+    ],
+)
+def test_the_journal_refuses_an_illegal_transition_and_writes_nothing(tmp_path: Path, state: str, write: Any) -> None:
+    with _journal_with(tmp_path, state) as j:
+        before = j.trial(0)
+        with pytest.raises(IllegalTransition, match=f"trial #0 is {state}"):
+            write(j)
+        assert j.trial(0) == before
+
+
+def test_a_trial_is_observed_once(tmp_path: Path) -> None:
+    with _journal_with(tmp_path, "completed") as j:
+        j.mark_observed(0, "obs-1")
+        with pytest.raises(IllegalTransition):
+            j.mark_observed(0, "obs-2")
+        assert j.trial(0).observation_id == "obs-1"
+
+
+def test_writes_to_a_trial_that_does_not_exist_are_refused(tmp_path: Path) -> None:
+    with _journal_with(tmp_path, "running") as j:
+        with pytest.raises(IllegalTransition, match="trial #7 does not exist"):
+            j.mark_running([0, 7])
+        assert j.trial(0).job_id == "job-0"  # the batch was refused whole
+        with pytest.raises(IllegalTransition, match="does not exist"):
+            j.record_result(7, values=[MetricValue("y", 1.0)])
+
+
+def test_stopping_abandons_only_what_is_still_in_flight(tmp_path: Path) -> None:
+    with _journal_with(tmp_path, "pending", "running", "completed", "abandoned") as j:
+        assert j.abandon_in_flight([0, 1, 2, 3], "stopped") == [0, 1]
+        assert [t.state for t in j.trials()] == ["abandoned", "abandoned", "completed", "abandoned"]
+        assert j.trial(2).failure_reason is None

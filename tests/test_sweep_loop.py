@@ -167,3 +167,29 @@ def test_a_failed_post_while_stopping_does_not_hide_why_the_sweep_stopped(tmp_pa
         trials = {t.number: t for t in journal.trials()}
     # Trial 1's result is journaled but not posted: a resumed sweep posts it.
     assert trials[1].state == "completed" and not trials[1].observation_id
+
+
+def test_a_result_that_arrives_after_a_kill_abandoned_its_trial_is_dropped_not_a_crash(tmp_path: Path) -> None:
+    """hydra-sigopt kill on a frozen sweeper abandons its trials; the sweeper, thawed, loses that race."""
+    events: list[tuple[str, int]] = []
+    backend = SlowObserveBackend(events)
+    runner = CueRunner(events)
+    sweep = make_sweep(tmp_path, runner, backend, budget=4)
+    plain_wait = runner.wait
+
+    def wait_while_killed(timeout: float) -> list[JobOutcome]:
+        outcomes = plain_wait(timeout)
+        if outcomes[0].number == 1:
+            assert sweep.journal is not None
+            with Journal.open(tmp_path / "sweep") as other_process:
+                other_process.mark_abandoned(1, "cancelled by hydra-sigopt kill (scancel)")
+        return outcomes
+
+    runner.wait = wait_while_killed  # type: ignore[method-assign]
+    sweep.run()
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        states = {t.number: (t.state, t.observation_id is not None) for t in journal.trials()}
+    assert states[1] == ("abandoned", False)
+    assert ("observe", 1) not in events
+    # The budget counts results: the dropped trial is replaced by a new one.
+    assert sum(1 for s in states.values() if s == ("completed", True)) == 4
