@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import shlex
 import signal
 import socket
-import sys
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from hydra_sigopt import __version__
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
+from hydra_sigopt.continuation import continue_command
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError, JournalError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
@@ -39,20 +35,33 @@ from hydra_sigopt.journal import (
     SweepLock,
     Trial,
 )
-from hydra_sigopt.metrics import InvalidResult, MetricValue, parse_result
-from hydra_sigopt.overrides import format_override
+from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.reports import write_reports
 from hydra_sigopt.runners import JobOutcome, TrialRunner
+from hydra_sigopt.scheduler import (
+    Ask,
+    AwaitPrefetch,
+    Command,
+    Ended,
+    Event,
+    Finish,
+    KeepWarm,
+    MarkRunning,
+    Post,
+    Prefetch,
+    Record,
+    Recorded,
+    Scheduler,
+    StartTrial,
+    StopForFailures,
+    Submitted,
+    SuggestionReady,
+    Wait,
+)
 from hydra_sigopt.settings import SweepSettings
 
 log = logging.getLogger("hydra_sigopt")
-
-
-@dataclass
-class _Running:
-    suggestion: Suggestion
-    marked: bool = False
 
 
 class _Recorded(NamedTuple):
@@ -87,11 +96,11 @@ class Sweep:
         self.budget = definition.observation_budget
         self.bandwidth = definition.parallel_bandwidth
         self.journal: Journal | None = None
-        self._running: dict[int, _Running] = {}
-        self._requeue: deque[Trial] = deque()
-        self._next_number = 0
-        self._finished = 0
-        self._failed = 0
+        # The single owner of the trials in flight, the budget and the order of effects.
+        self.scheduler = Scheduler(self.budget, self.bandwidth, runner.asynchronous, settings.failure_rate_exceeded)
+        self._ended: dict[int, JobOutcome] = {}  # outcomes of the last wait, until journaled
+        self._unposted: dict[int, _Recorded] = {}  # journaled results, until posted
+        self._last_failure: JobOutcome | None = None
         self._prefetch: Future[Suggestion] | None = None
         self._pool: ThreadPoolExecutor | None = None
         primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
@@ -139,7 +148,7 @@ class Sweep:
             self._interrupted()
         except BackendUnavailableError as exc:
             # The engine is out of reach: leave the jobs running, a resumed sweep re-attaches to them.
-            running = sorted(self._running) if self.runner.asynchronous else []
+            running = sorted(self.scheduler.in_flight) if self.runner.asynchronous else []
             left = f" Trials {running} were left running; a resumed sweep re-attaches to them." if running else ""
             log.error("%s.%s %s", exc, left, self._continue_hint())
             raise SweepAbortedError(f"{exc}.{left} {self._continue_hint()}") from None
@@ -221,7 +230,7 @@ class Sweep:
             submitit_folder=self.runner.submitit_folder,
             api=self.backend.public_settings(),
         )
-        self._next_number = journal.next_number()
+        self.scheduler.next_number = journal.next_number()
         if not trials:
             return
         log.info("Resuming the sweep in %s (%d trials in its journal)", self.sweep_dir, len(trials))
@@ -230,6 +239,7 @@ class Sweep:
         self.backend.restore([_past(t) for t in observed], open_suggestion_ids=in_flight)
         for t in observed:
             self._count_finished(t.number, t.state == FAILED, t.values)
+            self.scheduler.count_finished(t.state == FAILED)
         for t in trials:
             if t.state in FINISHED_STATES and not t.observed:
                 log.info("Trial #%d finished before the restart; posting its observation now", t.number)
@@ -237,6 +247,7 @@ class Sweep:
                     t.number, Suggestion(t.suggestion_id or str(t.number), t.assignments), t.values, t.state == FAILED
                 )
                 self._count_finished(t.number, t.state == FAILED, t.values)
+                self.scheduler.count_finished(t.state == FAILED)
         for t in trials:
             if t.state not in (PENDING, RUNNING):
                 continue
@@ -244,7 +255,7 @@ class Sweep:
             same_launcher = previous_launcher == self.runner.kind
             if t.job_id and same_launcher and self.runner.reattach(t.number, t.job_id):
                 log.info("Trial #%d: re-attached to job %s, still running or finished since", t.number, t.job_id)
-                self._running[t.number] = _Running(suggestion, marked=True)
+                self.scheduler.adopt(t.number, suggestion)
                 continue
             if t.state == PENDING:
                 why = "its job never started (the sweeper stopped before submitting it)"
@@ -254,101 +265,125 @@ class Sweep:
                 why = f"it ran inside the stopped sweeper process ({self.runner.describe()} cannot re-attach)"
             log.info("Trial #%d is re-run under a new job number: %s", t.number, why)
             journal.mark_abandoned(t.number, f"re-run after restart: {why}")
-            self._requeue.append(t)  # with its suggestion, which a SigOpt server keeps open for it
+            self.scheduler.reruns.append((t.number, suggestion))  # a SigOpt server keeps it open for it
         self.progress.done_at_start = self.progress.done
 
-    # ------------------------------------------------------------------ the loop
+    # ------------------------------------------------------------------ the loop: carrying out the scheduler's commands
 
     def _loop(self) -> None:
+        """Carry out the scheduler's commands in order, reporting what happened, until it says Finish."""
+        queue: deque[Command] = deque(self.scheduler.begin())
         while True:
-            self._fill_slots()
-            if not self._running:
+            if not queue:
+                queue.extend(self.scheduler.idle())
+            command = queue.popleft()
+            if isinstance(command, Finish):
                 break
-            self.progress.set_running(len(self._running))
-            self.progress.maybe_log()
-            outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))
-            recorded = [r for r in map(self._record, outcomes) if r is not None]
-            too_many_failures = self._too_many_failures(recorded)
             try:
-                if recorded and self.runner.asynchronous and too_many_failures is None:
-                    # Refill first: a prefetched suggestion does not wait for these results to be posted.
-                    self._fill_slots(prefetched_only=True)
+                events = self._carry_out(command)
             except Exception:
-                self._post_before_stopping(recorded)
+                self._post_before_stopping()
                 raise
-            for outcome, suggestion, values, failed in recorded:
-                self._observe(outcome.number, suggestion, values, failed, outcome)
-            if too_many_failures is not None:
-                self._abort_for_failures(too_many_failures)
-            self.progress.set_running(len(self.runner.running()))
-            self.progress.maybe_log()
+            for event in events:
+                queue.extendleft(reversed(self.scheduler.on(event)))
         self.progress.set_running(0)
         self.progress.maybe_log(force=True)
 
-    def _issued(self) -> int:
-        """Trials that count against the budget: finished plus running."""
-        return self._finished + len(self._running)
+    def _carry_out(self, command: Command) -> list[Event]:
+        """One command's effects; the events they produced."""
+        if isinstance(command, Ask):
+            return [SuggestionReady(self._checked(self.backend.suggest(list(command.pending))))]
+        if isinstance(command, Prefetch):
+            self._start_prefetch(command.pending)
+        elif isinstance(command, AwaitPrefetch):
+            return [SuggestionReady(self._checked(self._take_prefetch()))]
+        elif isinstance(command, StartTrial):
+            return [self._start_trial(command)]
+        elif isinstance(command, MarkRunning):
+            assert self.journal is not None
+            self.journal.mark_running(list(command.numbers))
+        elif isinstance(command, KeepWarm):
+            self.runner.keep_warm(command.trials_left)
+        elif isinstance(command, Wait):
+            return self._wait()
+        elif isinstance(command, Record):
+            return [*self._prefetch_done(), self._record_all(command.numbers)]
+        elif isinstance(command, Post):
+            self._post(command.numbers)
+        elif isinstance(command, StopForFailures):
+            assert self._last_failure is not None and self._last_failure.number == command.number
+            self._abort_for_failures(self._last_failure)
+        return []
 
-    def _fill_slots(self, prefetched_only: bool = False) -> None:
-        """Start trials until every slot is busy or the budget is issued.
-
-        With ``prefetched_only``, only as long as no suggestion has to be waited for, and without
-        starting the next one: it is computed once the results just recorded are posted.
-        """
+    def _start_trial(self, command: StartTrial) -> Submitted:
+        """Journal the trial, then start its job; journal its job id as soon as it is known."""
         assert self.journal is not None
-        while len(self._running) < self.bandwidth and self._issued() < self.budget:
-            if prefetched_only and not self._requeue and (self._prefetch is None or not self._prefetch.done()):
-                break
-            suggestion, rerun_of = self._next_suggestion()
-            self._check_suggestion(suggestion)
-            # Exact grid values for the app, the journal and the engine (see SearchSpace.snap).
-            suggestion = Suggestion(suggestion.id, self.definition.space.snap(suggestion.assignments))
-            number = self._next_number
-            self._next_number += 1
-            overrides = self.definition.space.overrides_for(suggestion.assignments)
-            self.journal.add_trial(number, suggestion.id, suggestion.assignments, overrides, rerun_of=rerun_of)
-            crash_point("after_record_trial")
-            self._running[number] = _Running(suggestion)
-            if not self.runner.logs_each_trial:
-                swept = overrides[len(self.definition.space.fixed_overrides) :]
-                log.info("\t#%d : %s", number, " ".join(swept))
-            job_id = self.runner.start(number, overrides)
-            crash_point("after_submit")
-            if job_id is not None:
-                # Known at once (submitit): journaled now, so a restart can find the job.
-                self.journal.mark_running([number], [job_id])
-                self._running[number].marked = True
-        unmarked = [n for n, r in self._running.items() if not r.marked]
-        if unmarked:
-            self.journal.mark_running(unmarked)
-            for n in unmarked:
-                self._running[n].marked = True
-        if not prefetched_only:
-            self.runner.keep_warm(self.budget - self._issued())
-            self._start_prefetch()
+        number, suggestion = command.number, command.suggestion
+        overrides = self.definition.space.overrides_for(suggestion.assignments)
+        self.journal.add_trial(number, suggestion.id, suggestion.assignments, overrides, rerun_of=command.rerun_of)
+        crash_point("after_record_trial")
+        if not self.runner.logs_each_trial:
+            swept = overrides[len(self.definition.space.fixed_overrides) :]
+            log.info("\t#%d : %s", number, " ".join(swept))
+        job_id = self.runner.start(number, overrides)
+        crash_point("after_submit")
+        if job_id is not None:
+            # Known at once (submitit): journaled now, so a restart can find the job.
+            self.journal.mark_running([number], [job_id])
+        return Submitted(number, job_id)
 
-    def _pending_assignments(self) -> list[Mapping[str, Any]]:
-        return [r.suggestion.assignments for r in self._running.values()]
+    def _wait(self) -> list[Event]:
+        """Wait for trials to end (at most until the next progress line); report them and any suggestion ready."""
+        self.progress.set_running(len(self.scheduler.in_flight))
+        self.progress.maybe_log()
+        outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))
+        self._ended = {o.number: o for o in outcomes}
+        return [*self._prefetch_done(), Ended(tuple(self._ended))]
 
-    def _next_suggestion(self) -> tuple[Suggestion, int | None]:
-        """A re-run of a trial lost in a restart, a prefetched suggestion, or a new one."""
-        if self._requeue:
-            t = self._requeue.popleft()
-            return Suggestion(t.suggestion_id or str(t.number), t.assignments), t.number
-        if self._prefetch is not None:
-            future, self._prefetch = self._prefetch, None
-            return future.result(), None
-        return self.backend.suggest(self._pending_assignments()), None
+    def _record_all(self, numbers: tuple[int, ...]) -> Recorded:
+        """Journal the results of ended trials (before any is posted)."""
+        failed: dict[int, bool] = {}
+        dropped: list[int] = []
+        for number in numbers:
+            recorded = self._record(self._ended.pop(number))
+            if recorded is None:
+                dropped.append(number)
+                continue
+            self._unposted[number] = recorded
+            failed[number] = recorded.failed
+        return Recorded(failed, tuple(dropped))
 
-    def _start_prefetch(self) -> None:
+    def _post(self, numbers: tuple[int, ...]) -> None:
+        for number in numbers:
+            outcome, suggestion, values, failed = self._unposted[number]
+            self._observe(number, suggestion, values, failed, outcome)
+            del self._unposted[number]
+            if failed:
+                self._last_failure = outcome  # for the message, should the sweep stop on it
+        self.progress.set_running(len(self.runner.running()))
+        self.progress.maybe_log()
+
+    def _checked(self, suggestion: Suggestion) -> Suggestion:
+        """A suggestion inside the declared space, with exact grid values for the app, the journal and the engine."""
+        self._check_suggestion(suggestion)
+        return Suggestion(suggestion.id, self.definition.space.snap(suggestion.assignments))
+
+    def _start_prefetch(self, pending: Sequence[Mapping[str, Any]]) -> None:
         """Compute the next suggestion while jobs run, so a freed slot is refilled at once."""
-        if not self.runner.asynchronous or self._prefetch is not None or self._requeue:
-            return
-        if self._issued() >= self.budget or not self._running:
-            return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigopt-suggest")
-        self._prefetch = self._pool.submit(self.backend.suggest, list(self._pending_assignments()))
+        self._prefetch = self._pool.submit(self.backend.suggest, list(pending))
+
+    def _take_prefetch(self) -> Suggestion:
+        assert self._prefetch is not None
+        future, self._prefetch = self._prefetch, None
+        return future.result()
+
+    def _prefetch_done(self) -> list[Event]:
+        """The prefetched suggestion, once computed (reported once)."""
+        if self._prefetch is None or not self._prefetch.done():
+            return []
+        return [SuggestionReady(self._checked(self._take_prefetch()))]
 
     def _check_suggestion(self, suggestion: Suggestion) -> None:
         try:
@@ -367,7 +402,7 @@ class Sweep:
         The observation is posted by the caller (after refilling the slot, in async mode).
         """
         assert self.journal is not None
-        running = self._running.pop(outcome.number)
+        running = self.scheduler.in_flight[outcome.number]
         values: tuple[MetricValue, ...] = ()
         reason = outcome.reason
         tb = outcome.traceback
@@ -403,13 +438,6 @@ class Sweep:
             outcome = dataclasses.replace(outcome, reason=reason)
         return _Recorded(outcome, running.suggestion, values, failed)
 
-    def _too_many_failures(self, recorded: list[_Recorded]) -> JobOutcome | None:
-        """The last failed outcome, when ``max_failure_rate`` is now exceeded."""
-        failures = [r.outcome for r in recorded if r.failed]
-        if failures and self.settings.failure_rate_exceeded(self._failed, self._finished):
-            return failures[-1]
-        return None
-
     def _observe(
         self,
         number: int,
@@ -428,38 +456,31 @@ class Sweep:
         crash_point("after_observe")
         self.journal.mark_observed(number, observation_id)
 
-    def _post_before_stopping(self, recorded: list[_Recorded]) -> None:
+    def _post_before_stopping(self) -> None:
         """Post journaled results while the sweep stops on another error, which must not be masked."""
-        for outcome, suggestion, values, failed in recorded:
+        for number, (outcome, suggestion, values, failed) in sorted(self._unposted.items()):
             try:
-                self._observe(outcome.number, suggestion, values, failed, outcome)
+                self._observe(number, suggestion, values, failed, outcome)
             except Exception as exc:  # the journal has the result: a resumed sweep posts it
-                log.warning("Trial #%d's result is not posted yet (%s); a resumed sweep posts it", outcome.number, exc)
+                log.warning("Trial #%d's result is not posted yet (%s); a resumed sweep posts it", number, exc)
+        self._unposted.clear()
 
     def _count_finished(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
-        self._finished += 1
-        self._failed += int(failed)
+        """Progress counts a finished trial (the scheduler counts it for the budget and failure policy)."""
         metric = self.progress.metric
         value = None
         if not failed and metric is not None:
             value = next((v.value for v in values if v.name == metric.name), None)
-            if not self._feasible(values):
+            if not meets_constraints(values, self.definition.metrics):
                 value = None
         self.progress.trial_finished(number, value, failed)
-
-    def _feasible(self, values: tuple[MetricValue, ...]) -> bool:
-        by_name = {v.name: v.value for v in values}
-        return all(
-            m.satisfies(by_name[m.name])
-            for m in self.definition.metrics
-            if m.strategy == "constraint" and m.name in by_name
-        )
 
     def _abort_for_failures(self, outcome: JobOutcome) -> None:
         cancelled = self._stop_running("cancelled: the sweep stopped after too many failures")
         detail = outcome.traceback or outcome.reason or ""
         message = (
-            f"max_failure_rate={self.settings.max_failure_rate} exceeded: {self._failed} of {self._finished} "
+            f"max_failure_rate={self.settings.max_failure_rate} exceeded: {self.scheduler.failed} of "
+            f"{self.scheduler.finished} "
             f"trials failed (the rate counts at least 5 trials). Last failure, trial #{outcome.number}:\n{detail}"
         )
         if cancelled:
@@ -476,18 +497,18 @@ class Sweep:
         cancellation cannot turn them into failed observations; signals wait meanwhile.
         """
         assert self.journal is not None
-        if not self._running:
+        if not self.scheduler.in_flight:
             return []
         with _signals_ignored():
-            self.journal.abandon_in_flight(sorted(self._running), reason)
+            self.journal.abandon_in_flight(sorted(self.scheduler.in_flight), reason)
             cancelled = self.runner.cancel_all()
-            self._running.clear()
+            self.scheduler.in_flight.clear()
         return cancelled
 
     def _apply_interrupt_policy(self, reason: str) -> str:
         """Cancel or leave the running trials (``on_interrupt``); say which."""
         if self.settings.on_interrupt == "detach" and self.runner.asynchronous:
-            running = sorted(self._running)
+            running = sorted(self.scheduler.in_flight)
             if not running:
                 return "No trial was running"
             return f"Trials {running} were left running (on_interrupt: detach); a resumed sweep re-attaches to them"
@@ -555,21 +576,4 @@ def _past(trial: Trial) -> PastObservation:
     )
 
 
-def current_command() -> dict[str, Any]:
-    """How this sweep was started, for ``hydra-sigopt continue``."""
-    return {"argv": [sys.executable, *sys.argv], "cwd": os.getcwd(), "started_at": time.time()}
-
-
-def continue_command(command: Mapping[str, Any], sweep_dir: Path) -> str:
-    """The shell command that resumes the sweep in ``sweep_dir``."""
-    argv = list(command.get("argv") or ["python", "<your_app.py>", "-m"])
-    argv = [a for a in argv if not a.startswith(("hydra.sweep.dir=", "hydra.sweeper.resume="))]
-    if "-m" not in argv and "--multirun" not in argv:
-        argv.append("-m")
-    argv.append(format_override("hydra.sweep.dir", str(Path(sweep_dir).resolve())))
-    cmd = " ".join(shlex.quote(a) for a in argv)
-    cwd = command.get("cwd")
-    return f"cd {shlex.quote(cwd)} && {cmd}" if cwd else cmd
-
-
-__all__ = ["Sweep", "continue_command", "current_command"]
+__all__ = ["Sweep"]

@@ -1,0 +1,300 @@
+"""What the sweep does next: a scheduler that only decides (no journal, runner, engine, thread or clock).
+
+It owns the set of trials in flight, the budget and the bandwidth, the trials to re-run after a
+restart, the ready-suggestion slot and the failure policy, and it answers each event the sweep
+reports (:class:`SuggestionReady`, :class:`Submitted`, :class:`Recorded`, ...) with the commands
+to carry out next (:class:`Ask`, :class:`StartTrial`, :class:`Post`, ...). :class:`~hydra_sigopt.sweep.Sweep`
+is the shell that carries them out, in order, and reports back.
+
+The ordering rules, which ``tests/test_scheduler.py`` checks over generated interleavings:
+
+* a trial is started only while a slot is free and the budget is not issued;
+* a suggestion is asked for only once every recorded result is posted, with every trial in
+  flight as pending (so no suggestion misses a result or duplicates a running trial);
+* when trials end, their results are recorded first; then freed slots are refilled from trials
+  to re-run and from a suggestion already computed (not waiting for one, and not asking for a new
+  one); then the results are posted; only then is the next suggestion asked for;
+* once more than ``max_failure_rate`` of the finished trials failed, the sweep stops after
+  posting what was recorded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra_sigopt.backends.base import Suggestion
+
+# ------------------------------------------------------------------------------------ commands
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Compute a suggestion now (the sweep waits for it) and report :class:`SuggestionReady`."""
+
+    pending: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Prefetch:
+    """Start computing the next suggestion in the background; report :class:`SuggestionReady` when done."""
+
+    pending: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class AwaitPrefetch:
+    """Wait for the suggestion being computed; report :class:`SuggestionReady`."""
+
+
+@dataclass(frozen=True)
+class StartTrial:
+    """Journal trial ``number`` with its suggestion, start its job, report :class:`Submitted`."""
+
+    number: int
+    suggestion: Suggestion
+    rerun_of: int | None = None
+
+
+@dataclass(frozen=True)
+class MarkRunning:
+    """Journal these trials as running (their jobs' ids are not known: batch launchers)."""
+
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class KeepWarm:
+    """Keep jobs started ahead for up to ``trials_left`` trials (where the runner does that)."""
+
+    trials_left: int
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Wait for trials to end; report :class:`Ended` (possibly with none)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """Journal the results of these ended trials; report :class:`Recorded`."""
+
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Post:
+    """Post these recorded results to the engine (each once)."""
+
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StopForFailures:
+    """Stop the sweep: too many trials failed; ``number`` is the last failure."""
+
+    number: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The budget is spent and no trial is in flight."""
+
+
+Command = (
+    Ask
+    | Prefetch
+    | AwaitPrefetch
+    | StartTrial
+    | MarkRunning
+    | KeepWarm
+    | Wait
+    | Record
+    | Post
+    | StopForFailures
+    | Finish
+)
+
+# ------------------------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True)
+class SuggestionReady:
+    suggestion: Suggestion
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """Trial ``number``'s job started; ``job_id`` where the runner knows it at once."""
+
+    number: int
+    job_id: str | None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """These trials' jobs ended (their outcomes are the shell's to record)."""
+
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Results journaled: ``failed`` by trial number; ``dropped``: trials another process abandoned first."""
+
+    failed: Mapping[int, bool]
+    dropped: tuple[int, ...] = ()
+
+
+Event = SuggestionReady | Submitted | Ended | Recorded
+
+# ------------------------------------------------------------------------------------ the scheduler
+
+
+@dataclass
+class _InFlight:
+    suggestion: Suggestion
+    marked: bool = False  # journaled as running
+
+
+@dataclass
+class Scheduler:
+    """Decides the sweep's next commands; see the module docstring for the rules."""
+
+    budget: int
+    bandwidth: int
+    asynchronous: bool
+    #: ``(failed, finished) -> bool``: whether the failure policy stops the sweep now.
+    too_many_failures: Callable[[int, int], bool]
+    next_number: int = 0
+    finished: int = 0
+    failed: int = 0
+    in_flight: dict[int, _InFlight] = field(default_factory=dict)
+    #: Trials to run again with their suggestion (lost in a restart): (original number, suggestion).
+    reruns: deque[tuple[int, Suggestion]] = field(default_factory=deque)
+    _ready: Suggestion | None = None
+    _computing = False  # a Prefetch or Ask is under way
+    _waiting_for_suggestion = False  # a fill stopped until SuggestionReady
+
+    # ------------------------------------------------------------------ set-up (resume)
+
+    def adopt(self, number: int, suggestion: Suggestion) -> None:
+        """A trial re-attached after a restart: in flight, journaled as running."""
+        self.in_flight[number] = _InFlight(suggestion, marked=True)
+
+    def count_finished(self, failed: bool) -> None:
+        """A trial finished before this sweeper started (resume)."""
+        self.finished += 1
+        self.failed += int(failed)
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def issued(self) -> int:
+        """Trials that count against the budget: finished plus in flight."""
+        return self.finished + len(self.in_flight)
+
+    def pending(self) -> tuple[Mapping[str, Any], ...]:
+        return tuple(f.suggestion.assignments for f in self.in_flight.values())
+
+    # ------------------------------------------------------------------ events -> commands
+
+    def begin(self) -> list[Command]:
+        """The first commands: fill the slots."""
+        return self._fill()
+
+    def on(self, event: Event) -> list[Command]:
+        """The commands that follow from ``event``, to be carried out before any others still queued."""
+        if isinstance(event, SuggestionReady):
+            return self._on_suggestion(event.suggestion)
+        if isinstance(event, Submitted):
+            if event.job_id is not None:
+                self.in_flight[event.number].marked = True
+            return []
+        if isinstance(event, Ended):
+            return [Record(event.numbers)] if event.numbers else self._fill()
+        return self._on_recorded(event)
+
+    def idle(self) -> list[Command]:
+        """What to do once every command given was carried out: journal the trials started
+        without a job id as running, keep jobs warm, compute the next suggestion ahead, then wait
+        for trials to end, or finish."""
+        assert not self._waiting_for_suggestion, "a fill waits for SuggestionReady"
+        commands: list[Command] = []
+        unmarked = tuple(n for n, f in self.in_flight.items() if not f.marked)
+        if unmarked:
+            for n in unmarked:
+                self.in_flight[n].marked = True
+            commands.append(MarkRunning(unmarked))
+        if not self.in_flight:
+            return [*commands, Finish()]
+        commands.append(KeepWarm(self.budget - self.issued))
+        if self._prefetch_wanted():
+            self._computing = True
+            commands.append(Prefetch(self.pending()))
+        return [*commands, Wait()]
+
+    def _on_suggestion(self, suggestion: Suggestion) -> list[Command]:
+        self._computing = False
+        if not self._waiting_for_suggestion:
+            self._ready = suggestion  # a prefetch: kept for the next free slot
+            return []
+        self._waiting_for_suggestion = False
+        return [self._start(suggestion), *self._fill()]
+
+    def _on_recorded(self, event: Recorded) -> list[Command]:
+        for number in event.dropped:
+            del self.in_flight[number]
+        for number, failed in event.failed.items():
+            del self.in_flight[number]
+            self.finished += 1
+            self.failed += int(failed)
+        recorded = tuple(event.failed)
+        last_failure = next((n for n in reversed(recorded) if event.failed[n]), None)
+        stop = last_failure is not None and self.too_many_failures(self.failed, self.finished)
+        commands: list[Command] = []
+        if recorded and self.asynchronous and not stop:
+            commands += self._fill(prefetched_only=True)  # refill first: the freed slot need not wait for posting
+        commands += [Post(recorded)] if recorded else []
+        if stop:
+            assert last_failure is not None
+            return [*commands, StopForFailures(last_failure)]
+        return commands + self._fill()
+
+    # ------------------------------------------------------------------ filling slots
+
+    def _fill(self, prefetched_only: bool = False) -> list[Command]:
+        """Start trials while a slot is free and the budget allows, as far as suggestions are at hand."""
+        commands: list[Command] = []
+        while len(self.in_flight) < self.bandwidth and self.issued < self.budget:
+            if self.reruns:
+                rerun_of, suggestion = self.reruns.popleft()
+                commands.append(self._start(suggestion, rerun_of))
+            elif self._ready is not None:
+                suggestion, self._ready = self._ready, None
+                commands.append(self._start(suggestion))
+            elif prefetched_only:
+                break
+            else:
+                self._waiting_for_suggestion = True
+                commands.append(AwaitPrefetch() if self._computing else Ask(self.pending()))
+                self._computing = True
+                return commands  # the fill goes on when SuggestionReady arrives
+        return commands
+
+    def _start(self, suggestion: Suggestion, rerun_of: int | None = None) -> StartTrial:
+        number = self.next_number
+        self.next_number += 1
+        self.in_flight[number] = _InFlight(suggestion)
+        return StartTrial(number, suggestion, rerun_of)
+
+    def _prefetch_wanted(self) -> bool:
+        return (
+            self.asynchronous
+            and not self._computing
+            and self._ready is None
+            and not self.reruns
+            and self.issued < self.budget
+        )

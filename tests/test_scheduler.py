@@ -1,0 +1,227 @@
+"""The scheduler's ordering rules over generated interleavings of events (no threads, no sleeps).
+
+A simulated shell carries out the scheduler's commands: suggestions are numbered points, a
+background suggestion becomes ready at a point the test draws, and each wait ends a drawn subset
+of the trials in flight, each failed or not. Every run must keep the rules of
+:mod:`hydra_sigopt.scheduler`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hydra_sigopt.backends.base import Suggestion
+from hydra_sigopt.scheduler import (
+    Ask,
+    AwaitPrefetch,
+    Command,
+    Ended,
+    Finish,
+    KeepWarm,
+    MarkRunning,
+    Post,
+    Prefetch,
+    Record,
+    Recorded,
+    Scheduler,
+    StartTrial,
+    StopForFailures,
+    Submitted,
+    SuggestionReady,
+    Wait,
+)
+
+
+@dataclass
+class Shell:
+    """Carries out commands like the sweep does, recording what a user would see happen."""
+
+    scheduler: Scheduler
+    draw: Any
+    jobs_have_ids: bool
+    log: list[tuple[str, Any]] = field(default_factory=list)
+    running: set[int] = field(default_factory=set)
+    recorded_not_posted: set[int] = field(default_factory=set)
+    posted: list[int] = field(default_factory=list)
+    suggestions: int = 0
+    background: tuple[Any, ...] | None = None  # pending of a Prefetch under way
+    stopped: StopForFailures | None = None
+
+    def new_suggestion(self, pending: tuple[Any, ...]) -> Suggestion:
+        # Rule: a suggestion is asked for with every trial in flight pending, and no result unposted.
+        assert not self.recorded_not_posted, f"asked with results not posted: {self.recorded_not_posted}"
+        assert sorted(p["trial"] for p in pending) == sorted(self.running | self.starting()), pending
+        self.suggestions += 1
+        return Suggestion(str(self.suggestions), {"point": self.suggestions})
+
+    def starting(self) -> set[int]:
+        return set(self.scheduler.in_flight) - self.running
+
+    def run(self) -> None:
+        queue: deque[Command] = deque(self.scheduler.begin())
+        for _ in range(10_000):
+            if not queue:
+                queue.extend(self.scheduler.idle())
+            command = queue.popleft()
+            if isinstance(command, (Finish, StopForFailures)):
+                self.stopped = command if isinstance(command, StopForFailures) else None
+                self.log.append((type(command).__name__, None))
+                return
+            for event in self.carry_out(command):
+                queue.extendleft(reversed(self.scheduler.on(event)))
+        raise AssertionError("the sweep never finished")
+
+    def carry_out(self, command: Command) -> list[Any]:
+        self.log.append((type(command).__name__, command))
+        if isinstance(command, Ask):
+            return [SuggestionReady(self.new_suggestion(command.pending))]
+        if isinstance(command, Prefetch):
+            self.new_suggestion(command.pending)
+            self.background = command.pending
+            return []
+        if isinstance(command, AwaitPrefetch):
+            return [self.finish_background()]
+        if isinstance(command, StartTrial):
+            assert len(self.running) < self.scheduler.bandwidth, "a trial started without a free slot"
+            self.running.add(command.number)
+            return [Submitted(command.number, f"job-{command.number}" if self.jobs_have_ids else None)]
+        if isinstance(command, Wait):
+            return self.wait()
+        if isinstance(command, Record):
+            return [self.record(command.numbers)]
+        if isinstance(command, Post):
+            assert set(command.numbers) <= self.recorded_not_posted, "posted what was not recorded"
+            self.recorded_not_posted -= set(command.numbers)
+            self.posted += command.numbers
+        assert isinstance(command, (Post, MarkRunning, KeepWarm)), command
+        return []
+
+    def finish_background(self) -> SuggestionReady:
+        assert self.background is not None
+        self.background = None
+        return SuggestionReady(Suggestion(str(self.suggestions), {"point": self.suggestions}))
+
+    def wait(self) -> list[Any]:
+        events: list[Any] = []
+        if self.background is not None and self.draw(st.booleans()):
+            events.append(self.finish_background())  # the prefetch finished while jobs ran
+        timed_out = self.draw(st.booleans())  # a wait that saw no trial end (hypothesis shrinks it away)
+        ended = set() if timed_out else self.draw(st.sets(st.sampled_from(sorted(self.running)), min_size=1))
+        self.ended = {n: self.draw(st.booleans()) for n in sorted(ended)}
+        return [*events, Ended(tuple(sorted(ended)))]
+
+    def record(self, numbers: tuple[int, ...]) -> Recorded:
+        self.running -= set(numbers)
+        self.recorded_not_posted |= set(numbers)
+        return Recorded({n: self.ended[n] for n in numbers})
+
+
+def numbered(scheduler: Scheduler) -> None:
+    """Make each in-flight suggestion name its trial, so the shell can check ``pending``."""
+    original = scheduler._start
+
+    def start(suggestion: Suggestion, rerun_of: int | None = None) -> StartTrial:
+        command = original(suggestion, rerun_of)
+        tagged = Suggestion(suggestion.id, {**suggestion.assignments, "trial": command.number})
+        scheduler.in_flight[command.number].suggestion = tagged
+        return StartTrial(command.number, tagged, rerun_of)
+
+    scheduler._start = start  # type: ignore[method-assign]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    budget=st.integers(1, 12),
+    bandwidth=st.integers(1, 5),
+    asynchronous=st.booleans(),
+    jobs_have_ids=st.booleans(),
+    max_rate=st.sampled_from([0.0, 0.5, 1.0]),
+    data=st.data(),
+)
+def test_generated_interleavings_keep_the_ordering_rules(
+    budget: int, bandwidth: int, asynchronous: bool, jobs_have_ids: bool, max_rate: float, data: st.DataObject
+) -> None:
+    scheduler = Scheduler(budget, bandwidth, asynchronous, lambda failed, done: failed / max(done, 5) > max_rate)
+    numbered(scheduler)
+    shell = Shell(scheduler, data.draw, jobs_have_ids)
+    shell.run()
+    starts = [c.number for name, c in shell.log if name == "StartTrial"]
+    assert starts == list(range(len(starts))), "trial numbers are consecutive from 0"
+    # Every recorded result is posted once, before the sweep ends.
+    assert not shell.recorded_not_posted
+    assert len(shell.posted) == len(set(shell.posted))
+    if shell.stopped is None:
+        assert len(starts) == budget and sorted(shell.posted) == starts and not scheduler.in_flight
+    else:
+        assert shell.stopped.number in shell.posted
+    # A suggestion computed ahead is never wasted while the budget needs it.
+    assert shell.suggestions <= len(starts) + 1
+    # Trials with no job id at submission are journaled as running before anyone waits for them.
+    if not jobs_have_ids:
+        marked: set[int] = set()
+        for name, c in shell.log:
+            if name == "MarkRunning":
+                marked |= set(c.numbers)
+            if name == "Wait":
+                assert set(scheduler_started_before(shell.log, c)) <= marked
+
+
+def scheduler_started_before(log: list[tuple[str, Any]], wait: Any) -> list[int]:
+    started = []
+    for name, c in log:
+        if c is wait:
+            break
+        if name == "StartTrial":
+            started.append(c.number)
+    return started
+
+
+def test_a_ready_suggestion_refills_a_freed_slot_before_the_results_are_posted() -> None:
+    scheduler = Scheduler(4, 2, True, lambda f, d: False)
+    assert [type(c) for c in scheduler.begin()] == [Ask]
+    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("1", {})))] == [StartTrial, Ask]
+    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("2", {})))] == [StartTrial]
+    assert [type(c) for c in scheduler.idle()] == [MarkRunning, KeepWarm, Prefetch, Wait]
+    assert scheduler.on(SuggestionReady(Suggestion("3", {}))) == []  # ready while the jobs run
+    assert scheduler.on(Ended((0,))) == [Record((0,))]
+    commands = scheduler.on(Recorded({0: False}))
+    assert [type(c) for c in commands] == [StartTrial, Post]
+    assert commands[0] == StartTrial(2, Suggestion("3", {}))
+    scheduler.on(Submitted(2, "job-2"))
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]
+
+
+def test_without_a_ready_suggestion_the_results_are_posted_before_the_next_is_asked_for() -> None:
+    scheduler = Scheduler(4, 1, True, lambda f, d: False)
+    scheduler.begin()
+    scheduler.on(SuggestionReady(Suggestion("1", {})))
+    scheduler.on(Submitted(0, "job-0"))
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]
+    scheduler.on(Ended((0,)))
+    assert [type(c) for c in scheduler.on(Recorded({0: False}))] == [Post, AwaitPrefetch]
+
+
+def test_too_many_failures_stop_after_posting_without_refilling() -> None:
+    scheduler = Scheduler(10, 2, True, lambda failed, done: failed / max(done, 5) > 0.0)
+    scheduler.begin()
+    scheduler.on(SuggestionReady(Suggestion("1", {})))
+    scheduler.on(SuggestionReady(Suggestion("2", {})))
+    scheduler.idle()
+    scheduler.on(SuggestionReady(Suggestion("3", {})))
+    scheduler.on(Ended((0, 1)))
+    assert scheduler.on(Recorded({0: False, 1: True})) == [Post((0, 1)), StopForFailures(1)]
+
+
+def test_reruns_after_a_restart_come_first_and_keep_their_suggestion() -> None:
+    scheduler = Scheduler(3, 2, True, lambda f, d: False, next_number=5)
+    scheduler.count_finished(failed=False)
+    scheduler.reruns.append((3, Suggestion("s3", {"x": 1})))
+    scheduler.adopt(4, Suggestion("s4", {"x": 2}))
+    assert scheduler.begin() == [StartTrial(5, Suggestion("s3", {"x": 1}), rerun_of=3)]
+    # The budget (3) is issued: one finished, two in flight; nothing more is asked for.
+    assert [type(c) for c in scheduler.idle()] == [MarkRunning, KeepWarm, Wait]
