@@ -162,7 +162,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _continue(args: argparse.Namespace) -> int:
-    from hydra_sigopt.sweep import continue_command
+    from hydra_sigopt.continuation import continue_command
 
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()

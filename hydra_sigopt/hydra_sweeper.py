@@ -32,11 +32,12 @@ class SigOptSweeperImpl:
         from hydra.core.plugins import Plugins
 
         from hydra_sigopt.backends import create_backend
+        from hydra_sigopt.continuation import current_command
         from hydra_sigopt.journal import journal_path
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
         from hydra_sigopt.settings import parse_settings
-        from hydra_sigopt.sweep import Sweep, current_command
+        from hydra_sigopt.sweep import Sweep
 
         assert self.config is not None
         refuse_tokens_in_config(self.raw)

@@ -164,3 +164,13 @@ def _describe(value: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
+
+
+def meets_constraints(values: Sequence[MetricValue], metrics: Sequence[Metric]) -> bool:
+    """Whether results are feasible: every constraint metric has a value within its threshold.
+
+    The one feasibility rule of the sweep (progress, best trial, reports, plot): a missing
+    constraint value is not a pass.
+    """
+    by_name = {v.name: v.value for v in values}
+    return all(m.name in by_name and m.satisfies(by_name[m.name]) for m in metrics if m.strategy == "constraint")

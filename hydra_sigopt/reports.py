@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from hydra_sigopt.journal import COMPLETED, FAILED, Trial
-from hydra_sigopt.metrics import Metric
+from hydra_sigopt.metrics import Metric, meets_constraints
 
 RESULTS_NAME = "optimization_results.yaml"
 TRIALS_NAME = "trials.csv"
@@ -48,14 +48,7 @@ def trial_params(trial: Trial, fixed: Sequence[str]) -> dict[str, Any]:
 
 def is_feasible(trial: Trial, metrics: Sequence[Metric]) -> bool:
     """Completed and within every constraint metric's threshold."""
-    if trial.state != COMPLETED:
-        return False
-    for m in metrics:
-        if m.strategy == "constraint":
-            v = trial.value(m.name)
-            if v is None or not m.satisfies(v):
-                return False
-    return True
+    return trial.state == COMPLETED and meets_constraints(trial.values, metrics)
 
 
 def best_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[Trial]:

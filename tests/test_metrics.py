@@ -257,3 +257,14 @@ def test_long_result_is_shortened_in_the_reason() -> None:
         parse_result("x" * 1000, LOSS)
     assert len(str(info.value)) < 120
     assert "metric 'loss'" in str(info.value)
+
+
+def test_one_feasibility_rule_a_missing_constraint_value_is_not_a_pass() -> None:
+    from hydra_sigopt.metrics import meets_constraints
+
+    metrics = parse_metrics(
+        [{"name": "acc"}, {"name": "ms", "objective": "minimize", "strategy": "constraint", "threshold": 5}]
+    )
+    assert meets_constraints([MetricValue("acc", 1.0), MetricValue("ms", 4.0)], metrics)
+    assert not meets_constraints([MetricValue("acc", 1.0), MetricValue("ms", 6.0)], metrics)
+    assert not meets_constraints([MetricValue("acc", 1.0)], metrics)
