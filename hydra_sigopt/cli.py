@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra_sigopt import sweepdir
 from hydra_sigopt.errors import JournalError, SigOptSweeperError, SweepAbortedError
 from hydra_sigopt.journal import ABANDONED, PENDING, RUNNING, Journal, SweepLock, Trial, open_journal
 from hydra_sigopt.progress import format_duration
@@ -26,6 +26,7 @@ from hydra_sigopt.reports import metrics_from_meta, results_document, summarize,
 from hydra_sigopt.runners import cancel_local_jobs
 
 EXIT_USAGE = 2
+DELETE_UNREACHABLE_S = 10.0
 
 
 def _out(text: str = "") -> None:
@@ -225,28 +226,65 @@ def _kill(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    sweep_dir = Path(args.sweep_dir)
+    given = Path(args.sweep_dir)
+    # A symlink is resolved before anything is done: the sweep lives in its target.
+    sweep_dir = given.resolve() if given.is_symlink() else given
     with open_journal(sweep_dir) as journal:
         meta = journal.meta()
-    if not args.yes:
-        if not sys.stdin.isatty():
-            print("Refusing to delete without confirmation; pass --yes.", file=sys.stderr)
-            return EXIT_USAGE
-        answer = input(f"Delete {sweep_dir.resolve()} and its experiment {meta.get('experiment_id')}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            _out("Nothing deleted.")
-            return 1
+        numbers = [t.number for t in journal.trials()]
+    found = sweepdir.contents(sweep_dir, numbers, meta)
+    remote = meta.get("backend") == "api" and not args.local_only
+    if not args.yes and not _confirm_delete(sweep_dir, found, meta, remote):
+        return EXIT_USAGE if not sys.stdin.isatty() else 1
     kill_sweep(sweep_dir)
-    if meta.get("backend") == "api":
-        from hydra_sigopt.backends import create_backend
-
-        backend = create_backend("api", settings=dict(meta.get("api") or {}), dev_run=False)
-        backend.attach(str(meta.get("experiment_id")))  # type: ignore[attr-defined]
-        backend.delete()
-        _out(f"Deleted SigOpt experiment {meta.get('experiment_id')}.")
-    shutil.rmtree(sweep_dir)
-    _out(f"Deleted {sweep_dir}.")
+    if remote:
+        _delete_experiment(meta)
+    sweepdir.remove(found.sweep)
+    _out(f"Deleted from {sweep_dir}: {sweepdir.describe(found.sweep)}.")
+    if sweepdir.remove_if_empty(sweep_dir):
+        _out(f"Deleted {sweep_dir} (nothing else was in it).")
+        if given.is_symlink():
+            given.unlink()
+            _out(f"Deleted the symlink {given}.")
+    else:
+        _out(f"Kept {sweep_dir} and what the sweep did not write: {sweepdir.describe(found.other)}.")
     return 0
+
+
+def _confirm_delete(sweep_dir: Path, found: sweepdir.SweepDirContents, meta: dict[str, Any], remote: bool) -> bool:
+    """Ask, saying what goes and what stays; False without an answer (no terminal) or without a yes."""
+    if not sys.stdin.isatty():
+        print("Refusing to delete without confirmation; pass --yes.", file=sys.stderr)
+        return False
+    _out(f"In {sweep_dir.resolve()}, these were written by the sweep and will be deleted:")
+    _out(f"  {sweepdir.describe(found.sweep)}")
+    if found.other:
+        _out(f"These stay: {sweepdir.describe(found.other)}")
+    experiment = f" and SigOpt experiment {meta.get('experiment_id')}" if remote else ""
+    answer = input(f"Delete them{experiment}? [y/N] ")
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    _out("Nothing deleted.")
+    return False
+
+
+def _delete_experiment(meta: dict[str, Any]) -> None:
+    """Delete the server experiment, or stop naming ``--local-only`` (nothing local is deleted then)."""
+    from hydra_sigopt.backends import create_backend
+
+    experiment_id = str(meta.get("experiment_id"))
+    # Not the sweep's patience with an outage: a delete that cannot reach the server says so soon.
+    settings = {**dict(meta.get("api") or {}), "max_unreachable_s": DELETE_UNREACHABLE_S}
+    try:
+        backend = create_backend("api", settings=settings, dev_run=False)
+        backend.attach(experiment_id)  # type: ignore[attr-defined]
+        backend.delete()
+    except SigOptSweeperError as exc:
+        raise SweepAbortedError(
+            f"could not delete SigOpt experiment {experiment_id}: {exc}. Nothing local was deleted; "
+            "to delete only the sweep's local files, run hydra-sigopt delete --local-only"
+        ) from None
+    _out(f"Deleted SigOpt experiment {experiment_id}.")
 
 
 # ---------------------------------------------------------------------- main
@@ -273,8 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="PNG path (default: SWEEP_DIR/sweep.png)")
     p.set_defaults(func=_plot)
     with_dir("kill", "stop the sweeper and cancel every running job of the sweep").set_defaults(func=_kill)
-    p = with_dir("delete", "cancel running jobs, delete the remote experiment, remove the sweep dir")
+    p = with_dir("delete", "cancel running jobs, delete the remote experiment and the files the sweep wrote")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument(
+        "--local-only", action="store_true", help="keep the server experiment (gone, or the server out of reach)"
+    )
     p.set_defaults(func=_delete)
     p = with_dir("continue", "print (or --run) the command that resumes the sweep")
     p.add_argument("--run", action="store_true", help="run it")
