@@ -318,6 +318,18 @@ class SweepLock:
     def acquire(self) -> None:
         """Take the lock or raise :class:`JournalError` naming the process that holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self._locked_handle()
+        while not self._names(handle):
+            # A sweeper that was refused removed the lock file after we opened it: lock the new one.
+            handle.close()
+            handle = self._locked_handle()
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}@{socket.gethostname()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def _locked_handle(self) -> Any:
         handle = open(self.path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -330,11 +342,16 @@ class SweepLock:
                 f"another sweeper (pid {pid}{f' on {host}' if host else ''}) is running this sweep "
                 f"({self.path.parent}); wait for it to end or stop it first (hydra-sigopt kill)"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}@{socket.gethostname()}\n")
-        handle.flush()
-        self._handle = handle
+        return handle
+
+    def _names(self, handle: Any) -> bool:
+        """Whether the lock file's path still names the open (and locked) file."""
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(handle.fileno())
+        return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
 
     def release(self) -> None:
         if self._handle is not None:

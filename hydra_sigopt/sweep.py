@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hydra_sigopt import __version__
+from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError, JournalError, SweepAbortedError
@@ -37,6 +37,7 @@ from hydra_sigopt.journal import (
     Journal,
     SweepLock,
     Trial,
+    journal_path,
 )
 from hydra_sigopt.metrics import InvalidResult, MetricValue, parse_result
 from hydra_sigopt.progress import Progress
@@ -100,16 +101,27 @@ class Sweep:
 
     def run(self) -> dict[str, Any]:
         """Run the sweep; return the content of ``optimization_results.yaml``."""
-        # The lock comes first: two sweepers starting at once must not both create a journal.
+        # The lock comes first: two sweepers starting at once must not both create a journal, nor
+        # two server experiments.
+        created_dir = sweepdir.missing_ancestor(self.sweep_dir)
         lock = SweepLock(self.sweep_dir)
+        created_lock = not lock.path.exists()
         lock.acquire()
         try:
-            return self._run_locked()
+            journal = self._open_journal()
+        except BaseException:
+            # Refused (a token, a changed definition, earlier results): leave the folder as it was.
+            lock.release()
+            if created_lock and not journal_path(self.sweep_dir).exists():
+                lock.path.unlink(missing_ok=True)
+                sweepdir.remove_created(self.sweep_dir, created_dir)
+            raise
+        try:
+            return self._run_locked(journal)
         finally:
             lock.release()
 
-    def _run_locked(self) -> dict[str, Any]:
-        journal = self._open_journal()
+    def _run_locked(self, journal: Journal) -> dict[str, Any]:
         self.journal = journal
         doc: dict[str, Any] = {}
         if self.on_locked is not None:
@@ -162,8 +174,6 @@ class Sweep:
 
     def _open_journal(self) -> Journal:
         """The sweep dir's journal: resumed if it exists, else created."""
-        from hydra_sigopt.journal import journal_path
-
         if journal_path(self.sweep_dir).exists():
             journal = Journal.open(self.sweep_dir)
             stored = journal.meta()
@@ -184,8 +194,9 @@ class Sweep:
                     f"{self.settings.backend!r}; set hydra.sweeper.backend={stored.get('backend')} to continue it"
                 )
             return journal
-        # A new sweep: the experiment first, so that a refused token or an unknown experiment id
-        # leaves no half-made sweep dir behind.
+        sweepdir.refuse_earlier_results(self.sweep_dir)
+        # A new sweep: the experiment before the journal, so that a refused token or an unknown
+        # experiment id leaves no half-made sweep (run() removes the folder it made).
         experiment_id = self.backend.experiment_id or self.backend.start(self.definition)
         return Journal.create(
             self.sweep_dir,

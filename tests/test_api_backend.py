@@ -282,6 +282,25 @@ def test_delete_of_a_gone_experiment_or_an_unreachable_server_offers_local_only(
 
 
 @pytest.mark.slow
+def test_two_new_sweeps_started_at_once_on_one_dir_make_one_experiment(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    from conftest import finish_example, start_example
+
+    # A slow create keeps the first sweeper inside its start-up while the second one starts.
+    server.faults.add("POST", r"/v1/experiments$", ("slow", 3.0), times=None)
+    overrides = ("hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=2", "sleep_s=2")
+    started = [start_example(tmp_path, *overrides, env=api_env) for _ in range(2)]
+    runs = [finish_example(proc, sweep_dir) for proc, sweep_dir in started]
+    assert sorted(r.proc.returncode == 0 for r in runs) == [False, True], [r.output[-2000:] for r in runs]
+    loser = next(r for r in runs if r.proc.returncode != 0)
+    assert "another sweeper (pid" in loser.output
+    assert len(server.experiments) == 1  # the loser created none, so none is orphaned
+    winner = next(r for r in runs if r.proc.returncode == 0)
+    assert str(winner.results["experiment_id"]) in server.experiments
+
+
+@pytest.mark.slow
 def test_missing_or_refused_token_leaves_no_sweep_dir(tmp_path: Path, server: SigOptTestServer) -> None:
     base = {"SIGOPT_API_URL": server.url, "SIGOPT_API_TOKEN": "", "SIGOPT_ENV_FILE": ""}
     missing = run_example(tmp_path, "hydra.sweeper.backend=api", env=base)
