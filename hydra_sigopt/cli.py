@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -330,6 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except JournalError as exc:
         print(f"hydra-sigopt: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:  # damage found after the journal was opened and checked
+        print(f"hydra-sigopt: {args.sweep_dir}: the journal is damaged ({exc}); it was left untouched", file=sys.stderr)
         return EXIT_USAGE
     except SigOptSweeperError as exc:
         print(f"hydra-sigopt: {exc}", file=sys.stderr)

@@ -117,6 +117,35 @@ def _trial_from_row(row: sqlite3.Row) -> Trial:
     )
 
 
+_REQUIRED_META = ("experiment_id", "backend", "identity", "fingerprint", "observation_budget")
+
+
+def _meta_problem(meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with a journal's meta table, or None."""
+    missing = [key for key in _REQUIRED_META if key not in meta]
+    if missing:
+        return f"meta {', '.join(repr(k) for k in missing)} missing"
+    identity = meta["identity"]
+    if not isinstance(identity, dict) or not all(isinstance(identity.get(k), list) for k in ("parameters", "metrics")):
+        return "meta 'identity' has no parameters and metrics"
+    return None
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection, also where SQLite cannot create the WAL's -shm file (a read-only mount,
+    a teammate's folder): then the database file is read as immutable. A sweep that ended cleanly
+    left no WAL, so nothing is missed; a live one's newest commits may not show."""
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK) and os.access(path, os.R_OK):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
+
+
 def journal_path(sweep_dir: str | os.PathLike[str]) -> Path:
     return Path(sweep_dir) / JOURNAL_NAME
 
@@ -172,12 +201,25 @@ class Journal:
                 f"{path} is in {newer} journal format ({found}); this hydra-sigopt reads format "
                 f"{FORMAT_VERSION}. Upgrade hydra-sigopt-sweeper to continue this sweep."
             )
-        return cls(path, db)
+        journal = cls(path, db)
+        journal._check_content()
+        return journal
+
+    def _check_content(self) -> None:
+        """Refuse a journal whose tables or rows were damaged (every row is read once, here)."""
+        try:
+            problem = _meta_problem(self.meta())
+            self.trials()
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is not None:
+            self.close()
+            raise JournalError(f"{self.path} is damaged ({problem}); it was left untouched")
 
     @staticmethod
     def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         if readonly:
-            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            db = _connect_readonly(path)
         else:
             db = sqlite3.connect(path, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
