@@ -117,7 +117,7 @@ def _trial_from_row(row: sqlite3.Row) -> Trial:
     )
 
 
-_REQUIRED_META = ("experiment_id", "backend", "identity", "fingerprint", "observation_budget")
+_REQUIRED_META = ("experiment_id", "backend", "identity", "fingerprint")
 
 
 def _meta_problem(meta: Mapping[str, Any]) -> str | None:

@@ -15,7 +15,13 @@ from hydra_sigopt.errors import JournalError
 from hydra_sigopt.journal import JOURNAL_NAME, Journal, SweepLock
 from hydra_sigopt.metrics import MetricValue
 
-META = {"name": "t", "backend": "lite", "identity": {"parameters": [], "metrics": []}, "fingerprint": "abc"}
+META = {
+    "name": "t",
+    "experiment_id": "-1",
+    "backend": "lite",
+    "identity": {"parameters": [], "metrics": []},
+    "fingerprint": "abc",
+}
 
 
 def test_trial_lifecycle_round_trips(tmp_path: Path) -> None:
