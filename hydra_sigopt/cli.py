@@ -27,6 +27,13 @@ from hydra_sigopt.reports import metrics_from_meta, results_document, summarize,
 from hydra_sigopt.runners import cancel_local_jobs
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a Unix tool whose reader went away
+
+
+class UsageError(SigOptSweeperError):
+    """A command-line argument is invalid."""
+
+
 DELETE_UNREACHABLE_S = 10.0
 
 
@@ -151,13 +158,24 @@ def _best(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from hydra_sigopt.plot import plot_sweep
 
+    out = Path(args.output or Path(args.sweep_dir) / "sweep.png")
+    _check_image_format(out)
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()
         trials = journal.trials()
-    out = Path(args.output or Path(args.sweep_dir) / "sweep.png")
     plot_sweep(meta, trials, out)
     _out(f"Wrote {out}")
     return 0
+
+
+def _check_image_format(out: Path) -> None:
+    """The output's extension names a format matplotlib writes (no extension: PNG)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    extension = out.suffix.lower().lstrip(".")
+    if extension and extension not in formats:
+        raise UsageError(f"-o {out}: .{extension} is not an image format; use one of .{', .'.join(formats)}")
 
 
 # ---------------------------------------------------------------------- continue
@@ -329,7 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except JournalError as exc:
+    except BrokenPipeError:
+        # `hydra-sigopt status | head`: the reader is gone; stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except (JournalError, UsageError) as exc:
         print(f"hydra-sigopt: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except sqlite3.DatabaseError as exc:  # damage found after the journal was opened and checked

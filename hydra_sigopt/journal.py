@@ -168,16 +168,28 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Build under a temporary name and rename: a journal is either complete or absent.
         tmp = path.with_name(path.name + ".creating")
+        try:
+            cls._build(tmp, meta)
+            os.replace(tmp, path)
+        except (sqlite3.Error, OSError) as exc:
+            # A full disk, a quota: nothing half-made stays behind.
+            for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-wal", "-shm", "-journal"))):
+                leftover.unlink(missing_ok=True)
+            raise JournalError(f"could not create the journal {path} ({exc}); nothing was left behind") from None
+        return cls(path, cls._connect(path))
+
+    @classmethod
+    def _build(cls, tmp: Path, meta: Mapping[str, Any]) -> None:
         tmp.unlink(missing_ok=True)
         db = cls._connect(tmp)
-        with db:
-            db.executescript(_SCHEMA)
-            rows = {"format_version": FORMAT_VERSION, "created_at": time.time(), **meta}
-            db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.close()
-        os.replace(tmp, path)
-        return cls(path, cls._connect(path))
+        try:
+            with db:
+                db.executescript(_SCHEMA)
+                rows = {"format_version": FORMAT_VERSION, "created_at": time.time(), **meta}
+                db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
 
     @classmethod
     def open(cls, sweep_dir: str | os.PathLike[str], readonly: bool = False) -> Journal:
@@ -359,8 +371,11 @@ class SweepLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`JournalError` naming the process that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self._locked_handle()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self._locked_handle()
+        except OSError as exc:  # a read-only file system, no permission
+            raise JournalError(f"cannot write in the sweep dir {self.path.parent}: {exc.strerror}") from None
         while not self._names(handle):
             # A sweeper that was refused removed the lock file after we opened it: lock the new one.
             handle.close()

@@ -145,6 +145,7 @@ class Sweep:
                 engine_best=self.backend.best_assignments(),
             )
         except KeyboardInterrupt:
+            _ignore_further_ctrl_c()
             self._interrupted()
         except BackendUnavailableError as exc:
             # The engine is out of reach: leave the jobs running, a resumed sweep re-attaches to them.
@@ -515,6 +516,12 @@ class Sweep:
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _ignore_further_ctrl_c() -> None:
+    """The sweeper is stopping: another Ctrl-C must not break the shutdown or print a traceback."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _handle_sigterm_as_interrupt() -> Any:
