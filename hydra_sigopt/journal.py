@@ -55,6 +55,13 @@ CREATE INDEX IF NOT EXISTS trials_state ON trials (state);
 """
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class JournalLostError(JournalError):
+    """The journal file was deleted, replaced or truncated under a running sweep."""
+
+
 @dataclass(frozen=True)
 class Trial:
     """One row of the journal."""
@@ -156,6 +163,11 @@ class Journal:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        # The file this connection writes: a write after it is deleted, replaced or truncated stops.
+        found = os.stat(path)
+        self._file_id = (found.st_dev, found.st_ino)
+        self._largest = found.st_size
+        self.lost = False
 
     # ---------------------------------------------------------------- opening
 
@@ -249,13 +261,86 @@ class Journal:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # ---------------------------------------------------------------- writing
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction, into the journal file this sweep opened and no other."""
+        self._check_file()
+        try:
+            with self._db:
+                yield
+        except sqlite3.DatabaseError as exc:
+            raise JournalLostError(self._stop(f"could not be written ({exc})")) from None
+
+    def _check_file(self) -> None:
+        problem = self._file_problem()
+        if problem is not None:
+            raise JournalLostError(self._stop(problem))
+
+    def _file_problem(self) -> str | None:
+        """How the journal file changed under this sweep, or None."""
+        try:
+            found = os.stat(self.path)
+            with open(self.path, "rb") as f:
+                header = f.read(len(_SQLITE_MAGIC))
+        except FileNotFoundError:
+            return "deleted"
+        if (found.st_dev, found.st_ino) != self._file_id:
+            return "replaced by another file"
+        # The database file only grows (no VACUUM): smaller means truncated or overwritten.
+        if header != _SQLITE_MAGIC or found.st_size < self._largest:
+            return "truncated or overwritten"
+        self._largest = found.st_size
+        return None
+
+    def _stop(self, problem: str) -> str:
+        """Save what this connection still reads, close it, and say what happened and how to go on."""
+        self.lost = True
+        message = f"the journal {self.path} was {problem} while the sweep ran"
+        saved = self._save_copy()
+        replaced = problem.startswith("replaced")
+        self.close()
+        if saved is None:
+            return f"{message}; its state could not be saved, so this sweep cannot be resumed"
+        if not replaced:
+            # Deleted or damaged in place: the file is the sweep's own, put back as it was.
+            for suffix in ("-wal", "-shm"):  # the old file's, which must not meet the restored one
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            os.replace(saved, self.path)
+            return f"{message}; it was restored from the sweeper's open copy, so the sweep can be resumed"
+        return (
+            f"{message}; the sweep's state as of its last write is saved in {saved}: to resume the sweep, "
+            f"move {saved.name} over {self.path.name}"
+        )
+
+    def _save_copy(self) -> Path | None:
+        """A checked copy of the journal as this connection reads it (the old file, if replaced)."""
+        copy = self.path.with_name(self.path.name + ".recovered")
+        if not copy.parent.is_dir():
+            return None
+        try:
+            target = sqlite3.connect(copy)
+            try:
+                self._db.backup(target)
+                ok = target.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+                ok = ok and target.execute("SELECT COUNT(*) FROM trials").fetchone() is not None
+            finally:
+                target.close()
+        except (sqlite3.Error, OSError):
+            ok = False
+        if not ok:
+            copy.unlink(missing_ok=True)
+            return None
+        return copy
+
     # ---------------------------------------------------------------- meta
 
     def meta(self) -> dict[str, Any]:
         return {row["key"]: json.loads(row["value"]) for row in self._db.execute("SELECT key, value FROM meta")}
 
     def set_meta(self, **values: Any) -> None:
-        with self._db:
+        with self._writing():
             self._db.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()]
             )
@@ -270,7 +355,7 @@ class Journal:
         overrides: Sequence[str],
         rerun_of: int | None = None,
     ) -> None:
-        with self._db:
+        with self._writing():
             self._db.execute(
                 "INSERT INTO trials (number, suggestion_id, assignments, overrides, state, created_at, rerun_of)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -288,7 +373,7 @@ class Journal:
     def mark_running(self, numbers: Sequence[int], job_ids: Sequence[str | None] | None = None) -> None:
         now = time.time()
         ids = list(job_ids) if job_ids is not None else [None] * len(numbers)
-        with self._db:
+        with self._writing():
             self._db.executemany(
                 "UPDATE trials SET state = ?, job_id = COALESCE(?, job_id), started_at = COALESCE(started_at, ?)"
                 " WHERE number = ?",
@@ -308,7 +393,7 @@ class Journal:
         job_id: str | None = None,
     ) -> None:
         state = FAILED if failure_reason is not None else COMPLETED
-        with self._db:
+        with self._writing():
             self._db.execute(
                 "UPDATE trials SET state = ?, metric_values = ?, failure_reason = ?, failure_traceback = ?,"
                 " started_at = COALESCE(?, started_at), ended_at = ?, host = COALESCE(?, host),"
@@ -327,7 +412,7 @@ class Journal:
             )
 
     def mark_observed(self, number: int, observation_id: str | None) -> None:
-        with self._db:
+        with self._writing():
             self._db.execute(
                 "UPDATE trials SET observed_at = ?, observation_id = ? WHERE number = ?",
                 (time.time(), observation_id, number),
@@ -337,7 +422,7 @@ class Journal:
         """Mark trials abandoned (re-run by a resumed sweep), all in one transaction."""
         batch = [numbers] if isinstance(numbers, int) else list(numbers)
         now = time.time()
-        with self._db:
+        with self._writing():
             self._db.executemany(
                 "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?) WHERE number = ?",
                 [(ABANDONED, reason, now, n) for n in batch],

@@ -35,6 +35,7 @@ from hydra_sigopt.journal import (
     PENDING,
     RUNNING,
     Journal,
+    JournalLostError,
     SweepLock,
     Trial,
     journal_path,
@@ -155,6 +156,14 @@ class Sweep:
             raise SweepAbortedError(f"{exc}.{left} {self._continue_hint()}") from None
         except SweepAbortedError:
             raise
+        except JournalLostError as exc:
+            # Nothing can be recorded any more: cancel the trials (a resumed sweep re-runs them).
+            running = sorted(self._running)
+            self.runner.cancel_all()
+            self._running.clear()
+            what = f" Running trials {running} were cancelled." if running else ""
+            log.error("%s.%s %s", exc, what, self._continue_hint())
+            raise SweepAbortedError(f"{exc}.{what} {self._continue_hint()}") from None
         except Exception as exc:
             # Anything else (sbatch refusing a job, an engine error): stop as on Ctrl-C, and say how to go on.
             what = self._apply_interrupt_policy("cancelled: the sweep stopped on an error")
@@ -167,7 +176,8 @@ class Sweep:
             self.runner.close()
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
-            doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
+            if not journal.lost:
+                doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
             journal.close()
             self.backend.close()
         self._log_best(doc)
