@@ -270,8 +270,11 @@ class Journal:
         try:
             with self._db:
                 yield
-        except sqlite3.DatabaseError as exc:
-            raise JournalLostError(self._stop(f"could not be written ({exc})")) from None
+        except sqlite3.DatabaseError:
+            # A full disk leaves the journal intact (the transaction is rolled back): that error
+            # stops the sweep resumably as it is; a file changed under it is reported as such.
+            self._check_file()
+            raise
 
     def _check_file(self) -> None:
         problem = self._file_problem()

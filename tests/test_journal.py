@@ -102,3 +102,33 @@ def test_create_refuses_to_overwrite(tmp_path: Path) -> None:
     Journal.create(tmp_path, META).close()
     with pytest.raises(JournalError, match="already exists"):
         Journal.create(tmp_path, META)
+
+
+class _FullDisk:
+    """A connection whose writes fail as SQLite's do on a full disk."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def execute(self, *args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def test_a_full_disk_is_not_a_lost_journal(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path, META)
+    journal._db = _FullDisk(journal._db)  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        journal.add_trial(0, None, {"x": 1}, ["x=1"])
+    assert not journal.lost and not (tmp_path / (JOURNAL_NAME + ".recovered")).exists()
+    journal.close()
+    with Journal.open(tmp_path) as j:
+        assert j.trials() == []
