@@ -248,16 +248,14 @@ def _delete(args: argparse.Namespace) -> int:
     given = Path(args.sweep_dir)
     # A symlink is resolved before anything is done: the sweep lives in its target.
     sweep_dir = given.resolve() if given.is_symlink() else given
-    with open_journal(sweep_dir) as journal:
-        meta = journal.meta()
-        numbers = [t.number for t in journal.trials()]
-    found = sweepdir.contents(sweep_dir, numbers, meta)
+    meta, found = _sweep_contents(sweep_dir)
     remote = meta.get("backend") == "api" and not args.local_only
     if not args.yes and not _confirm_delete(sweep_dir, found, meta, remote):
         return EXIT_USAGE if not sys.stdin.isatty() else 1
     kill_sweep(sweep_dir)
     if remote:
         _delete_experiment(meta)
+    _, found = _sweep_contents(sweep_dir)  # again: with the trials a live sweeper started meanwhile
     sweepdir.remove(found.sweep)
     _out(f"Deleted from {sweep_dir}: {sweepdir.describe(found.sweep)}.")
     if sweepdir.remove_if_empty(sweep_dir):
@@ -268,6 +266,13 @@ def _delete(args: argparse.Namespace) -> int:
     else:
         _out(f"Kept {sweep_dir} and what the sweep did not write: {sweepdir.describe(found.other)}.")
     return 0
+
+
+def _sweep_contents(sweep_dir: Path) -> tuple[dict[str, Any], sweepdir.SweepDirContents]:
+    with open_journal(sweep_dir) as journal:
+        meta = journal.meta()
+        numbers = [t.number for t in journal.trials()]
+    return meta, sweepdir.contents(sweep_dir, numbers, meta)
 
 
 def _confirm_delete(sweep_dir: Path, found: sweepdir.SweepDirContents, meta: dict[str, Any], remote: bool) -> bool:

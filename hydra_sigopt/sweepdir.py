@@ -20,7 +20,7 @@ from hydra_sigopt.reports import RESULTS_NAME, TRIALS_NAME
 # Written by the sweeper, SQLite, Hydra (multirun.yaml) and ``hydra-sigopt plot`` (sweep.png).
 _SWEEP_NAMES = {
     JOURNAL_NAME,
-    *(JOURNAL_NAME + suffix for suffix in ("-wal", "-shm", "-journal", ".creating")),
+    *(JOURNAL_NAME + suffix for suffix in ("-wal", "-shm", "-journal", ".creating", ".recovered")),
     LOCK_NAME,
     TRIALS_NAME,
     RESULTS_NAME,
