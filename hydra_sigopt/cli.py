@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra_sigopt import sweepdir
 from hydra_sigopt.errors import JournalError, SigOptSweeperError, SweepAbortedError
 from hydra_sigopt.journal import ABANDONED, PENDING, RUNNING, Journal, SweepLock, Trial, open_journal
 from hydra_sigopt.progress import format_duration
@@ -26,6 +27,14 @@ from hydra_sigopt.reports import metrics_from_meta, results_document, summarize,
 from hydra_sigopt.runners import cancel_local_jobs
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a Unix tool whose reader went away
+
+
+class UsageError(SigOptSweeperError):
+    """A command-line argument is invalid."""
+
+
+DELETE_UNREACHABLE_S = 10.0
 
 
 def _out(text: str = "") -> None:
@@ -149,13 +158,24 @@ def _best(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from hydra_sigopt.plot import plot_sweep
 
+    out = Path(args.output or Path(args.sweep_dir) / "sweep.png")
+    _check_image_format(out)
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()
         trials = journal.trials()
-    out = Path(args.output or Path(args.sweep_dir) / "sweep.png")
     plot_sweep(meta, trials, out)
     _out(f"Wrote {out}")
     return 0
+
+
+def _check_image_format(out: Path) -> None:
+    """The output's extension names a format matplotlib writes (no extension: PNG)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    extension = out.suffix.lower().lstrip(".")
+    if extension and extension not in formats:
+        raise UsageError(f"-o {out}: .{extension} is not an image format; use one of .{', .'.join(formats)}")
 
 
 # ---------------------------------------------------------------------- continue
@@ -211,7 +231,8 @@ def kill_sweep(sweep_dir: Path, wait_s: float = 60.0) -> list[tuple[int, str | N
         launcher = str(meta.get("launcher", ""))
         for t in journal.trials([PENDING, RUNNING]):
             what = _cancel_job(launcher, t.job_id, meta.get("submitit_folder")) if t.job_id else "never started"
-            journal.mark_abandoned(t.number, f"cancelled by hydra-sigopt kill ({what})")
+            if not journal.abandon_in_flight([t.number], f"cancelled by hydra-sigopt kill ({what})"):
+                what += "; its result was recorded meanwhile"  # a frozen sweeper thawed: its result stands
             done.append((t.number, t.job_id, what))
     return done
 
@@ -225,28 +246,70 @@ def _kill(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    sweep_dir = Path(args.sweep_dir)
+    given = Path(args.sweep_dir)
+    # A symlink is resolved before anything is done: the sweep lives in its target.
+    sweep_dir = given.resolve() if given.is_symlink() else given
+    meta, found = _sweep_contents(sweep_dir)
+    remote = meta.get("backend") == "api" and not args.local_only
+    if not args.yes and not _confirm_delete(sweep_dir, found, meta, remote):
+        return EXIT_USAGE if not sys.stdin.isatty() else 1
+    kill_sweep(sweep_dir)
+    if remote:
+        _delete_experiment(meta)
+    _, found = _sweep_contents(sweep_dir)  # again: with the trials a live sweeper started meanwhile
+    sweepdir.remove(found.sweep)
+    _out(f"Deleted from {sweep_dir}: {sweepdir.describe(found.sweep)}.")
+    if sweepdir.remove_if_empty(sweep_dir):
+        _out(f"Deleted {sweep_dir} (nothing else was in it).")
+        if given.is_symlink():
+            given.unlink()
+            _out(f"Deleted the symlink {given}.")
+    else:
+        _out(f"Kept {sweep_dir} and what the sweep did not write: {sweepdir.describe(found.other)}.")
+    return 0
+
+
+def _sweep_contents(sweep_dir: Path) -> tuple[dict[str, Any], sweepdir.SweepDirContents]:
     with open_journal(sweep_dir) as journal:
         meta = journal.meta()
-    if not args.yes:
-        if not sys.stdin.isatty():
-            print("Refusing to delete without confirmation; pass --yes.", file=sys.stderr)
-            return EXIT_USAGE
-        answer = input(f"Delete {sweep_dir.resolve()} and its experiment {meta.get('experiment_id')}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            _out("Nothing deleted.")
-            return 1
-    kill_sweep(sweep_dir)
-    if meta.get("backend") == "api":
-        from hydra_sigopt.backends import create_backend
+        numbers = [t.number for t in journal.trials()]
+    return meta, sweepdir.contents(sweep_dir, numbers, meta)
 
-        backend = create_backend("api", settings=dict(meta.get("api") or {}), dev_run=False)
-        backend.attach(str(meta.get("experiment_id")))  # type: ignore[attr-defined]
+
+def _confirm_delete(sweep_dir: Path, found: sweepdir.SweepDirContents, meta: dict[str, Any], remote: bool) -> bool:
+    """Ask, saying what goes and what stays; False without an answer (no terminal) or without a yes."""
+    if not sys.stdin.isatty():
+        print("Refusing to delete without confirmation; pass --yes.", file=sys.stderr)
+        return False
+    _out(f"In {sweep_dir.resolve()}, these were written by the sweep and will be deleted:")
+    _out(f"  {sweepdir.describe(found.sweep)}")
+    if found.other:
+        _out(f"These stay: {sweepdir.describe(found.other)}")
+    experiment = f" and SigOpt experiment {meta.get('experiment_id')}" if remote else ""
+    answer = input(f"Delete them{experiment}? [y/N] ")
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    _out("Nothing deleted.")
+    return False
+
+
+def _delete_experiment(meta: dict[str, Any]) -> None:
+    """Delete the server experiment, or stop naming ``--local-only`` (nothing local is deleted then)."""
+    from hydra_sigopt.backends import create_backend
+
+    experiment_id = str(meta.get("experiment_id"))
+    # Not the sweep's patience with an outage: a delete that cannot reach the server says so soon.
+    settings = {**dict(meta.get("api") or {}), "max_unreachable_s": DELETE_UNREACHABLE_S}
+    try:
+        backend = create_backend("api", settings=settings, dev_run=False)
+        backend.attach(experiment_id)  # type: ignore[attr-defined]
         backend.delete()
-        _out(f"Deleted SigOpt experiment {meta.get('experiment_id')}.")
-    shutil.rmtree(sweep_dir)
-    _out(f"Deleted {sweep_dir}.")
-    return 0
+    except SigOptSweeperError as exc:
+        raise SweepAbortedError(
+            f"could not delete SigOpt experiment {experiment_id}: {exc}. Nothing local was deleted; "
+            "to delete only the sweep's local files, run hydra-sigopt delete --local-only"
+        ) from None
+    _out(f"Deleted SigOpt experiment {experiment_id}.")
 
 
 # ---------------------------------------------------------------------- main
@@ -273,8 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="PNG path (default: SWEEP_DIR/sweep.png)")
     p.set_defaults(func=_plot)
     with_dir("kill", "stop the sweeper and cancel every running job of the sweep").set_defaults(func=_kill)
-    p = with_dir("delete", "cancel running jobs, delete the remote experiment, remove the sweep dir")
+    p = with_dir("delete", "cancel running jobs, delete the remote experiment and the files the sweep wrote")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument(
+        "--local-only", action="store_true", help="keep the server experiment (gone, or the server out of reach)"
+    )
     p.set_defaults(func=_delete)
     p = with_dir("continue", "print (or --run) the command that resumes the sweep")
     p.add_argument("--run", action="store_true", help="run it")
@@ -287,8 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except JournalError as exc:
+    except BrokenPipeError:
+        # `hydra-sigopt status | head`: the reader is gone; stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except (JournalError, UsageError) as exc:
         print(f"hydra-sigopt: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:  # damage found after the journal was opened and checked
+        print(f"hydra-sigopt: {args.sweep_dir}: the journal is damaged ({exc}); it was left untouched", file=sys.stderr)
         return EXIT_USAGE
     except SigOptSweeperError as exc:
         print(f"hydra-sigopt: {exc}", file=sys.stderr)

@@ -33,17 +33,18 @@ class SigOptSweeperImpl:
 
         from hydra_sigopt.backends import create_backend
         from hydra_sigopt.continuation import current_command
-        from hydra_sigopt.journal import journal_path
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
         from hydra_sigopt.settings import parse_settings
         from hydra_sigopt.sweep import Sweep
+        from hydra_sigopt.sweepdir import refuse_missing_journal
 
         assert self.config is not None
         refuse_tokens_in_config(self.raw)
         # Validate everything before a launcher, an engine or a folder exists.
         settings, definition = parse_settings(self.raw, arguments, default_name=str(self.config.hydra.job.name))
         if settings.resume:
+            refuse_missing_journal(Path(settings.resume).expanduser())
             self._use_sweep_dir(settings.resume)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
 
@@ -51,15 +52,9 @@ class SigOptSweeperImpl:
             hydra_context=self.hydra_context, task_function=TimedTask(self.task_function), config=self.config
         )
         runner = make_runner(launcher, settings.scheduler, settings.warm_jobs, definition.parallel_bandwidth)
-        # The engine, its token and URL (and, for a new sweep, the experiment) come before any folder.
+        # The engine, its token and URL come before any folder; a new sweep's experiment is created
+        # by Sweep.run once it holds the sweep dir's lock (two sweeps started at once make one).
         backend = create_backend(settings.backend, **self._backend_options(settings))
-        if not journal_path(sweep_dir).exists():
-            backend.start(definition)
-
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        if "mode" in self.config.hydra.sweep:
-            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
-        config = self.config
         sweep = Sweep(
             settings,
             definition,
@@ -68,9 +63,16 @@ class SigOptSweeperImpl:
             backend,
             command=current_command(),
             # Once the sweep dir's lock is held: a refused second sweeper overwrites nothing.
-            on_locked=lambda: OmegaConf.save(config, sweep_dir / "multirun.yaml"),
+            on_locked=lambda: self._write_sweep_dir(sweep_dir),
         )
         return sweep.run()
+
+    def _write_sweep_dir(self, sweep_dir: Path) -> None:
+        """Hydra's part of the sweep dir: its mode and ``multirun.yaml``."""
+        assert self.config is not None
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
     def _use_sweep_dir(self, sweep_dir: str) -> None:
         """Point this run (and the jobs it launches) at an existing sweep dir."""

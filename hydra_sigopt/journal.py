@@ -68,6 +68,13 @@ CREATE INDEX IF NOT EXISTS trials_state ON trials (state);
 """
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class JournalLostError(JournalError):
+    """The journal file was deleted, replaced or truncated under a running sweep."""
+
+
 @dataclass(frozen=True)
 class Trial:
     """One row of the journal."""
@@ -130,6 +137,35 @@ def _trial_from_row(row: sqlite3.Row) -> Trial:
     )
 
 
+_REQUIRED_META = ("experiment_id", "backend", "identity", "fingerprint")
+
+
+def _meta_problem(meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with a journal's meta table, or None."""
+    missing = [key for key in _REQUIRED_META if key not in meta]
+    if missing:
+        return f"meta {', '.join(repr(k) for k in missing)} missing"
+    identity = meta["identity"]
+    if not isinstance(identity, dict) or not all(isinstance(identity.get(k), list) for k in ("parameters", "metrics")):
+        return "meta 'identity' has no parameters and metrics"
+    return None
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection, also where SQLite cannot create the WAL's -shm file (a read-only mount,
+    a teammate's folder): then the database file is read as immutable. A sweep that ended cleanly
+    left no WAL, so nothing is missed; a live one's newest commits may not show."""
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK) and os.access(path, os.R_OK):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
+
+
 def journal_path(sweep_dir: str | os.PathLike[str]) -> Path:
     return Path(sweep_dir) / JOURNAL_NAME
 
@@ -140,6 +176,11 @@ class Journal:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        # The file this connection writes: a write after it is deleted, replaced or truncated stops.
+        found = os.stat(path)
+        self._file_id = (found.st_dev, found.st_ino)
+        self._largest = found.st_size
+        self.lost = False
 
     # ---------------------------------------------------------------- opening
 
@@ -152,16 +193,28 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Build under a temporary name and rename: a journal is either complete or absent.
         tmp = path.with_name(path.name + ".creating")
+        try:
+            cls._build(tmp, meta)
+            os.replace(tmp, path)
+        except (sqlite3.Error, OSError) as exc:
+            # A full disk, a quota: nothing half-made stays behind.
+            for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-wal", "-shm", "-journal"))):
+                leftover.unlink(missing_ok=True)
+            raise JournalError(f"could not create the journal {path} ({exc}); nothing was left behind") from None
+        return cls(path, cls._connect(path))
+
+    @classmethod
+    def _build(cls, tmp: Path, meta: Mapping[str, Any]) -> None:
         tmp.unlink(missing_ok=True)
         db = cls._connect(tmp)
-        with db:
-            db.executescript(_SCHEMA)
-            rows = {"format_version": FORMAT_VERSION, "created_at": time.time(), **meta}
-            db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.close()
-        os.replace(tmp, path)
-        return cls(path, cls._connect(path))
+        try:
+            with db:
+                db.executescript(_SCHEMA)
+                rows = {"format_version": FORMAT_VERSION, "created_at": time.time(), **meta}
+                db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
 
     @classmethod
     def open(cls, sweep_dir: str | os.PathLike[str], readonly: bool = False) -> Journal:
@@ -185,12 +238,25 @@ class Journal:
                 f"{path} is in {newer} journal format ({found}); this hydra-sigopt reads format "
                 f"{FORMAT_VERSION}. Upgrade hydra-sigopt-sweeper to continue this sweep."
             )
-        return cls(path, db)
+        journal = cls(path, db)
+        journal._check_content()
+        return journal
+
+    def _check_content(self) -> None:
+        """Refuse a journal whose tables or rows were damaged (every row is read once, here)."""
+        try:
+            problem = _meta_problem(self.meta())
+            self.trials()
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is not None:
+            self.close()
+            raise JournalError(f"{self.path} is damaged ({problem}); it was left untouched")
 
     @staticmethod
     def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         if readonly:
-            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            db = _connect_readonly(path)
         else:
             db = sqlite3.connect(path, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
@@ -208,13 +274,89 @@ class Journal:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # ---------------------------------------------------------------- writing
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction, into the journal file this sweep opened and no other."""
+        self._check_file()
+        try:
+            with self._db:
+                yield
+        except sqlite3.DatabaseError:
+            # A full disk leaves the journal intact (the transaction is rolled back): that error
+            # stops the sweep resumably as it is; a file changed under it is reported as such.
+            self._check_file()
+            raise
+
+    def _check_file(self) -> None:
+        problem = self._file_problem()
+        if problem is not None:
+            raise JournalLostError(self._stop(problem))
+
+    def _file_problem(self) -> str | None:
+        """How the journal file changed under this sweep, or None."""
+        try:
+            found = os.stat(self.path)
+            with open(self.path, "rb") as f:
+                header = f.read(len(_SQLITE_MAGIC))
+        except FileNotFoundError:
+            return "deleted"
+        if (found.st_dev, found.st_ino) != self._file_id:
+            return "replaced by another file"
+        # The database file only grows (no VACUUM): smaller means truncated or overwritten.
+        if header != _SQLITE_MAGIC or found.st_size < self._largest:
+            return "truncated or overwritten"
+        self._largest = found.st_size
+        return None
+
+    def _stop(self, problem: str) -> str:
+        """Save what this connection still reads, close it, and say what happened and how to go on."""
+        self.lost = True
+        message = f"the journal {self.path} was {problem} while the sweep ran"
+        saved = self._save_copy()
+        replaced = problem.startswith("replaced")
+        self.close()
+        if saved is None:
+            return f"{message}; its state could not be saved, so this sweep cannot be resumed"
+        if not replaced:
+            # Deleted or damaged in place: the file is the sweep's own, put back as it was.
+            for suffix in ("-wal", "-shm"):  # the old file's, which must not meet the restored one
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            os.replace(saved, self.path)
+            return f"{message}; it was restored from the sweeper's open copy, so the sweep can be resumed"
+        return (
+            f"{message}; the sweep's state as of its last write is saved in {saved}: to resume the sweep, "
+            f"move {saved.name} over {self.path.name}"
+        )
+
+    def _save_copy(self) -> Path | None:
+        """A checked copy of the journal as this connection reads it (the old file, if replaced)."""
+        copy = self.path.with_name(self.path.name + ".recovered")
+        if not copy.parent.is_dir():
+            return None
+        try:
+            target = sqlite3.connect(copy)
+            try:
+                self._db.backup(target)
+                ok = target.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+                ok = ok and target.execute("SELECT COUNT(*) FROM trials").fetchone() is not None
+            finally:
+                target.close()
+        except (sqlite3.Error, OSError):
+            ok = False
+        if not ok:
+            copy.unlink(missing_ok=True)
+            return None
+        return copy
+
     # ---------------------------------------------------------------- meta
 
     def meta(self) -> dict[str, Any]:
         return {row["key"]: json.loads(row["value"]) for row in self._db.execute("SELECT key, value FROM meta")}
 
     def set_meta(self, **values: Any) -> None:
-        with self._db:
+        with self._writing():
             self._db.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()]
             )
@@ -229,7 +371,7 @@ class Journal:
         overrides: Sequence[str],
         rerun_of: int | None = None,
     ) -> None:
-        with self._db:
+        with self._writing():
             self._db.execute(
                 "INSERT INTO trials (number, suggestion_id, assignments, overrides, state, created_at, rerun_of)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -251,8 +393,8 @@ class Journal:
         BEGIN IMMEDIATE takes the write lock before the check, so another process (``hydra-sigopt
         kill``) cannot change a trial between the check and the write.
         """
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
+            self._db.execute("BEGIN IMMEDIATE")
             marks = ",".join("?" * len(numbers))
             current = dict(
                 self._db.execute(f"SELECT number, state FROM trials WHERE number IN ({marks})", tuple(numbers))
@@ -261,10 +403,6 @@ class Journal:
                 if n not in current or not is_legal(current[n], target):
                     raise IllegalTransition(n, current.get(n), target)
             yield
-        except BaseException:
-            self._db.rollback()
-            raise
-        self._db.commit()
 
     def mark_running(self, numbers: Sequence[int], job_ids: Sequence[str | None] | None = None) -> None:
         now = time.time()
@@ -309,7 +447,7 @@ class Journal:
 
     def mark_observed(self, number: int, observation_id: str | None) -> None:
         """Note that a finished trial's result was posted to the engine (once)."""
-        with self._db:
+        with self._writing():
             done = self._db.execute(
                 "UPDATE trials SET observed_at = ?, observation_id = ?"
                 " WHERE number = ? AND state IN (?, ?) AND observed_at IS NULL",
@@ -335,8 +473,8 @@ class Journal:
         For stopping a sweep: a trial that another process finished or abandoned meanwhile
         (``hydra-sigopt kill``, a result recorded just before) keeps its state.
         """
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
+            self._db.execute("BEGIN IMMEDIATE")
             marks = ",".join("?" * len(numbers))
             rows = self._db.execute(
                 f"SELECT number FROM trials WHERE number IN ({marks}) AND state IN (?, ?) ORDER BY number",
@@ -348,10 +486,6 @@ class Journal:
                 "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?) WHERE number = ?",
                 [(ABANDONED, reason, now, n) for n in in_flight],
             )
-        except BaseException:
-            self._db.rollback()
-            raise
-        self._db.commit()
         return in_flight
 
     def trials(self, states: Sequence[str] | None = None) -> list[Trial]:
@@ -382,7 +516,22 @@ class SweepLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`JournalError` naming the process that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self._locked_handle()
+        except OSError as exc:  # a read-only file system, no permission
+            raise JournalError(f"cannot write in the sweep dir {self.path.parent}: {exc.strerror}") from None
+        while not self._names(handle):
+            # A sweeper that was refused removed the lock file after we opened it: lock the new one.
+            handle.close()
+            handle = self._locked_handle()
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}@{socket.gethostname()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def _locked_handle(self) -> Any:
         handle = open(self.path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -395,11 +544,16 @@ class SweepLock:
                 f"another sweeper (pid {pid}{f' on {host}' if host else ''}) is running this sweep "
                 f"({self.path.parent}); wait for it to end or stop it first (hydra-sigopt kill)"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}@{socket.gethostname()}\n")
-        handle.flush()
-        self._handle = handle
+        return handle
+
+    def _names(self, handle: Any) -> bool:
+        """Whether the lock file's path still names the open (and locked) file."""
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(handle.fileno())
+        return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
 
     def release(self) -> None:
         if self._handle is not None:

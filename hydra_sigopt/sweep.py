@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hydra_sigopt import __version__
+from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
 from hydra_sigopt.continuation import continue_command
 from hydra_sigopt.crashpoints import crash_point
@@ -32,8 +32,10 @@ from hydra_sigopt.journal import (
     RUNNING,
     IllegalTransition,
     Journal,
+    JournalLostError,
     SweepLock,
     Trial,
+    journal_path,
 )
 from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
 from hydra_sigopt.progress import Progress
@@ -110,16 +112,27 @@ class Sweep:
 
     def run(self) -> dict[str, Any]:
         """Run the sweep; return the content of ``optimization_results.yaml``."""
-        # The lock comes first: two sweepers starting at once must not both create a journal.
+        # The lock comes first: two sweepers starting at once must not both create a journal, nor
+        # two server experiments.
+        created_dir = sweepdir.missing_ancestor(self.sweep_dir)
         lock = SweepLock(self.sweep_dir)
+        created_lock = not lock.path.exists()
         lock.acquire()
         try:
-            return self._run_locked()
+            journal = self._open_journal()
+        except BaseException:
+            # Refused (a token, a changed definition, earlier results): leave the folder as it was.
+            lock.release()
+            if created_lock and not journal_path(self.sweep_dir).exists():
+                lock.path.unlink(missing_ok=True)
+                sweepdir.remove_created(self.sweep_dir, created_dir)
+            raise
+        try:
+            return self._run_locked(journal)
         finally:
             lock.release()
 
-    def _run_locked(self) -> dict[str, Any]:
-        journal = self._open_journal()
+    def _run_locked(self, journal: Journal) -> dict[str, Any]:
         self.journal = journal
         doc: dict[str, Any] = {}
         if self.on_locked is not None:
@@ -145,6 +158,7 @@ class Sweep:
                 engine_best=self.backend.best_assignments(),
             )
         except KeyboardInterrupt:
+            _ignore_further_ctrl_c()
             self._interrupted()
         except BackendUnavailableError as exc:
             # The engine is out of reach: leave the jobs running, a resumed sweep re-attaches to them.
@@ -154,6 +168,14 @@ class Sweep:
             raise SweepAbortedError(f"{exc}.{left} {self._continue_hint()}") from None
         except SweepAbortedError:
             raise
+        except JournalLostError as exc:
+            # Nothing can be recorded any more: cancel the trials (a resumed sweep re-runs them).
+            running = sorted(self.scheduler.in_flight)
+            self.runner.cancel_all()
+            self.scheduler.in_flight.clear()
+            what = f" Running trials {running} were cancelled." if running else ""
+            log.error("%s.%s %s", exc, what, self._continue_hint())
+            raise SweepAbortedError(f"{exc}.{what} {self._continue_hint()}") from None
         except Exception as exc:
             # Anything else (sbatch refusing a job, an engine error): stop as on Ctrl-C, and say how to go on.
             what = self._apply_interrupt_policy("cancelled: the sweep stopped on an error")
@@ -166,7 +188,8 @@ class Sweep:
             self.runner.close()
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
-            doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
+            if not journal.lost:
+                doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
             journal.close()
             self.backend.close()
         self._log_best(doc)
@@ -174,8 +197,6 @@ class Sweep:
 
     def _open_journal(self) -> Journal:
         """The sweep dir's journal: resumed if it exists, else created."""
-        from hydra_sigopt.journal import journal_path
-
         if journal_path(self.sweep_dir).exists():
             journal = Journal.open(self.sweep_dir)
             stored = journal.meta()
@@ -196,8 +217,9 @@ class Sweep:
                     f"{self.settings.backend!r}; set hydra.sweeper.backend={stored.get('backend')} to continue it"
                 )
             return journal
-        # A new sweep: the experiment first, so that a refused token or an unknown experiment id
-        # leaves no half-made sweep dir behind.
+        sweepdir.refuse_earlier_results(self.sweep_dir)
+        # A new sweep: the experiment before the journal, so that a refused token or an unknown
+        # experiment id leaves no half-made sweep (run() removes the folder it made).
         experiment_id = self.backend.experiment_id or self.backend.start(self.definition)
         return Journal.create(
             self.sweep_dir,
@@ -539,6 +561,12 @@ class Sweep:
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _ignore_further_ctrl_c() -> None:
+    """The sweeper is stopping: another Ctrl-C must not break the shutdown or print a traceback."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _handle_sigterm_as_interrupt() -> Any:

@@ -255,6 +255,52 @@ def test_delete_removes_the_server_experiment_and_the_sweep_dir(
 
 
 @pytest.mark.slow
+def test_delete_of_a_gone_experiment_or_an_unreachable_server_offers_local_only(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    import subprocess
+    import sys
+
+    def delete(*flags: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "hydra_sigopt.cli", "delete", "--yes", *flags, str(run.sweep_dir)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    run = run_example(tmp_path, "hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=2", env=api_env)
+    run.assert_ok()
+    server.faults.add("DELETE", r".*", "404", times=None)
+    gone = delete()
+    assert gone.returncode != 0 and "Traceback" not in gone.stderr
+    assert "HTTP 404" in gone.stderr and "hydra-sigopt delete --local-only" in gone.stderr
+    assert (run.sweep_dir / "trials.csv").is_file()  # nothing local was deleted
+    server.stop()
+    unreachable = delete()
+    assert unreachable.returncode != 0 and "hydra-sigopt delete --local-only" in unreachable.stderr
+    assert TOKEN not in unreachable.stderr
+    local = delete("--local-only")
+    assert local.returncode == 0, local.stderr
+    assert not run.sweep_dir.exists()
+
+
+@pytest.mark.slow
+def test_two_new_sweeps_started_at_once_on_one_dir_make_one_experiment(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    from conftest import finish_example, start_example
+
+    # A slow create keeps the first sweeper inside its start-up while the second one starts.
+    server.faults.add("POST", r"/v1/experiments$", ("slow", 3.0), times=None)
+    overrides = ("hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=2", "sleep_s=2")
+    started = [start_example(tmp_path, *overrides, env=api_env) for _ in range(2)]
+    runs = [finish_example(proc, sweep_dir) for proc, sweep_dir in started]
+    assert sorted(r.proc.returncode == 0 for r in runs) == [False, True], [r.output[-2000:] for r in runs]
+    loser = next(r for r in runs if r.proc.returncode != 0)
+    assert "another sweeper (pid" in loser.output
+    assert len(server.experiments) == 1  # the loser created none, so none is orphaned
+    winner = next(r for r in runs if r.proc.returncode == 0)
+    assert str(winner.results["experiment_id"]) in server.experiments
+
+
+@pytest.mark.slow
 def test_missing_or_refused_token_leaves_no_sweep_dir(tmp_path: Path, server: SigOptTestServer) -> None:
     base = {"SIGOPT_API_URL": server.url, "SIGOPT_API_TOKEN": "", "SIGOPT_ENV_FILE": ""}
     missing = run_example(tmp_path, "hydra.sweeper.backend=api", env=base)

@@ -109,7 +109,8 @@ def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.Cap
 
 def test_delete_asks_unless_yes(finished_sweep: AppRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     copy = tmp_path / "copy"
-    shutil.copytree(finished_sweep.sweep_dir, copy)
+    # Without the outputs/ of test_best_...'s single run: delete keeps what the sweep did not write.
+    shutil.copytree(finished_sweep.sweep_dir, copy, ignore=shutil.ignore_patterns("outputs"))
     code, _, err = cli(capsys, "delete", str(copy))
     assert code == 2 and "pass --yes" in err and copy.exists()
     code, _, _ = cli(capsys, "delete", "--yes", str(copy))

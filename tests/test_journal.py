@@ -16,7 +16,13 @@ from hydra_sigopt.errors import JournalError
 from hydra_sigopt.journal import JOURNAL_NAME, IllegalTransition, Journal, SweepLock
 from hydra_sigopt.metrics import MetricValue
 
-META = {"name": "t", "backend": "lite", "identity": {"parameters": [], "metrics": []}, "fingerprint": "abc"}
+META = {
+    "name": "t",
+    "experiment_id": "-1",
+    "backend": "lite",
+    "identity": {"parameters": [], "metrics": []},
+    "fingerprint": "abc",
+}
 
 
 def test_trial_lifecycle_round_trips(tmp_path: Path) -> None:
@@ -161,3 +167,33 @@ def test_stopping_abandons_only_what_is_still_in_flight(tmp_path: Path) -> None:
         assert j.abandon_in_flight([0, 1, 2, 3], "stopped") == [0, 1]
         assert [t.state for t in j.trials()] == ["abandoned", "abandoned", "completed", "abandoned"]
         assert j.trial(2).failure_reason is None
+
+
+class _FullDisk:
+    """A connection whose writes fail as SQLite's do on a full disk."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def execute(self, *args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def test_a_full_disk_is_not_a_lost_journal(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path, META)
+    journal._db = _FullDisk(journal._db)  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        journal.add_trial(0, None, {"x": 1}, ["x=1"])
+    assert not journal.lost and not (tmp_path / (JOURNAL_NAME + ".recovered")).exists()
+    journal.close()
+    with Journal.open(tmp_path) as j:
+        assert j.trials() == []

@@ -1,0 +1,159 @@
+"""What a sweep dir holds: the files the sweep wrote, and everything else (the user's).
+
+A sweep dir may be a project folder (``hydra.sweep.dir=.``): ``hydra-sigopt delete`` removes only
+what the sweep wrote, and a new sweep refuses a folder holding an earlier sweep's results.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra_sigopt.errors import ConfigError, JournalError
+from hydra_sigopt.journal import JOURNAL_NAME, LOCK_NAME, journal_path
+from hydra_sigopt.reports import RESULTS_NAME, TRIALS_NAME
+
+# Written by the sweeper, SQLite, Hydra (multirun.yaml) and ``hydra-sigopt plot`` (sweep.png).
+_SWEEP_NAMES = {
+    JOURNAL_NAME,
+    *(JOURNAL_NAME + suffix for suffix in ("-wal", "-shm", "-journal", ".creating", ".recovered")),
+    LOCK_NAME,
+    TRIALS_NAME,
+    RESULTS_NAME,
+    "multirun.yaml",
+    "sweep.png",
+    ".hydra",
+    ".submitit",
+}
+# write_atomic's temporary files, left behind only by a kill at the wrong instant.
+_SWEEP_PREFIXES = (f".{TRIALS_NAME}.", f".{RESULTS_NAME}.")
+
+
+@dataclass(frozen=True)
+class SweepDirContents:
+    """The entries of a sweep dir: ``sweep`` wrote them, ``other`` it did not."""
+
+    sweep: list[Path]
+    other: list[Path]
+
+
+def contents(sweep_dir: Path, trial_numbers: Iterable[int], meta: Mapping[str, Any]) -> SweepDirContents:
+    """Split the sweep dir's entries into the sweep's (its files, trial folders, submitit folder) and others."""
+    trial_dirs = {str(n) for n in trial_numbers}
+    submitit = _submitit_folder_name(sweep_dir, meta.get("submitit_folder"))
+    sweep: list[Path] = []
+    other: list[Path] = []
+    for entry in sorted(sweep_dir.iterdir()):
+        name = entry.name
+        ours = name in _SWEEP_NAMES or name.startswith(_SWEEP_PREFIXES) or name == submitit
+        ours = ours or (name in trial_dirs and entry.is_dir())
+        (sweep if ours else other).append(entry)
+    return SweepDirContents(sweep, other)
+
+
+def _submitit_folder_name(sweep_dir: Path, folder: Any) -> str | None:
+    """The name of the submitit folder when it sits directly in the sweep dir (``.submitit/%j``)."""
+    if not folder:
+        return None
+    top = Path(str(folder).split("%", 1)[0])
+    try:
+        relative = top.resolve().relative_to(sweep_dir.resolve())
+    except ValueError:
+        return None
+    return relative.parts[0] if relative.parts else None
+
+
+def describe(entries: Iterable[Path]) -> str:
+    """``a, b, trial folders 0-19 (20)``: names, with the trial folders folded into one item."""
+    names = [e.name for e in entries]
+    numbers = sorted(int(n) for n in names if n.isdigit())
+    words = [n for n in names if not n.isdigit()]
+    if numbers:
+        span = f"{numbers[0]}-{numbers[-1]}" if len(numbers) > 1 else str(numbers[0])
+        words.append(f"trial folder{'s' if len(numbers) > 1 else ''} {span} ({len(numbers)})")
+    return ", ".join(words) if words else "nothing"
+
+
+def remove(entries: Iterable[Path]) -> None:
+    """Delete files and folders; a symlink is removed, never followed."""
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def remove_if_empty(folder: Path) -> bool:
+    """Remove ``folder`` if nothing is left in it; whether it was removed."""
+    try:
+        folder.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------- a new sweep's dir
+
+_RESULT_NAMES = (TRIALS_NAME, RESULTS_NAME)
+
+
+def earlier_results(sweep_dir: Path) -> list[str]:
+    """Results of an earlier sweep in a dir without a journal: result files and Hydra job folders."""
+    if not sweep_dir.is_dir() or journal_path(sweep_dir).exists():
+        return []
+    found = [n for n in _RESULT_NAMES if (sweep_dir / n).exists()]
+    jobs = sorted((e.name for e in sweep_dir.iterdir() if e.name.isdigit() and (e / ".hydra").is_dir()), key=int)
+    if jobs:
+        found.append(describe(sweep_dir / n for n in jobs))
+    return found
+
+
+def refuse_earlier_results(sweep_dir: Path) -> None:
+    """A new sweep does not overwrite an earlier one's results (a sweep dir whose journal is gone)."""
+    found = earlier_results(sweep_dir)
+    if found:
+        raise JournalError(
+            f"hydra.sweep.dir={sweep_dir} holds an earlier sweep's results ({', '.join(found)}) but no "
+            f"{JOURNAL_NAME}, so it cannot be resumed, and a new sweep would overwrite them; "
+            "use another hydra.sweep.dir, or move those files away first"
+        )
+
+
+def refuse_missing_journal(sweep_dir: Path) -> None:
+    """``hydra.sweeper.resume=<dir>`` asks for a sweep that must exist."""
+    if not sweep_dir.is_dir():
+        raise ConfigError("resume", f"there is no folder {sweep_dir}; nothing to resume")
+    if not journal_path(sweep_dir).exists():
+        raise ConfigError(
+            "resume",
+            f"{sweep_dir} is not a hydra-sigopt sweep dir (no {JOURNAL_NAME} in it); nothing to resume. "
+            "To start a new sweep, leave out hydra.sweeper.resume",
+        )
+
+
+# ---------------------------------------------------------------------- creating the dir
+
+
+def missing_ancestor(folder: Path) -> Path | None:
+    """The outermost folder of ``folder``'s path that does not exist yet (None: it exists)."""
+    folder = Path(os.path.abspath(folder))
+    top = None
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        top = candidate
+    return top
+
+
+def remove_created(folder: Path, top: Path | None) -> None:
+    """Undo ``mkdir -p``: remove ``folder`` and its parents up to ``top`` while they are empty."""
+    if top is None:
+        return
+    folder = Path(os.path.abspath(folder))
+    for candidate in (folder, *folder.parents):
+        if not remove_if_empty(candidate) or candidate == top:
+            return

@@ -1,0 +1,82 @@
+"""``hydra-sigopt delete``: only what the sweep wrote goes; the user's files stay (issue 12, item 1)."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SUBMITIT_LOCAL, AppRun, run_example
+
+from hydra_sigopt.journal import JOURNAL_NAME
+
+pytestmark = pytest.mark.slow
+
+HYDRA_SIGOPT = [sys.executable, "-m", "hydra_sigopt.cli"]
+USER_FILES = {"src/model.py": "def model():\n    return 1\n", "data/x.csv": "a,b\n1,2\n", "notes.txt": "my notes\n"}
+
+
+def hydra_sigopt(*argv: str, stdin: int | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HYDRA_SIGOPT, *argv], capture_output=True, text=True, timeout=120, stdin=stdin)
+
+
+def project_with_a_sweep(tmp_path: Path, *overrides: str) -> AppRun:
+    """A user's project folder used as hydra.sweep.dir, after a real sweep in it."""
+    project = tmp_path / "project"
+    for name, text in USER_FILES.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    return run_example(tmp_path, "hydra.sweeper.observation_budget=2", *overrides, sweep_dir=project).assert_ok()
+
+
+def assert_user_files_intact(project: Path) -> None:
+    for name, text in USER_FILES.items():
+        assert (project / name).read_text() == text, name
+    left = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
+    assert left == ["data", "data/x.csv", "notes.txt", "src", "src/model.py"]
+
+
+def test_delete_removes_only_what_the_sweep_wrote(tmp_path: Path) -> None:
+    run = project_with_a_sweep(tmp_path, *SUBMITIT_LOCAL)
+    project = run.sweep_dir
+    assert {"0", "1", ".submitit", "multirun.yaml", JOURNAL_NAME} <= {p.name for p in project.iterdir()}
+    done = hydra_sigopt("delete", "--yes", str(project))
+    assert done.returncode == 0, done.stderr
+    assert_user_files_intact(project)
+    assert "Kept" in done.stdout and "data, notes.txt, src" in done.stdout
+
+
+def test_delete_removes_the_folder_when_only_the_sweep_was_in_it(tmp_path: Path) -> None:
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
+    done = hydra_sigopt("delete", "--yes", str(run.sweep_dir))
+    assert done.returncode == 0, done.stderr
+    assert not run.sweep_dir.exists()
+
+
+def test_delete_through_a_symlink_deletes_the_sweep_behind_it(tmp_path: Path) -> None:
+    run = project_with_a_sweep(tmp_path)
+    link = tmp_path / "link"
+    link.symlink_to(run.sweep_dir)
+    done = hydra_sigopt("delete", "--yes", str(link))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert_user_files_intact(run.sweep_dir)
+    assert link.is_symlink()  # its target still holds the user's files
+
+
+def test_the_prompt_says_what_goes_and_what_stays(tmp_path: Path) -> None:
+    run = project_with_a_sweep(tmp_path)
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, b"n\n")
+        done = hydra_sigopt("delete", str(run.sweep_dir), stdin=terminal)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert done.returncode == 1 and "Nothing deleted." in done.stdout
+    assert "trial folders 0-1 (2)" in done.stdout and JOURNAL_NAME in done.stdout
+    assert "These stay: data, notes.txt, src" in done.stdout
+    assert (run.sweep_dir / JOURNAL_NAME).is_file()

@@ -1,0 +1,107 @@
+"""Faults that gave raw tracebacks (issue 12, item 16): a bad plot extension, a closed pipe, a full
+disk while creating the journal, a read-only sweep path, Ctrl-C during the shutdown."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example
+
+pytestmark = pytest.mark.slow
+
+HYDRA_SIGOPT = [sys.executable, "-m", "hydra_sigopt.cli"]
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> AppRun:
+    return run_example(tmp_path_factory.mktemp("faults"), "hydra.sweeper.observation_budget=2").assert_ok()
+
+
+def in_mount_namespace(script: str) -> subprocess.CompletedProcess[str]:
+    """Run a shell script in a private mount namespace (its mounts vanish with it)."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("needs `unshare -m` (root, or user namespaces) for a private mount")
+    return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=600)
+
+
+def test_plot_to_an_unsupported_extension_names_the_valid_ones(finished_sweep: AppRun, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*HYDRA_SIGOPT, "plot", str(finished_sweep.sweep_dir), "-o", str(tmp_path / "x.txt")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"-o {tmp_path / 'x.txt'}: .txt is not an image format; use one of" in done.stderr
+    assert ".png" in done.stderr and ".svg" in done.stderr
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_status_into_a_closed_pipe_stops_quietly(finished_sweep: AppRun) -> None:
+    # The reader is gone before the command writes its first line (`hydra-sigopt status | head -0`).
+    proc = subprocess.Popen(
+        [*HYDRA_SIGOPT, "status", "--all", str(finished_sweep.sweep_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert err == ""
+
+
+def test_a_full_disk_while_creating_the_journal_leaves_nothing(tmp_path: Path) -> None:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    sweep_dir = mount / "sweep"
+    done = in_mount_namespace(
+        f"mount -t tmpfs -o size=8k tmpfs {mount} && cd {tmp_path} && "
+        f"{sys.executable} {EXAMPLE_APP} -m hydra.sweep.dir={sweep_dir} hydra.sweeper.observation_budget=2; "
+        f"echo exit=$?; ls -A {mount}"
+    )
+    output = done.stdout + done.stderr
+    assert "exit=0" not in output
+    assert f"could not create the journal {sweep_dir}/sigopt_journal.sqlite (database or disk is full)" in output
+    assert "nothing was left behind" in output
+    assert done.stdout.strip().endswith("exit=1")  # `ls -A` of the mount printed nothing: no sweep dir, no *.creating
+
+
+def test_a_read_only_sweep_path_is_one_line_naming_it(tmp_path: Path) -> None:
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    done = in_mount_namespace(
+        f"mount --bind -o ro {read_only} {read_only} && cd {tmp_path} && "
+        f"{sys.executable} {EXAMPLE_APP} -m hydra.sweep.dir={read_only}/sweep hydra.sweeper.observation_budget=2"
+    )
+    assert done.returncode != 0
+    assert f"cannot write in the sweep dir {read_only}/sweep: Read-only file system" in done.stderr
+    assert "PermissionError" not in done.stderr and "OSError" not in done.stderr
+
+
+def test_ctrl_c_again_and_again_during_the_shutdown_prints_only_the_interrupted_message(tmp_path: Path) -> None:
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.warm_jobs=0",
+        "sleep_s=60",
+    )
+    running_job_ids(sweep_dir, 2)
+    # An impatient user: Ctrl-C every 0.2 s until the sweeper is gone.
+    while proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    output = proc.communicate()[0]
+    assert proc.returncode != 0
+    # The interrupted message (and how to continue) is the last thing printed: no traceback after it.
+    last = output.rstrip().splitlines()[-1]
+    assert "Interrupted. Running trials were cancelled" in last and "Continue this sweep with:" in last, output[-3000:]

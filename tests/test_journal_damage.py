@@ -1,0 +1,81 @@
+"""A journal that SQLite reads but whose content is damaged, or that we may not write (issue 12,
+items 13 and 14): one line, exit 2, nothing modified; healthy journals read without write access."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import AppRun, run_example
+
+from hydra_sigopt.journal import JOURNAL_NAME
+
+pytestmark = pytest.mark.slow
+
+DAMAGE = {
+    "identity_missing": "DELETE FROM meta WHERE key = 'identity'",
+    "trials_dropped": "DROP TABLE trials",
+    "bad_json": "UPDATE trials SET assignments = '{not json' WHERE number = 1",
+}
+COMMANDS = (["status"], ["status", "--all"], ["best"], ["plot"], ["continue"], ["kill"], ["delete", "--yes"])
+
+
+def hydra_sigopt(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", *argv], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> AppRun:
+    return run_example(tmp_path_factory.mktemp("damage"), "hydra.sweeper.observation_budget=2").assert_ok()
+
+
+def damaged_copy(finished_sweep: AppRun, tmp_path: Path, damage: str) -> Path:
+    copy = tmp_path / "sweep"
+    shutil.copytree(finished_sweep.sweep_dir, copy)
+    db = sqlite3.connect(copy / JOURNAL_NAME)
+    with db:
+        db.execute(DAMAGE[damage])
+    db.close()
+    return copy
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_journal_is_one_line_exit_2_and_untouched(finished_sweep: AppRun, tmp_path: Path, damage: str) -> None:
+    sweep_dir = damaged_copy(finished_sweep, tmp_path, damage)
+    before = (sweep_dir / JOURNAL_NAME).read_bytes()
+    for command in COMMANDS:
+        done = hydra_sigopt(*command, str(sweep_dir))
+        assert done.returncode == 2, (command, done.stderr)
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert f"{sweep_dir / JOURNAL_NAME} is damaged (" in done.stderr and "left untouched" in done.stderr
+    assert (sweep_dir / JOURNAL_NAME).read_bytes() == before
+    assert (sweep_dir / "trials.csv").is_file()  # delete removed nothing
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_resuming_a_damaged_journal_runs_nothing(finished_sweep: AppRun, tmp_path: Path, damage: str) -> None:
+    sweep_dir = damaged_copy(finished_sweep, tmp_path, damage)
+    before = {name: (sweep_dir / name).read_bytes() for name in (JOURNAL_NAME, "trials.csv")}
+    resumed = run_example(tmp_path, "hydra.sweeper.observation_budget=3", sweep_dir=sweep_dir)
+    assert resumed.proc.returncode != 0
+    assert f"{sweep_dir / JOURNAL_NAME} is damaged (" in resumed.output
+    assert not (sweep_dir / "2").exists()  # no trial ran
+    assert {name: (sweep_dir / name).read_bytes() for name in before} == before
+
+
+def test_status_and_best_read_a_journal_on_a_read_only_mount(finished_sweep: AppRun) -> None:
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("this test needs `unshare -m` (root, or user namespaces) to bind-mount the sweep read-only")
+    sweep_dir = str(finished_sweep.sweep_dir)
+    for command in ("status", "best"):
+        script = (
+            f"mount --bind -o ro {sweep_dir} {sweep_dir} && touch {sweep_dir}/probe 2>/dev/null; "
+            f"test ! -e {sweep_dir}/probe && exec {sys.executable} -m hydra_sigopt.cli {command} {sweep_dir}"
+        )
+        done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert finished_sweep.results["best_overrides"] in done.stdout

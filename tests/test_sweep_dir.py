@@ -1,0 +1,57 @@
+"""The sweep dir: resume asks for a sweep that exists; a new sweep never overwrites an earlier one's
+results; two new sweeps at once make one experiment (issue 12, items 2 and 19)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import run_example
+
+from hydra_sigopt.journal import JOURNAL_NAME, LOCK_NAME
+
+pytestmark = pytest.mark.slow
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_resume_of_a_missing_folder_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    typo = tmp_path / "multirun" / "2026-11-28" / "01-48-4"
+    run = run_example(tmp_path, f"hydra.sweeper.resume={typo}", "hydra.sweeper.observation_budget=2")
+    assert run.proc.returncode != 0
+    assert f"hydra.sweeper.resume: there is no folder {typo}; nothing to resume" in run.output
+    assert not typo.exists() and not (tmp_path / "multirun").exists()
+
+
+def test_resume_of_a_folder_that_is_not_a_sweep_is_refused(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine\n")
+    run = run_example(tmp_path, f"hydra.sweeper.resume={project}", "hydra.sweeper.observation_budget=2")
+    assert run.proc.returncode != 0
+    assert f"hydra.sweeper.resume: {project} is not a hydra-sigopt sweep dir (no {JOURNAL_NAME} in it)" in run.output
+    assert listing(project) == {"notes.txt": b"mine\n"}
+
+
+def test_earlier_results_without_a_journal_are_not_overwritten(tmp_path: Path) -> None:
+    first = run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
+    for name in (JOURNAL_NAME, LOCK_NAME):
+        (first.sweep_dir / name).unlink()
+    before = listing(first.sweep_dir)
+    again = run_example(tmp_path, "hydra.sweeper.observation_budget=2")
+    assert again.proc.returncode != 0
+    assert "holds an earlier sweep's results (trials.csv, optimization_results.yaml, trial folders 0-1 (2))" in (
+        again.output
+    )
+    assert "use another hydra.sweep.dir, or move those files away first" in again.output
+    assert listing(first.sweep_dir) == before  # nothing written, not even a lock file
+
+
+def test_a_new_sweep_may_use_a_folder_of_other_files(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine\n")
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=2", sweep_dir=project).assert_ok()
+    assert len(run.trials) == 2 and (project / "notes.txt").read_text() == "mine\n"
