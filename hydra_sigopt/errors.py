@@ -1,8 +1,14 @@
 """Exceptions users see. Each message names the config key or argument and what would be valid."""
 
+from hydra.errors import CompactHydraException
 
-class SigOptSweeperError(Exception):
-    """Base class of every error raised by hydra-sigopt-sweeper."""
+
+class SigOptSweeperError(CompactHydraException):
+    """Base class of every error raised by hydra-sigopt-sweeper.
+
+    Hydra prints a compact exception as its message alone (the traceback only with
+    HYDRA_FULL_ERROR=1): each of these is a refusal or a stop the user acts on, not a bug.
+    """
 
 
 class ConfigError(SigOptSweeperError, ValueError):
