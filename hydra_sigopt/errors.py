@@ -14,14 +14,15 @@ class SigOptSweeperError(CompactHydraException):
 class ConfigError(SigOptSweeperError, ValueError):
     """A sweeper setting is invalid; raised before any job runs or experiment is created.
 
-    ``key`` is a path under ``hydra.sweeper`` (``params.lr``), or, for command-line overrides,
-    a phrase such as ``command-line override 'lr=interval(1,0)'`` (those contain a space).
+    ``key`` is a path under ``hydra.sweeper`` (``params.lr``), a full path from ``hydra.`` on
+    (``hydra.sweep.mode``), or, for command-line overrides, a phrase such as
+    ``command-line override 'lr=interval(1,0)'`` (those contain a space).
     """
 
     def __init__(self, key: str, problem: str) -> None:
         self.key = key
         self.problem = problem
-        where = key if " " in key else f"hydra.sweeper.{key}"
+        where = key if " " in key or key.startswith("hydra.") else f"hydra.sweeper.{key}"
         super().__init__(f"{where}: {problem}")
 
 

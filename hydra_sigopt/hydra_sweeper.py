@@ -35,13 +35,14 @@ class SigOptSweeperImpl:
         from hydra_sigopt.journal import journal_path
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
-        from hydra_sigopt.settings import parse_settings
+        from hydra_sigopt.settings import parse_settings, sweep_dir_mode
         from hydra_sigopt.sweep import Sweep, current_command
 
         assert self.config is not None
         refuse_tokens_in_config(self.raw)
         # Validate everything before a launcher, an engine or a folder exists.
         settings, definition = parse_settings(self.raw, arguments, default_name=str(self.config.hydra.job.name))
+        mode = sweep_dir_mode(self.config)
         if settings.resume:
             self._use_sweep_dir(settings.resume)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -56,8 +57,8 @@ class SigOptSweeperImpl:
             backend.start(definition)
 
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        if "mode" in self.config.hydra.sweep:
-            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        if mode is not None:
+            os.chmod(sweep_dir, mode=mode)
         config = self.config
         sweep = Sweep(
             settings,

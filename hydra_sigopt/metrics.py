@@ -41,10 +41,13 @@ class Metric:
 
 def parse_metrics(raw: Any) -> tuple[Metric, ...]:
     """Validate ``hydra.sweeper.metrics`` (a list of dicts or names, or one dict or name)."""
+    expected = "expected a non-empty list such as [{name: loss, objective: minimize}]"
+    if isinstance(raw, Mapping) and "name" not in raw:
+        raise ConfigError("metrics", f"{expected}, got the dict {dict(raw)!r}")
     if isinstance(raw, (Mapping, str)):
         raw = [raw]
     if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
-        raise ConfigError("metrics", "expected a non-empty list such as [{name: loss, objective: minimize}]")
+        raise ConfigError("metrics", expected)
     metrics: list[Metric] = []
     for i, m in enumerate(raw):
         where = f"metrics[{i}]"

@@ -117,3 +117,120 @@ def test_a_stop_by_kill_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     out, err = proc.communicate(timeout=120)
     run = AppRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), sweep_dir)
     assert_refused(run, "Interrupted", created=True)
+
+
+def write_app(root: Path, sweeper_yaml: str, body: str = "return (cfg.x - 1) ** 2", defaults: str = "") -> Path:
+    """A small Hydra app in ``root`` whose ``hydra.sweeper`` is ``sweeper_yaml`` (indented under it)."""
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    (root / "app.py").write_text(
+        "import hydra\n\n\n"
+        '@hydra.main(version_base="1.3", config_path="conf", config_name="config")\n'
+        f"def main(cfg):\n    {body}\n\n\n"
+        'if __name__ == "__main__":\n    main()\n'
+    )
+    indented = "".join(f"    {line}\n" for line in sweeper_yaml.strip().splitlines())
+    (root / "conf" / "config.yaml").write_text(
+        f"defaults:\n  - override hydra/sweeper: sigopt\n{defaults}  - _self_\n\nx: 0.0\ny: 0.0\n\n"
+        f"hydra:\n  sweeper:\n{indented}"
+    )
+    return root / "app.py"
+
+
+API_ENV = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": "", "SIGOPT_ENV_FILE": ""}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "env", "says"),
+    [
+        pytest.param(["hydra.sweeper.seed=-1"], {}, "hydra.sweeper.seed: expected a whole number", id="seed-negative"),
+        pytest.param(["hydra.sweeper.seed=4294967296"], {}, "valid seeds are 0 to 2**32-1", id="seed-too-large"),
+        pytest.param(
+            ["hydra.sweeper.backend=api", "hydra.sweeper.api.api_url=notaurl"],
+            API_ENV,
+            "hydra.sweeper.api.api_url: hydra.sweeper.api.api_url is 'notaurl', not an http(s) URL",
+            id="api-url-without-scheme",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.backend=api",
+                "hydra.sweeper.api.api_url=http://127.0.0.1:9/api",
+                "hydra.sweeper.api.timeout=0",
+            ],
+            API_ENV,
+            "hydra.sweeper.api.timeout: expected seconds > 0",
+            id="api-timeout-0",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.backend=api",
+                "hydra.sweeper.api.api_url=http://127.0.0.1:9/api",
+                "hydra.sweeper.api.timeout=-5",
+            ],
+            API_ENV,
+            "hydra.sweeper.api.timeout: expected seconds > 0",
+            id="api-timeout-negative",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.backend=api",
+                "hydra.sweeper.api.api_url=http://127.0.0.1:9/api",
+                "hydra.sweeper.api.max_unreachable_s=-1",
+            ],
+            API_ENV,
+            "hydra.sweeper.api.max_unreachable_s: expected seconds > 0",
+            id="api-max-unreachable-negative",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.backend=api",
+                "hydra.sweeper.api.api_url=http://127.0.0.1:9/api",
+                "+hydra.sweeper.api.url=x",
+            ],
+            API_ENV,
+            "hydra.sweeper.api.url: unknown setting; valid settings are ['api_url'",
+            id="api-unknown-key",
+        ),
+        pytest.param(
+            ["hydra.sweeper.api.timeout=5"],
+            {},
+            "hydra.sweeper.api.timeout: applies to backend: api only, and the backend is 'lite'",
+            id="api-with-lite",
+        ),
+        pytest.param(["hydra.sweeper.progress_interval=nan"], {}, "progress_interval: expected seconds > 0", id="nan"),
+        pytest.param(["hydra.sweeper.progress_interval=inf"], {}, "progress_interval: expected seconds > 0", id="inf"),
+        pytest.param(["+hydra.sweep.mode=999"], {}, "hydra.sweep.mode: expected octal permission bits", id="mode"),
+        pytest.param(
+            ["hydra.sweeper.params.alpha={type:double,bounds:{min:-1e308,max:1e308}}"],
+            {},
+            "hydra.sweeper.params.alpha: values up to 1e+308 in magnitude; the engine handles at most 1e+150",
+            id="bounds-1e308",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.params.alpha={type:double,bounds:{min:1,max:2}}",
+                "hydra.sweeper.params.l1_ratio={type:double,bounds:{min:1,max:2}}",
+                "hydra.sweeper.linear_constraints=[{type:less_than,threshold:0,"
+                "terms:[{name:alpha,weight:1},{name:l1_ratio,weight:1}]}]",
+            ],
+            {},
+            "hydra.sweeper.linear_constraints[0].threshold: less_than 0 cannot hold inside the bounds",
+            id="infeasible-constraint",
+        ),
+        pytest.param(
+            ["hydra.sweeper.params.alpha={type:double,bounds:{min:0,max:1},prior:{name:uniform}}"],
+            {},
+            "hydra.sweeper.params.alpha.prior.name: got 'uniform'; valid priors are ['normal', 'beta']",
+            id="unknown-prior",
+        ),
+    ],
+)
+def test_bad_settings_are_one_line_before_anything_exists(
+    tmp_path: Path, overrides: list[str], env: dict[str, str], says: str
+) -> None:
+    assert_refused(run_example(tmp_path, *overrides, env=env), says)
+
+
+def test_sweeping_a_hydra_config_group_is_refused(tmp_path: Path) -> None:
+    app = write_app(tmp_path, "params:\n  x: interval(-5, 5)\n  hydra/launcher: choice(basic, submitit_local)")
+    run = run_example(tmp_path, app=app)
+    assert_refused(run, "hydra.sweeper.params.hydra/launcher: sweeps Hydra's own config")

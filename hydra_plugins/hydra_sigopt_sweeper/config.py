@@ -40,7 +40,8 @@ class SigOptSweeperConf:
 
     # SigOpt metrics: name, objective (maximize|minimize), strategy (optimize|constraint|store),
     # threshold. A single-metric task may return a plain number.
-    metrics: List[Any] = field(default_factory=lambda: [{"name": "value", "objective": "minimize"}])
+    # (null: [{name: value, objective: minimize}]; typed Any so that a dict given here is refused by name.)
+    metrics: Any = None
 
     # Number of trials to run (failed trials count).
     observation_budget: int = 20
@@ -66,7 +67,7 @@ class SigOptSweeperConf:
     # SigOpt conditionals: [{name: optimizer, values: [sgd, adam]}]; parameters refer to them in `conditions`.
     conditionals: List[Any] = field(default_factory=list)
 
-    # SigOpt linear constraints over double parameters.
+    # SigOpt linear constraints over two or more double (or two or more int) parameters.
     linear_constraints: List[Any] = field(default_factory=list)
 
     # auto: async with submitit launchers, batch otherwise; async: one job per trial, slots refilled
@@ -90,6 +91,19 @@ class SigOptSweeperConf:
 
     # backend=api settings.
     api: ApiConf = field(default_factory=ApiConf)
+
+    # Settings of hydra-optuna-sweeper. Never set: each is refused, all in one message, with what it is
+    # here (n_trials -> observation_budget, direction -> metrics[].objective, n_jobs -> parallel_bandwidth,
+    # sampler.seed -> seed, storage/study_name -> the sweep dir, search_space -> params,
+    # custom_search_space -> conditionals). Declared so that Hydra lets them through to that message.
+    n_trials: Optional[Any] = None
+    direction: Optional[Any] = None
+    n_jobs: Optional[Any] = None
+    sampler: Optional[Any] = None
+    storage: Optional[Any] = None
+    study_name: Optional[Any] = None
+    search_space: Optional[Any] = None
+    custom_search_space: Optional[Any] = None
 
 
 ConfigStore.instance().store(
