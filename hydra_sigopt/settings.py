@@ -112,7 +112,7 @@ def parse_settings(
     raw: Mapping[str, Any], arguments: Sequence[str] = (), default_name: str = "hydra-sigopt"
 ) -> tuple[SweepSettings, ExperimentDefinition]:
     """Check every field of ``hydra.sweeper`` and the command-line sweep overrides."""
-    _refuse_optuna_keys(raw)
+    refuse_optuna_keys(raw)
     unknown = sorted(set(raw) - set(KNOWN_KEYS) - set(OPTUNA_KEYS) - {"_target_"})
     if unknown:
         raise ConfigError(str(unknown[0]), f"unknown setting; valid settings are {list(KNOWN_KEYS)}")
@@ -169,7 +169,7 @@ def parse_settings(
     return settings, definition
 
 
-def _refuse_optuna_keys(raw: Mapping[str, Any]) -> None:
+def refuse_optuna_keys(raw: Mapping[str, Any]) -> None:
     """Name every setting of the Optuna sweeper at once, each with what it is here."""
     found = [key for key in OPTUNA_KEYS if raw.get(key) is not None]
     if not found:

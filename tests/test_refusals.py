@@ -234,3 +234,49 @@ def test_sweeping_a_hydra_config_group_is_refused(tmp_path: Path) -> None:
     app = write_app(tmp_path, "params:\n  x: interval(-5, 5)\n  hydra/launcher: choice(basic, submitit_local)")
     run = run_example(tmp_path, app=app)
     assert_refused(run, "hydra.sweeper.params.hydra/launcher: sweeps Hydra's own config")
+
+
+OPTUNA_LEFTOVERS = """
+n_trials: 20
+direction: maximize
+n_jobs: 2
+storage: null
+params:
+  x: interval(-5, 5)
+"""
+
+
+def test_optuna_settings_are_named_at_once_with_their_translation(tmp_path: Path) -> None:
+    app = write_app(tmp_path, OPTUNA_LEFTOVERS)
+    line = assert_refused(
+        run_example(tmp_path, app=app),
+        "hydra.sweeper.n_trials, hydra.sweeper.direction, hydra.sweeper.n_jobs: these are settings of the Optuna",
+        "n_trials -> observation_budget: 20",
+        "direction -> metrics[].objective, e.g. metrics: [{name: value, objective: maximize}]",
+        "n_jobs -> parallel_bandwidth: 2",
+    )
+    assert "storage" not in line  # null: nothing to translate
+
+
+def test_an_optuna_sampler_is_named_with_the_others_before_hydra_builds_it(tmp_path: Path) -> None:
+    sampler = "sampler:\n  _target_: optuna.samplers.TPESampler\n  seed: 1234\n"
+    app = write_app(tmp_path, sampler + OPTUNA_LEFTOVERS)
+    run = run_example(tmp_path, app=app)
+    assert run.proc.returncode != 0
+    says = (
+        "hydra.sweeper.n_trials, hydra.sweeper.direction, hydra.sweeper.n_jobs, hydra.sweeper.sampler: these are",
+        "n_trials -> observation_budget: 20",
+        "sampler.seed -> seed: 1234",
+    )
+    assert all(s in run.proc.stderr for s in says), run.proc.stderr
+    assert "Traceback" not in run.output and not run.sweep_dir.exists()
+
+
+def test_a_leftover_optuna_target_is_refused_clearly_not_a_type_error(tmp_path: Path) -> None:
+    target = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    app = write_app(tmp_path, f"_target_: {target}\ndirection: maximize\nparams:\n  x: interval(-5, 5)")
+    run = run_example(tmp_path, app=app)
+    assert run.proc.returncode != 0
+    assert f"hydra.sweeper._target_: is '{target}', left over from another sweeper" in run.proc.stderr
+    assert "TypeError" not in run.output and "Traceback" not in run.output
+    assert not run.sweep_dir.exists()
