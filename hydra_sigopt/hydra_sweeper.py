@@ -43,6 +43,7 @@ class SigOptSweeperImpl:
         # Validate everything before a launcher, an engine or a folder exists.
         settings, definition = parse_settings(self.raw, arguments, default_name=str(self.config.hydra.job.name))
         mode = sweep_dir_mode(self.config)
+        self._check_trials_compose(definition.space)
         if settings.resume:
             self._use_sweep_dir(settings.resume)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -72,6 +73,18 @@ class SigOptSweeperImpl:
         )
         return sweep.run()
 
+    def _check_trials_compose(self, space: Any) -> None:
+        """Compose trial configs now, as Hydra's validate_batch_is_legal does, from the main thread.
+
+        A key the app's config lacks (``lrr=0.1``), a config group option that does not exist or a
+        value of the wrong type then stops the run with Hydra's own message, before a sweep dir,
+        journal or experiment exists, instead of failing every trial.
+        """
+        assert self.config is not None
+        loader = self.hydra_context.config_loader
+        for assignments in representative_points(space):
+            loader.load_sweep_config(self.config, space.overrides_for(assignments))
+
     def _use_sweep_dir(self, sweep_dir: str) -> None:
         """Point this run (and the jobs it launches) at an existing sweep dir."""
         assert self.config is not None
@@ -87,3 +100,21 @@ class SigOptSweeperImpl:
         if settings.backend == "lite":
             return {"compute_mode": settings.compute_mode, "seed": settings.seed}
         return {"settings": dict(settings.api), "dev_run": settings.dev_run}
+
+
+def representative_points(space: Any) -> list[dict[str, Any]]:
+    """Assignments that together give every parameter a valid value and every category once.
+
+    Every parameter is included (a conditional one too, so that its key is checked); numbers sit at
+    their lower bound or first grid value; point ``i`` takes the ``i``-th value (cycling) of each
+    categorical parameter and conditional, so config group options are all composed.
+    """
+    choices: dict[str, list[Any]] = {c["name"]: list(c["values"]) for c in space.conditionals}
+    fixed: dict[str, Any] = {}
+    for p in space.parameters:
+        if p.categories is not None:
+            choices[p.name] = list(p.categories)
+        else:
+            fixed[p.name] = p.grid[0] if p.grid is not None else p.bounds[0]
+    count = max((len(v) for v in choices.values()), default=1)
+    return [{**fixed, **{k: v[i % len(v)] for k, v in choices.items()}} for i in range(count)]

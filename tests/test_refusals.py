@@ -130,7 +130,7 @@ def write_app(root: Path, sweeper_yaml: str, body: str = "return (cfg.x - 1) ** 
     )
     indented = "".join(f"    {line}\n" for line in sweeper_yaml.strip().splitlines())
     (root / "conf" / "config.yaml").write_text(
-        f"defaults:\n  - override hydra/sweeper: sigopt\n{defaults}  - _self_\n\nx: 0.0\ny: 0.0\n\n"
+        f"defaults:\n{defaults}  - override hydra/sweeper: sigopt\n  - _self_\n\nx: 0.0\ny: 0.0\n\n"
         f"hydra:\n  sweeper:\n{indented}"
     )
     return root / "app.py"
@@ -279,4 +279,32 @@ def test_a_leftover_optuna_target_is_refused_clearly_not_a_type_error(tmp_path: 
     assert run.proc.returncode != 0
     assert f"hydra.sweeper._target_: is '{target}', left over from another sweeper" in run.proc.stderr
     assert "TypeError" not in run.output and "Traceback" not in run.output
+    assert not run.sweep_dir.exists()
+
+
+@pytest.mark.parametrize("override", ["lrr=0.1", "lrr=interval(0, 1)", "params"])
+def test_a_key_the_app_lacks_stops_with_hydras_message_before_any_trial(tmp_path: Path, override: str) -> None:
+    if override == "params":  # declared in the app's hydra.sweeper.params
+        run = run_example(tmp_path, app=write_app(tmp_path, "params:\n  x: interval(-5, 5)\n  lrr: choice(1, 2)"))
+    else:
+        run = run_example(tmp_path, override)
+    assert run.proc.returncode != 0
+    assert "Could not override 'lrr'" in run.proc.stderr, run.output[-3000:]
+    assert "Traceback" not in run.output and "Launching" not in run.output
+    assert not run.sweep_dir.exists()
+
+
+def test_every_config_group_option_is_composed_up_front(tmp_path: Path) -> None:
+    for option in ("small", "large"):
+        (tmp_path / "conf" / "model").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "conf" / "model" / f"{option}.yaml").write_text(f"width: {len(option)}\n")
+    app = write_app(
+        tmp_path,
+        "params:\n  x: interval(-5, 5)\n  model: choice(small, large, larg)",
+        defaults="  - model: small\n",
+    )
+    run = run_example(tmp_path, app=app)
+    assert run.proc.returncode != 0
+    assert "Could not find 'model/larg'" in run.proc.stderr, run.output[-3000:]
+    assert "Traceback" not in run.output and "Launching" not in run.output
     assert not run.sweep_dir.exists()
