@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_APP, AppRun, run_example, running_job_ids
+from conftest import EXAMPLE_APP, AppRun, run_example, running_job_ids, write_app
 from sigopt_server import SigOptTestServer
 
 from hydra_sigopt.cli import main as cli_main
@@ -117,23 +117,6 @@ def test_a_stop_by_kill_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     out, err = proc.communicate(timeout=120)
     run = AppRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), sweep_dir)
     assert_refused(run, "Interrupted", created=True)
-
-
-def write_app(root: Path, sweeper_yaml: str, body: str = "return (cfg.x - 1) ** 2", defaults: str = "") -> Path:
-    """A small Hydra app in ``root`` whose ``hydra.sweeper`` is ``sweeper_yaml`` (indented under it)."""
-    (root / "conf").mkdir(parents=True, exist_ok=True)
-    (root / "app.py").write_text(
-        "import hydra\n\n\n"
-        '@hydra.main(version_base="1.3", config_path="conf", config_name="config")\n'
-        f"def main(cfg):\n    {body}\n\n\n"
-        'if __name__ == "__main__":\n    main()\n'
-    )
-    indented = "".join(f"    {line}\n" for line in sweeper_yaml.strip().splitlines())
-    (root / "conf" / "config.yaml").write_text(
-        f"defaults:\n{defaults}  - override hydra/sweeper: sigopt\n  - _self_\n\nx: 0.0\ny: 0.0\n\n"
-        f"hydra:\n  sweeper:\n{indented}"
-    )
-    return root / "app.py"
 
 
 API_ENV = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": "", "SIGOPT_ENV_FILE": ""}
