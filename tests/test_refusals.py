@@ -291,3 +291,8 @@ def test_every_config_group_option_is_composed_up_front(tmp_path: Path) -> None:
     assert "Could not find 'model/larg'" in run.proc.stderr, run.output[-3000:]
     assert "Traceback" not in run.output and "Launching" not in run.output
     assert not run.sweep_dir.exists()
+
+
+def test_metrics_given_as_a_dict_is_one_line_naming_metrics(tmp_path: Path) -> None:
+    app = write_app(tmp_path, "metrics: {loss: minimize}\nparams:\n  x: interval(-5, 5)")
+    assert_refused(run_example(tmp_path, app=app), "hydra.sweeper.metrics: expected a non-empty list such as")
