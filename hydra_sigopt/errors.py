@@ -1,21 +1,28 @@
 """Exceptions users see. Each message names the config key or argument and what would be valid."""
 
+from hydra.errors import CompactHydraException
 
-class SigOptSweeperError(Exception):
-    """Base class of every error raised by hydra-sigopt-sweeper."""
+
+class SigOptSweeperError(CompactHydraException):
+    """Base class of every error raised by hydra-sigopt-sweeper.
+
+    Hydra prints a compact exception as its message alone (the traceback only with
+    HYDRA_FULL_ERROR=1): each of these is a refusal or a stop the user acts on, not a bug.
+    """
 
 
 class ConfigError(SigOptSweeperError, ValueError):
     """A sweeper setting is invalid; raised before any job runs or experiment is created.
 
-    ``key`` is a path under ``hydra.sweeper`` (``params.lr``), or, for command-line overrides,
-    a phrase such as ``command-line override 'lr=interval(1,0)'`` (those contain a space).
+    ``key`` is a path under ``hydra.sweeper`` (``params.lr``), a full path from ``hydra.`` on
+    (``hydra.sweep.mode``), or, for command-line overrides, a phrase such as
+    ``command-line override 'lr=interval(1,0)'`` (those contain a space).
     """
 
     def __init__(self, key: str, problem: str) -> None:
         self.key = key
         self.problem = problem
-        where = key if " " in key else f"hydra.sweeper.{key}"
+        where = key if " " in key or key.startswith("hydra.") else f"hydra.sweeper.{key}"
         super().__init__(f"{where}: {problem}")
 
 

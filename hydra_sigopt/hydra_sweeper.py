@@ -35,7 +35,7 @@ class SigOptSweeperImpl:
         from hydra_sigopt.continuation import current_command
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
-        from hydra_sigopt.settings import parse_settings
+        from hydra_sigopt.settings import parse_settings, sweep_dir_mode
         from hydra_sigopt.sweep import Sweep
         from hydra_sigopt.sweepdir import refuse_missing_journal
 
@@ -43,6 +43,8 @@ class SigOptSweeperImpl:
         refuse_tokens_in_config(self.raw)
         # Validate everything before a launcher, an engine or a folder exists.
         settings, definition = parse_settings(self.raw, arguments, default_name=str(self.config.hydra.job.name))
+        mode = sweep_dir_mode(self.config)
+        self._check_trials_compose(definition.space)
         if settings.resume:
             refuse_missing_journal(Path(settings.resume).expanduser())
             self._use_sweep_dir(settings.resume)
@@ -63,16 +65,28 @@ class SigOptSweeperImpl:
             backend,
             command=current_command(),
             # Once the sweep dir's lock is held: a refused second sweeper overwrites nothing.
-            on_locked=lambda: self._write_sweep_dir(sweep_dir),
+            on_locked=lambda: self._write_sweep_dir(sweep_dir, mode),
         )
         return sweep.run()
 
-    def _write_sweep_dir(self, sweep_dir: Path) -> None:
+    def _write_sweep_dir(self, sweep_dir: Path, mode: int | None) -> None:
         """Hydra's part of the sweep dir: its mode and ``multirun.yaml``."""
         assert self.config is not None
-        if "mode" in self.config.hydra.sweep:
-            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        if mode is not None:
+            os.chmod(sweep_dir, mode=mode)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+    def _check_trials_compose(self, space: Any) -> None:
+        """Compose trial configs now, as Hydra's validate_batch_is_legal does, from the main thread.
+
+        A key the app's config lacks (``lrr=0.1``), a config group option that does not exist or a
+        value of the wrong type then stops the run with Hydra's own message, before a sweep dir,
+        journal or experiment exists, instead of failing every trial.
+        """
+        assert self.config is not None
+        loader = self.hydra_context.config_loader
+        for assignments in representative_points(space):
+            loader.load_sweep_config(self.config, space.overrides_for(assignments))
 
     def _use_sweep_dir(self, sweep_dir: str) -> None:
         """Point this run (and the jobs it launches) at an existing sweep dir."""
@@ -89,3 +103,26 @@ class SigOptSweeperImpl:
         if settings.backend == "lite":
             return {"compute_mode": settings.compute_mode, "seed": settings.seed}
         return {"settings": dict(settings.api), "dev_run": settings.dev_run}
+
+
+MAX_COMPOSED_POINTS = 50
+
+
+def representative_points(space: Any) -> list[dict[str, Any]]:
+    """Assignments that together give every parameter a valid value and every category once.
+
+    Every parameter is included (a conditional one too, so that its key is checked); numbers sit at
+    their lower bound or first grid value; point ``i`` takes the ``i``-th value (cycling) of each
+    categorical parameter and conditional, so config group options are all composed.
+    """
+    choices: dict[str, list[Any]] = {c["name"]: list(c["values"]) for c in space.conditionals}
+    fixed: dict[str, Any] = {}
+    for p in space.parameters:
+        if p.categories is not None:
+            choices[p.name] = list(p.categories)
+        else:
+            fixed[p.name] = p.grid[0] if p.grid is not None else p.bounds[0]
+    # Config groups have a handful of options; a 1000-way categorical of plain values need not cost
+    # 1000 compositions at start-up.
+    count = min(max((len(v) for v in choices.values()), default=1), MAX_COMPOSED_POINTS)
+    return [{**fixed, **{k: v[i % len(v)] for k, v in choices.items()}} for i in range(count)]

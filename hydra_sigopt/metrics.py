@@ -41,10 +41,13 @@ class Metric:
 
 def parse_metrics(raw: Any) -> tuple[Metric, ...]:
     """Validate ``hydra.sweeper.metrics`` (a list of dicts or names, or one dict or name)."""
+    expected = "expected a non-empty list such as [{name: loss, objective: minimize}]"
+    if isinstance(raw, Mapping) and "name" not in raw:
+        raise ConfigError("metrics", f"{expected}, got the dict {dict(raw)!r}")
     if isinstance(raw, (Mapping, str)):
         raw = [raw]
     if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
-        raise ConfigError("metrics", "expected a non-empty list such as [{name: loss, objective: minimize}]")
+        raise ConfigError("metrics", expected)
     metrics: list[Metric] = []
     for i, m in enumerate(raw):
         where = f"metrics[{i}]"
@@ -104,8 +107,11 @@ class InvalidResult(ValueError):
 def parse_result(result: Any, metrics: Sequence[Metric]) -> tuple[MetricValue, ...]:
     """Read a task's return value as one value per metric, or raise :class:`InvalidResult`.
 
-    A single-metric app may return a number; otherwise a mapping by metric name. Each value is a
-    number (Python, numpy or torch scalar) or ``{"value": v, "value_stddev": s}``.
+    A mapping by metric name always works. A single-metric app may return a number, or
+    ``(value, stddev)`` (the Ax sweeper's ``(mean, sem)``). When every metric is optimized, a
+    tuple or list gives one value per metric in declaration order (the Optuna sweeper's
+    multi-objective convention). Each value is a number (Python, numpy or torch scalar),
+    ``(value, stddev)`` or ``{"value": v, "value_stddev": s}``.
     """
     if len(metrics) == 1 and not isinstance(result, Mapping):
         return (_metric_value(metrics[0].name, result),)
@@ -114,10 +120,12 @@ def parse_result(result: Any, metrics: Sequence[Metric]) -> tuple[MetricValue, .
         name = metrics[0].name
         if name not in result or (name == "value" and not isinstance(result["value"], Mapping)):
             return (_metric_value(name, result),)
+    if _is_sequence(result):
+        return _values_in_order(result, metrics)
     if not isinstance(result, Mapping):
         raise InvalidResult(
             f"returned {_describe(result)}; with {len(metrics)} metrics the task must return a dict "
-            f"with keys {[m.name for m in metrics]}"
+            f"with keys {[m.name for m in metrics]}, or a tuple of one value per metric in that order"
         )
     missing = [m.name for m in metrics if m.name not in result]
     if missing:
@@ -125,18 +133,42 @@ def parse_result(result: Any, metrics: Sequence[Metric]) -> tuple[MetricValue, .
     return tuple(_metric_value(m.name, result[m.name]) for m in metrics)
 
 
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, (tuple, list))
+
+
+def _values_in_order(result: Sequence[Any], metrics: Sequence[Metric]) -> tuple[MetricValue, ...]:
+    """A tuple of one value per metric, in declaration order, when every metric is optimized."""
+    names = [m.name for m in metrics]
+    others = [m.name for m in metrics if m.strategy != "optimize"]
+    if others:
+        raise InvalidResult(
+            f"returned {_describe(result)}; with constraint or store metrics {others} a tuple is ambiguous: "
+            f"return a dict with keys {names}"
+        )
+    if len(result) != len(metrics):
+        raise InvalidResult(
+            f"returned {_describe(result)} ({len(result)} values); expected {len(metrics)}, one per "
+            f"optimized metric in the order {names}, or a dict with those keys"
+        )
+    return tuple(_metric_value(m.name, v) for m, v in zip(metrics, result))
+
+
 def _metric_value(name: str, raw: Any) -> MetricValue:
     """One metric's value (and optional stddev) as finite floats."""
-    stddev = None
+    stddev_raw = None
     if isinstance(raw, Mapping):
         if "value" not in raw:
             raise InvalidResult(f"metric {name!r}: a dict value needs a 'value' key, got {sorted(map(str, raw))}")
         stddev_raw = raw.get("value_stddev")
         raw = raw["value"]
-        if stddev_raw is not None:
-            stddev = _as_float(f"{name}.value_stddev", stddev_raw)
-            if stddev < 0:
-                raise InvalidResult(f"metric {name!r}: value_stddev must be >= 0, got {stddev}")
+    elif _is_sequence(raw) and len(raw) == 2:
+        raw, stddev_raw = raw  # (value, stddev), as Ax apps return (mean, sem)
+    stddev = None
+    if stddev_raw is not None:
+        stddev = _as_float(f"{name}.value_stddev", stddev_raw)
+        if stddev < 0:
+            raise InvalidResult(f"metric {name!r}: value_stddev must be >= 0, got {stddev}")
     return MetricValue(name, _as_float(name, raw), stddev)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from hydra_sigopt.backends import BACKENDS
 from hydra_sigopt.backends.lite import COMPUTE_MODES
@@ -13,6 +16,7 @@ from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import parse_metrics
 from hydra_sigopt.runners import SCHEDULERS
 from hydra_sigopt.space import build_space
+from hydra_sigopt.validation import check_space
 
 ON_INTERRUPT = ("cancel", "detach")
 # Fields a user may set under hydra.sweeper (the plugin's dataclass has the same ones).
@@ -36,6 +40,35 @@ KNOWN_KEYS = (
     "progress_interval",
     "api",
 )
+# Settings of hydra-optuna-sweeper (its OptunaSweeperConf) and what they are here. The plugin's
+# dataclass declares them (as null) so that Hydra lets them through and all are named at once.
+OPTUNA_KEYS = (
+    "n_trials",
+    "direction",
+    "n_jobs",
+    "sampler",
+    "storage",
+    "study_name",
+    "search_space",
+    "custom_search_space",
+)
+SWEEP_DIR_TRANSLATION = (
+    "the sweep dir (the sweep's state is kept in hydra.sweep.dir; rerun with the same "
+    "hydra.sweep.dir, or hydra.sweeper.resume=<dir>, to continue it)"
+)
+# hydra.sweeper.api.* and the plugin's defaults (ApiConf): set to anything else with backend lite,
+# they would be ignored, so they are refused.
+API_DEFAULTS: dict[str, Any] = {
+    "api_url": None,
+    "verify_ssl_certs": None,
+    "timeout": 30.0,
+    "project": None,
+    "experiment_id": None,
+    "max_unreachable_s": 600.0,
+    "token": None,
+}
+# numpy's generators (the engine's) take seeds in this range.
+SEED_RANGE = (0, 2**32 - 1)
 # The failure rate is judged over at least this many trials, so that one early failure in a
 # budget of many does not end the sweep (with max_failure_rate 0 any failure still does).
 MIN_TRIALS_FOR_FAILURE_RATE = 5
@@ -79,7 +112,8 @@ def parse_settings(
     raw: Mapping[str, Any], arguments: Sequence[str] = (), default_name: str = "hydra-sigopt"
 ) -> tuple[SweepSettings, ExperimentDefinition]:
     """Check every field of ``hydra.sweeper`` and the command-line sweep overrides."""
-    unknown = sorted(set(raw) - set(KNOWN_KEYS) - {"_target_"})
+    refuse_optuna_keys(raw)
+    unknown = sorted(set(raw) - set(KNOWN_KEYS) - set(OPTUNA_KEYS) - {"_target_"})
     if unknown:
         raise ConfigError(str(unknown[0]), f"unknown setting; valid settings are {list(KNOWN_KEYS)}")
     budget = _int_at_least_one(raw, "observation_budget", 20)
@@ -87,12 +121,6 @@ def parse_settings(
     rate = raw.get("max_failure_rate", 0.5)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
         raise ConfigError("max_failure_rate", f"expected a number from 0 to 1, got {rate!r}")
-    interval = raw.get("progress_interval", 10.0)
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-        raise ConfigError("progress_interval", f"expected seconds > 0, got {interval!r}")
-    seed = raw.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ConfigError("seed", f"expected a whole number or null, got {seed!r}")
     dev_run = raw.get("dev_run", False)
     if not isinstance(dev_run, bool):
         raise ConfigError("dev_run", f"expected true or false, got {dev_run!r}")
@@ -102,29 +130,34 @@ def parse_settings(
     if warm_jobs != "auto" and (isinstance(warm_jobs, bool) or not isinstance(warm_jobs, int) or warm_jobs < 0):
         raise ConfigError("warm_jobs", f"expected auto or a whole number >= 0, got {warm_jobs!r}")
     name = raw.get("name") or default_name
-    api = raw.get("api") or {}
-    if not isinstance(api, Mapping):
-        raise ConfigError("api", "expected a dict of API settings")
+    backend = _choice(raw, "backend", "lite", BACKENDS)
     settings = SweepSettings(
-        backend=_choice(raw, "backend", "lite", BACKENDS),
+        backend=backend,
         dev_run=dev_run,
         max_failure_rate=float(rate),
         scheduler=_choice(raw, "scheduler", "auto", SCHEDULERS),
         warm_jobs=warm_jobs,
         on_interrupt=_choice(raw, "on_interrupt", "cancel", ON_INTERRUPT),
         resume=raw.get("resume") or None,
-        progress_interval=float(interval),
+        progress_interval=_seconds(raw, "progress_interval", 10.0),
         compute_mode=_choice(raw, "compute_mode", "default", COMPUTE_MODES),
-        seed=seed,
-        api=dict(api),
+        seed=_seed(raw),
+        api=_api_settings(raw, backend),
     )
+    params = raw.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(
+            "params", f"expected a dict {{config key: sweep}}, e.g. {{lr: 'interval(0, 1)'}}; got {params!r}"
+        )
     space = build_space(
-        raw.get("params") or {},
+        params,
         arguments,
         conditionals=_list(raw, "conditionals"),
         linear_constraints=_list(raw, "linear_constraints"),
     )
-    metrics = parse_metrics(raw.get("metrics", [{"name": "value", "objective": "minimize"}]))
+    check_space(space)
+    raw_metrics = raw.get("metrics")
+    metrics = parse_metrics([{"name": "value", "objective": "minimize"}] if raw_metrics is None else raw_metrics)
     definition = ExperimentDefinition(
         name=str(name),
         space=space,
@@ -134,6 +167,126 @@ def parse_settings(
         type="random" if dev_run else "offline",
     )
     return settings, definition
+
+
+def refuse_optuna_keys(raw: Mapping[str, Any]) -> None:
+    """Name every setting of the Optuna sweeper at once, each with what it is here."""
+    found = [key for key in OPTUNA_KEYS if raw.get(key) is not None]
+    if not found:
+        return
+    translations = "; ".join(_optuna_translation(key, raw[key]) for key in found)
+    raise ConfigError(
+        ", ".join(f"hydra.sweeper.{key}" for key in found),
+        f"{'this is a setting' if len(found) == 1 else 'these are settings'} of the Optuna sweeper; "
+        f"here: {translations} (README: 'Coming from the Optuna sweeper')",
+    )
+
+
+def _optuna_translation(key: str, value: Any) -> str:
+    """``key -> what to write here``, with the user's own value where it carries over."""
+    if key == "n_trials":
+        return f"n_trials -> observation_budget: {value}"
+    if key == "n_jobs":
+        return f"n_jobs -> parallel_bandwidth: {value}"
+    if key == "direction":
+        return f"direction -> metrics[].objective, e.g. metrics: {_metrics_for_directions(value)}"
+    if key == "sampler":
+        seed = value.get("seed") if isinstance(value, Mapping) else None
+        if seed is not None:
+            return f"sampler.seed -> seed: {seed} (SigOpt's engine replaces the sampler)"
+        return "sampler -> none: SigOpt's engine replaces the sampler (seed: <n> for a reproducible sweep)"
+    if key in ("storage", "study_name"):
+        return f"{key} -> {SWEEP_DIR_TRANSLATION}"
+    if key == "search_space":
+        return "search_space -> params"
+    return "custom_search_space -> conditionals (and conditions on params) or linear_constraints"
+
+
+def _metrics_for_directions(direction: Any) -> str:
+    """The ``metrics`` list that optimizes in Optuna's ``direction`` (one or a list)."""
+    if isinstance(direction, Sequence) and not isinstance(direction, str):
+        metrics = [f"{{name: metric{i}, objective: {d}}}" for i, d in enumerate(direction)]
+        return f"[{', '.join(metrics)}] (a task returning a tuple gives them in this order)"
+    return f"[{{name: value, objective: {direction}}}]"
+
+
+def _seed(raw: Mapping[str, Any]) -> int | None:
+    seed = raw.get("seed")
+    low, high = SEED_RANGE
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high):
+        raise ConfigError(
+            "seed", f"expected a whole number or null, got {seed!r}; valid seeds are {low} to 2**32-1 ({high})"
+        )
+    return seed
+
+
+def _seconds(raw: Mapping[str, Any], key: str, default: float, allow_inf: bool = False) -> float:
+    """A duration in seconds: a number > 0 (finite unless ``allow_inf``)."""
+    value = raw.get(key, default)
+    if value is None:
+        value = default
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
+    if not ok or math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ConfigError(key, f"expected seconds > 0{'' if allow_inf else ' (a finite number)'}, got {value!r}")
+    return float(value)
+
+
+def _api_settings(raw: Mapping[str, Any], backend: str) -> dict[str, Any]:
+    """``hydra.sweeper.api``: known keys only, valid values, and only with ``backend: api``."""
+    api = raw.get("api") or {}
+    if not isinstance(api, Mapping):
+        raise ConfigError("api", "expected a dict of API settings")
+    unknown = sorted(str(k) for k in set(api) - set(API_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"api.{unknown[0]}", f"unknown setting; valid settings are {list(API_DEFAULTS)[:-1]}")
+    if backend != "api":
+        changed = [k for k, default in API_DEFAULTS.items() if api.get(k, default) != default]
+        if changed:
+            raise ConfigError(
+                f"api.{changed[0]}",
+                f"applies to backend: api only, and the backend is {backend!r}; "
+                "set hydra.sweeper.backend=api, or remove it",
+            )
+        return dict(api)
+    checked = dict(api)
+    checked["timeout"] = _seconds({"api.timeout": api.get("timeout")}, "api.timeout", API_DEFAULTS["timeout"])
+    checked["max_unreachable_s"] = _seconds(
+        {"api.max_unreachable_s": api.get("max_unreachable_s")},
+        "api.max_unreachable_s",
+        API_DEFAULTS["max_unreachable_s"],
+        allow_inf=True,
+    )
+    _check_api_url(api.get("api_url"))
+    return checked
+
+
+def _check_api_url(configured: Any) -> None:
+    """The API root (``api.api_url``, else ``$SIGOPT_API_URL``) must be an http(s) URL with a host."""
+    url, source = configured, "hydra.sweeper.api.api_url"
+    if not url:
+        url, source = os.environ.get("SIGOPT_API_URL"), "SIGOPT_API_URL"
+    if not url:
+        return  # the backend says where the URL goes
+    parts = urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            "api.api_url",
+            f"{source} is {str(url)!r}, not an http(s) URL; expected e.g. https://sigopt.example.org/api",
+        )
+
+
+def sweep_dir_mode(config: Any) -> int | None:
+    """``hydra.sweep.mode`` (octal permission bits of the sweep dir, as Hydra reads them), if set."""
+    if "mode" not in config.hydra.sweep or config.hydra.sweep.mode is None:
+        return None
+    text = str(config.hydra.sweep.mode)
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise ConfigError("hydra.sweep.mode", f"expected octal permission bits such as 755 or 0o750, got {text!r}")
+    return mode
 
 
 def _list(raw: Mapping[str, Any], key: str) -> list[Any]:

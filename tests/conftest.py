@@ -104,6 +104,23 @@ def running_job_ids(sweep_dir: Path, count: int, timeout: float = 120) -> dict[i
     raise AssertionError(f"{count} trials never ran in {sweep_dir}")
 
 
+def write_app(root: Path, sweeper_yaml: str, body: str = "return (cfg.x - 1) ** 2", defaults: str = "") -> Path:
+    """A small Hydra app in ``root`` whose ``hydra.sweeper`` is ``sweeper_yaml`` (indented under it)."""
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    (root / "app.py").write_text(
+        "import hydra\n\n\n"
+        '@hydra.main(version_base="1.3", config_path="conf", config_name="config")\n'
+        f"def main(cfg):\n    {body}\n\n\n"
+        'if __name__ == "__main__":\n    main()\n'
+    )
+    indented = "".join(f"    {line}\n" for line in sweeper_yaml.strip().splitlines())
+    (root / "conf" / "config.yaml").write_text(
+        f"defaults:\n{defaults}  - override hydra/sweeper: sigopt\n  - _self_\n\nx: 0.0\ny: 0.0\n\n"
+        f"hydra:\n  sweeper:\n{indented}"
+    )
+    return root / "app.py"
+
+
 SUBMITIT_LOCAL = ("hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10")
 
 

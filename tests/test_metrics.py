@@ -176,6 +176,19 @@ TWO = (Metric("acc"), Metric("loss", "minimize"))
         pytest.param(
             {"loss": 0.1, "acc": 0.9, "epochs": 3}, TWO, [("acc", 0.9, None), ("loss", 0.1, None)], id="two-by-name"
         ),
+        pytest.param((0.3, 0.02), LOSS, [("loss", 0.3, 0.02)], id="ax-mean-sem"),
+        pytest.param([np.float64(0.3), 0], LOSS, [("loss", 0.3, 0.0)], id="ax-mean-sem-list"),
+        pytest.param((0.9, 0.1), TWO, [("acc", 0.9, None), ("loss", 0.1, None)], id="optuna-tuple"),
+        pytest.param([0.9, np.float32(0.5)], TWO, [("acc", 0.9, None), ("loss", 0.5, None)], id="optuna-list"),
+        pytest.param(
+            ((0.9, 0.01), {"value": 0.1, "value_stddev": 0.02}),
+            TWO,
+            [("acc", 0.9, 0.01), ("loss", 0.1, 0.02)],
+            id="tuple-of-pairs",
+        ),
+        pytest.param(
+            {"acc": (0.9, 0.01), "loss": 0.1}, TWO, [("acc", 0.9, 0.01), ("loss", 0.1, None)], id="pair-by-name"
+        ),
         pytest.param(
             {"acc": {"value": 0.9, "value_stddev": 0.01}, "loss": np.float64(0.1)},
             TWO,
@@ -237,9 +250,18 @@ def test_metric_value_to_sigopt() -> None:
             id="2-float",
         ),
         pytest.param(
-            (0.9, 0.1), TWO, "returned tuple (0.9, 0.1); with 2 metrics the task must return a dict", id="2-tuple"
+            (0.9, 0.1, 0.2), TWO, "returned tuple (0.9, 0.1, 0.2) (3 values); expected 2, one per", id="2-tuple-of-3"
         ),
-        pytest.param([0.9, 0.1], TWO, "returned list [0.9, 0.1]; with 2 metrics", id="2-list"),
+        pytest.param([0.9], TWO, "returned list [0.9] (1 values); expected 2", id="2-list-of-1"),
+        pytest.param(
+            (0.9, 0.1),
+            (Metric("acc"), Metric("seconds", strategy="store")),
+            "with constraint or store metrics ['seconds'] a tuple is ambiguous: return a dict",
+            id="tuple-with-a-store-metric",
+        ),
+        pytest.param((0.3, 0.1, 0.2), LOSS, "metric 'loss' is tuple (0.3, 0.1, 0.2), not a number", id="1-triple"),
+        pytest.param((0.3, -0.1), LOSS, "metric 'loss': value_stddev must be >= 0", id="1-pair-neg-stddev"),
+        pytest.param(((0.9, -1), 0.1), TWO, "metric 'acc': value_stddev must be >= 0", id="2-pair-neg-stddev"),
         pytest.param(None, TWO, "returned NoneType None; with 2 metrics", id="2-none"),
         pytest.param({"acc": 0.9}, TWO, "lacks metric(s) ['loss'] (it has keys ['acc'])", id="2-missing"),
         pytest.param({"value": 0.9, "value_stddev": 0.1}, TWO, "lacks metric(s) ['acc', 'loss']", id="2-value-dict"),

@@ -53,6 +53,28 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
         pytest.param({"metrics": []}, "metrics", "non-empty list", id="metrics-checked"),
         pytest.param({"params": {"lr": "interval(1,0)"}}, "params.lr", "min must be less than max", id="params"),
         pytest.param({"params": {}}, "params", "the search space is empty", id="no-params"),
+        pytest.param({"seed": -1}, "seed", "valid seeds are 0 to 2**32-1 (4294967295)", id="seed-negative"),
+        pytest.param({"seed": 2**32}, "seed", "valid seeds are 0 to 2**32-1", id="seed-too-large"),
+        pytest.param({"progress_interval": math.nan}, "progress_interval", "seconds > 0", id="progress-nan"),
+        pytest.param({"progress_interval": math.inf}, "progress_interval", "seconds > 0 (a finite", id="progress-inf"),
+        pytest.param({"params": ["lr"]}, "params", "expected a dict {config key: sweep}", id="params-list"),
+        pytest.param({"metrics": {"loss": "minimize"}}, "metrics", "expected a non-empty list", id="metrics-dict"),
+        pytest.param(
+            {"backend": "api", "api": {"url": "http://x"}}, "api.url", "unknown setting; valid", id="api-unknown"
+        ),
+        pytest.param({"backend": "api", "api": {"timeout": 0}}, "api.timeout", "seconds > 0", id="api-timeout-0"),
+        pytest.param({"backend": "api", "api": {"timeout": -5}}, "api.timeout", "seconds > 0", id="api-timeout-neg"),
+        pytest.param(
+            {"backend": "api", "api": {"max_unreachable_s": -1}}, "api.max_unreachable_s", "seconds > 0", id="unreach"
+        ),
+        pytest.param(
+            {"backend": "api", "api": {"api_url": "notaurl"}}, "api.api_url", "not an http(s) URL", id="api-url"
+        ),
+        pytest.param(
+            {"backend": "api", "api": {"api_url": "ftp://h/api"}}, "api.api_url", "not an http(s) URL", id="api-ftp"
+        ),
+        pytest.param({"api": {"timeout": 5}}, "api.timeout", "applies to backend: api only", id="api-with-lite"),
+        pytest.param({"api": {"project": "p"}}, "api.project", "the backend is 'lite'", id="api-project-lite"),
     ],
 )
 def test_bad_settings(change: dict[str, Any], key: str, says: str) -> None:
@@ -62,6 +84,53 @@ def test_bad_settings(change: dict[str, Any], key: str, says: str) -> None:
     assert info.value.key == key
     assert message.startswith(f"hydra.sweeper.{key}: "), message
     assert says in message, message
+
+
+def test_api_url_from_the_environment_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGOPT_API_URL", "localhost:4000")
+    with pytest.raises(ConfigError, match=r"api_url: SIGOPT_API_URL is 'localhost:4000', not an http\(s\) URL"):
+        parse_settings({**BASE, "backend": "api"})
+
+
+def test_api_defaults_with_lite_and_a_metric_dict_with_a_name_pass() -> None:
+    api = {"api_url": None, "timeout": 30.0, "max_unreachable_s": 600.0, "token": None}
+    _, definition = parse_settings({**BASE, "api": api, "metrics": {"name": "acc"}})
+    assert [m.name for m in definition.metrics] == ["acc"]
+
+
+def test_every_optuna_setting_is_named_in_one_message_with_its_translation() -> None:
+    optuna = {
+        "n_trials": 50,
+        "direction": "maximize",
+        "n_jobs": 4,
+        "sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 123},
+        "storage": "sqlite:///x.db",
+        "study_name": "s",
+        "search_space": {"x": {"type": "float"}},
+        "custom_search_space": "my.module.fn",
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_settings({**BASE, **optuna, "max_failure_rate": 0.1})
+    message = str(info.value)
+    assert message.startswith(", ".join(f"hydra.sweeper.{k}" for k in optuna) + ": these are settings of the Optuna")
+    for says in (
+        "n_trials -> observation_budget: 50",
+        "direction -> metrics[].objective, e.g. metrics: [{name: value, objective: maximize}]",
+        "n_jobs -> parallel_bandwidth: 4",
+        "sampler.seed -> seed: 123",
+        "storage -> the sweep dir",
+        "study_name -> the sweep dir",
+        "search_space -> params",
+        "custom_search_space -> conditionals",
+    ):
+        assert says in message, message
+
+
+def test_an_optuna_multi_objective_direction_becomes_two_metrics() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({**BASE, "direction": ["minimize", "maximize"]})
+    assert str(info.value).startswith("hydra.sweeper.direction: this is a setting of the Optuna sweeper")
+    assert "[{name: metric0, objective: minimize}, {name: metric1, objective: maximize}]" in str(info.value)
 
 
 def test_bad_command_line_override_is_named() -> None:
@@ -112,7 +181,7 @@ def test_every_setting_is_used() -> None:
         "on_interrupt": "detach",
         "resume": "multirun/2024-01-01",
         "progress_interval": 2,
-        "api": {"url": "http://localhost:4000/api"},
+        "api": {"api_url": "http://localhost:4000/api"},
     }
     settings, definition = parse_settings(raw, ["seed_everything=3", "wd=choice(0,0.1)"])
     assert settings == SweepSettings(
@@ -125,7 +194,7 @@ def test_every_setting_is_used() -> None:
         progress_interval=2.0,
         compute_mode="kde_only",
         seed=7,
-        api={"url": "http://localhost:4000/api"},
+        api={"api_url": "http://localhost:4000/api", "timeout": 30.0, "max_unreachable_s": 600.0},
     )
     assert type(settings.max_failure_rate) is float
     body = definition.to_sigopt()
@@ -195,7 +264,8 @@ def test_tokens_in_config_are_refused(raw: dict[str, Any], key: str) -> None:
 def test_ordinary_settings_and_parameters_named_like_tokens_pass() -> None:
     raw = {
         "params": {"max_tokens": "choice(128,256)", "tokenizer": "choice(bpe,wordpiece)"},
-        "api": {"url": "http://localhost:4000/api", "verify_ssl_certs": False},
+        "api": {"api_url": "http://localhost:4000/api", "verify_ssl_certs": False},
+        "backend": "api",
         "observation_budget": 10,
     }
     refuse_tokens_in_config(raw)

@@ -26,9 +26,62 @@ class ApiConf:
     token: Optional[str] = None
 
 
+SWEEPER_TARGET = "hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper.SigOptSweeper"
+
+
+# The Optuna sweeper's settings (as in hydra_sigopt.settings.OPTUNA_KEYS; not imported: this module stays cheap).
+OPTUNA_KEYS = (
+    "n_trials",
+    "direction",
+    "n_jobs",
+    "sampler",
+    "storage",
+    "study_name",
+    "search_space",
+    "custom_search_space",
+)
+
+
+def refuse_other_sweeper(target: str, **optuna_settings: Any) -> None:
+    """Stop what Hydra would otherwise instantiate wrongly, before it does.
+
+    Hydra instantiates ``hydra.sweeper`` as whatever ``_target_`` names, and every nested node
+    with a ``_target_`` too, children first and in field order: this check (``_check_target_``,
+    the first field) runs before both. A ``_target_`` left from another sweeper would get this
+    sweeper's settings and fail with a TypeError that says nothing useful; an Optuna ``sampler``
+    node would be built as an Optuna sampler (or fail where Optuna is not installed) before the
+    settings are read. Other Optuna settings are refused by ``hydra_sigopt.settings``.
+    """
+    from hydra_sigopt.errors import ConfigError
+
+    if target != SWEEPER_TARGET:
+        raise ConfigError(
+            "hydra.sweeper._target_",
+            f"is {target!r}, left over from another sweeper, under hydra/sweeper: sigopt; "
+            "remove it (README: 'Coming from the Optuna sweeper')",
+        )
+    sampler = optuna_settings.get("sampler")
+    if isinstance(sampler, dict) and "_target_" in sampler:
+        from hydra_sigopt.settings import refuse_optuna_keys
+
+        refuse_optuna_keys(optuna_settings)
+
+
 @dataclass
 class SigOptSweeperConf:
-    _target_: str = "hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper.SigOptSweeper"
+    _target_: str = SWEEPER_TARGET
+
+    # Not a setting: Hydra instantiates it first, to refuse a leftover _target_ or Optuna sampler
+    # (see refuse_other_sweeper); the sweeper drops it.
+    _check_target_: Any = field(
+        default_factory=lambda: {
+            "_target_": "hydra_plugins.hydra_sigopt_sweeper.config.refuse_other_sweeper",
+            "_recursive_": False,
+            "_convert_": "all",
+            "target": "${.._target_}",
+            **{key: f"${{..{key}}}" for key in OPTUNA_KEYS},
+        }
+    )
 
     # Experiment name shown in SigOpt and in the reports (default: the Hydra job name).
     name: Optional[str] = None
@@ -40,7 +93,8 @@ class SigOptSweeperConf:
 
     # SigOpt metrics: name, objective (maximize|minimize), strategy (optimize|constraint|store),
     # threshold. A single-metric task may return a plain number.
-    metrics: List[Any] = field(default_factory=lambda: [{"name": "value", "objective": "minimize"}])
+    # (null: [{name: value, objective: minimize}]; typed Any so that a dict given here is refused by name.)
+    metrics: Any = None
 
     # Number of trials to run (failed trials count).
     observation_budget: int = 20
@@ -66,7 +120,7 @@ class SigOptSweeperConf:
     # SigOpt conditionals: [{name: optimizer, values: [sgd, adam]}]; parameters refer to them in `conditions`.
     conditionals: List[Any] = field(default_factory=list)
 
-    # SigOpt linear constraints over double parameters.
+    # SigOpt linear constraints over two or more double (or two or more int) parameters.
     linear_constraints: List[Any] = field(default_factory=list)
 
     # auto: async with submitit launchers, batch otherwise; async: one job per trial, slots refilled
@@ -90,6 +144,19 @@ class SigOptSweeperConf:
 
     # backend=api settings.
     api: ApiConf = field(default_factory=ApiConf)
+
+    # Settings of hydra-optuna-sweeper. Never set: each is refused, all in one message, with what it is
+    # here (n_trials -> observation_budget, direction -> metrics[].objective, n_jobs -> parallel_bandwidth,
+    # sampler.seed -> seed, storage/study_name -> the sweep dir, search_space -> params,
+    # custom_search_space -> conditionals). Declared so that Hydra lets them through to that message.
+    n_trials: Optional[Any] = None
+    direction: Optional[Any] = None
+    n_jobs: Optional[Any] = None
+    sampler: Optional[Any] = None
+    storage: Optional[Any] = None
+    study_name: Optional[Any] = None
+    search_space: Optional[Any] = None
+    custom_search_space: Optional[Any] = None
 
 
 ConfigStore.instance().store(

@@ -14,6 +14,7 @@ from .config import SigOptSweeperConf  # noqa: F401  (registers the config)
 
 class SigOptSweeper(Sweeper):
     def __init__(self, **sweeper_config: Any) -> None:
+        sweeper_config.pop("_check_target_", None)  # done by Hydra instantiating it (config.py)
         self.sweeper_config = sweeper_config
         self.impl: Optional[Any] = None
 

@@ -1,0 +1,305 @@
+"""Every refusal and every deliberate stop reads as one line, through a real Hydra multirun.
+
+Hydra prints a compact exception as its message alone; the traceback only with HYDRA_FULL_ERROR=1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE_APP, AppRun, run_example, running_job_ids, write_app
+from sigopt_server import SigOptTestServer
+
+from hydra_sigopt.cli import main as cli_main
+
+HYDRA_HINT = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+TOKEN = "tok-refusals-never-written-anywhere"
+
+
+def error_lines(run: AppRun) -> list[str]:
+    """What the run printed on stderr, without blank lines and Hydra's usual hint."""
+    return [line for line in run.proc.stderr.splitlines() if line.strip() and line != HYDRA_HINT]
+
+
+def assert_refused(run: AppRun, *needles: str, created: bool = False) -> str:
+    """Non-zero exit, one line on stderr naming ``needles``, no traceback; no sweep dir unless ``created``."""
+    assert run.proc.returncode != 0, run.output[-3000:]
+    lines = error_lines(run)
+    assert len(lines) == 1, run.proc.stderr[-3000:]
+    assert "Traceback" not in run.output, run.output[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert run.sweep_dir.exists() is created, run.output[-3000:]
+    return lines[0]
+
+
+def test_a_config_error_is_one_line_and_the_full_traceback_only_on_request(tmp_path: Path) -> None:
+    run = run_example(tmp_path, "hydra.sweeper.scheduler=fast")
+    assert_refused(run, "hydra.sweeper.scheduler: got 'fast'; valid values are")
+    full = run_example(tmp_path, "hydra.sweeper.scheduler=fast", env={"HYDRA_FULL_ERROR": "1"})
+    assert full.proc.returncode != 0
+    assert "Traceback" in full.proc.stderr and "hydra_sigopt.errors.ConfigError" in full.proc.stderr
+
+
+def test_a_broken_engine_is_one_line(tmp_path: Path) -> None:
+    fake = tmp_path / "fake"
+    (fake / "sigoptlite").mkdir(parents=True)
+    (fake / "sigoptlite" / "__init__.py").write_text("raise ImportError('broken on purpose')\n")
+    run = run_example(tmp_path, env={"PYTHONPATH": f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert_refused(run, "cannot be loaded", "broken on purpose", "hydra-sigopt install-engine")
+
+
+@pytest.fixture
+def server() -> Iterator[SigOptTestServer]:
+    with SigOptTestServer(tokens={TOKEN}) as s:
+        yield s
+
+
+def test_an_api_refusal_is_one_line(tmp_path: Path, server: SigOptTestServer) -> None:
+    env = {"SIGOPT_API_TOKEN": "wrong-" + TOKEN, "SIGOPT_API_URL": server.url, "SIGOPT_ENV_FILE": ""}
+    run = run_example(tmp_path, "hydra.sweeper.backend=api", env=env)
+    assert_refused(run, "HTTP 401", server.url)
+
+
+def test_a_second_sweeper_on_the_same_dir_is_one_line(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    first = subprocess.Popen(
+        [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", "sleep_s=60"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_first_trial(sweep_dir)
+        second = run_example(tmp_path, sweep_dir=sweep_dir)
+        assert_refused(second, "another sweeper", f"pid {first.pid}", created=True)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=120)
+
+
+def wait_for_first_trial(sweep_dir: Path, timeout: float = 120) -> None:
+    """Wait until the sweep in ``sweep_dir`` runs its first trial's task (Hydra wrote its config)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (sweep_dir / "0" / ".hydra" / "config.yaml").exists():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no trial ever ran in {sweep_dir}")
+
+
+def test_a_stop_by_kill_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(EXAMPLE_APP),
+            "-m",
+            f"hydra.sweep.dir={sweep_dir}",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            "sleep_s=60",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running_job_ids(sweep_dir, 1)
+    # Killed while its Python still starts, a local job prints its own KeyboardInterrupt traceback
+    # to the sweeper's terminal (submitit redirects its output only once started): wait for the task.
+    wait_for_first_trial(sweep_dir)
+    assert cli_main(["kill", str(sweep_dir)]) == 0
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    # The sweeper's own stop is its message alone. (A cancelled submitit_local job's controller,
+    # which shares the terminal, may print its own KeyboardInterrupt traceback before it: not ours.)
+    lines = error_lines(AppRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), sweep_dir))
+    assert lines[-1].startswith("Interrupted. Running trials were cancelled"), err
+    assert "hydra_sigopt" not in "\n".join(lines[:-1]) and "SweepAbortedError" not in out + err, err
+
+
+API_ENV = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": "", "SIGOPT_ENV_FILE": ""}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "env", "says"),
+    [
+        pytest.param(["hydra.sweeper.seed=-1"], {}, "hydra.sweeper.seed: expected a whole number", id="seed-negative"),
+        pytest.param(["hydra.sweeper.seed=4294967296"], {}, "valid seeds are 0 to 2**32-1", id="seed-too-large"),
+        pytest.param(
+            ["hydra.sweeper.backend=api", "hydra.sweeper.api.api_url=notaurl"],
+            API_ENV,
+            "hydra.sweeper.api.api_url: hydra.sweeper.api.api_url is 'notaurl', not an http(s) URL",
+            id="api-url-without-scheme",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.backend=api",
+                "hydra.sweeper.api.api_url=http://127.0.0.1:9/api",
+                "hydra.sweeper.api.timeout=0",
+            ],
+            API_ENV,
+            "hydra.sweeper.api.timeout: expected seconds > 0",
+            id="api-timeout-0",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.backend=api",
+                "hydra.sweeper.api.api_url=http://127.0.0.1:9/api",
+                "hydra.sweeper.api.timeout=-5",
+            ],
+            API_ENV,
+            "hydra.sweeper.api.timeout: expected seconds > 0",
+            id="api-timeout-negative",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.backend=api",
+                "hydra.sweeper.api.api_url=http://127.0.0.1:9/api",
+                "hydra.sweeper.api.max_unreachable_s=-1",
+            ],
+            API_ENV,
+            "hydra.sweeper.api.max_unreachable_s: expected seconds > 0",
+            id="api-max-unreachable-negative",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.backend=api",
+                "hydra.sweeper.api.api_url=http://127.0.0.1:9/api",
+                "+hydra.sweeper.api.url=x",
+            ],
+            API_ENV,
+            "hydra.sweeper.api.url: unknown setting; valid settings are ['api_url'",
+            id="api-unknown-key",
+        ),
+        pytest.param(
+            ["hydra.sweeper.api.timeout=5"],
+            {},
+            "hydra.sweeper.api.timeout: applies to backend: api only, and the backend is 'lite'",
+            id="api-with-lite",
+        ),
+        pytest.param(["hydra.sweeper.progress_interval=nan"], {}, "progress_interval: expected seconds > 0", id="nan"),
+        pytest.param(["hydra.sweeper.progress_interval=inf"], {}, "progress_interval: expected seconds > 0", id="inf"),
+        pytest.param(["+hydra.sweep.mode=999"], {}, "hydra.sweep.mode: expected octal permission bits", id="mode"),
+        pytest.param(
+            ["hydra.sweeper.params.alpha={type:double,bounds:{min:-1e308,max:1e308}}"],
+            {},
+            "hydra.sweeper.params.alpha: values up to 1e+308 in magnitude; the engine handles at most 1e+150",
+            id="bounds-1e308",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.params.alpha={type:double,bounds:{min:1,max:2}}",
+                "hydra.sweeper.params.l1_ratio={type:double,bounds:{min:1,max:2}}",
+                "hydra.sweeper.linear_constraints=[{type:less_than,threshold:0,"
+                "terms:[{name:alpha,weight:1},{name:l1_ratio,weight:1}]}]",
+            ],
+            {},
+            "hydra.sweeper.linear_constraints[0].threshold: less_than 0 cannot hold inside the bounds",
+            id="infeasible-constraint",
+        ),
+        pytest.param(
+            ["hydra.sweeper.params.alpha={type:double,bounds:{min:0,max:1},prior:{name:uniform}}"],
+            {},
+            "hydra.sweeper.params.alpha.prior.name: got 'uniform'; valid priors are ['normal', 'beta']",
+            id="unknown-prior",
+        ),
+    ],
+)
+def test_bad_settings_are_one_line_before_anything_exists(
+    tmp_path: Path, overrides: list[str], env: dict[str, str], says: str
+) -> None:
+    assert_refused(run_example(tmp_path, *overrides, env=env), says)
+
+
+def test_sweeping_a_hydra_config_group_is_refused(tmp_path: Path) -> None:
+    app = write_app(tmp_path, "params:\n  x: interval(-5, 5)\n  hydra/launcher: choice(basic, submitit_local)")
+    run = run_example(tmp_path, app=app)
+    assert_refused(run, "hydra.sweeper.params.hydra/launcher: sweeps Hydra's own config")
+
+
+OPTUNA_LEFTOVERS = """
+n_trials: 20
+direction: maximize
+n_jobs: 2
+storage: null
+params:
+  x: interval(-5, 5)
+"""
+
+
+def test_optuna_settings_are_named_at_once_with_their_translation(tmp_path: Path) -> None:
+    app = write_app(tmp_path, OPTUNA_LEFTOVERS)
+    line = assert_refused(
+        run_example(tmp_path, app=app),
+        "hydra.sweeper.n_trials, hydra.sweeper.direction, hydra.sweeper.n_jobs: these are settings of the Optuna",
+        "n_trials -> observation_budget: 20",
+        "direction -> metrics[].objective, e.g. metrics: [{name: value, objective: maximize}]",
+        "n_jobs -> parallel_bandwidth: 2",
+    )
+    assert "storage" not in line  # null: nothing to translate
+
+
+def test_an_optuna_sampler_is_named_with_the_others_before_hydra_builds_it(tmp_path: Path) -> None:
+    sampler = "sampler:\n  _target_: optuna.samplers.TPESampler\n  seed: 1234\n"
+    app = write_app(tmp_path, sampler + OPTUNA_LEFTOVERS)
+    run = run_example(tmp_path, app=app)
+    assert run.proc.returncode != 0
+    says = (
+        "hydra.sweeper.n_trials, hydra.sweeper.direction, hydra.sweeper.n_jobs, hydra.sweeper.sampler: these are",
+        "n_trials -> observation_budget: 20",
+        "sampler.seed -> seed: 1234",
+    )
+    assert all(s in run.proc.stderr for s in says), run.proc.stderr
+    assert "Traceback" not in run.output and not run.sweep_dir.exists()
+
+
+def test_a_leftover_optuna_target_is_refused_clearly_not_a_type_error(tmp_path: Path) -> None:
+    target = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    app = write_app(tmp_path, f"_target_: {target}\ndirection: maximize\nparams:\n  x: interval(-5, 5)")
+    run = run_example(tmp_path, app=app)
+    assert run.proc.returncode != 0
+    assert f"hydra.sweeper._target_: is '{target}', left over from another sweeper" in run.proc.stderr
+    assert "TypeError" not in run.output and "Traceback" not in run.output
+    assert not run.sweep_dir.exists()
+
+
+@pytest.mark.parametrize("override", ["lrr=0.1", "lrr=interval(0, 1)", "params"])
+def test_a_key_the_app_lacks_stops_with_hydras_message_before_any_trial(tmp_path: Path, override: str) -> None:
+    if override == "params":  # declared in the app's hydra.sweeper.params
+        run = run_example(tmp_path, app=write_app(tmp_path, "params:\n  x: interval(-5, 5)\n  lrr: choice(1, 2)"))
+    else:
+        run = run_example(tmp_path, override)
+    assert run.proc.returncode != 0
+    assert "Could not override 'lrr'" in run.proc.stderr, run.output[-3000:]
+    assert "Traceback" not in run.output and "Launching" not in run.output
+    assert not run.sweep_dir.exists()
+
+
+def test_every_config_group_option_is_composed_up_front(tmp_path: Path) -> None:
+    for option in ("small", "large"):
+        (tmp_path / "conf" / "model").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "conf" / "model" / f"{option}.yaml").write_text(f"width: {len(option)}\n")
+    app = write_app(
+        tmp_path,
+        "params:\n  x: interval(-5, 5)\n  model: choice(small, large, larg)",
+        defaults="  - model: small\n",
+    )
+    run = run_example(tmp_path, app=app)
+    assert run.proc.returncode != 0
+    assert "Could not find 'model/larg'" in run.proc.stderr, run.output[-3000:]
+    assert "Traceback" not in run.output and "Launching" not in run.output
+    assert not run.sweep_dir.exists()
+
+
+def test_metrics_given_as_a_dict_is_one_line_naming_metrics(tmp_path: Path) -> None:
+    app = write_app(tmp_path, "metrics: {loss: minimize}\nparams:\n  x: interval(-5, 5)")
+    assert_refused(run_example(tmp_path, app=app), "hydra.sweeper.metrics: expected a non-empty list such as")
