@@ -308,8 +308,8 @@ def parse_override(text: str, where: str, deletes_allowed: bool = False) -> Para
         raise ConfigError(where, f"{text!r} deletes a key; a search space can only set values")
     if not override.is_sweep_override():
         return text
-    if override.key_or_group.startswith("hydra.") or override.key_or_group.startswith("hydra/"):
-        raise ConfigError(where, f"{text!r} sweeps a hydra setting; only the app's own config can be tuned")
+    if override.key_or_group.startswith("hydra."):
+        raise ConfigError(where, f"{text!r} sweeps a hydra.* setting; only the app's own config can be tuned")
     if override.is_delete():
         raise ConfigError(where, f"{text!r} deletes a key; a search space can only set values")
     return _parameter_from_sweep(override, text, where)

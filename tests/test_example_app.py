@@ -228,7 +228,11 @@ def test_a_requeued_job_is_still_one_trial(workdir: Path) -> None:
         "sleep_jobs=[0]",
     )
     job_id = running_job_ids(sweep_dir, 1)[0]
-    time.sleep(1.5)
+    # Once Hydra has set up the trial's job folder, the task runs under submitit's signal handlers
+    # (a fixed pause was too short on a loaded machine: the signal then killed the bare process).
+    deadline = time.time() + 60
+    while not (sweep_dir / "0" / ".hydra").is_dir() and time.time() < deadline:
+        time.sleep(0.05)
     # The time-out signal submitit uses (SIGUSR2), sent to the task as Slurm would near the limit.
     task = int(Path(f"/proc/{job_id}/task/{job_id}/children").read_text().split()[0])
     os.kill(task, signal.SIGUSR2)
