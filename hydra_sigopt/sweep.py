@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,7 +42,7 @@ from hydra_sigopt.journal import (
 from hydra_sigopt.metrics import InvalidResult, MetricValue, parse_result
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.reports import write_reports
-from hydra_sigopt.runners import JobOutcome, TrialRunner
+from hydra_sigopt.runners import MAX_REASON_CHARS, MAX_TRACEBACK_CHARS, JobOutcome, TrialRunner, shorten
 from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.space import format_override
 
@@ -145,10 +146,9 @@ class Sweep:
         except Exception as exc:
             # Anything else (sbatch refusing a job, an engine error): stop as on Ctrl-C, and say how to go on.
             what = self._apply_interrupt_policy("cancelled: the sweep stopped on an error")
-            log.error("The sweep stopped on %s: %s. %s. %s", type(exc).__name__, exc, what, self._continue_hint())
-            raise SweepAbortedError(
-                f"the sweep stopped on {type(exc).__name__}: {exc}. {what}. {self._continue_hint()}"
-            ) from exc
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("The sweep stopped on %s. %s. %s", error, what, self._continue_hint())
+            raise SweepAbortedError(f"the sweep stopped on {error}. {what}. {self._continue_hint()}") from exc
         finally:
             _restore_sigterm(previous_handler)
             self.runner.close()
@@ -362,20 +362,13 @@ class Sweep:
         """
         assert self.journal is not None
         running = self._running.pop(outcome.number)
-        values: tuple[MetricValue, ...] = ()
-        reason = outcome.reason
-        tb = outcome.traceback
-        if outcome.ok:
-            try:
-                values = parse_result(outcome.value, self.definition.metrics)
-            except InvalidResult as exc:
-                reason, tb = str(exc), None
-        failed = reason is not None
+        values, outcome = self._read_values(outcome)
+        failed = outcome.reason is not None
         self.journal.record_result(
             outcome.number,
             values=values,
-            failure_reason=reason,
-            failure_traceback=tb,
+            failure_reason=outcome.reason,
+            failure_traceback=outcome.traceback,
             started_at=outcome.started_at,
             ended_at=outcome.ended_at,
             host=outcome.host,
@@ -383,11 +376,35 @@ class Sweep:
         )
         crash_point("after_result")
         if failed:
-            log.warning("Trial #%d failed: %s", outcome.number, reason)
+            log.warning("Trial #%d failed: %s", outcome.number, outcome.reason)
         self._count_finished(outcome.number, failed, values)
-        if reason is not None and outcome.ok:  # an invalid return value: keep the reason for the abort message
-            outcome = dataclasses.replace(outcome, reason=reason)
         return _Recorded(outcome, running.suggestion, values, failed)
+
+    def _read_values(self, outcome: JobOutcome) -> tuple[tuple[MetricValue, ...], JobOutcome]:
+        """The metric values of a trial that returned, or its outcome as a failure, fit to be written.
+
+        Anything raised while reading the return value (a tensor's ``item()`` after a device
+        error) is that trial's failure: raised here it would stop the sweep, and every resume
+        would run the same point into the same crash.
+        """
+        values: tuple[MetricValue, ...] = ()
+        if outcome.ok:
+            try:
+                values = parse_result(outcome.value, self.definition.metrics)
+            except InvalidResult as exc:
+                outcome = dataclasses.replace(outcome, reason=str(exc), traceback=None)
+            except Exception as exc:
+                reason = f"reading the returned value raised {type(exc).__name__}: {exc}"
+                outcome = dataclasses.replace(outcome, error=exc, reason=reason, traceback=traceback.format_exc())
+        return values, self._fit_to_write(outcome)
+
+    def _fit_to_write(self, outcome: JobOutcome) -> JobOutcome:
+        """The failure's reason and traceback cut to a size the journal and log can hold."""
+        if outcome.reason is None:
+            return outcome
+        reason = shorten(outcome.reason, MAX_REASON_CHARS, outcome.full_log)
+        tb = outcome.traceback and shorten(outcome.traceback, MAX_TRACEBACK_CHARS, outcome.full_log)
+        return dataclasses.replace(outcome, reason=reason, traceback=tb)
 
     def _too_many_failures(self, recorded: list[_Recorded]) -> JobOutcome | None:
         """The last failed outcome, when ``max_failure_rate`` is now exceeded."""

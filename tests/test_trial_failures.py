@@ -1,0 +1,142 @@
+"""What a trial can do wrong is that trial's failure: sys.exit, results that cannot be read, huge errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SUBMITIT_LOCAL, run_example
+from small_apps import write_app
+
+LAUNCHERS = {"basic": (), "submitit_local": SUBMITIT_LOCAL}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+@pytest.mark.parametrize("code", [0, 3])
+def test_sys_exit_in_the_task_is_one_failed_trial_and_the_sweep_goes_on(
+    tmp_path: Path, launcher: str, code: int
+) -> None:
+    app = write_app(
+        tmp_path,
+        f"""
+        if job_num() in (1, 3):
+            sys.exit({code})
+        return cfg.x
+        """,
+        budget=5,
+    )
+    run = run_example(tmp_path, *LAUNCHERS[launcher], app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed", "failed", "completed", "failed", "completed"]
+    for t in (run.trials[1], run.trials[3]):
+        assert f"the task called sys.exit({code})" in t["failure_reason"]
+    assert f"Trial #1 failed: TaskExit: the task called sys.exit({code})" in run.output
+    assert run.results["trials"]["completed"] == 3
+
+
+EXPLODING_RESULTS = """
+class DeviceError(RuntimeError):
+    pass
+
+
+class BrokenTensor:
+    '''A CUDA tensor after a device error: reading its number raises.'''
+
+    ndim = 0
+
+    def item(self):
+        raise DeviceError("CUDA error: an illegal memory access was encountered")
+
+
+class BrokenNumber:
+    def __float__(self):
+        raise DeviceError("CUDA error: device-side assert triggered")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_result_whose_number_cannot_be_read_is_that_trials_failure(tmp_path: Path, launcher: str) -> None:
+    app = write_app(
+        tmp_path,
+        """
+        if job_num() == 1:
+            return BrokenTensor()
+        if job_num() == 2:
+            return {"value": BrokenNumber()}
+        return cfg.x
+        """,
+        helpers=EXPLODING_RESULTS,
+    )
+    run = run_example(tmp_path, *LAUNCHERS[launcher], app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed", "failed", "failed", "completed"]
+    assert "DeviceError: CUDA error: an illegal memory access was encountered" in run.trials[1]["failure_reason"]
+    assert "DeviceError: CUDA error: device-side assert triggered" in run.trials[2]["failure_reason"]
+    # The journal holds the outcome: a resume has nothing to re-run and does not crash.
+    resumed = run_example(tmp_path, *LAUNCHERS[launcher], app=app).assert_ok()
+    assert [t["state"] for t in resumed.trials] == ["completed", "failed", "failed", "completed"]
+
+
+UNPICKLABLE_RESULTS = """
+import threading
+
+
+def _refuse_to_load():
+    raise RuntimeError("this result cannot be unpickled")
+
+
+class Unloadable:
+    def __float__(self):
+        return 1.0
+
+    def __reduce__(self):
+        return (_refuse_to_load, ())
+"""
+
+
+@pytest.mark.slow
+def test_a_submitit_result_that_cannot_be_pickled_or_unpickled_is_that_trials_failure(tmp_path: Path) -> None:
+    app = write_app(
+        tmp_path,
+        """
+        if job_num() == 1:
+            return {"value": 1.0, "lock": threading.Lock()}
+        if job_num() == 2:
+            return Unloadable()
+        return cfg.x
+        """,
+        helpers=UNPICKLABLE_RESULTS,
+    )
+    run = run_example(tmp_path, *SUBMITIT_LOCAL, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed", "failed", "failed", "completed"]
+    assert "cannot pickle '_thread.lock' object" in run.trials[1]["failure_reason"]
+    assert "this result cannot be unpickled" in run.trials[2]["failure_reason"]
+
+
+HUGE = 2_000_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_huge_exception_message_is_cut_in_the_journal_and_kept_whole_in_the_trials_own_log(
+    tmp_path: Path, launcher: str
+) -> None:
+    app = write_app(
+        tmp_path,
+        f"""
+        if job_num() in (0, 2):
+            raise ValueError("loss diverged: " + "x" * {HUGE})
+        return cfg.x
+        """,
+    )
+    run = run_example(tmp_path, *LAUNCHERS[launcher], app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["failed", "completed", "failed", "completed"]
+    reason = run.trials[0]["failure_reason"]
+    assert reason.startswith("ValueError: loss diverged: xxx") and len(reason) < 1000
+    full_log = run.sweep_dir / "0" / "failure_traceback.log"
+    assert f"characters cut; full traceback in {full_log}" in reason
+    assert "loss diverged: " + "x" * HUGE in full_log.read_text()
+    # Neither the journal nor trials.csv nor the console carries the message (2 trials x 2 MB).
+    assert (run.sweep_dir / "sigopt_journal.sqlite").stat().st_size < 200_000
+    assert (run.sweep_dir / "trials.csv").stat().st_size < 10_000
+    assert len(run.output) < 50_000
