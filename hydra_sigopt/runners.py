@@ -129,7 +129,10 @@ def _keep_full_traceback(text: str) -> None:
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        Path(HydraConfig.get().runtime.output_dir, FULL_TRACEBACK_FILE).write_text(text)
+        from hydra_sigopt.secrets import redact, withheld_tokens
+
+        path = Path(HydraConfig.get().runtime.output_dir, FULL_TRACEBACK_FILE)
+        path.write_text(redact(text, *withheld_tokens()))
     except Exception as exc:  # no Hydra job config, a full disk: the shortened traceback must do
         log.debug("could not keep the full traceback: %s", exc)
 

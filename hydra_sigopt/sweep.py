@@ -43,6 +43,7 @@ from hydra_sigopt.metrics import InvalidResult, MetricValue, parse_result
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.reports import write_reports
 from hydra_sigopt.runners import MAX_REASON_CHARS, MAX_TRACEBACK_CHARS, JobOutcome, TrialRunner, shorten
+from hydra_sigopt.secrets import redact, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.space import format_override
 
@@ -94,6 +95,8 @@ class Sweep:
         self._failed = 0
         self._prefetch: Future[Suggestion] | None = None
         self._pool: ThreadPoolExecutor | None = None
+        #: Tokens to mask in whatever the sweep writes or logs.
+        self._tokens: tuple[str, ...] = ()
         primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
         self.progress = Progress(self.budget, primary, settings.progress_interval)
 
@@ -105,7 +108,9 @@ class Sweep:
         lock = SweepLock(self.sweep_dir)
         lock.acquire()
         try:
-            return self._run_locked()
+            with tokens_withheld(also=_tokens_of(self.backend)) as tokens:  # the backend has its token already
+                self._tokens = tuple(tokens)
+                return self._run_locked()
         finally:
             lock.release()
 
@@ -146,7 +151,7 @@ class Sweep:
         except Exception as exc:
             # Anything else (sbatch refusing a job, an engine error): stop as on Ctrl-C, and say how to go on.
             what = self._apply_interrupt_policy("cancelled: the sweep stopped on an error")
-            error = f"{type(exc).__name__}: {exc}"
+            error = redact(f"{type(exc).__name__}: {exc}", *self._tokens)
             log.error("The sweep stopped on %s. %s. %s", error, what, self._continue_hint())
             raise SweepAbortedError(f"the sweep stopped on {error}. {what}. {self._continue_hint()}") from exc
         finally:
@@ -399,11 +404,13 @@ class Sweep:
         return values, self._fit_to_write(outcome)
 
     def _fit_to_write(self, outcome: JobOutcome) -> JobOutcome:
-        """The failure's reason and traceback cut to a size the journal and log can hold."""
+        """The failure's reason and traceback without tokens, cut to a size the journal and log can hold."""
         if outcome.reason is None:
             return outcome
-        reason = shorten(outcome.reason, MAX_REASON_CHARS, outcome.full_log)
-        tb = outcome.traceback and shorten(outcome.traceback, MAX_TRACEBACK_CHARS, outcome.full_log)
+        reason = shorten(redact(outcome.reason, *self._tokens), MAX_REASON_CHARS, outcome.full_log)
+        tb = outcome.traceback and shorten(
+            redact(outcome.traceback, *self._tokens), MAX_TRACEBACK_CHARS, outcome.full_log
+        )
         return dataclasses.replace(outcome, reason=reason, traceback=tb)
 
     def _too_many_failures(self, recorded: list[_Recorded]) -> JobOutcome | None:
@@ -547,6 +554,12 @@ def _signals_ignored() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _tokens_of(backend: Backend) -> tuple[str, ...]:
+    """The token a backend uses (``backend: api``'s may come from the sigopt client's config file)."""
+    credentials = getattr(backend, "credentials", None)
+    return (credentials.token,) if credentials is not None and credentials.token else ()
 
 
 def _past(trial: Trial) -> PastObservation:
