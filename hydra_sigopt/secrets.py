@@ -12,7 +12,7 @@ Where a token comes from, in order:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +57,18 @@ def refuse_tokens_in_config(raw: Mapping[str, Any], where: str = "") -> None:
             raise ConfigError(path, f"looks like a credential and is refused. {TOKEN_HELP}")
         if isinstance(value, Mapping) and key != "params":
             refuse_tokens_in_config(value, path)
+
+
+def mask_credential_overrides(argv: Sequence[str]) -> list[str]:
+    """Command-line arguments with the value of every credential-looking override masked.
+
+    ``+sigopt_token=abc`` becomes ``+sigopt_token=***``, for what is sent off this machine.
+    """
+    masked = []
+    for arg in argv:
+        key, equals, _ = arg.partition("=")
+        masked.append(f"{key}=***" if equals and looks_like_credential(key) else arg)
+    return masked
 
 
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:

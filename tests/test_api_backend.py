@@ -15,7 +15,14 @@ from hydra_sigopt.backends.api import ApiBackend, ApiError, ApiUnreachableError
 from hydra_sigopt.crashpoints import ENV_VAR
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue, parse_metrics
-from hydra_sigopt.secrets import MissingTokenError, redact, resolve_token, tokens_withheld, withheld_tokens
+from hydra_sigopt.secrets import (
+    MissingTokenError,
+    mask_credential_overrides,
+    redact,
+    resolve_token,
+    tokens_withheld,
+    withheld_tokens,
+)
 from hydra_sigopt.space import build_space
 
 TOKEN = "tok-5f2d9c1e-never-written-anywhere"
@@ -191,6 +198,12 @@ def test_tokens_are_withheld_from_the_environment_while_a_sweep_runs_and_masked(
     assert env == before and withheld_tokens() == set()
 
 
+def test_credential_looking_overrides_are_masked_the_rest_kept() -> None:
+    argv = ["train.py", "-m", "+sigopt_token=a", "~db.password=b", "++x.API_KEY=c", "lr=0.1", "secret_sauce", "token"]
+    masked = ["train.py", "-m", "+sigopt_token=***", "~db.password=***", "++x.API_KEY=***", "lr=0.1"]
+    assert mask_credential_overrides(argv) == [*masked, "secret_sauce", "token"]
+
+
 @pytest.mark.slow
 def test_token_in_hydra_config_is_refused_before_anything_is_written(tmp_path: Path, api_env: dict[str, str]) -> None:
     run = run_example(tmp_path, "hydra.sweeper.backend=api", f"hydra.sweeper.api.token={TOKEN}")
@@ -277,6 +290,19 @@ def test_a_token_a_trial_found_itself_is_masked_in_everything_the_sweep_writes(
     assert "RuntimeError: the file holds SIGOPT_TOKEN=***" in run.trials[0]["failure_reason"]
     assert _files_containing(run.sweep_dir, TOKEN) == []
     assert TOKEN not in run.output
+
+
+@pytest.mark.slow
+def test_credentials_passed_as_app_overrides_are_masked_in_the_experiments_metadata(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    secrets = ["+sigopt_token=s3cret-one", "+api_key=s3cret-two", "+db.password=s3cret-three"]
+    run = run_example(
+        tmp_path, "hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=1", *secrets, env=api_env
+    ).assert_ok()
+    metadata = server.experiments[str(run.results["experiment_id"])].data["metadata"]
+    assert "+sigopt_token=*** +api_key=*** +db.password=***" in metadata["command"]
+    assert "s3cret" not in str(server.experiments[str(run.results["experiment_id"])].data)
 
 
 @pytest.mark.slow
