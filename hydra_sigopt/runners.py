@@ -119,9 +119,7 @@ def _check_picklable(value: Any) -> None:
     try:
         cloudpickle.dumps(value)
     except Exception as exc:
-        raise TypeError(
-            f"the task's return value cannot be sent back from its job: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise TypeError(f"the task's return value cannot be sent back from its job ({describe_error(exc)})") from exc
 
 
 def _keep_full_traceback(text: str) -> None:
@@ -135,6 +133,15 @@ def _keep_full_traceback(text: str) -> None:
         path.write_text(redact(text, *withheld_tokens()))
     except Exception as exc:  # no Hydra job config, a full disk: the shortened traceback must do
         log.debug("could not keep the full traceback: %s", exc)
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: message``, also for an exception whose ``str()`` raises (it must not stop the sweep)."""
+    try:
+        message = str(error)
+    except Exception as exc:
+        message = f"<str() raised {type(exc).__name__}>"
+    return f"{type(error).__name__}: {message}"
 
 
 def shorten(text: str, limit: int, full_at: str | None = None) -> str:
@@ -177,7 +184,7 @@ def _outcome_from_job_return(number: int, ret: Any, job_id: str | None = None) -
             )
         return JobOutcome(number, True, raw, ended_at=time.time(), job_id=job_id)
     error = raw if isinstance(raw, BaseException) else None
-    reason = f"{type(error).__name__}: {error}" if error is not None else f"job ended with status {ret.status}"
+    reason = describe_error(error) if error is not None else f"job ended with status {ret.status}"
     tb = "".join(traceback.format_exception(error)) if error is not None else None
     return JobOutcome(
         number,
@@ -270,7 +277,7 @@ class BatchRunner(TrialRunner):
             returns = self.launcher.launch([o for _, o in batch], initial_job_idx=first)
         except Exception as exc:  # e.g. submitit's UncompletedJobError: the batch's results are lost
             tb = traceback.format_exc()
-            reason = f"the launcher lost the batch: {type(exc).__name__}: {exc}"
+            reason = f"the launcher lost the batch: {describe_error(exc)}"
             return [
                 JobOutcome(n, False, error=exc, reason=reason, traceback=tb, started_at=started, ended_at=time.time())
                 for n, _ in batch
@@ -686,11 +693,11 @@ def _death_reason(job: Any, exc: BaseException) -> str:
     """A one-line reason for a job whose result could not be had (state from Slurm where known)."""
     from submitit.core.utils import FailedJobError
 
-    lines = str(exc).strip().splitlines()
+    lines = describe_error(exc).partition(": ")[2].strip().splitlines()
     if isinstance(exc, FailedJobError):  # the job's own traceback: its last line says what failed
         return f"job {job.job_id} failed outside the task: {lines[-1] if lines else ''}"
     if job.paths.result_pickle.exists():
-        return f"the result of job {job.job_id} could not be read: {type(exc).__name__}: {exc}"
+        return f"the result of job {job.job_id} could not be read: {describe_error(exc)}"
     state = None
     try:
         state = job.watcher.get_state(job.job_id, mode="force") if hasattr(job, "watcher") else job.state

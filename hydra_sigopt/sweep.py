@@ -42,7 +42,14 @@ from hydra_sigopt.journal import (
 from hydra_sigopt.metrics import InvalidResult, MetricValue, parse_result
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.reports import write_reports
-from hydra_sigopt.runners import MAX_REASON_CHARS, MAX_TRACEBACK_CHARS, JobOutcome, TrialRunner, shorten
+from hydra_sigopt.runners import (
+    MAX_REASON_CHARS,
+    MAX_TRACEBACK_CHARS,
+    JobOutcome,
+    TrialRunner,
+    describe_error,
+    shorten,
+)
 from hydra_sigopt.secrets import redact, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.space import format_override
@@ -151,7 +158,7 @@ class Sweep:
         except Exception as exc:
             # Anything else (sbatch refusing a job, an engine error): stop as on Ctrl-C, and say how to go on.
             what = self._apply_interrupt_policy("cancelled: the sweep stopped on an error")
-            error = redact(f"{type(exc).__name__}: {exc}", *self._tokens)
+            error = redact(describe_error(exc), *self._tokens)
             log.error("The sweep stopped on %s. %s. %s", error, what, self._continue_hint())
             raise SweepAbortedError(f"the sweep stopped on {error}. {what}. {self._continue_hint()}") from exc
         finally:
@@ -399,7 +406,7 @@ class Sweep:
             except InvalidResult as exc:
                 outcome = dataclasses.replace(outcome, reason=str(exc), traceback=None)
             except Exception as exc:
-                reason = f"reading the returned value raised {type(exc).__name__}: {exc}"
+                reason = f"reading the returned value raised {describe_error(exc)}"
                 outcome = dataclasses.replace(outcome, error=exc, reason=reason, traceback=traceback.format_exc())
         return values, self._fit_to_write(outcome)
 

@@ -140,3 +140,44 @@ def test_a_huge_exception_message_is_cut_in_the_journal_and_kept_whole_in_the_tr
     assert (run.sweep_dir / "sigopt_journal.sqlite").stat().st_size < 200_000
     assert (run.sweep_dir / "trials.csv").stat().st_size < 10_000
     assert len(run.output) < 50_000
+
+
+UNPRINTABLE_ERROR = """
+class UnprintableError(RuntimeError):
+    def __str__(self):
+        raise ValueError("str() of this error fails too")
+"""
+
+
+@pytest.mark.slow
+def test_an_exception_that_cannot_be_printed_is_still_one_failed_trial(tmp_path: Path) -> None:
+    app = write_app(
+        tmp_path,
+        """
+        if job_num() == 1:
+            raise UnprintableError()
+        return cfg.x
+        """,
+        helpers=UNPRINTABLE_ERROR,
+        budget=3,
+    )
+    run = run_example(tmp_path, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed", "failed", "completed"]
+    assert run.trials[1]["failure_reason"].startswith("UnprintableError: <str() raised ValueError")
+
+
+def test_the_task_wrapper_lets_keyboard_interrupt_through_and_names_sys_exit() -> None:
+    from hydra_sigopt.runners import TaskExit, TimedTask
+
+    def interrupted(cfg: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        TimedTask(interrupted)({})
+    for code, says in ((None, r"sys\.exit\(\)"), ("bye", r"sys\.exit\('bye'\)"), (2, r"sys\.exit\(2\)")):
+
+        def exits(cfg: object, code: object = code) -> None:
+            raise SystemExit(code)
+
+        with pytest.raises(TaskExit, match=f"the task called {says}"):
+            TimedTask(exits)({})
