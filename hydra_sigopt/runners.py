@@ -99,8 +99,18 @@ class TimedTask:
         except SystemExit as exc:
             # Hydra's run_job catches Exception only: in-process, SystemExit would end the sweeper
             # with the task's exit code and leave the trial running in the journal.
+            if _raised_by_submitit(exc):
+                raise  # the job exits to be requeued (time-out or preemption signal): not a failure
             code = "" if exc.code is None else repr(exc.code)
             raise TaskExit(f"the task called sys.exit({code})") from exc
+
+
+def _raised_by_submitit(exc: SystemExit) -> bool:
+    """Whether submitit's handler of a time-out or preemption signal raised it, to end the job it requeued."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("submitit.")
 
 
 def _in_submitit_job() -> bool:

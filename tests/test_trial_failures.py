@@ -181,3 +181,20 @@ def test_the_task_wrapper_lets_keyboard_interrupt_through_and_names_sys_exit() -
 
         with pytest.raises(TaskExit, match=f"the task called {says}"):
             TimedTask(exits)({})
+
+
+def test_submitits_own_exit_to_requeue_a_job_is_not_taken_for_the_tasks() -> None:
+    """submitit's time-out/preemption handler ends a requeued job with sys.exit(-1) inside the task."""
+    import logging
+    from types import SimpleNamespace
+
+    from submitit.core.job_environment import SignalHandler
+
+    from hydra_sigopt.runners import TimedTask
+
+    def requeued(cfg: object) -> None:
+        SignalHandler._exit(SimpleNamespace(_logger=logging.getLogger("submitit")))  # type: ignore[arg-type]
+
+    with pytest.raises(SystemExit) as info:
+        TimedTask(requeued)({})
+    assert type(info.value) is SystemExit and info.value.code == -1
