@@ -196,6 +196,7 @@ def _outcome_from_job_return(number: int, ret: Any, job_id: str | None = None) -
     error = raw if isinstance(raw, BaseException) else None
     reason = describe_error(error) if error is not None else f"job ended with status {ret.status}"
     tb = "".join(traceback.format_exception(error)) if error is not None else None
+    _forget_frames(error)
     return JobOutcome(
         number,
         False,
@@ -206,6 +207,20 @@ def _outcome_from_job_return(number: int, ret: Any, job_id: str | None = None) -
         job_id=job_id,
         full_log=_full_traceback_file(ret),
     )
+
+
+def _forget_frames(error: BaseException | None) -> None:
+    """Drop the frames of an exception (and those it was raised from), once their text is kept.
+
+    Hydra's run_job keeps the task's exception in its JobReturn, which the frame of run_job in
+    that exception's traceback holds: a reference cycle per failed trial, with every local of
+    the task in it, that only the cyclic garbage collector frees (seen: 590 MB for 10 MB errors).
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        error.__traceback__ = None
+        error = error.__cause__ or error.__context__
 
 
 def _full_traceback_file(ret: Any) -> str | None:
