@@ -407,7 +407,7 @@ class Sweep:
                 outcome = dataclasses.replace(outcome, reason=str(exc), traceback=None)
             except Exception as exc:
                 reason = f"reading the returned value raised {describe_error(exc)}"
-                outcome = dataclasses.replace(outcome, error=exc, reason=reason, traceback=traceback.format_exc())
+                outcome = dataclasses.replace(outcome, reason=reason, traceback=traceback.format_exc())
         return values, self._fit_to_write(outcome)
 
     def _fit_to_write(self, outcome: JobOutcome) -> JobOutcome:
