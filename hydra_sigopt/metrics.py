@@ -176,23 +176,35 @@ def _as_float(name: str, raw: Any) -> float:
     """A finite float from a Python, numpy or torch scalar."""
     if raw is None or isinstance(raw, (bool, str, bytes)):
         raise InvalidResult(f"metric {name!r} is {_describe(raw)}, not a number")
-    item = getattr(raw, "item", None)
-    if callable(item) and getattr(raw, "ndim", 0) == 0:
-        raw = item()  # numpy / torch zero-dimensional values
-        if isinstance(raw, bool):  # numpy / torch booleans
-            raise InvalidResult(f"metric {name!r} is {_describe(raw)}, not a number")
     try:
-        value = float(raw)
+        value = _number(name, raw)
+    except InvalidResult:
+        raise
     except (TypeError, ValueError, OverflowError):
         raise InvalidResult(f"metric {name!r} is {_describe(raw)}, not a number") from None
+    except Exception as exc:  # a CUDA tensor after a device error: this trial's failure, not the sweep's
+        raise InvalidResult(f"metric {name!r}: reading its number raised {type(exc).__name__}: {exc}") from None
     if not math.isfinite(value):
         raise InvalidResult(f"metric {name!r} is {value}")
     return value
 
 
+def _number(name: str, raw: Any) -> float:
+    """``float(raw)``, through ``item()`` for zero-dimensional numpy / torch values."""
+    item = getattr(raw, "item", None)
+    if callable(item) and getattr(raw, "ndim", 0) == 0:
+        raw = item()  # numpy / torch zero-dimensional values
+        if isinstance(raw, bool):  # numpy / torch booleans
+            raise InvalidResult(f"metric {name!r} is {_describe(raw)}, not a number")
+    return float(raw)
+
+
 def _describe(value: Any) -> str:
     """A short description of a value for failure reasons."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken tensor's repr may raise as its number does
+        text = f"<repr raised {type(exc).__name__}>"
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"

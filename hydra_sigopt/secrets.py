@@ -12,7 +12,8 @@ Where a token comes from, in order:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 from hydra_sigopt.errors import ConfigError, SigOptSweeperError
 
 _TOKEN_WORDS = ("token", "secret", "password", "api_key", "apikey")
+#: The environment variables (and ``SIGOPT_ENV_FILE`` keys) that hold SigOpt tokens.
+TOKEN_VARIABLES = ("SIGOPT_API_TOKEN", "SIGOPT_TOKEN", "SIGOPT_DEV_TOKEN")
 TOKEN_HELP = (
     "SigOpt tokens are never read from the Hydra config, because Hydra writes every job's config to "
     "disk (.hydra/config.yaml, multirun.yaml). Set SIGOPT_API_TOKEN in the environment, or point "
@@ -41,14 +44,31 @@ class Credentials:
         return f"Credentials(source={self.source!r})"
 
 
+def looks_like_credential(key: str) -> bool:
+    """Whether a config key or override key names a credential (``api_token``, ``db.password``)."""
+    return any(word in key.lower() for word in _TOKEN_WORDS)
+
+
 def refuse_tokens_in_config(raw: Mapping[str, Any], where: str = "") -> None:
     """Raise ConfigError if any key under hydra.sweeper that looks like a credential is set."""
     for key, value in raw.items():
         path = f"{where}.{key}" if where else str(key)
-        if value is not None and any(word in str(key).lower() for word in _TOKEN_WORDS):
+        if value is not None and looks_like_credential(str(key)):
             raise ConfigError(path, f"looks like a credential and is refused. {TOKEN_HELP}")
         if isinstance(value, Mapping) and key != "params":
             refuse_tokens_in_config(value, path)
+
+
+def mask_credential_overrides(argv: Sequence[str]) -> list[str]:
+    """Command-line arguments with the value of every credential-looking override masked.
+
+    ``+sigopt_token=abc`` becomes ``+sigopt_token=***``, for what is sent off this machine.
+    """
+    masked = []
+    for arg in argv:
+        key, equals, _ = arg.partition("=")
+        masked.append(f"{key}=***" if equals and looks_like_credential(key) else arg)
+    return masked
 
 
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -94,6 +114,51 @@ def resolve_token(dev_run: bool = False, environ: Mapping[str, str] | None = Non
     )
 
 
-def redact(text: str, token: str) -> str:
-    """``text`` with every occurrence of ``token`` masked."""
-    return text.replace(token, "***") if token else text
+def known_tokens(environ: Mapping[str, str] | None = None) -> set[str]:
+    """Every token this process could use: the token variables and the ``SIGOPT_ENV_FILE`` file's."""
+    env = os.environ if environ is None else environ
+    found = {env.get(name, "") for name in TOKEN_VARIABLES}
+    if env.get("SIGOPT_ENV_FILE"):
+        try:
+            env_file = read_env_file(env["SIGOPT_ENV_FILE"])
+        except MissingTokenError:
+            env_file = {}
+        found |= {env_file.get(name, "") for name in TOKEN_VARIABLES}
+    return {token for token in found if token}
+
+
+#: The tokens withheld from this process's environment while a sweep runs (see :func:`tokens_withheld`).
+_withheld: set[str] = set()
+
+
+@contextmanager
+def tokens_withheld(also: Iterable[str] = (), environ: MutableMapping[str, str] | None = None) -> Iterator[set[str]]:
+    """Remove the token variables (and the token file's path) from the environment meanwhile.
+
+    Trials inherit the sweeper's environment (in-process ones share it; submitit jobs get a copy
+    when they are submitted) and never need a token: an app that prints or raises with its
+    environment must not carry one into logs, results or the journal. The backend has read its
+    token before this. Yields every known token (those removed, the token file's, ``also``), to
+    be masked in whatever is written meanwhile.
+    """
+    env = os.environ if environ is None else environ
+    tokens = known_tokens(env) | set(filter(None, also))
+    removed = {name: env.pop(name) for name in (*TOKEN_VARIABLES, "SIGOPT_ENV_FILE") if name in env}
+    _withheld.update(tokens)
+    try:
+        yield tokens
+    finally:
+        env.update(removed)
+        _withheld.difference_update(tokens)
+
+
+def withheld_tokens() -> set[str]:
+    """The tokens a running sweep in this process withholds (none in a trial's own process)."""
+    return set(_withheld)
+
+
+def redact(text: str, *tokens: str) -> str:
+    """``text`` with every occurrence of each token masked."""
+    for token in sorted(filter(None, tokens), key=len, reverse=True):  # longest first: one may hold another
+        text = text.replace(token, "***")
+    return text

@@ -12,6 +12,7 @@ import logging
 import signal
 import socket
 import threading
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,7 +41,14 @@ from hydra_sigopt.journal import (
 from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.reports import write_reports
-from hydra_sigopt.runners import JobOutcome, TrialRunner
+from hydra_sigopt.runners import (
+    MAX_REASON_CHARS,
+    MAX_TRACEBACK_CHARS,
+    JobOutcome,
+    TrialRunner,
+    describe_error,
+    shorten,
+)
 from hydra_sigopt.scheduler import (
     Ask,
     AwaitPrefetch,
@@ -61,6 +69,7 @@ from hydra_sigopt.scheduler import (
     SuggestionReady,
     Wait,
 )
+from hydra_sigopt.secrets import redact, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
 
 log = logging.getLogger("hydra_sigopt")
@@ -105,6 +114,8 @@ class Sweep:
         self._last_failure: JobOutcome | None = None
         self._prefetch: Future[Suggestion] | None = None
         self._pool: ThreadPoolExecutor | None = None
+        #: Tokens to mask in whatever the sweep writes or logs.
+        self._tokens: tuple[str, ...] = ()
         primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
         self.progress = Progress(self.budget, primary, settings.progress_interval)
 
@@ -128,7 +139,9 @@ class Sweep:
                 sweepdir.remove_created(self.sweep_dir, created_dir)
             raise
         try:
-            return self._run_locked(journal)
+            with tokens_withheld(also=_tokens_of(self.backend)) as tokens:  # the backend has its token already
+                self._tokens = tuple(tokens)
+                return self._run_locked(journal)
         finally:
             lock.release()
 
@@ -179,10 +192,9 @@ class Sweep:
         except Exception as exc:
             # Anything else (sbatch refusing a job, an engine error): stop as on Ctrl-C, and say how to go on.
             what = self._apply_interrupt_policy("cancelled: the sweep stopped on an error")
-            log.error("The sweep stopped on %s: %s. %s. %s", type(exc).__name__, exc, what, self._continue_hint())
-            raise SweepAbortedError(
-                f"the sweep stopped on {type(exc).__name__}: {exc}. {what}. {self._continue_hint()}"
-            ) from exc
+            error = redact(describe_error(exc), *self._tokens)
+            log.error("The sweep stopped on %s. %s. %s", error, what, self._continue_hint())
+            raise SweepAbortedError(f"the sweep stopped on {error}. {what}. {self._continue_hint()}") from exc
         finally:
             _restore_sigterm(previous_handler)
             self.runner.close()
@@ -425,21 +437,14 @@ class Sweep:
         """
         assert self.journal is not None
         running = self.scheduler.in_flight[outcome.number]
-        values: tuple[MetricValue, ...] = ()
-        reason = outcome.reason
-        tb = outcome.traceback
-        if outcome.ok:
-            try:
-                values = parse_result(outcome.value, self.definition.metrics)
-            except InvalidResult as exc:
-                reason, tb = str(exc), None
-        failed = reason is not None
+        values, outcome = self._read_values(outcome)
+        failed = outcome.reason is not None
         try:
             self.journal.record_result(
                 outcome.number,
                 values=values,
-                failure_reason=reason,
-                failure_traceback=tb,
+                failure_reason=outcome.reason,
+                failure_traceback=outcome.traceback,
                 started_at=outcome.started_at,
                 ended_at=outcome.ended_at,
                 host=outcome.host,
@@ -454,11 +459,37 @@ class Sweep:
             return None
         crash_point("after_result")
         if failed:
-            log.warning("Trial #%d failed: %s", outcome.number, reason)
+            log.warning("Trial #%d failed: %s", outcome.number, outcome.reason)
         self._count_finished(outcome.number, failed, values)
-        if reason is not None and outcome.ok:  # an invalid return value: keep the reason for the abort message
-            outcome = dataclasses.replace(outcome, reason=reason)
         return _Recorded(outcome, running.suggestion, values, failed)
+
+    def _read_values(self, outcome: JobOutcome) -> tuple[tuple[MetricValue, ...], JobOutcome]:
+        """The metric values of a trial that returned, or its outcome as a failure, fit to be written.
+
+        Anything raised while reading the return value (a tensor's ``item()`` after a device
+        error) is that trial's failure: raised here it would stop the sweep, and every resume
+        would run the same point into the same crash.
+        """
+        values: tuple[MetricValue, ...] = ()
+        if outcome.ok:
+            try:
+                values = parse_result(outcome.value, self.definition.metrics)
+            except InvalidResult as exc:
+                outcome = dataclasses.replace(outcome, reason=str(exc), traceback=None)
+            except Exception as exc:
+                reason = f"reading the returned value raised {describe_error(exc)}"
+                outcome = dataclasses.replace(outcome, reason=reason, traceback=traceback.format_exc())
+        return values, self._fit_to_write(outcome)
+
+    def _fit_to_write(self, outcome: JobOutcome) -> JobOutcome:
+        """The failure's reason and traceback without tokens, cut to a size the journal and log can hold."""
+        if outcome.reason is None:
+            return outcome
+        reason = shorten(redact(outcome.reason, *self._tokens), MAX_REASON_CHARS, outcome.full_log)
+        tb = outcome.traceback and shorten(
+            redact(outcome.traceback, *self._tokens), MAX_TRACEBACK_CHARS, outcome.full_log
+        )
+        return dataclasses.replace(outcome, reason=reason, traceback=tb)
 
     def _observe(
         self,
@@ -593,6 +624,12 @@ def _signals_ignored() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _tokens_of(backend: Backend) -> tuple[str, ...]:
+    """The token a backend uses (``backend: api``'s may come from the sigopt client's config file)."""
+    credentials = getattr(backend, "credentials", None)
+    return (credentials.token,) if credentials is not None and credentials.token else ()
 
 
 def _past(trial: Trial) -> PastObservation:

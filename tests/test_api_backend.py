@@ -9,12 +9,20 @@ from pathlib import Path
 import pytest
 from conftest import SUBMITIT_LOCAL, run_example
 from sigopt_server import SigOptTestServer
+from small_apps import write_app
 
 from hydra_sigopt.backends.api import ApiBackend, ApiError, ApiUnreachableError
 from hydra_sigopt.crashpoints import ENV_VAR
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue, parse_metrics
-from hydra_sigopt.secrets import MissingTokenError, resolve_token
+from hydra_sigopt.secrets import (
+    MissingTokenError,
+    mask_credential_overrides,
+    redact,
+    resolve_token,
+    tokens_withheld,
+    withheld_tokens,
+)
 from hydra_sigopt.space import build_space
 
 TOKEN = "tok-5f2d9c1e-never-written-anywhere"
@@ -178,6 +186,24 @@ def test_token_sources(tmp_path: Path) -> None:
         resolve_token(environ={"HOME": str(tmp_path)})
 
 
+def test_tokens_are_withheld_from_the_environment_while_a_sweep_runs_and_masked(tmp_path: Path) -> None:
+    env_file = tmp_path / "sigopt.env"
+    env_file.write_text("SIGOPT_TOKEN=from-file\nSIGOPT_DEV_TOKEN=dev-from-file\n")
+    env = {"SIGOPT_API_TOKEN": "tok", "SIGOPT_ENV_FILE": str(env_file), "SIGOPT_API_URL": "http://x/api"}
+    before = dict(env)
+    with tokens_withheld(also=["from-config"], environ=env) as tokens:
+        assert env == {"SIGOPT_API_URL": "http://x/api"}
+        assert tokens == {"tok", "from-file", "dev-from-file", "from-config"} == withheld_tokens()
+        assert redact("tok dev-from-file from-config", *tokens) == "*** *** ***"
+    assert env == before and withheld_tokens() == set()
+
+
+def test_credential_looking_overrides_are_masked_the_rest_kept() -> None:
+    argv = ["train.py", "-m", "+sigopt_token=a", "~db.password=b", "++x.API_KEY=c", "lr=0.1", "secret_sauce", "token"]
+    masked = ["train.py", "-m", "+sigopt_token=***", "~db.password=***", "++x.API_KEY=***", "lr=0.1"]
+    assert mask_credential_overrides(argv) == [*masked, "secret_sauce", "token"]
+
+
 @pytest.mark.slow
 def test_token_in_hydra_config_is_refused_before_anything_is_written(tmp_path: Path, api_env: dict[str, str]) -> None:
     run = run_example(tmp_path, "hydra.sweeper.backend=api", f"hydra.sweeper.api.token={TOKEN}")
@@ -213,6 +239,70 @@ def test_example_sweep_through_the_api_with_submitit_local_leaks_no_token(
     # The token is in no file of the sweep dir (configs, logs, journal, results) and not in the output.
     assert _files_containing(run.sweep_dir, TOKEN) == []
     assert TOKEN not in run.output
+
+
+LEAKY_TASK = """
+print("my environment:", dict(os.environ))
+if job_num() % 2 == 1:
+    raise RuntimeError(f"my environment: {dict(os.environ)}")
+return cfg.x
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "submitit_local"])
+def test_trials_get_no_token_so_an_app_showing_its_environment_leaks_none(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str], launcher: str
+) -> None:
+    env_file = tmp_path / "sigopt.env"
+    env_file.write_text(f"SIGOPT_TOKEN=file-{TOKEN}\nSIGOPT_DEV_TOKEN=filedev-{TOKEN}\n")
+    # Every place a token is read from at once; the dev token in the environment is the one used (dev_run).
+    env = {**api_env, "SIGOPT_DEV_TOKEN": "dev-" + TOKEN, "SIGOPT_ENV_FILE": str(env_file)}
+    app = write_app(tmp_path, LEAKY_TASK)
+    launcher_overrides = SUBMITIT_LOCAL if launcher == "submitit_local" else ()
+    run = run_example(tmp_path, *launcher_overrides, "hydra.sweeper.backend=api", app=app, env=env).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed", "failed", "completed", "failed"]
+    assert "my environment: {" in run.trials[1]["failure_reason"]
+    assert len(server.experiments[str(run.results["experiment_id"])].observations) == 4
+    # Not in the console, the journal, trials.csv, the job logs, submitit's logs or its result pickles.
+    assert _files_containing(run.sweep_dir, TOKEN) == []
+    assert TOKEN not in run.output
+
+
+TOKEN_READING_TASK = """
+secret = open(cfg.token_file).read()
+print("read", len(secret), "characters")
+raise RuntimeError(f"the file holds {secret}")
+"""
+
+
+@pytest.mark.slow
+def test_a_token_a_trial_found_itself_is_masked_in_everything_the_sweep_writes(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    env_file = tmp_path / "sigopt.env"
+    env_file.write_text(f"SIGOPT_TOKEN={TOKEN}\n")
+    env = {"SIGOPT_API_URL": server.url, "SIGOPT_API_TOKEN": "", "SIGOPT_ENV_FILE": str(env_file)}
+    app = write_app(tmp_path, TOKEN_READING_TASK)
+    overrides = ("hydra.sweeper.backend=api", "hydra.sweeper.dev_run=false", f"+token_file={env_file}")
+    run = run_example(tmp_path, *overrides, app=app, env=env).assert_ok()
+    assert [t["state"] for t in run.trials] == ["failed"] * 4
+    assert "RuntimeError: the file holds SIGOPT_TOKEN=***" in run.trials[0]["failure_reason"]
+    assert _files_containing(run.sweep_dir, TOKEN) == []
+    assert TOKEN not in run.output
+
+
+@pytest.mark.slow
+def test_credentials_passed_as_app_overrides_are_masked_in_the_experiments_metadata(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    secrets = ["+sigopt_token=s3cret-one", "+api_key=s3cret-two", "+db.password=s3cret-three"]
+    run = run_example(
+        tmp_path, "hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=1", *secrets, env=api_env
+    ).assert_ok()
+    metadata = server.experiments[str(run.results["experiment_id"])].data["metadata"]
+    assert "+sigopt_token=*** +api_key=*** +db.password=***" in metadata["command"]
+    assert "s3cret" not in str(server.experiments[str(run.results["experiment_id"])].data)
 
 
 @pytest.mark.slow

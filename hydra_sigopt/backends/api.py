@@ -24,7 +24,7 @@ from hydra_sigopt.backends.base import Backend, PastObservation, Suggestion
 from hydra_sigopt.errors import BackendUnavailableError, ConfigError, SigOptSweeperError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue
-from hydra_sigopt.secrets import Credentials, redact, resolve_token
+from hydra_sigopt.secrets import Credentials, known_tokens, mask_credential_overrides, redact, resolve_token
 from hydra_sigopt.sigopt_client import import_sigopt, plain
 
 log = logging.getLogger(__name__)
@@ -337,7 +337,7 @@ class ApiBackend(Backend):
 def experiment_metadata() -> dict[str, str]:
     """Where the sweep came from: the app's git commit, the command line, host and versions."""
     meta = {
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv])[:500],
+        "command": _public_command()[:500],
         "cwd": os.getcwd()[:500],
         "host": socket.gethostname(),
         "user": _safe(getpass.getuser),
@@ -347,6 +347,15 @@ def experiment_metadata() -> dict[str, str]:
     if commit:
         meta["git_commit"] = commit
     return {k: v for k, v in meta.items() if v}
+
+
+def _public_command() -> str:
+    """The command line, without the values of credential-looking overrides (``+db.password=...``) or tokens.
+
+    What refuse_tokens_in_config keeps out of ``hydra.sweeper`` must not leave the machine through an app override.
+    """
+    argv = [os.path.basename(sys.executable), *mask_credential_overrides(sys.argv)]
+    return redact(" ".join(argv), *known_tokens())
 
 
 def _safe(fn: Callable[[], str]) -> str:
