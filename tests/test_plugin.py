@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -46,3 +47,12 @@ def test_core_library_never_imports_the_plugin_package() -> None:
         if "import hydra_plugins" in p.read_text() or "from hydra_plugins" in p.read_text()
     ]
     assert offenders == []
+
+
+def test_the_plugin_and_the_core_name_the_same_optuna_settings() -> None:
+    """The plugin declares them (so Hydra lets them through); the core refuses them with their translation."""
+    from hydra_plugins.hydra_sigopt_sweeper import config
+    from hydra_sigopt import settings
+
+    assert config.OPTUNA_KEYS == settings.OPTUNA_KEYS
+    assert set(settings.OPTUNA_KEYS) <= {f.name for f in dataclasses.fields(config.SigOptSweeperConf)}
