@@ -22,9 +22,9 @@ from typing import Any
 from hydra_sigopt import sweepdir
 from hydra_sigopt.errors import JournalError, SigOptSweeperError, SweepAbortedError
 from hydra_sigopt.journal import ABANDONED, PENDING, RUNNING, Journal, SweepLock, Trial, open_journal
+from hydra_sigopt.processes import cancel_local_jobs
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.reports import metrics_from_meta, results_document, summarize, swept_overrides
-from hydra_sigopt.runners import cancel_local_jobs
 
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a Unix tool whose reader went away

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import socket
 import time
 import traceback
@@ -22,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra_sigopt.processes import cancel_local_jobs, local_job_running
+from hydra_sigopt.settings import SCHEDULERS
 from hydra_sigopt.warm import WarmJob, claim, max_wait_for
 
 log = logging.getLogger(__name__)
 
-SCHEDULERS = ("auto", "async", "batch")
 SUBMITIT_LAUNCHER_CLASSES = ("LocalLauncher", "SlurmLauncher")
 # Fields of hydra-submitit-launcher 1.2.0's BaseQueueConf: passed to submitit under their own
 # name; the launcher's other fields get the cluster prefix (``slurm_partition``). Mirrors
@@ -616,64 +616,6 @@ class SubmititRunner(TrialRunner):
 class _WarmJobHandle:
     job: Any
     claim_path: Path
-
-
-def pid_running(pid: str | int) -> bool:
-    """Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not)."""
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-    except (OSError, ValueError):
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def _children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (Linux /proc)."""
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(c) for c in text.split()]
-
-
-def local_job_running(job_id: str | int, submitit_folder: str | None = None) -> bool:
-    """Whether a submitit local job's controller runs: its pid is alive and is that controller.
-
-    Pids are reused, so the pid alone could name an unrelated process after a restart.
-    """
-    if not pid_running(job_id):
-        return False
-    try:
-        cmdline = Path(f"/proc/{int(job_id)}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (OSError, ValueError):
-        return False
-    return "submitit.local._local" in cmdline and (submitit_folder is None or submitit_folder in cmdline)
-
-
-def cancel_local_jobs(
-    job_ids: Sequence[str | int], submitit_folder: str | None = None, grace_s: float = 3.0
-) -> list[str]:
-    """Stop submitit local jobs and their task processes; return the ids that were still running.
-
-    First what submitit's own cancel does (SIGINT to each job's controller, which stops its
-    tasks). A controller started from a background shell ignores SIGINT, and submitit's tasks
-    ignore SIGTERM, so whatever still runs after ``grace_s`` is killed, tasks first.
-    """
-    live = {str(j): int(j) for j in job_ids if str(j).isdigit() and local_job_running(j, submitit_folder)}
-    tasks = {pid: _children(pid) for pid in live.values()}
-    for pid in live.values():
-        os.kill(pid, signal.SIGINT)
-    everything = [p for pid in live.values() for p in (*tasks[pid], pid)]
-    deadline = time.time() + grace_s
-    while time.time() < deadline and any(pid_running(p) for p in everything):
-        time.sleep(0.1)
-    for victim in everything:
-        if pid_running(victim):
-            try:
-                os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    return list(live)
 
 
 def _read_result(job: Any) -> Any:

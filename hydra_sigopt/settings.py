@@ -10,15 +10,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hydra_sigopt.backends import BACKENDS
-from hydra_sigopt.backends.lite import COMPUTE_MODES
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import parse_metrics
-from hydra_sigopt.runners import SCHEDULERS
 from hydra_sigopt.space import build_space
 from hydra_sigopt.validation import check_space
 
 ON_INTERRUPT = ("cancel", "detach")
+# The lite engine's compute modes, and the schedulers (runners.make_runner picks the runner).
+COMPUTE_MODES = ("default", "kde_only")
+SCHEDULERS = ("auto", "async", "batch")
 # Fields a user may set under hydra.sweeper (the plugin's dataclass has the same ones).
 KNOWN_KEYS = (
     "name",

@@ -175,6 +175,6 @@ class WarmJob:
 
     def _sweeper_gone(self) -> bool:
         """Whether the sweeper process has ended (knowable on its own host only)."""
-        from hydra_sigopt.runners import pid_running
+        from hydra_sigopt.processes import pid_running
 
         return socket.gethostname() == self.sweeper_host and not pid_running(self.sweeper_pid)

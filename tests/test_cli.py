@@ -15,7 +15,7 @@ from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_j
 
 from hydra_sigopt.cli import main
 from hydra_sigopt.journal import JOURNAL_NAME, Journal
-from hydra_sigopt.runners import pid_running
+from hydra_sigopt.processes import pid_running
 
 pytestmark = pytest.mark.slow
 

@@ -137,7 +137,7 @@ def test_local_jobs_killed_with_the_sweepers_process_group_are_rerun(tmp_path: P
 
 
 def test_a_reused_pid_is_not_taken_for_a_local_job(tmp_path: Path) -> None:
-    from hydra_sigopt.runners import cancel_local_jobs, local_job_running
+    from hydra_sigopt.processes import cancel_local_jobs, local_job_running
 
     stranger = subprocess.Popen(["sleep", "30"])
     try:

@@ -29,7 +29,6 @@ log = logging.getLogger("hydra_sigopt")
 #: The engine's two packages, installed without their stale pins (see ``hydra-sigopt install-engine``).
 ENGINE_PACKAGES = ("sigoptlite==0.1.2", "libsigopt==1.0.0")
 INSTALL_HINT = "hydra-sigopt install-engine"
-COMPUTE_MODES = ("default", "kde_only")
 
 
 def install_command() -> list[str]:
