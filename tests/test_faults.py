@@ -102,6 +102,8 @@ def test_ctrl_c_again_and_again_during_the_shutdown_prints_only_the_interrupted_
         time.sleep(0.2)
     output = proc.communicate()[0]
     assert proc.returncode != 0
-    # The interrupted message (and how to continue) is the last thing printed: no traceback after it.
-    last = output.rstrip().splitlines()[-1]
+    # The interrupted message (and how to continue) is the last thing printed, before Hydra's usual
+    # hint about HYDRA_FULL_ERROR: no traceback after it.
+    hint = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+    last = [line for line in output.splitlines() if line.strip() and line != hint][-1]
     assert "Interrupted. Running trials were cancelled" in last and "Continue this sweep with:" in last, output[-3000:]
