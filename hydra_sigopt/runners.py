@@ -673,6 +673,10 @@ def _death_reason(job: Any, exc: BaseException) -> str:
     prefix = f"job {job.job_id} ended without a result"
     if state and state not in ("UNKNOWN", "FINISHED", "COMPLETED"):
         prefix += f" (state {state})"
+    if state == "TIMEOUT":
+        # Slurm killed it at its limit: the task did not end on submitit's pre-timeout signal (a
+        # signal arriving while another handler logs is lost inside logging, seen here).
+        prefix = f"TIMEOUT: time limit reached (hydra.launcher.timeout_min), {prefix}"
     return f"{prefix}: {type(exc).__name__}: {lines[0] if lines else ''}"
 
 

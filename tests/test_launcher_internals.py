@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -71,3 +72,21 @@ def test_submitit_result_file_is_complete_once_it_exists() -> None:
     assert "temporary_save_path(paths.result_pickle)" in source
     assert '("success", result)' in source and '("error", traceback.format_exc())' in source
     assert "_get_outcome_and_result" in dict(inspect.getmembers(Job))
+
+
+def test_a_job_slurm_killed_at_its_time_limit_fails_as_a_timeout(tmp_path: Path) -> None:
+    """The pre-timeout signal can be lost (it arrived while submitit logged another signal, seen on the
+    real cluster): the job then ran to its limit without a result, and must still read as a time-out."""
+    from types import SimpleNamespace
+
+    from submitit.core.utils import UncompletedJobError
+
+    from hydra_sigopt.runners import _death_reason
+
+    job = SimpleNamespace(
+        job_id="56",
+        paths=SimpleNamespace(result_pickle=tmp_path / "56_0_result.pkl"),
+        watcher=SimpleNamespace(get_state=lambda job_id, mode: "TIMEOUT"),
+    )
+    reason = _death_reason(job, UncompletedJobError("Job 56 (task: 0) with path ... has not produced any output"))
+    assert reason.startswith("TIMEOUT: time limit reached (hydra.launcher.timeout_min), job 56 ended without a result")
