@@ -6,12 +6,11 @@ run in-process by scale_driver.py with timers around the sweep loop's steps.
 
 * Peak RSS: VmHWM of the sweeper process itself (polled from /proc/<pid>/status, children excluded).
 * Bookkeeping per trial = its finishing work (Sweep._record: journal, parse; Sweep._observe:
-  posting the observation) + its share of the
-  Sweep._fill_slots call that started it (and of the next one, when that started no trial: it
-  tops up warm jobs), minus the time spent getting the suggestion (the engine's work, prefetched
-  in a thread for the async scheduler). Submission (submitit pickles a trial's or a warm job's
-  function and spawns its process; handing a trial to a warm job is a file write) is part of it
-  and also shown apart.
+  posting the observation) + starting it (Sweep._start_trial: journal, submit) + its share of the
+  warm-job top-ups after it (the scheduler's KeepWarm command, which starts no trial). Getting the
+  suggestion (the engine's work, prefetched in a thread for the async scheduler) is not counted.
+  Submission (submitit pickles a trial's or a warm job's function and spawns its process; handing
+  a trial to a warm job is a file write) is part of it and also shown apart.
 
 Targets: peak RSS < 300 MB; median bookkeeping over trials 290-300 <= 1.5 x over trials 5-15.
 
@@ -39,9 +38,8 @@ def per_trial(records: dict[str, Any], n_trials: int) -> dict[int, dict[str, flo
         row = rows[f["trial"]]
         row["finish"] = f["t"]
         row["observe"] = f.get("observe", 0.0)
-    # A fill that starts no trial still does work for the trials just started (the async loop
-    # refills from the prefetched suggestion first, then tops up warm jobs in the next fill): its
-    # time goes to the trials of the fill before it.
+    # A warm-job top-up starts no trial but does work for the trials just started: its time goes to
+    # the trials of the fill before it.
     last: list[int] = []
     for f in records["fill"]:
         started = f["trials"] or last
@@ -49,9 +47,8 @@ def per_trial(records: dict[str, Any], n_trials: int) -> dict[int, dict[str, flo
         for n in started:
             row = rows[n]
             share = len(started)
-            row["fill"] = row.get("fill", 0.0) + (f["t"] - f.get("next_suggestion", 0.0)) / share
+            row["fill"] = row.get("fill", 0.0) + f["t"] / share
             row["submit"] = row.get("submit", 0.0) + f.get("submit", 0.0) / share
-            row["wait_suggestion"] = row.get("wait_suggestion", 0.0) + f.get("next_suggestion", 0.0) / share
     for row in rows.values():
         row["bookkeeping"] = row.get("finish", 0.0) + row.get("fill", 0.0)
         row["bookkeeping_excl_submit"] = row["bookkeeping"] - row.get("submit", 0.0)
@@ -118,11 +115,11 @@ def main() -> int:
     e_label, l_label = f"trials {early[0]}-{early[1]}", f"trials {late[0]}-{late[1]}"
     headers = ["per trial (ms, median)", e_label, l_label, "late / early"]
     labels = {
-        "bookkeeping": "bookkeeping (finish + fill - suggestion)",
+        "bookkeeping": "bookkeeping (finish + start)",
         "bookkeeping_excl_submit": "  of which not job submission",
         "finish": "  Sweep._record + _observe",
         "observe": "    of which Backend.observe",
-        "fill": "  Sweep._fill_slots share (excl. suggestion)",
+        "fill": "  Sweep._start_trial + warm top-up share",
         "submit": "    of which job submission (trial and warm jobs)",
     }
     table_rows: list[list[Any]] = [
@@ -143,9 +140,8 @@ def main() -> int:
     ]
     summary = (
         f"{n_trials} trials, {BANDWIDTH} slots, submitit_local, dev_run; sweep wall {run.wall_s:.1f} s "
-        f"({n_trials / (run.wall_s or 1):.2f} trials/s); {len(idle_fills)} _fill_slots calls started no trial "
-        f"(total {sum(f['t'] for f in idle_fills) * 1000:.0f} ms, mostly starting warm jobs; counted to the "
-        "trials just before)"
+        f"({n_trials / (run.wall_s or 1):.2f} trials/s); {len(idle_fills)} warm-job top-ups "
+        f"(total {sum(f['t'] for f in idle_fills) * 1000:.0f} ms; counted to the trials just before)"
     )
     if slope is not None:
         summary += (

@@ -3,11 +3,11 @@
     python benchmarks/scale_driver.py TIMINGS.json -- <hydra overrides>   (cwd: benchmarks/apps)
 
 Instrumentation, not a mock: the real Hydra app, sweeper, engine and launcher run; the wrappers only
-time ``Sweep._record`` + ``Sweep._observe`` (a trial's finishing work), ``Sweep._fill_slots`` and,
-inside them, getting the next suggestion (``Sweep._next_suggestion``, which waits for the
-prefetched one), submitting jobs (``SubmititRunner.start`` and its warm jobs), posting the observation
-(``Backend.observe``) and the engine's own ``Backend.suggest`` (run in the prefetch thread for the
-async scheduler). Used by scale.py.
+time ``Sweep._record`` + ``Sweep._observe`` (a trial's finishing work), starting a trial
+(``Sweep._start_trial``: journal, then submit) and topping up warm jobs (the scheduler's ``KeepWarm``
+command) and, inside them, submitting jobs (``SubmititRunner.start`` and its warm jobs), posting the
+observation (``Backend.observe``) and the engine's own ``Backend.suggest`` (run in the prefetch thread
+for the async scheduler). Used by scale.py.
 """
 
 from __future__ import annotations
@@ -52,13 +52,15 @@ def main() -> None:
 
         return wrapper
 
+    from hydra_sigopt.scheduler import KeepWarm, StartTrial
+
     original_record = Sweep._record
     original_observe = Sweep._observe
-    original_fill = Sweep._fill_slots
+    original_carry_out = Sweep._carry_out
     finished: dict[int, dict[str, Any]] = {}
 
     # A trial's finishing work: journaling its result (_record), then posting it (_observe, which
-    # the loop calls after refilling the slot).
+    # the loop runs after refilling the slot).
     def timed_record(self: Any, outcome: Any) -> Any:
         local.frame = {}
         t0 = time.perf_counter()
@@ -82,21 +84,22 @@ def main() -> None:
                 for key, value in frame.items():
                     record[key] = record.get(key, 0.0) + value
 
-    def timed_fill(self: Any, *args: Any, **kwargs: Any) -> None:
+    # Filling a slot: starting a trial (journal + submit) or topping up warm jobs (no trial started).
+    def timed_carry_out(self: Any, command: Any) -> Any:
+        if not isinstance(command, (StartTrial, KeepWarm)):
+            return original_carry_out(self, command)
         local.frame = {}
-        first = self._next_number
         t0 = time.perf_counter()
         try:
-            original_fill(self, *args, **kwargs)
+            return original_carry_out(self, command)
         finally:
             frame, local.frame = local.frame, None
-            started = list(range(first, self._next_number))
+            started = [command.number] if isinstance(command, StartTrial) else []
             records["fill"].append({"trials": started, "t": time.perf_counter() - t0, "at": time.time(), **frame})
 
     Sweep._record = timed_record  # type: ignore[method-assign]
     Sweep._observe = timed_observe  # type: ignore[method-assign]
-    Sweep._fill_slots = timed_fill  # type: ignore[method-assign]
-    Sweep._next_suggestion = nested("next_suggestion", Sweep._next_suggestion)  # type: ignore[method-assign]
+    Sweep._carry_out = timed_carry_out  # type: ignore[method-assign]
     SubmititRunner.start = nested("submit", SubmititRunner.start)  # type: ignore[method-assign]
     SubmititRunner._submit_warm_job = nested("submit", SubmititRunner._submit_warm_job)  # type: ignore[method-assign]
     lite.LiteBackend.observe = nested("observe", lite.LiteBackend.observe)  # type: ignore[method-assign]
