@@ -32,6 +32,7 @@ def main() -> None:
     from hydra_sigopt import sweep as sweep_module
     from hydra_sigopt.backends import lite
     from hydra_sigopt.runners import SubmititRunner
+    from hydra_sigopt.runners.warm_pool import WarmPool
 
     Sweep = sweep_module.Sweep
     local = threading.local()
@@ -101,7 +102,7 @@ def main() -> None:
     Sweep._observe = timed_observe  # type: ignore[method-assign]
     Sweep._carry_out = timed_carry_out  # type: ignore[method-assign]
     SubmititRunner.start = nested("submit", SubmititRunner.start)  # type: ignore[method-assign]
-    SubmititRunner._submit_warm_job = nested("submit", SubmititRunner._submit_warm_job)  # type: ignore[method-assign]
+    WarmPool._submit = nested("submit", WarmPool._submit)  # type: ignore[method-assign]
     lite.LiteBackend.observe = nested("observe", lite.LiteBackend.observe)  # type: ignore[method-assign]
 
     original_suggest = lite.LiteBackend.suggest

@@ -364,7 +364,7 @@ class Sweep:
         if job_id is not None:
             # Known at once (submitit): journaled now, so a restart can find the job.
             self.journal.mark_running([number], [job_id])
-        return Submitted(number, job_id)
+        return Submitted(number, job_id, deferred=job_id is None and self.runner.asynchronous)
 
     def _wait(self) -> list[Event]:
         """Wait for trials to end (at most until the next progress line); report them and any suggestion ready."""
@@ -372,7 +372,15 @@ class Sweep:
         self.progress.maybe_log()
         outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))
         self._ended = {o.number: o for o in outcomes}
-        return [*self._prefetch_done(), Ended(tuple(self._ended))]
+        return [*self._prefetch_done(), *self._started_late(), Ended(tuple(self._ended))]
+
+    def _started_late(self) -> list[Event]:
+        """Journal the jobs the runner submitted after the cluster refused them for a while."""
+        assert self.journal is not None
+        late = self.runner.started_late()
+        for number, job_id in late:
+            self.journal.mark_running([number], [job_id])
+        return [Submitted(number, job_id) for number, job_id in late]
 
     def _record_all(self, numbers: tuple[int, ...]) -> Recorded:
         """Journal the results of ended trials (before any is posted)."""

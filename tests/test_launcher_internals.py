@@ -81,7 +81,7 @@ def test_a_job_slurm_killed_at_its_time_limit_fails_as_a_timeout(tmp_path: Path)
 
     from submitit.core.utils import UncompletedJobError
 
-    from hydra_sigopt.runners import _death_reason
+    from hydra_sigopt.runners.ended_job import death_reason as _death_reason
 
     job = SimpleNamespace(
         job_id="56",
