@@ -195,3 +195,15 @@ def test_refusals_are_given_up_after_the_limit(slurm: FakeSlurm, tmp_path: Path)
     assert SUBMIT_RETRY_LIMIT_S <= clock() - started <= SUBMIT_RETRY_LIMIT_S + SUBMIT_RETRY_MAX_S + 5
     tries = len(slurm.calls("sbatch"))
     assert 10 <= tries <= 40  # backoff: neither hammering the controller nor waiting idly
+
+
+def test_the_job_of_a_trial_journaled_without_its_job_id_is_found(slurm: FakeSlurm, tmp_path: Path) -> None:
+    """Issue 14: a sweeper killed between sbatch and journaling the job id left a job running
+    unobserved, and the resumed sweep ran the same trial again."""
+    runner = _submitting_runner(tmp_path, FakeClock())
+    assert runner.start(3, ["x=3"]) == "1000"
+    assert runner.start(4, ["x=4"]) == "1001"
+    fresh = _submitting_runner(tmp_path, FakeClock())  # the resumed sweeper
+    assert fresh.find_job(4, ["x=4"], known_job_ids={"1000"}) == "1001"
+    assert fresh.find_job(4, ["x=5"], known_job_ids={"1000"}) is None  # another trial's overrides
+    assert fresh.find_job(4, ["x=4"], known_job_ids={"1000", "1001"}) is None  # that job is another trial's
