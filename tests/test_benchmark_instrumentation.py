@@ -14,6 +14,7 @@ BENCH = ROOT / "benchmarks"
 # What scale_driver.py calls the classes it wraps, and where they live.
 CLASSES = {
     "Sweep": ("hydra_sigopt.sweep", "Sweep"),
+    "Results": ("hydra_sigopt.results", "Results"),
     "SubmititRunner": ("hydra_sigopt.runners", "SubmititRunner"),
     "lite.LiteBackend": ("hydra_sigopt.backends.lite", "LiteBackend"),
 }
@@ -21,8 +22,8 @@ CLASSES = {
 
 def _wrapped_attributes() -> list[tuple[str, str]]:
     source = (BENCH / "scale_driver.py").read_text()
-    found = re.findall(r"^\s*(Sweep|SubmititRunner|lite\.LiteBackend)\.(\w+) = ", source, re.MULTILINE)
-    found += re.findall(r"= (Sweep|SubmititRunner|lite\.LiteBackend)\.(\w+)$", source, re.MULTILINE)
+    found = re.findall(r"^\s*(Sweep|Results|SubmititRunner|lite\.LiteBackend)\.(\w+) = ", source, re.MULTILINE)
+    found += re.findall(r"= (Sweep|Results|SubmititRunner|lite\.LiteBackend)\.(\w+)$", source, re.MULTILINE)
     return sorted(set(found))
 
 
