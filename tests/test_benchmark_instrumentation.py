@@ -14,6 +14,7 @@ BENCH = ROOT / "benchmarks"
 # What scale_driver.py calls the classes it wraps, and where they live.
 CLASSES = {
     "Sweep": ("hydra_sigopt.sweep", "Sweep"),
+    "Results": ("hydra_sigopt.results", "Results"),
     "SubmititRunner": ("hydra_sigopt.runners", "SubmititRunner"),
     "lite.LiteBackend": ("hydra_sigopt.backends.lite", "LiteBackend"),
     "WarmPool": ("hydra_sigopt.runners.warm_pool", "WarmPool"),
