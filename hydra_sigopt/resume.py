@@ -225,14 +225,27 @@ class Resumption:
         self.scheduler.count_finished(trial.state == FAILED)
 
     def _reattach_or_rerun(self, trial: Trial, same_launcher: bool) -> None:
-        if trial.job_id and same_launcher and self.runner.reattach(trial.number, trial.job_id):
-            log.info("Trial #%d: re-attached to job %s, still running or finished since", trial.number, trial.job_id)
+        job_id = trial.job_id or (self._unjournaled_job(trial) if same_launcher else None)
+        if job_id and same_launcher and self.runner.reattach(trial.number, job_id):
+            log.info("Trial #%d: re-attached to job %s, still running or finished since", trial.number, job_id)
+            if job_id != trial.job_id:
+                self.journal.mark_running([trial.number], [job_id])
             self.scheduler.adopt(trial.number, suggestion_of(trial))
             return
         why = self._why_lost(trial, same_launcher)
         log.info("Trial #%d is re-run under a new job number: %s", trial.number, why)
         self.journal.mark_abandoned(trial.number, f"re-run after restart: {why}")
         self.scheduler.reruns.append((trial.number, suggestion_of(trial)))  # a SigOpt server keeps it open for it
+
+    def _unjournaled_job(self, trial: Trial) -> str | None:
+        """The job of a pending trial whose submission the journal missed (a crash right after it)."""
+        if trial.state != PENDING:
+            return None
+        known = {t.job_id for t in self.journal.trials() if t.job_id}
+        job_id = self.runner.find_job(trial.number, trial.overrides, known)
+        if job_id is not None:
+            log.info("Trial #%d: found its job %s, submitted just before the sweeper stopped", trial.number, job_id)
+        return job_id
 
     def _why_lost(self, trial: Trial, same_launcher: bool) -> str:
         if trial.state == PENDING:

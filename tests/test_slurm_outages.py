@@ -97,3 +97,36 @@ def test_a_30_second_controller_outage_during_refills_loses_cancels_and_repeats_
     assert run.results["trials"] == {"total": 6, "completed": 6, "failed": 0, "running": 0}
     assert "refuses jobs for now" in run.output and "Unable to contact slurm controller" in run.output
     assert "submitted after" in run.output
+
+
+def test_a_sweeper_killed_between_sbatch_and_the_journal_reattaches_that_job(tmp_path: Path) -> None:
+    """Issue 14: after a crash between sbatch and journaling the job id, the resumed sweep said "its
+    job never started" while the job ran: it ran unobserved and the same trial ran again."""
+    import signal
+
+    from conftest import run_example
+
+    from hydra_sigopt.crashpoints import ENV_VAR
+    from hydra_sigopt.journal import Journal
+
+    overrides = (
+        *SLURM,
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.observation_budget=3",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=15",
+    )
+    first = run_example(tmp_path, *overrides, env={ENV_VAR: "after_submit:2"})
+    assert first.proc.returncode == -signal.SIGKILL, first.output[-3000:]
+    with Journal.open(first.sweep_dir, readonly=True) as journal:
+        assert [(t.number, t.state, bool(t.job_id)) for t in journal.trials()] == [
+            (0, "running", True),
+            (1, "pending", False),
+        ]
+    second = run_example(tmp_path, *overrides).assert_ok()
+    assert "Trial #1: found its job" in second.output
+    with Journal.open(second.sweep_dir, readonly=True) as journal:
+        trials = journal.trials()
+    # Each trial ran once, in its own job: nothing abandoned, nothing re-run.
+    assert [(t.number, t.state, t.rerun_of) for t in trials] == [(n, "completed", None) for n in range(3)]
+    assert len({t.job_id for t in trials}) == 3

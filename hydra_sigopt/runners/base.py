@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from hydra_sigopt.runners.outcome import JobOutcome
 
@@ -48,6 +48,11 @@ class TrialRunner(ABC):
     def reattach(self, number: int, job_id: str) -> bool:
         """Adopt a job started by an earlier sweeper process; False where this runner cannot."""
         return False
+
+    def find_job(self, number: int, overrides: Sequence[str], known_job_ids: Collection[str]) -> str | None:
+        """The id of a job started for this trial that the journal does not know (the sweeper
+        died between starting it and journaling its id), where this runner can tell; else None."""
+        return None
 
     def cancel_all(self) -> list[int]:
         """Cancel running trials where possible; return their numbers."""
