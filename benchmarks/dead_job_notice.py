@@ -70,6 +70,8 @@ def kill_when_running(sweep_dir: Path, killed: dict[str, Any], stop: threading.E
 
 
 def run_once(contender: str, sweep_dir: Path) -> dict[str, Any]:
+    if sweep_dir.exists():
+        shutil.rmtree(sweep_dir)  # before the killer looks: an earlier run's job dirs would fool it
     killed: dict[str, Any] = {}
     stop = threading.Event()
     killer = threading.Thread(target=kill_when_running, args=(sweep_dir, killed, stop), daemon=True)

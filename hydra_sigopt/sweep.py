@@ -205,7 +205,7 @@ class Sweep:
 
     def _wait(self) -> list[Event]:
         """Wait for trials to end (at most until the next progress line); report them and any suggestion ready."""
-        self.progress.set_running(len(self.scheduler.in_flight))
+        self.progress.set_running(len(self.scheduler.in_flight), len(self.runner.waiting()))
         self.progress.maybe_log()
         outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))
         self._ended = {o.number: o for o in outcomes}
@@ -221,7 +221,7 @@ class Sweep:
 
     def _post(self, numbers: tuple[int, ...]) -> None:
         self.results.post(numbers)
-        self.progress.set_running(len(self.runner.running()))
+        self.progress.set_running(len(self.runner.running()), len(self.runner.waiting()))
         self.progress.maybe_log()
 
     # ------------------------------------------------------------------ suggestions

@@ -130,3 +130,31 @@ def test_a_sweeper_killed_between_sbatch_and_the_journal_reattaches_that_job(tmp
     # Each trial ran once, in its own job: nothing abandoned, nothing re-run.
     assert [(t.number, t.state, t.rerun_of) for t in trials] == [(n, "completed", None) for n in range(3)]
     assert len({t.job_id for t in trials}) == 3
+
+
+def test_a_requeued_job_is_logged_and_counted_as_queued_not_running(tmp_path: Path) -> None:
+    """Issue 14: requeue, hold and pending states were never logged and pending jobs counted as
+    running, so a user could not tell a job waiting in the queue from a hang."""
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SLURM,
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.observation_budget=1",
+        "hydra.sweeper.progress_interval=1",
+        "sleep_s=20",
+    )
+    try:
+        job_id = running_job_ids(sweep_dir, 1, timeout=180)[0]
+        _wait_for_tasks(sweep_dir, [0])
+        subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
+        subprocess.run(["scontrol", "hold", job_id], check=True, capture_output=True)
+        time.sleep(8)  # held: it waits in the queue, whatever its task did before
+        subprocess.run(["scontrol", "release", job_id], check=True, capture_output=True)
+        run = finish_example(proc, sweep_dir, timeout=600)
+    finally:
+        proc.kill()
+    run.assert_ok()
+    assert f"Trial #0: job {job_id} pending" in run.output, run.output[-3000:]
+    assert "0 running, 1 queued" in run.output
+    assert f"Trial #0: job {job_id} running" in run.output  # released and started again
+    assert [t["state"] for t in run.trials] == ["completed"]

@@ -45,6 +45,10 @@ class TrialRunner(ABC):
     def running(self) -> list[int]:
         """Numbers of trials started and not yet reported by :meth:`wait`."""
 
+    def waiting(self) -> list[int]:
+        """Numbers of started trials whose job waits for the cluster rather than runs (a subset of :meth:`running`)."""
+        return []
+
     def reattach(self, number: int, job_id: str) -> bool:
         """Adopt a job started by an earlier sweeper process; False where this runner cannot."""
         return False

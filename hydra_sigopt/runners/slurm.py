@@ -40,6 +40,10 @@ DIED_STATES = frozenset(
 )
 
 
+# States in which a job waits for the cluster, not for its task: counted apart from running ones.
+WAITING_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "CONFIGURING"})
+
+
 def is_transient_refusal(message: str) -> bool:
     """Whether a Slurm command's error message says the cluster is briefly unavailable."""
     text = message.lower()
@@ -80,6 +84,17 @@ def squeue_knows(job_id: str, run: Run = subprocess.run) -> bool | None:
     if "invalid job id" in done.stderr.lower():
         return False
     return None
+
+
+def pending_reasons(job_ids: Sequence[str], run: Run = subprocess.run) -> dict[str, str]:
+    """Why Slurm holds these jobs back (squeue's reason: ``Resources``, ``BeginTime``, ...), where it says."""
+    if not job_ids:
+        return {}
+    done = _run_command(run, ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%r"])
+    if isinstance(done, str) or done.returncode != 0:
+        return {}
+    pairs = (line.split("|", 1) for line in done.stdout.splitlines() if "|" in line)
+    return {job_id.strip(): reason.strip() for job_id, reason in pairs if reason.strip() not in ("", "None")}
 
 
 def slurm_knows_job(job: Any, run: Run = subprocess.run) -> bool:

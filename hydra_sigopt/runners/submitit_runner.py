@@ -23,7 +23,13 @@ from hydra_sigopt.runners.cancel import cancel_jobs
 from hydra_sigopt.runners.ended_job import death_reason, read_result, trial_of_job
 from hydra_sigopt.runners.executor import make_executor, pre_timeout_reason
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
-from hydra_sigopt.runners.slurm import DIED_STATES, is_transient_refusal, slurm_knows_job
+from hydra_sigopt.runners.slurm import (
+    DIED_STATES,
+    WAITING_STATES,
+    is_transient_refusal,
+    pending_reasons,
+    slurm_knows_job,
+)
 from hydra_sigopt.runners.warm_pool import WarmPool
 from hydra_sigopt.warm import max_wait_for
 
@@ -51,6 +57,8 @@ class _TrackedJob:
     slurm_asked_at: float | None = None
     #: Slurm no longer knows it (neither queue nor accounting): it ended without a result.
     forgotten: bool = False
+    #: Its Slurm state when last looked at ("PENDING", "RUNNING", ...), to log each change once.
+    state: str | None = None
 
 
 @dataclass
@@ -230,6 +238,30 @@ class SubmititRunner(TrialRunner):
     def running(self) -> list[int]:
         return sorted([*self._jobs, *self._deferred])
 
+    def waiting(self) -> list[int]:
+        """Trials whose job waits for the cluster (queued, requeued, held, or not yet accepted)."""
+        queued = [n for n, tracked in self._jobs.items() if tracked.state in WAITING_STATES]
+        return sorted([*queued, *self._deferred])
+
+    def _note_states(self) -> None:
+        """Log each Slurm state change of a trial's job (queued, requeued, held, running again)."""
+        if self.cluster != "slurm":
+            return
+        changed = {n: t for n, t in self._jobs.items() if self._state_changed(t)}
+        reasons = pending_reasons([str(t.job.job_id) for t in changed.values() if t.state in WAITING_STATES])
+        for number, tracked in changed.items():
+            reason = reasons.get(str(tracked.job.job_id))
+            state = str(tracked.state).lower()
+            what = f"{state} ({reason})" if reason else state
+            log.info("Trial #%d: job %s %s", number, tracked.job.job_id, what)
+
+    def _state_changed(self, tracked: _TrackedJob) -> bool:
+        state = str(tracked.job.state).split(" ")[0]
+        if state == tracked.state or state in ("UNKNOWN", "COMPLETED", "FINISHED", *DIED_STATES):
+            return False  # the end of a job is reported with its outcome
+        first, tracked.state = tracked.state is None, state
+        return not (first and state == "RUNNING")
+
     # ------------------------------------------------------------------ waiting
 
     def wait(self, timeout: float) -> list[JobOutcome]:
@@ -241,6 +273,8 @@ class SubmititRunner(TrialRunner):
             if force:
                 self._last_forced_check = self.clock()
             submitted = self._retry_deferred()
+            if force:
+                self._note_states()
             jobs = list(self._jobs.items())
             finished = [n for i, (n, tracked) in enumerate(jobs) if self._ready(tracked, force and i == 0)]
             if finished or submitted or self._nothing_to_wait_for(deadline):
