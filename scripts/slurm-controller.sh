@@ -6,7 +6,7 @@
 #   bash scripts/slurm-controller.sh stop    # SIGTERM, wait until it is gone (SIGKILL after 20 s)
 #   bash scripts/slurm-controller.sh start   # start it and wait until `scontrol ping` says UP
 #
-# Used by the tests of controller outages (tests/test_slurm_outages.py).
+# Used by the tests of controller outages (tests/test_slurm_faults.py).
 # Env: SLURM_RUN_DIR (default /var/tmp/hydra-sigopt-slurm), SLURM_UP_TIMEOUT (seconds, default 90).
 set -euo pipefail
 

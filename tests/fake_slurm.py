@@ -31,6 +31,11 @@ if command == "sacct":
         print("sacct: error: Problem talking to the database: Connection refused", file=sys.stderr)
         sys.exit(1)
     ids = sys.argv[sys.argv.index("-j") + 1].split(",")
+    if "State,ExitCode" in sys.argv:  # the sweeper's own query of how a job ended
+        for job_id in ids:
+            if job_id in jobs:
+                print(f"{{jobs[job_id]}}|{{world.get('exit_codes', {{}}).get(job_id, '0:0')}}")
+        sys.exit(0)
     print("JobID|State|NodeList")
     for job_id in ids:
         if job_id in jobs:
@@ -91,6 +96,11 @@ class FakeSlurm:
     def set_state(self, job_id: str, state: str) -> None:
         world = self._read()
         world["jobs"][job_id] = state
+        self._write(world)
+
+    def set_exit_code(self, job_id: str, exit_code: str) -> None:
+        world = self._read()
+        world.setdefault("exit_codes", {})[job_id] = exit_code
         self._write(world)
 
     def state(self, job_id: str) -> str | None:

@@ -59,11 +59,16 @@ def test_a_job_slurm_reports_dead_is_noticed_within_three_seconds(slurm: FakeSlu
     assert runner.reattach(0, "123")
     assert runner.wait(timeout=5) == []
     slurm.set_state("123", state)
+    slurm.set_exit_code("123", "0:9" if state.startswith("CANCELLED") else "3:0")
     died_at = clock()
     outcomes = runner.wait(timeout=60)
     assert [(o.number, o.ok) for o in outcomes] == [(0, False)]
     assert clock() - died_at <= 3 + runner.poll_interval
-    assert f"state {state.split()[0]}" in (outcomes[0].reason or "")
+    # One complete line: Slurm's state and exit code, and where the job's log is.
+    reason = outcomes[0].reason or ""
+    exit_code = "0:9" if state.startswith("CANCELLED") else "3:0"
+    assert f"job 123 ended without a result (state {state.split()[0]} {exit_code}); its log: " in reason
+    assert reason.endswith("123_0_log.err") and "\n" not in reason
 
 
 def test_a_completed_job_whose_result_file_lags_is_waited_for(slurm: FakeSlurm, tmp_path: Path) -> None:

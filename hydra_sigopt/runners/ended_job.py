@@ -29,7 +29,8 @@ def read_result(job: Any) -> Any:
 
 
 def death_reason(job: Any, exc: BaseException) -> str:
-    """A one-line reason for a job whose result could not be had (state from Slurm where known)."""
+    """A complete one-line reason for a job whose result could not be had: how it ended (Slurm's state
+    and exit code where known) and where its log is."""
     from submitit.core.utils import FailedJobError
 
     lines = describe_error(exc).partition(": ")[2].strip().splitlines()
@@ -37,15 +38,31 @@ def death_reason(job: Any, exc: BaseException) -> str:
         return f"job {job.job_id} failed outside the task: {lines[-1] if lines else ''}"
     if job.paths.result_pickle.exists():
         return f"the result of job {job.job_id} could not be read: {describe_error(exc)}"
-    state = _state(job)
-    prefix = f"job {job.job_id} ended without a result"
+    state, exit_code = _end(job)
+    reason = f"job {job.job_id} ended without a result"
     if state and state not in ("UNKNOWN", "FINISHED", "COMPLETED"):
-        prefix += f" (state {state})"
+        reason += f" (state {state}{f' {exit_code}' if exit_code else ''})"
     if state == "TIMEOUT":
         # Slurm killed it at its limit: the task did not end on submitit's pre-timeout signal (a
         # signal arriving while another handler logs is lost inside logging, seen here).
-        prefix = f"TIMEOUT: time limit reached (hydra.launcher.timeout_min), {prefix}"
-    return f"{prefix}: {type(exc).__name__}: {lines[0] if lines else ''}"
+        reason = f"TIMEOUT: time limit reached (hydra.launcher.timeout_min), {reason}"
+    return f"{reason}; its log: {job.paths.stderr}"
+
+
+def _end(job: Any) -> tuple[str | None, str | None]:
+    """The job's final state and, on Slurm, its exit code (``3:0``: exit status 3; ``0:9``: signal 9)."""
+    if hasattr(job, "watcher") and _is_slurm(job):
+        from hydra_sigopt.runners.slurm import sacct_end
+
+        end = sacct_end(str(job.job_id))
+        if end is not None:
+            return end
+    state = _state(job)
+    return (state.split(" ")[0] if state else None), None
+
+
+def _is_slurm(job: Any) -> bool:
+    return type(job).__name__ == "SlurmJob"
 
 
 def _state(job: Any) -> str | None:

@@ -97,6 +97,18 @@ def pending_reasons(job_ids: Sequence[str], run: Run = subprocess.run) -> dict[s
     return {job_id.strip(): reason.strip() for job_id, reason in pairs if reason.strip() not in ("", "None")}
 
 
+def sacct_end(job_id: str, run: Run = subprocess.run) -> tuple[str, str] | None:
+    """How Slurm's accounting says a job ended: (state, exit code as ``code:signal``), if it knows."""
+    done = _run_command(run, ["sacct", "-n", "-X", "-j", str(job_id), "-o", "State,ExitCode", "--parsable2"])
+    if isinstance(done, str) or done.returncode != 0:
+        return None
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.count("|") == 1]
+    if not rows:
+        return None
+    state, exit_code = rows[-1]  # the last row is the job's latest run (a requeued job has several)
+    return state.split(" ")[0], exit_code.strip()
+
+
 def slurm_knows_job(job: Any, run: Run = subprocess.run) -> bool:
     """Whether Slurm's accounting (sacct, through submitit) or its queue (squeue) knows a job.
 

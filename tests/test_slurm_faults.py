@@ -1,5 +1,6 @@
-"""The real Slurm cluster with its controller stopped and started again (scripts/slurm-controller.sh),
-as a restart, reconfigure or failover does on a real cluster: jobs keep running, Slurm's commands fail.
+"""Cluster faults on the real Slurm cluster: the controller stopped and started again
+(scripts/slurm-controller.sh) as a restart or failover does (jobs keep running, Slurm's commands
+fail), a sweeper killed right after sbatch, a requeued and held job, a job that died.
 
 Skipped with the reason where no Slurm is reachable, unless HYDRA_SIGOPT_REQUIRE_SLURM=1 (CI).
 """
@@ -158,3 +159,20 @@ def test_a_requeued_job_is_logged_and_counted_as_queued_not_running(tmp_path: Pa
     assert "0 running, 1 queued" in run.output
     assert f"Trial #0: job {job_id} running" in run.output  # released and started again
     assert [t["state"] for t in run.trials] == ["completed"]
+
+
+def test_a_job_that_died_fails_with_slurms_state_and_exit_code_in_one_line(tmp_path: Path) -> None:
+    """Issue 14: reasons were cut mid-sentence (submitit's multi-line message) and lacked the exit
+    code Slurm recorded (FAILED 3:0)."""
+    from conftest import run_example
+
+    run = run_example(
+        tmp_path, *SLURM, "hydra.launcher.timeout_min=10", "hydra.sweeper.observation_budget=1", "fail_mode=exit"
+    ).assert_ok()
+    (trial,) = run.trials
+    job_id = trial["job_id"]
+    assert trial["state"] == "failed"
+    assert trial["failure_reason"] == (
+        f"job {job_id} ended without a result (state FAILED 3:0); its log: "
+        f"{run.sweep_dir}/.submitit/{job_id}/{job_id}_0_log.err"
+    )
