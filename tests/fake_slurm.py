@@ -30,7 +30,7 @@ if command == "sacct":
     if down:
         print("sacct: error: Problem talking to the database: Connection refused", file=sys.stderr)
         sys.exit(1)
-    ids = sys.argv[sys.argv.index("-j") + 1].split(",")
+    ids = [i for k, a in enumerate(sys.argv[:-1]) if a == "-j" for i in sys.argv[k + 1].split(",")]
     if "State,ExitCode" in sys.argv:  # the sweeper's own query of how a job ended
         for job_id in ids:
             if job_id in jobs:
@@ -40,6 +40,9 @@ if command == "sacct":
     for job_id in ids:
         if job_id in jobs:
             print(f"{{job_id}}|{{jobs[job_id]}}|vm")
+elif command == "squeue" and "%i|%r" in sys.argv:  # why jobs are pending
+    for job_id in sys.argv[sys.argv.index("-j") + 1].split(","):
+        print(f"{{job_id}}|{{world.get('reasons', {{}}).get(job_id, 'None')}}")
 elif command == "squeue":
     job_id = sys.argv[sys.argv.index("-j") + 1]
     if down:
@@ -96,6 +99,11 @@ class FakeSlurm:
     def set_state(self, job_id: str, state: str) -> None:
         world = self._read()
         world["jobs"][job_id] = state
+        self._write(world)
+
+    def set_reason(self, job_id: str, reason: str) -> None:
+        world = self._read()
+        world.setdefault("reasons", {})[job_id] = reason
         self._write(world)
 
     def set_exit_code(self, job_id: str, exit_code: str) -> None:

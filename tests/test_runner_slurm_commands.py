@@ -212,3 +212,32 @@ def test_the_job_of_a_trial_journaled_without_its_job_id_is_found(slurm: FakeSlu
     assert fresh.find_job(4, ["x=4"], known_job_ids={"1000"}) == "1001"
     assert fresh.find_job(4, ["x=5"], known_job_ids={"1000"}) is None  # another trial's overrides
     assert fresh.find_job(4, ["x=4"], known_job_ids={"1000", "1001"}) is None  # that job is another trial's
+
+
+def test_the_log_says_what_a_job_waits_for_without_a_line_per_short_wait(
+    slurm: FakeSlurm, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14: requeue, hold and pending states were never logged; a user could not tell a job
+    waiting in the queue from a hang. A few seconds in the queue is normal and not worth a line."""
+    clock = FakeClock()
+    runner = _runner(tmp_path, clock)
+    slurm.set_state("500", "PENDING")
+    slurm.set_state("501", "PENDING")
+    slurm.set_reason("501", "Resources")
+    assert runner.reattach(0, "500") and runner.reattach(1, "501")
+    caplog.set_level("INFO", logger="hydra_sigopt")
+    runner.wait(timeout=5)
+    slurm.set_state("500", "RUNNING")  # a short wait: nothing to say
+    runner.wait(timeout=40)  # trial 1 waits on
+    assert runner.waiting() == [1]
+    slurm.set_state("501", "RUNNING")
+    runner.wait(timeout=5)
+    slurm.set_state("500", "PENDING")  # requeued
+    slurm.set_reason("500", "BeginTime")
+    runner.wait(timeout=3)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Trial #")]
+    assert lines == [
+        "Trial #1: job 501 pending for 30 s (Resources)",
+        "Trial #1: job 501 running",
+        "Trial #0: job 500 pending (BeginTime)",
+    ]

@@ -57,8 +57,11 @@ class _TrackedJob:
     slurm_asked_at: float | None = None
     #: Slurm no longer knows it (neither queue nor accounting): it ended without a result.
     forgotten: bool = False
-    #: Its Slurm state when last looked at ("PENDING", "RUNNING", ...), to log each change once.
+    #: Its Slurm state when last looked at ("PENDING", "RUNNING", ...), since when, and whether
+    #: that state was logged (a first short wait in the queue is not worth a line).
     state: str | None = None
+    state_since: float = 0.0
+    state_logged: bool = False
 
 
 @dataclass
@@ -111,6 +114,8 @@ class SubmititRunner(TrialRunner):
         # lag); a job Slurm reports cancelled, failed or killed wrote all it will write already.
         self.result_grace_s = 15.0 if self.cluster == "slurm" else 1.0
         self.dead_grace_s = 1.0
+        # How long a new job waits in the queue before the log says so (and why).
+        self.queue_note_s = 30.0
         # How often a re-attached job that submitit cannot find is asked about again.
         self.unknown_recheck_s = 60.0
         self._jobs: dict[int, _TrackedJob] = {}
@@ -244,25 +249,36 @@ class SubmititRunner(TrialRunner):
         return sorted([*queued, *self._deferred])
 
     def _note_states(self) -> None:
-        """Log each Slurm state change of a trial's job (queued, requeued, held, running again)."""
+        """Log what a trial's job waits for: a requeue or hold at once, a first wait in the queue once
+        it lasts ``queue_note_s``, and the start that ends a logged wait."""
         if self.cluster != "slurm":
             return
-        changed = {n: t for n, t in self._jobs.items() if self._state_changed(t)}
-        reasons = pending_reasons([str(t.job.job_id) for t in changed.values() if t.state in WAITING_STATES])
-        for number, tracked in changed.items():
-            reason = reasons.get(str(tracked.job.job_id))
-            state = str(tracked.state).lower()
-            what = f"{state} ({reason})" if reason else state
-            log.info("Trial #%d: job %s %s", number, tracked.job.job_id, what)
+        due = {n: t for n, t in self._jobs.items() if self._worth_a_line(t)}
+        reasons = pending_reasons([str(t.job.job_id) for t in due.values() if t.state in WAITING_STATES])
+        for number, tracked in due.items():
+            tracked.state_logged = True
+            state, reason = str(tracked.state).lower(), reasons.get(str(tracked.job.job_id))
+            waited = self.clock() - tracked.state_since
+            if tracked.state in WAITING_STATES and waited >= 1:
+                state += f" for {waited:.0f} s"
+            log.info("Trial #%d: job %s %s%s", number, tracked.job.job_id, state, f" ({reason})" if reason else "")
 
-    def _state_changed(self, tracked: _TrackedJob) -> bool:
+    def _worth_a_line(self, tracked: _TrackedJob) -> bool:
+        """Update the job's known state; whether it is now worth logging."""
         state = str(tracked.job.state).split(" ")[0]
-        if state == tracked.state or state in ("UNKNOWN", "COMPLETED", "FINISHED", *DIED_STATES):
+        if state in ("UNKNOWN", "COMPLETED", "FINISHED", *DIED_STATES):
             return False  # the end of a job is reported with its outcome
-        first, tracked.state = tracked.state is None, state
-        return not (first and state == "RUNNING")
-
-    # ------------------------------------------------------------------ waiting
+        previous, waited_long = tracked.state, tracked.state_logged
+        if state != previous:
+            tracked.state, tracked.state_since, tracked.state_logged = state, self.clock(), False
+            if state == "RUNNING":
+                return waited_long  # the end of a wait that was logged
+            return previous is not None  # requeued, held, suspended: at once
+        return (
+            state in WAITING_STATES
+            and not tracked.state_logged
+            and self.clock() - tracked.state_since >= self.queue_note_s
+        )
 
     def wait(self, timeout: float) -> list[JobOutcome]:
         deadline = self.clock() + timeout
@@ -273,10 +289,10 @@ class SubmititRunner(TrialRunner):
             if force:
                 self._last_forced_check = self.clock()
             submitted = self._retry_deferred()
-            if force:
-                self._note_states()
             jobs = list(self._jobs.items())
             finished = [n for i, (n, tracked) in enumerate(jobs) if self._ready(tracked, force and i == 0)]
+            if force:
+                self._note_states()  # with the states just refreshed
             if finished or submitted or self._nothing_to_wait_for(deadline):
                 return [self._collect(n) for n in finished]
             self.sleep(min(self.poll_interval, max(0.0, deadline - self.clock())))
