@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Stop or start only slurmctld of the cluster started by scripts/slurm-up.sh, as a controller
-# restart, failover or outage does on a real cluster: jobs keep running on the node (slurmd and
-# its steps stay up) and the controller finds them again from its saved state when it is back.
+# Stop or start only slurmctld (or slurmdbd) of the cluster started by scripts/slurm-up.sh, as a
+# controller restart, failover or outage does on a real cluster: jobs keep running on the node
+# (slurmd and its steps stay up) and the controller finds them again from its saved state when it is
+# back. Without slurmdbd, sacct fails while everything else works.
 #
-#   bash scripts/slurm-controller.sh stop    # SIGTERM, wait until it is gone (SIGKILL after 20 s)
-#   bash scripts/slurm-controller.sh start   # start it and wait until `scontrol ping` says UP
+#   bash scripts/slurm-controller.sh stop [slurmctld|slurmdbd]   # SIGTERM, wait until gone (SIGKILL after 20 s)
+#   bash scripts/slurm-controller.sh start [slurmctld|slurmdbd]  # start it, wait until it answers
 #
 # Used by the tests of controller outages (tests/test_slurm_faults.py).
 # Env: SLURM_RUN_DIR (default /var/tmp/hydra-sigopt-slurm), SLURM_UP_TIMEOUT (seconds, default 90).
 set -euo pipefail
 
 RUN_DIR="${SLURM_RUN_DIR:-/var/tmp/hydra-sigopt-slurm}"
-PID_FILE="$RUN_DIR/pid/slurmctld.pid"
+DAEMON="${2:-slurmctld}"
+case "$DAEMON" in slurmctld|slurmdbd) ;; *) echo "usage: $0 stop|start [slurmctld|slurmdbd]" >&2; exit 2 ;; esac
+PID_FILE="$RUN_DIR/pid/$DAEMON.pid"
 WAIT_TIMEOUT="${SLURM_UP_TIMEOUT:-90}"
 
 log() { printf '[%s] slurm-controller: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -21,44 +24,52 @@ running_pid() {
   [[ -s $PID_FILE ]] || return 1
   pid=$(tr -dc '0-9' <"$PID_FILE")
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
-  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == slurmctld* ]] || return 1
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$DAEMON"* ]] || return 1
   echo "$pid"
 }
 
 stop() {
   local pid i
-  pid=$(running_pid) || { log "slurmctld is not running"; return 0; }
+  pid=$(running_pid) || { log "$DAEMON is not running"; return 0; }
   kill -TERM "$pid"
   for (( i = 0; i < 100; i++ )); do
-    kill -0 "$pid" 2>/dev/null || { log "slurmctld (pid $pid) stopped"; return 0; }
+    kill -0 "$pid" 2>/dev/null || { log "$DAEMON (pid $pid) stopped"; return 0; }
     sleep 0.2
   done
   kill -KILL "$pid" 2>/dev/null || true
-  log "slurmctld (pid $pid) killed"
+  log "$DAEMON (pid $pid) killed"
+}
+
+answers() {
+  if [[ $DAEMON == slurmdbd ]]; then
+    timeout 10 sacctmgr -n show cluster >/dev/null 2>&1
+  else
+    scontrol ping 2>/dev/null | grep -q UP
+  fi
 }
 
 start() {
   local i
   if running_pid >/dev/null; then
-    log "slurmctld already running"
+    log "$DAEMON already running"
   else
     rm -f "$PID_FILE"
-    /usr/sbin/slurmctld
+    "/usr/sbin/$DAEMON"
   fi
   for (( i = 0; i < WAIT_TIMEOUT; i++ )); do
-    if scontrol ping 2>/dev/null | grep -q UP; then
-      log "slurmctld is up"
+    if answers; then
+      log "$DAEMON is up"
       return 0
     fi
     sleep 1
   done
-  log "ERROR: slurmctld did not answer within ${WAIT_TIMEOUT}s"
-  tail -20 "$RUN_DIR/log/slurmctld.log" >&2 || true
+  log "ERROR: $DAEMON did not answer within ${WAIT_TIMEOUT}s"
+  tail -20 "$RUN_DIR/log/$DAEMON.log" >&2 || true
   exit 1
 }
 
 case "${1:-}" in
   stop) stop ;;
   start) start ;;
-  *) echo "usage: $0 stop|start" >&2; exit 2 ;;
+  *) echo "usage: $0 stop|start [slurmctld|slurmdbd]" >&2; exit 2 ;;
 esac

@@ -21,14 +21,15 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 CONTROLLER = Path(__file__).resolve().parents[1] / "scripts" / "slurm-controller.sh"
 
 
-def _controller(action: str) -> None:
-    subprocess.run(["bash", str(CONTROLLER), action], check=True, capture_output=True, text=True, timeout=120)
+def _controller(action: str, daemon: str = "slurmctld") -> None:
+    subprocess.run(["bash", str(CONTROLLER), action, daemon], check=True, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
 def controller() -> Iterator[None]:
-    """Stop and start slurmctld in a test; it is running again after the test, whatever happened."""
+    """Stop and start slurmctld or slurmdbd in a test; both run again after the test, whatever happened."""
     yield
+    _controller("start", "slurmdbd")
     _controller("start")
     # Until the node is usable again (jobs that ended during the outage are still "completing"),
     # the next Slurm test would be skipped or would wait.
@@ -176,3 +177,32 @@ def test_a_job_that_died_fails_with_slurms_state_and_exit_code_in_one_line(tmp_p
         f"job {job_id} ended without a result (state FAILED 3:0); its log: "
         f"{run.sweep_dir}/.submitit/{job_id}/{job_id}_0_log.err"
     )
+
+
+def test_a_failing_sacct_is_reported_once_per_call_and_the_sweep_goes_on(tmp_path: Path, controller: None) -> None:
+    """Issue 14: submitit's sacct warnings appeared three times per call (its own stdout and stderr
+    handlers, and Hydra's console through the root logger)."""
+    import re
+
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SLURM,
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.observation_budget=2",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=15",
+    )
+    try:
+        first = running_job_ids(sweep_dir, 2, timeout=180)
+        _wait_for_tasks(sweep_dir, sorted(first))
+        _controller("stop", "slurmdbd")  # sacct fails while slurmdbd is down
+        time.sleep(6)
+        _controller("start", "slurmdbd")
+        run = finish_example(proc, sweep_dir, timeout=300)
+    finally:
+        proc.kill()
+    run.assert_ok()
+    calls = re.findall(r"Call #(\d+) - Bypassing sacct error", run.output)
+    assert calls, run.output[-3000:]
+    assert len(calls) == len(set(calls)), f"each failed sacct call printed {len(calls) / len(set(calls)):.0f} times"
+    assert [t["state"] for t in run.trials] == ["completed", "completed"]

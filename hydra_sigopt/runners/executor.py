@@ -101,3 +101,16 @@ def pre_timeout_reason(launcher: Any, reason: str) -> str:
         f"{params['signal_delay_s']}) and no requeue was left (max_num_timeout={params.get('max_num_timeout', 0)}): "
         f"{reason}"
     )
+
+
+def log_submitit_once() -> None:
+    """Let submitit's log records in the sweeper reach Hydra's handlers only.
+
+    submitit gives its logger two handlers of its own (stdout for all, stderr for warnings), and its
+    records also propagate to the root logger Hydra configures: every warning (a failed sacct call)
+    was printed three times. Its jobs keep their handlers: they run in their own processes.
+    """
+    logger = logging.getLogger("submitit")
+    for handler in list(logger.handlers):
+        if handler.name in ("submitit_out", "submitit_err"):
+            logger.removeHandler(handler)

@@ -21,7 +21,7 @@ from hydra_sigopt.processes import local_job_running
 from hydra_sigopt.runners.base import TrialRunner
 from hydra_sigopt.runners.cancel import cancel_jobs
 from hydra_sigopt.runners.ended_job import death_reason, read_result, trial_of_job
-from hydra_sigopt.runners.executor import make_executor, pre_timeout_reason
+from hydra_sigopt.runners.executor import log_submitit_once, make_executor, pre_timeout_reason
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
 from hydra_sigopt.runners.slurm import (
     DIED_STATES,
@@ -106,6 +106,7 @@ class SubmititRunner(TrialRunner):
         self.state_check_interval = state_check_interval
         self.clock, self.sleep = clock, sleep
         self.executor = make_executor(launcher)
+        log_submitit_once()
         self.submitit_folder = str(launcher.params["submitit_folder"])
         claims_dir = Path(JobPaths.get_first_id_independent_folder(self.executor.folder)) / "warm"
         max_wait_s = max_wait_for(launcher.params.get("timeout_min"))
