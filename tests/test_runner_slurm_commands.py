@@ -187,7 +187,8 @@ def test_a_permanent_refusal_stops_at_once(slurm: FakeSlurm, tmp_path: Path) -> 
 def test_refusals_are_given_up_after_the_limit(slurm: FakeSlurm, tmp_path: Path) -> None:
     from submitit.core.utils import FailedJobError
 
-    from hydra_sigopt.runners.submitit_runner import SUBMIT_RETRY_LIMIT_S, SUBMIT_RETRY_MAX_S
+    from hydra_sigopt.runners.refused import LIMIT_S as SUBMIT_RETRY_LIMIT_S
+    from hydra_sigopt.runners.refused import MAX_PAUSE_S as SUBMIT_RETRY_MAX_S
 
     clock = FakeClock()
     runner = _submitting_runner(tmp_path, clock)

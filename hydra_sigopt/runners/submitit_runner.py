@@ -23,10 +23,10 @@ from hydra_sigopt.runners.cancel import cancel_jobs
 from hydra_sigopt.runners.ended_job import death_reason, read_result, trial_of_job
 from hydra_sigopt.runners.executor import log_submitit_once, make_executor, pre_timeout_reason
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
+from hydra_sigopt.runners.refused import RefusedSubmissions
 from hydra_sigopt.runners.slurm import (
     DIED_STATES,
     WAITING_STATES,
-    is_transient_refusal,
     pending_reasons,
     slurm_knows_job,
 )
@@ -34,13 +34,6 @@ from hydra_sigopt.runners.warm_pool import WarmPool
 from hydra_sigopt.warm import max_wait_for
 
 log = logging.getLogger(__name__)
-
-#: Pauses between tries of a submission the cluster refused for now (a controller restarting or
-#: failing over): doubling from the first, at most the last; given up after SUBMIT_RETRY_LIMIT_S.
-SUBMIT_RETRY_FIRST_S = 2.0
-SUBMIT_RETRY_MAX_S = 30.0
-SUBMIT_RETRY_LIMIT_S = 600.0
-
 
 @dataclass
 class _TrackedJob:
@@ -62,20 +55,6 @@ class _TrackedJob:
     state: str | None = None
     state_since: float = 0.0
     state_logged: bool = False
-
-
-@dataclass
-class _Refusals:
-    """The cluster refuses submissions for now: since when, why, and when to try again."""
-
-    since: float
-    reason: str
-    tries: int = 1
-    next_try_at: float = 0.0
-
-    def pause(self) -> float:
-        """Seconds until the next try: doubling from the first, capped."""
-        return float(min(SUBMIT_RETRY_MAX_S, SUBMIT_RETRY_FIRST_S * 2 ** (self.tries - 1)))
 
 
 class SubmititRunner(TrialRunner):
@@ -120,9 +99,7 @@ class SubmititRunner(TrialRunner):
         # How often a re-attached job that submitit cannot find is asked about again.
         self.unknown_recheck_s = 60.0
         self._jobs: dict[int, _TrackedJob] = {}
-        # Trials whose submission waits for the cluster to accept jobs again, in start order.
-        self._deferred: dict[int, list[str]] = {}
-        self._refusals: _Refusals | None = None
+        self.refused = RefusedSubmissions(self._submit, clock)
         self._started_late: list[tuple[int, str]] = []
         self._last_forced_check = -math.inf
 
@@ -132,15 +109,14 @@ class SubmititRunner(TrialRunner):
         """Submit the trial's job (or hand it to a warm job); None when the cluster refuses jobs for
         now: it is submitted again while :meth:`wait` runs, and reported by :meth:`started_late`."""
         job = self.warm.take(number, overrides)
-        if job is None and self._refusals is not None:
-            self._deferred[number] = list(overrides)  # behind the trials already waiting
+        if job is None and self.refused.refusing:
+            self.refused.add(number, overrides)  # behind the trials already waiting
             return None
         if job is None:
             try:
                 job = self._submit(number, overrides)
             except Exception as exc:
-                self._refused(exc)
-                self._deferred[number] = list(overrides)
+                self.refused.add(number, overrides, refusal=exc)
                 return None
         self._jobs[number] = _TrackedJob(job, submitted_at=time.time())
         return str(job.job_id)
@@ -159,47 +135,13 @@ class SubmititRunner(TrialRunner):
         self.warm.cold_job_started()
         return job
 
-    def _refused(self, exc: Exception) -> None:
-        """Note a refused submission: raise it when it will not pass (or passed the limit), else plan the next try."""
-        refusals = self._refusals
-        if not is_transient_refusal(str(exc)) or (
-            refusals is not None and self.clock() - refusals.since >= SUBMIT_RETRY_LIMIT_S
-        ):
-            raise exc
-        if refusals is None:
-            refusals = self._refusals = _Refusals(self.clock(), str(exc))
-        else:
-            refusals.tries += 1
-        refusals.next_try_at = self.clock() + refusals.pause()
-        log.warning(
-            "The cluster refuses jobs for now (%s); trying again in %.0f s (refused for %.0f s, gives up after %.0f s)",
-            _last_line(str(exc)),
-            refusals.pause(),
-            self.clock() - refusals.since,
-            SUBMIT_RETRY_LIMIT_S,
-        )
-
-    def _retry_deferred(self) -> bool:
-        """Submit the waiting trials in order once a try is due; True if one went through."""
-        if self._refusals is None or self.clock() < self._refusals.next_try_at:
-            return False
-        submitted = False
-        for number, overrides in list(self._deferred.items()):
-            try:
-                job = self._submit(number, overrides)
-            except Exception as exc:
-                self._refused(exc)  # the rest wait for the next try
-                return submitted
-            del self._deferred[number]
+    def _submit_refused(self) -> bool:
+        """Submit the trials the cluster refused, once a try is due; True if one went through."""
+        started = self.refused.retry_due()
+        for number, job in started:
             self._jobs[number] = _TrackedJob(job, submitted_at=time.time())
             self._started_late.append((number, str(job.job_id)))
-            log.info("Trial #%d: job %s submitted after %.0f s of refusals", number, job.job_id, self._refused_for())
-            submitted = True
-        self._refusals = None
-        return submitted
-
-    def _refused_for(self) -> float:
-        return 0.0 if self._refusals is None else self.clock() - self._refusals.since
+        return bool(started)
 
     def reattach(self, number: int, job_id: str) -> bool:
         import submitit
@@ -242,12 +184,12 @@ class SubmititRunner(TrialRunner):
         self.warm.keep_warm(trials_left)
 
     def running(self) -> list[int]:
-        return sorted([*self._jobs, *self._deferred])
+        return sorted([*self._jobs, *self.refused.numbers()])
 
     def waiting(self) -> list[int]:
         """Trials whose job waits for the cluster (queued, requeued, held, or not yet accepted)."""
         queued = [n for n, tracked in self._jobs.items() if tracked.state in WAITING_STATES]
-        return sorted([*queued, *self._deferred])
+        return sorted([*queued, *self.refused.numbers()])
 
     def _note_states(self) -> None:
         """Log what a trial's job waits for: a requeue or hold at once, a first wait in the queue once
@@ -289,7 +231,7 @@ class SubmititRunner(TrialRunner):
             force = self.clock() - self._last_forced_check >= self.state_check_interval
             if force:
                 self._last_forced_check = self.clock()
-            submitted = self._retry_deferred()
+            submitted = self._submit_refused()
             jobs = list(self._jobs.items())
             finished = [n for i, (n, tracked) in enumerate(jobs) if self._ready(tracked, force and i == 0)]
             if force:
@@ -299,7 +241,8 @@ class SubmititRunner(TrialRunner):
             self.sleep(min(self.poll_interval, max(0.0, deadline - self.clock())))
 
     def _nothing_to_wait_for(self, deadline: float) -> bool:
-        return (not self._jobs and not self._deferred) or self.clock() >= deadline or self.warm.due()
+        nothing = not self._jobs and not self.refused.numbers()
+        return nothing or self.clock() >= deadline or self.warm.due()
 
     def _ready(self, tracked: _TrackedJob, force: bool) -> bool:
         """Done, and its result is there or will not come (without blocking the loop to find out)."""
@@ -388,8 +331,7 @@ class SubmititRunner(TrialRunner):
         self.close()
         numbers = sorted(self._jobs)
         cancel_jobs(self.cluster, [str(self._jobs[n].job.job_id) for n in numbers], self.submitit_folder)
-        deferred, self._deferred = sorted(self._deferred), {}  # never submitted: nothing to cancel
-        return sorted([*numbers, *deferred])
+        return sorted([*numbers, *self.refused.clear()])
 
     def close(self) -> None:
         self.warm.close()
@@ -409,15 +351,10 @@ class SubmititBatchRunner(SubmititRunner):
 
     def wait(self, timeout: float) -> list[JobOutcome]:
         outcomes: list[JobOutcome] = []
-        while self._jobs or self._deferred:
+        while self._jobs or self.refused.numbers():
             outcomes += super().wait(timeout=self.poll_interval * 4)
         return outcomes
 
     def describe(self) -> str:
         return f"batch (synchronous batches of submitit '{self.cluster}' jobs)"
 
-
-def _last_line(text: str) -> str:
-    """The last non-empty line of a command's error output (sbatch's own message)."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text

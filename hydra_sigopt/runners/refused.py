@@ -1,0 +1,109 @@
+"""Trials whose job the cluster refused for now, submitted again with capped backoff.
+
+A slurmctld restart or failover makes ``sbatch`` fail for a while ("Unable to contact slurm
+controller", ...). The sweep must not stop for that, nor block on it: the refused trials wait
+here, in start order, and :meth:`RefusedSubmissions.retry_due` submits them again once a try is
+due (2, 4, 8, ... up to 30 s apart), while the runner goes on collecting the other trials' results.
+A refusal that will not pass, or refusals for longer than the limit, are raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra_sigopt.runners.slurm import is_transient_refusal
+
+log = logging.getLogger(__name__)
+
+#: Pauses between tries: doubling from the first, at most the second; given up after the third.
+FIRST_PAUSE_S = 2.0
+MAX_PAUSE_S = 30.0
+LIMIT_S = 600.0
+
+
+@dataclass
+class _Refusals:
+    """The cluster refuses submissions: since when, how often tried, when to try again."""
+
+    since: float
+    tries: int = 1
+    next_try_at: float = 0.0
+
+    def pause(self) -> float:
+        return float(min(MAX_PAUSE_S, FIRST_PAUSE_S * 2 ** (self.tries - 1)))
+
+
+class RefusedSubmissions:
+    """The trials waiting for the cluster to accept jobs again; ``submit(number, overrides)`` submits one."""
+
+    def __init__(self, submit: Callable[[int, list[str]], Any], clock: Callable[[], float] = time.monotonic) -> None:
+        self.submit = submit
+        self.clock = clock
+        self._waiting: dict[int, list[str]] = {}
+        self._refusals: _Refusals | None = None
+
+    @property
+    def refusing(self) -> bool:
+        """Whether the cluster refused the last try (new trials then queue behind the waiting ones)."""
+        return self._refusals is not None
+
+    def numbers(self) -> list[int]:
+        return sorted(self._waiting)
+
+    def add(self, number: int, overrides: Sequence[str], refusal: Exception | None = None) -> None:
+        """Queue a trial: its submission was just refused (``refusal``), or the cluster refuses for now."""
+        if refusal is not None:
+            self._note(refusal)
+        self._waiting[number] = list(overrides)
+
+    def retry_due(self) -> list[tuple[int, Any]]:
+        """Submit the waiting trials in order, if a try is due; (number, job) of those that went through."""
+        if self._refusals is None or self.clock() < self._refusals.next_try_at:
+            return []
+        started: list[tuple[int, Any]] = []
+        for number, overrides in list(self._waiting.items()):
+            try:
+                job = self.submit(number, overrides)
+            except Exception as exc:
+                self._note(exc)  # the rest wait for the next try
+                return started
+            del self._waiting[number]
+            started.append((number, job))
+            log.info("Trial #%d: job %s submitted after %.0f s of refusals", number, job.job_id, self._refused_for())
+        self._refusals = None
+        return started
+
+    def clear(self) -> list[int]:
+        """Forget the waiting trials (they never started: nothing to cancel); their numbers."""
+        numbers, self._waiting = self.numbers(), {}
+        return numbers
+
+    def _note(self, exc: Exception) -> None:
+        """Raise a refusal that will not pass, or one past the limit; else plan the next try."""
+        if not is_transient_refusal(str(exc)) or self._refused_for() >= LIMIT_S:
+            raise exc
+        if self._refusals is None:
+            self._refusals = _Refusals(self.clock())
+        else:
+            self._refusals.tries += 1
+        self._refusals.next_try_at = self.clock() + self._refusals.pause()
+        log.warning(
+            "The cluster refuses jobs for now (%s); trying again in %.0f s (refused for %.0f s, gives up after %.0f s)",
+            _last_line(str(exc)),
+            self._refusals.pause(),
+            self._refused_for(),
+            LIMIT_S,
+        )
+
+    def _refused_for(self) -> float:
+        return 0.0 if self._refusals is None else self.clock() - self._refusals.since
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of a command's error output (sbatch's own message)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text
