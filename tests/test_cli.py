@@ -89,10 +89,15 @@ def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.Cap
         "hydra.sweeper.parallel_bandwidth=2",
         "sleep_s=60",
     )
-    running = list(running_job_ids(sweep_dir, 2).values())
+    running_ids = running_job_ids(sweep_dir, 2)
+    running = list(running_ids.values())
     code, out, _ = cli(capsys, "kill", str(sweep_dir))
     assert code == 0
     assert f"Stopping the sweeper (pid {proc.pid})" in out
+    # What the sweeper did with its trials is said, not "No running trials." (issue 14).
+    for number, job_id in running_ids.items():
+        assert f"trial #{number} job {job_id}: cancelled by the sweeper" in out
+    assert "No running trials." not in out
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert "Interrupted. Running trials were cancelled" in output and "Continue this sweep with:" in output

@@ -28,7 +28,10 @@ SPACE = {"params": {"x": "interval(0,1)", "y": "interval(0,1)"}, "seed": 3, "pro
 
 
 class CueRunner(TrialRunner):
-    """Asynchronous; each wait() ends the oldest running trial, once ``ready()`` says so."""
+    """Asynchronous; each wait() ends the oldest running trial, once ``ready()`` says so.
+
+    A wait with no time to wait (a stopping sweep collecting what ended) ends none: here trials
+    end only on cue."""
 
     asynchronous = True
     kind = "cue"
@@ -50,6 +53,8 @@ class CueRunner(TrialRunner):
         return [n for n, _ in self._running]
 
     def wait(self, timeout: float) -> list[JobOutcome]:
+        if timeout == 0:
+            return []
         deadline = time.time() + 30
         while not self.ready() and time.time() < deadline:
             time.sleep(0.01)
