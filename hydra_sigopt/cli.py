@@ -96,13 +96,9 @@ def _status(args: argparse.Namespace) -> int:
     done = summary.completed + summary.failed
     _out(
         f"Trials:      {done}/{budget} done ({summary.completed} completed, {summary.failed} failed), "
-        f"{summary.running} running"
-        + (
-            f", {sum(t.state == ABANDONED for t in trials)} abandoned and re-run"
-            if any(t.state == ABANDONED for t in trials)
-            else ""
-        )
+        f"{summary.running} running{_abandoned(trials)}"
     )
+    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), unfinished=live or done < budget)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = meta["identity"].get("fixed_overrides", [])
@@ -126,6 +122,33 @@ def _status(args: argparse.Namespace) -> int:
         _out()
         _out(_trials_table(trials, metrics, fixed))
     return 0
+
+
+def _abandoned(trials: Sequence[Trial]) -> str:
+    """How many trials were abandoned, and what took their place: the same suggestion run again (a
+    trial lost with its sweeper) or, after a stop, new suggestions."""
+    abandoned = [t.number for t in trials if t.state == ABANDONED]
+    if not abandoned:
+        return ""
+    rerun = len({t.rerun_of for t in trials} & set(abandoned))
+    replaced = len(abandoned) - rerun
+    what = [f"{rerun} re-run"] if rerun else []
+    what += [f"{replaced} replaced by new suggestions"] if replaced else []
+    return f", {len(abandoned)} abandoned ({', '.join(what)})"
+
+
+def _sweeper(sweep_dir: Path, unfinished: bool) -> str:
+    """Whether a sweeper runs this sweep (the lock's holder), else how to resume it."""
+    try:
+        holder = SweepLock(sweep_dir).holder()
+    except OSError as exc:  # a read-only copy of someone's sweep: its lock cannot be tried here
+        return f"unknown (the lock file cannot be opened: {exc.strerror})"
+    if holder is not None:
+        pid, host = holder
+        return f"pid {pid}" + (f" on {host}" if host else "")
+    if not unfinished:
+        return "not running (the budget is spent)"
+    return f"not running — resume with: hydra-sigopt continue {sweep_dir} --run"
 
 
 def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequence[str]) -> str:
