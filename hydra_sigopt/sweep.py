@@ -155,7 +155,7 @@ class Sweep:
             for event in events:
                 queue.extendleft(reversed(self.scheduler.on(event)))
         self.progress.set_running(0)
-        self.progress.maybe_log(force=True)
+        self.progress.log_last()
 
     def _carry_out(self, command: Command) -> list[Event]:
         """One command's effects; the events they produced."""
