@@ -303,7 +303,8 @@ def test_queued_warm_jobs_are_scancelled_on_ctrl_c_not_left_to_start(tmp_path: P
     try:
         trial_jobs = set(running_job_ids(sweep_dir, 2).values())
         deadline = time.time() + 60
-        while len(warm := {p.name for p in (sweep_dir / ".submitit").glob("[0-9]*")} - trial_jobs) < 2:
+        # Job folders only: submitit's temporary pickles beside them have hex names, often starting with a digit.
+        while len(warm := {p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit()} - trial_jobs) < 2:
             assert time.time() < deadline, "no warm jobs were queued"
             time.sleep(0.5)
         queued = subprocess.run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(warm)], capture_output=True, text=True)
