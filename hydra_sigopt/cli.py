@@ -23,6 +23,8 @@ from hydra_sigopt import driver, sweepdir
 from hydra_sigopt.errors import JournalError, SigOptSweeperError, SweepAbortedError
 from hydra_sigopt.journal import (
     ABANDONED,
+    COMPLETED,
+    FAILED,
     PENDING,
     RUNNING,
     Journal,
@@ -31,7 +33,7 @@ from hydra_sigopt.journal import (
     journal_path,
     open_journal,
 )
-from hydra_sigopt.processes import cancel_local_jobs
+from hydra_sigopt.processes import cancel_local_jobs, job_result_file
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.reports import metrics_from_meta, results_document, summarize, swept_overrides
 
@@ -111,13 +113,9 @@ def _status(args: argparse.Namespace) -> int:
     done = summary.completed + summary.failed
     _out(
         f"Trials:      {done}/{budget} done ({summary.completed} completed, {summary.failed} failed), "
-        f"{summary.running} running"
-        + (
-            f", {sum(t.state == ABANDONED for t in trials)} abandoned and re-run"
-            if any(t.state == ABANDONED for t in trials)
-            else ""
-        )
+        f"{summary.running} running{_abandoned(trials)}"
     )
+    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), unfinished=live or done < budget)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = meta["identity"].get("fixed_overrides", [])
@@ -141,6 +139,33 @@ def _status(args: argparse.Namespace) -> int:
         _out()
         _out(_trials_table(trials, metrics, fixed))
     return 0
+
+
+def _abandoned(trials: Sequence[Trial]) -> str:
+    """How many trials were abandoned, and what took their place: the same suggestion run again (a
+    trial lost with its sweeper) or, after a stop, new suggestions."""
+    abandoned = [t.number for t in trials if t.state == ABANDONED]
+    if not abandoned:
+        return ""
+    rerun = len({t.rerun_of for t in trials} & set(abandoned))
+    replaced = len(abandoned) - rerun
+    what = [f"{rerun} re-run"] if rerun else []
+    what += [f"{replaced} replaced by new suggestions"] if replaced else []
+    return f", {len(abandoned)} abandoned ({', '.join(what)})"
+
+
+def _sweeper(sweep_dir: Path, unfinished: bool) -> str:
+    """Whether a sweeper runs this sweep (the lock's holder), else how to resume it."""
+    try:
+        holder = SweepLock(sweep_dir).holder()
+    except OSError as exc:  # a read-only copy of someone's sweep: its lock cannot be tried here
+        return f"unknown (the lock file cannot be opened: {exc.strerror})"
+    if holder is not None:
+        pid, host = holder
+        return f"pid {pid}" + (f" on {host}" if host else "")
+    if not unfinished:
+        return "not running (the budget is spent)"
+    return f"not running — resume with: hydra-sigopt continue {sweep_dir} --run"
 
 
 def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequence[str]) -> str:
@@ -242,44 +267,84 @@ def _stop_driver_job(sweep_dir: Path) -> None:
 
 
 def kill_sweep(sweep_dir: Path, wait_s: float = 60.0) -> list[tuple[int, str | None, str]]:
-    """Stop a live sweeper of this sweep (or its driver job), cancel its jobs, and mark them in the journal."""
+    """Stop a live sweeper of this sweep (or its driver job), cancel its jobs, and mark them in the
+    journal; say what became of each trial that was running (by the sweeper's hand or by this command's).
+
+    A job that wrote its result is not cancelled, and its trial stays running in the journal: a
+    resumed sweep records and posts that result, as it would have without the kill. Reading it here
+    would need the app's code (the result is the task's pickled return value) and the engine.
+    """
     _stop_driver_job(sweep_dir)
     if driver.read_record(sweep_dir) is not None and not journal_path(sweep_dir).exists():
         return []  # the driver was stopped before it started the sweep
     Journal.open(sweep_dir, readonly=True).close()  # a clear error for a folder that is not a sweep
-    lock = SweepLock(sweep_dir)
-    holder = lock.holder()
-    if holder is not None:
-        pid, host = holder
-        if host and host != socket.gethostname():
-            raise SweepAbortedError(
-                f"the sweeper of this sweep runs on host {host} (pid {pid}); run hydra-sigopt kill there"
-            )
-        _out(f"Stopping the sweeper (pid {pid}); it cancels its own jobs and writes its results")
-        try:
-            os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
-        except ProcessLookupError:
-            pass
-        deadline = time.time() + wait_s
-        while lock.holder() is not None and time.time() < deadline:
-            time.sleep(0.5)
-    done: list[tuple[int, str | None, str]] = []
+    done = _stop_sweeper(sweep_dir, wait_s)
     with Journal.open(sweep_dir) as journal:
         meta = journal.meta()
-        launcher = str(meta.get("launcher", ""))
         for t in journal.trials([PENDING, RUNNING]):
-            what = _cancel_job(launcher, t.job_id, meta.get("submitit_folder")) if t.job_id else "never started"
-            if not journal.abandon_in_flight([t.number], f"cancelled by hydra-sigopt kill ({what})"):
-                what += "; its result was recorded meanwhile"  # a frozen sweeper thawed: its result stands
-            done.append((t.number, t.job_id, what))
+            done.append((t.number, t.job_id, _cancel_trial(journal, meta, t)))
     return done
+
+
+def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None, str]]:
+    """SIGTERM the live sweeper (it stops as on Ctrl-C); what it did with its running trials."""
+    lock = SweepLock(sweep_dir)
+    holder = lock.holder()
+    if holder is None:
+        return []
+    pid, host = holder
+    if host and host != socket.gethostname():
+        raise SweepAbortedError(
+            f"the sweeper of this sweep runs on host {host} (pid {pid}); run hydra-sigopt kill there"
+        )
+    with open_journal(sweep_dir) as journal:
+        running = [t.number for t in journal.trials([PENDING, RUNNING])]
+    _out(f"Stopping the sweeper (pid {pid}); it cancels its own jobs and writes its results")
+    try:
+        os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
+    except ProcessLookupError:
+        pass
+    deadline = time.time() + wait_s
+    while lock.holder() is not None and time.time() < deadline:
+        time.sleep(0.5)
+    with open_journal(sweep_dir) as journal:
+        after = [journal.trial(n) for n in running]
+    return [(t.number, t.job_id, _SWEEPER_DID[t.state]) for t in after if t.state in _SWEEPER_DID]
+
+
+#: What a stopping sweeper did with a running trial, by the trial's state after it stopped.
+_SWEEPER_DID = {
+    ABANDONED: "cancelled by the sweeper",
+    COMPLETED: "finished; the sweeper recorded its result",
+    FAILED: "failed; the sweeper recorded it",
+}
+
+
+def _cancel_trial(journal: Journal, meta: dict[str, Any], trial: Trial) -> str:
+    """Cancel a running trial's job and mark it abandoned, unless its job already wrote a result."""
+    launcher = str(meta.get("launcher", ""))
+    if trial.job_id and _wrote_result(meta, trial.job_id):
+        return "finished; a resumed sweep records its result"
+    what = _cancel_job(launcher, trial.job_id, meta.get("submitit_folder")) if trial.job_id else "never started"
+    if not journal.abandon_in_flight([trial.number], f"cancelled by hydra-sigopt kill ({what})"):
+        what += "; its result was recorded meanwhile"  # a frozen sweeper thawed: its result stands
+    return what
+
+
+def _wrote_result(meta: dict[str, Any], job_id: str) -> bool:
+    """Whether a submitit job of this sweep left its result file."""
+    folder = meta.get("submitit_folder")
+    if meta.get("launcher") not in ("local", "slurm") or not folder:
+        return False
+    cwd = (meta.get("command") or {}).get("cwd")
+    return job_result_file(str(folder), job_id, cwd).exists()
 
 
 def _kill(args: argparse.Namespace) -> int:
     done = kill_sweep(Path(args.sweep_dir))
     for number, job_id, what in done:
         _out(f"  trial #{number} job {job_id or '-'}: {what}")
-    _out(f"Cancelled {len(done)} running trials." if done else "No running trials.")
+    _out(f"{len(done)} trials were running; each is listed above." if done else "No running trials.")
     return 0
 
 

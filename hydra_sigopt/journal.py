@@ -387,7 +387,7 @@ class Journal:
             )
 
     @contextmanager
-    def _moving(self, numbers: Sequence[int], target: str) -> Iterator[None]:
+    def _moving(self, numbers: Sequence[int], target: str, recovering: bool = False) -> Iterator[None]:
         """One write transaction that moves trials to ``target``, after checking each may go there.
 
         BEGIN IMMEDIATE takes the write lock before the check, so another process (``hydra-sigopt
@@ -400,7 +400,7 @@ class Journal:
                 self._db.execute(f"SELECT number, state FROM trials WHERE number IN ({marks})", tuple(numbers))
             )
             for n in numbers:
-                if n not in current or not is_legal(current[n], target):
+                if n not in current or not is_legal(current[n], target, recovering):
                     raise IllegalTransition(n, current.get(n), target)
             yield
 
@@ -443,6 +443,33 @@ class Journal:
                     job_id,
                     number,
                 ),
+            )
+
+    def recover_result(
+        self,
+        number: int,
+        *,
+        values: Sequence[MetricValue],
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        host: str | None = None,
+    ) -> None:
+        """Complete an abandoned trial with the valid result its job wrote after all (a resume found it).
+
+        Refused (:class:`IllegalTransition`) unless the trial is abandoned, was never observed and
+        was not re-run: then its suggestion has no other result.
+        """
+        with self._moving([number], COMPLETED, recovering=True):
+            taken = self._db.execute(
+                "SELECT 1 FROM trials WHERE (number = ? AND observed_at IS NOT NULL) OR rerun_of = ?", (number, number)
+            ).fetchone()
+            if taken is not None:
+                raise IllegalTransition(number, ABANDONED, COMPLETED)
+            self._db.execute(
+                "UPDATE trials SET state = ?, metric_values = ?, failure_reason = NULL, failure_traceback = NULL,"
+                " started_at = COALESCE(?, started_at), ended_at = COALESCE(?, ended_at), host = COALESCE(?, host)"
+                " WHERE number = ?",
+                (COMPLETED, json.dumps([v.to_sigopt() for v in values]), started_at, ended_at, host, number),
             )
 
     def mark_observed(self, number: int, observation_id: str | None) -> None:

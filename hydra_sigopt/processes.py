@@ -1,7 +1,9 @@
-"""Processes on this machine: whether one runs, and stopping submitit's local jobs.
+"""Processes on this machine: whether one runs, stopping submitit's local jobs, and where a job's
+result is.
 
 Used by the runners (re-attaching and cancelling ``submitit_local`` jobs), by warm jobs (whether
-their sweeper still runs) and by ``hydra-sigopt kill``; it imports nothing of the sweeper's.
+their sweeper still runs), by a resumed sweep and by ``hydra-sigopt kill``; it imports nothing of
+the sweeper's.
 """
 
 from __future__ import annotations
@@ -69,3 +71,15 @@ def cancel_local_jobs(
             except ProcessLookupError:
                 pass
     return list(live)
+
+
+def job_result_file(submitit_folder: str, job_id: str, cwd: str | None = None) -> Path:
+    """The file in which submitit leaves a job's result (its only task's), local or Slurm.
+
+    ``submitit_folder`` is the launcher's pattern (``%j`` is the job id); a relative one is taken
+    from ``cwd``, the sweeper's working directory.
+    """
+    folder = Path(submitit_folder.replace("%j", job_id))
+    if cwd and not folder.is_absolute():
+        folder = Path(cwd) / folder
+    return folder / f"{job_id}_0_result.pkl"

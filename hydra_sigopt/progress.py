@@ -70,6 +70,11 @@ class Progress:
             parts.append(f"~{format_duration(elapsed / done_here * remaining)} left")
         return "Progress: " + ", ".join(parts)
 
+    def log_last(self) -> None:
+        """The sweep's last line, unless the line logged last already says it all."""
+        if self._dirty:
+            self.maybe_log(force=True)
+
     def maybe_log(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or (self._dirty and now - self._last_log >= self.interval):

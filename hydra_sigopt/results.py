@@ -56,10 +56,15 @@ class Results:
         self.progress = progress
         #: Tokens to mask in the failure reasons and tracebacks written.
         self.tokens = tokens
+        self.ended: dict[int, JobOutcome] = {}  # outcomes of the last wait, until journaled
         self.unposted: dict[int, JournaledResult] = {}  # journaled, until posted
         self.last_failure: JobOutcome | None = None  # for the message, should the sweep stop on it
 
     # ------------------------------------------------------------------ journaling
+
+    def record_ended(self, numbers: Iterable[int], in_flight: Mapping[int, _HasSuggestion]) -> Recorded:
+        """Journal the results of these trials of the last wait."""
+        return self.record_all([self.ended.pop(n) for n in numbers], in_flight)
 
     def record_all(self, outcomes: Iterable[JobOutcome], in_flight: Mapping[int, _HasSuggestion]) -> Recorded:
         """Journal the results of ended trials (before any is posted)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,9 +22,21 @@ from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
 from hydra_sigopt.errors import JournalError
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
-from hydra_sigopt.journal import FAILED, FINISHED_STATES, PENDING, RUNNING, Journal, SweepLock, Trial, journal_path
+from hydra_sigopt.journal import (
+    ABANDONED,
+    FAILED,
+    FINISHED_STATES,
+    PENDING,
+    RUNNING,
+    Journal,
+    SweepLock,
+    Trial,
+    journal_path,
+)
+from hydra_sigopt.metrics import MetricValue
+from hydra_sigopt.processes import job_result_file
 from hydra_sigopt.results import Results
-from hydra_sigopt.runners import TrialRunner
+from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.scheduler import Scheduler
 
 log = logging.getLogger("hydra_sigopt")
@@ -120,6 +134,8 @@ class ResumePlan:
     to_post: tuple[Trial, ...]
     #: Pending or running: re-attached to their job where it can be, else re-run.
     in_flight: tuple[Trial, ...]
+    #: Abandoned, not re-run, each with a job of its own: used if that job wrote a valid result after all.
+    maybe_finished: tuple[Trial, ...]
     #: Whether the jobs were started by the launcher of this run (only then can they be re-attached).
     same_launcher: bool
 
@@ -129,11 +145,23 @@ class ResumePlan:
 
 
 def plan_resume(trials: Sequence[Trial], previous_launcher: str | None, launcher: str) -> ResumePlan:
+    same_launcher = previous_launcher == launcher
     return ResumePlan(
         observed=tuple(t for t in trials if t.observed),
         to_post=tuple(t for t in trials if t.state in FINISHED_STATES and not t.observed),
         in_flight=tuple(t for t in trials if t.state in (PENDING, RUNNING)),
-        same_launcher=previous_launcher == launcher,
+        maybe_finished=_abandoned_with_a_job(trials) if same_launcher else (),
+        same_launcher=same_launcher,
+    )
+
+
+def _abandoned_with_a_job(trials: Sequence[Trial]) -> tuple[Trial, ...]:
+    """Abandoned trials that were not re-run and whose job id no other trial has (a local job's
+    id is its pid, which the system reuses: then the result could be another trial's)."""
+    rerun = {t.rerun_of for t in trials}
+    job_ids = Counter(t.job_id for t in trials if t.job_id)
+    return tuple(
+        t for t in trials if t.state == ABANDONED and t.job_id and job_ids[t.job_id] == 1 and t.number not in rerun
     )
 
 
@@ -212,17 +240,71 @@ class Resumption:
     def carry_out(self, plan: ResumePlan) -> None:
         self.backend.restore([past_observation(t) for t in plan.observed], open_suggestion_ids=plan.open_suggestion_ids)
         for t in plan.observed:
-            self._count(t)
+            self._count(t.number, t.state == FAILED, t.values)
         for t in plan.to_post:
             log.info("Trial #%d finished before the restart; posting its observation now", t.number)
             self.results.observe(t.number, suggestion_of(t), t.values, t.state == FAILED)
-            self._count(t)
+            self._count(t.number, t.state == FAILED, t.values)
+        # Before any trial is re-attached: the runner's next outcomes are then these trials' alone.
+        self._recover([t for t in plan.maybe_finished if self._wrote_result_since_created(t)])
         for t in plan.in_flight:
             self._reattach_or_rerun(t, plan.same_launcher)
 
-    def _count(self, trial: Trial) -> None:
-        self.results.count_finished(trial.number, trial.state == FAILED, trial.values)
-        self.scheduler.count_finished(trial.state == FAILED)
+    def _count(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
+        self.results.count_finished(number, failed, values)
+        self.scheduler.count_finished(failed)
+
+    # ------------------------------------------------------------------ results of abandoned trials
+
+    def _wrote_result_since_created(self, trial: Trial) -> bool:
+        """Whether the trial's job left a result file, written after the trial was (not an older job's)."""
+        if trial.job_id is None or self.runner.submitit_folder is None:
+            return False
+        try:
+            return job_result_file(self.runner.submitit_folder, trial.job_id).stat().st_mtime >= trial.created_at
+        except OSError:
+            return False
+
+    def _recover(self, trials: Sequence[Trial]) -> None:
+        """Read the results the jobs of abandoned trials wrote after all; use the valid ones."""
+        by_number = {t.number: t for t in trials if self.runner.reattach(t.number, str(t.job_id))}
+        for outcome in self._outcomes_of(set(by_number)):
+            self._use_if_valid(by_number[outcome.number], outcome)
+
+    def _outcomes_of(self, numbers: set[int], patience_s: float = 60.0) -> list[JobOutcome]:
+        """The runner's outcomes of these re-attached trials, whose results are there already."""
+        outcomes: list[JobOutcome] = []
+        deadline = time.monotonic() + patience_s
+        while len(outcomes) < len(numbers) and time.monotonic() < deadline:
+            outcomes += [o for o in self.runner.wait(timeout=1.0) if o.number in numbers]
+        missing = numbers - {o.number for o in outcomes}
+        if missing:  # not seen: the loop receives them later and drops them (they stay abandoned)
+            log.warning("Results of abandoned trials %s could not be read in %g s", sorted(missing), patience_s)
+        return outcomes
+
+    def _use_if_valid(self, trial: Trial, outcome: JobOutcome) -> None:
+        values, outcome = self.results.read_values(outcome)
+        if outcome.reason is not None:
+            log.info(
+                "Trial #%d was abandoned; its job %s ended with a failure since (%s), most likely of its cancellation:"
+                " it stays abandoned",
+                trial.number,
+                trial.job_id,
+                outcome.reason,
+            )
+            return
+        self.journal.recover_result(
+            trial.number, values=values, started_at=outcome.started_at, ended_at=outcome.ended_at, host=outcome.host
+        )
+        log.info(
+            "Trial #%d was abandoned, but its job %s finished with a result: recorded, and posted now",
+            trial.number,
+            trial.job_id,
+        )
+        self.results.observe(trial.number, suggestion_of(trial), values, False, outcome)
+        self._count(trial.number, False, values)
+
+    # ------------------------------------------------------------------ trials in flight
 
     def _reattach_or_rerun(self, trial: Trial, same_launcher: bool) -> None:
         job_id = trial.job_id or (self._unjournaled_job(trial) if same_launcher else None)

@@ -253,13 +253,18 @@ class Scheduler:
         self._waiting_for_suggestion = False
         return [self._start(suggestion), *self._fill()]
 
-    def _on_recorded(self, event: Recorded) -> list[Command]:
+    def forget(self, event: Recorded) -> None:
+        """Results recorded (or dropped): their trials are out of flight, counted for the budget and
+        the failure policy. Alone, for a sweep that is stopping: nothing follows."""
         for number in event.dropped:
             del self.in_flight[number]
         for number, failed in event.failed.items():
             del self.in_flight[number]
             self.finished += 1
             self.failed += int(failed)
+
+    def _on_recorded(self, event: Recorded) -> list[Command]:
+        self.forget(event)
         recorded = tuple(event.failed)
         last_failure = next((n for n in reversed(recorded) if event.failed[n]), None)
         stop = last_failure is not None and self.too_many_failures(self.failed, self.finished)

@@ -10,7 +10,8 @@ import logging
 from typing import NoReturn
 
 from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
-from hydra_sigopt.journal import Journal, JournalLostError
+from hydra_sigopt.journal import JournalLostError
+from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner, describe_error
 from hydra_sigopt.scheduler import Scheduler
 from hydra_sigopt.secrets import redact
@@ -26,19 +27,21 @@ class Stopping:
     def __init__(
         self,
         settings: SweepSettings,
-        journal: Journal,
+        results: Results,
         runner: TrialRunner,
         scheduler: Scheduler,
         continue_hint: str,
-        tokens: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
-        self.journal = journal
+        self.results = results
+        self.journal = results.journal
         self.runner = runner
         self.scheduler = scheduler
         #: "Continue this sweep with: <command>", the last words of every stop.
         self.continue_hint = continue_hint
-        self.tokens = tokens
+        self.tokens = results.tokens
+        #: Trials whose results were recorded while stopping (their jobs had ended).
+        self.kept: list[int] = []
 
     # ------------------------------------------------------------------ the ways a sweep stops
 
@@ -79,6 +82,8 @@ class Stopping:
             f"{self.scheduler.finished} "
             f"trials failed (the rate counts at least 5 trials). Last failure, trial #{outcome.number}:\n{detail}"
         )
+        if self.kept:
+            message += f"\nTrials {self.kept} had finished: their results are recorded."
         if cancelled:
             message += f"\nCancelled running trials {cancelled}."
         message += f"\n{self.continue_hint}"
@@ -94,10 +99,14 @@ class Stopping:
                 return "No trial was running"
             return f"Trials {running} were left running (on_interrupt: detach); a resumed sweep re-attaches to them"
         cancelled = self.stop_running(reason)
-        return "Running trials were cancelled" + (f": {cancelled}" if cancelled else "")
+        said = [f"Trials {self.kept} had finished: their results are recorded"] if self.kept else []
+        if cancelled or not self.kept:
+            said.append("Running trials were cancelled" + (f": {cancelled}" if cancelled else ""))
+        return ". ".join(said)
 
     def stop_running(self, reason: str) -> list[int]:
-        """Mark the running trials abandoned (a resumed sweep replaces them), then cancel them.
+        """Record the trials whose jobs ended; mark the others abandoned (a resumed sweep replaces
+        them), then cancel them.
 
         Marked first, in one transaction, so that a second Ctrl-C or a kill during the
         cancellation cannot turn them into failed observations; signals wait meanwhile.
@@ -105,7 +114,32 @@ class Stopping:
         if not self.scheduler.in_flight:
             return []
         with signals_ignored():
+            self._keep_finished_work()
+            if not self.scheduler.in_flight:
+                return []
             self.journal.abandon_in_flight(sorted(self.scheduler.in_flight), reason)
             cancelled = self.runner.cancel_all()
             self.scheduler.in_flight.clear()
         return cancelled
+
+    def _keep_finished_work(self) -> None:
+        """Record and post the results that are there: outcomes not yet journaled, and the jobs that
+        ended since the last wait (a result file written while the sweeper was busy is finished work).
+
+        Best effort: whatever stops the sweep (a full disk, an engine out of reach) may stop this
+        too, and must not be masked by it; what is journaled and not posted, a resumed sweep posts.
+        """
+        try:
+            outcomes = [*self.results.ended.values(), *self._ended_since_last_wait()]
+            self.results.ended.clear()
+            in_flight = [o for o in outcomes if o.number in self.scheduler.in_flight]
+            recorded = self.results.record_all(in_flight, self.scheduler.in_flight)
+            self.scheduler.forget(recorded)
+            self.kept = sorted(recorded.failed)
+        except Exception as exc:
+            log.warning("Could not record the results of the trials that had finished: %s", describe_error(exc))
+        self.results.post_before_stopping()
+
+    def _ended_since_last_wait(self) -> list[JobOutcome]:
+        # A batch runner's wait runs its whole batch: only an asynchronous one answers at once.
+        return self.runner.wait(timeout=0) if self.runner.asynchronous else []

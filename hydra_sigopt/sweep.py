@@ -29,7 +29,7 @@ from hydra_sigopt.progress import Progress
 from hydra_sigopt.reports import log_results, write_reports
 from hydra_sigopt.results import Results
 from hydra_sigopt.resume import Resumption, locked_journal
-from hydra_sigopt.runners import JobOutcome, TrialRunner
+from hydra_sigopt.runners import TrialRunner
 from hydra_sigopt.scheduler import (
     Ask,
     AwaitPrefetch,
@@ -82,7 +82,6 @@ class Sweep:
         self.journal: Journal | None = None
         # The single owner of the trials in flight, the budget and the order of effects.
         self.scheduler = Scheduler(self.budget, self.bandwidth, runner.asynchronous, settings.failure_rate_exceeded)
-        self._ended: dict[int, JobOutcome] = {}  # outcomes of the last wait, until journaled
         self._prefetch: Future[Suggestion] | None = None
         self._pool: ThreadPoolExecutor | None = None
         primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
@@ -101,7 +100,7 @@ class Sweep:
         self.journal = journal
         self.results = Results(journal, self.backend, self.definition, self.progress, tokens)
         hint = f"Continue this sweep with: {continue_command(self.command, self.sweep_dir)}"
-        self.stopping = Stopping(self.settings, journal, self.runner, self.scheduler, hint, tokens)
+        self.stopping = Stopping(self.settings, self.results, self.runner, self.scheduler, hint)
         doc: dict[str, Any] = {}
         if self.on_locked is not None:
             self.on_locked()
@@ -156,7 +155,7 @@ class Sweep:
             for event in events:
                 queue.extendleft(reversed(self.scheduler.on(event)))
         self.progress.set_running(0)
-        self.progress.maybe_log(force=True)
+        self.progress.log_last()
 
     def _carry_out(self, command: Command) -> list[Event]:
         """One command's effects; the events they produced."""
@@ -176,8 +175,7 @@ class Sweep:
         elif isinstance(command, Wait):
             return self._wait()
         elif isinstance(command, Record):
-            outcomes = [self._ended.pop(n) for n in command.numbers]
-            return [*self._prefetch_done(), self.results.record_all(outcomes, self.scheduler.in_flight)]
+            return [*self._prefetch_done(), self.results.record_ended(command.numbers, self.scheduler.in_flight)]
         elif isinstance(command, Post):
             self._post(command.numbers)
         elif isinstance(command, StopForFailures):
@@ -208,8 +206,10 @@ class Sweep:
         self.progress.set_running(len(self.scheduler.in_flight), len(self.runner.waiting()))
         self.progress.maybe_log()
         outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))
-        self._ended = {o.number: o for o in outcomes}
-        return [*self._prefetch_done(), *self._started_late(), Ended(tuple(self._ended))]
+        # Only trials in flight: an abandoned trial re-attached to read its result at resume, and
+        # not read then, stays abandoned.
+        self.results.ended = {o.number: o for o in outcomes if o.number in self.scheduler.in_flight}
+        return [*self._prefetch_done(), *self._started_late(), Ended(tuple(self.results.ended))]
 
     def _started_late(self) -> list[Event]:
         """Journal the jobs the runner submitted after the cluster refused them for a while."""

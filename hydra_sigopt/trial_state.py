@@ -5,12 +5,13 @@
     pending ──► running ──► completed | failed      (a result: the end of a trial's life)
        │           │ ▲
        │           └─┘ (its job id learnt later)
-       └───────────┴──► abandoned                   (stopped without a result; a resumed
-                                                     sweep runs its suggestion again)
+       └───────────┴──► abandoned ···► completed    (stopped without a result; a resumed
+                                                     sweep replaces it, unless its job wrote a
+                                                     result after all: see RECOVERIES)
 
-A finished or abandoned trial never changes state again: a late write (a result arriving after
-``hydra-sigopt kill`` abandoned the trial) is refused by the journal, and the writer decides what a
-lost race means. Early stopping will add its states here.
+A finished trial never changes state again, nor does an abandoned one in a running sweep: a late
+write (a result arriving after ``hydra-sigopt kill`` abandoned the trial) is refused by the
+journal, and the writer decides what a lost race means. Early stopping will add its states here.
 """
 
 from __future__ import annotations
@@ -36,9 +37,15 @@ LEGAL_TRANSITIONS: dict[TrialState, frozenset[TrialState]] = {
     TrialState.FAILED: frozenset(),
     TrialState.ABANDONED: frozenset(),
 }
+#: A trial abandoned while its job went on (a cancel that did not reach the job, or came too late)
+#: whose job then wrote a result: a resumed sweep that finds that result in the job's folder
+#: completes the trial with it (``Journal.recover_result``). Only a resume does this, and only with
+#: a valid result: a failure written after the cancel is most likely the cancel's doing.
+RECOVERIES: dict[TrialState, frozenset[TrialState]] = {TrialState.ABANDONED: frozenset({TrialState.COMPLETED})}
 FINISHED = frozenset({TrialState.COMPLETED, TrialState.FAILED})
 
 
-def is_legal(current: str, target: str) -> bool:
-    """Whether a trial in state ``current`` may move to ``target``."""
-    return TrialState(target) in LEGAL_TRANSITIONS[TrialState(current)]
+def is_legal(current: str, target: str, recovering: bool = False) -> bool:
+    """Whether a trial in state ``current`` may move to ``target`` (by a resume's recovery: ``recovering``)."""
+    table = RECOVERIES if recovering else LEGAL_TRANSITIONS
+    return TrialState(target) in table.get(TrialState(current), frozenset())

@@ -104,6 +104,23 @@ def running_job_ids(sweep_dir: Path, count: int, timeout: float = 120) -> dict[i
     raise AssertionError(f"{count} trials never ran in {sweep_dir}")
 
 
+def wait_for_results(sweep_dir: Path, job_ids: dict[int, str], timeout: float = 120) -> None:
+    """Wait until each job wrote its result file (submitit's, in the job's folder)."""
+    files = [sweep_dir / ".submitit" / j / f"{j}_0_result.pkl" for j in job_ids.values()]
+    deadline = time.time() + timeout
+    while not all(f.exists() for f in files):
+        assert time.time() < deadline, f"the jobs {job_ids} wrote no result"
+        time.sleep(0.2)
+
+
+def trial_states(sweep_dir: Path) -> dict[int, tuple[str, str | None, bool]]:
+    """(state, job id, observed) by trial number."""
+    from hydra_sigopt.journal import Journal
+
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        return {t.number: (t.state, t.job_id, t.observed) for t in journal.trials()}
+
+
 def write_app(root: Path, sweeper_yaml: str, body: str = "return (cfg.x - 1) ** 2", defaults: str = "") -> Path:
     """A small Hydra app in ``root`` whose ``hydra.sweeper`` is ``sweeper_yaml`` (indented under it)."""
     (root / "conf").mkdir(parents=True, exist_ok=True)

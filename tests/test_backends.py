@@ -43,10 +43,14 @@ def backend(make_backend: Callable[[], Backend]) -> Iterator[Backend]:
 def test_suggestions_fit_the_space_and_observations_are_accepted(backend: Backend) -> None:
     d = definition()
     backend.start(d)
+    ids = []
     for i in range(3):
         s = backend.suggest([])
         d.space.check(s.assignments)
-        assert backend.observe(s, [MetricValue("y", float(i))])
+        ids.append(backend.observe(s, [MetricValue("y", float(i))]))
+    assert backend.observation_count() == 3
+    # An id is the engine's own (a server's), or none at all (the local engine gives none).
+    assert len(set(ids)) == 3 if backend.name == "api" else ids == [None] * 3
 
 
 def test_pending_trials_get_distinct_suggestions(backend: Backend) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ def test_status_counts_best_and_table(finished_sweep: AppRun, capsys: pytest.Cap
     code, out, _ = cli(capsys, "status", str(finished_sweep.sweep_dir))
     assert code == 0
     assert "5/5 done (4 completed, 1 failed), 0 running" in out
+    assert "Sweeper:     not running (the budget is spent)" in out
     best = finished_sweep.results
     assert f"mse={best['best_value']:.6g} (trial #{best['best_trial']}): {best['best_overrides']}" in out
     code, out, _ = cli(capsys, "status", "--all", str(finished_sweep.sweep_dir))
@@ -89,10 +91,17 @@ def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.Cap
         "hydra.sweeper.parallel_bandwidth=2",
         "sleep_s=60",
     )
-    running = list(running_job_ids(sweep_dir, 2).values())
+    running_ids = running_job_ids(sweep_dir, 2)
+    running = list(running_ids.values())
+    code, out, _ = cli(capsys, "status", str(sweep_dir))
+    assert f"Sweeper:     pid {proc.pid} on {socket.gethostname()}" in out
     code, out, _ = cli(capsys, "kill", str(sweep_dir))
     assert code == 0
     assert f"Stopping the sweeper (pid {proc.pid})" in out
+    # What the sweeper did with its trials is said, not "No running trials." (issue 14).
+    for number, job_id in running_ids.items():
+        assert f"trial #{number} job {job_id}: cancelled by the sweeper" in out
+    assert "No running trials." not in out
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert "Interrupted. Running trials were cancelled" in output and "Continue this sweep with:" in output
@@ -104,7 +113,8 @@ def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.Cap
         assert not j.trials(["running", "pending"])
         assert {t.state for t in j.trials()} == {"abandoned"}
     code, out, _ = cli(capsys, "status", str(sweep_dir))
-    assert "0 running" in out
+    assert "0 running, 2 abandoned (2 replaced by new suggestions)" in out
+    assert f"Sweeper:     not running — resume with: hydra-sigopt continue {sweep_dir} --run" in out
 
 
 def test_delete_asks_unless_yes(finished_sweep: AppRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

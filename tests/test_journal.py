@@ -145,6 +145,28 @@ def test_the_journal_refuses_an_illegal_transition_and_writes_nothing(tmp_path: 
         assert j.trial(0) == before
 
 
+def test_a_resume_completes_an_abandoned_trial_with_the_result_its_job_wrote_after_all(tmp_path: Path) -> None:
+    with _journal_with(tmp_path, "abandoned") as j:
+        j.recover_result(0, values=[MetricValue("y", 3.0)], ended_at=123.0, host="node1")
+        trial = j.trial(0)
+        assert (trial.state, trial.value("y"), trial.failure_reason, trial.host) == ("completed", 3.0, None, "node1")
+        j.mark_observed(0, "obs")  # then posted as any result
+
+
+@pytest.mark.parametrize(
+    ("state", "rerun"),
+    [("abandoned", True), ("running", False), ("completed", False), ("failed", False), ("pending", False)],
+)
+def test_only_an_abandoned_trial_nobody_reran_is_recovered(tmp_path: Path, state: str, rerun: bool) -> None:
+    with _journal_with(tmp_path, state) as j:
+        if rerun:  # its suggestion ran again: that trial is its result
+            j.add_trial(1, None, {"x": 0}, ["x=0"], rerun_of=0)
+        before = j.trial(0)
+        with pytest.raises(IllegalTransition, match=f"trial #0 is {state}"):
+            j.recover_result(0, values=[MetricValue("y", 3.0)])
+        assert j.trial(0) == before
+
+
 def test_a_trial_is_observed_once(tmp_path: Path) -> None:
     with _journal_with(tmp_path, "completed") as j:
         j.mark_observed(0, "obs-1")

@@ -15,7 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_APP, AppRun, finish_example, running_job_ids, start_example
+from conftest import (
+    EXAMPLE_APP,
+    AppRun,
+    finish_example,
+    running_job_ids,
+    start_example,
+    trial_states,
+    wait_for_results,
+)
 
 from hydra_sigopt.journal import Journal
 from hydra_sigopt.runners import SubmititRunner
@@ -299,7 +307,8 @@ def test_queued_warm_jobs_are_scancelled_on_ctrl_c_not_left_to_start(tmp_path: P
     try:
         trial_jobs = set(running_job_ids(sweep_dir, 2).values())
         deadline = time.time() + 60
-        while len(warm := {p.name for p in (sweep_dir / ".submitit").glob("[0-9]*")} - trial_jobs) < 2:
+        # Job folders only: submitit's temporary pickles beside them have hex names, often starting with a digit.
+        while len(warm := {p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit()} - trial_jobs) < 2:
             assert time.time() < deadline, "no warm jobs were queued"
             time.sleep(0.5)
         queued = subprocess.run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(warm)], capture_output=True, text=True)
@@ -320,6 +329,77 @@ def test_queued_warm_jobs_are_scancelled_on_ctrl_c_not_left_to_start(tmp_path: P
         time.sleep(1)
     assert {s.split()[0] for s in states.values()} == {"CANCELLED"}, states
     assert not [p for w in warm for p in (sweep_dir / ".submitit" / w).glob("*_log.*")], "a warm job started"
+
+
+# Issue 14, defect 2: stopping threw away finished work (results written 12-16 s before the stop).
+FINISHING = (
+    "hydra.launcher.timeout_min=5",
+    "hydra.sweeper.observation_budget=4",
+    "hydra.sweeper.parallel_bandwidth=2",
+    "sleep_s=5",
+    "sleep_jobs=[0,1]",
+)
+
+
+def test_a_stop_records_the_trials_whose_slurm_jobs_finished_meanwhile(tmp_path: Path) -> None:
+    """The sweeper is busy (here: frozen, as while sbatch hangs) while its jobs write their results; then
+    it is told to stop: those trials are recorded and posted, not reported as cancelled."""
+    proc, sweep_dir = _start(tmp_path, *FINISHING)
+    try:
+        ids = {n: _job_id_of(sweep_dir, n) for n in (0, 1)}
+        os.kill(proc.pid, signal.SIGSTOP)
+        wait_for_results(sweep_dir, ids)
+        os.kill(proc.pid, signal.SIGTERM)  # what hydra-sigopt kill sends
+        os.kill(proc.pid, signal.SIGCONT)
+        run = finish_example(proc, sweep_dir, timeout=180)
+    finally:
+        proc.kill()
+    assert run.proc.returncode != 0 and "Continue this sweep with" in run.output
+    found = trial_states(sweep_dir)
+    assert {n: found[n] for n in ids} == {n: ("completed", j, True) for n, j in ids.items()}, run.output[-3000:]
+    assert "Trials [0, 1] had finished: their results are recorded" in run.output
+
+
+def test_kill_on_a_dead_driver_leaves_finished_slurm_jobs_to_the_resume(tmp_path: Path) -> None:
+    proc, sweep_dir = _start(tmp_path, *FINISHING)
+    try:
+        ids = {n: _job_id_of(sweep_dir, n) for n in (0, 1)}
+        proc.kill()  # SIGKILL: the driver is dead; its Slurm jobs run on and finish
+        proc.communicate()
+        wait_for_results(sweep_dir, ids)
+    finally:
+        proc.kill()
+    killed = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert killed.returncode == 0, killed.stderr
+    for number, job_id in ids.items():
+        assert f"trial #{number} job {job_id}: finished; a resumed sweep records its result" in killed.stdout
+    proc2, _ = _start(tmp_path, *FINISHING)
+    run = finish_example(proc2, sweep_dir, timeout=300).assert_ok()
+    found = trial_states(sweep_dir)
+    assert {n: found[n] for n in ids} == {n: ("completed", j, True) for n, j in ids.items()}, run.output[-3000:]
+    assert sorted(found) == [0, 1, 2, 3], "the budget counts the two results the kill left to the resume"
+
+
+def test_a_resume_uses_the_result_of_an_abandoned_trials_slurm_job(tmp_path: Path) -> None:
+    """A trial abandoned while its Slurm job ran on (a stop whose scancel did not reach the controller):
+    the job's result, written later, is found by the resume and used."""
+    proc, sweep_dir = _start(tmp_path, *FINISHING)
+    try:
+        ids = {n: _job_id_of(sweep_dir, n) for n in (0, 1)}
+        proc.kill()
+        proc.communicate()
+        with Journal.open(sweep_dir) as journal:
+            journal.abandon_in_flight(sorted(ids), "cancelled: the sweeper was interrupted")
+        wait_for_results(sweep_dir, ids)
+    finally:
+        proc.kill()
+    proc2, _ = _start(tmp_path, *FINISHING)
+    run = finish_example(proc2, sweep_dir, timeout=300).assert_ok()
+    found = trial_states(sweep_dir)
+    assert {n: found[n] for n in ids} == {n: ("completed", j, True) for n, j in ids.items()}, run.output[-3000:]
+    assert sorted(found) == [0, 1, 2, 3]
 
 
 class _SlurmLauncherParams:

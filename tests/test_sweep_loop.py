@@ -6,6 +6,7 @@ ends when, and whether the next suggestion was ready by then. Real jobs are in t
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -28,7 +29,10 @@ SPACE = {"params": {"x": "interval(0,1)", "y": "interval(0,1)"}, "seed": 3, "pro
 
 
 class CueRunner(TrialRunner):
-    """Asynchronous; each wait() ends the oldest running trial, once ``ready()`` says so."""
+    """Asynchronous; each wait() ends the oldest running trial, once ``ready()`` says so.
+
+    A wait with no time to wait (a stopping sweep collecting what ended) ends none: here trials
+    end only on cue."""
 
     asynchronous = True
     kind = "cue"
@@ -50,6 +54,8 @@ class CueRunner(TrialRunner):
         return [n for n, _ in self._running]
 
     def wait(self, timeout: float) -> list[JobOutcome]:
+        if timeout == 0:
+            return []
         deadline = time.time() + 30
         while not self.ready() and time.time() < deadline:
             time.sleep(0.01)
@@ -119,7 +125,7 @@ def test_a_freed_slot_is_refilled_before_the_result_is_posted_and_no_suggestion_
     # never in between (a result recorded but not yet posted).
     assert backend.unaccounted == [[]] * 6
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
-        assert [(t.state, bool(t.observation_id)) for t in journal.trials()] == [("completed", True)] * 6
+        assert [(t.state, t.observed) for t in journal.trials()] == [("completed", True)] * 6
 
 
 def test_results_recorded_before_a_failed_refill_are_still_posted(tmp_path: Path) -> None:
@@ -131,7 +137,7 @@ def test_results_recorded_before_a_failed_refill_are_still_posted(tmp_path: Path
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
         trials = {t.number: t for t in journal.trials()}
     # Trial 1 ended and was journaled just before starting trial 3 failed: its result is posted too.
-    assert [n for n, t in trials.items() if t.observation_id] == [0, 1]
+    assert [n for n, t in trials.items() if t.observed] == [0, 1]
     assert ("observe", 1) in events
 
 
@@ -166,7 +172,7 @@ def test_a_failed_post_while_stopping_does_not_hide_why_the_sweep_stopped(tmp_pa
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
         trials = {t.number: t for t in journal.trials()}
     # Trial 1's result is journaled but not posted: a resumed sweep posts it.
-    assert trials[1].state == "completed" and not trials[1].observation_id
+    assert trials[1].state == "completed" and not trials[1].observed
 
 
 def test_a_result_that_arrives_after_a_kill_abandoned_its_trial_is_dropped_not_a_crash(tmp_path: Path) -> None:
@@ -188,8 +194,25 @@ def test_a_result_that_arrives_after_a_kill_abandoned_its_trial_is_dropped_not_a
     runner.wait = wait_while_killed  # type: ignore[method-assign]
     sweep.run()
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
-        states = {t.number: (t.state, t.observation_id is not None) for t in journal.trials()}
+        states = {t.number: (t.state, t.observed) for t in journal.trials()}
     assert states[1] == ("abandoned", False)
     assert ("observe", 1) not in events
     # The budget counts results: the dropped trial is replaced by a new one.
     assert sum(1 for s in states.values() if s == ("completed", True)) == 4
+
+
+def test_the_last_progress_line_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    events: list[tuple[str, int]] = []
+    sweep = make_sweep(tmp_path, CueRunner(events), SlowObserveBackend(events), budget=3)
+    sweep.progress.interval = 0  # a line at every change
+    with caplog.at_level(logging.INFO, logger="hydra_sigopt"):
+        sweep.run()
+    last = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress: 3/3 trials done")]
+    assert len(last) == 1, last
+
+
+def test_the_local_engine_leaves_no_observation_id_rather_than_the_string_none(tmp_path: Path) -> None:
+    events: list[tuple[str, int]] = []
+    make_sweep(tmp_path, CueRunner(events), SlowObserveBackend(events), budget=2).run()
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        assert [(t.observed, t.observation_id) for t in journal.trials()] == [(True, None)] * 2

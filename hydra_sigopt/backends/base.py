@@ -72,7 +72,7 @@ class Backend(ABC):
         values: Sequence[MetricValue] = (),
         failed: bool = False,
         metadata: Mapping[str, Any] | None = None,
-    ) -> str: ...
+    ) -> str | None: ...  # the observation's id, where the engine gives one
 
     def observation_count(self) -> int | None:
         """How many observations the engine holds (None where it cannot tell)."""

@@ -146,13 +146,13 @@ class LiteBackend(Backend):
         values: Sequence[MetricValue] = (),
         failed: bool = False,
         metadata: Mapping[str, Any] | None = None,
-    ) -> str:
+    ) -> str | None:
         with self._lock:
             observation = self._record(self._driver, suggestion.assignments, values, failed)
             if not failed:
                 for v in values:
                     self._observed.setdefault(v.name, []).append(v.value)
-        return str(observation.id)
+        return None if observation.id is None else str(observation.id)  # the local engine gives none
 
     def observation_count(self) -> int | None:
         with self._lock:

@@ -35,6 +35,7 @@ from hydra_sigopt.warm import max_wait_for
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class _TrackedJob:
     """One trial's submitit job and what the runner has learnt about it."""
@@ -357,4 +358,3 @@ class SubmititBatchRunner(SubmititRunner):
 
     def describe(self) -> str:
         return f"batch (synchronous batches of submitit '{self.cluster}' jobs)"
-

@@ -1,0 +1,100 @@
+"""Stopping keeps finished work (issue 14, defect 2), with real multiruns and submitit_local jobs.
+
+A trial whose job wrote its result is not thrown away: a stopping sweeper records and posts it,
+``hydra-sigopt kill`` on a dead driver leaves it for the resume, and a resume finds the result of
+a trial that was abandoned while its job went on to finish.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import (
+    SUBMITIT_LOCAL,
+    finish_example,
+    run_example,
+    running_job_ids,
+    start_example,
+    trial_states,
+    wait_for_results,
+)
+
+from hydra_sigopt.journal import Journal
+
+SWEEP = (
+    *SUBMITIT_LOCAL,
+    "hydra.sweeper.observation_budget=4",
+    "hydra.sweeper.parallel_bandwidth=2",
+    "hydra.sweeper.warm_jobs=0",
+    "sleep_s=3",
+)
+
+
+def hydra_sigopt(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "hydra_sigopt.cli", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_a_stop_records_and_posts_the_trials_whose_jobs_finished_meanwhile(workdir: Path) -> None:
+    """The sweeper is busy (here: frozen) while two jobs write their results; then it is told to stop."""
+    proc, sweep_dir = start_example(workdir, *SWEEP)
+    try:
+        ids = running_job_ids(sweep_dir, 2)
+        os.kill(proc.pid, signal.SIGSTOP)
+        wait_for_results(sweep_dir, ids)
+        os.kill(proc.pid, signal.SIGTERM)  # what hydra-sigopt kill sends; handled like Ctrl-C
+        os.kill(proc.pid, signal.SIGCONT)
+        run = finish_example(proc, sweep_dir, timeout=120)
+    finally:
+        proc.kill()
+    assert run.proc.returncode != 0 and "Continue this sweep with" in run.output
+    found = trial_states(sweep_dir)
+    assert {n: found[n] for n in ids} == {n: ("completed", j, True) for n, j in ids.items()}, run.output[-3000:]
+    assert "Running trials were cancelled: [0, 1]" not in run.output
+    assert "Trials [0, 1] had finished: their results are recorded" in run.output
+
+
+def test_kill_on_a_dead_driver_leaves_finished_trials_for_the_resume(workdir: Path) -> None:
+    proc, sweep_dir = start_example(workdir, *SWEEP)
+    try:
+        ids = running_job_ids(sweep_dir, 2)
+        proc.kill()  # SIGKILL: the driver is dead, its jobs run on and finish
+        proc.communicate()
+        wait_for_results(sweep_dir, ids)
+    finally:
+        proc.kill()
+    killed = hydra_sigopt("kill", sweep_dir)
+    assert killed.returncode == 0, killed.stderr
+    for number, job_id in ids.items():
+        assert f"trial #{number} job {job_id}: finished; a resumed sweep records its result" in killed.stdout
+    assert {n: trial_states(sweep_dir)[n][0] for n in ids} == {n: "running" for n in ids}
+    run_example(workdir, *SWEEP, sweep_dir=sweep_dir).assert_ok()
+    found = trial_states(sweep_dir)
+    assert {n: found[n] for n in ids} == {n: ("completed", j, True) for n, j in ids.items()}
+    # The budget counts them: two new trials, not four.
+    assert sorted(found) == [0, 1, 2, 3] and {s for s, _, _ in found.values()} == {"completed"}
+
+
+def test_a_resume_uses_the_result_an_abandoned_trials_job_wrote_after_all(workdir: Path) -> None:
+    """A trial abandoned while its job went on (a cancel that did not reach the job, an older
+    hydra-sigopt kill): its job's result is found and used, not thrown away."""
+    proc, sweep_dir = start_example(workdir, *SWEEP)
+    try:
+        ids = running_job_ids(sweep_dir, 2)
+        proc.kill()
+        proc.communicate()
+        with Journal.open(sweep_dir) as journal:
+            journal.abandon_in_flight(sorted(ids), "cancelled by hydra-sigopt kill (scancel failed)")
+        wait_for_results(sweep_dir, ids)
+    finally:
+        proc.kill()
+    run = run_example(workdir, *SWEEP, sweep_dir=sweep_dir).assert_ok()
+    found = trial_states(sweep_dir)
+    assert {n: found[n] for n in ids} == {n: ("completed", j, True) for n, j in ids.items()}
+    assert sorted(found) == [0, 1, 2, 3] and {s for s, _, _ in found.values()} == {"completed"}
+    for number, job_id in ids.items():
+        assert f"Trial #{number} was abandoned, but its job {job_id} finished with a result" in run.output
