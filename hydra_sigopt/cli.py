@@ -33,7 +33,7 @@ from hydra_sigopt.journal import (
     journal_path,
     open_journal,
 )
-from hydra_sigopt.processes import cancel_local_jobs, job_result_file
+from hydra_sigopt.processes import job_result_file
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.reports import metrics_from_meta, results_document, summarize, swept_overrides
 
@@ -246,14 +246,14 @@ def _continue(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- kill / delete
 
 
-def _cancel_job(launcher: str, job_id: str, submitit_folder: str | None) -> str:
-    """Cancel one job; return what was done."""
-    if launcher == "slurm":
-        done = subprocess.run(["scancel", job_id], capture_output=True, text=True, check=False)
-        return "scancel" if done.returncode == 0 else f"scancel failed: {done.stderr.strip()}"
-    if launcher == "local" and job_id.isdigit():
-        return "cancelled" if cancel_local_jobs([job_id], submitit_folder) else "already gone"
-    return "no job to cancel"
+def _cancel_job(launcher: str, job_id: str, submitit_folder: str | None) -> tuple[str, bool]:
+    """Cancel one job; what was done, and whether the job is gone (False: the cancel failed)."""
+    from hydra_sigopt.runners.cancel import cancel_jobs
+
+    if launcher not in ("slurm", "local") or (launcher == "local" and not job_id.isdigit()):
+        return "no job to cancel", True
+    done = cancel_jobs(launcher, [job_id], submitit_folder)
+    return done.describe(job_id), job_id not in done.failed
 
 
 def _stop_driver_job(sweep_dir: Path) -> None:
@@ -325,7 +325,10 @@ def _cancel_trial(journal: Journal, meta: dict[str, Any], trial: Trial) -> str:
     launcher = str(meta.get("launcher", ""))
     if trial.job_id and _wrote_result(meta, trial.job_id):
         return "finished; a resumed sweep records its result"
-    what = _cancel_job(launcher, trial.job_id, meta.get("submitit_folder")) if trial.job_id else "never started"
+    what, gone = _cancel_job(launcher, trial.job_id, meta.get("submitit_folder")) if trial.job_id else ("", True)
+    if not gone:  # it stays running in the journal: a resume re-attaches it, a kill tries again
+        return f"{what}; run hydra-sigopt kill again"
+    what = what or "never started"
     if not journal.abandon_in_flight([trial.number], f"cancelled by hydra-sigopt kill ({what})"):
         what += "; its result was recorded meanwhile"  # a frozen sweeper thawed: its result stands
     return what

@@ -494,6 +494,24 @@ class Journal:
                 [(ABANDONED, reason, now, n) for n in batch],
             )
 
+    def keep_running(self, numbers: Sequence[int], reason: str) -> None:
+        """Undo the abandon of trials whose job could not be cancelled: they run on.
+
+        Only for trials this stop just abandoned with ``reason`` (another process's abandon stands).
+        """
+        with self._moving(numbers, RUNNING, recovering=True):
+            marks = ",".join("?" * len(numbers))
+            others = self._db.execute(
+                f"SELECT number FROM trials WHERE number IN ({marks}) AND failure_reason IS NOT ?",
+                (*numbers, reason),
+            ).fetchone()
+            if others is not None:
+                raise IllegalTransition(int(others[0]), ABANDONED, RUNNING)
+            self._db.executemany(
+                "UPDATE trials SET state = ?, failure_reason = NULL, ended_at = NULL WHERE number = ?",
+                [(RUNNING, n) for n in numbers],
+            )
+
     def abandon_in_flight(self, numbers: Sequence[int], reason: str) -> list[int]:
         """Abandon those of ``numbers`` still pending or running, in one transaction; return them.
 

@@ -42,6 +42,8 @@ class Stopping:
         self.tokens = results.tokens
         #: Trials whose results were recorded while stopping (their jobs had ended).
         self.kept: list[int] = []
+        #: Trials whose cancel failed, with why: their jobs may run on (they stay running in the journal).
+        self.not_cancelled: dict[int, str] = {}
 
     # ------------------------------------------------------------------ the ways a sweep stops
 
@@ -60,10 +62,11 @@ class Stopping:
 
     def journal_lost(self, exc: JournalLostError) -> NoReturn:
         """Nothing can be recorded any more: cancel the trials (a resumed sweep re-runs them)."""
-        running = sorted(self.scheduler.in_flight)
-        self.runner.cancel_all()
+        report = self.runner.cancel_all()
         self.scheduler.in_flight.clear()
-        what = f" Running trials {running} were cancelled." if running else ""
+        what = f" Running trials {report.cancelled} were cancelled." if report.cancelled else ""
+        if report.failed:
+            what += f" The cancel of trials {sorted(report.failed)} failed: their jobs may still run."
         log.error("%s.%s %s", exc, what, self.continue_hint)
         raise SweepAbortedError(f"{exc}.{what} {self.continue_hint}") from None
 
@@ -86,6 +89,8 @@ class Stopping:
             message += f"\nTrials {self.kept} had finished: their results are recorded."
         if cancelled:
             message += f"\nCancelled running trials {cancelled}."
+        if self.not_cancelled:
+            message += f"\n{self._cancel_failed()}."
         message += f"\n{self.continue_hint}"
         raise SweepAbortedError(message) from outcome.error
 
@@ -100,9 +105,19 @@ class Stopping:
             return f"Trials {running} were left running (on_interrupt: detach); a resumed sweep re-attaches to them"
         cancelled = self.stop_running(reason)
         said = [f"Trials {self.kept} had finished: their results are recorded"] if self.kept else []
-        if cancelled or not self.kept:
+        if cancelled or not (self.kept or self.not_cancelled):
             said.append("Running trials were cancelled" + (f": {cancelled}" if cancelled else ""))
+        if self.not_cancelled:
+            said.append(self._cancel_failed())
         return ". ".join(said)
+
+    def _cancel_failed(self) -> str:
+        numbers = sorted(self.not_cancelled)
+        why = self.not_cancelled[numbers[0]]
+        return (
+            f"The cancel of trials {numbers} failed ({why}): their jobs may still run; a resumed sweep "
+            "re-attaches them, and hydra-sigopt kill tries the cancel again"
+        )
 
     def stop_running(self, reason: str) -> list[int]:
         """Record the trials whose jobs ended; mark the others abandoned (a resumed sweep replaces
@@ -118,9 +133,12 @@ class Stopping:
             if not self.scheduler.in_flight:
                 return []
             self.journal.abandon_in_flight(sorted(self.scheduler.in_flight), reason)
-            cancelled = self.runner.cancel_all()
+            report = self.runner.cancel_all()
+            if report.failed:
+                self.journal.keep_running(sorted(report.failed), reason)
+            self.not_cancelled = dict(report.failed)
             self.scheduler.in_flight.clear()
-        return cancelled
+        return report.cancelled
 
     def _keep_finished_work(self) -> None:
         """Record and post the results that are there: outcomes not yet journaled, and the jobs that

@@ -41,7 +41,12 @@ LEGAL_TRANSITIONS: dict[TrialState, frozenset[TrialState]] = {
 #: whose job then wrote a result: a resumed sweep that finds that result in the job's folder
 #: completes the trial with it (``Journal.recover_result``). Only a resume does this, and only with
 #: a valid result: a failure written after the cancel is most likely the cancel's doing.
-RECOVERIES: dict[TrialState, frozenset[TrialState]] = {TrialState.ABANDONED: frozenset({TrialState.COMPLETED})}
+#: A trial abandoned by a stop whose cancel of its job then failed (slurmctld unreachable, say): the
+#: job runs on, so the trial is running again (``Journal.keep_running``), for a resumed sweep to
+#: re-attach and ``hydra-sigopt kill`` to cancel again. Only the stop that abandoned it does this.
+RECOVERIES: dict[TrialState, frozenset[TrialState]] = {
+    TrialState.ABANDONED: frozenset({TrialState.COMPLETED, TrialState.RUNNING})
+}
 FINISHED = frozenset({TrialState.COMPLETED, TrialState.FAILED})
 
 

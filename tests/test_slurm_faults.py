@@ -206,3 +206,48 @@ def test_a_failing_sacct_is_reported_once_per_call_and_the_sweep_goes_on(tmp_pat
     assert calls, run.output[-3000:]
     assert len(calls) == len(set(calls)), f"each failed sacct call printed {len(calls) / len(set(calls)):.0f} times"
     assert [t["state"] for t in run.trials] == ["completed", "completed"]
+
+
+def test_ctrl_c_while_the_controller_is_down_says_the_cancel_failed_and_keeps_the_trials(
+    tmp_path: Path, controller: None
+) -> None:
+    """Issue 14: Ctrl-C with slurmctld down printed "Running trials were cancelled: [0, 1, 2]" although
+    every scancel failed; the jobs ran on, the rerun did not re-attach them, and results were lost."""
+    import signal
+
+    from hydra_sigopt.cli import main as cli_main
+    from hydra_sigopt.journal import Journal
+
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SLURM,
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=300",
+    )
+    try:
+        jobs = running_job_ids(sweep_dir, 2, timeout=180)
+        _wait_for_tasks(sweep_dir, sorted(jobs))
+        _controller("stop")
+        proc.send_signal(signal.SIGINT)
+        run = finish_example(proc, sweep_dir, timeout=300)
+    finally:
+        proc.kill()
+    assert run.proc.returncode != 0
+    assert "The cancel of trials [0, 1] failed" in run.output and "Unable to contact slurm controller" in run.output
+    assert "Running trials were cancelled" not in run.output
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        assert [(t.number, t.state) for t in journal.trials()] == [(0, "running"), (1, "running")]
+    _controller("start")
+    assert cli_main(["kill", str(sweep_dir)]) == 0  # the cancel, tried again, goes through now
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        assert [t.state for t in journal.trials()] == ["abandoned", "abandoned"]
+    deadline = time.time() + 90  # cancelled jobs leave the queue once completing
+    while any(_queued(j) for j in jobs.values()) and time.time() < deadline:
+        time.sleep(1)
+    assert not any(_queued(j) for j in jobs.values())
+
+
+def _queued(job_id: str) -> bool:
+    return bool(subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra_sigopt.runners.base import TrialRunner
+from hydra_sigopt.runners.base import CancelReport, TrialRunner
 from hydra_sigopt.runners.batch import BatchRunner
 from hydra_sigopt.runners.executor import BASE_QUEUE_KEYS, check_time_limits, is_submitit_launcher
 from hydra_sigopt.runners.outcome import (
@@ -32,6 +32,7 @@ __all__ = [
     "MAX_REASON_CHARS",
     "MAX_TRACEBACK_CHARS",
     "BatchRunner",
+    "CancelReport",
     "JobOutcome",
     "SubmititBatchRunner",
     "SubmititRunner",

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from hydra_sigopt.runners.outcome import JobOutcome
+
+
+@dataclass(frozen=True)
+class CancelReport:
+    """What cancelling the running trials did."""
+
+    #: Trials whose job was cancelled (or had ended, or never started).
+    cancelled: list[int] = field(default_factory=list)
+    #: Trials whose cancel failed, with why: their jobs may run on.
+    failed: Mapping[int, str] = field(default_factory=dict)
 
 
 class TrialRunner(ABC):
@@ -58,9 +69,9 @@ class TrialRunner(ABC):
         died between starting it and journaling its id), where this runner can tell; else None."""
         return None
 
-    def cancel_all(self) -> list[int]:
-        """Cancel running trials where possible; return their numbers."""
-        return []
+    def cancel_all(self) -> CancelReport:
+        """Cancel the running trials where possible; say which were and which could not be."""
+        return CancelReport()
 
     def keep_warm(self, trials_left: int) -> None:
         """Have jobs started ahead for up to ``trials_left`` trials, where this runner does that."""

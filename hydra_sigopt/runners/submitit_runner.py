@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_sigopt.processes import local_job_running
-from hydra_sigopt.runners.base import TrialRunner
+from hydra_sigopt.runners.base import CancelReport, TrialRunner
 from hydra_sigopt.runners.cancel import cancel_jobs
 from hydra_sigopt.runners.ended_job import death_reason, read_result, trial_of_job
 from hydra_sigopt.runners.executor import log_submitit_once, make_executor, pre_timeout_reason
@@ -328,11 +328,13 @@ class SubmititRunner(TrialRunner):
 
     # ------------------------------------------------------------------ stopping
 
-    def cancel_all(self) -> list[int]:
+    def cancel_all(self) -> CancelReport:
         self.close()
-        numbers = sorted(self._jobs)
-        cancel_jobs(self.cluster, [str(self._jobs[n].job.job_id) for n in numbers], self.submitit_folder)
-        return sorted([*numbers, *self.refused.clear()])
+        by_job = {str(tracked.job.job_id): n for n, tracked in self._jobs.items()}
+        done = cancel_jobs(self.cluster, list(by_job), self.submitit_folder)
+        failed = {by_job[job_id]: why for job_id, why in done.failed.items()}
+        cancelled = [n for n in by_job.values() if n not in failed]
+        return CancelReport(sorted([*cancelled, *self.refused.clear()]), failed)
 
     def close(self) -> None:
         self.warm.close()
