@@ -191,6 +191,20 @@ def test_stopping_abandons_only_what_is_still_in_flight(tmp_path: Path) -> None:
         assert j.trial(2).failure_reason is None
 
 
+def test_a_stop_whose_cancel_failed_keeps_those_trials_running(tmp_path: Path) -> None:
+    """Only the stop that abandoned a trial undoes it (its cancel failed); another process's abandon stands."""
+    with _journal_with(tmp_path, "running", "running", "abandoned") as j:
+        assert j.abandon_in_flight([0, 1], "cancelled: interrupted") == [0, 1]
+        j.keep_running([1], "cancelled: interrupted")
+        assert [t.state for t in j.trials()] == ["abandoned", "running", "abandoned"]
+        assert (j.trial(1).failure_reason, j.trial(1).ended_at) == (None, None)
+        with pytest.raises(IllegalTransition):
+            j.keep_running([2], "cancelled: interrupted")  # abandoned for another reason
+        with pytest.raises(IllegalTransition):
+            j.mark_running([0])  # an ordinary write may not revive an abandoned trial
+        assert j.trial(2).state == "abandoned"
+
+
 class _FullDisk:
     """A connection whose writes fail as SQLite's do on a full disk."""
 
