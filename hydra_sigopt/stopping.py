@@ -30,20 +30,30 @@ class Stopping:
         results: Results,
         runner: TrialRunner,
         scheduler: Scheduler,
-        continue_hint: str,
+        continue_command: str,
     ) -> None:
         self.settings = settings
         self.results = results
         self.journal = results.journal
         self.runner = runner
         self.scheduler = scheduler
-        #: "Continue this sweep with: <command>", the last words of every stop.
-        self.continue_hint = continue_hint
+        #: The shell command that resumes the sweep (see :attr:`continue_hint`).
+        self.continue_command = continue_command
         self.tokens = results.tokens
         #: Trials whose results were recorded while stopping (their jobs had ended).
         self.kept: list[int] = []
         #: Trials whose cancel failed, with why: their jobs may run on (they stay running in the journal).
         self.not_cancelled: dict[int, str] = {}
+
+    @property
+    def continue_hint(self) -> str:
+        """The last words of every stop: how to continue, or that nothing is left to run."""
+        if self.scheduler.finished >= self.scheduler.budget and not self.scheduler.in_flight:
+            return (
+                "Every trial of the budget has run; to run more, raise hydra.sweeper.observation_budget in: "
+                f"{self.continue_command}"
+            )
+        return f"Continue this sweep with: {self.continue_command}"
 
     # ------------------------------------------------------------------ the ways a sweep stops
 

@@ -99,8 +99,8 @@ class Sweep:
     def _run_locked(self, journal: Journal, tokens: tuple[str, ...]) -> dict[str, Any]:
         self.journal = journal
         self.results = Results(journal, self.backend, self.definition, self.progress, tokens)
-        hint = f"Continue this sweep with: {continue_command(self.command, self.sweep_dir)}"
-        self.stopping = Stopping(self.settings, self.results, self.runner, self.scheduler, hint)
+        command = continue_command(self.command, self.sweep_dir)
+        self.stopping = Stopping(self.settings, self.results, self.runner, self.scheduler, command)
         doc: dict[str, Any] = {}
         if self.on_locked is not None:
             self.on_locked()

@@ -119,6 +119,18 @@ def test_max_failure_rate_aborts_with_the_original_traceback(workdir: Path) -> N
     assert "Continue this sweep with:" in run.output
 
 
+def test_a_stop_with_the_budget_used_up_does_not_offer_to_continue(workdir: Path) -> None:
+    """Issue 14: a sweep stopped after its last trial printed "Continue this sweep with", which would
+    run nothing."""
+    run = run_example(
+        workdir, "hydra.sweeper.observation_budget=3", "hydra.sweeper.max_failure_rate=0.5", "fail_mode=raise"
+    )
+    assert run.proc.returncode != 0
+    assert len(run.trials) == 3 and "max_failure_rate=0.5 exceeded" in run.output
+    assert "Continue this sweep with" not in run.output
+    assert "Every trial of the budget has run; to run more, raise hydra.sweeper.observation_budget in:" in run.output
+
+
 def test_max_failure_rate_one_tolerates_every_failure(workdir: Path) -> None:
     run = run_example(
         workdir, "hydra.sweeper.observation_budget=4", "hydra.sweeper.max_failure_rate=1.0", "fail_mode=raise"
