@@ -16,6 +16,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,6 +40,7 @@ from hydra_sigopt.journal import (
     journal_path,
 )
 from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
+from hydra_sigopt.observations import observation_metadata, suggestions_in_use, sweep_id
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.reports import write_reports
 from hydra_sigopt.runners import (
@@ -73,6 +75,9 @@ from hydra_sigopt.secrets import redact, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
 
 log = logging.getLogger("hydra_sigopt")
+
+#: How long a stopping sweep waits for a suggestion request under way, so that its suggestion is not left open.
+PREFETCH_GRACE_S = 30.0
 
 
 class _Recorded(NamedTuple):
@@ -151,7 +156,9 @@ class Sweep:
         if self.on_locked is not None:
             self.on_locked()
         previous_handler = _handle_sigterm_as_interrupt()
+        engine_reachable = True
         try:
+            self.backend.sweep_id = sweep_id(journal)
             self._start_or_resume(journal)
             log.info(
                 "SigOpt sweep '%s': backend %s (experiment %s), budget %d, parallel_bandwidth %d, scheduler %s",
@@ -175,6 +182,7 @@ class Sweep:
             self._interrupted()
         except BackendUnavailableError as exc:
             # The engine is out of reach: leave the jobs running, a resumed sweep re-attaches to them.
+            engine_reachable = False
             running = sorted(self.scheduler.in_flight) if self.runner.asynchronous else []
             left = f" Trials {running} were left running; a resumed sweep re-attaches to them." if running else ""
             log.error("%s.%s %s", exc, left, self._continue_hint())
@@ -201,11 +209,26 @@ class Sweep:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             if not journal.lost:
+                if engine_reachable:
+                    self._release_unused_suggestions(journal)
                 doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
             journal.close()
             self.backend.close()
         self._log_best(doc)
         return doc
+
+    def _release_unused_suggestions(self, journal: Journal) -> None:
+        """Leave no open suggestion the journal does not own: a SigOpt server counts it as work in progress.
+
+        Those of trials cancelled on Ctrl-C, a prefetched one never used, those a timed-out request
+        made on the server anyway. Best effort: a resumed sweep does it again.
+        """
+        if self._prefetch is not None:
+            wait_for([self._prefetch], timeout=PREFETCH_GRACE_S)  # it may be creating one right now
+        try:
+            self.backend.reconcile(suggestions_in_use(journal.trials()))
+        except Exception as exc:
+            log.warning("The sweep's unused open suggestions were not deleted (%s); a resumed sweep does it", exc)
 
     def _open_journal(self) -> Journal:
         """The sweep dir's journal: resumed if it exists, else created."""
@@ -390,7 +413,7 @@ class Sweep:
     def _post(self, numbers: tuple[int, ...]) -> None:
         for number in numbers:
             outcome, suggestion, values, failed = self._unposted[number]
-            self._observe(number, suggestion, values, failed, outcome)
+            self._observe(number, suggestion, values, failed)
             del self._unposted[number]
             if failed:
                 self._last_failure = outcome  # for the message, should the sweep stop on it
@@ -491,29 +514,19 @@ class Sweep:
         )
         return dataclasses.replace(outcome, reason=reason, traceback=tb)
 
-    def _observe(
-        self,
-        number: int,
-        suggestion: Suggestion,
-        values: tuple[MetricValue, ...],
-        failed: bool,
-        outcome: JobOutcome | None = None,
-    ) -> None:
+    def _observe(self, number: int, suggestion: Suggestion, values: tuple[MetricValue, ...], failed: bool) -> None:
+        """Post a journaled result, with metadata from its journal row (the same after a restart)."""
         assert self.journal is not None
-        metadata: dict[str, Any] = {"job_number": number}
-        if outcome is not None:
-            metadata.update({k: v for k, v in (("job_id", outcome.job_id), ("host", outcome.host)) if v})
-            if outcome.started_at and outcome.ended_at:
-                metadata["duration_s"] = round(outcome.ended_at - outcome.started_at, 3)
+        metadata = observation_metadata(self.journal.trial(number), self.runner.kind)
         observation_id = self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata)
         crash_point("after_observe")
         self.journal.mark_observed(number, observation_id)
 
     def _post_before_stopping(self) -> None:
         """Post journaled results while the sweep stops on another error, which must not be masked."""
-        for number, (outcome, suggestion, values, failed) in sorted(self._unposted.items()):
+        for number, (_, suggestion, values, failed) in sorted(self._unposted.items()):
             try:
-                self._observe(number, suggestion, values, failed, outcome)
+                self._observe(number, suggestion, values, failed)
             except Exception as exc:  # the journal has the result: a resumed sweep posts it
                 log.warning("Trial #%d's result is not posted yet (%s); a resumed sweep posts it", number, exc)
         self._unposted.clear()
