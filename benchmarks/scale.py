@@ -5,7 +5,7 @@ suggestions (dev_run=true), parallel_bandwidth=8, hydra/launcher=submitit_local 
 run in-process by scale_driver.py with timers around the sweep loop's steps.
 
 * Peak RSS: VmHWM of the sweeper process itself (polled from /proc/<pid>/status, children excluded).
-* Bookkeeping per trial = its finishing work (Sweep._record: journal, parse; Sweep._observe:
+* Bookkeeping per trial = its finishing work (Results.record: journal, parse; Results.observe:
   posting the observation) + starting it (Sweep._start_trial: journal, submit) + its share of the
   warm-job top-ups after it (the scheduler's KeepWarm command, which starts no trial). Getting the
   suggestion (the engine's work, prefetched in a thread for the async scheduler) is not counted.
@@ -117,7 +117,7 @@ def main() -> int:
     labels = {
         "bookkeeping": "bookkeeping (finish + start)",
         "bookkeeping_excl_submit": "  of which not job submission",
-        "finish": "  Sweep._record + _observe",
+        "finish": "  Results.record + observe",
         "observe": "    of which Backend.observe",
         "fill": "  Sweep._start_trial + warm top-up share",
         "submit": "    of which job submission (trial and warm jobs)",

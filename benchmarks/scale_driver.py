@@ -3,7 +3,7 @@
     python benchmarks/scale_driver.py TIMINGS.json -- <hydra overrides>   (cwd: benchmarks/apps)
 
 Instrumentation, not a mock: the real Hydra app, sweeper, engine and launcher run; the wrappers only
-time ``Sweep._record`` + ``Sweep._observe`` (a trial's finishing work), starting a trial
+time ``Results.record`` + ``Results.observe`` (a trial's finishing work), starting a trial
 (``Sweep._start_trial``: journal, then submit) and topping up warm jobs (the scheduler's ``KeepWarm``
 command) and, inside them, submitting jobs (``SubmititRunner.start`` and its warm jobs), posting the
 observation (``Backend.observe``) and the engine's own ``Backend.suggest`` (run in the prefetch thread
@@ -31,7 +31,9 @@ def main() -> None:
 
     from hydra_sigopt import sweep as sweep_module
     from hydra_sigopt.backends import lite
+    from hydra_sigopt.results import Results
     from hydra_sigopt.runners import SubmititRunner
+    from hydra_sigopt.runners.warm_pool import WarmPool
 
     Sweep = sweep_module.Sweep
     local = threading.local()
@@ -54,18 +56,18 @@ def main() -> None:
 
     from hydra_sigopt.scheduler import KeepWarm, StartTrial
 
-    original_record = Sweep._record
-    original_observe = Sweep._observe
+    original_record = Results.record
+    original_observe = Results.observe
     original_carry_out = Sweep._carry_out
     finished: dict[int, dict[str, Any]] = {}
 
-    # A trial's finishing work: journaling its result (_record), then posting it (_observe, which
-    # the loop runs after refilling the slot).
-    def timed_record(self: Any, outcome: Any) -> Any:
+    # A trial's finishing work: journaling its result (Results.record), then posting it
+    # (Results.observe, which the loop runs after refilling the slot).
+    def timed_record(self: Any, outcome: Any, *args: Any, **kwargs: Any) -> Any:
         local.frame = {}
         t0 = time.perf_counter()
         try:
-            return original_record(self, outcome)
+            return original_record(self, outcome, *args, **kwargs)
         finally:
             frame, local.frame = local.frame, None
             finished[outcome.number] = {"trial": outcome.number, "t": time.perf_counter() - t0, **frame}
@@ -97,11 +99,11 @@ def main() -> None:
             started = [command.number] if isinstance(command, StartTrial) else []
             records["fill"].append({"trials": started, "t": time.perf_counter() - t0, "at": time.time(), **frame})
 
-    Sweep._record = timed_record  # type: ignore[method-assign]
-    Sweep._observe = timed_observe  # type: ignore[method-assign]
+    Results.record = timed_record  # type: ignore[method-assign]
+    Results.observe = timed_observe  # type: ignore[method-assign]
     Sweep._carry_out = timed_carry_out  # type: ignore[method-assign]
     SubmititRunner.start = nested("submit", SubmititRunner.start)  # type: ignore[method-assign]
-    SubmititRunner._submit_warm_job = nested("submit", SubmititRunner._submit_warm_job)  # type: ignore[method-assign]
+    WarmPool._submit = nested("submit", WarmPool._submit)  # type: ignore[method-assign]
     lite.LiteBackend.observe = nested("observe", lite.LiteBackend.observe)  # type: ignore[method-assign]
 
     original_suggest = lite.LiteBackend.suggest

@@ -19,9 +19,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra_sigopt import sweepdir
+from hydra_sigopt import driver, sweepdir
 from hydra_sigopt.errors import JournalError, SigOptSweeperError, SweepAbortedError
-from hydra_sigopt.journal import ABANDONED, PENDING, RUNNING, Journal, SweepLock, Trial, open_journal
+from hydra_sigopt.journal import (
+    ABANDONED,
+    PENDING,
+    RUNNING,
+    Journal,
+    SweepLock,
+    Trial,
+    journal_path,
+    open_journal,
+)
 from hydra_sigopt.processes import cancel_local_jobs
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.reports import metrics_from_meta, results_document, summarize, swept_overrides
@@ -67,7 +76,23 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
+def _driver_line(sweep_dir: Path) -> str | None:
+    """The driver job of a sweep started by ``hydra-sigopt submit``, and where its log is."""
+    record = driver.read_record(sweep_dir)
+    if record is None:
+        return None
+    state = driver.driver_state(str(record["job_id"]))
+    where = f"{state.lower()}, log {record['log']}" if state else f"ended, log {record['log']}"
+    return f"Driver:      Slurm job {record['job_id']} ({where})"
+
+
 def _status(args: argparse.Namespace) -> int:
+    line = _driver_line(Path(args.sweep_dir))
+    if line is not None:
+        _out(line)
+        if not journal_path(Path(args.sweep_dir)).exists():
+            _out("Trials:      none yet (the driver job has not started the sweep)")
+            return 0
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()
         trials = journal.trials()
@@ -206,8 +231,21 @@ def _cancel_job(launcher: str, job_id: str, submitit_folder: str | None) -> str:
     return "no job to cancel"
 
 
+def _stop_driver_job(sweep_dir: Path) -> None:
+    """Cancel the sweep's driver job (``hydra-sigopt submit``), if it is queued or running."""
+    record = driver.read_record(sweep_dir)
+    if record is None or driver.driver_state(str(record["job_id"])) is None:
+        return
+    _out(f"Stopping the sweep's driver, Slurm job {record['job_id']}")
+    if not driver.stop_driver(str(record["job_id"])):
+        raise SweepAbortedError(f"the driver job {record['job_id']} is still in Slurm's queue after scancel")
+
+
 def kill_sweep(sweep_dir: Path, wait_s: float = 60.0) -> list[tuple[int, str | None, str]]:
-    """Stop a live sweeper of this sweep, cancel its jobs, and mark them in the journal."""
+    """Stop a live sweeper of this sweep (or its driver job), cancel its jobs, and mark them in the journal."""
+    _stop_driver_job(sweep_dir)
+    if driver.read_record(sweep_dir) is not None and not journal_path(sweep_dir).exists():
+        return []  # the driver was stopped before it started the sweep
     Journal.open(sweep_dir, readonly=True).close()  # a clear error for a folder that is not a sweep
     lock = SweepLock(sweep_dir)
     holder = lock.holder()
@@ -314,6 +352,32 @@ def _delete_experiment(meta: dict[str, Any]) -> None:
     _out(f"Deleted SigOpt experiment {experiment_id}.")
 
 
+# ---------------------------------------------------------------------- submit
+
+
+def _submit(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise UsageError("give the sweep's command after --, e.g. hydra-sigopt submit -- python train.py -m ...")
+    cwd = Path.cwd()
+    sweep_dir = driver.sweep_dir_of(command, cwd) or (
+        Path(args.sweep_dir).resolve() if args.sweep_dir else cwd / "multirun" / time.strftime("%Y-%m-%d/%H-%M-%S")
+    )
+    if journal_path(sweep_dir).exists() and SweepLock(sweep_dir).holder() is not None:
+        raise UsageError(f"a sweeper runs on {sweep_dir} already (see hydra-sigopt status {sweep_dir})")
+    options = driver.DriverOptions(
+        partition=args.partition, time_min=args.time, cpus=args.cpus, mem_gb=args.mem_gb, account=args.account
+    )
+    try:
+        record = driver.submit(command, cwd, sweep_dir, options)
+    except driver.SubmitError as exc:
+        raise UsageError(str(exc)) from None
+    _out(f"Submitted the sweep's driver as Slurm job {record['job_id']}; sweep dir {sweep_dir}")
+    _out(f"  follow it:  tail -f {record['log']}   or   hydra-sigopt status {sweep_dir}")
+    _out(f"  stop it:    hydra-sigopt kill {sweep_dir}   (scancel {record['job_id']} leaves its trials running)")
+    return 0
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -344,6 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--local-only", action="store_true", help="keep the server experiment (gone, or the server out of reach)"
     )
     p.set_defaults(func=_delete)
+    p = sub.add_parser(
+        "submit", help="run the sweep's driver as a Slurm job that requeues itself (no terminal to keep open)"
+    )
+    p.add_argument("--partition", help="the driver job's partition (default: Slurm's)")
+    p.add_argument("--time", type=int, default=24 * 60, help="its time limit in minutes; it requeues itself at it")
+    p.add_argument("--cpus", type=int, default=1, help="CPUs of the driver job (the engine uses one)")
+    p.add_argument("--mem-gb", type=float, default=4.0, help="memory of the driver job")
+    p.add_argument("--account", help="the driver job's account")
+    p.add_argument("--sweep-dir", help="hydra.sweep.dir, when the command does not set it")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- python your_app.py -m ...")
+    p.set_defaults(func=_submit)
     p = with_dir("continue", "print (or --run) the command that resumes the sweep")
     p.add_argument("--run", action="store_true", help="run it")
     p.set_defaults(func=_continue)

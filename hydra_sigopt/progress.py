@@ -32,6 +32,7 @@ class Progress:
     done: int = 0
     failed: int = 0
     running: int = 0
+    waiting: int = 0  # started trials whose job waits in the cluster's queue
     best_value: float | None = None
     best_trial: int | None = None
     started: float = field(default_factory=time.monotonic)
@@ -48,14 +49,18 @@ class Progress:
         if self.best_value is None or self.metric.better(value, self.best_value):
             self.best_value, self.best_trial = value, number
 
-    def set_running(self, running: int) -> None:
-        if running != self.running:
-            self.running = running
+    def set_running(self, running: int, waiting: int = 0) -> None:
+        """``running`` trials in flight, of which ``waiting`` wait for the cluster (shown apart)."""
+        if (running, waiting) != (self.running, self.waiting):
+            self.running, self.waiting = running, waiting
             self._dirty = True
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
-        parts = [f"{self.done}/{self.budget} trials done", f"{self.running} running", f"{self.failed} failed"]
+        parts = [f"{self.done}/{self.budget} trials done", f"{self.running - self.waiting} running"]
+        if self.waiting:
+            parts.append(f"{self.waiting} queued")
+        parts.append(f"{self.failed} failed")
         if self.best_value is not None and self.metric is not None:
             parts.append(f"best {self.metric.name}={self.best_value:.6g} (trial #{self.best_trial})")
         parts.append(f"elapsed {format_duration(elapsed)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,8 @@ import yaml
 
 from hydra_sigopt.journal import COMPLETED, FAILED, Trial
 from hydra_sigopt.metrics import Metric, meets_constraints
+
+log = logging.getLogger("hydra_sigopt")
 
 RESULTS_NAME = "optimization_results.yaml"
 TRIALS_NAME = "trials.csv"
@@ -226,3 +229,17 @@ def write_reports(sweep_dir: Path, meta: Mapping[str, Any], trials: Sequence[Tri
     doc = results_document(meta, trials)
     write_atomic(sweep_dir / RESULTS_NAME, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     return doc
+
+
+def log_results(sweep_dir: Path, doc: Mapping[str, Any]) -> None:
+    """The last lines of a sweep's log: where the results are, then the best overrides to paste."""
+    log.info("Results: %s", sweep_dir / RESULTS_NAME)
+    if doc.get("best_overrides") is not None:
+        log.info("Best trial #%s: %s", doc.get("best_trial"), doc.get("best_values"))
+        log.info("Best overrides: %s", doc["best_overrides"])
+    elif doc.get("solutions"):
+        log.info("Pareto-optimal trials (%d), overrides:", len(doc["solutions"]))
+        for s in doc["solutions"]:
+            log.info("  #%s %s: %s", s["trial"], s["values"], s["overrides"])
+    else:
+        log.info("No trial completed; see %s", sweep_dir / TRIALS_NAME)

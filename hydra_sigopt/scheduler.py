@@ -9,6 +9,8 @@ is the shell that carries them out, in order, and reports back.
 The ordering rules, which ``tests/test_scheduler.py`` checks over generated interleavings:
 
 * a trial is started only while a slot is free and the budget is not issued;
+* a trial whose job the cluster refused for now keeps its slot and stays pending (it is not
+  journaled as running) until the runner reports its job started;
 * a suggestion is asked for only once every recorded result is posted, with every trial in
   flight as pending (so no suggestion misses a result or duplicates a running trial);
 * when trials end, their results are recorded first; then freed slots are refilled from trials
@@ -127,10 +129,15 @@ class SuggestionReady:
 
 @dataclass(frozen=True)
 class Submitted:
-    """Trial ``number``'s job started; ``job_id`` where the runner knows it at once."""
+    """Trial ``number``'s job started; ``job_id`` where the runner knows it at once.
+
+    ``deferred``: the cluster refused the job for now and the runner submits it again later; the
+    trial stays pending (not journaled as running) until a ``Submitted`` with its job id follows.
+    """
 
     number: int
     job_id: str | None
+    deferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,7 @@ Event = SuggestionReady | Submitted | Ended | Recorded
 class _InFlight:
     suggestion: Suggestion
     marked: bool = False  # journaled as running
+    deferred: bool = False  # its submission is to be tried again (no job yet)
 
 
 @dataclass
@@ -210,8 +218,9 @@ class Scheduler:
         if isinstance(event, SuggestionReady):
             return self._on_suggestion(event.suggestion)
         if isinstance(event, Submitted):
-            if event.job_id is not None:
-                self.in_flight[event.number].marked = True
+            flight = self.in_flight[event.number]
+            flight.deferred = event.deferred
+            flight.marked = event.job_id is not None
             return []
         if isinstance(event, Ended):
             return [Record(event.numbers)] if event.numbers else self._fill()
@@ -223,7 +232,7 @@ class Scheduler:
         for trials to end, or finish."""
         assert not self._waiting_for_suggestion, "a fill waits for SuggestionReady"
         commands: list[Command] = []
-        unmarked = tuple(n for n, f in self.in_flight.items() if not f.marked)
+        unmarked = tuple(n for n, f in self.in_flight.items() if not f.marked and not f.deferred)
         if unmarked:
             for n in unmarked:
                 self.in_flight[n].marked = True

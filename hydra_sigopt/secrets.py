@@ -162,3 +162,9 @@ def redact(text: str, *tokens: str) -> str:
     for token in sorted(filter(None, tokens), key=len, reverse=True):  # longest first: one may hold another
         text = text.replace(token, "***")
     return text
+
+
+def tokens_of(backend: Any) -> tuple[str, ...]:
+    """The token a backend uses (``backend: api``'s may come from the sigopt client's config file)."""
+    credentials = getattr(backend, "credentials", None)
+    return (credentials.token,) if credentials is not None and credentials.token else ()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra_sigopt.driver import DRIVER_DIR
 from hydra_sigopt.errors import ConfigError, JournalError
 from hydra_sigopt.journal import JOURNAL_NAME, LOCK_NAME, journal_path
 from hydra_sigopt.reports import RESULTS_NAME, TRIALS_NAME
@@ -28,6 +29,7 @@ _SWEEP_NAMES = {
     "sweep.png",
     ".hydra",
     ".submitit",
+    DRIVER_DIR,  # hydra-sigopt submit's driver job: its script, record and log
 }
 # write_atomic's temporary files, left behind only by a kill at the wrong instant.
 _SWEEP_PREFIXES = (f".{TRIALS_NAME}.", f".{RESULTS_NAME}.")

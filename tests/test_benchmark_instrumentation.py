@@ -14,15 +14,18 @@ BENCH = ROOT / "benchmarks"
 # What scale_driver.py calls the classes it wraps, and where they live.
 CLASSES = {
     "Sweep": ("hydra_sigopt.sweep", "Sweep"),
+    "Results": ("hydra_sigopt.results", "Results"),
     "SubmititRunner": ("hydra_sigopt.runners", "SubmititRunner"),
     "lite.LiteBackend": ("hydra_sigopt.backends.lite", "LiteBackend"),
+    "WarmPool": ("hydra_sigopt.runners.warm_pool", "WarmPool"),
 }
+OWNERS = "|".join(o.replace(".", r"\.") for o in CLASSES)
 
 
 def _wrapped_attributes() -> list[tuple[str, str]]:
     source = (BENCH / "scale_driver.py").read_text()
-    found = re.findall(r"^\s*(Sweep|SubmititRunner|lite\.LiteBackend)\.(\w+) = ", source, re.MULTILINE)
-    found += re.findall(r"= (Sweep|SubmititRunner|lite\.LiteBackend)\.(\w+)$", source, re.MULTILINE)
+    found = re.findall(rf"^\s*({OWNERS})\.(\w+) = ", source, re.MULTILINE)
+    found += re.findall(rf"= ({OWNERS})\.(\w+)$", source, re.MULTILINE)
     return sorted(set(found))
 
 

@@ -81,11 +81,11 @@ def test_a_job_slurm_killed_at_its_time_limit_fails_as_a_timeout(tmp_path: Path)
 
     from submitit.core.utils import UncompletedJobError
 
-    from hydra_sigopt.runners import _death_reason
+    from hydra_sigopt.runners.ended_job import death_reason as _death_reason
 
     job = SimpleNamespace(
         job_id="56",
-        paths=SimpleNamespace(result_pickle=tmp_path / "56_0_result.pkl"),
+        paths=SimpleNamespace(result_pickle=tmp_path / "56_0_result.pkl", stderr=tmp_path / "56_0_log.err"),
         watcher=SimpleNamespace(get_state=lambda job_id, mode: "TIMEOUT"),
     )
     reason = _death_reason(job, UncompletedJobError("Job 56 (task: 0) with path ... has not produced any output"))

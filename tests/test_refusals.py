@@ -212,6 +212,15 @@ API_ENV = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": "", "SIGOPT_ENV_FILE": "
             "hydra.sweeper.params.alpha.prior.name: got 'uniform'; valid priors are ['normal', 'beta']",
             id="unknown-prior",
         ),
+        pytest.param(
+            # Issue 14: with the launcher's default signal_delay_s=120, a 2-minute limit made Slurm send
+            # the pre-timeout signal as each job started; every trial longer than ~13 s failed as TIMEOUT.
+            ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=2"],
+            {},
+            "hydra.launcher.signal_delay_s: 120 s is not shorter than the time limit hydra.launcher.timeout_min=2 "
+            "(120 s): Slurm would send the pre-timeout signal as each job starts",
+            id="slurm-signal-before-the-start",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_before_anything_exists(

@@ -131,6 +131,7 @@ def test_a_trial_over_its_time_limit_is_one_failed_observation(tmp_path: Path) -
     proc, sweep_dir = _start(
         tmp_path,
         "hydra.launcher.timeout_min=1",
+        "hydra.launcher.signal_delay_s=20",
         "hydra.launcher.max_num_timeout=0",
         "hydra.sweeper.observation_budget=3",
         "hydra.sweeper.parallel_bandwidth=3",
@@ -142,7 +143,10 @@ def test_a_trial_over_its_time_limit_is_one_failed_observation(tmp_path: Path) -
     trials = {int(t["number"]): t for t in run.trials}
     assert sorted(trials) == [0, 1, 2]
     assert trials[0]["state"] == "failed"
-    assert trials[0]["failure_reason"].startswith("TIMEOUT: time limit reached")
+    assert trials[0]["failure_reason"].startswith(
+        "TIMEOUT: time limit reached: Slurm's pre-timeout signal came 20 s before the limit "
+        "(hydra.launcher.timeout_min=1, signal_delay_s=20)"
+    )
     assert trials[1]["state"] == trials[2]["state"] == "completed"
     log = (sweep_dir / ".submitit" / trials[0]["job_id"] / f"{trials[0]['job_id']}_0_log.err").read_text()
     assert "this job is timed-out" in log

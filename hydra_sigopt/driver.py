@@ -1,0 +1,185 @@
+"""The sweep's driver as a small Slurm job (``hydra-sigopt submit``): no terminal to keep open.
+
+The sweeper process (the driver) normally lives in the user's shell, on a login node where long
+processes get killed and SSH sessions die. ``hydra-sigopt submit -- <command>`` runs the command in
+a Slurm job instead and returns at once. The job's script (:data:`SCRIPT`) keeps it alive:
+
+* at its time limit (``--signal=B:USR1@LEAD``) it stops the sweeper, which leaves its trials
+  running (``on_interrupt=detach``), and requeues itself; the requeued job resumes the sweep from
+  its journal and re-attaches the trials;
+* stopped by Slurm (``scancel``, ``scontrol requeue``, preemption: SIGTERM) it stops the sweeper
+  the same way; a requeued job resumes.
+
+``hydra-sigopt kill`` cancels the driver job before it cancels the trials; ``status`` shows it.
+The driver's record (:data:`RECORD_NAME`) and log live in the sweep dir's :data:`DRIVER_DIR`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra_sigopt.errors import SigOptSweeperError
+from hydra_sigopt.overrides import format_override
+
+DRIVER_DIR = "sigopt_driver"
+RECORD_NAME = "driver.json"
+#: Set in the driver job's environment to the driver's own Slurm job id.
+ENV_VAR = "HYDRA_SIGOPT_DRIVER_JOB"
+
+SCRIPT = """#!/bin/bash
+# The driver of a hydra-sigopt sweep, written by `hydra-sigopt submit` (see hydra_sigopt/driver.py).
+{directives}
+export {env_var}="$SLURM_JOB_ID"
+requeues="${{SLURM_RESTART_COUNT:-0}}"
+# The sweeper submits the trials' jobs itself: they must not inherit this job's Slurm settings.
+for v in $(compgen -e | grep -E '^(SLURM|SBATCH|SRUN)_'); do unset "$v"; done
+cd {cwd}
+{command} &
+child=$!
+stopping=""
+stop_sweeper() {{ stopping="$1"; kill -TERM "$child" 2>/dev/null; }}
+trap 'stop_sweeper time-limit' USR1
+trap 'stop_sweeper slurm' TERM
+while kill -0 "$child" 2>/dev/null; do wait "$child"; status=$?; done
+wait "$child" 2>/dev/null; status=${{status:-$?}}
+if [ "$stopping" = time-limit ]; then
+    if [ "$requeues" -lt {max_requeues} ]; then
+        echo "hydra-sigopt driver: time limit near; requeued (the sweep resumes from its journal)"
+        scontrol requeue "${env_var}"
+        exit 0
+    fi
+    echo "hydra-sigopt driver: time limit near and {max_requeues} requeues used; the trials run on:" \\
+         "hydra-sigopt submit the same command again to resume"
+fi
+exit "$status"
+"""
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    """The driver job's resources (it needs little: one CPU, some memory for the engine)."""
+
+    partition: str | None = None
+    time_min: int = 24 * 60
+    cpus: int = 1
+    mem_gb: float = 4.0
+    account: str | None = None
+    #: How often it requeues itself at its time limit before it stops (the trials run on).
+    max_requeues: int = 20
+    #: Seconds before the time limit at which it stops the sweeper and requeues.
+    lead_s: int = 120
+
+
+class SubmitError(SigOptSweeperError, ValueError):
+    """``hydra-sigopt submit`` was given a command it cannot run as a driver, or sbatch refused it."""
+
+
+def sweep_dir_of(command: Sequence[str], cwd: Path) -> Path | None:
+    """The ``hydra.sweep.dir`` the command sets, resolved against ``cwd``."""
+    for arg in command:
+        if arg.startswith("hydra.sweep.dir="):
+            return (cwd / arg.partition("=")[2].strip("'\"")).resolve()
+    return None
+
+
+def driver_command(command: Sequence[str], sweep_dir: Path) -> list[str]:
+    """The command as the driver runs it: a multirun into a fixed sweep dir that leaves its trials
+    running when stopped (a requeued driver re-attaches them; ``hydra-sigopt kill`` cancels them)."""
+    argv = list(command)
+    if "-m" not in argv and "--multirun" not in argv:
+        raise SubmitError("the command after -- must be a multirun (python your_app.py -m ...)")
+    if not any(a.startswith("hydra.sweep.dir=") for a in argv):
+        argv.append(format_override("hydra.sweep.dir", str(sweep_dir)))
+    if not any(a.startswith("hydra.sweeper.on_interrupt=") for a in argv):
+        argv.append("hydra.sweeper.on_interrupt=detach")
+    return argv
+
+
+def script_text(argv: Sequence[str], cwd: Path, sweep_dir: Path, options: DriverOptions) -> str:
+    folder = sweep_dir / DRIVER_DIR
+    directives = [
+        f"--job-name=sigopt-driver-{sweep_dir.name}",
+        f"--output={folder}/driver-%j.log",
+        "--open-mode=append",
+        "--requeue",
+        f"--signal=B:USR1@{options.lead_s}",
+        f"--time={options.time_min}",
+        "--ntasks=1",
+        f"--cpus-per-task={options.cpus}",
+        f"--mem={int(options.mem_gb * 1024)}M",
+    ]
+    directives += [f"--partition={options.partition}"] if options.partition else []
+    directives += [f"--account={options.account}"] if options.account else []
+    return SCRIPT.format(
+        directives="\n".join(f"#SBATCH {shlex.quote(d)}" for d in directives),
+        env_var=ENV_VAR,
+        cwd=shlex.quote(str(cwd)),
+        command=" ".join(shlex.quote(a) for a in argv),
+        max_requeues=options.max_requeues,
+    )
+
+
+def submit(command: Sequence[str], cwd: Path, sweep_dir: Path, options: DriverOptions) -> dict[str, Any]:
+    """Write the driver's script into the sweep dir, sbatch it, and keep its record; return the record."""
+    if options.lead_s >= options.time_min * 60:
+        raise SubmitError(f"--time {options.time_min} minutes leaves no time before the {options.lead_s} s lead")
+    argv = driver_command(command, sweep_dir)
+    folder = sweep_dir / DRIVER_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "driver.sh"
+    script.write_text(script_text(argv, cwd, sweep_dir, options))
+    done = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise SubmitError(f"sbatch refused the driver job: {done.stderr.strip() or done.stdout.strip()}")
+    job_id = done.stdout.strip().split(";")[0]
+    record = {
+        "job_id": job_id,
+        "command": argv,
+        "cwd": str(cwd),
+        "log": str(folder / f"driver-{job_id}.log"),
+        "submitted_at": time.time(),
+    }
+    _write_record(folder, record)
+    return record
+
+
+def _write_record(folder: Path, record: dict[str, Any]) -> None:
+    tmp = folder / f".{RECORD_NAME}.{os.getpid()}"
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(folder / RECORD_NAME)
+
+
+def read_record(sweep_dir: Path) -> dict[str, Any] | None:
+    """The driver job's record, if the sweep was started by ``hydra-sigopt submit``."""
+    try:
+        return json.loads((Path(sweep_dir) / DRIVER_DIR / RECORD_NAME).read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def driver_state(job_id: str) -> str | None:
+    """The driver job's state while Slurm's queue holds it (PENDING, RUNNING, ...); None once it is gone."""
+    try:
+        done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def stop_driver(job_id: str, wait_s: float = 90.0) -> bool:
+    """Cancel the driver job and wait until Slurm's queue no longer holds it; False if it is still there."""
+    subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=60, check=False)
+    deadline = time.time() + wait_s
+    while driver_state(job_id) is not None:
+        if time.time() > deadline:
+            return False
+        time.sleep(1.0)
+    return True

@@ -1,0 +1,181 @@
+"""A trial's result: read from its job's outcome, journaled, posted to the engine, counted.
+
+Journal before effect: a result is journaled (``completed`` or ``failed``) before it is posted,
+and the observation's id right after; a resumed sweep posts what was journaled and not posted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import traceback
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple, Protocol
+
+from hydra_sigopt.backends import Backend, Suggestion
+from hydra_sigopt.crashpoints import crash_point
+from hydra_sigopt.experiment import ExperimentDefinition
+from hydra_sigopt.journal import IllegalTransition, Journal
+from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
+from hydra_sigopt.observations import observation_metadata
+from hydra_sigopt.progress import Progress
+from hydra_sigopt.runners import MAX_REASON_CHARS, MAX_TRACEBACK_CHARS, JobOutcome, describe_error, shorten
+from hydra_sigopt.scheduler import Recorded
+from hydra_sigopt.secrets import redact
+
+log = logging.getLogger("hydra_sigopt")
+
+
+class JournaledResult(NamedTuple):
+    """A finished trial, journaled, whose observation is still to be posted."""
+
+    outcome: JobOutcome
+    suggestion: Suggestion
+    values: tuple[MetricValue, ...]
+    failed: bool
+
+
+class _HasSuggestion(Protocol):
+    @property
+    def suggestion(self) -> Suggestion: ...
+
+
+class Results:
+    """Journals the results of ended trials, then posts them, each once."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        backend: Backend,
+        definition: ExperimentDefinition,
+        progress: Progress,
+        tokens: tuple[str, ...] = (),
+        runner_kind: str = "",
+    ) -> None:
+        self.journal = journal
+        #: Where trials run (``TrialRunner.kind``): a failed local trial's host is the sweeper's.
+        self.runner_kind = runner_kind
+        self.backend = backend
+        self.definition = definition
+        self.progress = progress
+        #: Tokens to mask in the failure reasons and tracebacks written.
+        self.tokens = tokens
+        self.unposted: dict[int, JournaledResult] = {}  # journaled, until posted
+        self.last_failure: JobOutcome | None = None  # for the message, should the sweep stop on it
+
+    # ------------------------------------------------------------------ journaling
+
+    def record_all(self, outcomes: Iterable[JobOutcome], in_flight: Mapping[int, _HasSuggestion]) -> Recorded:
+        """Journal the results of ended trials (before any is posted)."""
+        failed: dict[int, bool] = {}
+        dropped: list[int] = []
+        for outcome in outcomes:
+            recorded = self.record(outcome, in_flight[outcome.number].suggestion)
+            if recorded is None:
+                dropped.append(outcome.number)
+                continue
+            self.unposted[outcome.number] = recorded
+            failed[outcome.number] = recorded.failed
+        return Recorded(failed, tuple(dropped))
+
+    def record(self, outcome: JobOutcome, suggestion: Suggestion) -> JournaledResult | None:
+        """Journal a finished trial and count it; None if another process abandoned it first.
+
+        The observation is posted later (after refilling the slot, in async mode).
+        """
+        values, outcome = self.read_values(outcome)
+        failed = outcome.reason is not None
+        try:
+            self.journal.record_result(
+                outcome.number,
+                values=values,
+                failure_reason=outcome.reason,
+                failure_traceback=outcome.traceback,
+                started_at=outcome.started_at,
+                ended_at=outcome.ended_at,
+                host=outcome.host,
+                job_id=outcome.job_id,
+            )
+        except IllegalTransition as exc:
+            # A lost race, deliberately dropped: `hydra-sigopt kill` abandoned the trial while its
+            # result was on the way, and a resumed sweep runs that suggestion again.
+            log.warning(
+                "Trial #%d's result arrived after the trial was abandoned (%s); it is dropped", outcome.number, exc
+            )
+            return None
+        crash_point("after_result")
+        if failed:
+            log.warning("Trial #%d failed: %s", outcome.number, outcome.reason)
+        self.count_finished(outcome.number, failed, values)
+        return JournaledResult(outcome, suggestion, values, failed)
+
+    def read_values(self, outcome: JobOutcome) -> tuple[tuple[MetricValue, ...], JobOutcome]:
+        """The metric values of a trial that returned, or its outcome as a failure, fit to be written.
+
+        Anything raised while reading the return value (a tensor's ``item()`` after a device
+        error) is that trial's failure: raised here it would stop the sweep, and every resume
+        would run the same point into the same crash.
+        """
+        values: tuple[MetricValue, ...] = ()
+        if outcome.ok:
+            try:
+                values = parse_result(outcome.value, self.definition.metrics)
+            except InvalidResult as exc:
+                outcome = dataclasses.replace(outcome, reason=str(exc), traceback=None)
+            except Exception as exc:
+                reason = f"reading the returned value raised {describe_error(exc)}"
+                outcome = dataclasses.replace(outcome, reason=reason, traceback=traceback.format_exc())
+        return values, self.fit_to_write(outcome)
+
+    def fit_to_write(self, outcome: JobOutcome) -> JobOutcome:
+        """The failure's reason and traceback without tokens, cut to a size the journal and log can hold."""
+        if outcome.reason is None:
+            return outcome
+        reason = shorten(redact(outcome.reason, *self.tokens), MAX_REASON_CHARS, outcome.full_log)
+        tb = outcome.traceback and shorten(
+            redact(outcome.traceback, *self.tokens), MAX_TRACEBACK_CHARS, outcome.full_log
+        )
+        return dataclasses.replace(outcome, reason=reason, traceback=tb)
+
+    # ------------------------------------------------------------------ posting
+
+    def post(self, numbers: Iterable[int]) -> None:
+        """Post journaled results to the engine, in this order."""
+        for number in numbers:
+            outcome, suggestion, values, failed = self.unposted[number]
+            self.observe(number, suggestion, values, failed)
+            del self.unposted[number]
+            if failed:
+                self.last_failure = outcome
+
+    def observe(self, number: int, suggestion: Suggestion, values: tuple[MetricValue, ...], failed: bool) -> None:
+        """Post one journaled result, then journal that it was posted.
+
+        Its metadata comes from its journal row: the same whether it is posted at once or by a
+        resumed sweep (job id, host, duration and a failure's reason included).
+        """
+        metadata = observation_metadata(self.journal.trial(number), self.runner_kind)
+        observation_id = self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata)
+        crash_point("after_observe")
+        self.journal.mark_observed(number, observation_id)
+
+    def post_before_stopping(self) -> None:
+        """Post journaled results while the sweep stops on another error, which must not be masked."""
+        for number, (_, suggestion, values, failed) in sorted(self.unposted.items()):
+            try:
+                self.observe(number, suggestion, values, failed)
+            except Exception as exc:  # the journal has the result: a resumed sweep posts it
+                log.warning("Trial #%d's result is not posted yet (%s); a resumed sweep posts it", number, exc)
+        self.unposted.clear()
+
+    # ------------------------------------------------------------------ counting
+
+    def count_finished(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
+        """Progress counts a finished trial (the scheduler counts it for the budget and failure policy)."""
+        metric = self.progress.metric
+        value = None
+        if not failed and metric is not None:
+            value = next((v.value for v in values if v.name == metric.name), None)
+            if not meets_constraints(values, self.definition.metrics):
+                value = None
+        self.progress.trial_finished(number, value, failed)

@@ -1,0 +1,255 @@
+"""Opening a sweep dir's journal, and resuming what it holds.
+
+:func:`locked_journal` takes the sweep dir's lock and creates the journal of a new sweep or opens
+an existing one, refusing a changed definition or backend. :func:`plan_resume` reads the journal
+into a :class:`ResumePlan` (what to replay into the engine, post, re-attach or re-run), without any
+effect; :class:`Resumption` starts the experiment and carries the plan out.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra_sigopt import __version__, sweepdir
+from hydra_sigopt.backends import Backend, PastObservation, Suggestion
+from hydra_sigopt.errors import JournalError
+from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
+from hydra_sigopt.journal import FAILED, FINISHED_STATES, PENDING, RUNNING, Journal, SweepLock, Trial, journal_path
+from hydra_sigopt.results import Results
+from hydra_sigopt.runners import TrialRunner
+from hydra_sigopt.scheduler import Scheduler
+
+log = logging.getLogger("hydra_sigopt")
+
+# ---------------------------------------------------------------------- opening the journal
+
+
+@contextmanager
+def locked_journal(
+    sweep_dir: Path, definition: ExperimentDefinition, backend_name: str, backend: Backend, command: Mapping[str, Any]
+) -> Iterator[Journal]:
+    """The sweep dir's journal (see :func:`open_journal`), with the sweep dir's lock held meanwhile."""
+    # The lock comes first: two sweepers starting at once must not both create a journal, nor
+    # two server experiments.
+    created_dir = sweepdir.missing_ancestor(sweep_dir)
+    lock = SweepLock(sweep_dir)
+    created_lock = not lock.path.exists()
+    lock.acquire()
+    try:
+        journal = open_journal(sweep_dir, definition, backend_name, backend, command)
+    except BaseException:
+        # Refused (a token, a changed definition, earlier results): leave the folder as it was.
+        lock.release()
+        if created_lock and not journal_path(sweep_dir).exists():
+            lock.path.unlink(missing_ok=True)
+            sweepdir.remove_created(sweep_dir, created_dir)
+        raise
+    try:
+        yield journal
+    finally:
+        lock.release()
+
+
+def open_journal(
+    sweep_dir: Path, definition: ExperimentDefinition, backend_name: str, backend: Backend, command: Mapping[str, Any]
+) -> Journal:
+    """The sweep dir's journal: resumed if it exists (and is this sweep's), else created."""
+    if journal_path(sweep_dir).exists():
+        journal = Journal.open(sweep_dir)
+        try:
+            _refuse_another_sweep(journal.meta(), sweep_dir, definition, backend_name)
+        except JournalError:
+            journal.close()
+            raise
+        return journal
+    sweepdir.refuse_earlier_results(sweep_dir)
+    # A new sweep: the experiment before the journal, so that a refused token or an unknown
+    # experiment id leaves no half-made sweep (locked_journal removes the folder it made).
+    experiment_id = backend.experiment_id or backend.start(definition)
+    return Journal.create(
+        sweep_dir,
+        {
+            "experiment_id": experiment_id,
+            "name": definition.name,
+            "backend": backend_name,
+            "identity": definition.identity(),
+            "fingerprint": definition.fingerprint(),
+            "observation_budget": definition.observation_budget,
+            "version": __version__,
+            "host": socket.gethostname(),
+            "command": dict(command),
+        },
+    )
+
+
+def _refuse_another_sweep(
+    stored: Mapping[str, Any], sweep_dir: Path, definition: ExperimentDefinition, backend_name: str
+) -> None:
+    """Raise unless the journal's sweep has this definition and backend."""
+    if stored.get("fingerprint") != definition.fingerprint():
+        changes = describe_identity_change(stored.get("identity", {}), definition.identity())
+        raise JournalError(
+            f"the sweep in {sweep_dir} was started with a different experiment definition: "
+            + "; ".join(changes or ["(definition differs)"])
+            + ". To start a new sweep instead, use another hydra.sweep.dir (Hydra's default makes a "
+            "new one per run); to continue this one, run it with its original search space and metrics."
+        )
+    if stored.get("backend") != backend_name:
+        raise JournalError(
+            f"the sweep in {sweep_dir} uses backend {stored.get('backend')!r}, not "
+            f"{backend_name!r}; set hydra.sweeper.backend={stored.get('backend')} to continue it"
+        )
+
+
+# ---------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What a resumed sweep does with the trials of its journal."""
+
+    #: Posted before the restart: replayed into the engine, counted.
+    observed: tuple[Trial, ...]
+    #: Finished before the restart, not posted: posted now.
+    to_post: tuple[Trial, ...]
+    #: Pending or running: re-attached to their job where it can be, else re-run.
+    in_flight: tuple[Trial, ...]
+    #: Whether the jobs were started by the launcher of this run (only then can they be re-attached).
+    same_launcher: bool
+
+    @property
+    def open_suggestion_ids(self) -> list[str]:
+        return [t.suggestion_id for t in self.in_flight if t.suggestion_id]
+
+
+def plan_resume(trials: Sequence[Trial], previous_launcher: str | None, launcher: str) -> ResumePlan:
+    return ResumePlan(
+        observed=tuple(t for t in trials if t.observed),
+        to_post=tuple(t for t in trials if t.state in FINISHED_STATES and not t.observed),
+        in_flight=tuple(t for t in trials if t.state in (PENDING, RUNNING)),
+        same_launcher=previous_launcher == launcher,
+    )
+
+
+def suggestion_of(trial: Trial) -> Suggestion:
+    return Suggestion(trial.suggestion_id or str(trial.number), trial.assignments)
+
+
+def past_observation(trial: Trial) -> PastObservation:
+    return PastObservation(
+        assignments=trial.assignments,
+        values=trial.values,
+        failed=trial.state == FAILED,
+        suggestion_id=trial.suggestion_id,
+    )
+
+
+# ---------------------------------------------------------------------- carrying it out
+
+
+class Resumption:
+    """Starts (or re-opens) the experiment and carries out a :class:`ResumePlan`: the engine, the
+    scheduler and the progress learn the past."""
+
+    def __init__(
+        self,
+        definition: ExperimentDefinition,
+        journal: Journal,
+        backend: Backend,
+        runner: TrialRunner,
+        scheduler: Scheduler,
+        results: Results,
+    ) -> None:
+        self.definition = definition
+        self.journal = journal
+        self.backend = backend
+        self.runner = runner
+        self.scheduler = scheduler
+        self.results = results
+
+    def start_or_resume(self, sweep_dir: Path) -> None:
+        """Start or re-open the experiment; resume the journal's trials, if it has any."""
+        trials = self.journal.trials()
+        meta = self.journal.meta()
+        experiment_id = self.backend.experiment_id or self.backend.start(
+            self.definition, resume_id=meta.get("experiment_id")
+        )
+        self.journal.set_meta(
+            experiment_id=experiment_id,
+            observation_budget=self.definition.observation_budget,
+            launcher=self.runner.kind,
+            submitit_folder=self.runner.submitit_folder,
+            api=self.backend.public_settings(),
+        )
+        self.scheduler.next_number = self.journal.next_number()
+        if trials:
+            log.info("Resuming the sweep in %s (%d trials in its journal)", sweep_dir, len(trials))
+            self.carry_out(plan_resume(trials, meta.get("launcher"), self.runner.kind))
+            progress = self.results.progress
+            progress.done_at_start = progress.done
+        self._log_start(sweep_dir)
+
+    def _log_start(self, sweep_dir: Path) -> None:
+        log.info(
+            "SigOpt sweep '%s': backend %s (experiment %s), budget %d, parallel_bandwidth %d, scheduler %s",
+            self.definition.name,
+            self.backend.name,
+            self.backend.experiment_id,
+            self.definition.observation_budget,
+            self.definition.parallel_bandwidth,
+            self.runner.describe(),
+        )
+        log.info("Sweep dir: %s", sweep_dir)
+        for line in self.definition.space.describe():
+            log.info("  %s", line)
+
+    def carry_out(self, plan: ResumePlan) -> None:
+        self.backend.restore([past_observation(t) for t in plan.observed], open_suggestion_ids=plan.open_suggestion_ids)
+        for t in plan.observed:
+            self._count(t)
+        for t in plan.to_post:
+            log.info("Trial #%d finished before the restart; posting its observation now", t.number)
+            self.results.observe(t.number, suggestion_of(t), t.values, t.state == FAILED)
+            self._count(t)
+        for t in plan.in_flight:
+            self._reattach_or_rerun(t, plan.same_launcher)
+
+    def _count(self, trial: Trial) -> None:
+        self.results.count_finished(trial.number, trial.state == FAILED, trial.values)
+        self.scheduler.count_finished(trial.state == FAILED)
+
+    def _reattach_or_rerun(self, trial: Trial, same_launcher: bool) -> None:
+        job_id = trial.job_id or (self._unjournaled_job(trial) if same_launcher else None)
+        if job_id and same_launcher and self.runner.reattach(trial.number, job_id):
+            log.info("Trial #%d: re-attached to job %s, still running or finished since", trial.number, job_id)
+            if job_id != trial.job_id:
+                self.journal.mark_running([trial.number], [job_id])
+            self.scheduler.adopt(trial.number, suggestion_of(trial))
+            return
+        why = self._why_lost(trial, same_launcher)
+        log.info("Trial #%d is re-run under a new job number: %s", trial.number, why)
+        self.journal.mark_abandoned(trial.number, f"re-run after restart: {why}")
+        self.scheduler.reruns.append((trial.number, suggestion_of(trial)))  # a SigOpt server keeps it open for it
+
+    def _unjournaled_job(self, trial: Trial) -> str | None:
+        """The job of a pending trial whose submission the journal missed (a crash right after it)."""
+        if trial.state != PENDING:
+            return None
+        known = {t.job_id for t in self.journal.trials() if t.job_id}
+        job_id = self.runner.find_job(trial.number, trial.overrides, known)
+        if job_id is not None:
+            log.info("Trial #%d: found its job %s, submitted just before the sweeper stopped", trial.number, job_id)
+        return job_id
+
+    def _why_lost(self, trial: Trial, same_launcher: bool) -> str:
+        if trial.state == PENDING:
+            return "its job never started (the sweeper stopped before submitting it)"
+        if trial.job_id and same_launcher and self.runner.submitit_folder is not None:
+            return f"its job {trial.job_id} is gone without a result (ended, killed, or unknown to {self.runner.kind})"
+        return f"it ran inside the stopped sweeper process ({self.runner.describe()} cannot re-attach)"

@@ -1,0 +1,72 @@
+"""The contract between the sweep loop and whatever runs its trials."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+
+from hydra_sigopt.runners.outcome import JobOutcome
+
+
+class TrialRunner(ABC):
+    """Runs trials; the sweep loop asks it to start trials and waits for outcomes.
+
+    Contract: every trial :meth:`start` accepted (or :meth:`reattach` adopted) is reported by
+    :meth:`wait` exactly once, as one :class:`JobOutcome`, unless :meth:`cancel_all` cancelled it.
+    """
+
+    #: Whether trials start one by one as slots free up (else in blocking batches).
+    asynchronous: bool = False
+    #: Where jobs run: "local" or "slurm" for submitit, else the launcher's class name.
+    kind: str = "unknown"
+    #: Whether the launcher itself logs each trial's overrides (Hydra's launchers do in launch()).
+    logs_each_trial: bool = False
+    #: The submitit folder pattern of the jobs, where there is one.
+    submitit_folder: str | None = None
+
+    @abstractmethod
+    def start(self, number: int, overrides: Sequence[str]) -> str | None:
+        """Start (or queue) one trial; return its job id once known.
+
+        An asynchronous runner returns None when the cluster refused the job for now; it then
+        submits it again itself and reports it through :meth:`started_late`.
+        """
+
+    @abstractmethod
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        """Outcomes of trials that ended; may return none when ``timeout`` passes first."""
+
+    def started_late(self) -> list[tuple[int, str]]:
+        """Trials whose job :meth:`start` could not submit at once and :meth:`wait` submitted since:
+        (number, job id), each reported once. Only asynchronous runners defer a start."""
+        return []
+
+    @abstractmethod
+    def running(self) -> list[int]:
+        """Numbers of trials started and not yet reported by :meth:`wait`."""
+
+    def waiting(self) -> list[int]:
+        """Numbers of started trials whose job waits for the cluster rather than runs (a subset of :meth:`running`)."""
+        return []
+
+    def reattach(self, number: int, job_id: str) -> bool:
+        """Adopt a job started by an earlier sweeper process; False where this runner cannot."""
+        return False
+
+    def find_job(self, number: int, overrides: Sequence[str], known_job_ids: Collection[str]) -> str | None:
+        """The id of a job started for this trial that the journal does not know (the sweeper
+        died between starting it and journaling its id), where this runner can tell; else None."""
+        return None
+
+    def cancel_all(self) -> list[int]:
+        """Cancel running trials where possible; return their numbers."""
+        return []
+
+    def keep_warm(self, trials_left: int) -> None:
+        """Have jobs started ahead for up to ``trials_left`` trials, where this runner does that."""
+
+    def close(self) -> None:
+        """Release what the runner holds beyond the trials (warm jobs); running trials stay. Never raises."""
+
+    def describe(self) -> str:
+        return type(self).__name__

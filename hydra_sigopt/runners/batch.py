@@ -1,0 +1,56 @@
+"""Synchronous batches through ``Launcher.launch``: works with every Hydra launcher."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from hydra_sigopt.runners.base import TrialRunner
+from hydra_sigopt.runners.outcome import JobOutcome, describe_error, outcome_from_job_return
+
+
+class BatchRunner(TrialRunner):
+    """Queues the trials of a batch, then runs them all in one blocking ``launch()`` call."""
+
+    def __init__(self, launcher: Any) -> None:
+        self.launcher = launcher
+        self.kind = type(launcher).__name__
+        self.logs_each_trial = True
+        self._queued: list[tuple[int, list[str]]] = []
+
+    def start(self, number: int, overrides: Sequence[str]) -> str | None:
+        if self._queued and number != self._queued[-1][0] + 1:
+            raise ValueError("a batch's job numbers must be consecutive")
+        self._queued.append((number, list(overrides)))
+        return None
+
+    def running(self) -> list[int]:
+        return [n for n, _ in self._queued]
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        if not self._queued:
+            return []
+        batch, self._queued = self._queued, []
+        first = batch[0][0]
+        started = time.time()
+        try:
+            returns = self.launcher.launch([o for _, o in batch], initial_job_idx=first)
+        except Exception as exc:  # e.g. submitit's UncompletedJobError: the batch's results are lost
+            tb = traceback.format_exc()
+            reason = f"the launcher lost the batch: {describe_error(exc)}"
+            return [
+                JobOutcome(n, False, error=exc, reason=reason, traceback=tb, started_at=started, ended_at=time.time())
+                for n, _ in batch
+            ]
+        outcomes = [outcome_from_job_return(n, ret) for (n, _), ret in zip(batch, returns)]
+        missing = [n for n, _ in batch[len(returns) :]]
+        outcomes += [
+            JobOutcome(n, False, reason="the launcher returned no result for this job", ended_at=time.time())
+            for n in missing
+        ]
+        return outcomes
+
+    def describe(self) -> str:
+        return f"batch (synchronous, through {type(self.launcher).__name__}.launch)"

@@ -1,0 +1,93 @@
+"""Reading a submitit job's files: the trial it runs, its result, or a one-line reason why there is none."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+from typing import Any
+
+from hydra_sigopt.runners.outcome import describe_error
+
+log = logging.getLogger(__name__)
+
+
+def read_result(job: Any) -> Any:
+    """A finished job's return value, or its exception raised; never waits for the job to exit.
+
+    ``Job.result()`` first waits until submitit considers the job done, in steps of one second,
+    and a local job is done only once its controller process has exited.
+    """
+    if not job.paths.result_pickle.exists():
+        return job.result()  # no result: submitit says why (after the runner's grace)
+    from submitit.core.utils import FailedJobError
+
+    outcome, value = job._get_outcome_and_result()
+    if outcome == "error":
+        raise FailedJobError(f"Job (task=0) failed during processing with trace:\n{value}")
+    return value
+
+
+def death_reason(job: Any, exc: BaseException) -> str:
+    """A complete one-line reason for a job whose result could not be had: how it ended (Slurm's state
+    and exit code where known) and where its log is."""
+    from submitit.core.utils import FailedJobError
+
+    lines = describe_error(exc).partition(": ")[2].strip().splitlines()
+    if isinstance(exc, FailedJobError):  # the job's own traceback: its last line says what failed
+        return f"job {job.job_id} failed outside the task: {lines[-1] if lines else ''}"
+    if job.paths.result_pickle.exists():
+        return f"the result of job {job.job_id} could not be read: {describe_error(exc)}"
+    state, exit_code = _end(job)
+    reason = f"job {job.job_id} ended without a result"
+    if state and state not in ("UNKNOWN", "FINISHED", "COMPLETED"):
+        reason += f" (state {state}{f' {exit_code}' if exit_code else ''})"
+    if state == "TIMEOUT":
+        # Slurm killed it at its limit: the task did not end on submitit's pre-timeout signal (a
+        # signal arriving while another handler logs is lost inside logging, seen here).
+        reason = f"TIMEOUT: time limit reached (hydra.launcher.timeout_min), {reason}"
+    return f"{reason}; its log: {job.paths.stderr}"
+
+
+def _end(job: Any) -> tuple[str | None, str | None]:
+    """The job's final state and, on Slurm, its exit code (``3:0``: exit status 3; ``0:9``: signal 9)."""
+    if hasattr(job, "watcher") and _is_slurm(job):
+        from hydra_sigopt.runners.slurm import sacct_end
+
+        end = sacct_end(str(job.job_id))
+        if end is not None:
+            return end
+    state = _state(job)
+    return (state.split(" ")[0] if state else None), None
+
+
+def _is_slurm(job: Any) -> bool:
+    return type(job).__name__ == "SlurmJob"
+
+
+def _state(job: Any) -> str | None:
+    """The job's state as Slurm's accounting (or submitit's local bookkeeping) has it, if known."""
+    try:
+        return str(job.watcher.get_state(job.job_id, mode="force") if hasattr(job, "watcher") else job.state)
+    except Exception:
+        return None
+
+
+def trial_of_job(submitted_pickle: Path) -> tuple[int, list[str]] | None:
+    """(number, overrides) of the trial a job was submitted to run, from submitit's pickle of its call.
+
+    A trial's job calls the launcher with (overrides, "hydra.sweep.dir", number, ...); a warm job
+    calls a :class:`~hydra_sigopt.warm.WarmJob`, whose claim file names the trial it was given.
+    """
+    from hydra_sigopt.warm import WarmJob, read_claim
+
+    try:
+        with open(submitted_pickle, "rb") as f:
+            call = pickle.load(f)
+        if isinstance(call.function, WarmJob):
+            claim = read_claim(Path(call.function.claim_path)) or {}
+            return (int(claim["number"]), list(claim["overrides"])) if "number" in claim else None
+        return int(call.args[2]), list(call.args[0])
+    except Exception as exc:  # another tool's job, a file being written: not a trial of this sweep
+        log.debug("could not read %s: %s", submitted_pickle, exc)
+        return None

@@ -1,0 +1,103 @@
+"""The submitit executor for hydra-submitit-launcher's launchers, built as the launcher builds it.
+
+Mirrors ``BaseSubmititLauncher.launch`` of hydra-submitit-launcher 1.2.0 (pinned in setup.py);
+tests/test_launcher_internals.py checks it against the real class, so an upgrade that changes
+the launcher's internals fails there and not in a user's sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SUBMITIT_LAUNCHER_CLASSES = ("LocalLauncher", "SlurmLauncher")
+# Fields of hydra-submitit-launcher 1.2.0's BaseQueueConf: passed to submitit under their own
+# name; the launcher's other fields get the cluster prefix (``slurm_partition``).
+BASE_QUEUE_KEYS = frozenset(
+    {
+        "submitit_folder",
+        "timeout_min",
+        "cpus_per_task",
+        "gpus_per_node",
+        "tasks_per_node",
+        "mem_gb",
+        "nodes",
+        "name",
+        "stderr_to_stdout",
+    }
+)
+# Launcher fields that go to the executor's constructor, not to update_parameters.
+_INIT_KEYS = frozenset({"max_num_timeout", "submitit_folder"})
+
+
+def is_submitit_launcher(launcher: Any) -> bool:
+    """Whether ``launcher`` is hydra-submitit-launcher's local or Slurm launcher."""
+    cls = type(launcher)
+    return cls.__module__.startswith("hydra_plugins.hydra_submitit_launcher") and any(
+        c.__name__ in SUBMITIT_LAUNCHER_CLASSES for c in cls.__mro__
+    )
+
+
+def make_executor(launcher: Any) -> Any:
+    """A ``submitit.AutoExecutor`` with the launcher's parameters, as its ``launch()`` would make it."""
+    import submitit
+
+    cluster = launcher._EXECUTOR
+    params = dict(launcher.params)
+    init_params: dict[str, Any] = {"folder": params["submitit_folder"]}
+    if "max_num_timeout" in params:
+        init_params[f"{cluster}_max_num_timeout"] = params["max_num_timeout"]
+    executor = submitit.AutoExecutor(cluster=cluster, **init_params)
+    executor.update_parameters(
+        **{(k if k in BASE_QUEUE_KEYS else f"{cluster}_{k}"): v for k, v in params.items() if k not in _INIT_KEYS}
+    )
+    if cluster == "local":
+        # submitit spaces submissions 0.2 s apart to spare a cluster's scheduler; starting a local
+        # process needs no such care, and the pause would delay refilling a second freed slot.
+        executor._executor._throttling = 0.0  # type: ignore[attr-defined]
+    return executor
+
+
+def check_time_limits(launcher: Any) -> None:
+    """Refuse a Slurm time limit that leaves no time before submitit's pre-timeout signal.
+
+    Slurm sends the signal ``signal_delay_s`` before the limit (the launcher's default is 120 s):
+    with ``timeout_min`` 2 or less it comes as the job starts, and every trial ends as timed out.
+    """
+    from hydra_sigopt.errors import ConfigError
+
+    params = dict(launcher.params)
+    if "signal_delay_s" not in params or not params.get("timeout_min"):
+        return  # the local launcher: no pre-timeout signal
+    limit_s = float(params["timeout_min"]) * 60
+    delay_s = float(params["signal_delay_s"])
+    if delay_s >= limit_s:
+        raise ConfigError(
+            "hydra.launcher.signal_delay_s",
+            f"{params['signal_delay_s']} s is not shorter than the time limit hydra.launcher.timeout_min="
+            f"{params['timeout_min']} ({limit_s:.0f} s): Slurm would send the pre-timeout signal as each job "
+            f"starts and every trial would end as timed out. Set signal_delay_s well below {limit_s:.0f} "
+            f"(for example {max(1, int(limit_s // 4))}), or a longer timeout_min",
+        )
+    if limit_s - delay_s < 60:
+        log.warning(
+            "Trials get %.0f s before Slurm's pre-timeout signal (hydra.launcher.timeout_min=%s, signal_delay_s=%s)",
+            limit_s - delay_s,
+            params["timeout_min"],
+            params["signal_delay_s"],
+        )
+
+
+def pre_timeout_reason(launcher: Any, reason: str) -> str:
+    """The reason of a trial submitit ended on the pre-timeout signal with no requeue left, saying so."""
+    params = dict(launcher.params)
+    if "signal_delay_s" not in params:
+        return f"TIMEOUT: time limit reached (hydra.launcher.timeout_min={params.get('timeout_min')}): {reason}"
+    return (
+        f"TIMEOUT: time limit reached: Slurm's pre-timeout signal came {params['signal_delay_s']} s before "
+        f"the limit (hydra.launcher.timeout_min={params.get('timeout_min')}, signal_delay_s="
+        f"{params['signal_delay_s']}) and no requeue was left (max_num_timeout={params.get('max_num_timeout', 0)}): "
+        f"{reason}"
+    )

@@ -1,0 +1,422 @@
+"""One submitit job per trial, submitted without blocking, polled until done.
+
+Builds the executor the way ``BaseSubmititLauncher.launch`` does (:mod:`.executor`) and submits
+the launcher object itself, so each job runs exactly what Hydra's launcher would have run.
+Each trial's job is one :class:`_TrackedJob`; warm jobs live in a :class:`~.warm_pool.WarmPool`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+import traceback
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra_sigopt.processes import local_job_running
+from hydra_sigopt.runners.base import TrialRunner
+from hydra_sigopt.runners.cancel import cancel_jobs
+from hydra_sigopt.runners.ended_job import death_reason, read_result, trial_of_job
+from hydra_sigopt.runners.executor import make_executor, pre_timeout_reason
+from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
+from hydra_sigopt.runners.slurm import (
+    DIED_STATES,
+    WAITING_STATES,
+    is_transient_refusal,
+    pending_reasons,
+    slurm_knows_job,
+)
+from hydra_sigopt.runners.warm_pool import WarmPool
+from hydra_sigopt.warm import max_wait_for
+
+log = logging.getLogger(__name__)
+
+#: Pauses between tries of a submission the cluster refused for now (a controller restarting or
+#: failing over): doubling from the first, at most the last; given up after SUBMIT_RETRY_LIMIT_S.
+SUBMIT_RETRY_FIRST_S = 2.0
+SUBMIT_RETRY_MAX_S = 30.0
+SUBMIT_RETRY_LIMIT_S = 600.0
+
+
+@dataclass
+class _TrackedJob:
+    """One trial's submitit job and what the runner has learnt about it."""
+
+    job: Any
+    #: Wall time of the submission (or re-attachment): the start reported for a job that died.
+    submitted_at: float
+    #: Started by an earlier sweeper process (a local one is then judged by its pid, see _done).
+    reattached: bool = False
+    #: Clock time at which it was first seen ended without a result file (see _ready).
+    dead_since: float | None = None
+    #: A re-attached Slurm job that submitit cannot find: clock time Slurm was last asked about it.
+    slurm_asked_at: float | None = None
+    #: Slurm no longer knows it (neither queue nor accounting): it ended without a result.
+    forgotten: bool = False
+    #: Its Slurm state when last looked at ("PENDING", "RUNNING", ...), since when, and whether
+    #: that state was logged (a first short wait in the queue is not worth a line).
+    state: str | None = None
+    state_since: float = 0.0
+    state_logged: bool = False
+
+
+@dataclass
+class _Refusals:
+    """The cluster refuses submissions for now: since when, why, and when to try again."""
+
+    since: float
+    reason: str
+    tries: int = 1
+    next_try_at: float = 0.0
+
+    def pause(self) -> float:
+        """Seconds until the next try: doubling from the first, capped."""
+        return float(min(SUBMIT_RETRY_MAX_S, SUBMIT_RETRY_FIRST_S * 2 ** (self.tries - 1)))
+
+
+class SubmititRunner(TrialRunner):
+    """One submitit job per trial, on hydra-submitit-launcher's local or Slurm executor."""
+
+    asynchronous = True
+
+    def __init__(
+        self,
+        launcher: Any,
+        poll_interval: float | None = None,
+        state_check_interval: float = 2.0,
+        warm_jobs: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        from submitit.core.utils import JobPaths
+
+        self.launcher = launcher
+        self.cluster: str = launcher._EXECUTOR
+        self.kind = self.cluster
+        # How often finished jobs are looked for: locally a stat per job (cheap, and each 10 ms
+        # here is 10 ms of an idle slot); on Slurm a stat of a shared file system per job, for
+        # jobs that run minutes or hours.
+        self.poll_interval = poll_interval or (0.5 if self.cluster == "slurm" else 0.02)
+        # How often Slurm's accounting is asked for every job's state (one sacct call for all of
+        # them, see wait): a job that died is noticed within this plus dead_grace_s.
+        self.state_check_interval = state_check_interval
+        self.clock, self.sleep = clock, sleep
+        self.executor = make_executor(launcher)
+        self.submitit_folder = str(launcher.params["submitit_folder"])
+        claims_dir = Path(JobPaths.get_first_id_independent_folder(self.executor.folder)) / "warm"
+        max_wait_s = max_wait_for(launcher.params.get("timeout_min"))
+        self.warm = WarmPool(self.executor, launcher, warm_jobs, claims_dir, max_wait_s, clock)
+        # How long a job that ended without a result file may still produce one (shared file systems
+        # lag); a job Slurm reports cancelled, failed or killed wrote all it will write already.
+        self.result_grace_s = 15.0 if self.cluster == "slurm" else 1.0
+        self.dead_grace_s = 1.0
+        # How long a new job waits in the queue before the log says so (and why).
+        self.queue_note_s = 30.0
+        # How often a re-attached job that submitit cannot find is asked about again.
+        self.unknown_recheck_s = 60.0
+        self._jobs: dict[int, _TrackedJob] = {}
+        # Trials whose submission waits for the cluster to accept jobs again, in start order.
+        self._deferred: dict[int, list[str]] = {}
+        self._refusals: _Refusals | None = None
+        self._started_late: list[tuple[int, str]] = []
+        self._last_forced_check = -math.inf
+
+    # ------------------------------------------------------------------ starting
+
+    def start(self, number: int, overrides: Sequence[str]) -> str | None:
+        """Submit the trial's job (or hand it to a warm job); None when the cluster refuses jobs for
+        now: it is submitted again while :meth:`wait` runs, and reported by :meth:`started_late`."""
+        job = self.warm.take(number, overrides)
+        if job is None and self._refusals is not None:
+            self._deferred[number] = list(overrides)  # behind the trials already waiting
+            return None
+        if job is None:
+            try:
+                job = self._submit(number, overrides)
+            except Exception as exc:
+                self._refused(exc)
+                self._deferred[number] = list(overrides)
+                return None
+        self._jobs[number] = _TrackedJob(job, submitted_at=time.time())
+        return str(job.job_id)
+
+    def started_late(self) -> list[tuple[int, str]]:
+        """Trials submitted by :meth:`wait` after the cluster refused them for a while: (number, job id)."""
+        late, self._started_late = self._started_late, []
+        return late
+
+    def _submit(self, number: int, overrides: Sequence[str]) -> Any:
+        from hydra.core.singleton import Singleton
+
+        job = self.executor.submit(
+            self.launcher, list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state()
+        )
+        self.warm.cold_job_started()
+        return job
+
+    def _refused(self, exc: Exception) -> None:
+        """Note a refused submission: raise it when it will not pass (or passed the limit), else plan the next try."""
+        refusals = self._refusals
+        if not is_transient_refusal(str(exc)) or (
+            refusals is not None and self.clock() - refusals.since >= SUBMIT_RETRY_LIMIT_S
+        ):
+            raise exc
+        if refusals is None:
+            refusals = self._refusals = _Refusals(self.clock(), str(exc))
+        else:
+            refusals.tries += 1
+        refusals.next_try_at = self.clock() + refusals.pause()
+        log.warning(
+            "The cluster refuses jobs for now (%s); trying again in %.0f s (refused for %.0f s, gives up after %.0f s)",
+            _last_line(str(exc)),
+            refusals.pause(),
+            self.clock() - refusals.since,
+            SUBMIT_RETRY_LIMIT_S,
+        )
+
+    def _retry_deferred(self) -> bool:
+        """Submit the waiting trials in order once a try is due; True if one went through."""
+        if self._refusals is None or self.clock() < self._refusals.next_try_at:
+            return False
+        submitted = False
+        for number, overrides in list(self._deferred.items()):
+            try:
+                job = self._submit(number, overrides)
+            except Exception as exc:
+                self._refused(exc)  # the rest wait for the next try
+                return submitted
+            del self._deferred[number]
+            self._jobs[number] = _TrackedJob(job, submitted_at=time.time())
+            self._started_late.append((number, str(job.job_id)))
+            log.info("Trial #%d: job %s submitted after %.0f s of refusals", number, job.job_id, self._refused_for())
+            submitted = True
+        self._refusals = None
+        return submitted
+
+    def _refused_for(self) -> float:
+        return 0.0 if self._refusals is None else self.clock() - self._refusals.since
+
+    def reattach(self, number: int, job_id: str) -> bool:
+        import submitit
+
+        job: Any
+        if self.cluster == "slurm":
+            job = submitit.SlurmJob(folder=self.executor.folder, job_id=job_id)
+            # A job Slurm no longer knows (accounting purged, another cluster) would be waited on for
+            # ever: submitit counts an unknown state as not done. With no result either, re-run it.
+            if not job.paths.result_pickle.exists() and not slurm_knows_job(job):
+                return False
+        else:
+            job = submitit.LocalJob(folder=self.executor.folder, job_id=job_id)
+            # A local job dies with its sweeper's process group (Ctrl-C in the terminal, a lost
+            # SSH session): with no process and no result there is nothing to wait for; re-run it.
+            if not job.paths.result_pickle.exists() and not local_job_running(job_id, self.submitit_folder):
+                return False
+        asked_at = self.clock() if self.cluster == "slurm" else None
+        self._jobs[number] = _TrackedJob(job, submitted_at=time.time(), reattached=True, slurm_asked_at=asked_at)
+        return True
+
+    def find_job(self, number: int, overrides: Sequence[str], known_job_ids: Collection[str]) -> str | None:
+        """The job of trial ``number`` among the job folders of jobs not in ``known_job_ids``.
+
+        For a trial the journal has no job id for: the sweeper died between submitting its job
+        and journaling the id, and the job may run on. submitit keeps each job's call in its
+        folder; a warm job's trial is in its claim file.
+        """
+        from submitit.core.utils import JobPaths
+
+        root = Path(JobPaths.get_first_id_independent_folder(self.executor.folder))
+        wanted = (number, list(overrides))
+        for pickle_path in sorted(root.glob("*/*_submitted.pkl")):
+            job_id = pickle_path.name.removesuffix("_submitted.pkl")
+            if job_id not in known_job_ids and trial_of_job(pickle_path) == wanted:
+                return job_id
+        return None
+
+    def keep_warm(self, trials_left: int) -> None:
+        self.warm.keep_warm(trials_left)
+
+    def running(self) -> list[int]:
+        return sorted([*self._jobs, *self._deferred])
+
+    def waiting(self) -> list[int]:
+        """Trials whose job waits for the cluster (queued, requeued, held, or not yet accepted)."""
+        queued = [n for n, tracked in self._jobs.items() if tracked.state in WAITING_STATES]
+        return sorted([*queued, *self._deferred])
+
+    def _note_states(self) -> None:
+        """Log what a trial's job waits for: a requeue or hold at once, a first wait in the queue once
+        it lasts ``queue_note_s``, and the start that ends a logged wait."""
+        if self.cluster != "slurm":
+            return
+        due = {n: t for n, t in self._jobs.items() if self._worth_a_line(t)}
+        reasons = pending_reasons([str(t.job.job_id) for t in due.values() if t.state in WAITING_STATES])
+        for number, tracked in due.items():
+            tracked.state_logged = True
+            state, reason = str(tracked.state).lower(), reasons.get(str(tracked.job.job_id))
+            waited = self.clock() - tracked.state_since
+            if tracked.state in WAITING_STATES and waited >= 1:
+                state += f" for {waited:.0f} s"
+            log.info("Trial #%d: job %s %s%s", number, tracked.job.job_id, state, f" ({reason})" if reason else "")
+
+    def _worth_a_line(self, tracked: _TrackedJob) -> bool:
+        """Update the job's known state; whether it is now worth logging."""
+        state = str(tracked.job.state).split(" ")[0]
+        if state in ("UNKNOWN", "COMPLETED", "FINISHED", *DIED_STATES):
+            return False  # the end of a job is reported with its outcome
+        previous, waited_long = tracked.state, tracked.state_logged
+        if state != previous:
+            tracked.state, tracked.state_since, tracked.state_logged = state, self.clock(), False
+            if state == "RUNNING":
+                return waited_long  # the end of a wait that was logged
+            return previous is not None  # requeued, held, suspended: at once
+        return (
+            state in WAITING_STATES
+            and not tracked.state_logged
+            and self.clock() - tracked.state_since >= self.queue_note_s
+        )
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        deadline = self.clock() + timeout
+        while True:
+            # One forced sacct call refreshes every job (submitit's watcher otherwise backs off to
+            # minutes, which would leave a cancelled job's slot empty that long).
+            force = self.clock() - self._last_forced_check >= self.state_check_interval
+            if force:
+                self._last_forced_check = self.clock()
+            submitted = self._retry_deferred()
+            jobs = list(self._jobs.items())
+            finished = [n for i, (n, tracked) in enumerate(jobs) if self._ready(tracked, force and i == 0)]
+            if force:
+                self._note_states()  # with the states just refreshed
+            if finished or submitted or self._nothing_to_wait_for(deadline):
+                return [self._collect(n) for n in finished]
+            self.sleep(min(self.poll_interval, max(0.0, deadline - self.clock())))
+
+    def _nothing_to_wait_for(self, deadline: float) -> bool:
+        return (not self._jobs and not self._deferred) or self.clock() >= deadline or self.warm.due()
+
+    def _ready(self, tracked: _TrackedJob, force: bool) -> bool:
+        """Done, and its result is there or will not come (without blocking the loop to find out)."""
+        # The result file is written under a temporary name and renamed: once it exists the trial
+        # is over, even while submitit's controller is still tidying up (a local controller takes
+        # a further 0.1-0.2 s to exit).
+        job = tracked.job
+        if job.paths.result_pickle.exists():
+            return True
+        if not self._done(tracked, force):
+            tracked.dead_since = None  # back to running (e.g. requeued)
+            return False
+        if job.paths.result_pickle.exists():
+            return True
+        # submitit waits up to _results_timeout_s for a late result file inside result(); wait that
+        # grace here instead, so that one dead job does not stall the refilling of the other slots.
+        if tracked.dead_since is None:
+            tracked.dead_since = self.clock()
+        if self.clock() - tracked.dead_since < self._grace(tracked):
+            return False
+        job._results_timeout_s = 0
+        return True
+
+    def _grace(self, tracked: _TrackedJob) -> float:
+        """How long an ended job without a result file is given to produce one."""
+        if self.cluster == "slurm" and str(tracked.job.state).split(" ")[0] in DIED_STATES:  # "CANCELLED by 0"
+            return self.dead_grace_s
+        return self.result_grace_s
+
+    def _done(self, tracked: _TrackedJob, force: bool) -> bool:
+        """Whether a job has ended; a re-attached local job is judged by its pid and result file."""
+        job = tracked.job
+        if tracked.reattached and self.cluster != "slurm":
+            return job.paths.result_pickle.exists() or not local_job_running(job.job_id, self.submitit_folder)
+        if job.done(force_check=force):
+            return True
+        return tracked.slurm_asked_at is not None and self._forgotten_by_slurm(tracked)
+
+    def _forgotten_by_slurm(self, tracked: _TrackedJob) -> bool:
+        """Whether Slurm no longer knows a re-attached job (asked at most every ``unknown_recheck_s``).
+
+        submitit counts a job it cannot find as running: one Slurm forgot (accounting purged, and
+        squeue failing when the sweep re-attached) would be waited for forever.
+        """
+        if tracked.job.state != "UNKNOWN":
+            tracked.slurm_asked_at = None  # Slurm reports it: submitit will see it end
+            return False
+        assert tracked.slurm_asked_at is not None
+        if self.clock() - tracked.slurm_asked_at < self.unknown_recheck_s:
+            return False
+        tracked.slurm_asked_at = self.clock()
+        tracked.forgotten = not slurm_knows_job(tracked.job)
+        return tracked.forgotten
+
+    def _collect(self, number: int) -> JobOutcome:
+        """The outcome of a finished job; a job that died without a result is a failure."""
+        tracked = self._jobs.pop(number)
+        job = tracked.job
+        job_id = str(job.job_id)
+        try:
+            if tracked.forgotten and not job.paths.result_pickle.exists():
+                # Not job.result(): it waits until submitit sees the job end, which it never will.
+                raise RuntimeError("neither Slurm's queue nor its accounting knows this job any more")
+            ret = read_result(job)
+        except Exception as exc:
+            return JobOutcome(
+                number,
+                False,
+                error=exc,
+                reason=death_reason(job, exc),
+                traceback=traceback.format_exc(),
+                started_at=tracked.submitted_at,
+                ended_at=time.time(),
+                job_id=job_id,
+                full_log=str(job.paths.stderr),
+            )
+        outcome = outcome_from_job_return(number, ret, job_id=job_id)
+        if not outcome.ok and "timed-out" in (outcome.reason or ""):
+            # submitit raises inside the task when the time-limit signal arrives and no requeue is left.
+            outcome = dataclasses.replace(outcome, reason=pre_timeout_reason(self.launcher, outcome.reason or ""))
+        return outcome
+
+    # ------------------------------------------------------------------ stopping
+
+    def cancel_all(self) -> list[int]:
+        self.close()
+        numbers = sorted(self._jobs)
+        cancel_jobs(self.cluster, [str(self._jobs[n].job.job_id) for n in numbers], self.submitit_folder)
+        deferred, self._deferred = sorted(self._deferred), {}  # never submitted: nothing to cancel
+        return sorted([*numbers, *deferred])
+
+    def close(self) -> None:
+        self.warm.close()
+
+    def describe(self) -> str:
+        return f"async (one submitit '{self.cluster}' job per trial)"
+
+
+class SubmititBatchRunner(SubmititRunner):
+    """Synchronous batches on submitit that still keep each job's result apart.
+
+    ``launch()`` loses a whole batch when one job dies; submitting per job and waiting for all
+    turns a dead job into one failed trial.
+    """
+
+    asynchronous = False
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        outcomes: list[JobOutcome] = []
+        while self._jobs or self._deferred:
+            outcomes += super().wait(timeout=self.poll_interval * 4)
+        return outcomes
+
+    def describe(self) -> str:
+        return f"batch (synchronous batches of submitit '{self.cluster}' jobs)"
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of a command's error output (sbatch's own message)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text

@@ -1,0 +1,102 @@
+"""What runs inside a trial's job: the app's task, timed, with every way it can fail made a failure.
+
+:class:`TimedTask` wraps the app's task function (the plugin hands it to Hydra's launcher); it is
+pickled into submitit jobs, so it stays a small class with no reference to the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, TrialResult, describe_error
+
+log = logging.getLogger(__name__)
+
+
+class TaskExit(RuntimeError):
+    """The task called ``sys.exit()``: that trial's failure, not the end of the sweep."""
+
+
+class TimedTask:
+    """Wraps the app's task function to record each trial's start, end and host.
+
+    Also makes every way the task can fail an exception Hydra's ``run_job`` turns into a failed
+    job (``sys.exit()`` included), and keeps the whole traceback in the trial's job dir.
+    A class, not a closure, so that submitit can pickle it into the job.
+    """
+
+    def __init__(self, task_function: Callable[[Any], Any]) -> None:
+        self.task_function = task_function
+        self.__name__ = getattr(task_function, "__name__", "task")
+
+    def __call__(self, cfg: Any) -> TrialResult:
+        from hydra_sigopt.crashpoints import crash_point
+
+        started = time.time()
+        crash_point("in_task")
+        try:
+            value = self._run(cfg)
+            if _in_submitit_job():
+                _check_picklable(value)
+        except Exception:
+            _keep_full_traceback(traceback.format_exc())
+            raise
+        return TrialResult(value, started, time.time(), socket.gethostname())
+
+    def _run(self, cfg: Any) -> Any:
+        try:
+            return self.task_function(cfg)
+        except SystemExit as exc:
+            # Hydra's run_job catches Exception only: in-process, SystemExit would end the sweeper
+            # with the task's exit code and leave the trial running in the journal.
+            if _raised_by_submitit(exc):
+                raise  # the job exits to be requeued (time-out or preemption signal): not a failure
+            code = "" if exc.code is None else repr(exc.code)
+            raise TaskExit(f"the task called sys.exit({code})") from exc
+
+
+def _raised_by_submitit(exc: SystemExit) -> bool:
+    """Whether submitit's handler of a time-out or preemption signal raised it, to end the job it requeued."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("submitit.")
+
+
+def _in_submitit_job() -> bool:
+    """Whether this process is a submitit job (whose return value is pickled back to the sweeper)."""
+    return "SUBMITIT_FOLDER" in os.environ and "SUBMITIT_EXECUTOR" in os.environ
+
+
+def _check_picklable(value: Any) -> None:
+    """Raise here, as the task's failure, what would otherwise lose the job's whole result.
+
+    submitit pickles a job's return value after the task; when that fails it writes no result at
+    all (its error dump trips over the half-written file), and the reason would be lost.
+    """
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(value)
+    except Exception as exc:
+        raise TypeError(f"the task's return value cannot be sent back from its job ({describe_error(exc)})") from exc
+
+
+def _keep_full_traceback(text: str) -> None:
+    """Write a failed trial's whole traceback to its job dir (best effort: the journal keeps a short one)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        from hydra_sigopt.secrets import redact, withheld_tokens
+
+        path = Path(HydraConfig.get().runtime.output_dir, FULL_TRACEBACK_FILE)
+        path.write_text(redact(text, *withheld_tokens()))
+    except Exception as exc:  # no Hydra job config, a full disk: the shortened traceback must do
+        log.debug("could not keep the full traceback: %s", exc)

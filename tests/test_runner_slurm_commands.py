@@ -1,0 +1,243 @@
+"""The runner's Slurm side against fake ``sacct``/``squeue``/``scancel`` and a fake clock (tests/fake_slurm.py):
+how fast a dead job is noticed, that a late result is still waited for, and what a cancel really did.
+The same code runs against the real cluster in tests/test_slurm.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cloudpickle
+import pytest
+from fake_slurm import UNREACHABLE, FakeClock, FakeSlurm
+
+from hydra_sigopt.runners import SubmititRunner, TrialResult
+from hydra_sigopt.runners.cancel import cancel_jobs
+from hydra_sigopt.runners.slurm import is_transient_refusal, slurm_knows_job
+
+
+class _SlurmLauncherParams:
+    """What SubmititRunner reads of hydra-submitit-launcher's Slurm launcher."""
+
+    _EXECUTOR = "slurm"
+
+    def __init__(self, folder: Path) -> None:
+        self.params = {"submitit_folder": f"{folder}/%j", "partition": "debug", "timeout_min": 5}
+
+
+@pytest.fixture
+def slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
+    from submitit.slurm.slurm import SlurmJob
+
+    fake = FakeSlurm(tmp_path / "fake-slurm")
+    monkeypatch.setenv("PATH", fake.path_env())
+    SlurmJob.watcher.clear()  # submitit's watcher is shared by every SlurmJob of the process
+    yield fake
+    SlurmJob.watcher.clear()
+
+
+def _runner(tmp_path: Path, clock: FakeClock) -> SubmititRunner:
+    return SubmititRunner(_SlurmLauncherParams(tmp_path / "submitit"), clock=clock, sleep=clock.sleep)
+
+
+def _write_result(tmp_path: Path, job_id: str, value: float) -> None:
+    from hydra.core.utils import JobReturn, JobStatus
+
+    ret = JobReturn(status=JobStatus.COMPLETED, _return_value=TrialResult(value, 1.0, 2.0, "vm"))
+    folder = tmp_path / "submitit" / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{job_id}_0_result.pkl", "wb") as f:
+        cloudpickle.dump(("success", ret), f)
+
+
+@pytest.mark.parametrize("state", ["CANCELLED by 0", "FAILED", "OUT_OF_MEMORY", "NODE_FAIL", "TIMEOUT"])
+def test_a_job_slurm_reports_dead_is_noticed_within_three_seconds(slurm: FakeSlurm, tmp_path: Path, state: str) -> None:
+    """Issue 14: 16-17 s passed between scancel/os._exit and the sweeper noticing (a fixed 15 s wait
+    for a result file that a killed job never writes)."""
+    clock = FakeClock()
+    slurm.set_state("123", "RUNNING")
+    runner = _runner(tmp_path, clock)
+    assert runner.reattach(0, "123")
+    assert runner.wait(timeout=5) == []
+    slurm.set_state("123", state)
+    slurm.set_exit_code("123", "0:9" if state.startswith("CANCELLED") else "3:0")
+    died_at = clock()
+    outcomes = runner.wait(timeout=60)
+    assert [(o.number, o.ok) for o in outcomes] == [(0, False)]
+    assert clock() - died_at <= 3 + runner.poll_interval
+    # One complete line: Slurm's state and exit code, and where the job's log is.
+    reason = outcomes[0].reason or ""
+    exit_code = "0:9" if state.startswith("CANCELLED") else "3:0"
+    assert f"job 123 ended without a result (state {state.split()[0]} {exit_code}); its log: " in reason
+    assert reason.endswith("123_0_log.err") and "\n" not in reason
+
+
+def test_a_completed_job_whose_result_file_lags_is_waited_for(slurm: FakeSlurm, tmp_path: Path) -> None:
+    """A job Slurm reports COMPLETED wrote its result; a shared file system may show it seconds later."""
+    clock = FakeClock()
+    slurm.set_state("124", "RUNNING")
+    runner = _runner(tmp_path, clock)
+    assert runner.reattach(3, "124")
+    slurm.set_state("124", "COMPLETED")
+    clock.on_sleep.append((clock() + 8.0, lambda: _write_result(tmp_path, "124", 0.25)))
+    outcomes = runner.wait(timeout=60)
+    assert [(o.number, o.ok, o.value) for o in outcomes] == [(3, True, 0.25)]
+
+
+def test_one_sacct_call_per_state_check_for_all_jobs(slurm: FakeSlurm, tmp_path: Path) -> None:
+    """Noticing dead jobs quickly must not mean one accounting query per job and poll."""
+    clock = FakeClock()
+    runner = _runner(tmp_path, clock)
+    for n in range(6):
+        slurm.set_state(str(200 + n), "RUNNING")
+        assert runner.reattach(n, str(200 + n))
+    before = len(slurm.calls("sacct"))
+    assert runner.wait(timeout=20) == []
+    checks = len(slurm.calls("sacct")) - before
+    assert checks <= 20 / runner.state_check_interval + 1
+
+
+def test_a_cancel_the_controller_refused_is_reported_as_not_done(slurm: FakeSlurm) -> None:
+    """Issue 14: "Running trials were cancelled" was printed although every scancel failed."""
+    slurm.set_state("300", "RUNNING")
+    slurm.set_state("301", "RUNNING")
+    slurm.controller_down()
+    done = cancel_jobs("slurm", ["300", "301"])
+    assert done.cancelled == ()
+    assert set(done.failed) == {"300", "301"}
+    assert UNREACHABLE in done.failed["300"]
+    assert done.describe("300").startswith("cancel failed, still running")
+    assert slurm.state("300") == "RUNNING"
+
+
+def test_a_cancel_slurm_took_is_reported_as_done(slurm: FakeSlurm) -> None:
+    slurm.set_state("302", "RUNNING")
+    done = cancel_jobs("slurm", ["302"])
+    assert (done.cancelled, done.failed) == (("302",), {})
+    assert slurm.state("302") == "CANCELLED by 0"
+
+
+def test_slurm_unreachable_is_no_reason_to_run_a_trial_twice(slurm: FakeSlurm, tmp_path: Path) -> None:
+    from submitit.slurm.slurm import SlurmJob
+
+    slurm.controller_down()
+    assert slurm_knows_job(SlurmJob(folder=tmp_path, job_id="400"))
+    slurm.controller_down(False)
+    SlurmJob.watcher.clear()
+    assert not slurm_knows_job(SlurmJob(folder=tmp_path, job_id="401"))
+
+
+@pytest.mark.parametrize(
+    ("message", "transient"),
+    [
+        ("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", True),
+        ("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", True),
+        ("sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying", True),
+        ("sbatch: error: Batch job submission failed: Resource temporarily unavailable", True),
+        ("sbatch: error: invalid partition specified: gpu-big", False),
+        ("sbatch: error: Batch job submission failed: Invalid account or account/partition combination", False),
+    ],
+)
+def test_transient_refusals_are_told_from_permanent_ones(message: str, transient: bool) -> None:
+    assert is_transient_refusal(message) is transient
+
+
+class _CallableLauncher(_SlurmLauncherParams):
+    """Stands for the launcher submitit pickles into each job (never run here: sbatch is fake)."""
+
+    def __call__(self, *args: object) -> None:
+        raise AssertionError("the fake cluster runs nothing")
+
+
+def _submitting_runner(tmp_path: Path, clock: FakeClock) -> SubmititRunner:
+    return SubmititRunner(_CallableLauncher(tmp_path / "submitit"), clock=clock, sleep=clock.sleep)
+
+
+def test_a_refused_submission_is_tried_again_while_the_other_trials_are_collected(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    """Issue 14: a slot freed while slurmctld was down made sbatch fail, and the sweep cancelled
+    every running trial and exited 1."""
+    clock = FakeClock()
+    runner = _submitting_runner(tmp_path, clock)
+    assert runner.start(0, ["x=0"]) == "1000"
+    slurm.controller_down()
+    assert runner.start(1, ["x=1"]) is None  # refused for now, not an error
+    assert runner.start(2, ["x=2"]) is None  # queued behind it, without another sbatch
+    assert len(slurm.calls("sbatch")) == 2
+    assert runner.running() == [0, 1, 2]
+    _write_result(tmp_path, "1000", 0.5)
+    outcomes = runner.wait(timeout=5)  # the running trial's result is collected meanwhile
+    assert [(o.number, o.ok) for o in outcomes] == [(0, True)]
+    assert runner.wait(timeout=20) == [] and runner.started_late() == []
+    slurm.controller_down(False)
+    clock.sleep(60)
+    runner.wait(timeout=5)
+    assert runner.started_late() == [(1, "1001"), (2, "1002")]
+    assert runner.running() == [1, 2]
+
+
+def test_a_permanent_refusal_stops_at_once(slurm: FakeSlurm, tmp_path: Path) -> None:
+    from submitit.core.utils import FailedJobError
+
+    slurm.refuse("sbatch: error: invalid partition specified: gpu-big")
+    with pytest.raises(FailedJobError, match="invalid partition"):
+        _submitting_runner(tmp_path, FakeClock()).start(0, ["x=0"])
+
+
+def test_refusals_are_given_up_after_the_limit(slurm: FakeSlurm, tmp_path: Path) -> None:
+    from submitit.core.utils import FailedJobError
+
+    from hydra_sigopt.runners.submitit_runner import SUBMIT_RETRY_LIMIT_S, SUBMIT_RETRY_MAX_S
+
+    clock = FakeClock()
+    runner = _submitting_runner(tmp_path, clock)
+    slurm.controller_down()
+    assert runner.start(0, ["x=0"]) is None
+    started = clock()
+    with pytest.raises(FailedJobError, match="Unable to contact slurm controller"):
+        while True:
+            runner.wait(timeout=5)
+    assert SUBMIT_RETRY_LIMIT_S <= clock() - started <= SUBMIT_RETRY_LIMIT_S + SUBMIT_RETRY_MAX_S + 5
+    tries = len(slurm.calls("sbatch"))
+    assert 10 <= tries <= 40  # backoff: neither hammering the controller nor waiting idly
+
+
+def test_the_job_of_a_trial_journaled_without_its_job_id_is_found(slurm: FakeSlurm, tmp_path: Path) -> None:
+    """Issue 14: a sweeper killed between sbatch and journaling the job id left a job running
+    unobserved, and the resumed sweep ran the same trial again."""
+    runner = _submitting_runner(tmp_path, FakeClock())
+    assert runner.start(3, ["x=3"]) == "1000"
+    assert runner.start(4, ["x=4"]) == "1001"
+    fresh = _submitting_runner(tmp_path, FakeClock())  # the resumed sweeper
+    assert fresh.find_job(4, ["x=4"], known_job_ids={"1000"}) == "1001"
+    assert fresh.find_job(4, ["x=5"], known_job_ids={"1000"}) is None  # another trial's overrides
+    assert fresh.find_job(4, ["x=4"], known_job_ids={"1000", "1001"}) is None  # that job is another trial's
+
+
+def test_the_log_says_what_a_job_waits_for_without_a_line_per_short_wait(
+    slurm: FakeSlurm, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14: requeue, hold and pending states were never logged; a user could not tell a job
+    waiting in the queue from a hang. A few seconds in the queue is normal and not worth a line."""
+    clock = FakeClock()
+    runner = _runner(tmp_path, clock)
+    slurm.set_state("500", "PENDING")
+    slurm.set_state("501", "PENDING")
+    slurm.set_reason("501", "Resources")
+    assert runner.reattach(0, "500") and runner.reattach(1, "501")
+    caplog.set_level("INFO", logger="hydra_sigopt")
+    runner.wait(timeout=5)
+    slurm.set_state("500", "RUNNING")  # a short wait: nothing to say
+    runner.wait(timeout=40)  # trial 1 waits on
+    assert runner.waiting() == [1]
+    slurm.set_state("501", "RUNNING")
+    runner.wait(timeout=5)
+    slurm.set_state("500", "PENDING")  # requeued
+    slurm.set_reason("500", "BeginTime")
+    runner.wait(timeout=3)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Trial #")]
+    assert lines == [
+        "Trial #1: job 501 pending for 30 s (Resources)",
+        "Trial #1: job 501 running",
+        "Trial #0: job 500 pending (BeginTime)",
+    ]

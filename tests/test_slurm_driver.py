@@ -1,0 +1,113 @@
+"""``hydra-sigopt submit``: the sweep's driver as a Slurm job, on the real cluster.
+
+Skipped with the reason where no Slurm is reachable, unless HYDRA_SIGOPT_REQUIRE_SLURM=1 (CI).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import EXAMPLE_APP, running_job_ids
+from test_slurm import SLURM, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
+
+from hydra_sigopt.journal import Journal
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+HYDRA_SIGOPT = [sys.executable, "-m", "hydra_sigopt.cli"]
+
+
+def _submit(tmp_path: Path, *overrides: str) -> tuple[str, Path]:
+    sweep_dir = tmp_path / "sweep"
+    done = subprocess.run(
+        [
+            *HYDRA_SIGOPT,
+            "submit",
+            "--partition=debug",
+            "--time=30",
+            "--mem-gb=1",
+            "--",
+            sys.executable,
+            str(EXAMPLE_APP),
+            "-m",
+            *SLURM,
+            "hydra.launcher.timeout_min=10",
+            f"hydra.sweep.dir={sweep_dir}",
+            *overrides,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("Submitted the sweep's driver as Slurm job ")
+    assert f"hydra-sigopt kill {sweep_dir}" in done.stdout and "tail -f " in done.stdout
+    return first.split()[-4].rstrip(";"), sweep_dir
+
+
+def _cli(*args: str) -> str:
+    done = subprocess.run([*HYDRA_SIGOPT, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _queued(job_id: str) -> bool:
+    return bool(subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip())
+
+
+def _wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(1)
+
+
+def _completed(sweep_dir: Path) -> int:
+    try:
+        with Journal.open(sweep_dir, readonly=True) as journal:
+            return sum(t.state == "completed" for t in journal.trials())
+    except Exception:
+        return 0
+
+
+def test_a_submitted_driver_survives_a_requeue_and_observes_the_budget_exactly(tmp_path: Path) -> None:
+    """Issue 14: the driver had to stay alive in a terminal on a login node. Submitted, it returns at
+    once; requeued mid-sweep (as at a time limit or preemption), it resumes and re-attaches its trials."""
+    driver_job, sweep_dir = _submit(
+        tmp_path, "hydra.sweeper.observation_budget=4", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=10"
+    )
+    assert f"Driver:      Slurm job {driver_job}" in _cli("status", str(sweep_dir))
+    _wait_until(lambda: _completed(sweep_dir) >= 1 and len(running_job_ids(sweep_dir, 1)) >= 1, 240, "a trial")
+    subprocess.run(["scontrol", "requeue", driver_job], check=True, capture_output=True)
+    _wait_until(lambda: (sweep_dir / "optimization_results.yaml").exists() and not _queued(driver_job), 600, "end")
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["trials"] == {"total": 4, "completed": 4, "failed": 0, "running": 0}
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        trials = journal.trials()
+        meta = journal.meta()
+    assert [(t.state, t.rerun_of) for t in trials] == [("completed", None)] * 4  # none lost, none run twice
+    assert meta["engine_observation_count"] == 4
+    log = (sweep_dir / "sigopt_driver" / f"driver-{driver_job}.log").read_text()
+    assert "Resuming the sweep" in log and "re-attached to job" in log
+    assert f"Driver:      Slurm job {driver_job} (ended" in _cli("status", str(sweep_dir))
+
+
+def test_kill_stops_a_submitted_driver_and_its_trials(tmp_path: Path) -> None:
+    driver_job, sweep_dir = _submit(
+        tmp_path, "hydra.sweeper.observation_budget=6", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=300"
+    )
+    trial_jobs = running_job_ids(sweep_dir, 2, timeout=240)
+    out = _cli("kill", str(sweep_dir))
+    assert f"Stopping the sweep's driver, Slurm job {driver_job}" in out
+    assert not _queued(driver_job)
+    _wait_until(lambda: not any(_queued(j) for j in trial_jobs.values()), 60, "the trials' jobs cancelled")
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        assert {t.state for t in journal.trials()} == {"abandoned"}
