@@ -20,6 +20,7 @@ from conftest import SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start
 from sigopt_server import SigOptTestServer
 from small_apps import write_app
 
+from hydra_sigopt.crashpoints import ENV_VAR
 from hydra_sigopt.journal import Journal
 
 pytestmark = pytest.mark.slow
@@ -62,6 +63,44 @@ def assert_linked_with_full_metadata(observations: list[dict[str, Any]]) -> None
     for o in observations:
         assert o["suggestion"] is not None, o
         assert {"job_number", "host", "duration_s", "sweep_id"} <= set(o["metadata"]), o["metadata"]
+
+
+def test_an_attached_sweep_killed_and_resumed_posts_every_result_of_its_own(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Defect 1: the rerun exited 0 and reported every trial done, but the server gained none of them."""
+    first = run_example(folder(tmp_path, "a"), API, "hydra.sweeper.observation_budget=3", env=api_env).assert_ok()
+    eid = str(first.results["experiment_id"])
+    attached = (API, f"hydra.sweeper.api.experiment_id={eid}", "hydra.sweeper.observation_budget=4")
+    b = folder(tmp_path, "b")
+    killed = run_example(b, *attached, env={**api_env, ENV_VAR: "after_observe:2"})
+    assert killed.proc.returncode != 0
+    resumed = run_example(b, *attached, env=api_env).assert_ok()
+    assert resumed.results["trials"]["completed"] == 4
+    exp = server.experiments[eid]
+    assert len(exp.observations) == 3 + 4 and exp.open_suggestions == []
+    mine = observations_of(server, eid, resumed)
+    assert sorted(o["metadata"]["job_number"] for o in mine) == [0, 1, 2, 3]
+    assert_linked_with_full_metadata(mine)
+    assert len({o["metadata"]["sweep_id"] for o in mine}) == 1
+    assert "Trial #1's observation was posted before the restart" in resumed.output
+
+
+def test_results_left_unposted_by_an_outage_keep_their_suggestions_and_metadata(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Defect 2: resume deleted their open suggestions and posted them by assignments with {job_number} only."""
+    overrides = (API, "hydra.sweeper.observation_budget=3", "hydra.sweeper.api.max_unreachable_s=2")
+    server.faults.add("POST", OBSERVATIONS, "503", times=None)
+    stopped = run_example(tmp_path, *overrides, env=api_env)
+    assert stopped.proc.returncode != 0 and stopped.trials[0]["state"] == "completed"
+    server.faults.clear()
+    resumed = run_example(tmp_path, *overrides, env=api_env).assert_ok()
+    (eid,) = server.experiments
+    exp = server.experiments[eid]
+    assert len(exp.observations) == 3 and exp.open_suggestions == []
+    assert_linked_with_full_metadata(exp.observations)
+    assert "Trial #0 finished before the restart; posting its observation now" in resumed.output
 
 
 def test_suggestion_creates_the_client_gave_up_on_leave_no_open_suggestion(
