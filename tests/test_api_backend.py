@@ -348,6 +348,9 @@ def test_killed_api_sweep_resumes_on_the_same_experiment(
     # (not re-run), and trial 4 completes the budget.
     assert sorted(o["metadata"]["job_number"] for o in observations) == [0, 1, 2, 3, 4]
     assert "Trial #3 finished before the restart; posting its observation now" in second.output
+    # Trial 2's observation was on the server already: found by its suggestion, not announced as posted now.
+    assert "Trial #2 finished before the restart" not in second.output
+    assert "Trial #2's observation was posted before the restart" in second.output
     assert [t["state"] for t in second.trials] == ["completed"] * 5
     assert server.experiments[eid].open_suggestions == []
     assert _files_containing(second.sweep_dir, TOKEN) == []
