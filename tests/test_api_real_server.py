@@ -11,6 +11,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from conftest import SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start
 from sigopt_server import SigOptTestServer
 from small_apps import write_app
 
-from hydra_sigopt.crashpoints import ENV_VAR
+from hydra_sigopt.crashpoints import ENV_VAR, POINTS
 from hydra_sigopt.journal import Journal
 
 pytestmark = pytest.mark.slow
@@ -65,25 +67,32 @@ def assert_linked_with_full_metadata(observations: list[dict[str, Any]]) -> None
         assert {"job_number", "host", "duration_s", "sweep_id"} <= set(o["metadata"]), o["metadata"]
 
 
+@pytest.mark.parametrize("point", POINTS)
 def test_an_attached_sweep_killed_and_resumed_posts_every_result_of_its_own(
-    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str], point: str
 ) -> None:
-    """Defect 1: the rerun exited 0 and reported every trial done, but the server gained none of them."""
+    """Defect 1: the rerun exited 0 and reported every trial done, but the server gained none of them.
+
+    Killed (SIGKILL) at each crash point of the second trial, the resumed sweep leaves the server
+    with exactly the other sweep's observations plus its own budget, no open suggestion, and each
+    of its observations linked to its suggestion with full metadata.
+    """
     first = run_example(folder(tmp_path, "a"), API, "hydra.sweeper.observation_budget=3", env=api_env).assert_ok()
     eid = str(first.results["experiment_id"])
     attached = (API, f"hydra.sweeper.api.experiment_id={eid}", "hydra.sweeper.observation_budget=4")
     b = folder(tmp_path, "b")
-    killed = run_example(b, *attached, env={**api_env, ENV_VAR: "after_observe:2"})
-    assert killed.proc.returncode != 0
+    killed = run_example(b, *attached, env={**api_env, ENV_VAR: f"{point}:2"})
+    assert killed.proc.returncode == -signal.SIGKILL
     resumed = run_example(b, *attached, env=api_env).assert_ok()
     assert resumed.results["trials"]["completed"] == 4
     exp = server.experiments[eid]
     assert len(exp.observations) == 3 + 4 and exp.open_suggestions == []
     mine = observations_of(server, eid, resumed)
-    assert sorted(o["metadata"]["job_number"] for o in mine) == [0, 1, 2, 3]
+    assert len(mine) == 4 and len({o["metadata"]["job_number"] for o in mine}) == 4
     assert_linked_with_full_metadata(mine)
     assert len({o["metadata"]["sweep_id"] for o in mine}) == 1
-    assert "Trial #1's observation was posted before the restart" in resumed.output
+    if point == "after_observe":  # posted, not journaled as posted: found, not posted again
+        assert "Trial #1's observation was posted before the restart" in resumed.output
 
 
 def test_results_left_unposted_by_an_outage_keep_their_suggestions_and_metadata(
@@ -114,6 +123,30 @@ def test_suggestion_creates_the_client_gave_up_on_leave_no_open_suggestion(
     exp = server.experiments[str(run.results["experiment_id"])]
     assert len(exp.suggestions) >= 6  # three suggestions were made for requests the client gave up on
     assert len(exp.observations) == 3 and exp.open_suggestions == []
+
+
+def test_a_frozen_server_leaves_no_open_suggestion_once_the_sweep_ends(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Defect 3 as seen: an API frozen for a while with a short api.timeout left unused open suggestions."""
+
+    def freeze_after_the_first_result() -> None:
+        deadline = time.time() + 120
+        while not any(e.observations for e in server.experiments.values()) and time.time() < deadline:
+            time.sleep(0.02)
+        server.freeze()
+        time.sleep(4)
+        server.thaw()
+
+    freezer = threading.Thread(target=freeze_after_the_first_result, daemon=True)
+    freezer.start()
+    run = run_example(
+        tmp_path, API, "hydra.sweeper.observation_budget=3", "hydra.sweeper.api.timeout=1", env=api_env
+    ).assert_ok()
+    freezer.join()
+    exp = server.experiments[str(run.results["experiment_id"])]
+    assert len(exp.observations) == 3 and exp.open_suggestions == []
+    assert "retrying" in run.output  # the freeze was felt
 
 
 def test_ctrl_c_leaves_no_open_suggestion_the_journal_does_not_own(
