@@ -2,7 +2,7 @@
 
 The server serves parallel suggestions itself (``parallel_bandwidth`` open suggestions). Calls
 that fail on 5xx or a dropped connection are retried with capped exponential backoff
-(:mod:`hydra_sigopt.retry`); a TLS verification failure, or any failure before the experiment
+(:mod:`hydra_sigopt.backends.api_calls`); a TLS verification failure, or any failure before the experiment
 exists, stops at once with its reason. Once the API has been unreachable for
 ``max_unreachable_s`` the sweep stops with its journal intact (:class:`ApiUnreachableError`).
 
@@ -24,43 +24,25 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from hydra_sigopt import __version__
+from hydra_sigopt.backends.api_calls import ApiCalls, ApiError, ApiUnreachableError
 from hydra_sigopt.backends.base import Backend, PastObservation, Suggestion
 from hydra_sigopt.backends.server_limits import fit_metadata
-from hydra_sigopt.errors import BackendUnavailableError, ConfigError, SigOptSweeperError
+from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue
-from hydra_sigopt.retry import RetriesExhausted, RetryPolicy, retry
 from hydra_sigopt.secrets import Credentials, known_tokens, mask_credential_overrides, redact, resolve_token
 from hydra_sigopt.sigopt_client import import_sigopt, plain
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+__all__ = ["ApiBackend", "ApiError", "ApiUnreachableError", "experiment_metadata"]
 
-#: First and largest pause between retries of a failed call, in seconds.
-BACKOFF_START_S = 0.5
-BACKOFF_CAP_S = 30.0
 #: Metadata keys the sweeper writes on the server to tell its own objects from another sweep's.
 SWEEP_ID_KEY = "sweep_id"
 SUGGESTION_ID_KEY = "suggestion_id"
-
-
-class ApiError(SigOptSweeperError, RuntimeError):
-    """The SigOpt API refused a request in a way retrying will not fix (token, URL, experiment id).
-
-    ``status`` is the HTTP status of the refusal (None when no answer came, e.g. a TLS failure).
-    """
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class ApiUnreachableError(BackendUnavailableError):
-    """The SigOpt API could not be reached for longer than ``api.max_unreachable_s``."""
 
 
 def _parse_verify(raw: Any) -> bool | str:
@@ -79,24 +61,6 @@ def _parse_verify(raw: Any) -> bool | str:
             "api.verify_ssl_certs", f"expected true, false or the path of a CA bundle; {text!r} does not exist"
         )
     return text
-
-
-def _tls_failure(exc: BaseException) -> bool:
-    """Whether a connection failed on TLS (a certificate): retrying cannot fix that."""
-    import requests
-
-    return isinstance(exc.__cause__, requests.exceptions.SSLError)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """5xx, 429 past the client's own retries, and dropped or refused connections are worth retrying."""
-    sigopt = import_sigopt()
-    if isinstance(exc, sigopt.exception.ApiException):
-        status = exc.status_code
-        return status is None or status >= 500 or status == 429
-    if isinstance(exc, sigopt.exception.ConnectionException):
-        return not _tls_failure(exc)
-    return False
 
 
 class ApiBackend(Backend):
@@ -132,8 +96,7 @@ class ApiBackend(Backend):
         self.max_unreachable_s = float(settings.get("max_unreachable_s") or 600.0)
         self.dev_run = dev_run
         self.credentials = resolve_token(dev_run=dev_run)
-        self._sleep = sleep
-        self._clock = clock
+        self._call = ApiCalls(self.url, self.credentials, self.max_unreachable_s, sleep, clock)
         factory = connection_factory or self._default_connection
         self.connection = factory(self.credentials)
         self.experiment_id: str | None = None
@@ -154,61 +117,6 @@ class ApiBackend(Backend):
 
     def _experiment(self) -> Any:
         return self.connection.experiments(self.experiment_id)
-
-    def _call(
-        self, what: str, fn: Callable[[], T], *, once: bool = False, on_retry: Callable[[], None] | None = None
-    ) -> T:
-        """Run one API call; one clear error for a refusal; retry transient faults (``once``: never)."""
-        policy = RetryPolicy(
-            BACKOFF_START_S, BACKOFF_CAP_S, deadline_s=self.max_unreachable_s, attempts=1 if once else None
-        )
-
-        def log_retry(exc: BaseException, pause: float) -> None:
-            log.warning("SigOpt API: %s failed (%s); retrying in %.1f s", what, self._reason(exc), pause)
-            if on_retry is not None:
-                on_retry()
-
-        sigopt = import_sigopt()
-        try:
-            return retry(fn, policy, _is_transient, on_retry=log_retry, clock=self._clock, sleep=self._sleep)
-        except RetriesExhausted as exc:
-            raise self._gave_up(what, exc, once) from None
-        except sigopt.exception.ApiException as exc:
-            raise self._client_error(exc.status_code, what, exc) from None
-        except sigopt.exception.ConnectionException as exc:  # TLS
-            raise ApiError(
-                f"could not {what} at {self.url}: the TLS certificate check failed ({self._reason(exc)}); "
-                "set hydra.sweeper.api.verify_ssl_certs (or SIGOPT_API_VERIFY_SSL_CERTS) to the server's CA bundle"
-            ) from None
-
-    def _reason(self, exc: BaseException) -> str:
-        """One line saying why a call failed (never with the token in it)."""
-        status = getattr(exc, "status_code", None)
-        if status is not None:
-            return f"HTTP {status}"
-        cause = exc.__cause__ or exc
-        text = str(cause).splitlines()[-1] if str(cause) else ""
-        return redact(f"{type(cause).__name__}: {text}", self.credentials.token)
-
-    def _gave_up(self, what: str, exc: RetriesExhausted, once: bool) -> SigOptSweeperError:
-        if once:
-            return ApiError(f"could not {what} at {self.url}: {self._reason(exc.last)}")
-        return ApiUnreachableError(
-            f"the SigOpt API at {self.url} has been unreachable for {exc.elapsed_s:.0f} s "
-            f"(api.max_unreachable_s={self.max_unreachable_s:g}) while trying to {what}; "
-            f"last error: {self._reason(exc.last)}"
-        )
-
-    def _client_error(self, status: int, what: str, exc: Exception) -> ApiError:
-        """One clear line for a 4xx answer (never with the token in it)."""
-        if status in (401, 403):
-            return ApiError(
-                f"the SigOpt API at {self.url} refused the token from {self.credentials.source} "
-                f"(HTTP {status}) while trying to {what}; check the token and the URL",
-                status,
-            )
-        detail = redact(str(getattr(exc, "message", None) or exc), self.credentials.token)
-        return ApiError(f"the SigOpt API at {self.url} answered HTTP {status} to {what}: {detail}", status)
 
     def public_settings(self) -> dict[str, Any]:
         return {
