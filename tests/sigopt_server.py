@@ -17,7 +17,8 @@ Fault injection: ``server.faults.add(method="POST", path=r"/v1/experiments/\\d+/
 ``path`` is a regex matched against the whole path below ``/api`` (``/v1/...``; the raw path with the
 ``/api`` prefix also matches). Faults are checked before authentication, in the order added, and each fires
 ``times`` times (``None``: forever). Kinds: ``"401" "403" "404" "429" "500" "502" "503"`` (an error answer
-with a JSON body), ``("slow", seconds)`` (sleep, then handle the request normally), ``"drop_after_commit"``
+with a JSON body), ``("slow", seconds)`` (sleep, then handle the request normally), ``("late", seconds)``
+(handle the request, then hold the answer back), ``"drop_after_commit"``
 (handle the request, then close the connection without any response) and ``"drop_before_commit"`` (close the
 connection without doing anything). Every request, faulted or not, is appended to ``server.requests``.
 
