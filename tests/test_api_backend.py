@@ -44,6 +44,7 @@ def api_env(server: SigOptTestServer, monkeypatch: pytest.MonkeyPatch) -> dict[s
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("SIGOPT_ENV_FILE", raising=False)
+    monkeypatch.delenv("SIGOPT_PROJECT", raising=False)  # a server refuses a project it does not have
     return env
 
 

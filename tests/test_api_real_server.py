@@ -41,7 +41,8 @@ def server() -> Iterator[SigOptTestServer]:
 
 
 @pytest.fixture
-def api_env(server: SigOptTestServer) -> dict[str, str]:
+def api_env(server: SigOptTestServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.delenv("SIGOPT_PROJECT", raising=False)  # the sweeps inherit the environment
     return {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": server.url, "SIGOPT_ENV_FILE": "", "SIGOPT_DEV_TOKEN": ""}
 
 

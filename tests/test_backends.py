@@ -30,6 +30,7 @@ def make_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     with SigOptTestServer(tokens={"t0ken"}, suggestions="lite") as server:
         monkeypatch.setenv("SIGOPT_API_TOKEN", "t0ken")
         monkeypatch.setenv("SIGOPT_API_URL", server.url)
+        monkeypatch.delenv("SIGOPT_PROJECT", raising=False)
         yield lambda: create_backend("api", settings={"timeout": 10}, dev_run=False)
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
-os.environ.setdefault("SIGOPT_PROJECT", "test")  # `import sigopt` needs a project name outside a normal directory
+from hydra_sigopt.sigopt_client import import_sigopt
 
-import requests
-from sigopt import Connection
-from sigopt.exception import ApiException, ConnectionException
-from sigopt_server import SigOptTestServer
+# `import sigopt` needs a project name outside a normal directory: set for the import only, not for the
+# rest of the test session (the sweeper reads SIGOPT_PROJECT, and a server refuses a project it lacks).
+import_sigopt()
+
+import requests  # noqa: E402
+from sigopt import Connection  # noqa: E402
+from sigopt.exception import ApiException, ConnectionException  # noqa: E402
+from sigopt_server import SigOptTestServer  # noqa: E402
 
 TOKEN = "good-token"
 EXP = r"/v1/experiments/\d+"
