@@ -404,11 +404,13 @@ def _delete_experiment(meta: dict[str, Any]) -> None:
     from hydra_sigopt.backends import create_backend
 
     experiment_id = str(meta.get("experiment_id"))
+    api = dict(meta.get("api") or {})
     # Not the sweep's patience with an outage: a delete that cannot reach the server says so soon.
-    settings = {**dict(meta.get("api") or {}), "max_unreachable_s": DELETE_UNREACHABLE_S}
+    settings = {**api, "max_unreachable_s": DELETE_UNREACHABLE_S}
     try:
-        backend = create_backend("api", settings=settings, dev_run=False)
-        backend.attach(experiment_id)  # type: ignore[attr-defined]
+        # A server hides an experiment made with the development token from the regular one (HTTP 403).
+        backend = create_backend("api", settings=settings, dev_run=bool(api.get("dev_run", False)))
+        backend.attach(experiment_id)
         backend.delete()
     except SigOptSweeperError as exc:
         raise SweepAbortedError(

@@ -10,13 +10,14 @@ import dataclasses
 import logging
 import traceback
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from hydra_sigopt.backends import Backend, Suggestion
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.journal import IllegalTransition, Journal
 from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
+from hydra_sigopt.observations import observation_metadata
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.runners import MAX_REASON_CHARS, MAX_TRACEBACK_CHARS, JobOutcome, describe_error, shorten
 from hydra_sigopt.scheduler import Recorded
@@ -49,8 +50,11 @@ class Results:
         definition: ExperimentDefinition,
         progress: Progress,
         tokens: tuple[str, ...] = (),
+        runner_kind: str = "",
     ) -> None:
         self.journal = journal
+        #: Where trials run (``TrialRunner.kind``): a failed local trial's host is the sweeper's.
+        self.runner_kind = runner_kind
         self.backend = backend
         self.definition = definition
         self.progress = progress
@@ -144,34 +148,27 @@ class Results:
         """Post journaled results to the engine, in this order."""
         for number in numbers:
             outcome, suggestion, values, failed = self.unposted[number]
-            self.observe(number, suggestion, values, failed, outcome)
+            self.observe(number, suggestion, values, failed)
             del self.unposted[number]
             if failed:
                 self.last_failure = outcome
 
-    def observe(
-        self,
-        number: int,
-        suggestion: Suggestion,
-        values: tuple[MetricValue, ...],
-        failed: bool,
-        outcome: JobOutcome | None = None,
-    ) -> None:
-        """Post one journaled result, then journal that it was posted."""
-        metadata: dict[str, Any] = {"job_number": number}
-        if outcome is not None:
-            metadata.update({k: v for k, v in (("job_id", outcome.job_id), ("host", outcome.host)) if v})
-            if outcome.started_at and outcome.ended_at:
-                metadata["duration_s"] = round(outcome.ended_at - outcome.started_at, 3)
+    def observe(self, number: int, suggestion: Suggestion, values: tuple[MetricValue, ...], failed: bool) -> None:
+        """Post one journaled result, then journal that it was posted.
+
+        Its metadata comes from its journal row: the same whether it is posted at once or by a
+        resumed sweep (job id, host, duration and a failure's reason included).
+        """
+        metadata = observation_metadata(self.journal.trial(number), self.runner_kind)
         observation_id = self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata)
         crash_point("after_observe")
         self.journal.mark_observed(number, observation_id)
 
     def post_before_stopping(self) -> None:
         """Post journaled results while the sweep stops on another error, which must not be masked."""
-        for number, (outcome, suggestion, values, failed) in sorted(self.unposted.items()):
+        for number, (_, suggestion, values, failed) in sorted(self.unposted.items()):
             try:
-                self.observe(number, suggestion, values, failed, outcome)
+                self.observe(number, suggestion, values, failed)
             except Exception as exc:  # the journal has the result: a resumed sweep posts it
                 log.warning("Trial #%d's result is not posted yet (%s); a resumed sweep posts it", number, exc)
         self.unposted.clear()

@@ -85,7 +85,7 @@ def open_journal(
     sweepdir.refuse_earlier_results(sweep_dir)
     # A new sweep: the experiment before the journal, so that a refused token or an unknown
     # experiment id leaves no half-made sweep (locked_journal removes the folder it made).
-    experiment_id = backend.experiment_id or backend.start(definition)
+    experiment_id = backend.start(definition)
     return Journal.create(
         sweep_dir,
         {
@@ -141,7 +141,8 @@ class ResumePlan:
 
     @property
     def open_suggestion_ids(self) -> list[str]:
-        return [t.suggestion_id for t in self.in_flight if t.suggestion_id]
+        """The suggestions still in use: a result not posted yet is posted with its own (issue 15)."""
+        return [t.suggestion_id for t in (*self.to_post, *self.in_flight) if t.suggestion_id]
 
 
 def plan_resume(trials: Sequence[Trial], previous_launcher: str | None, launcher: str) -> ResumePlan:
@@ -205,9 +206,7 @@ class Resumption:
         """Start or re-open the experiment; resume the journal's trials, if it has any."""
         trials = self.journal.trials()
         meta = self.journal.meta()
-        experiment_id = self.backend.experiment_id or self.backend.start(
-            self.definition, resume_id=meta.get("experiment_id")
-        )
+        experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
         self.journal.set_meta(
             experiment_id=experiment_id,
             observation_budget=self.definition.observation_budget,
@@ -242,13 +241,22 @@ class Resumption:
         for t in plan.observed:
             self._count(t.number, t.state == FAILED, t.values)
         for t in plan.to_post:
-            log.info("Trial #%d finished before the restart; posting its observation now", t.number)
-            self.results.observe(t.number, suggestion_of(t), t.values, t.state == FAILED)
+            self._post_left_over(t)
             self._count(t.number, t.state == FAILED, t.values)
         # Before any trial is re-attached: the runner's next outcomes are then these trials' alone.
         self._recover([t for t in plan.maybe_finished if self._wrote_result_since_created(t)])
         for t in plan.in_flight:
             self._reattach_or_rerun(t, plan.same_launcher)
+
+    def _post_left_over(self, trial: Trial) -> None:
+        """A result journaled before the restart: posted now, unless the engine has it (posted just before the stop)."""
+        posted = self.backend.find_observation(suggestion_of(trial))
+        if posted is not None:
+            log.info("Trial #%d's observation was posted before the restart (observation %s)", trial.number, posted)
+            self.journal.mark_observed(trial.number, posted)
+            return
+        log.info("Trial #%d finished before the restart; posting its observation now", trial.number)
+        self.results.observe(trial.number, suggestion_of(trial), trial.values, trial.state == FAILED)
 
     def _count(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
         self.results.count_finished(number, failed, values)
@@ -301,7 +309,7 @@ class Resumption:
             trial.number,
             trial.job_id,
         )
-        self.results.observe(trial.number, suggestion_of(trial), values, False, outcome)
+        self.results.observe(trial.number, suggestion_of(trial), values, False)  # metadata from the journal row
         self._count(trial.number, False, values)
 
     # ------------------------------------------------------------------ trials in flight

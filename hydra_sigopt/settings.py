@@ -14,7 +14,7 @@ from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import parse_metrics
 from hydra_sigopt.space import build_space
-from hydra_sigopt.validation import check_space
+from hydra_sigopt.validation import check_experiment_name, check_space
 
 ON_INTERRUPT = ("cancel", "detach")
 # The lite engine's compute modes, and the schedulers (runners.make_runner picks the runner).
@@ -130,8 +130,10 @@ def parse_settings(
         warm_jobs = "auto"
     if warm_jobs != "auto" and (isinstance(warm_jobs, bool) or not isinstance(warm_jobs, int) or warm_jobs < 0):
         raise ConfigError("warm_jobs", f"expected auto or a whole number >= 0, got {warm_jobs!r}")
-    name = raw.get("name") or default_name
+    name = str(raw.get("name") or default_name)
     backend = _choice(raw, "backend", "lite", BACKENDS)
+    if backend == "api":
+        check_experiment_name(name)
     settings = SweepSettings(
         backend=backend,
         dev_run=dev_run,

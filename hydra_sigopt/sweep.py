@@ -16,6 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.journal import Journal, JournalLostError
+from hydra_sigopt.observations import suggestions_in_use, sweep_id
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.reports import log_results, write_reports
 from hydra_sigopt.results import Results
@@ -55,6 +57,9 @@ from hydra_sigopt.signals import handle_sigterm_as_interrupt, ignore_further_ctr
 from hydra_sigopt.stopping import Stopping
 
 log = logging.getLogger("hydra_sigopt")
+
+#: How long a stopping sweep waits for a suggestion request under way, so that its suggestion is not left open.
+PREFETCH_GRACE_S = 30.0
 
 
 class Sweep:
@@ -98,14 +103,16 @@ class Sweep:
 
     def _run_locked(self, journal: Journal, tokens: tuple[str, ...]) -> dict[str, Any]:
         self.journal = journal
-        self.results = Results(journal, self.backend, self.definition, self.progress, tokens)
+        self.results = Results(journal, self.backend, self.definition, self.progress, tokens, self.runner.kind)
         command = continue_command(self.command, self.sweep_dir)
         self.stopping = Stopping(self.settings, self.results, self.runner, self.scheduler, command)
         doc: dict[str, Any] = {}
         if self.on_locked is not None:
             self.on_locked()
         previous_handler = handle_sigterm_as_interrupt()
+        engine_reachable = True
         try:
+            self.backend.sweep_id = sweep_id(journal)
             resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption.start_or_resume(self.sweep_dir)
             self._loop()
@@ -117,6 +124,7 @@ class Sweep:
             ignore_further_ctrl_c()
             self.stopping.interrupted()
         except BackendUnavailableError as exc:
+            engine_reachable = False
             self.stopping.engine_unreachable(exc)
         except SweepAbortedError:
             raise
@@ -130,11 +138,26 @@ class Sweep:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             if not journal.lost:
+                if engine_reachable:
+                    self._release_unused_suggestions(journal)
                 doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
             journal.close()
             self.backend.close()
         log_results(self.sweep_dir, doc)
         return doc
+
+    def _release_unused_suggestions(self, journal: Journal) -> None:
+        """Leave no open suggestion the journal does not own: a SigOpt server counts it as work in progress.
+
+        Those of trials cancelled on Ctrl-C, a prefetched one never used, those a timed-out request
+        made on the server anyway. Best effort: a resumed sweep does it again.
+        """
+        if self._prefetch is not None:
+            wait_for([self._prefetch], timeout=PREFETCH_GRACE_S)  # it may be creating one right now
+        try:
+            self.backend.reconcile(suggestions_in_use(journal.trials()))
+        except Exception as exc:
+            log.warning("The sweep's unused open suggestions were not deleted (%s); a resumed sweep does it", exc)
 
     # ------------------------------------------------------------------ the loop: carrying out the scheduler's commands
 

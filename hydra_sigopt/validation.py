@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from hydra_sigopt.backends.server_limits import name_problem
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.space import Parameter, SearchSpace
 
@@ -39,6 +40,13 @@ def check_space(space: SearchSpace) -> None:
             _check_prior(f"{where}.prior", p)
     for i, constraint in enumerate(space.linear_constraints):
         _check_constraint(f"linear_constraints[{i}]", constraint, by_name)
+
+
+def check_experiment_name(name: str) -> None:
+    """A SigOpt server's limit on experiment names (``backend: api``; the default name is the app's job name)."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise ConfigError("name", f"{name[:20]!r}... {problem}; set hydra.sweeper.name to a shorter name")
 
 
 def _check_name(where: str, name: str) -> None:

@@ -17,9 +17,29 @@ Fault injection: ``server.faults.add(method="POST", path=r"/v1/experiments/\\d+/
 ``path`` is a regex matched against the whole path below ``/api`` (``/v1/...``; the raw path with the
 ``/api`` prefix also matches). Faults are checked before authentication, in the order added, and each fires
 ``times`` times (``None``: forever). Kinds: ``"401" "403" "404" "429" "500" "502" "503"`` (an error answer
-with a JSON body), ``("slow", seconds)`` (sleep, then handle the request normally), ``"drop_after_commit"``
+with a JSON body), ``("slow", seconds)`` (sleep, then handle the request normally), ``("late", seconds)``
+(handle the request, then hold the answer back), ``"drop_after_commit"``
 (handle the request, then close the connection without any response) and ``"drop_before_commit"`` (close the
 connection without doing anything). Every request, faulted or not, is appended to ``server.requests``.
+
+What the real sigopt-server does and this one does too (issue 15: a kinder stand-in let defects through):
+
+* Experiments made with a development token (``dev_tokens=``) are invisible to the regular token, and the
+  reverse: HTTP 403 with the real server's message. Development experiments get random suggestions.
+* ``project`` must name a project that exists (``projects=``, or ``POST /v1/clients/1/projects``), else 400
+  ``Could not assign to project `x`, the project does not exist.``; ``GET /v1/tokens/self`` names the client.
+* Experiment names of at most 100 characters; metadata (experiment, suggestion, observation) of at most 100
+  keys, keys of at most 100 characters, string values of at most 500.
+* A request the client gave up on is still carried out: the fault kind ``("late", seconds)`` handles the
+  request, then holds the answer back; ``server.freeze()`` holds every request until ``server.thaw()``, then
+  carries them all out, as a stopped (SIGSTOP) API process does with the requests queued meanwhile.
+* ``model_step_s=``: the optimization worker lags. A suggestion request is answered at once: with the point
+  the worker computed last if one is queued, else with random filler. The worker takes ``model_step_s`` per
+  point and starts after each new observation (the real one: 4.5 s median, up to 38 s, on 2 cores).
+  ``server.suggestion_sources[id]`` says which ("model" or "filler"). Without it, every suggestion comes from
+  the model at once (kinder than the real server; fine where the test is not about that).
+* Several clients may share one experiment (``experiment_id`` attach): nothing but their metadata tells their
+  observations apart.
 
 Suggestions: ``suggestions="random"`` samples uniformly (log-uniformly for ``transformation: log``) within the
 bounds, from ``grid`` or ``categorical_values``, honours conditionals and linear constraints (by rejection), and
@@ -39,6 +59,7 @@ import math
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,6 +80,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api"
+CLIENT_ID = "1"  # the one client (team) every token here belongs to
 ERROR_KINDS = frozenset({"400", "401", "403", "404", "409", "429", "500", "502", "503", "504"})
 DROP_KINDS = frozenset({"drop_after_commit", "drop_before_commit"})
 DEFAULT_PAGE_LIMIT = 100
@@ -151,13 +173,13 @@ def _check_kind(kind: Any) -> Any:
     if isinstance(kind, str):
         if kind in ERROR_KINDS or kind in DROP_KINDS:
             return kind
-        if kind == "slow":
-            return ("slow", 1.0)
-    elif isinstance(kind, (tuple, list)) and len(kind) == 2 and kind[0] == "slow":
+        if kind in ("slow", "late"):
+            return (kind, 1.0)
+    elif isinstance(kind, (tuple, list)) and len(kind) == 2 and kind[0] in ("slow", "late"):
         seconds = float(kind[1])
         if seconds < 0:
-            raise ValueError("slow fault needs a non-negative number of seconds")
-        return ("slow", seconds)
+            raise ValueError(f"{kind[0]} fault needs a non-negative number of seconds")
+        return (kind[0], seconds)
     raise ValueError(f"unknown fault kind: {kind!r}")
 
 
@@ -172,6 +194,11 @@ class ExperimentState:
     deleted_suggestions: set[str] = field(default_factory=set)
     deleted: bool = False
     driver: Any = None  # sigoptlite LocalDriver in "lite" mode
+    model_queue: list[dict[str, Any]] = field(default_factory=list)  # points the lagging worker computed
+
+    @property
+    def development(self) -> bool:
+        return bool(self.data.get("development"))
 
     @property
     def open_suggestions(self) -> list[dict[str, Any]]:
@@ -223,15 +250,29 @@ OBJECTIVES = ("maximize", "minimize")
 STRATEGIES = ("optimize", "store", "constraint")
 
 
+#: sigopt-server's Experiment limits (NAME_MAX_LENGTH, CLIENT_PROVIDED_DATA_MAX_*).
+NAME_MAX_LENGTH = 100
+METADATA_MAX_KEYS = 100
+METADATA_MAX_KEY_LENGTH = 100
+METADATA_MAX_LENGTH = 500
+
+
 def _check_metadata(metadata: Any, what: str = "metadata") -> dict[str, Any] | None:
     if metadata is None:
         return None
     if not isinstance(metadata, dict):
         raise _bad(f"Invalid type for {what}: expected an object")
+    if len(metadata) > METADATA_MAX_KEYS:
+        raise _bad(f"{what} has more than {METADATA_MAX_KEYS} properties")
     for key, value in metadata.items():
         if not (value is None or isinstance(value, str) or _is_number(value)):
             raise _bad(f"Invalid {what} value for key {key!r}: metadata values must be strings, numbers or null")
-    return dict(metadata)
+        if isinstance(value, str) and len(value) > METADATA_MAX_LENGTH:
+            raise _bad(f"{value[:20]!r}... is too long (more than {METADATA_MAX_LENGTH} characters)")
+        if len(key) > METADATA_MAX_KEY_LENGTH:
+            key_str = f"{key[:10]}...{key[-10:]}"
+            raise _bad(f"The length of the metadata key '{key_str}' must be less than {METADATA_MAX_KEY_LENGTH}")
+    return {k: v for k, v in metadata.items() if v is not None}
 
 
 def _normalize_conditionals(raw: Any) -> list[dict[str, Any]]:
@@ -409,6 +450,8 @@ def _build_experiment(body: Any, experiment_id: str, now: int) -> dict[str, Any]
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise _bad("Missing required json key `name`")
+    if len(name) > NAME_MAX_LENGTH:
+        raise _bad(f"Experiment names must be less than {NAME_MAX_LENGTH} characters")
     conditionals = _normalize_conditionals(body.get("conditionals"))
     cond_map = {c["name"]: c["values"] for c in conditionals}
     raw_params = body.get("parameters")
@@ -546,10 +589,26 @@ class SigOptTestServer:
         seed: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        dev_tokens: set[str] | frozenset[str] | list[str] | tuple[str, ...] = (),
+        projects: set[str] | frozenset[str] | list[str] | tuple[str, ...] = (),
+        model_step_s: float | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if suggestions not in ("random", "lite"):
             raise ValueError("suggestions must be 'random' or 'lite'")
         self.tokens = set(tokens)
+        self.dev_tokens = set(dev_tokens)
+        self.projects: dict[str, dict[str, Any]] = {}
+        for project in projects:
+            self._add_project(project, project)
+        self.model_step_s = model_step_s
+        self.suggestion_sources: dict[str, str] = {}
+        self._ssl_context = ssl_context
+        self._thawed = threading.Event()
+        self._thawed.set()
+        self._model_jobs: set[str] = set()
+        self._worker: threading.Thread | None = None
+        self._development = False  # the token kind of the request being routed (under self._lock)
         self.suggestions_mode = suggestions
         self.faults = FaultSet()
         self.requests: list[RecordedRequest] = []
@@ -573,7 +632,12 @@ class SigOptTestServer:
         self._stopping.clear()
         httpd = _HTTPServer((self._host, self._port), _Handler)
         httpd.app = self
+        if self._ssl_context is not None:
+            httpd.socket = self._ssl_context.wrap_socket(httpd.socket, server_side=True)
         self._httpd = httpd
+        if self.model_step_s is not None:
+            self._worker = threading.Thread(target=self._model_worker, daemon=True, name="sigopt-test-model-worker")
+            self._worker.start()
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.name = f"sigopt-test-server-{self.port}"
         self._thread.start()
@@ -583,7 +647,7 @@ class SigOptTestServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
-        self._stopping.set()  # wakes "slow" faults
+        self._stopping.set()  # wakes "slow" faults, frozen requests and the model worker
         httpd.shutdown()
         httpd.server_close()
         with self._lock:
@@ -611,7 +675,15 @@ class SigOptTestServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self.port}{API_PREFIX}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{self._host}:{self.port}{API_PREFIX}"
+
+    def freeze(self) -> None:
+        """Hold every request from now on (as a stopped API process does); :meth:`thaw` carries them out."""
+        self._thawed.clear()
+
+    def thaw(self) -> None:
+        self._thawed.set()
 
     # -- inspection helpers --------------------------------------------------------------------------------------------
 
@@ -641,6 +713,8 @@ class SigOptTestServer:
         api_path = raw_path[len(API_PREFIX) :] if raw_path.startswith(API_PREFIX + "/") else raw_path
         with self._lock:
             self.requests.append(RecordedRequest(method, api_path, query, body, token))
+        while not self._thawed.wait(0.05) and not self._stopping.is_set():
+            pass  # frozen: the request waits in the server, and is carried out once thawed
 
         kind = self.faults.take(method, api_path, raw_path)
         if kind == "drop_before_commit":
@@ -657,12 +731,13 @@ class SigOptTestServer:
         try:
             if not raw_path.startswith(API_PREFIX + "/"):
                 raise ApiError(404, f"Endpoint not found: {raw_path}")
-            if token is None or token not in self.tokens:
+            if token is None or token not in self.tokens | self.dev_tokens:
                 # Never echo the token, not even a wrong one.
                 raise ApiError(401, "Invalid API token. Please provide a valid client token to access this resource.")
             if body_error is not None:
                 raise _bad(body_error)
             with self._lock:
+                self._development = token in self.dev_tokens
                 status, payload = self._route(method, api_path, query, body)
         except ApiError as e:
             status, payload = e.status, e.body()
@@ -673,6 +748,8 @@ class SigOptTestServer:
         if kind == "drop_after_commit":
             self._drop(h)
             return
+        if isinstance(kind, tuple) and kind[0] == "late":
+            self._stopping.wait(kind[1])  # carried out; the answer comes after the client gave up
         self._send(h, status, payload)
 
     @staticmethod
@@ -711,6 +788,8 @@ class SigOptTestServer:
             raise ApiError(404, f"Endpoint not found: {path}. (Endpoint paths must begin with /v1)")
         parts = parts[1:]
         not_found = ApiError(404, f"Endpoint not found: {path}")
+        if parts[:1] in (["tokens"], ["clients"]):
+            return self._route_account(method, path, parts, body, query)
         if not parts or parts[0] != "experiments":
             raise not_found
         if len(parts) == 1:
@@ -772,7 +851,46 @@ class SigOptTestServer:
         exp = self.experiments.get(experiment_id)
         if exp is None or exp.deleted:
             raise ApiError(404, f"No experiment {experiment_id}")
+        if exp.development != self._development:  # sigopt-server's maybe_raise_for_incorrect_development_access
+            kind = "development" if exp.development else "production"
+            given, needed = ("a development", "api") if self._development else ("an api", "development")
+            raise ApiError(
+                403,
+                f"Attempting to access {kind} experiment {exp.id} with {given} token."
+                f" Please reauthenticate with your {needed} token and try again.",
+            )
         return exp
+
+    # -- tokens and projects -------------------------------------------------------------------------------------------
+
+    def _route_account(
+        self, method: str, path: str, parts: list[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        if parts == ["tokens", "self"]:
+            token = {"object": "token", "client": CLIENT_ID, "development": self._development, "permission": "write"}
+            return self._dispatch(method, path, {"GET": lambda b, q: (200, token)}, body, query)
+        if len(parts) < 3 or parts[1] != CLIENT_ID or parts[2] != "projects":
+            raise ApiError(404, f"Endpoint not found: {path}")
+        if len(parts) == 3:
+            return self._dispatch(method, path, {"POST": lambda b, q: self._create_project(b)}, body, query)
+        if len(parts) == 4:
+            project = self.projects.get(parts[3])
+            if project is None:
+                raise ApiError(404, f"No project {parts[3]}")
+            return self._dispatch(method, path, {"GET": lambda b, q: (200, copy.deepcopy(project))}, body, query)
+        raise ApiError(404, f"Endpoint not found: {path}")
+
+    def _create_project(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
+            raise _bad("Missing required json key `id`")
+        if body["id"] in self.projects:
+            raise ApiError(409, f"Project with id {body['id']} already exists")
+        return 200, copy.deepcopy(self._add_project(body["id"], str(body.get("name") or body["id"])))
+
+    def _add_project(self, project_id: str, name: str) -> dict[str, Any]:
+        project = {"object": "project", "id": project_id, "name": name, "client": CLIENT_ID}
+        self.projects[project_id] = project
+        return project
 
     # -- experiments ---------------------------------------------------------------------------------------------------
 
@@ -801,6 +919,9 @@ class SigOptTestServer:
     def _create_experiment(self, body: Any, query: dict[str, str]) -> tuple[int, Any]:
         experiment_id = str(self._ids["experiment"] + 1)
         data = _build_experiment(body, experiment_id, int(time.time()))
+        data["development"] = self._development
+        if data["project"] is not None and data["project"] not in self.projects:
+            raise _bad(f"Could not assign to project `{data['project']}`, the project does not exist.")
         driver = None
         if self.suggestions_mode == "lite":
             local_driver_cls = _import_lite()
@@ -884,13 +1005,13 @@ class SigOptTestServer:
         if not isinstance(body, dict):
             raise _bad("Suggestion create needs a JSON object body")
         metadata = _check_metadata(body.get("metadata"))
+        source = "model"
         if body.get("assignments") is not None:  # a user-provided suggestion
-            assignments = self._check_assignments(exp, body["assignments"])
-        elif self.suggestions_mode == "lite":
-            assignments = self._lite_assignments(exp)
+            assignments, source = self._check_assignments(exp, body["assignments"]), "user"
         else:
-            assignments = self._random_assignments(exp)
+            assignments, source = self._served_assignments(exp)
         sid = self._next_id("suggestion")
+        self.suggestion_sources[sid] = source
         suggestion = {
             "object": "suggestion",
             "id": sid,
@@ -903,6 +1024,38 @@ class SigOptTestServer:
         }
         exp.suggestions[sid] = suggestion
         return 200, copy.deepcopy(suggestion)
+
+    def _served_assignments(self, exp: ExperimentState) -> tuple[dict[str, Any], str]:
+        """At once: a point the (lagging) worker queued, else random filler; without lag, the model's point."""
+        if exp.development:
+            return self._random_assignments(exp), "filler"
+        if self.model_step_s is None:
+            return self._model_assignments(exp), "model"
+        open_assignments = [s["assignments"] for s in exp.open_suggestions]
+        while exp.model_queue:
+            point = exp.model_queue.pop(0)
+            if point not in open_assignments:
+                return point, "model"
+        return self._random_assignments(exp), "filler"
+
+    def _model_assignments(self, exp: ExperimentState) -> dict[str, Any]:
+        return self._lite_assignments(exp) if self.suggestions_mode == "lite" else self._random_assignments(exp)
+
+    def _model_worker(self) -> None:
+        """The optimization worker: after each new observation, one step of ``model_step_s``, then one point."""
+        while not self._stopping.is_set():
+            with self._lock:
+                job = min(self._model_jobs, default=None)
+                self._model_jobs.discard(job or "")
+            if job is None:
+                self._stopping.wait(0.02)
+                continue
+            if self._stopping.wait(self.model_step_s or 0.0):
+                return
+            with self._lock:
+                exp = self.experiments.get(job)
+                if exp is not None and not exp.deleted:
+                    exp.model_queue[:] = [self._model_assignments(exp)]  # the newest model replaces older points
 
     def _sample_parameter(self, p: dict[str, Any]) -> Any:
         rng = self._rng
@@ -1119,6 +1272,8 @@ class SigOptTestServer:
             observation["value"] = values[0]["value"] if values else None
             observation["value_stddev"] = values[0]["value_stddev"] if values else None
         exp.observations.append(observation)
+        if self.model_step_s is not None:
+            self._model_jobs.add(exp.id)  # the worker learns of it when it gets to it
         if suggestion is not None:
             suggestion["state"] = "closed"
         exp.data["updated"] = int(time.time())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import ssl
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from small_apps import write_app
 
 from hydra_sigopt.backends.api import ApiBackend, ApiError, ApiUnreachableError
 from hydra_sigopt.crashpoints import ENV_VAR
+from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue, parse_metrics
 from hydra_sigopt.secrets import (
@@ -40,6 +44,7 @@ def api_env(server: SigOptTestServer, monkeypatch: pytest.MonkeyPatch) -> dict[s
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("SIGOPT_ENV_FILE", raising=False)
+    monkeypatch.delenv("SIGOPT_PROJECT", raising=False)  # a server refuses a project it does not have
     return env
 
 
@@ -101,12 +106,28 @@ def test_attach_to_an_existing_experiment(server: SigOptTestServer, api_env: dic
         backend(experiment_id=eid).start(other)
 
 
-def test_connection_refused_names_the_url_and_gives_up_after_max_unreachable(
+def test_connection_refused_before_the_experiment_exists_fails_at_once_with_the_reason(
     api_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Issue 15: it was retried as "unreachable" for max_unreachable_s (600 s by default)."""
     monkeypatch.setenv("SIGOPT_API_URL", "http://127.0.0.1:9/api")  # discard port: nothing listens
-    with pytest.raises(ApiUnreachableError, match=r"http://127.0.0.1:9/api has been unreachable .*max_unreachable_s"):
-        ApiBackend(settings={"timeout": 1, "max_unreachable_s": 0.5}).start(definition())
+    started = time.monotonic()
+    with pytest.raises(ApiError, match=r"could not create the experiment at http://127.0.0.1:9/api: .*refused"):
+        ApiBackend(settings={"timeout": 1, "max_unreachable_s": 600}).start(definition())
+    assert time.monotonic() - started < 5
+
+
+def test_an_outage_mid_sweep_gives_up_at_max_unreachable_not_later(
+    server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Issue 15: a limit of 8 s was reported as 16 s (the last pause slept past the limit)."""
+    b = ApiBackend(settings={"timeout": 1, "max_unreachable_s": 2.5})
+    b.start(definition())
+    server.stop()  # refused connections from now on
+    started = time.monotonic()
+    with pytest.raises(ApiUnreachableError, match=r"has been unreachable for (2|3) s \(api.max_unreachable_s=2.5\)"):
+        b.suggest([])
+    assert 2.5 <= time.monotonic() - started < 3.5
 
 
 def test_429_is_retried_by_the_client(server: SigOptTestServer, api_env: dict[str, str]) -> None:
@@ -163,14 +184,16 @@ def test_resume_reuses_known_open_suggestions_and_deletes_the_others(
     first = backend()
     eid = first.start(definition())
     known, stray = first.suggest([]), first.suggest([])
-    first.observe(first.suggest([]), [MetricValue("y", 1.0)], metadata={"job_number": 0})
+    posted = first.suggest([])
+    oid = first.observe(posted, [MetricValue("y", 1.0)], metadata={"job_number": 0})
     second = backend()
     assert second.start(definition(), resume_id=eid) == eid
     second.restore([], open_suggestion_ids=[known.id])
     assert [s["id"] for s in server.experiments[eid].open_suggestions] == [known.id]
     assert stray.id in server.experiments[eid].deleted_suggestions
-    # A trial the journal knows as observed is not posted again.
-    assert second.observe(known, [MetricValue("y", 3.0)], metadata={"job_number": 0}) is not None
+    # A result posted just before a crash (the journal did not learn it) is found, not posted again.
+    assert second.find_observation(posted) == oid
+    assert second.observe(posted, [MetricValue("y", 3.0)], metadata={"job_number": 0}) == oid
     assert len(server.experiments[eid].observations) == 1
 
 
@@ -326,6 +349,9 @@ def test_killed_api_sweep_resumes_on_the_same_experiment(
     # (not re-run), and trial 4 completes the budget.
     assert sorted(o["metadata"]["job_number"] for o in observations) == [0, 1, 2, 3, 4]
     assert "Trial #3 finished before the restart; posting its observation now" in second.output
+    # Trial 2's observation was on the server already: found by its suggestion, not announced as posted now.
+    assert "Trial #2 finished before the restart" not in second.output
+    assert "Trial #2's observation was posted before the restart" in second.output
     assert [t["state"] for t in second.trials] == ["completed"] * 5
     assert server.experiments[eid].open_suggestions == []
     assert _files_containing(second.sweep_dir, TOKEN) == []
@@ -425,3 +451,154 @@ def test_unreachable_api_stops_the_sweep_resumably(
     assert len(server.experiments[eid].observations) == 4
     assert sorted(o["metadata"]["job_number"] for o in server.experiments[eid].observations) == [0, 1, 2, 3]
     assert resumed.results["trials"]["completed"] == 4
+
+
+# -- issue 15: what a real sigopt-server does to the backend -------------------------------------------------------
+
+
+def sweep_backend(sweep_id: str, **settings: object) -> ApiBackend:
+    b = backend(**settings)
+    b.sweep_id = sweep_id
+    return b
+
+
+def shared_experiment_with_another_sweeps_results(server: SigOptTestServer) -> str:
+    """An experiment on which sweep A posted trials #0 and #1 (the job numbers any sweep starts with)."""
+    a = sweep_backend("sweep-a")
+    eid = a.start(definition())
+    for number in (0, 1):
+        a.observe(a.suggest([]), [MetricValue("y", 10.0 + number)], metadata={"job_number": number})
+    return eid
+
+
+def test_attached_sweeps_results_are_not_mistaken_for_another_sweeps_on_resume(
+    server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Issue 15, defect 1: B's results were matched to A's observations by job number and never posted."""
+    eid = shared_experiment_with_another_sweeps_results(server)
+    b = sweep_backend("sweep-b", experiment_id=eid)
+    b.start(definition())
+    pending = b.suggest([])
+    resumed = sweep_backend("sweep-b", experiment_id=eid)  # B's sweeper restarted
+    resumed.start(definition(), resume_id=eid)
+    resumed.restore([], open_suggestion_ids=[pending.id])
+    oid = resumed.observe(pending, [MetricValue("y", 1.0)], metadata={"job_number": 0})
+    observations = server.experiments[eid].observations
+    assert len(observations) == 3 and observations[-1]["id"] == oid
+    assert observations[-1]["suggestion"] == pending.id and observations[-1]["metadata"]["sweep_id"] == "sweep-b"
+    assert resumed.find_observation(pending) == oid
+
+
+def test_a_lost_post_on_a_shared_experiment_is_sent_again_not_matched_to_another_sweeps(
+    server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Issue 15, defect 1 without a resume: the lookup of a POST whose outcome is unknown matched job numbers."""
+    eid = shared_experiment_with_another_sweeps_results(server)
+    b = sweep_backend("sweep-b", experiment_id=eid)
+    b.start(definition())
+    s = b.suggest([])
+    server.faults.add("POST", r"/v1/experiments/\d+/observations", "drop_before_commit")
+    b.observe(s, [MetricValue("y", 1.0)], metadata={"job_number": 1})
+    observations = server.experiments[eid].observations
+    assert len(observations) == 3 and observations[-1]["suggestion"] == s.id
+
+
+def test_a_retried_suggestion_create_leaves_no_orphan_open_suggestion(
+    server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Issue 15, defect 3: the server carries out a create the client gave up on; its suggestion stayed open."""
+    b = sweep_backend("sweep-a", timeout=0.5)
+    eid = b.start(definition())
+    kept = b.suggest([])
+    server.faults.add("POST", r"/v1/experiments/\d+/suggestions", ("late", 1.5), times=2)
+    s = b.suggest([])
+    assert sorted(o["id"] for o in server.experiments[eid].open_suggestions) == sorted([kept.id, s.id])
+    assert len(server.experiments[eid].suggestions) == 4  # two were made for requests the client gave up on
+
+
+def test_reconcile_deletes_only_this_sweeps_unused_open_suggestions(
+    server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    a = sweep_backend("sweep-a")
+    eid = a.start(definition())
+    b = sweep_backend("sweep-b", experiment_id=eid)
+    b.start(definition())
+    others, used, unused = a.suggest([]), b.suggest([]), b.suggest([])
+    b.reconcile([used.id])
+    assert sorted(s["id"] for s in server.experiments[eid].open_suggestions) == sorted([others.id, used.id])
+    assert unused.id in server.experiments[eid].deleted_suggestions
+
+
+def test_a_budget_raised_on_resume_reaches_the_server(server: SigOptTestServer, api_env: dict[str, str]) -> None:
+    """Issue 15: sigopt-server plans multi-metric and constraint searches by the experiment's budget."""
+    eid = backend().start(definition(budget=5))
+    raised = ExperimentDefinition("t", definition().space, definition().metrics, 9, 4)
+    backend().start(raised, resume_id=eid)
+    assert server.experiments[eid].data["observation_budget"] == 9
+    assert server.experiments[eid].data["parallel_bandwidth"] == 4
+    # An attached experiment's budget is shared with other sweeps: left alone.
+    backend(experiment_id=eid).start(definition(budget=3), resume_id=eid)
+    assert server.experiments[eid].data["observation_budget"] == 9
+
+
+def test_a_project_that_does_not_exist_is_refused_before_the_experiment(
+    server: SigOptTestServer, api_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIGOPT_PROJECT", "no-such-project")
+    with pytest.raises(ConfigError, match=r"^SIGOPT_PROJECT .*: project 'no-such-project' does not exist at "):
+        backend().start(definition())
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.api.project: project 'typo' does not exist"):
+        backend(project="typo").start(definition())
+    assert server.experiments == {}
+    server.projects["no-such-project"] = {"object": "project", "id": "no-such-project", "client": "1"}
+    eid = backend().start(definition())
+    assert server.experiments[eid].data["project"] == "no-such-project"
+
+
+def test_metadata_is_fit_to_the_servers_limits(server: SigOptTestServer, api_env: dict[str, str]) -> None:
+    b = backend()
+    eid = b.start(definition())
+    reason = "RuntimeError: " + "x" * 2000
+    b.observe(b.suggest([]), failed=True, metadata={"job_number": 0, "failure_reason": reason, "k" * 101: 1})
+    (observation,) = server.experiments[eid].observations
+    assert observation["failed"] and observation["metadata"]["job_number"] == 0
+    assert len(observation["metadata"]["failure_reason"]) == 500
+    assert observation["metadata"]["failure_reason"].startswith("RuntimeError: xxx")
+
+
+def test_api_errors_carry_their_status(server: SigOptTestServer, api_env: dict[str, str]) -> None:
+    with pytest.raises(ApiError) as info:
+        backend(experiment_id="987").start(definition())
+    assert info.value.status == 404
+    server.faults.add("POST", r"/v1/experiments", "403")
+    with pytest.raises(ApiError) as refused:
+        backend().start(definition())
+    assert refused.value.status == 403
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_a_self_signed_certificate_fails_at_once_with_the_reason(
+    tmp_path: Path, api_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: a TLS verification failure was retried as "unreachable" for max_unreachable_s."""
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with SigOptTestServer(tokens={TOKEN}, ssl_context=context) as tls:
+        monkeypatch.setenv("SIGOPT_API_URL", tls.url)
+        started = time.monotonic()
+        with pytest.raises(
+            ApiError, match=r"TLS certificate check failed .*CERTIFICATE_VERIFY_FAILED.*verify_ssl_certs"
+        ):
+            ApiBackend(settings={"max_unreachable_s": 600}).start(definition())
+        assert time.monotonic() - started < 5
+        assert ApiBackend(settings={"verify_ssl_certs": str(cert)}).start(definition()) == "1"

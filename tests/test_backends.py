@@ -30,6 +30,7 @@ def make_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     with SigOptTestServer(tokens={"t0ken"}, suggestions="lite") as server:
         monkeypatch.setenv("SIGOPT_API_TOKEN", "t0ken")
         monkeypatch.setenv("SIGOPT_API_URL", server.url)
+        monkeypatch.delenv("SIGOPT_PROJECT", raising=False)
         yield lambda: create_backend("api", settings={"timeout": 10}, dev_run=False)
 
 
@@ -82,6 +83,40 @@ def test_failed_observations_restore_and_counts(backend: Backend, make_backend: 
     )
     assert fresh.observation_count() == 2
     d.space.check(fresh.suggest([]).assignments)
+
+
+def test_start_is_idempotent(backend: Backend) -> None:
+    d = definition()
+    eid = backend.start(d)
+    s = backend.suggest([])
+    backend.observe(s, [MetricValue("y", 1.0)])
+    assert backend.start(d) == eid and backend.start(d, resume_id=eid) == eid
+    assert backend.observation_count() == 1  # the same experiment, not a new one
+
+
+def test_attach_points_at_an_experiment_that_delete_then_removes(
+    backend: Backend, make_backend: Callable[[], Backend]
+) -> None:
+    d = definition()
+    eid = backend.start(d)
+    other = make_backend()
+    other.attach(eid)
+    assert other.experiment_id == eid
+    other.delete()
+    if backend.name == "api":  # the server experiment is gone; a local engine has nothing elsewhere
+        from hydra_sigopt.backends.api import ApiError
+
+        with pytest.raises(ApiError) as info:
+            make_backend().start(d, resume_id=eid)
+        assert info.value.status == 404
+
+
+def test_a_posted_observation_is_found_or_the_engine_says_it_cannot_tell(backend: Backend) -> None:
+    backend.start(definition())
+    s = backend.suggest([])
+    oid = backend.observe(s, [MetricValue("y", 1.0)])
+    assert backend.find_observation(s) == (oid if backend.name == "api" else None)
+    backend.reconcile([])  # nothing open is left to this sweep; it must not fail either way
 
 
 def test_lite_engine_runs_under_numpy_2_through_its_gp_phase() -> None:

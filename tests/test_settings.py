@@ -75,6 +75,12 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
         ),
         pytest.param({"api": {"timeout": 5}}, "api.timeout", "applies to backend: api only", id="api-with-lite"),
         pytest.param({"api": {"project": "p"}}, "api.project", "the backend is 'lite'", id="api-project-lite"),
+        pytest.param(
+            {"backend": "api", "api": {"api_url": "http://h/api"}, "name": "n" * 101},
+            "name",
+            "is 101 characters long; a SigOpt server takes experiment names of at most 100",
+            id="api-name-too-long",
+        ),
     ],
 )
 def test_bad_settings(change: dict[str, Any], key: str, says: str) -> None:
@@ -84,6 +90,11 @@ def test_bad_settings(change: dict[str, Any], key: str, says: str) -> None:
     assert info.value.key == key
     assert message.startswith(f"hydra.sweeper.{key}: "), message
     assert says in message, message
+
+
+def test_a_name_of_100_characters_is_fine_and_lite_has_no_such_limit() -> None:
+    parse_settings({**BASE, "backend": "api", "api": {"api_url": "http://h/api"}, "name": "n" * 100})
+    parse_settings({**BASE, "name": "n" * 101})
 
 
 def test_api_url_from_the_environment_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
-os.environ.setdefault("SIGOPT_PROJECT", "test")  # `import sigopt` needs a project name outside a normal directory
+from hydra_sigopt.sigopt_client import import_sigopt
 
-import requests
-from sigopt import Connection
-from sigopt.exception import ApiException, ConnectionException
-from sigopt_server import SigOptTestServer
+# `import sigopt` needs a project name outside a normal directory: set for the import only, not for the
+# rest of the test session (the sweeper reads SIGOPT_PROJECT, and a server refuses a project it lacks).
+import_sigopt()
+
+import requests  # noqa: E402
+from sigopt import Connection  # noqa: E402
+from sigopt.exception import ApiException, ConnectionException  # noqa: E402
+from sigopt_server import SigOptTestServer  # noqa: E402
 
 TOKEN = "good-token"
 EXP = r"/v1/experiments/\d+"
@@ -58,6 +61,7 @@ def all_observations(conn: Connection, experiment_id: str, **params) -> list:
 
 
 def test_create_fetch_delete_experiment(server: SigOptTestServer, conn: Connection) -> None:
+    conn.clients("1").projects().create(id="proj", name="Project")
     e = make_experiment(
         conn,
         metadata={"sweeper": "hydra", "seed": 3},
@@ -440,7 +444,7 @@ def test_drop_before_commit_records_nothing(server: SigOptTestServer, conn: Conn
 
 
 def test_lite_suggestions_smoke() -> None:
-    with SigOptTestServer(tokens={TOKEN}, suggestions="lite") as server:
+    with SigOptTestServer(tokens={TOKEN}, suggestions="lite", projects={"p"}) as server:
         conn = Connection(client_token=TOKEN)
         conn.set_api_url(server.url)
         e = make_experiment(
@@ -463,3 +467,118 @@ def test_lite_suggestions_smoke() -> None:
         best = list(conn.experiments(e.id).best_assignments().fetch().iterate_pages())
         losses = [o.values[0].value for o in all_observations(conn, e.id)]
         assert len(best) == 1 and best[0].values[0].value == min(losses)
+
+
+# -- what the real sigopt-server does (issue 15) ---------------------------------------------------------------------
+
+
+def connect(server: SigOptTestServer, token: str = TOKEN, timeout: float = 10) -> Connection:
+    c = Connection(client_token=token)
+    c.set_api_url(server.url)
+    c.set_timeout(timeout)
+    return c
+
+
+def test_development_experiments_are_invisible_to_the_regular_token_and_the_reverse() -> None:
+    with SigOptTestServer(tokens={TOKEN}, dev_tokens={"dev-token"}) as server:
+        regular, dev = connect(server), connect(server, "dev-token")
+        dev_experiment, regular_experiment = make_experiment(dev), make_experiment(regular)
+        assert dev_experiment.development and not regular_experiment.development
+        for conn, eid, message in (
+            (regular, dev_experiment.id, "development experiment .* with an api token"),
+            (dev, regular_experiment.id, "production experiment .* with a development token"),
+        ):
+            with pytest.raises(ApiException, match=message) as info:
+                conn.experiments(eid).delete()
+            assert info.value.status_code == 403
+        dev.experiments(dev_experiment.id).delete()
+        assert server.experiments[dev_experiment.id].deleted
+
+
+def test_a_project_must_exist(server: SigOptTestServer, conn: Connection) -> None:
+    with pytest.raises(ApiException, match="Could not assign to project `nope`, the project does not exist") as info:
+        make_experiment(conn, project="nope")
+    assert info.value.status_code == 400 and not server.experiments
+    client = conn.tokens("self").fetch().client
+    with pytest.raises(ApiException) as missing:
+        conn.clients(client).projects("nope").fetch()
+    assert missing.value.status_code == 404
+    conn.clients(client).projects().create(id="nope", name="Now it exists")
+    assert conn.clients(client).projects("nope").fetch().name == "Now it exists"
+    assert make_experiment(conn, project="nope").project == "nope"
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["name", "metadata value", "metadata key", "metadata keys"],
+)
+def test_the_servers_length_limits(server: SigOptTestServer, conn: Connection, where: str) -> None:
+    at_limit = {
+        "name": {"name": "n" * 100},
+        "metadata value": {"metadata": {"k": "v" * 500}},
+        "metadata key": {"metadata": {"k" * 100: 1}},
+        "metadata keys": {"metadata": {f"k{i}": i for i in range(100)}},
+    }[where]
+    past_limit = {
+        "name": {"name": "n" * 101},
+        "metadata value": {"metadata": {"k": "v" * 501}},
+        "metadata key": {"metadata": {"k" * 101: 1}},
+        "metadata keys": {"metadata": {f"k{i}": i for i in range(101)}},
+    }[where]
+    e = make_experiment(conn, **at_limit)
+    with pytest.raises(ApiException) as info:
+        make_experiment(conn, **past_limit)
+    assert info.value.status_code == 400
+    if where != "name":  # suggestions and observations take the same metadata limits
+        with pytest.raises(ApiException):
+            conn.experiments(e.id).suggestions().create(**past_limit)
+        s = conn.experiments(e.id).suggestions().create(**at_limit)
+        with pytest.raises(ApiException):
+            conn.experiments(e.id).observations().create(suggestion=s.id, values=[{"value": 1.0}], **past_limit)
+
+
+def test_a_request_the_client_gave_up_on_is_carried_out(server: SigOptTestServer) -> None:
+    e = make_experiment(connect(server))
+    impatient = connect(server, timeout=0.5)
+    server.faults.add("POST", SUG, ("late", 2.0))
+    with pytest.raises(ConnectionException):
+        impatient.experiments(e.id).suggestions().create()
+    assert len(server.experiments[e.id].open_suggestions) == 1  # at once, not after the answer
+
+
+def test_a_frozen_server_carries_out_every_held_request_once_thawed(server: SigOptTestServer) -> None:
+    e = make_experiment(connect(server))
+    impatient = connect(server, timeout=0.3)
+    server.freeze()
+    for _ in range(3):
+        with pytest.raises(ConnectionException):
+            impatient.experiments(e.id).suggestions().create()
+    assert server.experiments[e.id].open_suggestions == []
+    server.thaw()
+    deadline = time.time() + 5
+    while len(server.experiments[e.id].open_suggestions) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(server.experiments[e.id].open_suggestions) == 3
+
+
+def test_a_lagging_model_worker_leaves_short_trials_with_filler_and_steers_long_ones() -> None:
+    """As measured on the real server: suggestions come at once; the model's only once its worker caught up."""
+    with SigOptTestServer(tokens={TOKEN}, model_step_s=0.4, seed=1) as server:
+        conn = connect(server)
+        e = make_experiment(conn)
+
+        def trials(count: int, trial_s: float) -> list[str]:
+            sources = []
+            for _ in range(count):
+                started = time.time()
+                s = conn.experiments(e.id).suggestions().create()
+                assert time.time() - started < 0.3  # answered at once, never waiting for the worker
+                time.sleep(trial_s)
+                conn.experiments(e.id).observations().create(suggestion=s.id, values=[{"value": 1.0}])
+                sources.append(server.suggestion_sources[s.id])
+            return sources
+
+        fast = trials(10, 0.0)
+        assert fast.count("filler") >= 8, fast
+        slow = trials(4, 1.2)  # trials three times the worker's step
+        assert slow[1:].count("model") == 3, slow

@@ -1,10 +1,17 @@
 """A SigOpt API (a self-hosted sigopt-server, or any SigOpt-compatible API) through the official client.
 
 The server serves parallel suggestions itself (``parallel_bandwidth`` open suggestions). Calls
-that fail on 5xx or a dropped connection are retried with capped exponential backoff; an
-observation whose POST outcome is unknown is looked up on the server before it is sent again, so
-no result is recorded twice. Once the API has been unreachable for ``max_unreachable_s`` the sweep
-stops with its journal intact (:class:`ApiUnreachableError`), ready to be resumed.
+that fail on 5xx or a dropped connection are retried with capped exponential backoff
+(:mod:`hydra_sigopt.backends.api_calls`); a TLS verification failure, or any failure before the experiment
+exists, stops at once with its reason. Once the API has been unreachable for
+``max_unreachable_s`` the sweep stops with its journal intact (:class:`ApiUnreachableError`).
+
+An experiment may be shared by several sweeps (``api.experiment_id``), so everything here is
+matched by what only this sweep holds: an observation by its suggestion's id (the journal keeps
+it), an open suggestion by the sweep id it was created with (``sweep_id`` in its metadata). A
+request that timed out may still have been carried out by the server: an observation whose POST
+outcome is unknown is looked up before it is sent again, and a suggestion create that was retried
+is followed by deleting this sweep's open suggestions that nothing uses.
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from hydra_sigopt import __version__
+from hydra_sigopt.backends.api_calls import ApiCalls, ApiError, ApiUnreachableError
 from hydra_sigopt.backends.base import Backend, PastObservation, Suggestion
-from hydra_sigopt.errors import BackendUnavailableError, ConfigError, SigOptSweeperError
+from hydra_sigopt.backends.server_limits import fit_metadata
+from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.secrets import Credentials, known_tokens, mask_credential_overrides, redact, resolve_token
@@ -29,21 +38,11 @@ from hydra_sigopt.sigopt_client import import_sigopt, plain
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+__all__ = ["ApiBackend", "ApiError", "ApiUnreachableError", "experiment_metadata"]
 
-#: First and largest pause between retries of a failed call, in seconds.
-BACKOFF_START_S = 0.5
-BACKOFF_CAP_S = 30.0
-#: The observation metadata key that ties a server observation to a journal trial.
-JOB_NUMBER_KEY = "job_number"
-
-
-class ApiError(SigOptSweeperError, RuntimeError):
-    """The SigOpt API refused a request in a way retrying will not fix (token, URL, experiment id)."""
-
-
-class ApiUnreachableError(BackendUnavailableError):
-    """The SigOpt API could not be reached for longer than ``api.max_unreachable_s``."""
+#: Metadata keys the sweeper writes on the server to tell its own objects from another sweep's.
+SWEEP_ID_KEY = "sweep_id"
+SUGGESTION_ID_KEY = "suggestion_id"
 
 
 def _parse_verify(raw: Any) -> bool | str:
@@ -75,6 +74,7 @@ class ApiBackend(Backend):
         dev_run: bool = False,
         connection_factory: Callable[[Credentials], Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         settings = dict(settings or {})
         url = settings.get("api_url") or os.environ.get("SIGOPT_API_URL")
@@ -91,15 +91,19 @@ class ApiBackend(Backend):
         self.verify = _parse_verify(verify)
         self.timeout = float(settings.get("timeout") or 30.0)
         self.project = settings.get("project") or os.environ.get("SIGOPT_PROJECT")
+        self._project_key = "api.project" if settings.get("project") else "SIGOPT_PROJECT (environment variable)"
         self.attach_id = settings.get("experiment_id")
         self.max_unreachable_s = float(settings.get("max_unreachable_s") or 600.0)
         self.dev_run = dev_run
         self.credentials = resolve_token(dev_run=dev_run)
-        self._sleep = sleep
+        self._call = ApiCalls(self.url, self.credentials, self.max_unreachable_s, sleep, clock)
         factory = connection_factory or self._default_connection
         self.connection = factory(self.credentials)
         self.experiment_id: str | None = None
-        self._observed_jobs: dict[int, str] = {}
+        #: Observation ids by suggestion id: what this sweep's trials already have on the server.
+        self._observed: dict[str, str] = {}
+        #: Suggestions this process handed out or kept, not yet observed or discarded.
+        self._in_use: set[str] = set()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -114,50 +118,6 @@ class ApiBackend(Backend):
     def _experiment(self) -> Any:
         return self.connection.experiments(self.experiment_id)
 
-    def _call(self, what: str, fn: Callable[[], T], *, retry: bool = True) -> T:
-        """Run one API call; clear errors for 4xx; retry 5xx and connection faults with backoff."""
-        sigopt = import_sigopt()
-        ApiException = sigopt.exception.ApiException
-        ConnectionException = sigopt.exception.ConnectionException
-        first_failure: float | None = None
-        pause = BACKOFF_START_S
-        while True:
-            try:
-                return fn()
-            except ApiException as exc:
-                status = getattr(exc, "status_code", None)
-                if status is not None and status < 500:
-                    raise self._client_error(status, what, exc) from None
-                reason = f"HTTP {status}"
-            except ConnectionException as exc:
-                cause = exc.__cause__ or exc
-                reason = redact(
-                    f"{type(cause).__name__}: {str(cause).splitlines()[-1] if str(cause) else ''}",
-                    self.credentials.token,
-                )
-            if not retry:
-                raise ApiUnreachableError(f"could not {what} at {self.url}: {reason}")
-            now = time.monotonic()
-            first_failure = first_failure if first_failure is not None else now
-            if now - first_failure >= self.max_unreachable_s:
-                raise ApiUnreachableError(
-                    f"the SigOpt API at {self.url} has been unreachable for {now - first_failure:.0f} s "
-                    f"(api.max_unreachable_s={self.max_unreachable_s:g}) while trying to {what}; last error: {reason}"
-                )
-            log.warning("SigOpt API: %s failed (%s); retrying in %.1f s", what, reason, pause)
-            self._sleep(pause)
-            pause = min(pause * 2, BACKOFF_CAP_S)
-
-    def _client_error(self, status: int, what: str, exc: Exception) -> ApiError:
-        """One clear line for a 4xx answer (never with the token in it)."""
-        if status in (401, 403):
-            return ApiError(
-                f"the SigOpt API at {self.url} refused the token from {self.credentials.source} "
-                f"(HTTP {status}) while trying to {what}; check the token and the URL"
-            )
-        detail = redact(str(getattr(exc, "message", None) or exc), self.credentials.token)
-        return ApiError(f"the SigOpt API at {self.url} answered HTTP {status} to {what}: {detail}")
-
     def public_settings(self) -> dict[str, Any]:
         return {
             "api_url": self.url,
@@ -165,34 +125,75 @@ class ApiBackend(Backend):
             "timeout": self.timeout,
             "project": self.project,
             "max_unreachable_s": self.max_unreachable_s,
+            # Which token reaches the experiment: a server hides development experiments from the regular one.
+            "dev_run": self.dev_run,
         }
 
-    # ------------------------------------------------------------------ contract
+    def _tagged(self, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Metadata with this sweep's id, fit to the server's limits."""
+        tag = {SWEEP_ID_KEY: self.sweep_id} if self.sweep_id else {}
+        return fit_metadata({**(metadata or {}), **tag})
+
+    # ------------------------------------------------------------------ start
 
     def start(self, definition: ExperimentDefinition, resume_id: str | None = None) -> str:
+        if self.experiment_id is not None:
+            return self.experiment_id  # started already: the same experiment
         experiment_id = resume_id or self.attach_id
         if experiment_id:
-            self.experiment_id = str(experiment_id)
-            experiment = self._fetch_experiment()
-            self._check_matches(experiment, definition)
-            return self.experiment_id
+            self._attach_checked(str(experiment_id), definition, resumed=resume_id is not None)
+        else:
+            self._create(definition)
+        assert self.experiment_id is not None
+        return self.experiment_id
+
+    def _create(self, definition: ExperimentDefinition) -> None:
+        """A new experiment; any failure stops at once (a retried create could leave a second experiment)."""
         body = definition.to_sigopt()
         if self.project:
+            self._check_project()
             body["project"] = self.project
-        body["metadata"] = experiment_metadata()
-        experiment = self._call("create the experiment", lambda: self.connection.experiments().create(**body))
+        body["metadata"] = fit_metadata(experiment_metadata())
+        experiment = self._call(
+            "create the experiment", lambda: self.connection.experiments().create(**body), once=True
+        )
         self.experiment_id = str(experiment.id)
         log.info("Created SigOpt experiment %s at %s", self.experiment_id, self.url)
-        return self.experiment_id
+
+    def _check_project(self) -> None:
+        """Refuse, before anything is written, a project the server does not have (it is not created here)."""
+        client = self._call("read the token's client", lambda: self.connection.tokens("self").fetch().client, once=True)
+        try:
+            self._call(
+                f"fetch project {self.project}",
+                lambda: self.connection.clients(client).projects(self.project).fetch(),
+                once=True,
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            raise ConfigError(
+                self._project_key,
+                f"project {self.project!r} does not exist at {self.url}; create it on the server first, "
+                "or name an existing project (or none)",
+            ) from None
+
+    def _attach_checked(self, experiment_id: str, definition: ExperimentDefinition, resumed: bool) -> None:
+        self.experiment_id = experiment_id
+        experiment = self._fetch_experiment()
+        self._check_matches(experiment, definition)
+        if resumed and not self.attach_id:
+            self._send_budget(experiment, definition)
 
     def _fetch_experiment(self) -> Any:
         try:
             return self._call(f"fetch experiment {self.experiment_id}", lambda: self._experiment().fetch())
         except ApiError as exc:
-            if "HTTP 404" in str(exc):
+            if exc.status == 404:
                 raise ApiError(
                     f"experiment {self.experiment_id} was not found at {self.url} (HTTP 404); "
-                    "check hydra.sweeper.api.experiment_id"
+                    "check hydra.sweeper.api.experiment_id",
+                    404,
                 ) from None
             raise
 
@@ -208,29 +209,65 @@ class ApiBackend(Backend):
                 f"{server_metrics}, but the sweep declares parameters {ours_params} and metrics {ours_metrics}"
             )
 
+    def _send_budget(self, experiment: Any, definition: ExperimentDefinition) -> None:
+        """A budget or bandwidth changed on resume goes to the server too (it plans multi-metric searches by it).
+
+        Only for the sweep's own experiment: an attached one's budget is shared with other sweeps.
+        """
+        wanted = {
+            "observation_budget": definition.observation_budget,
+            "parallel_bandwidth": definition.parallel_bandwidth,
+        }
+        changed = {k: v for k, v in wanted.items() if getattr(experiment, k, None) != v}
+        if changed:
+            self._call("update the experiment's budget", lambda: self._experiment().update(**changed))
+            log.info("SigOpt experiment %s updated: %s", self.experiment_id, changed)
+
+    def attach(self, experiment_id: str) -> None:
+        """Point at an existing experiment without checking it (for ``hydra-sigopt delete``)."""
+        self.experiment_id = str(experiment_id)
+
+    # ------------------------------------------------------------------ suggestions and observations
+
     def restore(self, observations: Sequence[PastObservation], open_suggestion_ids: Sequence[str] = ()) -> None:
-        """The server keeps its own observations; reconcile open suggestions with the journal."""
-        for obs in self._call(
-            "list observations", lambda: list(self._experiment().observations().fetch().iterate_pages())
-        ):
-            number = (obs.metadata or {}).get(JOB_NUMBER_KEY) if obs.metadata is not None else None
-            if number is not None:
-                self._observed_jobs[int(number)] = str(obs.id)
-        keep = set(open_suggestion_ids)
+        """The server keeps its own observations: learn which of this sweep's are there; tidy its open suggestions."""
+        for obs in self._call("list observations", self._all_observations):
+            suggestion_id = _suggestion_of(obs)
+            if suggestion_id is not None:
+                self._observed[suggestion_id] = str(obs.id)
+        self._in_use.update(str(s) for s in open_suggestion_ids)
+        self.reconcile(open_suggestion_ids)
+
+    def reconcile(self, keep_suggestion_ids: Sequence[str]) -> None:
+        """Delete this sweep's open suggestions but ``keep_suggestion_ids`` (the server counts them as work)."""
+        keep = {str(s) for s in keep_suggestion_ids}
+        for sid in self._own_open_suggestions():
+            if sid not in keep:
+                log.info("Deleting open suggestion %s: no trial of this sweep uses it", sid)
+                self.discard(Suggestion(sid, {}))
+
+    def _own_open_suggestions(self) -> list[str]:
+        """Ids of the open suggestions this sweep created (another sweep's on a shared experiment stay)."""
         open_now = self._call(
             "list open suggestions",
             lambda: list(self._experiment().suggestions().fetch(state="open").iterate_pages()),
         )
-        for s in open_now:
-            if str(s.id) not in keep:
-                log.info(
-                    "Deleting open suggestion %s left by a stopped sweeper (no trial of the journal uses it)", s.id
-                )
-                self.discard(Suggestion(str(s.id), {}))
+        return [str(s.id) for s in open_now if _metadata(s).get(SWEEP_ID_KEY) == self.sweep_id]
 
     def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion:
-        s = self._call("create a suggestion", lambda: self._experiment().suggestions().create())
-        return Suggestion(str(s.id), {str(k): plain(v) for k, v in dict(s.assignments).items()})
+        retried: list[bool] = []
+        body = {"metadata": self._tagged()} if self.sweep_id else {}
+        s = self._call(
+            "create a suggestion",
+            lambda: self._experiment().suggestions().create(**body),
+            on_retry=lambda: retried.append(True),
+        )
+        sid = str(s.id)
+        self._in_use.add(sid)
+        if retried:
+            # A create that timed out may have been carried out too: its suggestion would stay open.
+            self.reconcile(sorted(self._in_use))
+        return Suggestion(sid, {str(k): plain(v) for k, v in dict(s.assignments).items()})
 
     def observe(
         self,
@@ -239,75 +276,42 @@ class ApiBackend(Backend):
         failed: bool = False,
         metadata: Mapping[str, Any] | None = None,
     ) -> str:
-        metadata = dict(metadata or {})
-        number = metadata.get(JOB_NUMBER_KEY)
-        if number is not None and int(number) in self._observed_jobs:
-            return self._observed_jobs[int(number)]  # recorded by an earlier sweeper process
-        body: dict[str, Any] = {"metadata": {k: v for k, v in metadata.items() if v is not None}}
+        if suggestion.id in self._observed:
+            return self._observed[suggestion.id]  # recorded by an earlier sweeper process
+        body: dict[str, Any] = {"metadata": self._tagged(metadata)}
         if failed:
             body["failed"] = True
         else:
             body["values"] = [v.to_sigopt() for v in values]
-        observation_id = self._post_observation(suggestion, body, number)
-        if number is not None:
-            self._observed_jobs[int(number)] = observation_id
+        number = (metadata or {}).get("job_number")
+        post = _ObservationPost(self, suggestion, body)
+        observation_id = self._call(f"record the observation of trial {number}", post.attempt)
+        self._observed[suggestion.id] = observation_id
+        self._in_use.discard(suggestion.id)
         return observation_id
 
-    def _post_observation(self, suggestion: Suggestion, body: dict[str, Any], number: Any) -> str:
-        """POST once; if the outcome is unknown, look it up on the server before trying again."""
-        sigopt = import_sigopt()
-        first_failure = time.monotonic()
-        pause = BACKOFF_START_S
-        by_suggestion = True
-        while True:
-            target = {"suggestion": suggestion.id} if by_suggestion else {"assignments": dict(suggestion.assignments)}
-            try:
-                return str(self._experiment().observations().create(**target, **body).id)
-            except sigopt.exception.ApiException as exc:
-                status = getattr(exc, "status_code", None)
-                if status in (400, 404) and by_suggestion:
-                    # The suggestion is closed or gone (deleted, or observed by a request whose answer was lost).
-                    existing = self._find_observation(suggestion.id, number)
-                    if existing is not None:
-                        return existing
-                    by_suggestion = False
-                    continue
-                if status is not None and status < 500:
-                    raise self._client_error(status, f"record the observation of trial {number}", exc) from None
-            except sigopt.exception.ConnectionException:
-                pass
-            existing = self._find_observation(suggestion.id, number)
-            if existing is not None:
-                return existing
-            if time.monotonic() - first_failure >= self.max_unreachable_s:
-                raise ApiUnreachableError(
-                    f"could not record the observation of trial {number} at {self.url} for "
-                    f"{self.max_unreachable_s:g} s (api.max_unreachable_s)"
-                )
-            log.warning("SigOpt API: recording trial %s failed; retrying in %.1f s", number, pause)
-            self._sleep(pause)
-            pause = min(pause * 2, BACKOFF_CAP_S)
-
-    def _find_observation(self, suggestion_id: str, number: Any) -> str | None:
-        """The id of a server observation for this suggestion or job number, if one exists."""
-        observations = self._call(
-            "look up observations", lambda: list(self._experiment().observations().fetch().iterate_pages())
-        )
-        for obs in observations:
-            meta = dict(obs.metadata or {}) if obs.metadata is not None else {}
-            if str(getattr(obs, "suggestion", None)) == str(suggestion_id) or (
-                number is not None and str(meta.get(JOB_NUMBER_KEY)) == str(number)
-            ):
+    def find_observation(self, suggestion: Suggestion) -> str | None:
+        """The id of the server's observation of this suggestion (posted by this sweep), if any."""
+        if suggestion.id in self._observed:
+            return self._observed[suggestion.id]
+        for obs in self._call("look up observations", self._all_observations):
+            if _suggestion_of(obs) == suggestion.id:
+                self._observed[suggestion.id] = str(obs.id)
                 return str(obs.id)
         return None
 
+    def _all_observations(self) -> list[Any]:
+        return list(self._experiment().observations().fetch().iterate_pages())
+
     def discard(self, suggestion: Suggestion) -> None:
+        self._in_use.discard(suggestion.id)
         try:
             self._call(
                 f"delete suggestion {suggestion.id}", lambda: self._experiment().suggestions(suggestion.id).delete()
             )
-        except ApiError:
-            pass  # already closed or deleted
+        except ApiError as exc:
+            if exc.status not in (400, 404):  # already closed or deleted
+                raise
 
     def observation_count(self) -> int | None:
         experiment = self._call("fetch the experiment", lambda: self._experiment().fetch())
@@ -326,19 +330,64 @@ class ApiBackend(Backend):
             for b in best
         ]
 
-    def attach(self, experiment_id: str) -> None:
-        """Point at an existing experiment without checking it (for ``hydra-sigopt delete``)."""
-        self.experiment_id = str(experiment_id)
-
     def delete(self) -> None:
         self._call(f"delete experiment {self.experiment_id}", lambda: self._experiment().delete())
+
+
+class _ObservationPost:
+    """One observation's POST, safe to repeat: after an attempt whose outcome is unknown, look first.
+
+    By its suggestion; if the server no longer has that suggestion open (deleted, or observed by a
+    request whose answer was lost) and holds no observation of it, by its assignments, with the
+    suggestion's id in the metadata so that it is still found as this trial's.
+    """
+
+    def __init__(self, backend: ApiBackend, suggestion: Suggestion, body: dict[str, Any]) -> None:
+        self.backend = backend
+        self.suggestion = suggestion
+        self.body = body
+        self.attempted = False
+
+    def attempt(self) -> str:
+        if self.attempted:
+            existing = self.backend.find_observation(self.suggestion)
+            if existing is not None:
+                return existing
+        self.attempted = True
+        sigopt = import_sigopt()
+        try:
+            return self._post({"suggestion": self.suggestion.id}, self.body)
+        except sigopt.exception.ApiException as exc:
+            if exc.status_code not in (400, 404):
+                raise
+        existing = self.backend.find_observation(self.suggestion)
+        if existing is not None:
+            return existing
+        metadata = fit_metadata({**self.body["metadata"], SUGGESTION_ID_KEY: self.suggestion.id})
+        return self._post({"assignments": dict(self.suggestion.assignments)}, {**self.body, "metadata": metadata})
+
+    def _post(self, target: dict[str, Any], body: dict[str, Any]) -> str:
+        return str(self.backend._experiment().observations().create(**target, **body).id)
+
+
+def _metadata(obj: Any) -> dict[str, Any]:
+    return dict(obj.metadata or {}) if getattr(obj, "metadata", None) is not None else {}
+
+
+def _suggestion_of(observation: Any) -> str | None:
+    """The suggestion an observation on the server belongs to: its link, else the id the sweeper wrote."""
+    linked = getattr(observation, "suggestion", None)
+    if linked is not None:
+        return str(linked)
+    written = _metadata(observation).get(SUGGESTION_ID_KEY)
+    return None if written is None else str(written)
 
 
 def experiment_metadata() -> dict[str, str]:
     """Where the sweep came from: the app's git commit, the command line, host and versions."""
     meta = {
-        "command": _public_command()[:500],
-        "cwd": os.getcwd()[:500],
+        "command": _public_command(),
+        "cwd": os.getcwd(),
         "host": socket.gethostname(),
         "user": _safe(getpass.getuser),
         "hydra_sigopt_sweeper": __version__,

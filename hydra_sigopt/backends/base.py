@@ -2,13 +2,23 @@
 
 Contract every backend honours (tests/test_backends.py runs the same suite against each):
 
+* ``sweep_id`` (set by the sweep before ``start``) is the sweep's own id from its journal. An
+  engine shared by several sweeps (a server experiment several sweeps attach to) tags what it
+  creates with it, so that it never mistakes another sweep's suggestions for its own.
 * ``start(definition, resume_id)`` creates the experiment, or attaches to ``resume_id`` (the
-  journal's experiment, on resume) or to the one named at construction, and returns its id. It is
-  called once, before any other method.
+  journal's experiment, on resume) or to the one named at construction, and returns its id. It
+  comes before the other methods but ``attach``; called again, it returns the same id and
+  creates nothing.
+* ``attach(experiment_id)`` points a fresh backend at an existing experiment without starting a
+  sweep on it (no checks, no suggestions): what ``hydra-sigopt delete`` needs before ``delete()``.
 * ``restore(observations, open_suggestion_ids)`` brings a fresh backend up to a journal's state
   after a restart: afterwards suggestions take those observations into account. Engines that keep
   their own state (a SigOpt server) hold the observations already; they keep the open suggestions
-  the journal still uses (``open_suggestion_ids``) and delete the others.
+  the journal still uses (``open_suggestion_ids``) and delete this sweep's others.
+* ``reconcile(keep_suggestion_ids)`` deletes this sweep's open suggestions but those (called when
+  a sweep stops: a server counts an open suggestion as work in progress).
+* ``find_observation(suggestion)`` is the id of the engine's observation of that suggestion if it
+  has one already (a result posted just before a crash), else None.
 * ``suggest(pending)`` returns one new suggestion. ``pending`` lists the assignments of trials
   that are running now; the suggestion should differ from them (that is what keeps N parallel
   slots exploring N different points). It may be called from a worker thread, never from two
@@ -55,9 +65,14 @@ class Backend(ABC):
     name: str = "abstract"
 
     experiment_id: str | None = None
+    #: The sweep's id (from its journal); see the module docstring.
+    sweep_id: str | None = None
 
     @abstractmethod
     def start(self, definition: ExperimentDefinition, resume_id: str | None = None) -> str: ...
+
+    @abstractmethod
+    def attach(self, experiment_id: str) -> None: ...
 
     @abstractmethod
     def restore(self, observations: Sequence[PastObservation], open_suggestion_ids: Sequence[str] = ()) -> None: ...
@@ -85,6 +100,13 @@ class Backend(ABC):
     def public_settings(self) -> dict[str, Any]:
         """Settings worth keeping in the journal to reach the experiment later (never a token)."""
         return {}
+
+    def find_observation(self, suggestion: Suggestion) -> str | None:
+        """The engine's observation of ``suggestion`` (None for engines that only hold what the journal replays)."""
+        return None
+
+    def reconcile(self, keep_suggestion_ids: Sequence[str]) -> None:
+        """Delete this sweep's open suggestions but ``keep_suggestion_ids`` (engines that keep none: nothing)."""
 
     def discard(self, suggestion: Suggestion) -> None:
         """Forget an open suggestion (nothing to do for engines that keep none open)."""

@@ -83,6 +83,9 @@ class LiteBackend(Backend):
         return sigopt.Connection(driver=lambda: driver)
 
     def start(self, definition: ExperimentDefinition, resume_id: str | None = None) -> str:
+        if self._driver is not None:
+            assert self.experiment_id is not None
+            return self.experiment_id  # started already: the same engine
         self._definition = definition
         self._driver = self._driver_class(compute_mode=self._compute_mode)
         body = definition.to_sigopt()
@@ -90,6 +93,10 @@ class LiteBackend(Backend):
         experiment = self._connection(self._driver).experiments().create(**body)
         self.experiment_id = str(experiment.id)
         return self.experiment_id
+
+    def attach(self, experiment_id: str) -> None:
+        """The engine lives in this process only: there is nothing elsewhere to point at (delete() is a no-op)."""
+        self.experiment_id = str(experiment_id)
 
     def restore(self, observations: Sequence[PastObservation], open_suggestion_ids: Sequence[str] = ()) -> None:
         for o in observations:

@@ -1,0 +1,133 @@
+"""Calling a SigOpt API: which failures are worth another try, and one clear line for the others.
+
+A call is retried with capped exponential backoff (:mod:`hydra_sigopt.retry`) while the API is out
+of reach (5xx, a 429 past the client's own retries, a dropped, refused or timed-out connection), for
+at most ``max_unreachable_s``; a refusal (4xx) or a TLS certificate failure is final at once. No
+message carries the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from hydra_sigopt.errors import BackendUnavailableError, SigOptSweeperError
+from hydra_sigopt.retry import RetriesExhausted, RetryPolicy, retry
+from hydra_sigopt.secrets import Credentials, redact
+from hydra_sigopt.sigopt_client import import_sigopt
+
+log = logging.getLogger("hydra_sigopt.backends.api")
+
+T = TypeVar("T")
+
+#: First and largest pause between retries of a failed call, in seconds.
+BACKOFF_START_S = 0.5
+BACKOFF_CAP_S = 30.0
+
+
+class ApiError(SigOptSweeperError, RuntimeError):
+    """The SigOpt API refused a request in a way retrying will not fix (token, URL, experiment id).
+
+    ``status`` is the HTTP status of the refusal (None when no answer came, e.g. a TLS failure).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ApiUnreachableError(BackendUnavailableError):
+    """The SigOpt API could not be reached for longer than ``api.max_unreachable_s``."""
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    """Whether a connection failed on TLS (a certificate): retrying cannot fix that."""
+    import requests
+
+    return isinstance(exc.__cause__, requests.exceptions.SSLError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """5xx, 429 past the client's own retries, and dropped or refused connections are worth retrying."""
+    sigopt = import_sigopt()
+    if isinstance(exc, sigopt.exception.ApiException):
+        status = exc.status_code
+        return status is None or status >= 500 or status == 429
+    if isinstance(exc, sigopt.exception.ConnectionException):
+        return not _tls_failure(exc)
+    return False
+
+
+class ApiCalls:
+    """Runs one backend's API calls (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        credentials: Credentials,
+        max_unreachable_s: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.credentials = credentials
+        self.max_unreachable_s = max_unreachable_s
+        self._sleep = sleep
+        self._clock = clock
+
+    def __call__(
+        self, what: str, fn: Callable[[], T], *, once: bool = False, on_retry: Callable[[], None] | None = None
+    ) -> T:
+        """Run one API call; one clear error for a refusal; retry transient faults (``once``: never)."""
+        policy = RetryPolicy(
+            BACKOFF_START_S, BACKOFF_CAP_S, deadline_s=self.max_unreachable_s, attempts=1 if once else None
+        )
+
+        def log_retry(exc: BaseException, pause: float) -> None:
+            log.warning("SigOpt API: %s failed (%s); retrying in %.1f s", what, self.reason(exc), pause)
+            if on_retry is not None:
+                on_retry()
+
+        sigopt = import_sigopt()
+        try:
+            return retry(fn, policy, is_transient, on_retry=log_retry, clock=self._clock, sleep=self._sleep)
+        except RetriesExhausted as exc:
+            raise self.gave_up(what, exc, once) from None
+        except sigopt.exception.ApiException as exc:
+            raise self.client_error(exc.status_code, what, exc) from None
+        except sigopt.exception.ConnectionException as exc:  # TLS
+            raise ApiError(
+                f"could not {what} at {self.url}: the TLS certificate check failed ({self.reason(exc)}); "
+                "set hydra.sweeper.api.verify_ssl_certs (or SIGOPT_API_VERIFY_SSL_CERTS) to the server's CA bundle"
+            ) from None
+
+    def reason(self, exc: BaseException) -> str:
+        """One line saying why a call failed (never with the token in it)."""
+        status = getattr(exc, "status_code", None)
+        if status is not None:
+            return f"HTTP {status}"
+        cause = exc.__cause__ or exc
+        text = str(cause).splitlines()[-1] if str(cause) else ""
+        return redact(f"{type(cause).__name__}: {text}", self.credentials.token)
+
+    def gave_up(self, what: str, exc: RetriesExhausted, once: bool) -> SigOptSweeperError:
+        if once:
+            return ApiError(f"could not {what} at {self.url}: {self.reason(exc.last)}")
+        return ApiUnreachableError(
+            f"the SigOpt API at {self.url} has been unreachable for {exc.elapsed_s:.0f} s "
+            f"(api.max_unreachable_s={self.max_unreachable_s:g}) while trying to {what}; "
+            f"last error: {self.reason(exc.last)}"
+        )
+
+    def client_error(self, status: int, what: str, exc: Exception) -> ApiError:
+        """One clear line for a 4xx answer (never with the token in it)."""
+        if status in (401, 403):
+            return ApiError(
+                f"the SigOpt API at {self.url} refused the token from {self.credentials.source} "
+                f"(HTTP {status}) while trying to {what}; check the token and the URL",
+                status,
+            )
+        detail = redact(str(getattr(exc, "message", None) or exc), self.credentials.token)
+        return ApiError(f"the SigOpt API at {self.url} answered HTTP {status} to {what}: {detail}", status)

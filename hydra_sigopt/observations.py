@@ -1,0 +1,47 @@
+"""What the engine is told about a trial, built from its journal row: the same live and after a restart.
+
+A result posted by a resumed sweep (its sweeper stopped between recording and posting) carries the
+same metadata as one posted at once, and keeps its suggestion: the journal has all of it.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from hydra_sigopt.journal import FAILED, FINISHED_STATES, PENDING, RUNNING, Journal, Trial
+
+#: Runners whose trials run on the sweeper's host: its name is theirs when a failed job could not say.
+LOCAL_RUNNERS = ("BasicLauncher", "local")
+
+
+def observation_metadata(trial: Trial, runner_kind: str) -> dict[str, Any]:
+    """Job number and id, host, duration, and a failure's reason (already cut and without tokens)."""
+    host = trial.host or (socket.gethostname() if runner_kind in LOCAL_RUNNERS else None)
+    metadata: dict[str, Any] = {"job_number": trial.number, "job_id": trial.job_id, "host": host}
+    if trial.duration is not None:
+        metadata["duration_s"] = round(trial.duration, 3)
+    if trial.state == FAILED:
+        metadata["failure_reason"] = trial.failure_reason
+    return {k: v for k, v in metadata.items() if v is not None}
+
+
+def suggestions_in_use(trials: Sequence[Trial]) -> list[str]:
+    """The suggestions the journal still needs open: trials in flight, and results not posted yet."""
+    return [
+        t.suggestion_id
+        for t in trials
+        if t.suggestion_id and (t.state in (PENDING, RUNNING) or (t.state in FINISHED_STATES and not t.observed))
+    ]
+
+
+def sweep_id(journal: Journal) -> str:
+    """The sweep's own id, made once and kept in its journal (older journals get one on resume)."""
+    existing = journal.meta().get("sweep_id")
+    if existing:
+        return str(existing)
+    made = uuid.uuid4().hex
+    journal.set_meta(sweep_id=made)
+    return made

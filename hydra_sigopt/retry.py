@@ -1,0 +1,98 @@
+"""One way to retry a call that may fail for a while: capped exponential backoff under a deadline.
+
+Generic on purpose (the SigOpt API's calls use it; so can ``sbatch`` while slurmctld restarts): a
+:class:`RetryPolicy` says how long to keep trying, and a function passed in says which failures
+are worth another try (transient) and which are final (permanent: re-raised at once). The clock and
+the sleep are injectable, so the policy is tested without waiting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Pauses of ``base_s``, doubling up to ``cap_s``; give up at ``deadline_s`` or after ``attempts``.
+
+    ``deadline_s`` counts from the first failure. No pause runs past it: the last pause ends at the
+    deadline, one last attempt is made there, and then the call gives up.
+    """
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    deadline_s: float | None = None
+    attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.deadline_s is None and self.attempts is None:
+            raise ValueError("a retry policy needs a deadline, a number of attempts, or both")
+        if self.attempts is not None and self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+
+    def pauses(self) -> Iterator[float]:
+        """The uncapped-by-deadline pauses, in order: base, 2 * base, ... up to the cap."""
+        pause = self.base_s
+        while True:
+            yield min(pause, self.cap_s)
+            pause *= 2
+
+
+class RetriesExhausted(Exception):
+    """Every attempt the policy allowed failed with a transient error; ``last`` is the last one."""
+
+    def __init__(self, last: BaseException, attempts: int, elapsed_s: float) -> None:
+        super().__init__(f"gave up after {attempts} attempts in {elapsed_s:.1f} s: {last}")
+        self.last = last
+        self.attempts = attempts
+        self.elapsed_s = elapsed_s
+
+
+def retry(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    is_transient: Callable[[BaseException], bool],
+    *,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``call()``, tried again after each transient failure until the policy gives up.
+
+    A permanent failure is raised as it is; giving up raises :class:`RetriesExhausted` from the last
+    failure. ``on_retry(error, pause)`` is called before each pause (to log it).
+    """
+    pauses = policy.pauses()
+    first_failure: float | None = None
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            now = clock()
+            first_failure = now if first_failure is None else first_failure
+            pause = _next_pause(policy, pauses, attempt, now - first_failure)
+            if pause is None:
+                raise RetriesExhausted(exc, attempt, now - first_failure) from exc
+            if on_retry is not None:
+                on_retry(exc, pause)
+            sleep(pause)
+
+
+def _next_pause(policy: RetryPolicy, pauses: Iterator[float], attempt: int, elapsed: float) -> float | None:
+    """The pause before the next attempt, or None when the policy allows no more."""
+    if policy.attempts is not None and attempt >= policy.attempts:
+        return None
+    pause = next(pauses)
+    if policy.deadline_s is None:
+        return pause
+    left = policy.deadline_s - elapsed
+    return None if left <= 0 else min(pause, left)
