@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from hydra_sigopt.runners.outcome import JobOutcome
 
@@ -61,6 +61,11 @@ class TrialRunner(ABC):
     def cancel_all(self) -> list[int]:
         """Cancel running trials where possible; return their numbers."""
         return []
+
+    def run_from(self, job_python: Callable[[str], str]) -> bool:
+        """Have every job started from now on run ``job_python(python)`` instead of its Python
+        (a code snapshot's folder and import path); False where trials do not run as jobs."""
+        return False
 
     def keep_warm(self, trials_left: int) -> None:
         """Have jobs started ahead for up to ``trials_left`` trials, where this runner does that."""
