@@ -260,6 +260,34 @@ class Snapshot:
         return f"{self.dir} ({rec.get('files')} files, {_mb(int(rec.get('bytes') or 0))}; {describe_identity(rec)})"
 
 
+def configs_from_snapshot(hydra_context: Any, snapshot: Snapshot) -> Any:
+    """A copy of ``hydra_context`` whose config search path reads the snapshot's config folders.
+
+    A job composes its trial's config itself, from the search path it was pickled with: the app's
+    ``conf/`` under the original folder. Its YAML is part of the program the sweep started with.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+    from hydra.types import HydraContext
+
+    mapped = ConfigSearchPathImpl()
+    for element in hydra_context.config_loader.config_search_path.get_path():
+        mapped.append(element.provider, _in_snapshot(element.path, snapshot))
+    return HydraContext(config_loader=ConfigLoaderImpl(config_search_path=mapped), callbacks=hydra_context.callbacks)
+
+
+def _in_snapshot(search_path: str, snapshot: Snapshot) -> str:
+    """A file search path (``file://<dir>`` or a plain folder) under the original folder, in the
+    snapshot; any other (``pkg://``, ``structured://``, outside the folder) unchanged."""
+    scheme, _, rest = search_path.rpartition("://")
+    if scheme not in ("", "file"):
+        return search_path
+    inside = snapshot.inside(Path(rest))
+    if inside is None or not inside.is_dir():
+        return search_path
+    return f"file://{inside}" if scheme else str(inside)
+
+
 def describe_identity(record: Mapping[str, Any]) -> str:
     """``commit 1a2b3c4d5e6f, with uncommitted changes (diff sha256 9f8e...)``, or what is known."""
     if not record.get("commit"):

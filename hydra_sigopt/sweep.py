@@ -53,7 +53,7 @@ from hydra_sigopt.scheduler import (
 from hydra_sigopt.secrets import tokens_of, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.signals import handle_sigterm_as_interrupt, ignore_further_ctrl_c, restore_sigterm
-from hydra_sigopt.snapshot import CodePlan, CodeWatch, Snapshot, code_for_sweep, job_command
+from hydra_sigopt.snapshot import CodePlan, CodeWatch, Snapshot, code_for_sweep, configs_from_snapshot, job_command
 from hydra_sigopt.stopping import Stopping
 
 log = logging.getLogger("hydra_sigopt")
@@ -157,7 +157,9 @@ class Sweep:
     def _run_from(self, snapshot: Snapshot, app_dir: Path) -> None:
         cwd = snapshot.job_cwd(Path.cwd(), app_dir)
         import_path = snapshot.import_path(app_dir, sys.path)
-        self.runner.run_from(lambda python: job_command(python, cwd, import_path))
+        if self.runner.run_from(lambda python: job_command(python, cwd, import_path)):
+            launcher = self.runner.launcher  # type: ignore[attr-defined]
+            launcher.hydra_context = configs_from_snapshot(launcher.hydra_context, snapshot)
 
     # ------------------------------------------------------------------ the loop: carrying out the scheduler's commands
 

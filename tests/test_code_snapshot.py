@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ defaults:
 
 x: 0.5
 sleep_s: 1.0
+bonus: 0
 
 hydra:
   sweeper:
@@ -50,7 +52,7 @@ import helper
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg):
     time.sleep(cfg.sleep_s)
-    return helper.value(cfg.x)
+    return helper.value(cfg.x) + cfg.bonus
 
 
 if __name__ == "__main__":
@@ -81,8 +83,10 @@ def write_git_app(root: Path, budget: int = 4, repo: bool = True) -> Path:
     return app
 
 
-def start(app: Path, sweep_dir: Path, *overrides: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, str(app / "app.py"), "-m", f"hydra.sweep.dir={sweep_dir}", *SUBMITIT_LOCAL, *overrides]
+def start(
+    app: Path, sweep_dir: Path, *overrides: str, launcher: Sequence[str] = SUBMITIT_LOCAL
+) -> subprocess.Popen[str]:
+    cmd = [sys.executable, str(app / "app.py"), "-m", f"hydra.sweep.dir={sweep_dir}", *launcher, *overrides]
     return subprocess.Popen(
         cmd,
         cwd=app,
@@ -134,6 +138,8 @@ def test_git_snapshot_trials_run_the_code_the_sweep_started_with(tmp_path: Path)
     proc = start(app, sweep_dir, "hydra.sweeper.code_snapshot=git", "hydra.sweeper.parallel_bandwidth=2")
     wait_for_done(sweep_dir, 1)
     (app / "helper.py").write_text(helper_source(1000))  # a different program from here on
+    config = app / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("bonus: 0", "bonus: 10000"))  # and another config
     run = finish(proc, sweep_dir).assert_ok()
 
     assert [t["state"] for t in run.trials] == ["completed"] * 5
@@ -265,8 +271,9 @@ def test_copy_snapshot_honours_gitignore_outside_a_repository(tmp_path: Path) ->
     (app / "model.ckpt").write_text("weights")
     (app / "lib").mkdir()
     (app / "lib" / "util.py").write_text("X = 1\n")
-    sweep_dir = tmp_path / "sweep"
-    proc = start(app, sweep_dir, "hydra.sweeper.code_snapshot=copy")
+    # A relative sweep dir (Hydra's default is one) still holds the trials: jobs run from the snapshot.
+    proc = start(app, Path("multirun/s"), "hydra.sweeper.code_snapshot=copy")
+    sweep_dir = app / "multirun" / "s"
     wait_for_done(sweep_dir, 1)
     (app / "helper.py").write_text(helper_source(1000))
     run = finish(proc, sweep_dir).assert_ok()
@@ -275,3 +282,19 @@ def test_copy_snapshot_honours_gitignore_outside_a_repository(tmp_path: Path) ->
     copied = sorted(str(p.relative_to(sweep_dir / "sigopt_code")) for p in (sweep_dir / "sigopt_code").rglob("*"))
     assert copied == [".gitignore", "app.py", "conf", "conf/config.yaml", "helper.py", "lib", "lib/util.py"]
     assert "not a git checkout" in run.output
+    assert all((sweep_dir / str(n) / ".hydra").is_dir() for n in range(3))
+
+
+@pytest.mark.parametrize("cluster", ["local", "slurm"])
+def test_submitit_starts_each_job_with_the_executors_python(tmp_path: Path, cluster: str) -> None:
+    """Tripwire: the snapshot wraps the executor's ``python``; submitit must still start jobs with it."""
+    import shlex
+
+    import submitit
+
+    from hydra_sigopt.runners.executor import run_jobs_from
+
+    executor = submitit.AutoExecutor(cluster=cluster, folder=tmp_path)
+    run_jobs_from(executor, lambda python: f"/bin/sh -c 'exec \"$@\"' sh {python}")
+    command = executor._executor._submitit_command_str
+    assert command.startswith(f"/bin/sh -c 'exec \"$@\"' sh {shlex.quote(sys.executable)} -u -m submitit.core._submit ")
