@@ -196,6 +196,10 @@ def test_resume_after_sigkill_runs_from_the_same_snapshot(tmp_path: Path) -> Non
     assert offsets(run) == [0] * 4, offsets(run)
     with Journal.open(sweep_dir, readonly=True) as journal:
         assert journal.meta()["code"] == before
+    # The snapshot is the sweep's: hydra-sigopt delete removes it with the rest.
+    cli = Path(sys.executable).with_name("hydra-sigopt")
+    subprocess.run([str(cli), "delete", str(sweep_dir), "--yes"], capture_output=True, text=True, check=True)
+    assert not sweep_dir.exists()
 
 
 def run_resumed(app: Path, sweep_dir: Path) -> AppRun:
