@@ -8,7 +8,9 @@ The real-cluster versions are in tests/test_slurm.py.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -302,3 +304,34 @@ def test_submitit_starts_each_job_with_the_executors_python(tmp_path: Path, clus
     run_jobs_from(executor, lambda python: f"/bin/sh -c 'exec \"$@\"' sh {python}")
     command = executor._executor._submitit_command_str
     assert command.startswith(f"/bin/sh -c 'exec \"$@\"' sh {shlex.quote(sys.executable)} -u -m submitit.core._submit ")
+
+
+def test_a_resume_whose_snapshot_is_gone_is_refused(tmp_path: Path) -> None:
+    app = write_git_app(tmp_path, budget=1)
+    sweep_dir = tmp_path / "sweep"
+    run(app, sweep_dir, "hydra.sweeper.code_snapshot=git", "sleep_s=0").assert_ok()
+    shutil.rmtree(sweep_dir / "sigopt_code")
+    done = run(app, sweep_dir, "hydra.sweeper.observation_budget=2", "sleep_s=0")
+    assert done.proc.returncode != 0
+    assert f"runs its trials from the code snapshot {sweep_dir / 'sigopt_code'}, which is gone" in done.output
+    assert "Traceback" not in done.output
+    assert len(done.trials) == 1  # no trial ran other code
+
+
+def test_the_servers_experiment_records_commit_dirty_and_diff_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sigopt_server import SigOptTestServer
+
+    app = write_git_app(tmp_path, budget=1)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=app, capture_output=True, text=True).stdout.strip()
+    diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=app, capture_output=True).stdout
+    with SigOptTestServer(tokens={"tok-code", "dev-tok-code"}) as server:
+        monkeypatch.setenv("SIGOPT_API_URL", server.url)
+        monkeypatch.setenv("SIGOPT_API_TOKEN", "tok-code")
+        monkeypatch.delenv("SIGOPT_ENV_FILE", raising=False)
+        done = run(app, tmp_path / "sweep", "hydra.sweeper.backend=api", "sleep_s=0").assert_ok()
+        metadata = server.experiments[str(done.results["experiment_id"])].data["metadata"]
+    assert metadata["git_commit"] == commit
+    assert metadata["git_dirty"] == "true"
+    assert metadata["git_diff_sha256"] == hashlib.sha256(diff).hexdigest()

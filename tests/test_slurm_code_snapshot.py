@@ -7,6 +7,7 @@ tests/test_slurm.py). The app and its helpers are tests/test_code_snapshot.py's.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,18 @@ def test_slurm_without_a_snapshot_names_the_changed_file(tmp_path: Path) -> None
 
     assert offsets(run)[0] == 0 and offsets(run)[-1] == 1000, offsets(run)  # the sweep mixed two programs
     assert run.output.count(f"The app's code changed while the sweep runs: {app / 'helper.py'}.") == 1
+
+
+def test_slurm_resume_after_sigkill_runs_from_the_same_snapshot(tmp_path: Path) -> None:
+    app = write_git_app(tmp_path, budget=3)
+    sweep_dir = tmp_path / "sweep"
+    launcher = (*SLURM, "hydra.launcher.timeout_min=10")
+    proc = start(app, sweep_dir, "hydra.sweeper.code_snapshot=git", launcher=launcher)
+    wait_for_done(sweep_dir, 1, timeout=300)
+    os.kill(proc.pid, signal.SIGKILL)  # the driver only: its Slurm jobs run on
+    proc.communicate(timeout=30)
+    (app / "helper.py").write_text(helper_source(1000))
+
+    run = finish(start(app, sweep_dir, launcher=launcher), sweep_dir, timeout=600).assert_ok()
+    assert f"Resumed sweep runs from its code snapshot {sweep_dir / 'sigopt_code'}" in run.output
+    assert offsets(run) == [0] * 3, offsets(run)
