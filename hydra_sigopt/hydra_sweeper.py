@@ -83,10 +83,10 @@ class SigOptSweeperImpl:
         if not is_submitit_launcher(launcher):
             if mode != "none":
                 log.info(
-                    "hydra.sweeper.code_snapshot=%s does nothing with %s: trials run in the sweeper's process, "
-                    "from the code it imported at start",
+                    "hydra.sweeper.code_snapshot=%s does nothing with %s: %s",
                     mode,
                     type(launcher).__name__,
+                    _why_no_snapshot(launcher),
                 )
             return CodePlan("none", None, app_dir)
         source = plan_snapshot(mode, app_dir)
@@ -127,6 +127,12 @@ class SigOptSweeperImpl:
         if settings.backend == "lite":
             return {"compute_mode": settings.compute_mode, "seed": settings.seed}
         return {"settings": dict(settings.api), "dev_run": settings.dev_run}
+
+
+def _why_no_snapshot(launcher: Any) -> str:
+    if type(launcher).__name__ == "BasicLauncher":
+        return "trials run in the sweeper's process, from the code it imported at start"
+    return "only hydra-submitit-launcher's jobs run from a snapshot; these trials run the working tree's code"
 
 
 MAX_COMPOSED_POINTS = 50

@@ -161,8 +161,9 @@ def _refuse_submodules(root: Path) -> None:
 
 def _copy_files(app_dir: Path) -> tuple[Path, list[str]]:
     """The app folder's files that ``.gitignore`` does not exclude (git's own rules where it can)."""
-    if _git_text(app_dir, "rev-parse", "--show-toplevel") is not None:
-        _refuse_submodules(Path(str(_git_text(app_dir, "rev-parse", "--show-toplevel"))))
+    top = _git_text(app_dir, "rev-parse", "--show-toplevel")
+    if top is not None:
+        _refuse_submodules(Path(top))
         listed = _ls_files(app_dir, "--cached", "--others", "--exclude-standard")
         return app_dir, [f for f in listed if (app_dir / f).is_file() or (app_dir / f).is_symlink()]
     return app_dir, sorted(_walk_not_ignored(app_dir))
@@ -189,7 +190,8 @@ def _gitignore_patterns(app_dir: Path) -> list[str]:
 
 
 def _ignored(rel: Path, patterns: Sequence[str], is_dir: bool) -> bool:
-    """Whether a .gitignore pattern matches (a simplified git: no negation, ``/`` anchors)."""
+    """Whether the last matching .gitignore pattern ignores ``rel`` (a simplified git: ``!`` negates, a
+    trailing ``/`` matches folders only, a pattern with a ``/`` matches the path from the app folder)."""
     import fnmatch
 
     ignored = False
