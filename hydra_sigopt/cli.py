@@ -88,6 +88,16 @@ def _driver_line(sweep_dir: Path) -> str | None:
     return f"Driver:      Slurm job {record['job_id']} ({where})"
 
 
+def _code_line(sweep_dir: Path, code: dict[str, Any]) -> str:
+    """Where the trials' code came from: the snapshot and its commit, or the working tree."""
+    from hydra_sigopt.snapshot import describe_identity
+
+    if code.get("mode", "none") == "none":
+        return f"working tree ({describe_identity(code)}; no snapshot: edits reach trials started after them)"
+    folder = sweep_dir.resolve() / str(code.get("dir"))
+    return f"snapshot ({code['mode']}) {folder} of {code.get('root')}: {describe_identity(code)}"
+
+
 def _status(args: argparse.Namespace) -> int:
     line = _driver_line(Path(args.sweep_dir))
     if line is not None:
@@ -110,6 +120,8 @@ def _status(args: argparse.Namespace) -> int:
         f"Experiment:  {meta.get('name')} (backend {meta.get('backend')}, experiment {meta.get('experiment_id')}, "
         f"launcher {meta.get('launcher', '?')})"
     )
+    if meta.get("code"):
+        _out(f"Code:        {_code_line(Path(args.sweep_dir), meta['code'])}")
     done = summary.completed + summary.failed
     _out(
         f"Trials:      {done}/{budget} done ({summary.completed} completed, {summary.failed} failed), "

@@ -48,11 +48,15 @@ class SigOptSweeperImpl:
         if settings.resume:
             refuse_missing_journal(Path(settings.resume).expanduser())
             self._use_sweep_dir(settings.resume)
+        elif settings.code_snapshot != "none":
+            # Jobs run from the snapshot's folder: a relative sweep dir would put their output there.
+            self._use_sweep_dir(str(self.config.hydra.sweep.dir))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
 
         launcher = Plugins.instance().instantiate_launcher(
             hydra_context=self.hydra_context, task_function=TimedTask(self.task_function), config=self.config
         )
+        code = self._code_plan(settings.code_snapshot, launcher, sweep_dir)
         runner = make_runner(launcher, settings.scheduler, settings.warm_jobs, definition.parallel_bandwidth)
         # The engine, its token and URL come before any folder; a new sweep's experiment is created
         # by Sweep.run once it holds the sweep dir's lock (two sweeps started at once make one).
@@ -66,8 +70,28 @@ class SigOptSweeperImpl:
             command=current_command(),
             # Once the sweep dir's lock is held: a refused second sweeper overwrites nothing.
             on_locked=lambda: self._write_sweep_dir(sweep_dir, mode),
+            code=code,
         )
         return sweep.run()
+
+    def _code_plan(self, mode: str, launcher: Any, sweep_dir: Path) -> Any:
+        """What ``code_snapshot`` copies, checked before anything is written; a no-op for in-process trials."""
+        from hydra_sigopt.runners import is_submitit_launcher
+        from hydra_sigopt.snapshot import CodePlan, CodeWatch, app_dir_of, plan_snapshot
+
+        app_dir = app_dir_of(self.task_function)
+        if not is_submitit_launcher(launcher):
+            if mode != "none":
+                log.info(
+                    "hydra.sweeper.code_snapshot=%s does nothing with %s: %s",
+                    mode,
+                    type(launcher).__name__,
+                    _why_no_snapshot(launcher),
+                )
+            return CodePlan("none", None, app_dir)
+        source = plan_snapshot(mode, app_dir)
+        watch = CodeWatch.for_task(self.task_function, skip=sweep_dir) if source is None else None
+        return CodePlan(mode, source, app_dir, watch)
 
     def _write_sweep_dir(self, sweep_dir: Path, mode: int | None) -> None:
         """Hydra's part of the sweep dir: its mode and ``multirun.yaml``."""
@@ -103,6 +127,12 @@ class SigOptSweeperImpl:
         if settings.backend == "lite":
             return {"compute_mode": settings.compute_mode, "seed": settings.seed}
         return {"settings": dict(settings.api), "dev_run": settings.dev_run}
+
+
+def _why_no_snapshot(launcher: Any) -> str:
+    if type(launcher).__name__ == "BasicLauncher":
+        return "trials run in the sweeper's process, from the code it imported at start"
+    return "only hydra-submitit-launcher's jobs run from a snapshot; these trials run the working tree's code"
 
 
 MAX_COMPOSED_POINTS = 50

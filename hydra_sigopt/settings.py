@@ -13,6 +13,7 @@ from hydra_sigopt.backends import BACKENDS
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import parse_metrics
+from hydra_sigopt.snapshot import SNAPSHOT_MODES
 from hydra_sigopt.space import build_space
 from hydra_sigopt.validation import check_experiment_name, check_space
 
@@ -39,6 +40,7 @@ KNOWN_KEYS = (
     "on_interrupt",
     "resume",
     "progress_interval",
+    "code_snapshot",
     "api",
 )
 # Settings of hydra-optuna-sweeper (its OptunaSweeperConf) and what they are here. The plugin's
@@ -87,6 +89,7 @@ class SweepSettings:
     progress_interval: float = 10.0
     compute_mode: str = "default"
     seed: int | None = None
+    code_snapshot: str = "none"
     api: Mapping[str, Any] = field(default_factory=dict)
 
     def failure_rate_exceeded(self, failed: int, finished: int) -> bool:
@@ -145,6 +148,7 @@ def parse_settings(
         progress_interval=_seconds(raw, "progress_interval", 10.0),
         compute_mode=_choice(raw, "compute_mode", "default", COMPUTE_MODES),
         seed=_seed(raw),
+        code_snapshot=_choice(raw, "code_snapshot", "none", SNAPSHOT_MODES),
         api=_api_settings(raw, backend),
     )
     params = raw.get("params") or {}

@@ -13,6 +13,7 @@ posted; the observation's id after. On restart the journal says exactly what is 
 from __future__ import annotations
 
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,6 +55,7 @@ from hydra_sigopt.scheduler import (
 from hydra_sigopt.secrets import tokens_of, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.signals import handle_sigterm_as_interrupt, ignore_further_ctrl_c, restore_sigterm
+from hydra_sigopt.snapshot import CodePlan, CodeWatch, Snapshot, code_for_sweep, configs_from_snapshot, job_command
 from hydra_sigopt.stopping import Stopping
 
 log = logging.getLogger("hydra_sigopt")
@@ -74,6 +76,7 @@ class Sweep:
         backend: Backend,
         command: Mapping[str, Any] | None = None,
         on_locked: Callable[[], None] | None = None,
+        code: CodePlan | None = None,
     ) -> None:
         self.settings = settings
         self.definition = definition
@@ -82,6 +85,8 @@ class Sweep:
         self.backend = backend
         self.command = dict(command or {})
         self.on_locked = on_locked
+        self.code = code
+        self._code_watch: CodeWatch | None = None
         self.budget = definition.observation_budget
         self.bandwidth = definition.parallel_bandwidth
         self.journal: Journal | None = None
@@ -113,6 +118,7 @@ class Sweep:
         engine_reachable = True
         try:
             self.backend.sweep_id = sweep_id(journal)
+            self._use_code(journal)
             resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption.start_or_resume(self.sweep_dir)
             self._loop()
@@ -158,6 +164,24 @@ class Sweep:
             self.backend.reconcile(suggestions_in_use(journal.trials()))
         except Exception as exc:
             log.warning("The sweep's unused open suggestions were not deleted (%s); a resumed sweep does it", exc)
+
+    def _use_code(self, journal: Journal) -> None:
+        """Make (or find again) the code snapshot before the first trial, and have the jobs run from it."""
+        if self.code is None:
+            return
+        snapshot, record = code_for_sweep(self.code, journal.meta().get("code"), self.sweep_dir)
+        journal.set_meta(code=record)
+        if snapshot is None:
+            self._code_watch = self.code.watch
+        else:
+            self._run_from(snapshot, self.code.app_dir)
+
+    def _run_from(self, snapshot: Snapshot, app_dir: Path) -> None:
+        cwd = snapshot.job_cwd(Path.cwd(), app_dir)
+        import_path = snapshot.import_path(app_dir, sys.path)
+        if self.runner.run_from(lambda python: job_command(python, cwd, import_path)):
+            launcher = self.runner.launcher  # type: ignore[attr-defined]
+            launcher.hydra_context = configs_from_snapshot(launcher.hydra_context, snapshot)
 
     # ------------------------------------------------------------------ the loop: carrying out the scheduler's commands
 
@@ -210,6 +234,8 @@ class Sweep:
     def _start_trial(self, command: StartTrial) -> Submitted:
         """Journal the trial, then start its job; journal its job id as soon as it is known."""
         assert self.journal is not None
+        if self._code_watch is not None:
+            self._code_watch.check()
         number, suggestion = command.number, command.suggestion
         overrides = self.definition.space.overrides_for(suggestion.assignments)
         self.journal.add_trial(number, suggestion.id, suggestion.assignments, overrides, rerun_of=command.rerun_of)

@@ -17,6 +17,7 @@ from hydra_sigopt.driver import DRIVER_DIR
 from hydra_sigopt.errors import ConfigError, JournalError
 from hydra_sigopt.journal import JOURNAL_NAME, LOCK_NAME, journal_path
 from hydra_sigopt.reports import RESULTS_NAME, TRIALS_NAME
+from hydra_sigopt.snapshot import SNAPSHOT_DIR
 
 # Written by the sweeper, SQLite, Hydra (multirun.yaml) and ``hydra-sigopt plot`` (sweep.png).
 _SWEEP_NAMES = {
@@ -30,6 +31,8 @@ _SWEEP_NAMES = {
     ".hydra",
     ".submitit",
     DRIVER_DIR,  # hydra-sigopt submit's driver job: its script, record and log
+    SNAPSHOT_DIR,  # the code snapshot (hydra.sweeper.code_snapshot), and one a kill left half-made
+    f".{SNAPSHOT_DIR}.partial",
 }
 # write_atomic's temporary files, left behind only by a kill at the wrong instant.
 _SWEEP_PREFIXES = (f".{TRIALS_NAME}.", f".{RESULTS_NAME}.")

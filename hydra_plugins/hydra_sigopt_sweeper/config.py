@@ -142,6 +142,11 @@ class SigOptSweeperConf:
     # Seconds between progress lines.
     progress_interval: float = 10.0
 
+    # Code the submitit trials run from: none (the working tree, as it is when each job starts), git (a copy
+    # of the repository's tracked files, uncommitted changes included, made in the sweep dir at the start) or
+    # copy (the app's folder, honouring .gitignore). A resumed sweep keeps its snapshot.
+    code_snapshot: str = "none"
+
     # backend=api settings.
     api: ApiConf = field(default_factory=ApiConf)
 

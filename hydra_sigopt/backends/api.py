@@ -20,10 +20,10 @@ import getpass
 import logging
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra_sigopt import __version__
@@ -392,9 +392,11 @@ def experiment_metadata() -> dict[str, str]:
         "user": _safe(getpass.getuser),
         "hydra_sigopt_sweeper": __version__,
     }
-    commit = _git_commit()
-    if commit:
-        meta["git_commit"] = commit
+    code = _git_identity()
+    if code:
+        meta["git_commit"] = code["commit"]
+        meta["git_dirty"] = str(code["dirty"]).lower()
+        meta["git_diff_sha256"] = code["diff_sha256"] or ""
     return {k: v for k, v in meta.items() if v}
 
 
@@ -414,13 +416,9 @@ def _safe(fn: Callable[[], str]) -> str:
         return ""
 
 
-def _git_commit() -> str:
-    """The commit of the git checkout holding the app, if any."""
+def _git_identity() -> dict[str, Any]:
+    """The commit of the git checkout holding the app, whether it was dirty and the diff's hash, if any."""
+    from hydra_sigopt.snapshot import git_identity
+
     app_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else os.getcwd()
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=app_dir, capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
+    return git_identity(Path(app_dir))

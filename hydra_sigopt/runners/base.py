@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hydra_sigopt.runners.outcome import JobOutcome
@@ -72,6 +72,11 @@ class TrialRunner(ABC):
     def cancel_all(self) -> CancelReport:
         """Cancel the running trials where possible; say which were and which could not be."""
         return CancelReport()
+
+    def run_from(self, job_python: Callable[[str], str]) -> bool:
+        """Have every job started from now on run ``job_python(python)`` instead of its Python
+        (a code snapshot's folder and import path); False where trials do not run as jobs."""
+        return False
 
     def keep_warm(self, trials_left: int) -> None:
         """Have jobs started ahead for up to ``trials_left`` trials, where this runner does that."""

@@ -60,6 +60,17 @@ def make_executor(launcher: Any) -> Any:
     return executor
 
 
+def run_jobs_from(executor: Any, job_python: Any) -> None:
+    """Have the executor's jobs start with ``job_python(python)`` as their Python command.
+
+    submitit starts each job (a local task, or the Slurm step) as ``<python> -u -m
+    submitit.core._submit <folder>``, reading the executor's ``python`` at each submission
+    (tests/test_code_snapshot.py checks that); a code snapshot wraps it to run from its folder.
+    """
+    inner = executor._executor
+    inner.python = job_python(inner.python)
+
+
 def check_time_limits(launcher: Any) -> None:
     """Refuse a Slurm time limit that leaves no time before submitit's pre-timeout signal.
 

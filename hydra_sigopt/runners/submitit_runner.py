@@ -21,7 +21,7 @@ from hydra_sigopt.processes import local_job_running
 from hydra_sigopt.runners.base import CancelReport, TrialRunner
 from hydra_sigopt.runners.cancel import cancel_jobs
 from hydra_sigopt.runners.ended_job import death_reason, read_result, trial_of_job
-from hydra_sigopt.runners.executor import log_submitit_once, make_executor, pre_timeout_reason
+from hydra_sigopt.runners.executor import log_submitit_once, make_executor, pre_timeout_reason, run_jobs_from
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
 from hydra_sigopt.runners.refused import RefusedSubmissions
 from hydra_sigopt.runners.slurm import (
@@ -180,6 +180,11 @@ class SubmititRunner(TrialRunner):
             if job_id not in known_job_ids and trial_of_job(pickle_path) == wanted:
                 return job_id
         return None
+
+    def run_from(self, job_python: Callable[[str], str]) -> bool:
+        """Cold and warm jobs share the executor: both run from the snapshot."""
+        run_jobs_from(self.executor, job_python)
+        return True
 
     def keep_warm(self, trials_left: int) -> None:
         self.warm.keep_warm(trials_left)

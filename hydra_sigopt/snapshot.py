@@ -1,0 +1,441 @@
+"""A copy of the app's code per sweep, so that every trial runs the code the sweep started with.
+
+A Slurm sweep runs for hours; each submitit job imports the app's modules when it starts. Without
+a snapshot, an edit, a ``git pull`` or a checkout under a running sweep silently changes the program
+of the remaining trials. ``hydra.sweeper.code_snapshot``:
+
+- ``git``: the repository's tracked files as they are in the working tree (HEAD plus uncommitted
+  changes of tracked files); untracked and ignored files are left out.
+- ``copy``: the app's directory, honouring ``.gitignore`` (inside a git repository, as git does).
+
+:func:`plan_snapshot` checks what would be copied (raising :class:`ConfigError` before anything is
+written); :func:`make_snapshot` copies it into the sweep dir once; :class:`Snapshot` says where a
+job runs from. :class:`CodeWatch` is what a sweep without a snapshot gets: a warning, once, when the
+app's files change under it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra_sigopt.errors import ConfigError, JournalError
+
+log = logging.getLogger("hydra_sigopt")
+
+SNAPSHOT_MODES = ("none", "git", "copy")
+#: The snapshot's folder in the sweep dir.
+SNAPSHOT_DIR = "sigopt_code"
+#: A snapshot is code, not data: a tree larger than this is refused, naming its largest files.
+MAX_SNAPSHOT_BYTES = 100 * 2**20
+#: Files named when a snapshot is too large, or when files changed under a sweep.
+NAMED_FILES = 5
+GIT_TIMEOUT_S = 60
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.1f} KB"
+
+
+# ---------------------------------------------------------------------- what the app is
+
+
+def app_dir_of(task_function: Any) -> Path:
+    """The folder of the task function's source file (the app), else the current directory."""
+    try:
+        source = inspect.getsourcefile(inspect.unwrap(task_function))
+    except TypeError:
+        source = None
+    return Path(source).resolve().parent if source else Path.cwd()
+
+
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=GIT_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(["git", *args], 1, b"", str(exc).encode())
+
+
+def _git_text(cwd: Path, *args: str) -> str | None:
+    done = _git(cwd, *args)
+    return done.stdout.decode().strip() if done.returncode == 0 else None
+
+
+def git_identity(app_dir: Path) -> dict[str, Any]:
+    """The commit of the repository holding ``app_dir``, whether tracked files differ from it, and
+    the sha256 of that difference (``git diff HEAD --binary``); empty outside a git repository."""
+    commit = _git_text(app_dir, "rev-parse", "HEAD")
+    if not commit:
+        return {}
+    diff = _git(app_dir, "diff", "HEAD", "--binary").stdout
+    return {
+        "commit": commit,
+        "dirty": bool(diff),
+        "diff_sha256": hashlib.sha256(diff).hexdigest() if diff else None,
+    }
+
+
+# ---------------------------------------------------------------------- planning (no writes)
+
+
+@dataclass(frozen=True)
+class CodeSource:
+    """What a snapshot copies: ``files`` (relative to ``root``), checked, not yet copied."""
+
+    mode: str
+    root: Path
+    files: tuple[str, ...]
+    size: int
+    identity: Mapping[str, Any]
+
+    def record(self) -> dict[str, Any]:
+        """The journal's record of the snapshot (``hydra-sigopt status`` shows it)."""
+        return {
+            "mode": self.mode,
+            "dir": SNAPSHOT_DIR,
+            "root": str(self.root),
+            "files": len(self.files),
+            "bytes": self.size,
+            "made_at": time.time(),
+            **self.identity,
+        }
+
+
+def plan_snapshot(mode: str, app_dir: Path) -> CodeSource | None:
+    """The files ``mode`` would copy for the app in ``app_dir``; None for ``none``.
+
+    Raises :class:`ConfigError` for what cannot be snapshotted: not a git repository (``git``), a
+    submodule, or more than :data:`MAX_SNAPSHOT_BYTES`.
+    """
+    if mode == "none":
+        return None
+    if mode == "git":
+        root, files = _git_files(app_dir)
+    else:
+        root, files = _copy_files(app_dir)
+    size = _checked_size(root, files)
+    return CodeSource(mode, root, tuple(files), size, git_identity(app_dir))
+
+
+def _git_files(app_dir: Path) -> tuple[Path, list[str]]:
+    """The repository's top level and its tracked files that exist in the working tree."""
+    top = _git_text(app_dir, "rev-parse", "--show-toplevel")
+    if top is None:
+        raise ConfigError(
+            "code_snapshot",
+            f"git snapshots the app's git repository, and {app_dir} is not in one (or git is not installed); "
+            "use code_snapshot: copy (the app's folder) or none",
+        )
+    root = Path(top)
+    if _git_text(root, "rev-parse", "--verify", "-q", "HEAD") is None:
+        raise ConfigError("code_snapshot", f"the git repository {root} has no commit yet; commit the app, or use copy")
+    _refuse_submodules(root)
+    return root, [f for f in _ls_files(root, "--cached") if (root / f).is_file() or (root / f).is_symlink()]
+
+
+def _ls_files(where: Path, *options: str) -> list[str]:
+    done = _git(where, "ls-files", "-z", *options)
+    return [name for name in done.stdout.decode().split("\0") if name]
+
+
+def _refuse_submodules(root: Path) -> None:
+    """A submodule's code is another repository's: copying its folder would miss its own changes."""
+    staged = _git(root, "ls-files", "-s", "-z").stdout.decode().split("\0")
+    submodules = [line.split("\t", 1)[1] for line in staged if line.startswith("160000 ")]
+    if submodules:
+        raise ConfigError(
+            "code_snapshot",
+            f"the repository {root} has submodules ({', '.join(submodules[:NAMED_FILES])}), which a snapshot "
+            "cannot copy faithfully; use code_snapshot: none",
+        )
+
+
+def _copy_files(app_dir: Path) -> tuple[Path, list[str]]:
+    """The app folder's files that ``.gitignore`` does not exclude (git's own rules where it can)."""
+    top = _git_text(app_dir, "rev-parse", "--show-toplevel")
+    if top is not None:
+        _refuse_submodules(Path(top))
+        listed = _ls_files(app_dir, "--cached", "--others", "--exclude-standard")
+        return app_dir, [f for f in listed if (app_dir / f).is_file() or (app_dir / f).is_symlink()]
+    return app_dir, sorted(_walk_not_ignored(app_dir))
+
+
+#: Never part of the code: version control, virtual environments and caches.
+ALWAYS_SKIPPED = (".git", ".hg", ".svn", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", "multirun")
+
+
+def _walk_not_ignored(app_dir: Path) -> Iterable[str]:
+    """Files under ``app_dir`` outside a git repository: ``.gitignore``'s patterns (of the app folder)
+    applied the way ``git check-ignore --no-index`` applies them."""
+    patterns = _gitignore_patterns(app_dir)
+    for folder, dirs, files in os.walk(app_dir):
+        rel = Path(folder).relative_to(app_dir)
+        dirs[:] = [d for d in dirs if d not in ALWAYS_SKIPPED and not _ignored(rel / d, patterns, True)]
+        yield from (str(rel / f) for f in files if not _ignored(rel / f, patterns, False))
+
+
+def _gitignore_patterns(app_dir: Path) -> list[str]:
+    path = app_dir / ".gitignore"
+    lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _ignored(rel: Path, patterns: Sequence[str], is_dir: bool) -> bool:
+    """Whether the last matching .gitignore pattern ignores ``rel`` (a simplified git: ``!`` negates, a
+    trailing ``/`` matches folders only, a pattern with a ``/`` matches the path from the app folder)."""
+    import fnmatch
+
+    ignored = False
+    for raw in patterns:
+        negate, pattern = raw.startswith("!"), raw.lstrip("!")
+        if pattern.endswith("/") and not is_dir:
+            continue
+        pattern = pattern.rstrip("/")
+        target = rel.as_posix() if "/" in pattern else rel.name
+        if fnmatch.fnmatch(target, pattern.lstrip("/")):
+            ignored = not negate
+    return ignored
+
+
+def _checked_size(root: Path, files: Sequence[str]) -> int:
+    """The snapshot's size; refused above :data:`MAX_SNAPSHOT_BYTES`, naming the largest files."""
+    sizes = {f: (root / f).lstat().st_size for f in files}
+    total = sum(sizes.values())
+    if total > MAX_SNAPSHOT_BYTES:
+        largest = sorted(sizes, key=sizes.__getitem__, reverse=True)[:NAMED_FILES]
+        raise ConfigError(
+            "code_snapshot",
+            f"the snapshot of {root} would copy {len(files)} files, {_mb(total)} (limit {_mb(MAX_SNAPSHOT_BYTES)}); "
+            f"largest: {', '.join(f'{f} ({_mb(sizes[f])})' for f in largest)}. A snapshot is for code: keep data "
+            "out of the copied files (untrack it or add it to .gitignore) or use code_snapshot: none",
+        )
+    return total
+
+
+# ---------------------------------------------------------------------- making it, and running from it
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A made snapshot: its folder, its journal record, and the original folder it mirrors."""
+
+    dir: Path
+    record: Mapping[str, Any]
+
+    @property
+    def root(self) -> Path:
+        return Path(str(self.record["root"]))
+
+    def inside(self, path: Path) -> Path | None:
+        """Where ``path`` (under the original folder) is in the snapshot; None if outside it."""
+        try:
+            return self.dir / Path(path).resolve().relative_to(self.root)
+        except ValueError:
+            return None
+
+    def job_cwd(self, cwd: Path, app_dir: Path) -> Path:
+        """The job's working directory: the sweeper's, in the snapshot (else the app's folder there)."""
+        inside = self.inside(cwd) or self.inside(app_dir) or self.dir
+        inside.mkdir(parents=True, exist_ok=True)  # a folder with no copied file in it: still the cwd
+        return inside
+
+    def import_path(self, app_dir: Path, sys_path: Sequence[str]) -> list[str]:
+        """The app's folder and the sweeper's import path entries under the original folder, in the snapshot."""
+        mapped = [self.inside(app_dir), *(self.inside(Path(p)) for p in sys_path if p)]
+        found: list[str] = []
+        for path in mapped:
+            if path is not None and path.is_dir() and str(path) not in found:
+                found.append(str(path))
+        return found
+
+    def describe(self) -> str:
+        rec = self.record
+        return f"{self.dir} ({rec.get('files')} files, {_mb(int(rec.get('bytes') or 0))}; {describe_identity(rec)})"
+
+
+def configs_from_snapshot(hydra_context: Any, snapshot: Snapshot) -> Any:
+    """A copy of ``hydra_context`` whose config search path reads the snapshot's config folders.
+
+    A job composes its trial's config itself, from the search path it was pickled with: the app's
+    ``conf/`` under the original folder. Its YAML is part of the program the sweep started with.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+    from hydra.types import HydraContext
+
+    mapped = ConfigSearchPathImpl()
+    for element in hydra_context.config_loader.config_search_path.get_path():
+        mapped.append(element.provider, _in_snapshot(element.path, snapshot))
+    return HydraContext(config_loader=ConfigLoaderImpl(config_search_path=mapped), callbacks=hydra_context.callbacks)
+
+
+def _in_snapshot(search_path: str, snapshot: Snapshot) -> str:
+    """A file search path (``file://<dir>`` or a plain folder) under the original folder, in the
+    snapshot; any other (``pkg://``, ``structured://``, outside the folder) unchanged."""
+    scheme, _, rest = search_path.rpartition("://")
+    if scheme not in ("", "file"):
+        return search_path
+    inside = snapshot.inside(Path(rest))
+    if inside is None or not inside.is_dir():
+        return search_path
+    return f"file://{inside}" if scheme else str(inside)
+
+
+def describe_identity(record: Mapping[str, Any]) -> str:
+    """``commit 1a2b3c4d5e6f, with uncommitted changes (diff sha256 9f8e...)``, or what is known."""
+    if not record.get("commit"):
+        return "not a git checkout"
+    text = f"commit {str(record['commit'])[:12]}"
+    if record.get("dirty"):
+        return f"{text}, with uncommitted changes (diff sha256 {str(record.get('diff_sha256'))[:12]})"
+    return f"{text}, clean"
+
+
+def make_snapshot(source: CodeSource, sweep_dir: Path) -> Snapshot:
+    """Copy ``source``'s files into the sweep dir's :data:`SNAPSHOT_DIR` (a new folder: nothing is overwritten)."""
+    target = sweep_dir / SNAPSHOT_DIR
+    partial = sweep_dir / f".{SNAPSHOT_DIR}.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # ours: a copy a killed sweeper left half-made
+    for name in source.files:
+        _copy_one(source.root / name, partial / name)
+    partial.rename(target)  # fails if the folder exists: an earlier snapshot is never replaced
+    return Snapshot(target, source.record())
+
+
+def _copy_one(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def existing_snapshot(sweep_dir: Path, record: Mapping[str, Any]) -> Snapshot:
+    """The snapshot a journal records, for a resumed sweep; refused when its folder is gone."""
+    folder = sweep_dir / str(record.get("dir", SNAPSHOT_DIR))
+    if not folder.is_dir():
+        raise JournalError(
+            f"the sweep in {sweep_dir} runs its trials from the code snapshot {folder}, which is gone; "
+            "its trials would run other code. Restore the folder, or start a new sweep"
+        )
+    return Snapshot(folder, dict(record))
+
+
+def job_command(python: str, cwd: Path, import_path: Sequence[str]) -> str:
+    """``python`` run from ``cwd`` with ``import_path`` first on its import path.
+
+    submitit appends ``-u -m submitit.core._submit <folder>`` to this. ``python -m`` puts the working
+    directory first on ``sys.path`` and PYTHONPATH next, before site-packages (and an editable
+    install's path): unpickling the task imports the snapshot's modules. ``exec`` keeps the pid
+    (Slurm's step and submitit's local controller watch it).
+    """
+    import shlex
+
+    path = os.pathsep.join(import_path)
+    export = f"export PYTHONPATH={shlex.quote(path)}${{PYTHONPATH:+:$PYTHONPATH}}"
+    script = f'cd {shlex.quote(str(cwd))} && {export} && exec "$@"'
+    return f"/bin/sh -c {shlex.quote(script)} sh {python}"
+
+
+@dataclass(frozen=True)
+class CodePlan:
+    """The sweep's code: ``code_snapshot``'s mode and what it copies (checked), the app's folder, and
+    for a sweep of submitit jobs without a snapshot the files watched for edits."""
+
+    mode: str
+    source: CodeSource | None
+    app_dir: Path
+    watch: CodeWatch | None = None
+
+
+def code_for_sweep(
+    plan: CodePlan, stored: Mapping[str, Any] | None, sweep_dir: Path
+) -> tuple[Snapshot | None, dict[str, Any]]:
+    """The snapshot the sweep's trials run from (the journal's, else a new one) and the journal's record.
+
+    A resumed sweep keeps the snapshot it started with, whatever ``code_snapshot`` says now.
+    """
+    if stored and stored.get("mode", "none") != "none":
+        snapshot = existing_snapshot(sweep_dir, stored)
+        log.info("Resumed sweep runs from its code snapshot %s", snapshot.describe())
+        return snapshot, dict(stored)
+    if plan.source is None:
+        return None, {"mode": "none", **git_identity(plan.app_dir)}
+    snapshot = make_snapshot(plan.source, sweep_dir)
+    earlier = " (its earlier trials ran from the working tree)" if stored else ""
+    log.info("Code snapshot%s: trials run from %s", earlier, snapshot.describe())
+    return snapshot, dict(snapshot.record)
+
+
+# ---------------------------------------------------------------------- without a snapshot: noticing edits
+
+
+#: At most this many files are watched (a huge tree is not stat'ed at every trial start).
+MAX_WATCHED_FILES = 2000
+#: Seconds between two looks at the watched files.
+WATCH_INTERVAL_S = 1.0
+
+
+class CodeWatch:
+    """The task module's file and the Python files of the package it belongs to, as they were at
+    the start; :meth:`check` warns once, naming the files, when they changed."""
+
+    def __init__(self, files: Sequence[Path], clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._stamps = {f: _stamp(f) for f in files[:MAX_WATCHED_FILES]}
+        self._next_look = 0.0
+        self.warned = False
+
+    @classmethod
+    def for_task(cls, task_function: Any, skip: Path | None = None) -> CodeWatch:
+        return cls(watched_files(task_function, skip))
+
+    def check(self) -> None:
+        if self.warned or self.clock() < self._next_look:
+            return
+        self._next_look = self.clock() + WATCH_INTERVAL_S
+        changed = [f for f, stamp in self._stamps.items() if _stamp(f) != stamp]
+        if changed:
+            self.warned = True
+            named = ", ".join(str(f) for f in changed[:NAMED_FILES])
+            more = f" and {len(changed) - NAMED_FILES} more" if len(changed) > NAMED_FILES else ""
+            log.warning(
+                "The app's code changed while the sweep runs: %s%s. Trials started from now on import the changed "
+                "files, so this sweep's results mix two programs; hydra.sweeper.code_snapshot=git (or copy) runs "
+                "every trial from a copy made at the start (README: 'Trials run the code the sweep started with')",
+                named,
+                more,
+            )
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def watched_files(task_function: Any, skip: Path | None = None) -> list[Path]:
+    """The task module's file and the ``.py`` files of its package (its top-level package folder,
+    or the script's folder), skipping hidden folders, virtual environments and ``skip``."""
+    app_dir = app_dir_of(task_function)
+    top = app_dir
+    while (top / "__init__.py").is_file() and (top.parent / "__init__.py").is_file():
+        top = top.parent
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ALWAYS_SKIPPED]
+        if skip is not None and Path(folder).resolve() == skip.resolve():
+            dirs[:] = []
+            continue
+        found += [Path(folder, f) for f in sorted(files) if f.endswith(".py")]
+        if len(found) >= MAX_WATCHED_FILES:
+            break
+    return found
