@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra_sigopt.errors import JournalError
+from hydra_sigopt.journal_guard import JournalGuard
+from hydra_sigopt.journal_guard import JournalLostError as JournalLostError  # raised by the guard; imported from here
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.trial_state import TrialState, is_legal
 
@@ -66,13 +68,6 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE INDEX IF NOT EXISTS trials_state ON trials (state);
 """
-
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-class JournalLostError(JournalError):
-    """The journal file was deleted, replaced or truncated under a running sweep."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +161,32 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
 
 
+def _build(tmp: Path, meta: Mapping[str, Any]) -> None:
+    """Write a new journal holding ``meta`` at ``tmp`` (renamed into place by Journal.create)."""
+    tmp.unlink(missing_ok=True)
+    db = _connect(tmp)
+    try:
+        with db:
+            db.executescript(_SCHEMA)
+            rows = {"format_version": FORMAT_VERSION, "created_at": time.time(), **meta}
+            db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        db = _connect_readonly(path)
+    else:
+        db = sqlite3.connect(path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against a killed process (only power loss may drop the last commit).
+        db.execute("PRAGMA synchronous=NORMAL")
+    db.row_factory = sqlite3.Row
+    return db
+
+
 def journal_path(sweep_dir: str | os.PathLike[str]) -> Path:
     return Path(sweep_dir) / JOURNAL_NAME
 
@@ -177,10 +198,7 @@ class Journal:
         self.path = path
         self._db = connection
         # The file this connection writes: a write after it is deleted, replaced or truncated stops.
-        found = os.stat(path)
-        self._file_id = (found.st_dev, found.st_ino)
-        self._largest = found.st_size
-        self.lost = False
+        self._guard = JournalGuard(path, connection, self.close)
 
     # ---------------------------------------------------------------- opening
 
@@ -194,27 +212,14 @@ class Journal:
         # Build under a temporary name and rename: a journal is either complete or absent.
         tmp = path.with_name(path.name + ".creating")
         try:
-            cls._build(tmp, meta)
+            _build(tmp, meta)
             os.replace(tmp, path)
         except (sqlite3.Error, OSError) as exc:
             # A full disk, a quota: nothing half-made stays behind.
             for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-wal", "-shm", "-journal"))):
                 leftover.unlink(missing_ok=True)
             raise JournalError(f"could not create the journal {path} ({exc}); nothing was left behind") from None
-        return cls(path, cls._connect(path))
-
-    @classmethod
-    def _build(cls, tmp: Path, meta: Mapping[str, Any]) -> None:
-        tmp.unlink(missing_ok=True)
-        db = cls._connect(tmp)
-        try:
-            with db:
-                db.executescript(_SCHEMA)
-                rows = {"format_version": FORMAT_VERSION, "created_at": time.time(), **meta}
-                db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            db.close()
+        return cls(path, _connect(path))
 
     @classmethod
     def open(cls, sweep_dir: str | os.PathLike[str], readonly: bool = False) -> Journal:
@@ -225,7 +230,7 @@ class Journal:
         if not path.is_file():
             raise JournalError(f"{sweep_dir} is not a hydra-sigopt sweep dir (no {JOURNAL_NAME} in it)")
         try:
-            db = cls._connect(path, readonly=readonly)
+            db = _connect(path, readonly=readonly)
             version = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{path} is not a readable journal ({exc}); it was left untouched") from None
@@ -253,18 +258,6 @@ class Journal:
             self.close()
             raise JournalError(f"{self.path} is damaged ({problem}); it was left untouched")
 
-    @staticmethod
-    def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-        if readonly:
-            db = _connect_readonly(path)
-        else:
-            db = sqlite3.connect(path, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable against a killed process (only power loss may drop the last commit).
-            db.execute("PRAGMA synchronous=NORMAL")
-        db.row_factory = sqlite3.Row
-        return db
-
     def close(self) -> None:
         self._db.close()
 
@@ -279,76 +272,20 @@ class Journal:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """One write transaction, into the journal file this sweep opened and no other."""
-        self._check_file()
+        self._guard.check()
         try:
             with self._db:
                 yield
         except sqlite3.DatabaseError:
             # A full disk leaves the journal intact (the transaction is rolled back): that error
             # stops the sweep resumably as it is; a file changed under it is reported as such.
-            self._check_file()
+            self._guard.check()
             raise
 
-    def _check_file(self) -> None:
-        problem = self._file_problem()
-        if problem is not None:
-            raise JournalLostError(self._stop(problem))
-
-    def _file_problem(self) -> str | None:
-        """How the journal file changed under this sweep, or None."""
-        try:
-            found = os.stat(self.path)
-            with open(self.path, "rb") as f:
-                header = f.read(len(_SQLITE_MAGIC))
-        except FileNotFoundError:
-            return "deleted"
-        if (found.st_dev, found.st_ino) != self._file_id:
-            return "replaced by another file"
-        # The database file only grows (no VACUUM): smaller means truncated or overwritten.
-        if header != _SQLITE_MAGIC or found.st_size < self._largest:
-            return "truncated or overwritten"
-        self._largest = found.st_size
-        return None
-
-    def _stop(self, problem: str) -> str:
-        """Save what this connection still reads, close it, and say what happened and how to go on."""
-        self.lost = True
-        message = f"the journal {self.path} was {problem} while the sweep ran"
-        saved = self._save_copy()
-        replaced = problem.startswith("replaced")
-        self.close()
-        if saved is None:
-            return f"{message}; its state could not be saved, so this sweep cannot be resumed"
-        if not replaced:
-            # Deleted or damaged in place: the file is the sweep's own, put back as it was.
-            for suffix in ("-wal", "-shm"):  # the old file's, which must not meet the restored one
-                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
-            os.replace(saved, self.path)
-            return f"{message}; it was restored from the sweeper's open copy, so the sweep can be resumed"
-        return (
-            f"{message}; the sweep's state as of its last write is saved in {saved}: to resume the sweep, "
-            f"move {saved.name} over {self.path.name}"
-        )
-
-    def _save_copy(self) -> Path | None:
-        """A checked copy of the journal as this connection reads it (the old file, if replaced)."""
-        copy = self.path.with_name(self.path.name + ".recovered")
-        if not copy.parent.is_dir():
-            return None
-        try:
-            target = sqlite3.connect(copy)
-            try:
-                self._db.backup(target)
-                ok = target.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-                ok = ok and target.execute("SELECT COUNT(*) FROM trials").fetchone() is not None
-            finally:
-                target.close()
-        except (sqlite3.Error, OSError):
-            ok = False
-        if not ok:
-            copy.unlink(missing_ok=True)
-            return None
-        return copy
+    @property
+    def lost(self) -> bool:
+        """Whether the journal file was lost under this sweep (see :mod:`hydra_sigopt.journal_guard`)."""
+        return self._guard.lost
 
     # ---------------------------------------------------------------- meta
 

@@ -36,6 +36,9 @@ class Progress:
     best_value: float | None = None
     best_trial: int | None = None
     started: float = field(default_factory=time.monotonic)
+    #: When this sweeper process took over (a resume): the rate behind the estimate counts from here,
+    #: the elapsed time from when the sweep started.
+    resumed: float = field(default_factory=time.monotonic)
     done_at_start: int = 0
     _last_log: float = 0.0
     _dirty: bool = True
@@ -49,6 +52,13 @@ class Progress:
         if self.best_value is None or self.metric.better(value, self.best_value):
             self.best_value, self.best_trial = value, number
 
+    def resume(self, sweep_started_epoch: float, done: int) -> None:
+        """A resumed sweep: elapsed time counts from the sweep's start, the estimate from now."""
+        self.started = time.monotonic() - max(0.0, time.time() - sweep_started_epoch)
+        self.resumed = time.monotonic()
+        self.done_at_start = done
+        self._dirty = True
+
     def set_running(self, running: int, waiting: int = 0) -> None:
         """``running`` trials in flight, of which ``waiting`` wait for the cluster (shown apart)."""
         if (running, waiting) != (self.running, self.waiting):
@@ -56,7 +66,8 @@ class Progress:
             self._dirty = True
 
     def line(self) -> str:
-        elapsed = time.monotonic() - self.started
+        now = time.monotonic()
+        elapsed = now - self.started
         parts = [f"{self.done}/{self.budget} trials done", f"{self.running - self.waiting} running"]
         if self.waiting:
             parts.append(f"{self.waiting} queued")
@@ -67,7 +78,7 @@ class Progress:
         done_here = self.done - self.done_at_start
         remaining = self.budget - self.done
         if done_here > 0 and remaining > 0:
-            parts.append(f"~{format_duration(elapsed / done_here * remaining)} left")
+            parts.append(f"~{format_duration((now - self.resumed) / done_here * remaining)} left")
         return "Progress: " + ", ".join(parts)
 
     def log_last(self) -> None:

@@ -219,7 +219,7 @@ class Resumption:
             log.info("Resuming the sweep in %s (%d trials in its journal)", sweep_dir, len(trials))
             self.carry_out(plan_resume(trials, meta.get("launcher"), self.runner.kind))
             progress = self.results.progress
-            progress.done_at_start = progress.done
+            progress.resume(float(meta.get("created_at", time.time())), progress.done)
         self._log_start(sweep_dir)
 
     def _log_start(self, sweep_dir: Path) -> None:

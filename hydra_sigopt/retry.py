@@ -53,6 +53,27 @@ class RetriesExhausted(Exception):
         self.elapsed_s = elapsed_s
 
 
+class Backoff:
+    """A policy's pauses one failure at a time, for a loop that must not block on a retry (it tries
+    again later: ``sbatch`` while slurmctld restarts). :func:`retry` is the blocking form."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self._pauses = policy.pauses()
+        self.attempts = 0
+        self.first_failure: float | None = None
+
+    def failed(self, now: float) -> float | None:
+        """One more failed attempt at ``now``: the pause before the next one, or None to give up."""
+        self.attempts += 1
+        self.first_failure = now if self.first_failure is None else self.first_failure
+        return _next_pause(self.policy, self._pauses, self.attempts, self.elapsed(now))
+
+    def elapsed(self, now: float) -> float:
+        """Seconds since the first failure."""
+        return 0.0 if self.first_failure is None else now - self.first_failure
+
+
 def retry(
     call: Callable[[], T],
     policy: RetryPolicy,
@@ -67,21 +88,17 @@ def retry(
     A permanent failure is raised as it is; giving up raises :class:`RetriesExhausted` from the last
     failure. ``on_retry(error, pause)`` is called before each pause (to log it).
     """
-    pauses = policy.pauses()
-    first_failure: float | None = None
-    attempt = 0
+    backoff = Backoff(policy)
     while True:
-        attempt += 1
         try:
             return call()
         except Exception as exc:
             if not is_transient(exc):
                 raise
             now = clock()
-            first_failure = now if first_failure is None else first_failure
-            pause = _next_pause(policy, pauses, attempt, now - first_failure)
+            pause = backoff.failed(now)
             if pause is None:
-                raise RetriesExhausted(exc, attempt, now - first_failure) from exc
+                raise RetriesExhausted(exc, backoff.attempts, backoff.elapsed(now)) from exc
             if on_retry is not None:
                 on_retry(exc, pause)
             sleep(pause)

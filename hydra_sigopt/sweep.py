@@ -252,9 +252,10 @@ class Sweep:
 
     def _wait(self) -> list[Event]:
         """Wait for trials to end (at most until the next progress line); report them and any suggestion ready."""
-        self.progress.set_running(len(self.scheduler.in_flight), len(self.runner.waiting()))
-        self.progress.maybe_log()
         outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))
+        if not outcomes:  # else the line follows their recording (see _post), and counts them done
+            self.progress.set_running(len(self.scheduler.in_flight), len(self.runner.waiting()))
+            self.progress.maybe_log()
         # Only trials in flight: an abandoned trial re-attached to read its result at resume, and
         # not read then, stays abandoned.
         self.results.ended = {o.number: o for o in outcomes if o.number in self.scheduler.in_flight}

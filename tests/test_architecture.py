@@ -54,3 +54,14 @@ def test_the_scheduler_only_decides() -> None:
         "typing",
         "hydra_sigopt.backends.base",
     }
+
+
+def test_no_class_over_300_lines() -> None:
+    """Issue 13: one owner per responsibility; a class past 300 lines holds several."""
+    sizes = {
+        f"{m}.{n.name}": n.end_lineno - n.lineno + 1  # type: ignore[operator]
+        for m, p in MODULES.items()
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, ast.ClassDef)
+    }
+    assert {name: size for name, size in sizes.items() if size > 300} == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,31 @@ def test_submitit_local_jobs_outlive_the_sweeper_and_are_reattached(tmp_path: Pa
     # Re-attached, not re-run: the same jobs delivered their results.
     assert all(by_number[n].job_id == j and by_number[n].state == "completed" for n, j in running.items())
     assert not any(t.state == "abandoned" for t in trials)
+
+
+def test_after_a_resume_progress_counts_finished_jobs_and_the_whole_elapsed_time(tmp_path: Path) -> None:
+    """Issue 14: after a resume the first progress line showed re-attached jobs that had finished
+    meanwhile as running, and the elapsed time restarted from 0."""
+    import re
+
+    overrides = [
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.progress_interval=1",
+        "sleep_s=3",
+        "sleep_jobs=[0,1]",
+    ]
+    proc, sweep_dir = start_example(tmp_path, *overrides)
+    running_job_ids(sweep_dir, 2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(10)  # both jobs end while no sweeper runs
+    second = run_example(tmp_path, *overrides).assert_ok()
+    first = next(line for line in second.output.splitlines() if "Progress:" in line)
+    assert "2/4 trials done" in first, first
+    elapsed = re.search(r"elapsed (?:(\d+)m)?(\d+)s", first)
+    assert elapsed is not None and int(elapsed.group(1) or 0) * 60 + int(elapsed.group(2)) >= 10, first
 
 
 def test_local_jobs_killed_with_the_sweepers_process_group_are_rerun(tmp_path: Path) -> None:

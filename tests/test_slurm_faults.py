@@ -177,6 +177,9 @@ def test_a_job_that_died_fails_with_slurms_state_and_exit_code_in_one_line(tmp_p
         f"job {job_id} ended without a result (state FAILED 3:0); its log: "
         f"{run.sweep_dir}/.submitit/{job_id}/{job_id}_0_log.err"
     )
+    # Where it ran, from Slurm's accounting (issue 15: failed observations lacked their host).
+    node = subprocess.run(["sinfo", "-h", "-o", "%N"], capture_output=True, text=True).stdout.strip()
+    assert trial["host"] == node
 
 
 def test_a_failing_sacct_is_reported_once_per_call_and_the_sweep_goes_on(tmp_path: Path, controller: None) -> None:

@@ -91,3 +91,16 @@ def trial_of_job(submitted_pickle: Path) -> tuple[int, list[str]] | None:
     except Exception as exc:  # another tool's job, a file being written: not a trial of this sweep
         log.debug("could not read %s: %s", submitted_pickle, exc)
         return None
+
+
+def node_of(job: Any) -> str | None:
+    """Where a job ran: the node Slurm's accounting names; a local job ran on this host."""
+    if not _is_slurm(job):
+        import socket
+
+        return socket.gethostname()
+    try:
+        node = str(job.get_info(mode="cache").get("NodeList", "")).strip()
+    except Exception:  # accounting unreachable: the host stays unknown
+        return None
+    return node if node and node not in ("None", "None assigned") else None

@@ -4,7 +4,8 @@ A slurmctld restart or failover makes ``sbatch`` fail for a while ("Unable to co
 controller", ...). The sweep must not stop for that, nor block on it: the refused trials wait
 here, in start order, and :meth:`RefusedSubmissions.retry_due` submits them again once a try is
 due (2, 4, 8, ... up to 30 s apart), while the runner goes on collecting the other trials' results.
-A refusal that will not pass, or refusals for longer than the limit, are raised.
+A refusal that will not pass, or refusals for longer than the limit, are raised. The pauses are the
+project's one retry policy (:mod:`hydra_sigopt.retry`), taken one failure at a time.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from hydra_sigopt.retry import Backoff, RetryPolicy
 from hydra_sigopt.runners.slurm import is_transient_refusal
 
 log = logging.getLogger(__name__)
@@ -23,18 +24,7 @@ log = logging.getLogger(__name__)
 FIRST_PAUSE_S = 2.0
 MAX_PAUSE_S = 30.0
 LIMIT_S = 600.0
-
-
-@dataclass
-class _Refusals:
-    """The cluster refuses submissions: since when, how often tried, when to try again."""
-
-    since: float
-    tries: int = 1
-    next_try_at: float = 0.0
-
-    def pause(self) -> float:
-        return float(min(MAX_PAUSE_S, FIRST_PAUSE_S * 2 ** (self.tries - 1)))
+POLICY = RetryPolicy(base_s=FIRST_PAUSE_S, cap_s=MAX_PAUSE_S, deadline_s=LIMIT_S)
 
 
 class RefusedSubmissions:
@@ -44,12 +34,13 @@ class RefusedSubmissions:
         self.submit = submit
         self.clock = clock
         self._waiting: dict[int, list[str]] = {}
-        self._refusals: _Refusals | None = None
+        self._backoff: Backoff | None = None  # while the cluster refuses
+        self._next_try_at = 0.0
 
     @property
     def refusing(self) -> bool:
         """Whether the cluster refused the last try (new trials then queue behind the waiting ones)."""
-        return self._refusals is not None
+        return self._backoff is not None
 
     def numbers(self) -> list[int]:
         return sorted(self._waiting)
@@ -62,7 +53,7 @@ class RefusedSubmissions:
 
     def retry_due(self) -> list[tuple[int, Any]]:
         """Submit the waiting trials in order, if a try is due; (number, job) of those that went through."""
-        if self._refusals is None or self.clock() < self._refusals.next_try_at:
+        if self._backoff is None or self.clock() < self._next_try_at:
             return []
         started: list[tuple[int, Any]] = []
         for number, overrides in list(self._waiting.items()):
@@ -74,7 +65,7 @@ class RefusedSubmissions:
             del self._waiting[number]
             started.append((number, job))
             log.info("Trial #%d: job %s submitted after %.0f s of refusals", number, job.job_id, self._refused_for())
-        self._refusals = None
+        self._backoff = None
         return started
 
     def clear(self) -> list[int]:
@@ -83,24 +74,24 @@ class RefusedSubmissions:
         return numbers
 
     def _note(self, exc: Exception) -> None:
-        """Raise a refusal that will not pass, or one past the limit; else plan the next try."""
-        if not is_transient_refusal(str(exc)) or self._refused_for() >= LIMIT_S:
+        """Raise a refusal that will not pass, or the last one the policy allows; else plan the next try."""
+        if not is_transient_refusal(str(exc)):
             raise exc
-        if self._refusals is None:
-            self._refusals = _Refusals(self.clock())
-        else:
-            self._refusals.tries += 1
-        self._refusals.next_try_at = self.clock() + self._refusals.pause()
+        self._backoff = self._backoff or Backoff(POLICY)
+        pause = self._backoff.failed(self.clock())
+        if pause is None:
+            raise exc
+        self._next_try_at = self.clock() + pause
         log.warning(
             "The cluster refuses jobs for now (%s); trying again in %.0f s (refused for %.0f s, gives up after %.0f s)",
             _last_line(str(exc)),
-            self._refusals.pause(),
+            pause,
             self._refused_for(),
             LIMIT_S,
         )
 
     def _refused_for(self) -> float:
-        return 0.0 if self._refusals is None else self.clock() - self._refusals.since
+        return 0.0 if self._backoff is None else self._backoff.elapsed(self.clock())
 
 
 def _last_line(text: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from hydra_sigopt.processes import local_job_running
 from hydra_sigopt.runners.base import CancelReport, TrialRunner
 from hydra_sigopt.runners.cancel import cancel_jobs
-from hydra_sigopt.runners.ended_job import death_reason, read_result, trial_of_job
+from hydra_sigopt.runners.ended_job import death_reason, node_of, read_result, trial_of_job
 from hydra_sigopt.runners.executor import log_submitit_once, make_executor, pre_timeout_reason, run_jobs_from
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
 from hydra_sigopt.runners.refused import RefusedSubmissions
@@ -322,10 +322,13 @@ class SubmititRunner(TrialRunner):
                 traceback=traceback.format_exc(),
                 started_at=tracked.submitted_at,
                 ended_at=time.time(),
+                host=node_of(job),
                 job_id=job_id,
                 full_log=str(job.paths.stderr),
             )
         outcome = outcome_from_job_return(number, ret, job_id=job_id)
+        if outcome.host is None:
+            outcome = dataclasses.replace(outcome, host=node_of(job))  # a failed task says no host
         if not outcome.ok and "timed-out" in (outcome.reason or ""):
             # submitit raises inside the task when the time-limit signal arrives and no requeue is left.
             outcome = dataclasses.replace(outcome, reason=pre_timeout_reason(self.launcher, outcome.reason or ""))
