@@ -12,6 +12,10 @@ from hydra_sigopt.runners.outcome import describe_error
 log = logging.getLogger(__name__)
 
 
+class ForgottenBySlurm(RuntimeError):
+    """A re-attached job that neither Slurm's queue nor its accounting knows any more."""
+
+
 def read_result(job: Any) -> Any:
     """A finished job's return value, or its exception raised; never waits for the job to exit.
 
@@ -42,6 +46,8 @@ def death_reason(job: Any, exc: BaseException) -> str:
     reason = f"job {job.job_id} ended without a result"
     if state and state not in ("UNKNOWN", "FINISHED", "COMPLETED"):
         reason += f" (state {state}{f' {exit_code}' if exit_code else ''})"
+    if isinstance(exc, ForgottenBySlurm):
+        reason += f": {exc}"
     if state == "TIMEOUT":
         # Slurm killed it at its limit: the task did not end on submitit's pre-timeout signal (a
         # signal arriving while another handler logs is lost inside logging, seen here).

@@ -20,7 +20,7 @@ from typing import Any
 from hydra_sigopt.processes import local_job_running
 from hydra_sigopt.runners.base import CancelReport, TrialRunner
 from hydra_sigopt.runners.cancel import cancel_jobs
-from hydra_sigopt.runners.ended_job import death_reason, node_of, read_result, trial_of_job
+from hydra_sigopt.runners.ended_job import ForgottenBySlurm, death_reason, node_of, read_result, trial_of_job
 from hydra_sigopt.runners.executor import log_submitit_once, make_executor, pre_timeout_reason, run_jobs_from
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
 from hydra_sigopt.runners.refused import RefusedSubmissions
@@ -311,7 +311,7 @@ class SubmititRunner(TrialRunner):
         try:
             if tracked.forgotten and not job.paths.result_pickle.exists():
                 # Not job.result(): it waits until submitit sees the job end, which it never will.
-                raise RuntimeError("neither Slurm's queue nor its accounting knows this job any more")
+                raise ForgottenBySlurm("neither Slurm's queue nor its accounting knows this job any more")
             ret = read_result(job)
         except Exception as exc:
             return JobOutcome(
