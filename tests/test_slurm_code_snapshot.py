@@ -12,18 +12,9 @@ from pathlib import Path
 
 import pytest
 from test_code_snapshot import finish, helper_source, offsets, start, wait_for_done, write_git_app
-from test_slurm import SLURM, _slurm_problem
+from test_slurm import SLURM, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def slurm() -> None:
-    problem = _slurm_problem()
-    if problem:
-        if os.environ.get("HYDRA_SIGOPT_REQUIRE_SLURM") == "1":
-            pytest.fail(f"HYDRA_SIGOPT_REQUIRE_SLURM=1 but {problem}")
-        pytest.skip(problem)
 
 
 def test_slurm_trials_cold_and_warm_run_the_snapshot(tmp_path: Path) -> None:
