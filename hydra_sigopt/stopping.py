@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import NoReturn
 
+from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
 from hydra_sigopt.journal import JournalLostError
 from hydra_sigopt.results import Results
@@ -59,6 +60,7 @@ class Stopping:
 
     def interrupted(self) -> NoReturn:
         """Ctrl-C or SIGTERM (``hydra-sigopt kill``)."""
+        crash_point("while_stopping")  # where Slurm's second SIGTERM (the driver script's forward) lands
         what = self.apply_interrupt_policy("cancelled: the sweeper was interrupted")
         log.error("Interrupted. %s. %s", what, self.continue_hint)
         raise SweepAbortedError(f"Interrupted. {what}. {self.continue_hint}")

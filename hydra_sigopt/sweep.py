@@ -54,7 +54,7 @@ from hydra_sigopt.scheduler import (
 )
 from hydra_sigopt.secrets import tokens_of, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
-from hydra_sigopt.signals import handle_sigterm_as_interrupt, ignore_further_ctrl_c, restore_sigterm
+from hydra_sigopt.signals import Interrupts
 from hydra_sigopt.snapshot import CodePlan, CodeWatch, Snapshot, code_for_sweep, configs_from_snapshot, job_command
 from hydra_sigopt.stopping import Stopping
 
@@ -94,6 +94,7 @@ class Sweep:
         self.scheduler = Scheduler(self.budget, self.bandwidth, runner.asynchronous, settings.failure_rate_exceeded)
         self._prefetch: Future[Suggestion] | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self.interrupts = Interrupts()
         primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
         self.progress = Progress(self.budget, primary, settings.progress_interval)
 
@@ -114,7 +115,7 @@ class Sweep:
         doc: dict[str, Any] = {}
         if self.on_locked is not None:
             self.on_locked()
-        previous_handler = handle_sigterm_as_interrupt()
+        self.interrupts.install()
         engine_reachable = True
         try:
             self.backend.sweep_id = sweep_id(journal)
@@ -127,7 +128,7 @@ class Sweep:
                 engine_best=self.backend.best_assignments(),
             )
         except KeyboardInterrupt:
-            ignore_further_ctrl_c()
+            self.interrupts.stopping()
             self.stopping.interrupted()
         except BackendUnavailableError as exc:
             engine_reachable = False
@@ -139,7 +140,7 @@ class Sweep:
         except Exception as exc:
             self.stopping.failed_on(exc)
         finally:
-            restore_sigterm(previous_handler)
+            self.interrupts.stopping()  # the wrap-up below runs to its end whatever signal comes
             self.runner.close()
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
@@ -149,6 +150,7 @@ class Sweep:
                 doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
             journal.close()
             self.backend.close()
+            self.interrupts.restore()
         log_results(self.sweep_dir, doc)
         return doc
 
@@ -189,6 +191,7 @@ class Sweep:
         """Carry out the scheduler's commands in order, reporting what happened, until it says Finish."""
         queue: deque[Command] = deque(self.scheduler.begin())
         while True:
+            self.interrupts.check()
             if not queue:
                 queue.extend(self.scheduler.idle())
             command = queue.popleft()
@@ -213,7 +216,8 @@ class Sweep:
         elif isinstance(command, AwaitPrefetch):
             return [SuggestionReady(self._checked(self._take_prefetch()))]
         elif isinstance(command, StartTrial):
-            return [self._start_trial(command)]
+            with self.interrupts.deferred():
+                return [self._start_trial(command)]
         elif isinstance(command, MarkRunning):
             assert self.journal is not None
             self.journal.mark_running(list(command.numbers))

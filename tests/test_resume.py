@@ -18,6 +18,14 @@ from hydra_sigopt.journal import Journal
 pytestmark = pytest.mark.slow
 
 BUDGET = 6
+#: A sweep run as ``hydra-sigopt submit`` runs it: trials left running when it is stopped.
+DRIVER_LIKE = (
+    *SUBMITIT_LOCAL,
+    "hydra.sweeper.observation_budget=4",
+    "hydra.sweeper.parallel_bandwidth=2",
+    "hydra.sweeper.on_interrupt=detach",
+    "hydra.sweeper.warm_jobs=0",
+)
 
 
 def assert_sweep_is_whole(sweep_dir: Path, budget: int, in_flight: int) -> list:
@@ -173,3 +181,33 @@ def test_a_reused_pid_is_not_taken_for_a_local_job(tmp_path: Path) -> None:
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_signal_repeated_while_the_sweeper_stops_leaves_a_clean_stop(tmp_path: Path) -> None:
+    """Slurm ending or requeueing a submitted driver SIGTERMs every process of the job, and the driver
+    script forwards the same SIGTERM to the sweeper: two, milliseconds apart. The second one landed in
+    the first one's handling (CI, test_slurm_driver): a traceback, and a sweeper dead halfway through
+    stopping. Here the two come exactly so: one as a trial is submitted, one as the stop begins."""
+    overrides = [*DRIVER_LIKE, "sleep_s=2"]
+    env = {ENV_VAR: "after_submit:3:TERM,while_stopping:1:TERM"}
+    stopped = run_example(tmp_path, *overrides, env=env)
+    assert stopped.proc.returncode != 0 and "Traceback" not in stopped.output, stopped.output[-3000:]
+    assert "Trials [1, 2] were left running (on_interrupt: detach)" in stopped.output, stopped.output[-3000:]
+    assert stopped.results["trials"]["running"] == 2  # the results files were written to the end
+    resumed = run_example(tmp_path, *overrides).assert_ok()
+    trials = assert_sweep_is_whole(resumed.sweep_dir, 4, in_flight=2)
+    assert [(t.state, t.rerun_of) for t in trials] == [("completed", None)] * 4, resumed.output[-3000:]
+
+
+@pytest.mark.parametrize("point", ["after_record_trial", "after_submit"])
+def test_a_stop_signal_while_a_trial_is_submitted_neither_loses_nor_reruns_it(tmp_path: Path, point: str) -> None:
+    """The requeue of a submitted driver came as its third trial was being submitted (CI, test_slurm_driver):
+    the trial was journaled, its job started, and the stop left it without a job id; the requeued
+    driver re-ran it under a new number while its job ran on. A stop signal waits for the submission."""
+    overrides = [*DRIVER_LIKE, "sleep_s=2"]
+    stopped = run_example(tmp_path, *overrides, env={ENV_VAR: f"{point}:3:TERM"})
+    assert stopped.proc.returncode != 0 and "Traceback" not in stopped.output, stopped.output[-3000:]
+    assert "were left running (on_interrupt: detach)" in stopped.output, stopped.output[-3000:]
+    resumed = run_example(tmp_path, *overrides).assert_ok()
+    trials = assert_sweep_is_whole(resumed.sweep_dir, 4, in_flight=2)
+    assert [(t.state, t.rerun_of) for t in trials] == [("completed", None)] * 4, resumed.output[-3000:]
