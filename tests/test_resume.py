@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -211,3 +212,36 @@ def test_a_stop_signal_while_a_trial_is_submitted_neither_loses_nor_reruns_it(tm
     resumed = run_example(tmp_path, *overrides).assert_ok()
     trials = assert_sweep_is_whole(resumed.sweep_dir, 4, in_flight=2)
     assert [(t.state, t.rerun_of) for t in trials] == [("completed", None)] * 4, resumed.output[-3000:]
+
+
+SWALLOWING_TASK = """\
+import pathlib, time
+if job_num() == 1:
+    try:
+        pathlib.Path("trial-1-runs").write_text("")
+        time.sleep(60)
+    except KeyboardInterrupt:
+        print("Detected KeyboardInterrupt, attempting graceful shutdown...")  # as Lightning's Trainer does
+return cfg.x
+"""
+
+
+def test_a_ctrl_c_that_an_in_process_trial_swallows_still_stops_the_sweep(tmp_path: Path) -> None:
+    """With the basic launcher a trial runs in the sweeper's process: Ctrl-C lands in the app, and a
+    trainer that shuts down gracefully swallows it. The user pressed Ctrl-C to stop the sweep."""
+    from small_apps import write_app
+
+    app = write_app(tmp_path, SWALLOWING_TASK, budget=4)
+    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "trial-1-runs").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert "graceful shutdown" in out and "Interrupted" in out, out[-3000:]
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        assert len(journal.trials()) == 2, out[-3000:]  # no trial started after the Ctrl-C
