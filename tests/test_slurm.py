@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,21 @@ def slurm() -> None:
         if os.environ.get("HYDRA_SIGOPT_REQUIRE_SLURM") == "1":
             pytest.fail(f"HYDRA_SIGOPT_REQUIRE_SLURM=1 but {problem}")
         pytest.skip(problem)
+
+
+@pytest.fixture(autouse=True)
+def no_jobs_left_behind(tmp_path: Path) -> Iterator[None]:
+    """A test that fails midway must not leave its jobs holding the node for the tests after it:
+    cancel the jobs submitted from its folder (every sweep here runs there)."""
+    yield
+    try:
+        queue = subprocess.run(["squeue", "-h", "-o", "%i %Z"], capture_output=True, text=True, timeout=60)
+        jobs = [line.partition(" ") for line in queue.stdout.splitlines()]
+        left = [job for job, _, cwd in jobs if cwd.startswith(str(tmp_path))]
+        if left:
+            subprocess.run(["scancel", *left], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # no cluster to clean up (the test was skipped, or its controller is down)
 
 
 SLURM = (

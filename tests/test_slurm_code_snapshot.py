@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from test_code_snapshot import finish, helper_source, offsets, start, wait_for_done, write_git_app
-from test_slurm import SLURM, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
+from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

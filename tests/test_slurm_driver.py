@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import EXAMPLE_APP, running_job_ids
-from test_slurm import SLURM, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
+from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
 from hydra_sigopt.journal import Journal
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import finish_example, running_job_ids, start_example
-from test_slurm import SLURM, _slurm_problem, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
+from test_slurm import SLURM, _slurm_problem, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
