@@ -122,9 +122,10 @@ def _status(args: argparse.Namespace) -> int:
     )
     if meta.get("code"):
         _out(f"Code:        {_code_line(Path(args.sweep_dir), meta['code'])}")
-    done = summary.completed + summary.failed
+    done = summary.done
+    stopped = f", {summary.stopped} stopped early" if summary.stopped else ""
     _out(
-        f"Trials:      {done}/{budget} done ({summary.completed} completed, {summary.failed} failed), "
+        f"Trials:      {done}/{budget} done ({summary.completed} completed{stopped}, {summary.failed} failed), "
         f"{summary.running} running{_abandoned(trials)}"
     )
     _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), unfinished=live or done < budget)}")
