@@ -27,6 +27,7 @@ from hydra_sigopt.journal import (
     FAILED,
     PENDING,
     RUNNING,
+    STOPPED,
     Journal,
     SweepLock,
     Trial,
@@ -330,6 +331,7 @@ _SWEEPER_DID = {
     ABANDONED: "cancelled by the sweeper",
     COMPLETED: "finished; the sweeper recorded its result",
     FAILED: "failed; the sweeper recorded it",
+    STOPPED: "stopped early by the sweeper; its last reports are its result",
 }
 
 

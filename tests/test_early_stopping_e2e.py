@@ -166,13 +166,15 @@ def wait_for(condition, what: str, timeout: float = 180) -> None:  # type: ignor
     raise AssertionError(f"never happened: {what}")
 
 
-def test_a_killed_sweeper_resumes_with_every_report_and_stop_decision(workdir: Path) -> None:
-    overrides = (
-        *SUBMITIT_LOCAL,
-        "hydra.sweeper.observation_budget=8",
-        "hydra.sweeper.parallel_bandwidth=2",
-        "epoch_sleep_s=0.4",
-    )
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        pytest.param((*SUBMITIT_LOCAL, "hydra.sweeper.parallel_bandwidth=2", "epoch_sleep_s=0.4"), id="submitit_local"),
+        pytest.param(("epoch_sleep_s=0.15",), id="basic"),
+    ],
+)
+def test_a_killed_sweeper_resumes_with_every_report_and_stop_decision(workdir: Path, launcher: tuple[str, ...]) -> None:
+    overrides = (*launcher, "hydra.sweeper.observation_budget=8")
     proc, sweep_dir = start_example(workdir, *overrides, app=EPOCHS_APP)
     try:
         # Killed while trials report, once at least one stop was decided.
