@@ -127,6 +127,8 @@ class Sweep:
             resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption.start_or_resume(self.sweep_dir)
             self.early.start()
+            if self.settings.early_stopping.active:
+                self.runner.between_polls = lambda: self.early.poll(self.scheduler.in_flight)
             self._loop()
             journal.set_meta(
                 engine_observation_count=self.backend.observation_count(),

@@ -77,10 +77,12 @@ def test_basic_launcher_stops_trials_while_they_run(workdir: Path) -> None:
         assert float(t["value.val_error"]) == reports[(n, step)]["val_error"]
 
 
-def test_submitit_local_stops_trials_running_as_jobs(workdir: Path) -> None:
+@pytest.mark.parametrize("scheduler", ["async", "batch"])
+def test_submitit_local_stops_trials_running_as_jobs(workdir: Path, scheduler: str) -> None:
     run = run_example(
         workdir,
         *SUBMITIT_LOCAL,
+        f"hydra.sweeper.scheduler={scheduler}",
         "hydra.sweeper.observation_budget=8",
         "hydra.sweeper.parallel_bandwidth=2",
         "epoch_sleep_s=0.4",
