@@ -121,7 +121,7 @@ class Results:
         """A trial stopped early whose job has ended (whatever its end): its result is the one journaled
         with the stop decision, its last reported values. Counted as done, never as the best so far."""
         failed = trial.observed_as_failed
-        self.progress.trial_finished(trial.number, None, failed)
+        self.count_finished(trial.number, failed, (), stopped=True)
         return JournaledResult(
             dataclasses.replace(outcome, reason=trial.failure_reason), suggestion, trial.values, failed
         )
@@ -187,12 +187,13 @@ class Results:
 
     # ------------------------------------------------------------------ counting
 
-    def count_finished(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
-        """Progress counts a finished trial (the scheduler counts it for the budget and failure policy)."""
+    def count_finished(self, number: int, failed: bool, values: tuple[MetricValue, ...], stopped: bool = False) -> None:
+        """Progress counts a finished trial (the scheduler counts it for the budget and failure policy);
+        a trial ``stopped`` early is never the best so far."""
         metric = self.progress.metric
         value = None
         if not failed and metric is not None:
             value = next((v.value for v in values if v.name == metric.name), None)
             if not meets_constraints(values, self.definition.metrics):
                 value = None
-        self.progress.trial_finished(number, value, failed)
+        self.progress.trial_finished(number, None if stopped else value, failed, stopped)

@@ -170,11 +170,6 @@ def suggestion_of(trial: Trial) -> Suggestion:
     return Suggestion(trial.suggestion_id or str(trial.number), trial.assignments)
 
 
-def _best_candidate(trial: Trial) -> tuple[MetricValue, ...]:
-    """The values progress may count as the best so far: not a stopped trial's partial ones."""
-    return () if trial.state == STOPPED else trial.values
-
-
 def past_observation(trial: Trial) -> PastObservation:
     return PastObservation(
         assignments=trial.assignments,
@@ -244,10 +239,10 @@ class Resumption:
     def carry_out(self, plan: ResumePlan) -> None:
         self.backend.restore([past_observation(t) for t in plan.observed], open_suggestion_ids=plan.open_suggestion_ids)
         for t in plan.observed:
-            self._count(t.number, t.observed_as_failed, _best_candidate(t))
+            self._count(t.number, t.observed_as_failed, t.values, t.state == STOPPED)
         for t in plan.to_post:
             self._post_left_over(t)
-            self._count(t.number, t.observed_as_failed, _best_candidate(t))
+            self._count(t.number, t.observed_as_failed, t.values, t.state == STOPPED)
         # Before any trial is re-attached: the runner's next outcomes are then these trials' alone.
         self._recover([t for t in plan.maybe_finished if self._wrote_result_since_created(t)])
         for t in plan.in_flight:
@@ -263,8 +258,8 @@ class Resumption:
         log.info("Trial #%d finished before the restart; posting its observation now", trial.number)
         self.results.observe(trial.number, suggestion_of(trial), trial.values, trial.observed_as_failed)
 
-    def _count(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
-        self.results.count_finished(number, failed, values)
+    def _count(self, number: int, failed: bool, values: tuple[MetricValue, ...], stopped: bool = False) -> None:
+        self.results.count_finished(number, failed, values, stopped)
         self.scheduler.count_finished(failed)
 
     # ------------------------------------------------------------------ results of abandoned trials

@@ -56,6 +56,7 @@ def check_stopped_sweep(run: AppRun, budget: int) -> list[dict[str, str]]:
     assert run.results["best_trial"] in {int(t["number"]) for t in completed}  # a partial value is never the best
     for t in stopped:
         assert f"Trial #{t['number']} stopped early (val_error=" in run.output
+    assert f"Progress: {budget}/{budget} trials done, 0 running, 0 failed, {len(stopped)} stopped early" in run.output
     assert_each_trial_observed_once(run, budget)
     status = subprocess.run(
         [sys.executable, "-m", "hydra_sigopt.cli", "status", str(run.sweep_dir)], capture_output=True, text=True
