@@ -35,6 +35,16 @@ def lines_of(folder: Path) -> list[dict[str, object]]:
 # ---------------------------------------------------------------------------------- the user API
 
 
+def test_importing_the_package_stays_cheap() -> None:
+    """report() is imported on first use: a plain ``import hydra_sigopt`` loads nothing of it."""
+    import subprocess
+    import sys
+
+    code = "import sys, hydra_sigopt; print(sorted(m for m in sys.modules if m.startswith('hydra_sigopt')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['hydra_sigopt']"
+
+
 def test_outside_a_sweep_report_and_should_stop_do_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     report(1, loss=0.5)

@@ -67,8 +67,11 @@ def check_stopped_sweep(run: AppRun, budget: int) -> list[dict[str, str]]:
     return stopped
 
 
-def test_basic_launcher_stops_trials_while_they_run(workdir: Path) -> None:
-    run = run_example(workdir, "hydra.sweeper.observation_budget=10", app=EPOCHS_APP)
+@pytest.mark.parametrize("rule", ["asha", "median"])
+def test_basic_launcher_stops_trials_while_they_run(workdir: Path, rule: str) -> None:
+    run = run_example(
+        workdir, "hydra.sweeper.observation_budget=10", f"hydra.sweeper.early_stopping.rule={rule}", app=EPOCHS_APP
+    )
     stopped = check_stopped_sweep(run, 10)
     # In-process, the decision is taken inside report(): the trial stops at the step that condemned it.
     _, reports = journal_view(run.sweep_dir)
@@ -91,6 +94,15 @@ def test_submitit_local_stops_trials_running_as_jobs(workdir: Path, scheduler: s
     )
     stopped = check_stopped_sweep(run, 8)
     assert all(t["job_id"] for t in stopped)  # each ran as a job of its own, stopped through the file system
+
+
+def test_bad_early_stopping_settings_stop_the_run_before_anything_is_written(workdir: Path) -> None:
+    run = run_example(workdir, "hydra.sweeper.early_stopping.rule=hyperband", app=EPOCHS_APP)
+    assert run.proc.returncode != 0
+    assert "hydra.sweeper.early_stopping.rule: got 'hyperband'; valid values are ['none', 'median', 'asha']" in (
+        run.output
+    )
+    assert not run.sweep_dir.exists()
 
 
 def test_a_malformed_report_fails_its_trial_with_the_message_and_the_sweep_goes_on(workdir: Path) -> None:
