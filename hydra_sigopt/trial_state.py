@@ -3,9 +3,10 @@
 ::
 
     pending ──► running ──► completed | failed      (a result: the end of a trial's life)
-       │           │ ▲  └───► stopped              (early stopping decided; its last reports
-       │           └─┘ (its job id learnt later)     are its result)
-       └───────────┴──► abandoned ···► completed    (stopped without a result; a resumed
+       │         │ │ ▲
+       │         │ └─┘ (its job id learnt later)
+       │         └────► stopped                     (stopped early: its last reports are its result)
+       └─────────┴────► abandoned ···► completed    (stopped without a result; a resumed
                                                      sweep replaces it, unless its job wrote a
                                                      result after all: see RECOVERIES)
 
