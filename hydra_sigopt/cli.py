@@ -27,6 +27,7 @@ from hydra_sigopt.journal import (
     FAILED,
     PENDING,
     RUNNING,
+    STOPPED,
     Journal,
     SweepLock,
     Trial,
@@ -122,9 +123,10 @@ def _status(args: argparse.Namespace) -> int:
     )
     if meta.get("code"):
         _out(f"Code:        {_code_line(Path(args.sweep_dir), meta['code'])}")
-    done = summary.completed + summary.failed
+    done = summary.done
+    stopped = f", {summary.stopped} stopped early" if summary.stopped else ""
     _out(
-        f"Trials:      {done}/{budget} done ({summary.completed} completed, {summary.failed} failed), "
+        f"Trials:      {done}/{budget} done ({summary.completed} completed{stopped}, {summary.failed} failed), "
         f"{summary.running} running{_abandoned(trials)}"
     )
     _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), unfinished=live or done < budget)}")
@@ -329,6 +331,7 @@ _SWEEPER_DID = {
     ABANDONED: "cancelled by the sweeper",
     COMPLETED: "finished; the sweeper recorded its result",
     FAILED: "failed; the sweeper recorded it",
+    STOPPED: "stopped early by the sweeper; its last reports are its result",
 }
 
 

@@ -33,6 +33,7 @@ class SigOptSweeperImpl:
 
         from hydra_sigopt.backends import create_backend
         from hydra_sigopt.continuation import current_command
+        from hydra_sigopt.report_files import trials_root
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
         from hydra_sigopt.settings import parse_settings, sweep_dir_mode
@@ -53,8 +54,9 @@ class SigOptSweeperImpl:
             self._use_sweep_dir(str(self.config.hydra.sweep.dir))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
 
+        task = TimedTask(self.task_function, reports_root=trials_root(sweep_dir))
         launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=self.hydra_context, task_function=TimedTask(self.task_function), config=self.config
+            hydra_context=self.hydra_context, task_function=task, config=self.config
         )
         code = self._code_plan(settings.code_snapshot, launcher, sweep_dir)
         runner = make_runner(launcher, settings.scheduler, settings.warm_jobs, definition.parallel_bandwidth)

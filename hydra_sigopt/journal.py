@@ -23,6 +23,7 @@ from typing import Any
 from hydra_sigopt.errors import JournalError
 from hydra_sigopt.journal_guard import JournalGuard
 from hydra_sigopt.journal_guard import JournalLostError as JournalLostError  # raised by the guard; imported from here
+from hydra_sigopt.journal_reports import REPORTS_SCHEMA, ReportTable
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.trial_state import TrialState, is_legal
 
@@ -30,9 +31,9 @@ JOURNAL_NAME = "sigopt_journal.sqlite"
 LOCK_NAME = "sigopt_journal.lock"
 FORMAT_VERSION = 1
 
-PENDING, RUNNING, COMPLETED, FAILED, ABANDONED = (s.value for s in TrialState)
+PENDING, RUNNING, COMPLETED, FAILED, ABANDONED, STOPPED = (s.value for s in TrialState)
 STATES = tuple(s.value for s in TrialState)
-FINISHED_STATES = (COMPLETED, FAILED)
+FINISHED_STATES = (COMPLETED, FAILED, STOPPED)
 
 
 class IllegalTransition(JournalError):
@@ -46,7 +47,8 @@ class IllegalTransition(JournalError):
         super().__init__(f"trial #{number} {now}; it cannot become {target}")
 
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trials (
     number INTEGER PRIMARY KEY,
@@ -68,6 +70,8 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE INDEX IF NOT EXISTS trials_state ON trials (state);
 """
+    + REPORTS_SCHEMA
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,11 @@ class Trial:
     @property
     def observed(self) -> bool:
         return self.observed_at is not None
+
+    @property
+    def observed_as_failed(self) -> bool:
+        """Failed, or stopped early before reporting every metric: the engine learns a failure."""
+        return self.state == FAILED or (self.state == STOPPED and self.failure_reason is not None)
 
     @property
     def duration(self) -> float | None:
@@ -144,6 +153,18 @@ def _meta_problem(meta: Mapping[str, Any]) -> str | None:
     if not isinstance(identity, dict) or not all(isinstance(identity.get(k), list) for k in ("parameters", "metrics")):
         return "meta 'identity' has no parameters and metrics"
     return None
+
+
+def _refuse_damaged(journal: Journal) -> None:
+    """Refuse a journal whose tables or rows were damaged (every row is read once, here)."""
+    try:
+        problem = _meta_problem(journal.meta())
+        journal.trials()
+    except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is not None:
+        journal.close()
+        raise JournalError(f"{journal.path} is damaged ({problem}); it was left untouched")
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
@@ -199,6 +220,8 @@ class Journal:
         self._db = connection
         # The file this connection writes: a write after it is deleted, replaced or truncated stops.
         self._guard = JournalGuard(path, connection, self.close)
+        #: The trials' intermediate reports (early stopping), written through this journal's guard.
+        self.reports = ReportTable(connection, self._writing)
 
     # ---------------------------------------------------------------- opening
 
@@ -244,19 +267,8 @@ class Journal:
                 f"{FORMAT_VERSION}. Upgrade hydra-sigopt-sweeper to continue this sweep."
             )
         journal = cls(path, db)
-        journal._check_content()
+        _refuse_damaged(journal)
         return journal
-
-    def _check_content(self) -> None:
-        """Refuse a journal whose tables or rows were damaged (every row is read once, here)."""
-        try:
-            problem = _meta_problem(self.meta())
-            self.trials()
-        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        if problem is not None:
-            self.close()
-            raise JournalError(f"{self.path} is damaged ({problem}); it was left untouched")
 
     def close(self) -> None:
         self._db.close()
@@ -414,12 +426,21 @@ class Journal:
         with self._writing():
             done = self._db.execute(
                 "UPDATE trials SET observed_at = ?, observation_id = ?"
-                " WHERE number = ? AND state IN (?, ?) AND observed_at IS NULL",
-                (time.time(), observation_id, number, COMPLETED, FAILED),
+                " WHERE number = ? AND state IN (?, ?, ?) AND observed_at IS NULL",
+                (time.time(), observation_id, number, *FINISHED_STATES),
             )
             if done.rowcount != 1:
                 row = self._db.execute("SELECT state FROM trials WHERE number = ?", (number,)).fetchone()
                 raise IllegalTransition(number, None if row is None else row[0], "observed")
+
+    def mark_stopped(self, number: int, values: Sequence[MetricValue], failure_reason: str | None = None) -> None:
+        """Journal the decision to stop a running trial early, with the values it is observed with
+        (a ``failure_reason``: observed as failed)."""
+        with self._moving([number], STOPPED):
+            self._db.execute(
+                "UPDATE trials SET state = ?, metric_values = ?, failure_reason = ?, ended_at = ? WHERE number = ?",
+                (STOPPED, json.dumps([v.to_sigopt() for v in values]), failure_reason, time.time(), number),
+            )
 
     def mark_abandoned(self, numbers: int | Sequence[int], reason: str) -> None:
         """Mark trials abandoned (re-run by a resumed sweep), all in one transaction."""

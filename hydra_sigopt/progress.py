@@ -31,6 +31,7 @@ class Progress:
     interval: float = 10.0
     done: int = 0
     failed: int = 0
+    stopped: int = 0  # stopped early (hydra.sweeper.early_stopping); counted in done
     running: int = 0
     waiting: int = 0  # started trials whose job waits in the cluster's queue
     best_value: float | None = None
@@ -43,9 +44,10 @@ class Progress:
     _last_log: float = 0.0
     _dirty: bool = True
 
-    def trial_finished(self, number: int, value: float | None, failed: bool) -> None:
+    def trial_finished(self, number: int, value: float | None, failed: bool, stopped: bool = False) -> None:
         self.done += 1
         self.failed += int(failed)
+        self.stopped += int(stopped)
         self._dirty = True
         if value is None or self.metric is None:
             return
@@ -72,6 +74,8 @@ class Progress:
         if self.waiting:
             parts.append(f"{self.waiting} queued")
         parts.append(f"{self.failed} failed")
+        if self.stopped:
+            parts.append(f"{self.stopped} stopped early")
         if self.best_value is not None and self.metric is not None:
             parts.append(f"best {self.metric.name}={self.best_value:.6g} (trial #{self.best_trial})")
         parts.append(f"elapsed {format_duration(elapsed)}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from hydra_sigopt.journal import COMPLETED, FAILED, Trial
+from hydra_sigopt.journal import COMPLETED, FAILED, STOPPED, Trial
 from hydra_sigopt.metrics import Metric, meets_constraints
 
 log = logging.getLogger("hydra_sigopt")
@@ -96,6 +96,11 @@ class Summary:
     failed: int
     running: int
     best: list[Trial]
+    stopped: int = 0  # stopped early (hydra.sweeper.early_stopping)
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed + self.stopped
 
 
 def summarize(trials: Sequence[Trial], metrics: Sequence[Metric]) -> Summary:
@@ -106,6 +111,7 @@ def summarize(trials: Sequence[Trial], metrics: Sequence[Metric]) -> Summary:
         failed=sum(t.state == FAILED for t in counted),
         running=sum(t.state in ("pending", "running") for t in counted),
         best=best_trials(counted, metrics),
+        stopped=sum(t.state == STOPPED for t in counted),
     )
 
 
@@ -127,6 +133,7 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
             "total": summary.total,
             "completed": summary.completed,
             "failed": summary.failed,
+            "stopped": summary.stopped,
             "running": summary.running,
         },
     }
@@ -169,8 +176,11 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def trials_table(meta: Mapping[str, Any], trials: Sequence[Trial]) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of ``trials.csv``: one row per trial."""
+def trials_table(
+    meta: Mapping[str, Any], trials: Sequence[Trial], steps: Mapping[int, int] | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of ``trials.csv``: one row per trial; ``steps``: the last step each trial reported."""
+    steps = steps or {}
     metrics = metrics_from_meta(meta)
     fixed = meta["identity"].get("fixed_overrides", [])
     param_names = [p["name"] for p in meta["identity"]["parameters"]]
@@ -178,6 +188,7 @@ def trials_table(meta: Mapping[str, Any], trials: Sequence[Trial]) -> tuple[list
     header = [
         "number",
         "state",
+        "step",
         "job_id",
         *[f"value.{m.name}" for m in metrics],
         *[f"param.{n}" for n in param_names],
@@ -193,6 +204,7 @@ def trials_table(meta: Mapping[str, Any], trials: Sequence[Trial]) -> tuple[list
             [
                 t.number,
                 t.state,
+                steps.get(t.number, ""),
                 t.job_id or "",
                 *["" if t.value(m.name) is None else repr(t.value(m.name)) for m in metrics],
                 *[_cell(t.assignments.get(n)) for n in param_names],
@@ -218,9 +230,11 @@ def _iso(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
 
 
-def write_reports(sweep_dir: Path, meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[str, Any]:
+def write_reports(
+    sweep_dir: Path, meta: Mapping[str, Any], trials: Sequence[Trial], steps: Mapping[int, int] | None = None
+) -> dict[str, Any]:
     """Rewrite ``trials.csv`` and ``optimization_results.yaml``; return the results document."""
-    header, rows = trials_table(meta, trials)
+    header, rows = trials_table(meta, trials, steps)
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)

@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 from hydra_sigopt.backends import Backend, Suggestion
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.experiment import ExperimentDefinition
-from hydra_sigopt.journal import IllegalTransition, Journal
+from hydra_sigopt.journal import STOPPED, IllegalTransition, Journal, Trial
 from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
 from hydra_sigopt.observations import observation_metadata
 from hydra_sigopt.progress import Progress
@@ -88,6 +88,9 @@ class Results:
 
         The observation is posted later (after refilling the slot, in async mode).
         """
+        stopped = self.journal.trial(outcome.number)
+        if stopped.state == STOPPED:
+            return self._stopped(stopped, outcome, suggestion)
         values, outcome = self.read_values(outcome)
         failed = outcome.reason is not None
         try:
@@ -113,6 +116,15 @@ class Results:
             log.warning("Trial #%d failed: %s", outcome.number, outcome.reason)
         self.count_finished(outcome.number, failed, values)
         return JournaledResult(outcome, suggestion, values, failed)
+
+    def _stopped(self, trial: Trial, outcome: JobOutcome, suggestion: Suggestion) -> JournaledResult:
+        """A trial stopped early whose job has ended (whatever its end): its result is the one journaled
+        with the stop decision, its last reported values. Counted as done, never as the best so far."""
+        failed = trial.observed_as_failed
+        self.count_finished(trial.number, failed, (), stopped=True)
+        return JournaledResult(
+            dataclasses.replace(outcome, reason=trial.failure_reason), suggestion, trial.values, failed
+        )
 
     def read_values(self, outcome: JobOutcome) -> tuple[tuple[MetricValue, ...], JobOutcome]:
         """The metric values of a trial that returned, or its outcome as a failure, fit to be written.
@@ -175,12 +187,13 @@ class Results:
 
     # ------------------------------------------------------------------ counting
 
-    def count_finished(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
-        """Progress counts a finished trial (the scheduler counts it for the budget and failure policy)."""
+    def count_finished(self, number: int, failed: bool, values: tuple[MetricValue, ...], stopped: bool = False) -> None:
+        """Progress counts a finished trial (the scheduler counts it for the budget and failure policy);
+        a trial ``stopped`` early is never the best so far."""
         metric = self.progress.metric
         value = None
         if not failed and metric is not None:
             value = next((v.value for v in values if v.name == metric.name), None)
             if not meets_constraints(values, self.definition.metrics):
                 value = None
-        self.progress.trial_finished(number, value, failed)
+        self.progress.trial_finished(number, None if stopped else value, failed, stopped)

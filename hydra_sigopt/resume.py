@@ -24,10 +24,10 @@ from hydra_sigopt.errors import JournalError
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
 from hydra_sigopt.journal import (
     ABANDONED,
-    FAILED,
     FINISHED_STATES,
     PENDING,
     RUNNING,
+    STOPPED,
     Journal,
     SweepLock,
     Trial,
@@ -174,7 +174,7 @@ def past_observation(trial: Trial) -> PastObservation:
     return PastObservation(
         assignments=trial.assignments,
         values=trial.values,
-        failed=trial.state == FAILED,
+        failed=trial.observed_as_failed,
         suggestion_id=trial.suggestion_id,
     )
 
@@ -239,10 +239,10 @@ class Resumption:
     def carry_out(self, plan: ResumePlan) -> None:
         self.backend.restore([past_observation(t) for t in plan.observed], open_suggestion_ids=plan.open_suggestion_ids)
         for t in plan.observed:
-            self._count(t.number, t.state == FAILED, t.values)
+            self._count(t.number, t.observed_as_failed, t.values, t.state == STOPPED)
         for t in plan.to_post:
             self._post_left_over(t)
-            self._count(t.number, t.state == FAILED, t.values)
+            self._count(t.number, t.observed_as_failed, t.values, t.state == STOPPED)
         # Before any trial is re-attached: the runner's next outcomes are then these trials' alone.
         self._recover([t for t in plan.maybe_finished if self._wrote_result_since_created(t)])
         for t in plan.in_flight:
@@ -256,10 +256,10 @@ class Resumption:
             self.journal.mark_observed(trial.number, posted)
             return
         log.info("Trial #%d finished before the restart; posting its observation now", trial.number)
-        self.results.observe(trial.number, suggestion_of(trial), trial.values, trial.state == FAILED)
+        self.results.observe(trial.number, suggestion_of(trial), trial.values, trial.observed_as_failed)
 
-    def _count(self, number: int, failed: bool, values: tuple[MetricValue, ...]) -> None:
-        self.results.count_finished(number, failed, values)
+    def _count(self, number: int, failed: bool, values: tuple[MetricValue, ...], stopped: bool = False) -> None:
+        self.results.count_finished(number, failed, values, stopped)
         self.scheduler.count_finished(failed)
 
     # ------------------------------------------------------------------ results of abandoned trials

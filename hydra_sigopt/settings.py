@@ -12,9 +12,10 @@ from urllib.parse import urlsplit
 from hydra_sigopt.backends import BACKENDS
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
-from hydra_sigopt.metrics import parse_metrics
+from hydra_sigopt.metrics import Metric, parse_metrics
 from hydra_sigopt.snapshot import SNAPSHOT_MODES
 from hydra_sigopt.space import build_space
+from hydra_sigopt.stop_rules import RULES, StopRule
 from hydra_sigopt.validation import check_experiment_name, check_space
 
 ON_INTERRUPT = ("cancel", "detach")
@@ -41,6 +42,7 @@ KNOWN_KEYS = (
     "resume",
     "progress_interval",
     "code_snapshot",
+    "early_stopping",
     "api",
 )
 # Settings of hydra-optuna-sweeper (its OptunaSweeperConf) and what they are here. The plugin's
@@ -90,6 +92,7 @@ class SweepSettings:
     compute_mode: str = "default"
     seed: int | None = None
     code_snapshot: str = "none"
+    early_stopping: StopRule = field(default_factory=StopRule)
     api: Mapping[str, Any] = field(default_factory=dict)
 
     def failure_rate_exceeded(self, failed: int, finished: int) -> bool:
@@ -137,6 +140,8 @@ def parse_settings(
     backend = _choice(raw, "backend", "lite", BACKENDS)
     if backend == "api":
         check_experiment_name(name)
+    raw_metrics = raw.get("metrics")
+    metrics = parse_metrics([{"name": "value", "objective": "minimize"}] if raw_metrics is None else raw_metrics)
     settings = SweepSettings(
         backend=backend,
         dev_run=dev_run,
@@ -149,6 +154,7 @@ def parse_settings(
         compute_mode=_choice(raw, "compute_mode", "default", COMPUTE_MODES),
         seed=_seed(raw),
         code_snapshot=_choice(raw, "code_snapshot", "none", SNAPSHOT_MODES),
+        early_stopping=parse_early_stopping(raw.get("early_stopping"), metrics),
         api=_api_settings(raw, backend),
     )
     params = raw.get("params") or {}
@@ -163,8 +169,6 @@ def parse_settings(
         linear_constraints=_list(raw, "linear_constraints"),
     )
     check_space(space)
-    raw_metrics = raw.get("metrics")
-    metrics = parse_metrics([{"name": "value", "objective": "minimize"}] if raw_metrics is None else raw_metrics)
     definition = ExperimentDefinition(
         name=str(name),
         space=space,
@@ -174,6 +178,58 @@ def parse_settings(
         type="random" if dev_run else "offline",
     )
     return settings, definition
+
+
+EARLY_STOPPING_DEFAULTS: dict[str, Any] = {
+    "rule": "none",
+    "metric": None,
+    "min_step": 1,
+    "max_step": None,
+    "reduction_factor": 3,
+}
+
+
+def parse_early_stopping(raw: Any, metrics: Sequence[Metric]) -> StopRule:
+    """``hydra.sweeper.early_stopping``: the rule, the metric it watches (a declared one) and its steps."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise ConfigError("early_stopping", f"expected a dict such as {{rule: asha, min_step: 1}}, got {raw!r}")
+    unknown = sorted(str(k) for k in set(raw) - set(EARLY_STOPPING_DEFAULTS))
+    if unknown:
+        valid = list(EARLY_STOPPING_DEFAULTS)
+        raise ConfigError(f"early_stopping.{unknown[0]}", f"unknown setting; valid settings are {valid}")
+    given = {k: v for k, v in raw.items() if v is not None}
+    settings = {**EARLY_STOPPING_DEFAULTS, **given}
+    rule = _choice({"early_stopping.rule": settings["rule"]}, "early_stopping.rule", "none", RULES)
+    metric = _watched_metric(settings["metric"], metrics)
+    min_step = _whole(settings, "min_step", lowest=1)
+    max_step = None if settings["max_step"] is None else _whole(settings, "max_step", lowest=min_step)
+    factor = settings["reduction_factor"]
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1 < factor < math.inf:
+        raise ConfigError("early_stopping.reduction_factor", f"expected a number > 1 (such as 2 or 3), got {factor!r}")
+    return StopRule(rule, metric.name, metric.objective == "minimize", min_step, max_step, float(factor))
+
+
+def _whole(settings: Mapping[str, Any], key: str, lowest: int) -> int:
+    value = settings[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        raise ConfigError(f"early_stopping.{key}", f"expected a whole number >= {lowest}, got {value!r}")
+    return value
+
+
+def _watched_metric(name: Any, metrics: Sequence[Metric]) -> Metric:
+    """The metric the rule watches: the one named (it gives the direction), else the optimized one."""
+    optimized = [m for m in metrics if m.strategy == "optimize"]
+    if name is None and len(optimized) == 1:
+        return optimized[0]
+    names = [m.name for m in metrics]
+    if name is None:
+        problem = f"two metrics are optimized ({names}): name the one the rule watches"
+        raise ConfigError("early_stopping.metric", f"{problem}; valid values are {names}")
+    found = [m for m in metrics if m.name == name]
+    if not found:
+        raise ConfigError("early_stopping.metric", f"got {name!r}; valid values are the metrics {names}")
+    return found[0]
 
 
 def refuse_optuna_keys(raw: Mapping[str, Any]) -> None:

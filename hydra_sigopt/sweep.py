@@ -24,11 +24,13 @@ from typing import Any
 from hydra_sigopt.backends import Backend, Suggestion
 from hydra_sigopt.continuation import continue_command
 from hydra_sigopt.crashpoints import crash_point
+from hydra_sigopt.early_stopping import POLL_INTERVAL_S, EarlyStopping
 from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.journal import Journal, JournalLostError
 from hydra_sigopt.observations import suggestions_in_use, sweep_id
 from hydra_sigopt.progress import Progress
+from hydra_sigopt.report_files import trials_root
 from hydra_sigopt.reports import log_results, write_reports
 from hydra_sigopt.results import Results
 from hydra_sigopt.resume import Resumption, locked_journal
@@ -112,6 +114,9 @@ class Sweep:
         self.results = Results(journal, self.backend, self.definition, self.progress, tokens, self.runner.kind)
         command = continue_command(self.command, self.sweep_dir)
         self.stopping = Stopping(self.settings, self.results, self.runner, self.scheduler, command)
+        self.early = EarlyStopping(
+            self.settings.early_stopping, journal, trials_root(self.sweep_dir), self.definition.metrics
+        )
         doc: dict[str, Any] = {}
         if self.on_locked is not None:
             self.on_locked()
@@ -122,6 +127,9 @@ class Sweep:
             self._use_code(journal)
             resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption.start_or_resume(self.sweep_dir)
+            self.early.start()
+            if self.settings.early_stopping.active:
+                self.runner.between_polls = lambda: self.early.poll(self.scheduler.in_flight)
             self._loop()
             journal.set_meta(
                 engine_observation_count=self.backend.observation_count(),
@@ -141,13 +149,14 @@ class Sweep:
             self.stopping.failed_on(exc)
         finally:
             self.interrupts.stopping()  # the wrap-up below runs to its end whatever signal comes
+            self.early.close()
             self.runner.close()
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             if not journal.lost:
                 if engine_reachable:
                     self._release_unused_suggestions(journal)
-                doc = write_reports(self.sweep_dir, journal.meta(), journal.trials())
+                doc = write_reports(self.sweep_dir, journal.meta(), journal.trials(), journal.reports.last_steps())
             journal.close()
             self.backend.close()
             self.interrupts.restore()
@@ -226,6 +235,7 @@ class Sweep:
         elif isinstance(command, Wait):
             return self._wait()
         elif isinstance(command, Record):
+            self.early.journal_last_reports(command.numbers)
             return [*self._prefetch_done(), self.results.record_ended(command.numbers, self.scheduler.in_flight)]
         elif isinstance(command, Post):
             self._post(command.numbers)
@@ -256,7 +266,10 @@ class Sweep:
 
     def _wait(self) -> list[Event]:
         """Wait for trials to end (at most until the next progress line); report them and any suggestion ready."""
-        outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, 5.0))
+        self.early.poll(self.scheduler.in_flight)
+        # With a rule to apply, the running jobs' reports are read at least every POLL_INTERVAL_S.
+        most = POLL_INTERVAL_S if self.settings.early_stopping.active else 5.0
+        outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, most))
         if not outcomes:  # else the line follows their recording (see _post), and counts them done
             self.progress.set_running(len(self.scheduler.in_flight), len(self.runner.waiting()))
             self.progress.maybe_log()

@@ -16,6 +16,7 @@ from typing import Any
 from hydra_sigopt.driver import DRIVER_DIR
 from hydra_sigopt.errors import ConfigError, JournalError
 from hydra_sigopt.journal import JOURNAL_NAME, LOCK_NAME, journal_path
+from hydra_sigopt.report_files import CHANNEL_DIR
 from hydra_sigopt.reports import RESULTS_NAME, TRIALS_NAME
 from hydra_sigopt.snapshot import SNAPSHOT_DIR
 
@@ -33,6 +34,7 @@ _SWEEP_NAMES = {
     DRIVER_DIR,  # hydra-sigopt submit's driver job: its script, record and log
     SNAPSHOT_DIR,  # the code snapshot (hydra.sweeper.code_snapshot), and one a kill left half-made
     f".{SNAPSHOT_DIR}.partial",
+    CHANNEL_DIR,  # the trials' reports and stop markers (early stopping)
 }
 # write_atomic's temporary files, left behind only by a kill at the wrong instant.
 _SWEEP_PREFIXES = (f".{TRIALS_NAME}.", f".{RESULTS_NAME}.")

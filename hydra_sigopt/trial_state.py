@@ -3,15 +3,18 @@
 ::
 
     pending ──► running ──► completed | failed      (a result: the end of a trial's life)
-       │           │ ▲
-       │           └─┘ (its job id learnt later)
-       └───────────┴──► abandoned ···► completed    (stopped without a result; a resumed
+       │         │ │ ▲
+       │         │ └─┘ (its job id learnt later)
+       │         └────► stopped                     (stopped early: its last reports are its result)
+       └─────────┴────► abandoned ···► completed    (stopped without a result; a resumed
                                                      sweep replaces it, unless its job wrote a
                                                      result after all: see RECOVERIES)
 
 A finished trial never changes state again, nor does an abandoned one in a running sweep: a late
 write (a result arriving after ``hydra-sigopt kill`` abandoned the trial) is refused by the
-journal, and the writer decides what a lost race means. Early stopping will add its states here.
+journal, and the writer decides what a lost race means. A stopped trial is final as soon as the
+sweeper journals its decision (before the trial is told): its job ends at its next report, and
+whatever it does then (returns, fails) changes nothing: its observation is its last reported values.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class TrialState(str, Enum):
     COMPLETED = "completed"  # it returned valid metric values
     FAILED = "failed"  # it raised, returned an invalid value, or its job died
     ABANDONED = "abandoned"  # stopped without a result (cancelled, or lost with the sweeper)
+    STOPPED = "stopped"  # stopped early by the early-stopping rule; its last reports are its result
 
     def __str__(self) -> str:
         return self.value
@@ -32,8 +36,11 @@ class TrialState(str, Enum):
 
 LEGAL_TRANSITIONS: dict[TrialState, frozenset[TrialState]] = {
     TrialState.PENDING: frozenset({TrialState.RUNNING, TrialState.COMPLETED, TrialState.FAILED, TrialState.ABANDONED}),
-    TrialState.RUNNING: frozenset({TrialState.RUNNING, TrialState.COMPLETED, TrialState.FAILED, TrialState.ABANDONED}),
+    TrialState.RUNNING: frozenset(
+        {TrialState.RUNNING, TrialState.COMPLETED, TrialState.FAILED, TrialState.ABANDONED, TrialState.STOPPED}
+    ),
     TrialState.COMPLETED: frozenset(),
+    TrialState.STOPPED: frozenset(),
     TrialState.FAILED: frozenset(),
     TrialState.ABANDONED: frozenset(),
 }
@@ -47,7 +54,7 @@ LEGAL_TRANSITIONS: dict[TrialState, frozenset[TrialState]] = {
 RECOVERIES: dict[TrialState, frozenset[TrialState]] = {
     TrialState.ABANDONED: frozenset({TrialState.COMPLETED, TrialState.RUNNING})
 }
-FINISHED = frozenset({TrialState.COMPLETED, TrialState.FAILED})
+FINISHED = frozenset({TrialState.COMPLETED, TrialState.FAILED, TrialState.STOPPED})
 
 
 def is_legal(current: str, target: str, recovering: bool = False) -> bool:

@@ -59,14 +59,18 @@ def run_example(
 
 
 def start_example(
-    workdir: Path, *overrides: str, env: dict[str, str] | None = None, new_session: bool = False
+    workdir: Path,
+    *overrides: str,
+    env: dict[str, str] | None = None,
+    new_session: bool = False,
+    app: Path = EXAMPLE_APP,
 ) -> tuple[subprocess.Popen[str], Path]:
     """Start the example app's sweep in the background (output captured); return it and its sweep dir.
 
     ``new_session``: the sweeper leads its own process group, as a terminal's foreground job does.
     """
     sweep_dir = workdir / "sweep"
-    cmd = [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
+    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
         cmd,

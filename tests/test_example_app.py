@@ -91,7 +91,7 @@ def test_raising_and_nan_trials_become_failed_observations(workdir: Path) -> Non
         assert by_number[n]["state"] == "failed"
         assert "RuntimeError: fail_mode=raise" in by_number[n]["failure_reason"]
     assert all(by_number[n]["state"] == "completed" for n in (0, 2, 3, 5))
-    assert run.results["trials"] == {"total": 6, "completed": 4, "failed": 2, "running": 0}
+    assert run.results["trials"] == {"total": 6, "completed": 4, "failed": 2, "stopped": 0, "running": 0}
     assert "Trial #1 failed: RuntimeError: fail_mode=raise" in run.output
 
     nan_run = run_example(

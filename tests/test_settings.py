@@ -11,6 +11,7 @@ from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.metrics import Metric
 from hydra_sigopt.secrets import refuse_tokens_in_config
 from hydra_sigopt.settings import SweepSettings, parse_settings
+from hydra_sigopt.stop_rules import StopRule
 
 BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
 
@@ -80,6 +81,72 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
             "name",
             "is 101 characters long; a SigOpt server takes experiment names of at most 100",
             id="api-name-too-long",
+        ),
+        pytest.param(
+            {"early_stopping": "asha"}, "early_stopping", "expected a dict such as {rule: asha", id="es-not-dict"
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "hyperband"}},
+            "early_stopping.rule",
+            "got 'hyperband'; valid values are ['none', 'median', 'asha']",
+            id="es-rule",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "asha", "grace_period": 2}},
+            "early_stopping.grace_period",
+            "unknown setting; valid settings are ['rule', 'metric', 'min_step', 'max_step', 'reduction_factor']",
+            id="es-unknown",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "median", "metric": "val_los"}},
+            "early_stopping.metric",
+            "got 'val_los'; valid values are the metrics ['value']",
+            id="es-metric-unknown",
+        ),
+        pytest.param(
+            {
+                "metrics": [{"name": "loss", "objective": "minimize"}, {"name": "acc"}],
+                "early_stopping": {"rule": "asha"},
+            },
+            "early_stopping.metric",
+            "two metrics are optimized (['loss', 'acc']): name the one the rule watches; valid values are",
+            id="es-metric-ambiguous",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "asha", "min_step": 0}},
+            "early_stopping.min_step",
+            "expected a whole number >= 1, got 0",
+            id="es-min-step-0",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "asha", "min_step": 1.5}},
+            "early_stopping.min_step",
+            "expected a whole number >= 1, got 1.5",
+            id="es-min-step-float",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "asha", "min_step": 4, "max_step": 2}},
+            "early_stopping.max_step",
+            "expected a whole number >= 4, got 2",
+            id="es-max-below-min",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "asha", "reduction_factor": 1}},
+            "early_stopping.reduction_factor",
+            "expected a number > 1 (such as 2 or 3), got 1",
+            id="es-factor-1",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "asha", "reduction_factor": math.inf}},
+            "early_stopping.reduction_factor",
+            "expected a number > 1",
+            id="es-factor-inf",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "asha", "reduction_factor": True}},
+            "early_stopping.reduction_factor",
+            "expected a number > 1",
+            id="es-factor-bool",
         ),
     ],
 )
@@ -168,6 +235,15 @@ def test_defaults() -> None:
     assert definition.space.names == ["lr"]
 
 
+def test_early_stopping_watches_the_optimized_metric_in_its_direction_by_default() -> None:
+    metrics = [{"name": "seconds", "strategy": "store"}, {"name": "acc", "objective": "maximize"}]
+    settings, _ = parse_settings({**BASE, "metrics": metrics, "early_stopping": {"rule": "median"}})
+    assert settings.early_stopping == StopRule("median", "acc", minimize=False)
+    named = {"rule": "median", "metric": "seconds", "min_step": None, "max_step": None}
+    settings, _ = parse_settings({**BASE, "metrics": metrics, "early_stopping": named})
+    assert settings.early_stopping == StopRule("median", "seconds", minimize=False)  # store metrics maximize by default
+
+
 def test_nulls_fall_back_to_defaults() -> None:
     """Structured configs write unset options as null."""
     raw = {**BASE, "name": None, "backend": None, "scheduler": None, "on_interrupt": None, "compute_mode": None}
@@ -192,6 +268,7 @@ def test_every_setting_is_used() -> None:
         "on_interrupt": "detach",
         "resume": "multirun/2024-01-01",
         "progress_interval": 2,
+        "early_stopping": {"rule": "asha", "min_step": 2, "max_step": 50, "reduction_factor": 4},
         "api": {"api_url": "http://localhost:4000/api"},
     }
     settings, definition = parse_settings(raw, ["seed_everything=3", "wd=choice(0,0.1)"])
@@ -205,6 +282,7 @@ def test_every_setting_is_used() -> None:
         progress_interval=2.0,
         compute_mode="kde_only",
         seed=7,
+        early_stopping=StopRule("asha", "acc", minimize=False, min_step=2, max_step=50, reduction_factor=4.0),
         api={"api_url": "http://localhost:4000/api", "timeout": 30.0, "max_unreachable_s": 600.0},
     )
     assert type(settings.max_failure_rate) is float

@@ -122,7 +122,7 @@ def test_eight_trials_three_slots_with_a_raise_and_an_scancel(tmp_path: Path) ->
     ids = [t["job_id"] for t in trials.values()]
     assert all(i.isdigit() for i in ids) and len(set(ids)) == 8
     # The slots were kept busy: while trial 1 hung, the other trials went through the other two slots.
-    assert run.results["trials"] == {"total": 8, "completed": 6, "failed": 2, "running": 0}
+    assert run.results["trials"] == {"total": 8, "completed": 6, "failed": 2, "stopped": 0, "running": 0}
 
 
 def test_a_long_trial_does_not_hold_up_the_other_slots(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def test_a_submitted_driver_survives_a_requeue_and_observes_the_budget_exactly(t
     subprocess.run(["scontrol", "requeue", driver_job], check=True, capture_output=True)
     _wait_until(lambda: (sweep_dir / "optimization_results.yaml").exists() and not _queued(driver_job), 600, "end")
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    assert results["trials"] == {"total": 4, "completed": 4, "failed": 0, "running": 0}
+    assert results["trials"] == {"total": 4, "completed": 4, "failed": 0, "stopped": 0, "running": 0}
     with Journal.open(sweep_dir, readonly=True) as journal:
         trials = journal.trials()
         meta = journal.meta()

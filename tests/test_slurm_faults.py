@@ -96,7 +96,7 @@ def test_a_30_second_controller_outage_during_refills_loses_cancels_and_repeats_
     assert sorted(trials) == list(range(6))
     assert [trials[n]["state"] for n in range(6)] == ["completed"] * 6
     assert len({t["job_id"] for t in trials.values()}) == 6
-    assert run.results["trials"] == {"total": 6, "completed": 6, "failed": 0, "running": 0}
+    assert run.results["trials"] == {"total": 6, "completed": 6, "failed": 0, "stopped": 0, "running": 0}
     assert "refuses jobs for now" in run.output and "Unable to contact slurm controller" in run.output
     assert "submitted after" in run.output
 

@@ -26,6 +26,23 @@ class ApiConf:
     token: Optional[str] = None
 
 
+@dataclass
+class EarlyStoppingConf:
+    # none (every trial runs to its end), median (stop a trial whose best value so far is worse than
+    # the median of the other trials' values at the same step) or asha (asynchronous successive
+    # halving: at steps min_step * reduction_factor**k, stop a trial outside the top
+    # 1/reduction_factor of the values recorded there). The app reports with hydra_sigopt.report().
+    rule: str = "none"
+    # The reported metric the rule judges (its objective gives the direction); default: the optimized metric.
+    metric: Optional[str] = None
+    # No trial is stopped before this step (median: its warm-up; asha: its first rung).
+    min_step: int = 1
+    # asha: no rung beyond this step (usually the steps of a full training); null: no limit.
+    max_step: Optional[int] = None
+    # asha: 1/reduction_factor of the trials pass each rung, and rungs are this factor apart.
+    reduction_factor: float = 3
+
+
 SWEEPER_TARGET = "hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper.SigOptSweeper"
 
 
@@ -146,6 +163,9 @@ class SigOptSweeperConf:
     # of the repository's tracked files, uncommitted changes included, made in the sweep dir at the start) or
     # copy (the app's folder, honouring .gitignore). A resumed sweep keeps its snapshot.
     code_snapshot: str = "none"
+
+    # Stop unpromising trials early, from the intermediate values they report (README: "Early stopping").
+    early_stopping: EarlyStoppingConf = field(default_factory=EarlyStoppingConf)
 
     # backend=api settings.
     api: ApiConf = field(default_factory=ApiConf)

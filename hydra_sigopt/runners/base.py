@@ -34,6 +34,9 @@ class TrialRunner(ABC):
     logs_each_trial: bool = False
     #: The submitit folder pattern of the jobs, where there is one.
     submitit_folder: str | None = None
+    #: Called between polls by a runner whose :meth:`wait` blocks while jobs run (the sweep reads
+    #: the trials' reports there); None: nothing to do.
+    between_polls: Callable[[], None] | None = None
 
     @abstractmethod
     def start(self, number: int, overrides: Sequence[str]) -> str | None:

@@ -363,6 +363,8 @@ class SubmititBatchRunner(SubmititRunner):
     def wait(self, timeout: float) -> list[JobOutcome]:
         outcomes: list[JobOutcome] = []
         while self._jobs or self.refused.numbers():
+            if self.between_polls is not None:
+                self.between_polls()  # the batch's trials report while it runs: the sweep may stop some
             outcomes += super().wait(timeout=self.poll_interval * 4)
         return outcomes
 

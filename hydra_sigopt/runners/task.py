@@ -32,9 +32,11 @@ class TimedTask:
     A class, not a closure, so that submitit can pickle it into the job.
     """
 
-    def __init__(self, task_function: Callable[[Any], Any]) -> None:
+    def __init__(self, task_function: Callable[[Any], Any], reports_root: Path | None = None) -> None:
         self.task_function = task_function
         self.__name__ = getattr(task_function, "__name__", "task")
+        #: Where the trials' report folders are (``hydra_sigopt.report_files``): report() writes there.
+        self.reports_root = reports_root
 
     def __call__(self, cfg: Any) -> TrialResult:
         from hydra_sigopt.crashpoints import crash_point
@@ -51,6 +53,21 @@ class TimedTask:
         return TrialResult(value, started, time.time(), socket.gethostname())
 
     def _run(self, cfg: Any) -> Any:
+        if self.reports_root is None:
+            return self._call(cfg)
+        from hydra.core.hydra_config import HydraConfig
+
+        from hydra_sigopt.reporting import TrialStopped, reporting_to, should_stop
+
+        with reporting_to(self.reports_root, int(HydraConfig.get().job.num)):
+            try:
+                return self._call(cfg)
+            except TrialStopped:
+                if not should_stop():
+                    raise  # raised by the app itself: not the sweeper's stop
+                return None  # the sweeper journaled the stop; its last reports are the trial's result
+
+    def _call(self, cfg: Any) -> Any:
         try:
             return self.task_function(cfg)
         except SystemExit as exc:

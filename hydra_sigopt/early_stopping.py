@@ -1,0 +1,154 @@
+"""Early stopping, carried out: read the trials' reports, journal them, ask the rule, stop trials.
+
+The order of effects is the journal's: a report is journaled before the rule sees it, and a stop
+decision (the trial ``stopped``, with the values it is observed with) is journaled before the stop
+marker tells the trial (journal before effect): a resumed sweep writes the markers of its stopped
+trials again, so a decision is never lost, and never taken back.
+
+Trials running as jobs (submitit) are read while the sweep waits for them (:meth:`EarlyStopping.poll`).
+A trial running inside the sweeper's own process (Hydra's basic launcher) blocks the sweep loop, so
+:func:`hydra_sigopt.reporting.report` calls :meth:`EarlyStopping.check` itself after each report:
+the same reading, journaling and deciding, at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra_sigopt.journal import ABANDONED, STOPPED, IllegalTransition, Journal
+from hydra_sigopt.journal_reports import Report
+from hydra_sigopt.metrics import Metric, MetricValue
+from hydra_sigopt.report_files import REPORTS_NAME, ReportLines, trial_folder, write_stop
+from hydra_sigopt.reporting import set_in_process_hook
+from hydra_sigopt.stop_rules import StopRule, should_stop
+
+log = logging.getLogger("hydra_sigopt")
+
+#: How often (seconds) the reports of trials running as jobs are read while the sweep waits.
+POLL_INTERVAL_S = 1.0
+
+
+class EarlyStopping:
+    """Journals every trial's reports and stops the trials the rule condemns."""
+
+    def __init__(self, rule: StopRule, journal: Journal, root: Path, metrics: Sequence[Metric]) -> None:
+        self.rule = rule
+        self.journal = journal
+        self.root = root
+        self.metrics = tuple(metrics)
+        self._readers: dict[int, ReportLines] = {}
+        #: Values of the rule's metric by trial and step: what the rule decides on.
+        self._curves: dict[int, dict[int, float]] = {}
+        #: The last value each trial reported of each metric: a stopped trial's observation.
+        self._latest: dict[int, dict[str, float]] = {}
+        self._last_step: dict[int, int] = {}
+
+    def start(self) -> None:
+        """Learn the journal's reports (a resumed sweep's too), tell stopped trials again, take the hook."""
+        trials = self.journal.trials()
+        abandoned = {t.number for t in trials if t.state == ABANDONED}
+        self._learn(r for r in self.journal.reports.all() if r.number not in abandoned)
+        for t in trials:
+            if t.state == STOPPED:
+                # The decision is journaled; its marker may not have been written (a kill between the two).
+                write_stop(trial_folder(self.root, t.number), self._last_step.get(t.number, 0), "stopped early")
+        set_in_process_hook(self.check)
+
+    def close(self) -> None:
+        set_in_process_hook(None)
+
+    # ------------------------------------------------------------------ reading and deciding
+
+    def poll(self, numbers: Iterable[int]) -> None:
+        """Read, journal and judge the new reports of these running trials."""
+        for number in numbers:
+            self.check(number)
+
+    def check(self, number: int, decide: bool = True) -> None:
+        """Journal trial ``number``'s new reports; stop it if the rule says so (only with ``decide``)."""
+        reports = self._new_reports(number)
+        if not reports:
+            return
+        self.journal.reports.add(reports)
+        self._learn(reports)
+        if not decide or not self.rule.active:
+            return
+        for report in reports:
+            if should_stop(self.rule, self._curves, number, report.step):
+                self._stop(number, report.step)
+                return
+
+    def journal_last_reports(self, numbers: Iterable[int]) -> None:
+        """Journal what these trials reported before their jobs ended, without judging it (their
+        results are about to be recorded: a completed trial is not stopped after the fact)."""
+        for number in numbers:
+            self.check(number, decide=False)
+
+    def _stop(self, number: int, step: int) -> None:
+        values, missing = self._observation_of(number)
+        reason = f"stopped early at step {step} before reporting {', '.join(missing)}" if missing else None
+        try:
+            self.journal.mark_stopped(number, values, failure_reason=reason)
+        except IllegalTransition:
+            return  # it ended (or was abandoned) meanwhile: nothing to stop
+        value = self._curves[number][step]
+        why = f"{self.rule.metric}={value:.6g} at step {step}, early_stopping.rule={self.rule.rule}"
+        write_stop(trial_folder(self.root, number), step, why)
+        log.info("Trial #%d stopped early (%s)%s", number, why, f"; {reason}: a failed observation" if reason else "")
+
+    def _observation_of(self, number: int) -> tuple[list[MetricValue], list[str]]:
+        """The stopped trial's observation: each metric's last reported value; the metrics never reported."""
+        latest = self._latest.get(number, {})
+        values = [MetricValue(m.name, latest[m.name]) for m in self.metrics if m.name in latest]
+        return values, [m.name for m in self.metrics if m.name not in latest]
+
+    # ------------------------------------------------------------------ the report files
+
+    def _new_reports(self, number: int) -> list[Report]:
+        reader = self._readers.get(number)
+        if reader is None:
+            reader = self._readers[number] = ReportLines(trial_folder(self.root, number) / REPORTS_NAME)
+        reports: list[Report] = []
+        for line in reader.new_lines():
+            report = self._valid(number, line, reports[-1].step if reports else self._last_step.get(number))
+            if report is not None:
+                reports.append(report)
+        return reports
+
+    def _valid(self, number: int, line: Any, last: int | None) -> Report | None:
+        """A report line as written by :func:`~hydra_sigopt.reporting.report`; anything else is ignored.
+
+        A step not after the last one journaled is a line read again (a resumed sweep reads each
+        file from its start) or a requeued job reporting its first steps again: skipped quietly.
+        """
+        problem = _problem(line)
+        if problem is not None:
+            log.warning("Trial #%d: a line of its report file is ignored (%s): %.200r", number, problem, line)
+            return None
+        if last is not None and line["step"] <= last:
+            return None
+        metrics = {str(k): float(v) for k, v in line["metrics"].items()}
+        return Report(number, int(line["step"]), metrics, line.get("time"))
+
+    def _learn(self, reports: Iterable[Report]) -> None:
+        for r in reports:
+            self._last_step[r.number] = max(r.step, self._last_step.get(r.number, r.step))
+            self._latest.setdefault(r.number, {}).update(r.metrics)
+            if self.rule.metric in r.metrics:
+                self._curves.setdefault(r.number, {})[r.step] = r.metrics[self.rule.metric]
+
+
+def _problem(line: Any) -> str | None:
+    if not isinstance(line, dict) or not isinstance(line.get("metrics"), dict) or not line["metrics"]:
+        return "not a report"
+    step = line.get("step")
+    if isinstance(step, bool) or not isinstance(step, int):
+        return f"step {step!r} is not a whole number"
+    for name, value in line["metrics"].items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{name}={value!r} is not a finite number"
+    return None

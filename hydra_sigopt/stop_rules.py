@@ -1,0 +1,130 @@
+"""Early-stopping rules: whether a trial's latest report says it is not worth finishing.
+
+Pure functions of the reports so far (no journal, file, clock or randomness), so that the same
+reports always give the same decision and a resumed sweep decides as the stopped one would have.
+:mod:`hydra_sigopt.early_stopping` feeds them the journaled reports and carries their decisions out.
+
+* ``median``, after Optuna's ``MedianPruner``: at step ``s`` (from ``min_step`` on), stop a trial
+  whose best value so far is worse than the median of the other trials' values at ``s``, once at
+  least :data:`MIN_TRIALS_AT_STEP` other trials reported at ``s``.
+* ``asha``, the stopping variant of asynchronous successive halving (Li et al.; Ray Tune's
+  ``ASHAScheduler``): rungs at ``min_step * reduction_factor**k`` up to ``max_step``. The first
+  report at or past a rung records the trial's value there; the trial is stopped if that value is
+  worse than the ``1 - 1/reduction_factor`` quantile of the values recorded at that rung before
+  it (outside their top ``1/reduction_factor``). No rung waits for other trials: the first trial
+  at a rung always passes it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+RULES = ("none", "median", "asha")
+#: ``median``: reports of at least this many other trials at a step before it judges there.
+MIN_TRIALS_AT_STEP = 3
+
+#: Reports of one metric: by trial number, that trial's value at each step it reported.
+Curves = Mapping[int, Mapping[int, float]]
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """``hydra.sweeper.early_stopping``, checked (see :func:`hydra_sigopt.settings.parse_early_stopping`)."""
+
+    rule: str = "none"
+    metric: str = "value"
+    minimize: bool = True
+    min_step: int = 1
+    max_step: int | None = None
+    reduction_factor: float = 3.0
+
+    @property
+    def active(self) -> bool:
+        return self.rule != "none"
+
+    def worse(self, a: float, b: float) -> bool:
+        """Whether value ``a`` is strictly worse than ``b`` in this metric's direction."""
+        return a > b if self.minimize else a < b
+
+
+def should_stop(rule: StopRule, curves: Curves, trial: int, step: int) -> bool:
+    """Whether ``trial``'s report at ``step`` (already in ``curves``) stops it under ``rule``."""
+    if not rule.active or step < rule.min_step or step not in curves.get(trial, {}):
+        return False
+    if rule.rule == "median":
+        return _median_says_stop(rule, curves, trial, step)
+    return _asha_says_stop(rule, curves, trial, step)
+
+
+# ---------------------------------------------------------------------------------- median
+
+
+def _median_says_stop(rule: StopRule, curves: Curves, trial: int, step: int) -> bool:
+    others = [curve[step] for number, curve in curves.items() if number != trial and step in curve]
+    if len(others) < MIN_TRIALS_AT_STEP:
+        return False
+    so_far = [v for s, v in curves[trial].items() if s <= step]
+    best = min(so_far) if rule.minimize else max(so_far)
+    return rule.worse(best, statistics.median(others))
+
+
+# ---------------------------------------------------------------------------------- asha
+
+
+def rungs(rule: StopRule, up_to: int) -> list[int]:
+    """The rung steps ``min_step * reduction_factor**k`` not past ``max_step`` (nor ``up_to``), ascending."""
+    top = up_to if rule.max_step is None else min(up_to, rule.max_step)
+    found: list[int] = []
+    k = 0
+    while (rung := math.ceil(rule.min_step * rule.reduction_factor**k - 1e-9)) <= top:
+        if not found or rung > found[-1]:
+            found.append(rung)
+        k += 1
+    return found
+
+
+def rung_of(rule: StopRule, curve: Mapping[int, float], step: int) -> int | None:
+    """The rung ``step`` records its trial at: the highest rung reached at ``step`` and not before
+    it (by an earlier report of the same trial), as in Ray Tune; None if it records at none."""
+    earlier = [s for s in curve if s < step]
+    reached_before = set(rungs(rule, max(earlier))) if earlier else set()
+    new = [r for r in rungs(rule, step) if r not in reached_before]
+    return new[-1] if new else None
+
+
+def _asha_says_stop(rule: StopRule, curves: Curves, trial: int, step: int) -> bool:
+    curve = curves[trial]
+    rung = rung_of(rule, curve, step)
+    if rung is None:
+        return False
+    others = [v for n, c in curves.items() if n != trial for v in _recorded_value(rule, c, rung)]
+    if not others:
+        return False
+    return rule.worse(curve[step], _cutoff(rule, others))
+
+
+def _recorded_value(rule: StopRule, curve: Mapping[int, float], rung: int) -> list[float]:
+    """The value a trial's curve recorded at ``rung``, if any: only its first report at or past the
+    rung can record there (a report that jumps past several rungs records at the highest)."""
+    first = min((s for s in curve if s >= rung), default=None)
+    if first is None or rung_of(rule, curve, first) != rung:
+        return []
+    return [curve[first]]
+
+
+def _cutoff(rule: StopRule, values: list[float]) -> float:
+    """The value a trial must match to be in the top ``1/reduction_factor`` of ``values``."""
+    top_fraction = 1.0 / rule.reduction_factor
+    quantile = top_fraction if rule.minimize else 1.0 - top_fraction
+    return _percentile(sorted(values), quantile)
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default percentile)."""
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

@@ -1,0 +1,283 @@
+"""Early stopping below the sweep loop: the user API, the report files, the journal, the decisions."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from hydra_sigopt import TrialStopped, report, should_stop
+from hydra_sigopt.early_stopping import EarlyStopping
+from hydra_sigopt.journal import IllegalTransition, Journal
+from hydra_sigopt.journal_reports import Report
+from hydra_sigopt.metrics import Metric, MetricValue
+from hydra_sigopt.report_files import REPORTS_NAME, STOP_NAME, ReportLines, trial_folder, write_stop
+from hydra_sigopt.reporting import reporting_to, set_in_process_hook
+from hydra_sigopt.stop_rules import StopRule
+
+META = {
+    "name": "t",
+    "experiment_id": "-1",
+    "backend": "lite",
+    "identity": {"parameters": [], "metrics": []},
+    "fingerprint": "abc",
+}
+LOSS = (Metric("loss", "minimize"),)
+
+
+def lines_of(folder: Path) -> list[dict[str, object]]:
+    path = folder / REPORTS_NAME
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# ---------------------------------------------------------------------------------- the user API
+
+
+def test_importing_the_package_stays_cheap() -> None:
+    """report() is imported on first use: a plain ``import hydra_sigopt`` loads nothing of it."""
+    import subprocess
+    import sys
+
+    code = "import sys, hydra_sigopt; print(sorted(m for m in sys.modules if m.startswith('hydra_sigopt')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['hydra_sigopt']"
+
+
+def test_outside_a_sweep_report_and_should_stop_do_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    report(1, loss=0.5)
+    report(1, loss=0.4)  # not even checked: nothing is written anywhere
+    assert should_stop() is False
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reports_are_appended_one_line_each(tmp_path: Path) -> None:
+    with reporting_to(tmp_path, 3):
+        report(1, loss=0.5, acc=0.7)
+        report(2, loss=0.25)
+    lines = lines_of(trial_folder(tmp_path, 3))
+    assert [(line["step"], line["metrics"]) for line in lines] == [(1, {"loss": 0.5, "acc": 0.7}), (2, {"loss": 0.25})]
+
+
+@pytest.mark.parametrize(
+    ("step", "metrics", "says"),
+    [
+        pytest.param(1.5, {"loss": 1.0}, "report(step=1.5): the step must be a whole number", id="float-step"),
+        pytest.param("3", {"loss": 1.0}, "report(step='3'): the step must be a whole number", id="text-step"),
+        pytest.param(True, {"loss": 1.0}, "the step must be a whole number", id="bool-step"),
+        pytest.param(2, {"loss": 1.0}, "report(step=2): steps must increase, and the previous report's step was 2"),
+        pytest.param(1, {"loss": 1.0}, "report(step=1): steps must increase, and the previous report's step was 2"),
+        pytest.param(5, {"loss": "0.3"}, "report(step=5): loss must be a number, got '0.3'", id="text-value"),
+        pytest.param(5, {"loss": None}, "report(step=5): loss must be a number, got None", id="none-value"),
+        pytest.param(5, {"loss": math.nan}, "report(step=5): loss is nan; only finite numbers", id="nan"),
+        pytest.param(5, {"loss": -math.inf}, "report(step=5): loss is -inf; only finite numbers", id="inf"),
+        pytest.param(5, {}, "report(step=5) has no metric; pass them by name", id="no-metric"),
+    ],
+)
+def test_a_malformed_report_is_a_clear_value_error_and_writes_nothing(
+    tmp_path: Path, step: object, metrics: dict[str, object], says: str
+) -> None:
+    with reporting_to(tmp_path, 0):
+        report(2, loss=1.0)
+        with pytest.raises(ValueError) as info:
+            report(step, **metrics)  # type: ignore[arg-type]
+        report(3, loss=0.5)  # the trial can go on reporting
+    assert says in str(info.value)
+    assert "\n" not in str(info.value)
+    assert [line["step"] for line in lines_of(trial_folder(tmp_path, 0))] == [2, 3]
+
+
+def test_numpy_numbers_are_reported_as_floats(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    with reporting_to(tmp_path, 0):
+        report(np.int64(1), loss=np.float32(0.5))
+    assert lines_of(trial_folder(tmp_path, 0))[0]["metrics"] == {"loss": 0.5}
+
+
+def test_once_the_marker_is_written_report_raises_trial_stopped(tmp_path: Path) -> None:
+    with reporting_to(tmp_path, 4):
+        report(1, loss=0.5)
+        assert not should_stop()
+        write_stop(trial_folder(tmp_path, 4), 1, "test")
+        assert should_stop()
+        with pytest.raises(TrialStopped):
+            report(2, loss=0.4)
+    assert [line["step"] for line in lines_of(trial_folder(tmp_path, 4))] == [1]  # the stopped trial's last report
+    assert not should_stop()  # the trial's task is over
+
+
+def test_the_in_process_hook_decides_before_report_returns(tmp_path: Path) -> None:
+    """The basic launcher's path: the sweeper's hook runs inside report and may stop the trial at once."""
+    seen: list[int] = []
+
+    def hook(number: int) -> None:
+        seen.append(number)
+        if len(seen) == 2:
+            write_stop(trial_folder(tmp_path, number), 2, "test")
+
+    set_in_process_hook(hook)
+    try:
+        with reporting_to(tmp_path, 7):
+            report(1, loss=0.5)
+            with pytest.raises(TrialStopped):
+                report(2, loss=0.9)
+    finally:
+        set_in_process_hook(None)
+    assert seen == [7, 7]
+
+
+def test_the_reader_takes_complete_lines_only(tmp_path: Path) -> None:
+    path = tmp_path / REPORTS_NAME
+    path.write_bytes(b'{"step": 1, "metrics": {"loss": 1.0}}\n{"step": 2, "metr')
+    reader = ReportLines(path)
+    assert [line["step"] for line in reader.new_lines()] == [1]
+    assert reader.new_lines() == []
+    with open(path, "ab") as f:
+        f.write(b'ics": {"loss": 0.5}}\n')
+    assert reader.new_lines() == [{"step": 2, "metrics": {"loss": 0.5}}]
+
+
+# ---------------------------------------------------------------------------------- the journal
+
+
+def test_a_running_trial_may_stop_and_a_stopped_one_is_final(tmp_path: Path) -> None:
+    with Journal.create(tmp_path, META) as j:
+        j.add_trial(0, "s0", {"x": 1}, ["x=1"])
+        with pytest.raises(IllegalTransition):
+            j.mark_stopped(0, [MetricValue("loss", 1.0)])  # pending: its job never reported
+        j.mark_running([0], ["11"])
+        j.mark_stopped(0, [MetricValue("loss", 0.5)])
+        for late in (
+            lambda: j.record_result(0, values=[MetricValue("loss", 0.1)]),
+            lambda: j.record_result(0, failure_reason="died"),
+            lambda: j.mark_abandoned(0, "cancelled"),
+            lambda: j.mark_running([0]),
+        ):
+            with pytest.raises(IllegalTransition):
+                late()
+        j.mark_observed(0, "obs")
+        t = j.trial(0)
+    assert (t.state, t.values, t.observed) == ("stopped", (MetricValue("loss", 0.5),), True)
+    assert not t.observed_as_failed
+
+
+def test_reports_are_journaled_once_per_trial_and_step(tmp_path: Path) -> None:
+    with Journal.create(tmp_path, META) as j:
+        assert j.reports.add([Report(0, 1, {"loss": 1.0}), Report(0, 2, {"loss": 0.5})]) == 2
+        assert j.reports.add([Report(0, 2, {"loss": 9.0}), Report(1, 1, {"loss": 0.7})]) == 1
+        assert [(r.number, r.step, dict(r.metrics)) for r in j.reports.all()] == [
+            (0, 1, {"loss": 1.0}),
+            (0, 2, {"loss": 0.5}),
+            (1, 1, {"loss": 0.7}),
+        ]
+        assert j.reports.last_steps() == {0: 2, 1: 1}
+
+
+# ---------------------------------------------------------------------------------- deciding
+
+
+def running_trials(journal: Journal, count: int) -> None:
+    for n in range(count):
+        journal.add_trial(n, f"s{n}", {"x": n}, [f"x={n}"])
+        journal.mark_running([n], [str(100 + n)])
+
+
+def write_reports(root: Path, number: int, losses: list[float]) -> None:
+    with reporting_to(root, number):
+        for step, loss in enumerate(losses, start=1):
+            report(step, loss=loss)
+
+
+def test_a_stop_is_journaled_before_the_trial_is_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "reports"
+    rule = StopRule("asha", "loss", minimize=True, min_step=1, max_step=9, reduction_factor=3)
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 3)
+        early = EarlyStopping(rule, journal, root, LOSS)  # not started: no in-process hook, as for jobs
+        for n, loss in ((0, 0.2), (1, 0.1)):
+            write_reports(root, n, [loss])
+        early.poll([0, 1])
+        states_when_told: list[str] = []
+        real_write_stop = write_stop
+
+        def spying_write_stop(folder: Path, step: int, reason: str) -> None:
+            states_when_told.append(journal.trial(int(folder.name)).state)
+            real_write_stop(folder, step, reason)
+
+        monkeypatch.setattr("hydra_sigopt.early_stopping.write_stop", spying_write_stop)
+        write_reports(root, 2, [0.9])
+        early.poll([0, 1, 2])
+        assert states_when_told == ["stopped"]
+        assert (trial_folder(root, 2) / STOP_NAME).exists()
+        assert [t.state for t in journal.trials()] == ["running", "running", "stopped"]
+        assert journal.trial(2).values == (MetricValue("loss", 0.9),)
+
+
+def test_malformed_lines_never_reach_the_journal(tmp_path: Path) -> None:
+    root = tmp_path / "reports"
+    folder = trial_folder(root, 0)
+    folder.mkdir(parents=True)
+    (folder / REPORTS_NAME).write_text(
+        '{"step": 1, "metrics": {"loss": 1.0}}\n'
+        "not json\n"
+        '{"step": 2, "metrics": {"loss": NaN}}\n'
+        '{"step": "3", "metrics": {"loss": 1.0}}\n'
+        '{"step": 4, "metrics": {"loss": "x"}}\n'
+        '{"step": 1, "metrics": {"loss": 0.1}}\n'
+        '{"step": 5, "metrics": {"loss": 0.5}}\n'
+    )
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 1)
+        early = EarlyStopping(StopRule(), journal, root, LOSS)
+        early.poll([0])
+        assert [(r.step, dict(r.metrics)) for r in journal.reports.all()] == [(1, {"loss": 1.0}), (5, {"loss": 0.5})]
+
+
+def test_a_resumed_sweep_keeps_reports_and_tells_stopped_trials_again(tmp_path: Path) -> None:
+    """Killed between journaling a stop and writing its marker: the next sweeper writes the marker."""
+    root = tmp_path / "reports"
+    rule = StopRule("median", "loss", minimize=True, min_step=1)
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 2)
+        write_reports(root, 0, [0.5, 0.4])
+        EarlyStopping(rule, journal, root, LOSS).poll([0])
+        journal.mark_stopped(1, [MetricValue("loss", 0.9)])  # no marker written: the kill
+    with Journal.open(tmp_path) as journal:
+        resumed = EarlyStopping(rule, journal, root, LOSS)
+        resumed.start()
+        resumed.close()
+        resumed.poll([0])  # the file read again from its start: nothing new
+        assert [(r.number, r.step) for r in journal.reports.all()] == [(0, 1), (0, 2)]
+    assert (trial_folder(root, 1) / STOP_NAME).exists()
+    assert not (trial_folder(root, 0) / STOP_NAME).exists()
+
+
+def test_a_stopped_trial_that_never_reported_a_metric_is_a_failed_observation(tmp_path: Path) -> None:
+    root = tmp_path / "reports"
+    rule = StopRule("asha", "loss", minimize=True, min_step=1, reduction_factor=2)
+    metrics = (*LOSS, Metric("seconds", "minimize", "store"))
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 2)
+        write_reports(root, 0, [0.1])
+        write_reports(root, 1, [0.9])
+        early = EarlyStopping(rule, journal, root, metrics)
+        early.poll([0, 1])
+        t = journal.trial(1)
+    assert t.state == "stopped" and t.observed_as_failed
+    assert t.failure_reason == "stopped early at step 1 before reporting seconds"
+
+
+def test_reports_read_when_a_trial_ended_do_not_stop_it(tmp_path: Path) -> None:
+    root = tmp_path / "reports"
+    rule = StopRule("asha", "loss", minimize=True, min_step=1, reduction_factor=2)
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 2)
+        write_reports(root, 0, [0.1])
+        write_reports(root, 1, [0.9])
+        early = EarlyStopping(rule, journal, root, LOSS)
+        early.poll([0])
+        early.journal_last_reports([1])  # its job ended: its result is recorded next
+        assert journal.trial(1).state == "running"
+        assert journal.reports.last_steps() == {0: 1, 1: 1}

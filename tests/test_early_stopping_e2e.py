@@ -1,0 +1,211 @@
+"""End to end: the epoch-by-epoch example app reports, and the sweeper stops trials early.
+
+Real Hydra multiruns in subprocesses, with the basic (in-process) launcher and submitit_local.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SUBMITIT_LOCAL, AppRun, finish_example, run_example, start_example
+
+from hydra_sigopt.errors import JournalError
+from hydra_sigopt.journal import Journal
+
+pytestmark = pytest.mark.slow
+
+EPOCHS_APP = ROOT / "example_app" / "train_epochs.py"
+EPOCHS = 12
+
+
+def journal_view(sweep_dir: Path) -> tuple[dict[int, tuple[str, bool]], dict[tuple[int, int], dict[str, float]]]:
+    """(state, observed) by trial, and every journaled report by (trial, step)."""
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        trials = {t.number: (t.state, t.observed) for t in journal.trials()}
+        reports = {(r.number, r.step): dict(r.metrics) for r in journal.reports.all()}
+    return trials, reports
+
+
+def assert_each_trial_observed_once(run: AppRun, budget: int) -> None:
+    trials, _ = journal_view(run.sweep_dir)
+    counted = {n: s for n, s in trials.items() if s[0] != "abandoned"}
+    assert len(counted) == budget
+    assert all(observed for _, observed in counted.values()), counted
+    assert run.results["engine_observations"] == budget  # the engine holds one observation per trial
+
+
+def check_stopped_sweep(run: AppRun, budget: int) -> list[dict[str, str]]:
+    """What a user sees of a sweep where some trials were stopped: returns the stopped rows."""
+    run.assert_ok()
+    rows = run.trials
+    stopped = [t for t in rows if t["state"] == "stopped"]
+    completed = [t for t in rows if t["state"] == "completed"]
+    assert stopped, run.output[-3000:]
+    assert len(stopped) + len(completed) == budget
+    assert all(int(t["step"]) == EPOCHS for t in completed)
+    assert all(1 <= int(t["step"]) < EPOCHS for t in stopped)
+    assert all(t["value.val_error"] for t in stopped)  # observed with its last reported value
+    assert run.results["trials"]["stopped"] == len(stopped)
+    assert run.results["best_trial"] in {int(t["number"]) for t in completed}  # a partial value is never the best
+    for t in stopped:
+        assert f"Trial #{t['number']} stopped early (val_error=" in run.output
+    assert f"Progress: {budget}/{budget} trials done, 0 running, 0 failed, {len(stopped)} stopped early" in run.output
+    assert_each_trial_observed_once(run, budget)
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(run.sweep_dir)], capture_output=True, text=True
+    )
+    assert f"{budget}/{budget} done ({len(completed)} completed, {len(stopped)} stopped early, 0 failed)" in (
+        status.stdout
+    )
+    return stopped
+
+
+@pytest.mark.parametrize("rule", ["asha", "median"])
+def test_basic_launcher_stops_trials_while_they_run(workdir: Path, rule: str) -> None:
+    run = run_example(
+        workdir, "hydra.sweeper.observation_budget=10", f"hydra.sweeper.early_stopping.rule={rule}", app=EPOCHS_APP
+    )
+    stopped = check_stopped_sweep(run, 10)
+    # In-process, the decision is taken inside report(): the trial stops at the step that condemned it.
+    _, reports = journal_view(run.sweep_dir)
+    for t in stopped:
+        n, step = int(t["number"]), int(t["step"])
+        assert max(s for (m, s) in reports if m == n) == step
+        assert float(t["value.val_error"]) == reports[(n, step)]["val_error"]
+
+
+@pytest.mark.parametrize("scheduler", ["async", "batch"])
+def test_submitit_local_stops_trials_running_as_jobs(workdir: Path, scheduler: str) -> None:
+    run = run_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        f"hydra.sweeper.scheduler={scheduler}",
+        "hydra.sweeper.observation_budget=8",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "epoch_sleep_s=0.4",
+        app=EPOCHS_APP,
+    )
+    stopped = check_stopped_sweep(run, 8)
+    assert all(t["job_id"] for t in stopped)  # each ran as a job of its own, stopped through the file system
+
+
+def test_bad_early_stopping_settings_stop_the_run_before_anything_is_written(workdir: Path) -> None:
+    run = run_example(workdir, "hydra.sweeper.early_stopping.rule=hyperband", app=EPOCHS_APP)
+    assert run.proc.returncode != 0
+    assert "hydra.sweeper.early_stopping.rule: got 'hyperband'; valid values are ['none', 'median', 'asha']" in (
+        run.output
+    )
+    assert not run.sweep_dir.exists()
+
+
+def test_a_malformed_report_fails_its_trial_with_the_message_and_the_sweep_goes_on(workdir: Path) -> None:
+    run = run_example(
+        workdir,
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.early_stopping.rule=none",
+        "bad_report=text",
+        "bad_report_jobs=[1]",
+        app=EPOCHS_APP,
+    ).assert_ok()
+    by_number = {int(t["number"]): t for t in run.trials}
+    assert by_number[1]["state"] == "failed"
+    assert by_number[1]["failure_reason"].startswith("ValueError: report(step=1): val_error must be a number, got '0.")
+    assert [by_number[n]["state"] for n in (0, 2, 3)] == ["completed"] * 3
+    _, reports = journal_view(run.sweep_dir)
+    assert not [key for key in reports if key[0] == 1]  # nothing of the bad trial reached the journal
+
+    nan = run_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=2",
+        "bad_report=decreasing",
+        "bad_report_jobs=[0]",
+        sweep_dir=workdir / "decreasing",
+        app=EPOCHS_APP,
+    ).assert_ok()
+    first = nan.trials[0]
+    assert first["state"] == "failed"
+    assert "report(step=1): steps must increase, and the previous report's step was 1" in first["failure_reason"]
+
+
+def test_report_outside_a_sweep_of_this_sweeper_does_nothing(workdir: Path) -> None:
+    plain = subprocess.run(
+        [sys.executable, str(EPOCHS_APP), "epochs=3", f"hydra.run.dir={workdir / 'run'}"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert "val_error=" in plain.stdout + plain.stderr
+    # Under Hydra's own sweeper, in-process: report() is a no-op there too.
+    app = workdir / "other" / "app.py"
+    app.parent.mkdir()
+    app.write_text(
+        "import hydra\n"
+        "from hydra_sigopt import report, should_stop\n\n\n"
+        '@hydra.main(version_base="1.3", config_path=None)\n'
+        "def main(cfg):\n"
+        "    report(1, loss=1.0)\n"
+        "    report(1, loss=float('nan'))\n"
+        "    assert not should_stop()\n"
+        "    print('reported and went on')\n\n\n"
+        "main()\n"
+    )
+    other = subprocess.run(
+        [sys.executable, str(app), "-m", f"hydra.sweep.dir={workdir / 'sweep'}", "+x=1,2"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert other.stdout.count("reported and went on") == 2
+    assert not list(workdir.rglob(".hydra_sigopt"))
+
+
+def wait_for(condition, what: str, timeout: float = 180) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if condition():
+                return
+        except (JournalError, sqlite3.Error):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        pytest.param((*SUBMITIT_LOCAL, "hydra.sweeper.parallel_bandwidth=2", "epoch_sleep_s=0.4"), id="submitit_local"),
+        pytest.param(("epoch_sleep_s=0.15",), id="basic"),
+    ],
+)
+def test_a_killed_sweeper_resumes_with_every_report_and_stop_decision(workdir: Path, launcher: tuple[str, ...]) -> None:
+    overrides = (*launcher, "hydra.sweeper.observation_budget=8")
+    proc, sweep_dir = start_example(workdir, *overrides, app=EPOCHS_APP)
+    try:
+        # Killed while trials report, once at least one stop was decided.
+        wait_for(lambda: "stopped" in {s for s, _ in journal_view(sweep_dir)[0].values()}, "a trial stopped")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before_trials, before_reports = journal_view(sweep_dir)
+    stopped_before = {n for n, (state, _) in before_trials.items() if state == "stopped"}
+    assert before_reports and stopped_before
+
+    resumed = finish_example(*start_example(workdir, *overrides, app=EPOCHS_APP))
+    resumed.assert_ok()
+    after_trials, after_reports = journal_view(sweep_dir)
+    assert {key: after_reports.get(key) for key in before_reports} == before_reports  # every report kept
+    assert {n for n in stopped_before if after_trials[n][0] == "stopped"} == stopped_before  # stops kept
+    assert_each_trial_observed_once(resumed, 8)
