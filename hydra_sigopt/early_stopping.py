@@ -46,6 +46,7 @@ class EarlyStopping:
         #: The last value each trial reported of each metric: a stopped trial's observation.
         self._latest: dict[int, dict[str, float]] = {}
         self._last_step: dict[int, int] = {}
+        self._told_budget_spent = False
 
     def start(self) -> None:
         """Learn the journal's reports (a resumed sweep's too), tell stopped trials again, take the hook."""
@@ -75,12 +76,41 @@ class EarlyStopping:
             return
         self.journal.reports.add(reports)
         self._learn(reports)
-        if not decide or not self.rule.active:
+        if not decide:
+            return
+        if self.step_budget_spent:
+            self._stop(number, reports[-1].step, f"early_stopping.step_budget={self.rule.step_budget} is spent")
+            return
+        if not self.rule.active:
             return
         for report in reports:
             if should_stop(self.rule, self._curves, number, report.step):
-                self._stop(number, report.step)
+                value = self._curves[number][report.step]
+                why = f"{self.rule.metric}={value:.6g} at step {report.step}, early_stopping.rule={self.rule.rule}"
+                self._stop(number, report.step, why)
                 return
+
+    @property
+    def steps_spent(self) -> int:
+        """The steps reported so far, summed over the trials (those abandoned and re-run left out)."""
+        return sum(self._last_step.values())
+
+    @property
+    def step_budget_spent(self) -> bool:
+        return self.rule.step_budget is not None and self.steps_spent >= self.rule.step_budget
+
+    def newly_spent(self) -> bool:
+        """True the first time the step budget is found spent: the sweep starts no trial from then on."""
+        if self._told_budget_spent or not self.step_budget_spent:
+            return False
+        self._told_budget_spent = True
+        log.info(
+            "early_stopping.step_budget=%d is spent (%d steps reported): no trial starts any more, and the"
+            " running ones stop at their next report",
+            self.rule.step_budget,
+            self.steps_spent,
+        )
+        return True
 
     def journal_last_reports(self, numbers: Iterable[int]) -> None:
         """Journal what these trials reported before their jobs ended, without judging it (their
@@ -88,15 +118,13 @@ class EarlyStopping:
         for number in numbers:
             self.check(number, decide=False)
 
-    def _stop(self, number: int, step: int) -> None:
+    def _stop(self, number: int, step: int, why: str) -> None:
         values, missing = self._observation_of(number)
         reason = f"stopped early at step {step} before reporting {', '.join(missing)}" if missing else None
         try:
             self.journal.mark_stopped(number, values, failure_reason=reason)
         except IllegalTransition:
             return  # it ended (or was abandoned) meanwhile: nothing to stop
-        value = self._curves[number][step]
-        why = f"{self.rule.metric}={value:.6g} at step {step}, early_stopping.rule={self.rule.rule}"
         write_stop(trial_folder(self.root, number), step, why)
         log.info("Trial #%d stopped early (%s)%s", number, why, f"; {reason}: a failed observation" if reason else "")
 

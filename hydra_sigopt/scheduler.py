@@ -155,7 +155,13 @@ class Recorded:
     dropped: tuple[int, ...] = ()
 
 
-Event = SuggestionReady | Submitted | Ended | Recorded
+@dataclass(frozen=True)
+class StepBudgetSpent:
+    """The steps the trials may report together are spent (``early_stopping.step_budget``): no
+    trial starts any more; those in flight end (stopped at their next report)."""
+
+
+Event = SuggestionReady | Submitted | Ended | Recorded | StepBudgetSpent
 
 # ------------------------------------------------------------------------------------ the scheduler
 
@@ -224,6 +230,9 @@ class Scheduler:
             return []
         if isinstance(event, Ended):
             return [Record(event.numbers)] if event.numbers else self._fill()
+        if isinstance(event, StepBudgetSpent):
+            self.budget = min(self.budget, self.issued)
+            return []
         return self._on_recorded(event)
 
     def idle(self) -> list[Command]:

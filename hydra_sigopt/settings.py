@@ -186,6 +186,7 @@ EARLY_STOPPING_DEFAULTS: dict[str, Any] = {
     "min_step": 1,
     "max_step": None,
     "reduction_factor": 3,
+    "step_budget": None,
 }
 
 
@@ -207,7 +208,8 @@ def parse_early_stopping(raw: Any, metrics: Sequence[Metric]) -> StopRule:
     factor = settings["reduction_factor"]
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1 < factor < math.inf:
         raise ConfigError("early_stopping.reduction_factor", f"expected a number > 1 (such as 2 or 3), got {factor!r}")
-    return StopRule(rule, metric.name, metric.objective == "minimize", min_step, max_step, float(factor))
+    step_budget = None if settings["step_budget"] is None else _whole(settings, "step_budget", lowest=1)
+    return StopRule(rule, metric.name, metric.objective == "minimize", min_step, max_step, float(factor), step_budget)
 
 
 def _whole(settings: Mapping[str, Any], key: str, lowest: int) -> int:

@@ -40,10 +40,18 @@ class StopRule:
     min_step: int = 1
     max_step: int | None = None
     reduction_factor: float = 3.0
+    #: The steps all trials may report together (None: no limit): once spent, no trial starts and
+    #: running trials are stopped at their next report. Not a rule: it applies with rule none too.
+    step_budget: int | None = None
 
     @property
     def active(self) -> bool:
         return self.rule != "none"
+
+    @property
+    def reads_reports(self) -> bool:
+        """Whether the sweeper must read the trials' reports while they run (a rule, or a step budget)."""
+        return self.active or self.step_budget is not None
 
     def worse(self, a: float, b: float) -> bool:
         """Whether value ``a`` is strictly worse than ``b`` in this metric's direction."""

@@ -49,6 +49,7 @@ from hydra_sigopt.scheduler import (
     Record,
     Scheduler,
     StartTrial,
+    StepBudgetSpent,
     StopForFailures,
     Submitted,
     SuggestionReady,
@@ -128,7 +129,7 @@ class Sweep:
             resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption.start_or_resume(self.sweep_dir)
             self.early.start()
-            if self.settings.early_stopping.active:
+            if self.settings.early_stopping.reads_reports:
                 self.runner.between_polls = lambda: self.early.poll(self.scheduler.in_flight)
             self._loop()
             journal.set_meta(
@@ -198,6 +199,8 @@ class Sweep:
 
     def _loop(self) -> None:
         """Carry out the scheduler's commands in order, reporting what happened, until it says Finish."""
+        if self.early.newly_spent():  # by the trials of the sweep this one resumes
+            self.scheduler.on(StepBudgetSpent())
         queue: deque[Command] = deque(self.scheduler.begin())
         while True:
             self.interrupts.check()
@@ -268,7 +271,7 @@ class Sweep:
         """Wait for trials to end (at most until the next progress line); report them and any suggestion ready."""
         self.early.poll(self.scheduler.in_flight)
         # With a rule to apply, the running jobs' reports are read at least every POLL_INTERVAL_S.
-        most = POLL_INTERVAL_S if self.settings.early_stopping.active else 5.0
+        most = POLL_INTERVAL_S if self.settings.early_stopping.reads_reports else 5.0
         outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, most))
         if not outcomes:  # else the line follows their recording (see _post), and counts them done
             self.progress.set_running(len(self.scheduler.in_flight), len(self.runner.waiting()))
@@ -276,7 +279,8 @@ class Sweep:
         # Only trials in flight: an abandoned trial re-attached to read its result at resume, and
         # not read then, stays abandoned.
         self.results.ended = {o.number: o for o in outcomes if o.number in self.scheduler.in_flight}
-        return [*self._prefetch_done(), *self._started_late(), Ended(tuple(self.results.ended))]
+        spent = [StepBudgetSpent()] if self.early.newly_spent() else []
+        return [*self._prefetch_done(), *self._started_late(), *spent, Ended(tuple(self.results.ended))]
 
     def _started_late(self) -> list[Event]:
         """Journal the jobs the runner submitted after the cluster refused them for a while."""

@@ -209,3 +209,29 @@ def test_a_killed_sweeper_resumes_with_every_report_and_stop_decision(workdir: P
     assert {key: after_reports.get(key) for key in before_reports} == before_reports  # every report kept
     assert {n for n in stopped_before if after_trials[n][0] == "stopped"} == stopped_before  # stops kept
     assert_each_trial_observed_once(resumed, 8)
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        pytest.param(("hydra.sweeper.early_stopping.rule=none",), id="basic-no-rule"),
+        pytest.param(
+            (*SUBMITIT_LOCAL, "hydra.sweeper.parallel_bandwidth=2", "epoch_sleep_s=0.4"), id="submitit_local-asha"
+        ),
+    ],
+)
+def test_a_step_budget_spends_at_most_that_many_steps(workdir: Path, launcher: tuple[str, ...]) -> None:
+    """Issue 17: "spend at most the compute of N full trainings". Here 2.5 full trainings of 12
+    epochs (30 steps) while observation_budget would allow 16 trials."""
+    run = run_example(workdir, *launcher, "hydra.sweeper.early_stopping.step_budget=30", app=EPOCHS_APP).assert_ok()
+    assert "early_stopping.step_budget=30 is spent" in run.output, run.output[-3000:]
+    _, reports = journal_view(run.sweep_dir)
+    steps = sum(max(s for n2, s in reports if n2 == n) for n in {n for n, _ in reports})
+    # The jobs running when it was spent stop at their next report: one step each at most beyond it.
+    slots = 2 if "submitit" in launcher[0] else 1
+    assert 30 <= steps <= 30 + slots, steps
+    rows = run.trials
+    assert len(rows) < 16
+    assert all(t["state"] in ("completed", "stopped") for t in rows), rows
+    assert rows[-1]["state"] == "stopped" and int(rows[-1]["step"]) < EPOCHS
+    assert_each_trial_observed_once(run, len(rows))

@@ -30,6 +30,7 @@ from hydra_sigopt.scheduler import (
     Recorded,
     Scheduler,
     StartTrial,
+    StepBudgetSpent,
     StopForFailures,
     Submitted,
     SuggestionReady,
@@ -249,3 +250,20 @@ def test_reruns_after_a_restart_come_first_and_keep_their_suggestion() -> None:
     assert scheduler.begin() == [StartTrial(5, Suggestion("s3", {"x": 1}), rerun_of=3)]
     # The budget (3) is issued: one finished, two in flight; nothing more is asked for.
     assert [type(c) for c in scheduler.idle()] == [MarkRunning, KeepWarm, Wait]
+
+
+def test_once_the_step_budget_is_spent_no_trial_starts_and_the_sweep_ends_with_those_in_flight() -> None:
+    scheduler = Scheduler(10, 2, True, lambda f, d: False)
+    scheduler.begin()
+    scheduler.on(SuggestionReady(Suggestion("1", {})))
+    scheduler.on(SuggestionReady(Suggestion("2", {})))
+    scheduler.idle()
+    scheduler.on(SuggestionReady(Suggestion("3", {})))  # prefetched for the next free slot
+    assert scheduler.on(StepBudgetSpent()) == []
+    scheduler.on(Ended((0,)))
+    assert scheduler.on(Recorded({0: False})) == [Post((0,))]  # the freed slot is not refilled
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Wait]
+    assert scheduler.idle()[0] == KeepWarm(0)
+    scheduler.on(Ended((1,)))
+    assert scheduler.on(Recorded({1: False})) == [Post((1,))]
+    assert scheduler.idle() == [Finish()]

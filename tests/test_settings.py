@@ -94,7 +94,7 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
         pytest.param(
             {"early_stopping": {"rule": "asha", "grace_period": 2}},
             "early_stopping.grace_period",
-            "unknown setting; valid settings are ['rule', 'metric', 'min_step', 'max_step', 'reduction_factor']",
+            "unknown setting; valid settings are ['rule', 'metric', 'min_step', 'max_step', 'reduction_factor', 'step_budget']",
             id="es-unknown",
         ),
         pytest.param(
@@ -147,6 +147,18 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
             "early_stopping.reduction_factor",
             "expected a number > 1",
             id="es-factor-bool",
+        ),
+        pytest.param(
+            {"early_stopping": {"step_budget": 0}},
+            "early_stopping.step_budget",
+            "expected a whole number >= 1, got 0",
+            id="es-step-budget-zero",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "asha", "step_budget": "40 trainings"}},
+            "early_stopping.step_budget",
+            "expected a whole number >= 1, got '40 trainings'",
+            id="es-step-budget-text",
         ),
     ],
 )
@@ -268,7 +280,7 @@ def test_every_setting_is_used() -> None:
         "on_interrupt": "detach",
         "resume": "multirun/2024-01-01",
         "progress_interval": 2,
-        "early_stopping": {"rule": "asha", "min_step": 2, "max_step": 50, "reduction_factor": 4},
+        "early_stopping": {"rule": "asha", "min_step": 2, "max_step": 50, "reduction_factor": 4, "step_budget": 2000},
         "api": {"api_url": "http://localhost:4000/api"},
     }
     settings, definition = parse_settings(raw, ["seed_everything=3", "wd=choice(0,0.1)"])
@@ -282,7 +294,9 @@ def test_every_setting_is_used() -> None:
         progress_interval=2.0,
         compute_mode="kde_only",
         seed=7,
-        early_stopping=StopRule("asha", "acc", minimize=False, min_step=2, max_step=50, reduction_factor=4.0),
+        early_stopping=StopRule(
+            "asha", "acc", minimize=False, min_step=2, max_step=50, reduction_factor=4.0, step_budget=2000
+        ),
         api={"api_url": "http://localhost:4000/api", "timeout": 30.0, "max_unreachable_s": 600.0},
     )
     assert type(settings.max_failure_rate) is float

@@ -41,6 +41,10 @@ class EarlyStoppingConf:
     max_step: Optional[int] = None
     # asha: 1/reduction_factor of the trials pass each rung, and rungs are this factor apart.
     reduction_factor: float = 3
+    # The steps all trials may report together, e.g. 40 full trainings of 50 epochs: 2000. Once
+    # spent, no trial starts and running trials are stopped at their next report. null: no limit
+    # (observation_budget alone counts trials). Applies with rule none too.
+    step_budget: Optional[int] = None
 
 
 SWEEPER_TARGET = "hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper.SigOptSweeper"
