@@ -1,0 +1,331 @@
+"""Early stopping at equal resource: regret against the steps (epochs) spent, per problem.
+
+Problems (benchmarks/apps/curves.py): ``digits_mlp`` (scikit-learn's MLPClassifier on the digits
+data, epoch by epoch, 5 hyperparameters) and ``hartmann6_fidelity`` (the augmented Hartmann-6 of the
+multi-fidelity literature). Every contender gets the same resource, R = FULL x 27 steps (FULL full
+trainings), and 4 asynchronous slots:
+
+  sigopt_full      this sweeper, lite engine, every trial trained to the end (FULL trials)
+  sigopt_asha      this sweeper, lite engine, early_stopping rule asha (reduction factor 3)
+  random_asha      this sweeper's random suggestions (dev_run) with the same rule
+  optuna_hyperband standalone Optuna TPE with its HyperbandPruner (what users write by hand outside
+                   Hydra; 4 threads), reporting and pruning at every step
+
+The sweeper contenders are real Hydra multiruns of benchmarks/apps/curve_app.py with
+submitit_local; a contender that stops trials early is given ``early_stopping.step_budget=R``
+(what a user writes for "at most the compute of FULL full trainings"). The incumbent after r steps
+is the best value of a configuration trained to the last step within the first r steps (by time);
+regret = incumbent - optimum (digits: the best full-training value any contender found in this run;
+infinite while no configuration was trained to the end).
+
+Targets (issue 17): the full-fidelity sweep's final median regret reached with at most 35 % of its
+steps (sigopt_asha); lower median regret than Optuna with HyperbandPruner at R on both problems.
+
+    python benchmarks/multi_fidelity.py           # full: 2 problems x 10 seeds, FULL = 20
+    python benchmarks/multi_fidelity.py --quick   # CI smoke: hartmann6_fidelity x 1 seed, FULL = 3
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+
+sys.path.insert(0, str(common.APPS))
+import curves
+
+NAME = "multi_fidelity"
+SWEEPER_CONTENDERS = ("sigopt_full", "sigopt_asha", "random_asha")
+CONTENDERS = (*SWEEPER_CONTENDERS, "optuna_hyperband")
+LABELS = {
+    "sigopt_full": "SigOpt sweeper, full trainings",
+    "sigopt_asha": "SigOpt sweeper + ASHA",
+    "random_asha": "random + ASHA (this sweeper's rule)",
+    "optuna_hyperband": "Optuna TPE + HyperbandPruner",
+}
+SLOTS = 4
+REDUCTION = 3
+APP = common.APPS / "curve_app.py"
+#: What a step takes besides its computation: the analytic problem's steps are given the duration of
+#: a small epoch, so that a trial runs long enough to be stopped (the digits epochs take ~0.1 s).
+STEP_SECONDS = {"hartmann6_fidelity": 0.1, "digits_mlp": 0.0}
+
+
+# ------------------------------------------------------------------ contenders
+
+
+def sweeper_overrides(contender: str, problem: str, seed: int, full: int) -> list[str]:
+    common_part = [
+        "hydra/sweeper=sigopt",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=30",
+        f"hydra.sweeper.parallel_bandwidth={SLOTS}",
+        f"hydra.sweeper.seed={seed}",
+        f"problem={problem}",
+        f"step_seconds={STEP_SECONDS[problem]}",
+        *curves.sweeper_params(problem),
+    ]
+    if contender == "sigopt_full":
+        return [*common_part, f"hydra.sweeper.observation_budget={full}"]
+    early = [
+        "hydra.sweeper.early_stopping.rule=asha",
+        "hydra.sweeper.early_stopping.min_step=1",
+        f"hydra.sweeper.early_stopping.max_step={curves.MAX_STEP}",
+        f"hydra.sweeper.early_stopping.reduction_factor={REDUCTION}",
+        f"hydra.sweeper.early_stopping.step_budget={full * curves.MAX_STEP}",
+        f"hydra.sweeper.observation_budget={full * curves.MAX_STEP}",  # never reached first: one step a trial at least
+    ]
+    if contender == "random_asha":
+        return [*common_part, *early, "hydra.sweeper.dev_run=true"]
+    return [*common_part, *early]
+
+
+def run_sweeper(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """One multirun of the curve app."""
+    sweep_dir.parent.mkdir(parents=True, exist_ok=True)
+    if sweep_dir.exists():
+        raise RuntimeError(f"{sweep_dir} exists: remove benchmarks/results/{NAME} for a fresh run")
+    cmd = common.app_command(*overrides, f"hydra.sweep.dir={sweep_dir}", app=APP)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    started = time.time()
+    with open(sweep_dir.parent / f"{sweep_dir.name}.out", "w") as out:
+        done = subprocess.run(cmd, cwd=common.APPS, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{sweep_dir}: the sweep failed; see {out.name}")
+    return {"cmd": cmd, "returncode": done.returncode, "wall_s": time.time() - started, **slot_use(sweep_dir)}
+
+
+def slot_use(sweep_dir: Path) -> dict[str, float]:
+    """Slot utilisation: the trials' running time (first report to last, plus one step) over SLOTS x wall."""
+    reports = read_reports(sweep_dir)
+    if not reports:
+        return {}
+    spans: dict[int, list[float]] = {}
+    for r in reports:
+        spans.setdefault(r["job_num"], []).append(r["time"])
+    busy = sum(max(t) - min(t) for t in spans.values())
+    wall = max(r["time"] for r in reports) - min(r["time"] for r in reports)
+    return {"utilisation": busy / (SLOTS * wall) if wall > 0 else math.nan, "trials": len(spans)}
+
+
+def read_reports(sweep_dir: Path) -> list[dict[str, Any]]:
+    path = sweep_dir / "bench_reports.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.endswith("}")]
+
+
+def run_optuna(problem: str, seed: int, resource: int) -> list[dict[str, Any]]:
+    """Standalone Optuna: TPE + HyperbandPruner, 4 threads; every step logged like the curve app's."""
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")  # n_jobs: still what users write
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    log: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def objective(trial: Any) -> float:
+        params = {name: suggest(trial, name, spec) for name, spec in curves.SPACES[problem].items()}
+        value = math.nan
+        for step, value in enumerate(curves.curve(problem, params), start=1):
+            time.sleep(STEP_SECONDS[problem])
+            with lock:
+                if len(log) >= resource:
+                    trial.study.stop()
+                    raise optuna.TrialPruned()
+                log.append({"job_num": trial.number, "step": step, "value": value, "time": time.time()})
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=curves.MAX_STEP, reduction_factor=REDUCTION)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    study.optimize(objective, n_jobs=SLOTS, n_trials=10 * resource)
+    return log
+
+
+def suggest(trial: Any, name: str, spec: tuple[str, float, float, bool]) -> float | int:
+    kind, low, high, log = spec
+    if kind == "int":
+        return int(trial.suggest_int(name, int(low), int(high), log=log))
+    return float(trial.suggest_float(name, low, high, log=log))
+
+
+# ------------------------------------------------------------------ resource accounting
+
+
+def incumbents(reports: list[dict[str, Any]], resource: int) -> list[float]:
+    """The best full-training value after each of the first ``resource`` steps (inf before the first)."""
+    ordered = sorted(reports, key=lambda r: r["time"])[:resource]
+    out, best = [], math.inf
+    for r in ordered:
+        if r["step"] == curves.MAX_STEP:
+            best = min(best, float(r["value"]))
+        out.append(best)
+    return out + [best] * (resource - len(out))
+
+
+def steps_to_reach(curve: list[float], target: float) -> int | None:
+    if not math.isfinite(target):
+        return None
+    return next((i + 1 for i, v in enumerate(curve) if v <= target), None)
+
+
+# ------------------------------------------------------------------ main
+
+
+def _options(parser: Any) -> None:
+    parser.add_argument("--seeds", type=int, help="seeds per problem (default 10; quick 1)")
+    parser.add_argument("--problems", nargs="+", choices=curves.PROBLEMS, help="a subset of the problems")
+
+
+def main() -> int:
+    args = common.parse_args(__doc__.splitlines()[0], _options)
+    quick = args.quick
+    problems = ["hartmann6_fidelity"] if quick else list(args.problems or curves.PROBLEMS)
+    seeds = [0] if quick else list(range(args.seeds or 10))
+    full = 3 if quick else 20
+    # The README's figures come from the default full run; a smaller one is published beside it.
+    standard = not args.seeds and not args.problems
+    published_name = NAME if standard else f"{NAME}_{len(seeds)}seeds_{'_'.join(problems)}"
+    resource = full * curves.MAX_STEP
+    out = common.results_dir(NAME) / ("quick" if quick else "full")
+    facts = common.machine_facts()
+    started = time.perf_counter()
+    logs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    runs: list[dict[str, Any]] = []
+    for problem in problems:
+        for seed in seeds:
+            for contender in CONTENDERS:
+                label = f"{problem}/{contender}/seed{seed}"
+                print(f"  {label} ...", flush=True)
+                if contender == "optuna_hyperband":
+                    logs[(problem, contender, seed)] = run_optuna(problem, seed, resource)
+                    continue
+                sweep_dir = out / "runs" / problem / contender / f"seed{seed}"
+                run = run_sweeper(sweep_dir, sweeper_overrides(contender, problem, seed, full))
+                logs[(problem, contender, seed)] = read_reports(sweep_dir)
+                runs.append({"label": label, **run})
+    summary = summarize(problems, seeds, logs, resource)
+    for problem in problems:
+        for contender in SWEEPER_CONTENDERS:
+            used = [r.get("utilisation", math.nan) for r in runs if r["label"].startswith(f"{problem}/{contender}/")]
+            summary[problem]["contenders"][contender]["utilisation"] = common.median(used)
+    elapsed = time.perf_counter() - started
+    common.write_json(out / "results.json", {"facts": facts, "runs": runs, "summary": summary, "elapsed_s": elapsed})
+    text, targets = render(summary, problems, seeds, full, resource, facts, quick, elapsed)
+    print(text)
+    png = plot(summary, problems, resource, out / f"{NAME}.png")
+    common.publish(published_name, png, text, quick)
+    return 1 if args.strict and not all(targets) else 0
+
+
+def plot(summary: dict[str, Any], problems: list[str], resource: int, path: Path) -> Path:
+    plt = common.pyplot()
+    fig, axes = plt.subplots(1, len(problems), figsize=(6 * len(problems), 4), squeeze=False)
+    for ax, problem in zip(axes[0], problems):
+        for contender in CONTENDERS:
+            curve = summary[problem]["contenders"][contender]["median_curve"]
+            ax.plot(range(1, resource + 1), [max(v, 1e-6) for v in curve], label=LABELS[contender])
+        ax.set_yscale("log")
+        ax.set_xlabel(f"steps spent (R = {resource})")
+        ax.set_ylabel("median regret of the best full training")
+        ax.set_title(problem)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def summarize(
+    problems: list[str], seeds: list[int], logs: dict[tuple[str, str, int], list[dict[str, Any]]], resource: int
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for problem in problems:
+        optimum = curves.OPTIMA[problem]
+        if optimum is None:
+            finals = [r["value"] for log in logs.values() for r in log if r["step"] == curves.MAX_STEP]
+            optimum = min(finals) if finals else math.nan
+        per = {}
+        for contender in CONTENDERS:
+            regret_curves = [[v - optimum for v in incumbents(logs[(problem, contender, s)], resource)] for s in seeds]
+            median_curve = [common.median(c[i] for c in regret_curves) for i in range(resource)]
+            per[contender] = {"median_curve": median_curve, "final": [c[-1] for c in regret_curves]}
+        target = per["sigopt_full"]["median_curve"][-1]
+        for contender in CONTENDERS:
+            reached = steps_to_reach(per[contender]["median_curve"], target)
+            per[contender]["share_to_full_final"] = None if reached is None else reached / resource
+        summary[problem] = {"optimum": optimum, "contenders": per}
+    return summary
+
+
+def render(
+    summary: dict[str, Any],
+    problems: list[str],
+    seeds: list[int],
+    full: int,
+    resource: int,
+    facts: dict[str, Any],
+    quick: bool,
+    elapsed: float,
+) -> tuple[str, list[bool]]:
+    headers = ["problem", "contender", "median regret at R [IQR]", "share of R to reach full's final median"]
+    headers.append("slot use")
+    rows = []
+    for problem in problems:
+        for contender in CONTENDERS:
+            entry = summary[problem]["contenders"][contender]
+            q1, med, q3 = common.quantiles(entry["final"])
+            share = entry["share_to_full_final"]
+            rows.append(
+                [
+                    problem,
+                    LABELS[contender],
+                    f"{common.fmt(med)} [{common.fmt(q1)}, {common.fmt(q3)}]",
+                    "not reached" if share is None else f"{share:.0%}",
+                    common.fmt(entry.get("utilisation", "-")),
+                ]
+            )
+    lines = [
+        f"{NAME}: R = {full} full trainings x {curves.MAX_STEP} steps = {resource} steps, {len(seeds)} seed(s), "
+        f"{SLOTS} slots, on {facts['nproc']} x {facts['cpu_model']} ({elapsed:.0f} s)" + (" [quick]" if quick else ""),
+        common.text_table(headers, rows),
+    ]
+    targets = []
+    for problem in problems:
+        per = summary[problem]["contenders"]
+        share = per["sigopt_asha"]["share_to_full_final"]
+        asha, optuna = common.median(per["sigopt_asha"]["final"]), common.median(per["optuna_hyperband"]["final"])
+        use_es = per["sigopt_asha"].get("utilisation", math.nan)
+        use_full = per["sigopt_full"].get("utilisation", math.nan)
+        checks = [
+            (
+                f"{problem}: ASHA reaches the full sweep's final median with <= 35% of R",
+                share is not None and share <= 0.35,
+            ),
+            (f"{problem}: ASHA median regret at R < Optuna + HyperbandPruner's", asha < optuna),
+            (
+                f"{problem}: slot use with early stopping >= without ({common.fmt(use_es)} vs {common.fmt(use_full)})",
+                use_es >= use_full,
+            ),
+        ]
+        for what, ok in checks:
+            lines.append(f"Target: {what} -> {common.verdict(ok)}" + (" (quick mode: smoke only)" if quick else ""))
+            targets.append(ok)
+    return "\n".join(lines), targets
+
+
+if __name__ == "__main__":
+    sys.exit(main())
