@@ -13,7 +13,10 @@ import os
 import signal
 
 ENV_VAR = "HYDRA_SIGOPT_CRASH_AT"
-POINTS = ("after_record_trial", "after_submit", "in_task", "after_result", "after_observe", "while_stopping")
+#: The points every trial passes, in order (the crash matrix kills the sweeper at each).
+TRIAL_POINTS = ("after_record_trial", "after_submit", "in_task", "after_result", "after_observe")
+#: Passed only by a sweep that stops before its budget is spent (for a second signal there).
+POINTS = (*TRIAL_POINTS, "while_stopping")
 
 _passes: dict[str, int] = {}
 

@@ -22,7 +22,7 @@ from conftest import SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start
 from sigopt_server import SigOptTestServer
 from small_apps import write_app
 
-from hydra_sigopt.crashpoints import ENV_VAR, POINTS
+from hydra_sigopt.crashpoints import ENV_VAR, TRIAL_POINTS
 from hydra_sigopt.journal import Journal
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def assert_linked_with_full_metadata(observations: list[dict[str, Any]]) -> None
         assert {"job_number", "host", "duration_s", "sweep_id"} <= set(o["metadata"]), o["metadata"]
 
 
-@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("point", TRIAL_POINTS)
 def test_an_attached_sweep_killed_and_resumed_posts_every_result_of_its_own(
     tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str], point: str
 ) -> None:

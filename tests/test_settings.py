@@ -94,7 +94,8 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
         pytest.param(
             {"early_stopping": {"rule": "asha", "grace_period": 2}},
             "early_stopping.grace_period",
-            "unknown setting; valid settings are ['rule', 'metric', 'min_step', 'max_step', 'reduction_factor', 'step_budget']",
+            "unknown setting; valid settings are ['rule', 'metric', 'min_step', 'max_step', 'reduction_factor', "
+            "'step_budget']",
             id="es-unknown",
         ),
         pytest.param(
