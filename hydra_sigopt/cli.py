@@ -227,7 +227,8 @@ def _plot(args: argparse.Namespace) -> int:
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()
         trials = journal.trials()
-    plot_sweep(meta, trials, out)
+        reports = journal.reports.all()
+    plot_sweep(meta, trials, out, reports)
     _out(f"Wrote {out}")
     return 0
 

@@ -1,4 +1,5 @@
-"""``hydra-sigopt plot``: the objective per trial with the best so far, and one panel per parameter."""
+"""``hydra-sigopt plot``: the objective per trial with the best so far, each trial's learning curve
+where trials reported (with where early stopping stopped them), and one panel per parameter."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra_sigopt.journal import COMPLETED, FAILED, Trial
+from hydra_sigopt.journal import COMPLETED, FAILED, STOPPED, Trial
+from hydra_sigopt.journal_reports import Report
+from hydra_sigopt.metrics import Metric
 from hydra_sigopt.reports import is_feasible, metrics_from_meta
 
 
-def plot_sweep(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path) -> None:
-    """Write a PNG: objective vs trial (failed trials marked), then value vs objective per parameter."""
+def plot_sweep(
+    meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: Sequence[Report] = ()
+) -> list[str]:
+    """Write a PNG: objective vs trial (failed and stopped trials marked), the learning curves if
+    trials reported, then value vs objective per parameter. Returns the panels' titles."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +27,8 @@ def plot_sweep(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path) -> N
     metrics = metrics_from_meta(meta)
     metric = next(m for m in metrics if m.strategy == "optimize")
     parameters = meta["identity"]["parameters"]
-    panels = 1 + len(parameters)
+    curves = 1 if any(metric.name in r.metrics for r in reports) else 0
+    panels = 1 + curves + len(parameters)
     cols = min(3, panels)
     rows = math.ceil(panels / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
@@ -29,13 +36,21 @@ def plot_sweep(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path) -> N
 
     done = [t for t in trials if t.state == COMPLETED and t.value(metric.name) is not None]
     failed = [t for t in trials if t.state == FAILED]
+    stopped = [t for t in trials if t.state == STOPPED and t.value(metric.name) is not None]
     ax = flat[0]
     ax.scatter([t.number for t in done], [t.value(metric.name) for t in done], s=18, label="completed")
+    if stopped:
+        values = [t.value(metric.name) for t in stopped]
+        ax.scatter(
+            [t.number for t in stopped], values, s=18, marker="v", color="C7", label="stopped early (last report)"
+        )
     best: list[tuple[int, float]] = []
     current: float | None = None
     for t in sorted(trials, key=lambda t: t.number):
         v = t.value(metric.name)
-        if v is not None and is_feasible(t, metrics) and (current is None or metric.better(v, current)):
+        # A stopped trial's value is a partial one: never the best (as in optimization_results.yaml).
+        counted = t.state == COMPLETED and is_feasible(t, metrics)
+        if v is not None and counted and (current is None or metric.better(v, current)):
             current = v
         if current is not None:
             best.append((t.number, current))
@@ -46,10 +61,13 @@ def plot_sweep(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path) -> N
         ax.scatter([t.number for t in failed], [bottom] * len(failed), marker="x", color="C3", label="failed")
     ax.set_xlabel("trial")
     ax.set_ylabel(f"{metric.name} ({metric.objective})")
-    ax.set_title(f"{meta.get('name')}: {len(done)} completed, {len(failed)} failed")
+    stopped_note = f", {len(stopped)} stopped early" if stopped else ""
+    ax.set_title(f"{meta.get('name')}: {len(done)} completed{stopped_note}, {len(failed)} failed")
     ax.legend(fontsize=8)
+    if curves:
+        _learning_curves(flat[1], metric, trials, reports)
 
-    for ax, p in zip(flat[1:], parameters):
+    for ax, p in zip(flat[1 + curves :], parameters):
         name = p["name"]
         points = [(t.assignments[name], t.value(metric.name)) for t in done if t.assignments.get(name) is not None]
         xs: list[float]
@@ -70,3 +88,23 @@ def plot_sweep(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path) -> N
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
+    return [ax.get_title() or ax.get_xlabel() for ax in flat[:panels]]
+
+
+def _learning_curves(ax: Any, metric: Metric, trials: Sequence[Trial], reports: Sequence[Report]) -> None:
+    """Each trial's reported values by step; a stopped trial's curve ends with an x where it was stopped."""
+    by_trial: dict[int, list[tuple[int, float]]] = {}
+    for r in reports:
+        if metric.name in r.metrics:
+            by_trial.setdefault(r.number, []).append((r.step, r.metrics[metric.name]))
+    states = {t.number: t.state for t in trials}
+    for number, points in sorted(by_trial.items()):
+        steps, values = zip(*sorted(points))
+        was_stopped = states.get(number) == STOPPED
+        ax.plot(steps, values, lw=1, alpha=0.6, color="C7" if was_stopped else "C0")
+        if was_stopped:
+            ax.scatter([steps[-1]], [values[-1]], marker="x", color="C3", s=24, zorder=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric.name)
+    stopped = sum(states.get(n) == STOPPED for n in by_trial)
+    ax.set_title(f"learning curves ({stopped} stopped early: x)")

@@ -67,12 +67,25 @@ def check_stopped_sweep(run: AppRun, budget: int) -> list[dict[str, str]]:
     return stopped
 
 
+def assert_plot_shows_the_stops(run: AppRun, stopped: int) -> None:
+    """``hydra-sigopt plot`` draws the learning curves with where trials were stopped."""
+    from hydra_sigopt.plot import plot_sweep
+
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        titles = plot_sweep(journal.meta(), journal.trials(), run.sweep_dir / "p.png", journal.reports.all())
+    assert titles[0].endswith(f"completed, {stopped} stopped early, 0 failed"), titles
+    assert titles[1] == f"learning curves ({stopped} stopped early: x)", titles
+    done = subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", "plot", str(run.sweep_dir)], capture_output=True)
+    assert done.returncode == 0 and (run.sweep_dir / "sweep.png").stat().st_size > 0, done.stderr
+
+
 @pytest.mark.parametrize("rule", ["asha", "median"])
 def test_basic_launcher_stops_trials_while_they_run(workdir: Path, rule: str) -> None:
     run = run_example(
         workdir, "hydra.sweeper.observation_budget=10", f"hydra.sweeper.early_stopping.rule={rule}", app=EPOCHS_APP
     )
     stopped = check_stopped_sweep(run, 10)
+    assert_plot_shows_the_stops(run, len(stopped))
     # In-process, the decision is taken inside report(): the trial stops at the step that condemned it.
     _, reports = journal_view(run.sweep_dir)
     for t in stopped:

@@ -1,0 +1,40 @@
+"""Early stopping on the real Slurm cluster: trials running as Slurm jobs are stopped through the
+file system (issue 17: "works the same with the basic launcher, submitit_local and Slurm").
+
+Skipped with the reason where no Slurm is reachable, unless HYDRA_SIGOPT_REQUIRE_SLURM=1 (CI).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import run_example
+from test_early_stopping_e2e import EPOCHS, EPOCHS_APP, check_stopped_sweep, journal_view
+from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def test_trials_running_as_slurm_jobs_are_stopped_early_and_their_jobs_end(tmp_path: Path) -> None:
+    run = run_example(
+        tmp_path,
+        *SLURM,
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.observation_budget=6",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "epoch_sleep_s=1",
+        app=EPOCHS_APP,
+        timeout=900,
+    )
+    stopped = check_stopped_sweep(run, 6)
+    _, reports = journal_view(run.sweep_dir)
+    for t in stopped:
+        reached = max(s for n, s in reports if n == int(t["number"]))
+        assert int(t["step"]) <= reached < EPOCHS  # its job went no further than the next report
+    # Each stopped trial's job ended (it did not run its remaining epochs holding the slot).
+    jobs = ",".join(t["job_id"] for t in stopped)
+    acct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", jobs], capture_output=True, text=True)
+    states = dict(line.split("|")[:2] for line in acct.stdout.splitlines() if line.strip())
+    assert set(states) == {t["job_id"] for t in stopped} and not {"RUNNING", "PENDING"} & set(states.values()), states
