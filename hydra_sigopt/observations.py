@@ -11,19 +11,23 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from hydra_sigopt.journal import FAILED, FINISHED_STATES, PENDING, RUNNING, Journal, Trial
+from hydra_sigopt.journal import FAILED, FINISHED_STATES, PENDING, RUNNING, STOPPED, Journal, Trial
 
 #: Runners whose trials run on the sweeper's host: its name is theirs when a failed job could not say.
 LOCAL_RUNNERS = ("BasicLauncher", "local")
 
 
-def observation_metadata(trial: Trial, runner_kind: str) -> dict[str, Any]:
-    """Job number and id, host, duration, and a failure's reason (already cut and without tokens)."""
+def observation_metadata(trial: Trial, runner_kind: str, step: int | None = None) -> dict[str, Any]:
+    """Job number and id, host, duration, the last step it reported, whether it was stopped early,
+    and a failure's reason (already cut and without tokens)."""
     host = trial.host or (socket.gethostname() if runner_kind in LOCAL_RUNNERS else None)
-    metadata: dict[str, Any] = {"job_number": trial.number, "job_id": trial.job_id, "host": host}
+    metadata: dict[str, Any] = {"job_number": trial.number, "job_id": trial.job_id, "host": host, "step": step}
     if trial.duration is not None:
         metadata["duration_s"] = round(trial.duration, 3)
-    if trial.state == FAILED:
+    if trial.state == STOPPED:
+        # Stopped early: its values are those of its last report. (Metadata holds strings and numbers only.)
+        metadata["stopped_at_step"] = step
+    if trial.state == FAILED or (trial.failure_reason and trial.state == STOPPED):
         metadata["failure_reason"] = trial.failure_reason
     return {k: v for k, v in metadata.items() if v is not None}
 

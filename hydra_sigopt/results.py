@@ -171,7 +171,8 @@ class Results:
         Its metadata comes from its journal row: the same whether it is posted at once or by a
         resumed sweep (job id, host, duration and a failure's reason included).
         """
-        metadata = observation_metadata(self.journal.trial(number), self.runner_kind)
+        step = self.journal.reports.last_steps().get(number)
+        metadata = observation_metadata(self.journal.trial(number), self.runner_kind, step)
         observation_id = self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata)
         crash_point("after_observe")
         self.journal.mark_observed(number, observation_id)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SUBMITIT_LOCAL, run_example
+from conftest import ROOT, SUBMITIT_LOCAL, run_example
 from sigopt_server import SigOptTestServer
 from small_apps import write_app
 
@@ -602,3 +602,24 @@ def test_a_self_signed_certificate_fails_at_once_with_the_reason(
             ApiBackend(settings={"max_unreachable_s": 600}).start(definition())
         assert time.monotonic() - started < 5
         assert ApiBackend(settings={"verify_ssl_certs": str(cert)}).start(definition()) == "1"
+
+
+@pytest.mark.slow
+def test_trials_stopped_early_are_posted_with_the_step_they_reached(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Issue 17: the api backend posts stopped trials like the others and records the step reached."""
+    epochs_app = ROOT / "example_app" / "train_epochs.py"
+    run = run_example(
+        tmp_path, "hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=8", env=api_env, app=epochs_app
+    ).assert_ok()
+    states = {int(t["number"]): (t["state"], int(t["step"])) for t in run.trials}
+    observations = server.experiments[str(run.results["experiment_id"])].observations
+    assert len(observations) == 8
+    by_job = {o["metadata"]["job_number"]: o for o in observations}
+    stopped = [n for n, (state, _) in states.items() if state == "stopped"]
+    assert stopped, states
+    for n, (state, step) in states.items():
+        metadata = by_job[n]["metadata"]
+        assert metadata["step"] == step and not by_job[n]["failed"]
+        assert metadata.get("stopped_at_step") == (step if state == "stopped" else None), metadata
