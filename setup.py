@@ -38,6 +38,10 @@ setup(
             "hypothesis>=6.80",
             "scikit-learn>=1.3",
             "matplotlib>=3.6",
+            # hydra_sigopt.lightning's tests train a tiny model on the CPU. torch pinned to the CPU
+            # build this machine's pip finds on disk (a bare "torch" would fetch a CUDA build of GBs).
+            "torch==2.13.0",
+            "lightning>=2.1",
         ],
         "dev": ["ruff>=0.6", "mypy>=1.8", "types-PyYAML"],
         "bench": ["hydra-optuna-sweeper>=1.2", "scikit-learn>=1.3", "matplotlib>=3.6"],

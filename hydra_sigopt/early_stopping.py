@@ -47,6 +47,7 @@ class EarlyStopping:
         self._latest: dict[int, dict[str, float]] = {}
         self._last_step: dict[int, int] = {}
         self._told_budget_spent = False
+        self._told_metric_missing = False
 
     def start(self) -> None:
         """Learn the journal's reports (a resumed sweep's too), tell stopped trials again, take the hook."""
@@ -83,12 +84,29 @@ class EarlyStopping:
             return
         if not self.rule.active:
             return
+        self._say_if_the_metric_is_missing(number, reports)
         for report in reports:
             if should_stop(self.rule, self._curves, number, report.step):
                 value = self._curves[number][report.step]
                 why = f"{self.rule.metric}={value:.6g} at step {report.step}, early_stopping.rule={self.rule.rule}"
                 self._stop(number, report.step, why)
                 return
+
+    def _say_if_the_metric_is_missing(self, number: int, reports: Sequence[Report]) -> None:
+        """Once: reports without the metric the rule judges can stop nothing (a name that differs)."""
+        if self._told_metric_missing or any(self.rule.metric in r.metrics for r in reports):
+            return
+        self._told_metric_missing = True
+        reported = sorted({name for r in reports for name in r.metrics})
+        log.warning(
+            "Trial #%d reports %s, but early_stopping judges %r: no trial is stopped on these reports."
+            " Report %r, or declare the metric you report in hydra.sweeper.metrics (metrics: [{name: %s}])",
+            number,
+            reported,
+            self.rule.metric,
+            self.rule.metric,
+            reported[0],
+        )
 
     @property
     def steps_spent(self) -> int:

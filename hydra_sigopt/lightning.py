@@ -1,0 +1,65 @@
+"""A PyTorch Lightning callback that reports each validation to the sweeper, for early stopping.
+
+::
+
+    from hydra_sigopt.lightning import SigOptReport
+
+    trainer = Trainer(callbacks=[SigOptReport(monitor="val/loss")])  # the metric your LightningModule logs
+
+After each validation (the sanity check left out) it reports the monitored metric at step
+``epoch + 1`` (``step="global_step"`` to report the optimizer step instead, for runs that validate
+several times an epoch). When the sweeper stops the trial, :class:`~hydra_sigopt.TrialStopped`
+leaves ``trainer.fit`` (Lightning runs its ``on_exception`` hooks and tears down first), like
+Optuna's pruning callback's ``TrialPruned``: let it propagate, or catch it around ``fit``. Outside
+a sweep of this sweeper it does nothing, so the callback can stay in the app's config.
+
+Import this module only where Lightning is installed (``lightning`` or the older
+``pytorch_lightning``; the callback subclasses the one found, as the Trainer it goes to must).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hydra_sigopt.reporting import report
+
+try:  # the unified package since Lightning 2.0 ...
+    from lightning.pytorch import Callback
+except ImportError:  # ... and the older one, which lightning-hydra-template's early versions use
+    from pytorch_lightning import Callback  # type: ignore[assignment]
+
+log = logging.getLogger("hydra_sigopt")
+
+STEPS = ("epoch", "global_step")
+
+
+class SigOptReport(Callback):  # type: ignore[misc]
+    """Report ``monitor`` (a key of ``trainer.callback_metrics``) after each validation."""
+
+    def __init__(self, monitor: str = "val_loss", step: str = "epoch") -> None:
+        if step not in STEPS:
+            raise ValueError(f"SigOptReport(step={step!r}): valid values are {list(STEPS)}")
+        self.monitor = monitor
+        self.step = step
+        self._last_step: int | None = None
+        self._missing_said = False
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        step = trainer.current_epoch + 1 if self.step == "epoch" else trainer.global_step
+        if step == self._last_step:
+            return  # a second validation within the epoch: the epoch was reported once already
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            self._say_missing(trainer)
+            return
+        self._last_step = step
+        report(step, **{self.monitor: float(value)})  # raises TrialStopped once the sweeper stops the trial
+
+    def _say_missing(self, trainer: Any) -> None:
+        if not self._missing_said:
+            self._missing_said = True
+            logged = sorted(trainer.callback_metrics)
+            log.warning("SigOptReport: no metric %r was logged (logged: %s); nothing is reported", self.monitor, logged)

@@ -1,0 +1,124 @@
+"""The PyTorch Lightning callback (issue 17), with real Lightning on the CPU and a tiny model.
+
+A Hydra app whose Trainer has ``SigOptReport``: swept with early stopping, some trials are stopped
+by the sweeper through the callback; run alone, the callback does nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import run_example
+
+from hydra_sigopt.journal import Journal
+
+pytest.importorskip("lightning", reason="the Lightning callback's tests need lightning (pip install '.[test]')")
+pytestmark = pytest.mark.slow
+EPOCHS = 8
+
+APP = """\
+import hydra
+import lightning as L
+import torch
+from torch import nn
+
+from hydra_sigopt import TrialStopped
+from hydra_sigopt.lightning import SigOptReport
+
+
+class Regression(L.LightningModule):
+    def __init__(self, lr):
+        super().__init__()
+        self.lr = lr
+        self.net = nn.Linear(4, 1)
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return nn.functional.mse_loss(self.net(x), y)
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        self.log("val_loss", nn.functional.mse_loss(self.net(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+def data(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 4, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg):
+    L.seed_everything(0)  # as a Lightning template does
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs, callbacks=[SigOptReport(monitor="val_loss")], logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )
+    model = Regression(cfg.lr)
+    try:
+        trainer.fit(model, data(0), data(1))
+    except TrialStopped:
+        print(f"stopped at epoch {trainer.current_epoch + 1}")  # an app may save a checkpoint here
+    return float(trainer.callback_metrics["val_loss"])
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+CONFIG = f"""\
+defaults:
+  - override hydra/sweeper: sigopt
+  - _self_
+
+lr: 0.01
+epochs: {EPOCHS}
+
+hydra:
+  sweeper:
+    observation_budget: 6
+    metrics: [{{name: val_loss, objective: minimize}}]  # what the callback reports, and the task returns
+    params:
+      lr: tag(log, interval(1e-5, 0.5))
+    early_stopping: {{rule: median, min_step: 1}}
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    (tmp_path / "app" / "conf").mkdir(parents=True)
+    (tmp_path / "app" / "conf" / "config.yaml").write_text(CONFIG)
+    path = tmp_path / "app" / "train.py"
+    path.write_text(textwrap.dedent(APP))
+    return path
+
+
+def test_the_callback_reports_every_epoch_and_the_sweeper_stops_lagging_trials(tmp_path: Path, app: Path) -> None:
+    run = run_example(tmp_path, app=app, timeout=900).assert_ok()
+    rows = {int(t["number"]): t for t in run.trials}
+    stopped = [t for t in rows.values() if t["state"] == "stopped"]
+    assert stopped, run.output[-3000:]
+    assert all(t["state"] in ("completed", "stopped") for t in rows.values())
+    assert all(int(t["step"]) == EPOCHS for t in rows.values() if t["state"] == "completed")
+    for t in stopped:
+        assert f"stopped at epoch {t['step']}" in run.output  # TrialStopped left trainer.fit there
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        steps = {(r.number, r.step) for r in journal.reports.all()}
+    for number, t in rows.items():  # one report per epoch, from 1, the sanity check left out
+        assert {s for n, s in steps if n == number} == set(range(1, int(t["step"]) + 1))
+
+
+def test_outside_a_sweep_the_callback_does_nothing(tmp_path: Path, app: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(app), f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stopped at epoch" not in done.stdout and not list(tmp_path.rglob(".hydra_sigopt"))
