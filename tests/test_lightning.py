@@ -42,7 +42,7 @@ class Regression(L.LightningModule):
 
     def validation_step(self, batch, _):
         x, y = batch
-        self.log("val_loss", nn.functional.mse_loss(self.net(x), y))
+        self.log("val/loss", nn.functional.mse_loss(self.net(x), y))
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.lr)
@@ -59,7 +59,7 @@ def data(seed):
 def main(cfg):
     L.seed_everything(0)  # as a Lightning template does
     trainer = L.Trainer(
-        max_epochs=cfg.epochs, callbacks=[SigOptReport(monitor="val_loss")], logger=False,
+        max_epochs=cfg.epochs, callbacks=[SigOptReport(monitor="val/loss")], logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
     )
     model = Regression(cfg.lr)
@@ -67,7 +67,7 @@ def main(cfg):
         trainer.fit(model, data(0), data(1))
     except TrialStopped:
         print(f"stopped at epoch {trainer.current_epoch + 1}")  # an app may save a checkpoint here
-    return float(trainer.callback_metrics["val_loss"])
+    return float(trainer.callback_metrics["val/loss"])
 
 
 if __name__ == "__main__":
@@ -85,7 +85,7 @@ epochs: {EPOCHS}
 hydra:
   sweeper:
     observation_budget: 6
-    metrics: [{{name: val_loss, objective: minimize}}]  # what the callback reports, and the task returns
+    metrics: [{{name: val/loss, objective: minimize}}]  # as lightning-hydra-template logs it
     params:
       lr: tag(log, interval(1e-5, 0.5))
     early_stopping: {{rule: median, min_step: 1}}
