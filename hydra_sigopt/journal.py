@@ -29,7 +29,11 @@ from hydra_sigopt.trial_state import TrialState, is_legal
 
 JOURNAL_NAME = "sigopt_journal.sqlite"
 LOCK_NAME = "sigopt_journal.lock"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The formats this version reads. Format 1 knew no stopped trials and no reports (early stopping):
+#: a sweeper that opens a format-1 journal to write marks it format 2 first, so that an older
+#: hydra-sigopt refuses it by name instead of neither counting nor posting its stopped trials.
+READS_FORMATS = (1, 2)
 
 PENDING, RUNNING, COMPLETED, FAILED, ABANDONED, STOPPED = (s.value for s in TrialState)
 STATES = tuple(s.value for s in TrialState)
@@ -260,7 +264,7 @@ class Journal:
         if version is None:
             raise JournalError(f"{path} has no format version; it was left untouched")
         found = json.loads(version[0])
-        if found != FORMAT_VERSION:
+        if found not in READS_FORMATS:
             newer = "a newer" if isinstance(found, int) and found > FORMAT_VERSION else "an unknown"
             raise JournalError(
                 f"{path} is in {newer} journal format ({found}); this hydra-sigopt reads format "
@@ -268,6 +272,8 @@ class Journal:
             )
         journal = cls(path, db)
         _refuse_damaged(journal)
+        if found != FORMAT_VERSION and not readonly:
+            journal.set_meta(format_version=FORMAT_VERSION)
         return journal
 
     def close(self) -> None:

@@ -233,3 +233,17 @@ def test_a_full_disk_is_not_a_lost_journal(tmp_path: Path) -> None:
     journal.close()
     with Journal.open(tmp_path) as j:
         assert j.trials() == []
+
+
+def test_a_format_1_journal_is_read_and_marked_format_2_once_written_to(tmp_path: Path) -> None:
+    """Format 1 (before early stopping) is read; written to, it becomes format 2, which an older
+    hydra-sigopt refuses by name instead of neither counting nor posting the stopped trials."""
+    Journal.create(tmp_path, META).close()
+    db = sqlite3.connect(tmp_path / JOURNAL_NAME)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (json.dumps(1),))
+    db.commit()
+    db.close()
+    with Journal.open(tmp_path, readonly=True) as journal:
+        assert journal.meta()["format_version"] == 1  # a reader changes nothing
+    with Journal.open(tmp_path) as journal:
+        assert journal.meta()["format_version"] == 2
