@@ -240,9 +240,10 @@ def test_a_step_budget_spends_at_most_that_many_steps(workdir: Path, launcher: t
     assert "early_stopping.step_budget=30 is spent" in run.output, run.output[-3000:]
     _, reports = journal_view(run.sweep_dir)
     steps = sum(max(s for n2, s in reports if n2 == n) for n in {n for n, _ in reports})
-    # The jobs running when it was spent stop at their next report: one step each at most beyond it.
-    slots = 2 if "submitit" in launcher[0] else 1
-    assert 30 <= steps <= 30 + slots, steps
+    # In process, the trial stops at the report that spends it. Jobs run on until the sweeper reads
+    # their reports (every second; later on a loaded machine) and then to their next report.
+    beyond = 0 if "submitit" not in launcher[0] else 2 * 4
+    assert 30 <= steps <= 30 + beyond, steps
     rows = run.trials
     assert len(rows) < 16
     assert all(t["state"] in ("completed", "stopped") for t in rows), rows
