@@ -33,6 +33,7 @@ class SigOptSweeperImpl:
 
         from hydra_sigopt.backends import create_backend
         from hydra_sigopt.continuation import current_command
+        from hydra_sigopt.engine_speed import slow_engine_warnings
         from hydra_sigopt.report_files import trials_root
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
@@ -46,6 +47,8 @@ class SigOptSweeperImpl:
         settings, definition = parse_settings(self.raw, arguments, default_name=str(self.config.hydra.job.name))
         mode = sweep_dir_mode(self.config)
         self._check_trials_compose(definition.space)
+        for warning in slow_engine_warnings(settings, definition):
+            log.warning("The sweep will be slow: %s", warning)
         if settings.resume:
             refuse_missing_journal(Path(settings.resume).expanduser())
             self._use_sweep_dir(settings.resume)
