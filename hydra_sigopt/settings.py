@@ -202,7 +202,8 @@ def parse_early_stopping(raw: Any, metrics: Sequence[Metric]) -> StopRule:
     given = {k: v for k, v in raw.items() if v is not None}
     settings = {**EARLY_STOPPING_DEFAULTS, **given}
     rule = _choice({"early_stopping.rule": settings["rule"]}, "early_stopping.rule", "none", RULES)
-    metric = _watched_metric(settings["metric"], metrics)
+    # Without a rule no metric is judged: a multi-objective sweep need not name one.
+    metric = _watched_metric(settings["metric"], metrics) if rule != "none" or settings["metric"] else metrics[0]
     min_step = _whole(settings, "min_step", lowest=1)
     max_step = None if settings["max_step"] is None else _whole(settings, "max_step", lowest=min_step)
     factor = settings["reduction_factor"]

@@ -375,3 +375,12 @@ def test_ordinary_settings_and_parameters_named_like_tokens_pass() -> None:
     refuse_tokens_in_config(raw)
     _, definition = parse_settings(raw)
     assert definition.space.names == ["max_tokens", "tokenizer"]
+
+
+def test_two_optimized_metrics_need_no_early_stopping_metric_without_a_rule() -> None:
+    """The default (rule none) refused every multi-objective sweep (caught by test_return_conventions)."""
+    metrics = [{"name": "loss", "objective": "minimize"}, {"name": "acc", "objective": "maximize"}]
+    settings, _ = parse_settings({**BASE, "metrics": metrics})
+    assert not settings.early_stopping.active
+    with pytest.raises(ConfigError, match="name the one the rule watches"):
+        parse_settings({**BASE, "metrics": metrics, "early_stopping": {"rule": "asha"}})
