@@ -23,7 +23,7 @@ from typing import Any
 from hydra_sigopt.errors import JournalError
 from hydra_sigopt.journal_guard import JournalGuard
 from hydra_sigopt.journal_guard import JournalLostError as JournalLostError  # raised by the guard; imported from here
-from hydra_sigopt.journal_reports import REPORTS_SCHEMA, ReportTable
+from hydra_sigopt.journal_reports import ReportTable
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.trial_state import TrialState, is_legal
 
@@ -74,7 +74,9 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE INDEX IF NOT EXISTS trials_state ON trials (state);
 """
-    + REPORTS_SCHEMA
+    # The reports table is made by the first report (ReportTable.add), through the sweeper's own
+    # connection: pages made at creation and never read again would be lost with a truncated file,
+    # and the lost-journal guard could not restore it from the sweeper's copy.
 )
 
 

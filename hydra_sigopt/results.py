@@ -88,9 +88,6 @@ class Results:
 
         The observation is posted later (after refilling the slot, in async mode).
         """
-        stopped = self.journal.trial(outcome.number)
-        if stopped.state == STOPPED:
-            return self._stopped(stopped, outcome, suggestion)
         values, outcome = self.read_values(outcome)
         failed = outcome.reason is not None
         try:
@@ -105,6 +102,11 @@ class Results:
                 job_id=outcome.job_id,
             )
         except IllegalTransition as exc:
+            # Written first, read only now: a write checks that the journal file is still the
+            # sweep's own before anything reads it (journal_guard), a read would not.
+            trial = self.journal.trial(outcome.number)
+            if trial.state == STOPPED:  # stopped early: its result was journaled with the decision
+                return self._stopped(trial, outcome, suggestion)
             # A lost race, deliberately dropped: `hydra-sigopt kill` abandoned the trial while its
             # result was on the way, and a resumed sweep runs that suggestion again.
             log.warning(
