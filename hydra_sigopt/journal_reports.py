@@ -70,7 +70,5 @@ class ReportTable:
         return {int(n): int(s) for n, s in self._db.execute("SELECT number, MAX(step) FROM reports GROUP BY number")}
 
     def _exists(self) -> bool:
-        # fetchall, not fetchone: a statement left unfinished keeps a read transaction open on the
-        # connection, and the lost-journal guard's backup must not read through a stale one.
-        found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reports'").fetchall()
-        return bool(found)
+        found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reports'").fetchone()
+        return found is not None
