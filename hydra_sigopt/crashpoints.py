@@ -1,8 +1,8 @@
 """Named points where the crash tests kill the sweeper (SIGKILL), to prove the journal's ordering.
 
 Inert unless HYDRA_SIGOPT_CRASH_AT is set to ``<point>:<n>`` (die at the n-th pass, from 1), or
-``<point>:<n>:TERM`` to be sent SIGTERM there instead (what Slurm or ``hydra-sigopt kill`` sends);
-several, comma-separated, for signals that come in bursts.
+``<point>:<n>:TERM`` to be sent SIGTERM there instead (what Slurm or ``hydra-sigopt kill`` sends),
+``<point>:<n>:INT`` for SIGINT (a Ctrl-C); several, comma-separated, for signals that come in bursts.
 Both the points in the code and those asked for must be in :data:`POINTS`: a misspelled point
 would otherwise never fire, and a crash test would pass without crashing anything.
 """
@@ -15,14 +15,16 @@ import signal
 ENV_VAR = "HYDRA_SIGOPT_CRASH_AT"
 #: The points every trial passes, in order (the crash matrix kills the sweeper at each).
 TRIAL_POINTS = ("after_record_trial", "after_submit", "in_task", "after_result", "after_observe")
-#: Passed only by a sweep that stops before its budget is spent (for a second signal there).
-POINTS = (*TRIAL_POINTS, "while_stopping")
+#: Passed only by a sweep that stops before its budget is spent (for a second signal there), and by
+#: every sweep once its wrap-up is done and the signals are given back (an impatient user's next Ctrl-C).
+POINTS = (*TRIAL_POINTS, "while_stopping", "after_wrap_up")
+SIGNALS = {"": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT}
 
 _passes: dict[str, int] = {}
 
 
 def crash_point(name: str) -> None:
-    """SIGKILL (or SIGTERM) this process if HYDRA_SIGOPT_CRASH_AT names this point and pass."""
+    """SIGKILL (or SIGTERM, SIGINT) this process if HYDRA_SIGOPT_CRASH_AT names this point and pass."""
     if name not in POINTS:
         raise ValueError(f"unknown crash point {name!r}; known points are {list(POINTS)}")
     targets = [_parse(target) for target in os.environ.get(ENV_VAR, "").split(",") if target]
@@ -32,7 +34,7 @@ def crash_point(name: str) -> None:
     _passes[name] = _passes.get(name, 0) + 1
     for count, signal_name in wanted:
         if _passes[name] == count:
-            os.kill(os.getpid(), signal.SIGTERM if signal_name == "TERM" else signal.SIGKILL)
+            os.kill(os.getpid(), SIGNALS[signal_name])
 
 
 def _parse(target: str) -> tuple[str, int, str]:
@@ -40,4 +42,6 @@ def _parse(target: str) -> tuple[str, int, str]:
     count, _, signal_name = rest.partition(":")
     if point not in POINTS:
         raise ValueError(f"{ENV_VAR}={target!r} names an unknown crash point; known points are {list(POINTS)}")
+    if signal_name not in SIGNALS:
+        raise ValueError(f"{ENV_VAR}={target!r} names an unknown signal; known signals are {list(SIGNALS)}")
     return point, int(count or 1), signal_name

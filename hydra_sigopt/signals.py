@@ -7,13 +7,18 @@ a sweep run from another thread (a test, a notebook's worker) leaves the handler
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: After a stop by signal, how long more of them are absorbed while Hydra prints the stop and the
+#: process exits (joining a suggestion thread can take seconds); after it, Ctrl-C works as usual.
+AFTER_STOP_GRACE_S = 10.0
 
 
 def _in_main_thread() -> bool:
@@ -29,6 +34,7 @@ class Interrupts:
 
     def __init__(self) -> None:
         self.requested: int | None = None  # the signal that asked for the stop
+        self.signalled = False  # a signal came (not only a KeyboardInterrupt raised inside)
         self._deferring = False
         self._previous: dict[int, Any] = {}
 
@@ -37,8 +43,15 @@ class Interrupts:
             self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
 
     def restore(self) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+        """Give the signals back; after a stop by signal, through a short grace that absorbs the rest
+        of the burst (an impatient user's Ctrl-C every 0.2 s landed in Hydra's printing of the stop:
+        a KeyboardInterrupt traceback hid how to continue the sweep, CI)."""
+        if self.signalled and self._previous:
+            grace = _AfterStop(self._previous, time.monotonic() + AFTER_STOP_GRACE_S)
+            for s in self._previous:
+                signal.signal(s, grace)
+        else:
+            _reinstall(self._previous)
         self._previous = {}
 
     def stopping(self) -> None:
@@ -63,11 +76,36 @@ class Interrupts:
         self.check()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signalled = True
         if self.requested is not None:
             return
         self.requested = signum
         if not self._deferring:
             raise KeyboardInterrupt(f"signal {signum}")
+
+
+class _AfterStop:
+    """A signal handler that ignores stop signals until a deadline, then hands them to the handlers
+    that were there before the sweep (for good: it reinstalls them)."""
+
+    def __init__(self, previous: dict[int, Any], until: float) -> None:
+        self.previous = dict(previous)
+        self.until = until
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if time.monotonic() < self.until:
+            return
+        _reinstall(self.previous)
+        handler = self.previous.get(signum)
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)  # delivered again, now to the default action
+
+
+def _reinstall(handlers: dict[int, Any]) -> None:
+    for s, handler in handlers.items():
+        signal.signal(s, handler)
 
 
 @contextmanager

@@ -63,7 +63,8 @@ class Stopping:
         crash_point("while_stopping")  # where Slurm's second SIGTERM (the driver script's forward) lands
         what = self.apply_interrupt_policy("cancelled: the sweeper was interrupted")
         log.error("Interrupted. %s. %s", what, self.continue_hint)
-        raise SweepAbortedError(f"Interrupted. {what}. {self.continue_hint}")
+        # from None: where the Ctrl-C landed (an import, a sleep) is no news, and Hydra printed it as a traceback
+        raise SweepAbortedError(f"Interrupted. {what}. {self.continue_hint}") from None
 
     def engine_unreachable(self, exc: BackendUnavailableError) -> NoReturn:
         """The engine is out of reach: leave the jobs running, a resumed sweep re-attaches to them."""

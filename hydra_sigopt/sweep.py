@@ -161,6 +161,7 @@ class Sweep:
             journal.close()
             self.backend.close()
             self.interrupts.restore()
+            crash_point("after_wrap_up")
         log_results(self.sweep_dir, doc)
         return doc
 

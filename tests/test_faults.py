@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example
 
+from hydra_sigopt.crashpoints import ENV_VAR
+
 pytestmark = pytest.mark.slow
 
 HYDRA_SIGOPT = [sys.executable, "-m", "hydra_sigopt.cli"]
@@ -84,6 +86,21 @@ def test_a_read_only_sweep_path_is_one_line_naming_it(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert f"cannot write in the sweep dir {read_only}/sweep: Read-only file system" in done.stderr
     assert "PermissionError" not in done.stderr and "OSError" not in done.stderr
+
+
+def test_a_ctrl_c_after_the_wrap_up_does_not_hide_the_interrupted_message(tmp_path: Path) -> None:
+    """The test below failed in CI: one of the user's Ctrl-Cs came after the sweeper had given the
+    signals back, while Hydra printed the stop, and a KeyboardInterrupt traceback was the last thing
+    printed. Here that Ctrl-C comes exactly then: after a Ctrl-C as the second trial is submitted."""
+    env = {ENV_VAR: "after_submit:2:INT,after_wrap_up:1:INT"}
+    overrides = [*SUBMITIT_LOCAL, "hydra.sweeper.observation_budget=4", "hydra.sweeper.parallel_bandwidth=2"]
+    stopped = run_example(tmp_path, *overrides, "hydra.sweeper.warm_jobs=0", "sleep_s=60", env=env)
+    assert stopped.proc.returncode != 0
+    # (A job's controller SIGINTed during its imports prints its own traceback: not the sweeper's.)
+    assert "hydra_sigopt" not in stopped.proc.stderr.split("Interrupted.")[-1], stopped.output[-3000:]
+    hint = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+    last = [line for line in stopped.proc.stderr.splitlines() if line.strip() and line != hint][-1]
+    assert "Interrupted. Running trials were cancelled" in last, stopped.output[-3000:]
 
 
 def test_ctrl_c_again_and_again_during_the_shutdown_prints_only_the_interrupted_message(tmp_path: Path) -> None:
