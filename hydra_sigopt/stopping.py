@@ -7,6 +7,7 @@ trials (cancelled, or left running for a resumed sweep to re-attach) and how to 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 from hydra_sigopt.crashpoints import crash_point
@@ -32,12 +33,15 @@ class Stopping:
         runner: TrialRunner,
         scheduler: Scheduler,
         continue_command: str,
+        journal_last_reports: Callable[[Iterable[int]], None] = lambda numbers: None,
     ) -> None:
         self.settings = settings
         self.results = results
         self.journal = results.journal
         self.runner = runner
         self.scheduler = scheduler
+        #: Journals what trials reported before their jobs ended (their step in trials.csv).
+        self.journal_last_reports = journal_last_reports
         #: The shell command that resumes the sweep (see :attr:`continue_hint`).
         self.continue_command = continue_command
         self.tokens = results.tokens
@@ -164,6 +168,7 @@ class Stopping:
             outcomes = [*self.results.ended.values(), *self._ended_since_last_wait()]
             self.results.ended.clear()
             in_flight = [o for o in outcomes if o.number in self.scheduler.in_flight]
+            self.journal_last_reports([o.number for o in in_flight])  # as the loop's Record does
             recorded = self.results.record_all(in_flight, self.scheduler.in_flight)
             self.scheduler.forget(recorded)
             self.kept = sorted(recorded.failed)

@@ -114,9 +114,11 @@ class Sweep:
         self.journal = journal
         self.results = Results(journal, self.backend, self.definition, self.progress, tokens, self.runner.kind)
         command = continue_command(self.command, self.sweep_dir)
-        self.stopping = Stopping(self.settings, self.results, self.runner, self.scheduler, command)
         self.early = EarlyStopping(
             self.settings.early_stopping, journal, trials_root(self.sweep_dir), self.definition.metrics
+        )
+        self.stopping = Stopping(
+            self.settings, self.results, self.runner, self.scheduler, command, self.early.journal_last_reports
         )
         doc: dict[str, Any] = {}
         if self.on_locked is not None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SUBMITIT_LOCAL, AppRun, finish_example, run_example, start_example
+from conftest import ROOT, SUBMITIT_LOCAL, AppRun, finish_example, run_example, running_job_ids, start_example
 
 from hydra_sigopt.errors import JournalError
 from hydra_sigopt.journal import Journal
@@ -222,6 +222,28 @@ def test_a_killed_sweeper_resumes_with_every_report_and_stop_decision(workdir: P
     assert {key: after_reports.get(key) for key in before_reports} == before_reports  # every report kept
     assert {n for n in stopped_before if after_trials[n][0] == "stopped"} == stopped_before  # stops kept
     assert_each_trial_observed_once(resumed, 8)
+
+
+def test_a_trial_whose_job_ended_as_the_sweep_was_interrupted_keeps_its_last_step(workdir: Path) -> None:
+    """A trial whose job ended just before a Ctrl-C is recorded by the stop, and its last reports were
+    not journaled: trials.csv showed an earlier step than it reached, or none. Here the sweeper is
+    suspended (a laptop's lid closed) while both trials run on to their end, then interrupted."""
+    overrides = (*SUBMITIT_LOCAL, "hydra.sweeper.parallel_bandwidth=2", "hydra.sweeper.observation_budget=4")
+    proc, sweep_dir = start_example(
+        workdir, *overrides, "hydra.sweeper.warm_jobs=0", "epoch_sleep_s=0.2", app=EPOCHS_APP
+    )
+    try:
+        running_job_ids(sweep_dir, 2)
+        proc.send_signal(signal.SIGSTOP)
+        wait_for(lambda: len(list(sweep_dir.rglob("*_result.pkl"))) == 2, "both trials' jobs ended")
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGCONT)
+        stopped = finish_example(proc, sweep_dir)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Trials [0, 1] had finished: their results are recorded" in stopped.output, stopped.output[-3000:]
+    assert [(t["state"], t["step"]) for t in stopped.trials] == [("completed", str(EPOCHS))] * 2
 
 
 @pytest.mark.parametrize(
