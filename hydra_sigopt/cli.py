@@ -298,6 +298,12 @@ def kill_sweep(sweep_dir: Path, wait_s: float = 60.0) -> list[tuple[int, str | N
         meta = journal.meta()
         for t in journal.trials([PENDING, RUNNING]):
             done.append((t.number, t.job_id, _cancel_trial(journal, meta, t)))
+        for t in journal.trials([STOPPED]):
+            # Stopped early, its job runs on to its next report, which may be an hour of GPU away.
+            if t.job_id and not _wrote_result(meta, t.job_id) and str(meta.get("launcher", "")) in ("local", "slurm"):
+                what, _ = _cancel_job(str(meta["launcher"]), t.job_id, meta.get("submitit_folder"))
+                if what != "already gone":
+                    done.append((t.number, t.job_id, f"stopped early, its job ran on to its next report: {what}"))
     return done
 
 

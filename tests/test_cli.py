@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example
+from conftest import EXAMPLE_APP, ROOT, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example
 
 from hydra_sigopt.cli import main
 from hydra_sigopt.journal import JOURNAL_NAME, Journal
 from hydra_sigopt.processes import pid_running
 
 pytestmark = pytest.mark.slow
+EPOCHS_APP = ROOT / "example_app" / "train_epochs.py"
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,49 @@ def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.Cap
     code, out, _ = cli(capsys, "status", str(sweep_dir))
     assert "0 running, 2 abandoned (2 replaced by new suggestions)" in out
     assert f"Sweeper:     not running — resume with: hydra-sigopt continue {sweep_dir} --run" in out
+
+
+def test_kill_cancels_the_jobs_of_trials_stopped_early_that_run_on_to_their_next_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial stopped early learns it at its next report: an epoch later, which may be an hour of GPU.
+    A sweeper killed meanwhile, ``hydra-sigopt kill`` left those jobs running (it cancelled running trials only)."""
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.warm_jobs=0",
+        "hydra.sweeper.early_stopping.step_budget=1",  # spent by the first report: each trial stopped at its first
+        "epoch_sleep_s=30",  # the stop comes with the first reports; the next ones are 30 s later
+        app=EPOCHS_APP,
+    )
+    try:
+        jobs = running_job_ids(sweep_dir, 2)
+        deadline = time.time() + 120
+        while time.time() < deadline and len(_stopped(sweep_dir)) < 2:
+            time.sleep(0.2)
+        assert _stopped(sweep_dir) == {0, 1}
+        os.kill(proc.pid, signal.SIGKILL)  # a lost sweeper: its jobs run on
+        proc.wait(timeout=30)
+        assert all(pid_running(j) for j in jobs.values())
+        code, out, _ = cli(capsys, "kill", str(sweep_dir))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0
+    for number, job_id in jobs.items():
+        assert f"trial #{number} job {job_id}: stopped early, its job ran on to its next report: cancelled" in out, out
+    assert not any(pid_running(j) for j in jobs.values())
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        assert {t.state for t in journal.trials()} == {"stopped"}  # still stopped: its reports are its result
+
+
+def _stopped(sweep_dir: Path) -> set[int]:
+    try:
+        with Journal.open(sweep_dir, readonly=True) as journal:
+            return {t.number for t in journal.trials(["stopped"])}
+    except Exception:
+        return set()
 
 
 def test_delete_asks_unless_yes(finished_sweep: AppRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
