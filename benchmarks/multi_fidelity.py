@@ -7,6 +7,9 @@ trainings), and 4 asynchronous slots:
 
   sigopt_full      this sweeper, lite engine, every trial trained to the end (FULL trials)
   sigopt_asha      this sweeper, lite engine, early_stopping rule asha (reduction factor 3)
+  sigopt_asha_failed  the same, the engine learning a stopped trial as a failed observation
+                   (early_stopping.observe_stopped: failed) instead of its last value: which of
+                   the two a stopped trial teaches is what this pair decides
   random_asha      this sweeper's random suggestions (dev_run) with the same rule
   optuna_hyperband standalone Optuna TPE with its HyperbandPruner (what users write by hand outside
                    Hydra; 4 threads), reporting and pruning at every step
@@ -43,11 +46,12 @@ sys.path.insert(0, str(common.APPS))
 import curves
 
 NAME = "multi_fidelity"
-SWEEPER_CONTENDERS = ("sigopt_full", "sigopt_asha", "random_asha")
+SWEEPER_CONTENDERS = ("sigopt_full", "sigopt_asha", "sigopt_asha_failed", "random_asha")
 CONTENDERS = (*SWEEPER_CONTENDERS, "optuna_hyperband")
 LABELS = {
     "sigopt_full": "SigOpt sweeper, full trainings",
     "sigopt_asha": "SigOpt sweeper + ASHA",
+    "sigopt_asha_failed": "SigOpt sweeper + ASHA, stopped = failed",
     "random_asha": "random + ASHA (this sweeper's rule)",
     "optuna_hyperband": "Optuna TPE + HyperbandPruner",
 }
@@ -85,6 +89,8 @@ def sweeper_overrides(contender: str, problem: str, seed: int, full: int) -> lis
     ]
     if contender == "random_asha":
         return [*common_part, *early, "hydra.sweeper.dev_run=true"]
+    if contender == "sigopt_asha_failed":
+        return [*common_part, *early, "hydra.sweeper.early_stopping.observe_stopped=failed"]
     return [*common_part, *early]
 
 
@@ -321,6 +327,11 @@ def render(
                 use_es >= use_full,
             ),
         ]
+        failed = common.median(per["sigopt_asha_failed"]["final"])
+        lines.append(
+            f"{problem}: a stopped trial observed with its last value -> median regret at R {common.fmt(asha)};"
+            f" as a failed observation -> {common.fmt(failed)}"
+        )
         for what, ok in checks:
             lines.append(f"Target: {what} -> {common.verdict(ok)}" + (" (quick mode: smoke only)" if quick else ""))
             targets.append(ok)

@@ -139,12 +139,15 @@ class EarlyStopping:
     def _stop(self, number: int, step: int, why: str) -> None:
         values, missing = self._observation_of(number)
         reason = f"stopped early at step {step} before reporting {', '.join(missing)}" if missing else None
+        if reason is None and self.rule.observe_stopped == "failed":
+            reason = f"stopped early at step {step} (early_stopping.observe_stopped: failed)"
         try:
             self.journal.mark_stopped(number, values, failure_reason=reason)
         except IllegalTransition:
             return  # it ended (or was abandoned) meanwhile: nothing to stop
         write_stop(trial_folder(self.root, number), step, why)
-        log.info("Trial #%d stopped early (%s)%s", number, why, f"; {reason}: a failed observation" if reason else "")
+        told = f"; observed as failed: {reason}" if reason else ""
+        log.info("Trial #%d stopped early (%s)%s", number, why, told)
 
     def _observation_of(self, number: int) -> tuple[list[MetricValue], list[str]]:
         """The stopped trial's observation: each metric's last reported value; the metrics never reported."""

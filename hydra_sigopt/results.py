@@ -32,7 +32,9 @@ class JournaledResult(NamedTuple):
     outcome: JobOutcome
     suggestion: Suggestion
     values: tuple[MetricValue, ...]
-    failed: bool
+    failed: bool  # observed as failed
+    #: Stopped early by the sweeper: never a failure of the app (max_failure_rate, progress).
+    stopped: bool = False
 
 
 class _HasSuggestion(Protocol):
@@ -80,7 +82,7 @@ class Results:
                 dropped.append(outcome.number)
                 continue
             self.unposted[outcome.number] = recorded
-            failed[outcome.number] = recorded.failed
+            failed[outcome.number] = recorded.failed and not recorded.stopped
         return Recorded(failed, tuple(dropped))
 
     def record(self, outcome: JobOutcome, suggestion: Suggestion) -> JournaledResult | None:
@@ -122,11 +124,9 @@ class Results:
     def _stopped(self, trial: Trial, outcome: JobOutcome, suggestion: Suggestion) -> JournaledResult:
         """A trial stopped early whose job has ended (whatever its end): its result is the one journaled
         with the stop decision, its last reported values. Counted as done, never as the best so far."""
-        failed = trial.observed_as_failed
-        self.count_finished(trial.number, failed, (), stopped=True)
-        return JournaledResult(
-            dataclasses.replace(outcome, reason=trial.failure_reason), suggestion, trial.values, failed
-        )
+        self.count_finished(trial.number, False, (), stopped=True)
+        outcome = dataclasses.replace(outcome, reason=trial.failure_reason)
+        return JournaledResult(outcome, suggestion, trial.values, trial.observed_as_failed, stopped=True)
 
     def read_values(self, outcome: JobOutcome) -> tuple[tuple[MetricValue, ...], JobOutcome]:
         """The metric values of a trial that returned, or its outcome as a failure, fit to be written.
@@ -161,10 +161,10 @@ class Results:
     def post(self, numbers: Iterable[int]) -> None:
         """Post journaled results to the engine, in this order."""
         for number in numbers:
-            outcome, suggestion, values, failed = self.unposted[number]
+            outcome, suggestion, values, failed, stopped = self.unposted[number]
             self.observe(number, suggestion, values, failed)
-            del self.unposted[number]
-            if failed:
+            del self.unposted[number]  # only once posted: post_before_stopping tries the others
+            if failed and not stopped:
                 self.last_failure = outcome
 
     def observe(self, number: int, suggestion: Suggestion, values: tuple[MetricValue, ...], failed: bool) -> None:
@@ -181,7 +181,7 @@ class Results:
 
     def post_before_stopping(self) -> None:
         """Post journaled results while the sweep stops on another error, which must not be masked."""
-        for number, (_, suggestion, values, failed) in sorted(self.unposted.items()):
+        for number, (_, suggestion, values, failed, _stopped) in sorted(self.unposted.items()):
             try:
                 self.observe(number, suggestion, values, failed)
             except Exception as exc:  # the journal has the result: a resumed sweep posts it

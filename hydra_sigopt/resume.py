@@ -24,6 +24,7 @@ from hydra_sigopt.errors import JournalError
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
 from hydra_sigopt.journal import (
     ABANDONED,
+    FAILED,
     FINISHED_STATES,
     PENDING,
     RUNNING,
@@ -239,10 +240,10 @@ class Resumption:
     def carry_out(self, plan: ResumePlan) -> None:
         self.backend.restore([past_observation(t) for t in plan.observed], open_suggestion_ids=plan.open_suggestion_ids)
         for t in plan.observed:
-            self._count(t.number, t.observed_as_failed, t.values, t.state == STOPPED)
+            self._count(t.number, t.state == FAILED, t.values, t.state == STOPPED)
         for t in plan.to_post:
             self._post_left_over(t)
-            self._count(t.number, t.observed_as_failed, t.values, t.state == STOPPED)
+            self._count(t.number, t.state == FAILED, t.values, t.state == STOPPED)
         # Before any trial is re-attached: the runner's next outcomes are then these trials' alone.
         self._recover([t for t in plan.maybe_finished if self._wrote_result_since_created(t)])
         for t in plan.in_flight:

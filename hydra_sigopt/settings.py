@@ -15,7 +15,7 @@ from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import Metric, parse_metrics
 from hydra_sigopt.snapshot import SNAPSHOT_MODES
 from hydra_sigopt.space import build_space
-from hydra_sigopt.stop_rules import RULES, StopRule
+from hydra_sigopt.stop_rules import RULES, STOPPED_OBSERVATIONS, StopRule
 from hydra_sigopt.validation import check_experiment_name, check_space
 
 ON_INTERRUPT = ("cancel", "detach")
@@ -187,6 +187,7 @@ EARLY_STOPPING_DEFAULTS: dict[str, Any] = {
     "max_step": None,
     "reduction_factor": 3,
     "step_budget": None,
+    "observe_stopped": "last_value",
 }
 
 
@@ -210,7 +211,10 @@ def parse_early_stopping(raw: Any, metrics: Sequence[Metric]) -> StopRule:
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1 < factor < math.inf:
         raise ConfigError("early_stopping.reduction_factor", f"expected a number > 1 (such as 2 or 3), got {factor!r}")
     step_budget = None if settings["step_budget"] is None else _whole(settings, "step_budget", lowest=1)
-    return StopRule(rule, metric.name, metric.objective == "minimize", min_step, max_step, float(factor), step_budget)
+    key = "early_stopping.observe_stopped"
+    observe_stopped = _choice({key: settings["observe_stopped"]}, key, "last_value", STOPPED_OBSERVATIONS)
+    minimize = metric.objective == "minimize"
+    return StopRule(rule, metric.name, minimize, min_step, max_step, float(factor), step_budget, observe_stopped)
 
 
 def _whole(settings: Mapping[str, Any], key: str, lowest: int) -> int:

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 RULES = ("none", "median", "asha")
+#: What the engine learns from a stopped trial: its last reported values, or a failed observation.
+STOPPED_OBSERVATIONS = ("last_value", "failed")
 #: ``median``: reports of at least this many other trials at a step before it judges there.
 MIN_TRIALS_AT_STEP = 3
 
@@ -43,6 +45,8 @@ class StopRule:
     #: The steps all trials may report together (None: no limit): once spent, no trial starts and
     #: running trials are stopped at their next report. Not a rule: it applies with rule none too.
     step_budget: int | None = None
+    #: What the engine learns from a stopped trial (:data:`STOPPED_OBSERVATIONS`).
+    observe_stopped: str = "last_value"
 
     @property
     def active(self) -> bool:

@@ -605,13 +605,22 @@ def test_a_self_signed_certificate_fails_at_once_with_the_reason(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("observe_stopped", ["last_value", "failed"])
 def test_trials_stopped_early_are_posted_with_the_step_they_reached(
-    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str], observe_stopped: str
 ) -> None:
-    """Issue 17: the api backend posts stopped trials like the others and records the step reached."""
+    """Issue 17: the api backend posts stopped trials like the others and records the step reached;
+    with ``observe_stopped: failed`` as failed observations, which are no failures of the app: a
+    max_failure_rate that most stopped trials would exceed does not stop the sweep."""
     epochs_app = ROOT / "example_app" / "train_epochs.py"
     run = run_example(
-        tmp_path, "hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=8", env=api_env, app=epochs_app
+        tmp_path,
+        "hydra.sweeper.backend=api",
+        "hydra.sweeper.observation_budget=8",
+        f"hydra.sweeper.early_stopping.observe_stopped={observe_stopped}",
+        "hydra.sweeper.max_failure_rate=0.1",
+        env=api_env,
+        app=epochs_app,
     ).assert_ok()
     states = {int(t["number"]): (t["state"], int(t["step"])) for t in run.trials}
     observations = server.experiments[str(run.results["experiment_id"])].observations
@@ -621,5 +630,9 @@ def test_trials_stopped_early_are_posted_with_the_step_they_reached(
     assert stopped, states
     for n, (state, step) in states.items():
         metadata = by_job[n]["metadata"]
-        assert metadata["step"] == step and not by_job[n]["failed"]
+        assert metadata["step"] == step
+        assert by_job[n]["failed"] == (state == "stopped" and observe_stopped == "failed"), by_job[n]
         assert metadata.get("stopped_at_step") == (step if state == "stopped" else None), metadata
+    # What the user reads: each stopped trial keeps its last value, and no trial failed.
+    assert all(t["value.val_error"] for t in run.trials)
+    assert f"trials done, 0 running, 0 failed, {len(stopped)} stopped early" in run.output, run.output[-2000:]

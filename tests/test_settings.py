@@ -95,8 +95,14 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
             {"early_stopping": {"rule": "asha", "grace_period": 2}},
             "early_stopping.grace_period",
             "unknown setting; valid settings are ['rule', 'metric', 'min_step', 'max_step', 'reduction_factor', "
-            "'step_budget']",
+            "'step_budget', 'observe_stopped']",
             id="es-unknown",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "asha", "observe_stopped": "last"}},
+            "early_stopping.observe_stopped",
+            "got 'last'; valid values are ['last_value', 'failed']",
+            id="es-observe-stopped",
         ),
         pytest.param(
             {"early_stopping": {"rule": "median", "metric": "val_los"}},

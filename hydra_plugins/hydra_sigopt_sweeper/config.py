@@ -45,6 +45,9 @@ class EarlyStoppingConf:
     # spent, no trial starts and running trials are stopped at their next report. null: no limit
     # (observation_budget alone counts trials). Applies with rule none too.
     step_budget: Optional[int] = None
+    # What the engine learns from a stopped trial: last_value (an observation with the last value it
+    # reported of each metric) or failed (a failed observation: the engine avoids the region).
+    observe_stopped: str = "last_value"
 
 
 SWEEPER_TARGET = "hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper.SigOptSweeper"
