@@ -36,7 +36,14 @@ from hydra_sigopt.journal import (
 )
 from hydra_sigopt.processes import job_result_file
 from hydra_sigopt.progress import format_duration
-from hydra_sigopt.reports import metrics_from_meta, results_document, summarize, swept_overrides
+from hydra_sigopt.reports import (
+    budget_spent,
+    cheaper_tasks,
+    metrics_from_meta,
+    results_document,
+    summarize,
+    swept_overrides,
+)
 
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a Unix tool whose reader went away
@@ -110,7 +117,7 @@ def _status(args: argparse.Namespace) -> int:
         meta = journal.meta()
         trials = journal.trials()
     metrics = metrics_from_meta(meta)
-    summary = summarize(trials, metrics)
+    summary = summarize(trials, metrics, cheaper_tasks(meta))
     budget = int(meta.get("observation_budget", 0))
     now = time.time()
     started = float(meta.get("created_at", now))
@@ -123,13 +130,15 @@ def _status(args: argparse.Namespace) -> int:
     )
     if meta.get("code"):
         _out(f"Code:        {_code_line(Path(args.sweep_dir), meta['code'])}")
-    done = summary.done
+    done, spent = summary.done, budget_spent(meta, trials)
     stopped = f", {summary.stopped} stopped early" if summary.stopped else ""
+    # Multitask: the budget counts costs, not trials.
+    counted = f"{done} done, {spent:.4g}/{budget} of the budget spent" if meta["identity"].get("tasks") else None
     _out(
-        f"Trials:      {done}/{budget} done ({summary.completed} completed{stopped}, {summary.failed} failed), "
-        f"{summary.running} running{_abandoned(trials)}"
+        f"Trials:      {counted or f'{done}/{budget} done'} ({summary.completed} completed{stopped}, "
+        f"{summary.failed} failed), {summary.running} running{_abandoned(trials)}"
     )
-    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), unfinished=live or done < budget)}")
+    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), unfinished=live or spent < budget - 1e-9)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = meta["identity"].get("fixed_overrides", [])

@@ -9,6 +9,7 @@ from typing import Any
 
 from hydra_sigopt.metrics import Metric
 from hydra_sigopt.space import SearchSpace
+from hydra_sigopt.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class ExperimentDefinition:
     parallel_bandwidth: int
     # SigOpt experiment type: "offline" (Bayesian) or "random" (the original tool's dev run).
     type: str = "offline"
+    #: SigOpt multitask (``hydra.sweeper.tasks``); empty: every trial is a full training.
+    tasks: tuple[Task, ...] = ()
 
     def to_sigopt(self) -> dict[str, Any]:
         """The body of SigOpt's experiment-create call."""
@@ -31,6 +34,8 @@ class ExperimentDefinition:
             "parallel_bandwidth": self.parallel_bandwidth,
         }
         body.update(self.space.to_sigopt())
+        if self.tasks:
+            body["tasks"] = [t.to_sigopt() for t in self.tasks]
         return body
 
     def identity(self) -> dict[str, Any]:
@@ -40,7 +45,7 @@ class ExperimentDefinition:
         usual way to extend a sweep); the name is cosmetic.
         """
         space = self.space.to_sigopt()
-        return {
+        identity = {
             "parameters": space["parameters"],
             "conditionals": space.get("conditionals", []),
             "linear_constraints": space.get("linear_constraints", []),
@@ -48,6 +53,9 @@ class ExperimentDefinition:
             "fixed_overrides": list(self.space.fixed_overrides),
             "type": self.type,
         }
+        if self.tasks:  # only then: the fingerprints of sweeps without tasks stay what they were
+            identity["tasks"] = [{**t.to_sigopt(), "overrides": list(t.overrides)} for t in self.tasks]
+        return identity
 
     def fingerprint(self) -> str:
         """A stable hash of :meth:`identity`."""

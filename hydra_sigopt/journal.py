@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS trials (
     ended_at REAL,
     observed_at REAL,
     observation_id TEXT,
-    rerun_of INTEGER
+    rerun_of INTEGER,
+    task TEXT
 );
 CREATE INDEX IF NOT EXISTS trials_state ON trials (state);
 """
@@ -100,6 +101,7 @@ class Trial:
     observed_at: float | None
     observation_id: str | None
     rerun_of: int | None
+    task: str | None = None  # multitask sweeps: the task the engine chose
 
     @property
     def observed(self) -> bool:
@@ -144,6 +146,8 @@ def _trial_from_row(row: sqlite3.Row) -> Trial:
         observed_at=row["observed_at"],
         observation_id=row["observation_id"],
         rerun_of=row["rerun_of"],
+        # Journals made before multitask have no task column (and no sweep of theirs has tasks).
+        task=row["task"] if "task" in row.keys() else None,  # noqa: SIM118 (a Row has no __contains__ by name)
     )
 
 
@@ -327,11 +331,14 @@ class Journal:
         assignments: Mapping[str, Any],
         overrides: Sequence[str],
         rerun_of: int | None = None,
+        task: str | None = None,
     ) -> None:
+        # Without a task, the columns of journals made before multitask: those journals take it too.
+        columns = "number, suggestion_id, assignments, overrides, state, created_at, rerun_of"
+        columns += ", task" if task else ""
         with self._writing():
             self._db.execute(
-                "INSERT INTO trials (number, suggestion_id, assignments, overrides, state, created_at, rerun_of)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO trials ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?{', ?' if task else ''})",
                 (
                     number,
                     suggestion_id,
@@ -340,6 +347,7 @@ class Journal:
                     PENDING,
                     time.time(),
                     rerun_of,
+                    *([task] if task else []),
                 ),
             )
 

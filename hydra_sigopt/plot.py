@@ -11,7 +11,7 @@ from typing import Any
 from hydra_sigopt.journal import COMPLETED, FAILED, STOPPED, Trial
 from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric
-from hydra_sigopt.reports import is_feasible, metrics_from_meta
+from hydra_sigopt.reports import cheaper_tasks, is_feasible, metrics_from_meta
 
 
 def plot_sweep(
@@ -26,6 +26,7 @@ def plot_sweep(
 
     metrics = metrics_from_meta(meta)
     metric = next(m for m in metrics if m.strategy == "optimize")
+    cheaper = cheaper_tasks(meta)
     parameters = meta["identity"]["parameters"]
     curves = 1 if any(metric.name in r.metrics for r in reports) else 0
     panels = 1 + curves + len(parameters)
@@ -48,8 +49,9 @@ def plot_sweep(
     current: float | None = None
     for t in sorted(trials, key=lambda t: t.number):
         v = t.value(metric.name)
-        # A stopped trial's value is a partial one: never the best (as in optimization_results.yaml).
-        counted = t.state == COMPLETED and is_feasible(t, metrics)
+        # A stopped trial's value is a partial one, so is a cheaper task's: never the best (as in
+        # optimization_results.yaml).
+        counted = t.state == COMPLETED and is_feasible(t, metrics) and t.task not in cheaper
         if v is not None and counted and (current is None or metric.better(v, current)):
             current = v
         if current is not None:

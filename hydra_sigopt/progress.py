@@ -41,11 +41,18 @@ class Progress:
     #: the elapsed time from when the sweep started.
     resumed: float = field(default_factory=time.monotonic)
     done_at_start: int = 0
+    #: Multitask: the budget counts the trials' costs, and the line says what is spent of it.
+    with_costs: bool = False
+    spent: float = 0.0
+    spent_at_start: float = 0.0
     _last_log: float = 0.0
     _dirty: bool = True
 
-    def trial_finished(self, number: int, value: float | None, failed: bool, stopped: bool = False) -> None:
+    def trial_finished(
+        self, number: int, value: float | None, failed: bool, stopped: bool = False, cost: float = 1.0
+    ) -> None:
         self.done += 1
+        self.spent += cost
         self.failed += int(failed)
         self.stopped += int(stopped)
         self._dirty = True
@@ -59,6 +66,7 @@ class Progress:
         self.started = time.monotonic() - max(0.0, time.time() - sweep_started_epoch)
         self.resumed = time.monotonic()
         self.done_at_start = done
+        self.spent_at_start = self.spent
         self._dirty = True
 
     def set_running(self, running: int, waiting: int = 0) -> None:
@@ -70,7 +78,9 @@ class Progress:
     def line(self) -> str:
         now = time.monotonic()
         elapsed = now - self.started
-        parts = [f"{self.done}/{self.budget} trials done", f"{self.running - self.waiting} running"]
+        done = f"{self.done} trials done ({self.spent:.4g}/{self.budget} of the budget spent)"
+        parts = [done if self.with_costs else f"{self.done}/{self.budget} trials done"]
+        parts.append(f"{self.running - self.waiting} running")
         if self.waiting:
             parts.append(f"{self.waiting} queued")
         parts.append(f"{self.failed} failed")
@@ -79,9 +89,9 @@ class Progress:
         if self.best_value is not None and self.metric is not None:
             parts.append(f"best {self.metric.name}={self.best_value:.6g} (trial #{self.best_trial})")
         parts.append(f"elapsed {format_duration(elapsed)}")
-        done_here = self.done - self.done_at_start
-        remaining = self.budget - self.done
-        if done_here > 0 and remaining > 0:
+        done_here = self.spent - self.spent_at_start
+        remaining = self.budget - self.spent
+        if done_here > 0 and remaining > 1e-9:
             parts.append(f"~{format_duration((now - self.resumed) / done_here * remaining)} left")
         return "Progress: " + ", ".join(parts)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -103,14 +105,27 @@ class Summary:
         return self.completed + self.failed + self.stopped
 
 
-def summarize(trials: Sequence[Trial], metrics: Sequence[Metric]) -> Summary:
+def cheaper_tasks(meta: Mapping[str, Any]) -> frozenset[str]:
+    """The names of a multitask sweep's tasks cheaper than the full training: their trials are never the best."""
+    return frozenset(t["name"] for t in meta["identity"].get("tasks", []) if t["cost"] < 1)
+
+
+def budget_spent(meta: Mapping[str, Any], trials: Sequence[Trial]) -> float:
+    """What the finished trials spent of ``observation_budget``: their number, or with tasks their costs."""
+    costs = {t["name"]: float(t["cost"]) for t in meta["identity"].get("tasks", [])}
+    finished = [t for t in trials if t.state in (COMPLETED, FAILED, STOPPED)]
+    return math.fsum(costs.get(t.task or "", 1.0) for t in finished)
+
+
+def summarize(trials: Sequence[Trial], metrics: Sequence[Metric], cheaper: Collection[str] = ()) -> Summary:
+    """Counts by state, and the best trial(s) among full trainings (``cheaper``: the other tasks' names)."""
     counted = [t for t in trials if t.state != "abandoned"]
     return Summary(
         total=len(counted),
         completed=sum(t.state == COMPLETED for t in counted),
         failed=sum(t.state == FAILED for t in counted),
         running=sum(t.state in ("pending", "running") for t in counted),
-        best=best_trials(counted, metrics),
+        best=best_trials([t for t in counted if t.task not in cheaper], metrics),
         stopped=sum(t.state == STOPPED for t in counted),
     )
 
@@ -119,7 +134,7 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
     """The content of ``optimization_results.yaml``, in the shape of Hydra's Optuna sweeper."""
     metrics = metrics_from_meta(meta)
     fixed = meta["identity"].get("fixed_overrides", [])
-    summary = summarize(trials, metrics)
+    summary = summarize(trials, metrics, cheaper_tasks(meta))
     optimized = [m for m in metrics if m.strategy == "optimize"]
     doc: dict[str, Any] = {
         "name": "sigopt",
@@ -137,6 +152,9 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
             "running": summary.running,
         },
     }
+    if meta["identity"].get("tasks"):  # multitask: what the budget counts, and each task's trials
+        doc["trials"]["budget_spent"] = budget_spent(meta, trials)
+        doc["trials"]["by_task"] = dict(Counter(t.task for t in trials if t.state != "abandoned"))
     if len(optimized) == 1:
         if summary.best:
             best = summary.best[0]
@@ -185,9 +203,11 @@ def trials_table(
     fixed = meta["identity"].get("fixed_overrides", [])
     param_names = [p["name"] for p in meta["identity"]["parameters"]]
     param_names += [c["name"] for c in meta["identity"].get("conditionals", [])]
+    tasks = bool(meta["identity"].get("tasks"))  # the column only in multitask sweeps
     header = [
         "number",
         "state",
+        *(["task"] if tasks else []),
         "step",
         "job_id",
         *[f"value.{m.name}" for m in metrics],
@@ -204,6 +224,7 @@ def trials_table(
             [
                 t.number,
                 t.state,
+                *([t.task or ""] if tasks else []),
                 steps.get(t.number, ""),
                 t.job_id or "",
                 *["" if t.value(m.name) is None else repr(t.value(m.name)) for m in metrics],

@@ -22,6 +22,7 @@ from hydra_sigopt.progress import Progress
 from hydra_sigopt.runners import MAX_REASON_CHARS, MAX_TRACEBACK_CHARS, JobOutcome, describe_error, shorten
 from hydra_sigopt.scheduler import Recorded
 from hydra_sigopt.secrets import redact
+from hydra_sigopt.tasks import cost_of, is_full
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -118,13 +119,13 @@ class Results:
         crash_point("after_result")
         if failed:
             log.warning("Trial #%d failed: %s", outcome.number, outcome.reason)
-        self.count_finished(outcome.number, failed, values)
+        self.count_finished(outcome.number, failed, values, task=suggestion.task)
         return JournaledResult(outcome, suggestion, values, failed)
 
     def _stopped(self, trial: Trial, outcome: JobOutcome, suggestion: Suggestion) -> JournaledResult:
         """A trial stopped early whose job has ended (whatever its end): its result is the one journaled
         with the stop decision, its last reported values. Counted as done, never as the best so far."""
-        self.count_finished(trial.number, False, (), stopped=True)
+        self.count_finished(trial.number, False, (), stopped=True, task=trial.task)
         outcome = dataclasses.replace(outcome, reason=trial.failure_reason)
         return JournaledResult(outcome, suggestion, trial.values, trial.observed_as_failed, stopped=True)
 
@@ -190,13 +191,16 @@ class Results:
 
     # ------------------------------------------------------------------ counting
 
-    def count_finished(self, number: int, failed: bool, values: tuple[MetricValue, ...], stopped: bool = False) -> None:
+    def count_finished(
+        self, number: int, failed: bool, values: tuple[MetricValue, ...], stopped: bool = False, task: str | None = None
+    ) -> None:
         """Progress counts a finished trial (the scheduler counts it for the budget and failure policy);
-        a trial ``stopped`` early is never the best so far."""
+        a trial ``stopped`` early, or of a cheaper task, is never the best so far."""
         metric = self.progress.metric
         value = None
-        if not failed and metric is not None:
+        if not failed and metric is not None and is_full(self.definition.tasks, task):
             value = next((v.value for v in values if v.name == metric.name), None)
             if not meets_constraints(values, self.definition.metrics):
                 value = None
-        self.progress.trial_finished(number, None if stopped else value, failed, stopped)
+        cost = cost_of(self.definition.tasks, task)
+        self.progress.trial_finished(number, None if stopped else value, failed, stopped, cost)

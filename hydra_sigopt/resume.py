@@ -39,6 +39,7 @@ from hydra_sigopt.processes import job_result_file
 from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.scheduler import Scheduler
+from hydra_sigopt.tasks import cost_of
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -168,7 +169,7 @@ def _abandoned_with_a_job(trials: Sequence[Trial]) -> tuple[Trial, ...]:
 
 
 def suggestion_of(trial: Trial) -> Suggestion:
-    return Suggestion(trial.suggestion_id or str(trial.number), trial.assignments)
+    return Suggestion(trial.suggestion_id or str(trial.number), trial.assignments, trial.task)
 
 
 def past_observation(trial: Trial) -> PastObservation:
@@ -177,6 +178,7 @@ def past_observation(trial: Trial) -> PastObservation:
         values=trial.values,
         failed=trial.observed_as_failed,
         suggestion_id=trial.suggestion_id,
+        task=trial.task,
     )
 
 
@@ -240,10 +242,10 @@ class Resumption:
     def carry_out(self, plan: ResumePlan) -> None:
         self.backend.restore([past_observation(t) for t in plan.observed], open_suggestion_ids=plan.open_suggestion_ids)
         for t in plan.observed:
-            self._count(t.number, t.state == FAILED, t.values, t.state == STOPPED)
+            self._count(t, t.values)
         for t in plan.to_post:
             self._post_left_over(t)
-            self._count(t.number, t.state == FAILED, t.values, t.state == STOPPED)
+            self._count(t, t.values)
         # Before any trial is re-attached: the runner's next outcomes are then these trials' alone.
         self._recover([t for t in plan.maybe_finished if self._wrote_result_since_created(t)])
         for t in plan.in_flight:
@@ -259,9 +261,10 @@ class Resumption:
         log.info("Trial #%d finished before the restart; posting its observation now", trial.number)
         self.results.observe(trial.number, suggestion_of(trial), trial.values, trial.observed_as_failed)
 
-    def _count(self, number: int, failed: bool, values: tuple[MetricValue, ...], stopped: bool = False) -> None:
-        self.results.count_finished(number, failed, values, stopped)
-        self.scheduler.count_finished(failed)
+    def _count(self, trial: Trial, values: tuple[MetricValue, ...]) -> None:
+        failed, stopped = trial.state == FAILED, trial.state == STOPPED  # a stopped trial is no failure of the app
+        self.results.count_finished(trial.number, failed, values, stopped, trial.task)
+        self.scheduler.count_finished(failed, cost_of(self.definition.tasks, trial.task))
 
     # ------------------------------------------------------------------ results of abandoned trials
 
@@ -311,7 +314,7 @@ class Resumption:
             trial.job_id,
         )
         self.results.observe(trial.number, suggestion_of(trial), values, False)  # metadata from the journal row
-        self._count(trial.number, False, values)
+        self._count(trial, values)
 
     # ------------------------------------------------------------------ trials in flight
 

@@ -8,7 +8,8 @@ is the shell that carries them out, in order, and reports back.
 
 The ordering rules, which ``tests/test_scheduler.py`` checks over generated interleavings:
 
-* a trial is started only while a slot is free and the budget is not issued;
+* a trial is started only while a slot is free and the budget is not issued (with tasks, the budget
+  counts costs: the trials finished and in flight, each costing its task's cost);
 * a trial whose job the cluster refused for now keeps its slot and stays pending (it is not
   journaled as running) until the runner reports its job started;
 * a suggestion is asked for only once every recorded result is posted, with every trial in
@@ -22,6 +23,7 @@ The ordering rules, which ``tests/test_scheduler.py`` checks over generated inte
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -165,6 +167,14 @@ Event = SuggestionReady | Submitted | Ended | Recorded | StepBudgetSpent
 
 # ------------------------------------------------------------------------------------ the scheduler
 
+#: Budget arithmetic in costs (0.1 + 0.2 ...) is compared with this slack.
+COST_SLACK = 1e-9
+
+
+def full_cost(suggestion: Suggestion) -> float:
+    """Without tasks every trial costs 1: the budget counts trials."""
+    return 1.0
+
 
 @dataclass
 class _InFlight:
@@ -177,14 +187,17 @@ class _InFlight:
 class Scheduler:
     """Decides the sweep's next commands; see the module docstring for the rules."""
 
-    budget: int
+    budget: float
     bandwidth: int
     asynchronous: bool
     #: ``(failed, finished) -> bool``: whether the failure policy stops the sweep now.
     too_many_failures: Callable[[int, int], bool]
+    #: What a trial spends of the budget: its task's cost (:func:`full_cost` without tasks).
+    cost_of: Callable[[Suggestion], float] = full_cost
     next_number: int = 0
     finished: int = 0
     failed: int = 0
+    finished_cost: float = 0.0
     in_flight: dict[int, _InFlight] = field(default_factory=dict)
     #: Trials to run again with their suggestion (lost in a restart): (original number, suggestion).
     reruns: deque[tuple[int, Suggestion]] = field(default_factory=deque)
@@ -198,17 +211,27 @@ class Scheduler:
         """A trial re-attached after a restart: in flight, journaled as running."""
         self.in_flight[number] = _InFlight(suggestion, marked=True)
 
-    def count_finished(self, failed: bool) -> None:
+    def count_finished(self, failed: bool, cost: float = 1.0) -> None:
         """A trial finished before this sweeper started (resume)."""
         self.finished += 1
         self.failed += int(failed)
+        self.finished_cost += cost
 
     # ------------------------------------------------------------------ queries
 
     @property
-    def issued(self) -> int:
-        """Trials that count against the budget: finished plus in flight."""
-        return self.finished + len(self.in_flight)
+    def issued(self) -> float:
+        """What counts against the budget: the costs of the trials finished and in flight."""
+        return math.fsum([self.finished_cost, *(self.cost_of(f.suggestion) for f in self.in_flight.values())])
+
+    @property
+    def budget_left(self) -> bool:
+        return self.issued < self.budget - COST_SLACK
+
+    @property
+    def spent(self) -> bool:
+        """The budget is spent by the trials finished (none in flight can add to it)."""
+        return self.finished_cost >= self.budget - COST_SLACK
 
     def pending(self) -> tuple[Mapping[str, Any], ...]:
         return tuple(f.suggestion.assignments for f in self.in_flight.values())
@@ -248,7 +271,7 @@ class Scheduler:
             commands.append(MarkRunning(unmarked))
         if not self.in_flight:
             return [*commands, Finish()]
-        commands.append(KeepWarm(self.budget - self.issued))
+        commands.append(KeepWarm(max(0, math.ceil(self.budget - self.issued - COST_SLACK))))
         if self._prefetch_wanted():
             self._computing = True
             commands.append(Prefetch(self.pending()))
@@ -268,7 +291,7 @@ class Scheduler:
         for number in event.dropped:
             del self.in_flight[number]
         for number, failed in event.failed.items():
-            del self.in_flight[number]
+            self.finished_cost += self.cost_of(self.in_flight.pop(number).suggestion)
             self.finished += 1
             self.failed += int(failed)
 
@@ -291,7 +314,7 @@ class Scheduler:
     def _fill(self, prefetched_only: bool = False) -> list[Command]:
         """Start trials while a slot is free and the budget allows, as far as suggestions are at hand."""
         commands: list[Command] = []
-        while len(self.in_flight) < self.bandwidth and self.issued < self.budget:
+        while len(self.in_flight) < self.bandwidth and self.budget_left:
             if self.reruns:
                 rerun_of, suggestion = self.reruns.popleft()
                 commands.append(self._start(suggestion, rerun_of))
@@ -315,9 +338,5 @@ class Scheduler:
 
     def _prefetch_wanted(self) -> bool:
         return (
-            self.asynchronous
-            and not self._computing
-            and self._ready is None
-            and not self.reruns
-            and self.issued < self.budget
+            self.asynchronous and not self._computing and self._ready is None and not self.reruns and self.budget_left
         )

@@ -13,9 +13,11 @@ from hydra_sigopt.backends import BACKENDS
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import Metric, parse_metrics
+from hydra_sigopt.overrides import bare_key
 from hydra_sigopt.snapshot import SNAPSHOT_MODES
 from hydra_sigopt.space import build_space
 from hydra_sigopt.stop_rules import RULES, STOPPED_OBSERVATIONS, StopRule
+from hydra_sigopt.tasks import parse_tasks
 from hydra_sigopt.validation import check_experiment_name, check_space
 
 ON_INTERRUPT = ("cancel", "detach")
@@ -43,6 +45,7 @@ KNOWN_KEYS = (
     "progress_interval",
     "code_snapshot",
     "early_stopping",
+    "tasks",
     "api",
 )
 # Settings of hydra-optuna-sweeper (its OptunaSweeperConf) and what they are here. The plugin's
@@ -176,6 +179,7 @@ def parse_settings(
         observation_budget=budget,
         parallel_bandwidth=bandwidth,
         type="random" if dev_run else "offline",
+        tasks=parse_tasks(raw.get("tasks"), metrics, swept_keys(space)),
     )
     return settings, definition
 
@@ -343,6 +347,13 @@ def _check_api_url(configured: Any) -> None:
             "api.api_url",
             f"{source} is {str(url)!r}, not an http(s) URL; expected e.g. https://sigopt.example.org/api",
         )
+
+
+def swept_keys(space: Any) -> list[str]:
+    """The config keys the sweep sets: its parameters', its conditionals' and the command line's."""
+    keys = [bare_key(p.override_key) for p in space.parameters]
+    keys += [bare_key(c.get("override_key", c["name"])) for c in space.conditionals]
+    return keys + [bare_key(o) for o in space.fixed_overrides]
 
 
 def sweep_dir_mode(config: Any) -> int | None:

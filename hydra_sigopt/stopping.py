@@ -53,7 +53,7 @@ class Stopping:
     @property
     def continue_hint(self) -> str:
         """The last words of every stop: how to continue, or that nothing is left to run."""
-        if self.scheduler.finished >= self.scheduler.budget and not self.scheduler.in_flight:
+        if self.scheduler.spent and not self.scheduler.in_flight:
             return (
                 "Every trial of the budget has run; to run more, raise hydra.sweeper.observation_budget in: "
                 f"{self.continue_command}"

@@ -12,6 +12,7 @@ posted; the observation's id after. On restart the journal says exactly what is 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections import deque
@@ -60,6 +61,7 @@ from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.signals import Interrupts
 from hydra_sigopt.snapshot import CodePlan, CodeWatch, Snapshot, code_for_sweep, configs_from_snapshot, job_command
 from hydra_sigopt.stopping import Stopping
+from hydra_sigopt.tasks import cost_of, task_named
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -94,12 +96,18 @@ class Sweep:
         self.bandwidth = definition.parallel_bandwidth
         self.journal: Journal | None = None
         # The single owner of the trials in flight, the budget and the order of effects.
-        self.scheduler = Scheduler(self.budget, self.bandwidth, runner.asynchronous, settings.failure_rate_exceeded)
+        self.scheduler = Scheduler(
+            self.budget,
+            self.bandwidth,
+            runner.asynchronous,
+            settings.failure_rate_exceeded,
+            cost_of=lambda suggestion: cost_of(definition.tasks, suggestion.task),
+        )
         self._prefetch: Future[Suggestion] | None = None
         self._pool: ThreadPoolExecutor | None = None
         self.interrupts = Interrupts()
         primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
-        self.progress = Progress(self.budget, primary, settings.progress_interval)
+        self.progress = Progress(self.budget, primary, settings.progress_interval, with_costs=bool(definition.tasks))
 
     # ------------------------------------------------------------------ entry point
 
@@ -257,12 +265,15 @@ class Sweep:
         if self._code_watch is not None:
             self._code_watch.check()
         number, suggestion = command.number, command.suggestion
-        overrides = self.definition.space.overrides_for(suggestion.assignments)
-        self.journal.add_trial(number, suggestion.id, suggestion.assignments, overrides, rerun_of=command.rerun_of)
+        task = task_named(self.definition.tasks, suggestion.task)
+        overrides = self.definition.space.overrides_for(suggestion.assignments) + list(task.overrides if task else ())
+        self.journal.add_trial(
+            number, suggestion.id, suggestion.assignments, overrides, rerun_of=command.rerun_of, task=suggestion.task
+        )
         crash_point("after_record_trial")
         if not self.runner.logs_each_trial:
             swept = overrides[len(self.definition.space.fixed_overrides) :]
-            log.info("\t#%d : %s", number, " ".join(swept))
+            log.info("\t#%d : %s%s", number, " ".join(swept), f"  (task {task.name})" if task else "")
         job_id = self.runner.start(number, overrides)
         crash_point("after_submit")
         if job_id is not None:
@@ -304,12 +315,14 @@ class Sweep:
         """A suggestion inside the declared space, with exact grid values for the app, the journal and the engine."""
         try:
             self.definition.space.check(suggestion.assignments)
+            if self.definition.tasks and task_named(self.definition.tasks, suggestion.task) is None:
+                raise ValueError("no task, in a multitask sweep")
         except ValueError as exc:
             raise SweepAbortedError(
                 f"the SigOpt engine suggested assignments outside the declared space ({exc}); "
                 f"suggestion {suggestion.id}: {dict(suggestion.assignments)}"
             ) from None
-        return Suggestion(suggestion.id, self.definition.space.snap(suggestion.assignments))
+        return dataclasses.replace(suggestion, assignments=self.definition.space.snap(suggestion.assignments))
 
     def _start_prefetch(self, pending: Sequence[Mapping[str, Any]]) -> None:
         """Compute the next suggestion while jobs run, so a freed slot is refilled at once."""

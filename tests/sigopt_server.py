@@ -214,6 +214,26 @@ class ExperimentState:
     def metrics(self) -> list[dict[str, Any]]:
         return self.data["metrics"]
 
+    @property
+    def tasks(self) -> list[dict[str, Any]]:
+        return self.data.get("tasks") or []
+
+    def task(self, given: Any, what: str) -> dict[str, Any] | None:
+        """The experiment's task named by ``given`` (a name, or a task object), required in a multitask one."""
+        if not self.tasks:
+            if given is not None:
+                raise _bad(f"{what}: this experiment has no tasks")
+            return None
+        name = given.get("name") if isinstance(given, dict) else given
+        found = [t for t in self.tasks if t["name"] == name]
+        if not found:
+            raise _bad(f"{what} needs a task of this experiment: one of {[t['name'] for t in self.tasks]}")
+        return copy.deepcopy(found[0])
+
+    @property
+    def full_task(self) -> dict[str, Any] | None:
+        return next(({"name": t["name"], "cost": t["cost"]} for t in self.tasks if t["cost"] == 1.0), None)
+
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -444,6 +464,29 @@ def _normalize_linear_constraints(raw: Any, parameters: list[dict[str, Any]]) ->
     return out
 
 
+def _normalize_tasks(raw: Any, budget: Any) -> list[dict[str, Any]]:
+    """Multitask, as sigopt-server's integration tests (test_multitask_experiments.py) check it: at
+    least two tasks, each named and costed, distinct names and costs in (0, 1], one costing 1, and a budget."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise _bad("A multitask experiment needs at least 2 tasks")
+    tasks = []
+    for t in raw:
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not _is_number(t.get("cost")):
+            raise _bad(f"Invalid task {t!r}: a task needs a name and a cost")
+        if not 0 < t["cost"] <= 1:
+            raise _bad(f"Invalid cost for task {t['name']}: must be in (0, 1]")
+        tasks.append({"object": "task", "name": t["name"], "cost": float(t["cost"])})
+    if len({t["name"] for t in tasks}) != len(tasks) or len({t["cost"] for t in tasks}) != len(tasks):
+        raise _bad("Task names and costs must be unique")
+    if 1.0 not in {t["cost"] for t in tasks}:
+        raise _bad("One task must have cost 1")
+    if budget is None:
+        raise _bad("observation_budget is required for a multitask experiment")
+    return tasks
+
+
 def _build_experiment(body: Any, experiment_id: str, now: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _bad("Experiment create needs a JSON object body")
@@ -485,6 +528,7 @@ def _build_experiment(body: Any, experiment_id: str, now: int) -> dict[str, Any]
         "project",
         "conditionals",
         "linear_constraints",
+        "tasks",
     }
     data: dict[str, Any] = {k: v for k, v in body.items() if k not in known}  # tolerated, echoed back
     data.update(
@@ -508,7 +552,7 @@ def _build_experiment(body: Any, experiment_id: str, now: int) -> dict[str, Any]
             "parallel_bandwidth": int(bandwidth) if bandwidth is not None else 1,
             "metadata": _check_metadata(body.get("metadata")),
             "num_solutions": 1,
-            "tasks": [],
+            "tasks": _normalize_tasks(body.get("tasks"), budget),
         }
     )
     return data
@@ -517,7 +561,10 @@ def _build_experiment(body: Any, experiment_id: str, now: int) -> dict[str, Any]
 def _lite_experiment_body(body: dict[str, Any]) -> dict[str, Any]:
     """The part of an experiment create body sigoptlite accepts (it rejects metadata, project, bandwidth)."""
     keep = ("name", "parameters", "metrics", "observation_budget", "conditionals", "linear_constraints", "type")
-    return {k: copy.deepcopy(body[k]) for k in keep if body.get(k) is not None}
+    out = {k: copy.deepcopy(body[k]) for k in keep if body.get(k) is not None}
+    if body.get("tasks"):
+        out["tasks"] = [{"name": t["name"], "cost": t["cost"]} for t in body["tasks"]]
+    return out
 
 
 def _conditions_hold(parameter: dict[str, Any], assignments: dict[str, Any]) -> bool:
@@ -898,10 +945,11 @@ class SigOptTestServer:
         out = copy.deepcopy(exp.data)
         out["state"] = "deleted" if exp.deleted else out["state"]
         count = len(exp.observations)
+        consumed = math.fsum(o["task"]["cost"] if o.get("task") else 1.0 for o in exp.observations)
         progress: dict[str, Any] = {
             "object": "progress",
             "observation_count": count,
-            "observation_budget_consumed": float(count),
+            "observation_budget_consumed": consumed,
             "first_observation": None,
             "last_observation": None,
         }
@@ -1008,8 +1056,12 @@ class SigOptTestServer:
         source = "model"
         if body.get("assignments") is not None:  # a user-provided suggestion
             assignments, source = self._check_assignments(exp, body["assignments"]), "user"
+            task = exp.task(body.get("task"), "A suggestion with assignments")
         else:
+            if body.get("task") is not None:
+                raise _bad("A task can only be given with assignments")
             assignments, source = self._served_assignments(exp)
+            task = self._rng.choice(copy.deepcopy(exp.tasks)) if exp.tasks else None  # the model's pick of a task
         sid = self._next_id("suggestion")
         self.suggestion_sources[sid] = source
         suggestion = {
@@ -1020,7 +1072,7 @@ class SigOptTestServer:
             "state": "open",
             "created": int(time.time()),
             "metadata": metadata,
-            "task": None,
+            "task": task,
         }
         exp.suggestions[sid] = suggestion
         return 200, copy.deepcopy(suggestion)
@@ -1093,7 +1145,8 @@ class SigOptTestServer:
                 driver.request(
                     "POST",
                     ["experiments", "-1", "observations"],
-                    {"assignments": copy.deepcopy(a), "values": copy.deepcopy(placeholder_values)},
+                    {"assignments": copy.deepcopy(a), "values": copy.deepcopy(placeholder_values)}
+                    | ({"task": exp.full_task} if exp.tasks else {}),
                     None,
                 )
             suggestion = driver.request("POST", ["experiments", "-1", "suggestions"], {}, None)
@@ -1243,11 +1296,17 @@ class SigOptTestServer:
                 raise _bad(f"No suggestion: {sid} for experiment: {exp.id}")
             if suggestion["state"] != "open":
                 raise _bad(f"Suggestion {sid} has already been observed")
+            if body.get("task") is not None:
+                raise _bad("Cannot provide a task with a suggestion: the suggestion's task is the observation's")
             assignments = copy.deepcopy(suggestion["assignments"])
+            task = copy.deepcopy(suggestion.get("task"))
         else:
             assignments = self._check_assignments(exp, body["assignments"])
+            task = exp.task(body.get("task"), "An observation with assignments")
         if exp.driver is not None:
             lite_body: dict[str, Any] = {"assignments": copy.deepcopy(assignments), "failed": failed}
+            if task is not None:
+                lite_body["task"] = {"name": task["name"], "cost": task["cost"]}
             if values:
                 lite_body["values"] = [
                     {k: v[k] for k in ("name", "value", "value_stddev") if v[k] is not None} for v in values
@@ -1266,7 +1325,7 @@ class SigOptTestServer:
             "failed": failed,
             "metadata": metadata,
             "created": int(time.time()),
-            "task": None,
+            "task": task,
         }
         if len(exp.metrics) == 1:  # the legacy single-metric fields, as the real API served them
             observation["value"] = values[0]["value"] if values else None
@@ -1298,7 +1357,8 @@ class SigOptTestServer:
                     return False
             return True
 
-        valid = [o for o in exp.observations if not o["failed"] and satisfies_thresholds(o)]
+        full = [o for o in exp.observations if not o.get("task") or o["task"]["cost"] == 1.0]  # as the server's
+        valid = [o for o in full if not o["failed"] and satisfies_thresholds(o)]
         if not valid:
             best: list[dict[str, Any]] = []
         elif not optimized:  # all-constraint ("search") experiment

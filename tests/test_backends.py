@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 
 import numpy
@@ -12,6 +13,7 @@ from hydra_sigopt.backends import Backend, PastObservation, create_backend
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue, parse_metrics
 from hydra_sigopt.space import build_space
+from hydra_sigopt.tasks import Task
 
 
 def definition(budget: int = 10, bandwidth: int = 3, **params: object) -> ExperimentDefinition:
@@ -83,6 +85,24 @@ def test_failed_observations_restore_and_counts(backend: Backend, make_backend: 
     )
     assert fresh.observation_count() == 2
     d.space.check(fresh.suggest([]).assignments)
+
+
+def test_multitask_suggestions_carry_a_task_and_a_restored_engine_keeps_them(
+    backend: Backend, make_backend: Callable[[], Backend]
+) -> None:
+    d = dataclasses.replace(definition(), tasks=(Task("short", 0.25, ("epochs=3",)), Task("full", 1.0)))
+    eid = backend.start(d)
+    past = []
+    for i in range(5):
+        s = backend.suggest([])
+        assert s.task in ("short", "full"), s
+        backend.observe(s, [MetricValue("y", float(i))], metadata={"job_number": i})
+        past.append(PastObservation(s.assignments, (MetricValue("y", float(i)),), suggestion_id=s.id, task=s.task))
+    fresh = make_backend()
+    fresh.start(d, resume_id=eid)
+    fresh.restore(past)  # the local engine refuses an observation without its task
+    assert fresh.observation_count() == 5
+    assert fresh.suggest([]).task in ("short", "full")
 
 
 def test_start_is_idempotent(backend: Backend) -> None:

@@ -54,13 +54,17 @@ class Shell:
     suggestions: int = 0
     background: tuple[Any, ...] | None = None  # pending of a Prefetch under way
     stopped: StopForFailures | None = None
+    #: Multitask: the tasks the engine picks from, by name (the drawn task of the last suggestion).
+    tasks: tuple[str, ...] = ()
+    task: str | None = None
 
     def new_suggestion(self, pending: tuple[Any, ...]) -> Suggestion:
         # Rule: a suggestion is asked for with every trial in flight pending, and no result unposted.
         assert not self.recorded_not_posted, f"asked with results not posted: {self.recorded_not_posted}"
         assert sorted(p["trial"] for p in pending) == sorted(self.running | self.starting()), pending
         self.suggestions += 1
-        return Suggestion(str(self.suggestions), {"point": self.suggestions})
+        self.task = self.draw(st.sampled_from(self.tasks)) if self.tasks else None
+        return Suggestion(str(self.suggestions), {"point": self.suggestions}, self.task)
 
     def starting(self) -> set[int]:
         return set(self.scheduler.in_flight) - self.running
@@ -112,7 +116,7 @@ class Shell:
     def finish_background(self) -> SuggestionReady:
         assert self.background is not None
         self.background = None
-        return SuggestionReady(Suggestion(str(self.suggestions), {"point": self.suggestions}))
+        return SuggestionReady(Suggestion(str(self.suggestions), {"point": self.suggestions}, self.task))
 
     def wait(self) -> list[Any]:
         events: list[Any] = []
@@ -149,7 +153,7 @@ def numbered(scheduler: Scheduler) -> None:
 
     def start(suggestion: Suggestion, rerun_of: int | None = None) -> StartTrial:
         command = original(suggestion, rerun_of)
-        tagged = Suggestion(suggestion.id, {**suggestion.assignments, "trial": command.number})
+        tagged = Suggestion(suggestion.id, {**suggestion.assignments, "trial": command.number}, suggestion.task)
         scheduler.in_flight[command.number].suggestion = tagged
         return StartTrial(command.number, tagged, rerun_of)
 
@@ -267,3 +271,32 @@ def test_once_the_step_budget_is_spent_no_trial_starts_and_the_sweep_ends_with_t
     scheduler.on(Ended((1,)))
     assert scheduler.on(Recorded({1: False})) == [Post((1,))]
     assert scheduler.idle() == [Finish()]
+
+
+COSTS = {"short": 0.25, "third": 1 / 3, "half": 0.5, "full": 1.0}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    budget=st.integers(1, 8),
+    bandwidth=st.integers(1, 5),
+    asynchronous=st.booleans(),
+    tasks=st.sets(st.sampled_from(["short", "third", "half"]), min_size=1),
+    data=st.data(),
+)
+def test_with_tasks_the_budget_counts_their_costs(
+    budget: int, bandwidth: int, asynchronous: bool, tasks: set[str], data: st.DataObject
+) -> None:
+    """Issue 17, multitask: "at most the compute of N full trainings" is a budget of N. A trial starts
+    only while the costs of the trials finished and running are under it, so the sweep spends it and
+    goes over by less than the last trial's cost."""
+    scheduler = Scheduler(
+        budget, bandwidth, asynchronous, lambda failed, done: False, cost_of=lambda s: COSTS[s.task or "full"]
+    )
+    numbered(scheduler)
+    shell = Shell(scheduler, data.draw, jobs_have_ids=True, tasks=(*sorted(tasks), "full"))
+    shell.run()
+    started = [c for name, c in shell.log if name == "StartTrial"]
+    costs = [COSTS[c.suggestion.task] for c in started]
+    assert budget - 1e-9 <= sum(costs) < budget + costs[-1]
+    assert sorted(shell.posted) == [c.number for c in started] and not scheduler.in_flight

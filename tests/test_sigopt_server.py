@@ -582,3 +582,58 @@ def test_a_lagging_model_worker_leaves_short_trials_with_filler_and_steers_long_
         assert fast.count("filler") >= 8, fast
         slow = trials(4, 1.2)  # trials three times the worker's step
         assert slow[1:].count("model") == 3, slow
+
+
+# -- multitask, as sigopt-server's own integration tests (test_multitask_experiments.py) describe it ----------------
+
+TASKS = [{"name": "cheapest", "cost": 0.1}, {"name": "expensive", "cost": 1.0}]
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        [{"name": "only", "cost": 1.0}],
+        [{"name": "a"}, {"name": "b"}],
+        [{"name": "t", "cost": 1.0}, {"name": "t", "cost": 0.3}],
+        [{"name": "t", "cost": 0.5}, {"name": "u", "cost": 0.3}],
+        [{"name": "t", "cost": 1.0}, {"name": "u", "cost": 0.0}],
+    ],
+)
+def test_bad_tasks_are_refused(conn: Connection, tasks: list) -> None:
+    with pytest.raises(ApiException) as info:
+        make_experiment(conn, tasks=tasks)
+    assert info.value.status_code == 400
+
+
+def test_a_multitask_experiment_needs_a_budget(conn: Connection) -> None:
+    with pytest.raises(ApiException):
+        make_experiment(conn, tasks=TASKS, observation_budget=None)
+
+
+def test_multitask_suggestions_observations_and_best_assignments(conn: Connection) -> None:
+    e = make_experiment(conn, tasks=TASKS, observation_budget=60)
+    assert [(t.name, t.cost) for t in e.tasks] == [("cheapest", 0.1), ("expensive", 1.0)]
+    s = conn.experiments(e.id).suggestions().create()
+    assert s.task.name in ("cheapest", "expensive")
+    o = conn.experiments(e.id).observations().create(suggestion=s.id, values=[{"value": 0.5}])
+    assert o.task.name == s.task.name  # the suggestion's task
+    with pytest.raises(ApiException):  # by assignments, a task is required
+        conn.experiments(e.id).observations().create(assignments=s.assignments, values=[{"value": 0.1}])
+    cheap = (
+        conn.experiments(e.id)
+        .observations()
+        .create(assignments=s.assignments, values=[{"value": 0.1}], task={"name": "cheapest"})
+    )
+    assert cheap.task.name == "cheapest"
+    full = (
+        conn.experiments(e.id)
+        .observations()
+        .create(assignments=s.assignments, values=[{"value": 0.3}], task="expensive")
+    )
+    assert full.task.cost == 1.0
+    best = conn.experiments(e.id).best_assignments().fetch()
+    assert [b.value for b in best.data] == [0.3]  # the full task's only: 0.1 was the cheap task's
+    progress = conn.experiments(e.id).fetch().progress
+    assert progress.observation_budget_consumed == pytest.approx(0.1 + 1.0 + (s.task.cost))
+    with pytest.raises(ApiException):  # tasks cannot be changed
+        conn.experiments(e.id).update(tasks=TASKS)

@@ -267,7 +267,9 @@ class ApiBackend(Backend):
         if retried:
             # A create that timed out may have been carried out too: its suggestion would stay open.
             self.reconcile(sorted(self._in_use))
-        return Suggestion(sid, {str(k): plain(v) for k, v in dict(s.assignments).items()})
+        task = getattr(s, "task", None)  # multitask: the task the server chose
+        assignments = {str(k): plain(v) for k, v in dict(s.assignments).items()}
+        return Suggestion(sid, assignments, None if task is None else str(task.name))
 
     def observe(
         self,
@@ -364,7 +366,10 @@ class _ObservationPost:
         if existing is not None:
             return existing
         metadata = fit_metadata({**self.body["metadata"], SUGGESTION_ID_KEY: self.suggestion.id})
-        return self._post({"assignments": dict(self.suggestion.assignments)}, {**self.body, "metadata": metadata})
+        target: dict[str, Any] = {"assignments": dict(self.suggestion.assignments)}
+        if self.suggestion.task is not None:  # by assignments, a multitask observation names its task
+            target["task"] = {"name": self.suggestion.task}
+        return self._post(target, {**self.body, "metadata": metadata})
 
     def _post(self, target: dict[str, Any], body: dict[str, Any]) -> str:
         return str(self.backend._experiment().observations().create(**target, **body).id)

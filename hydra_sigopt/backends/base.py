@@ -45,6 +45,8 @@ from hydra_sigopt.metrics import MetricValue
 class Suggestion:
     id: str
     assignments: Mapping[str, Any]
+    #: The name of the task the engine chose (multitask sweeps only).
+    task: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class PastObservation:
     failed: bool = False
     suggestion_id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    task: str | None = None  # multitask sweeps: the task it was run at
 
 
 class Backend(ABC):

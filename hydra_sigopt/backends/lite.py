@@ -5,7 +5,8 @@ rejects ``parallel_bandwidth > 1``. Parallel suggestions are made by the constan
 the engine is copied, each running trial is recorded in the copy as an observation with a
 placeholder value (the mean of the values seen so far), and the copy is asked. The real engine
 only ever receives real observations, with explicit assignments, which is also how a journal is
-replayed after a restart.
+replayed after a restart. In a multitask sweep each observation carries its task; the placeholders
+are recorded at the full task (the running trials' own tasks are not passed to ``suggest``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hydra_sigopt.errors import EngineUnavailableError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.sigopt_client import import_sigopt, plain
+from hydra_sigopt.tasks import task_named
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -100,7 +102,7 @@ class LiteBackend(Backend):
 
     def restore(self, observations: Sequence[PastObservation], open_suggestion_ids: Sequence[str] = ()) -> None:
         for o in observations:
-            self.observe(Suggestion(o.suggestion_id or "", o.assignments), o.values, o.failed)
+            self.observe(Suggestion(o.suggestion_id or "", o.assignments, o.task), o.values, o.failed)
         # Continue the numbering, and with it the engine's random streams: a resumed sweep must
         # not replay the random points it started with.
         ids = [*(o.suggestion_id for o in observations), *open_suggestion_ids]
@@ -113,12 +115,14 @@ class LiteBackend(Backend):
             sid = str(self._next_id)
             self._next_id += 1
         for assignments in pending:
-            self._record(driver, assignments, liar, failed=not liar)
+            self._record(driver, assignments, liar, failed=not liar, task=self._full_task())
         with self._random.stream(int(sid)):
-            assignments = self._model_suggestion(driver) or self._random_suggestion()
-        return Suggestion(sid, {str(k): plain(v) for k, v in assignments.items()})
+            suggestion = self._model_suggestion(driver) or self._random_suggestion()
+        task = getattr(suggestion, "task", None)
+        assignments = {str(k): plain(v) for k, v in suggestion.assignments.items()}
+        return Suggestion(sid, assignments, None if task is None else str(task.name))
 
-    def _model_suggestion(self, driver: Any) -> Mapping[str, Any] | None:
+    def _model_suggestion(self, driver: Any) -> Any:
         """The engine's suggestion, or None when its model finds no untried point.
 
         That happens in small discrete spaces (``choice(16, 32, 64)`` with a budget of 10) once
@@ -137,15 +141,15 @@ class LiteBackend(Backend):
                 )
             self._exhausted = True
             return None
-        return suggestion.assignments  # type: ignore[no-any-return]
+        return suggestion
 
-    def _random_suggestion(self) -> Mapping[str, Any]:
+    def _random_suggestion(self) -> Any:
         """A random point of the space from a fresh random-type experiment (it honours every constraint)."""
         assert self._definition is not None
         body = {**self._definition.to_sigopt(), "type": "random", "parallel_bandwidth": 1}
         connection = self._connection(self._driver_class(compute_mode=self._compute_mode))
         experiment = connection.experiments().create(**body)
-        return connection.experiments(experiment.id).suggestions().create().assignments  # type: ignore[no-any-return]
+        return connection.experiments(experiment.id).suggestions().create()
 
     def observe(
         self,
@@ -155,7 +159,8 @@ class LiteBackend(Backend):
         metadata: Mapping[str, Any] | None = None,
     ) -> str | None:
         with self._lock:
-            observation = self._record(self._driver, suggestion.assignments, values, failed)
+            task = self._task(suggestion.task)
+            observation = self._record(self._driver, suggestion.assignments, values, failed, task)
             if not failed:
                 for v in values:
                     self._observed.setdefault(v.name, []).append(v.value)
@@ -166,12 +171,32 @@ class LiteBackend(Backend):
             experiment = self._connection(self._driver).experiments(self.experiment_id).fetch()
         return int(experiment.progress.observation_count)
 
-    def _record(self, driver: Any, assignments: Mapping[str, Any], values: Sequence[MetricValue], failed: bool) -> Any:
-        """Create one observation with explicit assignments in ``driver``."""
+    def _record(
+        self,
+        driver: Any,
+        assignments: Mapping[str, Any],
+        values: Sequence[MetricValue],
+        failed: bool,
+        task: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Create one observation with explicit assignments (and its task, multitask) in ``driver``."""
         observations = self._connection(driver).experiments(self.experiment_id).observations()
+        given: dict[str, Any] = {"assignments": dict(assignments)} | ({"task": dict(task)} if task else {})
         if failed:
-            return observations.create(assignments=dict(assignments), failed=True)
-        return observations.create(assignments=dict(assignments), values=[v.to_sigopt() for v in values])
+            return observations.create(**given, failed=True)
+        return observations.create(**given, values=[v.to_sigopt() for v in values])
+
+    def _task(self, name: str | None) -> dict[str, Any] | None:
+        """The engine's form of a task of this sweep (None without tasks)."""
+        assert self._definition is not None
+        found = task_named(self._definition.tasks, name)
+        if self._definition.tasks and found is None:
+            raise ValueError("a multitask sweep's observation needs its task")
+        return None if found is None else found.to_sigopt()
+
+    def _full_task(self) -> dict[str, Any] | None:
+        assert self._definition is not None
+        return next((t.to_sigopt() for t in self._definition.tasks if t.cost == 1.0), None)
 
     def _placeholder_values(self) -> list[MetricValue]:
         """The constant lie for running trials: each metric's mean so far (none before any result)."""

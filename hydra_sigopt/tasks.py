@@ -1,0 +1,109 @@
+"""SigOpt multitask (``hydra.sweeper.tasks``): cheaper versions of a training, each with a cost.
+
+Each task is a name, a cost in (0, 1] (the full training costs 1) and the Hydra overrides that make
+a trial that cheaper version (``{epochs: 5}``). The engine picks a task with every suggestion and
+learns across tasks; the sweep's budget counts costs (a trial of a task costing 0.1 spends 0.1 of
+``observation_budget``), so that "at most the compute of 40 full trainings" is a budget of 40.
+Only trials of the full task (cost 1) can be the best.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.metrics import Metric
+from hydra_sigopt.overrides import bare_key, format_override
+
+#: The keys of one task; ``overrides`` may be left out (the full task usually changes nothing).
+TASK_KEYS = ("name", "cost", "overrides")
+EXAMPLE = "[{name: short, cost: 0.1, overrides: {trainer.max_epochs: 5}}, {name: full, cost: 1}]"
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    cost: float
+    #: Hydra override strings (``key=value``) added to a trial of this task.
+    overrides: tuple[str, ...] = ()
+
+    def to_sigopt(self) -> dict[str, Any]:
+        return {"name": self.name, "cost": self.cost}
+
+
+def parse_tasks(raw: Any, metrics: Sequence[Metric], swept_keys: Sequence[str]) -> tuple[Task, ...]:
+    """``hydra.sweeper.tasks``: at least two, distinct names and costs, one of cost 1 (what SigOpt asks)."""
+    if raw is None or (isinstance(raw, Sequence) and not isinstance(raw, str) and not raw):
+        return ()
+    if isinstance(raw, str) or not isinstance(raw, Sequence) or len(raw) < 2:
+        raise ConfigError("tasks", f"expected a list of at least 2 tasks such as {EXAMPLE}, got {raw!r}")
+    tasks = tuple(_task(entry, f"tasks[{i}]", set(swept_keys)) for i, entry in enumerate(raw))
+    _check_distinct(tasks)
+    optimized = [m for m in metrics if m.strategy == "optimize"]
+    if len(optimized) != 1 or any(m.strategy == "constraint" for m in metrics):
+        names = [f"{m.name} ({m.strategy})" for m in metrics]
+        problem = "SigOpt's multitask needs one optimized metric and no constraint metric"
+        raise ConfigError("tasks", f"{problem}, got {names}")
+    return tasks
+
+
+def _task(entry: Any, where: str, swept: set[str]) -> Task:
+    if not isinstance(entry, Mapping):
+        raise ConfigError(where, f"expected a dict such as {{name: short, cost: 0.1}}, got {entry!r}")
+    unknown = sorted(str(k) for k in set(entry) - set(TASK_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", f"unknown setting; valid settings are {list(TASK_KEYS)}")
+    name, cost = entry.get("name"), entry.get("cost")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}.name", f"expected a non-empty name, got {name!r}")
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 < cost <= 1:
+        raise ConfigError(f"{where}.cost", f"expected a number in (0, 1] (the full training costs 1), got {cost!r}")
+    return Task(name, float(cost), _overrides(entry.get("overrides"), f"{where}.overrides", swept))
+
+
+def _overrides(raw: Any, where: str, swept: set[str]) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, f"expected a dict {{config key: value}} such as {{epochs: 5}}, got {raw!r}")
+    out = []
+    for key, value in raw.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(where, f"config keys must be non-empty strings, got {key!r}")
+        if bare_key(key) in swept:
+            raise ConfigError(f"{where}.{key}", "is swept or set on the command line; a task cannot set it too")
+        out.append(format_override(key, value))
+    return tuple(out)
+
+
+def _check_distinct(tasks: Sequence[Task]) -> None:
+    names, costs = [t.name for t in tasks], [t.cost for t in tasks]
+    if len(set(names)) != len(names):
+        raise ConfigError("tasks", f"task names must differ, got {names}")
+    if len(set(costs)) != len(costs):
+        raise ConfigError("tasks", f"task costs must differ, got {costs}")
+    if costs.count(1.0) != 1:
+        raise ConfigError("tasks", f"exactly one task must cost 1 (the full training), got costs {costs}")
+
+
+def task_named(tasks: Sequence[Task], name: str | None) -> Task | None:
+    """The task of that name (None without tasks or name); a name the sweep does not know is an error."""
+    if not tasks or name is None:
+        return None
+    found = [t for t in tasks if t.name == name]
+    if not found:
+        raise ValueError(f"task {name!r} is not one of this sweep's tasks {[t.name for t in tasks]}")
+    return found[0]
+
+
+def cost_of(tasks: Sequence[Task], name: str | None) -> float:
+    """What a trial of that task spends of the budget (1 without tasks)."""
+    task = task_named(tasks, name)
+    return 1.0 if task is None else task.cost
+
+
+def is_full(tasks: Sequence[Task], name: str | None) -> bool:
+    """Whether a trial of that task is a full training (always, without tasks): only those can be best."""
+    return cost_of(tasks, name) == 1.0

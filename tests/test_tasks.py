@@ -1,0 +1,68 @@
+"""``hydra.sweeper.tasks`` (SigOpt multitask): what is accepted, and every refusal naming its key.
+
+The rules are SigOpt's own (sigoptlite's validators, sigopt-server's multitask tests): at least two
+tasks, distinct names and costs in (0, 1], one costing 1, one optimized metric and no constraint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.settings import parse_settings
+from hydra_sigopt.tasks import Task
+
+BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
+SHORT = {"name": "short", "cost": 0.25, "overrides": {"trainer.max_epochs": 5}}
+FULL = {"name": "full", "cost": 1}
+
+
+def test_tasks_become_overrides_and_the_engine_s_tasks() -> None:
+    _, definition = parse_settings({**BASE, "tasks": [SHORT, FULL]})
+    assert definition.tasks == (Task("short", 0.25, ("trainer.max_epochs=5",)), Task("full", 1.0))
+    assert definition.to_sigopt()["tasks"] == [{"name": "short", "cost": 0.25}, {"name": "full", "cost": 1.0}]
+    assert definition.identity()["tasks"][0]["overrides"] == ["trainer.max_epochs=5"]  # a change is refused on resume
+
+
+def test_without_tasks_nothing_changes() -> None:
+    _, definition = parse_settings({**BASE, "tasks": []})
+    assert definition.tasks == () and "tasks" not in definition.to_sigopt() and "tasks" not in definition.identity()
+
+
+@pytest.mark.parametrize(
+    "tasks, key, says",
+    [
+        pytest.param([FULL], "tasks", "expected a list of at least 2 tasks", id="one-task"),
+        pytest.param("short", "tasks", "expected a list of at least 2 tasks", id="text"),
+        pytest.param([SHORT, "full"], "tasks[1]", "expected a dict such as {name: short, cost: 0.1}", id="not-dict"),
+        pytest.param([SHORT, {"name": "full", "cost": 1, "epochs": 3}], "tasks[1].epochs", "unknown setting", id="key"),
+        pytest.param([SHORT, {"cost": 1}], "tasks[1].name", "expected a non-empty name", id="no-name"),
+        pytest.param([SHORT, {"name": "full"}], "tasks[1].cost", "expected a number in (0, 1]", id="no-cost"),
+        pytest.param([{**SHORT, "cost": 0}, FULL], "tasks[0].cost", "expected a number in (0, 1]", id="cost-0"),
+        pytest.param([{**SHORT, "cost": 2}, FULL], "tasks[0].cost", "got 2", id="cost-2"),
+        pytest.param([{**SHORT, "cost": True}, FULL], "tasks[0].cost", "got True", id="cost-bool"),
+        pytest.param([SHORT, {**SHORT, "cost": 1}], "tasks", "task names must differ", id="same-name"),
+        pytest.param([SHORT, {**FULL, "cost": 0.25}], "tasks", "task costs must differ", id="same-cost"),
+        pytest.param([SHORT, {**FULL, "cost": 0.5}], "tasks", "exactly one task must cost 1", id="no-full"),
+        pytest.param([{**SHORT, "overrides": ["epochs=5"]}, FULL], "tasks[0].overrides", "expected a dict", id="list"),
+        pytest.param([{**SHORT, "overrides": {"lr": 0.1}}, FULL], "tasks[0].overrides.lr", "is swept", id="swept"),
+    ],
+)
+def test_bad_tasks_name_the_key(tasks: Any, key: str, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({**BASE, "tasks": tasks})
+    assert info.value.key == key
+    assert says in str(info.value), str(info.value)
+
+
+def test_tasks_with_two_optimized_metrics_are_refused() -> None:
+    metrics = [{"name": "a", "objective": "minimize"}, {"name": "b", "objective": "minimize"}]
+    with pytest.raises(ConfigError, match="one optimized metric and no constraint metric"):
+        parse_settings({**BASE, "metrics": metrics, "tasks": [SHORT, FULL]})
+
+
+def test_a_task_cannot_set_a_key_the_command_line_sets() -> None:
+    with pytest.raises(ConfigError, match=r"tasks\[0\]\.overrides\.trainer\.max_epochs: is swept or set on the"):
+        parse_settings({**BASE, "tasks": [SHORT, FULL]}, arguments=["trainer.max_epochs=20"])

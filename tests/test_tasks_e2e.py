@@ -1,0 +1,101 @@
+"""SigOpt multitask end to end (issue 17): the epoch-by-epoch example app with a cheap task of 3
+epochs beside the full one of 12, run as real Hydra multiruns, on both engines.
+
+What a user checks: each trial ran its task's overrides (its last step says how many epochs it
+trained), the budget counts costs ("at most the compute of N full trainings" is a budget of N), a
+cheap trial is never the best, and a killed sweep resumes with its tasks.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SUBMITIT_LOCAL, AppRun, run_example
+from sigopt_server import SigOptTestServer
+
+from hydra_sigopt.crashpoints import ENV_VAR
+
+pytestmark = pytest.mark.slow
+
+EPOCHS_APP = ROOT / "example_app" / "train_epochs.py"
+COSTS = {"short": 0.25, "full": 1.0}
+EPOCHS = {"short": 3, "full": 12}
+TASKS = "hydra.sweeper.tasks=[{name:short,cost:0.25,overrides:{epochs:3}},{name:full,cost:1}]"
+BUDGET = 3
+COMMON = (TASKS, f"hydra.sweeper.observation_budget={BUDGET}", "hydra.sweeper.early_stopping.rule=none")
+TOKEN = "tok-multitask-7d1e"
+
+
+def check_multitask_sweep(run: AppRun) -> list[dict[str, str]]:
+    """What the user reads of a finished multitask sweep; returns trials.csv's rows."""
+    run.assert_ok()
+    rows = run.trials
+    assert {r["task"] for r in rows} == {"short", "full"}, rows  # the engine used both
+    for r in rows:
+        assert int(r["step"]) == EPOCHS[r["task"]], r  # the trial ran its task's overrides
+        assert ("epochs=3" in r["overrides"].split()) == (r["task"] == "short"), r
+    costs = [COSTS[r["task"]] for r in rows]
+    assert BUDGET <= math.fsum(costs) < BUDGET + costs[-1], costs  # the budget counts costs
+    assert len(rows) > BUDGET  # cheap trials: more trials than full trainings
+    best = next(r for r in rows if int(r["number"]) == run.results["best_trial"])
+    assert best["task"] == "full"  # three epochs are not a result to paste
+    assert all(float(best["value.val_error"]) <= float(r["value.val_error"]) for r in rows if r["task"] == "full")
+    assert run.results["trials"]["budget_spent"] == pytest.approx(math.fsum(costs))
+    assert f"trials done ({math.fsum(costs):.4g}/{BUDGET} of the budget spent)" in run.output, run.output[-2000:]
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(run.sweep_dir)], capture_output=True, text=True
+    )
+    assert f"{len(rows)} done, {math.fsum(costs):.4g}/{BUDGET} of the budget spent" in status.stdout, status.stdout
+    return rows
+
+
+def test_in_process_trials_run_the_task_the_engine_picks(workdir: Path) -> None:
+    run = run_example(workdir, *COMMON, "hydra.sweeper.seed=3", app=EPOCHS_APP)
+    check_multitask_sweep(run)
+    assert run.results["engine_observations"] == len(run.trials)
+
+
+def test_jobs_run_their_tasks_and_a_killed_sweep_resumes_with_them(workdir: Path) -> None:
+    """submitit_local, 2 slots; the sweeper is killed after its third observation and resumed: the
+    engine is rebuilt from the journal, each observation with its task (it refuses one without)."""
+    overrides = (*COMMON, *SUBMITIT_LOCAL, "hydra.sweeper.parallel_bandwidth=2", "hydra.sweeper.seed=5")
+    killed = run_example(workdir, *overrides, env={ENV_VAR: "after_observe:3"}, app=EPOCHS_APP)
+    assert killed.proc.returncode != 0
+    resumed = run_example(workdir, *overrides, app=EPOCHS_APP)
+    rows = check_multitask_sweep(resumed)
+    assert all(r["job_id"] for r in rows)
+    assert resumed.results["engine_observations"] == len(rows)  # every trial replayed, with its task
+
+
+@pytest.fixture
+def server() -> Iterator[SigOptTestServer]:
+    with SigOptTestServer(tokens={TOKEN}) as s:
+        yield s
+
+
+def test_the_api_backend_runs_the_tasks_the_server_picks(
+    workdir: Path, server: SigOptTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SIGOPT_PROJECT", raising=False)  # the sweep inherits the environment
+    env = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": server.url, "SIGOPT_ENV_FILE": ""}
+    run = run_example(workdir, *COMMON, "hydra.sweeper.backend=api", env=env, app=EPOCHS_APP)
+    rows = check_multitask_sweep(run)
+    experiment = server.experiments[str(run.results["experiment_id"])]
+    assert [(t["name"], t["cost"]) for t in experiment.tasks] == [("short", 0.25), ("full", 1.0)]
+    by_job = {o["metadata"]["job_number"]: o["task"]["name"] for o in experiment.observations}
+    assert by_job == {int(r["number"]): r["task"] for r in rows}  # the server holds each trial at its task
+
+
+def test_bad_tasks_are_one_line_before_anything_is_written(workdir: Path) -> None:
+    tasks = "hydra.sweeper.tasks=[{name:short,cost:0.25},{name:full,cost:0.5}]"
+    done = run_example(workdir, tasks, app=EPOCHS_APP)
+    assert done.proc.returncode != 0
+    assert "hydra.sweeper.tasks: exactly one task must cost 1 (the full training), got costs [0.25, 0.5]" in (
+        done.proc.stderr
+    )
+    assert "Traceback" not in done.proc.stderr and not (workdir / "sweep").exists()
