@@ -10,6 +10,9 @@ trainings), and 4 asynchronous slots:
   sigopt_asha_failed  the same, the engine learning a stopped trial as a failed observation
                    (early_stopping.observe_stopped: failed) instead of its last value: which of
                    the two a stopped trial teaches is what this pair decides
+  sigopt_tasks     this sweeper, SigOpt multitask: tasks of 3, 9 and 27 steps (costs 1/9, 1/3, 1),
+                   observation_budget FULL (it counts costs: FULL full trainings)
+  sigopt_tasks_asha  both: the tasks, and ASHA over every trial's reports
   random_asha      this sweeper's random suggestions (dev_run) with the same rule
   optuna_hyperband standalone Optuna TPE with its HyperbandPruner (what users write by hand outside
                    Hydra; 4 threads), reporting and pruning at every step
@@ -46,12 +49,21 @@ sys.path.insert(0, str(common.APPS))
 import curves
 
 NAME = "multi_fidelity"
-SWEEPER_CONTENDERS = ("sigopt_full", "sigopt_asha", "sigopt_asha_failed", "random_asha")
+SWEEPER_CONTENDERS = (
+    "sigopt_full",
+    "sigopt_asha",
+    "sigopt_asha_failed",
+    "sigopt_tasks",
+    "sigopt_tasks_asha",
+    "random_asha",
+)
 CONTENDERS = (*SWEEPER_CONTENDERS, "optuna_hyperband")
 LABELS = {
     "sigopt_full": "SigOpt sweeper, full trainings",
     "sigopt_asha": "SigOpt sweeper + ASHA",
     "sigopt_asha_failed": "SigOpt sweeper + ASHA, stopped = failed",
+    "sigopt_tasks": "SigOpt sweeper, multitask (3/9/27 steps)",
+    "sigopt_tasks_asha": "SigOpt sweeper, multitask + ASHA",
     "random_asha": "random + ASHA (this sweeper's rule)",
     "optuna_hyperband": "Optuna TPE + HyperbandPruner",
 }
@@ -61,6 +73,10 @@ APP = common.APPS / "curve_app.py"
 #: What a step takes besides its computation: the analytic problem's steps are given the duration of
 #: a small epoch, so that a trial runs long enough to be stopped (the digits epochs take ~0.1 s).
 STEP_SECONDS = {"hartmann6_fidelity": 0.1, "digits_mlp": 0.0}
+#: The multitask contenders' tasks: 3, 9 and 27 steps, costing their share of a full training.
+_TASK = "{{name:steps{0},cost:{1!r},overrides:{{steps:{0}}}}}"
+_CHEAP = ",".join(_TASK.format(steps, steps / curves.MAX_STEP) for steps in (3, 9))
+TASKS = f"hydra.sweeper.tasks=[{_CHEAP},{{name:full,cost:1}}]"
 
 
 # ------------------------------------------------------------------ contenders
@@ -79,6 +95,8 @@ def sweeper_overrides(contender: str, problem: str, seed: int, full: int) -> lis
     ]
     if contender == "sigopt_full":
         return [*common_part, f"hydra.sweeper.observation_budget={full}"]
+    if contender == "sigopt_tasks":
+        return [*common_part, TASKS, f"hydra.sweeper.observation_budget={full}"]
     early = [
         "hydra.sweeper.early_stopping.rule=asha",
         "hydra.sweeper.early_stopping.min_step=1",
@@ -91,6 +109,8 @@ def sweeper_overrides(contender: str, problem: str, seed: int, full: int) -> lis
         return [*common_part, *early, "hydra.sweeper.dev_run=true"]
     if contender == "sigopt_asha_failed":
         return [*common_part, *early, "hydra.sweeper.early_stopping.observe_stopped=failed"]
+    if contender == "sigopt_tasks_asha":
+        return [*common_part, *early, TASKS]
     return [*common_part, *early]
 
 
@@ -195,6 +215,7 @@ def steps_to_reach(curve: list[float], target: float) -> int | None:
 def _options(parser: Any) -> None:
     parser.add_argument("--seeds", type=int, help="seeds per problem (default 10; quick 1)")
     parser.add_argument("--problems", nargs="+", choices=curves.PROBLEMS, help="a subset of the problems")
+    parser.add_argument("--full", type=int, help="the resource, in full trainings (default 20; quick 3)")
 
 
 def main() -> int:
@@ -202,10 +223,10 @@ def main() -> int:
     quick = args.quick
     problems = ["hartmann6_fidelity"] if quick else list(args.problems or curves.PROBLEMS)
     seeds = [0] if quick else list(range(args.seeds or 10))
-    full = 3 if quick else 20
+    full = 3 if quick else (args.full or 20)
     # The README's figures come from the default full run; a smaller one is published beside it.
-    standard = not args.seeds and not args.problems
-    published_name = NAME if standard else f"{NAME}_{len(seeds)}seeds_{'_'.join(problems)}"
+    standard = not args.seeds and not args.problems and not args.full
+    published_name = NAME if standard else f"{NAME}_{len(seeds)}seeds_{full}full_{'_'.join(problems)}"
     resource = full * curves.MAX_STEP
     out = common.results_dir(NAME) / ("quick" if quick else "full")
     facts = common.machine_facts()

@@ -333,23 +333,18 @@ class Journal:
         rerun_of: int | None = None,
         task: str | None = None,
     ) -> None:
-        # Without a task, the columns of journals made before multitask: those journals take it too.
-        columns = "number, suggestion_id, assignments, overrides, state, created_at, rerun_of"
-        columns += ", task" if task else ""
+        row = {
+            "number": number,
+            "suggestion_id": suggestion_id,
+            "assignments": json.dumps(dict(assignments)),
+            "overrides": json.dumps(list(overrides)),
+            "state": PENDING,
+            "created_at": time.time(),
+            "rerun_of": rerun_of,
+        } | ({"task": task} if task else {})  # journals made before multitask have no task column
         with self._writing():
-            self._db.execute(
-                f"INSERT INTO trials ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?{', ?' if task else ''})",
-                (
-                    number,
-                    suggestion_id,
-                    json.dumps(dict(assignments)),
-                    json.dumps(list(overrides)),
-                    PENDING,
-                    time.time(),
-                    rerun_of,
-                    *([task] if task else []),
-                ),
-            )
+            marks = ", ".join("?" * len(row))
+            self._db.execute(f"INSERT INTO trials ({', '.join(row)}) VALUES ({marks})", tuple(row.values()))
 
     @contextmanager
     def _moving(self, numbers: Sequence[int], target: str, recovering: bool = False) -> Iterator[None]:

@@ -51,6 +51,7 @@ def test_the_scheduler_only_decides() -> None:
         "collections",
         "collections.abc",
         "dataclasses",
+        "math",
         "typing",
         "hydra_sigopt.backends.base",
     }
@@ -65,3 +66,19 @@ def test_no_class_over_300_lines() -> None:
         if isinstance(n, ast.ClassDef)
     }
     assert {name: size for name, size in sizes.items() if size > 300} == {}
+
+
+def test_a_trial_s_job_imports_no_engine_and_no_sweep_settings() -> None:
+    """Every trial's job imports what runs it (TimedTask, report) and not the sweeper's side: the
+    settings pulled in the engine's modules, some 50 ms of every job's start (issue 13's benchmark)."""
+    import subprocess
+    import sys
+
+    job_side = (
+        "import hydra_sigopt.runners.task, hydra_sigopt.reporting, hydra_sigopt.crashpoints, sys; print(*sys.modules)"
+    )
+    loaded = set(
+        subprocess.run([sys.executable, "-c", job_side], capture_output=True, text=True, check=True).stdout.split()
+    )
+    sweeper_side = {"hydra_sigopt.settings", "hydra_sigopt.backends", "hydra_sigopt.journal", "sigoptlite", "sigopt"}
+    assert loaded & sweeper_side == set()

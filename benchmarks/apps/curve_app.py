@@ -30,6 +30,8 @@ def main(cfg: DictConfig) -> float:
     num = int(hc.job.num) if log else 0
     value = float("nan")
     for step, value in enumerate(curve(str(cfg.problem), cfg), start=1):
+        if step > int(cfg.steps):  # a cheaper task (SigOpt multitask) trains fewer steps
+            break
         time.sleep(float(cfg.step_seconds))  # an analytic problem's steps take no time; real epochs do
         if log is not None:
             with open(log, "a") as f:

@@ -24,7 +24,6 @@ from hydra_sigopt.runners.outcome import (
 )
 from hydra_sigopt.runners.submitit_runner import SubmititBatchRunner, SubmititRunner
 from hydra_sigopt.runners.task import TaskExit, TimedTask
-from hydra_sigopt.settings import SCHEDULERS
 
 __all__ = [
     "BASE_QUEUE_KEYS",
@@ -51,7 +50,10 @@ def make_runner(
     launcher: Any, scheduler: str, warm_jobs: int | str = "auto", parallel_bandwidth: int = 1
 ) -> TrialRunner:
     """The runner for ``hydra.sweeper.scheduler`` / ``warm_jobs`` and the configured launcher."""
+    # Imported here, not above: every trial's job imports this package (for TimedTask), and the
+    # settings bring the engine's modules (~50 ms a job start).
     from hydra_sigopt.errors import ConfigError
+    from hydra_sigopt.settings import SCHEDULERS
 
     if scheduler not in SCHEDULERS:
         raise ConfigError("scheduler", f"got {scheduler!r}; valid values are {list(SCHEDULERS)}")
