@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -439,3 +440,12 @@ def watched_files(task_function: Any, skip: Path | None = None) -> list[Path]:
         if len(found) >= MAX_WATCHED_FILES:
             break
     return found
+
+
+def run_trials_from(snapshot: Snapshot, app_dir: Path, runner: Any) -> None:
+    """Have the runner's jobs start in the snapshot (working dir, import path) and compose their
+    configs from it (runners that start no jobs of their own are left as they are)."""
+    cwd = snapshot.job_cwd(Path.cwd(), app_dir)
+    import_path = snapshot.import_path(app_dir, sys.path)
+    if runner.run_from(lambda python: job_command(python, cwd, import_path)):
+        runner.launcher.hydra_context = configs_from_snapshot(runner.launcher.hydra_context, snapshot)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,7 +58,7 @@ from hydra_sigopt.scheduler import (
 from hydra_sigopt.secrets import tokens_of, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.signals import Interrupts
-from hydra_sigopt.snapshot import CodePlan, CodeWatch, Snapshot, code_for_sweep, configs_from_snapshot, job_command
+from hydra_sigopt.snapshot import CodePlan, CodeWatch, code_for_sweep, run_trials_from
 from hydra_sigopt.stopping import Stopping
 from hydra_sigopt.tasks import cost_of, task_named
 
@@ -197,14 +196,7 @@ class Sweep:
         if snapshot is None:
             self._code_watch = self.code.watch
         else:
-            self._run_from(snapshot, self.code.app_dir)
-
-    def _run_from(self, snapshot: Snapshot, app_dir: Path) -> None:
-        cwd = snapshot.job_cwd(Path.cwd(), app_dir)
-        import_path = snapshot.import_path(app_dir, sys.path)
-        if self.runner.run_from(lambda python: job_command(python, cwd, import_path)):
-            launcher = self.runner.launcher  # type: ignore[attr-defined]
-            launcher.hydra_context = configs_from_snapshot(launcher.hydra_context, snapshot)
+            run_trials_from(snapshot, self.code.app_dir, self.runner)
 
     # ------------------------------------------------------------------ the loop: carrying out the scheduler's commands
 
@@ -233,11 +225,11 @@ class Sweep:
     def _carry_out(self, command: Command) -> list[Event]:
         """One command's effects; the events they produced."""
         if isinstance(command, Ask):
-            return [SuggestionReady(self._checked(self.backend.suggest(list(command.pending))))]
+            return [SuggestionReady(checked(self.definition, self.backend.suggest(list(command.pending))))]
         if isinstance(command, Prefetch):
             self._start_prefetch(command.pending)
         elif isinstance(command, AwaitPrefetch):
-            return [SuggestionReady(self._checked(self._take_prefetch()))]
+            return [SuggestionReady(checked(self.definition, self._take_prefetch()))]
         elif isinstance(command, StartTrial):
             with self.interrupts.deferred():
                 return [self._start_trial(command)]
@@ -311,19 +303,6 @@ class Sweep:
 
     # ------------------------------------------------------------------ suggestions
 
-    def _checked(self, suggestion: Suggestion) -> Suggestion:
-        """A suggestion inside the declared space, with exact grid values for the app, the journal and the engine."""
-        try:
-            self.definition.space.check(suggestion.assignments)
-            if self.definition.tasks and task_named(self.definition.tasks, suggestion.task) is None:
-                raise ValueError("no task, in a multitask sweep")
-        except ValueError as exc:
-            raise SweepAbortedError(
-                f"the SigOpt engine suggested assignments outside the declared space ({exc}); "
-                f"suggestion {suggestion.id}: {dict(suggestion.assignments)}"
-            ) from None
-        return dataclasses.replace(suggestion, assignments=self.definition.space.snap(suggestion.assignments))
-
     def _start_prefetch(self, pending: Sequence[Mapping[str, Any]]) -> None:
         """Compute the next suggestion while jobs run, so a freed slot is refilled at once."""
         if self._pool is None:
@@ -339,7 +318,21 @@ class Sweep:
         """The prefetched suggestion, once computed (reported once)."""
         if self._prefetch is None or not self._prefetch.done():
             return []
-        return [SuggestionReady(self._checked(self._take_prefetch()))]
+        return [SuggestionReady(checked(self.definition, self._take_prefetch()))]
 
 
-__all__ = ["Sweep"]
+def checked(definition: ExperimentDefinition, suggestion: Suggestion) -> Suggestion:
+    """A suggestion inside the declared space, with exact grid values for the app, the journal and the engine."""
+    try:
+        definition.space.check(suggestion.assignments)
+        if definition.tasks and task_named(definition.tasks, suggestion.task) is None:
+            raise ValueError("no task, in a multitask sweep")
+    except ValueError as exc:
+        raise SweepAbortedError(
+            f"the SigOpt engine suggested assignments outside the declared space ({exc}); "
+            f"suggestion {suggestion.id}: {dict(suggestion.assignments)}"
+        ) from None
+    return dataclasses.replace(suggestion, assignments=definition.space.snap(suggestion.assignments))
+
+
+__all__ = ["Sweep", "checked"]
