@@ -39,7 +39,12 @@ def plot_sweep(
     failed = [t for t in trials if t.state == FAILED]
     stopped = [t for t in trials if t.state == STOPPED and t.value(metric.name) is not None]
     ax = flat[0]
-    ax.scatter([t.number for t in done], [t.value(metric.name) for t in done], s=18, label="completed")
+    full = [t for t in done if t.task not in cheaper]
+    ax.scatter([t.number for t in full], [t.value(metric.name) for t in full], s=18, label="completed")
+    cheap = [t for t in done if t.task in cheaper]  # multitask: partial trainings, never the best
+    if cheap:
+        values = [t.value(metric.name) for t in cheap]
+        ax.scatter([t.number for t in cheap], values, s=18, marker="s", color="C2", label="completed, cheaper task")
     if stopped:
         values = [t.value(metric.name) for t in stopped]
         ax.scatter(
@@ -64,7 +69,8 @@ def plot_sweep(
     ax.set_xlabel("trial")
     ax.set_ylabel(f"{metric.name} ({metric.objective})")
     stopped_note = f", {len(stopped)} stopped early" if stopped else ""
-    ax.set_title(f"{meta.get('name')}: {len(done)} completed{stopped_note}, {len(failed)} failed")
+    cheap_note = f" ({len(cheap)} of cheaper tasks)" if cheap else ""
+    ax.set_title(f"{meta.get('name')}: {len(done)} completed{cheap_note}{stopped_note}, {len(failed)} failed")
     ax.legend(fontsize=8)
     if curves:
         _learning_curves(flat[1], metric, trials, reports)

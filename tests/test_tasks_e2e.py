@@ -55,9 +55,16 @@ def check_multitask_sweep(run: AppRun) -> list[dict[str, str]]:
 
 
 def test_in_process_trials_run_the_task_the_engine_picks(workdir: Path) -> None:
+    from hydra_sigopt.journal import Journal
+    from hydra_sigopt.plot import plot_sweep
+
     run = run_example(workdir, *COMMON, "hydra.sweeper.seed=3", app=EPOCHS_APP)
-    check_multitask_sweep(run)
-    assert run.results["engine_observations"] == len(run.trials)
+    rows = check_multitask_sweep(run)
+    assert run.results["engine_observations"] == len(rows)
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        titles = plot_sweep(journal.meta(), journal.trials(), workdir / "p.png", journal.reports.all())
+    short = sum(r["task"] == "short" for r in rows)
+    assert titles[0].endswith(f": {len(rows)} completed ({short} of cheaper tasks), 0 failed"), titles
 
 
 def test_jobs_run_their_tasks_and_a_killed_sweep_resumes_with_them(workdir: Path) -> None:
