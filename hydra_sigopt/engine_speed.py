@@ -27,9 +27,13 @@ def slow_engine_warnings(settings: SweepSettings, definition: ExperimentDefiniti
     if settings.backend != "lite" or settings.dev_run or settings.compute_mode != "default":
         return []
     warnings = [_wide_categorical(name, width) for name, width in _categorical_widths(definition)]
-    if definition.observation_budget >= MANY_OBSERVATIONS:
+    # With tasks the budget counts costs: the cheapest task's trials make the most observations.
+    cheapest = min((t.cost for t in definition.tasks), default=1.0)
+    observations = round(definition.observation_budget / cheapest)
+    if observations >= MANY_OBSERVATIONS:
+        cheap = f" with tasks costing down to {cheapest:g} (up to {observations} observations)" if cheapest < 1 else ""
         warnings.append(
-            f"observation_budget is {definition.observation_budget}: the local engine's Gaussian process "
+            f"observation_budget is {definition.observation_budget}{cheap}: the local engine's Gaussian process "
             f"takes seconds per suggestion from about 200 observations on; {KDE_ONLY} keeps it under a second"
         )
     return warnings

@@ -31,6 +31,13 @@ def test_a_budget_of_hundreds_is_named_with_kde_only() -> None:
     assert "compute_mode=kde_only" in line
 
 
+def test_with_cheap_tasks_the_observations_the_budget_allows_are_counted() -> None:
+    """With tasks the budget counts costs: 40 full trainings at a cost of 0.1 are 400 observations."""
+    tasks = [{"name": "short", "cost": 0.1}, {"name": "full", "cost": 1}]
+    (line,) = _warnings(observation_budget=40, tasks=tasks)
+    assert "observation_budget is 40 with tasks costing down to 0.1 (up to 400 observations)" in line
+
+
 @pytest.mark.parametrize(
     "raw",
     [
