@@ -104,6 +104,11 @@ def cost_of(tasks: Sequence[Task], name: str | None) -> float:
     return 1.0 if task is None else task.cost
 
 
+def full_task(tasks: Sequence[Task]) -> Task | None:
+    """The task of cost 1, the full training (None without tasks)."""
+    return next((t for t in tasks if t.cost == 1.0), None)
+
+
 def is_full(tasks: Sequence[Task], name: str | None) -> bool:
     """Whether a trial of that task is a full training (always, without tasks): only those can be best."""
     return cost_of(tasks, name) == 1.0

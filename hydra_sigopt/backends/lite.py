@@ -24,7 +24,7 @@ from hydra_sigopt.errors import EngineUnavailableError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.sigopt_client import import_sigopt, plain
-from hydra_sigopt.tasks import task_named
+from hydra_sigopt.tasks import full_task, task_named
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -196,7 +196,8 @@ class LiteBackend(Backend):
 
     def _full_task(self) -> dict[str, Any] | None:
         assert self._definition is not None
-        return next((t.to_sigopt() for t in self._definition.tasks if t.cost == 1.0), None)
+        task = full_task(self._definition.tasks)
+        return None if task is None else task.to_sigopt()
 
     def _placeholder_values(self) -> list[MetricValue]:
         """The constant lie for running trials: each metric's mean so far (none before any result)."""
