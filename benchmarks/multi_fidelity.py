@@ -29,6 +29,13 @@ steps (sigopt_asha); lower median regret than Optuna with HyperbandPruner at R o
 
     python benchmarks/multi_fidelity.py           # full: 2 problems x 10 seeds, FULL = 20
     python benchmarks/multi_fidelity.py --quick   # CI smoke: hartmann6_fidelity x 1 seed, FULL = 3
+
+The full run takes hours on 2 cores, so it can be done in parts: every finished cell (problem x
+contender x seed) is kept under benchmarks/results/multi_fidelity/full/cells/ with the code it
+measured, and a rerun at the same code reuses it, so an interrupted run continues where it stopped.
+``--contenders`` and ``--only-cells`` run a part without publishing; a run that has every cell
+publishes. A cell measured at other code (hydra_sigopt/, benchmarks/apps/, this script, common.py)
+is run again.
 """
 
 from __future__ import annotations
@@ -115,10 +122,10 @@ def sweeper_overrides(contender: str, problem: str, seed: int, full: int) -> lis
 
 
 def run_sweeper(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """One multirun of the curve app."""
+    """One multirun of the curve app (a folder left by an interrupted run of this cell is set aside)."""
     sweep_dir.parent.mkdir(parents=True, exist_ok=True)
     if sweep_dir.exists():
-        raise RuntimeError(f"{sweep_dir} exists: remove benchmarks/results/{NAME} for a fresh run")
+        sweep_dir.rename(sweep_dir.with_name(f"{sweep_dir.name}.interrupted-{int(time.time())}"))
     cmd = common.app_command(*overrides, f"hydra.sweep.dir={sweep_dir}", app=APP)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.time()
@@ -216,6 +223,51 @@ def _options(parser: Any) -> None:
     parser.add_argument("--seeds", type=int, help="seeds per problem (default 10; quick 1)")
     parser.add_argument("--problems", nargs="+", choices=curves.PROBLEMS, help="a subset of the problems")
     parser.add_argument("--full", type=int, help="the resource, in full trainings (default 20; quick 3)")
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, help="run only these cells; publishes nothing")
+    parser.add_argument("--only-cells", action="store_true", help="run the cells missing; publish nothing")
+
+
+# ------------------------------------------------------------------ cells kept between runs
+
+
+def code_version() -> str:
+    """What a cell measures: git's hashes of hydra_sigopt/, the benchmark apps and this script at HEAD,
+    ``+dirty`` when any of them differs from HEAD (a README or another benchmark's change keeps cells)."""
+    measured = ("hydra_sigopt", "benchmarks/apps", "benchmarks/multi_fidelity.py", "benchmarks/common.py")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=common.ROOT, capture_output=True, text=True).stdout.strip()
+
+    hashes = git("rev-parse", *(f"HEAD:{path}" for path in measured)).split()
+    version = "-".join(h[:8] for h in hashes) or "unknown"
+    return version + ("+dirty" if git("status", "--porcelain", "--", *measured) else "")
+
+
+def cell_file(out: Path, problem: str, contender: str, seed: int, full: int) -> Path:
+    return out / "cells" / f"full{full}" / problem / contender / f"seed{seed}.json"
+
+
+def kept_cell(path: Path, version: str) -> dict[str, Any] | None:
+    """A finished cell of an earlier run at the same code, or None (``+dirty`` code is never reused)."""
+    if not path.exists() or version.endswith("+dirty"):
+        return None
+    cell: dict[str, Any] = json.loads(path.read_text())
+    return cell if cell.get("version") == version else None
+
+
+def measure_cell(out: Path, problem: str, contender: str, seed: int, full: int, version: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    cell = run_cell(out, problem, contender, seed, full)
+    return {"version": version, "cell_s": time.perf_counter() - started, **cell}
+
+
+def run_cell(out: Path, problem: str, contender: str, seed: int, full: int) -> dict[str, Any]:
+    resource = full * curves.MAX_STEP
+    if contender == "optuna_hyperband":
+        return {"reports": run_optuna(problem, seed, resource), "run": None}
+    sweep_dir = out / "runs" / f"full{full}" / problem / contender / f"seed{seed}"
+    run = run_sweeper(sweep_dir, sweeper_overrides(contender, problem, seed, full))
+    return {"reports": read_reports(sweep_dir), "run": {"label": f"{problem}/{contender}/seed{seed}", **run}}
 
 
 def main() -> int:
@@ -230,29 +282,36 @@ def main() -> int:
     resource = full * curves.MAX_STEP
     out = common.results_dir(NAME) / ("quick" if quick else "full")
     facts = common.machine_facts()
-    started = time.perf_counter()
+    version = code_version()
     logs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     runs: list[dict[str, Any]] = []
+    versions: set[str] = set()
+    cells_s = 0.0  # the cells' own time: a run in parts reports the time of all its parts
     for problem in problems:
         for seed in seeds:
-            for contender in CONTENDERS:
-                label = f"{problem}/{contender}/seed{seed}"
-                print(f"  {label} ...", flush=True)
-                if contender == "optuna_hyperband":
-                    logs[(problem, contender, seed)] = run_optuna(problem, seed, resource)
-                    continue
-                sweep_dir = out / "runs" / problem / contender / f"seed{seed}"
-                run = run_sweeper(sweep_dir, sweeper_overrides(contender, problem, seed, full))
-                logs[(problem, contender, seed)] = read_reports(sweep_dir)
-                runs.append({"label": label, **run})
+            for contender in args.contenders or CONTENDERS:
+                path = cell_file(out, problem, contender, seed, full)
+                cell = None if quick else kept_cell(path, version)
+                print(f"  {problem}/{contender}/seed{seed}{' (kept)' if cell else ' ...'}", flush=True)
+                if cell is None:
+                    cell = measure_cell(out, problem, contender, seed, full, version)
+                    common.write_json(path, cell)
+                logs[(problem, contender, seed)] = cell["reports"]
+                runs += [cell["run"]] if cell["run"] else []
+                versions.add(cell["version"])
+                cells_s += cell["cell_s"]
+    if args.contenders or args.only_cells:
+        print(f"cells kept under {out / 'cells'}; a run without --contenders/--only-cells publishes them")
+        return 0
     summary = summarize(problems, seeds, logs, resource)
     for problem in problems:
         for contender in SWEEPER_CONTENDERS:
             used = [r.get("utilisation", math.nan) for r in runs if r["label"].startswith(f"{problem}/{contender}/")]
             summary[problem]["contenders"][contender]["utilisation"] = common.median(used)
-    elapsed = time.perf_counter() - started
+    elapsed = cells_s
     common.write_json(out / "results.json", {"facts": facts, "runs": runs, "summary": summary, "elapsed_s": elapsed})
     text, targets = render(summary, problems, seeds, full, resource, facts, quick, elapsed)
+    text += f"\nCode measured: {', '.join(sorted(versions))}"
     print(text)
     png = plot(summary, problems, resource, out / f"{NAME}.png")
     common.publish(published_name, png, text, quick)
