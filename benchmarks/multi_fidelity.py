@@ -255,6 +255,14 @@ def kept_cell(path: Path, version: str) -> dict[str, Any] | None:
     return cell if cell.get("version") == version else None
 
 
+def save_cell(path: Path, cell: dict[str, Any]) -> None:
+    """Written whole or not at all: a run stopped mid-write leaves no half cell to reuse."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    common.write_json(partial, cell)
+    partial.replace(path)
+
+
 def measure_cell(out: Path, problem: str, contender: str, seed: int, full: int, version: str) -> dict[str, Any]:
     started = time.perf_counter()
     cell = run_cell(out, problem, contender, seed, full)
@@ -295,7 +303,7 @@ def main() -> int:
                 print(f"  {problem}/{contender}/seed{seed}{' (kept)' if cell else ' ...'}", flush=True)
                 if cell is None:
                     cell = measure_cell(out, problem, contender, seed, full, version)
-                    common.write_json(path, cell)
+                    save_cell(path, cell)
                 logs[(problem, contender, seed)] = cell["reports"]
                 runs += [cell["run"]] if cell["run"] else []
                 versions.add(cell["version"])
