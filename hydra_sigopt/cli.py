@@ -44,6 +44,7 @@ from hydra_sigopt.reports import (
     summarize,
     swept_overrides,
 )
+from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states
 
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a Unix tool whose reader went away
@@ -134,9 +135,12 @@ def _status(args: argparse.Namespace) -> int:
     stopped = f", {summary.stopped} stopped early" if summary.stopped else ""
     # Multitask: the budget counts costs, not trials.
     counted = f"{done} done, {spent:.4g}/{budget} of the budget spent" if meta["identity"].get("tasks") else None
+    in_queue = _slurm_queue(meta, trials)
+    queued = sum(1 for state, _ in in_queue.values() if state in WAITING_STATES)
     _out(
         f"Trials:      {counted or f'{done}/{budget} done'} ({summary.completed} completed{stopped}, "
-        f"{summary.failed} failed), {summary.running} running{_abandoned(trials)}"
+        f"{summary.failed} failed), {summary.running - queued} running{f', {queued} queued' if queued else ''}"
+        f"{_abandoned(trials)}"
     )
     _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), unfinished=live or spent < budget - 1e-9)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
@@ -157,11 +161,21 @@ def _status(args: argparse.Namespace) -> int:
         _out("Running:")
         for t in running:
             since = f"for {format_duration(now - t.started_at)}" if t.started_at else "not started"
-            _out(f"  #{t.number:<4} job {t.job_id or '-':<10} {t.state:<8} {since}")
+            state, reason = in_queue.get(str(t.job_id), (t.state, None))
+            slurm = f" (Slurm: {state.lower()}{f', {reason}' if reason else ''})" if str(t.job_id) in in_queue else ""
+            _out(f"  #{t.number:<4} job {t.job_id or '-':<10} {t.state:<8} {since}{slurm}")
     if args.all:
         _out()
         _out(_trials_table(trials, metrics, fixed))
     return 0
+
+
+def _slurm_queue(meta: dict[str, Any], trials: Sequence[Trial]) -> dict[str, tuple[str, str | None]]:
+    """Slurm's state and reason of the running trials' jobs (one squeue call), so that a job waiting
+    in the queue (pending, requeued, held) is told apart from one running; {} off Slurm."""
+    if meta.get("launcher") != "slurm":
+        return {}
+    return queue_states([str(t.job_id) for t in trials if t.state in (PENDING, RUNNING) and t.job_id])
 
 
 def _abandoned(trials: Sequence[Trial]) -> str:

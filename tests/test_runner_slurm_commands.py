@@ -236,9 +236,36 @@ def test_the_log_says_what_a_job_waits_for_without_a_line_per_short_wait(
     slurm.set_state("500", "PENDING")  # requeued
     slurm.set_reason("500", "BeginTime")
     runner.wait(timeout=3)
+    slurm.set_reason("500", "JobHeldAdmin")  # then held (scontrol hold): still PENDING, another reason
+    runner.wait(timeout=12)
+    runner.wait(timeout=12)  # nothing new: no second line
+    slurm.set_state("502", "REQUEUED")  # it ran and was requeued between two looks at accounting
+    assert runner.reattach(2, "502")
+    runner.wait(timeout=3)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Trial #")]
     assert lines == [
         "Trial #1: job 501 pending for 30 s (Resources)",
         "Trial #1: job 501 running",
-        "Trial #0: job 500 pending (BeginTime)",
+        "Trial #0: job 500 requeued, pending (BeginTime)",
+        "Trial #0: job 500 pending for 2 s (JobHeldAdmin)",  # the next state check
+        "Trial #2: job 502 requeued",
     ]
+
+
+@pytest.mark.parametrize(("timeout_min", "delay_s", "warned"), [(3, 120, True), (4, 120, False), (10, 500, True)])
+def test_a_time_limit_that_leaves_little_before_the_pre_timeout_signal_is_warned_of(
+    timeout_min: int, delay_s: int, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14: with timeout_min=3 and the default signal_delay_s=120, Slurm (which may signal up to
+    60 s early) can signal as a job starts; only timeout_min <= 2 was refused, with no word below that."""
+    from types import SimpleNamespace
+
+    from hydra_sigopt.runners.executor import check_time_limits
+
+    caplog.set_level("WARNING", logger="hydra_sigopt")
+    check_time_limits(SimpleNamespace(params={"timeout_min": timeout_min, "signal_delay_s": delay_s}))
+    lines = [r.getMessage() for r in caplog.records]
+    assert bool(lines) is warned, lines
+    if warned:
+        assert f"as little as {timeout_min * 60 - delay_s - 60} s" in lines[0]
+        assert "hydra.launcher.signal_delay_s" in lines[0]

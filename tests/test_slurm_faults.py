@@ -8,6 +8,7 @@ Skipped with the reason where no Slurm is reachable, unless HYDRA_SIGOPT_REQUIRE
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,13 +152,21 @@ def test_a_requeued_job_is_logged_and_counted_as_queued_not_running(tmp_path: Pa
         subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
         subprocess.run(["scontrol", "hold", job_id], check=True, capture_output=True)
         time.sleep(8)  # held: it waits in the queue, whatever its task did before
+        status = subprocess.run(
+            [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
+        )
         subprocess.run(["scontrol", "release", job_id], check=True, capture_output=True)
         run = finish_example(proc, sweep_dir, timeout=600)
     finally:
         proc.kill()
     run.assert_ok()
-    assert f"Trial #0: job {job_id} pending" in run.output, run.output[-3000:]
+    # Accounting shows RUNNING -> REQUEUED -> PENDING, or (when the run was short) PENDING -> REQUEUED.
+    assert f"Trial #0: job {job_id} requeued" in run.output, run.output[-3000:]
+    assert f"Trial #0: job {job_id} pending" in run.output and "(JobHeldAdmin)" in run.output  # the hold
     assert "0 running, 1 queued" in run.output
+    # hydra-sigopt status tells the waiting job from a running one, and says why it waits.
+    assert "0 running, 1 queued" in status.stdout, status.stdout
+    assert f"job {job_id}" in status.stdout and "(Slurm: pending, JobHeldAdmin)" in status.stdout, status.stdout
     assert f"Trial #0: job {job_id} running" in run.output  # released and started again
     assert [t["state"] for t in run.trials] == ["completed"]
 

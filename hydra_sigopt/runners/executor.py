@@ -92,10 +92,14 @@ def check_time_limits(launcher: Any) -> None:
             f"starts and every trial would end as timed out. Set signal_delay_s well below {limit_s:.0f} "
             f"(for example {max(1, int(limit_s // 4))}), or a longer timeout_min",
         )
-    if limit_s - delay_s < 60:
+    # Slurm handles its timers about once a minute and may send the signal up to 60 s early (sbatch's
+    # --signal): with timeout_min=3 and the default delay, a trial may get no time at all.
+    if limit_s - delay_s < 120:
         log.warning(
-            "Trials get %.0f s before Slurm's pre-timeout signal (hydra.launcher.timeout_min=%s, signal_delay_s=%s)",
-            limit_s - delay_s,
+            "Trials may get as little as %.0f s before Slurm's pre-timeout signal (hydra.launcher.timeout_min=%s, "
+            "signal_delay_s=%s; Slurm may send it up to 60 s early): a trial still running then ends as timed out. "
+            "Lower hydra.launcher.signal_delay_s or raise timeout_min",
+            max(0.0, limit_s - delay_s - 60),
             params["timeout_min"],
             params["signal_delay_s"],
         )

@@ -97,6 +97,18 @@ def pending_reasons(job_ids: Sequence[str], run: Run = subprocess.run) -> dict[s
     return {job_id.strip(): reason.strip() for job_id, reason in pairs if reason.strip() not in ("", "None")}
 
 
+def queue_states(job_ids: Sequence[str], run: Run = subprocess.run) -> dict[str, tuple[str, str | None]]:
+    """The queue's state and reason of each job it holds (``PENDING``, ``JobHeldAdmin``); {} when
+    Slurm cannot be asked. A job that left the queue is not in the answer."""
+    if not job_ids:
+        return {}
+    done = _run_command(run, ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%r"])
+    if isinstance(done, str) or done.returncode != 0:
+        return {}
+    rows = (line.split("|", 2) for line in done.stdout.splitlines() if line.count("|") == 2)
+    return {i.strip(): (t.strip(), None if r.strip() in ("", "None") else r.strip()) for i, t, r in rows}
+
+
 def sacct_end(job_id: str, run: Run = subprocess.run) -> tuple[str, str] | None:
     """How Slurm's accounting says a job ended: (state, exit code as ``code:signal``), if it knows."""
     done = _run_command(run, ["sacct", "-n", "-X", "-j", str(job_id), "-o", "State,ExitCode", "--parsable2"])

@@ -23,13 +23,9 @@ from hydra_sigopt.runners.cancel import cancel_jobs
 from hydra_sigopt.runners.ended_job import ForgottenBySlurm, death_reason, node_of, read_result, trial_of_job
 from hydra_sigopt.runners.executor import log_submitit_once, make_executor, pre_timeout_reason, run_jobs_from
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
+from hydra_sigopt.runners.queue_log import QueueLog
 from hydra_sigopt.runners.refused import RefusedSubmissions
-from hydra_sigopt.runners.slurm import (
-    DIED_STATES,
-    WAITING_STATES,
-    pending_reasons,
-    slurm_knows_job,
-)
+from hydra_sigopt.runners.slurm import DIED_STATES, slurm_knows_job
 from hydra_sigopt.runners.warm_pool import WarmPool
 from hydra_sigopt.warm import max_wait_for
 
@@ -51,11 +47,6 @@ class _TrackedJob:
     slurm_asked_at: float | None = None
     #: Slurm no longer knows it (neither queue nor accounting): it ended without a result.
     forgotten: bool = False
-    #: Its Slurm state when last looked at ("PENDING", "RUNNING", ...), since when, and whether
-    #: that state was logged (a first short wait in the queue is not worth a line).
-    state: str | None = None
-    state_since: float = 0.0
-    state_logged: bool = False
 
 
 class SubmititRunner(TrialRunner):
@@ -95,8 +86,8 @@ class SubmititRunner(TrialRunner):
         # lag); a job Slurm reports cancelled, failed or killed wrote all it will write already.
         self.result_grace_s = 15.0 if self.cluster == "slurm" else 1.0
         self.dead_grace_s = 1.0
-        # How long a new job waits in the queue before the log says so (and why).
-        self.queue_note_s = 30.0
+        # What a job waits for in Slurm's queue, in the log (and which trials count as queued).
+        self.queue_log = QueueLog(clock)
         # How often a re-attached job that submitit cannot find is asked about again.
         self.unknown_recheck_s = 60.0
         self._jobs: dict[int, _TrackedJob] = {}
@@ -194,40 +185,12 @@ class SubmititRunner(TrialRunner):
 
     def waiting(self) -> list[int]:
         """Trials whose job waits for the cluster (queued, requeued, held, or not yet accepted)."""
-        queued = [n for n, tracked in self._jobs.items() if tracked.state in WAITING_STATES]
+        queued = [n for n in self.queue_log.waiting() if n in self._jobs]
         return sorted([*queued, *self.refused.numbers()])
 
     def _note_states(self) -> None:
-        """Log what a trial's job waits for: a requeue or hold at once, a first wait in the queue once
-        it lasts ``queue_note_s``, and the start that ends a logged wait."""
-        if self.cluster != "slurm":
-            return
-        due = {n: t for n, t in self._jobs.items() if self._worth_a_line(t)}
-        reasons = pending_reasons([str(t.job.job_id) for t in due.values() if t.state in WAITING_STATES])
-        for number, tracked in due.items():
-            tracked.state_logged = True
-            state, reason = str(tracked.state).lower(), reasons.get(str(tracked.job.job_id))
-            waited = self.clock() - tracked.state_since
-            if tracked.state in WAITING_STATES and waited >= 1:
-                state += f" for {waited:.0f} s"
-            log.info("Trial #%d: job %s %s%s", number, tracked.job.job_id, state, f" ({reason})" if reason else "")
-
-    def _worth_a_line(self, tracked: _TrackedJob) -> bool:
-        """Update the job's known state; whether it is now worth logging."""
-        state = str(tracked.job.state).split(" ")[0]
-        if state in ("UNKNOWN", "COMPLETED", "FINISHED", *DIED_STATES):
-            return False  # the end of a job is reported with its outcome
-        previous, waited_long = tracked.state, tracked.state_logged
-        if state != previous:
-            tracked.state, tracked.state_since, tracked.state_logged = state, self.clock(), False
-            if state == "RUNNING":
-                return waited_long  # the end of a wait that was logged
-            return previous is not None  # requeued, held, suspended: at once
-        return (
-            state in WAITING_STATES
-            and not tracked.state_logged
-            and self.clock() - tracked.state_since >= self.queue_note_s
-        )
+        if self.cluster == "slurm":
+            self.queue_log.note({n: (str(t.job.job_id), str(t.job.state)) for n, t in self._jobs.items()})
 
     def wait(self, timeout: float) -> list[JobOutcome]:
         deadline = self.clock() + timeout
@@ -306,6 +269,7 @@ class SubmititRunner(TrialRunner):
     def _collect(self, number: int) -> JobOutcome:
         """The outcome of a finished job; a job that died without a result is a failure."""
         tracked = self._jobs.pop(number)
+        self.queue_log.forget(number)
         job = tracked.job
         job_id = str(job.job_id)
         try:
