@@ -22,14 +22,14 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 HYDRA_SIGOPT = [sys.executable, "-m", "hydra_sigopt.cli"]
 
 
-def _submit(tmp_path: Path, *overrides: str) -> tuple[str, Path]:
+def _submit(tmp_path: Path, *overrides: str, time_min: int = 30) -> tuple[str, Path]:
     sweep_dir = tmp_path / "sweep"
     done = subprocess.run(
         [
             *HYDRA_SIGOPT,
             "submit",
             "--partition=debug",
-            "--time=30",
+            f"--time={time_min}",
             "--mem-gb=1",
             "--",
             sys.executable,
@@ -100,6 +100,25 @@ def test_a_submitted_driver_survives_a_requeue_and_observes_the_budget_exactly(t
     assert f"Driver:      Slurm job {driver_job} (ended" in _cli("status", str(sweep_dir))
 
 
+def test_a_submitted_driver_requeues_itself_at_its_time_limit_and_finishes_the_sweep(tmp_path: Path) -> None:
+    """Issue 14: the driver survives its own time limit by requeueing itself. With --time=3 and the
+    120 s lead, Slurm signals it within the first minute (it may signal up to 60 s early): the
+    sweeper stops leaving its trials running (its 80 s trials outlast that minute), the job
+    requeues itself and the sweep resumes."""
+    driver_job, sweep_dir = _submit(
+        tmp_path, "hydra.sweeper.observation_budget=3", "hydra.sweeper.parallel_bandwidth=3", "sleep_s=80", time_min=3
+    )
+    log = sweep_dir / "sigopt_driver" / f"driver-{driver_job}.log"
+    _wait_until(lambda: (sweep_dir / "optimization_results.yaml").exists() and not _queued(driver_job), 900, "end")
+    text = log.read_text()
+    assert "hydra-sigopt driver: time limit near; requeued" in text, text[-3000:]
+    assert "Resuming the sweep" in text
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        trials = journal.trials()
+    # The budget observed exactly: no trial lost with the stopped sweeper, none run twice.
+    assert [(t.state, t.rerun_of) for t in trials] == [("completed", None)] * 3
+
+
 def test_kill_stops_a_submitted_driver_and_its_trials(tmp_path: Path) -> None:
     driver_job, sweep_dir = _submit(
         tmp_path, "hydra.sweeper.observation_budget=6", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=300"
@@ -111,3 +130,17 @@ def test_kill_stops_a_submitted_driver_and_its_trials(tmp_path: Path) -> None:
     _wait_until(lambda: not any(_queued(j) for j in trial_jobs.values()), 60, "the trials' jobs cancelled")
     with Journal.open(sweep_dir, readonly=True) as journal:
         assert {t.state for t in journal.trials()} == {"abandoned"}
+
+
+def test_delete_stops_a_submitted_driver_and_its_trials_before_deleting(tmp_path: Path) -> None:
+    """Issue 14: ``delete`` stops the driver job too (else the driver would resume into a sweep
+    whose files are gone)."""
+    driver_job, sweep_dir = _submit(
+        tmp_path, "hydra.sweeper.observation_budget=4", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=300"
+    )
+    trial_jobs = running_job_ids(sweep_dir, 2, timeout=240)
+    out = _cli("delete", "--yes", str(sweep_dir))
+    assert f"Stopping the sweep's driver, Slurm job {driver_job}" in out, out
+    assert not _queued(driver_job)
+    _wait_until(lambda: not any(_queued(j) for j in trial_jobs.values()), 60, "the trials' jobs cancelled")
+    assert not (sweep_dir / "sigopt_journal.sqlite").exists() and not (sweep_dir / "sigopt_driver").exists()
