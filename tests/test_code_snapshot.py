@@ -3,7 +3,7 @@
 The app's task returns ``helper.value(x) = x + OFFSET``. The committed helper has OFFSET 100, the
 working tree (uncommitted, so the tree is dirty) OFFSET 0, and the test edits it to OFFSET 1000 while
 the sweep runs: a trial that ran the code the sweep started with returns a value in [0, 1].
-The real-cluster versions are in tests/test_slurm.py.
+The real-cluster versions are in tests/test_slurm_code_snapshot.py.
 """
 
 from __future__ import annotations
@@ -100,8 +100,10 @@ def start(
     )
 
 
-def run(app: Path, sweep_dir: Path, *overrides: str, timeout: float = 300) -> AppRun:
-    proc = start(app, sweep_dir, *overrides)
+def run(
+    app: Path, sweep_dir: Path, *overrides: str, timeout: float = 300, launcher: Sequence[str] = SUBMITIT_LOCAL
+) -> AppRun:
+    proc = start(app, sweep_dir, *overrides, launcher=launcher)
     out, _ = proc.communicate(timeout=timeout)
     return AppRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, ""), sweep_dir)
 
@@ -202,6 +204,25 @@ def test_resume_after_sigkill_runs_from_the_same_snapshot(tmp_path: Path) -> Non
     cli = Path(sys.executable).with_name("hydra-sigopt")
     subprocess.run([str(cli), "delete", str(sweep_dir), "--yes"], capture_output=True, text=True, check=True)
     assert not sweep_dir.exists()
+
+
+def test_a_resume_in_process_says_its_snapshot_is_not_used(tmp_path: Path) -> None:
+    """Resumed with the basic launcher, trials run the code the sweeper imported, not the snapshot: the log says so."""
+    app = write_git_app(tmp_path, budget=1)
+    sweep_dir = tmp_path / "sweep"
+    run(app, sweep_dir, "hydra.sweeper.code_snapshot=git", "sleep_s=0").assert_ok()
+    (app / "helper.py").write_text(helper_source(1000))  # what an in-process trial imports from now on
+
+    basic = ("hydra/launcher=basic",)
+    resumed = run(app, sweep_dir, "hydra.sweeper.observation_budget=2", "sleep_s=0", launcher=basic).assert_ok()
+    assert offsets(resumed) == [0, 1000]  # the resumed trial ran the working tree, not the snapshot
+    assert "Resumed sweep runs from its code snapshot" not in resumed.output
+    honest = (
+        f"Resumed sweep's code snapshot {sweep_dir / 'sigopt_code'} is not used with BasicLauncher: "
+        "trials run in the sweeper's process, from the code it imported at start"
+    )
+    assert resumed.output.count(honest) == 1, resumed.output[-3000:]
+    assert "does nothing with BasicLauncher" not in resumed.output  # one line, not two
 
 
 def run_resumed(app: Path, sweep_dir: Path) -> AppRun:
