@@ -361,19 +361,22 @@ class CodePlan:
 
 
 def code_for_sweep(
-    plan: CodePlan, stored: Mapping[str, Any] | None, sweep_dir: Path, runner: Any
+    plan: CodePlan, stored: Mapping[str, Any] | None, sweep_dir: Path, runner: Any, first_trial: int = 0
 ) -> tuple[bool, dict[str, Any]]:
     """Have the runner's jobs run from the sweep's snapshot (the journal's, else a new one) where it
     can: whether they do, and the journal's record of the code.
 
-    A resumed sweep keeps the snapshot it started with, whatever ``code_snapshot`` says now.
+    A resumed sweep keeps the snapshot it started with, whatever ``code_snapshot`` says now, and the
+    record of the code its earlier trials ran; trials from ``first_trial`` on run this resume's.
     """
     if stored and stored.get("mode", "none") != "none":
-        return _resume_snapshot(plan, stored, sweep_dir, runner), dict(stored)
+        if _resume_snapshot(plan, stored, sweep_dir, runner):
+            return True, dict(stored)
+        return False, working_tree_record(plan.app_dir, stored, first_trial)
     if plan.source is None:
         if plan.mode != "none" and plan.not_from_snapshot:
             log.info("hydra.sweeper.code_snapshot=%s does nothing with %s", plan.mode, plan.not_from_snapshot)
-        return False, {"mode": "none", **git_identity(plan.app_dir)}
+        return False, working_tree_record(plan.app_dir, stored, first_trial)
     snapshot = make_snapshot(plan.source, sweep_dir)
     runs = run_trials_from(snapshot, plan.app_dir, runner)  # True: a source is planned for submitit's jobs only
     earlier = " (its earlier trials ran from the working tree)" if stored else ""
@@ -394,6 +397,40 @@ def _resume_snapshot(plan: CodePlan, stored: Mapping[str, Any], sweep_dir: Path,
 
 def _not_from_snapshot(plan: CodePlan, runner: Any) -> str:
     return plan.not_from_snapshot or f"{type(runner).__name__}: it starts no jobs of its own"
+
+
+#: What tells two versions of the app's code apart in the journal's record.
+IDENTITY_KEYS = ("commit", "dirty", "diff_sha256")
+
+
+def working_tree_record(app_dir: Path, stored: Mapping[str, Any] | None, first_trial: int) -> dict[str, Any]:
+    """The journal's record of trials that run the working tree's code.
+
+    A new sweep's is the code now. A resumed sweep keeps its record, which says what its earlier
+    trials ran: code that differs now is added under ``resumed_with`` (with the first trial that
+    runs it) and warned of, rather than written over the start.
+    """
+    current = git_identity(app_dir)
+    if not stored:
+        return {"mode": "none", **current}
+    resumed = list(stored.get("resumed_with", []))
+    ran = [stored, *resumed]
+    if all(ran[-1].get(key) == current.get(key) for key in IDENTITY_KEYS):
+        return dict(stored)
+    _warn_other_code(ran, current, first_trial)
+    entry = {"mode": "none", **current, "from_trial": first_trial, "resumed_at": time.time()}
+    return {**stored, "resumed_with": [*resumed, entry]}
+
+
+def _warn_other_code(ran: Sequence[Mapping[str, Any]], current: Mapping[str, Any], first_trial: int) -> None:
+    log.warning(
+        "This resumed sweep runs other code than its earlier trials: the earlier trials ran %s; the resumed ones "
+        "(trial #%d on) run %s. Its results mix programs (hydra-sigopt status shows each); "
+        "hydra.sweeper.code_snapshot=git in a new sweep runs every trial from one copy of the code",
+        ", then ".join(describe_identity(r) for r in ran),
+        first_trial,
+        describe_identity(current),
+    )
 
 
 # ---------------------------------------------------------------------- without a snapshot: noticing edits

@@ -191,7 +191,9 @@ class Sweep:
         """Make (or find again) the code snapshot before the first trial, and have the jobs run from it."""
         if self.code is None:
             return
-        from_snapshot, record = code_for_sweep(self.code, journal.meta().get("code"), self.sweep_dir, self.runner)
+        stored = journal.meta().get("code")
+        # Trials numbered from here on run the code of this run (a resumed sweep's earlier ones may not).
+        from_snapshot, record = code_for_sweep(self.code, stored, self.sweep_dir, self.runner, journal.next_number())
         journal.set_meta(code=record)
         if not from_snapshot:
             self._code_watch = self.code.watch

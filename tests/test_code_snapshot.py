@@ -229,6 +229,33 @@ def run_resumed(app: Path, sweep_dir: Path) -> AppRun:
     return run(app, sweep_dir, "hydra.sweeper.code_snapshot=git")
 
 
+def head(app: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=app, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_resume_at_another_commit_keeps_the_commit_the_sweep_started_with(tmp_path: Path) -> None:
+    """Without a snapshot, the journal keeps what the earlier trials ran and adds what the resumed ones run."""
+    app = write_git_app(tmp_path, budget=1)
+    sweep_dir = tmp_path / "sweep"
+    run(app, sweep_dir, "sleep_s=0").assert_ok()
+    first = head(app)
+    git(app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-a", "-m", "other")
+    second = head(app)
+
+    resumed = run(app, sweep_dir, "hydra.sweeper.observation_budget=2", "sleep_s=0").assert_ok()
+    assert len(resumed.trials) == 2
+    warning = f"the earlier trials ran commit {first[:12]}, with uncommitted changes (diff sha256 "  # then the hash
+    assert warning in resumed.output, resumed.output[-3000:]
+    assert f"; the resumed ones (trial #1 on) run commit {second[:12]}, clean" in resumed.output
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        code = journal.meta()["code"]
+    assert (code["mode"], code["commit"], code["dirty"]) == ("none", first, True)
+    assert [(r["commit"], r["dirty"], r["from_trial"]) for r in code["resumed_with"]] == [(second, False, 1)]
+    shown = status(sweep_dir)
+    assert f"Code:        working tree (commit {first[:12]}, with uncommitted changes" in shown
+    assert f"from trial #1 (resumed): working tree, commit {second[:12]}, clean" in shown
+
+
 def refusal(app: Path, tmp_path: Path, *overrides: str) -> str:
     """The one-line message of a sweep refused before anything was written."""
     sweep_dir = tmp_path / "sweep"
