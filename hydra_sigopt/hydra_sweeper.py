@@ -86,14 +86,10 @@ class SigOptSweeperImpl:
 
         app_dir = app_dir_of(self.task_function)
         if not is_submitit_launcher(launcher):
-            if mode != "none":
-                log.info(
-                    "hydra.sweeper.code_snapshot=%s does nothing with %s: %s",
-                    mode,
-                    type(launcher).__name__,
-                    _why_no_snapshot(launcher),
-                )
-            return CodePlan("none", None, app_dir)
+            # Logged once the journal says whether this resumes a sweep that has a snapshot.
+            return CodePlan(
+                mode, None, app_dir, not_from_snapshot=f"{type(launcher).__name__}: {_why_no_snapshot(launcher)}"
+            )
         source = plan_snapshot(mode, app_dir)
         watch = CodeWatch.for_task(self.task_function, skip=sweep_dir) if source is None else None
         return CodePlan(mode, source, app_dir, watch)

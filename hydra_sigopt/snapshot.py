@@ -347,31 +347,90 @@ def job_command(python: str, cwd: Path, import_path: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class CodePlan:
     """The sweep's code: ``code_snapshot``'s mode and what it copies (checked), the app's folder, and
-    for a sweep of submitit jobs without a snapshot the files watched for edits."""
+    for a sweep of submitit jobs without a snapshot the files watched for edits.
+
+    ``not_from_snapshot`` says why this launcher's trials cannot run from a snapshot (``BasicLauncher:
+    trials run in the sweeper's process, ...``); None for submitit's jobs.
+    """
 
     mode: str
     source: CodeSource | None
     app_dir: Path
     watch: CodeWatch | None = None
+    not_from_snapshot: str | None = None
 
 
 def code_for_sweep(
-    plan: CodePlan, stored: Mapping[str, Any] | None, sweep_dir: Path
-) -> tuple[Snapshot | None, dict[str, Any]]:
-    """The snapshot the sweep's trials run from (the journal's, else a new one) and the journal's record.
+    plan: CodePlan, stored: Mapping[str, Any] | None, sweep_dir: Path, runner: Any, first_trial: int = 0
+) -> tuple[bool, dict[str, Any]]:
+    """Have the runner's jobs run from the sweep's snapshot (the journal's, else a new one) where it
+    can: whether they do, and the journal's record of the code.
 
-    A resumed sweep keeps the snapshot it started with, whatever ``code_snapshot`` says now.
+    A resumed sweep keeps the snapshot it started with, whatever ``code_snapshot`` says now, and the
+    record of the code its earlier trials ran; trials from ``first_trial`` on run this resume's.
     """
     if stored and stored.get("mode", "none") != "none":
-        snapshot = existing_snapshot(sweep_dir, stored)
-        log.info("Resumed sweep runs from its code snapshot %s", snapshot.describe())
-        return snapshot, dict(stored)
+        if _resume_snapshot(plan, stored, sweep_dir, runner):
+            return True, dict(stored)
+        return False, working_tree_record(plan.app_dir, stored, first_trial)
     if plan.source is None:
-        return None, {"mode": "none", **git_identity(plan.app_dir)}
+        if plan.mode != "none" and plan.not_from_snapshot:
+            log.info("hydra.sweeper.code_snapshot=%s does nothing with %s", plan.mode, plan.not_from_snapshot)
+        return False, working_tree_record(plan.app_dir, stored, first_trial)
     snapshot = make_snapshot(plan.source, sweep_dir)
+    runs = run_trials_from(snapshot, plan.app_dir, runner)  # True: a source is planned for submitit's jobs only
     earlier = " (its earlier trials ran from the working tree)" if stored else ""
     log.info("Code snapshot%s: trials run from %s", earlier, snapshot.describe())
-    return snapshot, dict(snapshot.record)
+    return runs, dict(snapshot.record)
+
+
+def _resume_snapshot(plan: CodePlan, stored: Mapping[str, Any], sweep_dir: Path, runner: Any) -> bool:
+    """Run the resumed sweep's trials from its snapshot where the runner can, and say which it is:
+    the runner, not the journal, decides where trials run (in-process ones run the imported code)."""
+    snapshot = existing_snapshot(sweep_dir, stored)
+    if run_trials_from(snapshot, plan.app_dir, runner):
+        log.info("Resumed sweep runs from its code snapshot %s", snapshot.describe())
+        return True
+    log.info("Resumed sweep's code snapshot %s is not used with %s", snapshot.dir, _not_from_snapshot(plan, runner))
+    return False
+
+
+def _not_from_snapshot(plan: CodePlan, runner: Any) -> str:
+    return plan.not_from_snapshot or f"{type(runner).__name__}: it starts no jobs of its own"
+
+
+#: What tells two versions of the app's code apart in the journal's record.
+IDENTITY_KEYS = ("commit", "dirty", "diff_sha256")
+
+
+def working_tree_record(app_dir: Path, stored: Mapping[str, Any] | None, first_trial: int) -> dict[str, Any]:
+    """The journal's record of trials that run the working tree's code.
+
+    A new sweep's is the code now. A resumed sweep keeps its record, which says what its earlier
+    trials ran: code that differs now is added under ``resumed_with`` (with the first trial that
+    runs it) and warned of, rather than written over the start.
+    """
+    current = git_identity(app_dir)
+    if not stored:
+        return {"mode": "none", **current}
+    resumed = list(stored.get("resumed_with", []))
+    ran = [stored, *resumed]
+    if all(ran[-1].get(key) == current.get(key) for key in IDENTITY_KEYS):
+        return dict(stored)
+    _warn_other_code(ran, current, first_trial)
+    entry = {"mode": "none", **current, "from_trial": first_trial, "resumed_at": time.time()}
+    return {**stored, "resumed_with": [*resumed, entry]}
+
+
+def _warn_other_code(ran: Sequence[Mapping[str, Any]], current: Mapping[str, Any], first_trial: int) -> None:
+    log.warning(
+        "This resumed sweep runs other code than its earlier trials: the earlier trials ran %s; the resumed ones "
+        "(trial #%d on) run %s. Its results mix programs (hydra-sigopt status shows each); "
+        "hydra.sweeper.code_snapshot=git in a new sweep runs every trial from one copy of the code",
+        ", then ".join(describe_identity(r) for r in ran),
+        first_trial,
+        describe_identity(current),
+    )
 
 
 # ---------------------------------------------------------------------- without a snapshot: noticing edits
@@ -442,10 +501,12 @@ def watched_files(task_function: Any, skip: Path | None = None) -> list[Path]:
     return found
 
 
-def run_trials_from(snapshot: Snapshot, app_dir: Path, runner: Any) -> None:
+def run_trials_from(snapshot: Snapshot, app_dir: Path, runner: Any) -> bool:
     """Have the runner's jobs start in the snapshot (working dir, import path) and compose their
-    configs from it (runners that start no jobs of their own are left as they are)."""
+    configs from it; False for runners that start no jobs of their own (left as they are)."""
     cwd = snapshot.job_cwd(Path.cwd(), app_dir)
     import_path = snapshot.import_path(app_dir, sys.path)
-    if runner.run_from(lambda python: job_command(python, cwd, import_path)):
-        runner.launcher.hydra_context = configs_from_snapshot(runner.launcher.hydra_context, snapshot)
+    if not runner.run_from(lambda python: job_command(python, cwd, import_path)):
+        return False
+    runner.launcher.hydra_context = configs_from_snapshot(runner.launcher.hydra_context, snapshot)
+    return True

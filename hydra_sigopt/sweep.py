@@ -58,7 +58,7 @@ from hydra_sigopt.scheduler import (
 from hydra_sigopt.secrets import tokens_of, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.signals import Interrupts
-from hydra_sigopt.snapshot import CodePlan, CodeWatch, code_for_sweep, run_trials_from
+from hydra_sigopt.snapshot import CodePlan, CodeWatch, code_for_sweep
 from hydra_sigopt.stopping import Stopping
 from hydra_sigopt.tasks import cost_of, task_named
 
@@ -191,12 +191,12 @@ class Sweep:
         """Make (or find again) the code snapshot before the first trial, and have the jobs run from it."""
         if self.code is None:
             return
-        snapshot, record = code_for_sweep(self.code, journal.meta().get("code"), self.sweep_dir)
+        stored = journal.meta().get("code")
+        # Trials numbered from here on run the code of this run (a resumed sweep's earlier ones may not).
+        from_snapshot, record = code_for_sweep(self.code, stored, self.sweep_dir, self.runner, journal.next_number())
         journal.set_meta(code=record)
-        if snapshot is None:
+        if not from_snapshot:
             self._code_watch = self.code.watch
-        else:
-            run_trials_from(snapshot, self.code.app_dir, self.runner)
 
     # ------------------------------------------------------------------ the loop: carrying out the scheduler's commands
 

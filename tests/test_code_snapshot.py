@@ -3,7 +3,7 @@
 The app's task returns ``helper.value(x) = x + OFFSET``. The committed helper has OFFSET 100, the
 working tree (uncommitted, so the tree is dirty) OFFSET 0, and the test edits it to OFFSET 1000 while
 the sweep runs: a trial that ran the code the sweep started with returns a value in [0, 1].
-The real-cluster versions are in tests/test_slurm.py.
+The real-cluster versions are in tests/test_slurm_code_snapshot.py.
 """
 
 from __future__ import annotations
@@ -100,8 +100,10 @@ def start(
     )
 
 
-def run(app: Path, sweep_dir: Path, *overrides: str, timeout: float = 300) -> AppRun:
-    proc = start(app, sweep_dir, *overrides)
+def run(
+    app: Path, sweep_dir: Path, *overrides: str, timeout: float = 300, launcher: Sequence[str] = SUBMITIT_LOCAL
+) -> AppRun:
+    proc = start(app, sweep_dir, *overrides, launcher=launcher)
     out, _ = proc.communicate(timeout=timeout)
     return AppRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, ""), sweep_dir)
 
@@ -204,8 +206,54 @@ def test_resume_after_sigkill_runs_from_the_same_snapshot(tmp_path: Path) -> Non
     assert not sweep_dir.exists()
 
 
+def test_a_resume_in_process_says_its_snapshot_is_not_used(tmp_path: Path) -> None:
+    """Resumed with the basic launcher, trials run the code the sweeper imported, not the snapshot: the log says so."""
+    app = write_git_app(tmp_path, budget=1)
+    sweep_dir = tmp_path / "sweep"
+    run(app, sweep_dir, "hydra.sweeper.code_snapshot=git", "sleep_s=0").assert_ok()
+    (app / "helper.py").write_text(helper_source(1000))  # what an in-process trial imports from now on
+
+    basic = ("hydra/launcher=basic",)
+    resumed = run(app, sweep_dir, "hydra.sweeper.observation_budget=2", "sleep_s=0", launcher=basic).assert_ok()
+    assert offsets(resumed) == [0, 1000]  # the resumed trial ran the working tree, not the snapshot
+    assert "Resumed sweep runs from its code snapshot" not in resumed.output
+    honest = (
+        f"Resumed sweep's code snapshot {sweep_dir / 'sigopt_code'} is not used with BasicLauncher: "
+        "trials run in the sweeper's process, from the code it imported at start"
+    )
+    assert resumed.output.count(honest) == 1, resumed.output[-3000:]
+    assert "does nothing with BasicLauncher" not in resumed.output  # one line, not two
+
+
 def run_resumed(app: Path, sweep_dir: Path) -> AppRun:
     return run(app, sweep_dir, "hydra.sweeper.code_snapshot=git")
+
+
+def head(app: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=app, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_resume_at_another_commit_keeps_the_commit_the_sweep_started_with(tmp_path: Path) -> None:
+    """Without a snapshot, the journal keeps what the earlier trials ran and adds what the resumed ones run."""
+    app = write_git_app(tmp_path, budget=1)
+    sweep_dir = tmp_path / "sweep"
+    run(app, sweep_dir, "sleep_s=0").assert_ok()
+    first = head(app)
+    git(app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-a", "-m", "other")
+    second = head(app)
+
+    resumed = run(app, sweep_dir, "hydra.sweeper.observation_budget=2", "sleep_s=0").assert_ok()
+    assert len(resumed.trials) == 2
+    warning = f"the earlier trials ran commit {first[:12]}, with uncommitted changes (diff sha256 "  # then the hash
+    assert warning in resumed.output, resumed.output[-3000:]
+    assert f"; the resumed ones (trial #1 on) run commit {second[:12]}, clean" in resumed.output
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        code = journal.meta()["code"]
+    assert (code["mode"], code["commit"], code["dirty"]) == ("none", first, True)
+    assert [(r["commit"], r["dirty"], r["from_trial"]) for r in code["resumed_with"]] == [(second, False, 1)]
+    shown = status(sweep_dir)
+    assert f"Code:        working tree (commit {first[:12]}, with uncommitted changes" in shown
+    assert f"from trial #1 (resumed): working tree, commit {second[:12]}, clean" in shown
 
 
 def refusal(app: Path, tmp_path: Path, *overrides: str) -> str:
