@@ -33,9 +33,9 @@ steps (sigopt_asha); lower median regret than Optuna with HyperbandPruner at R o
 The full run takes hours on 2 cores, so it can be done in parts: every finished cell (problem x
 contender x seed) is kept under benchmarks/results/multi_fidelity/full/cells/ with the code it
 measured, and a rerun at the same code reuses it, so an interrupted run continues where it stopped.
-``--contenders`` and ``--only-cells`` run a part without publishing; a run that has every cell
-publishes. A cell measured at other code (hydra_sigopt/, benchmarks/apps/, this script, common.py)
-is run again.
+``--only-cells`` runs cells without publishing; ``--contenders`` runs and publishes a part (under
+its own name); a run that has every cell publishes the figures. A cell measured at other code
+(hydra_sigopt/, benchmarks/apps/, or an older MEASUREMENT of this script) is run again.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ SWEEPER_CONTENDERS = (
     "random_asha",
 )
 CONTENDERS = (*SWEEPER_CONTENDERS, "optuna_hyperband")
+#: What the targets compare: a part of the run without one of them publishes figures only.
+TARGET_CONTENDERS = ("sigopt_full", "sigopt_asha", "sigopt_asha_failed", "optuna_hyperband")
 LABELS = {
     "sigopt_full": "SigOpt sweeper, full trainings",
     "sigopt_asha": "SigOpt sweeper + ASHA",
@@ -223,23 +225,29 @@ def _options(parser: Any) -> None:
     parser.add_argument("--seeds", type=int, help="seeds per problem (default 10; quick 1)")
     parser.add_argument("--problems", nargs="+", choices=curves.PROBLEMS, help="a subset of the problems")
     parser.add_argument("--full", type=int, help="the resource, in full trainings (default 20; quick 3)")
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, help="run only these cells; publishes nothing")
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, help="a subset (published apart, as a part)")
     parser.add_argument("--only-cells", action="store_true", help="run the cells missing; publish nothing")
 
 
 # ------------------------------------------------------------------ cells kept between runs
 
 
+#: What a cell measures, as far as this script decides it (contenders' settings, slots, steps): bump
+#: it with a change that alters a cell, so that cells measured before are run again.
+MEASUREMENT = 1
+
+
 def code_version() -> str:
-    """What a cell measures: git's hashes of hydra_sigopt/, the benchmark apps and this script at HEAD,
-    ``+dirty`` when any of them differs from HEAD (a README or another benchmark's change keeps cells)."""
-    measured = ("hydra_sigopt", "benchmarks/apps", "benchmarks/multi_fidelity.py", "benchmarks/common.py")
+    """What a cell measures: git's hashes of hydra_sigopt/ and the benchmark apps at HEAD, and
+    MEASUREMENT; ``+dirty`` when those folders differ from HEAD (a change to the README, to how this
+    script publishes or to another benchmark keeps the cells)."""
+    measured = ("hydra_sigopt", "benchmarks/apps")
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=common.ROOT, capture_output=True, text=True).stdout.strip()
 
     hashes = git("rev-parse", *(f"HEAD:{path}" for path in measured)).split()
-    version = "-".join(h[:8] for h in hashes) or "unknown"
+    version = "-".join([*(h[:8] for h in hashes), f"m{MEASUREMENT}"]) if hashes else "unknown"
     return version + ("+dirty" if git("status", "--porcelain", "--", *measured) else "")
 
 
@@ -285,8 +293,10 @@ def main() -> int:
     seeds = [0] if quick else list(range(args.seeds or 10))
     full = 3 if quick else (args.full or 20)
     # The README's figures come from the default full run; a smaller one is published beside it.
-    standard = not args.seeds and not args.problems and not args.full
-    published_name = NAME if standard else f"{NAME}_{len(seeds)}seeds_{full}full_{'_'.join(problems)}"
+    contenders = [c for c in CONTENDERS if c in (args.contenders or CONTENDERS)]
+    standard = not args.seeds and not args.problems and not args.full and not args.contenders
+    part = "" if not args.contenders else "_part"
+    published_name = NAME if standard else f"{NAME}_{len(seeds)}seeds_{full}full_{'_'.join(problems)}{part}"
     resource = full * curves.MAX_STEP
     out = common.results_dir(NAME) / ("quick" if quick else "full")
     facts = common.machine_facts()
@@ -297,7 +307,7 @@ def main() -> int:
     cells_s = 0.0  # the cells' own time: a run in parts reports the time of all its parts
     for problem in problems:
         for seed in seeds:
-            for contender in args.contenders or CONTENDERS:
+            for contender in contenders:
                 path = cell_file(out, problem, contender, seed, full)
                 cell = None if quick else kept_cell(path, version)
                 print(f"  {problem}/{contender}/seed{seed}{' (kept)' if cell else ' ...'}", flush=True)
@@ -308,29 +318,29 @@ def main() -> int:
                 runs += [cell["run"]] if cell["run"] else []
                 versions.add(cell["version"])
                 cells_s += cell["cell_s"]
-    if args.contenders or args.only_cells:
-        print(f"cells kept under {out / 'cells'}; a run without --contenders/--only-cells publishes them")
+    if args.only_cells:
+        print(f"cells kept under {out / 'cells'}; a run without --only-cells publishes them")
         return 0
-    summary = summarize(problems, seeds, logs, resource)
+    summary = summarize(problems, seeds, logs, resource, contenders)
     for problem in problems:
-        for contender in SWEEPER_CONTENDERS:
+        for contender in [c for c in contenders if c in SWEEPER_CONTENDERS]:
             used = [r.get("utilisation", math.nan) for r in runs if r["label"].startswith(f"{problem}/{contender}/")]
             summary[problem]["contenders"][contender]["utilisation"] = common.median(used)
     elapsed = cells_s
     common.write_json(out / "results.json", {"facts": facts, "runs": runs, "summary": summary, "elapsed_s": elapsed})
-    text, targets = render(summary, problems, seeds, full, resource, facts, quick, elapsed)
+    text, targets = render(summary, problems, seeds, full, resource, facts, quick, elapsed, contenders)
     text += f"\nCode measured: {', '.join(sorted(versions))}"
     print(text)
-    png = plot(summary, problems, resource, out / f"{NAME}.png")
+    png = plot(summary, problems, resource, out / f"{NAME}.png", contenders)
     common.publish(published_name, png, text, quick)
     return 1 if args.strict and not all(targets) else 0
 
 
-def plot(summary: dict[str, Any], problems: list[str], resource: int, path: Path) -> Path:
+def plot(summary: dict[str, Any], problems: list[str], resource: int, path: Path, contenders: list[str]) -> Path:
     plt = common.pyplot()
     fig, axes = plt.subplots(1, len(problems), figsize=(6 * len(problems), 4), squeeze=False)
     for ax, problem in zip(axes[0], problems):
-        for contender in CONTENDERS:
+        for contender in contenders:
             curve = summary[problem]["contenders"][contender]["median_curve"]
             ax.plot(range(1, resource + 1), [max(v, 1e-6) for v in curve], label=LABELS[contender])
         ax.set_yscale("log")
@@ -344,7 +354,11 @@ def plot(summary: dict[str, Any], problems: list[str], resource: int, path: Path
 
 
 def summarize(
-    problems: list[str], seeds: list[int], logs: dict[tuple[str, str, int], list[dict[str, Any]]], resource: int
+    problems: list[str],
+    seeds: list[int],
+    logs: dict[tuple[str, str, int], list[dict[str, Any]]],
+    resource: int,
+    contenders: list[str],
 ) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for problem in problems:
@@ -353,12 +367,12 @@ def summarize(
             finals = [r["value"] for log in logs.values() for r in log if r["step"] == curves.MAX_STEP]
             optimum = min(finals) if finals else math.nan
         per = {}
-        for contender in CONTENDERS:
+        for contender in contenders:
             regret_curves = [[v - optimum for v in incumbents(logs[(problem, contender, s)], resource)] for s in seeds]
             median_curve = [common.median(c[i] for c in regret_curves) for i in range(resource)]
             per[contender] = {"median_curve": median_curve, "final": [c[-1] for c in regret_curves]}
         target = per["sigopt_full"]["median_curve"][-1]
-        for contender in CONTENDERS:
+        for contender in contenders:
             reached = steps_to_reach(per[contender]["median_curve"], target)
             per[contender]["share_to_full_final"] = None if reached is None else reached / resource
         summary[problem] = {"optimum": optimum, "contenders": per}
@@ -374,12 +388,13 @@ def render(
     facts: dict[str, Any],
     quick: bool,
     elapsed: float,
+    contenders: list[str],
 ) -> tuple[str, list[bool]]:
     headers = ["problem", "contender", "median regret at R [IQR]", "share of R to reach full's final median"]
     headers.append("slot use")
     rows = []
     for problem in problems:
-        for contender in CONTENDERS:
+        for contender in contenders:
             entry = summary[problem]["contenders"][contender]
             q1, med, q3 = common.quantiles(entry["final"])
             share = entry["share_to_full_final"]
@@ -397,7 +412,9 @@ def render(
         f"{SLOTS} slots, on {facts['nproc']} x {facts['cpu_model']} ({elapsed:.0f} s)" + (" [quick]" if quick else ""),
         common.text_table(headers, rows),
     ]
-    targets = []
+    targets: list[bool] = []
+    if not set(TARGET_CONTENDERS) <= set(contenders):
+        return "\n".join(lines), targets  # a part without them: figures only
     for problem in problems:
         per = summary[problem]["contenders"]
         share = per["sigopt_asha"]["share_to_full_final"]
