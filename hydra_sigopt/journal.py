@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_sigopt.errors import JournalError
-from hydra_sigopt.journal_guard import JournalGuard
+from hydra_sigopt.journal_guard import JournalGuard, set_nonce
 from hydra_sigopt.journal_guard import JournalLostError as JournalLostError  # raised by the guard; imported from here
 from hydra_sigopt.journal_reports import ReportTable
 from hydra_sigopt.metrics import MetricValue
@@ -243,7 +243,9 @@ def _build(tmp: Path, meta: Mapping[str, Any]) -> None:
             db.executescript(_SCHEMA)
             rows = {"format_version": FORMAT_VERSION, "created_at": time.time(), **meta}
             db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Checkpointed with it: the new journal is whole in its file, nonce included, before it is
+        # renamed into place.
+        set_nonce(db)
     finally:
         db.close()
 
@@ -322,6 +324,8 @@ class Journal:
         _refuse_damaged(journal)
         if found != FORMAT_VERSION and not readonly:
             journal.set_meta(format_version=FORMAT_VERSION)
+        if not readonly:
+            journal._guard.give_nonce()  # a journal made before nonces: an overwrite is noticed from now on
         return journal
 
     def close(self) -> None:
