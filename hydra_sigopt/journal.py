@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_sigopt.errors import JournalError
-from hydra_sigopt.journal_guard import JournalGuard
+from hydra_sigopt.journal_guard import JournalGuard, set_nonce
 from hydra_sigopt.journal_guard import JournalLostError as JournalLostError  # raised by the guard; imported from here
 from hydra_sigopt.journal_reports import ReportTable
 from hydra_sigopt.metrics import MetricValue
@@ -125,15 +126,54 @@ class Trial:
         return None
 
 
-def _trial_from_row(row: sqlite3.Row) -> Trial:
-    values = tuple(
-        MetricValue(v["name"], v["value"], v.get("value_stddev")) for v in json.loads(row["metric_values"] or "[]")
+class DamagedRow(ValueError):
+    """A trial row SQLite reads but whose content the journal never writes (edited by hand, say)."""
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_metric_value(value: Any) -> bool:
+    """Whether ``value`` is one metric's value as :meth:`MetricValue.to_sigopt` writes it."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("name"), str)
+        and _is_finite_number(value.get("value"))
+        and (value.get("value_stddev") is None or _is_finite_number(value["value_stddev"]))
     )
+
+
+def _row_problem(state: Any, assignments: Any, overrides: Any, values: Any) -> str | None:
+    """What in a trial row's content the journal would never have written, or None.
+
+    Checked on reading, so that a damaged row is refused when the journal is opened instead of
+    crashing whatever reads it later (a resume would first have run trials and changed the file).
+    """
+    if state not in STATES:
+        return f"state {state!r} is not a trial state"
+    if not isinstance(assignments, dict):
+        return "its assignments are not a JSON object"
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        return "its overrides are not a list of strings"
+    if not isinstance(values, list) or not all(_is_metric_value(v) for v in values):
+        return "its metric values are not a list of names with finite numbers"
+    return None
+
+
+def _trial_from_row(row: sqlite3.Row) -> Trial:
+    assignments = json.loads(row["assignments"])
+    overrides = json.loads(row["overrides"])
+    raw_values = json.loads(row["metric_values"] or "[]")
+    problem = _row_problem(row["state"], assignments, overrides, raw_values)
+    if problem is not None:
+        raise DamagedRow(f"trial #{row['number']}: {problem}")
+    values = tuple(MetricValue(v["name"], v["value"], v.get("value_stddev")) for v in raw_values)
     return Trial(
         number=row["number"],
         suggestion_id=row["suggestion_id"],
-        assignments=json.loads(row["assignments"]),
-        overrides=json.loads(row["overrides"]),
+        assignments=assignments,
+        overrides=overrides,
         state=row["state"],
         job_id=row["job_id"],
         values=values,
@@ -170,6 +210,8 @@ def _refuse_damaged(journal: Journal) -> None:
     try:
         problem = _meta_problem(journal.meta())
         journal.trials()
+    except DamagedRow as exc:
+        problem = str(exc)
     except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError) as exc:
         problem = f"{type(exc).__name__}: {exc}"
     if problem is not None:
@@ -201,7 +243,9 @@ def _build(tmp: Path, meta: Mapping[str, Any]) -> None:
             db.executescript(_SCHEMA)
             rows = {"format_version": FORMAT_VERSION, "created_at": time.time(), **meta}
             db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Checkpointed with it: the new journal is whole in its file, nonce included, before it is
+        # renamed into place.
+        set_nonce(db)
     finally:
         db.close()
 
@@ -280,6 +324,8 @@ class Journal:
         _refuse_damaged(journal)
         if found != FORMAT_VERSION and not readonly:
             journal.set_meta(format_version=FORMAT_VERSION)
+        if not readonly:
+            journal._guard.give_nonce()  # a journal made before nonces: an overwrite is noticed from now on
         return journal
 
     def close(self) -> None:

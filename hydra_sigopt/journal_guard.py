@@ -1,13 +1,19 @@
-"""Noticing that a sweep's journal file was deleted, replaced or truncated while the sweep runs.
+"""Noticing that a sweep's journal file was deleted, replaced, truncated or overwritten while the sweep runs.
 
 SQLite keeps writing to an open file that was deleted or replaced, so the loss would go unnoticed
 until the sweep ends: :class:`JournalGuard` checks the file before every write and, when it
 changed, saves what the open connection still reads and stops the sweep with how to go on.
+
+Another database copied over the journal in place keeps its inode, a valid header and may be
+larger: each journal carries its own random nonce in its header (SQLite's application id) to tell
+it from any other database.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +21,32 @@ from pathlib import Path
 from hydra_sigopt.errors import JournalError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+#: Where SQLite keeps the application id (big-endian, signed) in the database file's header.
+NONCE_BYTES = slice(68, 72)
+
+DELETED = "deleted"
+REPLACED = "replaced by another file"
+DAMAGED = "truncated or overwritten"
+OVERWRITTEN = "overwritten with another database"
+#: What the user put in the journal's place is theirs: kept, and the sweep's state saved beside it.
+#: A journal deleted or damaged in place is the sweep's own: restored.
+USERS_FILE = (REPLACED, OVERWRITTEN)
+
+
+def new_nonce() -> int:
+    """A random non-zero application id for a new journal (0 is SQLite's default: any database)."""
+    return int.from_bytes(secrets.token_bytes(4), "big", signed=True) or 1
+
+
+def set_nonce(connection: sqlite3.Connection) -> None:
+    """Give the journal a new nonce, checkpointed into the file's header where the guard reads it
+    (the journal uses WAL: until a checkpoint, the header in the file keeps the old value)."""
+    connection.execute(f"PRAGMA application_id = {new_nonce()}")
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class JournalLostError(JournalError):
-    """The journal file was deleted, replaced or truncated under a running sweep."""
+    """The journal file was deleted, replaced, truncated or overwritten under a running sweep."""
 
 
 class JournalGuard:
@@ -31,7 +59,26 @@ class JournalGuard:
         found = os.stat(path)
         self._file_id = (found.st_dev, found.st_ino)
         self._largest = found.st_size
+        self._nonces = self._own_nonces()
         self.lost = False
+
+    def _own_nonces(self) -> set[int]:
+        """The nonces the journal's file may show: the journal's own and, should a reader have kept
+        the checkpoint of a nonce just given from reaching the file, the one the file has now."""
+        own = self._db.execute("PRAGMA application_id").fetchone()[0]
+        return {own, _file_nonce(self._header())}
+
+    def give_nonce(self) -> None:
+        """Give a journal made before nonces (application id 0) its own, for :meth:`check` to compare."""
+        if self._nonces != {0}:
+            return
+        self.check()
+        set_nonce(self._db)
+        self._nonces = self._own_nonces()
+
+    def _header(self) -> bytes:
+        with open(self.path, "rb") as f:
+            return f.read(NONCE_BYTES.stop)
 
     def check(self) -> None:
         """Raise :class:`JournalLostError` (after saving what can be) if the file changed under the sweep."""
@@ -43,15 +90,16 @@ class JournalGuard:
         """How the journal file changed under this sweep, or None."""
         try:
             found = os.stat(self.path)
-            with open(self.path, "rb") as f:
-                header = f.read(len(SQLITE_MAGIC))
+            header = self._header()
         except FileNotFoundError:
-            return "deleted"
+            return DELETED
         if (found.st_dev, found.st_ino) != self._file_id:
-            return "replaced by another file"
+            return REPLACED
         # The database file only grows (no VACUUM): smaller means truncated or overwritten.
-        if header != SQLITE_MAGIC or found.st_size < self._largest:
-            return "truncated or overwritten"
+        if not header.startswith(SQLITE_MAGIC) or found.st_size < self._largest:
+            return DAMAGED
+        if _file_nonce(header) not in self._nonces:
+            return OVERWRITTEN
         self._largest = found.st_size
         return None
 
@@ -60,20 +108,44 @@ class JournalGuard:
         self.lost = True
         message = f"the journal {self.path} was {problem} while the sweep ran"
         saved = self._save_copy()
-        replaced = problem.startswith("replaced")
-        self.close()  # the journal's connection: nothing more goes to a lost file
+        if problem == OVERWRITTEN:
+            self._close_sparing_the_file()
+        else:
+            self.close()  # the journal's connection: nothing more goes to a lost file
+        if problem in USERS_FILE:
+            # The sweep's WAL, beside the user's file, would be replayed into it if it is a database.
+            self._remove_wal()
         if saved is None:
             return f"{message}; its state could not be saved, so this sweep cannot be resumed"
-        if not replaced:
+        if problem not in USERS_FILE:
             # Deleted or damaged in place: the file is the sweep's own, put back as it was.
-            for suffix in ("-wal", "-shm"):  # the old file's, which must not meet the restored one
-                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            self._remove_wal()  # the old file's, which must not meet the restored one
             os.replace(saved, self.path)
             return f"{message}; it was restored from the sweeper's open copy, so the sweep can be resumed"
         return (
             f"{message}; the sweep's state as of its last write is saved in {saved}: to resume the sweep, "
             f"move {saved.name} over {self.path.name}"
         )
+
+    def _remove_wal(self) -> None:
+        for suffix in ("-wal", "-shm"):
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+
+    def _close_sparing_the_file(self) -> None:
+        """Close the connection without harm to the database now in the journal's file.
+
+        Closing checkpoints the sweep's WAL into the file it opened, which is still this one (same
+        inode): the file's content is copied aside first and put back after.
+        """
+        spared = self.path.with_name(self.path.name + ".spared")
+        try:
+            shutil.copy2(self.path, spared)
+        except OSError:
+            spared.unlink(missing_ok=True)
+            self.close()  # a full disk: the file cannot be spared, and the connection must go
+            return
+        self.close()
+        os.replace(spared, self.path)
 
     def _save_copy(self) -> Path | None:
         """A checked copy of the journal as this connection reads it (the old file, if replaced)."""
@@ -94,3 +166,8 @@ class JournalGuard:
             copy.unlink(missing_ok=True)
             return None
         return copy
+
+
+def _file_nonce(header: bytes) -> int:
+    """The nonce in a journal file's header (0, SQLite's default, also for a header cut short)."""
+    return int.from_bytes(header[NONCE_BYTES], "big", signed=True)

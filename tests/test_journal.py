@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from hydra_sigopt.errors import JournalError
-from hydra_sigopt.journal import JOURNAL_NAME, IllegalTransition, Journal, SweepLock
+from hydra_sigopt.journal import JOURNAL_NAME, IllegalTransition, Journal, JournalLostError, SweepLock
 from hydra_sigopt.metrics import MetricValue
 
 META = {
@@ -247,3 +249,34 @@ def test_a_format_1_journal_is_read_and_marked_format_2_once_written_to(tmp_path
         assert journal.meta()["format_version"] == 1  # a reader changes nothing
     with Journal.open(tmp_path) as journal:
         assert journal.meta()["format_version"] == 2
+
+
+def test_a_journal_made_before_nonces_is_read_and_given_one_once_written_to(tmp_path: Path) -> None:
+    """A journal with application id 0 (made before the lost-journal guard used it) is read as it
+    is; opened to write, it gets its own nonce in the file's header, and an overwrite is noticed."""
+    Journal.create(tmp_path, META).close()
+    db = sqlite3.connect(tmp_path / JOURNAL_NAME)
+    db.execute("PRAGMA application_id = 0")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    before = (tmp_path / JOURNAL_NAME).read_bytes()
+    assert before[68:72] == bytes(4)
+    with Journal.open(tmp_path, readonly=True) as journal:
+        assert journal.meta()["name"] == "t"
+    assert (tmp_path / JOURNAL_NAME).read_bytes() == before  # a reader changes nothing
+    other = tmp_path / "other.sqlite"  # a valid database, larger than the journal
+    db = sqlite3.connect(other)
+    with db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES (?)", ("x" * 100_000,))
+    db.close()
+    with Journal.open(tmp_path) as journal:
+        assert (tmp_path / JOURNAL_NAME).read_bytes()[68:72] != bytes(4)
+        journal.add_trial(0, None, {"x": 1}, ["x=1"])
+        shutil.copyfile(other, tmp_path / JOURNAL_NAME)  # in place: the journal keeps its inode
+        with pytest.raises(JournalLostError, match="was overwritten with another database"):
+            journal.add_trial(1, None, {"x": 2}, ["x=2"])
+    assert (tmp_path / JOURNAL_NAME).read_bytes() == other.read_bytes()
+    os.replace(tmp_path / (JOURNAL_NAME + ".recovered"), tmp_path / JOURNAL_NAME)
+    with Journal.open(tmp_path, readonly=True) as journal:
+        assert [t.number for t in journal.trials()] == [0]

@@ -20,6 +20,11 @@ DAMAGE = {
     "identity_missing": "DELETE FROM meta WHERE key = 'identity'",
     "trials_dropped": "DROP TABLE trials",
     "bad_json": "UPDATE trials SET assignments = '{not json' WHERE number = 1",
+    "assignments_not_a_dict": "UPDATE trials SET assignments = '[1]' WHERE number = 1",
+    "overrides_not_strings": "UPDATE trials SET overrides = '[1]' WHERE number = 1",
+    "unknown_state": "UPDATE trials SET state = 'bogus' WHERE number = 1",
+    "metric_value_not_a_number": """UPDATE trials SET metric_values = '[{"name": "mse", "value": "low"}]'
+                                    WHERE number = 1""",
 }
 COMMANDS = (["status"], ["status", "--all"], ["best"], ["plot"], ["continue"], ["kill"], ["delete", "--yes"])
 

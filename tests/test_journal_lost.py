@@ -1,9 +1,10 @@
-"""A journal deleted, replaced or truncated under a running sweep stops it at the next write, with a
+"""A journal deleted, replaced, truncated or overwritten under a running sweep stops it at the next write, with a
 clear message, resumable where its state could be saved (issue 12, item 3)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -81,5 +82,30 @@ def test_truncated_journal_stops_the_sweep(tmp_path: Path) -> None:
         stopped.output
     )
     assert "it was restored from the sweeper's open copy" in stopped.output
+    resumed = run_example(tmp_path, *OVERRIDES).assert_ok()
+    assert sum(t["state"] == "completed" for t in resumed.trials) == 4
+
+
+def test_journal_overwritten_in_place_with_another_database_stops_the_sweep_and_it_is_kept(tmp_path: Path) -> None:
+    proc, sweep_dir = start_and_wait(tmp_path)
+    other = tmp_path / "other.sqlite"  # a valid database, larger than the journal: only its nonce tells
+    db = sqlite3.connect(other)
+    with db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.executemany("INSERT INTO notes VALUES (?)", [("someone else's data " * 50,)] * 500)
+    db.close()
+    shutil.copyfile(other, sweep_dir / JOURNAL_NAME)  # in place: the journal keeps its inode
+    stopped = finish_example(proc, sweep_dir)
+    assert stopped.proc.returncode != 0
+    assert f"the journal {sweep_dir / JOURNAL_NAME} was overwritten with another database while the sweep ran" in (
+        stopped.output
+    )
+    assert (sweep_dir / JOURNAL_NAME).read_bytes() == other.read_bytes()
+    kept = sqlite3.connect(sweep_dir / JOURNAL_NAME)  # no WAL of the sweep's is replayed into it
+    assert kept.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 500
+    kept.close()
+    saved = sweep_dir / (JOURNAL_NAME + ".recovered")
+    assert f"saved in {saved}" in stopped.output
+    os.replace(saved, sweep_dir / JOURNAL_NAME)  # as the message says
     resumed = run_example(tmp_path, *OVERRIDES).assert_ok()
     assert sum(t["state"] == "completed" for t in resumed.trials) == 4
