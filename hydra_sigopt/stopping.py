@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 from hydra_sigopt.crashpoints import crash_point
-from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
+from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError, full_error_requested
 from hydra_sigopt.journal import JournalLostError
 from hydra_sigopt.results import Results
-from hydra_sigopt.runners import JobOutcome, TrialRunner, describe_error
+from hydra_sigopt.runners import FULL_TRACEBACK_FILE, JobOutcome, TrialRunner, describe_error
 from hydra_sigopt.scheduler import Scheduler
 from hydra_sigopt.secrets import redact
 from hydra_sigopt.settings import SweepSettings
@@ -96,11 +96,11 @@ class Stopping:
 
     def too_many_failures(self, outcome: JobOutcome) -> NoReturn:
         cancelled = self.stop_running("cancelled: the sweep stopped after too many failures")
-        detail = outcome.traceback or outcome.reason or ""
         message = (
             f"max_failure_rate={self.settings.max_failure_rate} exceeded: {self.scheduler.failed} of "
             f"{self.scheduler.finished} "
-            f"trials failed (the rate counts at least 5 trials). Last failure, trial #{outcome.number}:\n{detail}"
+            f"trials failed (the rate counts at least 5 trials). Last failure, trial #{outcome.number}: "
+            f"{last_failure(outcome)}"
         )
         if self.kept:
             message += f"\nTrials {self.kept} had finished: their results are recorded."
@@ -179,3 +179,21 @@ class Stopping:
     def _ended_since_last_wait(self) -> list[JobOutcome]:
         # A batch runner's wait runs its whole batch: only an asynchronous one answers at once.
         return self.runner.wait(timeout=0) if self.runner.asynchronous else []
+
+
+def last_failure(outcome: JobOutcome) -> str:
+    """The failure that stopped the sweep, for its message: one line and where the rest is.
+
+    A stop is a message like every refusal (Hydra prints a compact exception alone); the
+    task's own traceback is in its job dir, and printed whole with ``HYDRA_FULL_ERROR=1``.
+    """
+    lines = (outcome.reason or "no reason was recorded").strip().splitlines() or [""]
+    said = lines[0] + (" ..." if len(lines) > 1 else "")
+    if outcome.full_log:
+        kind = "full traceback" if outcome.full_log.endswith(FULL_TRACEBACK_FILE) else "its job's log"
+        said += f" ({kind} in {outcome.full_log})"
+    elif outcome.traceback:
+        said += " (its traceback is in trials.csv)"
+    if full_error_requested() and outcome.traceback:
+        said += f"\n{outcome.traceback}"
+    return said
