@@ -38,6 +38,8 @@ def test_basic_launcher_sweep_writes_results_and_best_overrides(workdir: Path) -
         run.output
     )
     assert "\x1b" not in run.output and "\r" not in run.output
+    # Which way each metric goes is said at start (issue 11: Optuna users may have dropped a direction).
+    assert "Metrics: optimizing: mse (minimize); stored: fit_seconds" in run.output
 
 
 def test_best_overrides_reproduce_the_best_value(workdir: Path) -> None:
