@@ -1,6 +1,16 @@
 """Exceptions users see. Each message names the config key or argument and what would be valid."""
 
+import os
+
 from hydra.errors import CompactHydraException
+
+
+def full_error_requested() -> bool:
+    """Whether the user asked for full tracebacks: then Hydra re-raises instead of printing the message.
+
+    Hydra's own test (``hydra._internal.utils._is_env_set``): the variable set to exactly ``1``.
+    """
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
 class SigOptSweeperError(CompactHydraException):

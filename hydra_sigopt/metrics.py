@@ -87,6 +87,33 @@ def parse_metrics(raw: Any) -> tuple[Metric, ...]:
     return tuple(metrics)
 
 
+def describe_metrics(metrics: Sequence[Metric]) -> str:
+    """The start log's line on the metrics: which way each is optimized, what bounds the others.
+
+    The objective defaults to maximize while Optuna's direction defaults to minimize: a migrated
+    config that dropped its ``direction`` would silently optimize the wrong way without this line.
+    """
+    parts = []
+    optimized = [_optimized(m) for m in metrics if m.strategy == "optimize"]
+    parts.append("optimizing: " + ", ".join(optimized))
+    constraints = [
+        f"{m.name} {'>=' if m.objective == 'maximize' else '<='} {m.threshold:g}"
+        for m in metrics
+        if m.strategy == "constraint" and m.threshold is not None
+    ]
+    if constraints:
+        parts.append("constraint: " + ", ".join(constraints))
+    stored = [m.name for m in metrics if m.strategy == "store"]
+    if stored:
+        parts.append("stored: " + ", ".join(stored))
+    return "; ".join(parts)
+
+
+def _optimized(metric: Metric) -> str:
+    threshold = "" if metric.threshold is None else f", threshold {metric.threshold:g}"
+    return f"{metric.name} ({metric.objective}{threshold})"
+
+
 @dataclass(frozen=True)
 class MetricValue:
     name: str

@@ -34,7 +34,7 @@ from hydra_sigopt.journal import (
     Trial,
     journal_path,
 )
-from hydra_sigopt.metrics import MetricValue
+from hydra_sigopt.metrics import MetricValue, describe_metrics
 from hydra_sigopt.processes import job_result_file
 from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner
@@ -236,6 +236,7 @@ class Resumption:
             self.runner.describe(),
         )
         log.info("Sweep dir: %s", sweep_dir)
+        log.info("Metrics: %s", describe_metrics(self.definition.metrics))
         for line in self.definition.space.describe():
             log.info("  %s", line)
 

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 from hydra_sigopt.crashpoints import crash_point
-from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
+from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError, full_error_requested
 from hydra_sigopt.journal import JournalLostError
 from hydra_sigopt.results import Results
-from hydra_sigopt.runners import JobOutcome, TrialRunner, describe_error
+from hydra_sigopt.runners import FULL_TRACEBACK_FILE, JobOutcome, TrialRunner, describe_error
 from hydra_sigopt.scheduler import Scheduler
 from hydra_sigopt.secrets import redact
 from hydra_sigopt.settings import SweepSettings
@@ -95,20 +95,23 @@ class Stopping:
         raise SweepAbortedError(f"the sweep stopped on {error}. {what}. {self.continue_hint}") from exc
 
     def too_many_failures(self, outcome: JobOutcome) -> NoReturn:
+        """One line, as every stop; the trial's own traceback is in its file (and added on HYDRA_FULL_ERROR=1)."""
         cancelled = self.stop_running("cancelled: the sweep stopped after too many failures")
-        detail = outcome.traceback or outcome.reason or ""
-        message = (
+        said = [
             f"max_failure_rate={self.settings.max_failure_rate} exceeded: {self.scheduler.failed} of "
-            f"{self.scheduler.finished} "
-            f"trials failed (the rate counts at least 5 trials). Last failure, trial #{outcome.number}:\n{detail}"
-        )
+            f"{self.scheduler.finished} trials failed (the rate counts at least 5 trials). "
+            f"Last failure, trial #{outcome.number}: {last_failure(outcome)}."
+        ]
         if self.kept:
-            message += f"\nTrials {self.kept} had finished: their results are recorded."
+            said.append(f"Trials {self.kept} had finished: their results are recorded.")
         if cancelled:
-            message += f"\nCancelled running trials {cancelled}."
+            said.append(f"Cancelled running trials {cancelled}.")
         if self.not_cancelled:
-            message += f"\n{self._cancel_failed()}."
-        message += f"\n{self.continue_hint}"
+            said.append(f"{self._cancel_failed()}.")
+        message = " ".join([*said, self.continue_hint])
+        if full_error_requested() and outcome.traceback:
+            # The task's frames were dropped once their text was kept (see outcome.py): the text is all there is.
+            message += f"\nTrial #{outcome.number}'s traceback:\n{outcome.traceback}"
         raise SweepAbortedError(message) from outcome.error
 
     # ------------------------------------------------------------------ the running trials
@@ -179,3 +182,19 @@ class Stopping:
     def _ended_since_last_wait(self) -> list[JobOutcome]:
         # A batch runner's wait runs its whole batch: only an asynchronous one answers at once.
         return self.runner.wait(timeout=0) if self.runner.asynchronous else []
+
+
+def last_failure(outcome: JobOutcome) -> str:
+    """The failure that stopped the sweep, for its message: one line and where the rest is.
+
+    A stop is a message like every refusal (Hydra prints a compact exception alone): ~17 lines
+    of the task's traceback buried the stop itself; they are in the file named here.
+    """
+    lines = (outcome.reason or "no reason was recorded").strip().splitlines() or [""]
+    said = lines[0] + (" ..." if len(lines) > 1 else "")
+    if outcome.full_log:
+        kind = "full traceback" if outcome.full_log.endswith(FULL_TRACEBACK_FILE) else "its job's log"
+        said += f" ({kind} in {outcome.full_log})"
+    elif outcome.traceback:
+        said += " (its traceback is in trials.csv)"
+    return said

@@ -38,6 +38,8 @@ def test_basic_launcher_sweep_writes_results_and_best_overrides(workdir: Path) -
         run.output
     )
     assert "\x1b" not in run.output and "\r" not in run.output
+    # Which way each metric goes is said at start (issue 11: Optuna users may have dropped a direction).
+    assert "Metrics: optimizing: mse (minimize); stored: fit_seconds" in run.output
 
 
 def test_best_overrides_reproduce_the_best_value(workdir: Path) -> None:
@@ -106,17 +108,28 @@ def test_raising_and_nan_trials_become_failed_observations(workdir: Path) -> Non
     assert "metric 'mse' is nan" in failed[0]["failure_reason"]
 
 
-def test_max_failure_rate_aborts_with_the_original_traceback(workdir: Path) -> None:
-    run = run_example(
-        workdir, "hydra.sweeper.observation_budget=12", "hydra.sweeper.max_failure_rate=0.2", "fail_mode=raise"
-    )
+def test_max_failure_rate_stops_with_the_reason_and_the_traceback_file(workdir: Path) -> None:
+    """Issue 11: the stop printed the last trial's ~17-line traceback; like every refusal it is one
+    message, naming the reason and the file that holds the whole traceback."""
+    rate = ("hydra.sweeper.observation_budget=12", "hydra.sweeper.max_failure_rate=0.2", "fail_mode=raise")
+    run = run_example(workdir, *rate)
     assert run.proc.returncode != 0
-    assert "max_failure_rate=0.2 exceeded" in run.output
-    assert "fail_mode=raise: this trial fails on purpose" in run.output
-    assert "_test_hooks" in run.output  # the task's own traceback, not just the message
+    assert "Traceback" not in run.output and "_test_hooks" not in run.output, run.output[-3000:]
+    log_file = run.sweep_dir / "1" / "failure_traceback.log"
+    # One line, as every refusal and stop (test_refusals.assert_refused), then Hydra's hint.
+    lines = [line for line in run.proc.stderr.splitlines() if line.strip() and "HYDRA_FULL_ERROR=1" not in line]
+    assert len(lines) == 1, run.proc.stderr
+    stop = lines[0]
+    assert stop.startswith("max_failure_rate=0.2 exceeded: 2 of 2 trials failed"), stop
+    assert "Last failure, trial #1: RuntimeError: fail_mode=raise: this trial fails on purpose" in stop
+    assert f"full traceback in {log_file}" in stop
+    assert "_test_hooks" in log_file.read_text()  # the task's own traceback is in that file
     # Judged over at least 5 trials: 2/5 > 0.2 stops it after the second failure.
     assert len(run.trials) == 2
-    assert "Continue this sweep with:" in run.output
+    assert "Continue this sweep with:" in stop
+    full = run_example(workdir, *rate, sweep_dir=workdir / "full", env={"HYDRA_FULL_ERROR": "1"})
+    assert full.proc.returncode != 0
+    assert "Traceback" in full.proc.stderr and "_test_hooks" in full.proc.stderr  # the task's traceback too
 
 
 def test_a_stop_with_the_budget_used_up_does_not_offer_to_continue(workdir: Path) -> None:

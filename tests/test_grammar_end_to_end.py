@@ -1,16 +1,19 @@
 """Every search-space form users bring (Hydra's grammar, the Optuna/Ax/Nevergrad sweepers' forms),
-through a real sweep: the SigOpt parameter it became, and the value the app received."""
+through a real sweep: the SigOpt parameter it became, the override each trial got from Hydra, and
+the value the app received."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from conftest import run_example
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from hydra_sigopt.journal import Journal
 
@@ -19,12 +22,14 @@ pytestmark = pytest.mark.slow
 APP = """
 import json
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 @hydra.main(version_base=None, config_path=".", config_name="config")
 def main(cfg):
     seen = OmegaConf.to_container(cfg, resolve=True)
     seen["has_drop_me"] = "drop_me" in cfg
+    seen["job_num"] = HydraConfig.get().job.num
     with open(cfg.out, "a") as f:
         f.write(json.dumps(seen) + "\\n")
     return float(sum(map(ord, json.dumps(seen, sort_keys=True))) % 1000)
@@ -43,111 +48,212 @@ def within(kind: type, low: float, high: float) -> Any:
     return lambda v: type(v) is kind and low <= v <= high
 
 
-# key, expression in hydra.sweeper.params, the SigOpt parameter (without name), what the app may get
-FORMS: list[tuple[str, Any, dict[str, Any], Any]] = [
-    ("f_interval", "interval(0, 1)", {"type": "double", "bounds": {"min": 0.0, "max": 1.0}}, within(float, 0, 1)),
+def one_of(*texts: str) -> str:
+    """The override values a trial may get, written exactly (``4``, not ``4.0``)."""
+    return "(" + "|".join(re.escape(t) for t in texts) + ")"
+
+
+# A continuous value as the sweeper writes it (repr: 0.25, 1e-05, 3.5e-05); an int has no point.
+FLOAT = r"-?(\d+\.\d+(e-\d+)?|\d+e-\d+)"
+INT = r"-?\d+"
+HALF_STEPS = [-5.5 + 0.5 * i for i in range(22)]  # Hydra's range excludes its stop: 5.0 is the last value
+EVEN = list(range(0, 100000, 2))
+
+
+# key, expression in hydra.sweeper.params, the SigOpt parameter (without name), what the app may get,
+# and the override's value as each trial got it (a regex matched in full after "key=")
+FORMS: list[tuple[str, Any, dict[str, Any], Any, str]] = [
+    (
+        "f_interval",
+        "interval(0, 1)",
+        {"type": "double", "bounds": {"min": 0.0, "max": 1.0}},
+        within(float, 0, 1),
+        FLOAT,
+    ),
     (
         "f_log",
         "tag(log, interval(1e-5, 1e-1))",
         {"type": "double", "bounds": {"min": 1e-5, "max": 0.1}, "transformation": "log"},
         within(float, 1e-5, 0.1),
+        FLOAT,
     ),
-    ("f_int", "int(interval(1, 8))", {"type": "int", "bounds": {"min": 1, "max": 8}}, within(int, 1, 8)),
+    ("f_int", "int(interval(1, 8))", {"type": "int", "bounds": {"min": 1, "max": 8}}, within(int, 1, 8), INT),
     (
         "f_log_int",
         "tag(log, int(interval(1, 1024)))",
         {"type": "double", "bounds": {"min": 1.0, "max": 1024.0}, "transformation": "log"},
         within(int, 1, 1024),
+        INT,
     ),
-    ("f_int_grid", "choice(16, 32, 64)", {"type": "int", "grid": [16, 32, 64]}, numbers(16, 32, 64)),
-    ("f_mixed_numbers", "choice(1, 2.5)", {"type": "double", "grid": [1.0, 2.5]}, numbers(1, 2.5)),
+    (
+        "f_int_grid",
+        "choice(16, 32, 64)",
+        {"type": "int", "grid": [16, 32, 64]},
+        numbers(16, 32, 64),
+        one_of("16", "32", "64"),
+    ),
+    ("f_mixed_numbers", "choice(1, 2.5)", {"type": "double", "grid": [1.0, 2.5]}, numbers(1, 2.5), one_of("1", "2.5")),
     (
         "f_log_int_grid",
         "tag(log, choice(2, 4, 8, 32))",
         {"type": "double", "grid": [2.0, 4.0, 8.0, 32.0], "transformation": "log"},
         numbers(2, 4, 8, 32),
+        one_of("2", "4", "8", "32"),
+    ),
+    (
+        "f_log_int_grid_tight",  # written exactly as in the issue
+        "tag(log, choice(2,4,8))",
+        {"type": "double", "grid": [2.0, 4.0, 8.0], "transformation": "log"},
+        numbers(2, 4, 8),
+        one_of("2", "4", "8"),
     ),
     (
         "f_log_grid",
         "tag(log, choice(0.001, 0.003, 0.01))",
         {"type": "double", "grid": [0.001, 0.003, 0.01], "transformation": "log"},
         numbers(0.001, 0.003, 0.01),
+        one_of("0.001", "0.003", "0.01"),
     ),
     (
         "f_categorical",
         "choice(adam, sgd)",
         {"type": "categorical", "categorical_values": [{"name": "adam"}, {"name": "sgd"}]},
         numbers("adam", "sgd"),
+        one_of("adam", "sgd"),
     ),
     (
         "f_mixed",
         "choice(1, a, true)",
         {"type": "categorical", "categorical_values": [{"name": "1"}, {"name": "a"}, {"name": "true"}]},
         numbers(1, "a", True),
+        one_of("1", "a", "true"),
     ),
-    ("f_range", "range(1, 5)", {"type": "int", "bounds": {"min": 1, "max": 4}}, within(int, 1, 4)),
-    ("f_big_range", "range(0, 100000)", {"type": "int", "bounds": {"min": 0, "max": 99999}}, within(int, 0, 99999)),
+    (
+        "f_range",
+        "range(1, 5)",
+        {"type": "int", "bounds": {"min": 1, "max": 4}},
+        within(int, 1, 4),
+        one_of("1", "2", "3", "4"),
+    ),
+    (
+        "f_big_range",
+        "range(0, 100000)",
+        {"type": "int", "bounds": {"min": 0, "max": 99999}},
+        within(int, 0, 99999),
+        INT,
+    ),
+    (
+        "f_big_stepped_range",  # a 50k-value grid: built in linear time (quadratic took 21.8 s for 40k values)
+        "range(0, 100000, 2)",
+        {"type": "int", "grid": EVEN},
+        lambda v: type(v) is int and 0 <= v < 100000 and v % 2 == 0,
+        r"\d*[02468]",
+    ),
     (
         "f_float_range",
         "range(0, 1, 0.25)",
         {"type": "double", "grid": [0.0, 0.25, 0.5, 0.75]},
         numbers(0.0, 0.25, 0.5, 0.75),
+        one_of("0.0", "0.25", "0.5", "0.75"),
+    ),
+    (
+        "f_optuna_range",  # Optuna's flagship; Optuna's range includes 5.5, Hydra's and ours stop at 5.0
+        "range(-5.5, 5.5, step=0.5)",
+        {"type": "double", "grid": HALF_STEPS},
+        numbers(*HALF_STEPS),
+        one_of(*(repr(v) for v in HALF_STEPS)),
     ),
     (
         "f_lists",
         "choice([1,2], [3,4])",
         {"type": "categorical", "categorical_values": [{"name": "[1,2]"}, {"name": "[3,4]"}]},
         numbers([1, 2], [3, 4]),
+        one_of("[1,2]", "[3,4]"),
     ),
     (
         "f_dicts",
         "choice({a:1}, {a:2})",
         {"type": "categorical", "categorical_values": [{"name": "{a:1}"}, {"name": "{a:2}"}]},
         numbers({"a": 1}, {"a": 2}),
+        one_of("{a:1}", "{a:2}"),
     ),
     (
         "f_repeated",
         "choice(adam, adam, sgd)",
         {"type": "categorical", "categorical_values": [{"name": "adam"}, {"name": "sgd"}]},
         numbers("adam", "sgd"),
+        one_of("adam", "sgd"),
     ),
-    ("f_ordered", "tag(ordered, choice(1, 2, 3))", {"type": "int", "grid": [1, 2, 3]}, numbers(1, 2, 3)),
-    ("f_int_tag", "tag(int, interval(1, 9))", {"type": "int", "bounds": {"min": 1, "max": 9}}, within(int, 1, 9)),
+    (
+        "f_ordered",
+        "tag(ordered, choice(1, 2, 3))",
+        {"type": "int", "grid": [1, 2, 3]},
+        numbers(1, 2, 3),
+        one_of("1", "2", "3"),
+    ),
+    ("f_int_tag", "tag(int, interval(1, 9))", {"type": "int", "bounds": {"min": 1, "max": 9}}, within(int, 1, 9), INT),
     (
         "f_ax_range",
         {"type": "range", "bounds": [0.001, 0.1], "log_scale": True},
         {"type": "double", "bounds": {"min": 0.001, "max": 0.1}, "transformation": "log"},
         within(float, 0.001, 0.1),
+        FLOAT,
+    ),
+    (
+        "f_ax_int",  # value_type: int makes float bounds an int range
+        {"type": "range", "bounds": [1.0, 64.0], "value_type": "int"},
+        {"type": "int", "bounds": {"min": 1, "max": 64}},
+        within(int, 1, 64),
+        INT,
     ),
     (
         "f_ax_choice",
         {"type": "choice", "values": [8, 16]},
         {"type": "int", "grid": [8, 16]},
         numbers(8, 16),
+        one_of("8", "16"),
     ),
     (
         "f_nevergrad",
         {"lower": 1, "upper": 5, "integer": True},
         {"type": "int", "bounds": {"min": 1, "max": 5}},
         within(int, 1, 5),
+        INT,
+    ),
+    (
+        "f_nevergrad_log",
+        {"lower": 0.001, "upper": 1.0, "log": True},
+        {"type": "double", "bounds": {"min": 0.001, "max": 1.0}, "transformation": "log"},
+        within(float, 0.001, 1.0),
+        FLOAT,
     ),
     (
         "f_list",
         ["relu", "gelu"],
         {"type": "categorical", "categorical_values": [{"name": "relu"}, {"name": "gelu"}]},
         numbers("relu", "gelu"),
+        one_of("relu", "gelu"),
     ),
     (
         "f_optuna_step",
         {"type": "float", "low": 0.0, "high": 1.0, "step": 0.5},
         {"type": "double", "grid": [0.0, 0.5, 1.0]},
         numbers(0.0, 0.5, 1.0),
+        one_of("0.0", "0.5", "1.0"),
+    ),
+    (
+        "f_optuna_log",
+        {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+        {"type": "double", "bounds": {"min": 1e-5, "max": 0.1}, "transformation": "log"},
+        within(float, 1e-5, 0.1),
+        FLOAT,
     ),
     (
         "f_optuna_categorical",
         {"type": "categorical", "choices": ["x", "y"]},
         {"type": "categorical", "categorical_values": [{"name": "x"}, {"name": "y"}]},
         numbers("x", "y"),
+        one_of("x", "y"),
     ),
 ]
 FIXED = {"f_one_choice": ("choice(solo)", "solo"), "f_ax_fixed": ({"type": "fixed", "value": 3}, 3)}
@@ -155,9 +261,10 @@ FIXED = {"f_one_choice": ("choice(solo)", "solo"), "f_ax_fixed": ({"type": "fixe
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[str, Any]], Path]:
-    """One real sweep over every form at once; what the app saw in each trial."""
+    """One real sweep over every form at once; what the app saw in each trial, with the overrides
+    Hydra gave that trial (its job folder's .hydra/overrides.yaml) under "overrides"."""
     workdir = tmp_path_factory.mktemp("grammar")
-    params = {key: expression for key, expression, _, _ in FORMS}
+    params = {key: expression for key, expression, _, _, _ in FORMS}
     params.update({key: expression for key, (expression, _) in FIXED.items()})
     params["+f_new_key"] = "interval(0, 1)"
     config = {
@@ -172,18 +279,29 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[str,
     (workdir / "app.py").write_text(APP)
     run = run_example(workdir, "~drop_me", "f_cli=choice(a,b)", app=workdir / "app.py").assert_ok()
     seen = [json.loads(line) for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    for trial in seen:
+        job_dir = run.sweep_dir / str(trial["job_num"])
+        trial["overrides"] = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
     return run, seen, run.sweep_dir
+
+
+def override_of(trial: dict[str, Any], key: str) -> str:
+    """The one override of ``key`` (``key=...``, ``+key=...``) the trial got."""
+    mine = [o for o in trial["overrides"] if o.split("=", 1)[0].lstrip("+~") == key.lstrip("+")]
+    assert len(mine) == 1, trial["overrides"]
+    return str(mine[0])
 
 
 def test_every_trial_ran_and_completed(sweep: Any) -> None:
     run, seen, _ = sweep
     assert len(seen) == 5
     assert [t["state"] for t in run.trials] == ["completed"] * 5
+    assert sorted(t["job_num"] for t in seen) == list(range(5))
 
 
-@pytest.mark.parametrize(("key", "expression", "parameter", "accepts"), FORMS, ids=[f[0] for f in FORMS])
-def test_the_form_becomes_its_sigopt_parameter_and_the_app_gets_its_values(
-    sweep: Any, key: str, expression: Any, parameter: dict[str, Any], accepts: Any
+@pytest.mark.parametrize(("key", "expression", "parameter", "accepts", "override"), FORMS, ids=[f[0] for f in FORMS])
+def test_the_form_becomes_its_sigopt_parameter_its_override_and_the_apps_value(
+    sweep: Any, key: str, expression: Any, parameter: dict[str, Any], accepts: Any, override: str
 ) -> None:
     _, seen, sweep_dir = sweep
     with Journal.open(sweep_dir, readonly=True) as journal:
@@ -191,24 +309,41 @@ def test_the_form_becomes_its_sigopt_parameter_and_the_app_gets_its_values(
     assert json.dumps(declared[key], sort_keys=True) == json.dumps({"name": key, **parameter}, sort_keys=True)
     got = [trial[key] for trial in seen]
     assert all(accepts(v) for v in got), got
+    texts = [override_of(trial, key) for trial in seen]
+    assert all(re.fullmatch(f"{re.escape(key)}={override}", t) for t in texts), texts
+    # The override is what the app got: Hydra's parser reads it back as that value, with its type.
+    parser = OverridesParser.create()
+    back = [parser.parse_override(t).value() for t in texts]
+    assert [json.dumps(v) for v in back] == [json.dumps(v) for v in got], (texts, got)
 
 
 def test_one_value_choices_and_fixed_forms_are_fixed_overrides(sweep: Any) -> None:
     _, seen, _ = sweep
     for key, (_, value) in FIXED.items():
         assert {json.dumps(t[key]) for t in seen} == {json.dumps(value)}
+    assert {override_of(t, "f_one_choice") for t in seen} == {"f_one_choice=solo"}
+    assert {override_of(t, "f_ax_fixed") for t in seen} == {"f_ax_fixed=3"}
 
 
 def test_a_deletion_on_the_command_line_reaches_every_trial(sweep: Any) -> None:
     _, seen, _ = sweep
     assert [t["has_drop_me"] for t in seen] == [False] * 5
     assert {t["f_cli"] for t in seen} <= {"a", "b"}
+    assert all("~drop_me" in t["overrides"] for t in seen)
+    assert {override_of(t, "f_cli") for t in seen} <= {"f_cli=a", "f_cli=b"}
 
 
 def test_best_params_keep_the_plus_of_a_new_key(sweep: Any) -> None:
     run, _, _ = sweep
     assert "+f_new_key" in run.results["best_params"]
     assert run.results["best_overrides"].count("+f_new_key=") == 1
+
+
+def test_a_new_key_keeps_its_plus_in_every_trials_override(sweep: Any) -> None:
+    _, seen, _ = sweep
+    texts = [override_of(t, "+f_new_key") for t in seen]
+    assert all(re.fullmatch(rf"\+f_new_key={FLOAT}", t) for t in texts), texts
+    assert [float(t.split("=")[1]) for t in texts] == [t["f_new_key"] for t in seen]
 
 
 def test_the_log_says_what_each_expression_became(sweep: Any) -> None:
@@ -218,6 +353,16 @@ def test_the_log_says_what_each_expression_became(sweep: Any) -> None:
     )
     assert "f_range: range(1, 5) -> int in [1, 4]" in run.output
     assert "read Ax's type: range as tag(log, interval(0.001, 0.1))" in run.output
+    # Optuna's range includes its stop, ours (Hydra's) does not: the log shows the grid ends at 5.0.
+    assert (
+        "f_optuna_range: range(-5.5, 5.5, step=0.5) -> double grid of 22 values [-5.5, -5.0, -4.5, ..., 4.5, 5.0]"
+        in (run.output)
+    )
+    assert "f_big_stepped_range: range(0, 100000, 2) -> int grid of 50000 values [0, 2, 4, ..., 99996, 99998]" in (
+        run.output
+    )
+    assert "read Nevergrad's lower/upper as tag(log, interval(0.001, 1.0))" in run.output
+    assert "read Optuna's type: float as tag(log, interval(1e-05, 0.1))" in run.output
 
 
 @pytest.mark.parametrize(

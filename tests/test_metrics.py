@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hydra_sigopt.errors import ConfigError
-from hydra_sigopt.metrics import InvalidResult, Metric, MetricValue, parse_metrics, parse_result
+from hydra_sigopt.metrics import InvalidResult, Metric, MetricValue, describe_metrics, parse_metrics, parse_result
 
 # --------------------------------------------------------------------------------------------
 # parse_metrics
@@ -290,3 +290,18 @@ def test_one_feasibility_rule_a_missing_constraint_value_is_not_a_pass() -> None
     assert meets_constraints([MetricValue("acc", 1.0), MetricValue("ms", 4.0)], metrics)
     assert not meets_constraints([MetricValue("acc", 1.0), MetricValue("ms", 6.0)], metrics)
     assert not meets_constraints([MetricValue("acc", 1.0)], metrics)
+
+
+def test_the_start_log_says_which_way_each_metric_goes() -> None:
+    """Issue 11: a user coming from Optuna who dropped ``direction: maximize`` must see the direction."""
+    metrics = parse_metrics(
+        [
+            {"name": "acc", "objective": "maximize"},
+            {"name": "loss", "objective": "minimize", "threshold": 0.5},
+            {"name": "size", "objective": "minimize", "strategy": "constraint", "threshold": 100},
+            {"name": "seconds", "strategy": "store"},
+        ]
+    )
+    assert describe_metrics(metrics) == (
+        "optimizing: acc (maximize), loss (minimize, threshold 0.5); constraint: size <= 100; stored: seconds"
+    )

@@ -8,6 +8,9 @@ import pytest
 from conftest import SUBMITIT_LOCAL, run_example
 from small_apps import write_app
 
+from hydra_sigopt.runners import JobOutcome
+from hydra_sigopt.stopping import last_failure
+
 LAUNCHERS = {"basic": (), "submitit_local": SUBMITIT_LOCAL}
 
 
@@ -219,3 +222,24 @@ def test_memory_stays_flat_when_every_trial_raises_a_huge_error(tmp_path: Path) 
     assert measured.returncode == 0, measured.stderr[-3000:]
     # About 200 MB here (the engine, Hydra, a few 10 MB strings at a time); 490 MB when each error stayed.
     assert int(measured.stdout) < 300
+
+
+@pytest.mark.parametrize(
+    ("outcome", "said"),
+    [
+        pytest.param(
+            JobOutcome(3, False, reason="ValueError: bad\nsecond line", traceback="Traceback ...", full_log="/j/3/log"),
+            "ValueError: bad ... (its job's log in /j/3/log)",
+            id="died-job-log",
+        ),
+        pytest.param(
+            JobOutcome(3, False, reason="reading the returned value raised X", traceback="Traceback ..."),
+            "reading the returned value raised X (its traceback is in trials.csv)",
+            id="no-file",
+        ),
+        pytest.param(JobOutcome(3, False, reason="metric 'mse' is nan"), "metric 'mse' is nan", id="no-traceback"),
+    ],
+)
+def test_a_failure_rate_stop_names_the_last_failure_in_one_line(outcome: JobOutcome, said: str) -> None:
+    """Issue 11: the stop printed the whole traceback; it says one line, and where the rest is."""
+    assert last_failure(outcome) == said
