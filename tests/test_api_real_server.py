@@ -84,6 +84,10 @@ def test_an_attached_sweep_killed_and_resumed_posts_every_result_of_its_own(
     b = folder(tmp_path, "b")
     killed = run_example(b, *attached, env={**api_env, ENV_VAR: f"{point}:2"})
     assert killed.proc.returncode == -signal.SIGKILL
+    if point == "after_suggest":  # made on the server, not journaled: only the sweep id tells it is ours
+        with Journal.open(b / "sweep", readonly=True) as journal:
+            journaled = {t.suggestion_id for t in journal.trials()}
+        assert [s["id"] for s in server.experiments[eid].open_suggestions if s["id"] not in journaled]
     resumed = run_example(b, *attached, env=api_env).assert_ok()
     assert resumed.results["trials"]["completed"] == 4
     exp = server.experiments[eid]
