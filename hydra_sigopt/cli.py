@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra_sigopt import driver, sweepdir
 from hydra_sigopt.errors import JournalError, SigOptSweeperError, SweepAbortedError
@@ -34,6 +34,7 @@ from hydra_sigopt.journal import (
     journal_path,
     open_journal,
 )
+from hydra_sigopt.observations import suggestions_in_use
 from hydra_sigopt.processes import job_result_file
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.reports import (
@@ -46,6 +47,9 @@ from hydra_sigopt.reports import (
 )
 from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states
 
+if TYPE_CHECKING:
+    from hydra_sigopt.backends import Backend
+
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a Unix tool whose reader went away
 
@@ -54,7 +58,8 @@ class UsageError(SigOptSweeperError):
     """A command-line argument is invalid."""
 
 
-DELETE_UNREACHABLE_S = 10.0
+#: How long kill and delete keep trying a SigOpt server out of reach.
+COMMAND_UNREACHABLE_S = 10.0
 
 
 def _out(text: str = "") -> None:
@@ -311,9 +316,13 @@ def _stop_driver_job(sweep_dir: Path) -> None:
         raise SweepAbortedError(f"the driver job {record['job_id']} is still in Slurm's queue after scancel")
 
 
-def kill_sweep(sweep_dir: Path, wait_s: float = 60.0) -> list[tuple[int, str | None, str]]:
+def kill_sweep(
+    sweep_dir: Path, wait_s: float = 60.0, release_suggestions: bool = True
+) -> list[tuple[int, str | None, str]]:
     """Stop a live sweeper of this sweep (or its driver job), cancel its jobs, and mark them in the
     journal; say what became of each trial that was running (by the sweeper's hand or by this command's).
+    Without a live sweeper, delete the sweep's open suggestions that its journal does not need on
+    the SigOpt server (``release_suggestions``; not when the experiment is deleted next).
 
     A job that wrote its result is not cancelled, and its trial stays running in the journal: a
     resumed sweep records and posts that result, as it would have without the kill. Reading it here
@@ -323,6 +332,7 @@ def kill_sweep(sweep_dir: Path, wait_s: float = 60.0) -> list[tuple[int, str | N
     if driver.read_record(sweep_dir) is not None and not journal_path(sweep_dir).exists():
         return []  # the driver was stopped before it started the sweep
     Journal.open(sweep_dir, readonly=True).close()  # a clear error for a folder that is not a sweep
+    sweeper_was_live = SweepLock(sweep_dir).holder() is not None
     done = _stop_sweeper(sweep_dir, wait_s)
     with Journal.open(sweep_dir) as journal:
         meta = journal.meta()
@@ -334,7 +344,42 @@ def kill_sweep(sweep_dir: Path, wait_s: float = 60.0) -> list[tuple[int, str | N
                 what, _ = _cancel_job(str(meta["launcher"]), t.job_id, meta.get("submitit_folder"))
                 if what != "already gone":
                     done.append((t.number, t.job_id, f"stopped early, its job ran on to its next report: {what}"))
+        in_use = suggestions_in_use(journal.trials())
+    if release_suggestions and not sweeper_was_live:  # a live sweeper releases them in its own wrap-up
+        _release_open_suggestions(meta, in_use)
     return done
+
+
+def _release_open_suggestions(meta: dict[str, Any], in_use: Sequence[str]) -> None:
+    """Delete this sweep's open suggestions on the server that its journal no longer needs.
+
+    A dead sweeper (``kill -9``) left them open, and a SigOpt server counts an open suggestion as
+    work in progress until a resume tidies it. Only this sweep's (its ``sweep_id``): the experiment
+    may be shared. Best effort: a server out of reach gets one line, and the local kill stands.
+    """
+    if meta.get("backend") != "api" or not meta.get("experiment_id") or not meta.get("sweep_id"):
+        return
+    try:
+        backend = _api_backend(meta)
+        backend.sweep_id = str(meta["sweep_id"])
+        backend.reconcile(in_use)
+    except SigOptSweeperError as exc:
+        _out(f"The sweep's open suggestions on the SigOpt server were not deleted ({exc}); a resumed sweep does it.")
+
+
+def _api_backend(meta: dict[str, Any]) -> Backend:
+    """An api backend attached to the sweep's experiment, with the token it ran with.
+
+    A server hides an experiment made with the development token from the regular one (HTTP 403).
+    Not the sweep's patience with an outage: a command that cannot reach the server says so soon.
+    """
+    from hydra_sigopt.backends import create_backend
+
+    api = dict(meta.get("api") or {})
+    settings = {**api, "max_unreachable_s": COMMAND_UNREACHABLE_S}
+    backend = create_backend("api", settings=settings, dev_run=bool(api.get("dev_run", False)))
+    backend.attach(str(meta.get("experiment_id")))
+    return backend
 
 
 def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None, str]]:
@@ -411,7 +456,7 @@ def _delete(args: argparse.Namespace) -> int:
     remote = meta.get("backend") == "api" and not args.local_only
     if not args.yes and not _confirm_delete(sweep_dir, found, meta, remote):
         return EXIT_USAGE if not sys.stdin.isatty() else 1
-    kill_sweep(sweep_dir)
+    kill_sweep(sweep_dir, release_suggestions=not remote)
     if remote:
         _delete_experiment(meta)
     _, found = _sweep_contents(sweep_dir)  # again: with the trials a live sweeper started meanwhile
@@ -453,17 +498,9 @@ def _confirm_delete(sweep_dir: Path, found: sweepdir.SweepDirContents, meta: dic
 
 def _delete_experiment(meta: dict[str, Any]) -> None:
     """Delete the server experiment, or stop naming ``--local-only`` (nothing local is deleted then)."""
-    from hydra_sigopt.backends import create_backend
-
     experiment_id = str(meta.get("experiment_id"))
-    api = dict(meta.get("api") or {})
-    # Not the sweep's patience with an outage: a delete that cannot reach the server says so soon.
-    settings = {**api, "max_unreachable_s": DELETE_UNREACHABLE_S}
     try:
-        # A server hides an experiment made with the development token from the regular one (HTTP 403).
-        backend = create_backend("api", settings=settings, dev_run=bool(api.get("dev_run", False)))
-        backend.attach(experiment_id)
-        backend.delete()
+        _api_backend(meta).delete()
     except SigOptSweeperError as exc:
         raise SweepAbortedError(
             f"could not delete SigOpt experiment {experiment_id}: {exc}. Nothing local was deleted; "

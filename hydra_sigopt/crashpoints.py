@@ -13,8 +13,9 @@ import os
 import signal
 
 ENV_VAR = "HYDRA_SIGOPT_CRASH_AT"
-#: The points every trial passes, in order (the crash matrix kills the sweeper at each).
-TRIAL_POINTS = ("after_record_trial", "after_submit", "in_task", "after_result", "after_observe")
+#: The points every trial passes, in order (the crash matrix kills the sweeper at each); a trial re-run
+#: after a restart reuses its suggestion and starts at ``after_record_trial``.
+TRIAL_POINTS = ("after_suggest", "after_record_trial", "after_submit", "in_task", "after_result", "after_observe")
 #: Passed only by a sweep that stops before its budget is spent (for a second signal there), and by
 #: every sweep once its wrap-up is done and the signals are given back (an impatient user's next Ctrl-C).
 POINTS = (*TRIAL_POINTS, "while_stopping", "after_wrap_up")

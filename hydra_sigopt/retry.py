@@ -20,20 +20,25 @@ T = TypeVar("T")
 class RetryPolicy:
     """Pauses of ``base_s``, doubling up to ``cap_s``; give up at ``deadline_s`` or after ``attempts``.
 
-    ``deadline_s`` counts from the first failure. No pause runs past it: the last pause ends at the
-    deadline, one last attempt is made there, and then the call gives up.
+    ``deadline_s`` counts from the start of the first failed attempt (an attempt that hangs until
+    its timeout is time out of reach too). No attempt is started that cannot end by the deadline:
+    a pause is shortened to leave the next attempt ``min_attempt_s``, the least time it needs, and
+    when even that does not fit, the call gives up. The first attempt is always made.
     """
 
     base_s: float = 0.5
     cap_s: float = 30.0
     deadline_s: float | None = None
     attempts: int | None = None
+    min_attempt_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.deadline_s is None and self.attempts is None:
             raise ValueError("a retry policy needs a deadline, a number of attempts, or both")
         if self.attempts is not None and self.attempts < 1:
             raise ValueError("attempts must be at least 1")
+        if self.min_attempt_s < 0:
+            raise ValueError("min_attempt_s must not be negative")
 
     def pauses(self) -> Iterator[float]:
         """The uncapped-by-deadline pauses, in order: base, 2 * base, ... up to the cap."""
@@ -63,15 +68,23 @@ class Backoff:
         self.attempts = 0
         self.first_failure: float | None = None
 
-    def failed(self, now: float) -> float | None:
-        """One more failed attempt at ``now``: the pause before the next one, or None to give up."""
+    def failed(self, now: float, started: float | None = None) -> float | None:
+        """One more failed attempt, ended at ``now`` (begun at ``started``, if known): the pause before
+        the next one, or None to give up."""
         self.attempts += 1
-        self.first_failure = now if self.first_failure is None else self.first_failure
+        if self.first_failure is None:
+            self.first_failure = now if started is None else started
         return _next_pause(self.policy, self._pauses, self.attempts, self.elapsed(now))
 
     def elapsed(self, now: float) -> float:
-        """Seconds since the first failure."""
+        """Seconds since the first failure (since its attempt began, when that is known)."""
         return 0.0 if self.first_failure is None else now - self.first_failure
+
+    def time_left(self, now: float) -> float:
+        """Seconds until the deadline (infinite without one)."""
+        if self.policy.deadline_s is None:
+            return float("inf")
+        return self.policy.deadline_s - self.elapsed(now)
 
 
 def retry(
@@ -80,28 +93,34 @@ def retry(
     is_transient: Callable[[BaseException], bool],
     *,
     on_retry: Callable[[BaseException, float], None] | None = None,
+    before_retry: Callable[[float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """``call()``, tried again after each transient failure until the policy gives up.
 
     A permanent failure is raised as it is; giving up raises :class:`RetriesExhausted` from the last
-    failure. ``on_retry(error, pause)`` is called before each pause (to log it).
+    failure. ``on_retry(error, pause)`` is called before each pause (to log it); ``before_retry(left)``
+    just before each attempt but the first, with the seconds left until the deadline (so that the
+    caller can shorten that attempt's timeout to end by it).
     """
     backoff = Backoff(policy)
     while True:
+        started = clock()
         try:
             return call()
         except Exception as exc:
             if not is_transient(exc):
                 raise
             now = clock()
-            pause = backoff.failed(now)
+            pause = backoff.failed(now, started)
             if pause is None:
                 raise RetriesExhausted(exc, backoff.attempts, backoff.elapsed(now)) from exc
             if on_retry is not None:
                 on_retry(exc, pause)
             sleep(pause)
+            if before_retry is not None:
+                before_retry(backoff.time_left(clock()))
 
 
 def _next_pause(policy: RetryPolicy, pauses: Iterator[float], attempt: int, elapsed: float) -> float | None:
@@ -111,5 +130,8 @@ def _next_pause(policy: RetryPolicy, pauses: Iterator[float], attempt: int, elap
     pause = next(pauses)
     if policy.deadline_s is None:
         return pause
-    left = policy.deadline_s - elapsed
-    return None if left <= 0 else min(pause, left)
+    # The longest pause that still leaves the next attempt its least time before the deadline.
+    room = policy.deadline_s - elapsed - policy.min_attempt_s
+    if room <= 0:
+        return None
+    return min(pause, room)

@@ -225,11 +225,11 @@ class Sweep:
     def _carry_out(self, command: Command) -> list[Event]:
         """One command's effects; the events they produced."""
         if isinstance(command, Ask):
-            return [SuggestionReady(checked(self.definition, self.backend.suggest(list(command.pending))))]
+            return [self._ready(self.backend.suggest(list(command.pending)))]
         if isinstance(command, Prefetch):
             self._start_prefetch(command.pending)
         elif isinstance(command, AwaitPrefetch):
-            return [SuggestionReady(checked(self.definition, self._take_prefetch()))]
+            return [self._ready(self._take_prefetch())]
         elif isinstance(command, StartTrial):
             with self.interrupts.deferred():
                 return [self._start_trial(command)]
@@ -318,7 +318,12 @@ class Sweep:
         """The prefetched suggestion, once computed (reported once)."""
         if self._prefetch is None or not self._prefetch.done():
             return []
-        return [SuggestionReady(checked(self.definition, self._take_prefetch()))]
+        return [self._ready(self._take_prefetch())]
+
+    def _ready(self, suggestion: Suggestion) -> SuggestionReady:
+        """The engine's new suggestion, for the scheduler: made (on a server, open there), not journaled yet."""
+        crash_point("after_suggest")
+        return SuggestionReady(checked(self.definition, suggestion))
 
 
 def checked(definition: ExperimentDefinition, suggestion: Suggestion) -> Suggestion:

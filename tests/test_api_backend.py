@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import subprocess
 import time
@@ -117,17 +118,48 @@ def test_connection_refused_before_the_experiment_exists_fails_at_once_with_the_
     assert time.monotonic() - started < 5
 
 
+def unreachable_for(error: pytest.ExceptionInfo[ApiUnreachableError]) -> float:
+    """The time the error says the API was out of reach."""
+    found = re.search(r"has been unreachable for ([0-9.]+) s \(api.max_unreachable_s=2.5\)", str(error.value))
+    assert found, str(error.value)
+    return float(found.group(1))
+
+
 def test_an_outage_mid_sweep_gives_up_at_max_unreachable_not_later(
     server: SigOptTestServer, api_env: dict[str, str]
 ) -> None:
-    """Issue 15: a limit of 8 s was reported as 16 s (the last pause slept past the limit)."""
+    """Issue 15: a limit of 8 s was reported as 16 s (the last pause slept past the limit).
+
+    Refused requests fail at once: the last one is sent while a request's least time (1 s here)
+    is still left, so the sweep stops at most that much before the limit.
+    """
     b = ApiBackend(settings={"timeout": 1, "max_unreachable_s": 2.5})
     b.start(definition())
     server.stop()  # refused connections from now on
     started = time.monotonic()
-    with pytest.raises(ApiUnreachableError, match=r"has been unreachable for (2|3) s \(api.max_unreachable_s=2.5\)"):
+    with pytest.raises(ApiUnreachableError) as info:
         b.suggest([])
-    assert 2.5 <= time.monotonic() - started < 3.5
+    wall = time.monotonic() - started
+    assert 1.5 <= wall < 2.6
+    assert unreachable_for(info) == pytest.approx(wall, abs=0.2)
+
+
+def test_a_frozen_server_is_given_up_on_at_max_unreachable_counted_from_the_first_request(
+    server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Issue 15: with requests that time out, the limit was counted from the end of the first one and
+    the last request ran a whole timeout past it (timeout 3, limit 8: "11 s" after 14 s)."""
+    b = ApiBackend(settings={"timeout": 1, "max_unreachable_s": 2.5})
+    b.start(definition())
+    server.freeze()  # every request waits past the client's timeout
+    started = time.monotonic()
+    with pytest.raises(ApiUnreachableError) as info:
+        b.suggest([])
+    wall = time.monotonic() - started
+    assert 2.4 <= wall < 3.5
+    assert unreachable_for(info) == pytest.approx(wall, abs=0.2)
+    server.thaw()
+    assert b.connection.impl.driver.timeout == 1  # the cut timeout is not kept for the next call
 
 
 def test_429_is_retried_by_the_client(server: SigOptTestServer, api_env: dict[str, str]) -> None:

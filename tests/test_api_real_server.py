@@ -84,6 +84,10 @@ def test_an_attached_sweep_killed_and_resumed_posts_every_result_of_its_own(
     b = folder(tmp_path, "b")
     killed = run_example(b, *attached, env={**api_env, ENV_VAR: f"{point}:2"})
     assert killed.proc.returncode == -signal.SIGKILL
+    if point == "after_suggest":  # made on the server, not journaled: only the sweep id tells it is ours
+        with Journal.open(b / "sweep", readonly=True) as journal:
+            journaled = {t.suggestion_id for t in journal.trials()}
+        assert [s["id"] for s in server.experiments[eid].open_suggestions if s["id"] not in journaled]
     resumed = run_example(b, *attached, env=api_env).assert_ok()
     assert resumed.results["trials"]["completed"] == 4
     exp = server.experiments[eid]
@@ -174,6 +178,64 @@ def test_ctrl_c_leaves_no_open_suggestion_the_journal_does_not_own(
     assert resumed.results["trials"]["completed"] == 4
 
 
+def open_suggestion_of_another_sweep(server: SigOptTestServer, eid: str) -> str:
+    """An open suggestion another sweep attached to the experiment holds (tagged with its sweep id)."""
+    from hydra_sigopt.sigopt_client import import_sigopt
+
+    connection = import_sigopt().Connection(client_token=TOKEN)
+    connection.set_api_url(server.url)
+    return str(connection.experiments(eid).suggestions().create(metadata={"sweep_id": "another-sweep"}).id)
+
+
+def hydra_sigopt(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "hydra_sigopt.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+
+
+def test_kill_after_the_sweeper_died_deletes_its_open_suggestions_and_no_other_sweeps(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """After ``kill -9`` of the sweeper, ``hydra-sigopt kill`` cancelled the jobs but left the sweep's
+    suggestions open on the server (pending work to it) until a resume."""
+    first = run_example(folder(tmp_path, "a"), API, "hydra.sweeper.observation_budget=2", env=api_env).assert_ok()
+    eid = str(first.results["experiment_id"])
+    theirs = open_suggestion_of_another_sweep(server, eid)
+    overrides = (
+        *SUBMITIT_LOCAL,
+        API,
+        f"hydra.sweeper.api.experiment_id={eid}",
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=60",
+        "sleep_jobs=[0]",  # trial #1's job, whose id the journal never learns, ends soon by itself
+    )
+    # Waited for by its exit, not its output: the orphaned job holds the output pipe until it is cancelled.
+    proc, sweep_dir = start_example(folder(tmp_path, "b"), *overrides, env={**api_env, ENV_VAR: "after_submit:2"})
+    assert proc.wait(timeout=300) == -signal.SIGKILL
+    assert len(server.experiments[eid].open_suggestions) == 3  # the dead sweeper's two, and theirs
+    done = hydra_sigopt("kill", str(sweep_dir), env=api_env)
+    proc.communicate(timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "trial #0 job" in done.stdout and "cancelled" in done.stdout, done.stdout
+    assert [s["id"] for s in server.experiments[eid].open_suggestions] == [theirs], done.stdout
+    assert TOKEN not in done.stdout + done.stderr
+
+
+def test_kill_with_the_server_out_of_reach_says_so_in_one_line_and_still_kills(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    overrides = (*SUBMITIT_LOCAL, API, "hydra.sweeper.observation_budget=2")
+    killed = run_example(tmp_path, *overrides, env={**api_env, ENV_VAR: "after_record_trial:1"})
+    assert killed.proc.returncode == -signal.SIGKILL
+    server.stop()
+    done = hydra_sigopt("kill", str(killed.sweep_dir), env=api_env)
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if "open suggestions" in line]
+    assert "were not deleted" in line and "a resumed sweep does it" in line
+    with Journal.open(killed.sweep_dir, readonly=True) as journal:
+        assert [t.state for t in journal.trials()] == ["abandoned"]
+
+
 def test_delete_of_a_dev_run_sweep_uses_the_development_token(
     tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
 ) -> None:
@@ -182,8 +244,7 @@ def test_delete_of_a_dev_run_sweep_uses_the_development_token(
     run = run_example(tmp_path, API, "hydra.sweeper.dev_run=true", "hydra.sweeper.observation_budget=2", env=env)
     eid = str(run.assert_ok().results["experiment_id"])
     assert server.experiments[eid].development
-    command = [sys.executable, "-m", "hydra_sigopt.cli", "delete", "--yes", str(run.sweep_dir)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+    done = hydra_sigopt("delete", "--yes", str(run.sweep_dir), env=env)
     assert done.returncode == 0, done.stderr
     assert server.experiments[eid].deleted and not run.sweep_dir.exists()
     assert DEV_TOKEN not in done.stdout + done.stderr

@@ -87,6 +87,39 @@ def test_refused_connections_give_up_at_the_deadline_not_after_the_next_pause() 
     assert info.value.elapsed_s == pytest.approx(8.0)
 
 
+def test_the_deadline_counts_from_the_start_of_the_first_failed_attempt() -> None:
+    """Issue 15: attempts that hang until their timeout (a frozen server, timeout 3, limit 8) gave up
+    after 14 s reporting 11 s: the first attempt's 3 s were not counted, and the last one ran 3 s past."""
+    fake = FakeTime(attempt_s=3.0)
+    with pytest.raises(RetriesExhausted) as info:
+        run(failing(100, fake), RetryPolicy(base_s=0.5, cap_s=30, deadline_s=8, min_attempt_s=3.0), fake)
+    assert fake.pauses == [0.5]  # after 3.5 + 3 s, a third attempt could not end by the deadline
+    assert info.value.elapsed_s == fake.now == pytest.approx(6.5)
+
+
+def test_before_retry_is_told_the_time_left_so_that_the_attempt_can_end_by_the_deadline() -> None:
+    fake = FakeTime()
+    lefts: list[float] = []
+
+    def call() -> str:
+        fake.now += min(3.0, lefts[-1]) if lefts else 3.0  # a timeout cut to the time left
+        raise Transient("frozen")
+
+    policy = RetryPolicy(base_s=0.5, cap_s=30, deadline_s=8, min_attempt_s=1.0)
+    with pytest.raises(RetriesExhausted) as info:
+        retry(call, policy, is_transient, before_retry=lefts.append, clock=fake.clock, sleep=fake.sleep)
+    assert fake.pauses == [0.5, 0.5] and lefts == [pytest.approx(4.5), pytest.approx(1.0)]
+    assert info.value.elapsed_s == fake.now == pytest.approx(8.0)
+
+
+def test_the_first_attempt_is_made_whatever_the_deadline() -> None:
+    fake = FakeTime(attempt_s=5.0)
+    call = failing(100, fake)
+    with pytest.raises(RetriesExhausted):
+        run(call, RetryPolicy(deadline_s=1, min_attempt_s=1.0), fake)
+    assert call.calls["n"] == 1  # type: ignore[attr-defined]
+
+
 def test_on_retry_sees_each_failure_and_pause() -> None:
     fake = FakeTime()
     seen: list[tuple[str, float]] = []
@@ -106,6 +139,8 @@ def test_a_policy_needs_a_limit() -> None:
         RetryPolicy()
     with pytest.raises(ValueError, match="attempts"):
         RetryPolicy(attempts=0)
+    with pytest.raises(ValueError, match="min_attempt_s"):
+        RetryPolicy(deadline_s=1, min_attempt_s=-1)
 
 
 @settings(deadline=None)  # a small cap under a long deadline is thousands of (fake) pauses
@@ -123,3 +158,24 @@ def test_pauses_never_pass_the_cap_nor_the_deadline(base: float, cap: float, dea
     # Time spent pausing never passes the deadline; the whole overshoots it by one attempt at most.
     assert sum(fake.pauses) <= deadline + 1e-9
     assert info.value.elapsed_s <= deadline + attempt_s + 1e-9
+
+
+@settings(deadline=None)
+@given(
+    base=st.floats(0.01, 5),
+    cap=st.floats(0.1, 60),
+    deadline=st.floats(0.1, 1000),
+    attempt_s=st.floats(0.01, 10),
+    spare=st.floats(0, 5),
+)
+def test_attempts_that_take_at_most_their_least_time_end_by_the_deadline(
+    base: float, cap: float, deadline: float, attempt_s: float, spare: float
+) -> None:
+    """Counted from the first attempt's start, the whole never passes the deadline (but for a first
+    attempt longer than it, which is always made)."""
+    fake = FakeTime(attempt_s)
+    policy = RetryPolicy(base_s=base, cap_s=cap, deadline_s=deadline, min_attempt_s=attempt_s + spare)
+    with pytest.raises(RetriesExhausted) as info:
+        run(failing(10**9, fake), policy, fake)
+    assert info.value.elapsed_s == pytest.approx(fake.now)
+    assert fake.now <= max(deadline, attempt_s) + 1e-9

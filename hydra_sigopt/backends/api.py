@@ -96,9 +96,17 @@ class ApiBackend(Backend):
         self.max_unreachable_s = float(settings.get("max_unreachable_s") or 600.0)
         self.dev_run = dev_run
         self.credentials = resolve_token(dev_run=dev_run)
-        self._call = ApiCalls(self.url, self.credentials, self.max_unreachable_s, sleep, clock)
         factory = connection_factory or self._default_connection
         self.connection = factory(self.credentials)
+        self._call = ApiCalls(
+            self.url,
+            self.credentials,
+            self.max_unreachable_s,
+            sleep,
+            clock,
+            timeout_s=self.timeout,
+            set_timeout=getattr(self.connection, "set_timeout", None),
+        )
         self.experiment_id: str | None = None
         #: Observation ids by suggestion id: what this sweep's trials already have on the server.
         self._observed: dict[str, str] = {}

@@ -2,13 +2,18 @@
 
 A call is retried with capped exponential backoff (:mod:`hydra_sigopt.retry`) while the API is out
 of reach (5xx, a 429 past the client's own retries, a dropped, refused or timed-out connection), for
-at most ``max_unreachable_s``; a refusal (4xx) or a TLS certificate failure is final at once. No
-message carries the token.
+at most ``max_unreachable_s``, counted from the start of the first failed request; a refusal (4xx)
+or a TLS certificate failure is final at once. No message carries the token.
+
+A retried request's timeout is cut to the time left before that limit, so that a frozen server
+does not keep the sweep waiting a whole timeout past it. The client has one timeout per connection
+(read at each request), so the cut is set before each retry and undone when the call ends.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -25,6 +30,9 @@ T = TypeVar("T")
 #: First and largest pause between retries of a failed call, in seconds.
 BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
+#: The least time a retried request is given (or its whole timeout, if shorter): a busy server that
+#: is back may need that long to answer, so a shorter last request would only fail again.
+MIN_REQUEST_S = 1.0
 
 
 class ApiError(SigOptSweeperError, RuntimeError):
@@ -70,19 +78,54 @@ class ApiCalls:
         max_unreachable_s: float,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        timeout_s: float,
+        set_timeout: Callable[[float], None] | None = None,
     ) -> None:
         self.url = url
         self.credentials = credentials
         self.max_unreachable_s = max_unreachable_s
         self._sleep = sleep
         self._clock = clock
+        self.timeout_s = timeout_s
+        self._set_timeout = set_timeout
+        self._nested = threading.local()  # a call made inside another call's attempt (see __call__)
+
+    def least_request_s(self) -> float:
+        """The least time left before ``max_unreachable_s`` for which a retry is still sent.
+
+        A request whose timeout cannot be cut may run its whole timeout: it is not sent with less.
+        """
+        if self._set_timeout is None:
+            return self.timeout_s
+        return min(self.timeout_s, MIN_REQUEST_S)
 
     def __call__(
         self, what: str, fn: Callable[[], T], *, once: bool = False, on_retry: Callable[[], None] | None = None
     ) -> T:
-        """Run one API call; one clear error for a refusal; retry transient faults (``once``: never)."""
+        """Run one API call; one clear error for a refusal; retry transient faults (``once``: never).
+
+        A call made inside another one's attempt (an observation's POST looking on the server first)
+        is part of that attempt: its failure is the attempt's, retried under the outer call's limit.
+        """
+        if getattr(self._nested, "depth", 0) > 0:
+            return fn()
+        self._nested.depth = 1
+        try:
+            return self._call(what, fn, once, on_retry)
+        finally:
+            self._nested.depth = 0
+            if getattr(self._nested, "cut", False):
+                self._nested.cut = False
+                self._cut_timeout(self.timeout_s)  # the next call's first request has its whole timeout
+
+    def _call(self, what: str, fn: Callable[[], T], once: bool, on_retry: Callable[[], None] | None) -> T:
         policy = RetryPolicy(
-            BACKOFF_START_S, BACKOFF_CAP_S, deadline_s=self.max_unreachable_s, attempts=1 if once else None
+            BACKOFF_START_S,
+            BACKOFF_CAP_S,
+            deadline_s=self.max_unreachable_s,
+            attempts=1 if once else None,
+            min_attempt_s=self.least_request_s(),
         )
 
         def log_retry(exc: BaseException, pause: float) -> None:
@@ -92,7 +135,15 @@ class ApiCalls:
 
         sigopt = import_sigopt()
         try:
-            return retry(fn, policy, is_transient, on_retry=log_retry, clock=self._clock, sleep=self._sleep)
+            return retry(
+                fn,
+                policy,
+                is_transient,
+                on_retry=log_retry,
+                before_retry=lambda left: self._cut_timeout(max(left, policy.min_attempt_s)),
+                clock=self._clock,
+                sleep=self._sleep,
+            )
         except RetriesExhausted as exc:
             raise self.gave_up(what, exc, once) from None
         except sigopt.exception.ApiException as exc:
@@ -102,6 +153,12 @@ class ApiCalls:
                 f"could not {what} at {self.url}: the TLS certificate check failed ({self.reason(exc)}); "
                 "set hydra.sweeper.api.verify_ssl_certs (or SIGOPT_API_VERIFY_SSL_CERTS) to the server's CA bundle"
             ) from None
+
+    def _cut_timeout(self, seconds: float) -> None:
+        """The next requests' timeout: at most the configured one."""
+        if self._set_timeout is not None:
+            self._nested.cut = seconds < self.timeout_s
+            self._set_timeout(min(self.timeout_s, seconds))
 
     def reason(self, exc: BaseException) -> str:
         """One line saying why a call failed (never with the token in it)."""
@@ -116,7 +173,7 @@ class ApiCalls:
         if once:
             return ApiError(f"could not {what} at {self.url}: {self.reason(exc.last)}")
         return ApiUnreachableError(
-            f"the SigOpt API at {self.url} has been unreachable for {exc.elapsed_s:.0f} s "
+            f"the SigOpt API at {self.url} has been unreachable for {exc.elapsed_s:.1f} s "
             f"(api.max_unreachable_s={self.max_unreachable_s:g}) while trying to {what}; "
             f"last error: {self.reason(exc.last)}"
         )
