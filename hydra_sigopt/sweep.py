@@ -225,7 +225,8 @@ class Sweep:
     def _carry_out(self, command: Command) -> list[Event]:
         """One command's effects; the events they produced."""
         if isinstance(command, Ask):
-            return [self._ready(self.backend.suggest(list(command.pending)))]
+            self._start_prefetch(command.pending)  # computed aside all the same: see _take_prefetch
+            return [self._ready(self._take_prefetch())]
         if isinstance(command, Prefetch):
             self._start_prefetch(command.pending)
         elif isinstance(command, AwaitPrefetch):
@@ -310,8 +311,13 @@ class Sweep:
         self._prefetch = self._pool.submit(self.backend.suggest, list(pending))
 
     def _take_prefetch(self) -> Suggestion:
+        """The suggestion being computed, once it is there. Meanwhile the running trials' reports are
+        read and judged: a GP suggestion takes seconds, an epoch may take less, and a trial the rule
+        condemns must not train on until the engine is done (it ran 8 of 10 steps so, issue 17)."""
         assert self._prefetch is not None
         future, self._prefetch = self._prefetch, None
+        while self.settings.early_stopping.reads_reports and not wait_for([future], timeout=POLL_INTERVAL_S).done:
+            self.early.poll(self.scheduler.in_flight)
         return future.result()
 
     def _prefetch_done(self) -> list[Event]:

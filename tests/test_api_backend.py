@@ -668,3 +668,42 @@ def test_trials_stopped_early_are_posted_with_the_step_they_reached(
     # What the user reads: each stopped trial keeps its last value, and no trial failed.
     assert all(t["value.val_error"] for t in run.trials)
     assert f"trials done, 0 running, 0 failed, {len(stopped)} stopped early" in run.output, run.output[-2000:]
+
+
+SLOW_LEARNER = """\
+import time
+from hydra_sigopt import report
+for step in range(1, 11):  # 10 steps of 0.3 s: each trial after the first is worse at every step
+    time.sleep(0.3)
+    report(step, value=float(job_num()))
+return float(job_num())
+"""
+
+
+@pytest.mark.slow
+def test_a_stop_decision_does_not_wait_for_the_engines_next_suggestion(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Issue 17 (and 16: the engine's work must not block the loop): while the sweeper waited for a
+    suggestion to refill a free slot, it read no reports, so a trial it should stop at step 1 ran on.
+    Measured in the multi-fidelity benchmark: with GP suggestions of seconds and short epochs, trials
+    condemned at step 1 ran all 27 steps. Here each suggestion takes 4 s (a slow server, as a GP
+    suggestion of a few seconds would) and a trial 3 s: every trial after the first is worse than it
+    at step 1, so ASHA stops each of them there, and it must end at its next report or soon after."""
+    server.faults.add("POST", r"/v1/experiments/\d+/suggestions", ("slow", 4.0), times=None)
+    app = write_app(tmp_path, SLOW_LEARNER, budget=5)
+    run = run_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.backend=api",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.early_stopping.rule=asha",
+        "hydra.sweeper.early_stopping.max_step=10",
+        "hydra.sweeper.api.timeout=30",
+        env=api_env,
+        app=app,
+    ).assert_ok()
+    steps = {int(t["number"]): (t["state"], int(t["step"])) for t in run.trials}
+    assert steps[0] == ("completed", 10), steps
+    late = {n: step for n, (state, step) in steps.items() if n > 0 and (state != "stopped" or step > 4)}
+    assert not late, steps  # stopped at step 1, ended within a few more 0.3 s steps
