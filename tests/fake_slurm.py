@@ -40,9 +40,10 @@ if command == "sacct":
     for job_id in ids:
         if job_id in jobs:
             print(f"{{job_id}}|{{jobs[job_id]}}|vm")
-elif command == "squeue" and "%i|%r" in sys.argv:  # why jobs are pending
+elif command == "squeue" and "%i|%T|%r" in sys.argv:  # queue states and why jobs are pending
     for job_id in sys.argv[sys.argv.index("-j") + 1].split(","):
-        print(f"{{job_id}}|{{world.get('reasons', {{}}).get(job_id, 'None')}}")
+        if job_id in jobs:  # as the real squeue: a job that left the queue is not listed
+            print(f"{{job_id}}|{{jobs[job_id]}}|{{world.get('reasons', {{}}).get(job_id, 'None')}}")
 elif command == "squeue":
     job_id = sys.argv[sys.argv.index("-j") + 1]
     if down:

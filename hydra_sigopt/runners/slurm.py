@@ -88,13 +88,7 @@ def squeue_knows(job_id: str, run: Run = subprocess.run) -> bool | None:
 
 def pending_reasons(job_ids: Sequence[str], run: Run = subprocess.run) -> dict[str, str]:
     """Why Slurm holds these jobs back (squeue's reason: ``Resources``, ``BeginTime``, ...), where it says."""
-    if not job_ids:
-        return {}
-    done = _run_command(run, ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%r"])
-    if isinstance(done, str) or done.returncode != 0:
-        return {}
-    pairs = (line.split("|", 1) for line in done.stdout.splitlines() if "|" in line)
-    return {job_id.strip(): reason.strip() for job_id, reason in pairs if reason.strip() not in ("", "None")}
+    return {job_id: reason for job_id, (_, reason) in queue_states(job_ids, run).items() if reason}
 
 
 def queue_states(job_ids: Sequence[str], run: Run = subprocess.run) -> dict[str, tuple[str, str | None]]:
