@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hydra_sigopt.metrics import Metric
@@ -36,17 +37,28 @@ class Progress:
     waiting: int = 0  # started trials whose job waits in the cluster's queue
     best_value: float | None = None
     best_trial: int | None = None
-    started: float = field(default_factory=time.monotonic)
-    #: When this sweeper process took over (a resume): the rate behind the estimate counts from here,
-    #: the elapsed time from when the sweep started.
-    resumed: float = field(default_factory=time.monotonic)
-    done_at_start: int = 0
     #: Multitask: the budget counts the trials' costs, and the line says what is spent of it.
     with_costs: bool = False
     spent: float = 0.0
     spent_at_start: float = 0.0
+    #: early_stopping.step_budget: the line counts the steps reported against it, and the estimate
+    #: is that of whichever budget ends the sweep first (set_steps gives the count).
+    step_budget: int | None = None
+    steps: int | None = None
+    steps_at_start: int = 0
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    started: float = field(default=-1.0)
+    #: When this sweeper process took over (a resume): the rate behind the estimate counts from here,
+    #: the elapsed time from when the sweep started.
+    resumed: float = field(default=-1.0)
+    done_at_start: int = 0
     _last_log: float = 0.0
     _dirty: bool = True
+
+    def __post_init__(self) -> None:
+        now = self.clock()
+        self.started = now if self.started < 0 else self.started
+        self.resumed = now if self.resumed < 0 else self.resumed
 
     def trial_finished(
         self, number: int, value: float | None, failed: bool, stopped: bool = False, cost: float = 1.0
@@ -63,11 +75,20 @@ class Progress:
 
     def resume(self, sweep_started_epoch: float, done: int) -> None:
         """A resumed sweep: elapsed time counts from the sweep's start, the estimate from now."""
-        self.started = time.monotonic() - max(0.0, time.time() - sweep_started_epoch)
-        self.resumed = time.monotonic()
+        self.started = self.clock() - max(0.0, time.time() - sweep_started_epoch)
+        self.resumed = self.clock()
         self.done_at_start = done
         self.spent_at_start = self.spent
+        self.steps = None  # the first count given after this is the baseline of the step rate
         self._dirty = True
+
+    def set_steps(self, reported: int) -> None:
+        """``reported`` steps so far, summed over the trials (early_stopping.step_budget)."""
+        if self.steps is None:
+            self.steps_at_start = reported
+        if reported != self.steps:
+            self.steps = reported
+            self._dirty = True
 
     def set_running(self, running: int, waiting: int = 0) -> None:
         """``running`` trials in flight, of which ``waiting`` wait for the cluster (shown apart)."""
@@ -76,10 +97,12 @@ class Progress:
             self._dirty = True
 
     def line(self) -> str:
-        now = time.monotonic()
+        now = self.clock()
         elapsed = now - self.started
         done = f"{self.done} trials done ({self.spent:.4g}/{self.budget} of the budget spent)"
         parts = [done if self.with_costs else f"{self.done}/{self.budget} trials done"]
+        if self.step_budget is not None:
+            parts.append(f"{self.steps or 0}/{self.step_budget} steps reported")
         parts.append(f"{self.running - self.waiting} running")
         if self.waiting:
             parts.append(f"{self.waiting} queued")
@@ -89,11 +112,23 @@ class Progress:
         if self.best_value is not None and self.metric is not None:
             parts.append(f"best {self.metric.name}={self.best_value:.6g} (trial #{self.best_trial})")
         parts.append(f"elapsed {format_duration(elapsed)}")
-        done_here = self.spent - self.spent_at_start
-        remaining = self.budget - self.spent
-        if done_here > 0 and remaining > 1e-9:
-            parts.append(f"~{format_duration((now - self.resumed) / done_here * remaining)} left")
+        left = self._time_left(now)
+        if left is not None:
+            parts.append(f"~{format_duration(left)} left")
         return "Progress: " + ", ".join(parts)
+
+    def _time_left(self, now: float) -> float | None:
+        """At the rate since this process took over, until the first budget to be spent; None
+        without a rate, or once the steps are spent (the running trials stop at their next report)."""
+        took = now - self.resumed
+        estimates = [_left(took, self.spent - self.spent_at_start, self.budget - self.spent)]
+        if self.step_budget is not None:
+            steps = self.steps or 0
+            if steps >= self.step_budget:
+                return None
+            estimates.append(_left(took, steps - self.steps_at_start, self.step_budget - steps))
+        known = [e for e in estimates if e is not None]
+        return min(known) if known else None
 
     def log_last(self) -> None:
         """The sweep's last line, unless the line logged last already says it all."""
@@ -101,8 +136,13 @@ class Progress:
             self.maybe_log(force=True)
 
     def maybe_log(self, force: bool = False) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if force or (self._dirty and now - self._last_log >= self.interval):
             log.info(self.line())
             self._last_log = now
             self._dirty = False
+
+
+def _left(took: float, done: float, remaining: float) -> float | None:
+    """The time ``remaining`` units take when ``done`` took ``took`` seconds (None: no rate yet or none left)."""
+    return took / done * remaining if done > 0 and remaining > 1e-9 else None

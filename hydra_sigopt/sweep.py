@@ -106,7 +106,13 @@ class Sweep:
         self._pool: ThreadPoolExecutor | None = None
         self.interrupts = Interrupts()
         primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
-        self.progress = Progress(self.budget, primary, settings.progress_interval, with_costs=bool(definition.tasks))
+        self.progress = Progress(
+            self.budget,
+            primary,
+            settings.progress_interval,
+            with_costs=bool(definition.tasks),
+            step_budget=settings.early_stopping.step_budget,
+        )
 
     # ------------------------------------------------------------------ entry point
 
@@ -220,6 +226,7 @@ class Sweep:
             for event in events:
                 queue.extendleft(reversed(self.scheduler.on(event)))
         self.progress.set_running(0)
+        self.progress.set_steps(self.early.steps_spent)
         self.progress.log_last()
 
     def _carry_out(self, command: Command) -> list[Event]:
@@ -282,6 +289,7 @@ class Sweep:
         outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, most))
         if not outcomes:  # else the line follows their recording (see _post), and counts them done
             self.progress.set_running(len(self.scheduler.in_flight), len(self.runner.waiting()))
+            self.progress.set_steps(self.early.steps_spent)
             self.progress.maybe_log()
         # Only trials in flight: an abandoned trial re-attached to read its result at resume, and
         # not read then, stays abandoned.
@@ -300,6 +308,7 @@ class Sweep:
     def _post(self, numbers: tuple[int, ...]) -> None:
         self.results.post(numbers)
         self.progress.set_running(len(self.runner.running()), len(self.runner.waiting()))
+        self.progress.set_steps(self.early.steps_spent)
         self.progress.maybe_log()
 
     # ------------------------------------------------------------------ suggestions

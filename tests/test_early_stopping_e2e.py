@@ -271,3 +271,7 @@ def test_a_step_budget_spends_at_most_that_many_steps(workdir: Path, launcher: t
     assert all(t["state"] in ("completed", "stopped") for t in rows), rows
     assert rows[-1]["state"] == "stopped" and int(rows[-1]["step"]) < EPOCHS
     assert_each_trial_observed_once(run, len(rows))
+    # The progress line counts the budget that ends the sweep, and its last line what was spent.
+    progress = [line for line in run.output.splitlines() if "Progress:" in line]
+    assert progress and all("/30 steps reported" in line for line in progress), progress
+    assert f"{steps}/30 steps reported" in progress[-1], progress[-1]
