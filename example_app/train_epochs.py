@@ -57,6 +57,7 @@ def main(cfg: DictConfig) -> float:
         model.partial_fit(X_train, y_train, classes=classes)
         error = 1.0 - float(model.score(X_val, y_val))
         time.sleep(cfg.epoch_sleep_s)
+        log.info("epoch %d: val_error=%.4f", epoch, error)
         _bad_report(cfg, epoch, error)
         report(epoch, val_error=error)  # raises TrialStopped once the sweeper stops this trial
     log.info("alpha=%.3g eta0=%.3g -> val_error=%.4f after %d epochs", cfg.alpha, cfg.eta0, error, cfg.epochs)

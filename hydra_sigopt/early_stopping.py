@@ -22,7 +22,7 @@ from typing import Any
 from hydra_sigopt.journal import ABANDONED, STOPPED, IllegalTransition, Journal
 from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric, MetricValue
-from hydra_sigopt.report_files import REPORTS_NAME, ReportLines, trial_folder, write_stop
+from hydra_sigopt.report_files import REPORTS_NAME, ReportLines, trial_folder, write_judged, write_stop
 from hydra_sigopt.reporting import set_in_process_hook
 from hydra_sigopt.stop_rules import StopRule, should_stop
 
@@ -91,6 +91,8 @@ class EarlyStopping:
                 why = f"{self.rule.metric}={value:.6g} at step {report.step}, early_stopping.rule={self.rule.rule}"
                 self._stop(number, report.step, why)
                 return
+        # The trial may be waiting for this verdict (hydra_sigopt.reporting): it goes on.
+        write_judged(trial_folder(self.root, number), reports[-1].step)
 
     def _say_if_the_metric_is_missing(self, number: int, reports: Sequence[Report]) -> None:
         """Once: reports without the metric the rule judges can stop nothing (a name that differs)."""

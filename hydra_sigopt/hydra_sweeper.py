@@ -57,7 +57,7 @@ class SigOptSweeperImpl:
             self._use_sweep_dir(str(self.config.hydra.sweep.dir))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
 
-        task = TimedTask(self.task_function, reports_root=trials_root(sweep_dir))
+        task = TimedTask(self.task_function, trials_root(sweep_dir), settings.early_stopping)
         launcher = Plugins.instance().instantiate_launcher(
             hydra_context=self.hydra_context, task_function=task, config=self.config
         )

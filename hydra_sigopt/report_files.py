@@ -6,7 +6,10 @@ The two sides share nothing but the file system (a trial may run on another node
   ``report`` returns); the sweeper reads complete lines only, from where it stopped reading, so a
   line being written is read once it is whole;
 * the sweeper writes ``stop`` (atomically: a temporary file renamed) once it has journaled its
-  decision to stop the trial; the trial looks for it at each report.
+  decision to stop the trial; the trial looks for it at each report;
+* the sweeper writes ``judged`` (the same way), the last step it judged and let the trial go on
+  from: at a step where the rule decides, the trial waits a moment for one of the two, so that a
+  trial the rule stops does not train one more step first.
 
 Each trial has its folder ``<sweep dir>/.hydra_sigopt/trials/<trial number>/``: the sweeper knows
 it without composing the trial's config (``hydra.sweep.subdir`` may be anything).
@@ -23,6 +26,7 @@ from typing import Any
 CHANNEL_DIR = ".hydra_sigopt"
 REPORTS_NAME = "reports.jsonl"
 STOP_NAME = "stop"
+JUDGED_NAME = "judged"
 
 
 def trials_root(sweep_dir: Path) -> Path:
@@ -73,10 +77,28 @@ def _parse(raw: bytes) -> Any:
 
 def write_stop(folder: Path, step: int, reason: str) -> None:
     """Tell the trial to stop (after the decision was journaled): a whole file or none."""
+    _write_whole(folder, STOP_NAME, json.dumps({"step": step, "reason": reason}) + "\n")
+
+
+def write_judged(folder: Path, step: int) -> None:
+    """Tell the trial its reports up to ``step`` were judged and do not stop it."""
+    _write_whole(folder, JUDGED_NAME, f"{step}\n")
+
+
+def judged_step(folder: Path) -> int | None:
+    """The last step the sweeper judged and let the trial go on from (None: none yet)."""
+    try:
+        return int((folder / JUDGED_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_whole(folder: Path, name: str, text: str) -> None:
+    """A whole file or none: written under a temporary name and renamed."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{STOP_NAME}.{os.getpid()}"
-    tmp.write_text(json.dumps({"step": step, "reason": reason}) + "\n")
-    os.replace(tmp, folder / STOP_NAME)
+    tmp = folder / f".{name}.{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, folder / name)
 
 
 def stop_requested(folder: Path) -> bool:

@@ -15,6 +15,14 @@ Anywhere else (a plain ``python train.py``, another sweeper) both functions do n
 Where the trial runs inside the sweeper's own process and thread (Hydra's basic launcher), the
 sweeper cannot look at the file while the trial runs; it registers a hook instead, which ``report``
 calls after writing: the sweeper reads, journals and decides right then, through the same path.
+
+A trial in a job of its own is judged by the sweeper when it next reads the reports (about every
+second). At a step where the rule decides (a rung of ``asha``; each step from ``min_step`` on for
+``median``) ``report`` waits for that verdict, so that a trial the rule stops is stopped there
+instead of training one more step first, which would be most of its cost at the lowest rung. The
+wait is bounded: never longer than the step just trained took (waiting longer would cost more
+than the step it may save), nor than :data:`VERDICT_WAIT_MAX_S`; a sweeper that is slow or gone
+only makes the trial go on as it would without the wait.
 """
 
 from __future__ import annotations
@@ -28,7 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra_sigopt.report_files import append_report, stop_requested, trial_folder
+from hydra_sigopt.report_files import append_report, judged_step, stop_requested, trial_folder
+from hydra_sigopt.stop_rules import StopRule, decides_at
+
+#: The longest a report waits for the sweeper's verdict (it reads reports about every second).
+VERDICT_WAIT_MAX_S = 5.0
+#: How often a waiting report looks for the verdict.
+VERDICT_POLL_S = 0.05
 
 
 class TrialStopped(Exception):
@@ -39,7 +53,11 @@ class TrialStopped(Exception):
 class _Trial:
     number: int
     folder: Path
+    #: The sweep's rule, for trials judged by a sweeper in another process (None: nothing to wait for).
+    rule: StopRule | None = None
     last_step: int | None = None
+    #: When the step being trained started (the trial's start, then each report's return).
+    step_started: float = 0.0
 
 
 _active: _Trial | None = None
@@ -63,12 +81,26 @@ def report(step: int, **metrics: float) -> None:
     if not values:
         raise ValueError(f"report(step={checked_step}) has no metric; pass them by name: report(step, val_loss=0.31)")
     append_report(trial.folder, checked_step, values, time.time())
-    trial.last_step = checked_step
+    previous, trial.last_step = trial.last_step, checked_step
     hook = _in_process_hook
     if hook is not None:
         hook(trial.number)
+    elif trial.rule is not None and decides_at(trial.rule, previous, checked_step):
+        _await_verdict(trial.folder, checked_step, time.monotonic() - trial.step_started)
+    trial.step_started = time.monotonic()
     if stop_requested(trial.folder):
         raise TrialStopped(f"trial #{trial.number} was stopped early by the sweeper at step {checked_step}")
+
+
+def _await_verdict(folder: Path, step: int, step_took: float) -> None:
+    """Wait until the sweeper has judged ``step`` (stopped the trial, or let it go on), for at most
+    as long as the step took and VERDICT_WAIT_MAX_S."""
+    deadline = time.monotonic() + min(step_took, VERDICT_WAIT_MAX_S)
+    while not stop_requested(folder) and (judged_step(folder) or 0) < step:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(VERDICT_POLL_S, left))
 
 
 def should_stop() -> bool:
@@ -107,10 +139,13 @@ def _checked_value(step: int, name: str, value: Any) -> float:
 
 
 @contextmanager
-def reporting_to(root: Path, number: int) -> Iterator[None]:
-    """Make :func:`report` write to trial ``number``'s folder under ``root`` meanwhile (the trial's task runs)."""
+def reporting_to(root: Path, number: int, rule: StopRule | None = None) -> Iterator[None]:
+    """Make :func:`report` write to trial ``number``'s folder under ``root`` meanwhile (the trial's
+    task runs); with the sweep's ``rule``, wait for the sweeper's verdict where it decides."""
     global _active
-    previous, _active = _active, _Trial(number, trial_folder(root, number))
+    trial = _Trial(number, trial_folder(root, number), rule if rule is not None and rule.active else None)
+    trial.step_started = time.monotonic()
+    previous, _active = _active, trial
     try:
         yield
     finally:

@@ -71,6 +71,18 @@ def should_stop(rule: StopRule, curves: Curves, trial: int, step: int) -> bool:
     return _asha_says_stop(rule, curves, trial, step)
 
 
+def decides_at(rule: StopRule, previous: int | None, step: int) -> bool:
+    """Whether a report at ``step`` (the trial's previous report at ``previous``) can stop the trial
+    by ``rule``: from ``min_step`` on for ``median``; at a newly reached rung for ``asha``. The
+    trial waits a moment for the verdict there (see :mod:`hydra_sigopt.reporting`), nowhere else."""
+    if not rule.active or step < rule.min_step:
+        return False
+    if rule.rule == "median":
+        return True
+    reached_before = set(rungs(rule, previous)) if previous is not None else set()
+    return any(r not in reached_before for r in rungs(rule, step))
+
+
 # ---------------------------------------------------------------------------------- median
 
 

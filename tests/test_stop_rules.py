@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hydra_sigopt.stop_rules import MIN_TRIALS_AT_STEP, StopRule, rungs, should_stop
+from hydra_sigopt.stop_rules import MIN_TRIALS_AT_STEP, StopRule, decides_at, rungs, should_stop
 
 values = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 # Curves of up to 8 trials, each a value at some of the steps 0-20.
@@ -40,6 +40,26 @@ def decisions(rule: StopRule, curves: dict[int, dict[int, float]]) -> dict[tuple
 def test_no_trial_is_stopped_before_min_step(rule: StopRule, curves: dict[int, dict[int, float]]) -> None:
     for (_, step), stop in decisions(rule, curves).items():
         assert not (stop and step < rule.min_step)
+
+
+@given(rules_st, st.one_of(curves_st, aligned_st))
+def test_a_report_the_rule_may_stop_at_is_one_the_trial_waits_for_a_verdict_at(
+    rule: StopRule, curves: dict[int, dict[int, float]]
+) -> None:
+    """A job waits for the sweeper's verdict only where decides_at says (hydra_sigopt.reporting):
+    wherever the rule stops a trial, its report waited there, so it trained no further step."""
+    for (trial, step), stop in decisions(rule, curves).items():
+        previous = max((s for s in curves[trial] if s < step), default=None)
+        if stop:
+            assert decides_at(rule, previous, step), (trial, step)
+
+
+def test_asha_decides_only_at_a_report_reaching_a_new_rung() -> None:
+    rule = StopRule(rule="asha", min_step=1, max_step=27, reduction_factor=3.0)
+    assert [s for s in range(1, 28) if decides_at(rule, s - 1 if s > 1 else None, s)] == [1, 3, 9, 27]
+    assert decides_at(rule, 2, 5)  # passed rung 3 between reports
+    assert not decides_at(rule, 27, 30)  # past max_step
+    assert not decides_at(StopRule(rule="none"), None, 1)
 
 
 @given(rules_st, curves_st)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, TrialResult, describe_error
+from hydra_sigopt.stop_rules import StopRule
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,15 @@ class TimedTask:
     A class, not a closure, so that submitit can pickle it into the job.
     """
 
-    def __init__(self, task_function: Callable[[Any], Any], reports_root: Path | None = None) -> None:
+    def __init__(
+        self, task_function: Callable[[Any], Any], reports_root: Path | None = None, stop_rule: StopRule | None = None
+    ) -> None:
         self.task_function = task_function
         self.__name__ = getattr(task_function, "__name__", "task")
         #: Where the trials' report folders are (``hydra_sigopt.report_files``): report() writes there.
         self.reports_root = reports_root
+        #: The sweep's early-stopping rule: report() waits for the sweeper's verdict where it decides.
+        self.stop_rule = stop_rule
 
     def __call__(self, cfg: Any) -> TrialResult:
         from hydra_sigopt.crashpoints import crash_point
@@ -59,7 +64,7 @@ class TimedTask:
 
         from hydra_sigopt.reporting import TrialStopped, reporting_to, should_stop
 
-        with reporting_to(self.reports_root, int(HydraConfig.get().job.num)):
+        with reporting_to(self.reports_root, int(HydraConfig.get().job.num), self.stop_rule):
             try:
                 return self._call(cfg)
             except TrialStopped:
