@@ -139,15 +139,15 @@ def run_sweeper(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 def slot_use(sweep_dir: Path) -> dict[str, float]:
-    """Slot utilisation: the trials' running time (first report to last, plus one step) over SLOTS x wall."""
-    reports = read_reports(sweep_dir)
-    if not reports:
+    """Slot utilisation: the time trials ran (each task's start to its end, stopped ones included)
+    over SLOTS x the wall time from the first trial's start to the last one's end."""
+    path = sweep_dir / "bench_spans.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    spans = [json.loads(line) for line in lines if line.endswith("}")]
+    if not spans:
         return {}
-    spans: dict[int, list[float]] = {}
-    for r in reports:
-        spans.setdefault(r["job_num"], []).append(r["time"])
-    busy = sum(max(t) - min(t) for t in spans.values())
-    wall = max(r["time"] for r in reports) - min(r["time"] for r in reports)
+    busy = sum(s["end"] - s["start"] for s in spans)
+    wall = max(s["end"] for s in spans) - min(s["start"] for s in spans)
     return {"utilisation": busy / (SLOTS * wall) if wall > 0 else math.nan, "trials": len(spans)}
 
 
@@ -234,7 +234,7 @@ def _options(parser: Any) -> None:
 
 #: What a cell measures, as far as this script decides it (contenders' settings, slots, steps): bump
 #: it with a change that alters a cell, so that cells measured before are run again.
-MEASUREMENT = 1
+MEASUREMENT = 2  # 2: slot use from the tasks' own start and end (was: first report to last)
 
 
 def code_version() -> str:
