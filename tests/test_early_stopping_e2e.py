@@ -109,27 +109,33 @@ def test_submitit_local_stops_trials_running_as_jobs(workdir: Path, scheduler: s
     assert all(t["job_id"] for t in stopped)  # each ran as a job of its own, stopped through the file system
 
 
-def test_a_job_the_rule_stops_trains_no_step_past_the_one_it_was_stopped_at(workdir: Path) -> None:
-    """Issue 17, the cost lever: a job read the sweeper's decision only at its next report, so each
-    trial stopped at a rung trained one more epoch first (twice the cost of the lowest rung). The
-    app logs each epoch it trained; a stopped trial's log now ends at the step it was stopped at."""
-    run = run_example(
-        workdir,
-        *SUBMITIT_LOCAL,
-        "hydra.sweeper.observation_budget=6",
-        "hydra.sweeper.parallel_bandwidth=2",
-        "hydra.sweeper.early_stopping.reduction_factor=2",
-        "hydra.sweeper.early_stopping.max_step=4",
-        "epochs=4",
-        "epoch_sleep_s=2",
-        app=EPOCHS_APP,
-    ).assert_ok()
+#: Jobs of 4 epochs of 2 s, rungs at 1, 2 and 4: most trials are stopped at a rung.
+SHORT_ASHA = (
+    "hydra.sweeper.observation_budget=6",
+    "hydra.sweeper.parallel_bandwidth=2",
+    "hydra.sweeper.early_stopping.reduction_factor=2",
+    "hydra.sweeper.early_stopping.max_step=4",
+    "epochs=4",
+    "epoch_sleep_s=2",
+)
+
+
+def assert_stopped_jobs_trained_no_further(run: AppRun) -> None:
+    """Each stopped trial's job log (the app logs every epoch it trained) ends at its step."""
     stopped = [t for t in run.trials if t["state"] == "stopped"]
     assert stopped, run.output[-3000:]
     for t in stopped:
         job_log = (run.sweep_dir / t["number"] / "train_epochs.log").read_text()
         trained = [int(line.split("epoch ")[1].split(":")[0]) for line in job_log.splitlines() if "] - epoch " in line]
         assert trained == list(range(1, int(t["step"]) + 1)), f"trial #{t['number']} (step {t['step']}): {trained}"
+
+
+def test_a_job_the_rule_stops_trains_no_step_past_the_one_it_was_stopped_at(workdir: Path) -> None:
+    """Issue 17, the cost lever: a job read the sweeper's decision only at its next report, so each
+    trial stopped at a rung trained one more epoch first (twice the cost of the lowest rung). The
+    app logs each epoch it trained; a stopped trial's log now ends at the step it was stopped at."""
+    run = run_example(workdir, *SUBMITIT_LOCAL, *SHORT_ASHA, app=EPOCHS_APP).assert_ok()
+    assert_stopped_jobs_trained_no_further(run)
 
 
 def test_bad_early_stopping_settings_stop_the_run_before_anything_is_written(workdir: Path) -> None:

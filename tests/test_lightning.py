@@ -85,6 +85,7 @@ epochs: {EPOCHS}
 hydra:
   sweeper:
     observation_budget: 6
+    seed: 1  # unseeded it was flaky: seeds 0 and 3 draw no trial worse than the median of those before it
     metrics: [{{name: val/loss, objective: minimize}}]  # as lightning-hydra-template logs it
     params:
       lr: tag(log, interval(1e-5, 0.5))

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 from conftest import run_example
-from test_early_stopping_e2e import EPOCHS, EPOCHS_APP, check_stopped_sweep, journal_view
+from test_early_stopping_e2e import (
+    EPOCHS,
+    EPOCHS_APP,
+    SHORT_ASHA,
+    assert_stopped_jobs_trained_no_further,
+    check_stopped_sweep,
+    journal_view,
+)
 from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -38,3 +45,10 @@ def test_trials_running_as_slurm_jobs_are_stopped_early_and_their_jobs_end(tmp_p
     acct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", jobs], capture_output=True, text=True)
     states = dict(line.split("|")[:2] for line in acct.stdout.splitlines() if line.strip())
     assert set(states) == {t["job_id"] for t in stopped} and not {"RUNNING", "PENDING"} & set(states.values()), states
+
+
+def test_a_slurm_job_the_rule_stops_trains_no_step_past_the_one_it_was_stopped_at(tmp_path: Path) -> None:
+    """As on submitit_local: at a rung, the job waits for the verdict instead of training on."""
+    run = run_example(tmp_path, *SLURM, "hydra.launcher.timeout_min=10", *SHORT_ASHA, app=EPOCHS_APP, timeout=900)
+    run.assert_ok()
+    assert_stopped_jobs_trained_no_further(run)
