@@ -210,7 +210,9 @@ def parse_early_stopping(raw: Any, metrics: Sequence[Metric]) -> StopRule:
     # Without a rule no metric is judged: a multi-objective sweep need not name one.
     metric = _watched_metric(settings["metric"], metrics) if rule != "none" or settings["metric"] else metrics[0]
     min_step = _whole(settings, "min_step", lowest=1)
-    max_step = None if settings["max_step"] is None else _whole(settings, "max_step", lowest=min_step)
+    # asha's rungs lie below max_step (a full training): at min_step there would be none.
+    lowest_max = min_step + 1 if rule == "asha" else min_step
+    max_step = None if settings["max_step"] is None else _whole(settings, "max_step", lowest=lowest_max)
     factor = settings["reduction_factor"]
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1 < factor < math.inf:
         raise ConfigError("early_stopping.reduction_factor", f"expected a number > 1 (such as 2 or 3), got {factor!r}")

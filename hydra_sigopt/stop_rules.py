@@ -8,7 +8,7 @@ reports always give the same decision and a resumed sweep decides as the stopped
   whose best value so far is worse than the median of the other trials' values at ``s``, once at
   least :data:`MIN_TRIALS_AT_STEP` other trials reported at ``s``.
 * ``asha``, the stopping variant of asynchronous successive halving (Li et al.; Ray Tune's
-  ``ASHAScheduler``): rungs at ``min_step * reduction_factor**k`` up to ``max_step``. The first
+  ``ASHAScheduler``): rungs at ``min_step * reduction_factor**k`` below ``max_step``. The first
   report at or past a rung records the trial's value there; the trial is stopped if that value is
   worse than the ``1 - 1/reduction_factor`` quantile of the values recorded at that rung before
   it (outside their top ``1/reduction_factor``). No rung waits for other trials: the first trial
@@ -99,8 +99,10 @@ def _median_says_stop(rule: StopRule, curves: Curves, trial: int, step: int) -> 
 
 
 def rungs(rule: StopRule, up_to: int) -> list[int]:
-    """The rung steps ``min_step * reduction_factor**k`` not past ``max_step`` (nor ``up_to``), ascending."""
-    top = up_to if rule.max_step is None else min(up_to, rule.max_step)
+    """The rung steps ``min_step * reduction_factor**k`` below ``max_step`` and not past ``up_to``,
+    ascending. None at ``max_step``: a trial there has trained in full and there is nothing left to
+    save by stopping it (Ray Tune's milestones are below ``max_t`` too); it completes."""
+    top = up_to if rule.max_step is None else min(up_to, rule.max_step - 1)
     found: list[int] = []
     k = 0
     while (rung := math.ceil(rule.min_step * rule.reduction_factor**k - 1e-9)) <= top:

@@ -117,6 +117,7 @@ SHORT_ASHA = (
     "hydra.sweeper.early_stopping.max_step=4",
     "epochs=4",
     "epoch_sleep_s=2",
+    "hydra.sweeper.seed=0",
 )
 
 
@@ -136,6 +137,22 @@ def test_a_job_the_rule_stops_trains_no_step_past_the_one_it_was_stopped_at(work
     app logs each epoch it trained; a stopped trial's log now ends at the step it was stopped at."""
     run = run_example(workdir, *SUBMITIT_LOCAL, *SHORT_ASHA, app=EPOCHS_APP).assert_ok()
     assert_stopped_jobs_trained_no_further(run)
+
+
+def test_a_trial_that_trains_to_max_step_completes_and_is_not_stopped_early(workdir: Path) -> None:
+    """asha had a rung at max_step: a trial that had trained in full could still be "stopped early"
+    there (seed 0: one of 8), which saves nothing and excludes it from the best trial."""
+    run = run_example(
+        workdir,
+        "hydra.sweeper.observation_budget=8",
+        "hydra.sweeper.early_stopping.reduction_factor=2",
+        "hydra.sweeper.early_stopping.max_step=4",
+        "epochs=4",
+        "hydra.sweeper.seed=0",
+        app=EPOCHS_APP,
+    ).assert_ok()
+    assert {t["state"] for t in run.trials if t["step"] == "4"} == {"completed"}, run.trials
+    assert any(t["state"] == "stopped" for t in run.trials), run.trials  # stopped at the rungs below
 
 
 def test_bad_early_stopping_settings_stop_the_run_before_anything_is_written(workdir: Path) -> None:

@@ -134,8 +134,14 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
         pytest.param(
             {"early_stopping": {"rule": "asha", "min_step": 4, "max_step": 2}},
             "early_stopping.max_step",
-            "expected a whole number >= 4, got 2",
+            "expected a whole number >= 5, got 2",
             id="es-max-below-min",
+        ),
+        pytest.param(  # asha's rungs lie below max_step: none at all would stop nothing
+            {"early_stopping": {"rule": "asha", "min_step": 4, "max_step": 4}},
+            "early_stopping.max_step",
+            "expected a whole number >= 5, got 4",
+            id="es-asha-max-at-min",
         ),
         pytest.param(
             {"early_stopping": {"rule": "asha", "reduction_factor": 1}},

@@ -56,9 +56,9 @@ def test_a_report_the_rule_may_stop_at_is_one_the_trial_waits_for_a_verdict_at(
 
 def test_asha_decides_only_at_a_report_reaching_a_new_rung() -> None:
     rule = StopRule(rule="asha", min_step=1, max_step=27, reduction_factor=3.0)
-    assert [s for s in range(1, 28) if decides_at(rule, s - 1 if s > 1 else None, s)] == [1, 3, 9, 27]
+    assert [s for s in range(1, 28) if decides_at(rule, s - 1 if s > 1 else None, s)] == [1, 3, 9]
     assert decides_at(rule, 2, 5)  # passed rung 3 between reports
-    assert not decides_at(rule, 27, 30)  # past max_step
+    assert not decides_at(rule, 26, 27) and not decides_at(rule, 27, 30)  # at or past max_step
     assert not decides_at(StopRule(rule="none"), None, 1)
 
 
@@ -108,8 +108,10 @@ def test_median_compares_the_best_so_far_with_the_median_at_the_step() -> None:
     assert not should_stop(StopRule("median", "loss", minimize=False), {**others, 0: {1: 1.0, 2: 0.65}}, 0, 2)
 
 
-def test_asha_rungs_are_min_step_times_powers_of_the_factor_up_to_max_step() -> None:
-    assert rungs(StopRule("asha", min_step=1, max_step=27, reduction_factor=3), 100) == [1, 3, 9, 27]
+def test_asha_rungs_are_min_step_times_powers_of_the_factor_below_max_step() -> None:
+    """None at max_step: a trial there trained in full, and stopping it would only mislabel it."""
+    assert rungs(StopRule("asha", min_step=1, max_step=27, reduction_factor=3), 100) == [1, 3, 9]
+    assert rungs(StopRule("asha", min_step=1, max_step=28, reduction_factor=3), 100) == [1, 3, 9, 27]
     assert rungs(StopRule("asha", min_step=2, max_step=20, reduction_factor=2), 100) == [2, 4, 8, 16]
     assert rungs(StopRule("asha", min_step=1, max_step=None, reduction_factor=4), 70) == [1, 4, 16, 64]
 
