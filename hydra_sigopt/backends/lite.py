@@ -114,8 +114,7 @@ class LiteBackend(Backend):
             liar = self._placeholder_values()
             sid = str(self._next_id)
             self._next_id += 1
-        for assignments in pending:
-            self._record(driver, assignments, liar, failed=not liar, task=self._full_task())
+        self._record_placeholders(driver, pending, liar, self._full_task())
         with self._random.stream(int(sid)):
             suggestion = self._model_suggestion(driver) or self._random_suggestion()
         task = getattr(suggestion, "task", None)
@@ -186,6 +185,26 @@ class LiteBackend(Backend):
             return observations.create(**given, failed=True)
         return observations.create(**given, values=[v.to_sigopt() for v in values])
 
+    def _record_placeholders(
+        self, driver: Any, pending: Sequence[Mapping[str, Any]], liar: Sequence[MetricValue], task: Any
+    ) -> None:
+        """Record the running trials in ``driver`` (a copy of the engine) as placeholder observations.
+
+        The observations _record would create, built by the same sigoptlite builder and checked
+        against the experiment the same way, but without the request's JSON-schema check: it took
+        18 ms an observation (3.4 s of a 4.2 s refill at 200 observations and bandwidth 64, under
+        cProfile), for dicts this module shapes itself, for every running trial at every suggestion.
+        """
+        from sigoptlite.builders import LocalObservationBuilder
+
+        broker = _broker_of(driver)
+        values = [v.to_sigopt() for v in liar] if liar else None
+        for assignments in pending:
+            given = {"assignments": dict(assignments), "values": values, "failed": not liar, "task": task}
+            observation = LocalObservationBuilder.create_object(**copy.deepcopy(given))
+            LocalObservationBuilder.validate_object(observation, broker.experiment)
+            broker.observations.append(observation)
+
     def _task(self, name: str | None) -> dict[str, Any] | None:
         """The engine's form of a task of this sweep (None without tasks)."""
         assert self._definition is not None
@@ -205,6 +224,12 @@ class LiteBackend(Backend):
         if any(not self._observed.get(m.name) for m in self._definition.metrics):
             return []
         return [MetricValue(m.name, _mean(self._observed[m.name])) for m in self._definition.metrics]
+
+
+def _broker_of(driver: Any) -> Any:
+    """The sigoptlite broker (the experiment and its observations) behind a LocalDriver (pinned by
+    tests/test_lite_internals.py)."""
+    return driver.routes["experiments"]["POST"].__self__.broker
 
 
 def _mean(values: Sequence[float]) -> float:

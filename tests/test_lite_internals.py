@@ -1,0 +1,89 @@
+"""The lite engine relies on sigoptlite internals to record the running trials' placeholders
+without the client's per-request JSON-schema check: fail loudly if they change, and show that the
+engine sees (and suggests) exactly what the client route gave it."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from hydra_sigopt.backends import create_backend
+from hydra_sigopt.backends.lite import LiteBackend, _broker_of
+from hydra_sigopt.experiment import ExperimentDefinition
+from hydra_sigopt.metrics import MetricValue, parse_metrics
+from hydra_sigopt.space import build_space
+from hydra_sigopt.tasks import Task
+
+PARAMS = {
+    "x": "interval(0, 1)",
+    "n": "int(interval(1, 5))",
+    "opt": "choice(sgd, adam)",
+    "lr": "tag(log, interval(1e-4, 1))",
+}
+
+
+def definition(tasks: tuple[Task, ...] = ()) -> ExperimentDefinition:
+    metrics = parse_metrics([{"name": "y", "objective": "minimize"}, {"name": "t", "strategy": "store"}])
+    return ExperimentDefinition("internals", build_space(PARAMS), metrics, 40, 4, tasks=tasks)
+
+
+def engine(seed: int, observed: int, tasks: tuple[Task, ...] = ()) -> LiteBackend:
+    """A seeded lite engine past its random start (``observed`` results)."""
+    backend = create_backend("lite", seed=seed)
+    assert isinstance(backend, LiteBackend)
+    backend.start(definition(tasks))
+    for i in range(observed):
+        s = backend.suggest([])
+        backend.observe(s, [MetricValue("y", (s.assignments["x"] - 0.3) ** 2 + i % 3), MetricValue("t", 1.0)])
+    return backend
+
+
+def by_client(backend: LiteBackend, driver: Any, pending: Sequence[Mapping[str, Any]], liar: Any, task: Any) -> None:
+    """The route the placeholders took before: one observation request each through the client."""
+    for assignments in pending:
+        backend._record(driver, assignments, liar, failed=not liar, task=task)
+
+
+PENDING = [{"x": 0.5, "n": 2, "opt": "adam", "lr": 0.01}, {"x": 0.1, "n": 5, "opt": "sgd", "lr": 0.5}]
+
+
+@pytest.mark.parametrize("with_results", [True, False], ids=["mean-lie", "failed-before-any-result"])
+@pytest.mark.parametrize("tasks", [(), (Task("short", 0.25, ("epochs=3",)), Task("full", 1.0))], ids=["plain", "tasks"])
+def test_placeholders_recorded_directly_are_the_observations_the_client_route_made(
+    with_results: bool, tasks: tuple[Task, ...]
+) -> None:
+    backend = engine(seed=3, observed=6 if with_results else 0, tasks=tasks)
+    liar, task = backend._placeholder_values(), backend._full_task()
+    assert bool(liar) == with_results
+    direct, client = copy.deepcopy(backend._driver), copy.deepcopy(backend._driver)
+    backend._record_placeholders(direct, PENDING, liar, task)
+    by_client(backend, client, PENDING, liar, task)
+    assert _broker_of(direct).observations == _broker_of(client).observations
+    assert len(_broker_of(direct).observations) == len(_broker_of(backend._driver).observations) + len(PENDING)
+    for o in _broker_of(direct).observations[-len(PENDING) :]:
+        assert dataclasses.is_dataclass(o) and o.failed is not with_results
+
+
+def test_suggestions_with_trials_running_are_those_of_the_client_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the random start (GP phase), with trials running: the same suggestions, value for value."""
+
+    def run(route: str) -> list[dict[str, Any]]:
+        backend = engine(seed=5, observed=12)
+        if route == "client":
+            monkeypatch.setattr(LiteBackend, "_record_placeholders", by_client)
+        made = [dict(backend.suggest(PENDING).assignments) for _ in range(2)]
+        monkeypatch.undo()
+        return made
+
+    assert run("direct") == run("client")
+
+
+def test_an_assignment_outside_the_space_is_still_refused() -> None:
+    """The engine's own check against the experiment stays on the direct route."""
+    backend = engine(seed=1, observed=0)
+    with pytest.raises(Exception, match="opt"):
+        backend._record_placeholders(copy.deepcopy(backend._driver), [{**PENDING[0], "opt": "lbfgs"}], [], None)
