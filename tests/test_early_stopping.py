@@ -300,3 +300,26 @@ def test_reports_of_another_metric_than_the_judged_one_are_named_once(
         "Trial #0 reports ['loss'], but early_stopping judges 'value': no trial is stopped on these reports. "
         "Report 'value', or declare the metric you report in hydra.sweeper.metrics (metrics: [{name: loss}])"
     ]
+
+
+def test_a_task_pickled_by_an_older_sweeper_without_the_rule_still_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job queued before an upgrade unpickles a TimedTask without ``stop_rule``: it reports, unjudged."""
+    from types import SimpleNamespace
+
+    import cloudpickle  # as submitit pickles a job
+    from hydra.core.hydra_config import HydraConfig
+
+    from hydra_sigopt.runners import TimedTask
+
+    def task(cfg: object) -> float:
+        report(1, loss=0.5)
+        return 0.5
+
+    old = TimedTask(task, tmp_path / "reports", StopRule("asha", "loss"))
+    del old.stop_rule  # the attribute an older version did not have
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: SimpleNamespace(job=SimpleNamespace(num=3))))
+    result = cloudpickle.loads(cloudpickle.dumps(old))({})
+    assert result.value == 0.5
+    assert (trial_folder(tmp_path / "reports", 3) / "reports.jsonl").read_text().count("\n") == 1

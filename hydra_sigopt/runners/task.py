@@ -64,7 +64,9 @@ class TimedTask:
 
         from hydra_sigopt.reporting import TrialStopped, reporting_to, should_stop
 
-        with reporting_to(self.reports_root, int(HydraConfig.get().job.num), self.stop_rule):
+        # getattr: a job queued by an older version of the sweeper unpickles a task without it.
+        rule = getattr(self, "stop_rule", None)
+        with reporting_to(self.reports_root, int(HydraConfig.get().job.num), rule):
             try:
                 return self._call(cfg)
             except TrialStopped:
