@@ -121,13 +121,15 @@ def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.Cap
 def test_kill_cancels_the_jobs_of_trials_stopped_early_that_run_on_to_their_next_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A trial stopped early learns it at its next report: an epoch later, which may be an hour of GPU.
+    """A trial stopped early where it did not wait for a verdict (a spent step budget; a rule's verdict
+    later than the wait) learns it at its next report: an epoch later, which may be an hour of GPU.
     A sweeper killed meanwhile, ``hydra-sigopt kill`` left those jobs running (it cancelled running trials only)."""
     proc, sweep_dir = start_example(
         tmp_path,
         *SUBMITIT_LOCAL,
         "hydra.sweeper.parallel_bandwidth=2",
         "hydra.sweeper.warm_jobs=0",
+        "hydra.sweeper.early_stopping.rule=none",  # no rule: no report waits for a verdict
         "hydra.sweeper.early_stopping.step_budget=1",  # spent by the first report: each trial stopped at its first
         "epoch_sleep_s=30",  # the stop comes with the first reports; the next ones are 30 s later
         app=EPOCHS_APP,
