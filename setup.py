@@ -30,7 +30,7 @@ setup(
         # The local engine's real runtime needs. sigoptlite and libsigopt themselves are installed
         # with --no-deps by `hydra-sigopt install-engine`: their pins (numpy<1.23, jsonschema<4)
         # are stale and would break a modern scientific stack.
-        "lite": ["numpy>=1.24", "scipy>=1.10", "jsonschema>=3.2", "qmcpy==1.2"],
+        "lite": ["numpy>=1.24", "scipy>=1.10", "jsonschema>=3.2", "qmcpy==1.2", "threadpoolctl>=3.1"],
         "plot": ["matplotlib>=3.6"],
         "test": [
             "pytest>=7",

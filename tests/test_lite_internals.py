@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from hydra_sigopt.backends import create_backend
-from hydra_sigopt.backends.lite import LiteBackend, _broker_of
+from hydra_sigopt.backends import create_backend, lite
+from hydra_sigopt.backends.lite import LiteBackend, _broker_of, _engine_copy
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue, parse_metrics
 from hydra_sigopt.space import build_space
@@ -87,3 +87,54 @@ def test_an_assignment_outside_the_space_is_still_refused() -> None:
     backend = engine(seed=1, observed=0)
     with pytest.raises(Exception, match="opt"):
         backend._record_placeholders(copy.deepcopy(backend._driver), [{**PENDING[0], "opt": "lbfgs"}], [], None)
+
+
+def test_the_engine_copy_shares_the_recorded_observations_but_not_their_list() -> None:
+    """Each suggestion copies the engine to record placeholders; the recorded observations (frozen
+    sigoptlite dataclasses) are shared rather than copied, so its cost no longer grows with them."""
+    backend = engine(seed=2, observed=8)
+    original = _broker_of(backend._driver)
+    copied = _broker_of(_engine_copy(backend._driver))
+    assert copied.observations == original.observations and copied.observations is not original.observations
+    assert all(c is o for c, o in zip(copied.observations, original.observations))
+    before = len(original.observations)
+    backend.suggest(PENDING)  # placeholders go into the copy only
+    assert len(_broker_of(backend._driver).observations) == before
+
+
+def test_suggestions_from_the_shared_copy_are_those_of_a_deep_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(copier: Any) -> list[dict[str, Any]]:
+        monkeypatch.setattr(lite, "_engine_copy", copier)
+        backend = engine(seed=7, observed=12)
+        made = [dict(backend.suggest(PENDING).assignments) for _ in range(2)]
+        monkeypatch.undo()
+        return made
+
+    assert run(lite._engine_copy) == run(copy.deepcopy)
+
+
+def test_the_engine_computes_on_one_blas_thread_and_gives_the_app_its_own_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenBLAS's idle workers spin: beside the engine's thousands of small calls they burnt more CPU
+    than the engine itself, on the cores the trials' jobs needed (issue 16). An app running in the
+    sweeper's process (basic launcher) keeps its own BLAS threads between suggestions."""
+    from sigoptlite.broker import Broker
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {int(pool["num_threads"]) for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    create = Broker.create_suggestion
+
+    def spying(self: Any) -> Any:
+        seen.append(blas_threads())
+        return create(self)
+
+    monkeypatch.setattr(Broker, "create_suggestion", spying)
+    backend = engine(seed=4, observed=10)
+    with threadpool_limits(limits=2, user_api="blas"):  # the app's setting, whatever the machine's cores
+        backend.suggest(PENDING)
+        assert blas_threads() == {2}
+    assert seen and seen[-1] == {1}
