@@ -1,7 +1,7 @@
 """What the sweep does next: a scheduler that only decides (no journal, runner, engine, thread or clock).
 
 It owns the set of trials in flight, the budget and the bandwidth, the trials to re-run after a
-restart, the ready-suggestion slot and the failure policy, and it answers each event the sweep
+restart, the queue of suggestions computed ahead and the failure policy, and it answers each event the sweep
 reports (:class:`SuggestionReady`, :class:`Submitted`, :class:`Recorded`, ...) with the commands
 to carry out next (:class:`Ask`, :class:`StartTrial`, :class:`Post`, ...). :class:`~hydra_sigopt.sweep.Sweep`
 is the shell that carries them out, in order, and reports back.
@@ -13,7 +13,11 @@ The ordering rules, which ``tests/test_scheduler.py`` checks over generated inte
 * a trial whose job the cluster refused for now keeps its slot and stays pending (it is not
   journaled as running) until the runner reports its job started;
 * a suggestion is asked for only once every recorded result is posted, with every trial in
-  flight as pending (so no suggestion misses a result or duplicates a running trial);
+  flight and every suggestion computed ahead as pending (so no suggestion misses a result or
+  duplicates a running trial or a waiting suggestion);
+* suggestions are computed ahead (one at a time, asynchronous sweeps only) while fewer are ready
+  than slots freed during one computation lately (at least one): a burst of ending trials finds
+  as many suggestions ready; none is computed ahead beyond the budget;
 * when trials end, their results are recorded first; then freed slots are refilled from trials
   to re-run and from a suggestion already computed (not waiting for one, and not asking for a new
   one); then the results are posted; only then is the next suggestion asked for;
@@ -169,6 +173,9 @@ Event = SuggestionReady | Submitted | Ended | Recorded | StepBudgetSpent
 
 #: Budget arithmetic in costs (0.1 + 0.2 ...) is compared with this slack.
 COST_SLACK = 1e-9
+#: How many of the last suggestion computations size the queue of ready suggestions: enough to
+#: remember a burst of trials ending together, few enough to forget one.
+RECENT_COMPUTATIONS = 8
 
 
 def full_cost(suggestion: Suggestion) -> float:
@@ -201,8 +208,12 @@ class Scheduler:
     in_flight: dict[int, _InFlight] = field(default_factory=dict)
     #: Trials to run again with their suggestion (lost in a restart): (original number, suggestion).
     reruns: deque[tuple[int, Suggestion]] = field(default_factory=deque)
-    _ready: Suggestion | None = None
+    #: Suggestions computed ahead, for the next free slots (oldest first).
+    _ready: deque[Suggestion] = field(default_factory=deque)
     _computing = False  # a Prefetch or Ask is under way
+    _freed_while_computing = 0  # trials ended since the computation under way began
+    #: Trials ended during each of the last computations: the queue's depth follows their maximum.
+    _recent_freed: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_COMPUTATIONS))
     _waiting_for_suggestion = False  # a fill stopped until SuggestionReady
 
     # ------------------------------------------------------------------ set-up (resume)
@@ -234,7 +245,14 @@ class Scheduler:
         return self.finished_cost >= self.budget - COST_SLACK
 
     def pending(self) -> tuple[Mapping[str, Any], ...]:
-        return tuple(f.suggestion.assignments for f in self.in_flight.values())
+        """What the engine must not suggest again: the trials in flight, then the suggestions ready."""
+        return (*(f.suggestion.assignments for f in self.in_flight.values()), *(s.assignments for s in self._ready))
+
+    @property
+    def ready_depth(self) -> int:
+        """How many suggestions to keep ready: as many as slots freed during one computation lately
+        (a clock-free measure of the rate at which slots free against the engine's speed)."""
+        return max(1, min(self.bandwidth, max(self._recent_freed, default=1)))
 
     # ------------------------------------------------------------------ events -> commands
 
@@ -252,6 +270,8 @@ class Scheduler:
             flight.marked = event.job_id is not None
             return []
         if isinstance(event, Ended):
+            if self._computing:
+                self._freed_while_computing += len(event.numbers)
             return [Record(event.numbers)] if event.numbers else self._fill()
         if isinstance(event, StepBudgetSpent):
             self.budget = min(self.budget, self.issued)
@@ -279,8 +299,10 @@ class Scheduler:
 
     def _on_suggestion(self, suggestion: Suggestion) -> list[Command]:
         self._computing = False
+        self._recent_freed.append(self._freed_while_computing)
+        self._freed_while_computing = 0
         if not self._waiting_for_suggestion:
-            self._ready = suggestion  # a prefetch: kept for the next free slot
+            self._ready.append(suggestion)  # a prefetch: kept for the next free slot
             return []
         self._waiting_for_suggestion = False
         return [self._start(suggestion), *self._fill()]
@@ -318,9 +340,8 @@ class Scheduler:
             if self.reruns:
                 rerun_of, suggestion = self.reruns.popleft()
                 commands.append(self._start(suggestion, rerun_of))
-            elif self._ready is not None:
-                suggestion, self._ready = self._ready, None
-                commands.append(self._start(suggestion))
+            elif self._ready:
+                commands.append(self._start(self._ready.popleft()))
             elif prefetched_only:
                 break
             else:
@@ -338,5 +359,14 @@ class Scheduler:
 
     def _prefetch_wanted(self) -> bool:
         return (
-            self.asynchronous and not self._computing and self._ready is None and not self.reruns and self.budget_left
+            self.asynchronous
+            and not self._computing
+            and len(self._ready) < self.ready_depth
+            and not self.reruns
+            and self._budget_left_after_ready()
         )
+
+    def _budget_left_after_ready(self) -> bool:
+        """Whether the budget still has room once the suggestions ready have started too."""
+        ready = math.fsum(self.cost_of(s) for s in self._ready)
+        return self.issued + ready < self.budget - COST_SLACK

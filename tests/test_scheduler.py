@@ -52,6 +52,8 @@ class Shell:
     recorded_not_posted: set[int] = field(default_factory=set)
     posted: list[int] = field(default_factory=list)
     suggestions: int = 0
+    delivered: set[int] = field(default_factory=set)  # points reported ready (SuggestionReady)
+    started_points: set[int] = field(default_factory=set)
     background: tuple[Any, ...] | None = None  # pending of a Prefetch under way
     stopped: StopForFailures | None = None
     #: Multitask: the tasks the engine picks from, by name (the drawn task of the last suggestion).
@@ -61,7 +63,10 @@ class Shell:
     def new_suggestion(self, pending: tuple[Any, ...]) -> Suggestion:
         # Rule: a suggestion is asked for with every trial in flight pending, and no result unposted.
         assert not self.recorded_not_posted, f"asked with results not posted: {self.recorded_not_posted}"
-        assert sorted(p["trial"] for p in pending) == sorted(self.running | self.starting()), pending
+        assert sorted(p["trial"] for p in pending if "trial" in p) == sorted(self.running | self.starting()), pending
+        # ... and every suggestion computed ahead that no trial took yet.
+        ahead = sorted(p["point"] for p in pending if "trial" not in p)
+        assert ahead == sorted(self.delivered - self.started_points), pending
         self.suggestions += 1
         self.task = self.draw(st.sampled_from(self.tasks)) if self.tasks else None
         return Suggestion(str(self.suggestions), {"point": self.suggestions}, self.task)
@@ -86,7 +91,7 @@ class Shell:
     def carry_out(self, command: Command) -> list[Any]:
         self.log.append((type(command).__name__, command))
         if isinstance(command, Ask):
-            return [SuggestionReady(self.new_suggestion(command.pending))]
+            return [self.ready(self.new_suggestion(command.pending))]
         if isinstance(command, Prefetch):
             self.new_suggestion(command.pending)
             self.background = command.pending
@@ -94,6 +99,7 @@ class Shell:
         if isinstance(command, AwaitPrefetch):
             return [self.finish_background()]
         if isinstance(command, StartTrial):
+            self.started_points.add(command.suggestion.assignments["point"])
             assert len(self.running | self.deferred) < self.scheduler.bandwidth, "a trial started without a free slot"
             if self.scheduler.asynchronous and self.draw(st.booleans()):
                 self.deferred.add(command.number)
@@ -116,7 +122,11 @@ class Shell:
     def finish_background(self) -> SuggestionReady:
         assert self.background is not None
         self.background = None
-        return SuggestionReady(Suggestion(str(self.suggestions), {"point": self.suggestions}, self.task))
+        return self.ready(Suggestion(str(self.suggestions), {"point": self.suggestions}, self.task))
+
+    def ready(self, suggestion: Suggestion) -> SuggestionReady:
+        self.delivered.add(suggestion.assignments["point"])
+        return SuggestionReady(suggestion)
 
     def wait(self) -> list[Any]:
         events: list[Any] = []
@@ -185,8 +195,10 @@ def test_generated_interleavings_keep_the_ordering_rules(
         assert len(starts) == budget and sorted(shell.posted) == starts and not scheduler.in_flight
     else:
         assert shell.stopped.number in shell.posted
-    # A suggestion computed ahead is never wasted while the budget needs it.
-    assert shell.suggestions <= len(starts) + 1
+    # Suggestions are computed ahead only within the budget: a sweep that spends it made no more.
+    if shell.stopped is None:
+        assert shell.suggestions == budget
+    assert shell.suggestions <= len(starts) + bandwidth
     # Trials with no job id at submission are journaled as running before anyone waits for them.
     # A trial with no job yet is never journaled as running (checked as it happens, in carry_out).
     if not jobs_have_ids:
@@ -300,3 +312,49 @@ def test_with_tasks_the_budget_counts_their_costs(
     costs = [COSTS[c.suggestion.task] for c in started]
     assert budget - 1e-9 <= sum(costs) < budget + costs[-1]
     assert sorted(shell.posted) == [c.number for c in started] and not scheduler.in_flight
+
+
+def test_after_a_burst_of_ending_trials_as_many_suggestions_are_kept_ready_for_the_next() -> None:
+    """Issue 16: slots freed together waited for one suggestion after another. The queue of
+    suggestions computed ahead grows to the slots freed during one computation, each computed with
+    those ahead of it pending (so they differ), and within the budget."""
+    scheduler = Scheduler(20, 4, True, lambda f, d: False)
+    scheduler.begin()
+    for i in range(4):
+        scheduler.on(SuggestionReady(Suggestion(str(i), {"p": i})))
+    for n in range(4):
+        scheduler.on(Submitted(n, f"job-{n}"))
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]
+    # Three trials end while the engine computes: the freed slots wait for it, then for two more.
+    assert scheduler.on(Ended((0, 1, 2))) == [Record((0, 1, 2))]
+    assert [type(c) for c in scheduler.on(Recorded({0: False, 1: False, 2: False}))] == [Post, AwaitPrefetch]
+    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("4", {"p": 4})))] == [StartTrial, Ask]
+    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("5", {"p": 5})))] == [StartTrial, Ask]
+    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("6", {"p": 6})))] == [StartTrial]
+    for n in range(4, 7):
+        scheduler.on(Submitted(n, f"job-{n}"))
+    # Now three are computed ahead, one at a time, each with the ones before it pending.
+    for k in range(3):
+        commands = scheduler.idle()
+        prefetch = next(c for c in commands if isinstance(c, Prefetch))
+        assert [p["p"] for p in prefetch.pending] == [3, 4, 5, 6, *range(7, 7 + k)]
+        assert scheduler.on(SuggestionReady(Suggestion(str(7 + k), {"p": 7 + k}))) == []
+    assert not any(isinstance(c, Prefetch) for c in scheduler.idle())  # three are ready
+    # The next burst finds them: every freed slot is refilled before the results are posted.
+    scheduler.on(Ended((3, 4, 5)))
+    commands = scheduler.on(Recorded({3: False, 4: False, 5: False}))
+    assert [type(c) for c in commands] == [StartTrial, StartTrial, StartTrial, Post]
+    assert [c.suggestion.assignments["p"] for c in commands[:3]] == [7, 8, 9]
+
+
+def test_no_suggestion_is_computed_ahead_beyond_the_budget() -> None:
+    scheduler = Scheduler(5, 4, True, lambda f, d: False)
+    scheduler._recent_freed.append(4)  # slots have been freeing fast: keep up to 4 ready
+    scheduler.begin()
+    for i in range(4):
+        scheduler.on(SuggestionReady(Suggestion(str(i), {"p": i})))
+    for n in range(4):
+        scheduler.on(Submitted(n, f"job-{n}"))
+    assert any(isinstance(c, Prefetch) for c in scheduler.idle())
+    scheduler.on(SuggestionReady(Suggestion("4", {"p": 4})))  # the fifth and last trial's
+    assert not any(isinstance(c, Prefetch) for c in scheduler.idle())
