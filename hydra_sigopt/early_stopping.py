@@ -24,7 +24,7 @@ from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric, MetricValue
 from hydra_sigopt.report_files import REPORTS_NAME, ReportLines, trial_folder, write_judged, write_stop
 from hydra_sigopt.reporting import set_in_process_hook
-from hydra_sigopt.stop_rules import StopRule, should_stop
+from hydra_sigopt.stop_rules import StopRule, decides_at, should_stop
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -76,6 +76,7 @@ class EarlyStopping:
         if not reports:
             return
         self.journal.reports.add(reports)
+        previous = self._last_step.get(number)
         self._learn(reports)
         if not decide:
             return
@@ -91,8 +92,11 @@ class EarlyStopping:
                 why = f"{self.rule.metric}={value:.6g} at step {report.step}, early_stopping.rule={self.rule.rule}"
                 self._stop(number, report.step, why)
                 return
-        # The trial may be waiting for this verdict (hydra_sigopt.reporting): it goes on.
-        write_judged(trial_folder(self.root, number), reports[-1].step)
+        # The trial waits for this verdict (hydra_sigopt.reporting) at the steps where the rule
+        # decides, and only there: elsewhere a file written per trial and poll is churn (on NFS).
+        steps = [previous, *(r.step for r in reports)]
+        if any(decides_at(self.rule, before, step) for before, step in zip(steps, steps[1:])):
+            write_judged(trial_folder(self.root, number), reports[-1].step)
 
     def _say_if_the_metric_is_missing(self, number: int, reports: Sequence[Report]) -> None:
         """Once: reports without the metric the rule judges can stop nothing (a name that differs)."""

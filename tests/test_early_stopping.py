@@ -13,7 +13,15 @@ from hydra_sigopt.early_stopping import EarlyStopping
 from hydra_sigopt.journal import IllegalTransition, Journal
 from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric, MetricValue
-from hydra_sigopt.report_files import REPORTS_NAME, STOP_NAME, ReportLines, trial_folder, write_stop
+from hydra_sigopt.report_files import (
+    JUDGED_NAME,
+    REPORTS_NAME,
+    STOP_NAME,
+    ReportLines,
+    judged_step,
+    trial_folder,
+    write_stop,
+)
 from hydra_sigopt.reporting import reporting_to, set_in_process_hook
 from hydra_sigopt.stop_rules import StopRule
 
@@ -213,6 +221,25 @@ def test_a_stop_is_journaled_before_the_trial_is_told(tmp_path: Path, monkeypatc
         assert (trial_folder(root, 2) / STOP_NAME).exists()
         assert [t.state for t in journal.trials()] == ["running", "running", "stopped"]
         assert journal.trial(2).values == (MetricValue("loss", 0.9),)
+
+
+def test_the_verdict_file_is_written_where_the_trial_waits_for_it_only(tmp_path: Path) -> None:
+    """A trial waits for the sweeper's verdict at an asha rung (hydra_sigopt.reporting); elsewhere no
+    ``judged`` file is written for it (one atomic write per trial and poll, on a shared filesystem)."""
+    root = tmp_path / "reports"
+    rule = StopRule("asha", "loss", minimize=True, min_step=1, max_step=27, reduction_factor=3)  # rungs 1, 3, 9
+    judged = trial_folder(root, 0) / JUDGED_NAME
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 1)
+        early = EarlyStopping(rule, journal, root, LOSS)
+        written = []
+        with reporting_to(root, 0):
+            for step in range(1, 11):
+                report(step, loss=1.0 / step)
+                early.poll([0])
+                written.append(judged_step(trial_folder(root, 0)))
+                judged.unlink(missing_ok=True)
+    assert [step for step, seen in enumerate(written, start=1) if seen is not None] == [1, 3, 9]
 
 
 def test_malformed_lines_never_reach_the_journal(tmp_path: Path) -> None:
