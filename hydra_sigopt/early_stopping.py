@@ -94,8 +94,8 @@ class EarlyStopping:
                 return
         # The trial waits for this verdict (hydra_sigopt.reporting) at the steps where the rule
         # decides, and only there: elsewhere a file written per trial and poll is churn (on NFS).
-        steps = [previous, *(r.step for r in reports)]
-        if any(decides_at(self.rule, before, step) for before, step in zip(steps, steps[1:])):
+        befores = [previous, *(r.step for r in reports[:-1])]
+        if any(decides_at(self.rule, before, r.step) for before, r in zip(befores, reports)):
             write_judged(trial_folder(self.root, number), reports[-1].step)
 
     def _say_if_the_metric_is_missing(self, number: int, reports: Sequence[Report]) -> None:

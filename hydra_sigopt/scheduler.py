@@ -13,8 +13,11 @@ The ordering rules, which ``tests/test_scheduler.py`` checks over generated inte
 * a trial whose job the cluster refused for now keeps its slot and stays pending (it is not
   journaled as running) until the runner reports its job started;
 * a suggestion is asked for only once every recorded result is posted, with every trial in
-  flight and every suggestion computed ahead as pending (so no suggestion misses a result or
-  duplicates a running trial or a waiting suggestion);
+  flight and every suggestion computed ahead that the engine computed on the results it has now
+  as pending (so no suggestion misses a result or duplicates one computed on the same data);
+  trials suggested before the last result was posted are not pending: recording them as
+  placeholders at the mean value cost an asynchronous sweep most of its progress on Branin
+  (``benchmarks/async_quality.py``); a synchronous batch is all computed on the same data;
 * suggestions are computed ahead (one at a time, asynchronous sweeps only) while fewer are ready
   than slots freed during one computation lately (at least one): a burst of ending trials finds
   as many suggestions ready; none is computed ahead beyond the budget;
@@ -186,6 +189,8 @@ def full_cost(suggestion: Suggestion) -> float:
 @dataclass
 class _InFlight:
     suggestion: Suggestion
+    #: The results posted when its suggestion was computed (-1: unknown, e.g. adopted at resume).
+    made_at: int = -1
     marked: bool = False  # journaled as running
     deferred: bool = False  # its submission is to be tried again (no job yet)
 
@@ -208,9 +213,12 @@ class Scheduler:
     in_flight: dict[int, _InFlight] = field(default_factory=dict)
     #: Trials to run again with their suggestion (lost in a restart): (original number, suggestion).
     reruns: deque[tuple[int, Suggestion]] = field(default_factory=deque)
-    #: Suggestions computed ahead, for the next free slots (oldest first).
-    _ready: deque[Suggestion] = field(default_factory=deque)
+    #: Suggestions computed ahead, for the next free slots (oldest first), with the results posted
+    #: when each was computed.
+    _ready: deque[tuple[Suggestion, int]] = field(default_factory=deque)
     _computing = False  # a Prefetch or Ask is under way
+    _posted = 0  # results given to the engine (Post commands issued) by this scheduler
+    _computing_made_at = 0  # _posted when the computation under way was asked for
     _freed_while_computing = 0  # trials ended since the computation under way began
     #: Trials ended during each of the last computations: the queue's depth follows their maximum.
     _recent_freed: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_COMPUTATIONS))
@@ -245,8 +253,10 @@ class Scheduler:
         return self.finished_cost >= self.budget - COST_SLACK
 
     def pending(self) -> tuple[Mapping[str, Any], ...]:
-        """What the engine must not suggest again: the trials in flight, then the suggestions ready."""
-        return (*(f.suggestion.assignments for f in self.in_flight.values()), *(s.assignments for s in self._ready))
+        """What the engine must not suggest again: the trials in flight, then the suggestions ready,
+        that it suggested knowing every result it knows now (see the module docstring)."""
+        made = [(f.suggestion, f.made_at) for f in self.in_flight.values()] + list(self._ready)
+        return tuple(s.assignments for s, made_at in made if made_at == self._posted)
 
     @property
     def ready_depth(self) -> int:
@@ -294,6 +304,7 @@ class Scheduler:
         commands.append(KeepWarm(max(0, math.ceil(self.budget - self.issued - COST_SLACK))))
         if self._prefetch_wanted():
             self._computing = True
+            self._computing_made_at = self._posted
             commands.append(Prefetch(self.pending()))
         return [*commands, Wait()]
 
@@ -302,10 +313,10 @@ class Scheduler:
         self._recent_freed.append(self._freed_while_computing)
         self._freed_while_computing = 0
         if not self._waiting_for_suggestion:
-            self._ready.append(suggestion)  # a prefetch: kept for the next free slot
+            self._ready.append((suggestion, self._computing_made_at))  # a prefetch: for the next free slot
             return []
         self._waiting_for_suggestion = False
-        return [self._start(suggestion), *self._fill()]
+        return [self._start(suggestion, made_at=self._computing_made_at), *self._fill()]
 
     def forget(self, event: Recorded) -> None:
         """Results recorded (or dropped): their trials are out of flight, counted for the budget and
@@ -326,6 +337,7 @@ class Scheduler:
         if recorded and self.asynchronous and not stop:
             commands += self._fill(prefetched_only=True)  # refill first: the freed slot need not wait for posting
         commands += [Post(recorded)] if recorded else []
+        self._posted += len(recorded)
         if stop:
             assert last_failure is not None
             return [*commands, StopForFailures(last_failure)]
@@ -341,20 +353,23 @@ class Scheduler:
                 rerun_of, suggestion = self.reruns.popleft()
                 commands.append(self._start(suggestion, rerun_of))
             elif self._ready:
-                commands.append(self._start(self._ready.popleft()))
+                suggestion, made_at = self._ready.popleft()
+                commands.append(self._start(suggestion, made_at=made_at))
             elif prefetched_only:
                 break
             else:
                 self._waiting_for_suggestion = True
+                if not self._computing:
+                    self._computing_made_at = self._posted
                 commands.append(AwaitPrefetch() if self._computing else Ask(self.pending()))
                 self._computing = True
                 return commands  # the fill goes on when SuggestionReady arrives
         return commands
 
-    def _start(self, suggestion: Suggestion, rerun_of: int | None = None) -> StartTrial:
+    def _start(self, suggestion: Suggestion, rerun_of: int | None = None, made_at: int = -1) -> StartTrial:
         number = self.next_number
         self.next_number += 1
-        self.in_flight[number] = _InFlight(suggestion)
+        self.in_flight[number] = _InFlight(suggestion, made_at=made_at)
         return StartTrial(number, suggestion, rerun_of)
 
     def _prefetch_wanted(self) -> bool:
@@ -368,5 +383,5 @@ class Scheduler:
 
     def _budget_left_after_ready(self) -> bool:
         """Whether the budget still has room once the suggestions ready have started too."""
-        ready = math.fsum(self.cost_of(s) for s in self._ready)
+        ready = math.fsum(self.cost_of(s) for s, _ in self._ready)
         return self.issued + ready < self.budget - COST_SLACK

@@ -54,6 +54,8 @@ class Shell:
     suggestions: int = 0
     delivered: set[int] = field(default_factory=set)  # points reported ready (SuggestionReady)
     started_points: set[int] = field(default_factory=set)
+    made_at: dict[int, int] = field(default_factory=dict)  # point -> results posted when it was computed
+    points_in_flight: dict[int, int] = field(default_factory=dict)  # trial -> its point
     background: tuple[Any, ...] | None = None  # pending of a Prefetch under way
     stopped: StopForFailures | None = None
     #: Multitask: the tasks the engine picks from, by name (the drawn task of the last suggestion).
@@ -61,13 +63,17 @@ class Shell:
     task: str | None = None
 
     def new_suggestion(self, pending: tuple[Any, ...]) -> Suggestion:
-        # Rule: a suggestion is asked for with every trial in flight pending, and no result unposted.
+        # Rule: a suggestion is asked for with no result unposted, and with every trial in flight and
+        # every suggestion computed ahead pending that was computed knowing the results known now.
         assert not self.recorded_not_posted, f"asked with results not posted: {self.recorded_not_posted}"
-        assert sorted(p["trial"] for p in pending if "trial" in p) == sorted(self.running | self.starting()), pending
-        # ... and every suggestion computed ahead that no trial took yet.
+        now = len(self.posted)
+        in_flight = self.running | self.starting()
+        fresh_trials = {n for n in in_flight if self.made_at[self.points_in_flight[n]] == now}
+        assert sorted(p["trial"] for p in pending if "trial" in p) == sorted(fresh_trials), pending
         ahead = sorted(p["point"] for p in pending if "trial" not in p)
-        assert ahead == sorted(self.delivered - self.started_points), pending
+        assert ahead == sorted(p for p in self.delivered - self.started_points if self.made_at[p] == now), pending
         self.suggestions += 1
+        self.made_at[self.suggestions] = now
         self.task = self.draw(st.sampled_from(self.tasks)) if self.tasks else None
         return Suggestion(str(self.suggestions), {"point": self.suggestions}, self.task)
 
@@ -100,6 +106,7 @@ class Shell:
             return [self.finish_background()]
         if isinstance(command, StartTrial):
             self.started_points.add(command.suggestion.assignments["point"])
+            self.points_in_flight[command.number] = command.suggestion.assignments["point"]
             assert len(self.running | self.deferred) < self.scheduler.bandwidth, "a trial started without a free slot"
             if self.scheduler.asynchronous and self.draw(st.booleans()):
                 self.deferred.add(command.number)
@@ -161,8 +168,8 @@ def numbered(scheduler: Scheduler) -> None:
     """Make each in-flight suggestion name its trial, so the shell can check ``pending``."""
     original = scheduler._start
 
-    def start(suggestion: Suggestion, rerun_of: int | None = None) -> StartTrial:
-        command = original(suggestion, rerun_of)
+    def start(suggestion: Suggestion, rerun_of: int | None = None, made_at: int = -1) -> StartTrial:
+        command = original(suggestion, rerun_of, made_at)
         tagged = Suggestion(suggestion.id, {**suggestion.assignments, "trial": command.number}, suggestion.task)
         scheduler.in_flight[command.number].suggestion = tagged
         return StartTrial(command.number, tagged, rerun_of)
@@ -333,11 +340,12 @@ def test_after_a_burst_of_ending_trials_as_many_suggestions_are_kept_ready_for_t
     assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("6", {"p": 6})))] == [StartTrial]
     for n in range(4, 7):
         scheduler.on(Submitted(n, f"job-{n}"))
-    # Now three are computed ahead, one at a time, each with the ones before it pending.
+    # Now three are computed ahead, one at a time, each with the ones before it pending, and the
+    # trials suggested since the results were posted (5 and 6; 3 and 4 were computed before).
     for k in range(3):
         commands = scheduler.idle()
         prefetch = next(c for c in commands if isinstance(c, Prefetch))
-        assert [p["p"] for p in prefetch.pending] == [3, 4, 5, 6, *range(7, 7 + k)]
+        assert [p["p"] for p in prefetch.pending] == [5, 6, *range(7, 7 + k)]
         assert scheduler.on(SuggestionReady(Suggestion(str(7 + k), {"p": 7 + k}))) == []
     assert not any(isinstance(c, Prefetch) for c in scheduler.idle())  # three are ready
     # The next burst finds them: every freed slot is refilled before the results are posted.
@@ -358,3 +366,36 @@ def test_no_suggestion_is_computed_ahead_beyond_the_budget() -> None:
     assert any(isinstance(c, Prefetch) for c in scheduler.idle())
     scheduler.on(SuggestionReady(Suggestion("4", {"p": 4})))  # the fifth and last trial's
     assert not any(isinstance(c, Prefetch) for c in scheduler.idle())
+
+
+def test_trials_suggested_before_the_last_result_was_posted_are_not_placeholders() -> None:
+    """Issue 16: the engine records the pending trials as placeholders at the mean value. With every
+    running trial pending, as an asynchronous sweep always has, that cost most of its progress on
+    Branin (benchmarks/async_quality.py: median regret 0.48, against 0.13 with only the suggestions
+    made on the current results pending). A synchronous batch is all computed on the same results:
+    its trials stay pending for each other."""
+    scheduler = Scheduler(20, 2, True, lambda f, d: False)
+    assert scheduler.begin() == [Ask(())]
+    assert scheduler.on(SuggestionReady(Suggestion("0", {"p": 0})))[1] == Ask(({"p": 0},))  # same results
+    scheduler.on(SuggestionReady(Suggestion("1", {"p": 1})))
+    scheduler.on(Submitted(0, "job-0"))
+    scheduler.on(Submitted(1, "job-1"))
+    assert scheduler.idle()[-2] == Prefetch(({"p": 0}, {"p": 1}))
+    scheduler.on(SuggestionReady(Suggestion("2", {"p": 2})))
+    scheduler.on(Ended((0,)))
+    assert scheduler.on(Recorded({0: False})) == [StartTrial(2, Suggestion("2", {"p": 2})), Post((0,))]
+    scheduler.on(Submitted(2, "job-2"))
+    # Trials 1 and 2 were suggested before trial 0's result reached the engine: not pending.
+    assert scheduler.idle()[-2] == Prefetch(())
+    scheduler.on(SuggestionReady(Suggestion("3", {"p": 3})))
+    assert scheduler.idle()[-1] == Wait()  # one ready: enough while slots free one at a time
+
+
+def test_a_synchronous_batch_is_asked_for_with_all_of_its_trials_pending() -> None:
+    scheduler = Scheduler(6, 3, False, lambda f, d: False)
+    scheduler.begin()
+    scheduler.on(SuggestionReady(Suggestion("0", {"p": 0})))
+    assert scheduler.on(SuggestionReady(Suggestion("1", {"p": 1}))) == [
+        StartTrial(1, Suggestion("1", {"p": 1})),
+        Ask(({"p": 0}, {"p": 1})),
+    ]

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,9 @@ class CueRunner(TrialRunner):
     def running(self) -> list[int]:
         return [n for n, _ in self._running]
 
+    def running_xs(self) -> set[float]:
+        return {float(next(o for o in overrides if o.startswith("x=")).split("=")[1]) for _, overrides in self._running}
+
     def wait(self, timeout: float) -> list[JobOutcome]:
         if timeout == 0:
             return []
@@ -74,10 +77,15 @@ class SlowObserveBackend(LiteBackend):
         self.observed: list[Mapping[str, Any]] = []
         self.issued: list[Mapping[str, Any]] = []
         self.unaccounted: list[list[Mapping[str, Any]]] = []
+        #: The x of each trial whose job still runs (set by a test that knows its runner).
+        self.running_xs: Callable[[], set[float]] = set
 
     def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion:
+        # Each earlier suggestion is pending, observed, or still running (a trial suggested on
+        # older results runs without being pending): never ended and not yet posted.
         known = [dict(a) for a in [*pending, *self.observed]]
-        self.unaccounted.append([a for a in self.issued if dict(a) not in known])
+        running = self.running_xs()
+        self.unaccounted.append([a for a in self.issued if dict(a) not in known and a["x"] not in running])
         suggestion = super().suggest(pending)
         self.issued.append(suggestion.assignments)
         return suggestion
@@ -112,7 +120,9 @@ def test_a_freed_slot_is_refilled_before_the_result_is_posted_and_no_suggestion_
 ) -> None:
     events: list[tuple[str, int]] = []
     backend = SlowObserveBackend(events)
-    make_sweep(tmp_path, CueRunner(events), backend, budget=6).run()
+    runner = CueRunner(events)
+    backend.running_xs = runner.running_xs
+    make_sweep(tmp_path, runner, backend, budget=6).run()
     # The prefetched suggestion starts trial n+2 before trial n's result is posted ...
     assert events == [
         ("start", 0),
@@ -155,6 +165,7 @@ def test_a_slot_waits_for_the_engine_when_no_suggestion_is_ready(tmp_path: Path)
 
     backend.suggest = slow_suggest  # type: ignore[method-assign]
     runner = CueRunner(events)
+    backend.running_xs = runner.running_xs
     sweep = make_sweep(tmp_path, runner, backend, budget=4)
     slow.set()
     runner.ready = lambda: True  # trials end before the next suggestion is there

@@ -19,10 +19,11 @@ Contract every backend honours (tests/test_backends.py runs the same suite again
   a sweep stops: a server counts an open suggestion as work in progress).
 * ``find_observation(suggestion)`` is the id of the engine's observation of that suggestion if it
   has one already (a result posted just before a crash), else None.
-* ``suggest(pending)`` returns one new suggestion. ``pending`` lists the assignments of trials
-  that are running now; the suggestion should differ from them (that is what keeps N parallel
-  slots exploring N different points). It may be called from a worker thread, never from two
-  threads at once.
+* ``suggest(pending)`` returns one new suggestion. ``pending`` lists the assignments of the
+  suggestions made on the results the engine has now, running or ready (a synchronous batch: the
+  batch so far); the suggestion should differ from them (that is what keeps N parallel slots
+  exploring N different points). It may be called from a worker thread, never from two threads at
+  once.
 * ``observe(suggestion, values=..., failed=...)`` records one result and returns an id. Called at
   most once per suggestion by the sweep; a backend that may see a retried call after a lost
   answer must make sure it records the observation once.

@@ -2,8 +2,10 @@
 
 sigoptlite hands out one suggestion at a time (while one is open it returns it again) and
 rejects ``parallel_bandwidth > 1``. Parallel suggestions are made by the constant-liar method:
-the engine is copied, each running trial is recorded in the copy as an observation with a
-placeholder value (the mean of the values seen so far), and the copy is asked. The real engine
+the engine is copied, each pending suggestion is recorded in the copy as an observation with a
+placeholder value (the mean of the values seen so far), and the copy is asked. Which suggestions
+are pending is the scheduler's call (:mod:`hydra_sigopt.scheduler`): those computed on the results
+the engine has now, not every running trial. The real engine
 only ever receives real observations, with explicit assignments, which is also how a journal is
 replayed after a restart. In a multitask sweep each observation carries its task; the placeholders
 are recorded at the full task (the running trials' own tasks are not passed to ``suggest``).
