@@ -40,7 +40,9 @@ from typing import Any
 import common
 import suggestion_latency
 
-from hydra_sigopt.scheduler import Scheduler
+from hydra_sigopt.backends import create_backend
+from hydra_sigopt.metrics import MetricValue
+from hydra_sigopt.scheduler import Ended, Recorded, Scheduler, Submitted, SuggestionReady
 
 NAME = "async_quality"
 OPTIMA = {2: 0.397887, 6: -3.32237}
@@ -103,8 +105,6 @@ class Simulation:
     busy: float = 0.0
 
     def run(self) -> dict[str, Any]:
-        from hydra_sigopt.backends import create_backend
-
         self.backend: Any = create_backend("lite", seed=self.seed)
         # The engine's budget is the sweep's: SigOpt explores longer the larger it is.
         definition = dataclasses.replace(
@@ -134,8 +134,6 @@ class Simulation:
         }
 
     def carry_out(self, command: Any) -> list[Any]:
-        from hydra_sigopt.scheduler import Recorded, Submitted, SuggestionReady
-
         kind = type(command).__name__
         if kind == "Ask":  # the slot waits while the engine computes
             suggestion = self.backend.suggest(self.pending(command))
@@ -163,8 +161,6 @@ class Simulation:
         return [] if self.policy == "no_placeholders" else list(command.pending)
 
     def take_prefetch(self) -> Any:
-        from hydra_sigopt.scheduler import SuggestionReady
-
         assert self.computing is not None
         ready_at, suggestion = self.computing
         self.computing = None
@@ -173,8 +169,6 @@ class Simulation:
 
     def wait(self) -> list[Any]:
         """Until the next trial ends or the prefetch is ready, whichever comes first."""
-        from hydra_sigopt.scheduler import Ended
-
         next_end = min((end for end, _ in self.running.values()), default=math.inf)
         if self.computing is not None and self.computing[0] <= next_end:
             return [self.take_prefetch(), Ended(())]
@@ -183,8 +177,6 @@ class Simulation:
         return [Ended(ended)]
 
     def post(self, number: int) -> None:
-        from hydra_sigopt.metrics import MetricValue
-
         end, suggestion = self.running.pop(number)
         value = suggestion_latency.objective(self.dim, dict(suggestion.assignments))
         self.values.append((end, value))

@@ -303,8 +303,7 @@ class Scheduler:
             return [*commands, Finish()]
         commands.append(KeepWarm(max(0, math.ceil(self.budget - self.issued - COST_SLACK))))
         if self._prefetch_wanted():
-            self._computing = True
-            self._computing_made_at = self._posted
+            self._begin_computing()
             commands.append(Prefetch(self.pending()))
         return [*commands, Wait()]
 
@@ -359,12 +358,18 @@ class Scheduler:
                 break
             else:
                 self._waiting_for_suggestion = True
-                if not self._computing:
-                    self._computing_made_at = self._posted
-                commands.append(AwaitPrefetch() if self._computing else Ask(self.pending()))
-                self._computing = True
+                if self._computing:
+                    commands.append(AwaitPrefetch())
+                else:
+                    self._begin_computing()
+                    commands.append(Ask(self.pending()))
                 return commands  # the fill goes on when SuggestionReady arrives
         return commands
+
+    def _begin_computing(self) -> None:
+        """A suggestion is asked for (Prefetch or Ask): on the results posted so far."""
+        self._computing = True
+        self._computing_made_at = self._posted
 
     def _start(self, suggestion: Suggestion, rerun_of: int | None = None, made_at: int = -1) -> StartTrial:
         number = self.next_number
