@@ -9,12 +9,18 @@ the engine has now, not every running trial. The real engine
 only ever receives real observations, with explicit assignments, which is also how a journal is
 replayed after a restart. In a multitask sweep each observation carries its task; the placeholders
 are recorded at the full task (the running trials' own tasks are not passed to ``suggest``).
+
+The GP's hyperparameters are fitted at every suggestion while results are few; past
+FIT_EVERY_SUGGESTION_UNTIL results a suggestion with nothing pending reuses the last fit until the
+results have grown by REFIT_GROWTH (see LiteBackend._kept_fit).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -35,6 +41,15 @@ log = logging.getLogger("hydra_sigopt")
 ENGINE_PACKAGES = ("sigoptlite==0.1.2", "libsigopt==1.0.0")
 INSTALL_HINT = "hydra-sigopt install-engine"
 
+#: Results up to which every suggestion refits the GP's hyperparameters (sigoptlite's own way).
+#: The sample-efficiency benchmark's sweeps (30 trials) stay below it, so their suggestions are
+#: unchanged. Syne Tune's GP searchers skip the fit the same way (``opt_skip_init_length``).
+FIT_EVERY_SUGGESTION_UNTIL = 50
+#: Past that, the fit is redone once the results have grown by this fraction since the last one.
+#: At 200 results the fit was 0.46 s of a 1.5 s refill; a hyperparameter fitted on 200 results
+#: moves little with the next 20 (issue 16).
+REFIT_GROWTH = 0.1
+
 
 def install_command() -> list[str]:
     """The pip command that installs the engine beside a modern numpy."""
@@ -53,6 +68,8 @@ def load_local_driver() -> type:
             numpy.product = numpy.prod  # type: ignore[attr-defined]
         from sigoptlite import LocalDriver
         from threadpoolctl import threadpool_limits  # noqa: F401  (used by _one_blas_thread)
+
+        _install_fit_keeping_source()
 
         # libsigopt logs every engine call's inputs and outputs at INFO level.
         logging.getLogger("libsigopt").setLevel(logging.WARNING)
@@ -80,6 +97,7 @@ class LiteBackend(Backend):
         self._observed: dict[str, list[float]] = {}
         self._next_id = 1
         self._exhausted = False  # the model found no untried point once (said once in the log)
+        self._fit: _Fit | None = None  # the last fit on real results only
         # suggest() may run in the sweep's prefetch thread while observe() runs in the main one.
         self._lock = threading.Lock()
 
@@ -118,12 +136,32 @@ class LiteBackend(Backend):
             liar = self._placeholder_values()
             sid = str(self._next_id)
             self._next_id += 1
+            results = len(_broker_of(driver).observations)
+            kept = None if pending else self._kept_fit(results)
         self._record_placeholders(driver, pending, liar, self._full_task())
-        with self._random.stream(int(sid)), _one_blas_thread():
+        with self._random.stream(int(sid)), _one_blas_thread(), _keeping_fit(driver, kept):
             suggestion = self._model_suggestion(driver) or self._random_suggestion()
+        if not pending and kept is None:
+            self._remember_fit(driver, results)
         task = getattr(suggestion, "task", None)
         assignments = {str(k): plain(v) for k, v in suggestion.assignments.items()}
         return Suggestion(sid, assignments, None if task is None else str(task.name))
+
+    def _kept_fit(self, results: int) -> Any:
+        """The last fit's hyperparameters if they may serve a suggestion on ``results`` real results
+        with nothing pending, else None (the engine fits anew)."""
+        fit = self._fit
+        if fit is None or results <= FIT_EVERY_SUGGESTION_UNTIL:
+            return None
+        return fit.hyperparameters if results < fit.results * (1 + REFIT_GROWTH) else None
+
+    def _remember_fit(self, driver: Any, results: int) -> None:
+        """Keep the hyperparameters the engine just fitted in ``driver`` on real results only (none
+        while it suggests at random or by its KDE)."""
+        hyperparameters = _broker_of(driver).hyperparameters
+        if hyperparameters is not None:
+            with self._lock:
+                self._fit = _Fit(results, copy.deepcopy(hyperparameters))
 
     def _model_suggestion(self, driver: Any) -> Any:
         """The engine's suggestion, or None when its model finds no untried point.
@@ -230,6 +268,55 @@ class LiteBackend(Backend):
         return [MetricValue(m.name, _mean(self._observed[m.name])) for m in self._definition.metrics]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Fit:
+    """The GP hyperparameters fitted on ``results`` real results (sigoptlite's list, one per metric)."""
+
+    results: int
+    hyperparameters: Any
+
+
+#: Set in the thread of a suggestion that reuses a fit (see _keeping_fit).
+_KEEPING_FIT = threading.local()
+
+
+@contextlib.contextmanager
+def _keeping_fit(driver: Any, hyperparameters: Any) -> Iterator[None]:
+    """The engine in ``driver`` suggests with ``hyperparameters`` instead of fitting (None: it fits)."""
+    if hyperparameters is None:
+        yield
+        return
+    _broker_of(driver).hyperparameters = copy.deepcopy(hyperparameters)
+    _KEEPING_FIT.active = True
+    try:
+        yield
+    finally:
+        _KEEPING_FIT.active = False
+
+
+def _install_fit_keeping_source() -> None:
+    """Make sigoptlite's broker build GP sources that skip the fit inside _keeping_fit.
+
+    The broker fits in ``create_suggestion`` through ``GPSource.update_hyperparameters(observations,
+    hyperparameters)``, passing its own hyperparameters (pinned by tests/test_lite_internals.py).
+    Outside _keeping_fit the subclass is sigoptlite's source unchanged.
+    """
+    import sigoptlite.broker
+    from sigoptlite.sources import GPSource
+
+    if sigoptlite.broker.GPSource is not GPSource:
+        return  # installed already
+
+    class FitKeepingGPSource(GPSource):  # type: ignore[misc]
+        def update_hyperparameters(self, observations: Any, hyperparameters: Any) -> Any:
+            if getattr(_KEEPING_FIT, "active", False) and hyperparameters is not None:
+                self.hyperparameters = hyperparameters
+                return hyperparameters
+            return super().update_hyperparameters(observations, hyperparameters)
+
+    sigoptlite.broker.GPSource = FitKeepingGPSource
+
+
 @contextlib.contextmanager
 def _one_blas_thread() -> Iterator[None]:
     """BLAS on one thread while the engine computes, as it was before, after.
@@ -240,10 +327,18 @@ def _one_blas_thread() -> Iterator[None]:
     matrices (one row per observation) are too small to gain from threads. The limit is the
     process's and is restored on leaving: an app run in this process keeps its own setting.
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         yield
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    """The process's thread pools, found once: threadpoolctl's own ``threadpool_limits`` reads
+    /proc/self/maps at every call (2 ms a suggestion). The engine's BLAS (numpy's and scipy's) is
+    loaded by the time it first suggests; libraries loaded later are not the engine's."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _broker_of(driver: Any) -> Any:
