@@ -31,7 +31,6 @@ import math
 import random
 import sys
 import time
-from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -40,9 +39,9 @@ from typing import Any
 import common
 import suggestion_latency
 
-from hydra_sigopt.backends import create_backend
+from hydra_sigopt.backends import create_backend, lite
 from hydra_sigopt.metrics import MetricValue
-from hydra_sigopt.scheduler import Ended, Recorded, Scheduler, Submitted, SuggestionReady
+from hydra_sigopt.scheduler import Ended, Recorded, Scheduler, Submitted, SuggestionReady, drive
 
 NAME = "async_quality"
 OPTIMA = {2: 0.397887, 6: -3.32237}
@@ -51,9 +50,12 @@ PROBLEMS = {"branin": 2, "hartmann6": 6}
 #: pending for the engine: the suggestions computed on the results it has now);
 #: all_placeholders: the same, with every running trial and ready suggestion pending;
 #: previous: at most one ready, every running trial pending (this sweeper before issue 16's round);
-#: no_placeholders: the queue, the engine told nothing of the running trials (a naive async loop).
-POLICIES = ("queue", "all_placeholders", "previous", "no_placeholders")
+#: no_placeholders: the queue, the engine told nothing of the running trials (a naive async loop);
+#: fit_every_suggestion: the queue, the GP's hyperparameters refitted at every suggestion however
+#: many results (this sweeper before it kept the fit past 50 results; differs only past 50 trials).
+POLICIES = ("queue", "all_placeholders", "previous", "no_placeholders", "fit_every_suggestion")
 SIGMA = 0.8
+FIT_EVERY_SUGGESTION_UNTIL = lite.FIT_EVERY_SUGGESTION_UNTIL
 
 
 def options(parser: argparse.ArgumentParser) -> None:
@@ -105,6 +107,9 @@ class Simulation:
     busy: float = 0.0
 
     def run(self) -> dict[str, Any]:
+        # Set for every simulation: a worker process runs several, of any policy.
+        refit_always = self.policy == "fit_every_suggestion"
+        lite.FIT_EVERY_SUGGESTION_UNTIL = sys.maxsize if refit_always else FIT_EVERY_SUGGESTION_UNTIL
         self.backend: Any = create_backend("lite", seed=self.seed)
         # The engine's budget is the sweep's: SigOpt explores longer the larger it is.
         definition = dataclasses.replace(
@@ -113,17 +118,14 @@ class Simulation:
         self.backend.start(definition)
         kind = {"all_placeholders": AllPlaceholdersScheduler, "previous": PreviousScheduler}.get(self.policy, Scheduler)
         scheduler = kind(self.budget, self.slots, True, lambda failed, done: False)
-        queue: deque[Any] = deque(scheduler.begin())
         most_ready = 0
-        while True:
+
+        def carry_out(command: Any) -> list[Any]:
+            nonlocal most_ready
             most_ready = max(most_ready, len(scheduler._ready))
-            if not queue:
-                queue.extend(scheduler.idle())
-            command = queue.popleft()
-            if type(command).__name__ == "Finish":
-                break
-            for event in self.carry_out(command):
-                queue.extendleft(reversed(scheduler.on(event)))
+            return self.carry_out(command)
+
+        drive(scheduler, carry_out)
         self.backend.close()
         best = min(v for _, v in self.values)
         return {
@@ -171,7 +173,7 @@ class Simulation:
         """Until the next trial ends or the prefetch is ready, whichever comes first."""
         next_end = min((end for end, _ in self.running.values()), default=math.inf)
         if self.computing is not None and self.computing[0] <= next_end:
-            return [self.take_prefetch(), Ended(())]
+            return [Ended(()), self.take_prefetch()]
         self.now = max(self.now, next_end)
         ended = tuple(sorted(n for n, (end, _) in self.running.items() if end <= self.now))
         return [Ended(ended)]
@@ -255,7 +257,9 @@ def main() -> int:
             "lately; placeholders at the mean value for the suggestions computed on the results the engine "
             "has now); `all_placeholders`: the same with every running trial and ready suggestion a "
             "placeholder; `previous`: at most one ready and every running trial a placeholder (before "
-            "issue 16's round); `no_placeholders`: the queue, the engine told nothing of running trials.",
+            "issue 16's round); `no_placeholders`: the queue, the engine told nothing of running trials; "
+            "`fit_every_suggestion`: the queue, the GP's hyperparameters refitted at every suggestion (before "
+            "the fit was kept past 50 results).",
             "",
             common.markdown_table(headers, rows),
             "",
@@ -265,7 +269,8 @@ def main() -> int:
         ]
     )
     standard = args.slots == 4 and args.engine_cost == 0.25 and policies == list(POLICIES)
-    common.publish(NAME if standard else f"{NAME}_{args.slots}slots", None, markdown, args.quick)
+    variant = f"{NAME}_{args.slots}slots" + ("" if budget == 30 else f"_{budget}trials")
+    common.publish(NAME if standard else variant, None, markdown, args.quick)
     return 0
 
 

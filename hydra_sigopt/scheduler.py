@@ -24,6 +24,8 @@ The ordering rules, which ``tests/test_scheduler.py`` checks over generated inte
 * when trials end, their results are recorded first; then freed slots are refilled from trials
   to re-run and from a suggestion already computed (not waiting for one, and not asking for a new
   one); then the results are posted; only then is the next suggestion asked for;
+* while a free slot waits for a suggestion and asynchronous trials run, their results are still
+  recorded and posted as they end (the slot takes the suggestion once it is ready);
 * once more than ``max_failure_rate`` of the finished trials failed, the sweep stops after
   posting what was recorded.
 """
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +59,8 @@ class Prefetch:
 
 @dataclass(frozen=True)
 class AwaitPrefetch:
-    """Wait for the suggestion being computed; report :class:`SuggestionReady`."""
+    """Wait for the suggestion being computed; report :class:`SuggestionReady` (nothing if the
+    shell reported it already, with the events this command answers: they come in order)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ class KeepWarm:
 
 @dataclass(frozen=True)
 class Wait:
-    """Wait for trials to end; report :class:`Ended` (possibly with none)."""
+    """Wait for trials to end, or for the suggestion under way; report :class:`Ended` (possibly with
+    none), then :class:`SuggestionReady` if it came."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,7 @@ class StepBudgetSpent:
 
 
 Event = SuggestionReady | Submitted | Ended | Recorded | StepBudgetSpent
+_EVENTS = (SuggestionReady, Submitted, Ended, Recorded, StepBudgetSpent)
 
 # ------------------------------------------------------------------------------------ the scheduler
 
@@ -292,7 +297,6 @@ class Scheduler:
         """What to do once every command given was carried out: journal the trials started
         without a job id as running, keep jobs warm, compute the next suggestion ahead, then wait
         for trials to end, or finish."""
-        assert not self._waiting_for_suggestion, "a fill waits for SuggestionReady"
         commands: list[Command] = []
         unmarked = tuple(n for n, f in self.in_flight.items() if not f.marked and not f.deferred)
         if unmarked:
@@ -300,7 +304,8 @@ class Scheduler:
                 self.in_flight[n].marked = True
             commands.append(MarkRunning(unmarked))
         if not self.in_flight:
-            return [*commands, Finish()]
+            # A free slot waits for the suggestion under way: the trials that ran meanwhile ended.
+            return [*commands, AwaitPrefetch() if self._waiting_for_suggestion else Finish()]
         commands.append(KeepWarm(max(0, math.ceil(self.budget - self.issued - COST_SLACK))))
         if self._prefetch_wanted():
             self._begin_computing()
@@ -311,11 +316,12 @@ class Scheduler:
         self._computing = False
         self._recent_freed.append(self._freed_while_computing)
         self._freed_while_computing = 0
+        self._ready.append((suggestion, self._computing_made_at))
         if not self._waiting_for_suggestion:
-            self._ready.append((suggestion, self._computing_made_at))  # a prefetch: for the next free slot
-            return []
+            return []  # computed ahead: for the next free slot
         self._waiting_for_suggestion = False
-        return [self._start(suggestion, made_at=self._computing_made_at), *self._fill()]
+        # The slot waited for it; events since (a failure, the step budget) may have closed it.
+        return self._fill()
 
     def forget(self, event: Recorded) -> None:
         """Results recorded (or dropped): their trials are out of flight, counted for the budget and
@@ -358,13 +364,18 @@ class Scheduler:
                 break
             else:
                 self._waiting_for_suggestion = True
-                if self._computing:
-                    commands.append(AwaitPrefetch())
-                else:
-                    self._begin_computing()
-                    commands.append(Ask(self.pending()))
-                return commands  # the fill goes on when SuggestionReady arrives
+                return commands + self._suggestion_for_free_slot()  # the fill goes on at SuggestionReady
         return commands
+
+    def _suggestion_for_free_slot(self) -> list[Command]:
+        """Have a suggestion computed for a free slot. While asynchronous trials run, the sweep goes
+        on recording their results meanwhile (a Prefetch, then Waits that end when it is ready): a
+        GP suggestion takes seconds, in which other trials end. Else it waits for it (Ask)."""
+        collect_meanwhile = self.asynchronous and bool(self.in_flight)
+        if self._computing:
+            return [] if collect_meanwhile else [AwaitPrefetch()]
+        self._begin_computing()
+        return [Prefetch(self.pending()) if collect_meanwhile else Ask(self.pending())]
 
     def _begin_computing(self) -> None:
         """A suggestion is asked for (Prefetch or Ask): on the results posted so far."""
@@ -390,3 +401,25 @@ class Scheduler:
         """Whether the budget still has room once the suggestions ready have started too."""
         ready = math.fsum(self.cost_of(s) for s, _ in self._ready)
         return self.issued + ready < self.budget - COST_SLACK
+
+
+# ------------------------------------------------------------------------------------ the loop
+
+
+def drive(scheduler: Scheduler, carry_out: Callable[[Command], Sequence[Event]]) -> None:
+    """Carry out ``scheduler``'s commands with ``carry_out`` until it says :class:`Finish`.
+
+    The events a command produced are answered one at a time, in order, each once every command
+    that followed from the one before it was carried out: each decision is taken on the state the
+    effects before it left. (Answered together, a suggestion ready in the same poll as a trial's
+    end had another computed before that trial's result was recorded.)
+    """
+    queue: deque[Command | Event] = deque(scheduler.begin())
+    while True:
+        if not queue:
+            queue.extend(scheduler.idle())
+        item = queue.popleft()
+        if isinstance(item, Finish):
+            return
+        follow = scheduler.on(item) if isinstance(item, _EVENTS) else carry_out(item)  # type: ignore[arg-type]
+        queue.extendleft(reversed(follow))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import deque
+import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -34,14 +34,13 @@ from hydra_sigopt.report_files import trials_root
 from hydra_sigopt.reports import log_results, write_reports
 from hydra_sigopt.results import Results
 from hydra_sigopt.resume import Resumption, locked_journal
-from hydra_sigopt.runners import TrialRunner
+from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.scheduler import (
     Ask,
     AwaitPrefetch,
     Command,
     Ended,
     Event,
-    Finish,
     KeepWarm,
     MarkRunning,
     Post,
@@ -54,6 +53,7 @@ from hydra_sigopt.scheduler import (
     Submitted,
     SuggestionReady,
     Wait,
+    drive,
 )
 from hydra_sigopt.secrets import tokens_of, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
@@ -210,24 +210,19 @@ class Sweep:
         """Carry out the scheduler's commands in order, reporting what happened, until it says Finish."""
         if self.early.newly_spent():  # by the trials of the sweep this one resumes
             self.scheduler.on(StepBudgetSpent())
-        queue: deque[Command] = deque(self.scheduler.begin())
-        while True:
-            self.interrupts.check()
-            if not queue:
-                queue.extend(self.scheduler.idle())
-            command = queue.popleft()
-            if isinstance(command, Finish):
-                break
-            try:
-                events = self._carry_out(command)
-            except Exception:
-                self.results.post_before_stopping()
-                raise
-            for event in events:
-                queue.extendleft(reversed(self.scheduler.on(event)))
+        drive(self.scheduler, self._carry_out_guarded)
         self.progress.set_running(0)
         self.progress.set_steps(self.early.steps_spent)
         self.progress.log_last()
+
+    def _carry_out_guarded(self, command: Command) -> list[Event]:
+        """_carry_out, after a Ctrl-C or SIGTERM is acted on; what was recorded is posted if it fails."""
+        self.interrupts.check()
+        try:
+            return self._carry_out(command)
+        except Exception:
+            self.results.post_before_stopping()
+            raise
 
     def _carry_out(self, command: Command) -> list[Event]:
         """One command's effects; the events they produced."""
@@ -237,7 +232,8 @@ class Sweep:
         if isinstance(command, Prefetch):
             self._start_prefetch(command.pending)
         elif isinstance(command, AwaitPrefetch):
-            return [self._ready(self._take_prefetch())]
+            # None under way: the last Wait reported it already, after results that freed the slots.
+            return [] if self._prefetch is None else [self._ready(self._take_prefetch())]
         elif isinstance(command, StartTrial):
             with self.interrupts.deferred():
                 return [self._start_trial(command)]
@@ -250,7 +246,7 @@ class Sweep:
             return self._wait()
         elif isinstance(command, Record):
             self.early.journal_last_reports(command.numbers)
-            return [*self._prefetch_done(), self.results.record_ended(command.numbers, self.scheduler.in_flight)]
+            return [self.results.record_ended(command.numbers, self.scheduler.in_flight)]
         elif isinstance(command, Post):
             self._post(command.numbers)
         elif isinstance(command, StopForFailures):
@@ -286,7 +282,7 @@ class Sweep:
         self.early.poll(self.scheduler.in_flight)
         # With a rule to apply, the running jobs' reports are read at least every POLL_INTERVAL_S.
         most = POLL_INTERVAL_S if self.settings.early_stopping.reads_reports else 5.0
-        outcomes = self.runner.wait(timeout=min(self.settings.progress_interval, most))
+        outcomes = self._wait_for_trials(timeout=min(self.settings.progress_interval, most))
         if not outcomes:  # else the line follows their recording (see _post), and counts them done
             self.progress.set_running(len(self.scheduler.in_flight), len(self.runner.waiting()))
             self.progress.set_steps(self.early.steps_spent)
@@ -295,7 +291,24 @@ class Sweep:
         # not read then, stays abandoned.
         self.results.ended = {o.number: o for o in outcomes if o.number in self.scheduler.in_flight}
         spent = [StepBudgetSpent()] if self.early.newly_spent() else []
-        return [*self._prefetch_done(), *self._started_late(), *spent, Ended(tuple(self.results.ended))]
+        # A suggestion ready by now comes after the results: they are recorded and posted before
+        # it is answered, so before any other suggestion is asked for.
+        return [*self._started_late(), *spent, Ended(tuple(self.results.ended)), *self._prefetch_done()]
+
+    def _wait_for_trials(self, timeout: float) -> list[JobOutcome]:
+        """The runner's wait, cut short once the suggestion under way is ready: a free slot may be
+        waiting for it (looked at as often as the runner looks at its jobs)."""
+        prefetch = self._prefetch
+        if prefetch is None:
+            return self.runner.wait(timeout=timeout)
+        slice_s = min(timeout, self.runner.poll_interval)
+        for _ in range(max(1, math.ceil(timeout / max(slice_s, 1e-3)))):
+            if prefetch.done():
+                return self.runner.wait(timeout=0)
+            outcomes = self.runner.wait(timeout=slice_s)
+            if outcomes:
+                return outcomes
+        return []
 
     def _started_late(self) -> list[Event]:
         """Journal the jobs the runner submitted after the cluster refused them for a while."""

@@ -8,7 +8,6 @@ of the trials in flight, each failed or not. Every run must keep the rules of
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +34,13 @@ from hydra_sigopt.scheduler import (
     Submitted,
     SuggestionReady,
     Wait,
+    drive,
 )
+
+
+class Stopped(Exception):
+    def __init__(self, command: StopForFailures) -> None:
+        self.command = command
 
 
 @dataclass
@@ -81,18 +86,22 @@ class Shell:
         return set(self.scheduler.in_flight) - self.running
 
     def run(self) -> None:
-        queue: deque[Command] = deque(self.scheduler.begin())
-        for _ in range(10_000):
-            if not queue:
-                queue.extend(self.scheduler.idle())
-            command = queue.popleft()
-            if isinstance(command, (Finish, StopForFailures)):
-                self.stopped = command if isinstance(command, StopForFailures) else None
-                self.log.append((type(command).__name__, None))
-                return
-            for event in self.carry_out(command):
-                queue.extendleft(reversed(self.scheduler.on(event)))
-        raise AssertionError("the sweep never finished")
+        carried_out = 0
+
+        def carry_out(command: Command) -> list[Any]:
+            nonlocal carried_out
+            carried_out += 1
+            assert carried_out < 10_000, "the sweep never finished"
+            if isinstance(command, StopForFailures):
+                raise Stopped(command)
+            return self.carry_out(command)
+
+        try:
+            drive(self.scheduler, carry_out)
+            self.log.append(("Finish", None))
+        except Stopped as stop:
+            self.stopped = stop.command
+            self.log.append(("StopForFailures", None))
 
     def carry_out(self, command: Command) -> list[Any]:
         self.log.append((type(command).__name__, command))
@@ -102,8 +111,8 @@ class Shell:
             self.new_suggestion(command.pending)
             self.background = command.pending
             return []
-        if isinstance(command, AwaitPrefetch):
-            return [self.finish_background()]
+        if isinstance(command, AwaitPrefetch):  # nothing if the last wait reported it already
+            return [] if self.background is None else [self.finish_background()]
         if isinstance(command, StartTrial):
             self.started_points.add(command.suggestion.assignments["point"])
             self.points_in_flight[command.number] = command.suggestion.assignments["point"]
@@ -136,15 +145,15 @@ class Shell:
         return SuggestionReady(suggestion)
 
     def wait(self) -> list[Any]:
-        events: list[Any] = []
-        if self.background is not None and self.draw(st.booleans()):
-            events.append(self.finish_background())  # the prefetch finished while jobs ran
         late = self.start_deferred()
-        events += [Submitted(n, f"job-{n}") for n in sorted(late)]
+        events: list[Any] = [Submitted(n, f"job-{n}") for n in sorted(late)]
         timed_out = not self.running or self.draw(st.booleans())  # a wait that saw no trial end
         ended = set() if timed_out else self.draw(st.sets(st.sampled_from(sorted(self.running)), min_size=1))
         self.ended = {n: self.draw(st.booleans()) for n in sorted(ended)}
-        return [*events, Ended(tuple(sorted(ended)))]
+        events.append(Ended(tuple(sorted(ended))))
+        if self.background is not None and self.draw(st.booleans()):
+            events.append(self.finish_background())  # the prefetch finished while jobs ran
+        return events
 
     def start_deferred(self) -> set[int]:
         """Refused jobs the runner submits during a wait (at least one when nothing else runs)."""
@@ -232,7 +241,8 @@ def scheduler_started_before(log: list[tuple[str, Any]], wait: Any) -> list[int]
 def test_a_ready_suggestion_refills_a_freed_slot_before_the_results_are_posted() -> None:
     scheduler = Scheduler(4, 2, True, lambda f, d: False)
     assert [type(c) for c in scheduler.begin()] == [Ask]
-    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("1", {})))] == [StartTrial, Ask]
+    # Trial 0 runs while the second suggestion is computed: computed aside (Prefetch), not waited for.
+    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("1", {})))] == [StartTrial, Prefetch]
     assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("2", {})))] == [StartTrial]
     assert [type(c) for c in scheduler.idle()] == [MarkRunning, KeepWarm, Prefetch, Wait]
     assert scheduler.on(SuggestionReady(Suggestion("3", {}))) == []  # ready while the jobs run
@@ -252,6 +262,39 @@ def test_without_a_ready_suggestion_the_results_are_posted_before_the_next_is_as
     assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]
     scheduler.on(Ended((0,)))
     assert [type(c) for c in scheduler.on(Recorded({0: False}))] == [Post, AwaitPrefetch]
+
+
+def test_while_a_free_slot_waits_for_a_suggestion_the_other_trials_results_are_recorded() -> None:
+    """Issue 16: a free slot waited for the engine (seconds with the GP) with the sweep blocked:
+    trials ending meanwhile were neither journaled nor posted, and their slots not refilled either,
+    until the suggestion came."""
+    scheduler = Scheduler(10, 2, True, lambda f, d: False)
+    scheduler.begin()
+    scheduler.on(SuggestionReady(Suggestion("0", {"p": 0})))
+    scheduler.on(SuggestionReady(Suggestion("1", {"p": 1})))
+    scheduler.on(Submitted(0, "job-0"))
+    scheduler.on(Submitted(1, "job-1"))
+    # Trial 0 ends and its slot waits for the third suggestion, computed aside.
+    scheduler.on(Ended((0,)))
+    assert [type(c) for c in scheduler.on(Recorded({0: False}))] == [Post, Prefetch]
+    # Trial 1 ends meanwhile: its result is recorded and posted at once.
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Wait]
+    assert scheduler.on(Ended((1,))) == [Record((1,))]
+    # Nothing runs any more: the slots wait for it.
+    assert scheduler.on(Recorded({1: False})) == [Post((1,)), AwaitPrefetch()]
+    # Once it is ready a free slot takes it, and the next is computed aside for the other.
+    commands = scheduler.on(SuggestionReady(Suggestion("2", {"p": 2})))
+    assert commands == [StartTrial(2, Suggestion("2", {"p": 2})), Prefetch(())]
+
+
+def test_with_no_trial_left_running_the_free_slots_wait_for_the_suggestion() -> None:
+    scheduler = Scheduler(10, 1, True, lambda f, d: False)
+    scheduler.begin()
+    scheduler.on(SuggestionReady(Suggestion("0", {"p": 0})))
+    scheduler.on(Submitted(0, "job-0"))
+    scheduler.idle()  # the next is computed ahead
+    scheduler.on(Ended((0,)))
+    assert scheduler.on(Recorded({0: False})) == [Post((0,)), AwaitPrefetch()]
 
 
 def test_too_many_failures_stop_after_posting_without_refilling() -> None:
@@ -334,9 +377,10 @@ def test_after_a_burst_of_ending_trials_as_many_suggestions_are_kept_ready_for_t
     assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]
     # Three trials end while the engine computes: the freed slots wait for it, then for two more.
     assert scheduler.on(Ended((0, 1, 2))) == [Record((0, 1, 2))]
-    assert [type(c) for c in scheduler.on(Recorded({0: False, 1: False, 2: False}))] == [Post, AwaitPrefetch]
-    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("4", {"p": 4})))] == [StartTrial, Ask]
-    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("5", {"p": 5})))] == [StartTrial, Ask]
+    assert [type(c) for c in scheduler.on(Recorded({0: False, 1: False, 2: False}))] == [Post]
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Wait]  # trial 3 runs: its result is awaited too
+    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("4", {"p": 4})))] == [StartTrial, Prefetch]
+    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("5", {"p": 5})))] == [StartTrial, Prefetch]
     assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("6", {"p": 6})))] == [StartTrial]
     for n in range(4, 7):
         scheduler.on(Submitted(n, f"job-{n}"))
@@ -376,7 +420,7 @@ def test_trials_suggested_before_the_last_result_was_posted_are_not_placeholders
     its trials stay pending for each other."""
     scheduler = Scheduler(20, 2, True, lambda f, d: False)
     assert scheduler.begin() == [Ask(())]
-    assert scheduler.on(SuggestionReady(Suggestion("0", {"p": 0})))[1] == Ask(({"p": 0},))  # same results
+    assert scheduler.on(SuggestionReady(Suggestion("0", {"p": 0})))[1] == Prefetch(({"p": 0},))  # same results
     scheduler.on(SuggestionReady(Suggestion("1", {"p": 1})))
     scheduler.on(Submitted(0, "job-0"))
     scheduler.on(Submitted(1, "job-1"))

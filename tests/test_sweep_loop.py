@@ -29,10 +29,8 @@ SPACE = {"params": {"x": "interval(0,1)", "y": "interval(0,1)"}, "seed": 3, "pro
 
 
 class CueRunner(TrialRunner):
-    """Asynchronous; each wait() ends the oldest running trial, once ``ready()`` says so.
-
-    A wait with no time to wait (a stopping sweep collecting what ended) ends none: here trials
-    end only on cue."""
+    """Asynchronous; each wait() ends the oldest running trial, once ``ready()`` says so within its
+    timeout (else none: here trials end only on cue). A look with no time to wait ends none."""
 
     asynchronous = True
     kind = "cue"
@@ -57,10 +55,12 @@ class CueRunner(TrialRunner):
         return {float(next(o for o in overrides if o.startswith("x=")).split("=")[1]) for _, overrides in self._running}
 
     def wait(self, timeout: float) -> list[JobOutcome]:
-        if timeout == 0:
+        if timeout == 0 or not self._running:  # a look at the jobs, not a wait: no cue to end one
             return []
-        deadline = time.time() + 30
-        while not self.ready() and time.time() < deadline:
+        deadline = time.time() + timeout
+        while not self.ready():
+            if time.time() >= deadline:
+                return []
             time.sleep(0.01)
         number, overrides = self._running.popleft()
         x = float(next(o for o in overrides if o.startswith("x=")).split("=")[1])
@@ -110,8 +110,9 @@ def make_sweep(tmp_path: Path, runner: CueRunner, backend: SlowObserveBackend, b
     settings, definition = parse_settings({**SPACE, "observation_budget": budget, "parallel_bandwidth": 2})
     backend.start(definition)
     sweep = Sweep(settings, definition, tmp_path / "sweep", runner, backend)
-    # Each trial ends once the next suggestion is ready: the case where a slot is refilled at once.
-    runner.ready = lambda: sweep._prefetch is None or sweep._prefetch.done()
+    # Each trial ends once every slot is busy (or no trial is left to start) and the next
+    # suggestion is ready, in the scheduler's hands: the case where a slot is refilled at once.
+    runner.ready = lambda: sweep._prefetch is None and (len(runner.running()) == 2 or not sweep.scheduler.budget_left)
     return sweep
 
 
@@ -174,6 +175,38 @@ def test_a_slot_waits_for_the_engine_when_no_suggestion_is_ready(tmp_path: Path)
     assert backend.unaccounted == [[]] * 4
 
 
+def test_while_a_slot_waits_for_the_engine_a_trial_that_ends_is_journaled_and_posted(tmp_path: Path) -> None:
+    """Issue 16: a slot waiting for a suggestion (seconds with the GP) blocked the sweep: a trial
+    ending meanwhile was neither journaled nor posted until the suggestion came. Here the second
+    suggestion is computed while trial 0 runs, and comes only once trial 0's result is posted."""
+    events: list[tuple[str, int]] = []
+    backend = SlowObserveBackend(events)
+    runner = CueRunner(events)
+    sweep = make_sweep(tmp_path, runner, backend, budget=3)
+    runner.ready = lambda: True  # trials end as soon as they are waited for
+    posted_0 = threading.Event()
+    in_time: list[bool] = []
+    suggest, observe = backend.suggest, backend.observe
+
+    def gated_suggest(pending: Sequence[Mapping[str, Any]]) -> Suggestion:
+        if len(backend.issued) == 1:  # the second suggestion
+            in_time.append(posted_0.wait(timeout=5))
+        return suggest(pending)
+
+    def noting_observe(suggestion: Suggestion, *args: Any, **kw: Any) -> Any:
+        observation_id = observe(suggestion, *args, **kw)
+        posted_0.set()
+        return observation_id
+
+    backend.suggest = gated_suggest  # type: ignore[method-assign]
+    backend.observe = noting_observe  # type: ignore[method-assign]
+    sweep.run()
+    assert in_time == [True], "trial 0's result waited for the suggestion computed meanwhile"
+    assert events[:3] == [("start", 0), ("observe", 0), ("start", 1)]
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        assert [(t.state, t.observed) for t in journal.trials()] == [("completed", True)] * 3
+
+
 def test_a_failed_post_while_stopping_does_not_hide_why_the_sweep_stopped(tmp_path: Path) -> None:
     events: list[tuple[str, int]] = []
     backend = SlowObserveBackend(events, unreachable_for=1)
@@ -196,7 +229,7 @@ def test_a_result_that_arrives_after_a_kill_abandoned_its_trial_is_dropped_not_a
 
     def wait_while_killed(timeout: float) -> list[JobOutcome]:
         outcomes = plain_wait(timeout)
-        if outcomes[0].number == 1:
+        if outcomes and outcomes[0].number == 1:
             assert sweep.journal is not None
             with Journal.open(tmp_path / "sweep") as other_process:
                 other_process.mark_abandoned(1, "cancelled by hydra-sigopt kill (scancel)")

@@ -28,6 +28,9 @@ class TrialRunner(ABC):
 
     #: Whether trials start one by one as slots free up (else in blocking batches).
     asynchronous: bool = False
+    #: Seconds between two looks at the jobs in :meth:`wait` (the sweep waits in slices of it while
+    #: a free slot waits for a suggestion, to take it as soon as it is ready).
+    poll_interval: float = 0.05
     #: Where jobs run: "local" or "slurm" for submitit, else the launcher's class name.
     kind: str = "unknown"
     #: Whether the launcher itself logs each trial's overrides (Hydra's launchers do in launch()).
