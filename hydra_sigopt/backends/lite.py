@@ -298,7 +298,7 @@ def _install_fit_keeping_source() -> None:
     """Make sigoptlite's broker build GP sources that skip the fit inside _keeping_fit.
 
     The broker fits in ``create_suggestion`` through ``GPSource.update_hyperparameters(observations,
-    hyperparameters)``, passing its own hyperparameters (pinned by tests/test_lite_internals.py).
+    hyperparameters)``, passing its own hyperparameters (pinned by tests/test_lite_fit.py).
     Outside _keeping_fit the subclass is sigoptlite's source unchanged.
     """
     import sigoptlite.broker
