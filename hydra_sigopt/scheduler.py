@@ -175,7 +175,6 @@ class StepBudgetSpent:
 
 
 Event = SuggestionReady | Submitted | Ended | Recorded | StepBudgetSpent
-_EVENTS = (SuggestionReady, Submitted, Ended, Recorded, StepBudgetSpent)
 
 # ------------------------------------------------------------------------------------ the scheduler
 
@@ -421,5 +420,5 @@ def drive(scheduler: Scheduler, carry_out: Callable[[Command], Sequence[Event]])
         item = queue.popleft()
         if isinstance(item, Finish):
             return
-        follow = scheduler.on(item) if isinstance(item, _EVENTS) else carry_out(item)  # type: ignore[arg-type]
+        follow = scheduler.on(item) if isinstance(item, Event) else carry_out(item)
         queue.extendleft(reversed(follow))
