@@ -107,16 +107,14 @@ def _code_line(sweep_dir: Path, code: dict[str, Any]) -> str:
     code of each resume that ran other code, from its first trial on."""
     from hydra_sigopt.snapshot import describe_identity
 
-    if code.get("mode", "none") == "none":
-        start = f"working tree ({describe_identity(code)}; no snapshot: edits reach trials started after them)"
-    else:
-        folder = sweep_dir.resolve() / str(code.get("dir"))
-        start = f"snapshot ({code['mode']}) {folder} of {code.get('root')}: {describe_identity(code)}"
-    resumes = [
-        f"from trial #{r.get('from_trial', '?')} (resumed): working tree, {describe_identity(r)}"
-        for r in code.get("resumed_with", [])
-    ]
-    return f"\n{'':13}".join([start, *resumes])
+    def source(record: dict[str, Any]) -> str:
+        if record.get("mode", "none") == "none":
+            return f"working tree ({describe_identity(record)}; no snapshot: edits reach trials started after them)"
+        folder = sweep_dir.resolve() / str(record.get("dir"))
+        return f"snapshot ({record['mode']}) {folder} of {record.get('root')}: {describe_identity(record)}"
+
+    resumes = [f"from trial #{r.get('from_trial', '?')} (resumed): {source(r)}" for r in code.get("resumed_with", [])]
+    return f"\n{'':13}".join([source(code), *resumes])
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -359,6 +359,10 @@ class CodePlan:
     watch: CodeWatch | None = None
     not_from_snapshot: str | None = None
 
+    def identity(self) -> dict[str, Any]:
+        """The commit, dirtiness and diff hash of the code a new sweep's trials run."""
+        return dict(self.source.identity) if self.source else git_identity(self.app_dir)
+
 
 def code_for_sweep(
     plan: CodePlan, stored: Mapping[str, Any] | None, sweep_dir: Path, runner: Any, first_trial: int = 0
@@ -369,9 +373,10 @@ def code_for_sweep(
     A resumed sweep keeps the snapshot it started with, whatever ``code_snapshot`` says now, and the
     record of the code its earlier trials ran; trials from ``first_trial`` on run this resume's.
     """
-    if stored and stored.get("mode", "none") != "none":
-        if _resume_snapshot(plan, stored, sweep_dir, runner):
-            return True, dict(stored)
+    latest = latest_code(stored)
+    if latest and latest.get("mode", "none") != "none":
+        if _resume_snapshot(plan, latest, sweep_dir, runner):
+            return True, dict(stored or {})
         return False, working_tree_record(plan.app_dir, stored, first_trial)
     if plan.source is None:
         if plan.mode != "none" and plan.not_from_snapshot:
@@ -381,12 +386,34 @@ def code_for_sweep(
     runs = run_trials_from(snapshot, plan.app_dir, runner)  # True: a source is planned for submitit's jobs only
     earlier = " (its earlier trials ran from the working tree)" if stored else ""
     log.info("Code snapshot%s: trials run from %s", earlier, snapshot.describe())
-    return runs, dict(snapshot.record)
+    if not stored:
+        return runs, dict(snapshot.record)
+    # The earlier trials ran the working tree: their record stays, the snapshot is what runs from here on.
+    return runs, resumed_with(stored, snapshot.record, first_trial)
+
+
+def latest_code(stored: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The code the journal says the sweep's latest trials ran: the last resume's, else the start's."""
+    if not stored:
+        return None
+    resumes: list[Mapping[str, Any]] = list(stored.get("resumed_with", []))
+    return resumes[-1] if resumes else stored
+
+
+def resumed_with(stored: Mapping[str, Any], code: Mapping[str, Any], first_trial: int) -> dict[str, Any]:
+    """``stored`` with ``code`` added as what trials from ``first_trial`` on run."""
+    entry = {**code, "from_trial": first_trial, "resumed_at": time.time()}
+    return {**stored, "resumed_with": [*stored.get("resumed_with", []), entry]}
 
 
 def _resume_snapshot(plan: CodePlan, stored: Mapping[str, Any], sweep_dir: Path, runner: Any) -> bool:
     """Run the resumed sweep's trials from its snapshot where the runner can, and say which it is:
-    the runner, not the journal, decides where trials run (in-process ones run the imported code)."""
+    the runner, not the journal, decides where trials run (in-process ones run the imported code,
+    so they neither use the snapshot nor need its folder)."""
+    if plan.not_from_snapshot:
+        folder = sweep_dir / str(stored.get("dir", SNAPSHOT_DIR))
+        log.info("Resumed sweep's code snapshot %s is not used with %s", folder, plan.not_from_snapshot)
+        return False
     snapshot = existing_snapshot(sweep_dir, stored)
     if run_trials_from(snapshot, plan.app_dir, runner):
         log.info("Resumed sweep runs from its code snapshot %s", snapshot.describe())
@@ -418,8 +445,7 @@ def working_tree_record(app_dir: Path, stored: Mapping[str, Any] | None, first_t
     if all(ran[-1].get(key) == current.get(key) for key in IDENTITY_KEYS):
         return dict(stored)
     _warn_other_code(ran, current, first_trial)
-    entry = {"mode": "none", **current, "from_trial": first_trial, "resumed_at": time.time()}
-    return {**stored, "resumed_with": [*resumed, entry]}
+    return resumed_with(stored, {"mode": "none", **current}, first_trial)
 
 
 def _warn_other_code(ran: Sequence[Mapping[str, Any]], current: Mapping[str, Any], first_trial: int) -> None:

@@ -253,7 +253,51 @@ def test_a_resume_at_another_commit_keeps_the_commit_the_sweep_started_with(tmp_
     assert [(r["commit"], r["dirty"], r["from_trial"]) for r in code["resumed_with"]] == [(second, False, 1)]
     shown = status(sweep_dir)
     assert f"Code:        working tree (commit {first[:12]}, with uncommitted changes" in shown
-    assert f"from trial #1 (resumed): working tree, commit {second[:12]}, clean" in shown
+    assert f"from trial #1 (resumed): working tree (commit {second[:12]}, clean" in shown
+
+
+def test_a_resume_that_makes_a_snapshot_keeps_the_commit_the_sweep_started_with(tmp_path: Path) -> None:
+    """A sweep started without a snapshot and resumed with code_snapshot=git: the journal keeps what the
+    first trials ran, adds the snapshot from the resumed trial on, and a later resume runs from it."""
+    app = write_git_app(tmp_path, budget=1)
+    sweep_dir = tmp_path / "sweep"
+    run(app, sweep_dir, "sleep_s=0").assert_ok()
+    first = head(app)
+    git(app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-a", "-m", "other")
+    second = head(app)
+
+    snapshotted = run(
+        app, sweep_dir, "hydra.sweeper.observation_budget=2", "sleep_s=0", "hydra.sweeper.code_snapshot=git"
+    )
+    snapshotted.assert_ok()
+    assert "Code snapshot (its earlier trials ran from the working tree): trials run from" in snapshotted.output
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        code = journal.meta()["code"]
+    assert (code["mode"], code["commit"], code["dirty"]) == ("none", first, True)  # what trial 0 ran
+    assert [(r["mode"], r["commit"], r["dirty"], r["from_trial"]) for r in code["resumed_with"]] == [
+        ("git", second, False, 1)
+    ]
+    (app / "helper.py").write_text(helper_source(1000))  # the working tree moves on
+    again = run(app, sweep_dir, "hydra.sweeper.observation_budget=3", "sleep_s=0").assert_ok()
+    assert f"Resumed sweep runs from its code snapshot {sweep_dir / 'sigopt_code'}" in again.output
+    assert offsets(again) == [0, 0, 0]  # trial 2 ran the snapshot, not the edit's 1000
+    shown = status(sweep_dir)
+    assert f"Code:        working tree (commit {first[:12]}, with uncommitted changes" in shown
+    assert f"from trial #1 (resumed): snapshot (git) {(sweep_dir / 'sigopt_code').resolve()}" in shown
+
+
+def test_an_in_process_resume_does_not_need_the_snapshot_it_does_not_use(tmp_path: Path) -> None:
+    """Resumed with the basic launcher, trials import the sweeper's code: a snapshot folder that is gone
+    is no reason to refuse."""
+    app = write_git_app(tmp_path, budget=1)
+    sweep_dir = tmp_path / "sweep"
+    run(app, sweep_dir, "hydra.sweeper.code_snapshot=git", "sleep_s=0").assert_ok()
+    shutil.rmtree(sweep_dir / "sigopt_code")
+
+    basic = ("hydra/launcher=basic",)
+    resumed = run(app, sweep_dir, "hydra.sweeper.observation_budget=2", "sleep_s=0", launcher=basic).assert_ok()
+    assert [t["state"] for t in resumed.trials] == ["completed", "completed"]
+    assert f"Resumed sweep's code snapshot {sweep_dir / 'sigopt_code'} is not used with BasicLauncher" in resumed.output
 
 
 def refusal(app: Path, tmp_path: Path, *overrides: str) -> str:
@@ -364,6 +408,35 @@ def test_a_resume_whose_snapshot_is_gone_is_refused(tmp_path: Path) -> None:
     assert f"runs its trials from the code snapshot {sweep_dir / 'sigopt_code'}, which is gone" in done.output
     assert "Traceback" not in done.output
     assert len(done.trials) == 1  # no trial ran other code
+
+
+def test_the_servers_experiment_records_the_commit_of_the_code_trials_run_when_started_from_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app started through a script outside its repository (a console entry point in a virtualenv's
+    bin/, say): the experiment names the commit of the task's code, as the journal does."""
+    from sigopt_server import SigOptTestServer
+
+    app = write_git_app(tmp_path, budget=1)
+    launcher_script = tmp_path / "venv-bin" / "train"
+    launcher_script.parent.mkdir()
+    source = app / "app.py"  # run as __main__ from the script, whose path stays sys.argv[0]
+    launcher_script.write_text(
+        f"import sys\nsys.path.insert(0, {str(app)!r})\n"
+        f"exec(compile(open({str(source)!r}).read(), {str(source)!r}, 'exec'), {{'__name__': '__main__'}})\n"
+    )
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, str(launcher_script), "-m", f"hydra.sweep.dir={sweep_dir}", "sleep_s=0"]
+    with SigOptTestServer(tokens={"tok-code", "dev-tok-code"}) as server:
+        env = {**os.environ, "SIGOPT_API_URL": server.url, "SIGOPT_API_TOKEN": "tok-code"}
+        env.pop("SIGOPT_ENV_FILE", None)
+        proc = subprocess.run([*cmd, "hydra.sweeper.backend=api"], cwd=app, capture_output=True, text=True, env=env)
+        done = AppRun(proc, sweep_dir).assert_ok()
+        metadata = server.experiments[str(done.results["experiment_id"])].data["metadata"]
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        code = journal.meta()["code"]
+    assert (metadata.get("git_commit"), metadata.get("git_dirty")) == (head(app), "true")
+    assert (code["commit"], metadata["git_diff_sha256"]) == (head(app), code["diff_sha256"])
 
 
 def test_the_servers_experiment_records_commit_dirty_and_diff_hash(

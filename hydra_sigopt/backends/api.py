@@ -161,7 +161,7 @@ class ApiBackend(Backend):
         if self.project:
             self._check_project()
             body["project"] = self.project
-        body["metadata"] = fit_metadata(experiment_metadata())
+        body["metadata"] = fit_metadata(experiment_metadata(self.code))
         experiment = self._call(
             "create the experiment", lambda: self.connection.experiments().create(**body), once=True
         )
@@ -396,8 +396,9 @@ def _suggestion_of(observation: Any) -> str | None:
     return None if written is None else str(written)
 
 
-def experiment_metadata() -> dict[str, str]:
-    """Where the sweep came from: the app's git commit, the command line, host and versions."""
+def experiment_metadata(code: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Where the sweep came from: the app's git commit (``code``, the journal's record of what the
+    trials run; else the git checkout of the script started), the command line, host and versions."""
     meta = {
         "command": _public_command(),
         "cwd": os.getcwd(),
@@ -405,8 +406,8 @@ def experiment_metadata() -> dict[str, str]:
         "user": _safe(getpass.getuser),
         "hydra_sigopt_sweeper": __version__,
     }
-    code = _git_identity()
-    if code:
+    code = _git_identity() if code is None else code
+    if code.get("commit"):
         meta["git_commit"] = code["commit"]
         meta["git_dirty"] = str(code["dirty"]).lower()
         meta["git_diff_sha256"] = code["diff_sha256"] or ""

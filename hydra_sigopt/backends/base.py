@@ -71,6 +71,9 @@ class Backend(ABC):
     experiment_id: str | None = None
     #: The sweep's id (from its journal); see the module docstring.
     sweep_id: str | None = None
+    #: The app's code a new sweep's trials run (commit, dirty, diff hash, as its journal records them),
+    #: set by the sweep before ``start``; an engine that records where an experiment came from uses it.
+    code: Mapping[str, Any] | None = None
 
     @abstractmethod
     def start(self, definition: ExperimentDefinition, resume_id: str | None = None) -> str: ...
