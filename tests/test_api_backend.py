@@ -707,3 +707,29 @@ def test_a_stop_decision_does_not_wait_for_the_engines_next_suggestion(
     assert steps[0] == ("completed", 10), steps
     late = {n: step for n, (state, step) in steps.items() if n > 0 and (state != "stopped" or step > 4)}
     assert not late, steps  # stopped at step 1, ended within a few more 0.3 s steps
+
+
+def test_a_prefetch_retrying_through_a_lagging_model_worker_leaves_the_main_threads_timeout_whole(
+    server: SigOptTestServer, api_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15's leftover: the client has one timeout per connection. A suggestion retried in the
+    prefetch thread (the model worker lags) cut it, and an observation the main thread posted meanwhile
+    was sent with the cut timeout: a server that answered it in 2 s, within the 4 s configured, failed it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    b = ApiBackend(settings={"timeout": 4, "max_unreachable_s": 6})
+    b.start(definition())
+    first = b.suggest([])
+    suggestions = r"/v1/experiments/\d+/suggestions"
+    server.faults.add("POST", suggestions, ("slow", 30), times=None)  # the model worker lags
+    with ThreadPoolExecutor(1, thread_name_prefix="sigopt-suggest") as pool:
+        prefetch = pool.submit(b.suggest, [])
+        deadline = time.monotonic() + 15
+        while len(server.requests_to("POST", suggestions)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the prefetch's retry (cut to 1.5 s, the time left) is in flight
+        server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 2))  # busy, not down
+        b.observe(first, [MetricValue("y", 1.0)], metadata={"job_number": 0})
+        with pytest.raises(ApiUnreachableError):
+            prefetch.result(timeout=30)
+    assert "record the observation of trial 0 failed" not in caplog.text
+    assert len(server.requests_to("POST", r"/v1/experiments/\d+/observations")) == 1

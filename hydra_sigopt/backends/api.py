@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -96,8 +97,8 @@ class ApiBackend(Backend):
         self.max_unreachable_s = float(settings.get("max_unreachable_s") or 600.0)
         self.dev_run = dev_run
         self.credentials = resolve_token(dev_run=dev_run)
-        factory = connection_factory or self._default_connection
-        self.connection = factory(self.credentials)
+        self._connection_factory = connection_factory or self._default_connection
+        self._connections = threading.local()
         self._call = ApiCalls(
             self.url,
             self.credentials,
@@ -105,7 +106,7 @@ class ApiBackend(Backend):
             sleep,
             clock,
             timeout_s=self.timeout,
-            set_timeout=getattr(self.connection, "set_timeout", None),
+            set_timeout=self._set_timeout if hasattr(self.connection, "set_timeout") else None,
         )
         self.experiment_id: str | None = None
         #: Observation ids by suggestion id: what this sweep's trials already have on the server.
@@ -114,6 +115,19 @@ class ApiBackend(Backend):
         self._in_use: set[str] = set()
 
     # ------------------------------------------------------------------ plumbing
+
+    @property
+    def connection(self) -> Any:
+        """This thread's connection to the API. The client reads its timeout from the connection, and
+        a retried call cuts it (api_calls): the prefetch thread's cut must not apply to the requests
+        the main thread sends meanwhile, so each thread has its own."""
+        connection = getattr(self._connections, "connection", None)
+        if connection is None:
+            connection = self._connections.connection = self._connection_factory(self.credentials)
+        return connection
+
+    def _set_timeout(self, seconds: float) -> None:
+        self.connection.set_timeout(seconds)
 
     def _default_connection(self, credentials: Credentials) -> Any:
         sigopt = import_sigopt()

@@ -7,7 +7,8 @@ or a TLS certificate failure is final at once. No message carries the token.
 
 A retried request's timeout is cut to the time left before that limit, so that a frozen server
 does not keep the sweep waiting a whole timeout past it. The client has one timeout per connection
-(read at each request), so the cut is set before each retry and undone when the call ends.
+(read at each request), so the cut is set before each retry and undone when the call ends; the
+api backend gives each thread its own connection, so a cut applies to its own thread's requests.
 """
 
 from __future__ import annotations
