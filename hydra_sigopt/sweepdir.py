@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from hydra_sigopt.driver import DRIVER_DIR
 from hydra_sigopt.errors import ConfigError, JournalError
@@ -49,17 +51,69 @@ class SweepDirContents:
 
 
 def contents(sweep_dir: Path, trial_numbers: Iterable[int], meta: Mapping[str, Any]) -> SweepDirContents:
-    """Split the sweep dir's entries into the sweep's (its files, trial folders, submitit folder) and others."""
-    trial_dirs = {str(n) for n in trial_numbers}
+    """Split the sweep dir's entries into the sweep's (its files, trial folders, submitit folder) and others.
+
+    Trial folders are named by ``hydra.sweep.subdir``: the default is the trial's number; other names
+    (``${hydra.job.override_dirname}``, nested folders) are the sweep's when Hydra's own record in
+    the folder says it is the output dir of one of its trials (see :func:`_is_trial_folder`).
+    """
+    numbers = set(trial_numbers)
+    trial_dirs = {str(n) for n in numbers}
     submitit = _submitit_folder_name(sweep_dir, meta.get("submitit_folder"))
     sweep: list[Path] = []
     other: list[Path] = []
     for entry in sorted(sweep_dir.iterdir()):
         name = entry.name
         ours = name in _SWEEP_NAMES or name.startswith(_SWEEP_PREFIXES) or name == submitit
-        ours = ours or (name in trial_dirs and entry.is_dir())
-        (sweep if ours else other).append(entry)
+        if ours or (name in trial_dirs and entry.is_dir()):
+            sweep.append(entry)
+            continue
+        trials, kept = _trial_folders(entry, lambda f: _is_trial_folder(f, numbers, sweep_dir), SUBDIR_DEPTH)
+        sweep += trials
+        other += kept
     return SweepDirContents(sweep, other)
+
+
+#: How deep below the sweep dir a trial folder named by ``hydra.sweep.subdir`` is looked for.
+SUBDIR_DEPTH = 3
+
+
+def _trial_folders(entry: Path, is_trial: Callable[[Path], bool], depth: int) -> tuple[list[Path], list[Path]]:
+    """``entry``'s trial folders, and what else it holds: a folder holding only trial folders is one."""
+    if is_trial(entry):
+        return [entry], []
+    if depth <= 1 or entry.is_symlink() or not entry.is_dir():
+        return [], [entry]
+    trials: list[Path] = []
+    kept: list[Path] = []
+    for child in sorted(entry.iterdir()):
+        child_trials, child_kept = _trial_folders(child, is_trial, depth - 1)
+        trials += child_trials
+        kept += child_kept
+    if not trials:
+        return [], [entry]
+    return ([entry], []) if not kept else (trials, [entry])
+
+
+def _is_trial_folder(folder: Path, numbers: set[int], sweep_dir: Path) -> bool:
+    """Whether Hydra's record in ``folder`` (``.hydra/hydra.yaml``) says it is the output dir of trial
+    N of the sweep in ``sweep_dir``, N one of ``numbers``: a folder moved there, or another sweep's
+    nested in it, is not."""
+    record = folder / ".hydra" / "hydra.yaml"
+    if folder.is_symlink() or not record.is_file():
+        return False
+    try:
+        hydra = yaml.safe_load(record.read_text())["hydra"]
+        number = int(hydra["job"]["num"])
+        output_dir = Path(str(hydra["runtime"]["output_dir"]))
+        swept = Path(str(hydra["runtime"]["cwd"])) / str(hydra["sweep"]["dir"])
+    except Exception:  # not Hydra's record, or another version's: not known to be the sweep's
+        return False
+    return number in numbers and _same(output_dir, folder) and _same(swept, sweep_dir)
+
+
+def _same(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _submitit_folder_name(sweep_dir: Path, folder: Any) -> str | None:
@@ -79,10 +133,16 @@ def describe(entries: Iterable[Path]) -> str:
     names = [e.name for e in entries]
     numbers = sorted(int(n) for n in names if n.isdigit())
     words = [n for n in names if not n.isdigit()]
+    if len(words) > NAMED_ENTRIES:  # trial folders named by hydra.sweep.subdir, say
+        words = [*words[:NAMED_ENTRIES], f"{len(words) - NAMED_ENTRIES} more"]
     if numbers:
         span = f"{numbers[0]}-{numbers[-1]}" if len(numbers) > 1 else str(numbers[0])
         words.append(f"trial folder{'s' if len(numbers) > 1 else ''} {span} ({len(numbers)})")
     return ", ".join(words) if words else "nothing"
+
+
+#: At most this many entries are named in a message; the others are counted.
+NAMED_ENTRIES = 12
 
 
 def remove(entries: Iterable[Path]) -> None:

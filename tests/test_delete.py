@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,24 @@ def test_delete_through_a_symlink_deletes_the_sweep_behind_it(tmp_path: Path) ->
     assert "Traceback" not in done.stderr
     assert_user_files_intact(run.sweep_dir)
     assert link.is_symlink()  # its target still holds the user's files
+
+
+@pytest.mark.parametrize("subdir", ["t${hydra.job.num}_${hydra.job.override_dirname}", "runs/${hydra.job.num}"])
+def test_delete_removes_trial_folders_named_by_a_custom_subdir(tmp_path: Path, subdir: str) -> None:
+    """Issue 12's leftover: trial folders named by ``hydra.sweep.subdir`` were kept as the user's. A copy of
+    one the user keeps elsewhere in the folder (Hydra's record names another output dir) stays."""
+    run = project_with_a_sweep(tmp_path, f"hydra.sweep.subdir={subdir}")
+    project = run.sweep_dir
+    made = sorted(p.parent.parent for p in project.rglob(".hydra/hydra.yaml") if ".submitit" not in str(p))
+    assert len(made) == 2 and all(f.name not in ("0", "1") or f.parent.name == "runs" for f in made), made
+    (project / "keep").mkdir()
+    shutil.copytree(made[0], project / "keep" / "copy")
+    done = hydra_sigopt("delete", "--yes", str(project))
+    assert done.returncode == 0, done.stderr
+    assert not any(f.exists() for f in made), done.stdout
+    assert (project / "keep" / "copy" / ".hydra" / "hydra.yaml").is_file()
+    shutil.rmtree(project / "keep")
+    assert_user_files_intact(project)  # and no empty runs/ left behind
 
 
 def test_the_prompt_says_what_goes_and_what_stays(tmp_path: Path) -> None:
