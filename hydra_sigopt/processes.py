@@ -52,25 +52,58 @@ def cancel_local_jobs(
 ) -> list[str]:
     """Stop submitit local jobs and their task processes; return the ids that were still running.
 
-    First what submitit's own cancel does (SIGINT to each job's controller, which stops its
-    tasks). A controller started from a background shell ignores SIGINT, and submitit's tasks
-    ignore SIGTERM, so whatever still runs after ``grace_s`` is killed, tasks first.
+    Not as submitit's own cancel does it: SIGINT to a job's controller makes it print its
+    KeyboardInterrupt traceback to the terminal it shares with the sweeper. The controller is paused
+    instead (it starts no task and prints nothing from then on), its tasks get SIGINT (their output
+    goes to the job's log) and whatever still runs after ``grace_s`` is killed, the tasks first (a
+    controller started from a background shell ignores SIGINT, and so do its tasks); then the paused
+    controller.
     """
-    live = {str(j): int(j) for j in job_ids if str(j).isdigit() and local_job_running(j, submitit_folder)}
-    tasks = {pid: _children(pid) for pid in live.values()}
-    for pid in live.values():
-        os.kill(pid, signal.SIGINT)
-    everything = [p for pid in live.values() for p in (*tasks[pid], pid)]
+    live = [int(j) for j in job_ids if str(j).isdigit() and local_job_running(j, submitit_folder)]
+    managers: list[int] = []
+    tasks: list[int] = []
+    for pid in live:
+        job_managers, job_tasks = _pause_job(pid)
+        managers += job_managers
+        tasks += job_tasks
+    _signal(tasks, signal.SIGINT)
     deadline = time.time() + grace_s
-    while time.time() < deadline and any(pid_running(p) for p in everything):
+    while time.time() < deadline and any(pid_running(p) for p in tasks):
         time.sleep(0.1)
-    for victim in everything:
-        if pid_running(victim):
-            try:
-                os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    return list(live)
+    _signal([p for p in tasks if pid_running(p)], signal.SIGKILL)
+    _signal(managers[::-1], signal.SIGKILL)
+    return [str(pid) for pid in live]
+
+
+def _pause_job(job_pid: int) -> tuple[list[int], list[int]]:
+    """Pause a local job's controller (SIGSTOP: it cannot be ignored); return the paused processes
+    and the job's tasks. With ``hydra.launcher.setup`` the job's pid is a shell that runs the setup
+    and then the controller: both are paused, and a setup command still running counts as a task."""
+    _signal([job_pid], signal.SIGSTOP)
+    managers, tasks = [job_pid], []
+    for child in _children(job_pid):
+        if _is_controller(child):
+            _signal([child], signal.SIGSTOP)
+            managers.append(child)
+            tasks += _children(child)
+        else:
+            tasks.append(child)
+    return managers, tasks
+
+
+def _is_controller(pid: int) -> bool:
+    try:
+        return b"submitit.local._local" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _signal(pids: Sequence[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 def job_result_file(submitit_folder: str, job_id: str, cwd: str | None = None) -> Path:
