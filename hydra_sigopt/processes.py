@@ -11,8 +11,32 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def interrupts_kept_from_children() -> Iterator[None]:
+    """Start child processes with SIGINT blocked (for submitit's local jobs).
+
+    A child inherits the calling thread's signal mask, through exec: submitit's local controller
+    then never takes a terminal's Ctrl-C, which it turned into a KeyboardInterrupt traceback printed
+    in the terminal it shares with the sweeper. Its tasks unblock it (:func:`take_interrupts`), so
+    the app still gets its KeyboardInterrupt. A Ctrl-C meanwhile is not lost: the other threads
+    take it, or it waits here until unblocked.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def take_interrupts() -> None:
+    """Unblock SIGINT in this thread (a local job's task: see :func:`interrupts_kept_from_children`);
+    one that came while it was blocked is raised now, as KeyboardInterrupt."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def pid_running(pid: str | int) -> bool:

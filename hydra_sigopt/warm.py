@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra_sigopt.processes import take_interrupts
+
 
 def _job_log() -> logging.Logger:
     """submitit's logger: the warm job's lines land in the job's log with submitit's own."""
@@ -100,6 +102,7 @@ class WarmJob:
         self._trial_args: tuple[Any, ...] | None = None
 
     def __call__(self) -> Any:
+        take_interrupts()  # a local job starts with SIGINT blocked (processes.interrupts_kept_from_children)
         self._warm_up()
         path = Path(self.claim_path)
         payload = self._wait(path)

@@ -233,14 +233,20 @@ def head(app: Path) -> str:
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=app, capture_output=True, text=True).stdout.strip()
 
 
-def test_a_resume_at_another_commit_keeps_the_commit_the_sweep_started_with(tmp_path: Path) -> None:
-    """Without a snapshot, the journal keeps what the earlier trials ran and adds what the resumed ones run."""
+def one_trial_then_a_commit(tmp_path: Path) -> tuple[Path, Path, str, str]:
+    """A sweep of one trial without a snapshot, then a commit of the app: the app, the sweep dir, and
+    the commits before and after."""
     app = write_git_app(tmp_path, budget=1)
     sweep_dir = tmp_path / "sweep"
     run(app, sweep_dir, "sleep_s=0").assert_ok()
     first = head(app)
     git(app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-a", "-m", "other")
-    second = head(app)
+    return app, sweep_dir, first, head(app)
+
+
+def test_a_resume_at_another_commit_keeps_the_commit_the_sweep_started_with(tmp_path: Path) -> None:
+    """Without a snapshot, the journal keeps what the earlier trials ran and adds what the resumed ones run."""
+    app, sweep_dir, first, second = one_trial_then_a_commit(tmp_path)
 
     resumed = run(app, sweep_dir, "hydra.sweeper.observation_budget=2", "sleep_s=0").assert_ok()
     assert len(resumed.trials) == 2
@@ -259,12 +265,7 @@ def test_a_resume_at_another_commit_keeps_the_commit_the_sweep_started_with(tmp_
 def test_a_resume_that_makes_a_snapshot_keeps_the_commit_the_sweep_started_with(tmp_path: Path) -> None:
     """A sweep started without a snapshot and resumed with code_snapshot=git: the journal keeps what the
     first trials ran, adds the snapshot from the resumed trial on, and a later resume runs from it."""
-    app = write_git_app(tmp_path, budget=1)
-    sweep_dir = tmp_path / "sweep"
-    run(app, sweep_dir, "sleep_s=0").assert_ok()
-    first = head(app)
-    git(app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-a", "-m", "other")
-    second = head(app)
+    app, sweep_dir, first, second = one_trial_then_a_commit(tmp_path)
 
     snapshotted = run(
         app, sweep_dir, "hydra.sweeper.observation_budget=2", "sleep_s=0", "hydra.sweeper.code_snapshot=git"

@@ -125,25 +125,40 @@ def test_a_stop_by_kill_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "hydra_sigopt" not in "\n".join(lines[:-1]) and "SweepAbortedError" not in out + err, err
 
 
-@pytest.mark.parametrize("when", ["as-jobs-start", "while-tasks-run"])
-def test_a_kill_on_submitit_local_prints_no_traceback(tmp_path: Path, when: str) -> None:
-    """Issue 11's leftover: cancelling a local job sent SIGINT to submitit's controller, which shares the
-    sweeper's terminal and printed its KeyboardInterrupt traceback there; the task's own goes to its log."""
+@pytest.mark.parametrize(
+    ("stop", "when"), [("kill", "as-jobs-start"), ("kill", "while-tasks-run"), ("ctrl-c", "while-tasks-run")]
+)
+def test_a_stop_on_submitit_local_prints_no_traceback(tmp_path: Path, stop: str, when: str) -> None:
+    """Issue 11's leftover: submitit's local controllers share the sweeper's terminal. Cancelling a job sent
+    its controller SIGINT, and a Ctrl-C in the terminal (SIGINT to the whole foreground process group)
+    reached them too: each printed its KeyboardInterrupt traceback after the sweeper's message. The
+    app's tasks still get theirs (in their job's log)."""
     sweep_dir = tmp_path / "sweep"
     command = [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra/launcher=submitit_local"]
     options = ["hydra.launcher.timeout_min=10", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=60"]
     proc = subprocess.Popen(
-        [*command, *options], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*command, *options],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the terminal's foreground process group
     )
-    running_job_ids(sweep_dir, 2)
+    running = running_job_ids(sweep_dir, 2)
     if when == "while-tasks-run":
         wait_for_first_trial(sweep_dir)
-    assert cli_main(["kill", str(sweep_dir)]) == 0
+    if stop == "kill":
+        assert cli_main(["kill", str(sweep_dir)]) == 0
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err, err[-3000:]
     lines = error_lines(AppRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), sweep_dir))
     assert lines == [lines[-1]] and lines[-1].startswith("Interrupted. Running trials were cancelled"), err[-3000:]
+    if when == "while-tasks-run":  # the app was interrupted, as without the sweeper
+        logs = "".join(p.read_text() for p in (sweep_dir / ".submitit").glob(f"{running[0]}/*_log.err"))
+        assert "KeyboardInterrupt" in logs, logs[-3000:]
 
 
 API_ENV = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": "", "SIGOPT_ENV_FILE": ""}

@@ -8,6 +8,7 @@ the launcher's internals fails there and not in a user's sweep.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,14 @@ def make_executor(launcher: Any) -> Any:
         # process needs no such care, and the pause would delay refilling a second freed slot.
         executor._executor._throttling = 0.0  # type: ignore[attr-defined]
     return executor
+
+
+def starting_jobs(cluster: str) -> AbstractContextManager[None]:
+    """Where the executor submits jobs: local jobs start with SIGINT blocked, so that a terminal's
+    Ctrl-C does not reach submitit's controller (see processes.interrupts_kept_from_children)."""
+    from hydra_sigopt.processes import interrupts_kept_from_children
+
+    return interrupts_kept_from_children() if cluster == "local" else nullcontext()
 
 
 def run_jobs_from(executor: Any, job_python: Any) -> None:

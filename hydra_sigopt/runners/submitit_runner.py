@@ -21,7 +21,13 @@ from hydra_sigopt.processes import local_job_running
 from hydra_sigopt.runners.base import CancelReport, TrialRunner
 from hydra_sigopt.runners.cancel import cancel_jobs
 from hydra_sigopt.runners.ended_job import ForgottenBySlurm, death_reason, node_of, read_result, trial_of_job
-from hydra_sigopt.runners.executor import log_submitit_once, make_executor, pre_timeout_reason, run_jobs_from
+from hydra_sigopt.runners.executor import (
+    log_submitit_once,
+    make_executor,
+    pre_timeout_reason,
+    run_jobs_from,
+    starting_jobs,
+)
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
 from hydra_sigopt.runners.queue_log import QueueLog
 from hydra_sigopt.runners.refused import RefusedSubmissions
@@ -121,9 +127,10 @@ class SubmititRunner(TrialRunner):
     def _submit(self, number: int, overrides: Sequence[str]) -> Any:
         from hydra.core.singleton import Singleton
 
-        job = self.executor.submit(
-            self.launcher, list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state()
-        )
+        with starting_jobs(self.cluster):
+            job = self.executor.submit(
+                self.launcher, list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state()
+            )
         self.warm.cold_job_started()
         return job
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra_sigopt.processes import take_interrupts
 from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, TrialResult, describe_error
 from hydra_sigopt.stop_rules import StopRule
 
@@ -47,6 +48,7 @@ class TimedTask:
         from hydra_sigopt.crashpoints import crash_point
 
         started = time.time()
+        take_interrupts()  # a local job starts with SIGINT blocked: the app takes Ctrl-C as usual
         crash_point("in_task")
         try:
             value = self._run(cfg)

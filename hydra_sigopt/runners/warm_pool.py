@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_sigopt.runners.cancel import cancel_jobs
+from hydra_sigopt.runners.executor import starting_jobs
 from hydra_sigopt.runners.slurm import is_transient_refusal
 from hydra_sigopt.warm import WarmJob, claim
 
@@ -133,7 +134,8 @@ class WarmPool:
             poll_s,
             warm_up_overrides=self._last_overrides,
         )
-        return _Waiting(self.executor.submit(warm_job), path)
+        with starting_jobs(self.cluster):
+            return _Waiting(self.executor.submit(warm_job), path)
 
     def _retire(self, warm: _Waiting, reason: str) -> None:
         """Tell a warm job to end without a trial (it exits within its poll interval)."""
