@@ -373,7 +373,7 @@ def code_for_sweep(
     A resumed sweep keeps the snapshot it started with, whatever ``code_snapshot`` says now, and the
     record of the code its earlier trials ran; trials from ``first_trial`` on run this resume's.
     """
-    latest = latest_code(stored)
+    latest = _latest_code(stored)
     if latest and latest.get("mode", "none") != "none":
         if _resume_snapshot(plan, latest, sweep_dir, runner):
             return True, dict(stored or {})
@@ -389,10 +389,10 @@ def code_for_sweep(
     if not stored:
         return runs, dict(snapshot.record)
     # The earlier trials ran the working tree: their record stays, the snapshot is what runs from here on.
-    return runs, resumed_with(stored, snapshot.record, first_trial)
+    return runs, _resumed_with(stored, snapshot.record, first_trial)
 
 
-def latest_code(stored: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+def _latest_code(stored: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """The code the journal says the sweep's latest trials ran: the last resume's, else the start's."""
     if not stored:
         return None
@@ -400,7 +400,7 @@ def latest_code(stored: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     return resumes[-1] if resumes else stored
 
 
-def resumed_with(stored: Mapping[str, Any], code: Mapping[str, Any], first_trial: int) -> dict[str, Any]:
+def _resumed_with(stored: Mapping[str, Any], code: Mapping[str, Any], first_trial: int) -> dict[str, Any]:
     """``stored`` with ``code`` added as what trials from ``first_trial`` on run."""
     entry = {**code, "from_trial": first_trial, "resumed_at": time.time()}
     return {**stored, "resumed_with": [*stored.get("resumed_with", []), entry]}
@@ -445,7 +445,7 @@ def working_tree_record(app_dir: Path, stored: Mapping[str, Any] | None, first_t
     if all(ran[-1].get(key) == current.get(key) for key in IDENTITY_KEYS):
         return dict(stored)
     _warn_other_code(ran, current, first_trial)
-    return resumed_with(stored, {"mode": "none", **current}, first_trial)
+    return _resumed_with(stored, {"mode": "none", **current}, first_trial)
 
 
 def _warn_other_code(ran: Sequence[Mapping[str, Any]], current: Mapping[str, Any], first_trial: int) -> None:
