@@ -1,8 +1,13 @@
-"""Said at the start of a sweep: what in its space or settings makes the local engine slow, and what helps.
+"""Said at the start of a sweep: what in its space or settings makes the local engine slow, or keeps
+it from learning, and what helps.
 
 The lite engine's Gaussian process (``compute_mode: default``) costs seconds per suggestion where
 the space is wide or the data large; ``compute_mode: kde_only`` stays well under a second
 (README, "Benchmarks"). Nothing is refused: a slow engine is a choice, but a known one.
+
+The engine also suggests at random until enough trials have completed; with early stopping and
+``observe_stopped: failed`` a stopped trial does not count, which can keep it random for the whole
+sweep (README, "Benchmarks": identical to random search on Hartmann-6).
 """
 
 from __future__ import annotations
@@ -53,3 +58,22 @@ def _wide_categorical(name: str, width: int) -> str:
         f"one dimension per value and can spend tens of seconds per suggestion; {KDE_ONLY} is much "
         "faster (or sweep an int range instead, if the values are ordered)"
     )
+
+
+def stopped_as_failed_warning(settings: SweepSettings, definition: ExperimentDefinition) -> str | None:
+    """What ``early_stopping.observe_stopped: failed`` costs the local engine, if it applies."""
+    rule = settings.early_stopping
+    if settings.backend != "lite" or settings.dev_run or not rule.active or rule.observe_stopped != "failed":
+        return None
+    completed = random_start_length(len(definition.space.to_sigopt()["parameters"]))
+    return (
+        f"early_stopping.observe_stopped=failed: the local engine suggests at random until {completed} trials have "
+        "completed, and a stopped trial is a failed observation, so with early stopping it may stay random for most "
+        "of the sweep; observe_stopped=last_value (the default) lets it learn from stopped trials"
+    )
+
+
+def random_start_length(dimension: int) -> int:
+    """Completed trials after which sigoptlite stops suggesting at random: more than max(2 x dimension, 4)
+    (``Broker.is_initialization_phase``, pinned by tests/test_engine_speed.py)."""
+    return max(2 * dimension, 4) + 1

@@ -33,7 +33,7 @@ class SigOptSweeperImpl:
 
         from hydra_sigopt.backends import create_backend
         from hydra_sigopt.continuation import current_command
-        from hydra_sigopt.engine_speed import slow_engine_warnings
+        from hydra_sigopt.engine_speed import slow_engine_warnings, stopped_as_failed_warning
         from hydra_sigopt.report_files import trials_root
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
@@ -49,6 +49,9 @@ class SigOptSweeperImpl:
         self._check_trials_compose(definition.space)
         for warning in slow_engine_warnings(settings, definition):
             log.warning("The sweep will be slow: %s", warning)
+        blind = stopped_as_failed_warning(settings, definition)
+        if blind:
+            log.warning("%s", blind)
         if settings.resume:
             refuse_missing_journal(Path(settings.resume).expanduser())
             self._use_sweep_dir(settings.resume)

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from hydra_sigopt.engine_speed import MANY_OBSERVATIONS, WIDE_CATEGORICAL, slow_engine_warnings
+from hydra_sigopt.engine_speed import (
+    MANY_OBSERVATIONS,
+    WIDE_CATEGORICAL,
+    random_start_length,
+    slow_engine_warnings,
+    stopped_as_failed_warning,
+)
 from hydra_sigopt.settings import parse_settings
 from tests.conftest import run_example, write_app
 
@@ -56,3 +62,49 @@ def test_the_sweep_says_it_at_start(tmp_path: Path) -> None:
     app = write_app(tmp_path, f"observation_budget: 1\nparams:\n  x: interval(0, 1)\n  y: '{WIDE}'")
     run = run_example(tmp_path, app=app).assert_ok()
     assert f"The sweep will be slow: params.y is a categorical of {WIDE_CATEGORICAL} values" in run.output
+
+
+STOPPED_AS_FAILED = {
+    "params": {"x": "interval(0, 1)", "y": "interval(0, 1)", "z": "interval(0, 1)"},
+    "early_stopping": {"rule": "asha", "max_step": 27, "observe_stopped": "failed"},
+}
+
+
+def test_stopped_trials_observed_as_failed_are_named_with_the_trials_the_engine_needs() -> None:
+    """A stopped trial observed as failed does not end the engine's random start: with ASHA, few trials
+    complete, and on Hartmann-6 the sweep was random search throughout (README, "Benchmarks")."""
+    line = stopped_as_failed_warning(*parse_settings(STOPPED_AS_FAILED))
+    assert line is not None and "suggests at random until 7 trials have completed" in line
+    assert "observe_stopped=last_value (the default)" in line
+    for quiet in ({"observe_stopped": "last_value"}, {"rule": "none", "step_budget": 100}):
+        raw = {**STOPPED_AS_FAILED, "early_stopping": {**STOPPED_AS_FAILED["early_stopping"], **quiet}}
+        assert stopped_as_failed_warning(*parse_settings(raw)) is None
+    assert stopped_as_failed_warning(*parse_settings({**STOPPED_AS_FAILED, "dev_run": True})) is None
+
+
+def test_the_engine_leaves_its_random_start_after_the_completed_trials_named() -> None:
+    """Tripwire on sigoptlite's rule (``Broker.is_initialization_phase``): failed observations do not count."""
+    from hydra_sigopt.backends import PastObservation, create_backend
+    from hydra_sigopt.backends.lite import _broker_of
+    from hydra_sigopt.experiment import ExperimentDefinition
+    from hydra_sigopt.metrics import MetricValue, parse_metrics
+    from hydra_sigopt.space import build_space
+
+    def broker_after(completed: int) -> Any:
+        backend = create_backend("lite", seed=1)
+        space = build_space(STOPPED_AS_FAILED["params"])
+        backend.start(ExperimentDefinition("t", space, parse_metrics([{"name": "v", "objective": "minimize"}]), 99, 1))
+        point = {"x": 0.5, "y": 0.5, "z": 0.5}
+        done = [PastObservation(point, (MetricValue("v", float(i)),)) for i in range(completed)]
+        backend.restore([*done, *(PastObservation(point, failed=True) for _ in range(30))])
+        return _broker_of(backend._driver)  # type: ignore[attr-defined]
+
+    assert broker_after(random_start_length(3) - 1).is_initialization_phase
+    assert not broker_after(random_start_length(3)).is_initialization_phase
+
+
+def test_the_sweep_says_it_at_start_when_stopped_trials_are_failed(tmp_path: Path) -> None:
+    early = "early_stopping: {rule: asha, max_step: 9, observe_stopped: failed}"
+    settings = f"observation_budget: 1\nparams:\n  x: interval(0, 1)\n{early}"
+    run = run_example(tmp_path, app=write_app(tmp_path, settings)).assert_ok()
+    assert "early_stopping.observe_stopped=failed: the local engine suggests at random until 5 trials" in run.output
