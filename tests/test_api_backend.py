@@ -727,6 +727,7 @@ def test_a_prefetch_retrying_through_a_lagging_model_worker_leaves_the_main_thre
         deadline = time.monotonic() + 15
         while len(server.requests_to("POST", suggestions)) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)  # until the prefetch's retry (cut to 1.5 s, the time left) is in flight
+        assert len(server.requests_to("POST", suggestions)) >= 3, "the prefetch never retried: nothing was cut"
         server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 2))  # busy, not down
         b.observe(first, [MetricValue("y", 1.0)], metadata={"job_number": 0})
         with pytest.raises(ApiUnreachableError):
