@@ -91,12 +91,22 @@ def cancel_local_jobs(
         managers += job_managers
         tasks += job_tasks
     _signal(tasks, signal.SIGINT)
-    deadline = time.time() + grace_s
-    while time.time() < deadline and any(pid_running(p) for p in tasks):
-        time.sleep(0.1)
+    _wait_gone(tasks, grace_s)
     _signal([p for p in tasks if pid_running(p)], signal.SIGKILL)
     _signal(managers[::-1], signal.SIGKILL)
+    # A SIGKILLed process is gone a moment after the signal, not at it: without this wait a caller
+    # (``hydra-sigopt kill``, then the user's ``ps``) could still see the jobs it was told were cancelled.
+    _wait_gone(tasks + managers, _KILL_WAIT_S)
     return [str(pid) for pid in live]
+
+
+_KILL_WAIT_S = 10.0
+
+
+def _wait_gone(pids: Sequence[int], timeout_s: float) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and any(pid_running(p) for p in pids):
+        time.sleep(0.05)
 
 
 def _pause_job(job_pid: int) -> tuple[list[int], list[int]]:
