@@ -24,7 +24,7 @@ from typing import Any
 from hydra_sigopt.errors import JournalError
 from hydra_sigopt.journal_guard import JournalGuard, set_nonce
 from hydra_sigopt.journal_guard import JournalLostError as JournalLostError  # raised by the guard; imported from here
-from hydra_sigopt.journal_reports import ReportTable
+from hydra_sigopt.journal_reports import DamagedReport, ReportTable
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.trial_state import TrialState, is_legal
 
@@ -206,11 +206,12 @@ def _meta_problem(meta: Mapping[str, Any]) -> str | None:
 
 
 def _refuse_damaged(journal: Journal) -> None:
-    """Refuse a journal whose tables or rows were damaged (every row is read once, here)."""
+    """Refuse a journal whose tables or rows were damaged (every row, reports included, is read once, here)."""
     try:
         problem = _meta_problem(journal.meta())
         journal.trials()
-    except DamagedRow as exc:
+        journal.reports.all()
+    except (DamagedRow, DamagedReport) as exc:
         problem = str(exc)
     except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError) as exc:
         problem = f"{type(exc).__name__}: {exc}"

@@ -8,11 +8,13 @@ changes nothing. A journal made before this table existed gets it at its first r
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 REPORTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -34,6 +36,10 @@ class Report:
     step: int
     metrics: Mapping[str, float]
     reported_at: float | None = None
+
+
+class DamagedReport(ValueError):
+    """A report row SQLite reads but whose content the journal never writes (edited by hand, say)."""
 
 
 class ReportTable:
@@ -61,7 +67,7 @@ class ReportTable:
             return []
         rows = self._db.execute("SELECT number, step, metrics, reported_at FROM reports ORDER BY number, step")
         wanted = None if numbers is None else set(numbers)
-        return [Report(int(n), int(s), json.loads(m), at) for n, s, m, at in rows if wanted is None or int(n) in wanted]
+        return [_report(*row) for row in rows if wanted is None or row[0] in wanted]
 
     def last_steps(self) -> dict[int, int]:
         """The last step each trial reported, by trial number (trials that reported)."""
@@ -72,3 +78,29 @@ class ReportTable:
     def _exists(self) -> bool:
         found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reports'").fetchone()
         return found is not None
+
+
+def _report(number: Any, step: Any, metrics: Any, reported_at: Any) -> Report:
+    """A journaled report row, or :class:`DamagedReport` naming what is wrong with it."""
+    if not _is_int(number):
+        raise DamagedReport(f"a report's trial number must be a whole number, not {number!r}")
+    if not _is_int(step):
+        raise DamagedReport(f"trial #{number}'s report: its step must be a whole number, not {step!r}")
+    try:
+        values = json.loads(metrics)
+    except (TypeError, ValueError):
+        values = None
+    if not (isinstance(values, dict) and values and all(_is_number(v) for v in values.values())):
+        problem = f"its metrics are not numbers by name ({metrics!r})"
+        raise DamagedReport(f"trial #{number}'s report at step {step}: {problem}")
+    if reported_at is not None and not _is_number(reported_at):
+        raise DamagedReport(f"trial #{number}'s report at step {step}: its time is not a number ({reported_at!r})")
+    return Report(number, step, values, reported_at)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AppRun, run_example
+from conftest import EXAMPLE_APP, ROOT, AppRun, run_example
 
 from hydra_sigopt.journal import JOURNAL_NAME
 
@@ -26,6 +26,14 @@ DAMAGE = {
     "metric_value_not_a_number": """UPDATE trials SET metric_values = '[{"name": "mse", "value": "low"}]'
                                     WHERE number = 1""",
 }
+#: Damage to the rows of intermediate reports (early stopping), on a sweep of the epoch-by-epoch example.
+REPORT_DAMAGE = {
+    "report_metrics_bad_json": "UPDATE reports SET metrics = '{not json' WHERE number = 1",
+    "report_metrics_not_a_dict": "UPDATE reports SET metrics = '[1]' WHERE number = 1",
+    "report_metric_not_a_number": """UPDATE reports SET metrics = '{"val_error": "low"}' WHERE number = 1""",
+    "report_step_not_a_number": "UPDATE reports SET step = 'x' WHERE rowid = (SELECT MIN(rowid) FROM reports)",
+}
+EPOCHS_APP = ROOT / "example_app" / "train_epochs.py"
 COMMANDS = (["status"], ["status", "--all"], ["best"], ["plot"], ["continue"], ["kill"], ["delete", "--yes"])
 
 
@@ -38,19 +46,31 @@ def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> AppRun:
     return run_example(tmp_path_factory.mktemp("damage"), "hydra.sweeper.observation_budget=2").assert_ok()
 
 
-def damaged_copy(finished_sweep: AppRun, tmp_path: Path, damage: str) -> Path:
+@pytest.fixture(scope="module")
+def sweep_with_reports(tmp_path_factory: pytest.TempPathFactory) -> AppRun:
+    workdir = tmp_path_factory.mktemp("damage_reports")
+    return run_example(workdir, "hydra.sweeper.observation_budget=2", app=EPOCHS_APP).assert_ok()
+
+
+@pytest.fixture(params=sorted(DAMAGE) + sorted(REPORT_DAMAGE))
+def damaged(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Path]:
+    """A damaged copy of a finished sweep, and the app that ran it."""
+    damage: str = request.param
+    if damage in REPORT_DAMAGE:
+        sweep, sql, app = request.getfixturevalue("sweep_with_reports"), REPORT_DAMAGE[damage], EPOCHS_APP
+    else:
+        sweep, sql, app = request.getfixturevalue("finished_sweep"), DAMAGE[damage], EXAMPLE_APP
     copy = tmp_path / "sweep"
-    shutil.copytree(finished_sweep.sweep_dir, copy)
+    shutil.copytree(sweep.sweep_dir, copy)
     db = sqlite3.connect(copy / JOURNAL_NAME)
     with db:
-        db.execute(DAMAGE[damage])
+        db.execute(sql)
     db.close()
-    return copy
+    return copy, app
 
 
-@pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_damaged_journal_is_one_line_exit_2_and_untouched(finished_sweep: AppRun, tmp_path: Path, damage: str) -> None:
-    sweep_dir = damaged_copy(finished_sweep, tmp_path, damage)
+def test_damaged_journal_is_one_line_exit_2_and_untouched(damaged: tuple[Path, Path]) -> None:
+    sweep_dir, _ = damaged
     before = (sweep_dir / JOURNAL_NAME).read_bytes()
     for command in COMMANDS:
         done = hydra_sigopt(*command, str(sweep_dir))
@@ -61,11 +81,10 @@ def test_damaged_journal_is_one_line_exit_2_and_untouched(finished_sweep: AppRun
     assert (sweep_dir / "trials.csv").is_file()  # delete removed nothing
 
 
-@pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_resuming_a_damaged_journal_runs_nothing(finished_sweep: AppRun, tmp_path: Path, damage: str) -> None:
-    sweep_dir = damaged_copy(finished_sweep, tmp_path, damage)
+def test_resuming_a_damaged_journal_runs_nothing(damaged: tuple[Path, Path], tmp_path: Path) -> None:
+    sweep_dir, app = damaged
     before = {name: (sweep_dir / name).read_bytes() for name in (JOURNAL_NAME, "trials.csv")}
-    resumed = run_example(tmp_path, "hydra.sweeper.observation_budget=3", sweep_dir=sweep_dir)
+    resumed = run_example(tmp_path, "hydra.sweeper.observation_budget=3", sweep_dir=sweep_dir, app=app)
     assert resumed.proc.returncode != 0
     assert f"{sweep_dir / JOURNAL_NAME} is damaged (" in resumed.output
     assert not (sweep_dir / "2").exists()  # no trial ran
