@@ -82,6 +82,21 @@ APP = common.APPS / "curve_app.py"
 #: What a step takes besides its computation: the analytic problem's steps are given the duration of
 #: a small epoch, so that a trial runs long enough to be stopped (the digits epochs take ~0.1 s).
 STEP_SECONDS = {"hartmann6_fidelity": 0.1, "digits_mlp": 0.0}
+#: ``--step-seconds``: every problem's steps given this duration instead (slot use against the length
+#: of an epoch); its cells are kept apart from the default run's.
+_STEP_SECONDS_OVERRIDE: dict[str, float] = {}
+
+
+def step_seconds(problem: str) -> float:
+    return _STEP_SECONDS_OVERRIDE.get(problem, STEP_SECONDS[problem])
+
+
+def cell_group(full: int) -> str:
+    """The folder of a run's cells: its resource, and the step duration when it is not the default."""
+    override = set(_STEP_SECONDS_OVERRIDE.values())
+    return f"full{full}" + "".join(f"_step{s:g}s" for s in override)
+
+
 #: The multitask contenders' tasks: 3, 9 and 27 steps, costing their share of a full training.
 _TASK = "{{name:steps{0},cost:{1!r},overrides:{{steps:{0}}}}}"
 _CHEAP = ",".join(_TASK.format(steps, steps / curves.MAX_STEP) for steps in (3, 9))
@@ -99,7 +114,7 @@ def sweeper_overrides(contender: str, problem: str, seed: int, full: int) -> lis
         f"hydra.sweeper.parallel_bandwidth={SLOTS}",
         f"hydra.sweeper.seed={seed}",
         f"problem={problem}",
-        f"step_seconds={STEP_SECONDS[problem]}",
+        f"step_seconds={step_seconds(problem)}",
         *curves.sweeper_params(problem),
     ]
     if contender == "sigopt_full":
@@ -174,7 +189,7 @@ def run_optuna(problem: str, seed: int, resource: int) -> list[dict[str, Any]]:
         params = {name: suggest(trial, name, spec) for name, spec in curves.SPACES[problem].items()}
         value = math.nan
         for step, value in enumerate(curves.curve(problem, params), start=1):
-            time.sleep(STEP_SECONDS[problem])
+            time.sleep(step_seconds(problem))
             with lock:
                 if len(log) >= resource:
                     trial.study.stop()
@@ -227,6 +242,9 @@ def _options(parser: Any) -> None:
     parser.add_argument("--full", type=int, help="the resource, in full trainings (default 20; quick 3)")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, help="a subset (published apart, as a part)")
     parser.add_argument("--only-cells", action="store_true", help="run the cells missing; publish nothing")
+    parser.add_argument(
+        "--step-seconds", type=float, help="every step's duration, for slot use against epoch length (a part)"
+    )
 
 
 # ------------------------------------------------------------------ cells kept between runs
@@ -252,7 +270,7 @@ def code_version() -> str:
 
 
 def cell_file(out: Path, problem: str, contender: str, seed: int, full: int) -> Path:
-    return out / "cells" / f"full{full}" / problem / contender / f"seed{seed}.json"
+    return out / "cells" / cell_group(full) / problem / contender / f"seed{seed}.json"
 
 
 def kept_cell(path: Path, version: str) -> dict[str, Any] | None:
@@ -281,7 +299,7 @@ def run_cell(out: Path, problem: str, contender: str, seed: int, full: int) -> d
     resource = full * curves.MAX_STEP
     if contender == "optuna_hyperband":
         return {"reports": run_optuna(problem, seed, resource), "run": None}
-    sweep_dir = out / "runs" / f"full{full}" / problem / contender / f"seed{seed}"
+    sweep_dir = out / "runs" / cell_group(full) / problem / contender / f"seed{seed}"
     run = run_sweeper(sweep_dir, sweeper_overrides(contender, problem, seed, full))
     return {"reports": read_reports(sweep_dir), "run": {"label": f"{problem}/{contender}/seed{seed}", **run}}
 
@@ -289,14 +307,18 @@ def run_cell(out: Path, problem: str, contender: str, seed: int, full: int) -> d
 def main() -> int:
     args = common.parse_args(__doc__.splitlines()[0], _options)
     quick = args.quick
+    if args.step_seconds is not None:
+        _STEP_SECONDS_OVERRIDE.update(dict.fromkeys(STEP_SECONDS, args.step_seconds))
     problems = ["hartmann6_fidelity"] if quick else list(args.problems or curves.PROBLEMS)
     seeds = [0] if quick else list(range(args.seeds or 10))
     full = 3 if quick else (args.full or 20)
     # The README's figures come from the default full run; a smaller one is published beside it.
     contenders = [c for c in CONTENDERS if c in (args.contenders or CONTENDERS)]
     standard = not args.seeds and not args.problems and not args.full and not args.contenders
+    standard = standard and args.step_seconds is None
     part = "" if not args.contenders else "_part"
-    published_name = NAME if standard else f"{NAME}_{len(seeds)}seeds_{full}full_{'_'.join(problems)}{part}"
+    steps = "" if args.step_seconds is None else f"_step{args.step_seconds:g}s"
+    published_name = NAME if standard else f"{NAME}_{len(seeds)}seeds_{full}full_{'_'.join(problems)}{steps}{part}"
     resource = full * curves.MAX_STEP
     out = common.results_dir(NAME) / ("quick" if quick else "full")
     facts = common.machine_facts()
@@ -410,6 +432,7 @@ def render(
     lines = [
         f"{NAME}: R = {full} full trainings x {curves.MAX_STEP} steps = {resource} steps, {len(seeds)} seed(s), "
         f"{SLOTS} slots, on {facts['nproc']} x {facts['cpu_model']} ({elapsed:.0f} s)" + (" [quick]" if quick else ""),
+        "Added duration of a step: " + ", ".join(f"{p} {step_seconds(p):g} s" for p in problems),
         common.text_table(headers, rows),
     ]
     targets: list[bool] = []
