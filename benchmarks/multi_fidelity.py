@@ -385,8 +385,14 @@ def summarize(
     summary: dict[str, Any] = {}
     for problem in problems:
         optimum = curves.OPTIMA[problem]
-        if optimum is None:
-            finals = [r["value"] for log in logs.values() for r in log if r["step"] == curves.MAX_STEP]
+        if optimum is None:  # this problem's best full training in this run (not another problem's)
+            finals = [
+                r["value"]
+                for (p, _, _), log in logs.items()
+                if p == problem
+                for r in log
+                if r["step"] == curves.MAX_STEP
+            ]
             optimum = min(finals) if finals else math.nan
         per = {}
         for contender in contenders:
