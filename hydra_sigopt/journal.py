@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 import socket
 import sqlite3
@@ -25,7 +24,7 @@ from hydra_sigopt.errors import JournalError
 from hydra_sigopt.journal_guard import JournalGuard, set_nonce
 from hydra_sigopt.journal_guard import JournalLostError as JournalLostError  # raised by the guard; imported from here
 from hydra_sigopt.journal_reports import DamagedReport, ReportTable
-from hydra_sigopt.metrics import MetricValue
+from hydra_sigopt.metrics import MetricValue, is_finite_number
 from hydra_sigopt.trial_state import TrialState, is_legal
 
 JOURNAL_NAME = "sigopt_journal.sqlite"
@@ -130,17 +129,13 @@ class DamagedRow(ValueError):
     """A trial row SQLite reads but whose content the journal never writes (edited by hand, say)."""
 
 
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _is_metric_value(value: Any) -> bool:
     """Whether ``value`` is one metric's value as :meth:`MetricValue.to_sigopt` writes it."""
     return (
         isinstance(value, dict)
         and isinstance(value.get("name"), str)
-        and _is_finite_number(value.get("value"))
-        and (value.get("value_stddev") is None or _is_finite_number(value["value_stddev"]))
+        and is_finite_number(value.get("value"))
+        and (value.get("value_stddev") is None or is_finite_number(value["value_stddev"]))
     )
 
 

@@ -8,13 +8,14 @@ changes nothing. A journal made before this table existed gets it at its first r
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+
+from hydra_sigopt.metrics import is_finite_number
 
 REPORTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -90,17 +91,13 @@ def _report(number: Any, step: Any, metrics: Any, reported_at: Any) -> Report:
         values = json.loads(metrics)
     except (TypeError, ValueError):
         values = None
-    if not (isinstance(values, dict) and values and all(_is_number(v) for v in values.values())):
+    if not (isinstance(values, dict) and values and all(is_finite_number(v) for v in values.values())):
         problem = f"its metrics are not numbers by name ({metrics!r})"
         raise DamagedReport(f"trial #{number}'s report at step {step}: {problem}")
-    if reported_at is not None and not _is_number(reported_at):
+    if reported_at is not None and not is_finite_number(reported_at):
         raise DamagedReport(f"trial #{number}'s report at step {step}: its time is not a number ({reported_at!r})")
     return Report(number, step, values, reported_at)
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

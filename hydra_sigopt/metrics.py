@@ -15,6 +15,11 @@ METRIC_KEYS = ("name", "objective", "strategy", "threshold")
 MAX_OPTIMIZED_METRICS = 2
 
 
+def is_finite_number(value: Any) -> bool:
+    """A finite int or float, as journaled values are (a bool is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
