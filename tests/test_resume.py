@@ -150,9 +150,11 @@ def test_after_a_resume_progress_counts_finished_jobs_and_the_whole_elapsed_time
     assert elapsed is not None and int(elapsed.group(1) or 0) * 60 + int(elapsed.group(2)) >= 10, first
 
 
-def test_local_jobs_killed_with_the_sweepers_process_group_are_rerun(tmp_path: Path) -> None:
-    # Ctrl-C in a terminal or a lost SSH session signals the whole process group: the local jobs
-    # die with the sweeper, without results. The rerun must re-run them, not count them as failures.
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL], ids=["ssh-lost", "killed"])
+def test_local_jobs_killed_with_the_sweepers_process_group_are_rerun(tmp_path: Path, signum: int) -> None:
+    # A lost SSH session hangs up the terminal's whole process group (SIGHUP, which nobody handles):
+    # the local jobs die with the sweeper, without results. The rerun must re-run them, not count
+    # them as failures.
     overrides = [
         *SUBMITIT_LOCAL,
         "hydra.sweeper.observation_budget=3",
@@ -162,7 +164,7 @@ def test_local_jobs_killed_with_the_sweepers_process_group_are_rerun(tmp_path: P
     ]
     proc, sweep_dir = start_example(tmp_path, *overrides, new_session=True)
     running = running_job_ids(sweep_dir, 2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signum)
     proc.wait()
     resumed = run_example(tmp_path, *overrides).assert_ok()
     for number in running:
