@@ -10,8 +10,11 @@ After each validation (the sanity check left out) it reports the monitored metri
 ``epoch + 1`` (``step="global_step"`` to report the optimizer step instead, for runs that validate
 several times an epoch). When the sweeper stops the trial, :class:`~hydra_sigopt.TrialStopped`
 leaves ``trainer.fit`` (Lightning runs its ``on_exception`` hooks and tears down first), like
-Optuna's pruning callback's ``TrialPruned``: let it propagate, or catch it around ``fit``. Outside
-a sweep of this sweeper it does nothing, so the callback can stay in the app's config.
+Optuna's pruning callback's ``TrialPruned``: let it propagate, or catch it around ``fit``. In a
+multi-process trial (DDP with one Slurm task per device) global rank 0 reports, and the strategy's
+broadcast tells the other ranks (as Optuna's pruning callback did), so every rank leaves ``fit`` at
+the same step. Outside a sweep of this sweeper it does nothing, so the callback can stay in the
+app's config.
 
 Import this module only where Lightning is installed (``lightning`` or the older
 ``pytorch_lightning``; the callback subclasses the one found, as the Trainer it goes to must).
@@ -22,7 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hydra_sigopt.reporting import report
+from hydra_sigopt.reporting import TrialStopped, report
 
 try:  # the unified package since Lightning 2.0 ...
     from lightning.pytorch import Callback
@@ -56,7 +59,23 @@ class SigOptReport(Callback):  # type: ignore[misc]
             self._say_missing(trainer)
             return
         self._last_step = step
-        report(step, **{self.monitor: float(value)})  # raises TrialStopped once the sweeper stops the trial
+        # Every process of a multi-process trial (DDP: one per GPU, each a Slurm task) leaves fit at
+        # the same step: one that went on would wait in its next collective for the others until
+        # the job's time limit. Global rank 0 reports and learns of the stop; the others hear it
+        # from rank 0 (a single-process Trainer's broadcast returns what it is given).
+        stopped = trainer.strategy.broadcast(self._report(trainer, step, float(value)), src=0)
+        if stopped:
+            raise TrialStopped(f"the sweeper stopped this trial early at step {step}")
+
+    def _report(self, trainer: Any, step: int, value: float) -> bool:
+        """Rank 0 reports (one line per step; DDP ranks hold the same synced value); True once stopped."""
+        if not trainer.is_global_zero:
+            return False
+        try:
+            report(step, **{self.monitor: value})
+        except TrialStopped:
+            return True
+        return False
 
     def _say_missing(self, trainer: Any) -> None:
         if not self._missing_said:

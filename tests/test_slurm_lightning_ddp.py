@@ -1,0 +1,120 @@
+"""A multi-process Lightning trial on Slurm: DDP with one Slurm task per device, as
+lightning-hydra-template runs it (``tasks_per_node`` = ``trainer.devices``), on CPUs with gloo.
+
+Each rank ran ``SigOptReport`` and looked for the sweeper's stop on its own. A stop that landed
+between two ranks' reports stopped one rank and not the other: the rank that went on waited for the
+stopped one in its next gradient all-reduce (on GPUs, NCCL waits until its timeout or the job's
+time limit; gloo here fails with "Connection closed by peer"), and the app's ``except TrialStopped``
+(where it saves a checkpoint) ran on one rank only. Measured: rank 1 stopped at epoch 3, rank 0
+crashed in epoch 4's backward pass, and the trial's folder got a failure traceback.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import run_example
+from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
+
+pytest.importorskip("lightning", reason="the Lightning callback's tests need lightning (pip install '.[test]')")
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+APP = """\
+import time
+
+import hydra
+import lightning as L
+import torch
+from torch import nn
+
+from hydra_sigopt import TrialStopped
+from hydra_sigopt.lightning import SigOptReport
+
+
+class Regression(L.LightningModule):
+    def __init__(self, lr):
+        super().__init__()
+        self.lr = lr
+        self.net = nn.Linear(4, 1)
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return nn.functional.mse_loss(self.net(x), y)
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        self.log("val/loss", nn.functional.mse_loss(self.net(x), y), sync_dist=True)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+class LaggingRank(L.Callback):
+    \"\"\"Rank 1 reaches each report 3 s after rank 0 (a slower device, a larger shard).\"\"\"
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.global_rank == 1 and not trainer.sanity_checking:
+            time.sleep(3)
+
+
+def data(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 4, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg):
+    L.seed_everything(0)
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs, callbacks=[LaggingRank(), SigOptReport(monitor="val/loss")], logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu", devices=2, strategy="ddp",
+    )
+    try:
+        trainer.fit(Regression(cfg.lr), data(0), data(1))
+    except TrialStopped:
+        print(f"rank {trainer.global_rank}: stopped at epoch {trainer.current_epoch + 1}", flush=True)
+    return float(trainer.callback_metrics["val/loss"])
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+CONFIG = """\
+defaults:
+  - override hydra/sweeper: sigopt
+  - _self_
+
+lr: 0.01
+epochs: 8
+
+hydra:
+  sweeper:
+    observation_budget: 1
+    metrics: [{name: val/loss, objective: minimize}]
+    params:
+      lr: tag(log, interval(1e-5, 0.5))
+    early_stopping: {step_budget: 3}  # spent by the third report: the stop lands between the ranks'
+"""
+
+
+def test_every_rank_of_a_ddp_trial_leaves_fit_at_the_same_epoch_when_stopped(tmp_path: Path) -> None:
+    (tmp_path / "app" / "conf").mkdir(parents=True)
+    (tmp_path / "app" / "conf" / "config.yaml").write_text(CONFIG)
+    app = tmp_path / "app" / "train.py"
+    app.write_text(textwrap.dedent(APP))
+    slurm_ = [o for o in SLURM if "mem_gb" not in o]  # two ranks with torch need more than 1 GB
+    ddp = ("hydra.launcher.tasks_per_node=2", "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=10")
+    run = run_example(tmp_path, *slurm_, *ddp, app=app, timeout=900).assert_ok()
+    (trial,) = run.trials
+    assert trial["state"] == "stopped", run.output[-3000:]
+    logs = sorted((run.sweep_dir / ".submitit" / trial["job_id"]).glob("*_log.out"))
+    said = [line for log in logs for line in log.read_text().splitlines() if line.startswith("rank ")]
+    epochs = {line.split("rank ")[1][0]: line.rsplit(" ", 1)[1] for line in said}
+    assert set(epochs) == {"0", "1"} and len(set(epochs.values())) == 1, said  # both ranks, the same epoch
+    assert not (run.sweep_dir / "0" / "failure_traceback.log").exists()  # no rank crashed
