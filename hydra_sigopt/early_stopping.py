@@ -14,14 +14,14 @@ the same reading, journaling and deciding, at once.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra_sigopt.journal import ABANDONED, STOPPED, IllegalTransition, Journal
 from hydra_sigopt.journal_reports import Report
-from hydra_sigopt.metrics import Metric, MetricValue
+from hydra_sigopt.metrics import Metric, MetricValue, is_finite_number
 from hydra_sigopt.report_files import REPORTS_NAME, ReportLines, trial_folder, write_judged, write_stop
 from hydra_sigopt.reporting import set_in_process_hook
 from hydra_sigopt.stop_rules import StopRule, decides_at, should_stop
@@ -35,8 +35,16 @@ POLL_INTERVAL_S = 1.0
 class EarlyStopping:
     """Journals every trial's reports and stops the trials the rule condemns."""
 
-    def __init__(self, rule: StopRule, journal: Journal, root: Path, metrics: Sequence[Metric]) -> None:
+    def __init__(
+        self,
+        rule: StopRule,
+        journal: Journal,
+        root: Path,
+        metrics: Sequence[Metric],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rule = rule
+        self.clock = clock
         self.journal = journal
         self.root = root
         self.metrics = tuple(metrics)
@@ -48,6 +56,10 @@ class EarlyStopping:
         self._last_step: dict[int, int] = {}
         self._told_budget_spent = False
         self._told_metric_missing = False
+        #: The longest step each trial took (by its own clock), and the trials stopped here (the
+        #: sweeper's clock at the stop): see overstaying.
+        self._longest_step: dict[int, float] = {}
+        self._stopped_at: dict[int, float] = {}
 
     def start(self) -> None:
         """Learn the journal's reports (a resumed sweep's too), tell stopped trials again, take the hook."""
@@ -136,6 +148,25 @@ class EarlyStopping:
         )
         return True
 
+    def overstaying(self, running: Iterable[int]) -> list[tuple[int, float]]:
+        """The trials stopped here whose jobs still run a step and ``stop_grace_s`` after the stop,
+        each once, with the seconds since it: to be cancelled.
+
+        A stopped trial learns of it at its next report (a step later at most: the longest step it
+        took so far, a queue wait left out) and may then save a checkpoint. A job still running
+        after that swallowed ``TrialStopped`` (a catch-all ``except Exception``) or hangs (a rank
+        of a multi-process trial that missed the stop waits in a collective): it would hold its
+        slot to the end.
+        """
+        now, late = self.clock(), []
+        for number in running:
+            stopped_at = self._stopped_at.get(number)
+            step = self._longest_step.get(number, 0.0)
+            if stopped_at is not None and now - stopped_at >= step + self.rule.stop_grace_s:
+                del self._stopped_at[number]
+                late.append((number, now - stopped_at))
+        return late
+
     def journal_last_reports(self, numbers: Iterable[int]) -> None:
         """Journal what these trials reported before their jobs ended, without judging it (their
         results are about to be recorded: a completed trial is not stopped after the fact)."""
@@ -152,6 +183,7 @@ class EarlyStopping:
         except IllegalTransition:
             return  # it ended (or was abandoned) meanwhile: nothing to stop
         write_stop(trial_folder(self.root, number), step, why)
+        self._stopped_at[number] = self.clock()
         told = f"; observed as failed: {reason}" if reason else ""
         log.info("Trial #%d stopped early (%s)%s", number, why, told)
 
@@ -172,7 +204,13 @@ class EarlyStopping:
             report = self._valid(number, line, reports[-1].step if reports else self._last_step.get(number))
             if report is not None:
                 reports.append(report)
+                self._note_step_length(number, line.get("took"))
         return reports
+
+    def _note_step_length(self, number: int, took: Any) -> None:
+        """A report's step length (absent from lines of older versions: then only the grace counts)."""
+        if is_finite_number(took) and took > 0:
+            self._longest_step[number] = max(float(took), self._longest_step.get(number, 0.0))
 
     def _valid(self, number: int, line: Any, last: int | None) -> Report | None:
         """A report line as written by :func:`~hydra_sigopt.reporting.report`; anything else is ignored.
@@ -204,6 +242,6 @@ def _problem(line: Any) -> str | None:
     if isinstance(step, bool) or not isinstance(step, int):
         return f"step {step!r} is not a whole number"
     for name, value in line["metrics"].items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not is_finite_number(value):
             return f"{name}={value!r} is not a finite number"
     return None

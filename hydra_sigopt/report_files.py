@@ -2,9 +2,10 @@
 
 The two sides share nothing but the file system (a trial may run on another node, over NFS):
 
-* the trial appends one JSON line per report to ``reports.jsonl`` (flushed and fsynced before
-  ``report`` returns); the sweeper reads complete lines only, from where it stopped reading, so a
-  line being written is read once it is whole;
+* the trial appends one JSON line per report (its step, metrics, time, and the seconds the step
+  took) to ``reports.jsonl`` (flushed and fsynced before ``report`` returns); the sweeper reads
+  complete lines only, from where it stopped reading, so a line being written is read once it is
+  whole;
 * the sweeper writes ``stop`` (atomically: a temporary file renamed) once it has journaled its
   decision to stop the trial; the trial looks for it at each report;
 * the sweeper writes ``judged`` (the same way), the last step it judged and let the trial go on
@@ -38,10 +39,12 @@ def trial_folder(root: Path, number: int) -> Path:
     return root / str(number)
 
 
-def append_report(folder: Path, step: int, metrics: dict[str, float], at: float) -> None:
-    """Append one report line and make it durable before returning."""
+def append_report(folder: Path, step: int, metrics: dict[str, float], at: float, took: float) -> None:
+    """Append one report line and make it durable before returning; ``took``: the seconds the step
+    took, by the trial's clock (a cluster's queue left out): how long its next step may take."""
     folder.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"step": step, "metrics": metrics, "time": at}, allow_nan=False) + "\n"
+    record = {"step": step, "metrics": metrics, "time": at, "took": round(took, 3)}
+    line = json.dumps(record, allow_nan=False) + "\n"
     with open(folder / REPORTS_NAME, "ab") as f:
         f.write(line.encode())
         f.flush()

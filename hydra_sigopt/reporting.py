@@ -80,7 +80,7 @@ def report(step: int, **metrics: float) -> None:
     values = {name: _checked_value(checked_step, name, value) for name, value in metrics.items()}
     if not values:
         raise ValueError(f"report(step={checked_step}) has no metric; pass them by name: report(step, val_loss=0.31)")
-    append_report(trial.folder, checked_step, values, time.time())
+    append_report(trial.folder, checked_step, values, time.time(), time.monotonic() - trial.step_started)
     previous, trial.last_step = trial.last_step, checked_step
     hook = _in_process_hook
     if hook is not None:

@@ -192,6 +192,7 @@ EARLY_STOPPING_DEFAULTS: dict[str, Any] = {
     "reduction_factor": 3,
     "step_budget": None,
     "observe_stopped": "last_value",
+    "stop_grace_s": 60,
 }
 
 
@@ -219,8 +220,13 @@ def parse_early_stopping(raw: Any, metrics: Sequence[Metric]) -> StopRule:
     step_budget = None if settings["step_budget"] is None else _whole(settings, "step_budget", lowest=1)
     key = "early_stopping.observe_stopped"
     observe_stopped = _choice({key: settings["observe_stopped"]}, key, "last_value", STOPPED_OBSERVATIONS)
+    grace = settings["stop_grace_s"]
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace < math.inf:
+        raise ConfigError("early_stopping.stop_grace_s", f"expected a number of seconds >= 0, got {grace!r}")
     minimize = metric.objective == "minimize"
-    return StopRule(rule, metric.name, minimize, min_step, max_step, float(factor), step_budget, observe_stopped)
+    return StopRule(
+        rule, metric.name, minimize, min_step, max_step, float(factor), step_budget, observe_stopped, float(grace)
+    )
 
 
 def _whole(settings: Mapping[str, Any], key: str, lowest: int) -> int:

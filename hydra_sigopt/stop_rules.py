@@ -47,6 +47,9 @@ class StopRule:
     step_budget: int | None = None
     #: What the engine learns from a stopped trial (:data:`STOPPED_OBSERVATIONS`).
     observe_stopped: str = "last_value"
+    #: Seconds a stopped trial's job may run on after its next report was due (to save a
+    #: checkpoint) before the sweeper cancels it to free its slot.
+    stop_grace_s: float = 60.0
 
     @property
     def active(self) -> bool:

@@ -147,7 +147,7 @@ class Sweep:
             resumption.start_or_resume(self.sweep_dir)
             self.early.start()
             if self.settings.early_stopping.reads_reports:
-                self.runner.between_polls = lambda: self.early.poll(self.scheduler.in_flight)
+                self.runner.between_polls = self._read_reports
             self._loop()
             journal.set_meta(
                 engine_observation_count=self.backend.observation_count(),
@@ -281,7 +281,7 @@ class Sweep:
 
     def _wait(self) -> list[Event]:
         """Wait for trials to end (at most until the next progress line); report them and any suggestion ready."""
-        self.early.poll(self.scheduler.in_flight)
+        self._read_reports()
         # With a rule to apply, the running jobs' reports are read at least every POLL_INTERVAL_S.
         most = POLL_INTERVAL_S if self.settings.early_stopping.reads_reports else 5.0
         outcomes = self._wait_for_trials(timeout=min(self.settings.progress_interval, most))
@@ -312,6 +312,28 @@ class Sweep:
                 return outcomes
         return []
 
+    def _read_reports(self) -> None:
+        """Read and judge the running trials' reports; cancel the jobs of stopped trials that overstay."""
+        self.early.poll(self.scheduler.in_flight)
+        late = self.early.overstaying(self.scheduler.in_flight)
+        if not late:
+            return
+        done = self.runner.cancel([number for number, _ in late])
+        for number, since in late:
+            why = done.failed.get(number)
+            fate = (
+                f"could not cancel it ({why}); it holds its slot until it ends"
+                if why
+                else "cancelled, to free its slot"
+            )
+            log.warning(
+                "Trial #%d was stopped early %.0f s ago and its job still runs (the app may catch TrialStopped and"
+                " train on, or one of its processes may hang): %s",
+                number,
+                since,
+                fate,
+            )
+
     def _started_late(self) -> list[Event]:
         """Journal the jobs the runner submitted after the cluster refused them for a while."""
         assert self.journal is not None
@@ -341,7 +363,7 @@ class Sweep:
         assert self._prefetch is not None
         future, self._prefetch = self._prefetch, None
         while self.settings.early_stopping.reads_reports and not wait_for([future], timeout=POLL_INTERVAL_S).done:
-            self.early.poll(self.scheduler.in_flight)
+            self._read_reports()
         return future.result()
 
     def _prefetch_done(self) -> list[Event]:

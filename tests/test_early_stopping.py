@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from hydra_sigopt.report_files import (
     REPORTS_NAME,
     STOP_NAME,
     ReportLines,
+    append_report,
     judged_step,
     trial_folder,
     write_stop,
@@ -240,6 +242,49 @@ def test_the_verdict_file_is_written_where_the_trial_waits_for_it_only(tmp_path:
                 written.append(judged_step(trial_folder(root, 0)))
                 judged.unlink(missing_ok=True)
     assert [step for step, seen in enumerate(written, start=1) if seen is not None] == [1, 3, 9]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("step_s", [0.5, 600.0])
+def test_a_stopped_job_overstays_once_a_step_and_the_grace_have_passed(tmp_path: Path, step_s: float) -> None:
+    """A job stopped mid-step reaches its next report a step later at most (the longest step it
+    took, by its own clock: a queue wait is no step), then has stop_grace_s to save a checkpoint:
+    only after both is it to be cancelled, once. Epochs of 10 minutes are not cut short by a
+    grace of a minute."""
+    root = tmp_path / "reports"
+    rule = StopRule(step_budget=4, stop_grace_s=60.0)
+    clock = FakeClock()
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 2)
+        early = EarlyStopping(rule, journal, root, LOSS, clock=clock)
+        clock.now += 7200.0  # both jobs queued for two hours
+        for step in (1, 2, 3, 4):
+            clock.now += step_s
+            append_report(trial_folder(root, 0), step, {"loss": 1.0 / step}, 0.0, took=step_s / step)
+            early.poll([0, 1])
+        assert journal.trial(0).state == "stopped"  # the budget of 4 steps is spent at its 4th
+        clock.now += step_s + 59.0
+        assert early.overstaying([0, 1]) == []
+        clock.now += 1.0
+        assert early.overstaying([0, 1]) == [(0, step_s + 60.0)]
+        clock.now += 3600.0
+        assert early.overstaying([0, 1]) == []  # told once; trial 1 was never stopped
+
+
+def test_report_lines_say_how_long_each_step_took(tmp_path: Path) -> None:
+    with reporting_to(tmp_path, 0):
+        time.sleep(0.2)
+        report(1, loss=0.5)
+        report(2, loss=0.4)
+    first, second = lines_of(trial_folder(tmp_path, 0))
+    assert 0.2 <= first["took"] < 5 and 0 <= second["took"] < 0.2  # type: ignore[operator]
 
 
 def test_malformed_lines_never_reach_the_journal(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
             {"early_stopping": {"rule": "asha", "grace_period": 2}},
             "early_stopping.grace_period",
             "unknown setting; valid settings are ['rule', 'metric', 'min_step', 'max_step', 'reduction_factor', "
-            "'step_budget', 'observe_stopped']",
+            "'step_budget', 'observe_stopped', 'stop_grace_s']",
             id="es-unknown",
         ),
         pytest.param(
@@ -172,6 +172,18 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
             "early_stopping.step_budget",
             "expected a whole number >= 1, got '40 trainings'",
             id="es-step-budget-text",
+        ),
+        pytest.param(
+            {"early_stopping": {"stop_grace_s": -1}},
+            "early_stopping.stop_grace_s",
+            "expected a number of seconds >= 0, got -1",
+            id="es-stop-grace-negative",
+        ),
+        pytest.param(
+            {"early_stopping": {"stop_grace_s": "1m"}},
+            "early_stopping.stop_grace_s",
+            "expected a number of seconds >= 0, got '1m'",
+            id="es-stop-grace-text",
         ),
     ],
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_example
+from small_apps import write_app
 from test_early_stopping_e2e import (
     EPOCHS,
     EPOCHS_APP,
@@ -20,6 +21,7 @@ from test_early_stopping_e2e import (
     journal_view,
 )
 from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
+from test_stopped_jobs_overstaying import OVERRIDES, SWALLOWING_TASK, check_jobs_cancelled_soon_after_their_stop
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -52,3 +54,11 @@ def test_a_slurm_job_the_rule_stops_trains_no_step_past_the_one_it_was_stopped_a
     run = run_example(tmp_path, *SLURM, "hydra.launcher.timeout_min=10", *SHORT_ASHA, app=EPOCHS_APP, timeout=900)
     run.assert_ok()
     assert_stopped_jobs_trained_no_further(run)
+
+
+def test_a_stopped_trial_whose_app_swallows_the_stop_is_cancelled(tmp_path: Path) -> None:
+    """The job of a stopped trial that trains on is cancelled with scancel (see test_stopped_jobs_overstaying)."""
+    app = write_app(tmp_path, SWALLOWING_TASK)
+    run = run_example(tmp_path, *SLURM, "hydra.launcher.timeout_min=10", *OVERRIDES, app=app, timeout=900)
+    run.assert_ok()
+    check_jobs_cancelled_soon_after_their_stop(run.sweep_dir, run.output, run.trials)

@@ -48,6 +48,10 @@ class EarlyStoppingConf:
     # What the engine learns from a stopped trial: last_value (an observation with the last value it
     # reported of each metric) or failed (a failed observation: the engine avoids the region).
     observe_stopped: str = "last_value"
+    # Seconds a stopped trial's job may run on after its next report was due (to save a checkpoint
+    # on TrialStopped) before the sweeper cancels it: an app that swallows TrialStopped, or a
+    # process of the trial that hangs, must not hold the slot to the end of its training.
+    stop_grace_s: float = 60
 
 
 SWEEPER_TARGET = "hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper.SigOptSweeper"

@@ -79,6 +79,11 @@ class TrialRunner(ABC):
         """Cancel the running trials where possible; say which were and which could not be."""
         return CancelReport()
 
+    def cancel(self, numbers: Sequence[int]) -> CancelReport:
+        """Cancel these running trials' jobs; :meth:`wait` still reports each one when its job ends.
+        Where this runner cannot cancel a trial of its own, each is in ``failed``."""
+        return CancelReport(failed={n: f"a trial on {self.kind} cannot be cancelled alone" for n in numbers})
+
     def run_from(self, job_python: Callable[[str], str]) -> bool:
         """Have every job started from now on run ``job_python(python)`` instead of its Python
         (a code snapshot's folder and import path); False where trials do not run as jobs."""

@@ -309,11 +309,14 @@ class SubmititRunner(TrialRunner):
 
     def cancel_all(self) -> CancelReport:
         self.close()
-        by_job = {str(tracked.job.job_id): n for n, tracked in self._jobs.items()}
+        jobs = self.cancel(list(self._jobs))
+        return CancelReport(sorted([*jobs.cancelled, *self.refused.clear()]), jobs.failed)
+
+    def cancel(self, numbers: Sequence[int]) -> CancelReport:
+        by_job = {str(self._jobs[n].job.job_id): n for n in numbers if n in self._jobs}
         done = cancel_jobs(self.cluster, list(by_job), self.submitit_folder)
         failed = {by_job[job_id]: why for job_id, why in done.failed.items()}
-        cancelled = [n for n in by_job.values() if n not in failed]
-        return CancelReport(sorted([*cancelled, *self.refused.clear()]), failed)
+        return CancelReport([n for n in by_job.values() if n not in failed], failed)
 
     def close(self) -> None:
         self.warm.close()

@@ -1,0 +1,64 @@
+"""A stopped trial's job that does not end (issue 17: early stopping must free the slot).
+
+A stopped trial learns of its stop at its next report, where ``report`` raises ``TrialStopped``.
+Research code often wraps a training step in a catch-all ``except Exception`` (a flaky logger, a
+metric that may fail): it swallows ``TrialStopped`` and trains on. A rank of a multi-process trial
+that missed the stop waits in its next collective for ever. Either way the sweeper waited for the
+job to end, so the trial held its slot (a GPU) to the end of its training or its time limit, and
+early stopping saved nothing. Real Hydra multiruns of such an app (on Slurm: test_slurm_early_stopping).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SUBMITIT_LOCAL, run_example
+from small_apps import write_app
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 80
+
+SWALLOWING_TASK = f"""\
+import time
+from hydra_sigopt import report
+
+trained = os.path.join(HydraConfig.get().runtime.output_dir, "epochs.txt")
+for epoch in range(1, {EPOCHS} + 1):
+    time.sleep(0.5)
+    try:
+        report(epoch, value=cfg.x + 1 / epoch)
+    except Exception as exc:  # a catch-all, as research code has one: it swallows TrialStopped too
+        print(f"epoch {{epoch}}: ignored {{type(exc).__name__}}", flush=True)
+    with open(trained, "a") as f:
+        f.write(f"{{epoch}}\\n")
+return cfg.x
+"""
+
+#: Two trials of 80 epochs of 0.5 s; 8 steps in all may be reported, so both are stopped at about
+#: their 4th epoch, and each has 2 s after its next report to end.
+OVERRIDES = (
+    "hydra.sweeper.observation_budget=2",
+    "hydra.sweeper.parallel_bandwidth=2",
+    "hydra.sweeper.early_stopping.step_budget=8",
+    "hydra.sweeper.early_stopping.stop_grace_s=2",
+)
+
+
+def check_jobs_cancelled_soon_after_their_stop(run_dir: Path, output: str, trials: list[dict[str, str]]) -> None:
+    assert [t["state"] for t in trials] == ["stopped", "stopped"], output[-3000:]
+    for t in trials:
+        trained = [int(e) for e in (run_dir / t["number"] / "epochs.txt").read_text().split()]
+        # Stopped at its step; told at the next report; cancelled a step and 2 s later: a few epochs
+        # past the stop (Slurm kills a cancelled job KillWait s after its SIGTERM), not the 80 of a
+        # whole training.
+        assert max(trained) <= int(t["step"]) + 30, (t, trained)
+        assert f"Trial #{t['number']} was stopped early" in output and "cancelled, to free its slot" in output
+
+
+def test_a_stopped_trial_whose_app_swallows_the_stop_is_cancelled_on_submitit_local(tmp_path: Path) -> None:
+    app = write_app(tmp_path, SWALLOWING_TASK)
+    run = run_example(tmp_path, *SUBMITIT_LOCAL, *OVERRIDES, app=app).assert_ok()
+    check_jobs_cancelled_soon_after_their_stop(run.sweep_dir, run.output, run.trials)
+    assert run.results["trials"]["failed"] == 0  # the cancel is the sweeper's doing, not the app's failure
