@@ -48,6 +48,28 @@ def pid_running(pid: str | int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+def _descendants(pids: Sequence[int]) -> dict[int, str | None]:
+    """Every process below these, with its start time (its identity: pids are reused)."""
+    found: dict[int, str | None] = {}
+    frontier = list(pids)
+    while frontier:
+        frontier = [c for p in frontier for c in _children(p) if c not in found]
+        found.update({c: _start_time(c) for c in frontier})
+    return found
+
+
+def _start_time(pid: int) -> str | None:
+    """When a process started, in clock ticks since boot (None: it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _same_process(pid: int, start_time: str | None) -> bool:
+    return start_time is not None and _start_time(pid) == start_time
+
+
 def _children(pid: int) -> list[int]:
     """Direct child processes of ``pid`` (Linux /proc)."""
     try:
@@ -78,10 +100,10 @@ def cancel_local_jobs(
 
     Not as submitit's own cancel does it: SIGINT to a job's controller makes it print its
     KeyboardInterrupt traceback to the terminal it shares with the sweeper. The controller is paused
-    instead (it starts no task and prints nothing from then on), its tasks get SIGINT (their output
-    goes to the job's log) and whatever still runs after ``grace_s`` is killed, the tasks first (a
-    controller started from a background shell ignores SIGINT, and so do its tasks); then the paused
-    controller.
+    instead (it starts no task and prints nothing from then on), its tasks and the processes they
+    started get SIGINT, as from a terminal's Ctrl-C (their output goes to the job's log), and
+    whatever still runs after ``grace_s`` is killed, the tasks' processes first (a controller
+    started from a background shell ignores SIGINT, and so do its tasks); then the paused controller.
     """
     live = [int(j) for j in job_ids if str(j).isdigit() and local_job_running(j, submitit_folder)]
     managers: list[int] = []
@@ -90,16 +112,23 @@ def cancel_local_jobs(
         job_managers, job_tasks = _pause_job(pid)
         managers += job_managers
         tasks += job_tasks
-    _signal(tasks, signal.SIGINT)
-    _wait_gone(tasks, grace_s)
+    # The app's own processes (a simulator it runs, data loader workers) belong to init once their
+    # task is gone, and nothing would stop them: they are found while the tasks still run.
+    started = _descendants(tasks)
+    _signal([*tasks, *started], signal.SIGINT)
+    _wait_gone([*tasks, *started], grace_s)
+    started |= _descendants([p for p in tasks if pid_running(p)])
+    still_started = [p for p in started if _same_process(p, started[p])]
     _signal([p for p in tasks if pid_running(p)], signal.SIGKILL)
+    _signal(still_started, signal.SIGKILL)
     _signal(managers[::-1], signal.SIGKILL)
     # A SIGKILLed process is gone a moment after the signal, not at it: without this wait a caller
     # (``hydra-sigopt kill``, then the user's ``ps``) could still see the jobs it was told were cancelled.
-    _wait_gone(tasks + managers, _KILL_WAIT_S)
+    _wait_gone([*tasks, *still_started, *managers], _KILL_WAIT_S)
     return [str(pid) for pid in live]
 
 
+#: How long a cancel waits for the processes it killed to be gone.
 _KILL_WAIT_S = 10.0
 
 

@@ -1,12 +1,21 @@
 """``cancel_local_jobs`` (the sweeper's cancel on submitit_local, and ``hydra-sigopt kill``) returns
-once the jobs it cancelled are gone, so the user's next ``ps`` does not show them still running."""
+once the jobs it cancelled are gone, so the user's next ``ps`` does not show them still running, and
+leaves none of the processes the app started running."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
 import submitit
+from conftest import SUBMITIT_LOCAL, running_job_ids, start_example
+from small_apps import write_app
 
 from hydra_sigopt.processes import _children, cancel_local_jobs, pid_running
 
@@ -50,3 +59,52 @@ def _rss_bytes(pid: int) -> int:
         return 0
     line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
     return int(line.split()[1]) * 1024
+
+
+#: A trial that runs a simulator of its own and waits for it; the simulator writes its pid first.
+SIMULATING_TASKS = {
+    "popen": """\
+sim = subprocess.Popen([sys.executable, "-c", SIMULATOR, os.path.join(HydraConfig.get().runtime.output_dir, "sim.pid")])
+sim.wait()
+return cfg.x
+""",
+    # os.system ignores SIGINT while its command runs: the task outlives the grace and is killed.
+    "os.system": """\
+pid_file = os.path.join(HydraConfig.get().runtime.output_dir, "sim.pid")
+os.system(shlex.join([sys.executable, "-c", SIMULATOR, pid_file]))
+return cfg.x
+""",
+}
+SIMULATOR_HELPER = """\
+import shlex
+import subprocess
+
+SIMULATOR = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(600)"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", list(SIMULATING_TASKS))
+def test_kill_leaves_no_process_the_app_started_running(tmp_path: Path, how: str) -> None:
+    """A trial that runs an external program (a simulator, a solver) and waits for it: the sweeper's
+    cancel stopped the trial's task, and the program ran on, reparented to init, for ever."""
+    app = write_app(tmp_path, SIMULATING_TASKS[how], helpers=SIMULATOR_HELPER)
+    proc, sweep_dir = start_example(
+        tmp_path, *SUBMITIT_LOCAL, "hydra.sweeper.observation_budget=2", "hydra.sweeper.parallel_bandwidth=2", app=app
+    )
+    running_job_ids(sweep_dir, 2)
+    pid_files = [sweep_dir / str(n) / "sim.pid" for n in (0, 1)]
+    deadline = time.time() + 60
+    while time.time() < deadline and not all(f.exists() and f.read_text() for f in pid_files):
+        time.sleep(0.1)
+    simulators = [int(f.read_text()) for f in pid_files]
+    assert all(pid_running(p) for p in simulators)
+    try:
+        done = subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True)
+        assert done.returncode == 0, done.stderr
+        proc.communicate(timeout=120)
+        assert not [p for p in simulators if pid_running(p)]
+    finally:
+        for pid in simulators:  # a failing run must not leave them to the tests after it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
