@@ -315,24 +315,7 @@ class Sweep:
     def _read_reports(self) -> None:
         """Read and judge the running trials' reports; cancel the jobs of stopped trials that overstay."""
         self.early.poll(self.scheduler.in_flight)
-        late = self.early.overstaying(self.scheduler.in_flight)
-        if not late:
-            return
-        done = self.runner.cancel([number for number, _ in late])
-        for number, since in late:
-            why = done.failed.get(number)
-            fate = (
-                f"could not cancel it ({why}); it holds its slot until it ends"
-                if why
-                else "cancelled, to free its slot"
-            )
-            log.warning(
-                "Trial #%d was stopped early %.0f s ago and its job still runs (the app may catch TrialStopped and"
-                " train on, or one of its processes may hang): %s",
-                number,
-                since,
-                fate,
-            )
+        cancel_overstaying(self.early.overstaying(self.scheduler.in_flight), self.runner)
 
     def _started_late(self) -> list[Event]:
         """Journal the jobs the runner submitted after the cluster refused them for a while."""
@@ -376,6 +359,23 @@ class Sweep:
         """The engine's new suggestion, for the scheduler: made (on a server, open there), not journaled yet."""
         crash_point("after_suggest")
         return SuggestionReady(checked(self.definition, suggestion))
+
+
+def cancel_overstaying(late: Sequence[tuple[int, float]], runner: TrialRunner) -> None:
+    """Cancel the jobs of stopped trials that still run (:meth:`EarlyStopping.overstaying`), saying so."""
+    if not late:
+        return
+    done = runner.cancel([number for number, _ in late])
+    for number, since in late:
+        why = done.failed.get(number)
+        fate = f"could not cancel it ({why}); it holds its slot until it ends" if why else "cancelled, to free its slot"
+        log.warning(
+            "Trial #%d was stopped early %.0f s ago and its job still runs (the app may catch TrialStopped and"
+            " train on, or one of its processes may hang): %s",
+            number,
+            since,
+            fate,
+        )
 
 
 def checked(definition: ExperimentDefinition, suggestion: Suggestion) -> Suggestion:
