@@ -7,12 +7,12 @@ Limits were measured on sigoptlite 0.1.2 (tests/test_validation.py creates the e
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from hydra_sigopt.backends.server_limits import name_problem
 from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.metrics import is_finite_number
 from hydra_sigopt.space import Parameter, SearchSpace
 
 #: SigOpt names (parameters, conditionals) are 1 to 100 characters.
@@ -81,7 +81,7 @@ def _check_prior(where: str, p: Parameter) -> None:
 
 
 def _check_prior_number(where: str, value: Any, positive: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ConfigError(where, f"expected a finite number, got {value!r}")
     if positive and value <= 0:
         raise ConfigError(where, f"expected a number > 0, got {value!r}")
@@ -92,7 +92,7 @@ def _check_constraint(where: str, constraint: Mapping[str, Any], parameters: Map
     terms = constraint["terms"]
     for j, term in enumerate(terms):
         weight = term.get("weight")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        if not is_finite_number(weight):
             raise ConfigError(f"{where}.terms[{j}].weight", f"expected a finite number, got {weight!r}")
         _check_constrained_parameter(f"{where}.terms[{j}]", parameters[term["name"]])
     names = [t["name"] for t in terms]

@@ -17,6 +17,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_APP = ROOT / "example_app" / "train.py"
+#: The example app that trains epoch by epoch and reports (early stopping, tasks).
+EPOCHS_APP = ROOT / "example_app" / "train_epochs.py"
 
 
 @dataclass

@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_APP, ROOT, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example
+from conftest import EPOCHS_APP, EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example
 
 from hydra_sigopt.cli import main
 from hydra_sigopt.journal import JOURNAL_NAME, Journal
 from hydra_sigopt.processes import pid_running
 
 pytestmark = pytest.mark.slow
-EPOCHS_APP = ROOT / "example_app" / "train_epochs.py"
 
 
 @pytest.fixture(scope="module")

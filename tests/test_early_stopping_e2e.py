@@ -14,14 +14,21 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SUBMITIT_LOCAL, AppRun, finish_example, run_example, running_job_ids, start_example
+from conftest import (
+    EPOCHS_APP,
+    SUBMITIT_LOCAL,
+    AppRun,
+    finish_example,
+    run_example,
+    running_job_ids,
+    start_example,
+)
 
 from hydra_sigopt.errors import JournalError
 from hydra_sigopt.journal import Journal
 
 pytestmark = pytest.mark.slow
 
-EPOCHS_APP = ROOT / "example_app" / "train_epochs.py"
 EPOCHS = 12
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_APP, ROOT, AppRun, run_example
+from conftest import EPOCHS_APP, EXAMPLE_APP, AppRun, run_example
 
 from hydra_sigopt.journal import JOURNAL_NAME
 
@@ -33,7 +33,6 @@ REPORT_DAMAGE = {
     "report_metric_not_a_number": """UPDATE reports SET metrics = '{"val_error": "low"}' WHERE number = 1""",
     "report_step_not_a_number": "UPDATE reports SET step = 'x' WHERE rowid = (SELECT MIN(rowid) FROM reports)",
 }
-EPOCHS_APP = ROOT / "example_app" / "train_epochs.py"
 COMMANDS = (["status"], ["status", "--all"], ["best"], ["plot"], ["continue"], ["kill"], ["delete", "--yes"])
 
 

@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SUBMITIT_LOCAL, AppRun, run_example
+from conftest import EPOCHS_APP, SUBMITIT_LOCAL, AppRun, run_example
 from sigopt_server import SigOptTestServer
 
 from hydra_sigopt.crashpoints import ENV_VAR
 
 pytestmark = pytest.mark.slow
 
-EPOCHS_APP = ROOT / "example_app" / "train_epochs.py"
 COSTS = {"short": 0.25, "full": 1.0}
 EPOCHS = {"short": 3, "full": 12}
 TASKS = "hydra.sweeper.tasks=[{name:short,cost:0.25,overrides:{epochs:3}},{name:full,cost:1}]"
