@@ -20,7 +20,8 @@ pytest.importorskip("lightning", reason="the Lightning callback's tests need lig
 pytestmark = pytest.mark.slow
 EPOCHS = 8
 
-APP = """\
+#: A tiny regression model and its data, for the apps of these tests (test_slurm_lightning_ddp too).
+MODEL = """\
 import hydra
 import lightning as L
 import torch
@@ -42,7 +43,7 @@ class Regression(L.LightningModule):
 
     def validation_step(self, batch, _):
         x, y = batch
-        self.log("val/loss", nn.functional.mse_loss(self.net(x), y))
+        self.log("val/loss", nn.functional.mse_loss(self.net(x), y), sync_dist=True)  # synced across DDP ranks
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.lr)
@@ -55,6 +56,11 @@ def data(seed):
     return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
 
 
+"""
+
+APP = (
+    MODEL
+    + """\
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg):
     L.seed_everything(0)  # as a Lightning template does
@@ -73,6 +79,7 @@ def main(cfg):
 if __name__ == "__main__":
     main()
 """
+)
 
 CONFIG = f"""\
 defaults:

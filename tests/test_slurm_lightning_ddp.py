@@ -16,39 +16,16 @@ from pathlib import Path
 
 import pytest
 from conftest import run_example
+from test_lightning import MODEL
 from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
 pytest.importorskip("lightning", reason="the Lightning callback's tests need lightning (pip install '.[test]')")
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-APP = """\
+APP = (
+    MODEL
+    + """\
 import time
-
-import hydra
-import lightning as L
-import torch
-from torch import nn
-
-from hydra_sigopt import TrialStopped
-from hydra_sigopt.lightning import SigOptReport
-
-
-class Regression(L.LightningModule):
-    def __init__(self, lr):
-        super().__init__()
-        self.lr = lr
-        self.net = nn.Linear(4, 1)
-
-    def training_step(self, batch, _):
-        x, y = batch
-        return nn.functional.mse_loss(self.net(x), y)
-
-    def validation_step(self, batch, _):
-        x, y = batch
-        self.log("val/loss", nn.functional.mse_loss(self.net(x), y), sync_dist=True)
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.lr)
 
 
 class LaggingRank(L.Callback):
@@ -57,13 +34,6 @@ class LaggingRank(L.Callback):
     def on_validation_end(self, trainer, pl_module):
         if trainer.global_rank == 1 and not trainer.sanity_checking:
             time.sleep(3)
-
-
-def data(seed):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(256, 4, generator=g)
-    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
-    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -84,6 +54,7 @@ def main(cfg):
 if __name__ == "__main__":
     main()
 """
+)
 
 CONFIG = """\
 defaults:
