@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from hydra_sigopt.backends import BACKENDS
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
-from hydra_sigopt.metrics import Metric, parse_metrics
+from hydra_sigopt.metrics import Metric, is_finite_number, parse_metrics
 from hydra_sigopt.overrides import bare_key
 from hydra_sigopt.snapshot import SNAPSHOT_MODES
 from hydra_sigopt.space import build_space
@@ -221,7 +221,7 @@ def parse_early_stopping(raw: Any, metrics: Sequence[Metric]) -> StopRule:
     key = "early_stopping.observe_stopped"
     observe_stopped = _choice({key: settings["observe_stopped"]}, key, "last_value", STOPPED_OBSERVATIONS)
     grace = settings["stop_grace_s"]
-    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace < math.inf:
+    if not is_finite_number(grace) or grace < 0:
         raise ConfigError("early_stopping.stop_grace_s", f"expected a number of seconds >= 0, got {grace!r}")
     minimize = metric.objective == "minimize"
     return StopRule(
