@@ -176,7 +176,22 @@ def earlier_results(sweep_dir: Path) -> list[str]:
     jobs = sorted((e.name for e in sweep_dir.iterdir() if e.name.isdigit() and (e / ".hydra").is_dir()), key=int)
     if jobs:
         found.append(describe(sweep_dir / n for n in jobs))
-    return found
+    return found + _earlier_reports(sweep_dir)
+
+
+def _earlier_reports(sweep_dir: Path) -> list[str]:
+    """The trials' report folders an earlier sweep left (``rm -rf <dir>/*`` leaves the hidden folder):
+    a new sweep would take their reports and stop files for those of its own trials of those numbers."""
+    root = sweep_dir / CHANNEL_DIR / "trials"
+    try:
+        folders = [e for e in root.iterdir() if e.name.isdigit() and e.is_dir() and any(e.iterdir())]
+    except OSError:  # no such folder, or not one
+        return []
+    numbers = sorted(int(e.name) for e in folders)
+    if not numbers:
+        return []
+    span = f"{numbers[0]}-{numbers[-1]} ({len(numbers)})" if len(numbers) > 1 else f"{numbers[0]}"
+    return [f"{CHANNEL_DIR}/trials: the reports of trial{'s' if len(numbers) > 1 else ''} {span}"]
 
 
 def refuse_earlier_results(sweep_dir: Path) -> None:

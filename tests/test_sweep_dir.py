@@ -3,10 +3,11 @@ results; two new sweeps at once make one experiment (issue 12, items 2 and 19)."
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_example
+from conftest import EPOCHS_APP, run_example
 
 from hydra_sigopt.journal import JOURNAL_NAME, LOCK_NAME
 
@@ -55,3 +56,22 @@ def test_a_new_sweep_may_use_a_folder_of_other_files(tmp_path: Path) -> None:
     (project / "notes.txt").write_text("mine\n")
     run = run_example(tmp_path, "hydra.sweeper.observation_budget=2", sweep_dir=project).assert_ok()
     assert len(run.trials) == 2 and (project / "notes.txt").read_text() == "mine\n"
+
+
+def test_reports_of_an_earlier_sweep_left_in_its_hidden_folder_are_not_taken_for_the_new_ones(
+    tmp_path: Path,
+) -> None:
+    """``rm -rf <sweep dir>/*`` leaves ``.hydra_sigopt/`` behind: a new sweep there read the earlier
+    trials' reports and stop files as its own (trials stopped at their first report, observed with
+    the earlier sweep's values)."""
+    budget = ("hydra.sweeper.observation_budget=6", "hydra.sweeper.seed=3")
+    first = run_example(tmp_path, *budget, app=EPOCHS_APP).assert_ok()
+    for entry in first.sweep_dir.iterdir():  # what the shell's * matches: every entry but the dot ones
+        if not entry.name.startswith("."):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    before = listing(first.sweep_dir)
+    again = run_example(tmp_path, *budget, app=EPOCHS_APP)
+    assert again.proc.returncode != 0
+    assert "holds an earlier sweep's results (.hydra_sigopt/trials: the reports of trials 0-5 (6))" in again.output
+    assert "Trial #" not in again.output
+    assert listing(first.sweep_dir) == before
