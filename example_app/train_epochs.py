@@ -43,6 +43,8 @@ def _bad_report(cfg: DictConfig, epoch: int, error: float) -> None:
         report(epoch, val_error=f"{error:.3f}")
     if cfg.bad_report == "decreasing" and epoch == 2:
         report(1, val_error=error)
+    if cfg.bad_report == "huge_step":  # past what a 64-bit integer holds
+        report(2**63 + epoch, val_error=error)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="epochs")

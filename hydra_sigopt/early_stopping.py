@@ -22,7 +22,7 @@ from typing import Any
 from hydra_sigopt.journal import ABANDONED, STOPPED, IllegalTransition, Journal
 from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric, MetricValue, is_finite_number
-from hydra_sigopt.report_files import REPORTS_NAME, ReportLines, trial_folder, write_judged, write_stop
+from hydra_sigopt.report_files import LARGEST_STEP, REPORTS_NAME, ReportLines, trial_folder, write_judged, write_stop
 from hydra_sigopt.reporting import set_in_process_hook
 from hydra_sigopt.stop_rules import StopRule, decides_at, should_stop
 
@@ -239,8 +239,8 @@ def _problem(line: Any) -> str | None:
     if not isinstance(line, dict) or not isinstance(line.get("metrics"), dict) or not line["metrics"]:
         return "not a report"
     step = line.get("step")
-    if isinstance(step, bool) or not isinstance(step, int):
-        return f"step {step!r} is not a whole number"
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= LARGEST_STEP:
+        return f"step {step!r} is not a whole number from 0 to {LARGEST_STEP}"
     for name, value in line["metrics"].items():
         if not is_finite_number(value):
             return f"{name}={value!r} is not a finite number"

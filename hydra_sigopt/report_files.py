@@ -28,6 +28,8 @@ CHANNEL_DIR = ".hydra_sigopt"
 REPORTS_NAME = "reports.jsonl"
 STOP_NAME = "stop"
 JUDGED_NAME = "judged"
+#: The largest step a report may have: the journal keeps steps as SQLite's 64-bit integers.
+LARGEST_STEP = 2**63 - 1
 
 
 def trials_root(sweep_dir: Path) -> Path:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra_sigopt.report_files import append_report, judged_step, stop_requested, trial_folder
+from hydra_sigopt.report_files import LARGEST_STEP, append_report, judged_step, stop_requested, trial_folder
 from hydra_sigopt.stop_rules import StopRule, decides_at
 
 #: The longest a report waits for the sweeper's verdict (it reads reports about every second).
@@ -116,6 +116,8 @@ def _checked_step(step: Any, last: int | None) -> int:
         whole = operator.index(step)  # ints and numpy integers; not floats or strings
     except TypeError:
         raise ValueError(f"report(step={step!r}): the step must be a whole number (an epoch or iteration)") from None
+    if not 0 <= whole <= LARGEST_STEP:
+        raise ValueError(f"report(step={whole}): the step must be a whole number from 0 to {LARGEST_STEP}")
     if last is not None and whole <= last:
         raise ValueError(f"report(step={whole}): steps must increase, and the previous report's step was {last}")
     return whole

@@ -77,6 +77,8 @@ def test_reports_are_appended_one_line_each(tmp_path: Path) -> None:
         pytest.param(1.5, {"loss": 1.0}, "report(step=1.5): the step must be a whole number", id="float-step"),
         pytest.param("3", {"loss": 1.0}, "report(step='3'): the step must be a whole number", id="text-step"),
         pytest.param(True, {"loss": 1.0}, "the step must be a whole number", id="bool-step"),
+        pytest.param(2**63, {"loss": 1.0}, f"report(step={2**63}): the step must be a whole number from 0", id="huge"),
+        pytest.param(-1, {"loss": 1.0}, "report(step=-1): the step must be a whole number from 0 to", id="negative"),
         pytest.param(2, {"loss": 1.0}, "report(step=2): steps must increase, and the previous report's step was 2"),
         pytest.param(1, {"loss": 1.0}, "report(step=1): steps must increase, and the previous report's step was 2"),
         pytest.param(5, {"loss": "0.3"}, "report(step=5): loss must be a number, got '0.3'", id="text-value"),
@@ -298,6 +300,7 @@ def test_malformed_lines_never_reach_the_journal(tmp_path: Path) -> None:
         '{"step": "3", "metrics": {"loss": 1.0}}\n'
         '{"step": 4, "metrics": {"loss": "x"}}\n'
         '{"step": 1, "metrics": {"loss": 0.1}}\n'
+        '{"step": 9223372036854775808, "metrics": {"loss": 0.1}}\n'  # past SQLite's integers
         '{"step": 5, "metrics": {"loss": 0.5}}\n'
     )
     with Journal.create(tmp_path, META) as journal:

@@ -201,6 +201,28 @@ def test_a_malformed_report_fails_its_trial_with_the_message_and_the_sweep_goes_
     assert "report(step=1): steps must increase, and the previous report's step was 1" in first["failure_reason"]
 
 
+@pytest.mark.parametrize("launcher", [pytest.param(SUBMITIT_LOCAL, id="submitit_local"), pytest.param((), id="basic")])
+def test_a_step_too_large_to_keep_fails_its_trial_not_the_sweep(workdir: Path, launcher: tuple[str, ...]) -> None:
+    """A step of 2**63 or more reached the journal's insert: on submitit_local the sweep stopped on
+    OverflowError (and so did every resume, the line still in the file); in-process each trial
+    failed with it."""
+    run = run_example(
+        workdir,
+        *launcher,
+        "hydra.sweeper.observation_budget=3",
+        "bad_report=huge_step",
+        "bad_report_jobs=[1]",
+        app=EPOCHS_APP,
+    ).assert_ok()
+    assert "OverflowError" not in run.output
+    by_number = {int(t["number"]): t for t in run.trials}
+    assert by_number[1]["state"] == "failed"
+    assert by_number[1]["failure_reason"].startswith(
+        f"ValueError: report(step={2**63 + 1}): the step must be a whole number from 0 to {2**63 - 1}"
+    ), by_number[1]["failure_reason"]
+    assert [by_number[n]["state"] for n in (0, 2)] != ["failed", "failed"]
+
+
 def test_report_outside_a_sweep_of_this_sweeper_does_nothing(workdir: Path) -> None:
     plain = subprocess.run(
         [sys.executable, str(EPOCHS_APP), "epochs=3", f"hydra.run.dir={workdir / 'run'}"],
