@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import operator
+import reprlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -128,10 +129,10 @@ def _checked_value(step: int, name: str, value: Any) -> float:
     if not isinstance(value, (bool, str, bytes)):
         try:
             number = float(value)  # Python, numpy and one-element torch numbers
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int past a float's range
             number = None
     if number is None:
-        raise ValueError(f"report(step={step}): {name} must be a number, got {value!r}")
+        raise ValueError(f"report(step={step}): {name} must be a number, got {reprlib.repr(value)}")
     if not math.isfinite(number):
         raise ValueError(f"report(step={step}): {name} is {number}; only finite numbers can be reported")
     return number

@@ -83,6 +83,7 @@ def test_reports_are_appended_one_line_each(tmp_path: Path) -> None:
         pytest.param(1, {"loss": 1.0}, "report(step=1): steps must increase, and the previous report's step was 2"),
         pytest.param(5, {"loss": "0.3"}, "report(step=5): loss must be a number, got '0.3'", id="text-value"),
         pytest.param(5, {"loss": None}, "report(step=5): loss must be a number, got None", id="none-value"),
+        pytest.param(5, {"loss": 10**400}, "report(step=5): loss must be a number, got 1000", id="huge-int-value"),
         pytest.param(5, {"loss": math.nan}, "report(step=5): loss is nan; only finite numbers", id="nan"),
         pytest.param(5, {"loss": -math.inf}, "report(step=5): loss is -inf; only finite numbers", id="inf"),
         pytest.param(5, {}, "report(step=5) has no metric; pass them by name", id="no-metric"),
