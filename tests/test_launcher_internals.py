@@ -60,7 +60,14 @@ def test_submitit_job_internals_the_runner_uses() -> None:
     assert "force_check" in inspect.signature(Job.done).parameters
     assert submitit.LocalJob.__init__ and submitit.SlurmJob.__init__
     params = inspect.signature(submitit.SlurmJob.__init__).parameters
-    assert list(params)[:3] == ["self", "folder", "job_id"]
+    assert list(params)[:4] == ["self", "folder", "job_id", "tasks"]
+    # A multi-task job (DDP) keeps one sub-job per task; its tasks' result files are read one by one.
+    assert [task.task_id for task in submitit.SlurmJob(folder="x", job_id="1", tasks=(0, 1))._sub_jobs] == [0, 1]
+    assert submitit.SlurmJob(folder="x", job_id="1")._sub_jobs == []
+    # How many tasks the executor's jobs have (to re-attach one with all of its tasks).
+    slurm = submitit.SlurmExecutor(folder="x")
+    slurm.update_parameters(ntasks_per_node=2, nodes=2)
+    assert slurm._num_tasks() == 4
 
 
 def test_submitit_result_file_is_complete_once_it_exists() -> None:

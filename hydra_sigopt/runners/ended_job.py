@@ -16,20 +16,34 @@ class ForgottenBySlurm(RuntimeError):
     """A re-attached job that neither Slurm's queue nor its accounting knows any more."""
 
 
-def read_result(job: Any) -> Any:
-    """A finished job's return value, or its exception raised; never waits for the job to exit.
+def job_tasks(job: Any) -> list[Any]:
+    """A job's tasks: the job itself, or one sub-job per task (a DDP trial: one Slurm task per device)."""
+    return list(getattr(job, "_sub_jobs", None) or [job])
 
-    ``Job.result()`` first waits until submitit considers the job done, in steps of one second,
+
+def results_written(job: Any) -> bool:
+    """Whether every task of the job wrote its result file (a multi-task job's tasks end one by one)."""
+    return all(task.paths.result_pickle.exists() for task in job_tasks(job))
+
+
+def read_result(job: Any) -> Any:
+    """A finished job's return value (task 0's, as hydra-submitit-launcher's ``launch`` takes it), or
+    the exception of its first failed task raised (as submitit's ``results()``); never waits for the
+    job to exit.
+
+    ``Job.results()`` first waits until submitit considers the job done, in steps of one second,
     and a local job is done only once its controller process has exited.
     """
-    if not job.paths.result_pickle.exists():
-        return job.result()  # no result: submitit says why (after the runner's grace)
+    if not results_written(job):
+        return job.results()[0]  # no result: submitit says why (after the runner's grace)
     from submitit.core.utils import FailedJobError
 
-    outcome, value = job._get_outcome_and_result()
-    if outcome == "error":
-        raise FailedJobError(f"Job (task=0) failed during processing with trace:\n{value}")
-    return value
+    # A multi-task job's own _get_outcome_and_result refuses to run ("for a meta-job"): each task's.
+    outcomes = [(task, *task._get_outcome_and_result()) for task in job_tasks(job)]
+    for task, outcome, value in outcomes:
+        if outcome == "error":
+            raise FailedJobError(f"Job (task={task.task_id}) failed during processing with trace:\n{value}")
+    return outcomes[0][2]
 
 
 def death_reason(job: Any, exc: BaseException) -> str:
@@ -40,7 +54,7 @@ def death_reason(job: Any, exc: BaseException) -> str:
     lines = describe_error(exc).partition(": ")[2].strip().splitlines()
     if isinstance(exc, FailedJobError):  # the job's own traceback: its last line says what failed
         return f"job {job.job_id} failed outside the task: {lines[-1] if lines else ''}"
-    if job.paths.result_pickle.exists():
+    if results_written(job):
         return f"the result of job {job.job_id} could not be read: {describe_error(exc)}"
     state, exit_code = _end(job)
     reason = f"job {job.job_id} ended without a result"

@@ -20,7 +20,15 @@ from typing import Any
 from hydra_sigopt.processes import local_job_running
 from hydra_sigopt.runners.base import CancelReport, TrialRunner
 from hydra_sigopt.runners.cancel import cancel_jobs
-from hydra_sigopt.runners.ended_job import ForgottenBySlurm, death_reason, node_of, read_result, trial_of_job
+from hydra_sigopt.runners.ended_job import (
+    ForgottenBySlurm,
+    death_reason,
+    job_tasks,
+    node_of,
+    read_result,
+    results_written,
+    trial_of_job,
+)
 from hydra_sigopt.runners.executor import (
     log_submitit_once,
     make_executor,
@@ -146,17 +154,19 @@ class SubmititRunner(TrialRunner):
         import submitit
 
         job: Any
+        # Every task of a multi-task job (DDP), as the executor submitted it.
+        tasks = tuple(range(self.executor._executor._num_tasks()))
         if self.cluster == "slurm":
-            job = submitit.SlurmJob(folder=self.executor.folder, job_id=job_id)
+            job = submitit.SlurmJob(folder=self.executor.folder, job_id=job_id, tasks=tasks)
             # A job Slurm no longer knows (accounting purged, another cluster) would be waited on for
             # ever: submitit counts an unknown state as not done. With no result either, re-run it.
-            if not job.paths.result_pickle.exists() and not slurm_knows_job(job):
+            if not results_written(job) and not slurm_knows_job(job):
                 return False
         else:
-            job = submitit.LocalJob(folder=self.executor.folder, job_id=job_id)
+            job = submitit.LocalJob(folder=self.executor.folder, job_id=job_id, tasks=tasks)
             # A local job dies with its sweeper's process group (Ctrl-C in the terminal, a lost
             # SSH session): with no process and no result there is nothing to wait for; re-run it.
-            if not job.paths.result_pickle.exists() and not local_job_running(job_id, self.submitit_folder):
+            if not results_written(job) and not local_job_running(job_id, self.submitit_folder):
                 return False
         asked_at = self.clock() if self.cluster == "slurm" else None
         self._jobs[number] = _TrackedJob(job, submitted_at=time.time(), reattached=True, slurm_asked_at=asked_at)
@@ -226,12 +236,12 @@ class SubmititRunner(TrialRunner):
         # is over, even while submitit's controller is still tidying up (a local controller takes
         # a further 0.1-0.2 s to exit).
         job = tracked.job
-        if job.paths.result_pickle.exists():
+        if results_written(job):
             return True
         if not self._done(tracked, force):
             tracked.dead_since = None  # back to running (e.g. requeued)
             return False
-        if job.paths.result_pickle.exists():
+        if results_written(job):
             return True
         # submitit waits up to _results_timeout_s for a late result file inside result(); wait that
         # grace here instead, so that one dead job does not stall the refilling of the other slots.
@@ -239,7 +249,8 @@ class SubmititRunner(TrialRunner):
             tracked.dead_since = self.clock()
         if self.clock() - tracked.dead_since < self._grace(tracked):
             return False
-        job._results_timeout_s = 0
+        for task in {id(t): t for t in [job, *job_tasks(job)]}.values():
+            task._results_timeout_s = 0
         return True
 
     def _grace(self, tracked: _TrackedJob) -> float:
@@ -280,7 +291,7 @@ class SubmititRunner(TrialRunner):
         job = tracked.job
         job_id = str(job.job_id)
         try:
-            if tracked.forgotten and not job.paths.result_pickle.exists():
+            if tracked.forgotten and not results_written(job):
                 # Not job.result(): it waits until submitit sees the job end, which it never will.
                 raise ForgottenBySlurm("neither Slurm's queue nor its accounting knows this job any more")
             ret = read_result(job)
