@@ -6,7 +6,7 @@
 
     trainer = Trainer(callbacks=[SigOptReport(monitor="val/loss")])  # the metric your LightningModule logs
 
-After each validation (the sanity check left out) it reports the monitored metric at step
+After each validation of ``trainer.fit`` (the sanity check left out) it reports the monitored metric at step
 ``epoch + 1`` (``step="global_step"`` to report the optimizer step instead, for runs that validate
 several times an epoch). When the sweeper stops the trial, :class:`~hydra_sigopt.TrialStopped`
 leaves ``trainer.fit`` (Lightning runs its ``on_exception`` hooks and tears down first), like
@@ -49,7 +49,9 @@ class SigOptReport(Callback):  # type: ignore[misc]
         self._missing_said = False
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking:
+        # Only fit's validations are epochs of the training: a trainer.validate() after fit is not
+        # one more (it would be reported past max_step, and raise TrialStopped in a stopped trial).
+        if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         step = trainer.current_epoch + 1 if self.step == "epoch" else trainer.global_step
         if step == self._last_step:
@@ -63,11 +65,22 @@ class SigOptReport(Callback):  # type: ignore[misc]
         # the same step: one that went on would wait in its next collective for the others until
         # the job's time limit. Global rank 0 reports and learns of the stop; the others hear it
         # from rank 0 (a single-process Trainer's broadcast returns what it is given).
-        stopped = trainer.strategy.broadcast(self._report(trainer, step, float(value)), src=0)
-        if stopped:
+        # A report that fails on rank 0 (a diverged run's NaN) fails every rank the same way: one
+        # raising before the broadcast would leave the others waiting in it.
+        failure: Exception | None = None
+        try:
+            stopped = self._report(trainer, step, value)
+        except Exception as error:
+            failure, stopped = error, False
+        verdict = trainer.strategy.broadcast((stopped, None if failure is None else str(failure)), src=0)
+        if failure is not None:
+            raise failure
+        if verdict[1] is not None:
+            raise ValueError(f"{verdict[1]} (on global rank 0)")
+        if verdict[0]:
             raise TrialStopped(f"the sweeper stopped this trial early at step {step}")
 
-    def _report(self, trainer: Any, step: int, value: float) -> bool:
+    def _report(self, trainer: Any, step: int, value: Any) -> bool:
         """Rank 0 reports (one line per step; DDP ranks hold the same synced value); True once stopped."""
         if not trainer.is_global_zero:
             return False

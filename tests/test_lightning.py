@@ -73,6 +73,8 @@ def main(cfg):
         trainer.fit(model, data(0), data(1))
     except TrialStopped:
         print(f"stopped at epoch {trainer.current_epoch + 1}")  # an app may save a checkpoint here
+    if cfg.validate_after_fit:  # the final validation many apps run (lightning-hydra-template tests instead)
+        trainer.validate(model, data(1), verbose=False)
     return float(trainer.callback_metrics["val/loss"])
 
 
@@ -88,6 +90,7 @@ defaults:
 
 lr: 0.01
 epochs: {EPOCHS}
+validate_after_fit: false
 
 hydra:
   sweeper:
@@ -109,8 +112,13 @@ def app(tmp_path: Path) -> Path:
     return path
 
 
-def test_the_callback_reports_every_epoch_and_the_sweeper_stops_lagging_trials(tmp_path: Path, app: Path) -> None:
-    run = run_example(tmp_path, app=app, timeout=900).assert_ok()
+@pytest.mark.parametrize("validate_after_fit", [False, True], ids=["fit", "fit-then-validate"])
+def test_the_callback_reports_every_epoch_and_the_sweeper_stops_lagging_trials(
+    tmp_path: Path, app: Path, validate_after_fit: bool
+) -> None:
+    """With ``trainer.validate()`` after ``fit``, the callback reported that validation as one more
+    epoch (past max_step, in the step budget) and raised TrialStopped from it in a stopped trial."""
+    run = run_example(tmp_path, f"validate_after_fit={validate_after_fit}", app=app, timeout=900).assert_ok()
     rows = {int(t["number"]): t for t in run.trials}
     stopped = [t for t in rows.values() if t["state"] == "stopped"]
     assert stopped, run.output[-3000:]

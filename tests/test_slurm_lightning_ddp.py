@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import run_example
+from conftest import AppRun, run_example
 from test_lightning import MODEL
 from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
@@ -36,16 +36,30 @@ class LaggingRank(L.Callback):
             time.sleep(3)
 
 
+class Diverging(Regression):
+    \"\"\"From epoch ``at`` on, the validation loss is NaN on every rank (a learning rate too high).\"\"\"
+
+    def __init__(self, lr, at):
+        super().__init__(lr)
+        self.at = at
+
+    def validation_step(self, batch, _):
+        if self.at is None or self.current_epoch + 1 < self.at:
+            return super().validation_step(batch, _)
+        self.log("val/loss", torch.tensor(float("nan")), sync_dist=True)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg):
     L.seed_everything(0)
+    callbacks = [LaggingRank(), SigOptReport(monitor="val/loss")]
     trainer = L.Trainer(
-        max_epochs=cfg.epochs, callbacks=[LaggingRank(), SigOptReport(monitor="val/loss")], logger=False,
+        max_epochs=cfg.epochs, callbacks=callbacks, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         accelerator="cpu", devices=2, strategy="ddp",
     )
     try:
-        trainer.fit(Regression(cfg.lr), data(0), data(1))
+        trainer.fit(Diverging(cfg.lr, cfg.diverges_at), data(0), data(1))
     except TrialStopped:
         print(f"rank {trainer.global_rank}: stopped at epoch {trainer.current_epoch + 1}", flush=True)
     return float(trainer.callback_metrics["val/loss"])
@@ -63,6 +77,7 @@ defaults:
 
 lr: 0.01
 epochs: 8
+diverges_at: null
 
 hydra:
   sweeper:
@@ -74,14 +89,18 @@ hydra:
 """
 
 
-def test_every_rank_of_a_ddp_trial_leaves_fit_at_the_same_epoch_when_stopped(tmp_path: Path) -> None:
+def run_ddp_trial(tmp_path: Path, *overrides: str) -> AppRun:
     (tmp_path / "app" / "conf").mkdir(parents=True)
     (tmp_path / "app" / "conf" / "config.yaml").write_text(CONFIG)
     app = tmp_path / "app" / "train.py"
     app.write_text(textwrap.dedent(APP))
     slurm_ = [o for o in SLURM if "mem_gb" not in o]  # two ranks with torch need more than 1 GB
     ddp = ("hydra.launcher.tasks_per_node=2", "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=10")
-    run = run_example(tmp_path, *slurm_, *ddp, app=app, timeout=900).assert_ok()
+    return run_example(tmp_path, *slurm_, *ddp, *overrides, app=app, timeout=900).assert_ok()
+
+
+def test_every_rank_of_a_ddp_trial_leaves_fit_at_the_same_epoch_when_stopped(tmp_path: Path) -> None:
+    run = run_ddp_trial(tmp_path)
     (trial,) = run.trials
     assert trial["state"] == "stopped", run.output[-3000:]
     logs = sorted((run.sweep_dir / ".submitit" / trial["job_id"]).glob("*_log.out"))
@@ -89,3 +108,29 @@ def test_every_rank_of_a_ddp_trial_leaves_fit_at_the_same_epoch_when_stopped(tmp
     epochs = {line.split("rank ")[1][0]: line.rsplit(" ", 1)[1] for line in said}
     assert set(epochs) == {"0", "1"} and len(set(epochs.values())) == 1, said  # both ranks, the same epoch
     assert not (run.sweep_dir / "0" / "failure_traceback.log").exists()  # no rank crashed
+
+
+def test_a_report_refused_on_rank_0_fails_every_rank_with_its_message(tmp_path: Path) -> None:
+    """A diverged run's NaN made rank 0's report raise before the broadcast of the verdict, where
+    the other ranks waited: rank 1 failed 20 s later on gloo's "Connection closed by peer" (with
+    NCCL on GPUs it would wait until its timeout), its log not saying why."""
+    run = run_ddp_trial(tmp_path, "diverges_at=3", "hydra.sweeper.early_stopping.step_budget=100")
+    (trial,) = run.trials
+    assert trial["state"] == "failed", run.output[-3000:]
+    assert "report(step=3): val/loss is nan" in trial["failure_reason"]
+    import submitit
+
+    job = submitit.SlurmJob(folder=run.sweep_dir / ".submitit" / "%j", job_id=trial["job_id"], tasks=(0, 1))
+    for rank in (0, 1):  # each rank's task failed on the report's refusal, neither on a lost peer
+        with pytest.raises(ValueError, match=r"report\(step=3\): val/loss is nan"):
+            _ = job.task(rank).result().return_value  # a failed task's return_value raises its exception
+
+
+def test_a_ddp_trial_trained_to_the_end_is_completed_with_its_value(tmp_path: Path) -> None:
+    """A job of several Slurm tasks is a submitit "meta-job": reading its result as one task's
+    failed ("This should not be called for a meta-job"), so every DDP trial that trained to the
+    end was recorded as failed, its value lost."""
+    run = run_ddp_trial(tmp_path, "epochs=2", "hydra.sweeper.early_stopping.step_budget=100")
+    (trial,) = run.trials
+    assert trial["state"] == "completed", trial
+    assert float(trial["value.val/loss"]) == run.results["best_value"]
