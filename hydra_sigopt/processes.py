@@ -41,11 +41,20 @@ def take_interrupts() -> None:
 
 def pid_running(pid: str | int) -> bool:
     """Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not)."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] != b"Z"
+
+
+def _stat_fields(pid: str | int) -> list[bytes]:
+    """The fields of ``/proc/<pid>/stat`` after the process's name (state first); [] when it is gone.
+
+    Bytes, not text: the name is the program's, cut at 15 bytes, so it may be any bytes (a cut
+    UTF-8 character, a name set with prctl); it may hold spaces and ")" too, hence the last ")".
+    """
     try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return Path(f"/proc/{int(pid)}/stat").read_bytes().rpartition(b")")[2].split()
     except (OSError, ValueError):
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+        return []
 
 
 def _descendants(pids: Sequence[int]) -> dict[int, str | None]:
@@ -60,10 +69,8 @@ def _descendants(pids: Sequence[int]) -> dict[int, str | None]:
 
 def _start_time(pid: int) -> str | None:
     """When a process started, in clock ticks since boot (None: it is gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
-    except (OSError, IndexError):
-        return None
+    fields = _stat_fields(pid)
+    return fields[19].decode() if len(fields) > 19 else None
 
 
 def _same_process(pid: int, start_time: str | None) -> bool:
@@ -71,12 +78,19 @@ def _same_process(pid: int, start_time: str | None) -> bool:
 
 
 def _children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (Linux /proc)."""
+    """Direct child processes of ``pid`` (Linux /proc): each of its threads' (one a thread pool
+    started is listed under that thread only)."""
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return []
-    return [int(c) for c in text.split()]
+    found: list[int] = []
+    for thread in threads:
+        try:
+            found += [int(c) for c in (thread / "children").read_text().split() if int(c) not in found]
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
 
 
 def local_job_running(job_id: str | int, submitit_folder: str | None = None) -> bool:
@@ -114,18 +128,53 @@ def cancel_local_jobs(
         tasks += job_tasks
     # The app's own processes (a simulator it runs, data loader workers) belong to init once their
     # task is gone, and nothing would stop them: they are found while the tasks still run.
-    started = _descendants(tasks)
-    _signal([*tasks, *started], signal.SIGINT)
-    _wait_gone([*tasks, *started], grace_s)
-    started |= _descendants([p for p in tasks if pid_running(p)])
-    still_started = [p for p in started if _same_process(p, started[p])]
-    _signal([p for p in tasks if pid_running(p)], signal.SIGKILL)
-    _signal(still_started, signal.SIGKILL)
-    _signal(managers[::-1], signal.SIGKILL)
+    try:
+        started = _descendants(tasks)
+        _signal([*tasks, *started], signal.SIGINT)
+        _wait_gone([*tasks, *started], grace_s)
+        survivors = _freeze([p for p in tasks if pid_running(p)], started, managers)
+        _signal(survivors, signal.SIGKILL)
+    finally:  # whatever happened above, no controller is left paused
+        _signal(managers[::-1], signal.SIGKILL)
     # A SIGKILLed process is gone a moment after the signal, not at it: without this wait a caller
     # (``hydra-sigopt kill``, then the user's ``ps``) could still see the jobs it was told were cancelled.
-    _wait_gone([*tasks, *still_started, *managers], _KILL_WAIT_S)
+    _wait_gone([*survivors, *managers], _KILL_WAIT_S)
     return [str(pid) for pid in live]
+
+
+def _freeze(tasks: list[int], started: dict[int, str | None], managers: list[int]) -> list[int]:
+    """Pause (SIGSTOP) what is left of the jobs, until no new process appears, and return it all: the
+    tasks still running, what they started, and every process carrying a job's environment (those
+    whose parent ended during the grace, now init's; daemons). A process that ignores SIGINT and
+    keeps starting others (a shell loop, a pool) cannot start one more between finding and killing."""
+    frozen: dict[int, str | None] = {}
+    pending = {**{p: _start_time(p) for p in tasks}, **started}
+    while True:
+        pending |= {p: t for p, t in _in_jobs_environment(managers).items() if p not in frozen}
+        alive = {p: t for p, t in pending.items() if _same_process(p, t)}
+        if not alive:
+            return list(frozen)
+        _signal(list(alive), signal.SIGSTOP)
+        frozen |= alive
+        pending = {p: t for p, t in _descendants(list(alive)).items() if p not in frozen}
+
+
+def _in_jobs_environment(managers: list[int]) -> dict[int, str | None]:
+    """The processes whose environment names one of these local job controllers: submitit gives each
+    task ``SUBMITIT_LOCAL_JOB_ID=<controller pid>``, and whatever a task starts inherits it."""
+    marks = {f"SUBMITIT_LOCAL_JOB_ID={pid}".encode() for pid in managers}
+    mine = {os.getpid(), os.getppid()}
+    found: dict[int, str | None] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        try:
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone, or another user's
+            continue
+        if marks.intersection(environment):
+            found[int(entry.name)] = _start_time(int(entry.name))
+    return found
 
 
 #: How long a cancel waits for the processes it killed to be gone.
@@ -167,6 +216,8 @@ def _signal(pids: Sequence[int], signum: int) -> None:
             os.kill(pid, signum)
         except ProcessLookupError:
             pass
+        except PermissionError:  # another user's (a program run through sudo): not ours to stop
+            continue
 
 
 def job_result_file(submitit_folder: str, job_id: str, cwd: str | None = None) -> Path:

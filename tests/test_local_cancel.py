@@ -74,12 +74,37 @@ pid_file = os.path.join(HydraConfig.get().runtime.output_dir, "sim.pid")
 os.system(shlex.join([sys.executable, "-c", SIMULATOR, pid_file]))
 return cfg.x
 """,
+    # Started from a worker thread (a pool): /proc lists it among that thread's children only.
+    "thread": """\
+pid_file = os.path.join(HydraConfig.get().runtime.output_dir, "sim.pid")
+worker = threading.Thread(target=subprocess.run, args=([sys.executable, "-c", SIMULATOR, pid_file],))
+worker.start()
+worker.join()
+return cfg.x
+""",
+    # A program whose name (cut at 15 bytes by the kernel) is not UTF-8: reading it as text raised
+    # in the middle of the cancel, which left the jobs' controllers paused and the programs running.
+    "non-utf8-name": """\
+pid_file = os.path.join(HydraConfig.get().runtime.output_dir, "sim.pid")
+subprocess.run([sys.executable, "-c", RENAMED + SIMULATOR, pid_file])
+return cfg.x
+""",
+    # A program that ignores SIGINT and keeps starting others (a shell loop): those it started
+    # during the cancel's grace were found by no one, and ran on.
+    "spawner": """\
+pid_file = os.path.join(HydraConfig.get().runtime.output_dir, "sim.pid")
+loop = f"trap '' INT; echo $$ >> {pid_file}; while :; do sleep 600 & echo $! >> {pid_file}; sleep 0.2; done"
+subprocess.run(["sh", "-c", loop])
+return cfg.x
+""",
 }
 SIMULATOR_HELPER = """\
 import shlex
 import subprocess
+import threading
 
 SIMULATOR = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(600)"
+RENAMED = "import ctypes; ctypes.CDLL(None).prctl(15, b'sim\\\\xe9ulation', 0, 0, 0); "  # PR_SET_NAME
 """
 
 
@@ -97,14 +122,17 @@ def test_kill_leaves_no_process_the_app_started_running(tmp_path: Path, how: str
     deadline = time.time() + 60
     while time.time() < deadline and not all(f.exists() and f.read_text() for f in pid_files):
         time.sleep(0.1)
-    simulators = [int(f.read_text()) for f in pid_files]
-    assert all(pid_running(p) for p in simulators)
     try:
+        assert all(pid_running(p) for p in _pids(pid_files))
         done = subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True)
         assert done.returncode == 0, done.stderr
         proc.communicate(timeout=120)
-        assert not [p for p in simulators if pid_running(p)]
+        assert not [p for p in _pids(pid_files) if pid_running(p)]  # those started during the kill too
     finally:
-        for pid in simulators:  # a failing run must not leave them to the tests after it
+        for pid in _pids(pid_files):  # a failing run must not leave them to the tests after it
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _pids(pid_files: list[Path]) -> list[int]:
+    return [int(p) for f in pid_files if f.exists() for p in f.read_text().split()]
