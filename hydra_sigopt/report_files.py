@@ -18,6 +18,7 @@ it without composing the trial's config (``hydra.sweep.subdir`` may be anything)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -43,14 +44,36 @@ def trial_folder(root: Path, number: int) -> Path:
 
 def append_report(folder: Path, step: int, metrics: dict[str, float], at: float, took: float) -> None:
     """Append one report line and make it durable before returning; ``took``: the seconds the step
-    took, by the trial's clock (a cluster's queue left out): how long its next step may take."""
+    took, by the trial's clock (a cluster's queue left out): how long its next step may take.
+
+    A line is whole or absent: one the file system refused part of (full, over quota) is cut off
+    again before the OSError is raised. Should a part stay all the same (a kill mid-write), the
+    next line starts on a line of its own, so the sweeper skips the part and keeps the line.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     record = {"step": step, "metrics": metrics, "time": at, "took": round(took, 3)}
-    line = json.dumps(record, allow_nan=False) + "\n"
-    with open(folder / REPORTS_NAME, "ab") as f:
-        f.write(line.encode())
-        f.flush()
-        os.fsync(f.fileno())
+    line = (json.dumps(record, allow_nan=False) + "\n").encode()
+    fd = os.open(folder / REPORTS_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)  # RDWR: its last byte is read
+    try:
+        end = os.fstat(fd).st_size
+        if end and os.pread(fd, 1, end - 1) != b"\n":
+            line = b"\n" + line
+        try:
+            _write_all(fd, line)
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until all is written: a file system that takes part of it returns a short count."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 @dataclass
@@ -107,4 +130,7 @@ def _write_whole(folder: Path, name: str, text: str) -> None:
 
 
 def stop_requested(folder: Path) -> bool:
-    return (folder / STOP_NAME).exists()
+    try:
+        return (folder / STOP_NAME).exists()
+    except OSError:  # an NFS server gone (ESTALE, EIO): no stop can be seen; the training goes on
+        return False

@@ -27,9 +27,12 @@ only makes the trial go on as it would without the wait.
 
 from __future__ import annotations
 
+import logging
 import math
 import operator
+import os
 import reprlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +42,8 @@ from typing import Any
 
 from hydra_sigopt.report_files import LARGEST_STEP, append_report, judged_step, stop_requested, trial_folder
 from hydra_sigopt.stop_rules import StopRule, decides_at
+
+log = logging.getLogger("hydra_sigopt")
 
 #: The longest a report waits for the sweeper's verdict (it reads reports about every second).
 VERDICT_WAIT_MAX_S = 5.0
@@ -59,18 +64,29 @@ class _Trial:
     last_step: int | None = None
     #: When the step being trained started (the trial's start, then each report's return).
     step_started: float = 0.0
+    #: A step whose verdict did not come in time (the sweeper busy, detached or gone): no report
+    #: waits again until the sweeper is seen judging (a ``judged`` file at that step or later).
+    unanswered: int | None = None
+    #: Whether a report could not be written (said once per trial).
+    write_failed: bool = False
+    #: Whether a report from another thread than the in-process sweeper's was said to be unjudged.
+    off_thread_said: bool = False
 
 
 _active: _Trial | None = None
 #: Set by a sweeper whose trials run in its own process: called with the trial's number after each report.
 _in_process_hook: Callable[[int], None] | None = None
+#: The process and thread that set the hook: the only ones it may be called from.
+_hook_thread: tuple[int, int] | None = None
 
 
 def report(step: int, **metrics: float) -> None:
     """Report the trial's metrics at ``step`` (an epoch, an iteration: whole numbers, increasing).
 
     Raises :class:`TrialStopped` once the sweeper has decided to stop this trial, and ValueError
-    for a malformed report (nothing of it is written). Does nothing outside a sweep of this sweeper.
+    for a malformed report (nothing of it is written). A report the file system refuses (full, over
+    quota) is left out with a warning, and the training goes on. Does nothing outside a sweep of
+    this sweeper.
     """
     trial = _active
     if trial is None:
@@ -81,27 +97,75 @@ def report(step: int, **metrics: float) -> None:
     values = {name: _checked_value(checked_step, name, value) for name, value in metrics.items()}
     if not values:
         raise ValueError(f"report(step={checked_step}) has no metric; pass them by name: report(step, val_loss=0.31)")
-    append_report(trial.folder, checked_step, values, time.time(), time.monotonic() - trial.step_started)
+    written = _append(trial, checked_step, values)
     previous, trial.last_step = trial.last_step, checked_step
-    hook = _in_process_hook
-    if hook is not None:
-        hook(trial.number)
-    elif trial.rule is not None and decides_at(trial.rule, previous, checked_step):
-        _await_verdict(trial.folder, checked_step, time.monotonic() - trial.step_started)
+    if written:
+        _judge(trial, previous, checked_step)
     trial.step_started = time.monotonic()
     if stop_requested(trial.folder):
         raise TrialStopped(f"trial #{trial.number} was stopped early by the sweeper at step {checked_step}")
 
 
-def _await_verdict(folder: Path, step: int, step_took: float) -> None:
+def _judge(trial: _Trial, previous: int | None, step: int) -> None:
+    """Have the report at ``step`` judged: at once by a sweeper in this process (its hook), or wait
+    a moment for the verdict of one elsewhere where the rule decides."""
+    hook = _in_process_hook
+    if hook is not None:
+        if _on_the_hooks_thread():
+            hook(trial.number)
+        else:
+            _say_off_thread(trial)
+    elif _verdict_due(trial, previous, step) and not _await_verdict(
+        trial.folder, step, time.monotonic() - trial.step_started
+    ):
+        trial.unanswered = step
+
+
+def _append(trial: _Trial, step: int, values: dict[str, float]) -> bool:
+    """Write the report; on a file system that refuses it (full, over quota, read-only, an NFS
+    server gone) say so once and let the training go on: a lost report costs a judgement at most,
+    a crashed training all of it."""
+    try:
+        append_report(trial.folder, step, values, time.time(), time.monotonic() - trial.step_started)
+    except OSError as error:
+        if not trial.write_failed:
+            log.warning(
+                "report(step=%d) could not be written to %s (%s: %s); the training goes on, and the "
+                "sweeper judges it only by the reports it can read",
+                step,
+                trial.folder,
+                type(error).__name__,
+                error,
+            )
+        trial.write_failed = True
+        return False
+    return True
+
+
+def _verdict_due(trial: _Trial, previous: int | None, step: int) -> bool:
+    """Whether the report at ``step`` waits for the sweeper's verdict: the rule decides there."""
+    return trial.rule is not None and decides_at(trial.rule, previous, step) and _sweeper_answers(trial)
+
+
+def _sweeper_answers(trial: _Trial) -> bool:
+    """Whether waiting for a verdict may pay: none went unanswered, or the sweeper has judged since.
+    Without this a trial whose sweeper is gone (detached, killed while its Slurm jobs run on) or
+    never reads while it runs (launchers other than submitit's) would wait at every such step."""
+    if trial.unanswered is not None and (judged_step(trial.folder) or -1) >= trial.unanswered:
+        trial.unanswered = None
+    return trial.unanswered is None
+
+
+def _await_verdict(folder: Path, step: int, step_took: float) -> bool:
     """Wait until the sweeper has judged ``step`` (stopped the trial, or let it go on), for at most
-    as long as the step took and VERDICT_WAIT_MAX_S."""
+    as long as the step took and VERDICT_WAIT_MAX_S; whether it did."""
     deadline = time.monotonic() + min(step_took, VERDICT_WAIT_MAX_S)
     while not stop_requested(folder) and (judged_step(folder) or 0) < step:
         left = deadline - time.monotonic()
         if left <= 0:
-            return
+            return False
         time.sleep(min(VERDICT_POLL_S, left))
+    return True
 
 
 def should_stop() -> bool:
@@ -156,6 +220,24 @@ def reporting_to(root: Path, number: int, rule: StopRule | None = None) -> Itera
 
 
 def set_in_process_hook(hook: Callable[[int], None] | None) -> None:
-    """Have :func:`report` call ``hook(trial number)`` after each report made in this process (None: stop)."""
-    global _in_process_hook
+    """Have :func:`report` call ``hook(trial number)`` after each report made in this process and
+    thread (None: stop). Reports from other threads, or from processes forked from this one, are
+    written only: the hook works on the sweeper's journal, whose SQLite connection belongs to this
+    thread; the sweeper journals them when the trial's task has returned."""
+    global _in_process_hook, _hook_thread
     _in_process_hook = hook
+    _hook_thread = (os.getpid(), threading.get_ident())
+
+
+def _on_the_hooks_thread() -> bool:
+    return _hook_thread == (os.getpid(), threading.get_ident())
+
+
+def _say_off_thread(trial: _Trial) -> None:
+    if not trial.off_thread_said:
+        trial.off_thread_said = True
+        log.warning(
+            "report() was called from another thread or process than the trial's task: with the basic "
+            "launcher such reports are journaled when the trial ends, and cannot stop it early "
+            "(hydra/launcher=submitit_local judges them while the trial runs)"
+        )

@@ -5,6 +5,8 @@ Real Hydra multiruns in subprocesses, with the basic (in-process) launcher and s
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import signal
 import sqlite3
@@ -26,6 +28,7 @@ from conftest import (
 
 from hydra_sigopt.errors import JournalError
 from hydra_sigopt.journal import Journal
+from hydra_sigopt.report_files import REPORTS_NAME, trials_root
 
 pytestmark = pytest.mark.slow
 
@@ -267,6 +270,30 @@ def wait_for(condition, what: str, timeout: float = 180) -> None:  # type: ignor
             pass
         time.sleep(0.2)
     raise AssertionError(f"never happened: {what}")
+
+
+def test_a_trial_whose_sweeper_is_gone_stops_waiting_for_verdicts(workdir: Path) -> None:
+    """With the median rule each report from min_step on waits for the sweeper's verdict (at most as
+    long as the step took). A sweeper gone (detached on Ctrl-C; killed with its Slurm jobs running
+    on) answers none: every epoch of the trials it left took twice as long, to the end."""
+    proc, sweep_dir = start_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=1",
+        "hydra.sweeper.on_interrupt=detach",
+        "hydra.sweeper.early_stopping.rule=median",
+        "epochs=8",
+        "epoch_sleep_s=1",
+        app=EPOCHS_APP,
+    )
+    reports = trials_root(sweep_dir) / "0" / REPORTS_NAME
+    wait_for(lambda: reports.exists() and reports.read_text().count("\n") >= 1, "the trial's first report")
+    proc.send_signal(signal.SIGINT)  # detach: the trial's job trains on, with no sweeper
+    proc.communicate(timeout=120)
+    wait_for(lambda: reports.read_text().count("\n") == 8, "the trial's last report", timeout=120)
+    times = [json.loads(line)["time"] for line in reports.read_text().splitlines()]
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(times[2:])]  # after the first verdict that never came
+    assert max(gaps) < 1.6, gaps  # an epoch (1 s), not an epoch and a wait as long
 
 
 @pytest.mark.parametrize(

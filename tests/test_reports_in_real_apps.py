@@ -1,0 +1,87 @@
+"""``report()`` in the ways real training apps call it, in a real sweep: from a worker thread, and
+when the file system refuses a report (full, over quota)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SUBMITIT_LOCAL, run_example
+from small_apps import write_app
+
+from hydra_sigopt.journal import Journal
+
+pytestmark = pytest.mark.slow
+
+MEDIAN = ("hydra.sweeper.early_stopping.rule=median", "hydra.sweeper.early_stopping.min_step=1")
+
+
+def reported_steps(sweep_dir: Path) -> dict[int, list[int]]:
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        found: dict[int, list[int]] = {}
+        for r in journal.reports.all():
+            found.setdefault(r.number, []).append(r.step)
+    return found
+
+
+THREADED = """\
+errors = []
+
+
+def train():  # the training loop runs in a worker thread, as some apps run it
+    try:
+        for epoch in range(1, 4):
+            report(epoch, value=cfg.x / epoch)
+    except BaseException as error:
+        errors.append(error)
+
+
+worker = threading.Thread(target=train)
+worker.start()
+worker.join()
+if errors:
+    raise errors[0]
+return cfg.x / 3
+"""
+
+
+def test_reports_from_a_worker_thread_in_the_sweepers_process(tmp_path: Path) -> None:
+    """With the basic launcher report() handed each report to the sweeper's hook on the caller's
+    thread, which journaled it through the sweeper's SQLite connection: every trial failed with
+    "SQLite objects created in a thread can only be used in that same thread"."""
+    app = write_app(tmp_path, THREADED, helpers="import threading\n\nfrom hydra_sigopt import report\n", budget=3)
+    run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 3, run.output[-3000:]
+    assert reported_steps(run.sweep_dir) == {n: [1, 2, 3] for n in range(3)}  # journaled when each trial ended
+    assert run.output.count("report() was called from another thread or process than the trial's task") == 3
+
+
+# Each line is large (many metrics), so that the report file is the largest file the job writes
+# and a file-size limit just past its end refuses only the report: the job's logs stay writable.
+REFUSED_REPORT = """\
+extra = {f"m{i}": 0.0 for i in range(400)}
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails (EFBIG) as on a full disk (ENOSPC)
+folder = Path(HydraConfig.get().sweep.dir).absolute() / ".hydra_sigopt" / "trials" / str(job_num())
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+for epoch in range(1, 7):
+    if epoch == 3:  # the file system takes 10 bytes of this report's line, and refuses the rest
+        resource.setrlimit(resource.RLIMIT_FSIZE, ((folder / "reports.jsonl").stat().st_size + 10, hard))
+    report(epoch, value=cfg.x / epoch, **extra)
+    if epoch == 3:  # space again (the user freed some)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+return cfg.x / 6
+"""
+
+
+def test_a_report_the_file_system_refuses_leaves_the_training_and_the_next_reports_whole(tmp_path: Path) -> None:
+    """A full disk or quota in the middle of a report: report() raised OSError, which ended the
+    training, and the part of the line written stayed, so that the next report's line was joined to
+    it and lost as well."""
+    helpers = "import resource\nimport signal\nfrom pathlib import Path\n\nfrom hydra_sigopt import report\n"
+    app = write_app(tmp_path, REFUSED_REPORT, helpers=helpers, budget=2)
+    run = run_example(tmp_path, *SUBMITIT_LOCAL, *MEDIAN, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
+    assert reported_steps(run.sweep_dir) == {n: [1, 2, 4, 5, 6] for n in range(2)}  # only step 3's is lost
+    assert "a line of its report file is ignored" not in run.output
+    logs = "".join(p.read_text() for p in (run.sweep_dir / ".submitit").rglob("*_log.*"))
+    assert "report(step=3) could not be written to" in logs and "the training goes on" in logs
