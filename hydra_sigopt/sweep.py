@@ -143,7 +143,10 @@ class Sweep:
         try:
             self.backend.sweep_id = sweep_id(journal)
             self._use_code(journal)
-            resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
+            grace = self.settings.early_stopping.stop_grace_s
+            resumption = Resumption(
+                self.definition, journal, self.backend, self.runner, self.scheduler, self.results, grace
+            )
             resumption.start_or_resume(self.sweep_dir)
             self.early.start()
             if self.settings.early_stopping.reads_reports:

@@ -10,11 +10,20 @@ early stopping saved nothing. Real Hydra multiruns of such an app (on Slurm: tes
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import SUBMITIT_LOCAL, run_example
+from conftest import SUBMITIT_LOCAL, run_example, start_example
 from small_apps import write_app
+
+from hydra_sigopt.errors import JournalError
+from hydra_sigopt.journal import Journal
 
 pytestmark = pytest.mark.slow
 
@@ -62,3 +71,39 @@ def test_a_stopped_trial_whose_app_swallows_the_stop_is_cancelled_on_submitit_lo
     run = run_example(tmp_path, *SUBMITIT_LOCAL, *OVERRIDES, app=app).assert_ok()
     check_jobs_cancelled_soon_after_their_stop(run.sweep_dir, run.output, run.trials)
     assert run.results["trials"]["failed"] == 0  # the cancel is the sweeper's doing, not the app's failure
+
+
+def test_a_job_a_killed_sweeper_left_running_after_its_stop_is_cancelled_when_the_sweep_resumes(
+    tmp_path: Path,
+) -> None:
+    """The cancel is the sweeper's: killed after the stop (an SSH session lost, a preempted driver),
+    it left the stopped trial's job training on to its end, and the resumed sweep, which forgot it,
+    started new trials beside it, past parallel_bandwidth."""
+    app = write_app(tmp_path, SWALLOWING_TASK)
+    proc, sweep_dir = start_example(tmp_path, *SUBMITIT_LOCAL, *OVERRIDES, app=app)
+    try:
+        stopped = wait_for_stopped_trial(sweep_dir)
+        proc.send_signal(signal.SIGKILL)  # before its own cancel, 2 s and a step after the stop
+        proc.wait(timeout=60)  # not communicate(): the jobs it left hold its output open
+        epochs = sweep_dir / str(stopped) / "epochs.txt"
+        time.sleep(3)  # the stop's grace runs out with no sweeper
+        assert len(epochs.read_text().split()) < EPOCHS  # the job still trains
+        resumed = run_example(tmp_path, *SUBMITIT_LOCAL, *OVERRIDES, app=app).assert_ok()
+        assert f"Trial #{stopped} was stopped early" in resumed.output
+        assert "before this restart, and its job" in resumed.output and "cancelled, to free its slot" in resumed.output
+        trained = len(epochs.read_text().split())
+        time.sleep(2)
+        assert len(epochs.read_text().split()) == trained < EPOCHS  # the job is gone
+    finally:
+        subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True)
+
+
+def wait_for_stopped_trial(sweep_dir: Path, timeout: float = 120) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with contextlib.suppress(JournalError, sqlite3.Error), Journal.open(sweep_dir, readonly=True) as journal:
+            stopped = journal.trials(["stopped"])
+            if stopped:
+                return stopped[0].number
+        time.sleep(0.1)
+    raise AssertionError("no trial was stopped")

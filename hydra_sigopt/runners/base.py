@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from hydra_sigopt.runners.cancel import Cancellation
 from hydra_sigopt.runners.outcome import JobOutcome
 
 
@@ -83,6 +84,11 @@ class TrialRunner(ABC):
         """Cancel these running trials' jobs; :meth:`wait` still reports each one when its job ends.
         Where this runner cannot cancel a trial of its own, each is in ``failed``."""
         return CancelReport(failed={n: f"a trial on {self.kind} cannot be cancelled alone" for n in numbers})
+
+    def cancel_untracked(self, job_ids: Sequence[str]) -> Cancellation:
+        """Cancel these jobs of an earlier run of the sweep (not tracked by this runner) if they
+        still run; those that do not are ``already_gone``."""
+        return Cancellation(already_gone=tuple(job_ids))
 
     def run_from(self, job_python: Callable[[str], str]) -> bool:
         """Have every job started from now on run ``job_python(python)`` instead of its Python

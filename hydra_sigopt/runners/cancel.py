@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hydra_sigopt.processes import cancel_local_jobs
-from hydra_sigopt.runners.slurm import Run, scancel
+from hydra_sigopt.runners.slurm import Run, queue_states, scancel
 
 
 @dataclass(frozen=True)
@@ -42,3 +43,16 @@ def cancel_jobs(
             cancelled=tuple(j for j in ids if j in stopped), already_gone=tuple(j for j in ids if j not in stopped)
         )
     return Cancellation(already_gone=tuple(ids))
+
+
+def cancel_running(
+    cluster: str, job_ids: Sequence[str], submitit_folder: str | None = None, run: Run = subprocess.run
+) -> Cancellation:
+    """Cancel those of these jobs that still run or wait; one that ended is ``already_gone`` (on
+    Slurm too: ``scancel`` of an ended job does nothing, but would be reported as a cancel)."""
+    ids = [str(j) for j in job_ids]
+    if cluster != "slurm" or not ids:
+        return cancel_jobs(cluster, ids, submitit_folder, run)
+    queued = queue_states(ids, run)
+    done = cancel_jobs(cluster, [j for j in ids if j in queued], submitit_folder, run)
+    return dataclasses.replace(done, already_gone=(*done.already_gone, *(j for j in ids if j not in queued)))

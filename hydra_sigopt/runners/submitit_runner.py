@@ -19,7 +19,7 @@ from typing import Any
 
 from hydra_sigopt.processes import local_job_running
 from hydra_sigopt.runners.base import CancelReport, TrialRunner
-from hydra_sigopt.runners.cancel import cancel_jobs
+from hydra_sigopt.runners.cancel import Cancellation, cancel_jobs, cancel_running
 from hydra_sigopt.runners.ended_job import (
     ForgottenBySlurm,
     death_reason,
@@ -328,6 +328,9 @@ class SubmititRunner(TrialRunner):
         done = cancel_jobs(self.cluster, list(by_job), self.submitit_folder)
         failed = {by_job[job_id]: why for job_id, why in done.failed.items()}
         return CancelReport([n for n in by_job.values() if n not in failed], failed)
+
+    def cancel_untracked(self, job_ids: Sequence[str]) -> Cancellation:
+        return cancel_running(self.cluster, job_ids, self.submitit_folder)
 
     def close(self) -> None:
         self.warm.close()
