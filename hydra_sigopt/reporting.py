@@ -10,7 +10,9 @@
 
 Inside a trial of this sweeper, each report is appended to the trial's report file (see
 :mod:`hydra_sigopt.report_files`), which the sweeper journals and judges by the configured rule.
-Anywhere else (a plain ``python train.py``, another sweeper) both functions do nothing.
+Anywhere else (a plain ``python train.py``, another sweeper) both functions do nothing. Processes
+the task starts report for its trial too, those started with ``spawn`` (a fresh interpreter) through
+the environment variable :data:`TRIAL_ENV`.
 
 Where the trial runs inside the sweeper's own process and thread (Hydra's basic launcher), the
 sweeper cannot look at the file while the trial runs; it registers a hook instead, which ``report``
@@ -27,6 +29,8 @@ only makes the trial go on as it would without the wait.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import operator
@@ -74,6 +78,10 @@ class _Trial:
 
 
 _active: _Trial | None = None
+#: The environment variable naming the trial to processes the task starts (JSON: number, folder, rule).
+TRIAL_ENV = "HYDRA_SIGOPT_TRIAL"
+#: The trial the environment named, as last read: (the variable's value, the trial).
+_from_environment: tuple[str, _Trial | None] | None = None
 #: Set by a sweeper whose trials run in its own process: called with the trial's number after each report.
 _in_process_hook: Callable[[int], None] | None = None
 #: The process and thread that set the hook: the only ones it may be called from.
@@ -88,7 +96,7 @@ def report(step: int, **metrics: float) -> None:
     quota) is left out with a warning, and the training goes on. Does nothing outside a sweep of
     this sweeper.
     """
-    trial = _active
+    trial = _current()
     if trial is None:
         return
     if stop_requested(trial.folder):
@@ -170,8 +178,33 @@ def _await_verdict(folder: Path, step: int, step_took: float) -> bool:
 
 def should_stop() -> bool:
     """Whether the sweeper has decided to stop this trial (False outside a sweep of this sweeper)."""
-    trial = _active
+    trial = _current()
     return trial is not None and stop_requested(trial.folder)
+
+
+def _current() -> _Trial | None:
+    """The trial this process reports for: the one whose task runs here, else the one named in the
+    environment by the process that started this one (a worker started with ``spawn``, as
+    ``torch.multiprocessing.spawn`` and Lightning's ``ddp_spawn`` start them: a fresh interpreter
+    that inherits the environment, not the module's state)."""
+    global _from_environment
+    if _active is not None:
+        return _active
+    named = os.environ.get(TRIAL_ENV)
+    if named is None:
+        return None
+    if _from_environment is None or _from_environment[0] != named:
+        _from_environment = (named, _trial_named(named))
+    return _from_environment[1]
+
+
+def _trial_named(named: str) -> _Trial | None:
+    try:
+        fields = json.loads(named)
+        rule = StopRule(**fields["rule"]) if fields.get("rule") else None
+        return _Trial(int(fields["number"]), Path(fields["folder"]), rule, step_started=time.monotonic())
+    except (ValueError, TypeError, KeyError):  # not ours, or from another version: report nothing
+        return None
 
 
 def _checked_step(step: Any, last: int | None) -> int:
@@ -213,10 +246,21 @@ def reporting_to(root: Path, number: int, rule: StopRule | None = None) -> Itera
     trial = _Trial(number, trial_folder(root, number), rule if rule is not None and rule.active else None)
     trial.step_started = time.monotonic()
     previous, _active = _active, trial
+    previous_named = os.environ.get(TRIAL_ENV)
+    os.environ[TRIAL_ENV] = _name(trial)  # for the processes the task starts (see _current)
     try:
         yield
     finally:
         _active = previous
+        if previous_named is None:
+            os.environ.pop(TRIAL_ENV, None)
+        else:
+            os.environ[TRIAL_ENV] = previous_named
+
+
+def _name(trial: _Trial) -> str:
+    rule = dataclasses.asdict(trial.rule) if trial.rule is not None else None
+    return json.dumps({"number": trial.number, "folder": str(trial.folder), "rule": rule})
 
 
 def set_in_process_hook(hook: Callable[[int], None] | None) -> None:

@@ -85,3 +85,32 @@ def test_a_report_the_file_system_refuses_leaves_the_training_and_the_next_repor
     assert "a line of its report file is ignored" not in run.output
     logs = "".join(p.read_text() for p in (run.sweep_dir / ".submitit").rglob("*_log.*"))
     assert "report(step=3) could not be written to" in logs and "the training goes on" in logs
+
+
+SPAWNING = """\
+context = multiprocessing.get_context("spawn")  # as torch.multiprocessing.spawn and ddp_spawn start workers
+worker = context.Process(target=train, args=(cfg.x,))
+worker.start()
+worker.join()
+assert worker.exitcode == 0
+return cfg.x / 3
+"""
+SPAWNED_WORKER = """\
+import multiprocessing
+
+from hydra_sigopt import report
+
+
+def train(x):  # the training loop, in a worker process started with spawn
+    for epoch in range(1, 4):
+        report(epoch, value=x / epoch)
+"""
+
+
+def test_reports_from_a_worker_process_started_with_spawn(tmp_path: Path) -> None:
+    """A spawned worker is a fresh interpreter: it inherited nothing of the trial's reporting, so its
+    reports went nowhere, without a word, and no trial could be judged."""
+    app = write_app(tmp_path, SPAWNING, helpers=SPAWNED_WORKER, budget=2)
+    run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
+    assert reported_steps(run.sweep_dir) == {0: [1, 2, 3], 1: [1, 2, 3]}
