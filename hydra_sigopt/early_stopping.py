@@ -167,6 +167,12 @@ class EarlyStopping:
                 late.append((number, now - stopped_at))
         return late
 
+    def retry_cancel_later(self, numbers: Iterable[int]) -> None:
+        """These trials' cancels failed (the cluster out of reach): :meth:`overstaying` returns them
+        again a step and ``stop_grace_s`` from now, if their jobs still run then."""
+        for number in numbers:
+            self._stopped_at[number] = self.clock()
+
     def journal_last_reports(self, numbers: Iterable[int]) -> None:
         """Journal what these trials reported before their jobs ended, without judging it (their
         results are about to be recorded: a completed trial is not stopped after the fact)."""

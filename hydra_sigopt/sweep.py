@@ -318,7 +318,8 @@ class Sweep:
     def _read_reports(self) -> None:
         """Read and judge the running trials' reports; cancel the jobs of stopped trials that overstay."""
         self.early.poll(self.scheduler.in_flight)
-        cancel_overstaying(self.early.overstaying(self.scheduler.in_flight), self.runner)
+        failed = cancel_overstaying(self.early.overstaying(self.scheduler.in_flight), self.runner)
+        self.early.retry_cancel_later(failed)
 
     def _started_late(self) -> list[Event]:
         """Journal the jobs the runner submitted after the cluster refused them for a while."""
@@ -364,14 +365,16 @@ class Sweep:
         return SuggestionReady(checked(self.definition, suggestion))
 
 
-def cancel_overstaying(late: Sequence[tuple[int, float]], runner: TrialRunner) -> None:
-    """Cancel the jobs of stopped trials that still run (:meth:`EarlyStopping.overstaying`), saying so."""
+def cancel_overstaying(late: Sequence[tuple[int, float]], runner: TrialRunner) -> list[int]:
+    """Cancel the jobs of stopped trials that still run (:meth:`EarlyStopping.overstaying`), saying
+    so; return those whose cancel failed (slurmctld out of reach, say), to be tried again."""
     if not late:
-        return
+        return []
     done = runner.cancel([number for number, _ in late])
+    again = "it is tried again later" if runner.cancels_trials else "it holds its slot until it ends"
     for number, since in late:
         why = done.failed.get(number)
-        fate = f"could not cancel it ({why}); it holds its slot until it ends" if why else "cancelled, to free its slot"
+        fate = f"could not cancel it ({why}); {again}" if why else "cancelled, to free its slot"
         log.warning(
             "Trial #%d was stopped early %.0f s ago and its job still runs (the app may catch TrialStopped and"
             " train on, or one of its processes may hang): %s",
@@ -379,6 +382,7 @@ def cancel_overstaying(late: Sequence[tuple[int, float]], runner: TrialRunner) -
             since,
             fate,
         )
+    return sorted(done.failed) if runner.cancels_trials else []
 
 
 def checked(definition: ExperimentDefinition, suggestion: Suggestion) -> Suggestion:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from conftest import finish_example, running_job_ids, start_example
+from small_apps import write_app
 from test_slurm import SLURM, _slurm_problem, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
+from test_stopped_jobs_overstaying import EPOCHS, OVERRIDES, SWALLOWING_TASK, wait_for_stopped_trial
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -263,3 +265,20 @@ def test_ctrl_c_while_the_controller_is_down_says_the_cancel_failed_and_keeps_th
 
 def _queued(job_id: str) -> bool:
     return bool(subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip())
+
+
+def test_a_failed_cancel_of_a_stopped_job_that_trains_on_is_tried_again(tmp_path: Path, controller: None) -> None:
+    """The cancel of a stopped trial's job that runs on (test_stopped_jobs_overstaying) was tried
+    once: with slurmctld out of reach at that moment, the job held its slot to the end of its
+    training."""
+    app = write_app(tmp_path, SWALLOWING_TASK)
+    proc, sweep_dir = start_example(tmp_path, *SLURM, "hydra.launcher.timeout_min=10", *OVERRIDES, app=app)
+    stopped = wait_for_stopped_trial(sweep_dir)
+    _controller("stop")
+    time.sleep(15)  # the cancel, a step and 2 s after the stop, fails meanwhile (scancel waits ~10 s)
+    _controller("start")
+    run = finish_example(proc, sweep_dir, timeout=600).assert_ok()
+    for t in run.trials:  # cancelled once the controller was back, not trained to the end
+        assert len((sweep_dir / t["number"] / "epochs.txt").read_text().split()) < EPOCHS, run.output[-3000:]
+    assert f"Trial #{stopped} was stopped early" in run.output
+    assert "could not cancel it" in run.output and "it is tried again later" in run.output

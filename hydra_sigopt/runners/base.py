@@ -80,6 +80,9 @@ class TrialRunner(ABC):
         """Cancel the running trials where possible; say which were and which could not be."""
         return CancelReport()
 
+    #: Whether :meth:`cancel` can cancel one trial's job (a failure is then worth a retry).
+    cancels_trials = False
+
     def cancel(self, numbers: Sequence[int]) -> CancelReport:
         """Cancel these running trials' jobs; :meth:`wait` still reports each one when its job ends.
         Where this runner cannot cancel a trial of its own, each is in ``failed``."""

@@ -323,6 +323,8 @@ class SubmititRunner(TrialRunner):
         jobs = self.cancel(list(self._jobs))
         return CancelReport(sorted([*jobs.cancelled, *self.refused.clear()]), jobs.failed)
 
+    cancels_trials = True
+
     def cancel(self, numbers: Sequence[int]) -> CancelReport:
         by_job = {str(self._jobs[n].job.job_id): n for n in numbers if n in self._jobs}
         done = cancel_jobs(self.cluster, list(by_job), self.submitit_folder)
