@@ -13,8 +13,9 @@ leaves ``trainer.fit`` (Lightning runs its ``on_exception`` hooks and tears down
 Optuna's pruning callback's ``TrialPruned``: let it propagate, or catch it around ``fit``. In a
 multi-process trial (DDP with one Slurm task per device) global rank 0 reports, and the strategy's
 broadcast tells the other ranks (as Optuna's pruning callback did), so every rank leaves ``fit`` at
-the same step. Outside a sweep of this sweeper it does nothing, so the callback can stay in the
-app's config.
+the same step. A second Trainer in the same trial (fine-tuning after a frozen stage) counts its
+steps on from the first one's. Outside a sweep of this sweeper it does nothing, so the callback can
+stay in the app's config.
 
 Import this module only where Lightning is installed (``lightning`` or the older
 ``pytorch_lightning``; the callback subclasses the one found, as the Trainer it goes to must).
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hydra_sigopt.reporting import TrialStopped, report
+from hydra_sigopt.reporting import TrialStopped, last_reported_step, report
 
 try:  # the unified package since Lightning 2.0 ...
     from lightning.pytorch import Callback
@@ -47,13 +48,15 @@ class SigOptReport(Callback):  # type: ignore[misc]
         self.step = step
         self._last_step: int | None = None
         self._missing_said = False
+        #: Added to each step: the steps a Trainer before this one reported in the same trial.
+        self._offset: int | None = None
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         # Only fit's validations are epochs of the training: a trainer.validate() after fit is not
         # one more (it would be reported past max_step, and raise TrialStopped in a stopped trial).
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        step = trainer.current_epoch + 1 if self.step == "epoch" else trainer.global_step
+        step = self._continued(trainer.current_epoch + 1 if self.step == "epoch" else trainer.global_step)
         if step == self._last_step:
             return  # a second validation within the epoch: the epoch was reported once already
         value = trainer.callback_metrics.get(self.monitor)
@@ -79,6 +82,14 @@ class SigOptReport(Callback):  # type: ignore[misc]
             raise ValueError(f"{verdict[1]} (on global rank 0)")
         if verdict[0]:
             raise TrialStopped(f"the sweeper stopped this trial early at step {step}")
+
+    def _continued(self, step: int) -> int:
+        """``step`` counted on from what an earlier Trainer of the trial reported (a second stage, such
+        as fine-tuning after a frozen backbone, starts again at epoch 1): the steps must increase."""
+        if self._offset is None:
+            last = last_reported_step()
+            self._offset = last if last is not None and step <= last else 0
+        return step + self._offset
 
     def _report(self, trainer: Any, step: int, value: Any) -> bool:
         """Rank 0 reports (one line per step; DDP ranks hold the same synced value); True once stopped."""

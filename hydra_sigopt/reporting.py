@@ -182,6 +182,12 @@ def should_stop() -> bool:
     return trial is not None and stop_requested(trial.folder)
 
 
+def last_reported_step() -> int | None:
+    """The step of this trial's last report from this process (None: none yet, or outside a sweep)."""
+    trial = _current()
+    return None if trial is None else trial.last_step
+
+
 def _current() -> _Trial | None:
     """The trial this process reports for: the one whose task runs here, else the one named in the
     environment by the process that started this one (a worker started with ``spawn``, as

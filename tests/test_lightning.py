@@ -75,6 +75,12 @@ def main(cfg):
         print(f"stopped at epoch {trainer.current_epoch + 1}")  # an app may save a checkpoint here
     if cfg.validate_after_fit:  # the final validation many apps run (lightning-hydra-template tests instead)
         trainer.validate(model, data(1), verbose=False)
+    if cfg.fine_tune_epochs:  # a second stage with a Trainer (and a callback) of its own, epochs from 1 again
+        trainer = L.Trainer(
+            max_epochs=cfg.fine_tune_epochs, callbacks=[SigOptReport(monitor="val/loss")], logger=False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+        )
+        trainer.fit(model, data(0), data(1))
     return float(trainer.callback_metrics["val/loss"])
 
 
@@ -91,6 +97,7 @@ defaults:
 lr: 0.01
 epochs: {EPOCHS}
 validate_after_fit: false
+fine_tune_epochs: 0
 
 hydra:
   sweeper:
@@ -138,3 +145,14 @@ def test_outside_a_sweep_the_callback_does_nothing(tmp_path: Path, app: Path) ->
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "stopped at epoch" not in done.stdout and not list(tmp_path.rglob(".hydra_sigopt"))
+
+
+def test_a_second_trainer_in_the_same_trial_counts_its_epochs_on(tmp_path: Path, app: Path) -> None:
+    """Fine-tuning after a frozen stage, with a Trainer of its own: its callback reported epoch 1
+    again, which report() refuses (steps must increase), and every such trial failed."""
+    stages = ("epochs=3", "fine_tune_epochs=2", "hydra.sweeper.observation_budget=2")
+    run = run_example(tmp_path, *stages, "hydra.sweeper.early_stopping.min_step=100", app=app, timeout=900).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        steps = sorted((r.number, r.step) for r in journal.reports.all())
+    assert steps == [(n, s) for n in (0, 1) for s in range(1, 6)]
