@@ -197,11 +197,22 @@ def _current() -> _Trial | None:
     if _active is not None:
         return _active
     named = os.environ.get(TRIAL_ENV)
-    if named is None:
+    if named is None or _runs_a_hydra_app():
         return None
     if _from_environment is None or _from_environment[0] != named:
         _from_environment = (named, _trial_named(named))
     return _from_environment[1]
+
+
+def _runs_a_hydra_app() -> bool:
+    """Whether this process runs a Hydra app of its own (another sweep or run started inside the
+    trial, with its own sweeper or none): its reports are not the trial's, whatever it inherited.
+    A worker a task spawns (torch.multiprocessing.spawn, ddp_spawn) does not start Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+    except ImportError:
+        return False
+    return HydraConfig.initialized()
 
 
 def _trial_named(named: str) -> _Trial | None:

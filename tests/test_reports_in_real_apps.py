@@ -114,3 +114,45 @@ def test_reports_from_a_worker_process_started_with_spawn(tmp_path: Path) -> Non
     run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
     assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
     assert reported_steps(run.sweep_dir) == {0: [1, 2, 3], 1: [1, 2, 3]}
+
+
+NESTED = """\
+done = subprocess.run([sys.executable, INNER, "-m", "+y=1,2", f"hydra.sweep.dir={job_dir()}/inner"])
+assert done.returncode == 0, "the Hydra multirun the trial started failed"
+return cfg.x
+"""
+INNER_APP = """\
+import hydra
+
+from hydra_sigopt import report
+
+
+@hydra.main(version_base="1.3", config_path=None)
+def main(cfg):  # swept by Hydra's own basic sweeper: report() must do nothing here
+    for epoch in range(1, 4):
+        report(epoch, value=1.0)
+
+
+main()
+"""
+
+
+def test_a_hydra_app_a_trial_runs_does_not_report_for_the_trial(tmp_path: Path) -> None:
+    """The trial's name in the environment (for spawned workers) reached a multirun of another
+    sweeper started inside the trial: its jobs reported into the trial's file (where they could
+    stop it), and its second job failed on "steps must increase"."""
+    inner = tmp_path / "inner.py"
+    inner.write_text(INNER_APP)
+    helpers = f"""\
+import subprocess
+
+INNER = {str(inner)!r}
+
+
+def job_dir():
+    return HydraConfig.get().runtime.output_dir
+"""
+    app = write_app(tmp_path, NESTED, helpers=helpers, budget=1)
+    run = run_example(tmp_path, *SUBMITIT_LOCAL, *MEDIAN, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"], run.output[-3000:]
+    assert reported_steps(run.sweep_dir) == {}
