@@ -162,7 +162,7 @@ def _freeze(tasks: list[int], started: dict[int, str | None], managers: list[int
 def _in_jobs_environment(managers: list[int]) -> dict[int, str | None]:
     """The processes whose environment names one of these local job controllers: submitit gives each
     task ``SUBMITIT_LOCAL_JOB_ID=<controller pid>``, and whatever a task starts inherits it."""
-    marks = {f"SUBMITIT_LOCAL_JOB_ID={pid}".encode() for pid in managers}
+    started = {f"SUBMITIT_LOCAL_JOB_ID={pid}".encode(): _start_time(pid) for pid in managers}
     mine = {os.getpid(), os.getppid()}
     found: dict[int, str | None] = {}
     for entry in Path("/proc").iterdir():
@@ -172,9 +172,15 @@ def _in_jobs_environment(managers: list[int]) -> dict[int, str | None]:
             environment = (entry / "environ").read_bytes().split(b"\0")
         except OSError:  # gone, or another user's
             continue
-        if marks.intersection(environment):
-            found[int(entry.name)] = _start_time(int(entry.name))
+        pid, since = int(entry.name), _start_time(int(entry.name))
+        # A process older than the controller got the id from an earlier job whose pid was reused.
+        if any(_not_before(since, started[mark]) for mark in started.keys() & set(environment)):
+            found[pid] = since
     return found
+
+
+def _not_before(start: str | None, reference: str | None) -> bool:
+    return start is not None and reference is not None and int(start) >= int(reference)
 
 
 #: How long a cancel waits for the processes it killed to be gone.
