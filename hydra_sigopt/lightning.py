@@ -51,6 +51,11 @@ class SigOptReport(Callback):  # type: ignore[misc]
         #: Added to each step: the steps a Trainer before this one reported in the same trial.
         self._offset: int | None = None
 
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        # The same callback in a second Trainer's fit counts on from what was reported before it.
+        self._offset = None
+        self._last_step = None
+
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         # Only fit's validations are epochs of the training: a trainer.validate() after fit is not
         # one more (it would be reported past max_step, and raise TrialStopped in a stopped trial).

@@ -64,8 +64,9 @@ APP = (
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg):
     L.seed_everything(0)  # as a Lightning template does
+    reporting = SigOptReport(monitor="val/loss")
     trainer = L.Trainer(
-        max_epochs=cfg.epochs, callbacks=[SigOptReport(monitor="val/loss")], logger=False,
+        max_epochs=cfg.epochs, callbacks=[reporting], logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
     )
     model = Regression(cfg.lr)
@@ -77,7 +78,8 @@ def main(cfg):
         trainer.validate(model, data(1), verbose=False)
     if cfg.fine_tune_epochs:  # a second stage with a Trainer (and a callback) of its own, epochs from 1 again
         trainer = L.Trainer(
-            max_epochs=cfg.fine_tune_epochs, callbacks=[SigOptReport(monitor="val/loss")], logger=False,
+            max_epochs=cfg.fine_tune_epochs, logger=False,
+            callbacks=[reporting if cfg.same_callback else SigOptReport(monitor="val/loss")],
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
         )
         trainer.fit(model, data(0), data(1))
@@ -98,6 +100,7 @@ lr: 0.01
 epochs: {EPOCHS}
 validate_after_fit: false
 fine_tune_epochs: 0
+same_callback: false
 
 hydra:
   sweeper:
@@ -147,10 +150,13 @@ def test_outside_a_sweep_the_callback_does_nothing(tmp_path: Path, app: Path) ->
     assert "stopped at epoch" not in done.stdout and not list(tmp_path.rglob(".hydra_sigopt"))
 
 
-def test_a_second_trainer_in_the_same_trial_counts_its_epochs_on(tmp_path: Path, app: Path) -> None:
+@pytest.mark.parametrize("same_callback", [False, True], ids=["new-callback", "same-callback"])
+def test_a_second_trainer_in_the_same_trial_counts_its_epochs_on(
+    tmp_path: Path, app: Path, same_callback: bool
+) -> None:
     """Fine-tuning after a frozen stage, with a Trainer of its own: its callback reported epoch 1
     again, which report() refuses (steps must increase), and every such trial failed."""
-    stages = ("epochs=3", "fine_tune_epochs=2", "hydra.sweeper.observation_budget=2")
+    stages = ("epochs=3", "fine_tune_epochs=2", f"same_callback={same_callback}", "hydra.sweeper.observation_budget=2")
     run = run_example(tmp_path, *stages, "hydra.sweeper.early_stopping.min_step=100", app=app, timeout=900).assert_ok()
     assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
     with Journal.open(run.sweep_dir, readonly=True) as journal:
