@@ -11,7 +11,7 @@ import pytest
 from fake_slurm import UNREACHABLE, FakeClock, FakeSlurm
 
 from hydra_sigopt.runners import SubmititRunner, TrialResult
-from hydra_sigopt.runners.cancel import cancel_jobs
+from hydra_sigopt.runners.cancel import cancel_jobs, cancel_running
 from hydra_sigopt.runners.slurm import is_transient_refusal, slurm_knows_job
 
 
@@ -269,3 +269,17 @@ def test_a_time_limit_that_leaves_little_before_the_pre_timeout_signal_is_warned
     if warned:
         assert f"as little as {timeout_min * 60 - delay_s - 60} s" in lines[0]
         assert "hydra.launcher.signal_delay_s" in lines[0]
+
+
+def test_a_resume_cancel_with_the_controller_down_is_a_failed_cancel_not_an_ended_job(slurm: FakeSlurm) -> None:
+    """cancel_running (a resumed sweep's cancel of jobs it does not track) took an squeue that could
+    not be asked for an empty queue: every job counted as ended, and none was cancelled or said."""
+    slurm.set_state("310", "RUNNING")
+    slurm.set_state("311", "COMPLETED")
+    slurm.controller_down()
+    done = cancel_running("slurm", ["310"])
+    assert done.already_gone == () and set(done.failed) == {"310"}
+    slurm.controller_down(False)
+    done = cancel_running("slurm", ["310", "311"])
+    assert (done.cancelled, done.already_gone) == (("310",), ("311",))
+    assert slurm.state("310") == "CANCELLED by 0"
