@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra_sigopt.journal import ABANDONED, STOPPED, IllegalTransition, Journal
+from hydra_sigopt.journal import ABANDONED, STOPPED, IllegalTransition, Journal, Trial
 from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric, MetricValue, is_finite_number
 from hydra_sigopt.report_files import LARGEST_STEP, REPORTS_NAME, ReportLines, trial_folder, write_judged, write_stop
@@ -60,6 +60,8 @@ class EarlyStopping:
         #: sweeper's clock at the stop): see overstaying.
         self._longest_step: dict[int, float] = {}
         self._stopped_at: dict[int, float] = {}
+        #: Trials stopped before a restart whose jobs may still run, by number: their job ids.
+        self._adopted: dict[int, str] = {}
 
     def start(self) -> None:
         """Learn the journal's reports (a resumed sweep's too), tell stopped trials again, take the hook."""
@@ -166,6 +168,30 @@ class EarlyStopping:
                 del self._stopped_at[number]
                 late.append((number, now - stopped_at))
         return late
+
+    def adopt_stopped_jobs(self, trials: Iterable[Trial]) -> None:
+        """Watch the jobs of trials stopped before a restart (not observed: their jobs had not ended)
+        as those stopped here: their stop time is the journal's, their longest step their report
+        file's. :meth:`overstaying_adopted` returns them once they overstay."""
+        now, wall = self.clock(), time.time()
+        for t in trials:
+            if t.job_id is None or t.ended_at is None:
+                continue
+            self._adopted[t.number] = str(t.job_id)
+            self._stopped_at[t.number] = now - max(0.0, wall - t.ended_at)
+            for line in ReportLines(trial_folder(self.root, t.number) / REPORTS_NAME).new_lines():
+                if isinstance(line, dict):
+                    self._note_step_length(t.number, line.get("took"))
+
+    def overstaying_adopted(self) -> list[tuple[int, str, float]]:
+        """(number, job id, seconds since the stop) of the adopted trials that overstay, each once."""
+        return [(n, self._adopted.pop(n), since) for n, since in self.overstaying(list(self._adopted))]
+
+    def adopt_again(self, jobs: Iterable[tuple[int, str]]) -> None:
+        """These adopted jobs' cancels failed: they overstay again a step and stop_grace_s from now."""
+        for number, job_id in jobs:
+            self._adopted[number] = job_id
+            self._stopped_at[number] = self.clock()
 
     def retry_cancel_later(self, numbers: Iterable[int]) -> None:
         """These trials' cancels failed (the cluster out of reach): :meth:`overstaying` returns them

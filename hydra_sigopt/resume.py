@@ -203,11 +203,11 @@ class Resumption:
         runner: TrialRunner,
         scheduler: Scheduler,
         results: Results,
-        stop_grace_s: float = 60.0,
     ) -> None:
         self.definition = definition
-        #: How long a stopped trial's job may run on before it is cancelled (early_stopping.stop_grace_s).
-        self.stop_grace_s = stop_grace_s
+        #: After a resume: the trials stopped before the restart whose jobs may still run
+        #: (:meth:`EarlyStopping.adopt_stopped_jobs` watches them).
+        self.stopped_unended: tuple[Trial, ...] = ()
         self.journal = journal
         self.backend = backend
         self.runner = runner
@@ -260,27 +260,7 @@ class Resumption:
         self._recover([t for t in plan.maybe_finished if self._wrote_result_since_created(t)])
         for t in plan.in_flight:
             self._reattach_or_rerun(t, plan.same_launcher)
-        self._cancel_overstayed(plan.stopped_unended)
-
-    def _cancel_overstayed(self, trials: Sequence[Trial]) -> None:
-        """Cancel the jobs that trials stopped before the restart still run, past ``stop_grace_s``
-        since the stop (the cancel :meth:`EarlyStopping.overstaying` leads to, which died with the
-        sweeper); one still within it is left to end at its next report."""
-        now = time.time()
-        late = {str(t.job_id): t for t in trials if t.ended_at is not None and now - t.ended_at >= self.stop_grace_s}
-        if not late:
-            return
-        done = self.runner.cancel_untracked(list(late))
-        for job_id in (*done.cancelled, *done.failed):
-            trial, why = late[job_id], done.failed.get(job_id)
-            fate = f"could not cancel it ({why})" if why else "cancelled, to free its slot"
-            log.warning(
-                "Trial #%d was stopped early %.0f s ago, before this restart, and its job %s still runs: %s",
-                trial.number,
-                now - (trial.ended_at or now),
-                job_id,
-                fate,
-            )
+        self.stopped_unended = plan.stopped_unended
 
     def _post_left_over(self, trial: Trial) -> None:
         """A result journaled before the restart: posted now, unless the engine has it (posted just before the stop)."""

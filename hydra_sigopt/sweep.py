@@ -143,12 +143,11 @@ class Sweep:
         try:
             self.backend.sweep_id = sweep_id(journal)
             self._use_code(journal)
-            grace = self.settings.early_stopping.stop_grace_s
-            resumption = Resumption(
-                self.definition, journal, self.backend, self.runner, self.scheduler, self.results, grace
-            )
+            resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption.start_or_resume(self.sweep_dir)
             self.early.start()
+            self.early.adopt_stopped_jobs(resumption.stopped_unended)
+            cancel_stopped_before_restart(self.early, self.runner)
             if self.settings.early_stopping.reads_reports:
                 self.runner.between_polls = self._read_reports
             self._loop()
@@ -320,6 +319,7 @@ class Sweep:
         self.early.poll(self.scheduler.in_flight)
         failed = cancel_overstaying(self.early.overstaying(self.scheduler.in_flight), self.runner)
         self.early.retry_cancel_later(failed)
+        cancel_stopped_before_restart(self.early, self.runner)
 
     def _started_late(self) -> list[Event]:
         """Journal the jobs the runner submitted after the cluster refused them for a while."""
@@ -383,6 +383,28 @@ def cancel_overstaying(late: Sequence[tuple[int, float]], runner: TrialRunner) -
             fate,
         )
     return sorted(done.failed) if runner.cancels_trials else []
+
+
+def cancel_stopped_before_restart(early: EarlyStopping, runner: TrialRunner) -> None:
+    """Cancel the jobs of trials stopped before this run's restart (the sweeper that would have
+    cancelled them was killed) once they overstay as :meth:`EarlyStopping.overstaying` has it."""
+    late = early.overstaying_adopted()
+    if not late:
+        return
+    done = runner.cancel_untracked([job_id for _, job_id, _ in late])
+    for number, job_id, since in late:
+        if job_id in done.already_gone:
+            continue
+        why = done.failed.get(job_id)
+        fate = f"could not cancel it ({why}); it is tried again later" if why else "cancelled, to free its slot"
+        log.warning(
+            "Trial #%d was stopped early %.0f s ago, before this restart, and its job %s still runs: %s",
+            number,
+            since,
+            job_id,
+            fate,
+        )
+    early.adopt_again([(number, job_id) for number, job_id, _ in late if job_id in done.failed])
 
 
 def checked(definition: ExperimentDefinition, suggestion: Suggestion) -> Suggestion:

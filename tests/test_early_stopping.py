@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -399,3 +400,30 @@ def test_a_task_pickled_by_an_older_sweeper_without_the_rule_still_reports(
     result = cloudpickle.loads(cloudpickle.dumps(old))({})
     assert result.value == 0.5
     assert (trial_folder(tmp_path / "reports", 3) / "reports.jsonl").read_text().count("\n") == 1
+
+
+def test_a_job_stopped_before_a_restart_is_watched_from_its_journaled_stop(tmp_path: Path) -> None:
+    """A resumed sweep forgot the jobs of trials stopped before the restart: one within its grace
+    then (a driver requeued at once) was never cancelled, however long it ran on. Adopted, it
+    overstays a step (its report file's longest) and stop_grace_s after the journaled stop."""
+    root = tmp_path / "reports"
+    rule = StopRule(step_budget=1, stop_grace_s=60.0)
+    clock = FakeClock()
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 1)
+        append_report(trial_folder(root, 0), 1, {"loss": 1.0}, 0.0, took=30.0)
+        EarlyStopping(rule, journal, root, LOSS).poll([0])  # the killed sweeper stopped it
+        stopped = journal.trial(0)
+        assert stopped.state == "stopped" and stopped.ended_at is not None
+        resumed = EarlyStopping(rule, journal, root, LOSS, clock=clock)
+        resumed.adopt_stopped_jobs([dataclasses.replace(stopped, ended_at=time.time() - 50.0)])  # 50 s ago
+        clock.now += 39.0
+        assert resumed.overstaying_adopted() == []  # the 30 s step and the 60 s grace are not over
+        clock.now += 1.0
+        assert [(n, job) for n, job, _ in resumed.overstaying_adopted()] == [(0, "100")]
+        resumed.adopt_again([(0, "100")])  # its cancel failed
+        clock.now += 89.0
+        assert resumed.overstaying_adopted() == []
+        clock.now += 1.0
+        assert [(n, job) for n, job, _ in resumed.overstaying_adopted()] == [(0, "100")]
+        assert resumed.overstaying_adopted() == []  # once
