@@ -4,7 +4,7 @@ Pure functions of the reports so far (no journal, file, clock or randomness), so
 reports always give the same decision and a resumed sweep decides as the stopped one would have.
 :mod:`hydra_sigopt.early_stopping` feeds them the journaled reports and carries their decisions out.
 
-* ``median``, after Optuna's ``MedianPruner``: at step ``s`` (from ``min_step`` on), stop a trial
+* ``median``, after Optuna's ``MedianPruner``: at step ``s`` (from ``min_step`` on, below ``max_step``), stop a trial
   whose best value so far is worse than the median of the other trials' values at ``s``, once at
   least :data:`MIN_TRIALS_AT_STEP` other trials reported at ``s``.
 * ``asha``, the stopping variant of asynchronous successive halving (Li et al.; Ray Tune's
@@ -67,7 +67,7 @@ class StopRule:
 
 def should_stop(rule: StopRule, curves: Curves, trial: int, step: int) -> bool:
     """Whether ``trial``'s report at ``step`` (already in ``curves``) stops it under ``rule``."""
-    if not rule.active or step < rule.min_step or step not in curves.get(trial, {}):
+    if not _judged_at(rule, step) or step not in curves.get(trial, {}):
         return False
     if rule.rule == "median":
         return _median_says_stop(rule, curves, trial, step)
@@ -78,12 +78,18 @@ def decides_at(rule: StopRule, previous: int | None, step: int) -> bool:
     """Whether a report at ``step`` (the trial's previous report at ``previous``) can stop the trial
     by ``rule``: from ``min_step`` on for ``median``; at a newly reached rung for ``asha``. The
     trial waits a moment for the verdict there (see :mod:`hydra_sigopt.reporting`), nowhere else."""
-    if not rule.active or step < rule.min_step:
+    if not _judged_at(rule, step):
         return False
     if rule.rule == "median":
         return True
     reached_before = set(rungs(rule, previous)) if previous is not None else set()
     return any(r not in reached_before for r in rungs(rule, step))
+
+
+def _judged_at(rule: StopRule, step: int) -> bool:
+    """Whether any report at ``step`` may be judged: from ``min_step`` on, and below ``max_step`` (a
+    trial there has trained in full: stopping it saves nothing and keeps it from the best trial)."""
+    return rule.active and rule.min_step <= step and (rule.max_step is None or step < rule.max_step)
 
 
 # ---------------------------------------------------------------------------------- median

@@ -43,6 +43,14 @@ def test_no_trial_is_stopped_before_min_step(rule: StopRule, curves: dict[int, d
 
 
 @given(rules_st, st.one_of(curves_st, aligned_st))
+def test_no_trial_is_stopped_at_or_past_max_step(rule: StopRule, curves: dict[int, dict[int, float]]) -> None:
+    """A trial at max_step has trained in full: stopping it there saves nothing and keeps its value
+    out of the best trial. median did it (the epochs app's median sweep, now and then, in CI)."""
+    for (_, step), stop in decisions(rule, curves).items():
+        assert not (stop and rule.max_step is not None and step >= rule.max_step)
+
+
+@given(rules_st, st.one_of(curves_st, aligned_st))
 def test_a_report_the_rule_may_stop_at_is_one_the_trial_waits_for_a_verdict_at(
     rule: StopRule, curves: dict[int, dict[int, float]]
 ) -> None:
