@@ -116,6 +116,7 @@ def test_submitit_local_stops_trials_running_as_jobs(workdir: Path, scheduler: s
         f"hydra.sweeper.scheduler={scheduler}",
         "hydra.sweeper.observation_budget=8",
         "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.seed=2",  # as above: a draw with some trial to stop
         "epoch_sleep_s=0.4",
         app=EPOCHS_APP,
     )
