@@ -189,9 +189,9 @@ class EarlyStopping:
 
     def adopt_again(self, jobs: Iterable[tuple[int, str]]) -> None:
         """These adopted jobs' cancels failed: they overstay again a step and stop_grace_s from now."""
-        for number, job_id in jobs:
-            self._adopted[number] = job_id
-            self._stopped_at[number] = self.clock()
+        jobs = list(jobs)
+        self._adopted.update(jobs)
+        self.retry_cancel_later(number for number, _ in jobs)
 
     def retry_cancel_later(self, numbers: Iterable[int]) -> None:
         """These trials' cancels failed (the cluster out of reach): :meth:`overstaying` returns them

@@ -23,7 +23,6 @@ from hydra_sigopt.runners.cancel import Cancellation, cancel_jobs, cancel_runnin
 from hydra_sigopt.runners.ended_job import (
     ForgottenBySlurm,
     death_reason,
-    job_tasks,
     node_of,
     read_result,
     results_written,
@@ -249,7 +248,7 @@ class SubmititRunner(TrialRunner):
             tracked.dead_since = self.clock()
         if self.clock() - tracked.dead_since < self._grace(tracked):
             return False
-        for task in {id(t): t for t in [job, *job_tasks(job)]}.values():
+        for task in (job, *job._sub_jobs):  # a multi-task job's tasks wait on their own
             task._results_timeout_s = 0
         return True
 
