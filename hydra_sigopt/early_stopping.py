@@ -57,9 +57,11 @@ class EarlyStopping:
         self._told_budget_spent = False
         self._told_metric_missing = False
         #: The longest step each trial took (by its own clock), and the trials stopped here (the
-        #: sweeper's clock at the stop): see overstaying.
+        #: sweeper's clock at the stop): see overstaying. A stopped trial's job is watched from its
+        #: stop, or from its last failed cancel.
         self._longest_step: dict[int, float] = {}
         self._stopped_at: dict[int, float] = {}
+        self._watched_from: dict[int, float] = {}
         #: Trials stopped before a restart whose jobs may still run, by number: their job ids.
         self._adopted: dict[int, str] = {}
 
@@ -162,11 +164,11 @@ class EarlyStopping:
         """
         now, late = self.clock(), []
         for number in running:
-            stopped_at = self._stopped_at.get(number)
+            watched_from = self._watched_from.get(number)
             step = self._longest_step.get(number, 0.0)
-            if stopped_at is not None and now - stopped_at >= step + self.rule.stop_grace_s:
-                del self._stopped_at[number]
-                late.append((number, now - stopped_at))
+            if watched_from is not None and now - watched_from >= step + self.rule.stop_grace_s:
+                del self._watched_from[number]
+                late.append((number, now - self._stopped_at[number]))
         return late
 
     def adopt_stopped_jobs(self, trials: Iterable[Trial]) -> None:
@@ -178,7 +180,7 @@ class EarlyStopping:
             if t.job_id is None or t.ended_at is None:
                 continue
             self._adopted[t.number] = str(t.job_id)
-            self._stopped_at[t.number] = now - max(0.0, wall - t.ended_at)
+            self._stopped_at[t.number] = self._watched_from[t.number] = now - max(0.0, wall - t.ended_at)
             for line in ReportLines(trial_folder(self.root, t.number) / REPORTS_NAME).new_lines():
                 if isinstance(line, dict):
                     self._note_step_length(t.number, line.get("took"))
@@ -197,7 +199,7 @@ class EarlyStopping:
         """These trials' cancels failed (the cluster out of reach): :meth:`overstaying` returns them
         again a step and ``stop_grace_s`` from now, if their jobs still run then."""
         for number in numbers:
-            self._stopped_at[number] = self.clock()
+            self._watched_from[number] = self.clock()
 
     def journal_last_reports(self, numbers: Iterable[int]) -> None:
         """Journal what these trials reported before their jobs ended, without judging it (their
@@ -215,7 +217,7 @@ class EarlyStopping:
         except IllegalTransition:
             return  # it ended (or was abandoned) meanwhile: nothing to stop
         write_stop(trial_folder(self.root, number), step, why)
-        self._stopped_at[number] = self.clock()
+        self._stopped_at[number] = self._watched_from[number] = self.clock()
         told = f"; observed as failed: {reason}" if reason else ""
         log.info("Trial #%d stopped early (%s)%s", number, why, told)
 

@@ -280,6 +280,9 @@ def test_a_stopped_job_overstays_once_a_step_and_the_grace_have_passed(tmp_path:
         assert early.overstaying([0, 1]) == [(0, step_s + 60.0)]
         clock.now += 3600.0
         assert early.overstaying([0, 1]) == []  # told once; trial 1 was never stopped
+        early.retry_cancel_later([0])  # its cancel failed: a step and the grace from now, again
+        clock.now += step_s + 60.0
+        assert early.overstaying([0, 1]) == [(0, 2 * (step_s + 60.0) + 3600.0)]  # seconds since the stop
 
 
 def test_report_lines_say_how_long_each_step_took(tmp_path: Path) -> None:
@@ -425,5 +428,6 @@ def test_a_job_stopped_before_a_restart_is_watched_from_its_journaled_stop(tmp_p
         clock.now += 89.0
         assert resumed.overstaying_adopted() == []
         clock.now += 1.0
-        assert [(n, job) for n, job, _ in resumed.overstaying_adopted()] == [(0, "100")]
+        [(number, job, since)] = resumed.overstaying_adopted()
+        assert (number, job, since) == (0, "100", pytest.approx(180.0, abs=1.0))  # its warning: 180 s ago
         assert resumed.overstaying_adopted() == []  # once
