@@ -96,7 +96,7 @@ class EarlyStopping:
         self._learn(reports)
         if not decide:
             return
-        if self.step_budget_spent:
+        if self.step_budget_spent and not self._trained_in_full(reports[-1].step):
             self._stop(number, reports[-1].step, f"early_stopping.step_budget={self.rule.step_budget} is spent")
             return
         if not self.rule.active:
@@ -113,6 +113,11 @@ class EarlyStopping:
         befores = [previous, *(r.step for r in reports[:-1])]
         if any(decides_at(self.rule, before, r.step) for before, r in zip(befores, reports)):
             write_judged(trial_folder(self.root, number), reports[-1].step)
+
+    def _trained_in_full(self, step: int) -> bool:
+        """Whether a report at ``step`` ends a full training (``max_step``): the budget it spends is
+        spent already, and stopping the trial would only throw its result away (it completes)."""
+        return self.rule.max_step is not None and step >= self.rule.max_step
 
     def _say_if_the_metric_is_missing(self, number: int, reports: Sequence[Report]) -> None:
         """Once: reports without the metric the rule judges can stop nothing (a name that differs)."""

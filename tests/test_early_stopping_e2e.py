@@ -382,3 +382,20 @@ def test_a_step_budget_spends_at_most_that_many_steps(workdir: Path, launcher: t
     progress = [line for line in run.output.splitlines() if "Progress:" in line]
     assert progress and all("/30 steps reported" in line for line in progress), progress
     assert f"{steps}/30 steps reported" in progress[-1], progress[-1]
+
+
+def test_a_trial_whose_last_report_spends_the_step_budget_completes(workdir: Path) -> None:
+    """The README's "at most the compute of 3 full trainings" with no rule (max_step 12, budget 36):
+    the third trial's 12th report spent the budget, and the trial was "stopped early" at step 12 of
+    12, so its full training was left out of the best; with a budget of one training, the sweep
+    ended with no result at all."""
+    run = run_example(
+        workdir,
+        "hydra.sweeper.early_stopping.rule=none",
+        f"hydra.sweeper.early_stopping.max_step={EPOCHS}",
+        f"hydra.sweeper.early_stopping.step_budget={3 * EPOCHS}",
+        app=EPOCHS_APP,
+    ).assert_ok()
+    assert [(t["state"], t["step"]) for t in run.trials] == [("completed", str(EPOCHS))] * 3, run.trials
+    assert_each_trial_observed_once(run, 3)
+    assert "stopped early" not in run.output, run.output[-3000:]
