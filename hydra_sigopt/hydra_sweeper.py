@@ -46,7 +46,7 @@ class SigOptSweeperImpl:
         # Validate everything before a launcher, an engine or a folder exists.
         settings, definition = parse_settings(self.raw, arguments, default_name=str(self.config.hydra.job.name))
         mode = sweep_dir_mode(self.config)
-        self._check_trials_compose(definition.space)
+        self._check_trials_compose(definition.space, definition.tasks)
         for warning in slow_engine_warnings(settings, definition):
             log.warning("The sweep will be slow: %s", warning)
         blind = stopped_as_failed_warning(settings, definition)
@@ -104,17 +104,21 @@ class SigOptSweeperImpl:
             os.chmod(sweep_dir, mode=mode)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
-    def _check_trials_compose(self, space: Any) -> None:
+    def _check_trials_compose(self, space: Any, tasks: Any) -> None:
         """Compose trial configs now, as Hydra's validate_batch_is_legal does, from the main thread.
 
-        A key the app's config lacks (``lrr=0.1``), a config group option that does not exist or a
-        value of the wrong type then stops the run with Hydra's own message, before a sweep dir,
-        journal or experiment exists, instead of failing every trial.
+        A key the app's config lacks (``lrr=0.1``, in the space or in a task's overrides), a config
+        group option that does not exist or a value of the wrong type then stops the run with
+        Hydra's own message, before a sweep dir, journal or experiment exists, instead of failing
+        every trial (of that task).
         """
         assert self.config is not None
         loader = self.hydra_context.config_loader
-        for assignments in representative_points(space):
+        points = representative_points(space)
+        for assignments in points:
             loader.load_sweep_config(self.config, space.overrides_for(assignments))
+        for task in tasks:
+            loader.load_sweep_config(self.config, space.overrides_for(points[0]) + list(task.overrides))
 
     def _use_sweep_dir(self, sweep_dir: str) -> None:
         """Point this run (and the jobs it launches) at an existing sweep dir."""

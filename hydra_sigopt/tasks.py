@@ -19,6 +19,8 @@ from hydra_sigopt.overrides import bare_key, format_override
 
 #: The keys of one task; ``overrides`` may be left out (the full task usually changes nothing).
 TASK_KEYS = ("name", "cost", "overrides")
+#: What SigOpt takes (sigoptlite refused a longer name with tracebacks).
+MAX_TASK_NAME_LENGTH = 100
 EXAMPLE = "[{name: short, cost: 0.1, overrides: {trainer.max_epochs: 5}}, {name: full, cost: 1}]"
 
 
@@ -58,6 +60,10 @@ def _task(entry: Any, where: str, swept: set[str]) -> Task:
     name, cost = entry.get("name"), entry.get("cost")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}.name", f"expected a non-empty name, got {name!r}")
+    if len(name) > MAX_TASK_NAME_LENGTH:
+        raise ConfigError(
+            f"{where}.name", f"the name is {len(name)} characters long; SigOpt allows at most {MAX_TASK_NAME_LENGTH}"
+        )
     if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 < cost <= 1:
         raise ConfigError(f"{where}.cost", f"expected a number in (0, 1] (the full training costs 1), got {cost!r}")
     return Task(name, float(cost), _overrides(entry.get("overrides"), f"{where}.overrides", swept))
@@ -72,10 +78,21 @@ def _overrides(raw: Any, where: str, swept: set[str]) -> tuple[str, ...]:
     for key, value in raw.items():
         if not isinstance(key, str) or not key:
             raise ConfigError(where, f"config keys must be non-empty strings, got {key!r}")
-        if bare_key(key) in swept:
-            raise ConfigError(f"{where}.{key}", "is swept or set on the command line; a task cannot set it too")
+        _check_settable(f"{where}.{key}", bare_key(key), swept)
         out.append(format_override(key, value))
     return tuple(out)
+
+
+def _check_settable(where: str, key: str, swept: set[str]) -> None:
+    """A task sets the app's keys, and none that is swept or set on the command line, not even
+    through its parent node (``opt: {lr: 0.9}`` replaced a swept ``opt.lr``: the trial ran 0.9
+    while the engine was told the value it suggested)."""
+    if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+        raise ConfigError(where, "is Hydra's own config; a task cannot change it (only the app's config)")
+    clash = sorted(k for k in swept if k == key or k.startswith(f"{key}."))
+    if clash:
+        also = "" if clash == [key] else f" ({', '.join(clash)} is under it)"
+        raise ConfigError(where, f"is swept or set on the command line{also}; a task cannot set it too")
 
 
 def _check_distinct(tasks: Sequence[Task]) -> None:

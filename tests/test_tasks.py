@@ -14,7 +14,7 @@ from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.settings import parse_settings
 from hydra_sigopt.tasks import Task
 
-BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
+BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)", "opt.lr": "interval(0,1)"}}
 SHORT = {"name": "short", "cost": 0.25, "overrides": {"trainer.max_epochs": 5}}
 FULL = {"name": "full", "cost": 1}
 
@@ -48,6 +48,24 @@ def test_without_tasks_nothing_changes() -> None:
         pytest.param([SHORT, {**FULL, "cost": 0.5}], "tasks", "exactly one task must cost 1", id="no-full"),
         pytest.param([{**SHORT, "overrides": ["epochs=5"]}, FULL], "tasks[0].overrides", "expected a dict", id="list"),
         pytest.param([{**SHORT, "overrides": {"lr": 0.1}}, FULL], "tasks[0].overrides.lr", "is swept", id="swept"),
+        pytest.param(
+            [{**SHORT, "overrides": {"opt": {"lr": 0.9, "epochs": 2}}}, FULL],
+            "tasks[0].overrides.opt",
+            "is swept or set on the command line (opt.lr is under it); a task cannot set it too",
+            id="parent-of-swept",
+        ),
+        pytest.param(
+            [{**SHORT, "overrides": {"hydra.launcher.timeout_min": 1}}, FULL],
+            "tasks[0].overrides.hydra.launcher.timeout_min",
+            "is Hydra's own config; a task cannot change it",
+            id="hydra-key",
+        ),
+        pytest.param(
+            [{**SHORT, "name": "s" * 101}, FULL],
+            "tasks[0].name",
+            "101 characters long; SigOpt allows at most 100",
+            id="long",
+        ),
     ],
 )
 def test_bad_tasks_name_the_key(tasks: Any, key: str, says: str) -> None:
@@ -66,3 +84,13 @@ def test_tasks_with_two_optimized_metrics_are_refused() -> None:
 def test_a_task_cannot_set_a_key_the_command_line_sets() -> None:
     with pytest.raises(ConfigError, match=r"tasks\[0\]\.overrides\.trainer\.max_epochs: is swept or set on the"):
         parse_settings({**BASE, "tasks": [SHORT, FULL]}, arguments=["trainer.max_epochs=20"])
+
+
+def test_a_task_cannot_replace_a_command_line_override_through_its_parent_node() -> None:
+    """``opt.name=mine`` on the command line, and a task ``{opt: {epochs: 2, name: task}}``: the
+    task's trials ran ``name: task``, silently."""
+    with pytest.raises(ConfigError, match=r"tasks\[0\]\.overrides\.opt: is swept or set on the command line \(opt"):
+        parse_settings(
+            {**BASE, "tasks": [{**SHORT, "overrides": {"opt": {"epochs": 2, "name": "task"}}}, FULL]},
+            arguments=["opt.name=mine"],
+        )

@@ -107,3 +107,13 @@ def test_bad_tasks_are_one_line_before_anything_is_written(workdir: Path) -> Non
         done.proc.stderr
     )
     assert "Traceback" not in done.proc.stderr and not (workdir / "sweep").exists()
+
+
+def test_a_task_override_of_a_key_the_app_lacks_stops_the_run_before_anything_is_written(workdir: Path) -> None:
+    """A typo in a task's overrides (``epochz``) failed every trial of that task, spending budget,
+    and the fixed command was then refused in that sweep dir as a change of tasks."""
+    tasks = "hydra.sweeper.tasks=[{name:short,cost:0.25,overrides:{epochz:3}},{name:full,cost:1}]"
+    done = run_example(workdir, tasks, app=EPOCHS_APP)
+    assert done.proc.returncode != 0
+    assert "Could not override 'epochz'" in done.proc.stderr, done.proc.stderr[-2000:]
+    assert "Traceback" not in done.proc.stderr and not (workdir / "sweep").exists()
