@@ -41,6 +41,7 @@ from hydra_sigopt.reports import (
     budget_spent,
     cheaper_tasks,
     metrics_from_meta,
+    pasteable_overrides,
     results_document,
     summarize,
     swept_overrides,
@@ -160,7 +161,7 @@ def _status(args: argparse.Namespace) -> int:
         b = summary.best[0]
         _out(
             f"Best:        {optimized[0].name}={_fmt(b.value(optimized[0].name))} (trial #{b.number}): "
-            f"{' '.join(swept_overrides(b, fixed))}"
+            f"{pasteable_overrides(b, fixed)}"
         )
     elif summary.best:
         _out(f"Pareto set:  {len(summary.best)} trials: {', '.join(f'#{t.number}' for t in summary.best)}")

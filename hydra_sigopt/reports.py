@@ -11,6 +11,7 @@ import io
 import logging
 import math
 import os
+import shlex
 import uuid
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
@@ -42,6 +43,13 @@ def swept_overrides(trial: Trial, fixed: Sequence[str]) -> list[str]:
     """The trial's overrides without the ones every trial shares."""
     fixed_set = set(fixed)
     return [o for o in trial.overrides if o not in fixed_set]
+
+
+def pasteable_overrides(trial: Trial, fixed: Sequence[str]) -> str:
+    """The trial's swept overrides, ready to paste after ``python train.py`` in a shell: each quoted
+    for it (unquoted, ``label=$HOME`` gave the app the home dir, ``label='true'`` a boolean and a
+    dict choice ``opt={a:3,b:4}`` two overrides by brace expansion). Plain numbers stay as they are."""
+    return " ".join(shlex.quote(o) for o in swept_overrides(trial, fixed))
 
 
 def trial_params(trial: Trial, fixed: Sequence[str]) -> dict[str, Any]:
@@ -162,7 +170,7 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
             doc["best_params"] = trial_params(best, fixed)
             doc["best_value"] = best.value(optimized[0].name)
             doc["best_values"] = {v.name: v.value for v in best.values}
-            doc["best_overrides"] = " ".join(swept_overrides(best, fixed))
+            doc["best_overrides"] = pasteable_overrides(best, fixed)
         else:
             doc["best_params"] = None
             doc["best_value"] = None
@@ -172,7 +180,7 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
                 "trial": t.number,
                 "params": trial_params(t, fixed),
                 "values": {v.name: v.value for v in t.values},
-                "overrides": " ".join(swept_overrides(t, fixed)),
+                "overrides": pasteable_overrides(t, fixed),
             }
             for t in summary.best
         ]

@@ -1,0 +1,60 @@
+"""The best overrides are "ready to paste after ``python train.py``": pasted in a shell, the app
+gets the best trial's values, whatever they are (the values users sweep: strings with ``$``,
+quotes, commas, ``=``, spaces or unicode; strings that read as booleans or numbers; dict choices).
+
+Unquoted for the shell, ``label=$HOME`` gave the app the home dir, ``label='true'`` a boolean, a
+dict choice ``opt={a:3,b:4}`` two overrides (brace expansion), and ``it\\'s`` a shell syntax error.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import run_example, write_app
+
+# Each parameter's two options are both hostile, so that whichever trial is best pastes them.
+SWEEPER = """
+observation_budget: 4
+parallel_bandwidth: 1
+seed: 0
+params:
+  swept.a: choice('$HOME', "it's")
+  swept.b: choice('true', '1')
+  swept.c: choice('x,y', 'k=v')
+  swept.d: choice('a b', 'üñ ©')
+  swept.e: choice({p:3,q:4}, {p:1,q:2})
+"""
+DEFAULTS = "swept: {a: '', b: '', c: '', d: '', e: {p: 0, q: 0}}\n"
+BODY = (
+    "import json; from omegaconf import OmegaConf; "
+    "print('PASTED', json.dumps(OmegaConf.to_container(cfg)['swept'])); "
+    "return len(str(cfg.swept.a)) + len(str(cfg.swept.d))"
+)
+
+
+def test_the_best_overrides_pasted_in_a_shell_give_the_app_the_best_trial_s_values(workdir: Path) -> None:
+    app = write_app(workdir, SWEEPER, body=BODY)
+    config = app.parent / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("y: 0.0\n", "y: 0.0\n" + DEFAULTS))
+    run = run_example(workdir, app=app).assert_ok()
+    best = run.results["best_params"]
+    expected = {key.split(".", 1)[1]: value for key, value in best.items()}
+    log_line = next(line for line in run.output.splitlines() if "Best overrides: " in line)
+    best_cli = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "best", str(run.sweep_dir)], capture_output=True, text=True
+    )
+    pasted = {
+        "optimization_results.yaml": run.results["best_overrides"],
+        "the log": log_line.split("Best overrides: ", 1)[1],
+        "hydra-sigopt best": best_cli.stdout.strip(),
+    }
+    for where, text in pasted.items():
+        shell = subprocess.run(
+            ["bash", "-c", f"{sys.executable} app.py {text}"], cwd=app.parent, capture_output=True, text=True
+        )
+        assert shell.returncode == 0, (where, text, shell.stderr[-1500:])
+        seen = json.loads(next(line for line in shell.stdout.splitlines() if line.startswith("PASTED "))[7:])
+        assert seen == expected, (where, text)
