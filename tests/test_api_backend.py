@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import ssl
@@ -29,6 +30,7 @@ from hydra_sigopt.secrets import (
     withheld_tokens,
 )
 from hydra_sigopt.space import build_space
+from hydra_sigopt.tasks import Task
 
 TOKEN = "tok-5f2d9c1e-never-written-anywhere"
 
@@ -105,6 +107,32 @@ def test_attach_to_an_existing_experiment(server: SigOptTestServer, api_env: dic
     other = ExperimentDefinition("t", build_space({"z": "interval(0,1)"}), definition().metrics, 5, 1)
     with pytest.raises(ApiError, match=r"has parameters \['opt', 'x'\].*declares parameters \['z'\]"):
         backend(experiment_id=eid).start(other)
+
+
+def test_attach_refuses_an_experiment_with_other_tasks(server: SigOptTestServer, api_env: dict[str, str]) -> None:
+    """The server picks each suggestion's task. Attached without the experiment's tasks, a sweep
+    trained every trial in full and posted cheap-task results; with other costs, one task's name
+    mixed two trainings; with tasks on a plain experiment, the sweep failed at its first suggestion."""
+    short, full = Task("short", 0.25, ("epochs=3",)), Task("full", 1.0)
+    multitask = dataclasses.replace(definition(), tasks=(short, full))
+    multitask_id = backend().start(multitask)
+    plain_id = backend().start(definition())
+    cases = [
+        (multitask_id, definition(), r"has tasks full \(cost 1\), short \(cost 0.25\), but the sweep declares none"),
+        (
+            multitask_id,
+            dataclasses.replace(multitask, tasks=(Task("short", 0.5), full)),
+            r"declares full \(cost 1\), short \(cost 0.5\)",
+        ),
+        (plain_id, multitask, r"has tasks none, but the sweep declares full \(cost 1\), short \(cost 0.25\)"),
+    ]
+    for experiment_id, declared, says in cases:
+        with pytest.raises(ApiError, match=says):
+            backend(experiment_id=experiment_id).start(declared)
+    assert backend(experiment_id=multitask_id).start(multitask) == multitask_id  # the same tasks, in any order
+    assert (
+        backend(experiment_id=multitask_id).start(dataclasses.replace(multitask, tasks=(full, short))) == multitask_id
+    )
 
 
 def test_connection_refused_before_the_experiment_exists_fails_at_once_with_the_reason(
