@@ -138,6 +138,14 @@ def summarize(trials: Sequence[Trial], metrics: Sequence[Metric], cheaper: Colle
     )
 
 
+def _engine_best(meta: Mapping[str, Any], trials: Sequence[Trial]) -> list[dict[str, Any]]:
+    """The server's own best assignments, but those of this sweep's stopped trials: posted with a
+    partial value (``observe_stopped: last_value``), one may beat every full training there (a loss
+    that rises late in training), and a stopped trial is never the best."""
+    stopped = [t.assignments for t in trials if t.state == STOPPED]
+    return [b for b in meta.get("engine_best") or [] if b.get("assignments") not in stopped]
+
+
 def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[str, Any]:
     """The content of ``optimization_results.yaml``, in the shape of Hydra's Optuna sweeper."""
     metrics = metrics_from_meta(meta)
@@ -151,7 +159,7 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
         "experiment_id": meta.get("experiment_id"),
         "metrics": [m.to_sigopt() for m in metrics],
         "engine_observations": meta.get("engine_observation_count"),
-        **({"engine_best": meta["engine_best"]} if meta.get("engine_best") else {}),
+        **({"engine_best": engine_best} if (engine_best := _engine_best(meta, trials)) else {}),
         "trials": {
             "total": summary.total,
             "completed": summary.completed,

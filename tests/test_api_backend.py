@@ -762,3 +762,37 @@ def test_a_prefetch_retrying_through_a_lagging_model_worker_leaves_the_main_thre
             prefetch.result(timeout=30)
     assert "record the observation of trial 0 failed" not in caplog.text
     assert len(server.requests_to("POST", r"/v1/experiments/\d+/observations")) == 1
+
+
+OVERFITTING_TASK = """
+from hydra_sigopt import report
+
+for step in range(1, 9):
+    loss = (cfg.x - 0.3) ** 2 + (step - 3) ** 2 / 10  # the best epoch is the third: it overfits after
+    report(step, y=loss)
+return loss
+"""
+
+
+@pytest.mark.slow
+def test_the_engine_s_best_leaves_out_the_partial_values_of_stopped_trials(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """A stopped trial is posted with its last value (observe_stopped: last_value); where the loss
+    rises late in training, that partial value beat every full training on the server, and
+    ``engine_best`` named the stopped trial beside a ``best_trial`` that was another one."""
+    app = write_app(tmp_path, OVERFITTING_TASK, budget=8)
+    run = run_example(
+        tmp_path,
+        "hydra.sweeper.backend=api",
+        "hydra.sweeper.metrics=[{name:y,objective:minimize}]",
+        "hydra.sweeper.early_stopping.rule=median",
+        "hydra.sweeper.early_stopping.max_step=8",
+        app=app,
+        env=api_env,
+    ).assert_ok()
+    stopped = [t for t in run.trials if t["state"] == "stopped"]
+    assert stopped and any(t["state"] == "completed" for t in run.trials), run.trials
+    best = next(t for t in run.trials if int(t["number"]) == run.results["best_trial"])
+    for entry in run.results.get("engine_best", []):
+        assert entry["assignments"] == {"x": pytest.approx(float(best["param.x"]))}, (entry, run.trials)
