@@ -262,7 +262,11 @@ def _plot(args: argparse.Namespace) -> int:
         meta = journal.meta()
         trials = journal.trials()
         reports = journal.reports.all()
-    plot_sweep(meta, trials, out, reports)
+    try:
+        plot_sweep(meta, trials, out, reports)
+    except OSError as exc:  # a read-only sweep dir (someone else's): status and best need no write
+        why = exc.strerror or exc
+        raise UsageError(f"cannot write {out} ({why}); write the plot elsewhere with -o FILE.png") from None
     _out(f"Wrote {out}")
     return 0
 

@@ -24,6 +24,14 @@ def plot_sweep(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # Names are the user's, shown as written: a metric named cost_$_per_$_sample was mathtext.
+    with plt.rc_context({"text.parse_math": False}):
+        return _plot(meta, trials, out, reports)
+
+
+def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: Sequence[Report]) -> list[str]:
+    import matplotlib.pyplot as plt
+
     metrics = metrics_from_meta(meta)
     metric = next(m for m in metrics if m.strategy == "optimize")
     cheaper = cheaper_tasks(meta)

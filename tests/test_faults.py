@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example
+from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example, write_app
 
 from hydra_sigopt.crashpoints import ENV_VAR
 
@@ -43,6 +43,29 @@ def test_plot_to_an_unsupported_extension_names_the_valid_ones(finished_sweep: A
     assert f"-o {tmp_path / 'x.txt'}: .txt is not an image format; use one of" in done.stderr
     assert ".png" in done.stderr and ".svg" in done.stderr
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_plot_of_a_read_only_sweep_dir_is_one_line_naming_the_way_out(finished_sweep: AppRun) -> None:
+    """status and best work on a read-only sweep dir (someone else's); plot, writing its image there
+    by default, ended in a 29-line traceback."""
+    sweep = finished_sweep.sweep_dir
+    done = in_mount_namespace(
+        f"mount --bind -o ro {sweep} {sweep} && {' '.join(HYDRA_SIGOPT)} plot {sweep}; echo exit=$?"
+    )
+    assert done.stdout.strip().endswith("exit=2"), done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"cannot write {sweep}/sweep.png (Read-only file system); write the plot elsewhere with -o" in done.stderr
+
+
+def test_plot_shows_names_with_dollar_signs_as_written(tmp_path: Path) -> None:
+    """A metric named cost_$_per_$_sample was parsed as mathtext: plot failed with a 61-line traceback."""
+    metrics = "metrics: [{name: cost_$_per_$_sample, objective: minimize}]"
+    sweeper = f"observation_budget: 2\n{metrics}\nparams:\n  x: interval(0, 1)"
+    app = write_app(tmp_path, sweeper, body='return {"cost_$_per_$_sample": cfg.x}')
+    run = run_example(tmp_path, app=app).assert_ok()
+    done = subprocess.run([*HYDRA_SIGOPT, "plot", str(run.sweep_dir)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (run.sweep_dir / "sweep.png").stat().st_size > 0
 
 
 def test_status_into_a_closed_pipe_stops_quietly(finished_sweep: AppRun) -> None:
