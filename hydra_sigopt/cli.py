@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +128,7 @@ def _status(args: argparse.Namespace) -> int:
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()
         trials = journal.trials()
+        last_steps = journal.reports.last_steps()
     metrics = metrics_from_meta(meta)
     summary = summarize(trials, metrics, cheaper_tasks(meta))
     budget = int(meta.get("observation_budget", 0))
@@ -153,7 +154,7 @@ def _status(args: argparse.Namespace) -> int:
         f"{summary.failed} failed), {summary.running - queued} running{f', {queued} queued' if queued else ''}"
         f"{_abandoned(trials)}"
     )
-    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), unfinished=live or spent < budget - 1e-9)}")
+    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), live, _budget_spent(meta, trials, last_steps))}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = meta["identity"].get("fixed_overrides", [])
@@ -202,7 +203,19 @@ def _abandoned(trials: Sequence[Trial]) -> str:
     return f", {len(abandoned)} abandoned ({', '.join(what)})"
 
 
-def _sweeper(sweep_dir: Path, unfinished: bool) -> str:
+def _budget_spent(meta: Mapping[str, Any], trials: Sequence[Trial], last_steps: Mapping[int, int]) -> str | None:
+    """Which budget ended the sweep, if one is spent: its trials' (costs'), or its steps'."""
+    budget = int(meta.get("observation_budget", 0))
+    if budget_spent(meta, trials) >= budget - 1e-9:
+        return "the budget is spent"
+    step_budget = meta.get("step_budget")
+    counted = {t.number for t in trials if t.state != ABANDONED}  # as the sweep counts them
+    if step_budget is not None and sum(s for n, s in last_steps.items() if n in counted) >= step_budget:
+        return f"early_stopping.step_budget={step_budget} is spent"
+    return None
+
+
+def _sweeper(sweep_dir: Path, live: bool, spent: str | None) -> str:
     """Whether a sweeper runs this sweep (the lock's holder), else how to resume it."""
     try:
         holder = SweepLock(sweep_dir).holder()
@@ -211,8 +224,8 @@ def _sweeper(sweep_dir: Path, unfinished: bool) -> str:
     if holder is not None:
         pid, host = holder
         return f"pid {pid}" + (f" on {host}" if host else "")
-    if not unfinished:
-        return "not running (the budget is spent)"
+    if not live and spent is not None:
+        return f"not running ({spent})"
     return f"not running — resume with: hydra-sigopt continue {sweep_dir} --run"
 
 

@@ -145,6 +145,8 @@ class Sweep:
             self._use_code(journal)
             resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption.start_or_resume(self.sweep_dir)
+            # What `hydra-sigopt status` weighs the steps against (a resume may raise it).
+            journal.set_meta(step_budget=self.settings.early_stopping.step_budget)
             self.early.start()
             self.early.adopt_stopped_jobs(resumption.stopped_unended)
             cancel_stopped_before_restart(self.early, self.runner)

@@ -399,3 +399,14 @@ def test_a_trial_whose_last_report_spends_the_step_budget_completes(workdir: Pat
     assert [(t["state"], t["step"]) for t in run.trials] == [("completed", str(EPOCHS))] * 3, run.trials
     assert_each_trial_observed_once(run, 3)
     assert "stopped early" not in run.output, run.output[-3000:]
+
+
+def test_status_says_a_spent_step_budget_ended_the_sweep(workdir: Path) -> None:
+    """status told the user to resume a sweep the step budget had ended; doing so only said again
+    that the budget was spent, and status kept giving the same advice."""
+    run = run_example(workdir, "hydra.sweeper.early_stopping.step_budget=5", app=EPOCHS_APP).assert_ok()
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(run.sweep_dir)], capture_output=True, text=True
+    )
+    assert "Sweeper:     not running (early_stopping.step_budget=5 is spent)" in status.stdout, status.stdout
+    assert "resume" not in status.stdout, status.stdout
