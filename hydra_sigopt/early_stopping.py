@@ -224,7 +224,8 @@ class EarlyStopping:
         write_stop(trial_folder(self.root, number), step, why)
         self._stopped_at[number] = self._watched_from[number] = self.clock()
         told = f"; observed as failed: {reason}" if reason else ""
-        log.info("Trial #%d stopped early (%s)%s", number, why, told)
+        # Its last step: several reports may be read at once, and it is stopped after the last.
+        log.info("Trial #%d stopped early at step %d (%s)%s", number, self._last_step[number], why, told)
 
     def _observation_of(self, number: int) -> tuple[list[MetricValue], list[str]]:
         """The stopped trial's observation: each metric's last reported value; the metrics never reported."""

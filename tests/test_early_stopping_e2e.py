@@ -66,7 +66,9 @@ def check_stopped_sweep(run: AppRun, budget: int) -> list[dict[str, str]]:
     assert run.results["trials"]["stopped"] == len(stopped)
     assert run.results["best_trial"] in {int(t["number"]) for t in completed}  # a partial value is never the best
     for t in stopped:
-        assert f"Trial #{t['number']} stopped early (val_error=" in run.output
+        # The log says where it stopped as trials.csv does (it said the step the rule judged, 1, and
+        # trials.csv 14, when a job's reports of steps 1 to 14 were read at once).
+        assert f"Trial #{t['number']} stopped early at step {t['step']} (val_error=" in run.output
     assert f"Progress: {budget}/{budget} trials done, 0 running, 0 failed, {len(stopped)} stopped early" in run.output
     assert_each_trial_observed_once(run, budget)
     status = subprocess.run(
