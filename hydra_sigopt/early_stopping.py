@@ -64,12 +64,18 @@ class EarlyStopping:
         self._watched_from: dict[int, float] = {}
         #: Trials stopped before a restart whose jobs may still run, by number: their job ids.
         self._adopted: dict[int, str] = {}
+        #: The steps trials abandoned at a resume had reported (counted in the step budget).
+        self._abandoned_steps = 0
 
     def start(self) -> None:
         """Learn the journal's reports (a resumed sweep's too), tell stopped trials again, take the hook."""
         trials = self.journal.trials()
         abandoned = {t.number for t in trials if t.state == ABANDONED}
         self._learn(r for r in self.journal.reports.all() if r.number not in abandoned)
+        # Not judged (their suggestions run again), but trained all the same: the step budget
+        # bounds compute, and a resume after a kill spent them past it.
+        last_steps = self.journal.reports.last_steps()
+        self._abandoned_steps = sum(last_steps.get(n, 0) for n in abandoned)
         for t in trials:
             if t.state == STOPPED:
                 # The decision is journaled; its marker may not have been written (a kill between the two).
@@ -137,8 +143,8 @@ class EarlyStopping:
 
     @property
     def steps_spent(self) -> int:
-        """The steps reported so far, summed over the trials (those abandoned and re-run left out)."""
-        return sum(self._last_step.values())
+        """The steps reported so far, summed over the trials (those abandoned before a resume too)."""
+        return sum(self._last_step.values()) + self._abandoned_steps
 
     @property
     def step_budget_spent(self) -> bool:

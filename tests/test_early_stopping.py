@@ -315,6 +315,24 @@ def test_malformed_lines_never_reach_the_journal(tmp_path: Path) -> None:
         assert [(r.step, dict(r.metrics)) for r in journal.reports.all()] == [(1, {"loss": 1.0}), (5, {"loss": 0.5})]
 
 
+def test_the_steps_of_trials_abandoned_at_a_resume_count_in_the_step_budget(tmp_path: Path) -> None:
+    """A sweeper killed while a trial had reported 2 steps: the resume abandons it (its suggestion
+    runs again) and forgot its steps, so a budget of 30 steps trained 32."""
+    root = tmp_path / "reports"
+    rule = StopRule(step_budget=30)
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 2)
+        write_reports(root, 0, [0.5] * 12)
+        write_reports(root, 1, [0.5, 0.4])
+        EarlyStopping(rule, journal, root, LOSS).poll([0, 1])  # the sweeper, then killed
+        journal.record_result(0, values=[MetricValue("loss", 0.5)])
+        journal.mark_abandoned(1, "the sweeper was killed")  # what the resume does with a lost trial
+        resumed = EarlyStopping(rule, journal, root, LOSS)
+        resumed.start()
+        assert resumed.steps_spent == 14
+        resumed.close()
+
+
 def test_a_resumed_sweep_keeps_reports_and_tells_stopped_trials_again(tmp_path: Path) -> None:
     """Killed between journaling a stop and writing its marker: the next sweeper writes the marker."""
     root = tmp_path / "reports"
