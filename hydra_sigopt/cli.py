@@ -135,7 +135,8 @@ def _status(args: argparse.Namespace) -> int:
     now = time.time()
     started = float(meta.get("created_at", now))
     last = max((t.ended_at or t.started_at or t.created_at for t in trials), default=started)
-    live = any(t.state in (PENDING, RUNNING) for t in trials)
+    lost = _lost_with_the_sweeper(Path(args.sweep_dir), meta, trials)
+    live = any(t.state in (PENDING, RUNNING) for t in trials) and not lost
     _out(f"Sweep:       {Path(args.sweep_dir).resolve()}")
     _out(
         f"Experiment:  {meta.get('name')} (backend {meta.get('backend')}, experiment {meta.get('experiment_id')}, "
@@ -151,8 +152,9 @@ def _status(args: argparse.Namespace) -> int:
     queued = sum(1 for state, _ in in_queue.values() if state in WAITING_STATES)
     _out(
         f"Trials:      {counted or f'{done}/{budget} done'} ({summary.completed} completed{stopped}, "
-        f"{summary.failed} failed), {summary.running - queued} running{f', {queued} queued' if queued else ''}"
-        f"{_abandoned(trials)}"
+        f"{summary.failed} failed), {summary.running - queued - len(lost)} running"
+        f"{f', {queued} queued' if queued else ''}"
+        f"{f', {len(lost)} lost with the sweeper (run again on resume)' if lost else ''}{_abandoned(trials)}"
     )
     _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), live, _budget_spent(meta, trials, last_steps))}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
@@ -175,11 +177,31 @@ def _status(args: argparse.Namespace) -> int:
             since = f"for {format_duration(now - t.started_at)}" if t.started_at else "not started"
             state, reason = in_queue.get(str(t.job_id), (t.state, None))
             slurm = f" (Slurm: {state.lower()}{f', {reason}' if reason else ''})" if str(t.job_id) in in_queue else ""
+            if t in lost:
+                _out(f"  #{t.number:<4} job {t.job_id or '-':<10} lost with the sweeper (run again on resume)")
+                continue
             _out(f"  #{t.number:<4} job {t.job_id or '-':<10} {t.state:<8} {since}{slurm}")
     if args.all:
         _out()
         _out(_trials_table(trials, metrics, fixed))
     return 0
+
+
+#: Launchers whose trials run as jobs of their own, which outlive a sweeper killed (submitit's).
+JOB_LAUNCHERS = ("local", "slurm")
+
+
+def _lost_with_the_sweeper(sweep_dir: Path, meta: Mapping[str, Any], trials: Sequence[Trial]) -> list[Trial]:
+    """The unfinished trials that ran in the sweeper's process (or its children) when no sweeper
+    holds the sweep: they died with it, and are not running, whatever the journal last said."""
+    if meta.get("launcher") in JOB_LAUNCHERS:
+        return []
+    try:
+        if SweepLock(sweep_dir).holder() is not None:
+            return []
+    except OSError:  # a read-only copy: who holds it cannot be told
+        return []
+    return [t for t in trials if t.state in (PENDING, RUNNING)]
 
 
 def _slurm_queue(meta: dict[str, Any], trials: Sequence[Trial]) -> dict[str, tuple[str, str | None]]:

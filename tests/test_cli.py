@@ -229,3 +229,23 @@ def test_a_second_ctrl_c_during_cancellation_loses_nothing(tmp_path: Path) -> No
     while time.time() < deadline and any(pid_running(j) for j in running):
         time.sleep(0.2)
     assert not any(pid_running(j) for j in running)
+
+
+def test_status_of_a_killed_in_process_sweep_shows_its_trial_lost_not_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The basic launcher runs trials in the sweeper's process: after a kill -9 inside a trial,
+    status showed it running, its time and the sweep's elapsed time still counting."""
+    from hydra_sigopt.crashpoints import ENV_VAR
+
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=3", env={ENV_VAR: "in_task:1"})
+    assert run.proc.returncode == -signal.SIGKILL
+    code, first, _ = cli(capsys, "status", str(run.sweep_dir))
+    time.sleep(1.5)
+    _, second, _ = cli(capsys, "status", str(run.sweep_dir))
+    assert code == 0
+    assert "0 running, 1 lost with the sweeper (run again on resume)" in first, first
+    assert "#0    job -          lost with the sweeper (run again on resume)" in first, first
+    assert "resume with: hydra-sigopt continue" in first, first
+    elapsed = [[line for line in out.splitlines() if line.startswith("Elapsed:")] for out in (first, second)]
+    assert elapsed[0] == elapsed[1], elapsed  # no longer counting
