@@ -41,6 +41,7 @@ from hydra_sigopt.reports import (
     budget_spent,
     cheaper_tasks,
     metrics_from_meta,
+    no_best,
     pasteable_overrides,
     results_document,
     summarize,
@@ -169,7 +170,8 @@ def _status(args: argparse.Namespace) -> int:
     elif summary.best:
         _out(f"Pareto set:  {len(summary.best)} trials: {', '.join(f'#{t.number}' for t in summary.best)}")
     else:
-        _out("Best:        no completed trial yet")
+        cheap_only = summary.completed and meta["identity"].get("tasks")
+        _out("Best:        " + ("no trial of the full task completed yet" if cheap_only else "no completed trial yet"))
     running = [t for t in trials if t.state in (PENDING, RUNNING)]
     if running:
         _out("Running:")
@@ -280,7 +282,7 @@ def _best(args: argparse.Namespace) -> int:
             values = " ".join(f"{k}={_fmt(v)}" for k, v in s["values"].items())
             _out(f"{s['overrides']}    # trial #{s['trial']}: {values}")
         return 0
-    print("No trial has completed yet.", file=sys.stderr)
+    print(f"{no_best(doc)} yet.", file=sys.stderr)
     return 1
 
 

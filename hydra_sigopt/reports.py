@@ -293,4 +293,13 @@ def log_results(sweep_dir: Path, doc: Mapping[str, Any]) -> None:
         for s in doc["solutions"]:
             log.info("  #%s %s: %s", s["trial"], s["values"], s["overrides"])
     else:
-        log.info("No trial completed; see %s", sweep_dir / TRIALS_NAME)
+        log.info("%s; see %s", no_best(doc), sweep_dir / TRIALS_NAME)
+
+
+def no_best(doc: Mapping[str, Any]) -> str:
+    """Why a results document has no best trial, in a few words: none completed, or (multitask) only
+    trials of cheaper tasks did, which are never the best."""
+    completed = (doc.get("trials") or {}).get("completed") or 0
+    if completed and "by_task" in (doc.get("trials") or {}):
+        return f"No trial of the full task completed ({completed} of cheaper tasks did; those are never the best)"
+    return "No trial completed"

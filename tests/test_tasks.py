@@ -6,11 +6,14 @@ tasks, distinct names and costs in (0, 1], one costing 1, one optimized metric a
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.reports import log_results, no_best
 from hydra_sigopt.settings import parse_settings
 from hydra_sigopt.tasks import Task
 
@@ -94,3 +97,12 @@ def test_a_task_cannot_replace_a_command_line_override_through_its_parent_node()
             {**BASE, "tasks": [{**SHORT, "overrides": {"opt": {"epochs": 2, "name": "task"}}}, FULL]},
             arguments=["opt.name=mine"],
         )
+
+
+def test_a_sweep_where_only_cheaper_tasks_completed_says_so(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """It said "No trial completed" beside a trials.csv with completed trials (of a cheaper task)."""
+    doc = {"trials": {"total": 2, "completed": 1, "failed": 1, "by_task": {"short": 1, "full": 1}}}
+    with caplog.at_level(logging.INFO, logger="hydra_sigopt"):
+        log_results(tmp_path, doc)
+    assert "No trial of the full task completed (1 of cheaper tasks did; those are never the best)" in caplog.text
+    assert no_best({"trials": {"completed": 0, "by_task": {"full": 2}}}) == "No trial completed"
