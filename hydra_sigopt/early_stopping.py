@@ -56,6 +56,7 @@ class EarlyStopping:
         self._last_step: dict[int, int] = {}
         self._told_budget_spent = False
         self._told_metric_missing = False
+        self._told_nothing_reported = False
         #: The longest step each trial took (by its own clock), and the trials stopped here (the
         #: sweeper's clock at the stop): see overstaying. A stopped trial's job is watched from its
         #: stop, or from its last failed cancel.
@@ -217,6 +218,23 @@ class EarlyStopping:
         results are about to be recorded: a completed trial is not stopped after the fact)."""
         for number in numbers:
             self.check(number, decide=False)
+            self._say_if_nothing_was_reported(number)
+
+    def _say_if_nothing_was_reported(self, number: int) -> None:
+        """Once: a trial ended without reporting, where a rule or step budget works on reports. An app
+        that never calls report() is never stopped, and its step budget never runs out (a sweep of
+        observation_budget 500, set high for the step budget, ran 500 full trainings)."""
+        if self._told_nothing_reported or not self.rule.reads_reports or number in self._last_step:
+            return
+        self._told_nothing_reported = True
+        log.warning(
+            "Trial #%d ended without reporting a step, and early_stopping (%s) works on what trials report:"
+            " call `from hydra_sigopt import report` and report(step, %s=...) after each epoch, or no trial is"
+            " stopped and the step budget never runs out",
+            number,
+            f"rule {self.rule.rule}" if self.rule.active else f"step_budget {self.rule.step_budget}",
+            self.rule.metric,
+        )
 
     def _stop(self, number: int, step: int, why: str) -> None:
         values, missing = self._observation_of(number)

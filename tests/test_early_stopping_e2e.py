@@ -413,3 +413,13 @@ def test_status_says_a_spent_step_budget_ended_the_sweep(workdir: Path) -> None:
     )
     assert "Sweeper:     not running (early_stopping.step_budget=5 is spent)" in status.stdout, status.stdout
     assert "resume" not in status.stdout, status.stdout
+
+
+def test_a_step_budget_on_an_app_that_never_reports_is_said_once(workdir: Path) -> None:
+    """The example app does not call report(): with a step budget (and observation_budget set high
+    for it, as the README advises) the sweep ran every trial in full, without a word."""
+    run = run_example(
+        workdir, "hydra.sweeper.observation_budget=3", "+hydra.sweeper.early_stopping.step_budget=5"
+    ).assert_ok()
+    said = "ended without reporting a step, and early_stopping (step_budget 5) works on what trials report"
+    assert run.output.count(said) == 1, run.output[-3000:]
