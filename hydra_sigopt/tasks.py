@@ -78,20 +78,27 @@ def _overrides(raw: Any, where: str, swept: set[str]) -> tuple[str, ...]:
     for key, value in raw.items():
         if not isinstance(key, str) or not key:
             raise ConfigError(where, f"config keys must be non-empty strings, got {key!r}")
-        _check_settable(f"{where}.{key}", bare_key(key), swept)
+        _check_settable(f"{where}.{key}", bare_key(key), value, swept)
         out.append(format_override(key, value))
     return tuple(out)
 
 
-def _check_settable(where: str, key: str, swept: set[str]) -> None:
-    """A task sets the app's keys, and none that is swept or set on the command line, not even
-    through its parent node (``opt: {lr: 0.9}`` replaced a swept ``opt.lr``: the trial ran 0.9
-    while the engine was told the value it suggested)."""
-    if key == "hydra" or key.startswith(("hydra.", "hydra/")):
-        raise ConfigError(where, "is Hydra's own config; a task cannot change it (only the app's config)")
-    clash = sorted(k for k in swept if k == key or k.startswith(f"{key}."))
-    if clash:
-        also = "" if clash == [key] else f" ({', '.join(clash)} is under it)"
+#: Hydra's settings that every trial shares (the launcher's, the sweeper's): a task's would do nothing.
+#: Per-job ones (``hydra.job.env_set``) are the trial's own and do take effect.
+_SHARED_HYDRA_KEYS = ("hydra.launcher", "hydra.sweeper", "hydra.sweep.dir", "hydra/launcher", "hydra/sweeper")
+
+
+def _check_settable(where: str, key: str, value: Any, swept: set[str]) -> None:
+    """A task sets no key the whole sweep shares, and none that is swept or set on the command line,
+    not even through its parent node (``opt: {lr: 0.9}`` replaced a swept ``opt.lr``: the trial ran
+    0.9 while the engine was told the value it suggested). A config group's option (``data: subset``)
+    is no such clash: Hydra applies it before the values set under it."""
+    if key == "hydra" or any(key == k or key.startswith((f"{k}.", f"{k}/")) for k in _SHARED_HYDRA_KEYS):
+        shared = "is Hydra's launcher or sweeper config, shared by every trial; a task cannot change it"
+        raise ConfigError(where, shared)
+    under = sorted(k for k in swept if k.startswith(f"{key}.")) if isinstance(value, Mapping) else []
+    if key in swept or under:
+        also = f" ({', '.join(under)} is under it)" if under else ""
         raise ConfigError(where, f"is swept or set on the command line{also}; a task cannot set it too")
 
 

@@ -60,7 +60,7 @@ def test_without_tasks_nothing_changes() -> None:
         pytest.param(
             [{**SHORT, "overrides": {"hydra.launcher.timeout_min": 1}}, FULL],
             "tasks[0].overrides.hydra.launcher.timeout_min",
-            "is Hydra's own config; a task cannot change it",
+            "is Hydra's launcher or sweeper config, shared by every trial; a task cannot change it",
             id="hydra-key",
         ),
         pytest.param(
@@ -106,3 +106,18 @@ def test_a_sweep_where_only_cheaper_tasks_completed_says_so(caplog: pytest.LogCa
         log_results(tmp_path, doc)
     assert "No trial of the full task completed (1 of cheaper tasks did; those are never the best)" in caplog.text
     assert no_best({"trials": {"completed": 0, "by_task": {"full": 2}}}) == "No trial completed"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"opt": "subset", "epochs": 1}, id="config-group-option-over-a-swept-key"),
+        pytest.param({"+hydra.job.env_set.EPOCHS": "short"}, id="per-job-hydra-setting"),
+    ],
+)
+def test_a_task_may_pick_a_config_group_option_or_a_per_job_hydra_setting(overrides: dict[str, Any]) -> None:
+    """Both took effect before the parent-node and Hydra-key refusals, which refused them too:
+    Hydra applies a group's option before the values under it (``opt=subset opt.lr=0.1``), and
+    ``hydra.job.env_set`` is each job's own."""
+    _, definition = parse_settings({**BASE, "tasks": [{**SHORT, "overrides": overrides}, FULL]})
+    assert definition.tasks[0].overrides == tuple(f"{k}={v}" for k, v in overrides.items())
