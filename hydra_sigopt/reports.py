@@ -142,8 +142,9 @@ def _engine_best(meta: Mapping[str, Any], trials: Sequence[Trial]) -> list[dict[
     """The server's own best assignments, but those of this sweep's stopped trials: posted with a
     partial value (``observe_stopped: last_value``), one may beat every full training there (a loss
     that rises late in training), and a stopped trial is never the best."""
-    stopped = [t.assignments for t in trials if t.state == STOPPED]
-    return [b for b in meta.get("engine_best") or [] if b.get("assignments") not in stopped]
+    stopped = [(t.assignments, {v.name: v.value for v in t.values}) for t in trials if t.state == STOPPED]
+    # By assignments and values: a full training of the same assignments (a small grid) stays.
+    return [b for b in meta.get("engine_best") or [] if (b.get("assignments"), b.get("values")) not in stopped]
 
 
 def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[str, Any]:

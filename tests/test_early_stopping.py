@@ -26,6 +26,7 @@ from hydra_sigopt.report_files import (
     write_stop,
 )
 from hydra_sigopt.reporting import reporting_to, set_in_process_hook
+from hydra_sigopt.reports import results_document
 from hydra_sigopt.stop_rules import StopRule
 
 META = {
@@ -449,3 +450,23 @@ def test_a_job_stopped_before_a_restart_is_watched_from_its_journaled_stop(tmp_p
         [(number, job, since)] = resumed.overstaying_adopted()
         assert (number, job, since) == (0, "100", pytest.approx(180.0, abs=1.0))  # its warning: 180 s ago
         assert resumed.overstaying_adopted() == []  # once
+
+
+def test_the_engine_s_best_drops_a_stopped_trial_s_partial_value_not_a_full_training_of_the_same_point(
+    tmp_path: Path,
+) -> None:
+    """In a small grid a stopped trial and a full training share assignments: matched on them
+    alone, the server's best (the full training's value) was dropped with the stopped trial's."""
+    meta = {**META, "identity": {"parameters": [], "metrics": [{"name": "loss", "objective": "minimize"}]}}
+    with Journal.create(tmp_path, meta) as journal:
+        running_trials(journal, 1)
+        journal.add_trial(1, "s1", {"x": 0}, ["x=0"])
+        journal.mark_running([1], ["101"])
+        journal.record_result(0, values=[MetricValue("loss", 0.125)])  # trial 0: x=0, a full training
+        journal.mark_stopped(1, [MetricValue("loss", 0.0625)])  # trial 1: x=0, its value at step 4
+        full = {"assignments": {"x": 0}, "values": {"loss": 0.125}}
+        partial = {"assignments": {"x": 0}, "values": {"loss": 0.0625}}
+        journal.set_meta(engine_best=[full])
+        assert results_document(journal.meta(), journal.trials())["engine_best"] == [full]
+        journal.set_meta(engine_best=[partial])
+        assert "engine_best" not in results_document(journal.meta(), journal.trials())
