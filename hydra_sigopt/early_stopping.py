@@ -218,17 +218,20 @@ class EarlyStopping:
         results are about to be recorded: a completed trial is not stopped after the fact)."""
         for number in numbers:
             self.check(number, decide=False)
-            self._say_if_nothing_was_reported(number)
 
-    def _say_if_nothing_was_reported(self, number: int) -> None:
-        """Once: a trial ended without reporting, where a rule or step budget works on reports. An app
-        that never calls report() is never stopped, and its step budget never runs out (a sweep of
-        observation_budget 500, set high for the step budget, ran 500 full trainings)."""
-        if self._told_nothing_reported or not self.rule.reads_reports or number in self._last_step:
+    def say_if_nothing_was_reported(self, completed: Iterable[int]) -> None:
+        """Once: a trial completed while no trial has reported yet, where a rule or step budget works
+        on reports. An app that never calls report() is never stopped, and its step budget never runs
+        out (a sweep of observation_budget 500, set high for the step budget, ran 500 full trainings).
+        A trial that failed before its first report says nothing of the app's reports."""
+        if self._told_nothing_reported or not self.rule.reads_reports or self.steps_spent:
+            return
+        number = min(completed, default=None)
+        if number is None:
             return
         self._told_nothing_reported = True
         log.warning(
-            "Trial #%d ended without reporting a step, and early_stopping (%s) works on what trials report:"
+            "Trial #%d completed without reporting a step, and early_stopping (%s) works on what trials report:"
             " call `from hydra_sigopt import report` and report(step, %s=...) after each epoch, or no trial is"
             " stopped and the step budget never runs out",
             number,

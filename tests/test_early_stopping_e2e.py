@@ -421,5 +421,19 @@ def test_a_step_budget_on_an_app_that_never_reports_is_said_once(workdir: Path) 
     run = run_example(
         workdir, "hydra.sweeper.observation_budget=3", "+hydra.sweeper.early_stopping.step_budget=5"
     ).assert_ok()
-    said = "ended without reporting a step, and early_stopping (step_budget 5) works on what trials report"
+    said = "completed without reporting a step, and early_stopping (step_budget 5) works on what trials report"
     assert run.output.count(said) == 1, run.output[-3000:]
+
+
+def test_a_trial_that_fails_before_its_first_report_is_no_sign_the_app_does_not_report(workdir: Path) -> None:
+    run = run_example(
+        workdir,
+        "hydra.sweeper.observation_budget=3",
+        "hydra.sweeper.max_failure_rate=1.0",
+        "hydra.sweeper.early_stopping.step_budget=100",
+        "bad_report=text",
+        "bad_report_jobs=[0]",
+        app=EPOCHS_APP,
+    ).assert_ok()
+    assert "Trial #0 failed" in run.output, run.output[-3000:]
+    assert "without reporting a step" not in run.output, run.output[-3000:]
