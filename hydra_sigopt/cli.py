@@ -233,7 +233,8 @@ def _budget_spent(meta: Mapping[str, Any], trials: Sequence[Trial], last_steps: 
     if budget_spent(meta, trials) >= budget - 1e-9:
         return "the budget is spent"
     step_budget = meta.get("step_budget")
-    if step_budget is not None and sum(last_steps.values()) >= step_budget:  # abandoned trials' too, as the sweep
+    # Every trial's steps, those abandoned at a resume too, as the sweep counts them.
+    if step_budget is not None and sum(last_steps.values()) >= step_budget:
         return f"early_stopping.step_budget={step_budget} is spent"
     return None
 
