@@ -230,16 +230,7 @@ class ApiBackend(Backend):
                 f"experiment {self.experiment_id} at {self.url} has parameters {server_params} and metrics "
                 f"{server_metrics}, but the sweep declares parameters {ours_params} and metrics {ours_metrics}"
             )
-        # The server picks each suggestion's task: a sweep without the experiment's tasks trained its
-        # cheap ones in full (posted as cheap), other costs mixed two trainings under one name, and
-        # tasks on a plain experiment failed the sweep at its first suggestion.
-        server_tasks = sorted((str(t.name), float(t.cost)) for t in getattr(experiment, "tasks", None) or [])
-        ours_tasks = sorted((t.name, t.cost) for t in definition.tasks)
-        if server_tasks != ours_tasks:
-            raise ApiError(
-                f"experiment {self.experiment_id} at {self.url} has tasks {_tasks_text(server_tasks)}, but the"
-                f" sweep declares {_tasks_text(ours_tasks)} (hydra.sweeper.tasks: the same names and costs)"
-            )
+        _check_same_tasks(experiment, definition, f"experiment {self.experiment_id} at {self.url}")
 
     def _send_budget(self, experiment: Any, definition: ExperimentDefinition) -> None:
         """A budget or bandwidth changed on resume goes to the server too (it plans multi-metric searches by it).
@@ -460,6 +451,19 @@ def _git_identity() -> dict[str, Any]:
 
     app_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else os.getcwd()
     return git_identity(Path(app_dir))
+
+
+def _check_same_tasks(experiment: Any, definition: ExperimentDefinition, where: str) -> None:
+    """The server picks each suggestion's task: a sweep without the experiment's tasks trained its
+    cheap ones in full (posted as cheap), other costs mixed two trainings under one name, and tasks
+    on a plain experiment failed the sweep at its first suggestion."""
+    server_tasks = sorted((str(t.name), float(t.cost)) for t in getattr(experiment, "tasks", None) or [])
+    ours_tasks = sorted((t.name, t.cost) for t in definition.tasks)
+    if server_tasks != ours_tasks:
+        raise ApiError(
+            f"{where} has tasks {_tasks_text(server_tasks)}, but the sweep declares {_tasks_text(ours_tasks)}"
+            " (hydra.sweeper.tasks: the same names and costs)"
+        )
 
 
 def _tasks_text(tasks: Sequence[tuple[str, float]]) -> str:
