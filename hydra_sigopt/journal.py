@@ -230,6 +230,25 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
 
 
+def _connect_readable(path: Path, readonly: bool) -> tuple[sqlite3.Connection, Any]:
+    """A connection to a journal file in a format this version reads, and that format."""
+    try:
+        db = _connect(path, readonly=readonly)
+        version = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path} is not a readable journal ({exc}); it was left untouched") from None
+    if version is None:
+        raise JournalError(f"{path} has no format version; it was left untouched")
+    found = json.loads(version[0])
+    if found not in READS_FORMATS:
+        newer = "a newer" if isinstance(found, int) and found > FORMAT_VERSION else "an unknown"
+        raise JournalError(
+            f"{path} is in {newer} journal format ({found}); this hydra-sigopt reads format "
+            f"{FORMAT_VERSION}. Upgrade hydra-sigopt-sweeper to continue this sweep."
+        )
+    return db, found
+
+
 def _build(tmp: Path, meta: Mapping[str, Any]) -> None:
     """Write a new journal holding ``meta`` at ``tmp`` (renamed into place by Journal.create)."""
     tmp.unlink(missing_ok=True)
@@ -302,20 +321,7 @@ class Journal:
             raise JournalError(f"{sweep_dir} is not a directory")
         if not path.is_file():
             raise JournalError(f"{sweep_dir} is not a hydra-sigopt sweep dir (no {JOURNAL_NAME} in it)")
-        try:
-            db = _connect(path, readonly=readonly)
-            version = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise JournalError(f"{path} is not a readable journal ({exc}); it was left untouched") from None
-        if version is None:
-            raise JournalError(f"{path} has no format version; it was left untouched")
-        found = json.loads(version[0])
-        if found not in READS_FORMATS:
-            newer = "a newer" if isinstance(found, int) and found > FORMAT_VERSION else "an unknown"
-            raise JournalError(
-                f"{path} is in {newer} journal format ({found}); this hydra-sigopt reads format "
-                f"{FORMAT_VERSION}. Upgrade hydra-sigopt-sweeper to continue this sweep."
-            )
+        db, found = _connect_readable(path, readonly)
         journal = cls(path, db)
         _refuse_damaged(journal)
         if found != FORMAT_VERSION and not readonly:
