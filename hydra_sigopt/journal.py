@@ -501,6 +501,15 @@ class Journal:
                 (STOPPED, json.dumps([v.to_sigopt() for v in values]), failure_reason, time.time(), number),
             )
 
+    def note_stopped_job_end(self, number: int, host: str | None, started_at: float | None) -> None:
+        """Where and since when a stopped trial's job ran, known once it ends (after the stop)."""
+        with self._writing():
+            self._db.execute(
+                "UPDATE trials SET host = COALESCE(host, ?), started_at = COALESCE(started_at, ?)"
+                " WHERE number = ? AND state = ?",
+                (host, started_at, number, STOPPED),
+            )
+
     def mark_abandoned(self, numbers: int | Sequence[int], reason: str) -> None:
         """Mark trials abandoned (re-run by a resumed sweep), all in one transaction."""
         batch = [numbers] if isinstance(numbers, int) else list(numbers)

@@ -125,6 +125,7 @@ class Results:
     def _stopped(self, trial: Trial, outcome: JobOutcome, suggestion: Suggestion) -> JournaledResult:
         """A trial stopped early whose job has ended (whatever its end): its result is the one journaled
         with the stop decision, its last reported values. Counted as done, never as the best so far."""
+        self.journal.note_stopped_job_end(trial.number, outcome.host, outcome.started_at)
         self.count_finished(trial.number, False, (), stopped=True, task=trial.task)
         outcome = dataclasses.replace(outcome, reason=trial.failure_reason)
         return JournaledResult(outcome, suggestion, trial.values, trial.observed_as_failed, stopped=True)

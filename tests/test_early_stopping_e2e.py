@@ -62,6 +62,7 @@ def check_stopped_sweep(run: AppRun, budget: int) -> list[dict[str, str]]:
     assert all(int(t["step"]) == EPOCHS for t in completed)
     assert all(1 <= int(t["step"]) < EPOCHS for t in stopped)
     assert all(t["value.val_error"] for t in stopped)  # observed with its last reported value
+    assert all(t["host"] for t in rows), rows  # where it ran: a stopped trial's too (a bad node shows)
     assert run.results["trials"]["stopped"] == len(stopped)
     assert run.results["best_trial"] in {int(t["number"]) for t in completed}  # a partial value is never the best
     for t in stopped:
