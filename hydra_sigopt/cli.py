@@ -136,7 +136,8 @@ def _status(args: argparse.Namespace) -> int:
     now = time.time()
     started = float(meta.get("created_at", now))
     last = max((t.ended_at or t.started_at or t.created_at for t in trials), default=started)
-    lost = _lost_with_the_sweeper(Path(args.sweep_dir), meta, trials)
+    holder, unknown = _lock_holder(Path(args.sweep_dir))
+    lost = _lost_with_the_sweeper(meta, trials, holder is not None or unknown is not None)
     live = any(t.state in (PENDING, RUNNING) for t in trials) and not lost
     _out(f"Sweep:       {Path(args.sweep_dir).resolve()}")
     _out(
@@ -157,7 +158,8 @@ def _status(args: argparse.Namespace) -> int:
         f"{f', {queued} queued' if queued else ''}"
         f"{f', {len(lost)} lost with the sweeper (run again on resume)' if lost else ''}{_abandoned(trials)}"
     )
-    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), live, _budget_spent(meta, trials, last_steps))}")
+    why_ended = _budget_spent(meta, budget, spent, last_steps)
+    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, live, why_ended)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = meta["identity"].get("fixed_overrides", [])
@@ -193,15 +195,20 @@ def _status(args: argparse.Namespace) -> int:
 JOB_LAUNCHERS = ("local", "slurm")
 
 
-def _lost_with_the_sweeper(sweep_dir: Path, meta: Mapping[str, Any], trials: Sequence[Trial]) -> list[Trial]:
-    """The unfinished trials that ran in the sweeper's process (or its children) when no sweeper
-    holds the sweep: they died with it, and are not running, whatever the journal last said."""
-    if meta.get("launcher") in JOB_LAUNCHERS:
-        return []
+def _lock_holder(sweep_dir: Path) -> tuple[tuple[int, str] | None, str | None]:
+    """(pid, host) of the sweeper holding the sweep (None: no sweeper), and why that cannot be told
+    (None: it can; a read-only copy of someone's sweep, whose lock cannot be tried here)."""
     try:
-        if SweepLock(sweep_dir).holder() is not None:
-            return []
-    except OSError:  # a read-only copy: who holds it cannot be told
+        return SweepLock(sweep_dir).holder(), None
+    except OSError as exc:
+        return None, str(exc.strerror)
+
+
+def _lost_with_the_sweeper(meta: Mapping[str, Any], trials: Sequence[Trial], maybe_held: bool) -> list[Trial]:
+    """The unfinished trials that ran in the sweeper's process (or its children) when no sweeper
+    holds the sweep (``maybe_held``: one does, or who does cannot be told): they died with it, and
+    are not running, whatever the journal last said."""
+    if meta.get("launcher") in JOB_LAUNCHERS or maybe_held:
         return []
     return [t for t in trials if t.state in (PENDING, RUNNING)]
 
@@ -227,10 +234,10 @@ def _abandoned(trials: Sequence[Trial]) -> str:
     return f", {len(abandoned)} abandoned ({', '.join(what)})"
 
 
-def _budget_spent(meta: Mapping[str, Any], trials: Sequence[Trial], last_steps: Mapping[int, int]) -> str | None:
-    """Which budget ended the sweep, if one is spent: its trials' (costs'), or its steps'."""
-    budget = int(meta.get("observation_budget", 0))
-    if budget_spent(meta, trials) >= budget - 1e-9:
+def _budget_spent(meta: Mapping[str, Any], budget: int, spent: float, last_steps: Mapping[int, int]) -> str | None:
+    """Which budget ended the sweep, if one is spent: its trials' (``spent`` of ``budget``: costs
+    with tasks), or its steps'."""
+    if spent >= budget - 1e-9:
         return "the budget is spent"
     step_budget = meta.get("step_budget")
     # Every trial's steps, those abandoned at a resume too, as the sweep counts them.
@@ -239,12 +246,12 @@ def _budget_spent(meta: Mapping[str, Any], trials: Sequence[Trial], last_steps: 
     return None
 
 
-def _sweeper(sweep_dir: Path, live: bool, spent: str | None) -> str:
+def _sweeper(
+    sweep_dir: Path, holder: tuple[int, str] | None, unknown: str | None, live: bool, spent: str | None
+) -> str:
     """Whether a sweeper runs this sweep (the lock's holder), else how to resume it."""
-    try:
-        holder = SweepLock(sweep_dir).holder()
-    except OSError as exc:  # a read-only copy of someone's sweep: its lock cannot be tried here
-        return f"unknown (the lock file cannot be opened: {exc.strerror})"
+    if unknown is not None:
+        return f"unknown (the lock file cannot be opened: {unknown})"
     if holder is not None:
         pid, host = holder
         return f"pid {pid}" + (f" on {host}" if host else "")
