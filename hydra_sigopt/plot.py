@@ -22,11 +22,8 @@ def plot_sweep(
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    # Names are the user's, shown as written: a metric named cost_$_per_$_sample was mathtext.
-    with plt.rc_context({"text.parse_math": False}):
-        return _plot(meta, trials, out, reports)
+    return _plot(meta, trials, out, reports)
 
 
 def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: Sequence[Report]) -> list[str]:
@@ -36,7 +33,8 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
     metric = next(m for m in metrics if m.strategy == "optimize")
     cheaper = cheaper_tasks(meta)
     parameters = meta["identity"]["parameters"]
-    curves = 1 if any(metric.name in r.metrics for r in reports) else 0
+    curved = _curves_metric(metric, metrics, reports)
+    curves = 1 if curved is not None else 0
     panels = 1 + curves + len(parameters)
     cols = min(3, panels)
     rows = math.ceil(panels / cols)
@@ -45,7 +43,8 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
 
     done = [t for t in trials if t.state == COMPLETED and t.value(metric.name) is not None]
     failed = [t for t in trials if t.state == FAILED]
-    stopped = [t for t in trials if t.state == STOPPED and t.value(metric.name) is not None]
+    stopped_all = [t for t in trials if t.state == STOPPED]
+    stopped = [t for t in stopped_all if t.value(metric.name) is not None]
     ax = flat[0]
     full = [t for t in done if t.task not in cheaper]
     ax.scatter([t.number for t in full], [t.value(metric.name) for t in full], s=18, label="completed")
@@ -71,17 +70,20 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
             best.append((t.number, current))
     if best:
         ax.step([b[0] for b in best], [b[1] for b in best], where="post", color="C1", label="best so far")
+    bottom = min((t.value(metric.name) or 0.0 for t in done), default=0.0)
     if failed:
-        bottom = min((t.value(metric.name) or 0.0 for t in done), default=0.0)
         ax.scatter([t.number for t in failed], [bottom] * len(failed), marker="x", color="C3", label="failed")
+    unvalued = [t.number for t in stopped_all if t.value(metric.name) is None]
+    if unvalued:  # stopped before reporting this metric (the rule judges another one): on the axis
+        ax.scatter(unvalued, [bottom] * len(unvalued), marker="v", color="C7", label=f"stopped early, no {metric.name}")
     ax.set_xlabel("trial")
-    ax.set_ylabel(f"{metric.name} ({metric.objective})")
-    stopped_note = f", {len(stopped)} stopped early" if stopped else ""
+    ax.set_ylabel(_shown(f"{metric.name} ({metric.objective})"))
+    stopped_note = f", {len(stopped_all)} stopped early" if stopped_all else ""
     cheap_note = f" ({len(cheap)} of cheaper tasks)" if cheap else ""
-    ax.set_title(f"{meta.get('name')}: {len(done)} completed{cheap_note}{stopped_note}, {len(failed)} failed")
+    ax.set_title(_shown(f"{meta.get('name')}: {len(done)} completed{cheap_note}{stopped_note}, {len(failed)} failed"))
     ax.legend(fontsize=8)
-    if curves:
-        _learning_curves(flat[1], metric, trials, reports)
+    if curved is not None:
+        _learning_curves(flat[1], curved, trials, reports)
 
     for ax, p in zip(flat[1 + curves :], parameters):
         name = p["name"]
@@ -90,14 +92,14 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
         if p["type"] == "categorical":
             labels = [c["name"] for c in p.get("categorical_values", [])]
             xs = [float(labels.index(str(x))) if str(x) in labels else -1.0 for x, _ in points]
-            ax.set_xticks(range(len(labels)), labels)
+            ax.set_xticks(range(len(labels)), [_shown(label) for label in labels])
         else:
             xs = [float(x) for x, _ in points]
             if p.get("transformation") == "log":
                 ax.set_xscale("log")
         ax.scatter(xs, [y for _, y in points], s=18)
-        ax.set_xlabel(name)
-        ax.set_ylabel(metric.name)
+        ax.set_xlabel(_shown(name))
+        ax.set_ylabel(_shown(metric.name))
     for ax in flat[panels:]:
         ax.axis("off")
     fig.tight_layout()
@@ -105,6 +107,21 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return [ax.get_title() or ax.get_xlabel() for ax in flat[:panels]]
+
+
+def _shown(text: str) -> str:
+    """The user's text (names of metrics, parameters, choices) drawn as written: an unescaped ``$``
+    starts matplotlib's mathtext (a metric named cost_$_per_$_sample failed the plot). Escaped per
+    text, not switched off for the figure, whose log-scale ticks are mathtext (10^-2)."""
+    return text.replace("$", r"\$")
+
+
+def _curves_metric(optimized: Metric, metrics: Sequence[Metric], reports: Sequence[Report]) -> Metric | None:
+    """The metric whose learning curves are drawn: the optimized one where trials report it, else
+    the first declared metric they report (early_stopping.metric judges a stored one, say);
+    None where trials report none of them."""
+    reported = {name for r in reports for name in r.metrics}
+    return next((m for m in (optimized, *metrics) if m.name in reported), None)
 
 
 def _learning_curves(ax: Any, metric: Metric, trials: Sequence[Trial], reports: Sequence[Report]) -> None:
@@ -121,6 +138,6 @@ def _learning_curves(ax: Any, metric: Metric, trials: Sequence[Trial], reports: 
         if was_stopped:
             ax.scatter([steps[-1]], [values[-1]], marker="x", color="C3", s=24, zorder=3)
     ax.set_xlabel("step")
-    ax.set_ylabel(metric.name)
+    ax.set_ylabel(_shown(metric.name))
     stopped = sum(states.get(n) == STOPPED for n in by_trial)
     ax.set_title(f"learning curves ({stopped} stopped early: x)")

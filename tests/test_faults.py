@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example, write_app
@@ -147,3 +148,60 @@ def test_ctrl_c_again_and_again_during_the_shutdown_prints_only_the_interrupted_
     hint = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
     last = [line for line in output.splitlines() if line.strip() and line != hint][-1]
     assert "Interrupted. Running trials were cancelled" in last and "Continue this sweep with:" in last, output[-3000:]
+
+
+def _plotted_figure(sweep_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], Any]:
+    """``plot``'s panel titles and its figure, kept open (as the CLI draws it, from the journal)."""
+    import matplotlib.pyplot as plt
+
+    from hydra_sigopt.journal import Journal
+    from hydra_sigopt.plot import plot_sweep
+
+    kept: list[Any] = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        titles = plot_sweep(journal.meta(), journal.trials(), sweep_dir / "p.png", journal.reports.all())
+    return titles, kept[0]
+
+
+def test_plot_draws_a_log_scale_parameter_s_ticks_as_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawing names as written switched mathtext off for the whole figure: the ticks of a log-scale
+    parameter (every sweep's learning rate) read $\\mathdefault{10^{-2}}$, overlapping each other."""
+    sweeper = "observation_budget: 3\nparams:\n  x: tag(log, interval(0.0001, 1))"
+    app = write_app(tmp_path, sweeper, body="return cfg.x")
+    run = run_example(tmp_path, app=app).assert_ok()
+    titles, fig = _plotted_figure(run.sweep_dir, monkeypatch)
+    lr_axis = fig.axes[titles.index("x")]
+    renderer = fig.canvas.get_renderer()
+    labels = [label for label in lr_axis.get_xticklabels() if label.get_text() and label.get_visible()]
+    assert labels and all("mathdefault" in label.get_text() for label in labels)  # matplotlib's own mathtext
+    # Drawn as math, "10^-2" is a few characters wide; drawn as written, the whole source text.
+    widest = max(label.get_window_extent(renderer).width for label in labels)
+    assert widest < 40, [label.get_text() for label in labels]
+
+
+def test_plot_of_a_sweep_judged_on_a_stored_metric_draws_its_curves_and_stopped_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As lightning-hydra-template does it: optimize val/acc_best, report val/acc each epoch, and
+    early_stopping.metric=val/acc. The plot had no learning curves and left the stopped trials out
+    ("2 completed, 0 failed") where status said "5/5 done (2 completed, 3 stopped early)"."""
+    sweeper = (
+        "observation_budget: 3\n"
+        "metrics: [{name: val/acc_best, objective: maximize}, {name: val/acc, strategy: store}]\n"
+        "early_stopping: {metric: val/acc, max_step: 5, step_budget: 7}\n"
+        "params:\n  x: interval(0, 1)"
+    )
+    body = (
+        "from hydra_sigopt import report\n"
+        "    for epoch in range(1, 6):\n"
+        "        report(epoch, **{'val/acc': cfg.x * epoch / 5})\n"
+        "    return {'val/acc_best': cfg.x, 'val/acc': cfg.x}"
+    )
+    app = write_app(tmp_path, sweeper, body=body)
+    run = run_example(tmp_path, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed", "stopped"], run.output[-3000:]
+    titles, fig = _plotted_figure(run.sweep_dir, monkeypatch)
+    assert titles[0].endswith(": 1 completed, 1 stopped early, 0 failed"), titles
+    assert titles[1] == "learning curves (1 stopped early: x)", titles
+    assert fig.axes[1].get_ylabel() == "val/acc"
