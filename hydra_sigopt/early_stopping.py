@@ -13,6 +13,7 @@ the same reading, journaling and deciding, at once.
 
 from __future__ import annotations
 
+import keyword
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -134,7 +135,8 @@ class EarlyStopping:
         reported = sorted({name for r in reports for name in r.metrics})
         log.warning(
             "Trial #%d reports %s, but early_stopping judges %r: no trial is stopped on these reports."
-            " Report %r, or declare the metric you report in hydra.sweeper.metrics (metrics: [{name: %s}])",
+            " Report %r, or declare the metric you report, with its direction, in hydra.sweeper.metrics"
+            " (metrics: [{name: %s, objective: minimize}]; a metric declared without one is maximized)",
             number,
             reported,
             self.rule.metric,
@@ -232,11 +234,11 @@ class EarlyStopping:
         self._told_nothing_reported = True
         log.warning(
             "Trial #%d completed without reporting a step, and early_stopping (%s) works on what trials report:"
-            " call `from hydra_sigopt import report` and report(step, %s=...) after each epoch, or no trial is"
-            " stopped and the step budget never runs out",
+            " call `from hydra_sigopt import report` and %s after each epoch (with Lightning: the callback"
+            " hydra_sigopt.lightning.SigOptReport), or no trial is stopped and the step budget never runs out",
             number,
             f"rule {self.rule.rule}" if self.rule.active else f"step_budget {self.rule.step_budget}",
-            self.rule.metric,
+            report_call(self.rule.metric),
         )
 
     def _stop(self, number: int, step: int, why: str) -> None:
@@ -312,3 +314,9 @@ def _problem(line: Any) -> str | None:
         if not is_finite_number(value):
             return f"{name}={value!r} is not a finite number"
     return None
+
+
+def report_call(metric: str) -> str:
+    """The call that reports ``metric``, as valid Python (``val/loss`` is no keyword argument)."""
+    keyword_argument = metric.isidentifier() and not keyword.iskeyword(metric)
+    return f"report(step, {metric}=...)" if keyword_argument else f"report(step, **{{{metric!r}: ...}})"

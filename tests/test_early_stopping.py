@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hydra_sigopt import TrialStopped, report, should_stop
-from hydra_sigopt.early_stopping import EarlyStopping
+from hydra_sigopt.early_stopping import EarlyStopping, report_call
 from hydra_sigopt.journal import IllegalTransition, Journal
 from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric, MetricValue
@@ -397,8 +397,23 @@ def test_reports_of_another_metric_than_the_judged_one_are_named_once(
     said = [r.getMessage() for r in caplog.records if "early_stopping judges" in r.getMessage()]
     assert said == [
         "Trial #0 reports ['loss'], but early_stopping judges 'value': no trial is stopped on these reports. "
-        "Report 'value', or declare the metric you report in hydra.sweeper.metrics (metrics: [{name: loss}])"
+        "Report 'value', or declare the metric you report, with its direction, in hydra.sweeper.metrics "
+        "(metrics: [{name: loss, objective: minimize}]; a metric declared without one is maximized)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("metric", "call"),
+    [
+        ("val_loss", "report(step, val_loss=...)"),
+        ("val/loss", "report(step, **{'val/loss': ...})"),
+        ("lambda", "report(step, **{'lambda': ...})"),
+    ],
+)
+def test_the_report_call_a_warning_suggests_is_valid_python(metric: str, call: str) -> None:
+    """The lightning-hydra-template's 'val/loss' was suggested as report(step, val/loss=...)."""
+    assert report_call(metric) == call
+    compile(call.replace("...", "0.5"), "<suggested>", "eval")
 
 
 def test_a_task_pickled_by_an_older_sweeper_without_the_rule_still_reports(
