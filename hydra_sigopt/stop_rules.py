@@ -17,6 +17,7 @@ reports always give the same decision and a resumed sweep decides as the stopped
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Mapping
@@ -112,13 +113,22 @@ def rungs(rule: StopRule, up_to: int) -> list[int]:
     ascending. None at ``max_step``: a trial there has trained in full and there is nothing left to
     save by stopping it (Ray Tune's milestones are below ``max_t`` too); it completes."""
     top = up_to if rule.max_step is None else min(up_to, rule.max_step - 1)
+    return list(_rungs_to(rule.min_step, rule.reduction_factor, top))
+
+
+@functools.lru_cache(maxsize=1024)
+def _rungs_to(min_step: int, factor: float, top: int) -> tuple[int, ...]:
+    """The distinct rungs up to ``top``. Each step to the next rung skips the powers that round to
+    the same step: a factor near 1 (1.0001) has tens of thousands of them per step, and looping
+    over them, for every other trial at every report, took the sweeper's CPU for minutes."""
     found: list[int] = []
     k = 0
-    while (rung := math.ceil(rule.min_step * rule.reduction_factor**k - 1e-9)) <= top:
+    while (rung := math.ceil(min_step * factor**k - 1e-9)) <= top:
         if not found or rung > found[-1]:
             found.append(rung)
-        k += 1
-    return found
+        # The first power past this rung (a hair early against rounding: one too early only repeats it).
+        k = max(k + 1, math.floor(math.log(rung / min_step) / math.log(factor) - 1e-9) + 1)
+    return tuple(found)
 
 
 def rung_of(rule: StopRule, curve: Mapping[int, float], step: int) -> int | None:
