@@ -58,6 +58,7 @@ class EarlyStopping:
         self._told_budget_spent = False
         self._told_metric_missing = False
         self._told_nothing_reported = False
+        self._told_past_max_step = False
         #: The longest step each trial took (by its own clock), and the trials stopped here (the
         #: sweeper's clock at the stop): see overstaying. A stopped trial's job is watched from its
         #: stop, or from its last failed cancel.
@@ -102,6 +103,7 @@ class EarlyStopping:
         self.journal.reports.add(reports)
         previous = self._last_step.get(number)
         self._learn(reports)
+        self._say_if_past_max_step(number, reports[-1].step)
         if not decide:
             return
         if self.step_budget_spent and not self._trained_in_full(reports[-1].step):
@@ -126,6 +128,21 @@ class EarlyStopping:
         """Whether a report at ``step`` ends a full training (``max_step``): the budget it spends is
         spent already, and stopping the trial would only throw its result away (it completes)."""
         return self.rule.max_step is not None and step >= self.rule.max_step
+
+    def _say_if_past_max_step(self, number: int, step: int) -> None:
+        """Once: a report past ``max_step`` (the app's epochs raised, max_step not). From max_step on
+        a trial counts as trained in full: no rule judges it, and the step budget cannot stop it."""
+        if self._told_past_max_step or self.rule.max_step is None or step <= self.rule.max_step:
+            return
+        self._told_past_max_step = True
+        log.warning(
+            "Trial #%d reported step %d, past early_stopping.max_step=%d: from max_step on a trial counts as"
+            " trained in full, so no rule judges it and the step budget cannot stop it. Set max_step to the"
+            " steps of a full training",
+            number,
+            step,
+            self.rule.max_step,
+        )
 
     def _say_if_the_metric_is_missing(self, number: int, reports: Sequence[Report]) -> None:
         """Once: reports without the metric the rule judges can stop nothing (a name that differs)."""

@@ -425,6 +425,21 @@ def test_a_step_budget_on_an_app_that_never_reports_is_said_once(workdir: Path) 
     assert run.output.count(said) == 1, run.output[-3000:]
 
 
+def test_epochs_raised_past_max_step_are_said_once(workdir: Path) -> None:
+    """The example app's epochs raised to 30, max_step left at 12: from step 12 on every trial counts
+    as trained in full, so no rule judged it and the step budget could not stop it (40 steps
+    allowed, 60 trained), without a word."""
+    run = run_example(
+        workdir,
+        "epochs=30",
+        "hydra.sweeper.observation_budget=3",
+        "+hydra.sweeper.early_stopping.step_budget=40",
+        app=EPOCHS_APP,
+    ).assert_ok()
+    said = "reported step 13, past early_stopping.max_step=12: from max_step on a trial counts as trained in full"
+    assert run.output.count(said) == 1 and run.output.count("past early_stopping.max_step") == 1, run.output[-3000:]
+
+
 def test_a_trial_that_fails_before_its_first_report_is_no_sign_the_app_does_not_report(workdir: Path) -> None:
     run = run_example(
         workdir,
