@@ -35,7 +35,7 @@ from hydra_sigopt.journal import (
     open_journal,
 )
 from hydra_sigopt.observations import suggestions_in_use
-from hydra_sigopt.processes import job_result_file
+from hydra_sigopt.processes import job_result_file, local_job_running
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.reports import (
     budget_spent,
@@ -137,7 +137,7 @@ def _status(args: argparse.Namespace) -> int:
     started = float(meta.get("created_at", now))
     last = max((t.ended_at or t.started_at or t.created_at for t in trials), default=started)
     holder, unknown = _lock_holder(Path(args.sweep_dir))
-    lost = _lost_with_the_sweeper(meta, trials, holder is not None or unknown is not None)
+    lost = _lost_with_the_sweeper(meta, trials, holder is not None or unknown is not None, Path(args.sweep_dir))
     live = any(t.state in (PENDING, RUNNING) for t in trials) and not lost
     _out(f"Sweep:       {Path(args.sweep_dir).resolve()}")
     _out(
@@ -204,13 +204,24 @@ def _lock_holder(sweep_dir: Path) -> tuple[tuple[int, str] | None, str | None]:
         return None, str(exc.strerror)
 
 
-def _lost_with_the_sweeper(meta: Mapping[str, Any], trials: Sequence[Trial], maybe_held: bool) -> list[Trial]:
-    """The unfinished trials that ran in the sweeper's process (or its children) when no sweeper
-    holds the sweep (``maybe_held``: one does, or who does cannot be told): they died with it, and
-    are not running, whatever the journal last said."""
-    if meta.get("launcher") in JOB_LAUNCHERS or maybe_held:
+def _lost_with_the_sweeper(
+    meta: dict[str, Any], trials: Sequence[Trial], maybe_held: bool, sweep_dir: Path
+) -> list[Trial]:
+    """The unfinished trials that died with the sweeper when none holds the sweep (``maybe_held``:
+    one does, or who does cannot be told), whatever the journal last said: those that ran in its
+    process; on submitit_local, those whose job is gone without a result (a hang-up of the terminal
+    ends the jobs with the sweeper), where this host is the one they ran on."""
+    if maybe_held:
         return []
-    return [t for t in trials if t.state in (PENDING, RUNNING)]
+    unfinished = [t for t in trials if t.state in (PENDING, RUNNING)]
+    if meta.get("launcher") == "local" and SweepLock(sweep_dir).last_host() == socket.gethostname():
+        folder = meta.get("submitit_folder")
+        return [t for t in unfinished if not _wrote_result(meta, str(t.job_id)) and not _local_job_alive(t, folder)]
+    return [] if meta.get("launcher") in JOB_LAUNCHERS else unfinished
+
+
+def _local_job_alive(trial: Trial, submitit_folder: str | None) -> bool:
+    return trial.job_id is not None and local_job_running(trial.job_id, submitit_folder)
 
 
 def _slurm_queue(meta: dict[str, Any], trials: Sequence[Trial]) -> dict[str, tuple[str, str | None]]:

@@ -645,6 +645,14 @@ class SweepLock:
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
 
+    def last_host(self) -> str | None:
+        """The host of the last sweeper that held the lock (its name stays in the file), if known."""
+        try:
+            host = self.path.read_text().strip().partition("@")[2]
+        except OSError:
+            return None
+        return host or None
+
 
 @contextmanager
 def open_journal(sweep_dir: str | os.PathLike[str], readonly: bool = True) -> Iterator[Journal]:

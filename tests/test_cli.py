@@ -231,6 +231,38 @@ def test_a_second_ctrl_c_during_cancellation_loses_nothing(tmp_path: Path) -> No
     assert not any(pid_running(j) for j in running)
 
 
+def test_status_after_the_terminal_hung_up_shows_dead_local_jobs_lost_not_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An SSH session that dies hangs up the sweeper's process group, its submitit_local jobs with
+    it. status went on showing them running, their times counting, so the user did not resume."""
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.observation_budget=6",
+        "epoch_sleep_s=2",
+        new_session=True,
+        app=EPOCHS_APP,
+    )
+    try:
+        jobs = running_job_ids(sweep_dir, 2)
+        os.killpg(proc.pid, signal.SIGHUP)  # the terminal's hang-up: the whole foreground group
+        proc.communicate(timeout=60)
+        deadline = time.time() + 30
+        while any(pid_running(j) for j in jobs.values()) and time.time() < deadline:
+            time.sleep(0.2)
+        code, out, _ = cli(capsys, "status", str(sweep_dir))
+    finally:
+        subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True)
+    assert code == 0
+    assert ", 0 running, 2 lost with the sweeper (run again on resume)" in out, out
+    for number, job in jobs.items():
+        line = next(line for line in out.splitlines() if f"#{number}    job {job}" in line)
+        assert "lost with the sweeper" in line, out
+    assert "resume with: hydra-sigopt continue" in out, out
+
+
 def test_status_of_a_killed_in_process_sweep_shows_its_trial_lost_not_running(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
