@@ -240,6 +240,9 @@ def _checked_step(step: Any, last: int | None) -> int:
 
 def _checked_value(step: int, name: str, value: Any) -> float:
     number: float | None = None
+    detach = getattr(value, "detach", None)
+    if callable(detach):  # a tensor in the autograd graph (a step's loss): its value, without torch's warning
+        value = detach()
     if not isinstance(value, (bool, str, bytes)):
         try:
             number = float(value)  # Python, numpy and one-element torch numbers

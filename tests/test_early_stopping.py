@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,17 @@ def test_numpy_numbers_are_reported_as_floats(tmp_path: Path) -> None:
     with reporting_to(tmp_path, 0):
         report(np.int64(1), loss=np.float32(0.5))
     assert lines_of(trial_folder(tmp_path, 0))[0]["metrics"] == {"loss": 0.5}
+
+
+def test_a_training_loss_tensor_is_reported_without_torch_s_warning(tmp_path: Path) -> None:
+    """report(step, loss=loss) with the loss of the step (requires_grad) printed torch's "Converting
+    a tensor with requires_grad=True to a scalar" warning, pointing into hydra_sigopt."""
+    torch = pytest.importorskip("torch")
+    loss = (torch.tensor([0.5], requires_grad=True) * 2).sum()
+    with reporting_to(tmp_path, 0), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report(1, loss=loss)
+    assert lines_of(trial_folder(tmp_path, 0))[0]["metrics"] == {"loss": 1.0}
 
 
 def test_once_the_marker_is_written_report_raises_trial_stopped(tmp_path: Path) -> None:
