@@ -55,8 +55,10 @@ class SigOptSweeperImpl:
         if settings.resume:
             refuse_missing_journal(Path(settings.resume).expanduser())
             self._use_sweep_dir(settings.resume)
-        elif settings.code_snapshot != "none":
-            # Jobs run from the snapshot's folder: a relative sweep dir would put their output there.
+        else:
+            # Absolute from here on: trials run from other dirs than this one (a code snapshot's
+            # folder; with the basic launcher, in this process, Hydra 1.1's change into the job's
+            # dir, or the app's own os.chdir), and a relative path would follow them.
             self._use_sweep_dir(str(self.config.hydra.sweep.dir))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
 

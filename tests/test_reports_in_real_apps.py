@@ -156,3 +156,44 @@ def job_dir():
     run = run_example(tmp_path, *SUBMITIT_LOCAL, *MEDIAN, app=app).assert_ok()
     assert [t["state"] for t in run.trials] == ["completed"], run.output[-3000:]
     assert reported_steps(run.sweep_dir) == {}
+
+
+REPORTING = """\
+for epoch in range(1, 4):
+    report(epoch, value=cfg.x + 1 / epoch)
+return cfg.x
+"""
+
+CHANGES_ITS_OWN_DIR = """\
+os.chdir(HydraConfig.get().runtime.output_dir)  # as apps moved off Hydra 1.1's change of directory do
+with open("model.txt", "w") as f:
+    f.write("weights")
+return cfg.x
+"""
+
+
+@pytest.mark.parametrize(
+    ("task", "version_base"),
+    [
+        pytest.param(REPORTING, "", id="no-version_base-so-hydra-changes-into-the-job-dir"),
+        pytest.param(CHANGES_ITS_OWN_DIR, 'version_base="1.3", ', id="the-app-changes-its-own-dir"),
+    ],
+)
+def test_a_trial_in_another_working_dir_with_hydras_relative_sweep_dir(
+    tmp_path: Path, task: str, version_base: str
+) -> None:
+    """Hydra's default sweep dir is relative (multirun/<date>/<time>). With the basic launcher the
+    trial runs in the sweeper's process: an app without ``version_base`` (Hydra then changes into
+    the job's dir, as Hydra 1.1 did) or one that changes dir itself moved the sweeper with it, and
+    its journal, found by a relative path, looked deleted: the sweep died after the first trial
+    with "the journal ... was deleted while the sweep ran" and two tracebacks."""
+    app = write_app(tmp_path, task, helpers="from hydra_sigopt import report\n", budget=3)
+    app.write_text(app.read_text().replace('version_base="1.3", ', version_base))
+    relative = Path("multirun") / "day" / "time"
+    run = run_example(tmp_path, *MEDIAN, app=app, sweep_dir=relative)
+    sweep_dir = tmp_path / relative
+    assert run.proc.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output and "deleted" not in run.output, run.output[-3000:]
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        assert [t.state for t in journal.trials()] == ["completed"] * 3
+    assert (sweep_dir / "optimization_results.yaml").exists()
