@@ -75,6 +75,9 @@ class _Trial:
     write_failed: bool = False
     #: Whether a report from another thread than the in-process sweeper's was said to be unjudged.
     off_thread_said: bool = False
+    #: Named in the environment by a trial whose sweeper judges in the trial's own process (the
+    #: basic launcher): this process (a spawned worker) cannot reach it while the trial runs.
+    judged_in_the_trials_process: bool = False
 
 
 _active: _Trial | None = None
@@ -123,6 +126,8 @@ def _judge(trial: _Trial, previous: int | None, step: int) -> None:
             hook(trial.number)
         else:
             _say_off_thread(trial)
+    elif trial.judged_in_the_trials_process:
+        _say_off_thread(trial)
     elif _verdict_due(trial, previous, step) and not _await_verdict(
         trial.folder, step, time.monotonic() - trial.step_started
     ):
@@ -219,7 +224,9 @@ def _trial_named(named: str) -> _Trial | None:
     try:
         fields = json.loads(named)
         rule = StopRule(**fields["rule"]) if fields.get("rule") else None
-        return _Trial(int(fields["number"]), Path(fields["folder"]), rule, step_started=time.monotonic())
+        trial = _Trial(int(fields["number"]), Path(fields["folder"]), rule, step_started=time.monotonic())
+        trial.judged_in_the_trials_process = bool(fields.get("in_process", False))
+        return trial
     except (ValueError, TypeError, KeyError):  # not ours, or from another version: report nothing
         return None
 
@@ -280,7 +287,8 @@ def reporting_to(root: Path, number: int, rule: StopRule | None = None) -> Itera
 
 def _name(trial: _Trial) -> str:
     rule = dataclasses.asdict(trial.rule) if trial.rule is not None else None
-    return json.dumps({"number": trial.number, "folder": str(trial.folder), "rule": rule})
+    in_process = _in_process_hook is not None and _on_the_hooks_thread()
+    return json.dumps({"number": trial.number, "folder": str(trial.folder), "rule": rule, "in_process": in_process})
 
 
 def set_in_process_hook(hook: Callable[[int], None] | None) -> None:

@@ -114,6 +114,10 @@ def test_reports_from_a_worker_process_started_with_spawn(tmp_path: Path) -> Non
     run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
     assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
     assert reported_steps(run.sweep_dir) == {0: [1, 2, 3], 1: [1, 2, 3]}
+    # With the basic launcher the sweeper cannot read them while the trial runs (Lightning's
+    # ddp_spawn, on this launcher, was never stopped, without a word, its ranks waiting at each
+    # rung for a verdict that could not come): said once per trial, as for a worker thread.
+    assert run.output.count("report() was called from another thread or process than the trial's task") == 2
 
 
 NESTED = """\
