@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hydra_sigopt.reporting import TrialStopped, last_reported_step, report
+from hydra_sigopt.reporting import TrialStopped, last_reported_step, report, should_stop
 
 try:  # the unified package since Lightning 2.0 ...
     from lightning.pytorch import Callback
@@ -87,6 +87,13 @@ class SigOptReport(Callback):  # type: ignore[misc]
             raise ValueError(f"{verdict[1]} (on global rank 0)")
         if verdict[0]:
             raise TrialStopped(f"the sweeper stopped this trial early at step {step}")
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        # ddp_spawn runs the ranks in spawned processes: their TrialStopped reaches the trial's own
+        # process as torch's ProcessRaisedException, which the app's ``except TrialStopped`` around
+        # fit misses (and the trial would end as a failure). Raised here it leaves fit as itself.
+        if type(exception).__name__ == "ProcessRaisedException" and should_stop():
+            raise TrialStopped("the sweeper stopped this trial early (in a spawned rank)") from exception
 
     def _continued(self, step: int) -> int:
         """``step`` counted on from what an earlier Trainer of the trial reported (a second stage, such

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import run_example
+from conftest import SUBMITIT_LOCAL, run_example
 
 from hydra_sigopt.journal import Journal
 
@@ -162,3 +162,55 @@ def test_a_second_trainer_in_the_same_trial_counts_its_epochs_on(
     with Journal.open(run.sweep_dir, readonly=True) as journal:
         steps = sorted((r.number, r.step) for r in journal.reports.all())
     assert steps == [(n, s) for n in (0, 1) for s in range(1, 6)]
+
+
+SLOW_EPOCHS = """\
+class SlowEpochs(L.Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        import time
+
+        time.sleep(1)
+
+
+"""
+
+
+def test_with_ddp_spawn_trial_stopped_leaves_fit_in_the_trial_s_process(tmp_path: Path, app: Path) -> None:
+    """Lightning's ddp_spawn runs the ranks in spawned processes: their TrialStopped reached
+    trainer.fit's caller as torch's ProcessRaisedException, so the app's ``except TrialStopped``
+    (where it saves its checkpoint) never ran, and the stopped trial was left a
+    failure_traceback.log as if it had failed."""
+    # The spawned ranks unpickle the model: its class must be importable, not the script's own.
+    (app.parent / "tiny_model.py").write_text(MODEL.replace("import hydra\n", "") + SLOW_EPOCHS)
+    imports = (
+        "import hydra\nimport lightning as L\n\nfrom hydra_sigopt import TrialStopped\n"
+        "from hydra_sigopt.lightning import SigOptReport\nfrom tiny_model import Regression, SlowEpochs, data\n\n\n"
+    )
+    spawning = app.read_text().replace(MODEL, imports, 1)
+    spawning = spawning.replace(
+        'accelerator="cpu",\n    )', 'accelerator="cpu", strategy="ddp_spawn", devices=2,\n    )', 1
+    )
+    # Epochs of a second, not hundredths: the sweeper reads reports about every second, and the stop
+    # must reach a training that is still going.
+    spawning = spawning.replace("callbacks=[reporting]", "callbacks=[reporting, SlowEpochs()]", 1)
+    spawning = spawning.replace(
+        'print(f"stopped at epoch {trainer.current_epoch + 1}")',
+        'open("caught_trial_stopped", "w").close()  # the app saves its checkpoint here\n        return None',
+    )
+    assert spawning.count("ddp_spawn") == 1 and "caught_trial_stopped" in spawning and "SlowEpochs()" in spawning
+    app.write_text(spawning)
+    run = run_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=2",
+        "hydra.sweeper.early_stopping.rule=none",
+        f"+hydra.sweeper.early_stopping.step_budget={EPOCHS + 2}",  # the second trial is stopped at its 2nd epoch
+        "hydra.job.chdir=true",
+        app=app,
+        timeout=900,
+        env={"PYTHONPATH": str(app.parent)},  # where the job and its ranks import the model from
+    ).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed", "stopped"], run.output[-3000:]
+    stopped_dir = run.sweep_dir / "1"
+    assert (stopped_dir / "caught_trial_stopped").exists(), sorted(p.name for p in stopped_dir.iterdir())
+    assert not (stopped_dir / "failure_traceback.log").exists()
