@@ -75,6 +75,8 @@ class EarlyStopping:
         trials = self.journal.trials()
         abandoned = {t.number for t in trials if t.state == ABANDONED}
         self._learn(r for r in self.journal.reports.all() if r.number not in abandoned)
+        for number in sorted(abandoned):  # what they reported after the last sweeper's last read of them
+            self.journal.reports.add(self._new_reports(number))
         # Not judged (their suggestions run again), but trained all the same: the step budget
         # bounds compute, and a resume after a kill spent them past it.
         last_steps = self.journal.reports.last_steps()

@@ -346,6 +346,28 @@ def test_the_steps_of_trials_abandoned_at_a_resume_count_in_the_step_budget(tmp_
         resumed.close()
 
 
+def test_steps_a_lost_trial_reported_after_the_sweeper_last_read_count_at_the_resume(tmp_path: Path) -> None:
+    """A hung-up terminal, a Ctrl-C: the sweeper had journaled 2 of a trial's reports when it went,
+    and the trial reported 6. The resume counted 2 in the step budget (71/70 shown, 74 trained),
+    and trials.csv showed the abandoned trial at step 2."""
+    root = tmp_path / "reports"
+    rule = StopRule(step_budget=30)
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 2)
+        write_reports(root, 0, [0.5] * 12)
+        write_reports(root, 1, [0.5, 0.4])
+        EarlyStopping(rule, journal, root, LOSS).poll([0, 1])  # the sweeper's last read, then it went
+        for step in range(3, 7):  # the trial trained on until it died too
+            append_report(trial_folder(root, 1), step, {"loss": 0.3}, time.time(), 0.1)
+        journal.record_result(0, values=[MetricValue("loss", 0.5)])
+        journal.mark_abandoned(1, "the sweeper was killed")
+        resumed = EarlyStopping(rule, journal, root, LOSS)
+        resumed.start()
+        assert resumed.steps_spent == 18
+        assert journal.reports.last_steps() == {0: 12, 1: 6}
+        resumed.close()
+
+
 def test_a_resumed_sweep_keeps_reports_and_tells_stopped_trials_again(tmp_path: Path) -> None:
     """Killed between journaling a stop and writing its marker: the next sweeper writes the marker."""
     root = tmp_path / "reports"
