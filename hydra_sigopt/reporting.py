@@ -73,6 +73,10 @@ class _Trial:
     unanswered: int | None = None
     #: Whether a report could not be written (said once per trial).
     write_failed: bool = False
+    #: Whether report() raised TrialStopped for this trial; and whether a report after it (the app
+    #: caught the stop and trained on) was said.
+    stop_raised: bool = False
+    trained_on_said: bool = False
     #: Whether a report from another thread than the in-process sweeper's was said to be unjudged.
     off_thread_said: bool = False
     #: Named in the environment by a trial whose sweeper judges in the trial's own process (the
@@ -103,6 +107,8 @@ def report(step: int, **metrics: float) -> None:
     if trial is None:
         return
     if stop_requested(trial.folder):
+        _say_if_it_trained_on(trial)
+        trial.stop_raised = True
         raise TrialStopped(f"trial #{trial.number} was stopped early by the sweeper")
     checked_step = _checked_step(step, trial.last_step)
     values = {name: _checked_value(checked_step, name, value) for name, value in metrics.items()}
@@ -114,7 +120,23 @@ def report(step: int, **metrics: float) -> None:
         _judge(trial, previous, checked_step)
     trial.step_started = time.monotonic()
     if stop_requested(trial.folder):
+        trial.stop_raised = True
         raise TrialStopped(f"trial #{trial.number} was stopped early by the sweeper at step {checked_step}")
+
+
+def _say_if_it_trained_on(trial: _Trial) -> None:
+    """Once: a report after TrialStopped was raised, so the app caught it and trains on (a catch-all
+    ``except Exception`` around a step); the stop then saves nothing."""
+    if not trial.stop_raised or trial.trained_on_said:
+        return
+    trial.trained_on_said = True
+    log.warning(
+        "Trial #%d reports after its stop: the app caught TrialStopped and trains on (a catch-all `except"
+        " Exception`?). Let it end the task, or catch it only to save a checkpoint. Where the sweeper can"
+        " cancel the trial's job (submitit launchers) it does after early_stopping.stop_grace_s; with the"
+        " basic launcher the trial holds the sweep until it ends",
+        trial.number,
+    )
 
 
 def _judge(trial: _Trial, previous: int | None, step: int) -> None:

@@ -201,3 +201,28 @@ def test_a_trial_in_another_working_dir_with_hydras_relative_sweep_dir(
     with Journal.open(sweep_dir, readonly=True) as journal:
         assert [t.state for t in journal.trials()] == ["completed"] * 3
     assert (sweep_dir / "optimization_results.yaml").exists()
+
+
+TRAINS_ON = """\
+import time
+
+for epoch in range(1, 11):
+    time.sleep(0.05)
+    try:
+        report(epoch, value=cfg.x + 1 / epoch)
+    except Exception as exc:  # a catch-all, as research code has one: it swallows TrialStopped too
+        print(f"epoch {epoch}: ignored {type(exc).__name__}", flush=True)
+return cfg.x
+"""
+
+
+def test_an_app_that_trains_on_after_its_stop_in_the_sweepers_process_is_said_once(tmp_path: Path) -> None:
+    """With the basic launcher nothing can cancel a trial: one whose app swallowed TrialStopped
+    trained to its end, holding the sweep, without a word (on submitit its job is cancelled, and
+    the sweeper says so)."""
+    app = write_app(tmp_path, TRAINS_ON, helpers="from hydra_sigopt import report\n", budget=2)
+    run = run_example(tmp_path, "hydra.sweeper.early_stopping.step_budget=12", app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed", "stopped"], run.output[-3000:]
+    assert run.output.count(": ignored TrialStopped") == 9  # stopped at epoch 2, it trained on to 10
+    said = "Trial #1 reports after its stop: the app caught TrialStopped and trains on"
+    assert run.output.count(said) == 1 and run.output.count("reports after its stop") == 1, run.output[-3000:]
