@@ -10,6 +10,8 @@ The ordering rules, which ``tests/test_scheduler.py`` checks over generated inte
 
 * a trial is started only while a slot is free and the budget is not issued (with tasks, the budget
   counts costs: the trials finished and in flight, each costing its task's cost);
+* a slot held by the job of a trial stopped before a restart (:meth:`Scheduler.hold`: saving its
+  checkpoint, or swallowing the stop until cancelled) is not free until that job is gone;
 * a trial whose job the cluster refused for now keeps its slot and stays pending (it is not
   journaled as running) until the runner reports its job started;
 * a suggestion is asked for only once every recorded result is posted, with every trial in
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,7 +176,14 @@ class StepBudgetSpent:
     trial starts any more; those in flight end (stopped at their next report)."""
 
 
-Event = SuggestionReady | Submitted | Ended | Recorded | StepBudgetSpent
+@dataclass(frozen=True)
+class HeldSlotsFreed:
+    """These held slots (:meth:`Scheduler.hold`) are free: the jobs holding them ended or were cancelled."""
+
+    numbers: tuple[int, ...]
+
+
+Event = SuggestionReady | Submitted | Ended | Recorded | StepBudgetSpent | HeldSlotsFreed
 
 # ------------------------------------------------------------------------------------ the scheduler
 
@@ -227,12 +236,19 @@ class Scheduler:
     #: Trials ended during each of the last computations: the queue's depth follows their maximum.
     _recent_freed: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_COMPUTATIONS))
     _waiting_for_suggestion = False  # a fill stopped until SuggestionReady
+    #: Slots held by jobs this scheduler does not run: those of trials stopped before a restart,
+    #: still running (saving a checkpoint, or swallowing the stop until cancelled), by trial number.
+    held: set[int] = field(default_factory=set)
 
     # ------------------------------------------------------------------ set-up (resume)
 
     def adopt(self, number: int, suggestion: Suggestion) -> None:
         """A trial re-attached after a restart: in flight, journaled as running."""
         self.in_flight[number] = _InFlight(suggestion, marked=True)
+
+    def hold(self, numbers: Iterable[int]) -> None:
+        """Slots these running jobs of trials stopped before a restart hold until HeldSlotsFreed."""
+        self.held.update(numbers)
 
     def count_finished(self, failed: bool, cost: float = 1.0) -> None:
         """A trial finished before this sweeper started (resume)."""
@@ -290,6 +306,9 @@ class Scheduler:
         if isinstance(event, StepBudgetSpent):
             self.budget = min(self.budget, self.issued)
             return []
+        if isinstance(event, HeldSlotsFreed):
+            self.held.difference_update(event.numbers)
+            return [] if self._waiting_for_suggestion else self._fill()
         return self._on_recorded(event)
 
     def idle(self) -> list[Command]:
@@ -302,7 +321,7 @@ class Scheduler:
             for n in unmarked:
                 self.in_flight[n].marked = True
             commands.append(MarkRunning(unmarked))
-        if not self.in_flight:
+        if not self.in_flight and not (self.held and self.budget_left):
             # A free slot waits for the suggestion under way: the trials that ran meanwhile ended.
             return [*commands, AwaitPrefetch() if self._waiting_for_suggestion else Finish()]
         commands.append(KeepWarm(max(0, math.ceil(self.budget - self.issued - COST_SLACK))))
@@ -352,7 +371,7 @@ class Scheduler:
     def _fill(self, prefetched_only: bool = False) -> list[Command]:
         """Start trials while a slot is free and the budget allows, as far as suggestions are at hand."""
         commands: list[Command] = []
-        while len(self.in_flight) < self.bandwidth and self.budget_left:
+        while len(self.in_flight) + len(self.held) < self.bandwidth and self.budget_left:
             if self.reruns:
                 rerun_of, suggestion = self.reruns.popleft()
                 commands.append(self._start(suggestion, rerun_of))

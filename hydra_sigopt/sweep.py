@@ -27,6 +27,7 @@ from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.early_stopping import POLL_INTERVAL_S, EarlyStopping
 from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition
+from hydra_sigopt.held_slots import HeldSlots
 from hydra_sigopt.journal import Journal, JournalLostError
 from hydra_sigopt.observations import suggestions_in_use, sweep_id
 from hydra_sigopt.progress import Progress
@@ -104,6 +105,7 @@ class Sweep:
         )
         self._prefetch: Future[Suggestion] | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self.held = HeldSlots(runner)
         self.interrupts = Interrupts()
         primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
         self.progress = Progress(
@@ -149,6 +151,7 @@ class Sweep:
             journal.set_meta(step_budget=self.settings.early_stopping.step_budget)
             self.early.start()
             self.early.adopt_stopped_jobs(resumption.stopped_unended)
+            self.scheduler.hold(self.held.hold(resumption.stopped_unended))
             cancel_stopped_before_restart(self.early, self.runner)
             if self.settings.early_stopping.reads_reports:
                 self.runner.between_polls = self._read_reports
@@ -177,7 +180,7 @@ class Sweep:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             if not journal.lost:
                 if engine_reachable:
-                    self._release_unused_suggestions(journal)
+                    release_unused_suggestions(journal, self.backend, self._prefetch)
                 doc = write_reports(self.sweep_dir, journal.meta(), journal.trials(), journal.reports.last_steps())
             journal.close()
             self.backend.close()
@@ -185,19 +188,6 @@ class Sweep:
             crash_point("after_wrap_up")
         log_results(self.sweep_dir, doc)
         return doc
-
-    def _release_unused_suggestions(self, journal: Journal) -> None:
-        """Leave no open suggestion the journal does not own: a SigOpt server counts it as work in progress.
-
-        Those of trials cancelled on Ctrl-C, a prefetched one never used, those a timed-out request
-        made on the server anyway. Best effort: a resumed sweep does it again.
-        """
-        if self._prefetch is not None:
-            wait_for([self._prefetch], timeout=PREFETCH_GRACE_S)  # it may be creating one right now
-        try:
-            self.backend.reconcile(suggestions_in_use(journal.trials()))
-        except Exception as exc:
-            log.warning("The sweep's unused open suggestions were not deleted (%s); a resumed sweep does it", exc)
 
     def _use_code(self, journal: Journal) -> None:
         """Make (or find again) the code snapshot before the first trial, and have the jobs run from it."""
@@ -301,7 +291,8 @@ class Sweep:
         spent = [StepBudgetSpent()] if self.early.newly_spent() else []
         # A suggestion ready by now comes after the results: they are recorded and posted before
         # it is answered, so before any other suggestion is asked for.
-        return [*self._started_late(), *spent, Ended(tuple(self.results.ended)), *self._prefetch_done()]
+        freed = self.held.freed()  # slots of jobs stopped before a restart (a resumed sweep), now gone
+        return [*self._started_late(), *spent, *freed, Ended(tuple(self.results.ended)), *self._prefetch_done()]
 
     def _wait_for_trials(self, timeout: float) -> list[JobOutcome]:
         """The runner's wait, cut short once the suggestion under way is ready: a free slot may be
@@ -367,6 +358,20 @@ class Sweep:
         """The engine's new suggestion, for the scheduler: made (on a server, open there), not journaled yet."""
         crash_point("after_suggest")
         return SuggestionReady(checked(self.definition, suggestion))
+
+
+def release_unused_suggestions(journal: Journal, backend: Backend, prefetch: Future[Suggestion] | None) -> None:
+    """Leave no open suggestion the journal does not own: a SigOpt server counts it as work in progress.
+
+    Those of trials cancelled on Ctrl-C, a prefetched one never used, those a timed-out request
+    made on the server anyway. Best effort: a resumed sweep does it again.
+    """
+    if prefetch is not None:
+        wait_for([prefetch], timeout=PREFETCH_GRACE_S)  # it may be creating one right now
+    try:
+        backend.reconcile(suggestions_in_use(journal.trials()))
+    except Exception as exc:
+        log.warning("The sweep's unused open suggestions were not deleted (%s); a resumed sweep does it", exc)
 
 
 def cancel_overstaying(late: Sequence[tuple[int, float]], runner: TrialRunner) -> list[int]:

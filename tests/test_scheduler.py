@@ -9,6 +9,7 @@ of the trials in flight, each failed or not. Every run must keep the rules of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from hydra_sigopt.scheduler import (
     Command,
     Ended,
     Finish,
+    HeldSlotsFreed,
     KeepWarm,
     MarkRunning,
     Post,
@@ -66,6 +68,8 @@ class Shell:
     #: Multitask: the tasks the engine picks from, by name (the drawn task of the last suggestion).
     tasks: tuple[str, ...] = ()
     task: str | None = None
+    #: Slots held by jobs of trials stopped before a restart, until they end (freed during waits).
+    held: set[int] = field(default_factory=set)
 
     def new_suggestion(self, pending: tuple[Any, ...]) -> Suggestion:
         # Rule: a suggestion is asked for with no result unposted, and with every trial in flight and
@@ -116,7 +120,8 @@ class Shell:
         if isinstance(command, StartTrial):
             self.started_points.add(command.suggestion.assignments["point"])
             self.points_in_flight[command.number] = command.suggestion.assignments["point"]
-            assert len(self.running | self.deferred) < self.scheduler.bandwidth, "a trial started without a free slot"
+            busy = len(self.running | self.deferred) + len(self.held)
+            assert busy < self.scheduler.bandwidth, "a trial started without a free slot"
             if self.scheduler.asynchronous and self.draw(st.booleans()):
                 self.deferred.add(command.number)
                 return [Submitted(command.number, None, deferred=True)]
@@ -153,6 +158,12 @@ class Shell:
         events.append(Ended(tuple(sorted(ended))))
         if self.background is not None and self.draw(st.booleans()):
             events.append(self.finish_background())  # the prefetch finished while jobs ran
+        freed = set(self.draw(st.sets(st.sampled_from(sorted(self.held))))) if self.held else set()
+        if self.held and not self.running and not self.deferred and not freed:
+            freed = {min(self.held)}  # a held job ends in the end (or is cancelled)
+        if freed:
+            self.held -= freed
+            events.append(HeldSlotsFreed(tuple(sorted(freed))))
         return events
 
     def start_deferred(self) -> set[int]:
@@ -193,14 +204,23 @@ def numbered(scheduler: Scheduler) -> None:
     asynchronous=st.booleans(),
     jobs_have_ids=st.booleans(),
     max_rate=st.sampled_from([0.0, 0.5, 1.0]),
+    held=st.sets(st.integers(100, 104), max_size=3),
     data=st.data(),
 )
 def test_generated_interleavings_keep_the_ordering_rules(
-    budget: int, bandwidth: int, asynchronous: bool, jobs_have_ids: bool, max_rate: float, data: st.DataObject
+    budget: int,
+    bandwidth: int,
+    asynchronous: bool,
+    jobs_have_ids: bool,
+    max_rate: float,
+    held: set[int],
+    data: st.DataObject,
 ) -> None:
+    """``held``: a resumed sweep's slots held by jobs of trials stopped before its restart."""
     scheduler = Scheduler(budget, bandwidth, asynchronous, lambda failed, done: failed / max(done, 5) > max_rate)
+    scheduler.hold(held)
     numbered(scheduler)
-    shell = Shell(scheduler, data.draw, jobs_have_ids)
+    shell = Shell(scheduler, data.draw, jobs_have_ids, held=set(held))
     shell.run()
     starts = [c.number for name, c in shell.log if name == "StartTrial"]
     assert starts == list(range(len(starts))), "trial numbers are consecutive from 0"
@@ -316,6 +336,18 @@ def test_reruns_after_a_restart_come_first_and_keep_their_suggestion() -> None:
     assert scheduler.begin() == [StartTrial(5, Suggestion("s3", {"x": 1}), rerun_of=3)]
     # The budget (3) is issued: one finished, two in flight; nothing more is asked for.
     assert [type(c) for c in scheduler.idle()] == [MarkRunning, KeepWarm, Wait]
+
+
+def test_a_slot_held_by_a_job_stopped_before_the_restart_is_taken_once_the_job_is_gone() -> None:
+    """A resumed sweep started a trial in the slot of a stopped trial's job still saving its
+    checkpoint (or swallowing the stop until cancelled): two jobs at parallel_bandwidth 1."""
+    scheduler = Scheduler(3, 1, True, lambda f, d: False, next_number=1)
+    scheduler.count_finished(failed=False)
+    scheduler.hold([0])
+    assert scheduler.begin() == []
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]  # not Finish: a trial is to come
+    assert scheduler.on(SuggestionReady(Suggestion("1", {}))) == []  # ready, for the held slot
+    assert scheduler.on(HeldSlotsFreed((0,))) == [StartTrial(1, Suggestion("1", {}))]
 
 
 def test_once_the_step_budget_is_spent_no_trial_starts_and_the_sweep_ends_with_those_in_flight() -> None:
@@ -443,3 +475,39 @@ def test_a_synchronous_batch_is_asked_for_with_all_of_its_trials_pending() -> No
         StartTrial(1, Suggestion("1", {"p": 1})),
         Ask(({"p": 0}, {"p": 1})),
     ]
+
+
+def test_held_slots_are_freed_once_the_runner_no_longer_sees_their_jobs() -> None:
+    from hydra_sigopt.held_slots import CHECK_EVERY_S, HeldSlots
+    from hydra_sigopt.runners import TrialRunner
+
+    class Runner(TrialRunner):
+        def __init__(self) -> None:
+            self.alive = {"11", "12"}
+
+        def start(self, number: int, overrides: Any) -> str | None:
+            raise NotImplementedError
+
+        def wait(self, timeout: float) -> list[Any]:
+            return []
+
+        def running(self) -> list[int]:
+            return []
+
+        def untracked_running(self, job_ids: Any) -> list[str]:
+            return [j for j in job_ids if j in self.alive]
+
+    now = [0.0]
+    runner = Runner()
+    held = HeldSlots(runner, clock=lambda: now[0])
+    stopped = [SimpleNamespace(number=n, job_id=job) for n, job in [(1, "11"), (2, "12"), (3, "13")]]
+    assert held.hold(stopped) == [1, 2]  # type: ignore[arg-type]  # job 13 had ended: nothing to hold
+    runner.alive = {"12"}
+    assert held.freed() == []  # looked at again only CHECK_EVERY_S later
+    now[0] += CHECK_EVERY_S
+    assert held.freed() == [HeldSlotsFreed((1,))]
+    runner.alive = set()
+    now[0] += CHECK_EVERY_S
+    assert held.freed() == [HeldSlotsFreed((2,))]
+    now[0] += CHECK_EVERY_S
+    assert held.freed() == []

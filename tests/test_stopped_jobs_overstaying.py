@@ -107,3 +107,38 @@ def wait_for_stopped_trial(sweep_dir: Path, timeout: float = 120) -> int:
                 return stopped[0].number
         time.sleep(0.1)
     raise AssertionError("no trial was stopped")
+
+
+SHORT_SWALLOWING_TASK = SWALLOWING_TASK.replace(f"range(1, {EPOCHS} + 1)", "range(1, 41)").replace("0.5", "0.3")
+
+
+def test_a_resumed_sweep_keeps_the_slot_of_a_stopped_job_still_running_until_it_is_gone(tmp_path: Path) -> None:
+    """Killed after a stop, within the stop's grace: the resumed sweep started a new trial at once,
+    beside the stopped trial's job still running (saving its checkpoint, or swallowing the stop
+    until cancelled): two jobs at parallel_bandwidth 1, one GPU shared."""
+    assert "range(1, 41)" in SHORT_SWALLOWING_TASK and "sleep(0.3)" in SHORT_SWALLOWING_TASK
+    app = write_app(tmp_path, SHORT_SWALLOWING_TASK)
+    settings = (
+        "hydra.sweeper.observation_budget=2",
+        "hydra.sweeper.parallel_bandwidth=1",
+        "hydra.sweeper.early_stopping.stop_grace_s=6",
+    )
+    proc, sweep_dir = start_example(
+        tmp_path, *SUBMITIT_LOCAL, *settings, "hydra.sweeper.early_stopping.step_budget=4", app=app
+    )
+    try:
+        stopped = wait_for_stopped_trial(sweep_dir)
+        proc.send_signal(signal.SIGKILL)  # within the stop's grace: its job trains on
+        proc.wait(timeout=60)
+        # Resumed at once, with room for one more trial (the step budget raised).
+        resumed = run_example(
+            tmp_path, *SUBMITIT_LOCAL, *settings, "hydra.sweeper.early_stopping.step_budget=1000", app=app
+        ).assert_ok()
+    finally:
+        subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True)
+    lines = resumed.output.splitlines()
+    cancelled = next(i for i, line in enumerate(lines) if f"Trial #{stopped} was stopped early" in line)
+    assert "before this restart, and its job" in lines[cancelled] and "cancelled" in lines[cancelled]
+    started = next(i for i, line in enumerate(lines) if "\t#1 : x=" in line)
+    assert started > cancelled, resumed.output[-3000:]  # the new trial waited for the slot
+    assert [t["state"] for t in resumed.trials] == ["stopped", "completed"]

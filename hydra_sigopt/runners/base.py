@@ -93,6 +93,11 @@ class TrialRunner(ABC):
         still run; those that do not are ``already_gone``."""
         return Cancellation(already_gone=tuple(job_ids))
 
+    def untracked_running(self, job_ids: Sequence[str]) -> list[str]:
+        """Those of these jobs of an earlier run of the sweep that still run or wait, where this
+        runner can tell; none where it cannot (then nothing is held for them)."""
+        return []
+
     def run_from(self, job_python: Callable[[str], str]) -> bool:
         """Have every job started from now on run ``job_python(python)`` instead of its Python
         (a code snapshot's folder and import path); False where trials do not run as jobs."""
