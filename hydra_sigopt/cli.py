@@ -158,6 +158,8 @@ def _status(args: argparse.Namespace) -> int:
         f"{f', {queued} queued' if queued else ''}"
         f"{f', {len(lost)} lost with the sweeper (run again on resume)' if lost else ''}{_abandoned(trials)}"
     )
+    if meta.get("step_budget") is not None:  # the budget a sweep with early stopping ends on, often
+        _out(f"Steps:       {sum(last_steps.values())}/{meta['step_budget']} reported (early_stopping.step_budget)")
     why_ended = _budget_spent(meta, budget, spent, last_steps)
     _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, live, why_ended)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")

@@ -413,6 +413,10 @@ def test_status_says_a_spent_step_budget_ended_the_sweep(workdir: Path) -> None:
     )
     assert "Sweeper:     not running (early_stopping.step_budget=5 is spent)" in status.stdout, status.stdout
     assert "resume" not in status.stdout, status.stdout
+    # The steps, as the progress line counts them (status showed trials only: "4/30 done", while
+    # the step budget, the one the sweep ends on, was nearly spent).
+    steps = sum(int(t["step"] or 0) for t in run.trials)
+    assert f"Steps:       {steps}/5 reported (early_stopping.step_budget)" in status.stdout, status.stdout
 
 
 def test_a_step_budget_on_an_app_that_never_reports_is_said_once(workdir: Path) -> None:
