@@ -328,28 +328,12 @@ def test_malformed_lines_never_reach_the_journal(tmp_path: Path) -> None:
         assert [(r.step, dict(r.metrics)) for r in journal.reports.all()] == [(1, {"loss": 1.0}), (5, {"loss": 0.5})]
 
 
-def test_the_steps_of_trials_abandoned_at_a_resume_count_in_the_step_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unread", [0, 4], ids=["all-read", "reported-after-the-last-read"])
+def test_the_steps_of_trials_abandoned_at_a_resume_count_in_the_step_budget(tmp_path: Path, unread: int) -> None:
     """A sweeper killed while a trial had reported 2 steps: the resume abandons it (its suggestion
-    runs again) and forgot its steps, so a budget of 30 steps trained 32."""
-    root = tmp_path / "reports"
-    rule = StopRule(step_budget=30)
-    with Journal.create(tmp_path, META) as journal:
-        running_trials(journal, 2)
-        write_reports(root, 0, [0.5] * 12)
-        write_reports(root, 1, [0.5, 0.4])
-        EarlyStopping(rule, journal, root, LOSS).poll([0, 1])  # the sweeper, then killed
-        journal.record_result(0, values=[MetricValue("loss", 0.5)])
-        journal.mark_abandoned(1, "the sweeper was killed")  # what the resume does with a lost trial
-        resumed = EarlyStopping(rule, journal, root, LOSS)
-        resumed.start()
-        assert resumed.steps_spent == 14
-        resumed.close()
-
-
-def test_steps_a_lost_trial_reported_after_the_sweeper_last_read_count_at_the_resume(tmp_path: Path) -> None:
-    """A hung-up terminal, a Ctrl-C: the sweeper had journaled 2 of a trial's reports when it went,
-    and the trial reported 6. The resume counted 2 in the step budget (71/70 shown, 74 trained),
-    and trials.csv showed the abandoned trial at step 2."""
+    runs again) and forgot its steps, so a budget of 30 steps trained 32. And those it reported
+    after the sweeper's last read (a hung-up terminal, a Ctrl-C: 71/70 shown, 74 trained), which
+    trials.csv left out too (the abandoned trial shown at step 2)."""
     root = tmp_path / "reports"
     rule = StopRule(step_budget=30)
     with Journal.create(tmp_path, META) as journal:
@@ -357,14 +341,14 @@ def test_steps_a_lost_trial_reported_after_the_sweeper_last_read_count_at_the_re
         write_reports(root, 0, [0.5] * 12)
         write_reports(root, 1, [0.5, 0.4])
         EarlyStopping(rule, journal, root, LOSS).poll([0, 1])  # the sweeper's last read, then it went
-        for step in range(3, 7):  # the trial trained on until it died too
+        for step in range(3, 3 + unread):  # the trial trained on until it died too
             append_report(trial_folder(root, 1), step, {"loss": 0.3}, time.time(), 0.1)
         journal.record_result(0, values=[MetricValue("loss", 0.5)])
-        journal.mark_abandoned(1, "the sweeper was killed")
+        journal.mark_abandoned(1, "the sweeper was killed")  # what the resume does with a lost trial
         resumed = EarlyStopping(rule, journal, root, LOSS)
         resumed.start()
-        assert resumed.steps_spent == 18
-        assert journal.reports.last_steps() == {0: 12, 1: 6}
+        assert resumed.steps_spent == 14 + unread
+        assert journal.reports.last_steps() == {0: 12, 1: 2 + unread}
         resumed.close()
 
 
