@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -292,12 +293,16 @@ class Sweep:
         # A suggestion ready by now comes after the results: they are recorded and posted before
         # it is answered, so before any other suggestion is asked for.
         freed = self.held.freed()  # slots of jobs stopped before a restart (a resumed sweep), now gone
-        return [*self._started_late(), *spent, *freed, Ended(tuple(self.results.ended)), *self._prefetch_done()]
+        # After the results: a slot they free is filled once they are recorded and posted.
+        return [*self._started_late(), *spent, Ended(tuple(self.results.ended)), *freed, *self._prefetch_done()]
 
     def _wait_for_trials(self, timeout: float) -> list[JobOutcome]:
         """The runner's wait, cut short once the suggestion under way is ready: a free slot may be
         waiting for it (looked at as often as the runner looks at its jobs)."""
         prefetch = self._prefetch
+        if not self.scheduler.in_flight:  # only slots held by an earlier run's jobs: nothing here ends
+            wait_for([prefetch], timeout=timeout) if prefetch is not None else time.sleep(timeout)
+            return []
         if prefetch is None:
             return self.runner.wait(timeout=timeout)
         slice_s = min(timeout, self.runner.poll_interval)

@@ -11,6 +11,7 @@ early stopping saved nothing. Real Hydra multiruns of such an app (on Slurm: tes
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sqlite3
 import subprocess
@@ -19,11 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SUBMITIT_LOCAL, run_example, start_example
+from conftest import SUBMITIT_LOCAL, finish_example, run_example, start_example
 from small_apps import write_app
 
 from hydra_sigopt.errors import JournalError
-from hydra_sigopt.journal import Journal
+from hydra_sigopt.journal import Journal, SweepLock
 
 pytestmark = pytest.mark.slow
 
@@ -109,19 +110,26 @@ def wait_for_stopped_trial(sweep_dir: Path, timeout: float = 120) -> int:
     raise AssertionError("no trial was stopped")
 
 
-SHORT_SWALLOWING_TASK = SWALLOWING_TASK.replace(f"range(1, {EPOCHS} + 1)", "range(1, 41)").replace("0.5", "0.3")
+SHORT_SWALLOWING_TASK = SWALLOWING_TASK.replace(f"range(1, {EPOCHS} + 1)", "range(1, 61)").replace("0.5", "0.3")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_a_resumed_sweep_keeps_the_slot_of_a_stopped_job_still_running_until_it_is_gone(tmp_path: Path) -> None:
     """Killed after a stop, within the stop's grace: the resumed sweep started a new trial at once,
     beside the stopped trial's job still running (saving its checkpoint, or swallowing the stop
-    until cancelled): two jobs at parallel_bandwidth 1, one GPU shared."""
-    assert "range(1, 41)" in SHORT_SWALLOWING_TASK and "sleep(0.3)" in SHORT_SWALLOWING_TASK
+    until cancelled): two jobs at parallel_bandwidth 1, one GPU shared. (Held, with nothing of its
+    own running, the first fix's sweeper then spun on a whole core until the job was gone.)"""
+    assert "range(1, 61)" in SHORT_SWALLOWING_TASK and "sleep(0.3)" in SHORT_SWALLOWING_TASK
     app = write_app(tmp_path, SHORT_SWALLOWING_TASK)
     settings = (
         "hydra.sweeper.observation_budget=2",
         "hydra.sweeper.parallel_bandwidth=1",
-        "hydra.sweeper.early_stopping.stop_grace_s=6",
+        "hydra.sweeper.early_stopping.stop_grace_s=10",
     )
     proc, sweep_dir = start_example(
         tmp_path, *SUBMITIT_LOCAL, *settings, "hydra.sweeper.early_stopping.step_budget=4", app=app
@@ -131,9 +139,17 @@ def test_a_resumed_sweep_keeps_the_slot_of_a_stopped_job_still_running_until_it_
         proc.send_signal(signal.SIGKILL)  # within the stop's grace: its job trains on
         proc.wait(timeout=60)
         # Resumed at once, with room for one more trial (the step budget raised).
-        resumed = run_example(
+        proc, _ = start_example(
             tmp_path, *SUBMITIT_LOCAL, *settings, "hydra.sweeper.early_stopping.step_budget=1000", app=app
-        ).assert_ok()
+        )
+        while SweepLock(sweep_dir).holder() is None:  # started: the slot is held from here on
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            time.sleep(0.1)
+        time.sleep(0.5)
+        before = cpu_seconds(proc.pid)
+        time.sleep(3)
+        used = cpu_seconds(proc.pid) - before
+        resumed = finish_example(proc, sweep_dir).assert_ok()
     finally:
         subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True)
     lines = resumed.output.splitlines()
@@ -142,3 +158,4 @@ def test_a_resumed_sweep_keeps_the_slot_of_a_stopped_job_still_running_until_it_
     started = next(i for i, line in enumerate(lines) if "\t#1 : x=" in line)
     assert started > cancelled, resumed.output[-3000:]  # the new trial waited for the slot
     assert [t["state"] for t in resumed.trials] == ["stopped", "completed"]
+    assert used < 0.6, f"the sweeper used {used:.2f} s of CPU in 3 s while it waited for the slot"
