@@ -41,7 +41,14 @@ if command == "sacct":
         if job_id in jobs:
             print(f"{{job_id}}|{{jobs[job_id]}}|vm")
 elif command == "squeue" and "%i|%T|%r" in sys.argv:  # queue states and why jobs are pending
-    for job_id in sys.argv[sys.argv.index("-j") + 1].split(","):
+    asked = sys.argv[sys.argv.index("-j") + 1].split(",")
+    if down:
+        print("slurm_load_jobs error: {unreachable}", file=sys.stderr)
+        sys.exit(1)
+    if len(asked) == 1 and asked[0] not in jobs:  # measured: one id the controller forgot
+        print("slurm_load_jobs error: Invalid job id specified", file=sys.stderr)
+        sys.exit(1)
+    for job_id in asked:
         if job_id in jobs:  # as the real squeue: a job that left the queue is not listed
             print(f"{{job_id}}|{{jobs[job_id]}}|{{world.get('reasons', {{}}).get(job_id, 'None')}}")
 elif command == "squeue":

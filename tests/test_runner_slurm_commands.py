@@ -12,7 +12,7 @@ from fake_slurm import UNREACHABLE, FakeClock, FakeSlurm
 
 from hydra_sigopt.runners import SubmititRunner, TrialResult
 from hydra_sigopt.runners.cancel import cancel_jobs, cancel_running
-from hydra_sigopt.runners.slurm import is_transient_refusal, slurm_knows_job
+from hydra_sigopt.runners.slurm import is_transient_refusal, slurm_jobs_not_ended, slurm_knows_job
 
 
 class _SlurmLauncherParams:
@@ -283,3 +283,18 @@ def test_a_resume_cancel_with_the_controller_down_is_a_failed_cancel_not_an_ende
     done = cancel_running("slurm", ["310", "311"])
     assert (done.cancelled, done.already_gone) == (("310",), ("311",))
     assert slurm.state("310") == "CANCELLED by 0"
+
+
+def test_held_slots_count_slurm_jobs_until_they_are_over_and_while_slurm_cannot_say(slurm: FakeSlurm) -> None:
+    """A resumed sweep holds the slots of jobs stopped before its restart until they are gone: one
+    squeue call for all of them; a job squeue still lists as over (CANCELLED, for MinJobAge) or
+    has forgotten frees its slot; one it cannot be asked about keeps it (not knowing is no sign
+    that a job ended)."""
+    slurm.set_state("320", "RUNNING")
+    slurm.set_state("321", "COMPLETING")
+    slurm.set_state("322", "CANCELLED")
+    assert slurm_jobs_not_ended(["320", "321", "322", "323"]) == ["320", "321"]
+    assert len(slurm.calls("squeue")) == 1
+    assert slurm_jobs_not_ended(["323"]) == []  # forgotten: "Invalid job id specified"
+    slurm.controller_down()
+    assert slurm_jobs_not_ended(["320", "322"]) == ["320", "322"]

@@ -96,11 +96,43 @@ def queue_states(job_ids: Sequence[str], run: Run = subprocess.run) -> dict[str,
     Slurm cannot be asked. A job that left the queue is not in the answer."""
     if not job_ids:
         return {}
-    done = _run_command(run, ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%r"])
+    done = _squeue(job_ids, run)
     if isinstance(done, str) or done.returncode != 0:
         return {}
-    rows = (line.split("|", 2) for line in done.stdout.splitlines() if line.count("|") == 2)
+    return _states(done.stdout)
+
+
+def _squeue(job_ids: Sequence[str], run: Run) -> subprocess.CompletedProcess[str] | str:
+    return _run_command(run, ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%r"])
+
+
+def _states(stdout: str) -> dict[str, tuple[str, str | None]]:
+    rows = (line.split("|", 2) for line in stdout.splitlines() if line.count("|") == 2)
     return {i.strip(): (t.strip(), None if r.strip() in ("", "None") else r.strip()) for i, t, r in rows}
+
+
+#: squeue's states of a job that is over (squeue lists them a while, MinJobAge, after the end).
+ENDED_STATES = frozenset(
+    {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT"}
+)
+
+
+def slurm_jobs_not_ended(job_ids: Sequence[str], run: Run = subprocess.run) -> list[str]:
+    """Those of these jobs still in Slurm's queue and not over, in one squeue call; all of them when
+    the queue cannot be asked (not knowing is no sign that a job ended)."""
+    if not job_ids:
+        return []
+    done = _squeue(job_ids, run)
+    if isinstance(done, str):
+        return list(job_ids)
+    if done.returncode != 0:
+        if "invalid job id" not in done.stderr.lower():
+            return list(job_ids)
+        if len(job_ids) > 1:  # one id Slurm forgot fails the whole call: asked one by one
+            return [j for j in job_ids if squeue_knows(j, run) is not False]
+        return []
+    states = _states(done.stdout)
+    return [j for j in job_ids if j in states and states[j][0] not in ENDED_STATES]
 
 
 def sacct_end(job_id: str, run: Run = subprocess.run) -> tuple[str, str] | None:

@@ -38,7 +38,7 @@ from hydra_sigopt.runners.executor import (
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
 from hydra_sigopt.runners.queue_log import QueueLog
 from hydra_sigopt.runners.refused import RefusedSubmissions
-from hydra_sigopt.runners.slurm import DIED_STATES, slurm_knows_job, squeue_knows
+from hydra_sigopt.runners.slurm import DIED_STATES, slurm_jobs_not_ended, slurm_knows_job
 from hydra_sigopt.runners.warm_pool import WarmPool
 from hydra_sigopt.warm import max_wait_for
 
@@ -336,8 +336,7 @@ class SubmititRunner(TrialRunner):
     def untracked_running(self, job_ids: Sequence[str]) -> list[str]:
         if self.cluster == "local":
             return [j for j in job_ids if local_job_running(j, self.submitit_folder)]
-        # A queue that cannot be asked (None) is no sign that a job ended: it still holds its slot.
-        return [j for j in job_ids if squeue_knows(j) is not False]
+        return slurm_jobs_not_ended(job_ids)
 
     def close(self) -> None:
         self.warm.close()
