@@ -155,12 +155,13 @@ class EarlyStopping:
         log.warning(
             "Trial #%d reports %s, but early_stopping judges %r: no trial is stopped on these reports."
             " Report %r, or declare the metric you report, with its direction, in hydra.sweeper.metrics"
-            " (metrics: [{name: %s, objective: minimize}]; a metric declared without one is maximized)",
+            " (metrics: [{name: %s, objective: %s}]; a metric declared without one is maximized)",
             number,
             reported,
             self.rule.metric,
             self.rule.metric,
             reported[0],
+            "minimize" if self.rule.minimize else "maximize",  # the judged metric's: the likeliest
         )
 
     @property

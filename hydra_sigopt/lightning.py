@@ -9,7 +9,8 @@
 After each validation of ``trainer.fit`` (the sanity check left out) it reports the monitored metric at step
 ``epoch + 1`` (``step="global_step"`` to report the optimizer step instead, for runs that validate
 several times an epoch). When the sweeper stops the trial, :class:`~hydra_sigopt.TrialStopped`
-leaves ``trainer.fit`` (Lightning runs its ``on_exception`` hooks and tears down first), like
+leaves ``trainer.fit`` (Lightning runs its ``on_exception`` hooks and tears down first; with
+``ddp_spawn``, in the ranks' processes), like
 Optuna's pruning callback's ``TrialPruned``: let it propagate, or catch it around ``fit``. In a
 multi-process trial (DDP with one Slurm task per device) global rank 0 reports, and the strategy's
 broadcast tells the other ranks (as Optuna's pruning callback did), so every rank leaves ``fit`` at
@@ -92,6 +93,9 @@ class SigOptReport(Callback):  # type: ignore[misc]
         # ddp_spawn runs the ranks in spawned processes: their TrialStopped reaches the trial's own
         # process as torch's ProcessRaisedException, which the app's ``except TrialStopped`` around
         # fit misses (and the trial would end as a failure). Raised here it leaves fit as itself.
+        # What Lightning does after this hook in this process is skipped (the on_exception hooks
+        # of callbacks after this one, the loggers' finalize, the Trainer's teardown): here the
+        # ranks ran all of that in their own processes already, and this process trained nothing.
         if type(exception).__name__ == "ProcessRaisedException" and should_stop():
             raise TrialStopped("the sweeper stopped this trial early (in a spawned rank)") from exception
 

@@ -75,7 +75,8 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
         ax.scatter([t.number for t in failed], [bottom] * len(failed), marker="x", color="C3", label="failed")
     unvalued = [t.number for t in stopped_all if t.value(metric.name) is None]
     if unvalued:  # stopped before reporting this metric (the rule judges another one): on the axis
-        ax.scatter(unvalued, [bottom] * len(unvalued), marker="v", color="C7", label=f"stopped early, no {metric.name}")
+        label = _shown(f"stopped early, no {metric.name}")
+        ax.scatter(unvalued, [bottom] * len(unvalued), marker="v", color="C7", label=label)
     ax.set_xlabel("trial")
     ax.set_ylabel(_shown(f"{metric.name} ({metric.objective})"))
     stopped_note = f", {len(stopped_all)} stopped early" if stopped_all else ""

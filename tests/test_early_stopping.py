@@ -400,23 +400,26 @@ def test_reports_read_when_a_trial_ended_do_not_stop_it(tmp_path: Path) -> None:
         assert journal.reports.last_steps() == {0: 1, 1: 1}
 
 
+@pytest.mark.parametrize("objective", ["minimize", "maximize"])
 def test_reports_of_another_metric_than_the_judged_one_are_named_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, objective: str
 ) -> None:
     """A Lightning app reports val_loss while the sweep optimizes the returned float ('value'):
-    nothing could ever be stopped, and the user was not told (found with the Lightning callback)."""
+    nothing could ever be stopped, and the user was not told (found with the Lightning callback).
+    The hint's metric declaration takes the judged metric's direction: without one (the first
+    hint) a metric is maximized, and the sweep maximized the loss."""
     root = tmp_path / "reports"
-    rule = StopRule("median", "value", minimize=True, min_step=1)
+    rule = StopRule("median", "value", minimize=objective == "minimize", min_step=1)
     with Journal.create(tmp_path, META) as journal:
         running_trials(journal, 4)
         for n in range(4):
             write_reports(root, n, [1.0 + n, 0.5 + n])  # as loss=..., not value=...
-        EarlyStopping(rule, journal, root, (Metric("value", "minimize"),)).poll(range(4))
+        EarlyStopping(rule, journal, root, (Metric("value", objective),)).poll(range(4))
     said = [r.getMessage() for r in caplog.records if "early_stopping judges" in r.getMessage()]
     assert said == [
         "Trial #0 reports ['loss'], but early_stopping judges 'value': no trial is stopped on these reports. "
         "Report 'value', or declare the metric you report, with its direction, in hydra.sweeper.metrics "
-        "(metrics: [{name: loss, objective: minimize}]; a metric declared without one is maximized)"
+        f"(metrics: [{{name: loss, objective: {objective}}}]; a metric declared without one is maximized)"
     ]
 
 

@@ -180,15 +180,17 @@ def test_plot_draws_a_log_scale_parameter_s_ticks_as_numbers(tmp_path: Path, mon
     assert widest < 40, [label.get_text() for label in labels]
 
 
+@pytest.mark.parametrize("best", ["val/acc_best", "val/acc_$_per_$_best"])
 def test_plot_of_a_sweep_judged_on_a_stored_metric_draws_its_curves_and_stopped_trials(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, best: str
 ) -> None:
     """As lightning-hydra-template does it: optimize val/acc_best, report val/acc each epoch, and
     early_stopping.metric=val/acc. The plot had no learning curves and left the stopped trials out
-    ("2 completed, 0 failed") where status said "5/5 done (2 completed, 3 stopped early)"."""
+    ("2 completed, 0 failed") where status said "5/5 done (2 completed, 3 stopped early)". (The
+    first fix's legend for those trials named the metric unescaped: a $ in it failed the plot.)"""
     sweeper = (
         "observation_budget: 3\n"
-        "metrics: [{name: val/acc_best, objective: maximize}, {name: val/acc, strategy: store}]\n"
+        f"metrics: [{{name: '{best}', objective: maximize}}, {{name: val/acc, strategy: store}}]\n"
         "early_stopping: {metric: val/acc, max_step: 5, step_budget: 7}\n"
         "params:\n  x: interval(0, 1)"
     )
@@ -196,7 +198,7 @@ def test_plot_of_a_sweep_judged_on_a_stored_metric_draws_its_curves_and_stopped_
         "from hydra_sigopt import report\n"
         "    for epoch in range(1, 6):\n"
         "        report(epoch, **{'val/acc': cfg.x * epoch / 5})\n"
-        "    return {'val/acc_best': cfg.x, 'val/acc': cfg.x}"
+        f"    return {{{best!r}: cfg.x, 'val/acc': cfg.x}}"
     )
     app = write_app(tmp_path, sweeper, body=body)
     run = run_example(tmp_path, app=app).assert_ok()
