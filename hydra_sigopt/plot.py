@@ -33,7 +33,7 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
     metric = next(m for m in metrics if m.strategy == "optimize")
     cheaper = cheaper_tasks(meta)
     parameters = meta["identity"]["parameters"]
-    curved = _curves_metric(metric, metrics, reports)
+    curved = _curves_metric(metric, metrics, reports, meta.get("judged_metric"))
     curves = 1 if curved is not None else 0
     panels = 1 + curves + len(parameters)
     cols = min(3, panels)
@@ -117,12 +117,15 @@ def _shown(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def _curves_metric(optimized: Metric, metrics: Sequence[Metric], reports: Sequence[Report]) -> Metric | None:
-    """The metric whose learning curves are drawn: the optimized one where trials report it, else
-    the first declared metric they report (early_stopping.metric judges a stored one, say);
-    None where trials report none of them."""
+def _curves_metric(
+    optimized: Metric, metrics: Sequence[Metric], reports: Sequence[Report], judged: str | None
+) -> Metric | None:
+    """The metric whose learning curves are drawn (its x where a trial was stopped): the one the
+    early-stopping rule judged (early_stopping.metric, a stored one, say), else the optimized one,
+    else the first declared metric, as far as trials report it; None where they report none."""
     reported = {name for r in reports for name in r.metrics}
-    return next((m for m in (optimized, *metrics) if m.name in reported), None)
+    judged_first = [m for m in metrics if m.name == judged]
+    return next((m for m in (*judged_first, optimized, *metrics) if m.name in reported), None)
 
 
 def _learning_curves(ax: Any, metric: Metric, trials: Sequence[Trial], reports: Sequence[Report]) -> None:

@@ -149,7 +149,8 @@ class Sweep:
             resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption.start_or_resume(self.sweep_dir)
             # What `hydra-sigopt status` weighs the steps against (a resume may raise it).
-            journal.set_meta(step_budget=self.settings.early_stopping.step_budget)
+            rule = self.settings.early_stopping  # and the plot draws the curves of the metric it judges
+            journal.set_meta(step_budget=rule.step_budget, judged_metric=rule.metric if rule.active else None)
             self.early.start()
             self.early.adopt_stopped_jobs(resumption.stopped_unended)
             self.scheduler.hold(self.held.hold(resumption.stopped_unended))

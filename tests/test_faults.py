@@ -191,14 +191,16 @@ def test_plot_of_a_sweep_judged_on_a_stored_metric_draws_its_curves_and_stopped_
     sweeper = (
         "observation_budget: 3\n"
         f"metrics: [{{name: '{best}', objective: maximize}}, {{name: val/acc, strategy: store}}]\n"
-        "early_stopping: {metric: val/acc, max_step: 5, step_budget: 7}\n"
+        "early_stopping: {rule: median, metric: val/acc, max_step: 5, step_budget: 7}\n"
         "params:\n  x: interval(0, 1)"
     )
+    # train/loss too, declared first: the curves drawn are those the rule judged (val/acc).
+    sweeper = sweeper.replace("metrics: [", "metrics: [{name: train/loss, strategy: store}, ")
     body = (
         "from hydra_sigopt import report\n"
         "    for epoch in range(1, 6):\n"
-        "        report(epoch, **{'val/acc': cfg.x * epoch / 5})\n"
-        f"    return {{{best!r}: cfg.x, 'val/acc': cfg.x}}"
+        "        report(epoch, **{'train/loss': 1 / epoch, 'val/acc': cfg.x * epoch / 5})\n"
+        f"    return {{{best!r}: cfg.x, 'val/acc': cfg.x, 'train/loss': 0.2}}"
     )
     app = write_app(tmp_path, sweeper, body=body)
     run = run_example(tmp_path, app=app).assert_ok()
