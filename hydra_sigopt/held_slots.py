@@ -17,7 +17,7 @@ from hydra_sigopt.journal import Trial
 from hydra_sigopt.runners import TrialRunner
 from hydra_sigopt.scheduler import HeldSlotsFreed
 
-#: Seconds between two looks at the held jobs (on Slurm, one squeue call per job).
+#: Seconds between two looks at the held jobs (on Slurm, one squeue call for all of them).
 CHECK_EVERY_S = 2.0
 
 
