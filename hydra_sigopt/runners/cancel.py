@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hydra_sigopt.processes import cancel_local_jobs
-from hydra_sigopt.runners.slurm import Run, scancel, squeue_knows
+from hydra_sigopt.runners.slurm import Run, scancel, slurm_jobs_not_ended
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def cancel_running(
     ids = [str(j) for j in job_ids]
     if cluster != "slurm" or not ids:
         return cancel_jobs(cluster, ids, submitit_folder, run)
-    # Asked job by job: a queue that cannot be asked (None) is no sign that a job ended; cancel it.
-    ended = [j for j in ids if squeue_knows(j, run) is False]
+    # A queue that cannot be asked is no sign that a job ended: cancel it (as for held slots).
+    not_ended = slurm_jobs_not_ended(ids, run)
+    ended = [j for j in ids if j not in not_ended]
     done = cancel_jobs(cluster, [j for j in ids if j not in ended], submitit_folder, run)
     return dataclasses.replace(done, already_gone=(*done.already_gone, *ended))
