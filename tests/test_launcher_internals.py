@@ -97,3 +97,16 @@ def test_a_job_slurm_killed_at_its_time_limit_fails_as_a_timeout(tmp_path: Path)
     )
     reason = _death_reason(job, UncompletedJobError("Job 56 (task: 0) with path ... has not produced any output"))
     assert reason.startswith("TIMEOUT: time limit reached (hydra.launcher.timeout_min), job 56 ended without a result")
+
+
+def test_submitit_gives_up_on_a_timed_out_job_from_its_signal_handler() -> None:
+    """TimedTask carries this give-up through the app as a BaseException (logging swallows Exceptions
+    raised inside it): it relies on the handler submitit installs for its time-out signal raising
+    UncompletedJobError, and on that signal being the one ``_usr_sig`` names."""
+    from submitit.core import job_environment
+
+    handlers = inspect.getsource(job_environment.JobEnvironment._handle_signals)
+    assert "signal.signal(self._usr_sig(), handler.checkpoint_and_try_requeue)" in handlers
+    give_up = inspect.getsource(job_environment.SignalHandler.checkpoint_and_try_requeue)
+    assert "raise utils.UncompletedJobError(message)" in give_up
+    assert job_environment.JobEnvironment._usr_sig() == __import__("signal").SIGUSR2

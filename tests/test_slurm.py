@@ -25,6 +25,7 @@ from conftest import (
     trial_states,
     wait_for_results,
 )
+from small_apps import write_app
 
 from hydra_sigopt.journal import Journal
 from hydra_sigopt.runners import SubmititRunner
@@ -181,6 +182,51 @@ def test_a_trial_over_its_time_limit_is_one_failed_observation(tmp_path: Path) -
     assert trials[1]["state"] == trials[2]["state"] == "completed"
     log = (sweep_dir / ".submitit" / trials[0]["job_id"] / f"{trials[0]['job_id']}_0_log.err").read_text()
     assert "this job is timed-out" in log
+
+
+LOGGING_TO_A_SLOW_STREAM = """
+if job_num() != 0:
+    return (cfg.x - 1) ** 2
+import logging, time
+
+class SlowStream:  # a log on a slow shared file system: most of the job's time is spent writing it
+    def write(self, text):
+        time.sleep(0.2)
+
+    def flush(self):
+        pass
+
+log = logging.getLogger("training")
+log.addHandler(logging.StreamHandler(SlowStream()))
+log.setLevel(logging.INFO)
+for step in range(10_000):
+    log.info("step %d", step)
+"""
+
+
+def test_a_trial_logging_when_its_time_limit_comes_still_ends_at_the_pre_timeout_signal(tmp_path: Path) -> None:
+    # Slurm's pre-timeout signal lands while the app is inside logging (as it did once in this
+    # suite while submitit logged the SIGCONT Slurm sends with it): submitit's give-up used to be
+    # an Exception raised there, which logging swallows ("--- Logging error ---"); the job then ran
+    # on to Slurm's hard kill at the limit and its reason was the generic one.
+    app = write_app(tmp_path, LOGGING_TO_A_SLOW_STREAM, budget=3)
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SLURM,
+        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.signal_delay_s=25",
+        "hydra.launcher.max_num_timeout=0",
+        "hydra.sweeper.parallel_bandwidth=3",
+        app=app,
+    )
+    run = finish_example(proc, sweep_dir)
+    run.assert_ok()
+    trials = {int(t["number"]): t for t in run.trials}
+    assert trials[0]["state"] == "failed"
+    assert trials[0]["failure_reason"].startswith("TIMEOUT: time limit reached: Slurm's pre-timeout signal came 25 s")
+    assert trials[1]["state"] == trials[2]["state"] == "completed"
+    log = (sweep_dir / ".submitit" / trials[0]["job_id"] / f"{trials[0]['job_id']}_0_log.err").read_text()
+    assert "--- Logging error ---" not in log
 
 
 def test_example_cluster_config_runs_its_setup_lines_in_each_job(tmp_path: Path) -> None:

@@ -11,8 +11,10 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from hydra_sigopt.processes import take_interrupts
@@ -51,7 +53,8 @@ class TimedTask:
         take_interrupts()  # a local job starts with SIGINT blocked: the app takes Ctrl-C as usual
         crash_point("in_task")
         try:
-            value = self._run(cfg)
+            with _give_up_not_swallowed():
+                value = self._run(cfg)
             if _in_submitit_job():
                 _check_picklable(value)
         except Exception:
@@ -86,6 +89,50 @@ class TimedTask:
                 raise  # the job exits to be requeued (time-out or preemption signal): not a failure
             code = "" if exc.code is None else repr(exc.code)
             raise TaskExit(f"the task called sys.exit({code})") from exc
+
+
+class _GaveUpOnTheJob(BaseException):
+    """submitit's give-up at the pre-timeout signal, carried through the app as a BaseException."""
+
+
+@contextmanager
+def _give_up_not_swallowed() -> Iterator[None]:
+    """Let submitit's give-up at the pre-timeout signal (no requeue left) end the task wherever it lands.
+
+    Its signal handler raises ``UncompletedJobError``, an Exception, in whatever code the task is
+    running, and ``logging`` swallows every Exception raised inside a handler's ``emit`` ("--- Logging
+    error ---"): an app that logs (or submitit itself, logging the SIGCONT Slurm sends with the
+    signal) lost it, and the job ran on to Slurm's hard kill. It travels as a BaseException instead,
+    which no ``except Exception`` stops, and is raised again here as submitit's own error.
+    """
+    import signal
+    import threading
+
+    if not _in_submitit_job() or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from submitit.core.job_environment import JobEnvironment
+    from submitit.core.utils import UncompletedJobError
+
+    signum = JobEnvironment._usr_sig()
+    submitits = signal.getsignal(signum)
+    if not callable(submitits):
+        yield
+        return
+
+    def carried(num: int, frame: FrameType | None) -> None:
+        try:
+            submitits(num, frame)
+        except UncompletedJobError as exc:
+            raise _GaveUpOnTheJob(str(exc)) from None
+
+    signal.signal(signum, carried)
+    try:
+        yield
+    except _GaveUpOnTheJob as exc:
+        raise UncompletedJobError(str(exc)) from None
+    finally:
+        signal.signal(signum, submitits)
 
 
 def _raised_by_submitit(exc: SystemExit) -> bool:
