@@ -126,6 +126,8 @@ class Results:
         """A trial stopped early whose job has ended (whatever its end): its result is the one journaled
         with the stop decision, its last reported values. Counted as done, never as the best so far."""
         self.journal.note_stopped_job_end(trial.number, outcome.host, outcome.started_at)
+        if not outcome.ok and outcome.traceback:  # raised by the app after its stop (saving a checkpoint?)
+            log.warning("Trial #%d was stopped early, and then its app failed: %s", trial.number, _first_line(outcome))
         self.count_finished(trial.number, False, (), stopped=True, task=trial.task)
         outcome = dataclasses.replace(outcome, reason=trial.failure_reason)
         return JournaledResult(outcome, suggestion, trial.values, trial.observed_as_failed, stopped=True)
@@ -205,3 +207,9 @@ class Results:
                 value = None
         cost = cost_of(self.definition.tasks, task)
         self.progress.trial_finished(number, None if stopped else value, failed, stopped, cost)
+
+
+def _first_line(outcome: JobOutcome) -> str:
+    """A failure's first line (its reason is already fit to write), and where its whole traceback is."""
+    said = (outcome.reason or "").strip().partition("\n")[0]
+    return said + (f" (full traceback in {outcome.full_log})" if outcome.full_log else "")

@@ -159,3 +159,35 @@ def test_a_resumed_sweep_keeps_the_slot_of_a_stopped_job_still_running_until_it_
     assert started > cancelled, resumed.output[-3000:]  # the new trial waited for the slot
     assert [t["state"] for t in resumed.trials] == ["stopped", "completed"]
     assert used < 0.6, f"the sweeper used {used:.2f} s of CPU in 3 s while it waited for the slot"
+
+
+CHECKPOINT_SAVE_FAILS = """\
+import time
+from hydra_sigopt import TrialStopped, report
+
+try:
+    for epoch in range(1, 41):
+        time.sleep(0.2)
+        report(epoch, value=cfg.x + 1 / epoch)
+except TrialStopped:
+    with open("/no/such/dir/last.ckpt", "w") as f:  # the app saves a checkpoint where it cannot
+        f.write("weights")
+    raise
+return cfg.x
+"""
+
+
+@pytest.mark.parametrize("launcher", [(), SUBMITIT_LOCAL], ids=["basic", "submitit_local"])
+def test_a_stopped_trial_whose_checkpoint_save_fails_says_so_in_the_sweepers_log(
+    tmp_path: Path, launcher: tuple[str, ...]
+) -> None:
+    """The app catches TrialStopped to save a checkpoint, and the save fails: the user learned of it
+    only from a failure_traceback.log in the trial's job dir, though the checkpoint they count on
+    for that trial is missing."""
+    app = write_app(tmp_path, CHECKPOINT_SAVE_FAILS, budget=1)
+    run = run_example(tmp_path, *launcher, "hydra.sweeper.early_stopping.step_budget=3", app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["stopped"], run.output[-3000:]
+    said = "Trial #0 was stopped early, and then its app failed: FileNotFoundError: [Errno 2] No such file"
+    assert said in run.output, run.output[-3000:]
+    assert f"(full traceback in {run.sweep_dir / '0' / 'failure_traceback.log'})" in run.output
+    assert run.results["trials"]["failed"] == 0  # still stopped, not failed: its reports stand
