@@ -37,7 +37,7 @@ slurm-down:
 
 # Benchmarks (benchmarks/README.md). bench: every script's full mode (about an hour on 2 cores;
 # publishes to benchmarks/published/); bench-quick: every script's CI smoke mode (under 2 minutes each).
-BENCH_SCRIPTS := sample_efficiency overhead suggestion_latency scale async_utilization async_quality dead_job_notice multi_fidelity
+BENCH_SCRIPTS := sample_efficiency overhead suggestion_latency scale async_utilization async_quality dead_job_notice multi_fidelity asha_bound
 .PHONY: bench
 bench: install
 	set -e; for s in $(BENCH_SCRIPTS); do $(PY) benchmarks/$$s.py; done

@@ -40,3 +40,22 @@ def test_the_digits_regret_is_against_the_digits_best_in_a_run_of_both_problems(
     assert digits["optimum"] == 0.25  # the hartmann values (near -3.3) are another problem's
     assert digits["contenders"]["sigopt_full"]["final"] == [pytest.approx(0.05)]
     assert summary["hartmann6_fidelity"]["contenders"]["sigopt_full"]["final"] == [pytest.approx(1.0)]
+
+
+def test_the_asha_bound_simulation_spends_one_step_a_slot_and_stops_by_the_sweepers_rule(
+    multi_fidelity: ModuleType,
+) -> None:
+    """benchmarks/asha_bound.py: every trial's reports are steps 1, 2, ... on one of 4 slots, so no
+    configuration is trained to the end before 4 x MAX_STEP steps are spent; ASHA stops most trials."""
+    import asha_bound
+
+    last, resource = asha_bound.curves.MAX_STEP, 20 * asha_bound.curves.MAX_STEP
+    full = asha_bound.simulate(0, resource, None)
+    stopped = asha_bound.simulate(0, resource, asha_bound.asha(3.0, 1))
+    for reports in (full, stopped):
+        assert len(reports) == resource
+        first_full = next(i for i, r in enumerate(reports) if r["step"] == last)
+        assert first_full == asha_bound.SLOTS * (last - 1)  # the first slot's last step, in the last round
+    assert sum(r["step"] == last for r in full) == resource // last
+    started = sum(r["step"] == 1 for r in stopped)
+    assert started > 3 * sum(r["step"] == last for r in stopped)  # most trials stopped, each at a rung
