@@ -114,6 +114,8 @@ class EarlyStopping:
         if not self.rule.active:
             return
         self._say_if_the_metric_is_missing(number, reports)
+        if self._trained_in_full(reports[-1].step):
+            return  # reports read late (epochs faster than the reading): it completes, as judged at max_step
         for report in reports:
             if should_stop(self.rule, self._curves, number, report.step):
                 value = self._curves[number][report.step]

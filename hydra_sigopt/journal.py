@@ -462,17 +462,19 @@ class Journal:
         ended_at: float | None = None,
         host: str | None = None,
     ) -> None:
-        """Complete an abandoned trial with the valid result its job wrote after all (a resume found it).
+        """Complete an abandoned trial with the valid result its job wrote after all (a resume found it),
+        or a stopped one with the result its job returned without learning of the stop (the decision
+        came on reports read after it had trained to its end).
 
-        Refused (:class:`IllegalTransition`) unless the trial is abandoned, was never observed and
-        was not re-run: then its suggestion has no other result.
+        Refused (:class:`IllegalTransition`) unless the trial is abandoned or stopped, was never
+        observed and was not re-run: then its suggestion has no other result.
         """
         with self._moving([number], COMPLETED, recovering=True):
             taken = self._db.execute(
                 "SELECT 1 FROM trials WHERE (number = ? AND observed_at IS NOT NULL) OR rerun_of = ?", (number, number)
             ).fetchone()
             if taken is not None:
-                raise IllegalTransition(number, ABANDONED, COMPLETED)
+                raise IllegalTransition(number, self.trial(number).state, COMPLETED)
             self._db.execute(
                 "UPDATE trials SET state = ?, metric_values = ?, failure_reason = NULL, failure_traceback = NULL,"
                 " started_at = COALESCE(?, started_at), ended_at = COALESCE(?, ended_at), host = COALESCE(?, host)"

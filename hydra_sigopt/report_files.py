@@ -29,6 +29,8 @@ CHANNEL_DIR = ".hydra_sigopt"
 REPORTS_NAME = "reports.jsonl"
 STOP_NAME = "stop"
 JUDGED_NAME = "judged"
+#: Written by the trial when it learns of its stop (report() raises, should_stop() says so).
+SEEN_NAME = "stop_seen"
 #: The largest step a report may have: the journal keeps steps as SQLite's 64-bit integers.
 LARGEST_STEP = 2**63 - 1
 
@@ -127,6 +129,19 @@ def _write_whole(folder: Path, name: str, text: str) -> None:
     tmp = folder / f".{name}.{os.getpid()}"
     tmp.write_text(text)
     os.replace(tmp, folder / name)
+
+
+def write_stop_seen(folder: Path) -> None:
+    """Note that the trial learnt of its stop (from any of its processes): it did not train to its end."""
+    with contextlib.suppress(OSError):  # the trial's own process remembers it too (see stop_seen)
+        (folder / SEEN_NAME).touch()
+
+
+def stop_seen(folder: Path) -> bool:
+    try:
+        return (folder / SEEN_NAME).exists()
+    except OSError:
+        return False
 
 
 def stop_requested(folder: Path) -> bool:

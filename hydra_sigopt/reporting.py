@@ -44,7 +44,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra_sigopt.report_files import LARGEST_STEP, append_report, judged_step, stop_requested, trial_folder
+from hydra_sigopt.report_files import (
+    LARGEST_STEP,
+    append_report,
+    judged_step,
+    stop_requested,
+    stop_seen,
+    trial_folder,
+    write_stop_seen,
+)
 from hydra_sigopt.stop_rules import StopRule, decides_at
 
 log = logging.getLogger("hydra_sigopt")
@@ -77,6 +85,8 @@ class _Trial:
     #: caught the stop and trained on) was said.
     stop_raised: bool = False
     trained_on_said: bool = False
+    #: Whether the trial learnt of its stop here (report() raised it, should_stop() said so).
+    stop_learnt: bool = False
     #: Whether a report from another thread than the in-process sweeper's was said to be unjudged.
     off_thread_said: bool = False
     #: Named in the environment by a trial whose sweeper judges in the trial's own process (the
@@ -108,7 +118,7 @@ def report(step: int, **metrics: float) -> None:
         return
     if stop_requested(trial.folder):
         _say_if_it_trained_on(trial)
-        trial.stop_raised = True
+        _told_of_its_stop(trial)
         raise TrialStopped(f"trial #{trial.number} was stopped early by the sweeper")
     checked_step = _checked_step(step, trial.last_step)
     values = {name: _checked_value(checked_step, name, value) for name, value in metrics.items()}
@@ -120,8 +130,20 @@ def report(step: int, **metrics: float) -> None:
         _judge(trial, previous, checked_step)
     trial.step_started = time.monotonic()
     if stop_requested(trial.folder):
-        trial.stop_raised = True
+        _told_of_its_stop(trial)
         raise TrialStopped(f"trial #{trial.number} was stopped early by the sweeper at step {checked_step}")
+
+
+def _told_of_its_stop(trial: _Trial) -> None:
+    """The trial learns of its stop here: it will not train to its end (see :func:`learnt_of_its_stop`)."""
+    _learns_of_its_stop(trial)
+    trial.stop_raised = True
+
+
+def _learns_of_its_stop(trial: _Trial) -> None:
+    if not trial.stop_learnt:  # noted once, for the trial's other processes too
+        write_stop_seen(trial.folder)
+        trial.stop_learnt = True
 
 
 def _say_if_it_trained_on(trial: _Trial) -> None:
@@ -206,7 +228,18 @@ def _await_verdict(folder: Path, step: int, step_took: float) -> bool:
 def should_stop() -> bool:
     """Whether the sweeper has decided to stop this trial (False outside a sweep of this sweeper)."""
     trial = _current()
-    return trial is not None and stop_requested(trial.folder)
+    if trial is None or not stop_requested(trial.folder):
+        return False
+    _learns_of_its_stop(trial)  # the app's loop ends on it, as on TrialStopped
+    return True
+
+
+def learnt_of_its_stop() -> bool:
+    """Whether this trial learnt of its stop, in this process or another of its own (report()
+    raised TrialStopped, should_stop() said so). One that did not trained to its end: the sweeper
+    decided the stop on reports it read late, and the trial's result stands."""
+    trial = _current()
+    return trial is not None and (trial.stop_learnt or stop_seen(trial.folder))
 
 
 def last_reported_step() -> int | None:

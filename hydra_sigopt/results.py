@@ -108,6 +108,8 @@ class Results:
             # Written first, read only now: a write checks that the journal file is still the
             # sweep's own before anything reads it (journal_guard), a read would not.
             trial = self.journal.trial(outcome.number)
+            if trial.state == STOPPED and self._completes_after_all(trial, outcome, values):
+                return JournaledResult(outcome, suggestion, values, False)
             if trial.state == STOPPED:  # stopped early: its result was journaled with the decision
                 return self._stopped(trial, outcome, suggestion)
             # A lost race, deliberately dropped: `hydra-sigopt kill` abandoned the trial while its
@@ -121,6 +123,26 @@ class Results:
             log.warning("Trial #%d failed: %s", outcome.number, outcome.reason)
         self.count_finished(outcome.number, failed, values, task=suggestion.task)
         return JournaledResult(outcome, suggestion, values, failed)
+
+    def _completes_after_all(self, trial: Trial, outcome: JobOutcome, values: tuple[MetricValue, ...]) -> bool:
+        """Whether a stopped trial whose job returned a valid result without learning of the stop
+        (it had trained to its end before the sweeper read the reports it stopped it on) is
+        completed with that result; journaled and counted if so."""
+        if not outcome.ok or outcome.reason is not None or outcome.stop_learnt:
+            return False
+        try:
+            self.journal.recover_result(
+                trial.number, values=values, started_at=outcome.started_at, ended_at=outcome.ended_at, host=outcome.host
+            )
+        except IllegalTransition:  # its stopped observation was posted (a resume, just before)
+            return False
+        log.info(
+            "Trial #%d had trained to its end before the reports it was stopped on were read: it completes"
+            " with its result",
+            trial.number,
+        )
+        self.count_finished(trial.number, False, values, task=trial.task)
+        return True
 
     def _stopped(self, trial: Trial, outcome: JobOutcome, suggestion: Suggestion) -> JournaledResult:
         """A trial stopped early whose job has ended (whatever its end): its result is the one journaled

@@ -5,7 +5,8 @@
     pending ──► running ──► completed | failed      (a result: the end of a trial's life)
        │         │ │ ▲
        │         │ └─┘ (its job id learnt later)
-       │         └────► stopped                     (stopped early: its last reports are its result)
+       │         └────► stopped ···► completed      (stopped early: its last reports are its result;
+       │                                              or its job had trained to its end: RECOVERIES)
        └─────────┴────► abandoned ···► completed    (stopped without a result; a resumed
                                                      sweep replaces it, unless its job wrote a
                                                      result after all: see RECOVERIES)
@@ -14,7 +15,8 @@ A finished trial never changes state again, nor does an abandoned one in a runni
 write (a result arriving after ``hydra-sigopt kill`` abandoned the trial) is refused by the
 journal, and the writer decides what a lost race means. A stopped trial is final as soon as the
 sweeper journals its decision (before the trial is told): its job ends at its next report, and
-whatever it does then (returns, fails) changes nothing: its observation is its last reported values.
+whatever it does then (returns, fails) changes nothing: its observation is its last reported values,
+unless the trial never learnt of the stop and returned a result (see RECOVERIES).
 """
 
 from __future__ import annotations
@@ -51,8 +53,13 @@ LEGAL_TRANSITIONS: dict[TrialState, frozenset[TrialState]] = {
 #: A trial abandoned by a stop whose cancel of its job then failed (slurmctld unreachable, say): the
 #: job runs on, so the trial is running again (``Journal.keep_running``), for a resumed sweep to
 #: re-attach and ``hydra-sigopt kill`` to cancel again. Only the stop that abandoned it does this.
+#: A trial stopped on reports the sweeper read only after the trial had trained to its end (epochs
+#: faster than it reads them, a busy or resumed sweeper): the trial never learnt of the stop and
+#: returned its result, which completes it (``Journal.recover_result``), if its stopped
+#: observation was not posted yet.
 RECOVERIES: dict[TrialState, frozenset[TrialState]] = {
-    TrialState.ABANDONED: frozenset({TrialState.COMPLETED, TrialState.RUNNING})
+    TrialState.ABANDONED: frozenset({TrialState.COMPLETED, TrialState.RUNNING}),
+    TrialState.STOPPED: frozenset({TrialState.COMPLETED}),
 }
 FINISHED = frozenset({TrialState.COMPLETED, TrialState.FAILED, TrialState.STOPPED})
 

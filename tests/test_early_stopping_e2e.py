@@ -25,6 +25,7 @@ from conftest import (
     running_job_ids,
     start_example,
 )
+from small_apps import write_app
 
 from hydra_sigopt.errors import JournalError
 from hydra_sigopt.journal import Journal
@@ -456,3 +457,46 @@ def test_a_trial_that_fails_before_its_first_report_is_no_sign_the_app_does_not_
     ).assert_ok()
     assert "Trial #0 failed" in run.output, run.output[-3000:]
     assert "without reporting a step" not in run.output, run.output[-3000:]
+
+
+LATE_BLOOMERS_TESTED_AFTER_FIT = """\
+import time
+from hydra_sigopt import report
+
+num, epochs = job_num(), cfg.get("epochs", 9)
+folder = HydraConfig.get().runtime.output_dir
+for epoch in range(1, epochs + 1):  # epochs of no time: read by the sweeper only once they are over
+    loss = 1 / epoch + 0.1 * num if epoch < epochs else 1 / epoch - 0.1 * num  # later trials: best at the end
+    report(epoch, loss=loss)
+time.sleep(2)  # a test evaluation after fit, as the lightning-hydra-template runs: no report
+with open(os.path.join(folder, "returned.txt"), "w") as f:
+    f.write(repr(loss))
+return loss
+"""
+
+
+@pytest.mark.parametrize("epochs", [9, 3], ids=["to_max_step", "a_cheaper_training"])
+def test_a_trial_that_trained_to_its_end_before_its_reports_were_read_completes_with_its_result(
+    tmp_path: Path, epochs: int
+) -> None:
+    """Epochs faster than the sweeper reads reports (or a sweeper busy, or resumed): a trial trained
+    all its epochs before its reports were judged, and the rule then stopped it on them, "at step 9"
+    (max_step, where no rule judges), or at the last epoch of a shorter training (a cheaper task).
+    Its result was thrown away, and the best full training of the sweep was missing from best."""
+    app = write_app(tmp_path, LATE_BLOOMERS_TESTED_AFTER_FIT, budget=4)
+    es = ("rule=asha", "min_step=1", "max_step=9", "reduction_factor=3")
+    run = run_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        f"+epochs={epochs}",
+        "hydra.sweeper.parallel_bandwidth=1",
+        "hydra.sweeper.metrics=[{name:loss,objective:minimize}]",
+        *(f"hydra.sweeper.early_stopping.{setting}" for setting in es),
+        app=app,
+    ).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 4, run.output[-3000:]
+    for t in run.trials:  # each with the value it returned
+        assert float(t["value.loss"]) == float((run.sweep_dir / t["number"] / "returned.txt").read_text())
+    assert run.results["best_value"] == pytest.approx(1 / epochs - 0.3)  # the last trial's
+    if epochs < 9:  # stopped at a rung on the reports read during its test: completed after all
+        assert "had trained to its end before the reports it was stopped on were read" in run.output

@@ -115,7 +115,7 @@ def _journal_with(tmp_path: Path, *states: str) -> Journal:
     j = Journal.create(tmp_path, {"name": "t"})
     for n, state in enumerate(states):
         j.add_trial(n, None, {"x": n}, [f"x={n}"])
-        if state in ("running", "completed", "failed"):
+        if state in ("running", "completed", "failed", "stopped"):
             j.mark_running([n], [f"job-{n}"])
         if state == "completed":
             j.record_result(n, values=[MetricValue("y", 1.0)])
@@ -123,6 +123,8 @@ def _journal_with(tmp_path: Path, *states: str) -> Journal:
             j.record_result(n, failure_reason="boom")
         elif state == "abandoned":
             j.mark_abandoned(n, "cancelled")
+        elif state == "stopped":
+            j.mark_stopped(n, [MetricValue("y", 5.0)])
     return j
 
 
@@ -167,6 +169,16 @@ def test_only_an_abandoned_trial_nobody_reran_is_recovered(tmp_path: Path, state
         with pytest.raises(IllegalTransition, match=f"trial #0 is {state}"):
             j.recover_result(0, values=[MetricValue("y", 3.0)])
         assert j.trial(0) == before
+
+
+def test_a_stopped_trial_whose_job_trained_to_its_end_unaware_completes_with_its_result(tmp_path: Path) -> None:
+    with _journal_with(tmp_path, "stopped", "stopped") as j:
+        j.recover_result(0, values=[MetricValue("y", 3.0)])
+        assert (j.trial(0).state, j.trial(0).value("y")) == ("completed", 3.0)
+        j.mark_observed(1, "obs")  # its stopped observation is posted: it stays what the engine has
+        with pytest.raises(IllegalTransition, match="trial #1 is stopped"):
+            j.recover_result(1, values=[MetricValue("y", 3.0)])
+        assert (j.trial(1).state, j.trial(1).value("y")) == ("stopped", 5.0)
 
 
 def test_a_trial_is_observed_once(tmp_path: Path) -> None:

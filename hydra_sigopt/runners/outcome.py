@@ -27,6 +27,9 @@ class TrialResult:
     started_at: float
     ended_at: float
     host: str
+    #: Whether the trial learnt of a stop by the sweeper (a result returned without: it trained to
+    #: its end, whatever the sweeper decided on reports it read late).
+    stop_learnt: bool = True
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class JobOutcome:
     job_id: str | None = None
     #: Where the failure's whole traceback or log is (the reason and traceback above may be cut).
     full_log: str | None = None
+    #: Whether the trial learnt of a stop by the sweeper (:attr:`TrialResult.stop_learnt`); True
+    #: where it cannot be known.
+    stop_learnt: bool = True
 
 
 def describe_error(error: BaseException) -> str:
@@ -73,8 +79,17 @@ def outcome_from_job_return(number: int, ret: Any, job_id: str | None = None) ->
     raw = getattr(ret, "_return_value", None)
     if ret.status == JobStatus.COMPLETED:
         if isinstance(raw, TrialResult):
+            # getattr: the result of a job started by an older version of the sweeper.
+            learnt = getattr(raw, "stop_learnt", True)
             return JobOutcome(
-                number, True, raw.value, started_at=raw.started_at, ended_at=raw.ended_at, host=raw.host, job_id=job_id
+                number,
+                True,
+                raw.value,
+                started_at=raw.started_at,
+                ended_at=raw.ended_at,
+                host=raw.host,
+                job_id=job_id,
+                stop_learnt=learnt,
             )
         return JobOutcome(number, True, raw, ended_at=time.time(), job_id=job_id)
     error = raw if isinstance(raw, BaseException) else None

@@ -54,30 +54,32 @@ class TimedTask:
         crash_point("in_task")
         try:
             with _give_up_not_swallowed():
-                value = self._run(cfg)
+                value, stop_learnt = self._run(cfg)
             if _in_submitit_job():
                 _check_picklable(value)
         except Exception:
             _keep_full_traceback(traceback.format_exc())
             raise
-        return TrialResult(value, started, time.time(), socket.gethostname())
+        return TrialResult(value, started, time.time(), socket.gethostname(), stop_learnt)
 
-    def _run(self, cfg: Any) -> Any:
+    def _run(self, cfg: Any) -> tuple[Any, bool]:
+        """The task's value, and whether the trial learnt of a stop by the sweeper (see TrialResult)."""
         if self.reports_root is None:
-            return self._call(cfg)
+            return self._call(cfg), False
         from hydra.core.hydra_config import HydraConfig
 
-        from hydra_sigopt.reporting import TrialStopped, reporting_to, should_stop
+        from hydra_sigopt.reporting import TrialStopped, learnt_of_its_stop, reporting_to, should_stop
 
         # getattr: a job queued by an older version of the sweeper unpickles a task without it.
         rule = getattr(self, "stop_rule", None)
         with reporting_to(self.reports_root, int(HydraConfig.get().job.num), rule):
             try:
-                return self._call(cfg)
+                value = self._call(cfg)
             except TrialStopped:
                 if not should_stop():
                     raise  # raised by the app itself: not the sweeper's stop
-                return None  # the sweeper journaled the stop; its last reports are the trial's result
+                return None, True  # the sweeper journaled the stop; its last reports are the trial's result
+            return value, learnt_of_its_stop()
 
     def _call(self, cfg: Any) -> Any:
         try:
