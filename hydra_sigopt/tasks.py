@@ -78,25 +78,34 @@ def _overrides(raw: Any, where: str, swept: set[str]) -> tuple[str, ...]:
     for key, value in raw.items():
         if not isinstance(key, str) or not key:
             raise ConfigError(where, f"config keys must be non-empty strings, got {key!r}")
-        _check_settable(f"{where}.{key}", bare_key(key), value, swept)
+        _check_settable(f"{where}.{key}", bare_key(key), None if key.startswith("~") else value, swept)
         out.append(format_override(key, value))
     return tuple(out)
 
 
 #: Hydra's settings that every trial shares (the launcher's, the sweeper's): a task's would do nothing.
 #: Per-job ones (``hydra.job.env_set``) are the trial's own and do take effect.
-_SHARED_HYDRA_KEYS = ("hydra.launcher", "hydra.sweeper", "hydra.sweep.dir", "hydra/launcher", "hydra/sweeper")
+_SHARED_HYDRA_KEYS = ("hydra.launcher", "hydra.sweeper", "hydra/launcher", "hydra/sweeper")
+#: Where the sweep writes its trials (``hydra.sweep.dir``, ``hydra.sweep.subdir``): a task's own
+#: subdir put all its trials in one folder, each over the last; its own dir put them outside the sweep.
+_SWEEP_KEY = "hydra.sweep"
 
 
 def _check_settable(where: str, key: str, value: Any, swept: set[str]) -> None:
     """A task sets no key the whole sweep shares, and none that is swept or set on the command line,
     not even through its parent node (``opt: {lr: 0.9}`` replaced a swept ``opt.lr``: the trial ran
-    0.9 while the engine was told the value it suggested). A config group's option (``data: subset``)
-    is no such clash: Hydra applies it before the values set under it."""
+    0.9 while the engine was told the value it suggested; ``~opt`` or ``opt: null`` deleted it). A
+    config group's option (``data: subset``) is no such clash: Hydra applies it before the values
+    set under it. ``value`` is None for a deletion."""
     if key == "hydra" or any(key == k or key.startswith((f"{k}.", f"{k}/")) for k in _SHARED_HYDRA_KEYS):
         shared = "is Hydra's launcher or sweeper config, shared by every trial; a task cannot change it"
         raise ConfigError(where, shared)
-    under = sorted(k for k in swept if k.startswith(f"{key}.")) if isinstance(value, Mapping) else []
+    if key == _SWEEP_KEY or key.startswith(f"{_SWEEP_KEY}."):
+        problem = "a task's trials would share a folder or leave the sweep dir; a task cannot change it"
+        raise ConfigError(where, f"is where the sweep writes its trials (hydra.sweep); {problem}")
+    # A value that replaces the node (a dict, a number, null, a deletion ``~key``), not a config
+    # group's option (a string), clears the swept keys under it.
+    under = sorted(k for k in swept if k.startswith(f"{key}.")) if not isinstance(value, str) else []
     if key in swept or under:
         also = f" ({', '.join(under)} is under it)" if under else ""
         raise ConfigError(where, f"is swept or set on the command line{also}; a task cannot set it too")

@@ -64,6 +64,37 @@ def test_without_tasks_nothing_changes() -> None:
             id="hydra-key",
         ),
         pytest.param(
+            [{**SHORT, "overrides": {"~opt": None}}, FULL],
+            "tasks[0].overrides.~opt",
+            "is swept or set on the command line (opt.lr is under it); a task cannot set it too",
+            id="deletes-parent-of-swept",
+        ),
+        pytest.param(
+            [{**SHORT, "overrides": {"opt": None}}, FULL],
+            "tasks[0].overrides.opt",
+            "is swept or set on the command line (opt.lr is under it); a task cannot set it too",
+            id="nulls-parent-of-swept",
+        ),
+        pytest.param(
+            [{**SHORT, "overrides": {"opt": 3}}, FULL],
+            "tasks[0].overrides.opt",
+            "(opt.lr is under it)",
+            id="number-replaces-parent-of-swept",
+        ),
+        pytest.param(
+            [{**SHORT, "overrides": {"epochs": 3, "hydra.sweep.subdir": "short"}}, FULL],
+            "tasks[0].overrides.hydra.sweep.subdir",
+            "is where the sweep writes its trials (hydra.sweep); a task's trials would share a folder or leave"
+            " the sweep dir; a task cannot change it",
+            id="subdir",
+        ),
+        pytest.param(
+            [{**SHORT, "overrides": {"hydra.sweep": {"dir": "/elsewhere"}}}, FULL],
+            "tasks[0].overrides.hydra.sweep",
+            "is where the sweep writes its trials",
+            id="sweep-as-a-dict",
+        ),
+        pytest.param(
             [{**SHORT, "name": "s" * 101}, FULL],
             "tasks[0].name",
             "101 characters long; SigOpt allows at most 100",
