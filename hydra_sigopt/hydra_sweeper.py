@@ -119,8 +119,9 @@ class SigOptSweeperImpl:
         points = representative_points(space)
         for assignments in points:
             loader.load_sweep_config(self.config, space.overrides_for(assignments))
-        for task in tasks:
-            loader.load_sweep_config(self.config, space.overrides_for(points[0]) + list(task.overrides))
+        for task in tasks:  # with every point: a task's key may be in one config group option only
+            for assignments in points:
+                loader.load_sweep_config(self.config, space.overrides_for(assignments) + list(task.overrides))
 
     def _use_sweep_dir(self, sweep_dir: str) -> None:
         """Point this run (and the jobs it launches) at an existing sweep dir."""

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import EPOCHS_APP, SUBMITIT_LOCAL, AppRun, run_example
+from conftest import EPOCHS_APP, SUBMITIT_LOCAL, AppRun, run_example, write_app
 from sigopt_server import SigOptTestServer
 
 from hydra_sigopt.crashpoints import ENV_VAR
@@ -116,4 +116,27 @@ def test_a_task_override_of_a_key_the_app_lacks_stops_the_run_before_anything_is
     done = run_example(workdir, tasks, app=EPOCHS_APP)
     assert done.proc.returncode != 0
     assert "Could not override 'epochz'" in done.proc.stderr, done.proc.stderr[-2000:]
+    assert "Traceback" not in done.proc.stderr and not (workdir / "sweep").exists()
+
+
+@pytest.mark.parametrize("order", ["mnist,small", "small,mnist"])
+def test_a_task_override_one_config_group_option_lacks_stops_the_run_whatever_the_choices_order(
+    workdir: Path, order: str
+) -> None:
+    """A task sets ``model.net.width``, which only one of the swept ``model`` options has: refused at
+    start with ``choice(small,mnist)``, but with ``choice(mnist,small)`` every ``narrow`` trial of
+    ``model=small`` failed, spending budget until max_failure_rate ended the sweep."""
+    app = write_app(
+        workdir,
+        "observation_budget: 4\nparams:\n  model: choice(" + order + ")\n  x: interval(0, 1)\n"
+        "tasks:\n  - {name: narrow, cost: 0.25, overrides: {model.net.width: 8}}\n  - {name: full, cost: 1}",
+        body="return cfg.x",
+        defaults="  - model: mnist\n",
+    )
+    (workdir / "conf" / "model").mkdir()
+    (workdir / "conf" / "model" / "mnist.yaml").write_text("net:\n  width: 64\n")
+    (workdir / "conf" / "model" / "small.yaml").write_text("layers: 2\n")
+    done = run_example(workdir, app=app)
+    assert done.proc.returncode != 0
+    assert "Could not override 'model.net.width'" in done.proc.stderr, done.output[-2000:]
     assert "Traceback" not in done.proc.stderr and not (workdir / "sweep").exists()
