@@ -27,6 +27,7 @@ class SigOptSweeperImpl:
         self.hydra_context = hydra_context
         self.task_function = task_function
         self.config = config
+        _keep_task_interpolations(self.raw, config)
 
     def sweep(self, arguments: list[str]) -> dict[str, Any]:
         from hydra.core.plugins import Plugins
@@ -147,6 +148,23 @@ def _why_no_snapshot(launcher: Any) -> str:
 
 
 MAX_COMPOSED_POINTS = 50
+
+
+def _keep_task_interpolations(raw: dict[str, Any], config: DictConfig) -> None:
+    """Give the tasks their overrides as written, interpolations unresolved, as the command line's are.
+
+    Hydra resolved the sweeper's config against the base config when it made the sweeper (an
+    escaped one twice): a task's ``tag: ${trainer.max_epochs}`` beside its ``trainer.max_epochs: 3``
+    gave the task's trials the base config's 9. An override's interpolation is resolved in each
+    trial's own config instead, as ``python train.py tag='${trainer.max_epochs}'`` would be.
+    """
+    written = OmegaConf.select(config, "hydra.sweeper.tasks", default=None)
+    tasks = raw.get("tasks")
+    if not OmegaConf.is_list(written) or not isinstance(tasks, list):
+        return
+    for task, as_written in zip(tasks, OmegaConf.to_container(written, resolve=False)):  # type: ignore[arg-type]
+        if isinstance(task, dict) and isinstance(as_written, dict) and isinstance(as_written.get("overrides"), dict):
+            task["overrides"] = as_written["overrides"]
 
 
 def representative_points(space: Any) -> list[dict[str, Any]]:

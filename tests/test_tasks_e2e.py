@@ -140,3 +140,23 @@ def test_a_task_override_one_config_group_option_lacks_stops_the_run_whatever_th
     assert done.proc.returncode != 0
     assert "Could not override 'model.net.width'" in done.proc.stderr, done.output[-2000:]
     assert "Traceback" not in done.proc.stderr and not (workdir / "sweep").exists()
+
+
+def test_an_interpolation_in_a_task_override_is_resolved_in_each_trial(workdir: Path) -> None:
+    """``tag: "lr_${lr}"`` in a task's overrides: every trial got ``lr_0.1``, the base config's value,
+    resolved when Hydra made the sweeper (escaped, ``\\${lr}``, too); the trial's own suggested lr
+    never showed. Resolved in each trial, as the same override on the command line is."""
+    app = write_app(
+        workdir,
+        "observation_budget: 3\ndev_run: true\nparams:\n  lr: interval(0.5, 0.9)\n"
+        'tasks:\n  - {name: short, cost: 0.25, overrides: {tag: "lr_${lr}"}}\n  - {name: full, cost: 1}',
+        body='print(f"TAG {cfg.tag} LR {cfg.lr}", flush=True); return cfg.lr',
+    )
+    config = workdir / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("x: 0.0\n", "x: 0.0\nlr: 0.1\ntag: base\n"))
+    run = run_example(workdir, "hydra.sweeper.seed=3", app=app).assert_ok()
+    lines = [line.split() for line in run.output.splitlines() if line.startswith("TAG ")]
+    assert lines, run.output[-2000:]
+    for _, tag, _, lr in lines:
+        assert tag in ("base", f"lr_{lr}"), lines
+    assert any(tag != "base" for _, tag, _, _ in lines), lines  # a short trial ran
