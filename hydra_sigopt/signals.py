@@ -34,6 +34,7 @@ class Interrupts:
 
     def __init__(self) -> None:
         self.requested: int | None = None  # the signal that asked for the stop
+        self.requested_at: float | None = None  # when it came (time.time())
         self.signalled = False  # a signal came (not only a KeyboardInterrupt raised inside)
         self._deferring = False
         self._previous: dict[int, Any] = {}
@@ -79,7 +80,7 @@ class Interrupts:
         self.signalled = True
         if self.requested is not None:
             return
-        self.requested = signum
+        self.requested, self.requested_at = signum, time.time()
         if not self._deferring:
             raise KeyboardInterrupt(f"signal {signum}")
 

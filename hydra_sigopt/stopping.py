@@ -7,6 +7,7 @@ trials (cancelled, or left running for a resumed sweep to re-attach) and how to 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import NoReturn
 
@@ -49,6 +50,8 @@ class Stopping:
         self.kept: list[int] = []
         #: Trials whose cancel failed, with why: their jobs may run on (they stay running in the journal).
         self.not_cancelled: dict[int, str] = {}
+        #: When the Ctrl-C or SIGTERM that stops the sweep came (None: not stopped by one).
+        self.interrupted_at: float | None = None
 
     @property
     def continue_hint(self) -> str:
@@ -62,8 +65,9 @@ class Stopping:
 
     # ------------------------------------------------------------------ the ways a sweep stops
 
-    def interrupted(self) -> NoReturn:
-        """Ctrl-C or SIGTERM (``hydra-sigopt kill``)."""
+    def interrupted(self, at: float | None = None) -> NoReturn:
+        """Ctrl-C or SIGTERM (``hydra-sigopt kill``), which came ``at`` (None: now)."""
+        self.interrupted_at = time.time() if at is None else at
         crash_point("while_stopping")  # where Slurm's second SIGTERM (the driver script's forward) lands
         what = self.apply_interrupt_policy("cancelled: the sweeper was interrupted")
         log.error("Interrupted. %s. %s", what, self.continue_hint)
@@ -170,7 +174,7 @@ class Stopping:
         try:
             outcomes = [*self.results.ended.values(), *self._ended_since_last_wait()]
             self.results.ended.clear()
-            in_flight = [o for o in outcomes if o.number in self.scheduler.in_flight]
+            in_flight = [o for o in outcomes if o.number in self.scheduler.in_flight and not self._cut_short(o)]
             self.journal_last_reports([o.number for o in in_flight])  # as the loop's Record does
             recorded = self.results.record_all(in_flight, self.scheduler.in_flight)
             self.scheduler.forget(recorded)
@@ -178,6 +182,20 @@ class Stopping:
         except Exception as exc:
             log.warning("Could not record the results of the trials that had finished: %s", describe_error(exc))
         self.results.post_before_stopping()
+
+    def _cut_short(self, outcome: JobOutcome) -> bool:
+        """Whether a trial run in this process ended after the Ctrl-C that stops the sweep: it landed
+        in the app, and what the app did then (Lightning's graceful shutdown and sys.exit(1), a loop
+        that breaks and returns its value so far) is no result. Such a trial is abandoned, and a
+        resumed sweep runs it again, as one whose job was cancelled."""
+        if self.interrupted_at is None or not self.runner.runs_trials_here:
+            return False
+        if outcome.ended_at is not None and outcome.ended_at < self.interrupted_at:
+            return False
+        log.info(
+            "Trial #%d was running in this process when the sweep was interrupted: it is run again", outcome.number
+        )
+        return True
 
     def _ended_since_last_wait(self) -> list[JobOutcome]:
         # A batch runner's wait runs its whole batch: only an asynchronous one answers at once.

@@ -164,7 +164,7 @@ class Sweep:
             )
         except KeyboardInterrupt:
             self.interrupts.stopping()
-            self.stopping.interrupted()
+            self.stopping.interrupted(self.interrupts.requested_at)
         except BackendUnavailableError as exc:
             engine_reachable = False
             self.stopping.engine_unreachable(exc)

@@ -221,33 +221,48 @@ def test_a_stop_signal_while_a_trial_is_submitted_neither_loses_nor_reruns_it(tm
 
 
 SWALLOWING_TASK = """\
-import pathlib, time
+import pathlib, sys, time
+trained = 0
 if job_num() == 1:
     try:
         pathlib.Path("trial-1-runs").write_text("")
-        time.sleep(60)
+        for trained in range(1, 601):
+            time.sleep(0.1)
     except KeyboardInterrupt:
         print("Detected KeyboardInterrupt, attempting graceful shutdown...")  # as Lightning's Trainer does
-return cfg.x
+        if cfg.get("after_ctrl_c") == "exit":
+            sys.exit(1)  # as Lightning 2's Trainer.fit does next
+return cfg.x + 1 / (1 + trained)  # after a Ctrl-C: the value of a training cut short
 """
 
 
-def test_a_ctrl_c_that_an_in_process_trial_swallows_still_stops_the_sweep(tmp_path: Path) -> None:
+@pytest.mark.parametrize("after_ctrl_c", ["return", "exit"])
+def test_a_ctrl_c_that_an_in_process_trial_swallows_still_stops_the_sweep(tmp_path: Path, after_ctrl_c: str) -> None:
     """With the basic launcher a trial runs in the sweeper's process: Ctrl-C lands in the app, and a
-    trainer that shuts down gracefully swallows it. The user pressed Ctrl-C to stop the sweep."""
+    trainer that shuts down gracefully swallows it. The user pressed Ctrl-C to stop the sweep; the
+    trial, cut short, was recorded completed with a few steps' value (posted to the engine as a
+    result), or failed on Lightning's sys.exit(1), instead of being run again on resume."""
     from small_apps import write_app
 
     app = write_app(tmp_path, SWALLOWING_TASK, budget=4)
-    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", f"+after_ctrl_c={after_ctrl_c}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120
         while not (tmp_path / "trial-1-runs").exists() and time.time() < deadline:
             time.sleep(0.2)
+        time.sleep(0.5)
         os.kill(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert "graceful shutdown" in out and "Interrupted" in out, out[-3000:]
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
-        assert len(journal.trials()) == 2, out[-3000:]  # no trial started after the Ctrl-C
+        trials = journal.trials()
+    assert [t.state for t in trials] == ["completed", "abandoned"], out[-3000:]  # none started after it
+    (tmp_path / "trial-1-runs").unlink()
+    resumed = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        trials = journal.trials()
+    # Its suggestion is run again (or replaced), never observed with the value of a training cut short.
+    assert [t.state for t in trials] == ["completed", "abandoned", *["completed"] * 3], resumed.stderr[-3000:]

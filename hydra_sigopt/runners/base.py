@@ -36,6 +36,8 @@ class TrialRunner(ABC):
     kind: str = "unknown"
     #: Whether the launcher itself logs each trial's overrides (Hydra's launchers do in launch()).
     logs_each_trial: bool = False
+    #: Whether trials run in the sweeper's own process (Hydra's basic launcher): a Ctrl-C lands in them.
+    runs_trials_here: bool = False
     #: The submitit folder pattern of the jobs, where there is one.
     submitit_folder: str | None = None
     #: Called between polls by a runner whose :meth:`wait` blocks while jobs run (the sweep reads

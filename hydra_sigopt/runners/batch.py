@@ -18,6 +18,7 @@ class BatchRunner(TrialRunner):
         self.launcher = launcher
         self.kind = type(launcher).__name__
         self.logs_each_trial = True
+        self.runs_trials_here = self.kind == "BasicLauncher"
         self._queued: list[tuple[int, list[str]]] = []
 
     def start(self, number: int, overrides: Sequence[str]) -> str | None:
