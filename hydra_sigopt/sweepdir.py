@@ -173,10 +173,24 @@ def earlier_results(sweep_dir: Path) -> list[str]:
     if not sweep_dir.is_dir() or journal_path(sweep_dir).exists():
         return []
     found = [n for n in _RESULT_NAMES if (sweep_dir / n).exists()]
-    jobs = sorted((e.name for e in sweep_dir.iterdir() if e.name.isdigit() and (e / ".hydra").is_dir()), key=int)
+    jobs = [e for e in sorted(sweep_dir.iterdir()) if _holds_hydra_jobs(e, SUBDIR_DEPTH)]
     if jobs:
-        found.append(describe(sweep_dir / n for n in jobs))
+        found.append(describe(jobs))
     return found + _earlier_reports(sweep_dir)
+
+
+def _holds_hydra_jobs(entry: Path, depth: int) -> bool:
+    """Whether ``entry`` is, or holds within ``depth`` levels, the output dir of a Hydra job (one
+    with ``.hydra/``): an earlier sweep's trial folder, whatever ``hydra.sweep.subdir`` named it
+    (``trial_${hydra.job.num}``, ``${hydra.job.override_dirname}``), a new sweep's may overwrite."""
+    if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
+        return False
+    if (entry / ".hydra").is_dir():
+        return True
+    try:
+        return depth > 1 and any(_holds_hydra_jobs(child, depth - 1) for child in entry.iterdir())
+    except OSError:
+        return False
 
 
 def _earlier_reports(sweep_dir: Path) -> list[str]:

@@ -4,6 +4,8 @@ results; two new sweeps at once make one experiment (issue 12, items 2 and 19)."
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,31 @@ def test_reports_of_an_earlier_sweep_left_in_its_hidden_folder_are_not_taken_for
     assert "holds an earlier sweep's results (.hydra_sigopt/trials: the reports of trials 0-5 (6))" in again.output
     assert "Trial #" not in again.output
     assert listing(first.sweep_dir) == before
+
+
+def test_an_earlier_sweeps_trial_folders_named_by_its_subdir_are_not_overwritten(tmp_path: Path) -> None:
+    """``hydra.sweep.subdir: trial_${hydra.job.num}``: a grid sweep with Hydra's basic sweeper left
+    trial_0 and trial_1 there; a sigopt sweep started in the same dir wrote its trial_1 over the
+    earlier one's files (only folders named by a bare number were recognised)."""
+    from small_apps import write_app
+
+    app = write_app(
+        tmp_path,
+        """\
+with open(os.path.join(HydraConfig.get().runtime.output_dir, "model.txt"), "w") as f:
+    f.write(str(cfg.x))
+return cfg.x
+""",
+        budget=2,
+    )
+    (app.parent / "conf" / "grid.yaml").write_text("x: 0.0\n")  # Hydra's basic sweeper, as the project had
+    sweep = tmp_path / "sweep"
+    subdir = "hydra.sweep.subdir=trial_${hydra.job.num}"
+    grid = [sys.executable, str(app), "-cn", "grid", "-m", "x=0.1,0.9", f"hydra.sweep.dir={sweep}", subdir]
+    subprocess.run(grid, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    before = listing(sweep)
+    assert before["trial_1/model.txt"] == b"0.9"
+    again = run_example(tmp_path, subdir, app=app)
+    assert again.proc.returncode != 0
+    assert "holds an earlier sweep's results (trial_0, trial_1)" in again.output, again.output[-2000:]
+    assert listing(sweep) == before
