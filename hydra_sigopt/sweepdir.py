@@ -31,7 +31,8 @@ _SWEEP_NAMES = {
     RESULTS_NAME,
     "multirun.yaml",
     "sweep.png",
-    ".hydra",
+    # Not ".hydra": a sweep writes it in each trial's folder only; one at the top is a plain run's
+    # record (hydra.run.dir the same folder as hydra.sweep.dir).
     ".submitit",
     DRIVER_DIR,  # hydra-sigopt submit's driver job: its script, record and log
     SNAPSHOT_DIR,  # the code snapshot (hydra.sweeper.code_snapshot), and one a kill left half-made

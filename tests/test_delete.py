@@ -99,3 +99,21 @@ def test_the_prompt_says_what_goes_and_what_stays(tmp_path: Path) -> None:
     assert "trial folders 0-1 (2)" in done.stdout and JOURNAL_NAME in done.stdout
     assert "These stay: data, notes.txt, src" in done.stdout
     assert (run.sweep_dir / JOURNAL_NAME).is_file()
+
+
+def test_delete_keeps_the_hydra_record_of_a_plain_run_in_the_same_folder(tmp_path: Path) -> None:
+    """``hydra.run.dir`` and ``hydra.sweep.dir`` both ``outputs/${exp_name}`` (a common pattern): a
+    plain ``python train.py`` wrote its ``.hydra`` there, then a sweep; delete removed that record of
+    the plain run (config.yaml, hydra.yaml, overrides.yaml), which the sweep never wrote."""
+    from conftest import EXAMPLE_APP
+
+    folder = tmp_path / "outputs" / "exp1"
+    plain = [sys.executable, str(EXAMPLE_APP), f"hydra.run.dir={folder}"]
+    subprocess.run(plain, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    record = {p.name: p.read_bytes() for p in (folder / ".hydra").iterdir()}
+    assert "config.yaml" in record
+    run_example(tmp_path, "hydra.sweeper.observation_budget=2", sweep_dir=folder).assert_ok()
+    done = hydra_sigopt("delete", "--yes", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert {p.name: p.read_bytes() for p in (folder / ".hydra").iterdir()} == record
+    assert not (folder / JOURNAL_NAME).exists() and not (folder / "0").exists()
