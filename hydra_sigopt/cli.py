@@ -44,6 +44,7 @@ from hydra_sigopt.reports import (
     no_best,
     pasteable_overrides,
     results_document,
+    shared_overrides,
     summarize,
     swept_overrides,
 )
@@ -164,7 +165,7 @@ def _status(args: argparse.Namespace) -> int:
     _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, live, why_ended)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
-    fixed = meta["identity"].get("fixed_overrides", [])
+    fixed = shared_overrides(meta)
     if summary.best and len(optimized) == 1:
         b = summary.best[0]
         _out(

@@ -39,6 +39,13 @@ def metrics_from_meta(meta: Mapping[str, Any]) -> tuple[Metric, ...]:
     )
 
 
+def shared_overrides(meta: Mapping[str, Any]) -> list[str]:
+    """The overrides every trial shares that a plain run of the app gets too: the command line's
+    (the sweep's fixed overrides, without those declared in ``hydra.sweeper.params``)."""
+    declared = set(meta.get("declared_fixed") or ())
+    return [o for o in meta["identity"].get("fixed_overrides", []) if o not in declared]
+
+
 def swept_overrides(trial: Trial, fixed: Sequence[str]) -> list[str]:
     """The trial's overrides without the ones every trial shares."""
     fixed_set = set(fixed)
@@ -150,7 +157,7 @@ def _engine_best(meta: Mapping[str, Any], trials: Sequence[Trial]) -> list[dict[
 def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[str, Any]:
     """The content of ``optimization_results.yaml``, in the shape of Hydra's Optuna sweeper."""
     metrics = metrics_from_meta(meta)
-    fixed = meta["identity"].get("fixed_overrides", [])
+    fixed = shared_overrides(meta)
     summary = summarize(trials, metrics, cheaper_tasks(meta))
     optimized = [m for m in metrics if m.strategy == "optimize"]
     doc: dict[str, Any] = {
@@ -217,7 +224,7 @@ def trials_table(
     """Header and rows of ``trials.csv``: one row per trial; ``steps``: the last step each trial reported."""
     steps = steps or {}
     metrics = metrics_from_meta(meta)
-    fixed = meta["identity"].get("fixed_overrides", [])
+    fixed = shared_overrides(meta)
     param_names = [p["name"] for p in meta["identity"]["parameters"]]
     param_names += [c["name"] for c in meta["identity"].get("conditionals", [])]
     tasks = bool(meta["identity"].get("tasks"))  # the column only in multitask sweeps

@@ -144,6 +144,9 @@ class SearchSpace:
     fixed_overrides: tuple[str, ...] = ()
     conditionals: tuple[Mapping[str, Any], ...] = ()
     linear_constraints: tuple[Mapping[str, Any], ...] = ()
+    #: Those fixed overrides declared in ``hydra.sweeper.params`` (not on the command line): only the
+    #: sweep sets them, so the best overrides to paste after a plain ``python train.py`` carry them.
+    declared_fixed: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -234,8 +237,10 @@ def build_space(
         if bare_key(key) in by_key:
             raise ConfigError(where, f"the parameter {bare_key(key)!r} is declared twice (as {key!r} too)")
         by_key[bare_key(key)] = _parse_entry(key, spec, where)
+    typed = set()
     for argument in arguments:
         parsed = parse_override(argument, f"command-line override '{argument}'", deletes_allowed=True)
+        typed.add(bare_key(parsed if isinstance(parsed, str) else parsed.override_key))
         by_key[bare_key(parsed if isinstance(parsed, str) else parsed.override_key)] = parsed
 
     parameters = tuple(p for p in by_key.values() if isinstance(p, Parameter))
@@ -250,7 +255,8 @@ def build_space(
     for p in parameters:
         _check_conditions(p, conds)
     constraints = _parse_linear_constraints(linear_constraints or [], {p.name: p for p in parameters})
-    return SearchSpace(parameters, fixed, tuple(conds), tuple(constraints))
+    declared = tuple(p for k, p in by_key.items() if isinstance(p, str) and k not in typed)
+    return SearchSpace(parameters, fixed, tuple(conds), tuple(constraints), declared)
 
 
 def _parse_entry(key: str, spec: Any, where: str) -> Parameter | str:

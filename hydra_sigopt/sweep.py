@@ -151,6 +151,7 @@ class Sweep:
             # What `hydra-sigopt status` weighs the steps against (a resume may raise it).
             rule = self.settings.early_stopping  # and the plot draws the curves of the metric it judges
             journal.set_meta(step_budget=rule.step_budget, judged_metric=rule.metric if rule.active else None)
+            journal.set_meta(declared_fixed=list(self.definition.space.declared_fixed))  # pasted with the best
             self.early.start()
             self.early.adopt_stopped_jobs(resumption.stopped_unended)
             self.scheduler.hold(self.held.hold(resumption.stopped_unended))

@@ -58,3 +58,34 @@ def test_the_best_overrides_pasted_in_a_shell_give_the_app_the_best_trial_s_valu
         assert shell.returncode == 0, (where, text, shell.stderr[-1500:])
         seen = json.loads(next(line for line in shell.stdout.splitlines() if line.startswith("PASTED "))[7:])
         assert seen == expected, (where, text)
+
+
+FIXED_IN_PARAMS = """
+observation_budget: 3
+parallel_bandwidth: 1
+params:
+  layers: 5
+  opt.name: choice(sgd)
+  opt.lr: tag(log, interval(1e-4, 1e-1))
+"""
+
+
+def test_the_best_overrides_carry_the_fixed_values_declared_in_params(workdir: Path) -> None:
+    """``layers: 5`` and ``opt.name: choice(sgd)`` in hydra.sweeper.params are fixed overrides for
+    every trial, set by the sweeper only: the best overrides left them out, and pasted after a plain
+    ``python train.py`` they ran layers=2 with adam, another configuration, another value. A
+    command-line override the user typed stays out (they paste after their own command)."""
+    body = "print('PASTED', cfg.layers, cfg.opt.name, cfg.opt.lr, cfg.x); return cfg.layers * cfg.opt.lr"
+    app = write_app(workdir, FIXED_IN_PARAMS, body=body)
+    config = app.parent / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("y: 0.0\n", "y: 0.0\nlayers: 2\nopt: {name: adam, lr: 0.5}\n"))
+    run = run_example(workdir, "x=0.25", app=app).assert_ok()
+    best = run.results["best_overrides"]
+    assert "layers=5" in best and "opt.name=sgd" in best and "x=0.25" not in best, best
+    lr = best.split()[-1].removeprefix("opt.lr=")
+    trial = next(line for line in run.output.splitlines() if line.startswith("PASTED ") and lr in line)
+    shell = subprocess.run(
+        ["bash", "-c", f"{sys.executable} app.py x=0.25 {best}"], cwd=app.parent, capture_output=True, text=True
+    )
+    assert shell.returncode == 0, shell.stderr[-1500:]
+    assert next(line for line in shell.stdout.splitlines() if line.startswith("PASTED ")) == trial
