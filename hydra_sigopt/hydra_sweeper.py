@@ -151,20 +151,24 @@ MAX_COMPOSED_POINTS = 50
 
 
 def _keep_task_interpolations(raw: dict[str, Any], config: DictConfig) -> None:
-    """Give the tasks their overrides as written, interpolations unresolved, as the command line's are.
+    """Give the tasks' escaped interpolations (``tag: 'lr_\\${lr}'``) to their trials, to resolve in
+    each trial's own config (``lr_0.63``).
 
-    Hydra resolved the sweeper's config against the base config when it made the sweeper (an
-    escaped one twice): a task's ``tag: ${trainer.max_epochs}`` beside its ``trainer.max_epochs: 3``
-    gave the task's trials the base config's 9. An override's interpolation is resolved in each
-    trial's own config instead, as ``python train.py tag='${trainer.max_epochs}'`` would be.
+    Hydra resolves the sweeper's config against the base config when it makes the sweeper, an
+    escaped interpolation twice: every trial got ``lr_0.1``, the base config's lr, and there was no
+    way to have a task's override follow the trial's config. Unescaped ones stay as Hydra resolved
+    them, as in the rest of the sweeper's config (and in the journals of sweeps begun before).
     """
     written = OmegaConf.select(config, "hydra.sweeper.tasks", default=None)
     tasks = raw.get("tasks")
     if not OmegaConf.is_list(written) or not isinstance(tasks, list):
         return
     for task, as_written in zip(tasks, OmegaConf.to_container(written, resolve=False)):  # type: ignore[arg-type]
-        if isinstance(task, dict) and isinstance(as_written, dict) and isinstance(as_written.get("overrides"), dict):
-            task["overrides"] = as_written["overrides"]
+        if not (isinstance(task, dict) and isinstance(as_written, dict) and isinstance(task.get("overrides"), dict)):
+            continue
+        for key, text in (as_written.get("overrides") or {}).items():
+            if isinstance(text, str) and "\\${" in text:
+                task["overrides"][key] = text.replace("\\${", "${")
 
 
 def representative_points(space: Any) -> list[dict[str, Any]]:

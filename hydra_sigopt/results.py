@@ -19,7 +19,14 @@ from hydra_sigopt.journal import STOPPED, IllegalTransition, Journal, Trial
 from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
 from hydra_sigopt.observations import observation_metadata
 from hydra_sigopt.progress import Progress
-from hydra_sigopt.runners import MAX_REASON_CHARS, MAX_TRACEBACK_CHARS, JobOutcome, describe_error, shorten
+from hydra_sigopt.runners import (
+    FULL_TRACEBACK_FILE,
+    MAX_REASON_CHARS,
+    MAX_TRACEBACK_CHARS,
+    JobOutcome,
+    describe_error,
+    shorten,
+)
 from hydra_sigopt.scheduler import Recorded
 from hydra_sigopt.secrets import redact
 from hydra_sigopt.tasks import cost_of, is_full
@@ -148,7 +155,7 @@ class Results:
         """A trial stopped early whose job has ended (whatever its end): its result is the one journaled
         with the stop decision, its last reported values. Counted as done, never as the best so far."""
         self.journal.note_stopped_job_end(trial.number, outcome.host, outcome.started_at)
-        if not outcome.ok and outcome.traceback:  # raised by the app after its stop (saving a checkpoint?)
+        if _raised_by_the_app(outcome):  # after its stop (saving a checkpoint?), not a cancel of its job
             log.warning("Trial #%d was stopped early, and then its app failed: %s", trial.number, _first_line(outcome))
         self.count_finished(trial.number, False, (), stopped=True, task=trial.task)
         outcome = dataclasses.replace(outcome, reason=trial.failure_reason)
@@ -229,6 +236,12 @@ class Results:
                 value = None
         cost = cost_of(self.definition.tasks, task)
         self.progress.trial_finished(number, None if stopped else value, failed, stopped, cost)
+
+
+def _raised_by_the_app(outcome: JobOutcome) -> bool:
+    """Whether a failed outcome is the app's exception (its task kept the whole traceback), not a
+    job that ended without a result (cancelled for overstaying its stop, killed)."""
+    return not outcome.ok and bool(outcome.full_log) and str(outcome.full_log).endswith(FULL_TRACEBACK_FILE)
 
 
 def _first_line(outcome: JobOutcome) -> str:

@@ -103,12 +103,19 @@ def _check_settable(where: str, key: str, value: Any, swept: set[str]) -> None:
     if key == _SWEEP_KEY or key.startswith(f"{_SWEEP_KEY}."):
         problem = "a task's trials would share a folder or leave the sweep dir; a task cannot change it"
         raise ConfigError(where, f"is where the sweep writes its trials (hydra.sweep); {problem}")
-    # A value that replaces the node (a dict, a number, null, a deletion ``~key``), not a config
-    # group's option (a string), clears the swept keys under it.
-    under = sorted(k for k in swept if k.startswith(f"{key}.")) if not isinstance(value, str) else []
+    under = sorted(k for k in swept if k.startswith(f"{key}.")) if _replaces_the_node(value) else []
     if key in swept or under:
         also = f" ({', '.join(under)} is under it)" if under else ""
         raise ConfigError(where, f"is swept or set on the command line{also}; a task cannot set it too")
+
+
+def _replaces_the_node(value: Any) -> bool:
+    """Whether a task's value replaces the node it is set at, and with it the swept keys under it:
+    a dict, a number, null or a deletion (``~key``, given as None), an interpolation (``${other}``).
+    Not a config group's option: a string, or a list of them (a group of several options)."""
+    if isinstance(value, str):
+        return "${" in value
+    return not isinstance(value, Sequence)
 
 
 def _check_distinct(tasks: Sequence[Task]) -> None:

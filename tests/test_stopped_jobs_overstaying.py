@@ -72,6 +72,7 @@ def test_a_stopped_trial_whose_app_swallows_the_stop_is_cancelled_on_submitit_lo
     run = run_example(tmp_path, *SUBMITIT_LOCAL, *OVERRIDES, app=app).assert_ok()
     check_jobs_cancelled_soon_after_their_stop(run.sweep_dir, run.output, run.trials)
     assert run.results["trials"]["failed"] == 0  # the cancel is the sweeper's doing, not the app's failure
+    assert "its app failed" not in run.output, run.output[-3000:]
 
 
 def test_a_job_a_killed_sweeper_left_running_after_its_stop_is_cancelled_when_the_sweep_resumes(

@@ -82,6 +82,12 @@ def test_without_tasks_nothing_changes() -> None:
             id="number-replaces-parent-of-swept",
         ),
         pytest.param(
+            [{**SHORT, "overrides": {"opt": "${fast_opt}"}}, FULL],
+            "tasks[0].overrides.opt",
+            "(opt.lr is under it)",
+            id="interpolation-replaces-parent-of-swept",
+        ),
+        pytest.param(
             [{**SHORT, "overrides": {"epochs": 3, "hydra.sweep.subdir": "short"}}, FULL],
             "tasks[0].overrides.hydra.sweep.subdir",
             "is where the sweep writes its trials (hydra.sweep); a task's trials would share a folder or leave"
@@ -113,6 +119,15 @@ def test_tasks_with_two_optimized_metrics_are_refused() -> None:
     metrics = [{"name": "a", "objective": "minimize"}, {"name": "b", "objective": "minimize"}]
     with pytest.raises(ConfigError, match="one optimized metric and no constraint metric"):
         parse_settings({**BASE, "metrics": metrics, "tasks": [SHORT, FULL]})
+
+
+def test_a_task_may_choose_options_of_a_config_group_holding_a_swept_key() -> None:
+    """``cb: [early, ckpt]`` (a group of several options) or ``opt: sgd``: Hydra applies the options
+    before the values set under them, so a swept ``cb.patience`` still reaches the trial."""
+    swept = {"params": {"cb.patience": "int(interval(1, 5))", "opt.lr": "interval(0, 1)"}}
+    tasks = [{**SHORT, "overrides": {"cb": ["early", "ckpt"], "opt": "sgd"}}, FULL]
+    _, definition = parse_settings({**swept, "tasks": tasks})
+    assert definition.tasks[0].overrides == ("cb=[early,ckpt]", "opt=sgd")
 
 
 def test_a_task_cannot_set_a_key_the_command_line_sets() -> None:

@@ -142,17 +142,18 @@ def test_a_task_override_one_config_group_option_lacks_stops_the_run_whatever_th
     assert "Traceback" not in done.proc.stderr and not (workdir / "sweep").exists()
 
 
-def test_an_interpolation_in_a_task_override_is_resolved_in_each_trial(workdir: Path) -> None:
-    """``tag: "lr_${lr}"`` in a task's overrides: every trial got ``lr_0.1``, the base config's value,
-    resolved when Hydra made the sweeper (escaped, ``\\${lr}``, too); the trial's own suggested lr
-    never showed. Resolved in each trial, as the same override on the command line is."""
+def test_an_escaped_interpolation_in_a_task_override_is_resolved_in_each_trial(workdir: Path) -> None:
+    """``tag: "lr_\\${lr}"`` in a task's overrides (escaped: to resolve later, in the trial): every
+    trial got ``lr_0.1``, the base config's value, as Hydra resolved the sweeper's config twice; the
+    trial's own suggested lr never showed, and no spelling could make it."""
     app = write_app(
         workdir,
         "observation_budget: 3\ndev_run: true\nparams:\n  lr: interval(0.5, 0.9)\n"
-        'tasks:\n  - {name: short, cost: 0.25, overrides: {tag: "lr_${lr}"}}\n  - {name: full, cost: 1}',
+        'tasks:\n  - {name: short, cost: 0.25, overrides: {tag: "lr_\\\\${lr}"}}\n  - {name: full, cost: 1}',
         body='print(f"TAG {cfg.tag} LR {cfg.lr}", flush=True); return cfg.lr',
     )
     config = workdir / "conf" / "config.yaml"
+    assert 'tag: "lr_\\\\${lr}"' in config.read_text()
     config.write_text(config.read_text().replace("x: 0.0\n", "x: 0.0\nlr: 0.1\ntag: base\n"))
     run = run_example(workdir, "hydra.sweeper.seed=3", app=app).assert_ok()
     lines = [line.split() for line in run.output.splitlines() if line.startswith("TAG ")]
