@@ -110,3 +110,30 @@ def test_submitit_gives_up_on_a_timed_out_job_from_its_signal_handler() -> None:
     give_up = inspect.getsource(job_environment.SignalHandler.checkpoint_and_try_requeue)
     assert "raise utils.UncompletedJobError(message)" in give_up
     assert job_environment.JobEnvironment._usr_sig() == __import__("signal").SIGUSR2
+
+
+def test_a_job_that_failed_outside_the_task_names_its_exception_not_the_message_s_last_line() -> None:
+    """A code snapshot without configs/data (ignored by .gitignore): every trial failed with the
+    reason "\\tprovider=schema, path=structured://", the last line of Hydra's multi-line message."""
+    from types import SimpleNamespace
+
+    from submitit.core.utils import FailedJobError
+
+    from hydra_sigopt.runners.ended_job import death_reason
+
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/x/submitit/core/submission.py", line 55, in process_job\n'
+        "    result = delayed.result()\n"
+        "hydra.errors.MissingConfigException: Could not find 'data/mnist'\n"
+        "\n"
+        "Available options in 'data':\n"
+        "\tmnist_small\n"
+        "Config search path:\n"
+        "\tprovider=schema, path=structured://\n"
+    )
+    job = SimpleNamespace(job_id="9669")
+    reason = death_reason(job, FailedJobError(f"Job (task=0) failed during processing with trace:\n{trace}"))
+    assert reason == (
+        "job 9669 failed outside the task: hydra.errors.MissingConfigException: Could not find 'data/mnist'"
+    )

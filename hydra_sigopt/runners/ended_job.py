@@ -52,8 +52,8 @@ def death_reason(job: Any, exc: BaseException) -> str:
     from submitit.core.utils import FailedJobError
 
     lines = describe_error(exc).partition(": ")[2].strip().splitlines()
-    if isinstance(exc, FailedJobError):  # the job's own traceback: its last line says what failed
-        return f"job {job.job_id} failed outside the task: {lines[-1] if lines else ''}"
+    if isinstance(exc, FailedJobError):  # the job's own traceback: the exception under its last frame
+        return f"job {job.job_id} failed outside the task: {_exception_line(lines)}"
     if results_written(job):
         return f"the result of job {job.job_id} could not be read: {describe_error(exc)}"
     state, exit_code = _end(job)
@@ -124,3 +124,11 @@ def node_of(job: Any) -> str | None:
     except Exception:  # accounting unreachable: the host stays unknown
         return None
     return node if node and node not in ("None", "None assigned") else None
+
+
+def _exception_line(trace: list[str]) -> str:
+    """The line of a traceback that names the exception: the first after its last frame (a
+    multi-line message, Hydra's MissingConfigException for one, ends with other lines)."""
+    last_frame = max((i for i, line in enumerate(trace) if line.startswith("  ")), default=-1)
+    after = [line for line in trace[last_frame + 1 :] if line.strip()]
+    return after[0] if after else (trace[-1] if trace else "")
