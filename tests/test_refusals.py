@@ -312,6 +312,10 @@ def test_a_leftover_optuna_target_is_refused_clearly_not_a_type_error(tmp_path: 
     run = run_example(tmp_path, app=app)
     assert run.proc.returncode != 0
     assert f"hydra.sweeper._target_: is '{target}', left over from another sweeper" in run.proc.stderr
+    # In the same message, not at the next run: the Optuna settings beside it.
+    assert "and hydra.sweeper.direction: a setting of the Optuna sweeper; here: direction -> metrics" in (
+        run.proc.stderr
+    ), run.proc.stderr
     assert "TypeError" not in run.output and "Traceback" not in run.output
     assert not run.sweep_dir.exists()
 

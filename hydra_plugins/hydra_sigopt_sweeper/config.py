@@ -83,10 +83,18 @@ def refuse_other_sweeper(target: str, **optuna_settings: Any) -> None:
     from hydra_sigopt.errors import ConfigError
 
     if target != SWEEPER_TARGET:
+        from hydra_sigopt.settings import refuse_optuna_keys
+
+        try:  # all in one message: the Optuna settings beside it, not at the next run
+            refuse_optuna_keys(optuna_settings)
+            others = ""
+        except ConfigError as optuna:
+            others = f"; and {optuna.key}: {optuna.problem.replace('these are settings', 'settings', 1)}"
+            others = others.replace("this is a setting", "a setting", 1)
         raise ConfigError(
             "hydra.sweeper._target_",
             f"is {target!r}, left over from another sweeper, under hydra/sweeper: sigopt; "
-            "remove it (README: 'Coming from the Optuna sweeper')",
+            f"remove it (README: 'Coming from the Optuna sweeper'){others}",
         )
     sampler = optuna_settings.get("sampler")
     if isinstance(sampler, dict) and "_target_" in sampler:
