@@ -122,9 +122,26 @@ def plan_snapshot(mode: str, app_dir: Path) -> CodeSource | None:
     if mode == "git":
         root, files = _git_files(app_dir)
     else:
+        _refuse_a_start_folder_above(app_dir, Path.cwd())
         root, files = _copy_files(app_dir)
     size = _checked_size(root, files)
     return CodeSource(mode, root, tuple(files), size, git_identity(app_dir))
+
+
+def _refuse_a_start_folder_above(app_dir: Path, start: Path) -> None:
+    """``copy`` of an app run from a folder above its own (lightning-hydra-template: ``src/train.py``
+    from the project root, ``from src.utils import ...``, configs in ``../configs``): what the app
+    takes from that folder is not copied, and its trials failed to import it, or imported the
+    working tree's, which the snapshot is there to prevent."""
+    app, start = app_dir.resolve(), start.resolve()
+    if app != start and app.is_relative_to(start):
+        raise ConfigError(
+            "code_snapshot",
+            f"copy copies the app's folder {app}, but the sweep starts from {start} above it, whose modules "
+            "and configs the app may use (src.* and ../configs in lightning-hydra-template's layout): they "
+            "would not be in the snapshot; use code_snapshot: git (the whole repository), or start the "
+            "sweep from the app's folder",
+        )
 
 
 def _git_files(app_dir: Path) -> tuple[Path, list[str]]:

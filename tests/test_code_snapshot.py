@@ -457,3 +457,37 @@ def test_the_servers_experiment_records_commit_dirty_and_diff_hash(
     assert metadata["git_commit"] == commit
     assert metadata["git_dirty"] == "true"
     assert metadata["git_diff_sha256"] == hashlib.sha256(diff).hexdigest()
+
+
+def test_copy_of_an_app_in_a_subfolder_of_the_start_folder_is_refused(tmp_path: Path) -> None:
+    """lightning-hydra-template's layout: ``src/train.py`` run from the project root, configs in
+    ``../configs``, ``from src.utils import ...``. ``copy`` copied ``src/``'s contents only, and every
+    trial failed with ``No module named 'src'``; nothing said so at start."""
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "configs").mkdir()
+    (project / "src" / "__init__.py").write_text("")
+    (project / "src" / "utils.py").write_text("def score(x):\n    return x * x\n")
+    (project / "src" / "train.py").write_text(
+        "import hydra\nfrom src.utils import score\n\n\n"
+        '@hydra.main(version_base="1.3", config_path="../configs", config_name="train")\n'
+        "def main(cfg):\n    return score(cfg.x)\n\n\nif __name__ == '__main__':\n    main()\n"
+    )
+    (project / "configs" / "train.yaml").write_text(
+        "defaults:\n  - override hydra/sweeper: sigopt\n  - _self_\nx: 0.0\n"
+        "hydra:\n  sweeper:\n    observation_budget: 2\n    params:\n      x: interval(0, 1)\n"
+    )
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, "src/train.py", "-m", f"hydra.sweep.dir={sweep_dir}", *SUBMITIT_LOCAL]
+    done = subprocess.run(
+        [*cmd, "hydra.sweeper.code_snapshot=copy"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(project)},
+        timeout=300,
+    )
+    assert done.returncode != 0, (done.stdout + done.stderr)[-3000:]
+    assert "hydra.sweeper.code_snapshot: copy copies the app's folder" in done.stderr, done.stderr[-3000:]
+    assert "use code_snapshot: git" in done.stderr and "Traceback" not in done.stderr
+    assert not sweep_dir.exists()
