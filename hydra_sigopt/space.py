@@ -237,11 +237,12 @@ def build_space(
         if bare_key(key) in by_key:
             raise ConfigError(where, f"the parameter {bare_key(key)!r} is declared twice (as {key!r} too)")
         by_key[bare_key(key)] = _parse_entry(key, spec, where)
-    typed = set()
+    typed = set()  # the command line's keys
     for argument in arguments:
         parsed = parse_override(argument, f"command-line override '{argument}'", deletes_allowed=True)
-        typed.add(bare_key(parsed if isinstance(parsed, str) else parsed.override_key))
-        by_key[bare_key(parsed if isinstance(parsed, str) else parsed.override_key)] = parsed
+        key = bare_key(parsed if isinstance(parsed, str) else parsed.override_key)
+        typed.add(key)
+        by_key[key] = parsed
 
     parameters = tuple(p for p in by_key.values() if isinstance(p, Parameter))
     fixed = tuple(p for p in by_key.values() if isinstance(p, str))

@@ -193,7 +193,9 @@ class Stopping:
         if outcome.ended_at is not None and outcome.ended_at < self.interrupted_at:
             return False
         log.info(
-            "Trial #%d was running in this process when the sweep was interrupted: it is run again", outcome.number
+            "Trial #%d was running in this process when the sweep was interrupted: its result is not kept, and a"
+            " resumed sweep replaces it",
+            outcome.number,
         )
         return True
 
