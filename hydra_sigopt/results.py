@@ -25,6 +25,7 @@ from hydra_sigopt.runners import (
     MAX_TRACEBACK_CHARS,
     JobOutcome,
     describe_error,
+    failure_in_one_line,
     shorten,
 )
 from hydra_sigopt.scheduler import Recorded
@@ -156,7 +157,9 @@ class Results:
         with the stop decision, its last reported values. Counted as done, never as the best so far."""
         self.journal.note_stopped_job_end(trial.number, outcome.host, outcome.started_at)
         if _raised_by_the_app(outcome):  # after its stop (saving a checkpoint?), not a cancel of its job
-            log.warning("Trial #%d was stopped early, and then its app failed: %s", trial.number, _first_line(outcome))
+            log.warning(
+                "Trial #%d was stopped early, and then its app failed: %s", trial.number, failure_in_one_line(outcome)
+            )
         self.count_finished(trial.number, False, (), stopped=True, task=trial.task)
         outcome = dataclasses.replace(outcome, reason=trial.failure_reason)
         return JournaledResult(outcome, suggestion, trial.values, trial.observed_as_failed, stopped=True)
@@ -242,9 +245,3 @@ def _raised_by_the_app(outcome: JobOutcome) -> bool:
     """Whether a failed outcome is the app's exception (its task kept the whole traceback), not a
     job that ended without a result (cancelled for overstaying its stop, killed)."""
     return not outcome.ok and bool(outcome.full_log) and str(outcome.full_log).endswith(FULL_TRACEBACK_FILE)
-
-
-def _first_line(outcome: JobOutcome) -> str:
-    """A failure's first line (its reason is already fit to write), and where its whole traceback is."""
-    said = (outcome.reason or "").strip().partition("\n")[0]
-    return said + (f" (full traceback in {outcome.full_log})" if outcome.full_log else "")

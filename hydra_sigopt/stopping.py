@@ -15,7 +15,7 @@ from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError, full_error_requested
 from hydra_sigopt.journal import JournalLostError
 from hydra_sigopt.results import Results
-from hydra_sigopt.runners import FULL_TRACEBACK_FILE, JobOutcome, TrialRunner, describe_error
+from hydra_sigopt.runners import JobOutcome, TrialRunner, describe_error, failure_in_one_line
 from hydra_sigopt.scheduler import Scheduler
 from hydra_sigopt.secrets import redact
 from hydra_sigopt.settings import SweepSettings
@@ -104,7 +104,7 @@ class Stopping:
         said = [
             f"max_failure_rate={self.settings.max_failure_rate} exceeded: {self.scheduler.failed} of "
             f"{self.scheduler.finished} trials failed (the rate counts at least 5 trials). "
-            f"Last failure, trial #{outcome.number}: {last_failure(outcome)}."
+            f"Last failure, trial #{outcome.number}: {failure_in_one_line(outcome)}."
         ]
         if self.kept:
             said.append(f"Trials {self.kept} had finished: their results are recorded.")
@@ -202,19 +202,3 @@ class Stopping:
     def _ended_since_last_wait(self) -> list[JobOutcome]:
         # A batch runner's wait runs its whole batch: only an asynchronous one answers at once.
         return self.runner.wait(timeout=0) if self.runner.asynchronous else []
-
-
-def last_failure(outcome: JobOutcome) -> str:
-    """The failure that stopped the sweep, for its message: one line and where the rest is.
-
-    A stop is a message like every refusal (Hydra prints a compact exception alone): ~17 lines
-    of the task's traceback buried the stop itself; they are in the file named here.
-    """
-    lines = (outcome.reason or "no reason was recorded").strip().splitlines() or [""]
-    said = lines[0] + (" ..." if len(lines) > 1 else "")
-    if outcome.full_log:
-        kind = "full traceback" if outcome.full_log.endswith(FULL_TRACEBACK_FILE) else "its job's log"
-        said += f" ({kind} in {outcome.full_log})"
-    elif outcome.traceback:
-        said += " (its traceback is in trials.csv)"
-    return said

@@ -8,8 +8,7 @@ import pytest
 from conftest import SUBMITIT_LOCAL, run_example
 from small_apps import write_app
 
-from hydra_sigopt.runners import JobOutcome
-from hydra_sigopt.stopping import last_failure
+from hydra_sigopt.runners import JobOutcome, failure_in_one_line
 
 LAUNCHERS = {"basic": (), "submitit_local": SUBMITIT_LOCAL}
 
@@ -242,4 +241,4 @@ def test_memory_stays_flat_when_every_trial_raises_a_huge_error(tmp_path: Path) 
 )
 def test_a_failure_rate_stop_names_the_last_failure_in_one_line(outcome: JobOutcome, said: str) -> None:
     """Issue 11: the stop printed the whole traceback; it says one line, and where the rest is."""
-    assert last_failure(outcome) == said
+    assert failure_in_one_line(outcome) == said

@@ -20,6 +20,7 @@ from hydra_sigopt.runners.outcome import (
     JobOutcome,
     TrialResult,
     describe_error,
+    failure_in_one_line,
     shorten,
 )
 from hydra_sigopt.runners.submitit_runner import SubmititBatchRunner, SubmititRunner
@@ -40,6 +41,7 @@ __all__ = [
     "TrialResult",
     "TrialRunner",
     "describe_error",
+    "failure_in_one_line",
     "is_submitit_launcher",
     "make_runner",
     "shorten",

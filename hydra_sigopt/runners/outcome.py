@@ -129,3 +129,20 @@ def _full_traceback_file(ret: Any) -> str | None:
     except Exception:  # a launcher's JobReturn without Hydra's config
         return None
     return str(path) if path.exists() else None
+
+
+def failure_in_one_line(outcome: JobOutcome) -> str:
+    """A failure for a message (the one that stopped the sweep, one after a stop): one line and where
+    the rest is.
+
+    A stop is a message like every refusal (Hydra prints a compact exception alone): ~17 lines
+    of the task's traceback buried the stop itself; they are in the file named here.
+    """
+    lines = (outcome.reason or "no reason was recorded").strip().splitlines() or [""]
+    said = lines[0] + (" ..." if len(lines) > 1 else "")
+    if outcome.full_log:
+        kind = "full traceback" if outcome.full_log.endswith(FULL_TRACEBACK_FILE) else "its job's log"
+        said += f" ({kind} in {outcome.full_log})"
+    elif outcome.traceback:
+        said += " (its traceback is in trials.csv)"
+    return said
