@@ -10,7 +10,10 @@ The two sides share nothing but the file system (a trial may run on another node
   decision to stop the trial; the trial looks for it at each report;
 * the sweeper writes ``judged`` (the same way), the last step it judged and let the trial go on
   from: at a step where the rule decides, the trial waits a moment for one of the two, so that a
-  trial the rule stops does not train one more step first.
+  trial the rule stops does not train one more step first;
+* the trial writes ``ran`` (the same way) when its task ends: when and where it ran, and whether it
+  learnt of a stop. Hydra hands the launcher, and the user's callbacks, only what the task returns,
+  which must stay the app's own value.
 
 Each trial has its folder ``<sweep dir>/.hydra_sigopt/trials/<trial number>/``: the sweeper knows
 it without composing the trial's config (``hydra.sweep.subdir`` may be anything).
@@ -19,6 +22,7 @@ it without composing the trial's config (``hydra.sweep.subdir`` may be anything)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -31,6 +35,8 @@ STOP_NAME = "stop"
 JUDGED_NAME = "judged"
 #: Written by the trial when it learns of its stop (report() raises, should_stop() says so).
 SEEN_NAME = "stop_seen"
+#: Written by the trial when its task ends (see RunRecord).
+RAN_NAME = "ran"
 #: The largest step a report may have: the journal keeps steps as SQLite's 64-bit integers.
 LARGEST_STEP = 2**63 - 1
 
@@ -149,3 +155,32 @@ def stop_requested(folder: Path) -> bool:
         return (folder / STOP_NAME).exists()
     except OSError:  # an NFS server gone (ESTALE, EIO): no stop can be seen; the training goes on
         return False
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """When and where a trial's task ran, written by the trial as its task ends."""
+
+    started_at: float
+    ended_at: float
+    host: str
+    #: Whether the trial learnt of a stop by the sweeper (a result returned without: it trained to
+    #: its end, whatever the sweeper decided on reports it read late).
+    stop_learnt: bool
+
+
+def write_run_record(folder: Path, record: RunRecord) -> None:
+    """Best effort: without it the sweeper records the trial as ended when it saw the result."""
+    with contextlib.suppress(OSError):
+        _write_whole(folder, RAN_NAME, json.dumps(dataclasses.asdict(record)) + "\n")
+
+
+def run_record(folder: Path) -> RunRecord | None:
+    """The trial's record of its run (None: none was written, or it cannot be read)."""
+    try:
+        fields = json.loads((folder / RAN_NAME).read_text())
+        return RunRecord(
+            float(fields["started_at"]), float(fields["ended_at"]), str(fields["host"]), bool(fields["stop_learnt"])
+        )
+    except (OSError, ValueError, TypeError, KeyError):
+        return None

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import traceback
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from hydra_sigopt.backends import Backend, Suggestion
@@ -19,6 +20,7 @@ from hydra_sigopt.journal import STOPPED, IllegalTransition, Journal, Trial
 from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
 from hydra_sigopt.observations import observation_metadata
 from hydra_sigopt.progress import Progress
+from hydra_sigopt.report_files import run_record, trial_folder
 from hydra_sigopt.runners import (
     FULL_TRACEBACK_FILE,
     MAX_REASON_CHARS,
@@ -62,8 +64,11 @@ class Results:
         progress: Progress,
         tokens: tuple[str, ...] = (),
         runner_kind: str = "",
+        trials_root: Path | None = None,
     ) -> None:
         self.journal = journal
+        #: Where each trial's task notes when and where it ran (``report_files.RunRecord``).
+        self.trials_root = trials_root
         #: Where trials run (``TrialRunner.kind``): a failed local trial's host is the sweeper's.
         self.runner_kind = runner_kind
         self.backend = backend
@@ -171,6 +176,7 @@ class Results:
         error) is that trial's failure: raised here it would stop the sweep, and every resume
         would run the same point into the same crash.
         """
+        outcome = self._as_it_ran(outcome)
         values: tuple[MetricValue, ...] = ()
         if outcome.ok:
             try:
@@ -181,6 +187,18 @@ class Results:
                 reason = f"reading the returned value raised {describe_error(exc)}"
                 outcome = dataclasses.replace(outcome, reason=reason, traceback=traceback.format_exc())
         return values, self.fit_to_write(outcome)
+
+    def _as_it_ran(self, outcome: JobOutcome) -> JobOutcome:
+        """The outcome with when and where the trial's task ran, by the trial's own record where it wrote one."""
+        if self.trials_root is None:
+            return outcome
+        ran = run_record(trial_folder(self.trials_root, outcome.number))
+        if ran is None:  # the job died first, the record was lost (a full disk): the runner's view must do
+            return outcome
+        learnt = ran.stop_learnt if outcome.ok else outcome.stop_learnt
+        return dataclasses.replace(
+            outcome, started_at=ran.started_at, ended_at=ran.ended_at, host=ran.host, stop_learnt=learnt
+        )
 
     def fit_to_write(self, outcome: JobOutcome) -> JobOutcome:
         """The failure's reason and traceback without tokens, cut to a size the journal and log can hold."""

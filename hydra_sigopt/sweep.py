@@ -130,7 +130,9 @@ class Sweep:
 
     def _run_locked(self, journal: Journal, tokens: tuple[str, ...]) -> dict[str, Any]:
         self.journal = journal
-        self.results = Results(journal, self.backend, self.definition, self.progress, tokens, self.runner.kind)
+        self.results = Results(
+            journal, self.backend, self.definition, self.progress, tokens, self.runner.kind, trials_root(self.sweep_dir)
+        )
         command = continue_command(self.command, self.sweep_dir)
         self.early = EarlyStopping(
             self.settings.early_stopping, journal, trials_root(self.sweep_dir), self.definition.metrics

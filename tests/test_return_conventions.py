@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
-from conftest import run_example, write_app
+import pytest
+from conftest import SUBMITIT_LOCAL, run_example, write_app
 
 from hydra_sigopt.journal import Journal
 
@@ -50,3 +53,72 @@ def test_an_ambiguous_tuple_fails_the_trial_with_the_reason(tmp_path: Path) -> N
     run = run_example(tmp_path, app=app)
     assert [t["state"] for t in run.trials] == ["failed"] * 2
     assert "with constraint or store metrics ['seconds'] a tuple is ambiguous" in run.trials[0]["failure_reason"]
+
+
+CALLBACK = '''\
+import json
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+
+class RecordReturn(Callback):
+    """What a user's callback does with the task's return value (a W&B summary, a results table)."""
+
+    def on_job_end(self, config, job_return, **kwargs):
+        out = Path(config.hydra.runtime.output_dir)
+        value = job_return.return_value
+        (out / "callback.json").write_text(json.dumps({"repr": repr(value), "float": float(value)}))
+'''
+
+
+@pytest.mark.parametrize("launcher", [(), SUBMITIT_LOCAL], ids=["basic", "submitit_local"])
+def test_hydra_callbacks_see_the_value_the_task_returned(tmp_path: Path, launcher: tuple[str, ...]) -> None:
+    (tmp_path / "record_return.py").write_text(CALLBACK)
+    app = write_app(tmp_path, "observation_budget: 3\nparams:\n  x: interval(-5, 5)")
+    with (tmp_path / "conf" / "config.yaml").open("a") as config:
+        config.write(
+            "  callbacks:\n"
+            "    record: {_target_: record_return.RecordReturn}\n"
+            "    log_return: {_target_: hydra.experimental.callbacks.LogJobReturnCallback}\n"
+        )
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    run = run_example(tmp_path, *launcher, app=app, env=env).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 3
+    for t in run.trials:
+        seen = json.loads((run.sweep_dir / t["number"] / "callback.json").read_text())
+        assert seen["float"] == float(t["value.value"]) == (float(t["param.x"]) - 1) ** 2
+        assert "TrialResult" not in seen["repr"]
+        assert t["started_at"] and t["host"] and float(t["duration_s"]) >= 0  # still recorded beside it
+    assert "TrialResult" not in run.output
+
+
+def test_a_job_started_before_the_upgrade_is_read_with_where_and_when_it_ran() -> None:
+    """Such a job's task returned a TrialResult: a sweep resumed after the upgrade still reads it whole."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from hydra_sigopt.runners.outcome import TrialResult, outcome_from_job_return
+
+    ret = JobReturn(status=JobStatus.COMPLETED, _return_value=TrialResult(0.5, 1.0, 2.0, "node7", stop_learnt=False))
+    outcome = outcome_from_job_return(3, ret, job_id="42")
+    assert (outcome.ok, outcome.value, outcome.started_at, outcome.ended_at, outcome.host) == (
+        True,
+        0.5,
+        1.0,
+        2.0,
+        "node7",
+    )
+    assert outcome.stop_learnt is False
+
+
+@pytest.mark.parametrize(
+    "text", ["", "{", "3", '{"started_at": 1}', '{"started_at": "x", "ended_at": 2, "host": "h", "stop_learnt": false}']
+)
+def test_a_damaged_record_of_a_trials_run_is_no_record(tmp_path: Path, text: str) -> None:
+    """A trial killed mid-write (or a full disk) leaves the sweeper its own view of the trial, not a crash."""
+    from hydra_sigopt.report_files import RAN_NAME, RunRecord, run_record, write_run_record
+
+    (tmp_path / RAN_NAME).write_text(text)
+    assert run_record(tmp_path) is None
+    write_run_record(tmp_path, RunRecord(1.0, 2.5, "node7", True))
+    assert run_record(tmp_path) == RunRecord(1.0, 2.5, "node7", True)

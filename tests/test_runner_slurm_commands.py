@@ -10,7 +10,7 @@ import cloudpickle
 import pytest
 from fake_slurm import UNREACHABLE, FakeClock, FakeSlurm
 
-from hydra_sigopt.runners import SubmititRunner, TrialResult
+from hydra_sigopt.runners import SubmititRunner
 from hydra_sigopt.runners.cancel import cancel_jobs, cancel_running
 from hydra_sigopt.runners.slurm import is_transient_refusal, slurm_jobs_not_ended, slurm_knows_job
 
@@ -42,7 +42,7 @@ def _runner(tmp_path: Path, clock: FakeClock) -> SubmititRunner:
 def _write_result(tmp_path: Path, job_id: str, value: float) -> None:
     from hydra.core.utils import JobReturn, JobStatus
 
-    ret = JobReturn(status=JobStatus.COMPLETED, _return_value=TrialResult(value, 1.0, 2.0, "vm"))
+    ret = JobReturn(status=JobStatus.COMPLETED, _return_value=value)
     folder = tmp_path / "submitit" / job_id
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{job_id}_0_result.pkl", "wb") as f:

@@ -1,7 +1,8 @@
 """How a trial's job ended (:class:`JobOutcome`), read from what Hydra's launchers return.
 
-A trial's run produces a :class:`TrialResult` inside its job (see :mod:`.task`); Hydra wraps it in a
-``JobReturn``; the runners turn that, or a job that died, into one :class:`JobOutcome`.
+A trial's task returns the app's value inside its job (see :mod:`.task`); Hydra wraps it in a
+``JobReturn``; the runners turn that, or a job that died, into one :class:`JobOutcome`. When and
+where the task ran comes beside it, in the trial's report folder (``report_files.RunRecord``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ MAX_TRACEBACK_CHARS = 5000
 
 @dataclass(frozen=True)
 class TrialResult:
-    """What a trial's task returned, with where and when it ran (made by :class:`~.task.TimedTask`)."""
+    """What the task of a job started by an earlier version returned: the app's value, where and when it ran.
+
+    Kept so that a sweep resumed after an upgrade reads the results of its jobs still running; the
+    task now returns the app's own value (Hydra's callbacks see it), and notes the rest in a file.
+    """
 
     value: Any
     started_at: float

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from hydra_sigopt.processes import take_interrupts
-from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, TrialResult, describe_error
+from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, describe_error
 from hydra_sigopt.stop_rules import StopRule
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class TaskExit(RuntimeError):
 
 
 class TimedTask:
-    """Wraps the app's task function to record each trial's start, end and host.
+    """Wraps the app's task function to record each trial's start, end and host (in its report folder).
 
     Also makes every way the task can fail an exception Hydra's ``run_job`` turns into a failed
     job (``sys.exit()`` included), and keeps the whole traceback in the trial's job dir.
@@ -46,7 +46,8 @@ class TimedTask:
         #: The sweep's early-stopping rule: report() waits for the sweeper's verdict where it decides.
         self.stop_rule = stop_rule
 
-    def __call__(self, cfg: Any) -> TrialResult:
+    def __call__(self, cfg: Any) -> Any:
+        """What the app's task returns: Hydra's callbacks (``on_job_end``) see the app's own value."""
         from hydra_sigopt.crashpoints import crash_point
 
         started = time.time()
@@ -59,11 +60,28 @@ class TimedTask:
                 _check_picklable(value)
         except Exception:
             _keep_full_traceback(traceback.format_exc())
+            self._note_run(started, stop_learnt=True)
             raise
-        return TrialResult(value, started, time.time(), socket.gethostname(), stop_learnt)
+        self._note_run(started, stop_learnt)
+        return value
+
+    def _note_run(self, started: float, stop_learnt: bool) -> None:
+        """Tell the sweeper when and where the task ran, beside its value (see report_files.RunRecord)."""
+        if self.reports_root is None:
+            return
+        from hydra.core.hydra_config import HydraConfig
+
+        from hydra_sigopt.report_files import RunRecord, trial_folder, write_run_record
+
+        try:
+            folder = trial_folder(self.reports_root, int(HydraConfig.get().job.num))
+        except ValueError as exc:  # no Hydra job config: the sweeper records the trial without it
+            log.debug("cannot note the trial's run: %s", exc)
+            return
+        write_run_record(folder, RunRecord(started, time.time(), socket.gethostname(), stop_learnt))
 
     def _run(self, cfg: Any) -> tuple[Any, bool]:
-        """The task's value, and whether the trial learnt of a stop by the sweeper (see TrialResult)."""
+        """The task's value, and whether the trial learnt of a stop by the sweeper (see RunRecord)."""
         if self.reports_root is None:
             return self._call(cfg), False
         from hydra.core.hydra_config import HydraConfig
