@@ -98,7 +98,7 @@ def cell_group(full: int) -> str:
 
 
 #: The multitask contenders' tasks: 3, 9 and 27 steps, costing their share of a full training.
-_TASK = "{{name:steps{0},cost:{1!r},overrides:{{steps:{0}}}}}"
+_TASK = "{{name:steps{0},cost:{1!r},max_step:{0},overrides:{{steps:{0}}}}}"
 _CHEAP = ",".join(_TASK.format(steps, steps / curves.MAX_STEP) for steps in (3, 9))
 TASKS = f"hydra.sweeper.tasks=[{_CHEAP},{{name:full,cost:1}}]"
 

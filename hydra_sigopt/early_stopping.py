@@ -26,6 +26,7 @@ from hydra_sigopt.metrics import Metric, MetricValue, is_finite_number
 from hydra_sigopt.report_files import LARGEST_STEP, REPORTS_NAME, ReportLines, trial_folder, write_judged, write_stop
 from hydra_sigopt.reporting import set_in_process_hook
 from hydra_sigopt.stop_rules import StopRule, decides_at, should_stop
+from hydra_sigopt.tasks import Task, last_step_of
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -43,8 +44,12 @@ class EarlyStopping:
         root: Path,
         metrics: Sequence[Metric],
         clock: Callable[[], float] = time.monotonic,
+        tasks: Sequence[Task] = (),
     ) -> None:
         self.rule = rule
+        #: The sweep's tasks: a cheaper one's trials have trained in full at its own max_step.
+        self.tasks = tuple(tasks)
+        self._full_at: dict[int, int | None] = {}
         self.clock = clock
         self.journal = journal
         self.root = root
@@ -108,30 +113,35 @@ class EarlyStopping:
         self._say_if_past_max_step(number, reports[-1].step)
         if not decide:
             return
-        if self.step_budget_spent and not self._trained_in_full(reports[-1].step):
+        if self.step_budget_spent and not self._trained_in_full(number, reports[-1].step):
             self._stop(number, reports[-1].step, f"early_stopping.step_budget={self.rule.step_budget} is spent")
             return
         if not self.rule.active:
             return
         self._say_if_the_metric_is_missing(number, reports)
-        if self._trained_in_full(reports[-1].step):
-            return  # reports read late (epochs faster than the reading): it completes, as judged at max_step
-        for report in reports:
-            if should_stop(self.rule, self._curves, number, report.step):
-                value = self._curves[number][report.step]
-                why = f"{self.rule.metric}={value:.6g} at step {report.step}, early_stopping.rule={self.rule.rule}"
-                self._stop(number, report.step, why)
-                return
+        # Reports read late (epochs faster than the reading), or a cheaper task's last: it completes.
+        if not self._trained_in_full(number, reports[-1].step):
+            for report in reports:
+                if should_stop(self.rule, self._curves, number, report.step):
+                    value = self._curves[number][report.step]
+                    why = f"{self.rule.metric}={value:.6g} at step {report.step}, early_stopping.rule={self.rule.rule}"
+                    self._stop(number, report.step, why)
+                    return
         # The trial waits for this verdict (hydra_sigopt.reporting) at the steps where the rule
         # decides, and only there: elsewhere a file written per trial and poll is churn (on NFS).
         befores = [previous, *(r.step for r in reports[:-1])]
         if any(decides_at(self.rule, before, r.step) for before, r in zip(befores, reports)):
             write_judged(trial_folder(self.root, number), reports[-1].step)
 
-    def _trained_in_full(self, step: int) -> bool:
-        """Whether a report at ``step`` ends a full training (``max_step``): the budget it spends is
-        spent already, and stopping the trial would only throw its result away (it completes)."""
-        return self.rule.max_step is not None and step >= self.rule.max_step
+    def _trained_in_full(self, number: int, step: int) -> bool:
+        """Whether a report at ``step`` ends trial ``number``'s full training (``max_step``, or its
+        task's): the budget it spends is spent already, and stopping it would only throw its result
+        away (it completes)."""
+        if number not in self._full_at:
+            task = self.journal.trial(number).task if self.tasks else None
+            self._full_at[number] = last_step_of(self.tasks, task, self.rule)
+        full_at = self._full_at[number]
+        return full_at is not None and step >= full_at
 
     def _say_if_past_max_step(self, number: int, step: int) -> None:
         """Once: a report past ``max_step`` (the app's epochs raised, max_step not). From max_step on

@@ -17,7 +17,7 @@ from hydra_sigopt.overrides import bare_key
 from hydra_sigopt.snapshot import SNAPSHOT_MODES
 from hydra_sigopt.space import build_space
 from hydra_sigopt.stop_rules import RULES, STOPPED_OBSERVATIONS, StopRule
-from hydra_sigopt.tasks import parse_tasks
+from hydra_sigopt.tasks import check_last_steps, parse_tasks
 from hydra_sigopt.validation import check_experiment_name, check_space
 
 ON_INTERRUPT = ("cancel", "detach")
@@ -181,6 +181,7 @@ def parse_settings(
         type="random" if dev_run else "offline",
         tasks=parse_tasks(raw.get("tasks"), metrics, swept_keys(space)),
     )
+    check_last_steps(definition.tasks, settings.early_stopping)
     return settings, definition
 
 

@@ -130,13 +130,11 @@ class Sweep:
 
     def _run_locked(self, journal: Journal, tokens: tuple[str, ...]) -> dict[str, Any]:
         self.journal = journal
-        self.results = Results(
-            journal, self.backend, self.definition, self.progress, tokens, self.runner.kind, trials_root(self.sweep_dir)
-        )
+        root = trials_root(self.sweep_dir)
+        self.results = Results(journal, self.backend, self.definition, self.progress, tokens, self.runner.kind, root)
         command = continue_command(self.command, self.sweep_dir)
-        self.early = EarlyStopping(
-            self.settings.early_stopping, journal, trials_root(self.sweep_dir), self.definition.metrics
-        )
+        rule, tasks = self.settings.early_stopping, self.definition.tasks
+        self.early = EarlyStopping(rule, journal, root, self.definition.metrics, tasks=tasks)
         self.stopping = Stopping(
             self.settings, self.results, self.runner, self.scheduler, command, self.early.journal_last_reports
         )

@@ -16,9 +16,11 @@ from typing import Any
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.metrics import Metric
 from hydra_sigopt.overrides import bare_key, format_override
+from hydra_sigopt.stop_rules import StopRule
 
-#: The keys of one task; ``overrides`` may be left out (the full task usually changes nothing).
-TASK_KEYS = ("name", "cost", "overrides")
+#: The keys of one task; ``overrides`` may be left out (the full task usually changes nothing), and
+#: ``max_step`` without early stopping.
+TASK_KEYS = ("name", "cost", "overrides", "max_step")
 #: What SigOpt takes (sigoptlite refused a longer name with tracebacks).
 MAX_TASK_NAME_LENGTH = 100
 EXAMPLE = "[{name: short, cost: 0.1, overrides: {trainer.max_epochs: 5}}, {name: full, cost: 1}]"
@@ -30,6 +32,9 @@ class Task:
     cost: float
     #: Hydra override strings (``key=value``) added to a trial of this task.
     overrides: tuple[str, ...] = ()
+    #: The last step a trial of this task reports (None: ``early_stopping.max_step``): it has then
+    #: trained in full, and no rule stops it there.
+    max_step: int | None = None
 
     def to_sigopt(self) -> dict[str, Any]:
         return {"name": self.name, "cost": self.cost}
@@ -66,7 +71,39 @@ def _task(entry: Any, where: str, swept: set[str]) -> Task:
         )
     if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 < cost <= 1:
         raise ConfigError(f"{where}.cost", f"expected a number in (0, 1] (the full training costs 1), got {cost!r}")
-    return Task(name, float(cost), _overrides(entry.get("overrides"), f"{where}.overrides", swept))
+    overrides = _overrides(entry.get("overrides"), f"{where}.overrides", swept)
+    return Task(name, float(cost), overrides, _max_step(entry.get("max_step"), f"{where}.max_step"))
+
+
+def _max_step(raw: Any, where: str) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise ConfigError(where, f"expected a whole number >= 1 (the last step this task's trials report), got {raw!r}")
+    return raw
+
+
+def check_last_steps(tasks: Sequence[Task], rule: StopRule) -> None:
+    """With early stopping, each cheaper task says its last step: the sweeper cannot tell how many
+    steps its overrides leave (``epochs: 3``), and a rule judging a trial at its last report (a rung
+    at 3) stopped it at its end: the app's code after its training (a test, a checkpoint) never ran."""
+    if not rule.reads_reports:
+        return
+    for i, task in enumerate(tasks):
+        where = f"tasks[{i}].max_step"
+        if task.max_step is None and task.cost < 1:
+            example = f" ({task.overrides[0]}?)" if task.overrides else ""
+            problem = f"needed with early stopping: the last step this task's trials report{example}"
+            raise ConfigError(where, f"{problem}, where no rule stops them")
+        if task.max_step is not None and rule.max_step is not None and task.max_step > rule.max_step:
+            problem = f"expected a whole number from 1 to early_stopping.max_step={rule.max_step}, got {task.max_step}"
+            raise ConfigError(where, problem)
+
+
+def last_step_of(tasks: Sequence[Task], name: str | None, rule: StopRule) -> int | None:
+    """The step where a trial of that task has trained in full: its task's ``max_step``, else the rule's."""
+    task = task_named(tasks, name)
+    return rule.max_step if task is None or task.max_step is None else task.max_step
 
 
 def _overrides(raw: Any, where: str, swept: set[str]) -> tuple[str, ...]:

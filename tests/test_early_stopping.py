@@ -29,6 +29,7 @@ from hydra_sigopt.report_files import (
 from hydra_sigopt.reporting import reporting_to, set_in_process_hook
 from hydra_sigopt.reports import results_document
 from hydra_sigopt.stop_rules import StopRule
+from hydra_sigopt.tasks import Task
 
 META = {
     "name": "t",
@@ -267,6 +268,24 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def test_a_cheaper_tasks_trial_at_its_last_step_is_answered_not_stopped(tmp_path: Path) -> None:
+    """Rung 3 is a 3-epoch task's last step: its trial completes (and its job, waiting there for a
+    verdict, is answered at once), while a full training as bad at step 3 is stopped."""
+    root = tmp_path / "reports"
+    rule = StopRule("asha", "loss", minimize=True, min_step=1, max_step=9, reduction_factor=3)
+    tasks = (Task("short", 0.25, ("epochs=3",), max_step=3), Task("full", 1.0))
+    with Journal.create(tmp_path, META) as journal:
+        for n, task in enumerate(["full", "short", "full"]):
+            journal.add_trial(n, f"s{n}", {"x": n}, [f"x={n}"], task=task)
+            journal.mark_running([n], [str(100 + n)])
+        early = EarlyStopping(rule, journal, root, LOSS, tasks=tasks)
+        for n, losses in ((0, [0.5, 0.2, 0.1]), (1, [0.4, 0.8, 0.9]), (2, [0.4, 0.8, 0.9])):
+            write_reports(root, n, losses)
+            early.poll([n])
+        assert [t.state for t in journal.trials()] == ["running", "running", "stopped"]
+        assert judged_step(trial_folder(root, 1)) == 3
 
 
 @pytest.mark.parametrize("step_s", [0.5, 600.0])

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import small_apps
 from conftest import EPOCHS_APP, SUBMITIT_LOCAL, AppRun, run_example, write_app
 from sigopt_server import SigOptTestServer
 
@@ -112,7 +113,7 @@ def test_bad_tasks_are_one_line_before_anything_is_written(workdir: Path) -> Non
 def test_a_task_override_of_a_key_the_app_lacks_stops_the_run_before_anything_is_written(workdir: Path) -> None:
     """A typo in a task's overrides (``epochz``) failed every trial of that task, spending budget,
     and the fixed command was then refused in that sweep dir as a change of tasks."""
-    tasks = "hydra.sweeper.tasks=[{name:short,cost:0.25,overrides:{epochz:3}},{name:full,cost:1}]"
+    tasks = "hydra.sweeper.tasks=[{name:short,cost:0.25,max_step:3,overrides:{epochz:3}},{name:full,cost:1}]"
     done = run_example(workdir, tasks, app=EPOCHS_APP)
     assert done.proc.returncode != 0
     assert "Could not override 'epochz'" in done.proc.stderr, done.proc.stderr[-2000:]
@@ -161,3 +162,57 @@ def test_an_escaped_interpolation_in_a_task_override_is_resolved_in_each_trial(w
     for _, tag, _, lr in lines:
         assert tag in ("base", f"lr_{lr}"), lines
     assert any(tag != "base" for _, tag, _, _ in lines), lines  # a short trial ran
+
+
+TRAINS_THEN_TESTS = """\
+from hydra_sigopt import report
+
+for epoch in range(1, cfg.epochs + 1):
+    loss = (1 - cfg.x) / epoch + cfg.x / 2  # a large x learns fast, and ends worse: ASHA's rungs disagree
+    report(epoch, loss=loss)
+with open(os.path.join(HydraConfig.get().runtime.output_dir, "tested.txt"), "w") as f:  # a test after fit
+    f.write(repr(loss))
+return loss
+"""
+ASHA_TO_9 = tuple(
+    f"hydra.sweeper.early_stopping.{s}" for s in ("rule=asha", "min_step=1", "max_step=9", "reduction_factor=3")
+)
+
+
+def write_trains_then_tests(workdir: Path) -> Path:
+    app = small_apps.write_app(workdir, TRAINS_THEN_TESTS, budget=4)
+    with (app.parent / "conf" / "config.yaml").open("a") as config:
+        config.write("epochs: 9\n")
+    return app
+
+
+def test_a_cheaper_tasks_trial_is_not_stopped_at_its_last_epoch(workdir: Path) -> None:
+    """With tasks and ASHA (rungs 1, 3), a 3-epoch trial was judged at rung 3, its last epoch, and
+    stopped there: the test after its training never ran, and it was observed as stopped (as failed,
+    with ``observe_stopped: failed``), though nothing was left to save."""
+    tasks = "hydra.sweeper.tasks=[{name:short,cost:0.25,max_step:3,overrides:{epochs:3}},{name:full,cost:1}]"
+    metric = "hydra.sweeper.metrics=[{name:loss,objective:minimize}]"
+    run = run_example(
+        workdir,
+        tasks,
+        metric,
+        *ASHA_TO_9,
+        "hydra.sweeper.dev_run=false",
+        "hydra.sweeper.seed=3",
+        app=write_trains_then_tests(workdir),
+    ).assert_ok()
+    ended_short = [t for t in run.trials if t["task"] == "short" and t["step"] == "3"]
+    assert len(ended_short) >= 3, run.trials  # enough trials at rung 3 for ASHA to stop some of them there
+    for t in ended_short:
+        assert t["state"] == "completed", (t, run.output[-3000:])
+        assert (run.sweep_dir / t["number"] / "tested.txt").exists()
+    assert any(t["state"] == "stopped" for t in run.trials), run.trials  # the rule did stop trials
+
+
+def test_a_cheaper_task_without_its_last_step_is_refused_with_early_stopping(workdir: Path) -> None:
+    """The sweeper cannot know how many steps a task's overrides leave (``epochs: 3``)."""
+    tasks = "hydra.sweeper.tasks=[{name:short,cost:0.25,overrides:{epochs:3}},{name:full,cost:1}]"
+    done = run_example(workdir, tasks, *ASHA_TO_9, app=write_trains_then_tests(workdir))
+    assert done.proc.returncode != 0
+    assert "hydra.sweeper.tasks[0].max_step: " in done.proc.stderr, done.proc.stderr[-2000:]
+    assert "Traceback" not in done.proc.stderr and not (workdir / "sweep").exists()
