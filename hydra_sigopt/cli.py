@@ -314,6 +314,10 @@ def _best(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from hydra_sigopt.plot import plot_sweep
 
+    try:
+        import matplotlib  # noqa: F401 (not in the [lite] install the README starts with)
+    except ImportError:
+        raise UsageError("plot needs matplotlib: pip install 'hydra-sigopt-sweeper[plot]'") from None
     out = Path(args.output or Path(args.sweep_dir) / "sweep.png")
     _check_image_format(out)
     with open_journal(args.sweep_dir) as journal:

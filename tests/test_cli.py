@@ -69,6 +69,20 @@ def test_plot_writes_a_png(finished_sweep: AppRun, capsys: pytest.CaptureFixture
     assert image.shape[:2] == (360, 1500)
 
 
+def test_plot_without_matplotlib_says_what_to_install(finished_sweep: AppRun, tmp_path: Path) -> None:
+    """The README's install line (``[lite]``) brings no matplotlib: ``plot`` ended in a traceback."""
+    without = "import sys; sys.modules['matplotlib'] = None; from hydra_sigopt.cli import main; sys.exit(main())"
+    out_png = tmp_path / "sweep.png"
+    done = subprocess.run(
+        [sys.executable, "-c", without, "plot", str(finished_sweep.sweep_dir), "-o", str(out_png)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "hydra-sigopt: plot needs matplotlib: pip install 'hydra-sigopt-sweeper[plot]'"
+    assert not out_png.exists()
+
+
 def test_continue_prints_and_runs_the_resume_command(
     finished_sweep: AppRun, capsys: pytest.CaptureFixture[str]
 ) -> None:
