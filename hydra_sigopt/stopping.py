@@ -200,5 +200,6 @@ class Stopping:
         return True
 
     def _ended_since_last_wait(self) -> list[JobOutcome]:
-        # A batch runner's wait runs its whole batch: only an asynchronous one answers at once.
-        return self.runner.wait(timeout=0) if self.runner.asynchronous else []
+        # A batch runner's wait runs its whole batch: only an asynchronous one answers at once; a
+        # batch cut short by the Ctrl-C keeps those of its trials that had ended.
+        return self.runner.wait(timeout=0) if self.runner.asynchronous else self.runner.ended_before_interrupt()

@@ -220,6 +220,59 @@ def test_a_stop_signal_while_a_trial_is_submitted_neither_loses_nor_reruns_it(tm
     assert [(t.state, t.rerun_of) for t in trials] == [("completed", None)] * 4, resumed.output[-3000:]
 
 
+THIRD_OF_A_BATCH_TRAINS_LONG = """\
+import pathlib, time
+if job_num() == 2:
+    pathlib.Path("trial-2-runs").write_text("")
+    time.sleep(120)
+return cfg.x
+"""
+
+
+@pytest.mark.parametrize(
+    "launcher", [(), (*SUBMITIT_LOCAL, "hydra.sweeper.scheduler=batch")], ids=["basic", "submitit"]
+)
+def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_finished(
+    tmp_path: Path, launcher: tuple[str, ...]
+) -> None:
+    """The README's first config (parallel_bandwidth: 4, the basic launcher): a Ctrl-C as the third
+    trial of a batch ran recorded the two that had finished as cancelled with it, and a resumed
+    sweep ran new suggestions in their place: their trainings were lost."""
+    from small_apps import write_app
+
+    app = write_app(tmp_path, THIRD_OF_A_BATCH_TRAINS_LONG, budget=4)
+    cmd = [
+        sys.executable,
+        str(app),
+        "-m",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "hydra.sweeper.parallel_bandwidth=3",
+    ]
+    proc = subprocess.Popen(
+        [*cmd, *launcher], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "trial-2-runs").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # the first two have ended by now (locally as jobs: at once)
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert "Interrupted" in out, out[-3000:]
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        trials = journal.trials()
+    assert [t.state for t in trials] == ["completed", "completed", "abandoned"], out[-3000:]
+    assert "Trials [0, 1] had finished: their results are recorded" in out, out[-3000:]
+    resumed = subprocess.run([*cmd, *launcher], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        trials = journal.trials()
+    assert [t.state for t in trials] == ["completed", "completed", "abandoned", "completed", "completed"], (
+        resumed.stderr[-3000:]
+    )
+
+
 SWALLOWING_TASK = """\
 import pathlib, sys, time
 trained = 0

@@ -56,6 +56,11 @@ class TrialRunner(ABC):
     def wait(self, timeout: float) -> list[JobOutcome]:
         """Outcomes of trials that ended; may return none when ``timeout`` passes first."""
 
+    def ended_before_interrupt(self) -> list[JobOutcome]:
+        """Outcomes of the trials that ended before a Ctrl-C cut a blocking :meth:`wait` short (a
+        batch runner's: the trials of its batch that had finished), each reported once."""
+        return []
+
     def started_late(self) -> list[tuple[int, str]]:
         """Trials whose job :meth:`start` could not submit at once and :meth:`wait` submitted since:
         (number, job id), each reported once. Only asynchronous runners defer a start."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from hydra_sigopt.runners.base import TrialRunner
 from hydra_sigopt.runners.outcome import JobOutcome, describe_error, outcome_from_job_return
+from hydra_sigopt.runners.task import take_returned_here
 
 
 class BatchRunner(TrialRunner):
@@ -20,6 +21,7 @@ class BatchRunner(TrialRunner):
         self.logs_each_trial = True
         self.runs_trials_here = self.kind == "BasicLauncher"
         self._queued: list[tuple[int, list[str]]] = []
+        self._ended_before_interrupt: list[JobOutcome] = []
 
     def start(self, number: int, overrides: Sequence[str]) -> str | None:
         if self._queued and number != self._queued[-1][0] + 1:
@@ -36,8 +38,13 @@ class BatchRunner(TrialRunner):
         batch, self._queued = self._queued, []
         first = batch[0][0]
         started = time.time()
+        numbers = [n for n, _ in batch]
         try:
             returns = self.launcher.launch([o for _, o in batch], initial_job_idx=first)
+        except KeyboardInterrupt:
+            ended = take_returned_here(numbers)  # in-process trials of the batch that had finished
+            self._ended_before_interrupt = [JobOutcome(n, True, v, ended_at=at) for n, (v, at) in ended.items()]
+            raise
         except Exception as exc:  # e.g. submitit's UncompletedJobError: the batch's results are lost
             tb = traceback.format_exc()
             reason = f"the launcher lost the batch: {describe_error(exc)}"
@@ -45,6 +52,7 @@ class BatchRunner(TrialRunner):
                 JobOutcome(n, False, error=exc, reason=reason, traceback=tb, started_at=started, ended_at=time.time())
                 for n, _ in batch
             ]
+        take_returned_here(numbers)  # their JobReturns say it all
         outcomes = [outcome_from_job_return(n, ret) for (n, _), ret in zip(batch, returns)]
         missing = [n for n, _ in batch[len(returns) :]]
         outcomes += [
@@ -52,6 +60,10 @@ class BatchRunner(TrialRunner):
             for n in missing
         ]
         return outcomes
+
+    def ended_before_interrupt(self) -> list[JobOutcome]:
+        ended, self._ended_before_interrupt = self._ended_before_interrupt, []
+        return ended
 
     def describe(self) -> str:
         return f"batch (synchronous, through {type(self.launcher).__name__}.launch)"

@@ -355,12 +355,19 @@ class SubmititBatchRunner(SubmititRunner):
     asynchronous = False
 
     def wait(self, timeout: float) -> list[JobOutcome]:
-        outcomes: list[JobOutcome] = []
+        # Kept here, not in a local: a Ctrl-C while the batch runs keeps those already ended.
+        self._batch_ended: list[JobOutcome] = []
         while self._jobs or self.refused.numbers():
             if self.between_polls is not None:
                 self.between_polls()  # the batch's trials report while it runs: the sweep may stop some
-            outcomes += super().wait(timeout=self.poll_interval * 4)
+            self._batch_ended += super().wait(timeout=self.poll_interval * 4)
+        outcomes, self._batch_ended = self._batch_ended, []
         return outcomes
+
+    def ended_before_interrupt(self) -> list[JobOutcome]:
+        """The batch's trials that had ended, and those whose result came since (read, not waited for)."""
+        ended, self._batch_ended = getattr(self, "_batch_ended", []), []
+        return ended + super().wait(timeout=0)
 
     def describe(self) -> str:
         return f"batch (synchronous batches of submitit '{self.cluster}' jobs)"

@@ -11,7 +11,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -22,6 +22,17 @@ from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, describe_error
 from hydra_sigopt.stop_rules import StopRule
 
 log = logging.getLogger(__name__)
+
+
+#: What the tasks run in this process returned (value, end time), by job number, until their
+#: batch's ``launch()`` returns: a Ctrl-C that ends a batch of in-process trials (the basic
+#: launcher runs them one after the other) keeps those that had finished (see BatchRunner).
+_returned_here: dict[int, tuple[Any, float]] = {}
+
+
+def take_returned_here(numbers: Iterable[int]) -> dict[int, tuple[Any, float]]:
+    """The (value, end time) of these trials' tasks that returned in this process; forgotten here."""
+    return {n: _returned_here.pop(n) for n in list(numbers) if n in _returned_here}
 
 
 class TaskExit(RuntimeError):
@@ -62,23 +73,24 @@ class TimedTask:
             _keep_full_traceback(traceback.format_exc())
             self._note_run(started, stop_learnt=True)
             raise
-        self._note_run(started, stop_learnt)
+        ended = self._note_run(started, stop_learnt)
+        number = _job_number()
+        if number is not None and not _in_submitit_job():
+            _returned_here[number] = (value, ended)
         return value
 
-    def _note_run(self, started: float, stop_learnt: bool) -> None:
-        """Tell the sweeper when and where the task ran, beside its value (see report_files.RunRecord)."""
-        if self.reports_root is None:
-            return
-        from hydra.core.hydra_config import HydraConfig
-
+    def _note_run(self, started: float, stop_learnt: bool) -> float:
+        """Tell the sweeper when and where the task ran, beside its value (see report_files.RunRecord);
+        return when it ended."""
+        ended = time.time()
+        number = _job_number()
+        if self.reports_root is None or number is None:
+            return ended
         from hydra_sigopt.report_files import RunRecord, trial_folder, write_run_record
 
-        try:
-            folder = trial_folder(self.reports_root, int(HydraConfig.get().job.num))
-        except ValueError as exc:  # no Hydra job config: the sweeper records the trial without it
-            log.debug("cannot note the trial's run: %s", exc)
-            return
-        write_run_record(folder, RunRecord(started, time.time(), socket.gethostname(), stop_learnt))
+        record = RunRecord(started, ended, socket.gethostname(), stop_learnt)
+        write_run_record(trial_folder(self.reports_root, number), record)
+        return ended
 
     def _run(self, cfg: Any) -> tuple[Any, bool]:
         """The task's value, and whether the trial learnt of a stop by the sweeper (see RunRecord)."""
@@ -109,6 +121,17 @@ class TimedTask:
                 raise  # the job exits to be requeued (time-out or preemption signal): not a failure
             code = "" if exc.code is None else repr(exc.code)
             raise TaskExit(f"the task called sys.exit({code})") from exc
+
+
+def _job_number() -> int | None:
+    """The trial's number (Hydra's job number); None outside a Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return int(HydraConfig.get().job.num)
+    except ValueError as exc:  # no Hydra job config (a test calling the task): nothing to note
+        log.debug("no Hydra job config: %s", exc)
+        return None
 
 
 class _GaveUpOnTheJob(BaseException):
