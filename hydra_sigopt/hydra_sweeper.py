@@ -63,7 +63,8 @@ class SigOptSweeperImpl:
             self._use_sweep_dir(str(self.config.hydra.sweep.dir))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
 
-        task = TimedTask(self.task_function, trials_root(sweep_dir), settings.early_stopping)
+        detached = settings.on_interrupt == "detach"
+        task = TimedTask(self.task_function, trials_root(sweep_dir), settings.early_stopping, detached)
         launcher = Plugins.instance().instantiate_launcher(
             hydra_context=self.hydra_context, task_function=task, config=self.config
         )

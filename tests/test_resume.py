@@ -220,6 +220,32 @@ def test_a_stop_signal_while_a_trial_is_submitted_neither_loses_nor_reruns_it(tm
     assert [(t.state, t.rerun_of) for t in trials] == [("completed", None)] * 4, resumed.output[-3000:]
 
 
+def test_detached_local_jobs_outlive_a_ctrl_c_in_the_terminal(tmp_path: Path) -> None:
+    """on_interrupt: detach, submitit_local: a terminal's Ctrl-C (SIGINT to its whole foreground
+    process group) killed the jobs too, while the sweeper said they were left running; the resumed
+    sweep found them gone and ran them again."""
+    from conftest import EPOCHS_APP
+
+    overrides = [*SUBMITIT_LOCAL, "hydra.sweeper.on_interrupt=detach", "hydra.sweeper.parallel_bandwidth=2"]
+    overrides += ["hydra.sweeper.observation_budget=3", "hydra.sweeper.early_stopping.rule=none", "epoch_sleep_s=0.5"]
+    proc, sweep_dir = start_example(tmp_path, *overrides, new_session=True, app=EPOCHS_APP)
+    try:
+        jobs = running_job_ids(sweep_dir, 2)
+        time.sleep(1.0)  # their tasks run
+        os.killpg(proc.pid, signal.SIGINT)  # as the terminal's Ctrl-C
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert f"Trials {sorted(jobs)} were left running (on_interrupt: detach)" in out, out[-3000:]
+    resumed = run_example(tmp_path, *overrides, app=EPOCHS_APP).assert_ok()
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        trials = journal.trials()
+    assert [(t.state, t.job_id) for t in trials[:2]] == [("completed", jobs[0]), ("completed", jobs[1])], (
+        resumed.output[-3000:]
+    )
+    assert [t.state for t in trials] == ["completed"] * 3, resumed.output[-3000:]
+
+
 THIRD_OF_A_BATCH_TRAINS_LONG = """\
 import pathlib, time
 if job_num() == 2:

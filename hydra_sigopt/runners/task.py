@@ -48,9 +48,16 @@ class TimedTask:
     """
 
     def __init__(
-        self, task_function: Callable[[Any], Any], reports_root: Path | None = None, stop_rule: StopRule | None = None
+        self,
+        task_function: Callable[[Any], Any],
+        reports_root: Path | None = None,
+        stop_rule: StopRule | None = None,
+        detached: bool = False,
     ) -> None:
         self.task_function = task_function
+        #: ``on_interrupt: detach``: a local job leaves the terminal's process group, so that the
+        #: terminal's Ctrl-C (sent to the whole group) stops the sweeper and leaves the job running.
+        self.detached = detached
         self.__name__ = getattr(task_function, "__name__", "task")
         #: Where the trials' report folders are (``hydra_sigopt.report_files``): report() writes there.
         self.reports_root = reports_root
@@ -62,6 +69,8 @@ class TimedTask:
         from hydra_sigopt.crashpoints import crash_point
 
         started = time.time()
+        if getattr(self, "detached", False) and os.environ.get("SUBMITIT_EXECUTOR") == "local":  # getattr: older jobs
+            _leave_the_terminals_process_group()
         take_interrupts()  # a local job starts with SIGINT blocked: the app takes Ctrl-C as usual
         crash_point("in_task")
         try:
@@ -121,6 +130,22 @@ class TimedTask:
                 raise  # the job exits to be requeued (time-out or preemption signal): not a failure
             code = "" if exc.code is None else repr(exc.code)
             raise TaskExit(f"the task called sys.exit({code})") from exc
+
+
+def _leave_the_terminals_process_group() -> None:
+    """A process group of its own: a Ctrl-C in the sweeper's terminal no longer reaches this job,
+    while a cancel (``hydra-sigopt kill``: SIGINT to its processes) still does (Slurm's jobs never
+    were in it). A no-op for a process leading a group already."""
+    import signal
+
+    try:
+        if os.getpgid(0) != os.getpid():
+            os.setpgid(0, 0)
+    except OSError as exc:
+        log.debug("the job stays in its process group: %s", exc)
+    # One that came while the job started (SIGINT blocked) was the terminal's: not for this job.
+    if signal.SIGINT in signal.sigpending():
+        signal.sigwait({signal.SIGINT})
 
 
 def _job_number() -> int | None:
