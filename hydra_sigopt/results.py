@@ -176,7 +176,7 @@ class Results:
         error) is that trial's failure: raised here it would stop the sweep, and every resume
         would run the same point into the same crash.
         """
-        outcome = self._as_it_ran(outcome)
+        outcome = self.as_it_ran(outcome)
         values: tuple[MetricValue, ...] = ()
         if outcome.ok:
             try:
@@ -188,7 +188,7 @@ class Results:
                 outcome = dataclasses.replace(outcome, reason=reason, traceback=traceback.format_exc())
         return values, self.fit_to_write(outcome)
 
-    def _as_it_ran(self, outcome: JobOutcome) -> JobOutcome:
+    def as_it_ran(self, outcome: JobOutcome) -> JobOutcome:
         """The outcome with when and where the trial's task ran, by the trial's own record where it wrote one."""
         if self.trials_root is None:
             return outcome

@@ -172,7 +172,9 @@ class Stopping:
         too, and must not be masked by it; what is journaled and not posted, a resumed sweep posts.
         """
         try:
-            outcomes = [*self.results.ended.values(), *self._ended_since_last_wait()]
+            ended = [*self.results.ended.values(), *self._ended_since_last_wait()]
+            # When each ended by its own record: the runner saw a batch's trials end with the batch.
+            outcomes = [self.results.as_it_ran(o) for o in ended]
             self.results.ended.clear()
             in_flight = [o for o in outcomes if o.number in self.scheduler.in_flight and not self._cut_short(o)]
             self.journal_last_reports([o.number for o in in_flight])  # as the loop's Record does

@@ -247,23 +247,38 @@ def test_detached_local_jobs_outlive_a_ctrl_c_in_the_terminal(tmp_path: Path) ->
 
 
 THIRD_OF_A_BATCH_TRAINS_LONG = """\
-import pathlib, time
+import pathlib, sys, time
 if job_num() == 2:
     pathlib.Path("trial-2-runs").write_text("")
-    time.sleep(120)
+    try:
+        time.sleep(120)
+    except KeyboardInterrupt:
+        if cfg.get("after_ctrl_c") == "return":  # a loop that breaks and returns its value so far
+            return cfg.x
+        if cfg.get("after_ctrl_c") == "exit":  # Lightning 2's graceful shutdown, then sys.exit(1)
+            sys.exit(1)
+        raise
 return cfg.x
 """
 
 
 @pytest.mark.parametrize(
-    "launcher", [(), (*SUBMITIT_LOCAL, "hydra.sweeper.scheduler=batch")], ids=["basic", "submitit"]
+    ("launcher", "after_ctrl_c"),
+    [
+        ((), "raise"),
+        ((), "return"),
+        ((), "exit"),
+        ((*SUBMITIT_LOCAL, "hydra.sweeper.scheduler=batch"), "raise"),
+    ],
+    ids=["basic", "basic-swallowed-return", "basic-swallowed-exit", "submitit"],
 )
 def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_finished(
-    tmp_path: Path, launcher: tuple[str, ...]
+    tmp_path: Path, launcher: tuple[str, ...], after_ctrl_c: str
 ) -> None:
     """The README's first config (parallel_bandwidth: 4, the basic launcher): a Ctrl-C as the third
     trial of a batch ran recorded the two that had finished as cancelled with it, and a resumed
-    sweep ran new suggestions in their place: their trainings were lost."""
+    sweep ran new suggestions in their place: their trainings were lost. Also when the app swallows
+    the Ctrl-C (Lightning does), as the batch's last trial."""
     from small_apps import write_app
 
     app = write_app(tmp_path, THIRD_OF_A_BATCH_TRAINS_LONG, budget=4)
@@ -273,6 +288,7 @@ def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_finished
         "-m",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         "hydra.sweeper.parallel_bandwidth=3",
+        f"+after_ctrl_c={after_ctrl_c}",
     ]
     proc = subprocess.Popen(
         [*cmd, *launcher], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
