@@ -104,6 +104,14 @@ class ReportLines:
         return [_parse(raw) for raw in complete.splitlines() if raw.strip()]
 
 
+def last_report(folder: Path) -> tuple[int, float] | None:
+    """The step and time of the trial's last whole report (None: none yet), from any of its processes."""
+    for line in reversed(ReportLines(folder / REPORTS_NAME).new_lines()):
+        if isinstance(line, dict) and isinstance(line.get("step"), int) and isinstance(line.get("time"), (int, float)):
+            return line["step"], float(line["time"])
+    return None
+
+
 def _parse(raw: bytes) -> Any:
     try:
         return json.loads(raw)

@@ -48,6 +48,7 @@ from hydra_sigopt.report_files import (
     LARGEST_STEP,
     append_report,
     judged_step,
+    last_report,
     stop_requested,
     stop_seen,
     trial_folder,
@@ -279,11 +280,19 @@ def _trial_named(named: str) -> _Trial | None:
     try:
         fields = json.loads(named)
         rule = StopRule(**fields["rule"]) if fields.get("rule") else None
-        trial = _Trial(int(fields["number"]), Path(fields["folder"]), rule, step_started=time.monotonic())
+        trial = _Trial(int(fields["number"]), Path(fields["folder"]), rule)
         trial.judged_in_the_trials_process = bool(fields.get("in_process", False))
-        return trial
+        started = float(fields.get("started", time.time()))
     except (ValueError, TypeError, KeyError):  # not ours, or from another version: report nothing
         return None
+    # A worker of a later stage (a second Trainer's ddp_spawn) counts on from the trial's last report,
+    # and its first step started then (or with the trial), not at its first report: it waits for
+    # the verdict, as the trial's own process does.
+    last = last_report(trial.folder)
+    if last is not None:
+        trial.last_step, started = last[0], max(started, last[1])
+    trial.step_started = time.monotonic() - max(0.0, time.time() - started)
+    return trial
 
 
 def _checked_step(step: Any, last: int | None) -> int:
@@ -343,7 +352,8 @@ def reporting_to(root: Path, number: int, rule: StopRule | None = None) -> Itera
 def _name(trial: _Trial) -> str:
     rule = dataclasses.asdict(trial.rule) if trial.rule is not None else None
     in_process = _in_process_hook is not None and _on_the_hooks_thread()
-    return json.dumps({"number": trial.number, "folder": str(trial.folder), "rule": rule, "in_process": in_process})
+    fields = {"number": trial.number, "folder": str(trial.folder), "rule": rule, "in_process": in_process}
+    return json.dumps({**fields, "started": time.time()})  # when the trial started (see _trial_named)
 
 
 def set_in_process_hook(hook: Callable[[int], None] | None) -> None:

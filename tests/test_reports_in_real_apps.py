@@ -3,6 +3,7 @@ when the file system refuses a report (full, over quota)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from conftest import SUBMITIT_LOCAL, run_example
 from small_apps import write_app
 
 from hydra_sigopt.journal import Journal
+from hydra_sigopt.report_files import REPORTS_NAME, trials_root
 
 pytestmark = pytest.mark.slow
 
@@ -118,6 +120,46 @@ def test_reports_from_a_worker_process_started_with_spawn(tmp_path: Path) -> Non
     # ddp_spawn, on this launcher, was never stopped, without a word, its ranks waiting at each
     # rung for a verdict that could not come): said once per trial, as for a worker thread.
     assert run.output.count("report() was called from another thread or process than the trial's task") == 2
+
+
+SPAWNING_STAGES = """\
+context = multiprocessing.get_context("spawn")
+for stage in range(2):  # two Trainers, as a fine-tuning stage after the first, each with ddp_spawn
+    worker = context.Process(target=train, args=(cfg.x,))
+    worker.start()
+    worker.join()
+    assert worker.exitcode == 0
+return cfg.x / 6
+"""
+SPAWNED_STAGE = """\
+import time
+
+from hydra_sigopt import report
+from hydra_sigopt.reporting import last_reported_step
+
+
+def train(x):  # one stage's training loop, in a worker process started with spawn
+    offset = last_reported_step() or 0  # as SigOptReport counts a second Trainer's epochs on
+    for epoch in range(1, 4):
+        time.sleep(0.4)  # the epoch
+        report(offset + epoch, value=x / (offset + epoch))
+"""
+
+
+def test_spawned_workers_of_a_second_stage_count_on_and_a_first_report_waits_for_its_verdict(tmp_path: Path) -> None:
+    """Lightning's ddp_spawn, as jobs: a second Trainer's workers reported steps 1, 2, 3 again (the
+    sweeper dropped them all: the trial's fine-tuning was never judged, nor counted), and a worker's
+    first report took 0 s by its clock, so it never waited for the verdict at the lowest rung (a
+    trial stopped there trained one more epoch)."""
+    app = write_app(tmp_path, SPAWNING_STAGES, helpers="import multiprocessing\n\nfrom stages import train\n", budget=2)
+    (app.parent / "stages.py").write_text(SPAWNED_STAGE)  # importable: a job's __main__ is submitit's
+    run = run_example(tmp_path, *SUBMITIT_LOCAL, *MEDIAN, app=app, env={"PYTHONPATH": str(app.parent)}).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
+    assert reported_steps(run.sweep_dir) == {0: [1, 2, 3, 4, 5, 6], 1: [1, 2, 3, 4, 5, 6]}
+    assert [t["step"] for t in run.trials] == ["6", "6"]
+    for number in (0, 1):
+        lines = (trials_root(run.sweep_dir) / str(number) / REPORTS_NAME).read_text().splitlines()
+        assert json.loads(lines[0])["took"] >= 0.4, lines  # its epoch, at least: what the wait is bounded by
 
 
 NESTED = """\
