@@ -55,6 +55,8 @@ class TimedTask:
         detached: bool = False,
     ) -> None:
         self.task_function = task_function
+        #: The sweeper's process: a task run in it keeps its value for BatchRunner (see _returned_here).
+        self.sweeper_pid = os.getpid()
         #: ``on_interrupt: detach``: a local job leaves the terminal's process group, so that the
         #: terminal's Ctrl-C (sent to the whole group) stops the sweeper and leaves the job running.
         self.detached = detached
@@ -84,7 +86,7 @@ class TimedTask:
             raise
         ended = self._note_run(started, stop_learnt)
         number = _job_number()
-        if number is not None and not _in_submitit_job():
+        if number is not None and os.getpid() == getattr(self, "sweeper_pid", None):  # not a job's, a worker's
             _returned_here[number] = (value, ended)
         return value
 
