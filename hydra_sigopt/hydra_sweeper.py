@@ -39,6 +39,7 @@ class SigOptSweeperImpl:
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
         from hydra_sigopt.settings import parse_settings, sweep_dir_mode
+        from hydra_sigopt.stop_rules import open_ended_warning
         from hydra_sigopt.sweep import Sweep
         from hydra_sigopt.sweepdir import refuse_missing_journal
 
@@ -50,9 +51,9 @@ class SigOptSweeperImpl:
         self._check_trials_compose(definition.space, definition.tasks)
         for warning in slow_engine_warnings(settings, definition):
             log.warning("The sweep will be slow: %s", warning)
-        blind = stopped_as_failed_warning(settings, definition)
-        if blind:
-            log.warning("%s", blind)
+        for caveat in (stopped_as_failed_warning(settings, definition), open_ended_warning(settings.early_stopping)):
+            if caveat:
+                log.warning("%s", caveat)
         if settings.resume:
             refuse_missing_journal(Path(settings.resume).expanduser())
             self._use_sweep_dir(settings.resume)

@@ -66,6 +66,19 @@ class StopRule:
         return a > b if self.minimize else a < b
 
 
+def open_ended_warning(rule: StopRule) -> str | None:
+    """What a rule without ``max_step`` does to a trial's last report, if it applies: it judges it
+    too (asha: when the last epoch is a rung, as 9 is of 1, 3, 9), so a trial trained to its end is
+    recorded stopped there."""
+    if not rule.active or rule.max_step is not None:
+        return None
+    return (
+        "early_stopping.max_step is not set: the rule judges a trial's last report too, and a trial it stops there "
+        "is recorded as stopped (its code after the training does not run, and it cannot be the best); set "
+        "max_step to the steps of a full training (your epochs)"
+    )
+
+
 def should_stop(rule: StopRule, curves: Curves, trial: int, step: int) -> bool:
     """Whether ``trial``'s report at ``step`` (already in ``curves``) stops it under ``rule``."""
     if not _judged_at(rule, step) or step not in curves.get(trial, {}):

@@ -500,3 +500,24 @@ def test_a_trial_that_trained_to_its_end_before_its_reports_were_read_completes_
     assert run.results["best_value"] == pytest.approx(1 / epochs - 0.3)  # the last trial's
     if epochs < 9:  # stopped at a rung on the reports read during its test: completed after all
         assert "had trained to its end before the reports it was stopped on were read" in run.output
+
+
+NINE_EPOCHS = """\
+from hydra_sigopt import report
+
+for epoch in range(1, 10):
+    report(epoch, loss=cfg.x + 1 / epoch)
+return cfg.x + 1 / 9
+"""
+
+
+@pytest.mark.parametrize("max_step", [None, 9])
+def test_a_rule_without_max_step_is_warned_about_at_start(tmp_path: Path, max_step: int | None) -> None:
+    """asha's rungs 1, 3, 9 include a 9-epoch training's last report: without max_step, trials
+    trained to their end were recorded stopped there (their test after fit never ran), unwarned."""
+    app = write_app(tmp_path, NINE_EPOCHS, budget=2)
+    given = [f"hydra.sweeper.early_stopping.max_step={max_step}"] if max_step else []
+    es = ("hydra.sweeper.early_stopping.rule=asha", "hydra.sweeper.metrics=[{name:loss,objective:minimize}]")
+    run = run_example(tmp_path, *es, *given, app=app).assert_ok()
+    warned = run.output.count("early_stopping.max_step is not set: the rule judges a trial's last report too")
+    assert warned == (1 if max_step is None else 0), run.output[-3000:]
