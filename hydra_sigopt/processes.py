@@ -17,8 +17,10 @@ from pathlib import Path
 
 
 @contextmanager
-def interrupts_kept_from_children() -> Iterator[None]:
-    """Start child processes with SIGINT blocked (for submitit's local jobs).
+def interrupts_kept_from_children(hangups_too: bool = False) -> Iterator[None]:
+    """Start child processes with SIGINT blocked (for submitit's local jobs); with ``hangups_too``
+    (``on_interrupt: detach``) SIGHUP as well, so that a lost terminal leaves the jobs running, and
+    trackable through their controller, as it leaves Slurm's.
 
     A child inherits the calling thread's signal mask, through exec: submitit's local controller
     then never takes a terminal's Ctrl-C, which it turned into a KeyboardInterrupt traceback printed
@@ -26,7 +28,8 @@ def interrupts_kept_from_children() -> Iterator[None]:
     the app still gets its KeyboardInterrupt. A Ctrl-C meanwhile is not lost: the other threads
     take it, or it waits here until unblocked.
     """
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    blocked = {signal.SIGINT, signal.SIGHUP} if hangups_too else {signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
     try:
         yield
     finally:
@@ -37,6 +40,22 @@ def take_interrupts() -> None:
     """Unblock SIGINT in this thread (a local job's task: see :func:`interrupts_kept_from_children`);
     one that came while it was blocked is raised now, as KeyboardInterrupt."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def leave_the_terminals_process_group() -> None:
+    """A process group of its own for a detached local job's task (``on_interrupt: detach``): a
+    Ctrl-C in the sweeper's terminal (SIGINT to its whole foreground group) stops the sweeper only;
+    a cancel (``hydra-sigopt kill``: SIGINT to the job's processes) still reaches it. A no-op for a
+    process leading a group already."""
+    try:
+        if os.getpgid(0) != os.getpid():
+            os.setpgid(0, 0)
+    except OSError:
+        pass  # the job stays in the terminal's group: a Ctrl-C there reaches it, as without detach
+    # One that came while the job started (SIGINT blocked) was most likely the terminal's. (A cancel's
+    # comes to a job whose task did not start yet: it is killed 3 s later all the same.)
+    if signal.SIGINT in signal.sigpending():
+        signal.sigwait({signal.SIGINT})
 
 
 def pid_running(pid: str | int) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra_sigopt.processes import take_interrupts
+from hydra_sigopt.processes import leave_the_terminals_process_group, take_interrupts
 
 
 def _job_log() -> logging.Logger:
@@ -102,6 +102,10 @@ class WarmJob:
         self._trial_args: tuple[Any, ...] | None = None
 
     def __call__(self) -> Any:
+        from hydra_sigopt.runners.executor import detaches
+
+        if detaches(self.launcher) and os.environ.get("SUBMITIT_EXECUTOR") == "local":
+            leave_the_terminals_process_group()  # before SIGINT is unblocked (see TimedTask)
         take_interrupts()  # a local job starts with SIGINT blocked (processes.interrupts_kept_from_children)
         self._warm_up()
         path = Path(self.claim_path)

@@ -16,6 +16,7 @@ from conftest import SUBMITIT_LOCAL, run_example, running_job_ids, start_example
 
 from hydra_sigopt.crashpoints import ENV_VAR
 from hydra_sigopt.journal import Journal
+from hydra_sigopt.processes import local_job_running
 
 pytestmark = pytest.mark.slow
 
@@ -220,10 +221,12 @@ def test_a_stop_signal_while_a_trial_is_submitted_neither_loses_nor_reruns_it(tm
     assert [(t.state, t.rerun_of) for t in trials] == [("completed", None)] * 4, resumed.output[-3000:]
 
 
-def test_detached_local_jobs_outlive_a_ctrl_c_in_the_terminal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "hang-up"])
+def test_detached_local_jobs_outlive_a_ctrl_c_or_hang_up_of_the_terminal(tmp_path: Path, sent: int) -> None:
     """on_interrupt: detach, submitit_local: a terminal's Ctrl-C (SIGINT to its whole foreground
     process group) killed the jobs too, while the sweeper said they were left running; the resumed
-    sweep found them gone and ran them again."""
+    sweep found them gone and ran them again. A hang-up (a lost SSH session) must leave them running
+    as well, and trackable: their task alone out of the group ran on as an orphan nothing could cancel."""
     from conftest import EPOCHS_APP
 
     overrides = [*SUBMITIT_LOCAL, "hydra.sweeper.on_interrupt=detach", "hydra.sweeper.parallel_bandwidth=2"]
@@ -232,11 +235,14 @@ def test_detached_local_jobs_outlive_a_ctrl_c_in_the_terminal(tmp_path: Path) ->
     try:
         jobs = running_job_ids(sweep_dir, 2)
         time.sleep(1.0)  # their tasks run
-        os.killpg(proc.pid, signal.SIGINT)  # as the terminal's Ctrl-C
+        os.killpg(proc.pid, sent)  # to the terminal's foreground process group
+        proc.wait(timeout=60)  # not its output's end: the jobs hold the pipe, as they would hold the terminal
+        assert all(local_job_running(job) for job in jobs.values())  # running, and a cancel can reach them
         out, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert f"Trials {sorted(jobs)} were left running (on_interrupt: detach)" in out, out[-3000:]
+    if sent == signal.SIGINT:
+        assert f"Trials {sorted(jobs)} were left running (on_interrupt: detach)" in out, out[-3000:]
     resumed = run_example(tmp_path, *overrides, app=EPOCHS_APP).assert_ok()
     with Journal.open(sweep_dir, readonly=True) as journal:
         trials = journal.trials()

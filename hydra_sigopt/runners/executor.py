@@ -61,12 +61,21 @@ def make_executor(launcher: Any) -> Any:
     return executor
 
 
-def starting_jobs(cluster: str) -> AbstractContextManager[None]:
+def starting_jobs(launcher: Any) -> AbstractContextManager[None]:
     """Where the executor submits jobs: local jobs start with SIGINT blocked, so that a terminal's
-    Ctrl-C does not reach submitit's controller (see processes.interrupts_kept_from_children)."""
+    Ctrl-C does not reach submitit's controller, and SIGHUP too when the sweep detaches from its
+    jobs (see processes.interrupts_kept_from_children)."""
     from hydra_sigopt.processes import interrupts_kept_from_children
 
-    return interrupts_kept_from_children() if cluster == "local" else nullcontext()
+    if launcher._EXECUTOR != "local":
+        return nullcontext()
+    return interrupts_kept_from_children(hangups_too=detaches(launcher))
+
+
+def detaches(launcher: Any) -> bool:
+    """Whether the sweep leaves its jobs running when it stops (``on_interrupt: detach``), as the
+    task the launcher runs (hydra_sigopt.runners.task.TimedTask, set by the launcher's setup()) says."""
+    return bool(getattr(getattr(launcher, "task_function", None), "detached", False))
 
 
 def run_jobs_from(executor: Any, job_python: Any) -> None:

@@ -134,7 +134,7 @@ class SubmititRunner(TrialRunner):
     def _submit(self, number: int, overrides: Sequence[str]) -> Any:
         from hydra.core.singleton import Singleton
 
-        with starting_jobs(self.cluster):
+        with starting_jobs(self.launcher):
             job = self.executor.submit(
                 self.launcher, list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state()
             )

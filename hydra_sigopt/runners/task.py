@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hydra_sigopt.processes import take_interrupts
+from hydra_sigopt.processes import leave_the_terminals_process_group, take_interrupts
 from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, describe_error
 from hydra_sigopt.stop_rules import StopRule
 
@@ -72,7 +72,7 @@ class TimedTask:
 
         started = time.time()
         if getattr(self, "detached", False) and os.environ.get("SUBMITIT_EXECUTOR") == "local":  # getattr: older jobs
-            _leave_the_terminals_process_group()
+            leave_the_terminals_process_group()
         take_interrupts()  # a local job starts with SIGINT blocked: the app takes Ctrl-C as usual
         crash_point("in_task")
         try:
@@ -132,22 +132,6 @@ class TimedTask:
                 raise  # the job exits to be requeued (time-out or preemption signal): not a failure
             code = "" if exc.code is None else repr(exc.code)
             raise TaskExit(f"the task called sys.exit({code})") from exc
-
-
-def _leave_the_terminals_process_group() -> None:
-    """A process group of its own: a Ctrl-C in the sweeper's terminal no longer reaches this job,
-    while a cancel (``hydra-sigopt kill``: SIGINT to its processes) still does (Slurm's jobs never
-    were in it). A no-op for a process leading a group already."""
-    import signal
-
-    try:
-        if os.getpgid(0) != os.getpid():
-            os.setpgid(0, 0)
-    except OSError as exc:
-        log.debug("the job stays in its process group: %s", exc)
-    # One that came while the job started (SIGINT blocked) was the terminal's: not for this job.
-    if signal.SIGINT in signal.sigpending():
-        signal.sigwait({signal.SIGINT})
 
 
 def _job_number() -> int | None:

@@ -134,7 +134,7 @@ class WarmPool:
             poll_s,
             warm_up_overrides=self._last_overrides,
         )
-        with starting_jobs(self.cluster):
+        with starting_jobs(self.launcher):
             return _Waiting(self.executor.submit(warm_job), path)
 
     def _retire(self, warm: _Waiting, reason: str) -> None:
