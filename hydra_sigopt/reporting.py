@@ -287,10 +287,11 @@ def _trial_named(named: str) -> _Trial | None:
         return None
     # A worker of a later stage (a second Trainer's ddp_spawn) counts on from the trial's last report,
     # and its first step started then (or with the trial), not at its first report: it waits for
-    # the verdict, as the trial's own process does.
+    # the verdict, as the trial's own process does. Only a report of this run of the task: a requeued
+    # job's first attempt left its own, which the new attempt reports again.
     last = last_report(trial.folder)
-    if last is not None:
-        trial.last_step, started = last[0], max(started, last[1])
+    if last is not None and last[1] >= started:
+        trial.last_step, started = last
     trial.step_started = time.monotonic() - max(0.0, time.time() - started)
     return trial
 

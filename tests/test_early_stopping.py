@@ -288,6 +288,28 @@ def test_a_cheaper_tasks_trial_at_its_last_step_is_answered_not_stopped(tmp_path
         assert judged_step(trial_folder(root, 1)) == 3
 
 
+@pytest.mark.parametrize("earlier_attempt", [False, True])
+def test_a_spawned_worker_counts_on_from_this_runs_reports_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, earlier_attempt: bool
+) -> None:
+    """A second stage's spawned worker continues the trial's steps; the reports a requeued job's
+    first attempt left (before this run of the task started) are not this run's: its worker starts
+    over at step 1, as the job's own process does (report(1) raised "steps must increase")."""
+    import json as json_module
+
+    from hydra_sigopt import reporting
+    from hydra_sigopt.report_files import append_report
+
+    folder = trial_folder(tmp_path / "reports", 0)
+    started = time.time()
+    append_report(folder, 3, {"loss": 0.5}, at=started - 60 if earlier_attempt else started + 1, took=1.0)
+    named = {"number": 0, "folder": str(folder), "rule": None, "in_process": False, "started": started}
+    monkeypatch.setenv(reporting.TRIAL_ENV, json_module.dumps(named))
+    monkeypatch.setattr(reporting, "_from_environment", None)
+    assert reporting.last_reported_step() == (None if earlier_attempt else 3)
+    report(1 if earlier_attempt else 4, loss=0.4)  # a new attempt starts over; a new stage counts on
+
+
 @pytest.mark.parametrize("step_s", [0.5, 600.0])
 def test_a_stopped_job_overstays_once_a_step_and_the_grace_have_passed(tmp_path: Path, step_s: float) -> None:
     """A job stopped mid-step reaches its next report a step later at most (the longest step it
