@@ -40,10 +40,15 @@ class Interrupts:
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
+        global _installed
         if _in_main_thread():
             self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+            _installed = self
 
     def restore(self) -> None:
+        global _installed
+        if _installed is self:
+            _installed = None
         """Give the signals back; after a stop by signal, through a short grace that absorbs the rest
         of the burst (an impatient user's Ctrl-C every 0.2 s landed in Hydra's printing of the stop:
         a KeyboardInterrupt traceback hid how to continue the sweep, CI)."""
@@ -83,6 +88,16 @@ class Interrupts:
         self.requested, self.requested_at = signum, time.time()
         if not self._deferring:
             raise KeyboardInterrupt(f"signal {signum}")
+
+
+#: The sweep's Interrupts while it runs in this process (see sweep_interrupted).
+_installed: Interrupts | None = None
+
+
+def sweep_interrupted() -> bool:
+    """Whether a stop signal came to the sweep this process runs: a trial run here (the basic
+    launcher's batch) must not start after it, even when the trial before swallowed the Ctrl-C."""
+    return _installed is not None and _installed.requested is not None
 
 
 class _AfterStop:

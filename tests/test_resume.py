@@ -321,6 +321,53 @@ def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_finished
     )
 
 
+THIRD_SWALLOWS_FOURTH_TRAINS = """\
+import pathlib, time
+if job_num() == 2:
+    pathlib.Path("trial-2-runs").write_text("")
+    try:
+        time.sleep(120)
+    except KeyboardInterrupt:
+        print("Detected KeyboardInterrupt, attempting graceful shutdown...")  # as Lightning's Trainer does
+if job_num() == 3:
+    pathlib.Path("trial-3-ran").write_text("")
+    time.sleep(30)  # a whole training, after the user asked the sweep to stop
+return cfg.x
+"""
+
+
+def test_a_ctrl_c_an_in_process_trial_swallows_starts_no_later_trial_of_its_batch(tmp_path: Path) -> None:
+    """The basic launcher runs a batch's trials one after the other: after a trial swallowed the
+    Ctrl-C, the batch's next trials ran to their end, each a whole training the user had asked not
+    to wait for (and then thrown away, as ended after the interrupt)."""
+    from small_apps import write_app
+
+    app = write_app(tmp_path, THIRD_SWALLOWS_FOURTH_TRAINS, budget=5)
+    cmd = [
+        sys.executable,
+        str(app),
+        "-m",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "hydra.sweeper.parallel_bandwidth=4",
+    ]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "trial-2-runs").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        started_at = time.time()
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert "graceful shutdown" in out and "Interrupted" in out, out[-3000:]
+    assert not (tmp_path / "trial-3-ran").exists() and time.time() - started_at < 20, out[-3000:]
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        trials = journal.trials()
+    assert [t.state for t in trials] == ["completed", "completed", "abandoned", "abandoned"], out[-3000:]
+
+
 SWALLOWING_TASK = """\
 import pathlib, sys, time
 trained = 0

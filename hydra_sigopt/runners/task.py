@@ -19,6 +19,7 @@ from typing import Any
 
 from hydra_sigopt.processes import leave_the_terminals_process_group, take_interrupts
 from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, describe_error
+from hydra_sigopt.signals import sweep_interrupted
 from hydra_sigopt.stop_rules import StopRule
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ class TimedTask:
         from hydra_sigopt.crashpoints import crash_point
 
         started = time.time()
+        if os.getpid() == getattr(self, "sweeper_pid", None) and sweep_interrupted():
+            # The trial before swallowed the Ctrl-C (Lightning's graceful shutdown): end the batch here.
+            raise KeyboardInterrupt("the sweep was interrupted before this trial started")
         if getattr(self, "detached", False) and os.environ.get("SUBMITIT_EXECUTOR") == "local":  # getattr: older jobs
             leave_the_terminals_process_group()
         take_interrupts()  # a local job starts with SIGINT blocked: the app takes Ctrl-C as usual
