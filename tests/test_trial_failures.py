@@ -242,3 +242,22 @@ def test_memory_stays_flat_when_every_trial_raises_a_huge_error(tmp_path: Path) 
 def test_a_failure_rate_stop_names_the_last_failure_in_one_line(outcome: JobOutcome, said: str) -> None:
     """Issue 11: the stop printed the whole traceback; it says one line, and where the rest is."""
     assert failure_in_one_line(outcome) == said
+
+
+def test_a_batch_the_launcher_lost_leaves_no_value_of_its_trials_behind() -> None:
+    """Values of in-process trials are kept until their batch's launch() returns (for a Ctrl-C);
+    a launch() that raised left them for good, for a later sweep's trials of the same numbers."""
+    from hydra_sigopt.runners.batch import BatchRunner
+    from hydra_sigopt.runners.task import _returned_here, take_returned_here
+
+    class LosingLauncher:
+        def launch(self, job_overrides: object, initial_job_idx: int) -> list[object]:
+            _returned_here[initial_job_idx] = (0.5, 1.0)  # the batch's first trial returned here
+            raise RuntimeError("the launcher lost the batch")
+
+    runner = BatchRunner(LosingLauncher())
+    runner.start(7, ["x=1"])
+    runner.start(8, ["x=2"])
+    outcomes = runner.wait(timeout=0)
+    assert [(o.number, o.ok) for o in outcomes] == [(7, False), (8, False)]
+    assert take_returned_here([7, 8]) == {}

@@ -46,6 +46,7 @@ class BatchRunner(TrialRunner):
             self._ended_before_interrupt = [JobOutcome(n, True, v, ended_at=at) for n, (v, at) in ended.items()]
             raise
         except Exception as exc:  # e.g. submitit's UncompletedJobError: the batch's results are lost
+            take_returned_here(numbers)  # else kept for good, and found by a later sweep's trials of these numbers
             tb = traceback.format_exc()
             reason = f"the launcher lost the batch: {describe_error(exc)}"
             return [
