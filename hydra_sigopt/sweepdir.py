@@ -195,8 +195,8 @@ def _holds_hydra_jobs(entry: Path, depth: int) -> bool:
 
 
 def _earlier_reports(sweep_dir: Path) -> list[str]:
-    """The trials' report folders an earlier sweep left (``rm -rf <dir>/*`` leaves the hidden folder):
-    a new sweep would take their reports and stop files for those of its own trials of those numbers."""
+    """The trials' folders an earlier sweep left (``rm -rf <dir>/*`` leaves the hidden folder): a new
+    sweep would take their reports, stop files and run records for those of its own trials of those numbers."""
     root = sweep_dir / CHANNEL_DIR / "trials"
     try:
         folders = [e for e in root.iterdir() if e.name.isdigit() and e.is_dir() and any(e.iterdir())]
@@ -206,7 +206,7 @@ def _earlier_reports(sweep_dir: Path) -> list[str]:
     if not numbers:
         return []
     span = f"{numbers[0]}-{numbers[-1]} ({len(numbers)})" if len(numbers) > 1 else f"{numbers[0]}"
-    return [f"{CHANNEL_DIR}/trials: the reports of trial{'s' if len(numbers) > 1 else ''} {span}"]
+    return [f"{CHANNEL_DIR}/trials: the files (reports, run records) of trial{'s' if len(numbers) > 1 else ''} {span}"]
 
 
 def refuse_earlier_results(sweep_dir: Path) -> None:

@@ -94,7 +94,9 @@ def check_last_steps(tasks: Sequence[Task], rule: StopRule) -> None:
         if task.max_step is None and task.cost < 1:
             example = f" ({task.overrides[0]}?)" if task.overrides else ""
             problem = f"needed with early stopping: the last step this task's trials report{example}"
-            raise ConfigError(where, f"{problem}, where no rule stops them")
+            raise ConfigError(
+                where, f"{problem}, where no rule stops them (a sweep started without it resumes with it)"
+            )
         if task.max_step is not None and rule.max_step is not None and task.max_step > rule.max_step:
             problem = f"expected a whole number from 1 to early_stopping.max_step={rule.max_step}, got {task.max_step}"
             raise ConfigError(where, problem)

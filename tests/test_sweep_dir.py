@@ -45,9 +45,8 @@ def test_earlier_results_without_a_journal_are_not_overwritten(tmp_path: Path) -
     before = listing(first.sweep_dir)
     again = run_example(tmp_path, "hydra.sweeper.observation_budget=2")
     assert again.proc.returncode != 0
-    assert "holds an earlier sweep's results (trials.csv, optimization_results.yaml, trial folders 0-1 (2))" in (
-        again.output
-    )
+    held = "trials.csv, optimization_results.yaml, trial folders 0-1 (2), .hydra_sigopt/trials: the files"
+    assert f"holds an earlier sweep's results ({held} (reports, run records) of trials 0-1 (2))" in again.output
     assert "use another hydra.sweep.dir, or move those files away first" in again.output
     assert listing(first.sweep_dir) == before  # nothing written, not even a lock file
 
@@ -74,7 +73,10 @@ def test_reports_of_an_earlier_sweep_left_in_its_hidden_folder_are_not_taken_for
     before = listing(first.sweep_dir)
     again = run_example(tmp_path, *budget, app=EPOCHS_APP)
     assert again.proc.returncode != 0
-    assert "holds an earlier sweep's results (.hydra_sigopt/trials: the reports of trials 0-5 (6))" in again.output
+    assert (
+        "holds an earlier sweep's results (.hydra_sigopt/trials: the files (reports, run records) of trials 0-5 (6))"
+        in again.output
+    )
     assert "Trial #" not in again.output
     assert listing(first.sweep_dir) == before
 

@@ -187,8 +187,9 @@ class SigOptSweeperConf:
     early_stopping: EarlyStoppingConf = field(default_factory=EarlyStoppingConf)
 
     # SigOpt multitask: cheaper versions of the training, e.g. [{name: short, cost: 0.1, overrides:
-    # {trainer.max_epochs: 5}}, {name: full, cost: 1}]. The engine picks a task per trial;
-    # observation_budget then counts costs (README: "Cheaper tasks"). Empty: every trial is a full one.
+    # {trainer.max_epochs: 5}}, {name: full, cost: 1}] (with early stopping, each cheaper one also
+    # gives its last step, max_step: 5). The engine picks a task per trial; observation_budget then
+    # counts costs (README: "Cheaper tasks"). Empty: every trial is a full one.
     tasks: List[Any] = field(default_factory=list)
 
     # backend=api settings.
