@@ -252,6 +252,23 @@ def test_detached_local_jobs_outlive_a_ctrl_c_or_hang_up_of_the_terminal(tmp_pat
     assert [t.state for t in trials] == ["completed"] * 3, resumed.output[-3000:]
 
 
+def ctrl_c_once_it_runs(cmd: list[str], cwd: Path, marker: str, settle_s: float) -> tuple[str, float]:
+    """Run the sweep ``cmd``; once a trial wrote ``cwd/marker`` (and ``settle_s`` later), Ctrl-C
+    the sweeper (SIGINT to its pid); its output, and when the Ctrl-C came."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (cwd / marker).exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(settle_s)
+        interrupted_at = time.time()
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return out, interrupted_at
+
+
 THIRD_OF_A_BATCH_TRAINS_LONG = """\
 import pathlib, sys, time
 if job_num() == 2:
@@ -296,18 +313,7 @@ def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_finished
         "hydra.sweeper.parallel_bandwidth=3",
         f"+after_ctrl_c={after_ctrl_c}",
     ]
-    proc = subprocess.Popen(
-        [*cmd, *launcher], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.time() + 120
-        while not (tmp_path / "trial-2-runs").exists() and time.time() < deadline:
-            time.sleep(0.2)
-        time.sleep(1.0)  # the first two have ended by now (locally as jobs: at once)
-        os.kill(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    out, _ = ctrl_c_once_it_runs([*cmd, *launcher], tmp_path, "trial-2-runs", 1.0)  # the first two have ended
     assert "Interrupted" in out, out[-3000:]
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
         trials = journal.trials()
@@ -350,19 +356,9 @@ def test_a_ctrl_c_an_in_process_trial_swallows_starts_no_later_trial_of_its_batc
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         "hydra.sweeper.parallel_bandwidth=4",
     ]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.time() + 120
-        while not (tmp_path / "trial-2-runs").exists() and time.time() < deadline:
-            time.sleep(0.2)
-        time.sleep(0.5)
-        started_at = time.time()
-        os.kill(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    out, interrupted_at = ctrl_c_once_it_runs(cmd, tmp_path, "trial-2-runs", 0.5)
     assert "graceful shutdown" in out and "Interrupted" in out, out[-3000:]
-    assert not (tmp_path / "trial-3-ran").exists() and time.time() - started_at < 20, out[-3000:]
+    assert not (tmp_path / "trial-3-ran").exists() and time.time() - interrupted_at < 20, out[-3000:]
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
         trials = journal.trials()
     assert [t.state for t in trials] == ["completed", "completed", "abandoned", "abandoned"], out[-3000:]
@@ -394,16 +390,7 @@ def test_a_ctrl_c_that_an_in_process_trial_swallows_still_stops_the_sweep(tmp_pa
 
     app = write_app(tmp_path, SWALLOWING_TASK, budget=4)
     cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", f"+after_ctrl_c={after_ctrl_c}"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.time() + 120
-        while not (tmp_path / "trial-1-runs").exists() and time.time() < deadline:
-            time.sleep(0.2)
-        time.sleep(0.5)
-        os.kill(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    out, _ = ctrl_c_once_it_runs(cmd, tmp_path, "trial-1-runs", 0.5)
     assert "graceful shutdown" in out and "Interrupted" in out, out[-3000:]
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
         trials = journal.trials()
