@@ -45,8 +45,10 @@ def take_interrupts() -> None:
 def leave_the_terminals_process_group() -> None:
     """A process group of its own for a detached local job's task (``on_interrupt: detach``): a
     Ctrl-C in the sweeper's terminal (SIGINT to its whole foreground group) stops the sweeper only;
-    a cancel (``hydra-sigopt kill``: SIGINT to the job's processes) still reaches it. A no-op for a
-    process leading a group already."""
+    a cancel (``hydra-sigopt kill``: SIGINT to the job's processes) still reaches it. A no-op but in
+    a submitit local job (Slurm's never were in that group), and for a process leading a group already."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "local":
+        return
     try:
         if os.getpgid(0) != os.getpid():
             os.setpgid(0, 0)

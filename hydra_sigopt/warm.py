@@ -104,7 +104,7 @@ class WarmJob:
     def __call__(self) -> Any:
         from hydra_sigopt.runners.executor import detaches
 
-        if detaches(self.launcher) and os.environ.get("SUBMITIT_EXECUTOR") == "local":
+        if detaches(self.launcher):
             leave_the_terminals_process_group()  # before SIGINT is unblocked (see TimedTask)
         take_interrupts()  # a local job starts with SIGINT blocked (processes.interrupts_kept_from_children)
         self._warm_up()

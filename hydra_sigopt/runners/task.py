@@ -72,13 +72,15 @@ class TimedTask:
         from hydra_sigopt.crashpoints import crash_point
 
         started = time.time()
-        if os.getpid() == getattr(self, "sweeper_pid", None) and sweep_interrupted():
+        in_the_sweepers_process = os.getpid() == getattr(self, "sweeper_pid", None)  # getattr: older jobs
+        if in_the_sweepers_process and sweep_interrupted():
             # The trial before swallowed the Ctrl-C (Lightning's graceful shutdown): end the batch here.
             raise KeyboardInterrupt("the sweep was interrupted before this trial started")
-        if getattr(self, "detached", False) and os.environ.get("SUBMITIT_EXECUTOR") == "local":  # getattr: older jobs
+        if getattr(self, "detached", False):
             leave_the_terminals_process_group()
         take_interrupts()  # a local job starts with SIGINT blocked: the app takes Ctrl-C as usual
         crash_point("in_task")
+        number = _job_number()
         try:
             with _give_up_not_swallowed():
                 value, stop_learnt = self._run(cfg)
@@ -86,19 +88,17 @@ class TimedTask:
                 _check_picklable(value)
         except Exception:
             _keep_full_traceback(traceback.format_exc())
-            self._note_run(started, stop_learnt=True)
+            self._note_run(number, started, stop_learnt=True)
             raise
-        ended = self._note_run(started, stop_learnt)
-        number = _job_number()
-        if number is not None and os.getpid() == getattr(self, "sweeper_pid", None):  # not a job's, a worker's
+        ended = self._note_run(number, started, stop_learnt)
+        if number is not None and in_the_sweepers_process:  # not a job's, nor a worker's
             _returned_here[number] = (value, ended)
         return value
 
-    def _note_run(self, started: float, stop_learnt: bool) -> float:
-        """Tell the sweeper when and where the task ran, beside its value (see report_files.RunRecord);
-        return when it ended."""
+    def _note_run(self, number: int | None, started: float, stop_learnt: bool) -> float:
+        """Tell the sweeper when and where trial ``number``'s task ran, beside its value (see
+        report_files.RunRecord); return when it ended."""
         ended = time.time()
-        number = _job_number()
         if self.reports_root is None or number is None:
             return ended
         from hydra_sigopt.report_files import RunRecord, trial_folder, write_run_record
