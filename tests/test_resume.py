@@ -327,6 +327,48 @@ def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_finished
     )
 
 
+FIRST_FAILS_THIRD_TRAINS_LONG = """\
+import pathlib, time
+if job_num() == 0:
+    raise FloatingPointError("the loss diverged")
+if job_num() == 2:
+    pathlib.Path("trial-2-runs").write_text("")
+    time.sleep(120)
+return cfg.x
+"""
+
+
+@pytest.mark.parametrize(
+    "launcher", [(), (*SUBMITIT_LOCAL, "hydra.sweeper.scheduler=batch")], ids=["basic", "submitit"]
+)
+def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_failed(
+    tmp_path: Path, launcher: tuple[str, ...]
+) -> None:
+    """A failed trial is finished work too: with the basic launcher, a Ctrl-C during the batch's
+    third trial recorded the failed first as cancelled, and a resumed sweep ran a new suggestion in
+    its place, whose failure the engine could have learnt from already."""
+    from small_apps import write_app
+
+    app = write_app(tmp_path, FIRST_FAILS_THIRD_TRAINS_LONG, budget=4)
+    cmd = [
+        sys.executable,
+        str(app),
+        "-m",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "hydra.sweeper.parallel_bandwidth=3",
+    ]
+    out, _ = ctrl_c_once_it_runs([*cmd, *launcher], tmp_path, "trial-2-runs", 1.0)
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        trials = journal.trials()
+    assert [t.state for t in trials] == ["failed", "completed", "abandoned"], out[-3000:]
+    assert "FloatingPointError: the loss diverged" in (trials[0].failure_reason or ""), trials[0]
+    assert "Trials [0, 1] had finished: their results are recorded" in out, out[-3000:]
+    resumed = subprocess.run([*cmd, *launcher], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
+        states = [t.state for t in journal.trials()]
+    assert states == ["failed", "completed", "abandoned", "completed", "completed"], resumed.stderr[-3000:]
+
+
 THIRD_SWALLOWS_FOURTH_TRAINS = """\
 import pathlib, time
 if job_num() == 2:

@@ -248,11 +248,14 @@ def test_a_batch_the_launcher_lost_leaves_no_value_of_its_trials_behind() -> Non
     """Values of in-process trials are kept until their batch's launch() returns (for a Ctrl-C);
     a launch() that raised left them for good, for a later sweep's trials of the same numbers."""
     from hydra_sigopt.runners.batch import BatchRunner
-    from hydra_sigopt.runners.task import _returned_here, take_returned_here
+    from hydra_sigopt.runners.outcome import JobOutcome
+    from hydra_sigopt.runners.task import _ended_here, take_ended_here
 
     class LosingLauncher:
         def launch(self, job_overrides: object, initial_job_idx: int) -> list[object]:
-            _returned_here[initial_job_idx] = (0.5, 1.0)  # the batch's first trial returned here
+            _ended_here[initial_job_idx] = JobOutcome(
+                initial_job_idx, True, 0.5
+            )  # the batch's first trial returned here
             raise RuntimeError("the launcher lost the batch")
 
     runner = BatchRunner(LosingLauncher())
@@ -260,4 +263,4 @@ def test_a_batch_the_launcher_lost_leaves_no_value_of_its_trials_behind() -> Non
     runner.start(8, ["x=2"])
     outcomes = runner.wait(timeout=0)
     assert [(o.number, o.ok) for o in outcomes] == [(7, False), (8, False)]
-    assert take_returned_here([7, 8]) == {}
+    assert take_ended_here([7, 8]) == []

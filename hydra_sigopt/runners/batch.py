@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from hydra_sigopt.runners.base import TrialRunner
-from hydra_sigopt.runners.outcome import JobOutcome, describe_error, outcome_from_job_return
-from hydra_sigopt.runners.task import take_returned_here
+from hydra_sigopt.runners.outcome import JobOutcome, describe_error, forget_frames, outcome_from_job_return
+from hydra_sigopt.runners.task import take_ended_here
 
 
 class BatchRunner(TrialRunner):
@@ -42,18 +42,20 @@ class BatchRunner(TrialRunner):
         try:
             returns = self.launcher.launch([o for _, o in batch], initial_job_idx=first)
         except KeyboardInterrupt:
-            ended = take_returned_here(numbers)  # in-process trials of the batch that had finished
-            self._ended_before_interrupt = [JobOutcome(n, True, v, ended_at=at) for n, (v, at) in ended.items()]
+            # In-process trials of the batch that had ended, failed ones too (they are no less done).
+            self._ended_before_interrupt = take_ended_here(numbers)
+            for outcome in self._ended_before_interrupt:
+                forget_frames(outcome.error)  # its text is kept (see forget_frames)
             raise
         except Exception as exc:  # e.g. submitit's UncompletedJobError: the batch's results are lost
-            take_returned_here(numbers)  # else kept for good, and found by a later sweep's trials of these numbers
+            take_ended_here(numbers)  # else kept for good, and found by a later sweep's trials of these numbers
             tb = traceback.format_exc()
             reason = f"the launcher lost the batch: {describe_error(exc)}"
             return [
                 JobOutcome(n, False, error=exc, reason=reason, traceback=tb, started_at=started, ended_at=time.time())
                 for n, _ in batch
             ]
-        take_returned_here(numbers)  # their JobReturns say it all
+        take_ended_here(numbers)  # their JobReturns say it all
         outcomes = [outcome_from_job_return(n, ret) for (n, _), ret in zip(batch, returns)]
         missing = [n for n, _ in batch[len(returns) :]]
         outcomes += [

@@ -100,7 +100,7 @@ def outcome_from_job_return(number: int, ret: Any, job_id: str | None = None) ->
     error = raw if isinstance(raw, BaseException) else None
     reason = describe_error(error) if error is not None else f"job ended with status {ret.status}"
     tb = "".join(traceback.format_exception(error)) if error is not None else None
-    _forget_frames(error)
+    forget_frames(error)
     return JobOutcome(
         number,
         False,
@@ -113,7 +113,7 @@ def outcome_from_job_return(number: int, ret: Any, job_id: str | None = None) ->
     )
 
 
-def _forget_frames(error: BaseException | None) -> None:
+def forget_frames(error: BaseException | None) -> None:
     """Drop the frames of an exception (and those it was raised from), once their text is kept.
 
     Hydra's run_job keeps the task's exception in its JobReturn, which the frame of run_job in

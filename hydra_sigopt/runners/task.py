@@ -18,22 +18,22 @@ from types import FrameType
 from typing import Any
 
 from hydra_sigopt.processes import leave_the_terminals_process_group, take_interrupts
-from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, describe_error
+from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, JobOutcome, describe_error
 from hydra_sigopt.signals import sweep_interrupted
 from hydra_sigopt.stop_rules import StopRule
 
 log = logging.getLogger(__name__)
 
 
-#: What the tasks run in this process returned (value, end time), by job number, until their
-#: batch's ``launch()`` returns: a Ctrl-C that ends a batch of in-process trials (the basic
-#: launcher runs them one after the other) keeps those that had finished (see BatchRunner).
-_returned_here: dict[int, tuple[Any, float]] = {}
+#: How the tasks run in this process ended (their value, or their failure), by job number, until
+#: their batch's ``launch()`` returns: a Ctrl-C that ends a batch of in-process trials (the basic
+#: launcher runs them one after the other) keeps those that had ended (see BatchRunner).
+_ended_here: dict[int, JobOutcome] = {}
 
 
-def take_returned_here(numbers: Iterable[int]) -> dict[int, tuple[Any, float]]:
-    """The (value, end time) of these trials' tasks that returned in this process; forgotten here."""
-    return {n: _returned_here.pop(n) for n in list(numbers) if n in _returned_here}
+def take_ended_here(numbers: Iterable[int]) -> list[JobOutcome]:
+    """How these trials' tasks that ran in this process ended; forgotten here."""
+    return [_ended_here.pop(n) for n in list(numbers) if n in _ended_here]
 
 
 class TaskExit(RuntimeError):
@@ -56,7 +56,7 @@ class TimedTask:
         detached: bool = False,
     ) -> None:
         self.task_function = task_function
-        #: The sweeper's process: a task run in it keeps its value for BatchRunner (see _returned_here).
+        #: The sweeper's process: a task run in it keeps how it ended for BatchRunner (see _ended_here).
         self.sweeper_pid = os.getpid()
         #: ``on_interrupt: detach``: a local job leaves the terminal's process group, so that the
         #: terminal's Ctrl-C (sent to the whole group) stops the sweeper and leaves the job running.
@@ -86,13 +86,17 @@ class TimedTask:
                 value, stop_learnt = self._run(cfg)
             if _in_submitit_job():
                 _check_picklable(value)
-        except Exception:
-            _keep_full_traceback(traceback.format_exc())
-            self._note_run(number, started, stop_learnt=True)
+        except Exception as exc:
+            text = traceback.format_exc()
+            full_log = _keep_full_traceback(text)
+            ended = self._note_run(number, started, stop_learnt=True)
+            if number is not None and in_the_sweepers_process:  # a failure is an end too: kept, not re-run
+                reason = describe_error(exc)
+                _ended_here[number] = JobOutcome(number, False, None, exc, reason, text, None, ended, full_log=full_log)
             raise
         ended = self._note_run(number, started, stop_learnt)
         if number is not None and in_the_sweepers_process:  # not a job's, nor a worker's
-            _returned_here[number] = (value, ended)
+            _ended_here[number] = JobOutcome(number, True, value, ended_at=ended)
         return value
 
     def _note_run(self, number: int | None, started: float, stop_learnt: bool) -> float:
@@ -220,8 +224,9 @@ def _check_picklable(value: Any) -> None:
         raise TypeError(f"the task's return value cannot be sent back from its job ({describe_error(exc)})") from exc
 
 
-def _keep_full_traceback(text: str) -> None:
-    """Write a failed trial's whole traceback to its job dir (best effort: the journal keeps a short one)."""
+def _keep_full_traceback(text: str) -> str | None:
+    """Write a failed trial's whole traceback to its job dir (best effort: the journal keeps a short
+    one); where it is (None: it could not be written)."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
@@ -229,5 +234,7 @@ def _keep_full_traceback(text: str) -> None:
 
         path = Path(HydraConfig.get().runtime.output_dir, FULL_TRACEBACK_FILE)
         path.write_text(redact(text, *withheld_tokens()))
+        return str(path)
     except Exception as exc:  # no Hydra job config, a full disk: the shortened traceback must do
         log.debug("could not keep the full traceback: %s", exc)
+        return None
