@@ -138,8 +138,11 @@ def _status(args: argparse.Namespace) -> int:
     started = float(meta.get("created_at", now))
     last = max((t.ended_at or t.started_at or t.created_at for t in trials), default=started)
     holder, unknown = _lock_holder(Path(args.sweep_dir))
-    lost = _lost_with_the_sweeper(meta, trials, holder is not None or unknown is not None, Path(args.sweep_dir))
-    live = any(t.state in (PENDING, RUNNING) for t in trials) and not lost
+    maybe_held = holder is not None or unknown is not None
+    lost = _lost_with_the_sweeper(meta, trials, maybe_held, Path(args.sweep_dir))
+    unread = {} if maybe_held else _ended_unread(meta, trials)
+    last = max([last, *unread.values()])
+    live = any(t.state in (PENDING, RUNNING) and t not in lost and t.number not in unread for t in trials)
     _out(f"Sweep:       {Path(args.sweep_dir).resolve()}")
     _out(
         f"Experiment:  {meta.get('name')} (backend {meta.get('backend')}, experiment {meta.get('experiment_id')}, "
@@ -155,8 +158,9 @@ def _status(args: argparse.Namespace) -> int:
     queued = sum(1 for state, _ in in_queue.values() if state in WAITING_STATES)
     _out(
         f"Trials:      {counted or f'{done}/{budget} done'} ({summary.completed} completed{stopped}, "
-        f"{summary.failed} failed), {summary.running - queued - len(lost)} running"
+        f"{summary.failed} failed), {summary.running - queued - len(lost) - len(unread)} running"
         f"{f', {queued} queued' if queued else ''}"
+        f"{f', {len(unread)} ended while no sweeper ran (recorded on resume)' if unread else ''}"
         f"{f', {len(lost)} lost with the sweeper (run again on resume)' if lost else ''}{_abandoned(trials)}"
     )
     if meta.get("step_budget") is not None:  # the budget a sweep with early stopping ends on, often
@@ -179,13 +183,17 @@ def _status(args: argparse.Namespace) -> int:
         _out("Best:        " + ("no trial of the full task completed yet" if cheap_only else "no completed trial yet"))
     running = [t for t in trials if t.state in (PENDING, RUNNING)]
     if running:
-        _out("Running:")
+        _out("Running:" if not (lost or unread) else "Unfinished:")
         for t in running:
             since = f"for {format_duration(now - t.started_at)}" if t.started_at else "not started"
             state, reason = in_queue.get(str(t.job_id), (t.state, None))
             slurm = f" (Slurm: {state.lower()}{f', {reason}' if reason else ''})" if str(t.job_id) in in_queue else ""
             if t in lost:
                 _out(f"  #{t.number:<4} job {t.job_id or '-':<10} lost with the sweeper (run again on resume)")
+                continue
+            if t.number in unread:
+                ago = format_duration(now - unread[t.number])
+                _out(f"  #{t.number:<4} job {t.job_id or '-':<10} ended {ago} ago (its result is recorded on resume)")
                 continue
             _out(f"  #{t.number:<4} job {t.job_id or '-':<10} {t.state:<8} {since}{slurm}")
     if args.all:
@@ -221,6 +229,32 @@ def _lost_with_the_sweeper(
         folder = meta.get("submitit_folder")
         return [t for t in unfinished if not _wrote_result(meta, str(t.job_id)) and not _local_job_alive(t, folder)]
     return [] if meta.get("launcher") in JOB_LAUNCHERS else unfinished
+
+
+def _ended_unread(meta: dict[str, Any], trials: Sequence[Trial]) -> dict[int, float]:
+    """The unfinished trials whose job has ended while no sweeper held the sweep (its result file is
+    there: ``on_interrupt: detach``, a sweeper killed): when each ended. They are not running, and
+    the sweep's time stops with them; a resumed sweep reads their results."""
+    ended = {}
+    for t in trials:
+        at = _result_written_at(meta, t) if t.state in (PENDING, RUNNING) and t.job_id else None
+        if at is not None:
+            ended[t.number] = at
+    return ended
+
+
+def _result_written_at(meta: dict[str, Any], trial: Trial) -> float | None:
+    """When the trial's submitit job wrote its result file (None: it did not, or not after the trial
+    was created: an older job's of the same id)."""
+    folder = meta.get("submitit_folder")
+    if meta.get("launcher") not in JOB_LAUNCHERS or not folder:
+        return None
+    cwd = (meta.get("command") or {}).get("cwd")
+    try:
+        at = job_result_file(str(folder), str(trial.job_id), cwd).stat().st_mtime
+    except OSError:
+        return None
+    return at if at >= trial.created_at else None
 
 
 def _local_job_alive(trial: Trial, submitit_folder: str | None) -> bool:

@@ -277,6 +277,45 @@ def test_status_after_the_terminal_hung_up_shows_dead_local_jobs_lost_not_runnin
     assert "resume with: hydra-sigopt continue" in out, out
 
 
+def test_status_shows_detached_jobs_that_ended_as_ended_not_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """on_interrupt: detach, submitit_local: after the Ctrl-C the jobs trained on and ended, and
+    status went on showing them running, their time and the sweep's elapsed time counting, so the
+    user could not tell the sweep was waiting for a resume only."""
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.on_interrupt=detach",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.early_stopping.rule=none",
+        "epochs=3",
+        "epoch_sleep_s=1",
+        new_session=True,
+        app=EPOCHS_APP,
+    )
+    try:
+        jobs = running_job_ids(sweep_dir, 2)
+        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C
+        proc.communicate(timeout=60)
+        deadline = time.time() + 60
+        while any(pid_running(j) for j in jobs.values()) and time.time() < deadline:
+            time.sleep(0.2)
+        code, first, _ = cli(capsys, "status", str(sweep_dir))
+        time.sleep(1.5)
+        _, second, _ = cli(capsys, "status", str(sweep_dir))
+    finally:
+        subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True)
+    assert code == 0
+    assert ", 0 running, 2 ended while no sweeper ran (recorded on resume)" in first, first
+    for number, job in jobs.items():
+        line = next(line for line in first.splitlines() if f"#{number}    job {job}" in line)
+        assert "(its result is recorded on resume)" in line and "running" not in line, first
+    elapsed = [[line for line in out.splitlines() if line.startswith("Elapsed:")] for out in (first, second)]
+    assert elapsed[0] == elapsed[1], elapsed  # no longer counting
+
+
 def test_status_of_a_killed_in_process_sweep_shows_its_trial_lost_not_running(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
