@@ -218,8 +218,14 @@ def _refuse_damaged(journal: Journal) -> None:
 def _connect_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection, also where SQLite cannot create the WAL's -shm file (a read-only mount,
     a teammate's folder): then the database file is read as immutable. A sweep that ended cleanly
-    left no WAL, so nothing is missed; a live one's newest commits may not show."""
+    left no WAL, so nothing is missed; a live one's newest commits may not show.
+
+    Without a WAL (no sweeper has the journal open, and the last one closed it cleanly) the file is
+    read as immutable too: SQLite would create the -wal and -shm files, and leave them behind in the
+    user's folder. What a sweeper starting meanwhile writes goes to its WAL, not to this file."""
     uri = path.resolve().as_uri()
+    if not Path(f"{path}-wal").exists():
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
     try:
         db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
         db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()

@@ -33,6 +33,18 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+def test_reading_a_finished_sweep_writes_nothing_in_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """status, best and continue read a sweep: each left sigopt_journal.sqlite-wal and -shm behind
+    in a sweep that had ended cleanly without them (files of ours in the user's results folder,
+    which a later copy or archive of it carries along)."""
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
+    before = sorted(p.name for p in run.sweep_dir.iterdir())
+    for command in ("status", "best", "continue"):
+        code, _, err = cli(capsys, command, str(run.sweep_dir))
+        assert code == 0, err
+    assert sorted(p.name for p in run.sweep_dir.iterdir()) == before
+
+
 def test_status_counts_best_and_table(finished_sweep: AppRun, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "status", str(finished_sweep.sweep_dir))
     assert code == 0
