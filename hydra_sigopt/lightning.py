@@ -6,11 +6,11 @@
 
     trainer = Trainer(callbacks=[SigOptReport(monitor="val/loss")])  # the metric your LightningModule logs
 
-After each validation of ``trainer.fit`` (the sanity check left out) it reports the monitored metric at step
-``epoch + 1`` (``step="global_step"`` to report the optimizer step instead, for runs that validate
-several times an epoch). When the sweeper stops the trial, :class:`~hydra_sigopt.TrialStopped`
-leaves ``trainer.fit`` (Lightning runs its ``on_exception`` hooks and tears down first; with
-``ddp_spawn``, in the ranks' processes), like
+As each epoch of ``trainer.fit`` ends, it reports the monitored metric of the epoch's last validation
+(the sanity check left out; ``val_check_interval: 0.5`` validates twice an epoch) at step ``epoch + 1``
+(``step="global_step"`` to report each validation at the optimizer step instead). When the sweeper
+stops the trial, :class:`~hydra_sigopt.TrialStopped` leaves ``trainer.fit`` (Lightning runs its
+``on_exception`` hooks and tears down first; with ``ddp_spawn``, in the ranks' processes), like
 Optuna's pruning callback's ``TrialPruned``: let it propagate, or catch it around ``fit``. In a
 multi-process trial (DDP with one Slurm task per device) global rank 0 reports, and the strategy's
 broadcast tells the other ranks (as Optuna's pruning callback did), so every rank leaves ``fit`` at
@@ -49,6 +49,8 @@ class SigOptReport(Callback):  # type: ignore[misc]
         self.step = step
         self._last_step: int | None = None
         self._missing_said = False
+        #: The value of the epoch's last validation (step="epoch"), reported as the epoch ends.
+        self._epoch_value: Any = None
         #: Added to each step: the steps a Trainer before this one reported in the same trial.
         self._offset: int | None = None
 
@@ -56,19 +58,34 @@ class SigOptReport(Callback):  # type: ignore[misc]
         # The same callback in a second Trainer's fit counts on from what was reported before it.
         self._offset = None
         self._last_step = None
+        self._epoch_value = None
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         # Only fit's validations are epochs of the training: a trainer.validate() after fit is not
         # one more (it would be reported past max_step, and raise TrialStopped in a stopped trial).
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        step = self._continued(trainer.current_epoch + 1 if self.step == "epoch" else trainer.global_step)
-        if step == self._last_step:
-            return  # a second validation within the epoch: the epoch was reported once already
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             self._say_missing(trainer)
-            return
+        elif self.step == "epoch":
+            # An epoch validated several times is its last validation's value, not its first's
+            # (after half its training): reported as the epoch ends.
+            self._epoch_value = value
+        else:
+            self._report_step(trainer, self._continued(trainer.global_step), value)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        # Lightning validates at an epoch's end before this hook (an epoch without a validation,
+        # check_val_every_n_epoch > 1, has no value to report).
+        value, self._epoch_value = self._epoch_value, None
+        if value is not None:
+            self._report_step(trainer, self._continued(trainer.current_epoch + 1), value)
+
+    def _report_step(self, trainer: Any, step: int, value: Any) -> None:
+        """Report ``value`` at ``step`` (once a step); raise TrialStopped on every rank once stopped."""
+        if step == self._last_step:
+            return  # two validations at one optimizer step (at an epoch's end, and by val_check_interval)
         self._last_step = step
         # Every process of a multi-process trial (DDP: one per GPU, each a Slurm task) leaves fit at
         # the same step: one that went on would wait in its next collective for the others until

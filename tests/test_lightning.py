@@ -164,6 +164,38 @@ def test_a_second_trainer_in_the_same_trial_counts_its_epochs_on(
     assert steps == [(n, s) for n in (0, 1) for s in range(1, 6)]
 
 
+VALIDATIONS_SEEN = """\
+class ValidationsSeen(L.Callback):
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            from hydra.core.hydra_config import HydraConfig
+
+            with open(f"{HydraConfig.get().runtime.output_dir}/validations.txt", "a") as seen:
+                seen.write(f"{trainer.current_epoch + 1} {float(trainer.callback_metrics['val/loss'])!r}\\n")
+
+
+"""
+
+
+def test_an_epoch_validated_twice_reports_its_last_validation(tmp_path: Path, app: Path) -> None:
+    """``val_check_interval: 0.5`` (a big dataset validated twice an epoch): the callback reported
+    each epoch's first validation, after half of its training, and skipped the one at its end; the
+    curve and the stop decisions lagged half an epoch behind the trainings."""
+    validating = app.read_text().replace("\n\n@hydra.main", "\n\n" + VALIDATIONS_SEEN + "@hydra.main", 1)
+    validating = validating.replace(
+        "callbacks=[reporting]", "callbacks=[reporting, ValidationsSeen()], val_check_interval=0.5", 1
+    )
+    assert "val_check_interval=0.5" in validating and "class ValidationsSeen" in validating
+    app.write_text(validating)
+    overrides = ("epochs=3", "hydra.sweeper.observation_budget=1", "hydra.sweeper.early_stopping.min_step=100")
+    run = run_example(tmp_path, *overrides, app=app, timeout=900).assert_ok()
+    seen = [line.split() for line in (run.sweep_dir / "0" / "validations.txt").read_text().splitlines()]
+    assert [int(epoch) for epoch, _ in seen] == [1, 1, 2, 2, 3, 3], seen
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        reported = {r.step: r.metrics["val/loss"] for r in journal.reports.all()}
+    assert reported == {int(epoch): float(value) for epoch, value in seen[1::2]}, (reported, seen)
+
+
 SLOW_EPOCHS = """\
 class SlowEpochs(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
