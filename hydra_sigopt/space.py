@@ -112,6 +112,10 @@ class Parameter:
             shape = f"{self.type} in [{low}, {high}]"
         shape += ", log scale" if self.log else ""
         shape += ", rounded to int" if self.rounds_to_int else ""
+        if self.prior is not None:  # what the engine believes before any trial: worth seeing it read right
+            shape += f", prior {dict(self.prior)}"
+        if self.conditions:
+            shape += ", only when " + " and ".join(f"{k} in {list(v)}" for k, v in self.conditions.items())
         source = f"{self.source} -> " if self.source else ""
         return f"{self.override_key}: {source}{shape}"
 
@@ -184,8 +188,11 @@ class SearchSpace:
         return {k: by_name[k].snap(v) if k in by_name else v for k, v in assignments.items()}
 
     def describe(self) -> list[str]:
-        """One line per parameter: what each expression became (logged when a sweep starts)."""
-        return [p.describe() for p in self.parameters]
+        """One line per parameter, conditional and linear constraint: what each expression became
+        (logged when a sweep starts)."""
+        conditionals = [f"{c['name']}: conditional {[str(v) for v in c['values']]}" for c in self.conditionals]
+        constraints = [f"linear constraint: {_linear_constraint(c)}" for c in self.linear_constraints]
+        return [*conditionals, *(p.describe() for p in self.parameters), *constraints]
 
     def overrides_for(self, assignments: Mapping[str, Any]) -> list[str]:
         """Hydra override strings for one suggestion (inactive conditional parameters left out)."""
@@ -203,6 +210,13 @@ def _abbreviated(values: Sequence[Any]) -> str:
     """A long list as its first and last values."""
     shown = [format_value(v) for v in (values if len(values) <= 8 else [*values[:3], *values[-2:]])]
     return "[" + ", ".join([*shown[:3], "...", *shown[3:]] if len(values) > 8 else shown) + "]"
+
+
+def _linear_constraint(constraint: Mapping[str, Any]) -> str:
+    """``1*a + 1*b <= 1`` for SigOpt's ``{type: less_than, threshold: 1, terms: [...]}``."""
+    terms = " + ".join(f"{t.get('weight')}*{t.get('name')}" for t in constraint.get("terms", ()))
+    relation = {"less_than": "<=", "greater_than": ">="}.get(str(constraint.get("type")), str(constraint.get("type")))
+    return f"{terms} {relation} {constraint.get('threshold')}"
 
 
 def _is_active(parameter: Parameter, assignments: Mapping[str, Any]) -> bool:

@@ -365,6 +365,48 @@ def test_the_log_says_what_each_expression_became(sweep: Any) -> None:
     assert "read Optuna's type: float as tag(log, interval(1e-05, 0.1))" in run.output
 
 
+NATIVE_FEATURES = """\
+defaults:
+  - override hydra/sweeper: sigopt
+  - _self_
+
+momentum: 0.9
+a: 0.1
+b: 0.1
+beta2: 0.99
+optimizer: sgd
+
+hydra:
+  sweeper:
+    observation_budget: 2
+    dev_run: true
+    params:
+      momentum: {type: double, bounds: {min: 0, max: 1}, prior: {name: normal, mean: 0.9, scale: 0.05}}
+      a: interval(0, 1)
+      b: interval(0, 1)
+      beta2: {type: double, bounds: {min: 0.9, max: 0.9999}, conditions: {optimizer: [adam]}}
+    conditionals:
+      - {name: optimizer, values: [sgd, adam]}
+    linear_constraints:
+      - {type: less_than, threshold: 1, terms: [{name: a, weight: 1}, {name: b, weight: 1}]}
+"""
+
+
+def test_the_log_shows_priors_conditions_conditionals_and_linear_constraints(tmp_path: Path) -> None:
+    """The start log showed each parameter's type and bounds only: a prior, the conditional that
+    switches a parameter on, and the linear constraints the engine was given were not shown, so a
+    typo there (a prior read on the wrong parameter, a condition on the wrong value) went unseen."""
+    from small_apps import write_app
+
+    app = write_app(tmp_path, "return cfg.a + cfg.b")
+    (app.parent / "conf" / "config.yaml").write_text(NATIVE_FEATURES)
+    run = run_example(tmp_path, app=app).assert_ok()
+    assert "optimizer: conditional ['sgd', 'adam']" in run.output, run.output[-3000:]
+    assert "momentum: double in [0.0, 1.0], prior {'name': 'normal', 'mean': 0.9, 'scale': 0.05}" in run.output
+    assert "beta2: double in [0.9, 0.9999], only when optimizer in ['adam']" in run.output
+    assert "linear constraint: 1*a + 1*b <= 1" in run.output
+
+
 @pytest.mark.parametrize(
     "grid", ["tag(log, choice(2, 4, 8, 32))", "tag(log, choice(0.001, 0.003, 0.01, 0.03))", "choice(16, 32, 64)"]
 )
