@@ -552,12 +552,19 @@ def _delete(args: argparse.Namespace) -> int:
     # A symlink is resolved before anything is done: the sweep lives in its target.
     sweep_dir = given.resolve() if given.is_symlink() else given
     meta, found = _sweep_contents(sweep_dir)
-    remote = meta.get("backend") == "api" and not args.local_only
+    # An experiment the sweep attached to is shared: deleted, every sweep on it would lose it.
+    shared = meta.get("backend") == "api" and bool(meta.get("experiment_shared"))
+    remote = meta.get("backend") == "api" and not args.local_only and not shared
     if not args.yes and not _confirm_delete(sweep_dir, found, meta, remote):
         return EXIT_USAGE if not sys.stdin.isatty() else 1
     kill_sweep(sweep_dir, release_suggestions=not remote)
     if remote:
         _delete_experiment(meta)
+    elif shared and not args.local_only:
+        _out(
+            f"SigOpt experiment {meta.get('experiment_id')} is left as it is: this sweep attached to it "
+            "(hydra.sweeper.api.experiment_id), and other sweeps may use it; its open suggestions were released."
+        )
     _, found = _sweep_contents(sweep_dir)  # again: with the trials a live sweeper started meanwhile
     sweepdir.remove(found.sweep)
     _out(f"Deleted from {sweep_dir}: {sweepdir.describe(found.sweep)}.")

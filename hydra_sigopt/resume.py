@@ -92,6 +92,7 @@ def open_journal(
         sweep_dir,
         {
             "experiment_id": experiment_id,
+            "experiment_shared": backend.experiment_shared,
             "name": definition.name,
             "backend": backend_name,
             "identity": definition.identity(),

@@ -210,7 +210,8 @@ def _earlier_reports(sweep_dir: Path) -> list[str]:
 
 
 def refuse_earlier_results(sweep_dir: Path) -> None:
-    """A new sweep does not overwrite an earlier one's results (a sweep dir whose journal is gone)."""
+    """A new sweep does not overwrite an earlier one's results (a sweep dir whose journal is gone),
+    nor write into what has the names of its own files and folders."""
     found = earlier_results(sweep_dir)
     if found:
         raise JournalError(
@@ -218,6 +219,33 @@ def refuse_earlier_results(sweep_dir: Path) -> None:
             f"{JOURNAL_NAME}, so it cannot be resumed, and a new sweep would overwrite them; "
             "use another hydra.sweep.dir, or move those files away first"
         )
+    clashing = _named_as_the_sweeps(sweep_dir)
+    if clashing:
+        shown = [*clashing[:NAMED_ENTRIES], f"{len(clashing) - NAMED_ENTRIES} more"][: len(clashing)]
+        raise JournalError(
+            f"hydra.sweep.dir={sweep_dir} holds {', '.join(shown)}, which a sweep writes (its trial folders are "
+            "numbered): the trials would write into them, and hydra-sigopt delete would take them for the "
+            "sweep's; use another hydra.sweep.dir, or move them away first"
+        )
+
+
+#: What a new sweep writes in its dir once its journal exists, and ``hydra-sigopt delete`` takes for
+#: its own: not the journal's files and the lock (made first), nor ``hydra-sigopt submit``'s driver
+#: folder (made before the sweep starts), submitit's (made as its launcher is set up; its entries
+#: are named by job ids) and the trials' channel (see _earlier_reports).
+_MADE_BEFORE = {LOCK_NAME, DRIVER_DIR, CHANNEL_DIR, ".submitit"}
+_WRITTEN_AFTER_THE_JOURNAL = _SWEEP_NAMES - _MADE_BEFORE - {n for n in _SWEEP_NAMES if n.startswith(JOURNAL_NAME)}
+
+
+def _named_as_the_sweeps(sweep_dir: Path) -> list[str]:
+    """The entries of a folder without a journal named as what a new sweep writes there: numbered
+    ones (its trial folders), ``sweep.png``, ``multirun.yaml`` (a user's folds 0/ 1/ 2/ took trial 0's
+    files, and delete then took them for the trials')."""
+    if not sweep_dir.is_dir():
+        return []
+    names = [e.name for e in sweep_dir.iterdir()]
+    clashing = [n for n in names if n.isdigit() or n in _WRITTEN_AFTER_THE_JOURNAL]
+    return sorted(clashing, key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
 
 
 def refuse_missing_journal(sweep_dir: Path) -> None:

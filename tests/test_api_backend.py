@@ -431,6 +431,30 @@ def test_delete_removes_the_server_experiment_and_the_sweep_dir(
 
 
 @pytest.mark.slow
+def test_delete_of_a_sweep_attached_to_a_shared_experiment_leaves_the_experiment(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sweep B attached to sweep A's experiment (hydra.sweeper.api.experiment_id); deleting B
+    deleted the experiment for everyone: A could not be resumed ("experiment 6 was not found")."""
+    from hydra_sigopt.cli import main
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = run_example(tmp_path / "a", "hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=2", env=api_env)
+    eid = str(first.assert_ok().results["experiment_id"])
+    attached = ("hydra.sweeper.backend=api", f"hydra.sweeper.api.experiment_id={eid}")
+    second = run_example(tmp_path / "b", *attached, "hydra.sweeper.observation_budget=2", env=api_env).assert_ok()
+    assert main(["delete", "--yes", str(second.sweep_dir)]) == 0
+    out = capsys.readouterr().out
+    assert not server.experiments[eid].deleted and not second.sweep_dir.exists()
+    assert f"SigOpt experiment {eid} is left as it is: this sweep attached to it" in out, out
+    resumed = run_example(
+        tmp_path / "a", "hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=3", env=api_env
+    ).assert_ok()
+    assert [t["state"] for t in resumed.trials] == ["completed"] * 3
+
+
+@pytest.mark.slow
 def test_delete_of_a_gone_experiment_or_an_unreachable_server_offers_local_only(
     tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
 ) -> None:

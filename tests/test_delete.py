@@ -50,6 +50,27 @@ def test_delete_removes_only_what_the_sweep_wrote(tmp_path: Path) -> None:
     assert "Kept" in done.stdout and "data, notes.txt, src" in done.stdout
 
 
+@pytest.mark.parametrize(
+    "users", [{"0/train.csv": "fold 0\n", "1/train.csv": "fold 1\n"}, {"sweep.png": "my figure\n"}], ids=["0-1", "png"]
+)
+def test_a_new_sweep_refuses_a_folder_holding_names_it_would_write(tmp_path: Path, users: dict[str, str]) -> None:
+    """A user's folder with folds 0/ 1/ 2/ and a sweep.png of theirs: the sweep wrote trial 0 into
+    their 0/, and hydra-sigopt delete then deleted 0/ and 1/ with their train.csv, and their
+    sweep.png, as files the sweep had written."""
+    project = tmp_path / "project"
+    for name, text in users.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    before = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=2", sweep_dir=project)
+    assert run.proc.returncode != 0 and "Traceback" not in run.output, run.output[-3000:]
+    clash = "0, 1" if "0/train.csv" in users else "sweep.png"
+    assert f"holds {clash}, which a sweep writes" in run.output, run.output[-3000:]
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before
+    for name, text in users.items():
+        assert (project / name).read_text() == text
+
+
 def test_delete_removes_the_folder_when_only_the_sweep_was_in_it(tmp_path: Path) -> None:
     run = run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
     done = hydra_sigopt("delete", "--yes", str(run.sweep_dir))

@@ -164,6 +164,7 @@ class ApiBackend(Backend):
         experiment_id = resume_id or self.attach_id
         if experiment_id:
             self._attach_checked(str(experiment_id), definition, resumed=resume_id is not None)
+            self.experiment_shared = resume_id is None
         else:
             self._create(definition)
         assert self.experiment_id is not None

@@ -71,6 +71,9 @@ class Backend(ABC):
     experiment_id: str | None = None
     #: The sweep's id (from its journal); see the module docstring.
     sweep_id: str | None = None
+    #: Whether ``start`` attached to an experiment named at construction, which the sweep did not
+    #: create (``hydra.sweeper.api.experiment_id``): other sweeps may share it, so it is never deleted.
+    experiment_shared: bool = False
     #: The app's code a new sweep's trials run (commit, dirty, diff hash, as its journal records them),
     #: set by the sweep before ``start``; an engine that records where an experiment came from uses it.
     code: Mapping[str, Any] | None = None
