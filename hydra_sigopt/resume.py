@@ -20,7 +20,7 @@ from typing import Any
 
 from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
-from hydra_sigopt.errors import JournalError
+from hydra_sigopt.errors import JournalError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
 from hydra_sigopt.journal import (
     ABANDONED,
@@ -124,6 +124,26 @@ def _refuse_another_sweep(
         )
 
 
+def _refuse_another_launchers_jobs(
+    trials: Sequence[Trial], previous: str | None, launcher: str, sweep_dir: Path
+) -> None:
+    """Jobs of the sweep's own launcher that may still run cannot be re-attached by another one.
+
+    Resumed with ``hydra.sweeper.resume=<dir>`` and the launcher override forgotten, a Slurm sweep
+    re-ran its running trials in the sweeper's process while their jobs ran on, paying twice for
+    them and over the slots, and their results were lost, to that resume and to the next.
+    """
+    if previous not in ("local", "slurm") or previous == launcher:
+        return
+    running = [t for t in trials if t.state in (PENDING, RUNNING) and t.job_id]
+    if running:
+        raise SweepAbortedError(
+            f"trials {[t.number for t in running]} run as {previous} jobs {[t.job_id for t in running]}, which "
+            f"this run's launcher ({launcher}) cannot re-attach; resume with the sweep's launcher (hydra-sigopt "
+            f"continue {sweep_dir} prints its command), or cancel them first: hydra-sigopt kill {sweep_dir}"
+        )
+
+
 # ---------------------------------------------------------------------- the plan
 
 
@@ -219,6 +239,7 @@ class Resumption:
         """Start or re-open the experiment; resume the journal's trials, if it has any."""
         trials = self.journal.trials()
         meta = self.journal.meta()
+        _refuse_another_launchers_jobs(trials, meta.get("launcher"), self.runner.kind, sweep_dir)
         experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
         self.journal.set_meta(
             experiment_id=experiment_id,

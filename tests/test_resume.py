@@ -252,6 +252,34 @@ def test_detached_local_jobs_outlive_a_ctrl_c_or_hang_up_of_the_terminal(tmp_pat
     assert [t.state for t in trials] == ["completed"] * 3, resumed.output[-3000:]
 
 
+def test_a_resume_with_another_launcher_leaves_the_running_jobs_to_the_sweeps_own(tmp_path: Path) -> None:
+    """The README's hydra.sweeper.resume=<dir>, with the launcher override forgotten: the resumed
+    sweep said the jobs' trials "ran inside the stopped sweeper process", re-ran them in-process while
+    their jobs ran on, and recorded the jobs' results nowhere, in that resume nor in the next."""
+    from conftest import EPOCHS_APP
+
+    sweep = ["hydra.sweeper.parallel_bandwidth=2", "hydra.sweeper.observation_budget=3", "epochs=4"]
+    sweep += ["hydra.sweeper.early_stopping.rule=none", "epoch_sleep_s=1"]
+    proc, sweep_dir = start_example(tmp_path, *SUBMITIT_LOCAL, *sweep, app=EPOCHS_APP)
+    try:
+        jobs = running_job_ids(sweep_dir, 2)
+    finally:
+        proc.kill()  # the SSH session died with the sweeper
+        proc.communicate(timeout=60)
+    forgot = run_example(tmp_path, *sweep, f"hydra.sweeper.resume={sweep_dir}", app=EPOCHS_APP)
+    assert forgot.proc.returncode != 0 and "Traceback" not in forgot.output, forgot.output[-3000:]
+    assert f"trials [0, 1] run as local jobs {[jobs[0], jobs[1]]}, which this run's launcher" in forgot.output
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        assert [(t.state, t.job_id) for t in journal.trials()] == [("running", jobs[0]), ("running", jobs[1])]
+    resumed = run_example(tmp_path, *SUBMITIT_LOCAL, *sweep, app=EPOCHS_APP).assert_ok()
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        trials = journal.trials()
+    assert [(t.state, t.job_id) for t in trials[:2]] == [("completed", jobs[0]), ("completed", jobs[1])], (
+        resumed.output[-3000:]
+    )
+    assert [t.state for t in trials] == ["completed"] * 3
+
+
 def ctrl_c_once_it_runs(cmd: list[str], cwd: Path, marker: str, settle_s: float) -> tuple[str, float]:
     """Run the sweep ``cmd``; once a trial wrote ``cwd/marker`` (and ``settle_s`` later), Ctrl-C
     the sweeper (SIGINT to its pid); its output, and when the Ctrl-C came."""
