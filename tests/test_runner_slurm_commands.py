@@ -176,6 +176,31 @@ def test_a_refused_submission_is_tried_again_while_the_other_trials_are_collecte
     assert runner.running() == [1, 2]
 
 
+def test_a_job_that_died_at_its_launch_is_submitted_again_not_counted_as_the_trials_failure(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    """On the real cluster (Slurm 22.05), a job started within milliseconds of its sbatch: its
+    folder did not exist yet ("Could not open stdout file"), it failed with no log at all, and the
+    trial was recorded failed "its log: .../59_0_log.err", a log that never existed, against the
+    budget and max_failure_rate. A job the user cancelled stays a failure."""
+    clock = FakeClock()
+    runner = _submitting_runner(tmp_path, clock)
+    assert runner.start(0, ["x=0"]) == "1000"
+    assert runner.start(1, ["x=1"]) == "1001"
+    slurm.set_state("1000", "FAILED")
+    slurm.set_exit_code("1000", "0:53")
+    slurm.set_state("1001", "CANCELLED by 0")  # scancel of a pending job: no log either
+    outcomes = runner.wait(timeout=30)
+    assert [(o.number, o.ok) for o in outcomes] == [(1, False)]
+    assert runner.started_late() == [(0, "1002")] and runner.running() == [0]
+    slurm.set_state("1002", "FAILED")  # a launch that keeps failing is a failure in the end
+    assert runner.wait(timeout=30) == [] and runner.started_late() == [(0, "1003")]
+    slurm.set_state("1003", "FAILED")
+    outcomes = runner.wait(timeout=30)
+    assert [(o.number, o.ok) for o in outcomes] == [(0, False)] and len(slurm.calls("sbatch")) == 4
+    assert "job 1003 ended without a result (state FAILED" in (outcomes[0].reason or "")
+
+
 def test_a_permanent_refusal_stops_at_once(slurm: FakeSlurm, tmp_path: Path) -> None:
     from submitit.core.utils import FailedJobError
 

@@ -60,6 +60,28 @@ class _TrackedJob:
     slurm_asked_at: float | None = None
     #: Slurm no longer knows it (neither queue nor accounting): it ended without a result.
     forgotten: bool = False
+    #: The trial's overrides, for a job this runner submitted (None: re-attached).
+    overrides: list[str] | None = None
+    #: How many earlier jobs of the trial died before its task started (see _died_at_launch).
+    relaunches: int = 0
+
+
+#: How many times a trial's job that died at its launch is submitted again before it counts as failed.
+MAX_RELAUNCHES = 2
+#: The states of a Slurm job that failed to launch: no log file at all means its task never started.
+LAUNCH_FAILURES = frozenset({"FAILED", "NODE_FAIL", "BOOT_FAIL"})
+
+
+def _died_at_launch(job: Any) -> bool:
+    """Whether a Slurm job ended without ever starting its task: failed, and Slurm opened none of its
+    log files. Slurm before 23.02 does not create a missing output folder, and submitit creates it
+    only once sbatch has returned: a job started within those milliseconds fails at once ("Could not
+    open stdout file"), through no fault of the trial (submitit; hydra issue 2100). Not a job the
+    user cancelled: that one stays a failure."""
+    if type(job).__name__ != "SlurmJob" or results_written(job):
+        return False
+    state = str(job.state).split(" ")[0]
+    return state in LAUNCH_FAILURES and not job.paths.stdout.exists() and not job.paths.stderr.exists()
 
 
 class SubmititRunner(TrialRunner):
@@ -123,7 +145,7 @@ class SubmititRunner(TrialRunner):
             except Exception as exc:
                 self.refused.add(number, overrides, refusal=exc)
                 return None
-        self._jobs[number] = _TrackedJob(job, submitted_at=time.time())
+        self._jobs[number] = _TrackedJob(job, submitted_at=time.time(), overrides=list(overrides))
         return str(job.job_id)
 
     def started_late(self) -> list[tuple[int, str]]:
@@ -222,7 +244,8 @@ class SubmititRunner(TrialRunner):
             if force:
                 self._note_states()  # with the states just refreshed
             if finished or submitted or self._nothing_to_wait_for(deadline):
-                return [self._collect(n) for n in finished]
+                relaunched = [n for n in finished if self._relaunched(n)]
+                return [self._collect(n) for n in finished if n not in relaunched]
             self.sleep(min(self.poll_interval, max(0.0, deadline - self.clock())))
 
     def _nothing_to_wait_for(self, deadline: float) -> bool:
@@ -282,6 +305,36 @@ class SubmititRunner(TrialRunner):
         tracked.slurm_asked_at = self.clock()
         tracked.forgotten = not slurm_knows_job(tracked.job)
         return tracked.forgotten
+
+    def _relaunched(self, number: int) -> bool:
+        """Submit again the job of a trial that died at its launch; whether it was (reported by
+        :meth:`started_late`, as a refused submission's)."""
+        tracked = self._jobs[number]
+        if tracked.overrides is None or tracked.relaunches >= MAX_RELAUNCHES or not _died_at_launch(tracked.job):
+            return False
+        dead = str(tracked.job.job_id)
+        self.queue_log.forget(number)
+        del self._jobs[number]
+        try:
+            job = self._submit(number, tracked.overrides)
+        except Exception as exc:
+            self.refused.add(number, tracked.overrides, refusal=exc)
+            log.warning(
+                "Trial #%d's job %s died before its task started; its new submission is refused for now", number, dead
+            )
+            return True
+        self._jobs[number] = _TrackedJob(
+            job, submitted_at=time.time(), overrides=tracked.overrides, relaunches=tracked.relaunches + 1
+        )
+        self._started_late.append((number, str(job.job_id)))
+        log.warning(
+            "Trial #%d's job %s died before its task started (Slurm wrote no log: a node could not open it); "
+            "submitted again as job %s",
+            number,
+            dead,
+            job.job_id,
+        )
+        return True
 
     def _collect(self, number: int) -> JobOutcome:
         """The outcome of a finished job; a job that died without a result is a failure."""
