@@ -148,6 +148,9 @@ class Sweep:
             self._use_code(journal)
             resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption.start_or_resume(self.sweep_dir)
+            # hydra-sigopt continue repeats the command that ran the sweep last (a budget raised on
+            # resume stays raised), from where it ran (a relative submitit folder is read from there).
+            journal.set_meta(command=dict(self.command))
             # What `hydra-sigopt status` weighs the steps against (a resume may raise it).
             rule = self.settings.early_stopping  # and the plot draws the curves of the metric it judges
             journal.set_meta(step_budget=rule.step_budget, judged_metric=rule.metric if rule.active else None)

@@ -109,6 +109,24 @@ def test_continue_prints_and_runs_the_resume_command(
     assert len(finished_sweep.trials) == 5  # the budget was spent: nothing new ran
 
 
+def test_continue_keeps_the_budget_a_resume_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A finished sweep of 2 resumed with hydra.sweeper.resume=<dir> and a budget of 5, then
+    Ctrl-C'd: continue printed the first command's budget of 2, and --run ended at once, "3/2
+    trials done": the raised budget was lost."""
+    from hydra_sigopt.crashpoints import ENV_VAR
+
+    first = run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
+    resume = (f"hydra.sweeper.resume={first.sweep_dir}", "hydra.sweeper.observation_budget=5")
+    stopped = run_example(tmp_path, *resume, env={ENV_VAR: "after_result:1:INT"})
+    assert "Interrupted" in stopped.output, stopped.output[-3000:]
+    code, out, _ = cli(capsys, "continue", str(first.sweep_dir))
+    assert code == 0 and "hydra.sweeper.observation_budget=5" in out, out
+    done = subprocess.run(out.strip(), shell=True, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with Journal.open(first.sweep_dir, readonly=True) as journal:
+        assert sum(t.state == "completed" for t in journal.trials()) == 5
+
+
 def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     proc, sweep_dir = start_example(
         tmp_path,
