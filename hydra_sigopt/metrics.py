@@ -13,6 +13,8 @@ OBJECTIVES = ("maximize", "minimize")
 STRATEGIES = ("optimize", "constraint", "store")
 METRIC_KEYS = ("name", "objective", "strategy", "threshold")
 MAX_OPTIMIZED_METRICS = 2
+#: What SigOpt takes (sigoptlite refused a longer metric name with a traceback at the experiment's creation).
+MAX_METRIC_NAME_LENGTH = 100
 
 
 def is_finite_number(value: Any) -> bool:
@@ -66,6 +68,11 @@ def parse_metrics(raw: Any) -> tuple[Metric, ...]:
         name = m.get("name")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where}.name", "every metric needs a non-empty name")
+        if len(name) > MAX_METRIC_NAME_LENGTH:
+            raise ConfigError(
+                f"{where}.name",
+                f"the name is {len(name)} characters long; SigOpt allows at most {MAX_METRIC_NAME_LENGTH}",
+            )
         objective = m.get("objective") or "maximize"
         if objective not in OBJECTIVES:
             raise ConfigError(f"{where}.objective", f"got {objective!r}; valid values are {list(OBJECTIVES)}")

@@ -248,6 +248,12 @@ API_ENV = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": "", "SIGOPT_ENV_FILE": "
             id="unknown-prior",
         ),
         pytest.param(
+            ["hydra.sweeper.metrics=[{name:" + "m" * 101 + ",objective:minimize}]"],
+            {},
+            "hydra.sweeper.metrics[0].name: the name is 101 characters long; SigOpt allows at most 100",
+            id="metric-name-over-100",
+        ),
+        pytest.param(
             # Issue 14: with the launcher's default signal_delay_s=120, a 2-minute limit made Slurm send
             # the pre-timeout signal as each job started; every trial longer than ~13 s failed as TIMEOUT.
             ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=2"],
