@@ -43,7 +43,7 @@ def check_space(space: SearchSpace) -> None:
 
 
 def check_experiment_name(name: str) -> None:
-    """A SigOpt server's limit on experiment names (``backend: api``; the default name is the app's job name)."""
+    """SigOpt's limit on experiment names, on both backends (the default name is the app's job name)."""
     problem = name_problem(name)
     if problem is not None:
         raise ConfigError("name", f"{name[:20]!r}... {problem}; set hydra.sweeper.name to a shorter name")

@@ -254,6 +254,12 @@ API_ENV = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": "", "SIGOPT_ENV_FILE": "
             id="metric-name-over-100",
         ),
         pytest.param(
+            ["hydra.sweeper.name=" + "n" * 101],
+            {},
+            "hydra.sweeper.name: 'nnnnnnnnnnnnnnnnnnnn'... is 101 characters long",
+            id="experiment-name-over-100-lite",
+        ),
+        pytest.param(
             # Issue 14: with the launcher's default signal_delay_s=120, a 2-minute limit made Slurm send
             # the pre-timeout signal as each job started; every trial longer than ~13 s failed as TIMEOUT.
             ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=2"],
