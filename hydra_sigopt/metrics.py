@@ -96,7 +96,19 @@ def parse_metrics(raw: Any) -> tuple[Metric, ...]:
             f"SigOpt optimizes one or two metrics; {len(optimized)} have strategy 'optimize' "
             f"({[m.name for m in optimized]}); mark the others strategy: store or constraint",
         )
+    _check_single_threshold(metrics)
     return tuple(metrics)
+
+
+def _check_single_threshold(metrics: Sequence[Metric]) -> None:
+    """A threshold on an optimized metric bounds a Pareto front: SigOpt takes it with two optimized
+    metrics only (sigoptlite refused one on the single optimized metric with a traceback)."""
+    optimized = [i for i, m in enumerate(metrics) if m.strategy == "optimize"]
+    if len(optimized) == 1 and metrics[optimized[0]].threshold is not None:
+        raise ConfigError(
+            f"metrics[{optimized[0]}].threshold",
+            "SigOpt takes a threshold on an optimized metric only when two metrics are optimized; remove it",
+        )
 
 
 def describe_metrics(metrics: Sequence[Metric]) -> str:

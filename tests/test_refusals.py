@@ -260,6 +260,12 @@ API_ENV = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": "", "SIGOPT_ENV_FILE": "
             id="experiment-name-over-100-lite",
         ),
         pytest.param(
+            ["hydra.sweeper.metrics=[{name:mse,objective:minimize,threshold:0.5}]"],
+            {},
+            "hydra.sweeper.metrics[0].threshold: SigOpt takes a threshold on an optimized metric only when two",
+            id="threshold-on-the-one-optimized-metric",
+        ),
+        pytest.param(
             # Issue 14: with the launcher's default signal_delay_s=120, a 2-minute limit made Slurm send
             # the pre-timeout signal as each job started; every trial longer than ~13 s failed as TIMEOUT.
             ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=2"],
