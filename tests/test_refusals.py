@@ -369,3 +369,23 @@ def test_every_config_group_option_is_composed_up_front(tmp_path: Path) -> None:
 def test_metrics_given_as_a_dict_is_one_line_naming_metrics(tmp_path: Path) -> None:
     app = write_app(tmp_path, "metrics: {loss: minimize}\nparams:\n  x: interval(-5, 5)")
     assert_refused(run_example(tmp_path, app=app), "hydra.sweeper.metrics: expected a non-empty list such as")
+
+
+CONDITIONALS = """
+params:
+  +momentum: {type: double, bounds: {min: 0, max: 1}, conditions: {optimizer.name: [sgd]}}
+  +beta2: {type: double, bounds: {min: 0.9, max: 0.999}, conditions: {optimizer.name: [adam]}}
+conditionals:
+  - {name: optimizer.name, values: [sgd, adam, rmsprop]}
+"""
+
+
+def test_a_conditional_value_no_parameter_uses_is_one_line(tmp_path: Path) -> None:
+    """sigoptlite refused it only as the experiment was created, with a 70-line traceback."""
+    app = write_app(tmp_path, CONDITIONALS)
+    with open(tmp_path / "conf" / "config.yaml", "a") as f:
+        f.write("optimizer:\n  name: sgd\n")
+    assert_refused(
+        run_example(tmp_path, app=app),
+        "hydra.sweeper.conditionals[0].values: no parameter is switched on by 'rmsprop'",
+    )
