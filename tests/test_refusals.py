@@ -389,3 +389,44 @@ def test_a_conditional_value_no_parameter_uses_is_one_line(tmp_path: Path) -> No
         run_example(tmp_path, app=app),
         "hydra.sweeper.conditionals[0].values: no parameter is switched on by 'rmsprop'",
     )
+
+
+@pytest.mark.parametrize(
+    ("override", "params", "says"),
+    [
+        pytest.param(
+            "+batch_size=range(0, 100000000, 3)",
+            "",
+            "range(0, 100000000, 3) is a grid of 33,333,334 values, over the 100,000 taken; "
+            "search int(interval(0, 99999999)) instead",
+            id="int-range",
+        ),
+        pytest.param("+lr=range(0, 10, 0.000001)", "", "is a grid of 10,000,001 values", id="float-range"),
+        pytest.param(
+            "+lr=range(0, 10, 0.0000000001)",
+            "",
+            "range(0, 10, 1e-10) is a grid of 100,000,000,000 values, over the 100,000 taken; "
+            "search interval(0, 10) instead",
+            id="float-range-1e11",
+        ),
+        pytest.param(
+            None,
+            "x: {type: float, low: 0, high: 10, step: 0.000001}",
+            "hydra.sweeper.params.x.step: {type: float, low: 0, high: 10, step: 1e-06} is a grid of 10,000,001 "
+            "values, over the 100,000 taken; search {type: float, low: 0, high: 10} (no step) instead",
+            id="optuna-step",
+        ),
+        pytest.param(
+            None, "x: {type: int, low: 0, high: 100000000, step: 3}", "is a grid of 33,333,334", id="optuna-int-step"
+        ),
+    ],
+)
+def test_a_huge_stepped_grid_is_refused_before_it_is_listed(
+    tmp_path: Path, override: str | None, params: str, says: str
+) -> None:
+    """Listing range(0, 100000000, 3) took 3 GB in 15 s before anything was said; range(0, 10, 1e-10) hung."""
+    if override is not None:
+        run = run_example(tmp_path, override, timeout=90)
+    else:
+        run = run_example(tmp_path, app=write_app(tmp_path, f"params:\n  {params}"), timeout=90)
+    assert_refused(run, says)
