@@ -139,6 +139,9 @@ def _check_constraint(where: str, constraint: Mapping[str, Any], parameters: Map
         if not is_finite_number(weight):
             raise ConfigError(f"{where}.terms[{j}].weight", f"expected a finite number, got {weight!r}")
         _check_constrained_parameter(f"{where}.terms[{j}]", parameters[term["name"]])
+    if all(term["weight"] == 0 for term in terms):
+        # The engine scales the constraint by its weights: it divided by zero (a warning) and went on.
+        raise ConfigError(f"{where}.terms", "every weight is 0, so the constraint constrains nothing; give a weight")
     names = [t["name"] for t in terms]
     if len(set(names)) != len(names) or len(names) < 2:
         raise ConfigError(f"{where}.terms", f"expected two or more distinct parameters, got {names}")

@@ -266,6 +266,17 @@ API_ENV = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": "", "SIGOPT_ENV_FILE": "
             id="threshold-on-the-one-optimized-metric",
         ),
         pytest.param(
+            [
+                "hydra.sweeper.params.alpha={type:double,bounds:{min:0,max:1}}",
+                "hydra.sweeper.params.l1_ratio={type:double,bounds:{min:0,max:1}}",
+                "hydra.sweeper.linear_constraints=[{type:less_than,threshold:1,"
+                "terms:[{name:alpha,weight:0},{name:l1_ratio,weight:0}]}]",
+            ],
+            {},
+            "hydra.sweeper.linear_constraints[0].terms: every weight is 0",
+            id="constraint-of-zero-weights",
+        ),
+        pytest.param(
             # Issue 14: with the launcher's default signal_delay_s=120, a 2-minute limit made Slurm send
             # the pre-timeout signal as each job started; every trial longer than ~13 s failed as TIMEOUT.
             ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=2"],
