@@ -13,6 +13,8 @@ OBJECTIVES = ("maximize", "minimize")
 STRATEGIES = ("optimize", "constraint", "store")
 METRIC_KEYS = ("name", "objective", "strategy", "threshold")
 MAX_OPTIMIZED_METRICS = 2
+#: What SigOpt takes (sigoptlite refused a longer metric name with a traceback at the experiment's creation).
+MAX_METRIC_NAME_LENGTH = 100
 
 
 def is_finite_number(value: Any) -> bool:
@@ -66,6 +68,11 @@ def parse_metrics(raw: Any) -> tuple[Metric, ...]:
         name = m.get("name")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where}.name", "every metric needs a non-empty name")
+        if len(name) > MAX_METRIC_NAME_LENGTH:
+            raise ConfigError(
+                f"{where}.name",
+                f"the name is {len(name)} characters long; SigOpt allows at most {MAX_METRIC_NAME_LENGTH}",
+            )
         objective = m.get("objective") or "maximize"
         if objective not in OBJECTIVES:
             raise ConfigError(f"{where}.objective", f"got {objective!r}; valid values are {list(OBJECTIVES)}")
@@ -89,7 +96,19 @@ def parse_metrics(raw: Any) -> tuple[Metric, ...]:
             f"SigOpt optimizes one or two metrics; {len(optimized)} have strategy 'optimize' "
             f"({[m.name for m in optimized]}); mark the others strategy: store or constraint",
         )
+    _check_single_threshold(metrics)
     return tuple(metrics)
+
+
+def _check_single_threshold(metrics: Sequence[Metric]) -> None:
+    """A threshold on an optimized metric bounds a Pareto front: SigOpt takes it with two optimized
+    metrics only (sigoptlite refused one on the single optimized metric with a traceback)."""
+    optimized = [i for i, m in enumerate(metrics) if m.strategy == "optimize"]
+    if len(optimized) == 1 and metrics[optimized[0]].threshold is not None:
+        raise ConfigError(
+            f"metrics[{optimized[0]}].threshold",
+            "SigOpt takes a threshold on an optimized metric only when two metrics are optimized; remove it",
+        )
 
 
 def describe_metrics(metrics: Sequence[Metric]) -> str:

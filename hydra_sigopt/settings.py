@@ -141,8 +141,8 @@ def parse_settings(
         raise ConfigError("warm_jobs", f"expected auto or a whole number >= 0, got {warm_jobs!r}")
     name = str(raw.get("name") or default_name)
     backend = _choice(raw, "backend", "lite", BACKENDS)
-    if backend == "api":
-        check_experiment_name(name)
+    # Both engines refuse a long name, sigoptlite only as the experiment is created (with a traceback).
+    check_experiment_name(name)
     raw_metrics = raw.get("metrics")
     metrics = parse_metrics([{"name": "value", "objective": "minimize"}] if raw_metrics is None else raw_metrics)
     settings = SweepSettings(

@@ -17,6 +17,7 @@ from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, O
 from hydra.errors import HydraException
 
 from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.grids import check_grid_length, hydra_range_length
 from hydra_sigopt.overrides import bare_key, format_override, format_value, overrides_parser
 from hydra_sigopt.space_dialects import translate_peer_spec
 
@@ -406,7 +407,21 @@ def _range_parameter(name: str, key: str, sweep: RangeSweep, log: bool, where: s
     if all(isinstance(v, int) for v in (start, stop, step)) and abs(step) == 1 and abs(stop - start) > 1 and not log:
         low, high = (start, stop - 1) if step > 0 else (stop + 1, start)
         return Parameter(name, "int", key, bounds=(low, high), source=source)
+    # Counted before listing: range(0, 10, 1e-10) would list 1e11 values, for minutes, in gigabytes.
+    written = f"range({format_value(start)}, {format_value(stop)}, {format_value(step)})"
+    count = hydra_range_length(start, stop, step)
+    check_grid_length(count, where, written, _interval_for(start, stop, step, count, log))
     return _choice_parameter(name, key, list(sweep.range()), log, where, source)
+
+
+def _interval_for(start: float, stop: float, step: float, count: int, log: bool) -> str:
+    """The interval that covers a range's values: what to search in place of a grid too long.
+    An int range's last value is its own (the stop is excluded); a float range's, about its stop."""
+    whole = all(isinstance(v, int) for v in (start, stop, step))
+    end = start + (count - 1) * step if whole else stop
+    text = f"interval({format_value(min(start, end))}, {format_value(max(start, end))})"
+    text = f"int({text})" if whole else text
+    return f"tag(log, {text})" if log else text
 
 
 def _choice_parameter(name: str, key: str, values: list[Any], log: bool, where: str, source: str) -> Parameter | str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.grids import check_grid_length
 from hydra_sigopt.overrides import format_value
 
 
@@ -100,6 +101,10 @@ def _stepped(low: float, high: float, step: Any, as_int: bool, where: str) -> st
     if not _is_number(step) or step <= 0:
         raise ConfigError(f"{where}.step", f"expected a number > 0, got {step!r}")
     count = math.floor((high - low) / step + 1e-9) + 1
+    # Counted before listing: a tiny step would list its values for minutes, in gigabytes.
+    interval = f"type: {'int' if as_int else 'float'}, low: {format_value(low)}, high: {format_value(high)}"
+    written = f"{{{interval}, step: {format_value(step)}}}"
+    check_grid_length(count, f"{where}.step", written, f"{{{interval}}} (no step)")
     values = (
         [low + i * step for i in range(count)] if as_int else [float(f"{low + i * step:.12g}") for i in range(count)]
     )

@@ -7,7 +7,8 @@ Limits were measured on sigoptlite 0.1.2 (tests/test_validation.py creates the e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hydra_sigopt.backends.server_limits import name_problem
@@ -29,6 +30,7 @@ def check_space(space: SearchSpace) -> None:
     """Raise :class:`ConfigError` for anything in ``space`` the engine would refuse."""
     for c in space.conditionals:
         _check_name(f"conditionals.{c['name']}", str(c["name"]))
+    _check_conditional_values(space)
     by_name = {p.name: p for p in space.parameters}
     for p in space.parameters:
         where = f"params.{p.name}"
@@ -43,7 +45,7 @@ def check_space(space: SearchSpace) -> None:
 
 
 def check_experiment_name(name: str) -> None:
-    """A SigOpt server's limit on experiment names (``backend: api``; the default name is the app's job name)."""
+    """SigOpt's limit on experiment names, on both backends (the default name is the app's job name)."""
     problem = name_problem(name)
     if problem is not None:
         raise ConfigError("name", f"{name[:20]!r}... {problem}; set hydra.sweeper.name to a shorter name")
@@ -52,6 +54,48 @@ def check_experiment_name(name: str) -> None:
 def _check_name(where: str, name: str) -> None:
     if len(name) > MAX_NAME_LENGTH:
         raise ConfigError(where, f"the name is {len(name)} characters long; SigOpt allows at most {MAX_NAME_LENGTH}")
+
+
+def _check_conditional_values(space: SearchSpace) -> None:
+    """Every combination of conditional values switches on some parameter: sigoptlite's rule
+    (``check_all_conditional_values_satisfied_for_experiment``), which refused the experiment with a
+    traceback. A parameter without a condition on a conditional is on for all its values."""
+    if not space.conditionals:
+        return
+    satisfied: set[tuple[str, ...]] = set()
+    for p in space.parameters:
+        conditions = p.conditions or {}
+        choices = [conditions.get(c["name"], c["values"]) for c in space.conditionals]
+        satisfied.update(itertools.product(*(tuple(str(v) for v in vs) for vs in choices)))
+    every = itertools.product(*(tuple(str(v) for v in c["values"]) for c in space.conditionals))
+    unused = [combination for combination in every if combination not in satisfied]
+    if unused:
+        _refuse_unused(space.conditionals, unused)
+
+
+def _refuse_unused(conditionals: Sequence[Mapping[str, Any]], unused: Sequence[tuple[str, ...]]) -> None:
+    """Name a conditional's values that switch on no parameter whatever the others are, else the
+    combinations (with several conditionals, each value may be used and a combination not)."""
+    unused_set = set(unused)
+    for i, c in enumerate(conditionals):
+        others = [tuple(str(v) for v in o["values"]) for j, o in enumerate(conditionals) if j != i]
+        values = [
+            str(v)
+            for v in c["values"]
+            if all((*rest[:i], str(v), *rest[i:]) in unused_set for rest in itertools.product(*others))
+        ]
+        if values:
+            raise ConfigError(
+                f"conditionals[{i}].values",
+                f"no parameter is switched on by {', '.join(map(repr, values))}; SigOpt needs one for each value: "
+                f"name it in some parameter's conditions: {{{c['name']}: [...]}}, or remove it",
+            )
+    shown = ["(" + ", ".join(f"{c['name']}={v}" for c, v in zip(conditionals, combo)) + ")" for combo in unused[:3]]
+    more = f" and {len(unused) - 3} more" if len(unused) > 3 else ""
+    raise ConfigError(
+        "conditionals",
+        f"no parameter is switched on by {', '.join(shown)}{more}; SigOpt needs one for every combination of values",
+    )
 
 
 def _check_magnitudes(where: str, p: Parameter) -> None:
@@ -95,6 +139,9 @@ def _check_constraint(where: str, constraint: Mapping[str, Any], parameters: Map
         if not is_finite_number(weight):
             raise ConfigError(f"{where}.terms[{j}].weight", f"expected a finite number, got {weight!r}")
         _check_constrained_parameter(f"{where}.terms[{j}]", parameters[term["name"]])
+    if all(term["weight"] == 0 for term in terms):
+        # The engine scales the constraint by its weights: it divided by zero (a warning) and went on.
+        raise ConfigError(f"{where}.terms", "every weight is 0, so the constraint constrains nothing; give a weight")
     names = [t["name"] for t in terms]
     if len(set(names)) != len(names) or len(names) < 2:
         raise ConfigError(f"{where}.terms", f"expected two or more distinct parameters, got {names}")

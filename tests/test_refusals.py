@@ -248,6 +248,35 @@ API_ENV = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": "", "SIGOPT_ENV_FILE": "
             id="unknown-prior",
         ),
         pytest.param(
+            ["hydra.sweeper.metrics=[{name:" + "m" * 101 + ",objective:minimize}]"],
+            {},
+            "hydra.sweeper.metrics[0].name: the name is 101 characters long; SigOpt allows at most 100",
+            id="metric-name-over-100",
+        ),
+        pytest.param(
+            ["hydra.sweeper.name=" + "n" * 101],
+            {},
+            "hydra.sweeper.name: 'nnnnnnnnnnnnnnnnnnnn'... is 101 characters long",
+            id="experiment-name-over-100-lite",
+        ),
+        pytest.param(
+            ["hydra.sweeper.metrics=[{name:mse,objective:minimize,threshold:0.5}]"],
+            {},
+            "hydra.sweeper.metrics[0].threshold: SigOpt takes a threshold on an optimized metric only when two",
+            id="threshold-on-the-one-optimized-metric",
+        ),
+        pytest.param(
+            [
+                "hydra.sweeper.params.alpha={type:double,bounds:{min:0,max:1}}",
+                "hydra.sweeper.params.l1_ratio={type:double,bounds:{min:0,max:1}}",
+                "hydra.sweeper.linear_constraints=[{type:less_than,threshold:1,"
+                "terms:[{name:alpha,weight:0},{name:l1_ratio,weight:0}]}]",
+            ],
+            {},
+            "hydra.sweeper.linear_constraints[0].terms: every weight is 0",
+            id="constraint-of-zero-weights",
+        ),
+        pytest.param(
             # Issue 14: with the launcher's default signal_delay_s=120, a 2-minute limit made Slurm send
             # the pre-timeout signal as each job started; every trial longer than ~13 s failed as TIMEOUT.
             ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=2"],
@@ -351,3 +380,64 @@ def test_every_config_group_option_is_composed_up_front(tmp_path: Path) -> None:
 def test_metrics_given_as_a_dict_is_one_line_naming_metrics(tmp_path: Path) -> None:
     app = write_app(tmp_path, "metrics: {loss: minimize}\nparams:\n  x: interval(-5, 5)")
     assert_refused(run_example(tmp_path, app=app), "hydra.sweeper.metrics: expected a non-empty list such as")
+
+
+CONDITIONALS = """
+params:
+  +momentum: {type: double, bounds: {min: 0, max: 1}, conditions: {optimizer.name: [sgd]}}
+  +beta2: {type: double, bounds: {min: 0.9, max: 0.999}, conditions: {optimizer.name: [adam]}}
+conditionals:
+  - {name: optimizer.name, values: [sgd, adam, rmsprop]}
+"""
+
+
+def test_a_conditional_value_no_parameter_uses_is_one_line(tmp_path: Path) -> None:
+    """sigoptlite refused it only as the experiment was created, with a 70-line traceback."""
+    app = write_app(tmp_path, CONDITIONALS)
+    with open(tmp_path / "conf" / "config.yaml", "a") as f:
+        f.write("optimizer:\n  name: sgd\n")
+    assert_refused(
+        run_example(tmp_path, app=app),
+        "hydra.sweeper.conditionals[0].values: no parameter is switched on by 'rmsprop'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "params", "says"),
+    [
+        pytest.param(
+            "+batch_size=range(0, 100000000, 3)",
+            "",
+            "range(0, 100000000, 3) is a grid of 33,333,334 values, over the 100,000 taken; "
+            "search int(interval(0, 99999999)) instead",
+            id="int-range",
+        ),
+        pytest.param("+lr=range(0, 10, 0.000001)", "", "is a grid of 10,000,001 values", id="float-range"),
+        pytest.param(
+            "+lr=range(0, 10, 0.0000000001)",
+            "",
+            "range(0, 10, 1e-10) is a grid of 100,000,000,000 values, over the 100,000 taken; "
+            "search interval(0, 10) instead",
+            id="float-range-1e11",
+        ),
+        pytest.param(
+            None,
+            "x: {type: float, low: 0, high: 10, step: 0.000001}",
+            "hydra.sweeper.params.x.step: {type: float, low: 0, high: 10, step: 1e-06} is a grid of 10,000,001 "
+            "values, over the 100,000 taken; search {type: float, low: 0, high: 10} (no step) instead",
+            id="optuna-step",
+        ),
+        pytest.param(
+            None, "x: {type: int, low: 0, high: 100000000, step: 3}", "is a grid of 33,333,334", id="optuna-int-step"
+        ),
+    ],
+)
+def test_a_huge_stepped_grid_is_refused_before_it_is_listed(
+    tmp_path: Path, override: str | None, params: str, says: str
+) -> None:
+    """Listing range(0, 100000000, 3) took 3 GB in 15 s before anything was said; range(0, 10, 1e-10) hung."""
+    if override is not None:
+        run = run_example(tmp_path, override, timeout=90)
+    else:
+        run = run_example(tmp_path, app=write_app(tmp_path, f"params:\n  {params}"), timeout=90)
+    assert_refused(run, says)

@@ -79,7 +79,7 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
         pytest.param(
             {"backend": "api", "api": {"api_url": "http://h/api"}, "name": "n" * 101},
             "name",
-            "is 101 characters long; a SigOpt server takes experiment names of at most 100",
+            "is 101 characters long; SigOpt takes experiment names of at most 100",
             id="api-name-too-long",
         ),
         pytest.param(
@@ -196,9 +196,12 @@ def test_bad_settings(change: dict[str, Any], key: str, says: str) -> None:
     assert says in message, message
 
 
-def test_a_name_of_100_characters_is_fine_and_lite_has_no_such_limit() -> None:
+def test_a_name_of_100_characters_is_fine_and_lite_has_the_same_limit() -> None:
+    """sigoptlite's experiment schema takes names of at most 100 characters too (it refused 101 with a traceback)."""
     parse_settings({**BASE, "backend": "api", "api": {"api_url": "http://h/api"}, "name": "n" * 100})
-    parse_settings({**BASE, "name": "n" * 101})
+    parse_settings({**BASE, "name": "n" * 100})
+    with pytest.raises(ConfigError, match=r"hydra\.sweeper\.name: .* is 101 characters long"):
+        parse_settings({**BASE, "name": "n" * 101})
 
 
 def test_api_url_from_the_environment_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import RangeSweep
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hydra_sigopt.errors import ConfigError
+from hydra_sigopt.grids import hydra_range_length
 from hydra_sigopt.space import build_space, format_override
 
 PARSER = OverridesParser.create()
@@ -933,3 +935,21 @@ def test_app_config_gets_the_values(
         cfg = compose("config", overrides=overrides)
     for key, value in expected.items():
         assert same(cfg[key], value), (overrides, key, cfg[key])
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "step"),
+    [(0, 10, 3), (10, 0, -3), (0, 1, 0.1), (0, 1, 0.25), (-5.5, 5.5, 0.5), (1, 0, -0.3), (0, 0.3, 0.1), (0, 1, 2)],
+)
+def test_a_range_is_counted_as_hydra_lists_it(start: float, stop: float, step: float) -> None:
+    """The count that refuses a grid too long, made without listing it, is the length Hydra lists."""
+    listed = list(RangeSweep(start=start, stop=stop, step=step).range())
+    assert hydra_range_length(start, stop, step) == len(listed)
+
+
+def test_a_stepped_grid_of_100000_values_is_taken_and_one_more_refused() -> None:
+    assert len(build_space({"x": "range(0, 1, 0.00001)"}).parameters[0].grid or ()) == 100_000
+    with pytest.raises(ConfigError, match=r"params\.x: range\(1, 100002, 1\) is a grid of 100,001 values"):
+        build_space({"x": "tag(log, range(1, 100002))"})
+    with pytest.raises(ConfigError, match=r"params\.x\.step: .* is a grid of 100,002 values"):
+        build_space({"x": {"type": "int", "low": 0, "high": 200002, "step": 2}})

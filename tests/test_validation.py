@@ -9,7 +9,7 @@ import pytest
 from hydra_sigopt.backends.lite import load_local_driver
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
-from hydra_sigopt.metrics import parse_metrics
+from hydra_sigopt.metrics import Metric
 from hydra_sigopt.settings import parse_settings
 from hydra_sigopt.sigopt_client import import_sigopt
 from hydra_sigopt.space import build_space
@@ -24,6 +24,9 @@ def constraint(*names: str, threshold: float = 1, kind: str = "less_than", weigh
 def double(low: float = 0, high: float = 1, **extra: Any) -> dict[str, Any]:
     return {"type": "double", "bounds": {"min": low, "max": high}, **extra}
 
+
+OPTIMIZERS = [{"name": "o", "values": ["sgd", "adam", "rms"]}]
+SCHEDULES = {"name": "s", "values": ["cos", "step"]}
 
 CASES = [
     pytest.param({"params": {"a" * 101: "interval(0, 1)"}}, "params." + "a" * 101, "at most 100", id="long-name"),
@@ -111,13 +114,39 @@ CASES = [
         "the engine handles at most 2**53",
         id="int-bounds-2**63",
     ),
+    pytest.param({"params": AB, "metrics": [{"name": "m" * 101}]}, "metrics[0].name", "at most 100", id="metric-name"),
+    pytest.param({"params": AB, "name": "n" * 101}, "name", "is 101 characters long", id="experiment-name"),
+    pytest.param(
+        {"params": AB, "metrics": [{"name": "y", "threshold": 0.5}]},
+        "metrics[0].threshold",
+        "only when two metrics are optimized",
+        id="threshold-on-one-optimized",
+    ),
+    pytest.param(
+        {"params": {"a": double(conditions={"o": "sgd"})}, "conditionals": OPTIMIZERS},
+        "conditionals[0].values",
+        "no parameter is switched on by 'adam', 'rms'",
+        id="conditional-values-unused",
+    ),
+    pytest.param(
+        {
+            "params": {"a": double(conditions={"o": "sgd", "s": "cos"}), "b": double(conditions={"o": "adam"})},
+            "conditionals": [{"name": "o", "values": ["sgd", "adam"]}, SCHEDULES],
+        },
+        "conditionals",
+        "no parameter is switched on by (o=sgd, s=step)",
+        id="conditional-combination-unused",
+    ),
 ]
 
 
 def engine_refusal(raw: dict[str, Any]) -> str | None:
     """What sigoptlite says about the space (creating it, then one suggestion), unvalidated by us."""
-    space = build_space(raw["params"], linear_constraints=raw.get("linear_constraints"))
-    definition = ExperimentDefinition("t", space, parse_metrics([{"name": "y"}]), 10, 1)
+    space = build_space(
+        raw["params"], conditionals=raw.get("conditionals"), linear_constraints=raw.get("linear_constraints")
+    )
+    metrics = tuple(Metric(**m) for m in raw.get("metrics", [{"name": "y"}]))  # unchecked: the engine judges
+    definition = ExperimentDefinition(raw.get("name", "t"), space, metrics, 10, 1)
     driver = load_local_driver()()
     connection = import_sigopt().Connection(driver=lambda: driver)
     try:
@@ -152,6 +181,22 @@ def test_what_the_engine_refuses_is_a_config_error_naming_the_key(raw: dict[str,
         pytest.param({"params": {"a": double(prior={"name": "beta", "shape_a": 2, "shape_b": 5})}}, id="beta-prior"),
         pytest.param({"params": {"a": double(-1e150, 1e150)}}, id="bounds-at-the-limit"),
         pytest.param({"params": {"a" * 100: "interval(0, 1)"}}, id="name-of-100"),
+        pytest.param({"params": AB, "metrics": [{"name": "m" * 100}], "name": "n" * 100}, id="names-of-100"),
+        pytest.param(
+            {"params": AB, "metrics": [{"name": "y", "threshold": 0.5}, {"name": "z", "threshold": 1}]},
+            id="thresholds-on-two-optimized",
+        ),
+        pytest.param(  # an unconditioned parameter is on for every value
+            {"params": {"a": double(conditions={"o": "sgd"}), "b": double()}, "conditionals": OPTIMIZERS},
+            id="conditional-values-used-by-an-unconditioned-parameter",
+        ),
+        pytest.param(  # each value of o is used, whatever s is
+            {
+                "params": {"a": double(conditions={"o": "sgd"}), "b": double(conditions={"o": "adam"})},
+                "conditionals": [{"name": "o", "values": ["sgd", "adam"]}, SCHEDULES],
+            },
+            id="every-combination-used",
+        ),
     ],
 )
 def test_what_the_engine_accepts_passes(raw: dict[str, Any]) -> None:

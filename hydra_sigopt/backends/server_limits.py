@@ -17,9 +17,9 @@ MAX_METADATA_KEYS = 100
 
 
 def name_problem(name: str) -> str | None:
-    """Why a SigOpt server would refuse this experiment name, or None."""
+    """Why SigOpt would refuse this experiment name, or None: a server and sigoptlite take the same names."""
     if len(name) > MAX_NAME_CHARS:
-        return f"is {len(name)} characters long; a SigOpt server takes experiment names of at most {MAX_NAME_CHARS}"
+        return f"is {len(name)} characters long; SigOpt takes experiment names of at most {MAX_NAME_CHARS}"
     return None
 
 
