@@ -35,6 +35,7 @@ from hydra_sigopt.runners.executor import (
     run_jobs_from,
     starting_jobs,
 )
+from hydra_sigopt.runners.launch_failures import MAX_RELAUNCHES, died_at_launch, say_relaunched
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
 from hydra_sigopt.runners.queue_log import QueueLog
 from hydra_sigopt.runners.refused import RefusedSubmissions
@@ -64,24 +65,6 @@ class _TrackedJob:
     overrides: list[str] | None = None
     #: How many earlier jobs of the trial died before its task started (see _died_at_launch).
     relaunches: int = 0
-
-
-#: How many times a trial's job that died at its launch is submitted again before it counts as failed.
-MAX_RELAUNCHES = 2
-#: The states of a Slurm job that failed to launch: no log file at all means its task never started.
-LAUNCH_FAILURES = frozenset({"FAILED", "NODE_FAIL", "BOOT_FAIL"})
-
-
-def _died_at_launch(job: Any) -> bool:
-    """Whether a Slurm job ended without ever starting its task: failed, and Slurm opened none of its
-    log files. Slurm before 23.02 does not create a missing output folder, and submitit creates it
-    only once sbatch has returned: a job started within those milliseconds fails at once ("Could not
-    open stdout file"), through no fault of the trial (submitit; hydra issue 2100). Not a job the
-    user cancelled: that one stays a failure."""
-    if type(job).__name__ != "SlurmJob" or results_written(job):
-        return False
-    state = str(job.state).split(" ")[0]
-    return state in LAUNCH_FAILURES and not job.paths.stdout.exists() and not job.paths.stderr.exists()
 
 
 class SubmititRunner(TrialRunner):
@@ -307,33 +290,17 @@ class SubmititRunner(TrialRunner):
         return tracked.forgotten
 
     def _relaunched(self, number: int) -> bool:
-        """Submit again the job of a trial that died at its launch; whether it was (reported by
-        :meth:`started_late`, as a refused submission's)."""
+        """Start again a trial whose job died at its launch (see died_at_launch); whether it was."""
         tracked = self._jobs[number]
-        if tracked.overrides is None or tracked.relaunches >= MAX_RELAUNCHES or not _died_at_launch(tracked.job):
+        if tracked.overrides is None or tracked.relaunches >= MAX_RELAUNCHES or not died_at_launch(tracked.job):
             return False
-        dead = str(tracked.job.job_id)
-        self.queue_log.forget(number)
         del self._jobs[number]
-        try:
-            job = self._submit(number, tracked.overrides)
-        except Exception as exc:
-            self.refused.add(number, tracked.overrides, refusal=exc)
-            log.warning(
-                "Trial #%d's job %s died before its task started; its new submission is refused for now", number, dead
-            )
-            return True
-        self._jobs[number] = _TrackedJob(
-            job, submitted_at=time.time(), overrides=tracked.overrides, relaunches=tracked.relaunches + 1
-        )
-        self._started_late.append((number, str(job.job_id)))
-        log.warning(
-            "Trial #%d's job %s died before its task started (Slurm wrote no log: a node could not open it); "
-            "submitted again as job %s",
-            number,
-            dead,
-            job.job_id,
-        )
+        self.queue_log.forget(number)
+        job_id = self.start(number, tracked.overrides)  # None: refused for now, submitted again by wait()
+        if job_id is not None:
+            self._jobs[number].relaunches = tracked.relaunches + 1
+            self._started_late.append((number, job_id))
+        say_relaunched(number, str(tracked.job.job_id), job_id)
         return True
 
     def _collect(self, number: int) -> JobOutcome:
