@@ -236,8 +236,23 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
 
 
+#: How every SQLite database file begins.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 def _connect_readable(path: Path, readonly: bool) -> tuple[sqlite3.Connection, Any]:
-    """A connection to a journal file in a format this version reads, and that format."""
+    """A connection to a journal file in a format this version reads, and that format.
+
+    A file that is no SQLite database is refused before SQLite opens it for writing: an empty one
+    (truncated to 0 bytes) it would take for a new database, and write its header in."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise JournalError(f"{path} cannot be read ({exc.strerror}); it was left untouched") from None
+    if header != SQLITE_HEADER:
+        what = "is empty" if not header else "is no SQLite database"
+        raise JournalError(f"{path} is not a readable journal (the file {what}); it was left untouched")
     try:
         db = _connect(path, readonly=readonly)
         version = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()

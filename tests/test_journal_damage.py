@@ -90,6 +90,21 @@ def test_resuming_a_damaged_journal_runs_nothing(damaged: tuple[Path, Path], tmp
     assert {name: (sweep_dir / name).read_bytes() for name in before} == before
 
 
+@pytest.mark.parametrize("content", [b"", b"not a database at all\n" * 50], ids=["empty", "garbage"])
+def test_resuming_on_a_journal_that_is_no_database_leaves_it_as_it_was(
+    finished_sweep: AppRun, tmp_path: Path, content: bytes
+) -> None:
+    """A journal truncated to 0 bytes: the resume said "...is not a readable journal (no such table:
+    meta); it was left untouched", and SQLite had written its 4096-byte header into it."""
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(finished_sweep.sweep_dir, sweep_dir)
+    (sweep_dir / JOURNAL_NAME).write_bytes(content)
+    resumed = run_example(tmp_path, "hydra.sweeper.observation_budget=3", sweep_dir=sweep_dir)
+    assert resumed.proc.returncode != 0 and "left untouched" in resumed.output, resumed.output[-3000:]
+    assert (sweep_dir / JOURNAL_NAME).read_bytes() == content
+    assert not [p.name for p in sweep_dir.iterdir() if p.name.startswith(f"{JOURNAL_NAME}-")]
+
+
 def test_status_and_best_read_a_journal_on_a_read_only_mount(finished_sweep: AppRun) -> None:
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
         pytest.skip("this test needs `unshare -m` (root, or user namespaces) to bind-mount the sweep read-only")
