@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol
 
 from hydra_sigopt.backends import Backend, Suggestion
 from hydra_sigopt.crashpoints import crash_point
+from hydra_sigopt.errors import BackendUnavailableError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.journal import STOPPED, IllegalTransition, Journal, Trial
 from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
@@ -233,13 +234,28 @@ class Results:
         crash_point("after_observe")
         self.journal.mark_observed(number, observation_id)
 
-    def post_before_stopping(self) -> None:
-        """Post journaled results while the sweep stops on another error, which must not be masked."""
+    def post_before_stopping(self, engine_reachable: bool = True) -> None:
+        """Post journaled results while the sweep stops on another error, which must not be masked.
+
+        Not once the engine is out of reach: each post would wait a whole ``api.max_unreachable_s``
+        again (a frozen server held a sweep of 4 unposted results 5 times its limit). The journal
+        has them: a resumed sweep posts them."""
         for number, (_, suggestion, values, failed, _stopped) in sorted(self.unposted.items()):
+            if not engine_reachable:
+                break
             try:
                 self.observe(number, suggestion, values, failed)
+            except BackendUnavailableError:
+                engine_reachable = False
+                break
             except Exception as exc:  # the journal has the result: a resumed sweep posts it
                 log.warning("Trial #%d's result is not posted yet (%s); a resumed sweep posts it", number, exc)
+            del self.unposted[number]
+        if self.unposted:
+            log.warning(
+                "Trials %s are not posted yet (the engine is out of reach); a resumed sweep posts them",
+                sorted(self.unposted),
+            )
         self.unposted.clear()
 
     # ------------------------------------------------------------------ counting

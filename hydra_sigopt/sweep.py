@@ -222,8 +222,8 @@ class Sweep:
         self.interrupts.check()
         try:
             return self._carry_out(command)
-        except Exception:
-            self.results.post_before_stopping()
+        except Exception as exc:
+            self.results.post_before_stopping(engine_reachable=not isinstance(exc, BackendUnavailableError))
             raise
 
     def _carry_out(self, command: Command) -> list[Event]:

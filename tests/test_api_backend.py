@@ -537,6 +537,42 @@ def test_unreachable_api_stops_the_sweep_resumably(
     assert resumed.results["trials"]["completed"] == 4
 
 
+@pytest.mark.slow
+def test_a_frozen_server_stops_the_sweep_after_max_unreachable_s_not_once_per_unposted_result(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """The server frozen (kill -STOP) while a batch of 4 ran, api.max_unreachable_s=5: the sweep
+    stopped after 24 s, not 5: each result not yet posted waited a whole max_unreachable_s again."""
+    import time
+
+    from conftest import start_example
+
+    overrides = [
+        "hydra.sweeper.backend=api",
+        "hydra.sweeper.observation_budget=8",
+        "hydra.sweeper.parallel_bandwidth=4",
+    ]
+    overrides += ["hydra.sweeper.api.max_unreachable_s=4", "hydra.sweeper.api.timeout=1", "sleep_s=1"]
+    proc, sweep_dir = start_example(tmp_path, *overrides, env=api_env)
+    try:
+        deadline = time.time() + 120
+        while not (sweep_dir / "0" / ".hydra").is_dir() and time.time() < deadline:
+            time.sleep(0.1)
+        server.freeze()  # the batch's 4 suggestions were taken: its results cannot be posted
+        frozen_at = time.time()
+        out, _ = proc.communicate(timeout=300)
+        took = time.time() - frozen_at
+    finally:
+        proc.kill()
+        server.thaw()
+    assert proc.returncode != 0 and "has been unreachable" in out, out[-3000:]
+    # The batch's 4 trials (about 4 s) and one whole max_unreachable_s; with one per unposted
+    # result it took 4 + 4 x 4 s and more.
+    assert took < 4 + 2 * 4 + 4, (took, out[-6000:])
+    print(out)
+    assert "Trials [0, 1, 2, 3] are not posted yet (the engine is out of reach)" in out, out[-3000:]
+
+
 # -- issue 15: what a real sigopt-server does to the backend -------------------------------------------------------
 
 
