@@ -114,10 +114,31 @@ def resolve_token(dev_run: bool = False, environ: Mapping[str, str] | None = Non
     )
 
 
+#: The SigOpt API's URL, which may carry a password (``https://user:password@host/api``).
+URL_VARIABLE = "SIGOPT_API_URL"
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL's user info (``https://user:password@host``), if it has one: a secret
+    like a token, never written, logged or passed to a trial."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password or None
+    except ValueError:  # not a URL the sweep can use anyway
+        return None
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit to be written or logged: its password masked."""
+    password = url_password(url)
+    return redact(url, password) if password else url
+
+
 def known_tokens(environ: Mapping[str, str] | None = None) -> set[str]:
     """Every token this process could use: the token variables and the ``SIGOPT_ENV_FILE`` file's."""
     env = os.environ if environ is None else environ
-    found = {env.get(name, "") for name in TOKEN_VARIABLES}
+    found = {env.get(name, "") for name in TOKEN_VARIABLES} | {url_password(env.get(URL_VARIABLE, "")) or ""}
     if env.get("SIGOPT_ENV_FILE"):
         try:
             env_file = read_env_file(env["SIGOPT_ENV_FILE"])
@@ -143,7 +164,8 @@ def tokens_withheld(also: Iterable[str] = (), environ: MutableMapping[str, str] 
     """
     env = os.environ if environ is None else environ
     tokens = known_tokens(env) | set(filter(None, also))
-    removed = {name: env.pop(name) for name in (*TOKEN_VARIABLES, "SIGOPT_ENV_FILE") if name in env}
+    secret_url = [URL_VARIABLE] if url_password(env.get(URL_VARIABLE, "")) else []
+    removed = {name: env.pop(name) for name in (*TOKEN_VARIABLES, "SIGOPT_ENV_FILE", *secret_url) if name in env}
     _withheld.update(tokens)
     try:
         yield tokens
@@ -167,4 +189,6 @@ def redact(text: str, *tokens: str) -> str:
 def tokens_of(backend: Any) -> tuple[str, ...]:
     """The token a backend uses (``backend: api``'s may come from the sigopt client's config file)."""
     credentials = getattr(backend, "credentials", None)
-    return (credentials.token,) if credentials is not None and credentials.token else ()
+    token = (credentials.token,) if credentials is not None and credentials.token else ()
+    password = url_password(str(getattr(backend, "url", "") or ""))
+    return (*token, password) if password else token

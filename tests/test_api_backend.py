@@ -352,6 +352,32 @@ def test_trials_get_no_token_so_an_app_showing_its_environment_leaks_none(
     assert TOKEN not in run.output
 
 
+@pytest.mark.slow
+def test_a_password_in_the_api_url_is_kept_like_a_token(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """SIGOPT_API_URL=http://user:pw123@host/api (a server behind basic auth): a connection error
+    printed user:pw123 as it was; the journal kept it, and every trial's environment had it."""
+    password = "pw123-" + TOKEN[:8]
+    url = server.url.replace("://", f"://user:{password}@")
+    env = {**api_env, "SIGOPT_API_URL": url}
+    app = write_app(tmp_path, LEAKY_TASK)
+    run = run_example(tmp_path, "hydra.sweeper.backend=api", app=app, env=env).assert_ok()
+    assert "my environment: {" in run.trials[1]["failure_reason"]
+    assert _files_containing(run.sweep_dir, password) == [] and password not in run.output
+    server.stop()  # the error names the URL: masked
+    more_overrides = ("hydra.sweeper.observation_budget=6", "hydra.sweeper.api.max_unreachable_s=1")
+    more = run_example(tmp_path, "hydra.sweeper.backend=api", *more_overrides, app=app, env=env)
+    assert more.proc.returncode != 0 and "user:***@127.0.0.1" in more.output, more.output[-3000:]
+    assert password not in more.output and _files_containing(run.sweep_dir, password) == []
+    (tmp_path / "other").mkdir()
+    configured = run_example(
+        tmp_path / "other", "hydra.sweeper.backend=api", f"hydra.sweeper.api.api_url={url}", app=app, env=api_env
+    )
+    assert configured.proc.returncode != 0 and "set SIGOPT_API_URL instead" in configured.output
+    assert not configured.sweep_dir.exists() and password not in configured.output
+
+
 TOKEN_READING_TASK = """
 secret = open(cfg.token_file).read()
 print("read", len(secret), "characters")

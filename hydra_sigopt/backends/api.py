@@ -34,7 +34,16 @@ from hydra_sigopt.backends.server_limits import fit_metadata
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue
-from hydra_sigopt.secrets import Credentials, known_tokens, mask_credential_overrides, redact, resolve_token
+from hydra_sigopt.secrets import (
+    URL_VARIABLE,
+    Credentials,
+    known_tokens,
+    mask_credential_overrides,
+    redact,
+    resolve_token,
+    shown_url,
+    url_password,
+)
 from hydra_sigopt.sigopt_client import import_sigopt, plain
 
 log = logging.getLogger(__name__)
@@ -78,14 +87,9 @@ class ApiBackend(Backend):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         settings = dict(settings or {})
-        url = settings.get("api_url") or os.environ.get("SIGOPT_API_URL")
-        if not url:
-            raise ConfigError(
-                "api.api_url",
-                "backend: api needs the URL of a SigOpt API (e.g. https://sigopt.example.org/api); "
-                "set hydra.sweeper.api.api_url or SIGOPT_API_URL",
-            )
-        self.url = str(url).rstrip("/")
+        self.url = _api_url(settings.get("api_url"))
+        #: The URL as messages, logs and the journal show it (a password in it masked).
+        self.shown_url = shown_url(self.url)
         verify = settings.get("verify_ssl_certs")
         if verify is None:
             verify = os.environ.get("SIGOPT_API_VERIFY_SSL_CERTS")
@@ -100,7 +104,7 @@ class ApiBackend(Backend):
         self._connection_factory = connection_factory or self._default_connection
         self._connections = threading.local()
         self._call = ApiCalls(
-            self.url,
+            self.shown_url,
             self.credentials,
             self.max_unreachable_s,
             sleep,
@@ -142,7 +146,7 @@ class ApiBackend(Backend):
 
     def public_settings(self) -> dict[str, Any]:
         return {
-            "api_url": self.url,
+            "api_url": self.shown_url,
             "verify_ssl_certs": self.verify,
             "timeout": self.timeout,
             "project": self.project,
@@ -181,7 +185,7 @@ class ApiBackend(Backend):
             "create the experiment", lambda: self.connection.experiments().create(**body), once=True
         )
         self.experiment_id = str(experiment.id)
-        log.info("Created SigOpt experiment %s at %s", self.experiment_id, self.url)
+        log.info("Created SigOpt experiment %s at %s", self.experiment_id, self.shown_url)
 
     def _check_project(self) -> None:
         """Refuse, before anything is written, a project the server does not have (it is not created here)."""
@@ -197,7 +201,7 @@ class ApiBackend(Backend):
                 raise
             raise ConfigError(
                 self._project_key,
-                f"project {self.project!r} does not exist at {self.url}; create it on the server first, "
+                f"project {self.project!r} does not exist at {self.shown_url}; create it on the server first, "
                 "or name an existing project (or none)",
             ) from None
 
@@ -214,7 +218,7 @@ class ApiBackend(Backend):
         except ApiError as exc:
             if exc.status == 404:
                 raise ApiError(
-                    f"experiment {self.experiment_id} was not found at {self.url} (HTTP 404); "
+                    f"experiment {self.experiment_id} was not found at {self.shown_url} (HTTP 404); "
                     "check hydra.sweeper.api.experiment_id",
                     404,
                 ) from None
@@ -228,10 +232,10 @@ class ApiBackend(Backend):
         ours_metrics = sorted(m.name for m in definition.metrics)
         if server_params != ours_params or server_metrics != ours_metrics:
             raise ApiError(
-                f"experiment {self.experiment_id} at {self.url} has parameters {server_params} and metrics "
+                f"experiment {self.experiment_id} at {self.shown_url} has parameters {server_params} and metrics "
                 f"{server_metrics}, but the sweep declares parameters {ours_params} and metrics {ours_metrics}"
             )
-        _check_same_tasks(experiment, definition, f"experiment {self.experiment_id} at {self.url}")
+        _check_same_tasks(experiment, definition, f"experiment {self.experiment_id} at {self.shown_url}")
 
     def _send_budget(self, experiment: Any, definition: ExperimentDefinition) -> None:
         """A budget or bandwidth changed on resume goes to the server too (it plans multi-metric searches by it).
@@ -410,6 +414,32 @@ def _suggestion_of(observation: Any) -> str | None:
         return str(linked)
     written = _metadata(observation).get(SUGGESTION_ID_KEY)
     return None if written is None else str(written)
+
+
+def _api_url(configured: Any) -> str:
+    """The API's URL: ``hydra.sweeper.api.api_url``, else ``SIGOPT_API_URL``. A password in it comes
+    from the environment only (Hydra writes its config to disk); the journal keeps it masked, and a
+    ``hydra-sigopt`` command finds it again in the environment."""
+    env = os.environ.get(URL_VARIABLE, "")
+    url = str(configured or env).rstrip("/")
+    if not url:
+        raise ConfigError(
+            "api.api_url",
+            "backend: api needs the URL of a SigOpt API (e.g. https://sigopt.example.org/api); "
+            f"set hydra.sweeper.api.api_url or {URL_VARIABLE}",
+        )
+    if configured and url_password(url) == "***":  # as the journal keeps it
+        if shown_url(env.rstrip("/")) != url:
+            raise ConfigError(
+                "api.api_url", f"the URL {url} had a password: set {URL_VARIABLE} to it, password included"
+            )
+        return env.rstrip("/")
+    if configured and url_password(url):
+        raise ConfigError(
+            "api.api_url",
+            f"the URL carries a password, and Hydra writes its config to disk; set {URL_VARIABLE} instead",
+        )
+    return url
 
 
 def experiment_metadata(code: Mapping[str, Any] | None = None) -> dict[str, str]:
