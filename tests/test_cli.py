@@ -275,27 +275,32 @@ def test_a_second_ctrl_c_during_cancellation_loses_nothing(tmp_path: Path) -> No
     assert not any(pid_running(j) for j in running)
 
 
+def signal_the_terminal_until_the_jobs_end(tmp_path: Path, sent: int, *overrides: str) -> tuple[Path, dict[int, str]]:
+    """A sweep of 2 submitit_local slots led by a terminal: ``sent`` to its whole process group once
+    both trials run, then wait (at most 60 s) until their jobs have ended; the sweep dir and the jobs."""
+    proc, sweep_dir = start_example(
+        tmp_path, *SUBMITIT_LOCAL, "hydra.sweeper.parallel_bandwidth=2", *overrides, new_session=True, app=EPOCHS_APP
+    )
+    try:
+        jobs = running_job_ids(sweep_dir, 2)
+        os.killpg(proc.pid, sent)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    deadline = time.time() + 60
+    while any(pid_running(j) for j in jobs.values()) and time.time() < deadline:
+        time.sleep(0.2)
+    return sweep_dir, jobs
+
+
 def test_status_after_the_terminal_hung_up_shows_dead_local_jobs_lost_not_running(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An SSH session that dies hangs up the sweeper's process group, its submitit_local jobs with
     it. status went on showing them running, their times counting, so the user did not resume."""
-    proc, sweep_dir = start_example(
-        tmp_path,
-        *SUBMITIT_LOCAL,
-        "hydra.sweeper.parallel_bandwidth=2",
-        "hydra.sweeper.observation_budget=6",
-        "epoch_sleep_s=2",
-        new_session=True,
-        app=EPOCHS_APP,
-    )
+    overrides = ("hydra.sweeper.observation_budget=6", "epoch_sleep_s=2")
+    sweep_dir, jobs = signal_the_terminal_until_the_jobs_end(tmp_path, signal.SIGHUP, *overrides)  # its hang-up
     try:
-        jobs = running_job_ids(sweep_dir, 2)
-        os.killpg(proc.pid, signal.SIGHUP)  # the terminal's hang-up: the whole foreground group
-        proc.communicate(timeout=60)
-        deadline = time.time() + 30
-        while any(pid_running(j) for j in jobs.values()) and time.time() < deadline:
-            time.sleep(0.2)
         code, out, _ = cli(capsys, "status", str(sweep_dir))
     finally:
         subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True)
@@ -313,25 +318,10 @@ def test_status_shows_detached_jobs_that_ended_as_ended_not_running(
     """on_interrupt: detach, submitit_local: after the Ctrl-C the jobs trained on and ended, and
     status went on showing them running, their time and the sweep's elapsed time counting, so the
     user could not tell the sweep was waiting for a resume only."""
-    proc, sweep_dir = start_example(
-        tmp_path,
-        *SUBMITIT_LOCAL,
-        "hydra.sweeper.on_interrupt=detach",
-        "hydra.sweeper.parallel_bandwidth=2",
-        "hydra.sweeper.observation_budget=4",
-        "hydra.sweeper.early_stopping.rule=none",
-        "epochs=3",
-        "epoch_sleep_s=1",
-        new_session=True,
-        app=EPOCHS_APP,
-    )
+    overrides = ("hydra.sweeper.on_interrupt=detach", "hydra.sweeper.observation_budget=4", "epochs=3")
+    overrides += ("hydra.sweeper.early_stopping.rule=none", "epoch_sleep_s=1")
+    sweep_dir, jobs = signal_the_terminal_until_the_jobs_end(tmp_path, signal.SIGINT, *overrides)  # its Ctrl-C
     try:
-        jobs = running_job_ids(sweep_dir, 2)
-        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C
-        proc.communicate(timeout=60)
-        deadline = time.time() + 60
-        while any(pid_running(j) for j in jobs.values()) and time.time() < deadline:
-            time.sleep(0.2)
         code, first, _ = cli(capsys, "status", str(sweep_dir))
         time.sleep(1.5)
         _, second, _ = cli(capsys, "status", str(sweep_dir))

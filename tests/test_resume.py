@@ -15,7 +15,7 @@ import yaml
 from conftest import SUBMITIT_LOCAL, run_example, running_job_ids, start_example
 
 from hydra_sigopt.crashpoints import ENV_VAR
-from hydra_sigopt.journal import Journal
+from hydra_sigopt.journal import Journal, Trial
 from hydra_sigopt.processes import local_job_running
 
 pytestmark = pytest.mark.slow
@@ -330,29 +330,37 @@ def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_finished
     trial of a batch ran recorded the two that had finished as cancelled with it, and a resumed
     sweep ran new suggestions in their place: their trainings were lost. Also when the app swallows
     the Ctrl-C (Lightning does), as the batch's last trial."""
+    stopped, resumed = ctrl_c_a_batch_then_resume(tmp_path, THIRD_OF_A_BATCH_TRAINS_LONG, launcher, after_ctrl_c)
+    assert [t.state for t in stopped] == ["completed", "completed", "abandoned"]
+    assert resumed == ["completed", "completed", "abandoned", "completed", "completed"]
+
+
+def ctrl_c_a_batch_then_resume(
+    tmp_path: Path, task: str, launcher: tuple[str, ...], after_ctrl_c: str = "raise"
+) -> tuple[list[Trial], list[str]]:
+    """Ctrl-C a batch of 3 (budget 4) as its third trial runs (it writes ``trial-2-runs``), then
+    resume it: the trials after the stop, and their states after the resume. The stop must have said
+    that trials 0 and 1 had finished."""
     from small_apps import write_app
 
-    app = write_app(tmp_path, THIRD_OF_A_BATCH_TRAINS_LONG, budget=4)
+    app = write_app(tmp_path, task, budget=4)
     cmd = [
         sys.executable,
         str(app),
         "-m",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         "hydra.sweeper.parallel_bandwidth=3",
-        f"+after_ctrl_c={after_ctrl_c}",
     ]
-    out, _ = ctrl_c_once_it_runs([*cmd, *launcher], tmp_path, "trial-2-runs", 1.0)  # the first two have ended
-    assert "Interrupted" in out, out[-3000:]
+    cmd += [f"+after_ctrl_c={after_ctrl_c}", *launcher]
+    out, _ = ctrl_c_once_it_runs(cmd, tmp_path, "trial-2-runs", 1.0)  # the first two have ended
+    assert "Interrupted" in out and "Trials [0, 1] had finished: their results are recorded" in out, out[-3000:]
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
-        trials = journal.trials()
-    assert [t.state for t in trials] == ["completed", "completed", "abandoned"], out[-3000:]
-    assert "Trials [0, 1] had finished: their results are recorded" in out, out[-3000:]
-    resumed = subprocess.run([*cmd, *launcher], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        stopped = journal.trials()
+    resumed = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
-        trials = journal.trials()
-    assert [t.state for t in trials] == ["completed", "completed", "abandoned", "completed", "completed"], (
-        resumed.stderr[-3000:]
-    )
+        states = [t.state for t in journal.trials()]
+    assert len(states) == 5, resumed.stderr[-3000:]
+    return stopped, states
 
 
 FIRST_FAILS_THIRD_TRAINS_LONG = """\
@@ -375,26 +383,10 @@ def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_failed(
     """A failed trial is finished work too: with the basic launcher, a Ctrl-C during the batch's
     third trial recorded the failed first as cancelled, and a resumed sweep ran a new suggestion in
     its place, whose failure the engine could have learnt from already."""
-    from small_apps import write_app
-
-    app = write_app(tmp_path, FIRST_FAILS_THIRD_TRAINS_LONG, budget=4)
-    cmd = [
-        sys.executable,
-        str(app),
-        "-m",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        "hydra.sweeper.parallel_bandwidth=3",
-    ]
-    out, _ = ctrl_c_once_it_runs([*cmd, *launcher], tmp_path, "trial-2-runs", 1.0)
-    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
-        trials = journal.trials()
-    assert [t.state for t in trials] == ["failed", "completed", "abandoned"], out[-3000:]
-    assert "FloatingPointError: the loss diverged" in (trials[0].failure_reason or ""), trials[0]
-    assert "Trials [0, 1] had finished: their results are recorded" in out, out[-3000:]
-    resumed = subprocess.run([*cmd, *launcher], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    with Journal.open(tmp_path / "sweep", readonly=True) as journal:
-        states = [t.state for t in journal.trials()]
-    assert states == ["failed", "completed", "abandoned", "completed", "completed"], resumed.stderr[-3000:]
+    stopped, resumed = ctrl_c_a_batch_then_resume(tmp_path, FIRST_FAILS_THIRD_TRAINS_LONG, launcher)
+    assert [t.state for t in stopped] == ["failed", "completed", "abandoned"]
+    assert "FloatingPointError: the loss diverged" in (stopped[0].failure_reason or "")
+    assert resumed == ["failed", "completed", "abandoned", "completed", "completed"]
 
 
 THIRD_SWALLOWS_FOURTH_TRAINS = """\
