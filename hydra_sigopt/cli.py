@@ -195,7 +195,8 @@ def _status(args: argparse.Namespace) -> int:
                 ago = format_duration(now - unread[t.number])
                 _out(f"  #{t.number:<4} job {t.job_id or '-':<10} ended {ago} ago (its result is recorded on resume)")
                 continue
-            _out(f"  #{t.number:<4} job {t.job_id or '-':<10} {t.state:<8} {since}{slurm}")
+            shown = "queued" if state in WAITING_STATES else t.state  # a pending job is not running yet
+            _out(f"  #{t.number:<4} job {t.job_id or '-':<10} {shown:<8} {since}{slurm}")
     if args.all:
         _out()
         _out(_trials_table(trials, metrics, fixed))

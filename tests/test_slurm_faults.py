@@ -169,6 +169,8 @@ def test_a_requeued_job_is_logged_and_counted_as_queued_not_running(tmp_path: Pa
     # hydra-sigopt status tells the waiting job from a running one, and says why it waits.
     assert "0 running, 1 queued" in status.stdout, status.stdout
     assert f"job {job_id}" in status.stdout and "(Slurm: pending, JobHeldAdmin)" in status.stdout, status.stdout
+    line = next(line for line in status.stdout.splitlines() if f"job {job_id}" in line)
+    assert " queued   for " in line and "running" not in line, line  # it said "running for 9s (Slurm: pending"
     assert f"Trial #0: job {job_id} running" in run.output  # released and started again
     assert [t["state"] for t in run.trials] == ["completed"]
 
