@@ -130,9 +130,16 @@ def url_password(url: str) -> str | None:
 
 
 def shown_url(url: str) -> str:
-    """``url`` fit to be written or logged: its password masked."""
-    password = url_password(url)
-    return redact(url, password) if password else url
+    """``url`` fit to be written or logged: its password masked (in the user info only: a password
+    that also occurs in the host or path leaves them as they are)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not url_password(url):
+        return url
+    parts = urlsplit(url)
+    user_info, _, host = parts.netloc.rpartition("@")
+    user = user_info.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def known_tokens(environ: Mapping[str, str] | None = None) -> set[str]:

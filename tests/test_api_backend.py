@@ -354,7 +354,7 @@ def test_trials_get_no_token_so_an_app_showing_its_environment_leaks_none(
 
 @pytest.mark.slow
 def test_a_password_in_the_api_url_is_kept_like_a_token(
-    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SIGOPT_API_URL=http://user:pw123@host/api (a server behind basic auth): a connection error
     printed user:pw123 as it was; the journal kept it, and every trial's environment had it."""
@@ -376,6 +376,13 @@ def test_a_password_in_the_api_url_is_kept_like_a_token(
     )
     assert configured.proc.returncode != 0 and "set SIGOPT_API_URL instead" in configured.output
     assert not configured.sweep_dir.exists() and password not in configured.output
+    # requests repeats a URL it cannot use in its error (here its port): as hydra-sigopt delete meets it.
+    monkeypatch.setenv("SIGOPT_API_URL", f"https://u:{password}@localhost:99999/api")
+    unusable = ApiBackend(settings={"timeout": 1, "max_unreachable_s": 1})
+    unusable.attach("1")
+    with pytest.raises(Exception) as error:
+        unusable.delete()
+    assert "u:***@localhost:99999" in str(error.value) and password not in str(error.value)
 
 
 TOKEN_READING_TASK = """

@@ -82,9 +82,12 @@ class ApiCalls:
         *,
         timeout_s: float,
         set_timeout: Callable[[float], None] | None = None,
+        url_secret: str | None = None,
     ) -> None:
         self.url = url
         self.credentials = credentials
+        #: Masked in every message: the token, and a password in the URL (requests' errors repeat the URL).
+        self.secrets = tuple(filter(None, (credentials.token, url_secret)))
         self.max_unreachable_s = max_unreachable_s
         self._sleep = sleep
         self._clock = clock
@@ -168,7 +171,7 @@ class ApiCalls:
             return f"HTTP {status}"
         cause = exc.__cause__ or exc
         text = str(cause).splitlines()[-1] if str(cause) else ""
-        return redact(f"{type(cause).__name__}: {text}", self.credentials.token)
+        return redact(f"{type(cause).__name__}: {text}", *self.secrets)
 
     def gave_up(self, what: str, exc: RetriesExhausted, once: bool) -> SigOptSweeperError:
         if once:
@@ -187,5 +190,5 @@ class ApiCalls:
                 f"(HTTP {status}) while trying to {what}; check the token and the URL",
                 status,
             )
-        detail = redact(str(getattr(exc, "message", None) or exc), self.credentials.token)
+        detail = redact(str(getattr(exc, "message", None) or exc), *self.secrets)
         return ApiError(f"the SigOpt API at {self.url} answered HTTP {status} to {what}: {detail}", status)
