@@ -244,8 +244,8 @@ def _named_as_the_sweeps(sweep_dir: Path) -> list[str]:
     if not sweep_dir.is_dir():
         return []
     names = [e.name for e in sweep_dir.iterdir()]
-    clashing = [n for n in names if n.isdigit() or n in _WRITTEN_AFTER_THE_JOURNAL]
-    return sorted(clashing, key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
+    numbered = [n for n in names if n.isascii() and n.isdigit()]  # '²'.isdigit() is True too
+    return sorted(numbered, key=int) + sorted(n for n in names if n in _WRITTEN_AFTER_THE_JOURNAL)
 
 
 def refuse_missing_journal(sweep_dir: Path) -> None:
