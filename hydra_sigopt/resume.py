@@ -48,7 +48,12 @@ log = logging.getLogger("hydra_sigopt")
 
 @contextmanager
 def locked_journal(
-    sweep_dir: Path, definition: ExperimentDefinition, backend_name: str, backend: Backend, command: Mapping[str, Any]
+    sweep_dir: Path,
+    definition: ExperimentDefinition,
+    backend_name: str,
+    backend: Backend,
+    command: Mapping[str, Any],
+    launcher: str,
 ) -> Iterator[Journal]:
     """The sweep dir's journal (see :func:`open_journal`), with the sweep dir's lock held meanwhile."""
     # The lock comes first: two sweepers starting at once must not both create a journal, nor
@@ -58,7 +63,7 @@ def locked_journal(
     created_lock = not lock.path.exists()
     lock.acquire()
     try:
-        journal = open_journal(sweep_dir, definition, backend_name, backend, command)
+        journal = open_journal(sweep_dir, definition, backend_name, backend, command, launcher)
     except BaseException:
         # Refused (a token, a changed definition, earlier results): leave the folder as it was.
         lock.release()
@@ -73,14 +78,21 @@ def locked_journal(
 
 
 def open_journal(
-    sweep_dir: Path, definition: ExperimentDefinition, backend_name: str, backend: Backend, command: Mapping[str, Any]
+    sweep_dir: Path,
+    definition: ExperimentDefinition,
+    backend_name: str,
+    backend: Backend,
+    command: Mapping[str, Any],
+    launcher: str,
 ) -> Journal:
-    """The sweep dir's journal: resumed if it exists (and is this sweep's), else created."""
+    """The sweep dir's journal: resumed if it exists (and is this sweep's, run by a launcher that can
+    take over its running trials), else created."""
     if journal_path(sweep_dir).exists():
         journal = Journal.open(sweep_dir)
         try:
             _refuse_another_sweep(journal.meta(), sweep_dir, definition, backend_name)
-        except JournalError:
+            _refuse_another_launchers_jobs(journal.trials(), journal.meta().get("launcher"), launcher, sweep_dir)
+        except (JournalError, SweepAbortedError):
             journal.close()
             raise
         return journal
@@ -239,7 +251,6 @@ class Resumption:
         """Start or re-open the experiment; resume the journal's trials, if it has any."""
         trials = self.journal.trials()
         meta = self.journal.meta()
-        _refuse_another_launchers_jobs(trials, meta.get("launcher"), self.runner.kind, sweep_dir)
         experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
         self.journal.set_meta(
             experiment_id=experiment_id,

@@ -123,7 +123,9 @@ class Sweep:
         """Run the sweep; return the content of ``optimization_results.yaml``."""
         if self.code is not None:  # a new sweep's experiment is created before its journal records the code
             self.backend.code = self.code.identity()
-        opened = locked_journal(self.sweep_dir, self.definition, self.settings.backend, self.backend, self.command)
+        opened = locked_journal(
+            self.sweep_dir, self.definition, self.settings.backend, self.backend, self.command, self.runner.kind
+        )
         # The tokens are withheld from the trials' environment: the backend has its token already.
         with opened as journal, tokens_withheld(also=tokens_of(self.backend)) as tokens:
             return self._run_locked(journal, tuple(tokens))

@@ -266,7 +266,9 @@ def test_a_resume_with_another_launcher_leaves_the_running_jobs_to_the_sweeps_ow
     finally:
         proc.kill()  # the SSH session died with the sweeper
         proc.communicate(timeout=60)
+    before = (sweep_dir / "multirun.yaml").read_text()
     forgot = run_example(tmp_path, *sweep, f"hydra.sweeper.resume={sweep_dir}", app=EPOCHS_APP)
+    assert (sweep_dir / "multirun.yaml").read_text() == before  # nothing written: not the wrong launcher's config
     assert forgot.proc.returncode != 0 and "Traceback" not in forgot.output, forgot.output[-3000:]
     assert f"trials [0, 1] run as local jobs {[jobs[0], jobs[1]]}, which this run's launcher" in forgot.output
     with Journal.open(sweep_dir, readonly=True) as journal:
