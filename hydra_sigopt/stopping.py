@@ -171,6 +171,7 @@ class Stopping:
         Best effort: whatever stops the sweep (a full disk, an engine out of reach) may stop this
         too, and must not be masked by it; what is journaled and not posted, a resumed sweep posts.
         """
+        self.runner.stop_starting()  # a job submitted again now would run unknown to the journal
         try:
             ended = [*self.results.ended.values(), *self._ended_since_last_wait()]
             # When each ended by its own record: the runner saw a batch's trials end with the batch.

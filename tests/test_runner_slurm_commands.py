@@ -201,6 +201,19 @@ def test_a_job_that_died_at_its_launch_is_submitted_again_not_counted_as_the_tri
     assert "job 1003 ended without a result (state FAILED" in (outcomes[0].reason or "")
 
 
+def test_a_job_that_died_at_its_launch_while_the_sweep_stops_is_a_failure(slurm: FakeSlurm, tmp_path: Path) -> None:
+    """Submitted again while the sweep stops, its new job would run unknown to the journal (a
+    detached sweep's resume then re-attached the dead job, and the new one held a slot unseen)."""
+    clock = FakeClock()
+    runner = _submitting_runner(tmp_path, clock)
+    assert runner.start(0, ["x=0"]) == "1000"
+    slurm.set_state("1000", "FAILED")
+    runner.stop_starting()
+    outcomes = runner.wait(timeout=30)
+    assert [(o.number, o.ok) for o in outcomes] == [(0, False)] and len(slurm.calls("sbatch")) == 1
+    assert runner.started_late() == []
+
+
 def test_a_permanent_refusal_stops_at_once(slurm: FakeSlurm, tmp_path: Path) -> None:
     from submitit.core.utils import FailedJobError
 

@@ -61,6 +61,9 @@ class TrialRunner(ABC):
         batch runner's: the trials of its batch that had finished), each reported once."""
         return []
 
+    def stop_starting(self) -> None:
+        """The sweep stops: :meth:`wait` submits no job again from now on (nothing would journal it)."""
+
     def started_late(self) -> list[tuple[int, str]]:
         """Trials whose job :meth:`start` could not submit at once and :meth:`wait` submitted since:
         (number, job id), each reported once. Only asynchronous runners defer a start."""

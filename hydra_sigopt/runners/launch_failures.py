@@ -28,6 +28,15 @@ def died_at_launch(job: Any) -> bool:
     return state in LAUNCH_FAILURES and not job.paths.stdout.exists() and not job.paths.stderr.exists()
 
 
+def overrides_to_relaunch(tracked: Any) -> list[str] | None:
+    """The overrides to submit a trial's tracked job (``.job``, ``.overrides``, ``.relaunches``) again
+    with, if it died at its launch and may be: one this runner submitted (its overrides known), not
+    too often; None otherwise."""
+    if tracked.overrides is None or tracked.relaunches >= MAX_RELAUNCHES or not died_at_launch(tracked.job):
+        return None
+    return list(tracked.overrides)
+
+
 def say_relaunched(number: int, dead_job: str, new_job: str | None) -> None:
     again = f"submitted again as job {new_job}" if new_job else "its new submission is refused for now"
     log.warning(

@@ -35,7 +35,7 @@ from hydra_sigopt.runners.executor import (
     run_jobs_from,
     starting_jobs,
 )
-from hydra_sigopt.runners.launch_failures import MAX_RELAUNCHES, died_at_launch, say_relaunched
+from hydra_sigopt.runners.launch_failures import overrides_to_relaunch, say_relaunched
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
 from hydra_sigopt.runners.queue_log import QueueLog
 from hydra_sigopt.runners.refused import RefusedSubmissions
@@ -111,6 +111,7 @@ class SubmititRunner(TrialRunner):
         self._jobs: dict[int, _TrackedJob] = {}
         self.refused = RefusedSubmissions(self._submit, clock)
         self._started_late: list[tuple[int, str]] = []
+        self.stopping = False  # see stop_starting
         self._last_forced_check = -math.inf
 
     # ------------------------------------------------------------------ starting
@@ -130,6 +131,9 @@ class SubmititRunner(TrialRunner):
                 return None
         self._jobs[number] = _TrackedJob(job, submitted_at=time.time(), overrides=list(overrides))
         return str(job.job_id)
+
+    def stop_starting(self) -> None:
+        self.stopping = True
 
     def started_late(self) -> list[tuple[int, str]]:
         """Trials submitted by :meth:`wait` after the cluster refused them for a while: (number, job id)."""
@@ -291,12 +295,12 @@ class SubmititRunner(TrialRunner):
 
     def _relaunched(self, number: int) -> bool:
         """Start again a trial whose job died at its launch (see died_at_launch); whether it was."""
-        tracked = self._jobs[number]
-        if tracked.overrides is None or tracked.relaunches >= MAX_RELAUNCHES or not died_at_launch(tracked.job):
+        overrides = None if self.stopping else overrides_to_relaunch(self._jobs[number])
+        if overrides is None:
             return False
-        del self._jobs[number]
+        tracked = self._jobs.pop(number)
         self.queue_log.forget(number)
-        job_id = self.start(number, tracked.overrides)  # None: refused for now, submitted again by wait()
+        job_id = self.start(number, overrides)  # None: refused for now, submitted again by wait()
         if job_id is not None:
             self._jobs[number].relaunches = tracked.relaunches + 1
             self._started_late.append((number, job_id))
