@@ -12,6 +12,7 @@ Where a token comes from, in order:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,6 +119,12 @@ def resolve_token(dev_run: bool = False, environ: Mapping[str, str] | None = Non
 URL_VARIABLE = "SIGOPT_API_URL"
 
 
+def _maskable_password(url: str) -> str:
+    """The URL's password if it is long enough to be masked wherever it occurs (else "")."""
+    password = url_password(url) or ""
+    return password if len(password) >= MIN_MASKED_PASSWORD else ""
+
+
 def url_password(url: str) -> str | None:
     """The password in a URL's user info (``https://user:password@host``), if it has one: a secret
     like a token, never written, logged or passed to a trial."""
@@ -145,7 +152,7 @@ def shown_url(url: str) -> str:
 def known_tokens(environ: Mapping[str, str] | None = None) -> set[str]:
     """Every token this process could use: the token variables and the ``SIGOPT_ENV_FILE`` file's."""
     env = os.environ if environ is None else environ
-    found = {env.get(name, "") for name in TOKEN_VARIABLES} | {url_password(env.get(URL_VARIABLE, "")) or ""}
+    found = {env.get(name, "") for name in TOKEN_VARIABLES} | {_maskable_password(env.get(URL_VARIABLE, ""))}
     if env.get("SIGOPT_ENV_FILE"):
         try:
             env_file = read_env_file(env["SIGOPT_ENV_FILE"])
@@ -186,16 +193,23 @@ def withheld_tokens() -> set[str]:
     return set(_withheld)
 
 
+#: The password of a URL's user info, wherever a URL is quoted (``https://user:password@host``).
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]+:)[^@\s/]+@")
+#: A URL's password shorter than this is masked in URLs only: masked wherever it occurs, a password
+#: of one letter would mangle every message.
+MIN_MASKED_PASSWORD = 4
+
+
 def redact(text: str, *tokens: str) -> str:
-    """``text`` with every occurrence of each token masked."""
+    """``text`` with every occurrence of each token masked, and the password of every URL in it."""
     for token in sorted(filter(None, tokens), key=len, reverse=True):  # longest first: one may hold another
         text = text.replace(token, "***")
-    return text
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def tokens_of(backend: Any) -> tuple[str, ...]:
     """The token a backend uses (``backend: api``'s may come from the sigopt client's config file)."""
     credentials = getattr(backend, "credentials", None)
     token = (credentials.token,) if credentials is not None and credentials.token else ()
-    password = url_password(str(getattr(backend, "url", "") or ""))
+    password = _maskable_password(str(getattr(backend, "url", "") or ""))
     return (*token, password) if password else token

@@ -889,3 +889,18 @@ def test_the_engine_s_best_leaves_out_the_partial_values_of_stopped_trials(
     best = next(t for t in run.trials if int(t["number"]) == run.results["best_trial"])
     for entry in run.results.get("engine_best", []):
         assert entry["assignments"] == {"x": pytest.approx(float(best["param.x"]))}, (entry, run.trials)
+
+
+def test_a_short_url_password_is_masked_in_urls_without_mangling_other_text() -> None:
+    """Masked wherever it occurred, a one-letter password turned the host into '***igopt' (so no
+    command could connect) and would have masked every 's' of every message."""
+    from hydra_sigopt.secrets import known_tokens, redact, shown_url
+
+    url = "https://ab:s@sigopt.example.org/api"
+    assert shown_url(url) == "https://ab:***@sigopt.example.org/api"
+    assert (
+        redact(f"failed: {url}/v1/experiments is slow")
+        == "failed: https://ab:***@sigopt.example.org/api/v1/experiments is slow"
+    )
+    assert known_tokens({"SIGOPT_API_URL": url}) == set()
+    assert known_tokens({"SIGOPT_API_URL": "https://ab:longer-secret@host/api"}) == {"longer-secret"}

@@ -111,7 +111,6 @@ class ApiBackend(Backend):
             clock,
             timeout_s=self.timeout,
             set_timeout=self._set_timeout if hasattr(self.connection, "set_timeout") else None,
-            url_secret=url_password(self.url),
         )
         self.experiment_id: str | None = None
         #: Observation ids by suggestion id: what this sweep's trials already have on the server.

@@ -82,12 +82,11 @@ class ApiCalls:
         *,
         timeout_s: float,
         set_timeout: Callable[[float], None] | None = None,
-        url_secret: str | None = None,
     ) -> None:
         self.url = url
         self.credentials = credentials
-        #: Masked in every message: the token, and a password in the URL (requests' errors repeat the URL).
-        self.secrets = tuple(filter(None, (credentials.token, url_secret)))
+        #: Masked in every message (and, by redact, the password of any URL quoted: requests' errors repeat it).
+        self.secrets = tuple(filter(None, (credentials.token,)))
         self.max_unreachable_s = max_unreachable_s
         self._sleep = sleep
         self._clock = clock
