@@ -247,15 +247,12 @@ def _ended_unread(meta: dict[str, Any], trials: Sequence[Trial]) -> dict[int, fl
 def _result_written_at(meta: dict[str, Any], trial: Trial) -> float | None:
     """When the trial's submitit job wrote its result file (None: it did not, or not after the trial
     was created: an older job's of the same id)."""
-    folder = meta.get("submitit_folder")
-    if meta.get("launcher") not in JOB_LAUNCHERS or not folder:
-        return None
-    cwd = (meta.get("command") or {}).get("cwd")
+    path = _result_file(meta, str(trial.job_id))
     try:
-        at = job_result_file(str(folder), str(trial.job_id), cwd).stat().st_mtime
+        at = path.stat().st_mtime if path is not None else None
     except OSError:
         return None
-    return at if at >= trial.created_at else None
+    return at if at is not None and at >= trial.created_at else None
 
 
 def _local_job_alive(trial: Trial, submitit_folder: str | None) -> bool:
@@ -533,11 +530,16 @@ def _cancel_trial(journal: Journal, meta: dict[str, Any], trial: Trial) -> str:
 
 def _wrote_result(meta: dict[str, Any], job_id: str) -> bool:
     """Whether a submitit job of this sweep left its result file."""
+    path = _result_file(meta, job_id)
+    return path is not None and path.exists()
+
+
+def _result_file(meta: dict[str, Any], job_id: str) -> Path | None:
+    """Where a submitit job of this sweep leaves its result (None: the sweep's launcher has no jobs)."""
     folder = meta.get("submitit_folder")
-    if meta.get("launcher") not in ("local", "slurm") or not folder:
-        return False
-    cwd = (meta.get("command") or {}).get("cwd")
-    return job_result_file(str(folder), job_id, cwd).exists()
+    if meta.get("launcher") not in JOB_LAUNCHERS or not folder:
+        return None
+    return job_result_file(str(folder), job_id, (meta.get("command") or {}).get("cwd"))
 
 
 def _kill(args: argparse.Namespace) -> int:
