@@ -51,6 +51,8 @@ class SigOptReport(Callback):  # type: ignore[misc]
         self._missing_said = False
         #: The value of the epoch's last validation (step="epoch"), reported as the epoch ends.
         self._epoch_value: Any = None
+        #: Whether fit validated in this epoch (on every rank alike, whether or not it has the value).
+        self._epoch_validated = False
         #: Added to each step: the steps a Trainer before this one reported in the same trial.
         self._offset: int | None = None
 
@@ -58,28 +60,31 @@ class SigOptReport(Callback):  # type: ignore[misc]
         # The same callback in a second Trainer's fit counts on from what was reported before it.
         self._offset = None
         self._last_step = None
-        self._epoch_value = None
+        self._epoch_value, self._epoch_validated = None, False
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         # Only fit's validations are epochs of the training: a trainer.validate() after fit is not
         # one more (it would be reported past max_step, and raise TrialStopped in a stopped trial).
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
+        # A rank without the value still takes part in the broadcast of the verdict (a metric logged
+        # by rank 0 alone, rank_zero_only=True): rank 0 would wait in it for the others forever.
         value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
+        if value is None and trainer.is_global_zero:
             self._say_missing(trainer)
-        elif self.step == "epoch":
+        if self.step == "epoch":
             # An epoch validated several times is its last validation's value, not its first's
             # (after half its training): reported as the epoch ends.
-            self._epoch_value = value
+            self._epoch_value, self._epoch_validated = value, True
         else:
             self._report_step(trainer, self._continued(trainer.global_step), value)
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         # Lightning validates at an epoch's end before this hook (an epoch without a validation,
-        # check_val_every_n_epoch > 1, has no value to report).
+        # check_val_every_n_epoch > 1, has nothing to report: every rank alike).
         value, self._epoch_value = self._epoch_value, None
-        if value is not None:
+        validated, self._epoch_validated = self._epoch_validated, False
+        if validated:
             self._report_step(trainer, self._continued(trainer.current_epoch + 1), value)
 
     def _report_step(self, trainer: Any, step: int, value: Any) -> None:
@@ -125,8 +130,9 @@ class SigOptReport(Callback):  # type: ignore[misc]
         return step + self._offset
 
     def _report(self, trainer: Any, step: int, value: Any) -> bool:
-        """Rank 0 reports (one line per step; DDP ranks hold the same synced value); True once stopped."""
-        if not trainer.is_global_zero:
+        """Rank 0 reports (one line per step; DDP ranks hold the same synced value); True once stopped.
+        Without a value on rank 0 (said once) nothing is reported."""
+        if value is None or not trainer.is_global_zero:
             return False
         try:
             report(step, **{self.monitor: value})

@@ -39,11 +39,17 @@ class LaggingRank(L.Callback):
 class Diverging(Regression):
     \"\"\"From epoch ``at`` on, the validation loss is NaN on every rank (a learning rate too high).\"\"\"
 
-    def __init__(self, lr, at):
+    def __init__(self, lr, at, zero_only):
         super().__init__(lr)
         self.at = at
+        self.zero_only = zero_only
 
     def validation_step(self, batch, _):
+        if self.zero_only:  # logged by rank 0 alone, as some apps log what only rank 0 computes
+            if self.trainer.is_global_zero:
+                x, y = batch
+                self.log("val/loss", nn.functional.mse_loss(self.net(x), y), rank_zero_only=True)
+            return None
         if self.at is None or self.current_epoch + 1 < self.at:
             return super().validation_step(batch, _)
         self.log("val/loss", torch.tensor(float("nan")), sync_dist=True)
@@ -59,10 +65,10 @@ def main(cfg):
         accelerator="cpu", devices=2, strategy="ddp",
     )
     try:
-        trainer.fit(Diverging(cfg.lr, cfg.diverges_at), data(0), data(1))
+        trainer.fit(Diverging(cfg.lr, cfg.diverges_at, cfg.zero_only), data(0), data(1))
     except TrialStopped:
         print(f"rank {trainer.global_rank}: stopped at epoch {trainer.current_epoch + 1}", flush=True)
-    return float(trainer.callback_metrics["val/loss"])
+    return float(trainer.callback_metrics.get("val/loss", float("nan")))  # rank 0's value is the job's
 
 
 if __name__ == "__main__":
@@ -78,6 +84,7 @@ defaults:
 lr: 0.01
 epochs: 8
 diverges_at: null
+zero_only: false
 
 hydra:
   sweeper:
@@ -89,13 +96,13 @@ hydra:
 """
 
 
-def run_ddp_trial(tmp_path: Path, *overrides: str) -> AppRun:
+def run_ddp_trial(tmp_path: Path, *overrides: str, timeout_min: int = 10) -> AppRun:
     (tmp_path / "app" / "conf").mkdir(parents=True)
     (tmp_path / "app" / "conf" / "config.yaml").write_text(CONFIG)
     app = tmp_path / "app" / "train.py"
     app.write_text(textwrap.dedent(APP))
     slurm_ = [o for o in SLURM if "mem_gb" not in o]  # two ranks with torch need more than 1 GB
-    ddp = ("hydra.launcher.tasks_per_node=2", "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=10")
+    ddp = ("hydra.launcher.tasks_per_node=2", "hydra.launcher.mem_gb=4", f"hydra.launcher.timeout_min={timeout_min}")
     return run_example(tmp_path, *slurm_, *ddp, *overrides, app=app, timeout=900).assert_ok()
 
 
@@ -108,6 +115,19 @@ def test_every_rank_of_a_ddp_trial_leaves_fit_at_the_same_epoch_when_stopped(tmp
     epochs = {line.split("rank ")[1][0]: line.rsplit(" ", 1)[1] for line in said}
     assert set(epochs) == {"0", "1"} and len(set(epochs.values())) == 1, said  # both ranks, the same epoch
     assert not (run.sweep_dir / "0" / "failure_traceback.log").exists()  # no rank crashed
+
+
+def test_a_metric_logged_by_rank_0_alone_stops_every_rank_at_the_same_epoch(tmp_path: Path) -> None:
+    """``self.log(..., rank_zero_only=True)`` on rank 0 alone: the other ranks had no value to report,
+    so they skipped the broadcast rank 0 waited in, and the ranks hung until the job's time limit."""
+    run = run_ddp_trial(tmp_path, "zero_only=true", timeout_min=3)
+    (trial,) = run.trials
+    assert trial["state"] == "stopped", run.output[-3000:]
+    logs = sorted((run.sweep_dir / ".submitit" / trial["job_id"]).glob("*_log.out"))
+    said = sorted(
+        line.split(": ")[1] for log in logs for line in log.read_text().splitlines() if line.startswith("rank ")
+    )
+    assert len(said) == 2 and said[0] == said[1], said  # both ranks, at the same epoch
 
 
 def test_a_report_refused_on_rank_0_fails_every_rank_with_its_message(tmp_path: Path) -> None:
