@@ -556,7 +556,7 @@ def _delete(args: argparse.Namespace) -> int:
     sweep_dir = given.resolve() if given.is_symlink() else given
     meta, found = _sweep_contents(sweep_dir)
     # An experiment the sweep attached to is shared: deleted, every sweep on it would lose it.
-    shared = meta.get("backend") == "api" and bool(meta.get("experiment_shared"))
+    shared = meta.get("backend") == "api" and _attached(meta, sweep_dir)
     remote = meta.get("backend") == "api" and not args.local_only and not shared
     if not args.yes and not _confirm_delete(sweep_dir, found, meta, remote):
         return EXIT_USAGE if not sys.stdin.isatty() else 1
@@ -579,6 +579,22 @@ def _delete(args: argparse.Namespace) -> int:
     else:
         _out(f"Kept {sweep_dir} and what the sweep did not write: {sweepdir.describe(found.other)}.")
     return 0
+
+
+def _attached(meta: dict[str, Any], sweep_dir: Path) -> bool:
+    """Whether the sweep attached to an experiment it did not create. A journal written before it
+    recorded this does not say: the sweep's ``multirun.yaml`` does (``api.experiment_id``); without
+    that file the experiment is taken as shared (a user can delete an experiment left over; one
+    deleted under another sweep is lost)."""
+    if "experiment_shared" in meta:
+        return bool(meta["experiment_shared"])
+    from omegaconf import OmegaConf
+
+    try:
+        config = OmegaConf.load(sweep_dir / "multirun.yaml")
+        return OmegaConf.select(config, "hydra.sweeper.api.experiment_id") is not None
+    except Exception:  # missing, unreadable or damaged: not known to be the sweep's own
+        return True
 
 
 def _sweep_contents(sweep_dir: Path) -> tuple[dict[str, Any], sweepdir.SweepDirContents]:

@@ -464,11 +464,19 @@ def test_delete_removes_the_server_experiment_and_the_sweep_dir(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("journal_from", ["this version", "an earlier version"])
 def test_delete_of_a_sweep_attached_to_a_shared_experiment_leaves_the_experiment(
-    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    server: SigOptTestServer,
+    api_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    journal_from: str,
 ) -> None:
     """Sweep B attached to sweep A's experiment (hydra.sweeper.api.experiment_id); deleting B
-    deleted the experiment for everyone: A could not be resumed ("experiment 6 was not found")."""
+    deleted the experiment for everyone: A could not be resumed ("experiment 6 was not found").
+    A journal of an earlier version does not record whether its sweep attached to the experiment."""
+    import sqlite3
+
     from hydra_sigopt.cli import main
 
     (tmp_path / "a").mkdir()
@@ -477,6 +485,10 @@ def test_delete_of_a_sweep_attached_to_a_shared_experiment_leaves_the_experiment
     eid = str(first.assert_ok().results["experiment_id"])
     attached = ("hydra.sweeper.backend=api", f"hydra.sweeper.api.experiment_id={eid}")
     second = run_example(tmp_path / "b", *attached, "hydra.sweeper.observation_budget=2", env=api_env).assert_ok()
+    if journal_from == "an earlier version":
+        with sqlite3.connect(second.sweep_dir / "sigopt_journal.sqlite") as db:
+            db.execute("DELETE FROM meta WHERE key = 'experiment_shared'")
+        db.close()
     assert main(["delete", "--yes", str(second.sweep_dir)]) == 0
     out = capsys.readouterr().out
     assert not server.experiments[eid].deleted and not second.sweep_dir.exists()
