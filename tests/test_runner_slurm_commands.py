@@ -201,6 +201,27 @@ def test_a_job_that_died_at_its_launch_is_submitted_again_not_counted_as_the_tri
     assert "job 1003 ended without a result (state FAILED" in (outcomes[0].reason or "")
 
 
+def test_a_job_submitted_after_the_controller_came_back_is_submitted_again_if_it_dies_at_its_launch(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    """A job submitted late (sbatch refused while slurmctld restarted) forgot the trial's overrides:
+    when it died at its launch, the trial was recorded failed instead of being submitted again."""
+    clock = FakeClock()
+    runner = _submitting_runner(tmp_path, clock)
+    slurm.controller_down()
+    assert runner.start(0, ["x=0"]) is None
+    slurm.controller_down(False)
+    clock.sleep(60)
+    assert runner.wait(timeout=5) == [] and runner.started_late() == [(0, "1000")]
+    slurm.set_state("1000", "FAILED")
+    assert runner.wait(timeout=30) == [] and runner.started_late() == [(0, "1001")]
+    slurm.set_state("1001", "FAILED")  # and the limit of two submissions again holds for it too
+    assert runner.wait(timeout=30) == [] and runner.started_late() == [(0, "1002")]
+    slurm.set_state("1002", "FAILED")
+    outcomes = runner.wait(timeout=30)
+    assert [(o.number, o.ok) for o in outcomes] == [(0, False)] and len(slurm.calls("sbatch")) == 4
+
+
 def test_a_job_that_died_at_its_launch_while_the_sweep_stops_is_a_failure(slurm: FakeSlurm, tmp_path: Path) -> None:
     """Submitted again while the sweep stops, its new job would run unknown to the journal (a
     detached sweep's resume then re-attached the dead job, and the new one held a slot unseen)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra_sigopt.retry import Backoff, RetryPolicy
 from hydra_sigopt.runners.slurm import is_transient_refusal
@@ -27,13 +27,20 @@ LIMIT_S = 600.0
 POLICY = RetryPolicy(base_s=FIRST_PAUSE_S, cap_s=MAX_PAUSE_S, deadline_s=LIMIT_S)
 
 
+class Waiting(NamedTuple):
+    """A trial waiting for its job: its overrides, and how often a job of it died at its launch."""
+
+    overrides: list[str]
+    relaunches: int = 0
+
+
 class RefusedSubmissions:
     """The trials waiting for the cluster to accept jobs again; ``submit(number, overrides)`` submits one."""
 
     def __init__(self, submit: Callable[[int, list[str]], Any], clock: Callable[[], float] = time.monotonic) -> None:
         self.submit = submit
         self.clock = clock
-        self._waiting: dict[int, list[str]] = {}
+        self._waiting: dict[int, Waiting] = {}
         self._backoff: Backoff | None = None  # while the cluster refuses
         self._next_try_at = 0.0
 
@@ -45,25 +52,26 @@ class RefusedSubmissions:
     def numbers(self) -> list[int]:
         return sorted(self._waiting)
 
-    def add(self, number: int, overrides: Sequence[str], refusal: Exception | None = None) -> None:
+    def add(self, number: int, overrides: Sequence[str], refusal: Exception | None = None, relaunches: int = 0) -> None:
         """Queue a trial: its submission was just refused (``refusal``), or the cluster refuses for now."""
         if refusal is not None:
             self._note(refusal)
-        self._waiting[number] = list(overrides)
+        self._waiting[number] = Waiting(list(overrides), relaunches)
 
-    def retry_due(self) -> list[tuple[int, Any]]:
-        """Submit the waiting trials in order, if a try is due; (number, job) of those that went through."""
+    def retry_due(self) -> list[tuple[int, Any, Waiting]]:
+        """Submit the waiting trials in order, if a try is due; (number, job, what waited) of those
+        that went through."""
         if self._backoff is None or self.clock() < self._next_try_at:
             return []
-        started: list[tuple[int, Any]] = []
-        for number, overrides in list(self._waiting.items()):
+        started: list[tuple[int, Any, Waiting]] = []
+        for number, waiting in list(self._waiting.items()):
             try:
-                job = self.submit(number, overrides)
+                job = self.submit(number, waiting.overrides)
             except Exception as exc:
                 self._note(exc)  # the rest wait for the next try
                 return started
             del self._waiting[number]
-            started.append((number, job))
+            started.append((number, job, waiting))
             log.info("Trial #%d: job %s submitted after %.0f s of refusals", number, job.job_id, self._refused_for())
         self._backoff = None
         return started

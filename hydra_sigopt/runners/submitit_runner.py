@@ -116,20 +116,21 @@ class SubmititRunner(TrialRunner):
 
     # ------------------------------------------------------------------ starting
 
-    def start(self, number: int, overrides: Sequence[str]) -> str | None:
+    def start(self, number: int, overrides: Sequence[str], relaunches: int = 0) -> str | None:
         """Submit the trial's job (or hand it to a warm job); None when the cluster refuses jobs for
-        now: it is submitted again while :meth:`wait` runs, and reported by :meth:`started_late`."""
+        now: it is submitted again while :meth:`wait` runs, and reported by :meth:`started_late`.
+        ``relaunches``: how often a job of the trial died at its launch before (see _relaunched)."""
         job = self.warm.take(number, overrides)
         if job is None and self.refused.refusing:
-            self.refused.add(number, overrides)  # behind the trials already waiting
+            self.refused.add(number, overrides, relaunches=relaunches)  # behind the trials already waiting
             return None
         if job is None:
             try:
                 job = self._submit(number, overrides)
             except Exception as exc:
-                self.refused.add(number, overrides, refusal=exc)
+                self.refused.add(number, overrides, refusal=exc, relaunches=relaunches)
                 return None
-        self._jobs[number] = _TrackedJob(job, submitted_at=time.time(), overrides=list(overrides))
+        self._jobs[number] = _TrackedJob(job, time.time(), overrides=list(overrides), relaunches=relaunches)
         return str(job.job_id)
 
     def stop_starting(self) -> None:
@@ -153,8 +154,8 @@ class SubmititRunner(TrialRunner):
     def _submit_refused(self) -> bool:
         """Submit the trials the cluster refused, once a try is due; True if one went through."""
         started = self.refused.retry_due()
-        for number, job in started:
-            self._jobs[number] = _TrackedJob(job, submitted_at=time.time())
+        for number, job, waited in started:
+            self._jobs[number] = _TrackedJob(job, time.time(), overrides=waited.overrides, relaunches=waited.relaunches)
             self._started_late.append((number, str(job.job_id)))
         return bool(started)
 
@@ -300,9 +301,8 @@ class SubmititRunner(TrialRunner):
             return False
         tracked = self._jobs.pop(number)
         self.queue_log.forget(number)
-        job_id = self.start(number, overrides)  # None: refused for now, submitted again by wait()
+        job_id = self.start(number, overrides, tracked.relaunches + 1)  # None: refused for now, see wait()
         if job_id is not None:
-            self._jobs[number].relaunches = tracked.relaunches + 1
             self._started_late.append((number, job_id))
         say_relaunched(number, str(tracked.job.job_id), job_id)
         return True
