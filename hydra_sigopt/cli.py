@@ -95,12 +95,15 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def _driver_line(sweep_dir: Path) -> str | None:
-    """The driver job of a sweep started by ``hydra-sigopt submit``, and where its log is."""
+def _driver_job(sweep_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The record of the driver job of a sweep started by ``hydra-sigopt submit``, and its state in
+    Slurm's queue (None: gone from it)."""
     record = driver.read_record(sweep_dir)
-    if record is None:
-        return None
-    state = driver.driver_state(str(record["job_id"]))
+    return record, None if record is None else driver.driver_state(str(record["job_id"]))
+
+
+def _driver_line(record: dict[str, Any], state: str | None) -> str:
+    """The driver job, and where its log is."""
     where = f"{state.lower()}, log {record['log']}" if state else f"ended, log {record['log']}"
     return f"Driver:      Slurm job {record['job_id']} ({where})"
 
@@ -121,9 +124,9 @@ def _code_line(sweep_dir: Path, code: dict[str, Any]) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    line = _driver_line(Path(args.sweep_dir))
-    if line is not None:
-        _out(line)
+    record, driver_state = _driver_job(Path(args.sweep_dir))
+    if record is not None:
+        _out(_driver_line(record, driver_state))
         if not journal_path(Path(args.sweep_dir)).exists():
             _out("Trials:      none yet (the driver job has not started the sweep)")
             return 0
@@ -166,7 +169,8 @@ def _status(args: argparse.Namespace) -> int:
     if meta.get("step_budget") is not None:  # the budget a sweep with early stopping ends on, often
         _out(f"Steps:       {sum(last_steps.values())}/{meta['step_budget']} reported (early_stopping.step_budget)")
     why_ended = _budget_spent(meta, budget, spent, last_steps)
-    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, live, why_ended)}")
+    queued_driver = f"Slurm job {record['job_id']}, is {driver_state.lower()}" if record and driver_state else None
+    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, live, why_ended, queued_driver)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = shared_overrides(meta)
@@ -293,9 +297,15 @@ def _budget_spent(meta: Mapping[str, Any], budget: int, spent: float, last_steps
 
 
 def _sweeper(
-    sweep_dir: Path, holder: tuple[int, str] | None, unknown: str | None, live: bool, spent: str | None
+    sweep_dir: Path,
+    holder: tuple[int, str] | None,
+    unknown: str | None,
+    live: bool,
+    spent: str | None,
+    driver_job: str | None,
 ) -> str:
-    """Whether a sweeper runs this sweep (the lock's holder), else how to resume it."""
+    """Whether a sweeper runs this sweep (the lock's holder), else how to resume it. ``driver_job``:
+    the sweep's driver job and its state while Slurm's queue holds it (requeued, it resumes the sweep)."""
     if unknown is not None:
         return f"unknown (the lock file cannot be opened: {unknown})"
     if holder is not None:
@@ -303,6 +313,8 @@ def _sweeper(
         return f"pid {pid}" + (f" on {host}" if host else "")
     if not live and spent is not None:
         return f"not running ({spent})"
+    if driver_job is not None:
+        return f"not running: its driver, {driver_job}; it resumes the sweep when it runs"
     return f"not running — resume with: hydra-sigopt continue {sweep_dir} --run"
 
 

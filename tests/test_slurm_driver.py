@@ -86,7 +86,14 @@ def test_a_submitted_driver_survives_a_requeue_and_observes_the_budget_exactly(t
     )
     assert f"Driver:      Slurm job {driver_job}" in _cli("status", str(sweep_dir))
     _wait_until(lambda: _completed(sweep_dir) >= 1 and len(running_job_ids(sweep_dir, 1)) >= 1, 240, "a trial")
-    subprocess.run(["scontrol", "requeue", driver_job], check=True, capture_output=True)
+    # Requeued and held in the queue: status said "Sweeper: not running — resume with: hydra-sigopt
+    # continue ... --run", which would start a second sweeper beside the driver about to resume it.
+    subprocess.run(["scontrol", "requeuehold", driver_job], check=True, capture_output=True)
+    _wait_until(lambda: "Sweeper:     pid" not in _cli("status", str(sweep_dir)), 120, "the driver stopped")
+    status = _cli("status", str(sweep_dir))
+    assert f"Sweeper:     not running: its driver, Slurm job {driver_job}, is pending" in status, status
+    assert "hydra-sigopt continue" not in status
+    subprocess.run(["scontrol", "release", driver_job], check=True, capture_output=True)
     _wait_until(lambda: (sweep_dir / "optimization_results.yaml").exists() and not _queued(driver_job), 600, "end")
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["trials"] == {"total": 4, "completed": 4, "failed": 0, "stopped": 0, "running": 0}
