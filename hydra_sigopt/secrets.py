@@ -84,8 +84,16 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, _, value = line.removeprefix("export ").partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
+        values[key.strip()] = _shell_value(value.strip())
     return values
+
+
+def _shell_value(value: str) -> str:
+    """A value as a shell reads it: a quoted one up to its closing quote; an unquoted one up to a
+    ``#`` after a blank (a comment); a ``#`` inside a word is part of it."""
+    if value[:1] in ("'", '"') and value.find(value[0], 1) > 0:
+        return value[1 : value.find(value[0], 1)]
+    return re.split(r"\s#", value, maxsplit=1)[0].strip()
 
 
 def resolve_token(dev_run: bool = False, environ: Mapping[str, str] | None = None) -> Credentials:

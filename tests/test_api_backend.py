@@ -269,6 +269,29 @@ def test_token_sources(tmp_path: Path) -> None:
         resolve_token(environ={"HOME": str(tmp_path)})
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "SIGOPT_TOKEN=real-token  # the lab's token",
+        "SIGOPT_TOKEN='real-token' # quoted, then a comment",
+        'export SIGOPT_TOKEN="real-token"\t# after a tab',
+        "SIGOPT_TOKEN=real-token",
+    ],
+)
+def test_a_comment_after_the_token_in_the_env_file_is_not_part_of_it(tmp_path: Path, line: str) -> None:
+    """As a shell reads it: the comment was sent to the server as part of the token, which refused it."""
+    env_file = tmp_path / "sigopt.env"
+    env_file.write_text(line + "\n")
+    assert resolve_token(environ={"SIGOPT_ENV_FILE": str(env_file)}).token == "real-token"
+
+
+def test_a_hash_inside_a_value_is_kept(tmp_path: Path) -> None:
+    env_file = tmp_path / "sigopt.env"
+    env_file.write_text("SIGOPT_TOKEN=ab#cd\nSIGOPT_DEV_TOKEN='x # y'\n")
+    assert resolve_token(environ={"SIGOPT_ENV_FILE": str(env_file)}).token == "ab#cd"
+    assert resolve_token(dev_run=True, environ={"SIGOPT_ENV_FILE": str(env_file)}).token == "x # y"
+
+
 def test_tokens_are_withheld_from_the_environment_while_a_sweep_runs_and_masked(tmp_path: Path) -> None:
     env_file = tmp_path / "sigopt.env"
     env_file.write_text("SIGOPT_TOKEN=from-file\nSIGOPT_DEV_TOKEN=dev-from-file\n")
