@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hydra_sigopt.metrics import Metric
@@ -52,6 +52,8 @@ class Progress:
     #: the elapsed time from when the sweep started.
     resumed: float = field(default=-1.0)
     done_at_start: int = 0
+    #: Trials a resumed sweep re-attached to: they ran before it, so they leave the rate out.
+    carried_over: frozenset[int] = frozenset()
     _last_log: float = 0.0
     _dirty: bool = True
 
@@ -65,6 +67,8 @@ class Progress:
     ) -> None:
         self.done += 1
         self.spent += cost
+        if number in self.carried_over:
+            self.spent_at_start += cost  # spent before this process took over, mostly
         self.failed += int(failed)
         self.stopped += int(stopped)
         self._dirty = True
@@ -73,12 +77,14 @@ class Progress:
         if self.best_value is None or self.metric.better(value, self.best_value):
             self.best_value, self.best_trial = value, number
 
-    def resume(self, sweep_started_epoch: float, done: int) -> None:
-        """A resumed sweep: elapsed time counts from the sweep's start, the estimate from now."""
+    def resume(self, sweep_started_epoch: float, done: int, carried_over: Iterable[int] = ()) -> None:
+        """A resumed sweep: elapsed time counts from the sweep's start, the estimate from now and
+        from the trials it starts (not the ``carried_over`` ones it re-attached to)."""
         self.started = self.clock() - max(0.0, time.time() - sweep_started_epoch)
         self.resumed = self.clock()
         self.done_at_start = done
         self.spent_at_start = self.spent
+        self.carried_over = frozenset(carried_over)
         self.steps = None  # the first count given after this is the baseline of the step rate
         self._dirty = True
 

@@ -262,9 +262,11 @@ class Resumption:
         self.scheduler.next_number = self.journal.next_number()
         if trials:
             log.info("Resuming the sweep in %s (%d trials in its journal)", sweep_dir, len(trials))
-            self.carry_out(plan_resume(trials, meta.get("launcher"), self.runner.kind))
+            plan = plan_resume(trials, meta.get("launcher"), self.runner.kind)
+            self.carry_out(plan)
             progress = self.results.progress
-            progress.resume(float(meta.get("created_at", time.time())), progress.done)
+            in_flight = [t.number for t in plan.in_flight]
+            progress.resume(float(meta.get("created_at", time.time())), progress.done, carried_over=in_flight)
         self._log_start(sweep_dir)
 
     def _log_start(self, sweep_dir: Path) -> None:

@@ -59,6 +59,22 @@ def test_a_resumed_sweep_estimates_from_the_steps_reported_since_the_resume(cloc
     assert progress.line().endswith("~10s left"), progress.line()
 
 
+def test_a_resumed_sweep_estimates_from_the_trials_it_started_not_those_it_re_attached(clock: Clock) -> None:
+    """The jobs a resumed sweep re-attached to had run for minutes before it: they ended seconds
+    after the resume, and the line said "~0s left" for a sweep with most of its budget to go."""
+    progress = Progress(budget=20, metric=metric(), clock=clock)  # type: ignore[arg-type]
+    for number in range(4):
+        progress.trial_finished(number, 0.5, failed=False)
+    progress.resume(sweep_started_epoch=0.0, done=4, carried_over=[4, 5, 6, 7])
+    clock.now += 5
+    for number in (4, 5, 6, 7):
+        progress.trial_finished(number, 0.5, failed=False)
+    assert "8/20 trials done" in progress.line() and "left" not in progress.line(), progress.line()
+    clock.now += 55
+    progress.trial_finished(8, 0.5, failed=False)  # the first trial this sweeper started: a minute
+    assert progress.line().endswith("~11m00s left"), progress.line()  # 11 to go
+
+
 def test_once_the_step_budget_is_spent_no_estimate_is_given(clock: Clock) -> None:
     """The running trials stop at their next report: the trial budget's estimate would be wrong."""
     progress = Progress(budget=500, metric=metric(), clock=clock, step_budget=30)  # type: ignore[arg-type]
