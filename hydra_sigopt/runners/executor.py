@@ -129,10 +129,10 @@ def pre_timeout_reason(launcher: Any, reason: str) -> str:
     if "signal_delay_s" not in params:
         return f"TIMEOUT: time limit reached (hydra.launcher.timeout_min={params.get('timeout_min')}): {reason}"
     return (
-        f"TIMEOUT: time limit reached: Slurm's pre-timeout signal came {params['signal_delay_s']} s before "
-        f"the limit (hydra.launcher.timeout_min={params.get('timeout_min')}, signal_delay_s="
-        f"{params['signal_delay_s']}) and no requeue was left (max_num_timeout={params.get('max_num_timeout', 0)}): "
-        f"{reason}"
+        f"TIMEOUT: time limit reached: Slurm sent its pre-timeout signal (due signal_delay_s="
+        f"{params['signal_delay_s']} s before the limit hydra.launcher.timeout_min={params.get('timeout_min')}; "
+        "Slurm may send it up to 60 s earlier) and no requeue was left "
+        f"(max_num_timeout={params.get('max_num_timeout', 0)}): {reason}"
     )
 
 
