@@ -82,7 +82,7 @@ class TimedTask:
         crash_point("in_task")
         number = _job_number()
         try:
-            with _give_up_not_swallowed():
+            with _give_up_not_swallowed(), _terminations_noted():
                 value, stop_learnt = self._run(cfg)
             if _in_submitit_job():
                 _check_picklable(value)
@@ -136,7 +136,7 @@ class TimedTask:
         except SystemExit as exc:
             # Hydra's run_job catches Exception only: in-process, SystemExit would end the sweeper
             # with the task's exit code and leave the trial running in the journal.
-            if _raised_by_submitit(exc):
+            if _raised_by_submitit(exc) or _terminated_by_the_cluster():
                 raise  # the job exits to be requeued (time-out or preemption signal): not a failure
             code = "" if exc.code is None else repr(exc.code)
             raise TaskExit(f"the task called sys.exit({code})") from exc
@@ -195,6 +195,48 @@ def _give_up_not_swallowed() -> Iterator[None]:
         raise UncompletedJobError(str(exc)) from None
     finally:
         signal.signal(signum, submitits)
+
+
+#: Set when the job got SIGTERM while its task ran (see _terminations_noted).
+_sigterm_received = False
+
+
+@contextmanager
+def _terminations_noted() -> Iterator[None]:
+    """Note a SIGTERM the job gets while the task runs, keeping the handler submitit installed.
+
+    Slurm sends SIGTERM before it requeues a job (``scontrol requeue``, a preemption), cancels it or
+    ends it at its time limit. Inside a Slurm job Lightning's fit loop then raises
+    ``SIGTERMException``, a ``SystemExit`` (its own handler runs the one found before it, this one),
+    and the app leaves with it: that is the cluster ending the job, not the app calling
+    ``sys.exit()``. Raised on as it is, the job leaves no result; a requeued job runs again, and
+    the sweeper reads its next attempt (a cancelled one ends as cancelled).
+    """
+    import signal
+    import threading
+
+    global _sigterm_received
+    previous = signal.getsignal(signal.SIGTERM)
+    if not _in_submitit_job() or threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # outside a job (or with Python's default, which ends the process): nothing to keep
+        return
+
+    def noted(num: int, frame: FrameType | None) -> None:
+        global _sigterm_received
+        _sigterm_received = True
+        previous(num, frame)
+
+    _sigterm_received = False
+    signal.signal(signal.SIGTERM, noted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated_by_the_cluster() -> bool:
+    """Whether the job got SIGTERM while the task ran (see _terminations_noted)."""
+    return _sigterm_received
 
 
 def _raised_by_submitit(exc: SystemExit) -> bool:
