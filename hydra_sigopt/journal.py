@@ -601,6 +601,25 @@ class Journal:
         return 0 if row[0] is None else int(row[0]) + 1
 
 
+#: How long a sweeper starting tries again for a lock that is taken: ``holder()`` (``hydra-sigopt
+#: status``, ``kill``) takes it for an instant to see whether it is free, and a sweeper starting in
+#: that instant was refused as if another one ran.
+BUSY_PROBE_S = 1.0
+
+
+def _flock_within(handle: Any, seconds: float) -> None:
+    """Lock ``handle`` exclusively, trying again for ``seconds``; BlockingIOError if it stays taken."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SweepLock:
     """The exclusive lock of a sweep dir: one sweeper at a time. The lock file names its holder."""
 
@@ -628,7 +647,7 @@ class SweepLock:
     def _locked_handle(self) -> Any:
         handle = open(self.path, "a+")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_within(handle, BUSY_PROBE_S)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
