@@ -509,12 +509,36 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
         os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
     except ProcessLookupError:
         pass
-    deadline = time.time() + wait_s
-    while lock.holder() is not None and time.time() < deadline:
-        time.sleep(0.5)
+    if not _released_within(lock, wait_s):
+        _kill_hung_sweeper(lock, pid, wait_s)
     with open_journal(sweep_dir) as journal:
         after = [journal.trial(n) for n in running]
     return [(t.number, t.job_id, _SWEEPER_DID[t.state]) for t in after if t.state in _SWEEPER_DID]
+
+
+def _released_within(lock: SweepLock, seconds: float) -> bool:
+    """Whether the lock's holder lets it go within ``seconds``."""
+    deadline = time.time() + seconds
+    while lock.holder() is not None:
+        if time.time() >= deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def _kill_hung_sweeper(lock: SweepLock, pid: int, waited_s: float) -> None:
+    """SIGKILL a sweeper that ignored SIGTERM (frozen, a hung file system): the journal survives a
+    kill at any instant, and this command then cancels its jobs itself."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if not _released_within(lock, 10.0):
+        raise SweepAbortedError(
+            f"the sweeper (pid {pid}) did not stop, even on SIGKILL, and still holds the sweep; "
+            "its jobs are left as they are"
+        )
+    _out(f"The sweeper (pid {pid}) did not stop within {waited_s:.0f} s of SIGTERM; killed it (SIGKILL)")
 
 
 #: What a stopping sweeper did with a running trial, by the trial's state after it stopped.

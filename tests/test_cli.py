@@ -161,6 +161,42 @@ def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.Cap
     assert f"Sweeper:     not running — resume with: hydra-sigopt continue {sweep_dir} --run" in out
 
 
+def test_kill_of_a_sweeper_that_does_not_stop_kills_it_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frozen sweeper (SIGSTOP, a hung file system) ignored the SIGTERM: kill waited 60 s, then
+    said the trials were cancelled and exited 0, while the sweeper still held the sweep (status:
+    "Sweeper: pid N"; continue was refused)."""
+    import functools
+    import signal
+
+    from hydra_sigopt import cli as cli_module
+
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=6",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=60",
+    )
+    running = list(running_job_ids(sweep_dir, 2).values())
+    proc.send_signal(signal.SIGSTOP)
+    monkeypatch.setattr(cli_module, "kill_sweep", functools.partial(cli_module.kill_sweep, wait_s=3))
+    try:
+        code, out, _ = cli(capsys, "kill", str(sweep_dir))
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert code == 0
+    assert f"The sweeper (pid {proc.pid}) did not stop within 3 s of SIGTERM; killed it (SIGKILL)" in out, out
+    assert not any(pid_running(j) for j in running)
+    with Journal.open(sweep_dir, readonly=True) as j:
+        assert not j.trials(["running", "pending"])
+    code, out, _ = cli(capsys, "status", str(sweep_dir))
+    assert "Sweeper:     not running" in out, out
+
+
 def test_kill_cancels_the_jobs_of_trials_stopped_early_that_run_on_to_their_next_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
