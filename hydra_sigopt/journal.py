@@ -525,10 +525,11 @@ class Journal:
             )
 
     def note_stopped_job_end(self, number: int, host: str | None, started_at: float | None) -> None:
-        """Where and since when a stopped trial's job ran, known once it ends (after the stop)."""
+        """Where and since when a stopped trial's job ran, known once it ends (after the stop): its
+        start replaces the submission's, as a completed trial's does (its duration is the job's run)."""
         with self._writing():
             self._db.execute(
-                "UPDATE trials SET host = COALESCE(host, ?), started_at = COALESCE(started_at, ?)"
+                "UPDATE trials SET host = COALESCE(host, ?), started_at = COALESCE(?, started_at)"
                 " WHERE number = ? AND state = ?",
                 (host, started_at, number, STOPPED),
             )

@@ -214,6 +214,21 @@ def test_a_stopped_trial_whose_job_trained_to_its_end_unaware_completes_with_its
         assert (j.trial(1).state, j.trial(1).value("y")) == ("stopped", 5.0)
 
 
+def test_a_stopped_trial_s_duration_counts_from_its_job_s_start_like_a_completed_one_s(tmp_path: Path) -> None:
+    """A stopped trial's start stayed its submission (queue wait and start-up included: 17.6 s in
+    trials.csv for a job that ran 3.7 s), while a completed trial's is its job's own start."""
+    with Journal.create(tmp_path, META) as j:
+        for number in (0, 1):
+            j.add_trial(number, f"s{number}", {"x": 0.5}, ["x=0.5"])
+        j.mark_running([0, 1], ["10", "11"])  # submitted: started_at is the submission for now
+        submitted = j.trial(0).started_at
+        assert submitted is not None
+        j.record_result(0, values=[MetricValue("y", 1.0)], started_at=submitted + 14, ended_at=submitted + 18)
+        j.mark_stopped(1, [MetricValue("y", 2.0)])
+        j.note_stopped_job_end(1, "node1", started_at=submitted + 14)
+        assert j.trial(1).started_at == j.trial(0).started_at == submitted + 14
+
+
 def test_a_trial_is_observed_once(tmp_path: Path) -> None:
     with _journal_with(tmp_path, "completed") as j:
         j.mark_observed(0, "obs-1")
