@@ -664,7 +664,7 @@ def _delete_experiment(meta: dict[str, Any]) -> None:
         _api_backend(meta).delete()
     except SigOptSweeperError as exc:
         raise SweepAbortedError(
-            f"could not delete SigOpt experiment {experiment_id}: {exc}. Nothing local was deleted; "
+            f"could not delete SigOpt experiment {experiment_id}: {str(exc).rstrip('.')}. Nothing local was deleted; "
             "to delete only the sweep's local files, run hydra-sigopt delete --local-only"
         ) from None
     _out(f"Deleted SigOpt experiment {experiment_id}.")

@@ -95,7 +95,9 @@ def driver_command(command: Sequence[str], sweep_dir: Path) -> list[str]:
     running when stopped (a requeued driver re-attaches them; ``hydra-sigopt kill`` cancels them)."""
     argv = list(command)
     if "-m" not in argv and "--multirun" not in argv:
-        raise SubmitError("the command after -- must be a multirun (python your_app.py -m ...)")
+        # A config that turns the sweep on (lightning-hydra-template's hparams_search=..., which sets
+        # hydra.mode: MULTIRUN) is run without -m; with it, the same sweep.
+        argv.append("-m")
     if not any(a.startswith("hydra.sweep.dir=") for a in argv):
         argv.append(format_override("hydra.sweep.dir", str(sweep_dir)))
     if not any(a.startswith("hydra.sweeper.on_interrupt=") for a in argv):
