@@ -494,7 +494,7 @@ def _api_backend(meta: dict[str, Any]) -> Backend:
 def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None, str]]:
     """SIGTERM the live sweeper (it stops as on Ctrl-C); what it did with its running trials."""
     lock = SweepLock(sweep_dir)
-    holder = lock.holder()
+    holder = _named_holder(lock)
     if holder is None:
         return []
     pid, host = holder
@@ -514,6 +514,20 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
     with open_journal(sweep_dir) as journal:
         after = [journal.trial(n) for n in running]
     return [(t.number, t.job_id, _SWEEPER_DID[t.state]) for t in after if t.state in _SWEEPER_DID]
+
+
+def _named_holder(lock: SweepLock, wait_s: float = 2.0) -> tuple[int, str] | None:
+    """The lock's holder, once its file names it (a sweeper writes its pid just after it takes the
+    lock); refused if it names none: ``os.kill(-1, ...)`` would signal every process there is."""
+    deadline = time.time() + wait_s
+    while (holder := lock.holder()) is not None and holder[0] <= 0:
+        if time.time() >= deadline:
+            raise SweepAbortedError(
+                f"the sweep is locked, but its lock file {lock.path} does not name its process; find it with "
+                f"`fuser {lock.path}` and stop it yourself"
+            )
+        time.sleep(0.1)
+    return holder
 
 
 def _released_within(lock: SweepLock, seconds: float) -> bool:

@@ -197,6 +197,42 @@ def test_kill_of_a_sweeper_that_does_not_stop_kills_it_and_says_so(
     assert "Sweeper:     not running" in out, out
 
 
+def test_kill_never_signals_an_unknown_pid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lock held while its file names no process (a sweeper between taking the lock and writing its
+    pid) read as pid -1, and ``os.kill(-1, SIGTERM)`` signals every process the user may signal."""
+    from hydra_sigopt import cli as cli_module
+
+    sweep_dir = run_example(tmp_path, "hydra.sweeper.observation_budget=1").assert_ok().sweep_dir
+
+    signals: list[tuple[int, int]] = []
+    monkeypatch.setattr(cli_module.os, "kill", lambda pid, sig: signals.append((pid, sig)))
+    lock_file = sweep_dir / "sigopt_journal.lock"
+    lock_file.write_text("")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
+            str(lock_file),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        code, _, err = cli(capsys, "kill", str(sweep_dir))
+        sent = list(signals)
+    finally:
+        monkeypatch.undo()
+        holder.kill()
+        holder.wait()
+    assert sent == []
+    assert code != 0 and "does not name its process" in err, err
+
+
 def test_kill_cancels_the_jobs_of_trials_stopped_early_that_run_on_to_their_next_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
