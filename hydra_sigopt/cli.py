@@ -8,6 +8,7 @@ The original Sigopt-Hyperopt tool's commands map here: ``start`` is the Hydra ap
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import socket
@@ -415,6 +416,23 @@ def _cancel_job(launcher: str, job_id: str, submitit_folder: str | None) -> tupl
     return done.describe(job_id), job_id not in done.failed
 
 
+def _refuse_unwritable(sweep_dir: Path) -> None:
+    """Refuse, before anything is done, a sweep this user cannot write (a teammate's, a read-only
+    copy): kill and delete write its journal and lock, and would stop halfway with a traceback."""
+    journal = journal_path(sweep_dir)
+    if not journal.exists() and driver.read_record(sweep_dir) is None:
+        return  # not a sweep: the journal's open says so
+    files = [sweep_dir, journal, journal.with_name(journal.name + "-wal"), journal.with_name(journal.name + "-shm")]
+    for path in [*files, SweepLock(sweep_dir).path]:
+        if path.exists() and not os.access(path, os.W_OK):
+            why = os.strerror(errno.EROFS if os.statvfs(path).f_flag & os.ST_RDONLY else errno.EACCES)
+            which = "" if path == sweep_dir else f" ({path.name})"
+            raise UsageError(
+                f"cannot write in the sweep dir {sweep_dir}{which}: {why}; nothing was done "
+                "(run it as the sweep's owner, where its files can be written)"
+            )
+
+
 def _stop_driver_job(sweep_dir: Path) -> None:
     """Cancel the sweep's driver job (``hydra-sigopt submit``), if it is queued or running."""
     record = driver.read_record(sweep_dir)
@@ -437,6 +455,7 @@ def kill_sweep(
     resumed sweep records and posts that result, as it would have without the kill. Reading it here
     would need the app's code (the result is the task's pickled return value) and the engine.
     """
+    _refuse_unwritable(sweep_dir)
     _stop_driver_job(sweep_dir)
     if driver.read_record(sweep_dir) is not None and not journal_path(sweep_dir).exists():
         return []  # the driver was stopped before it started the sweep
@@ -567,6 +586,7 @@ def _delete(args: argparse.Namespace) -> int:
     # A symlink is resolved before anything is done: the sweep lives in its target.
     sweep_dir = given.resolve() if given.is_symlink() else given
     meta, found = _sweep_contents(sweep_dir)
+    _refuse_unwritable(sweep_dir)  # before asking: a yes would lead nowhere
     # An experiment the sweep attached to is shared: deleted, every sweep on it would lose it.
     shared = meta.get("backend") == "api" and _attached(meta, sweep_dir)
     remote = meta.get("backend") == "api" and not args.local_only and not shared

@@ -8,6 +8,7 @@ from which the sweep continues without losing or repeating work. WAL mode keeps 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -658,15 +659,27 @@ class SweepLock:
         """(pid, host) of the live process holding the lock, or None when it is free."""
         if not self.path.exists():
             return None
-        with open(self.path, "a+") as handle:
+        handle, mode = self._probe_handle()
+        with handle:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.seek(0)
                 pid, _, host = handle.read().strip().partition("@")
                 return (int(pid) if pid.isdigit() else -1, host)
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
+
+    def _probe_handle(self) -> tuple[Any, int]:
+        """The lock file opened to try its lock, and the lock to try. Where it cannot be written (a
+        teammate's sweep, a read-only copy) it is opened to read, and tried shared: that lock, too,
+        is refused while a sweeper holds it, and NFS grants it on a read-only file (not an exclusive one)."""
+        try:
+            return open(self.path, "a+"), fcntl.LOCK_EX
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            return open(self.path), fcntl.LOCK_SH
 
     def last_host(self) -> str | None:
         """The host of the last sweeper that held the lock (its name stays in the file), if known."""

@@ -3,11 +3,13 @@ disk while creating the journal, a read-only sweep path, Ctrl-C during the shutd
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +211,52 @@ def test_plot_of_a_sweep_judged_on_a_stored_metric_draws_its_curves_and_stopped_
     assert titles[0].endswith(": 1 completed, 1 stopped early, 0 failed"), titles
     assert titles[1] == "learning curves (1 stopped early: x)", titles
     assert fig.axes[1].get_ylabel() == "val/acc"
+
+
+def without_write_permission(command: list[str]) -> list[str]:
+    """``command`` run without the power to write what its user may not: root ignores file
+    permissions, so as root it runs with the capabilities that do so dropped (setpriv)."""
+    if os.geteuid() != 0:
+        return command
+    if shutil.which("setpriv") is None:  # a skip here would pass for the permissions it never tested
+        pytest.fail("running as root, which ignores file permissions; this test needs setpriv to drop them")
+    drop = "--bounding-set=-dac_override,-dac_read_search,-fowner,-chown"
+    return ["setpriv", drop, "--inh-caps=-all", "--", *command]
+
+
+@pytest.fixture
+def read_only_copy(finished_sweep: AppRun, tmp_path: Path) -> Iterator[Path]:
+    """A copy of a finished sweep made read-only (`chmod -R a-w`), as a teammate's sweep is to its reader."""
+    copy = tmp_path / "teammates_sweep"
+    shutil.copytree(finished_sweep.sweep_dir, copy)
+    subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
+    yield copy
+    subprocess.run(["chmod", "-R", "u+w", str(copy)], check=True)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("command", [["kill"], ["delete", "--yes"], ["delete", "--yes", "--local-only"]])
+def test_kill_and_delete_of_a_sweep_dir_the_user_cannot_write_is_one_line(
+    read_only_copy: Path, command: list[str]
+) -> None:
+    """A 17-line traceback ending in PermissionError on sigopt_journal.lock (SweepLock.holder)."""
+    before = _snapshot(read_only_copy)
+    done = subprocess.run(
+        without_write_permission([*HYDRA_SIGOPT, *command, str(read_only_copy)]), capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"cannot write in the sweep dir {read_only_copy}: Permission denied; nothing was done" in done.stderr
+    assert _snapshot(read_only_copy) == before
+
+
+def test_status_of_a_sweep_dir_the_user_cannot_write_tells_whether_its_sweeper_runs(read_only_copy: Path) -> None:
+    """It said "Sweeper: unknown (the lock file cannot be opened: Permission denied)" of a finished sweep."""
+    done = subprocess.run(
+        without_write_permission([*HYDRA_SIGOPT, "status", str(read_only_copy)]), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Sweeper:     not running (the budget is spent)" in done.stdout
