@@ -14,9 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example, write_app
+from conftest import (
+    EXAMPLE_APP,
+    SUBMITIT_LOCAL,
+    AppRun,
+    run_example,
+    running_job_ids,
+    start_example,
+    trial_states,
+    write_app,
+)
 
 from hydra_sigopt.crashpoints import ENV_VAR
+from hydra_sigopt.errors import JournalError
 
 pytestmark = pytest.mark.slow
 
@@ -260,3 +270,43 @@ def test_status_of_a_sweep_dir_the_user_cannot_write_tells_whether_its_sweeper_r
     )
     assert done.returncode == 0, done.stderr
     assert "Sweeper:     not running (the budget is spent)" in done.stdout
+
+
+def test_status_and_best_refuse_a_read_only_journal_whose_wal_they_cannot_read(tmp_path: Path) -> None:
+    """A sweep killed with -9 leaves its latest commits in the WAL; copied without its -shm file and
+    read-only, status said "Trials: 0/30 done" and best "no completed trial yet": the journal was
+    read as immutable, without its WAL."""
+    proc, sweep_dir = start_example(tmp_path, "hydra.sweeper.observation_budget=30", "sleep_s=0.3")
+    try:
+        deadline = time.time() + 120
+        while sum(state == "completed" for state, _, _ in _states_or_none(sweep_dir).values()) < 2:
+            assert time.time() < deadline and proc.poll() is None, "the sweep completed no two trials"
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.communicate()
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns("*-shm"))
+    assert (copy / "sigopt_journal.sqlite-wal").stat().st_size > 0
+    subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
+    try:
+        for command in ("status", "best"):
+            done = subprocess.run(
+                without_write_permission([*HYDRA_SIGOPT, command, str(copy)]), capture_output=True, text=True
+            )
+            assert done.returncode == 2, done.stdout + done.stderr
+            assert done.stdout == "" and done.stderr.count("\n") == 1, done.stdout + done.stderr
+            assert (
+                "its latest commits are in its -wal file, which SQLite cannot read without its -shm file" in done.stderr
+            )
+            assert "copy the sweep dir with its -wal and -shm files" in done.stderr
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(copy)], check=True)
+
+
+def _states_or_none(sweep_dir: Path) -> dict[int, tuple[str, str | None, bool]]:
+    """The trials' states, or none before the sweep made its journal."""
+    try:
+        return trial_states(sweep_dir)
+    except JournalError:
+        return {}
