@@ -379,12 +379,17 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _check_image_format(out: Path) -> None:
-    """The output's extension names a format matplotlib writes (no extension: PNG)."""
+    """The output is a file whose extension names a format matplotlib writes. Without one, matplotlib
+    would write ``out`` + ``.png``: a file not named, perhaps the user's, replaced."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     formats = sorted(FigureCanvasBase.get_supported_filetypes())
     extension = out.suffix.lower().lstrip(".")
-    if extension and extension not in formats:
+    if out.is_dir():
+        raise UsageError(f"-o {out} is a directory; name the image file, e.g. -o {out / 'sweep.png'}")
+    if not extension:
+        raise UsageError(f"-o {out} has no extension; name the image's format, e.g. -o {out}.png")
+    if extension not in formats:
         raise UsageError(f"-o {out}: .{extension} is not an image format; use one of .{', .'.join(formats)}")
 
 
@@ -713,7 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_status)
     with_dir("best", "the best overrides, ready to paste (the Pareto set for two metrics)").set_defaults(func=_best)
     p = with_dir("plot", "objective per trial with the best so far, and one panel per parameter (PNG)")
-    p.add_argument("-o", "--output", help="PNG path (default: SWEEP_DIR/sweep.png)")
+    p.add_argument("-o", "--output", help="image path, e.g. out.png or out.svg (default: SWEEP_DIR/sweep.png)")
     p.set_defaults(func=_plot)
     with_dir("kill", "stop the sweeper and cancel every running job of the sweep").set_defaults(func=_kill)
     p = with_dir("delete", "cancel running jobs, delete the remote experiment and the files the sweep wrote")

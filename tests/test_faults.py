@@ -58,6 +58,23 @@ def test_plot_to_an_unsupported_extension_names_the_valid_ones(finished_sweep: A
     assert not (tmp_path / "x.txt").exists()
 
 
+def test_plot_to_a_name_without_extension_writes_nothing_it_was_not_given(
+    finished_sweep: AppRun, tmp_path: Path
+) -> None:
+    """-o figure printed "Wrote figure" and wrote figure.png (matplotlib adds the extension), over the
+    user's figure.png; -o SWEEP_DIR wrote SWEEP_DIR.png beside the sweep dir."""
+    users_file = tmp_path / "figure.png"
+    users_file.write_bytes(b"the user's own figure")
+    sweep = finished_sweep.sweep_dir
+    for given, valid in ((tmp_path / "figure", f"-o {users_file}"), (sweep, f"-o {sweep / 'sweep.png'}")):
+        done = subprocess.run([*HYDRA_SIGOPT, "plot", str(sweep), "-o", str(given)], capture_output=True, text=True)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"-o {given} " in done.stderr and f"e.g. {valid}" in done.stderr
+    assert users_file.read_bytes() == b"the user's own figure"
+    assert not (tmp_path / "figure").exists() and not sweep.with_name(sweep.name + ".png").exists()
+
+
 def test_plot_of_a_read_only_sweep_dir_is_one_line_naming_the_way_out(finished_sweep: AppRun) -> None:
     """status and best work on a read-only sweep dir (someone else's); plot, writing its image there
     by default, ended in a 29-line traceback."""
