@@ -8,6 +8,7 @@ The original Sigopt-Hyperopt tool's commands map here: ``start`` is the Hydra ap
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import socket
@@ -378,12 +379,17 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _check_image_format(out: Path) -> None:
-    """The output's extension names a format matplotlib writes (no extension: PNG)."""
+    """The output is a file whose extension names a format matplotlib writes. Without one, matplotlib
+    would write ``out`` + ``.png``: a file not named, perhaps the user's, replaced."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     formats = sorted(FigureCanvasBase.get_supported_filetypes())
     extension = out.suffix.lower().lstrip(".")
-    if extension and extension not in formats:
+    if out.is_dir():
+        raise UsageError(f"-o {out} is a directory; name the image file, e.g. -o {out / 'sweep.png'}")
+    if not extension:
+        raise UsageError(f"-o {out} has no extension; name the image's format, e.g. -o {out}.png")
+    if extension not in formats:
         raise UsageError(f"-o {out}: .{extension} is not an image format; use one of .{', .'.join(formats)}")
 
 
@@ -415,6 +421,23 @@ def _cancel_job(launcher: str, job_id: str, submitit_folder: str | None) -> tupl
     return done.describe(job_id), job_id not in done.failed
 
 
+def _refuse_unwritable(sweep_dir: Path) -> None:
+    """Refuse, before anything is done, a sweep this user cannot write (a teammate's, a read-only
+    copy): kill and delete write its journal and lock, and would stop halfway with a traceback."""
+    journal = journal_path(sweep_dir)
+    if not journal.exists() and driver.read_record(sweep_dir) is None:
+        return  # not a sweep: the journal's open says so
+    files = [sweep_dir, journal, journal.with_name(journal.name + "-wal"), journal.with_name(journal.name + "-shm")]
+    for path in [*files, SweepLock(sweep_dir).path]:
+        if path.exists() and not os.access(path, os.W_OK):
+            why = os.strerror(errno.EROFS if os.statvfs(path).f_flag & os.ST_RDONLY else errno.EACCES)
+            which = "" if path == sweep_dir else f" ({path.name})"
+            raise UsageError(
+                f"cannot write in the sweep dir {sweep_dir}{which}: {why}; nothing was done "
+                "(run it as the sweep's owner, where its files can be written)"
+            )
+
+
 def _stop_driver_job(sweep_dir: Path) -> None:
     """Cancel the sweep's driver job (``hydra-sigopt submit``), if it is queued or running."""
     record = driver.read_record(sweep_dir)
@@ -437,6 +460,7 @@ def kill_sweep(
     resumed sweep records and posts that result, as it would have without the kill. Reading it here
     would need the app's code (the result is the task's pickled return value) and the engine.
     """
+    _refuse_unwritable(sweep_dir)
     _stop_driver_job(sweep_dir)
     if driver.read_record(sweep_dir) is not None and not journal_path(sweep_dir).exists():
         return []  # the driver was stopped before it started the sweep
@@ -605,6 +629,7 @@ def _delete(args: argparse.Namespace) -> int:
     # A symlink is resolved before anything is done: the sweep lives in its target.
     sweep_dir = given.resolve() if given.is_symlink() else given
     meta, found = _sweep_contents(sweep_dir)
+    _refuse_unwritable(sweep_dir)  # before asking: a yes would lead nowhere
     # An experiment the sweep attached to is shared: deleted, every sweep on it would lose it.
     shared = meta.get("backend") == "api" and _attached(meta, sweep_dir)
     remote = meta.get("backend") == "api" and not args.local_only and not shared
@@ -731,7 +756,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_status)
     with_dir("best", "the best overrides, ready to paste (the Pareto set for two metrics)").set_defaults(func=_best)
     p = with_dir("plot", "objective per trial with the best so far, and one panel per parameter (PNG)")
-    p.add_argument("-o", "--output", help="PNG path (default: SWEEP_DIR/sweep.png)")
+    p.add_argument("-o", "--output", help="image path, e.g. out.png or out.svg (default: SWEEP_DIR/sweep.png)")
     p.set_defaults(func=_plot)
     with_dir("kill", "stop the sweeper and cancel every running job of the sweep").set_defaults(func=_kill)
     p = with_dir("delete", "cancel running jobs, delete the remote experiment and the files the sweep wrote")

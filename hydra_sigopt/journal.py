@@ -8,6 +8,7 @@ from which the sweep continues without losing or repeating work. WAL mode keeps 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -217,14 +218,15 @@ def _refuse_damaged(journal: Journal) -> None:
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection, also where SQLite cannot create the WAL's -shm file (a read-only mount,
-    a teammate's folder): then the database file is read as immutable. A sweep that ended cleanly
-    left no WAL, so nothing is missed; a live one's newest commits may not show.
+    a teammate's folder) when the WAL is empty: then the database file is read as immutable. A sweep
+    that ended cleanly left no WAL, so nothing is missed.
 
     Without a WAL (no sweeper has the journal open, and the last one closed it cleanly) the file is
     read as immutable too: SQLite would create the -wal and -shm files, and leave them behind in the
     user's folder. What a sweeper starting meanwhile writes goes to its WAL, not to this file."""
     uri = path.resolve().as_uri()
-    if not Path(f"{path}-wal").exists():
+    wal = Path(f"{path}-wal")
+    if not wal.exists():
         return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
     try:
         db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
@@ -233,7 +235,20 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     except sqlite3.OperationalError:
         if os.access(path.parent, os.W_OK) and os.access(path, os.R_OK):
             raise
+    if wal.stat().st_size > 0:  # read as immutable, the journal would miss the WAL's commits: a wrong state
+        raise _wal_unreadable(path)
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
+
+
+def _wal_unreadable(path: Path) -> JournalError:
+    """Why a journal with commits in its WAL cannot be read here, and what reads it."""
+    shm = Path(f"{path}-shm")
+    why = "cannot be opened here" if shm.exists() else f"missing, and {path.parent} is not writable here"
+    return JournalError(
+        f"{path} cannot be read: its latest commits are in its -wal file, which SQLite cannot read without "
+        f"its -shm file ({why}); read the sweep where it can be written, or copy the sweep dir with its "
+        "-wal and -shm files"
+    )
 
 
 #: How every SQLite database file begins.
@@ -678,15 +693,27 @@ class SweepLock:
         """(pid, host) of the live process holding the lock, or None when it is free."""
         if not self.path.exists():
             return None
-        with open(self.path, "a+") as handle:
+        handle, mode = self._probe_handle()
+        with handle:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.seek(0)
                 pid, _, host = handle.read().strip().partition("@")
                 return (int(pid) if pid.isdigit() else -1, host)
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
+
+    def _probe_handle(self) -> tuple[Any, int]:
+        """The lock file opened to try its lock, and the lock to try. Where it cannot be written (a
+        teammate's sweep, a read-only copy) it is opened to read, and tried shared: that lock, too,
+        is refused while a sweeper holds it, and NFS grants it on a read-only file (not an exclusive one)."""
+        try:
+            return open(self.path, "a+"), fcntl.LOCK_EX
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            return open(self.path), fcntl.LOCK_SH
 
     def last_host(self) -> str | None:
         """The host of the last sweeper that held the lock (its name stays in the file), if known."""

@@ -3,18 +3,30 @@ disk while creating the journal, a read-only sweep path, Ctrl-C during the shutd
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example, write_app
+from conftest import (
+    EXAMPLE_APP,
+    SUBMITIT_LOCAL,
+    AppRun,
+    run_example,
+    running_job_ids,
+    start_example,
+    trial_states,
+    write_app,
+)
 
 from hydra_sigopt.crashpoints import ENV_VAR
+from hydra_sigopt.errors import JournalError
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +56,23 @@ def test_plot_to_an_unsupported_extension_names_the_valid_ones(finished_sweep: A
     assert f"-o {tmp_path / 'x.txt'}: .txt is not an image format; use one of" in done.stderr
     assert ".png" in done.stderr and ".svg" in done.stderr
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_plot_to_a_name_without_extension_writes_nothing_it_was_not_given(
+    finished_sweep: AppRun, tmp_path: Path
+) -> None:
+    """-o figure printed "Wrote figure" and wrote figure.png (matplotlib adds the extension), over the
+    user's figure.png; -o SWEEP_DIR wrote SWEEP_DIR.png beside the sweep dir."""
+    users_file = tmp_path / "figure.png"
+    users_file.write_bytes(b"the user's own figure")
+    sweep = finished_sweep.sweep_dir
+    for given, valid in ((tmp_path / "figure", f"-o {users_file}"), (sweep, f"-o {sweep / 'sweep.png'}")):
+        done = subprocess.run([*HYDRA_SIGOPT, "plot", str(sweep), "-o", str(given)], capture_output=True, text=True)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"-o {given} " in done.stderr and f"e.g. {valid}" in done.stderr
+    assert users_file.read_bytes() == b"the user's own figure"
+    assert not (tmp_path / "figure").exists() and not sweep.with_name(sweep.name + ".png").exists()
 
 
 def test_plot_of_a_read_only_sweep_dir_is_one_line_naming_the_way_out(finished_sweep: AppRun) -> None:
@@ -209,3 +238,92 @@ def test_plot_of_a_sweep_judged_on_a_stored_metric_draws_its_curves_and_stopped_
     assert titles[0].endswith(": 1 completed, 1 stopped early, 0 failed"), titles
     assert titles[1] == "learning curves (1 stopped early: x)", titles
     assert fig.axes[1].get_ylabel() == "val/acc"
+
+
+def without_write_permission(command: list[str]) -> list[str]:
+    """``command`` run without the power to write what its user may not: root ignores file
+    permissions, so as root it runs with the capabilities that do so dropped (setpriv)."""
+    if os.geteuid() != 0:
+        return command
+    if shutil.which("setpriv") is None:  # a skip here would pass for the permissions it never tested
+        pytest.fail("running as root, which ignores file permissions; this test needs setpriv to drop them")
+    drop = "--bounding-set=-dac_override,-dac_read_search,-fowner,-chown"
+    return ["setpriv", drop, "--inh-caps=-all", "--", *command]
+
+
+@pytest.fixture
+def read_only_copy(finished_sweep: AppRun, tmp_path: Path) -> Iterator[Path]:
+    """A copy of a finished sweep made read-only (`chmod -R a-w`), as a teammate's sweep is to its reader."""
+    copy = tmp_path / "teammates_sweep"
+    shutil.copytree(finished_sweep.sweep_dir, copy)
+    subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
+    yield copy
+    subprocess.run(["chmod", "-R", "u+w", str(copy)], check=True)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("command", [["kill"], ["delete", "--yes"], ["delete", "--yes", "--local-only"]])
+def test_kill_and_delete_of_a_sweep_dir_the_user_cannot_write_is_one_line(
+    read_only_copy: Path, command: list[str]
+) -> None:
+    """A 17-line traceback ending in PermissionError on sigopt_journal.lock (SweepLock.holder)."""
+    before = _snapshot(read_only_copy)
+    done = subprocess.run(
+        without_write_permission([*HYDRA_SIGOPT, *command, str(read_only_copy)]), capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"cannot write in the sweep dir {read_only_copy}: Permission denied; nothing was done" in done.stderr
+    assert _snapshot(read_only_copy) == before
+
+
+def test_status_of_a_sweep_dir_the_user_cannot_write_tells_whether_its_sweeper_runs(read_only_copy: Path) -> None:
+    """It said "Sweeper: unknown (the lock file cannot be opened: Permission denied)" of a finished sweep."""
+    done = subprocess.run(
+        without_write_permission([*HYDRA_SIGOPT, "status", str(read_only_copy)]), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Sweeper:     not running (the budget is spent)" in done.stdout
+
+
+def test_status_and_best_refuse_a_read_only_journal_whose_wal_they_cannot_read(tmp_path: Path) -> None:
+    """A sweep killed with -9 leaves its latest commits in the WAL; copied without its -shm file and
+    read-only, status said "Trials: 0/30 done" and best "no completed trial yet": the journal was
+    read as immutable, without its WAL."""
+    proc, sweep_dir = start_example(tmp_path, "hydra.sweeper.observation_budget=30", "sleep_s=0.3")
+    try:
+        deadline = time.time() + 120
+        while sum(state == "completed" for state, _, _ in _states_or_none(sweep_dir).values()) < 2:
+            assert time.time() < deadline and proc.poll() is None, "the sweep completed no two trials"
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.communicate()
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns("*-shm"))
+    assert (copy / "sigopt_journal.sqlite-wal").stat().st_size > 0
+    subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
+    try:
+        for command in ("status", "best"):
+            done = subprocess.run(
+                without_write_permission([*HYDRA_SIGOPT, command, str(copy)]), capture_output=True, text=True
+            )
+            assert done.returncode == 2, done.stdout + done.stderr
+            assert done.stdout == "" and done.stderr.count("\n") == 1, done.stdout + done.stderr
+            assert (
+                "its latest commits are in its -wal file, which SQLite cannot read without its -shm file" in done.stderr
+            )
+            assert "copy the sweep dir with its -wal and -shm files" in done.stderr
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(copy)], check=True)
+
+
+def _states_or_none(sweep_dir: Path) -> dict[int, tuple[str, str | None, bool]]:
+    """The trials' states, or none before the sweep made its journal."""
+    try:
+        return trial_states(sweep_dir)
+    except JournalError:
+        return {}
