@@ -533,25 +533,55 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
         os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
     except ProcessLookupError:
         pass
-    if not _released_within(lock, wait_s):
-        _kill_hung_sweeper(lock, pid, wait_s)
+    killed = not _released_within(lock, wait_s) and _kill_hung_sweeper(lock, pid, wait_s)
+    cancelled_here = _cancel_what_it_left(sweep_dir, running) if killed else {}
     with open_journal(sweep_dir) as journal:
         after = [journal.trial(n) for n in running]
-    return [(t.number, t.job_id, _SWEEPER_DID[t.state]) for t in after if t.state in _SWEEPER_DID]
+    return [
+        (t.number, t.job_id, cancelled_here.get(t.number, _SWEEPER_DID[t.state]))
+        for t in after
+        if t.state in _SWEEPER_DID
+    ]
 
 
 def _named_holder(lock: SweepLock, wait_s: float = 2.0) -> tuple[int, str] | None:
-    """The lock's holder, once its file names it (a sweeper writes its pid just after it takes the
-    lock); refused if it names none: ``os.kill(-1, ...)`` would signal every process there is."""
+    """The lock's holder, once its file names a process that holds the file open (a sweeper writes
+    its pid just after it takes the lock; until then the file is empty, or names the sweeper before
+    it, whose pid may be another process's by now). Refused if it names none: ``os.kill(-1, ...)``
+    would signal every process there is."""
     deadline = time.time() + wait_s
-    while (holder := lock.holder()) is not None and holder[0] <= 0:
+    while (holder := lock.holder()) is not None and not _names_its_holder(holder, lock.path):
         if time.time() >= deadline:
             raise SweepAbortedError(
-                f"the sweep is locked, but its lock file {lock.path} does not name its process; find it with "
-                f"`fuser {lock.path}` and stop it yourself"
+                f"the sweep is locked, but its lock file {lock.path} does not name the process holding it; "
+                f"find it with `fuser {lock.path}` and stop it yourself"
             )
         time.sleep(0.1)
     return holder
+
+
+def _names_its_holder(holder: tuple[int, str], path: Path) -> bool:
+    """Whether the lock file's (pid, host) is a process here that has the lock file open (a process
+    on another host cannot be checked from here, nor signalled: the caller refuses it)."""
+    pid, host = holder
+    if pid <= 0:
+        return False
+    if host and host != socket.gethostname():
+        return True
+    try:
+        fds = os.scandir(f"/proc/{pid}/fd")
+    except OSError:  # gone, or another user's process
+        return False
+    wanted = str(path.resolve())
+    with fds:
+        return any(_link(entry.path) == wanted for entry in fds)
+
+
+def _link(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 def _released_within(lock: SweepLock, seconds: float) -> bool:
@@ -564,9 +594,12 @@ def _released_within(lock: SweepLock, seconds: float) -> bool:
     return True
 
 
-def _kill_hung_sweeper(lock: SweepLock, pid: int, waited_s: float) -> None:
+def _kill_hung_sweeper(lock: SweepLock, pid: int, waited_s: float) -> bool:
     """SIGKILL a sweeper that ignored SIGTERM (frozen, a hung file system): the journal survives a
-    kill at any instant, and this command then cancels its jobs itself."""
+    kill at any instant, and this command then cancels its jobs itself. Whether it was killed."""
+    holder = _named_holder(lock)
+    if holder is None or holder[0] != pid:
+        return False  # it let the lock go just now, or another process holds it now: not to be killed
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -577,6 +610,18 @@ def _kill_hung_sweeper(lock: SweepLock, pid: int, waited_s: float) -> None:
             "its jobs are left as they are"
         )
     _out(f"The sweeper (pid {pid}) did not stop within {waited_s:.0f} s of SIGTERM; killed it (SIGKILL)")
+    return True
+
+
+def _cancel_what_it_left(sweep_dir: Path, numbers: Sequence[int]) -> dict[int, str]:
+    """Cancel the jobs of trials a sweeper killed mid-stop had marked abandoned (it marks them all,
+    then cancels them one by one: those after the kill run on, and a local job it had paused stays
+    paused); what was done, by trial number."""
+    with open_journal(sweep_dir) as journal:
+        meta = journal.meta()
+        left = [t for t in (journal.trial(n) for n in numbers) if t.state == ABANDONED and t.job_id]
+    launcher, folder = str(meta.get("launcher", "")), meta.get("submitit_folder")
+    return {t.number: f"cancelled: {_cancel_job(launcher, str(t.job_id), folder)[0]}" for t in left}
 
 
 #: What a stopping sweeper did with a running trial, by the trial's state after it stopped.

@@ -2,7 +2,8 @@
 
 Inert unless HYDRA_SIGOPT_CRASH_AT is set to ``<point>:<n>`` (die at the n-th pass, from 1), or
 ``<point>:<n>:TERM`` to be sent SIGTERM there instead (what Slurm or ``hydra-sigopt kill`` sends),
-``<point>:<n>:INT`` for SIGINT (a Ctrl-C); several, comma-separated, for signals that come in bursts.
+``<point>:<n>:INT`` for SIGINT (a Ctrl-C), ``<point>:<n>:STOP`` to freeze there (a sweeper hung on a
+file system or a slow cluster command); several, comma-separated, for signals that come in bursts.
 Both the points in the code and those asked for must be in :data:`POINTS`: a misspelled point
 would otherwise never fire, and a crash test would pass without crashing anything.
 """
@@ -16,10 +17,11 @@ ENV_VAR = "HYDRA_SIGOPT_CRASH_AT"
 #: The points every trial passes, in order (the crash matrix kills the sweeper at each); a trial re-run
 #: after a restart reuses its suggestion and starts at ``after_record_trial``.
 TRIAL_POINTS = ("after_suggest", "after_record_trial", "after_submit", "in_task", "after_result", "after_observe")
-#: Passed only by a sweep that stops before its budget is spent (for a second signal there), and by
+#: Passed only by a sweep that stops before its budget is spent (for a second signal there; before it
+#: cancels the trials it has just marked abandoned), and by
 #: every sweep once its wrap-up is done and the signals are given back (an impatient user's next Ctrl-C).
-POINTS = (*TRIAL_POINTS, "while_stopping", "after_wrap_up")
-SIGNALS = {"": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT}
+POINTS = (*TRIAL_POINTS, "while_stopping", "before_cancel", "after_wrap_up")
+SIGNALS = {"": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT, "STOP": signal.SIGSTOP}
 
 _passes: dict[str, int] = {}
 

@@ -157,6 +157,7 @@ class Stopping:
             if not self.scheduler.in_flight:
                 return []
             self.journal.abandon_in_flight(sorted(self.scheduler.in_flight), reason)
+            crash_point("before_cancel")
             report = self.runner.cancel_all()
             if report.failed:
                 self.journal.keep_running(sorted(report.failed), reason)

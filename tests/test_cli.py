@@ -197,11 +197,47 @@ def test_kill_of_a_sweeper_that_does_not_stop_kills_it_and_says_so(
     assert "Sweeper:     not running" in out, out
 
 
+def test_kill_of_a_sweeper_that_hangs_while_cancelling_cancels_the_jobs_it_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweeper stopping marks its running trials abandoned, then cancels their jobs one by one
+    (scancel may take a minute each on a busy controller). Killed in between, it left jobs running
+    that kill reported as "cancelled by the sweeper"."""
+    import functools
+    import signal
+
+    from hydra_sigopt import cli as cli_module
+    from hydra_sigopt.crashpoints import ENV_VAR
+
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=6",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "sleep_s=60",
+        env={ENV_VAR: "before_cancel:1:STOP"},
+    )
+    running = running_job_ids(sweep_dir, 2)
+    monkeypatch.setattr(cli_module, "kill_sweep", functools.partial(cli_module.kill_sweep, wait_s=3))
+    try:
+        code, out, _ = cli(capsys, "kill", str(sweep_dir))
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert code == 0 and "killed it (SIGKILL)" in out, out
+    for number, job_id in running.items():
+        assert f"trial #{number} job {job_id}: cancelled: " in out, out
+    assert not any(pid_running(j) for j in running.values())
+
+
+@pytest.mark.parametrize("named", ["no process", "a process not holding it"])
 def test_kill_never_signals_an_unknown_pid(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], named: str
 ) -> None:
     """A lock held while its file names no process (a sweeper between taking the lock and writing its
-    pid) read as pid -1, and ``os.kill(-1, SIGTERM)`` signals every process the user may signal."""
+    pid) read as pid -1, and ``os.kill(-1, SIGTERM)`` signals every process the user may signal. In
+    that instant the file may also still name the sweeper before it, whose pid may be reused."""
     from hydra_sigopt import cli as cli_module
 
     sweep_dir = run_example(tmp_path, "hydra.sweeper.observation_budget=1").assert_ok().sweep_dir
@@ -209,7 +245,7 @@ def test_kill_never_signals_an_unknown_pid(
     signals: list[tuple[int, int]] = []
     monkeypatch.setattr(cli_module.os, "kill", lambda pid, sig: signals.append((pid, sig)))
     lock_file = sweep_dir / "sigopt_journal.lock"
-    lock_file.write_text("")
+    lock_file.write_text("" if named == "no process" else f"{os.getpid()}@{socket.gethostname()}\n")
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -230,7 +266,7 @@ def test_kill_never_signals_an_unknown_pid(
         holder.kill()
         holder.wait()
     assert sent == []
-    assert code != 0 and "does not name its process" in err, err
+    assert code != 0 and "does not name the process holding it" in err, err
 
 
 def test_kill_cancels_the_jobs_of_trials_stopped_early_that_run_on_to_their_next_report(
