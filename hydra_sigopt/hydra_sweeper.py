@@ -93,12 +93,15 @@ class SigOptSweeperImpl:
         from hydra_sigopt.snapshot import CodePlan, CodeWatch, app_dir_of, plan_snapshot
 
         app_dir = app_dir_of(self.task_function)
+        if is_submitit_launcher(launcher):
+            _rerun_from_an_edited_scripts_copy(self.task_function, sweep_dir)
         if not is_submitit_launcher(launcher):
             # Logged once the journal says whether this resumes a sweep that has a snapshot.
             return CodePlan(
                 mode, None, app_dir, not_from_snapshot=f"{type(launcher).__name__}: {_why_no_snapshot(launcher)}"
             )
-        source = plan_snapshot(mode, app_dir)
+        # Run from the snapshot's own copy (a resume, see _rerun_from_an_edited_scripts_copy): it is the snapshot.
+        source = None if _is_within(app_dir, sweep_dir) else plan_snapshot(mode, app_dir)
         watch = CodeWatch.for_task(self.task_function, skip=sweep_dir) if source is None else None
         return CodePlan(mode, source, app_dir, watch)
 
@@ -191,3 +194,41 @@ def representative_points(space: Any) -> list[dict[str, Any]]:
     # 1000 compositions at start-up.
     count = min(max((len(v) for v in choices.values()), default=1), MAX_COMPOSED_POINTS)
     return [{**fixed, **{k: v[i % len(v)] for k, v in choices.items()}} for i in range(count)]
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _rerun_from_an_edited_scripts_copy(task_function: Any, sweep_dir: Path) -> None:
+    """A resumed sweep whose script was edited since it started runs again, in this process, from
+    the snapshot's copy of the script (see :func:`hydra_sigopt.snapshot.edited_entry_script`);
+    refused where this process was not started as ``python script.py``. Before anything is written."""
+    import shlex
+    import sys
+
+    from hydra_sigopt.errors import SweepAbortedError
+    from hydra_sigopt.journal import journal_path, open_journal
+    from hydra_sigopt.snapshot import edited_entry_script
+
+    if not journal_path(sweep_dir).exists():
+        return
+    with open_journal(sweep_dir) as journal:
+        stored = journal.meta().get("code")
+    copy = edited_entry_script(task_function, sweep_dir, stored)
+    if copy is None:
+        return
+    script = Path(sys.argv[0]).resolve()
+    # The interpreter's own options (python -u ...) are kept: orig_argv is they and then sys.argv.
+    argv = [*sys.orig_argv[: len(sys.orig_argv) - len(sys.argv)], str(copy), *sys.argv[1:]]
+    run_as_script = getattr(sys.modules["__main__"], "__spec__", None) is None  # not python -m
+    if not run_as_script or script.name != copy.name or not script.is_file():
+        raise SweepAbortedError(
+            f"{copy.name} changed since this sweep started, and its trials would run the edited one (a task "
+            f"function defined in the script travels from this process); resume with the snapshot's copy: "
+            f"{shlex.join(argv)}"
+        )
+    log.warning("%s changed since this sweep started; resuming from its copy %s", script.name, copy)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os.execv(sys.executable, argv)

@@ -254,11 +254,15 @@ class Snapshot:
         return Path(str(self.record["root"]))
 
     def inside(self, path: Path) -> Path | None:
-        """Where ``path`` (under the original folder) is in the snapshot; None if outside it."""
-        try:
-            return self.dir / Path(path).resolve().relative_to(self.root)
-        except ValueError:
-            return None
+        """Where ``path`` (under the original folder) is in the snapshot; None if outside it. A path
+        in the snapshot already (a resume run from its copy of the script) is itself."""
+        resolved = Path(path).resolve()
+        for base, mapped in ((self.dir.resolve(), self.dir), (self.root, self.dir)):
+            try:
+                return mapped / resolved.relative_to(base)
+            except ValueError:
+                continue
+        return None
 
     def job_cwd(self, cwd: Path, app_dir: Path) -> Path:
         """The job's working directory: the sweeper's, in the snapshot (else the app's folder there)."""
@@ -343,6 +347,26 @@ def existing_snapshot(sweep_dir: Path, record: Mapping[str, Any]) -> Snapshot:
             "its trials would run other code. Restore the folder, or start a new sweep"
         )
     return Snapshot(folder, dict(record))
+
+
+def edited_entry_script(task_function: Any, sweep_dir: Path, stored: Mapping[str, Any] | None) -> Path | None:
+    """For a resumed sweep whose trials run from a snapshot (``stored``, the journal's code record):
+    the snapshot's copy of the script that defines the task function, when the script was edited
+    since. Python sends a function defined in the script it runs (``__main__``) by value, with the
+    globals it uses (``__file__`` too), from this process: its trials would run the edited script.
+    """
+    function = inspect.unwrap(task_function)
+    latest = _latest_code(stored)
+    if getattr(function, "__module__", None) != "__main__" or not latest or latest.get("mode", "none") == "none":
+        return None
+    try:
+        script = Path(inspect.getsourcefile(function) or "").resolve()
+    except TypeError:
+        return None
+    copy = existing_snapshot(sweep_dir, latest).inside(script)
+    if copy is None or copy.resolve() == script or not copy.is_file() or not script.is_file():
+        return None
+    return copy if copy.read_bytes() != script.read_bytes() else None
 
 
 def job_command(python: str, cwd: Path, import_path: Sequence[str]) -> str:

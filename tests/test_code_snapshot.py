@@ -206,6 +206,26 @@ def test_resume_after_sigkill_runs_from_the_same_snapshot(tmp_path: Path) -> Non
     assert not sweep_dir.exists()
 
 
+def test_a_resume_after_the_entry_script_was_edited_runs_the_snapshot_s_script(tmp_path: Path) -> None:
+    """A task function defined in the script Python runs travels by value from the sweeper: a resumed
+    sweep ran the edited app.py (its trials gave 5000 more) while its log said it ran from the snapshot."""
+    app = write_git_app(tmp_path, budget=4)
+    sweep_dir = tmp_path / "sweep"
+    proc = start(app, sweep_dir, "hydra.sweeper.code_snapshot=git")
+    wait_for_done(sweep_dir, 1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    (app / "app.py").write_text(APP.replace("+ cfg.bonus", "+ cfg.bonus + 5000"))
+
+    resumed = run_resumed(app, sweep_dir).assert_ok()  # the same command
+    assert offsets(resumed) == [0] * 4, (offsets(resumed), resumed.output[-3000:])
+    assert (
+        f"app.py changed since this sweep started; resuming from its copy {sweep_dir / 'sigopt_code' / 'app.py'}"
+        in (resumed.output)
+    )
+    assert (app / "app.py").read_text() == APP.replace("+ cfg.bonus", "+ cfg.bonus + 5000")  # the user's edit stays
+
+
 def test_a_resume_in_process_says_its_snapshot_is_not_used(tmp_path: Path) -> None:
     """Resumed with the basic launcher, trials run the code the sweeper imported, not the snapshot: the log says so."""
     app = write_git_app(tmp_path, budget=1)
