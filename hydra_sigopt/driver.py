@@ -94,10 +94,15 @@ def driver_command(command: Sequence[str], sweep_dir: Path) -> list[str]:
     """The command as the driver runs it: a multirun into a fixed sweep dir that leaves its trials
     running when stopped (a requeued driver re-attaches them; ``hydra-sigopt kill`` cancels them)."""
     argv = list(command)
-    if "-m" not in argv and "--multirun" not in argv:
-        # A config that turns the sweep on (lightning-hydra-template's hparams_search=..., which sets
-        # hydra.mode: MULTIRUN) is run without -m; with it, the same sweep.
-        argv.append("-m")
+    python_module = Path(argv[0]).name.startswith("python") and argv[1:2] == ["-m"]  # python -m pkg.train
+    flags = argv[3:] if python_module else argv[1:]
+    if "-m" not in flags and "--multirun" not in flags:
+        # Not added: a command that runs one training instead of a sweep would wait in the queue to
+        # fail there. A config that turns the sweep on (hparams_search=..., hydra.mode: MULTIRUN) needs it too.
+        raise SubmitError(
+            "the command after -- must be a multirun: add -m to it (python train.py -m ...), also where a "
+            "config turns the sweep on (hparams_search=..., which sets hydra.mode: MULTIRUN)"
+        )
     if not any(a.startswith("hydra.sweep.dir=") for a in argv):
         argv.append(format_override("hydra.sweep.dir", str(sweep_dir)))
     if not any(a.startswith("hydra.sweeper.on_interrupt=") for a in argv):

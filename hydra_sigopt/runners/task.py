@@ -130,13 +130,17 @@ class TimedTask:
                 return None, True  # the sweeper journaled the stop; its last reports are the trial's result
             return value, learnt_of_its_stop()
 
+    def _in_the_sweepers_process(self) -> bool:
+        """A sweeper itself run as a submitit job: a SystemExit there must not end it (see _call)."""
+        return os.getpid() == getattr(self, "sweeper_pid", None)
+
     def _call(self, cfg: Any) -> Any:
         try:
             return self.task_function(cfg)
         except SystemExit as exc:
             # Hydra's run_job catches Exception only: in-process, SystemExit would end the sweeper
             # with the task's exit code and leave the trial running in the journal.
-            if _raised_by_submitit(exc) or _terminated_by_the_cluster():
+            if _raised_by_submitit(exc) or (_terminated_by_the_cluster() and not self._in_the_sweepers_process()):
                 raise  # the job exits to be requeued (time-out or preemption signal): not a failure
             code = "" if exc.code is None else repr(exc.code)
             raise TaskExit(f"the task called sys.exit({code})") from exc
@@ -232,6 +236,7 @@ def _terminations_noted() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _sigterm_received = False  # a SIGTERM is news for the task that got it only
 
 
 def _terminated_by_the_cluster() -> bool:
