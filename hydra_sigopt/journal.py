@@ -235,9 +235,17 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     except sqlite3.OperationalError:
         if os.access(path.parent, os.W_OK) and os.access(path, os.R_OK):
             raise
-    if wal.stat().st_size > 0:  # read as immutable, the journal would miss the WAL's commits: a wrong state
+    if _size(wal) > 0:  # read as immutable, the journal would miss the WAL's commits: a wrong state
         raise _wal_unreadable(path)
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
+
+
+def _size(path: Path) -> int:
+    """A file's size; 0 once it is gone (a sweeper closing cleanly removes its WAL)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _wal_unreadable(path: Path) -> JournalError:

@@ -93,7 +93,9 @@ def _shell_value(value: str) -> str:
     ``#`` after a blank (a comment); a ``#`` inside a word is part of it."""
     if value[:1] in ("'", '"') and value.find(value[0], 1) > 0:
         return value[1 : value.find(value[0], 1)]
-    return re.split(r"\s#", value, maxsplit=1)[0].strip()
+    if value.startswith("#"):
+        return ""  # KEY= # a comment: empty, as in a shell
+    return re.split(r"\s#", value, maxsplit=1)[0].strip().strip("'\"")  # an unclosed quote is dropped
 
 
 def resolve_token(dev_run: bool = False, environ: Mapping[str, str] | None = None) -> Credentials:

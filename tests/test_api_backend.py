@@ -292,6 +292,12 @@ def test_a_hash_inside_a_value_is_kept(tmp_path: Path) -> None:
     assert resolve_token(dev_run=True, environ={"SIGOPT_ENV_FILE": str(env_file)}).token == "x # y"
 
 
+def test_an_empty_value_with_a_comment_is_empty_and_an_unclosed_quote_is_dropped(tmp_path: Path) -> None:
+    env_file = tmp_path / "sigopt.env"
+    env_file.write_text('SIGOPT_DEV_TOKEN= # none yet\nSIGOPT_TOKEN="real-token\n')
+    assert resolve_token(dev_run=True, environ={"SIGOPT_ENV_FILE": str(env_file)}).token == "real-token"
+
+
 def test_tokens_are_withheld_from_the_environment_while_a_sweep_runs_and_masked(tmp_path: Path) -> None:
     env_file = tmp_path / "sigopt.env"
     env_file.write_text("SIGOPT_TOKEN=from-file\nSIGOPT_DEV_TOKEN=dev-from-file\n")

@@ -91,27 +91,31 @@ def test_a_sweeper_starting_while_status_looks_at_the_lock_is_not_refused(tmp_pa
             sys.executable,
             "-c",
             "import sys, time; from hydra_sigopt.journal import SweepLock; lock = SweepLock(sys.argv[1]);"
+            "lock.holder(); print('looking', flush=True)"
             "\nend = time.time() + 60\nwhile time.time() < end: lock.holder()",
             str(tmp_path),
-        ]
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         ended = SweepLock(tmp_path)
         ended.acquire()  # the lock file names a sweeper, as it does after one ended
         ended.release()
-        time.sleep(0.5)
-        refused = 0
-        for _ in range(300):
+        assert probe.stdout is not None and probe.stdout.readline().strip() == "looking"
+        refused, tries, end = 0, 0, time.time() + 2
+        while time.time() < end:
             lock = SweepLock(tmp_path)
             try:
                 lock.acquire()
             except JournalError:
                 refused += 1
             lock.release()
+            tries += 1
     finally:
         probe.kill()
         probe.wait()
-    assert refused == 0
+    assert refused == 0 and tries > 50, (refused, tries)
 
 
 def test_not_a_sweep_dir_corrupt_and_newer_journals_are_refused_untouched(tmp_path: Path) -> None:
