@@ -161,7 +161,9 @@ class Results:
     def _stopped(self, trial: Trial, outcome: JobOutcome, suggestion: Suggestion) -> JournaledResult:
         """A trial stopped early whose job has ended (whatever its end): its result is the one journaled
         with the stop decision, its last reported values. Counted as done, never as the best so far."""
-        self.journal.note_stopped_job_end(trial.number, outcome.host, outcome.started_at)
+        # The task's own start comes with a result it returned; a job ended without one says only
+        # when it was submitted (or re-attached, for a resumed sweep): the journal has better.
+        self.journal.note_stopped_job_end(trial.number, outcome.host, outcome.started_at if outcome.ok else None)
         if _raised_by_the_app(outcome):  # after its stop (saving a checkpoint?), not a cancel of its job
             log.warning(
                 "Trial #%d was stopped early, and then its app failed: %s", trial.number, failure_in_one_line(outcome)
