@@ -67,6 +67,10 @@ class ExperimentDefinition:
         return tuple(m for m in self.metrics if m.strategy == "optimize")
 
 
+#: What an identity key stands for, where its name alone does not say it.
+_IDENTITY_NAMES = {"fixed_overrides": "the overrides every trial gets (fixed_overrides)"}
+
+
 def describe_identity_change(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Human-readable differences between two :meth:`ExperimentDefinition.identity` dicts."""
     out: list[str] = []
@@ -82,5 +86,5 @@ def describe_identity_change(old: dict[str, Any], new: dict[str, Any]) -> list[s
                 elif old_p[name] != new_p[name]:
                     out.append(f"parameter {name!r} changed from {old_p[name]} to {new_p[name]}")
         elif old.get(key) != new.get(key):
-            out.append(f"{key} changed from {old.get(key)} to {new.get(key)}")
+            out.append(f"{_IDENTITY_NAMES.get(key, key)} changed from {old.get(key)} to {new.get(key)}")
     return out

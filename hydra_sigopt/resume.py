@@ -127,7 +127,8 @@ def _refuse_another_sweep(
             f"the sweep in {sweep_dir} was started with a different experiment definition: "
             + "; ".join(changes or ["(definition differs)"])
             + ". To start a new sweep instead, use another hydra.sweep.dir (Hydra's default makes a "
-            "new one per run); to continue this one, run it with its original search space and metrics."
+            f"new one per run); to continue this one, run the command it was started with (hydra-sigopt continue "
+            f"{sweep_dir} prints it)."
         )
     if stored.get("backend") != backend_name:
         raise JournalError(

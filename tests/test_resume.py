@@ -98,6 +98,19 @@ def test_changed_definition_is_refused_with_what_differs(tmp_path: Path) -> None
     assert "use another hydra.sweep.dir" in changed.output
 
 
+def test_a_changed_fixed_override_is_refused_naming_it_not_the_search_space(tmp_path: Path) -> None:
+    """Resumed with ``sleep_s=0.1`` where it ran with ``sleep_s=0``, the refusal said to run it "with its
+    original search space and metrics", which had not changed."""
+    first = run_example(tmp_path, "hydra.sweeper.observation_budget=2", "sleep_s=0").assert_ok()
+    changed = run_example(tmp_path, "hydra.sweeper.observation_budget=3", "sleep_s=0.1")
+    assert changed.proc.returncode != 0
+    assert "the overrides every trial gets (fixed_overrides) changed from ['sleep_s=0'] to ['sleep_s=0.1']" in (
+        changed.output
+    ), changed.output[-2000:]
+    assert "search space" not in changed.output
+    assert f"hydra-sigopt continue {first.sweep_dir} prints it" in changed.output
+
+
 @pytest.mark.parametrize("scheduler", ["async", "batch"])
 def test_submitit_local_jobs_outlive_the_sweeper_and_are_reattached(tmp_path: Path, scheduler: str) -> None:
     sweep_dir = tmp_path / "sweep"
