@@ -248,8 +248,8 @@ class EarlyStopping:
             self._watched_from[number] = self.clock()
 
     def journal_last_reports(self, numbers: Iterable[int]) -> None:
-        """Journal what these trials reported before their jobs ended, without judging it (their
-        results are about to be recorded: a completed trial is not stopped after the fact)."""
+        """Journal what these trials reported before their jobs ended, unjudged (their results are
+        recorded next: a trial is not stopped after the fact); at a resume too, before :meth:`start`."""
         for number in numbers:
             self.check(number, decide=False)
 

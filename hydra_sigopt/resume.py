@@ -12,7 +12,7 @@ import logging
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,8 +237,11 @@ class Resumption:
         runner: TrialRunner,
         scheduler: Scheduler,
         results: Results,
+        journal_last_reports: Callable[[Iterable[int]], None] = lambda numbers: None,
     ) -> None:
         self.definition = definition
+        #: Journals what trials reported after the last sweeper's last read of them (EarlyStopping's).
+        self.journal_last_reports = journal_last_reports
         #: After a resume: the trials stopped before the restart whose jobs may still run
         #: (:meth:`EarlyStopping.adopt_stopped_jobs` watches them).
         self.stopped_unended: tuple[Trial, ...] = ()
@@ -352,6 +355,9 @@ class Resumption:
                 outcome.reason,
             )
             return
+        # Its job trained on after the last sweeper's last read: the step it reached, and the steps the
+        # budget counts, are those it reported (journaled before its result, as a running trial's are).
+        self.journal_last_reports([trial.number])
         self.journal.recover_result(
             trial.number, values=values, started_at=outcome.started_at, ended_at=outcome.ended_at, host=outcome.host
         )

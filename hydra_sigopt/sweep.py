@@ -148,13 +148,13 @@ class Sweep:
         try:
             self.backend.sweep_id = sweep_id(journal)
             self._use_code(journal)
-            resumption = Resumption(self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
+            parts = (self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
+            resumption = Resumption(*parts, self.early.journal_last_reports)
             resumption.start_or_resume(self.sweep_dir)
-            # hydra-sigopt continue repeats the command that ran the sweep last (a budget raised on
-            # resume stays raised), from where it ran (a relative submitit folder is read from there).
+            # hydra-sigopt continue repeats the sweep's last command (a budget raised on resume stays), from its cwd.
             journal.set_meta(command=dict(self.command))
-            # What `hydra-sigopt status` weighs the steps against (a resume may raise it).
-            rule = self.settings.early_stopping  # and the plot draws the curves of the metric it judges
+            # What `hydra-sigopt status` weighs the steps against (a resume may raise it), and the plot's curves.
+            rule = self.settings.early_stopping
             journal.set_meta(step_budget=rule.step_budget, judged_metric=rule.metric if rule.active else None)
             journal.set_meta(declared_fixed=list(self.definition.space.declared_fixed))  # pasted with the best
             self.early.start()

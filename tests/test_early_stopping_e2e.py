@@ -305,6 +305,40 @@ def test_a_trial_whose_sweeper_is_gone_stops_waiting_for_verdicts(workdir: Path)
     assert max(gaps) < 1.6, gaps  # an epoch (1 s), not an epoch and a wait as long
 
 
+def test_a_trial_whose_job_finished_after_its_sweeper_stopped_keeps_every_report(workdir: Path) -> None:
+    """A sweeper stopping marks its trials abandoned, then cancels their jobs: one that finished in
+    between was recorded on resume with its result, but its reports after the sweeper's last read
+    were never journaled (trials.csv: step 3 for a trial that trained 9 epochs; the step budget
+    counted 3)."""
+    from hydra_sigopt.crashpoints import ENV_VAR
+
+    overrides = (
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.observation_budget=2",
+        "hydra.sweeper.early_stopping.rule=none",
+        "hydra.sweeper.early_stopping.step_budget=1000",
+        "epochs=6",
+        "epoch_sleep_s=0.5",
+    )
+    proc, sweep_dir = start_example(workdir, *overrides, env={ENV_VAR: "before_cancel:1"}, app=EPOCHS_APP)
+    try:
+        wait_for(lambda: len(journal_view(sweep_dir)[1]) >= 2, "two reports journaled")
+        proc.send_signal(signal.SIGTERM)  # the stop marks the trials abandoned, and is killed before it cancels
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        assert [t.state for t in journal.trials()] == ["abandoned"] * 2
+        jobs = [str(t.job_id) for t in journal.trials()]
+    results = [sweep_dir / ".submitit" / job / f"{job}_0_result.pkl" for job in jobs]
+    wait_for(lambda: all(r.exists() for r in results), "both jobs ended with their results")
+    resumed = run_example(workdir, *overrides, app=EPOCHS_APP).assert_ok()
+    assert [(t["state"], t["step"]) for t in resumed.trials] == [("completed", "6")] * 2, resumed.trials
+    assert "was abandoned, but its job" in resumed.output
+
+
 @pytest.mark.parametrize(
     "launcher",
     [
