@@ -311,11 +311,13 @@ def _sweeper(
         return f"unknown (the lock file cannot be opened: {unknown})"
     if holder is not None:
         pid, host = holder
+        if pid <= 0:
+            return "starting (it holds the lock and has not written its pid yet)"
         return f"pid {pid}" + (f" on {host}" if host else "")
     if not live and spent is not None:
         return f"not running ({spent})"
     if driver_job is not None:
-        return f"not running: its driver, {driver_job}; it resumes the sweep when it runs"
+        return f"not running: its driver, {driver_job}; it runs the sweep once it starts (hydra-sigopt kill stops both)"
     return f"not running — resume with: hydra-sigopt continue {sweep_dir} --run"
 
 
@@ -684,8 +686,9 @@ def _delete(args: argparse.Namespace) -> int:
     if remote:
         _delete_experiment(meta)
     elif shared and not args.local_only:
+        how = "attached to it" if _attached_per_record(meta, sweep_dir) else "may not have created it (no record says)"
         _out(
-            f"SigOpt experiment {meta.get('experiment_id')} is left as it is: this sweep attached to it "
+            f"SigOpt experiment {meta.get('experiment_id')} is left as it is: this sweep {how} "
             "(hydra.sweeper.api.experiment_id), and other sweeps may use it; its open suggestions were released."
         )
     _, found = _sweep_contents(sweep_dir)  # again: with the trials a live sweeper started meanwhile
@@ -699,6 +702,11 @@ def _delete(args: argparse.Namespace) -> int:
     else:
         _out(f"Kept {sweep_dir} and what the sweep did not write: {sweepdir.describe(found.other)}.")
     return 0
+
+
+def _attached_per_record(meta: dict[str, Any], sweep_dir: Path) -> bool:
+    """Whether the journal or the sweep's multirun.yaml says the sweep attached (not a guess)."""
+    return "experiment_shared" in meta or (sweep_dir / "multirun.yaml").is_file()
 
 
 def _attached(meta: dict[str, Any], sweep_dir: Path) -> bool:
