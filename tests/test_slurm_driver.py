@@ -89,10 +89,15 @@ def test_a_submitted_driver_survives_a_requeue_and_observes_the_budget_exactly(t
     # Requeued and held in the queue: status said "Sweeper: not running — resume with: hydra-sigopt
     # continue ... --run", which would start a second sweeper beside the driver about to resume it.
     subprocess.run(["scontrol", "requeuehold", driver_job], check=True, capture_output=True)
-    _wait_until(lambda: "Sweeper:     pid" not in _cli("status", str(sweep_dir)), 120, "the driver stopped")
-    status = _cli("status", str(sweep_dir))
-    assert f"Sweeper:     not running: its driver, Slurm job {driver_job}, is pending" in status, status
-    assert "hydra-sigopt continue" not in status
+    seen: list[str] = []
+    pending = f"Sweeper:     not running: its driver, Slurm job {driver_job}, is pending"
+
+    def shown_pending() -> bool:
+        seen.append(_cli("status", str(sweep_dir)))
+        return pending in seen[-1]
+
+    _wait_until(shown_pending, 120, "the held driver shown as pending")
+    assert not [status for status in seen if "hydra-sigopt continue" in status], seen  # nor while it completed
     subprocess.run(["scontrol", "release", driver_job], check=True, capture_output=True)
     _wait_until(lambda: (sweep_dir / "optimization_results.yaml").exists() and not _queued(driver_job), 600, "end")
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())

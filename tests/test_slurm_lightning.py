@@ -106,4 +106,7 @@ def test_a_lightning_trial_requeued_mid_fit_runs_again_and_completes(tmp_path: P
     (trial,) = run.trials
     assert trial["state"] == "completed", (trial, run.output[-3000:])  # it was "failed: TaskExit"
     assert float(trial["value.val/loss"]) == run.results["best_value"]
+    deadline = time.time() + 60  # a job that just ended is listed a moment longer (completing)
+    while _queued(job_id) and time.time() < deadline:
+        time.sleep(1)
     assert not _queued(job_id)  # no attempt of it left to train after the sweep
