@@ -161,26 +161,23 @@ def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.Cap
     assert f"Sweeper:     not running — resume with: hydra-sigopt continue {sweep_dir} --run" in out
 
 
-def test_kill_of_a_sweeper_that_does_not_stop_kills_it_and_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A frozen sweeper (SIGSTOP, a hung file system) ignored the SIGTERM: kill waited 60 s, then
-    said the trials were cancelled and exited 0, while the sweeper still held the sweep (status:
-    "Sweeper: pid N"; continue was refused)."""
+def kill_a_hung_sweeper(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, hang: str
+) -> tuple[Path, dict[int, str], str]:
+    """Two running submitit_local trials; the sweeper hangs (``hang``: SIGSTOP now, or where the
+    crash point named stops it); ``hydra-sigopt kill`` with 3 s of patience, which must SIGKILL it."""
     import functools
     import signal
 
     from hydra_sigopt import cli as cli_module
+    from hydra_sigopt.crashpoints import ENV_VAR
 
-    proc, sweep_dir = start_example(
-        tmp_path,
-        *SUBMITIT_LOCAL,
-        "hydra.sweeper.observation_budget=6",
-        "hydra.sweeper.parallel_bandwidth=2",
-        "sleep_s=60",
-    )
-    running = list(running_job_ids(sweep_dir, 2).values())
-    proc.send_signal(signal.SIGSTOP)
+    env = {ENV_VAR: hang} if hang != "SIGSTOP" else None
+    overrides = ("hydra.sweeper.observation_budget=6", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=60")
+    proc, sweep_dir = start_example(tmp_path, *SUBMITIT_LOCAL, *overrides, env=env)
+    running = running_job_ids(sweep_dir, 2)
+    if hang == "SIGSTOP":
+        proc.send_signal(signal.SIGSTOP)
     monkeypatch.setattr(cli_module, "kill_sweep", functools.partial(cli_module.kill_sweep, wait_s=3))
     try:
         code, out, _ = cli(capsys, "kill", str(sweep_dir))
@@ -188,12 +185,21 @@ def test_kill_of_a_sweeper_that_does_not_stop_kills_it_and_says_so(
     finally:
         proc.kill()
         proc.communicate()
-    assert code == 0
-    assert f"The sweeper (pid {proc.pid}) did not stop within 3 s of SIGTERM; killed it (SIGKILL)" in out, out
-    assert not any(pid_running(j) for j in running)
+    assert code == 0 and f"The sweeper (pid {proc.pid}) did not stop within 3 s of SIGTERM; killed it (SIGKILL)" in out
+    assert not any(pid_running(j) for j in running.values())
+    return sweep_dir, running, out
+
+
+def test_kill_of_a_sweeper_that_does_not_stop_kills_it_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frozen sweeper (SIGSTOP, a hung file system) ignored the SIGTERM: kill waited 60 s, then
+    said the trials were cancelled and exited 0, while the sweeper still held the sweep (status:
+    "Sweeper: pid N"; continue was refused)."""
+    sweep_dir, _, _ = kill_a_hung_sweeper(tmp_path, capsys, monkeypatch, "SIGSTOP")
     with Journal.open(sweep_dir, readonly=True) as j:
         assert not j.trials(["running", "pending"])
-    code, out, _ = cli(capsys, "status", str(sweep_dir))
+    _, out, _ = cli(capsys, "status", str(sweep_dir))
     assert "Sweeper:     not running" in out, out
 
 
@@ -203,32 +209,9 @@ def test_kill_of_a_sweeper_that_hangs_while_cancelling_cancels_the_jobs_it_left(
     """A sweeper stopping marks its running trials abandoned, then cancels their jobs one by one
     (scancel may take a minute each on a busy controller). Killed in between, it left jobs running
     that kill reported as "cancelled by the sweeper"."""
-    import functools
-    import signal
-
-    from hydra_sigopt import cli as cli_module
-    from hydra_sigopt.crashpoints import ENV_VAR
-
-    proc, sweep_dir = start_example(
-        tmp_path,
-        *SUBMITIT_LOCAL,
-        "hydra.sweeper.observation_budget=6",
-        "hydra.sweeper.parallel_bandwidth=2",
-        "sleep_s=60",
-        env={ENV_VAR: "before_cancel:1:STOP"},
-    )
-    running = running_job_ids(sweep_dir, 2)
-    monkeypatch.setattr(cli_module, "kill_sweep", functools.partial(cli_module.kill_sweep, wait_s=3))
-    try:
-        code, out, _ = cli(capsys, "kill", str(sweep_dir))
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        proc.kill()
-        proc.communicate()
-    assert code == 0 and "killed it (SIGKILL)" in out, out
+    _, running, out = kill_a_hung_sweeper(tmp_path, capsys, monkeypatch, "before_cancel:1:STOP")
     for number, job_id in running.items():
         assert f"trial #{number} job {job_id}: cancelled: " in out, out
-    assert not any(pid_running(j) for j in running.values())
 
 
 @pytest.mark.parametrize("named", ["no process", "a process not holding it"])
