@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -49,6 +49,14 @@ class JournaledResult(NamedTuple):
     stopped: bool = False
 
 
+#: Makes an engine call that returns an observation's id (at once, or aside while the loop works on).
+Sender = Callable[[Callable[[], str | None]], str | None]
+
+
+def _at_once(call: Callable[[], str | None]) -> str | None:
+    return call()
+
+
 class _HasSuggestion(Protocol):
     @property
     def suggestion(self) -> Suggestion: ...
@@ -78,6 +86,9 @@ class Results:
         #: Tokens to mask in the failure reasons and tracebacks written.
         self.tokens = tokens
         self.ended: dict[int, JobOutcome] = {}  # outcomes of the last wait, until journaled
+        #: How the loop's posts reach the engine: the sweep sends them from a worker thread while
+        #: it reads the running trials' reports (a server may take seconds to answer, issue 17).
+        self.post_aside: Sender = _at_once
         self.unposted: dict[int, JournaledResult] = {}  # journaled, until posted
         self.last_failure: JobOutcome | None = None  # for the message, should the sweep stop on it
 
@@ -216,23 +227,30 @@ class Results:
     # ------------------------------------------------------------------ posting
 
     def post(self, numbers: Iterable[int]) -> None:
-        """Post journaled results to the engine, in this order."""
+        """Post journaled results to the engine, in this order, each through ``post_aside``."""
         for number in numbers:
             outcome, suggestion, values, failed, stopped = self.unposted[number]
-            self.observe(number, suggestion, values, failed)
+            self.observe(number, suggestion, values, failed, send=self.post_aside)
             del self.unposted[number]  # only once posted: post_before_stopping tries the others
             if failed and not stopped:
                 self.last_failure = outcome
 
-    def observe(self, number: int, suggestion: Suggestion, values: tuple[MetricValue, ...], failed: bool) -> None:
-        """Post one journaled result, then journal that it was posted.
+    def observe(
+        self,
+        number: int,
+        suggestion: Suggestion,
+        values: tuple[MetricValue, ...],
+        failed: bool,
+        send: Sender = _at_once,
+    ) -> None:
+        """Post one journaled result (the engine's call made by ``send``), then journal that it was posted.
 
         Its metadata comes from its journal row: the same whether it is posted at once or by a
         resumed sweep (job id, host, duration and a failure's reason included).
         """
         step = self.journal.reports.last_steps().get(number)
         metadata = observation_metadata(self.journal.trial(number), self.runner_kind, step)
-        observation_id = self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata)
+        observation_id = send(lambda: self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata))
         crash_point("after_observe")
         self.journal.mark_observed(number, observation_id)
 

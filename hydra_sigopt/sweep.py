@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from hydra_sigopt.backends import Backend, Suggestion
 from hydra_sigopt.continuation import continue_command
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.early_stopping import POLL_INTERVAL_S, EarlyStopping
+from hydra_sigopt.engine_aside import GRACE_S, EngineAside
 from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.held_slots import HeldSlots
@@ -66,9 +67,6 @@ from hydra_sigopt.tasks import cost_of, task_named
 
 log = logging.getLogger("hydra_sigopt")
 
-#: How long a stopping sweep waits for a suggestion request under way, so that its suggestion is not left open.
-PREFETCH_GRACE_S = 30.0
-
 
 class Sweep:
     """One sweep over a sweep dir; :meth:`run` creates or resumes it and runs it to the budget."""
@@ -104,8 +102,8 @@ class Sweep:
             settings.failure_rate_exceeded,
             cost_of=lambda suggestion: cost_of(definition.tasks, suggestion.task),
         )
-        self._prefetch: Future[Suggestion] | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        reads_reports = settings.early_stopping.reads_reports
+        self.aside = EngineAside(backend, self._read_reports if reads_reports else None)
         self.held = HeldSlots(runner)
         self.interrupts = Interrupts()
         primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
@@ -163,6 +161,7 @@ class Sweep:
             cancel_stopped_before_restart(self.early, self.runner)
             if self.settings.early_stopping.reads_reports:
                 self.runner.between_polls = self._read_reports
+                self.results.post_aside = self.aside.post
             self._loop()
             journal.set_meta(
                 engine_observation_count=self.backend.observation_count(),
@@ -184,11 +183,10 @@ class Sweep:
             self.interrupts.stopping()  # the wrap-up below runs to its end whatever signal comes
             self.early.close()
             self.runner.close()
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+            self.aside.close()
             if not journal.lost:
                 if engine_reachable:
-                    release_unused_suggestions(journal, self.backend, self._prefetch)
+                    release_unused_suggestions(journal, self.backend, self.aside.prefetch)
                 doc = write_reports(self.sweep_dir, journal.meta(), journal.trials(), journal.reports.last_steps())
             journal.close()
             self.backend.close()
@@ -231,13 +229,13 @@ class Sweep:
     def _carry_out(self, command: Command) -> list[Event]:
         """One command's effects; the events they produced."""
         if isinstance(command, Ask):
-            self._start_prefetch(command.pending)  # computed aside all the same: see _take_prefetch
-            return [self._ready(self._take_prefetch())]
+            self.aside.start_prefetch(command.pending)  # computed aside all the same: reports are read meanwhile
+            return [self._ready(self.aside.take_prefetch())]
         if isinstance(command, Prefetch):
-            self._start_prefetch(command.pending)
+            self.aside.start_prefetch(command.pending)
         elif isinstance(command, AwaitPrefetch):
             # None under way: the last Wait reported it already, after results that freed the slots.
-            return [] if self._prefetch is None else [self._ready(self._take_prefetch())]
+            return [] if self.aside.prefetch is None else [self._ready(self.aside.take_prefetch())]
         elif isinstance(command, StartTrial):
             with self.interrupts.deferred():
                 return [self._start_trial(command)]
@@ -306,7 +304,7 @@ class Sweep:
     def _wait_for_trials(self, timeout: float) -> list[JobOutcome]:
         """The runner's wait, cut short once the suggestion under way is ready: a free slot may be
         waiting for it (looked at as often as the runner looks at its jobs)."""
-        prefetch = self._prefetch
+        prefetch = self.aside.prefetch
         if not self.scheduler.in_flight:  # only slots held by an earlier run's jobs: nothing here ends
             wait_for([prefetch], timeout=timeout) if prefetch is not None else time.sleep(timeout)
             return []
@@ -344,27 +342,10 @@ class Sweep:
 
     # ------------------------------------------------------------------ suggestions
 
-    def _start_prefetch(self, pending: Sequence[Mapping[str, Any]]) -> None:
-        """Compute the next suggestion while jobs run, so a freed slot is refilled at once."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigopt-suggest")
-        self._prefetch = self._pool.submit(self.backend.suggest, list(pending))
-
-    def _take_prefetch(self) -> Suggestion:
-        """The suggestion being computed, once it is there. Meanwhile the running trials' reports are
-        read and judged: a GP suggestion takes seconds, an epoch may take less, and a trial the rule
-        condemns must not train on until the engine is done (it ran 8 of 10 steps so, issue 17)."""
-        assert self._prefetch is not None
-        future, self._prefetch = self._prefetch, None
-        while self.settings.early_stopping.reads_reports and not wait_for([future], timeout=POLL_INTERVAL_S).done:
-            self._read_reports()
-        return future.result()
-
     def _prefetch_done(self) -> list[Event]:
         """The prefetched suggestion, once computed (reported once)."""
-        if self._prefetch is None or not self._prefetch.done():
-            return []
-        return [self._ready(self._take_prefetch())]
+        suggestion = self.aside.prefetch_ready()
+        return [] if suggestion is None else [self._ready(suggestion)]
 
     def _ready(self, suggestion: Suggestion) -> SuggestionReady:
         """The engine's new suggestion, for the scheduler: made (on a server, open there), not journaled yet."""
@@ -379,7 +360,7 @@ def release_unused_suggestions(journal: Journal, backend: Backend, prefetch: Fut
     made on the server anyway. Best effort: a resumed sweep does it again.
     """
     if prefetch is not None:
-        wait_for([prefetch], timeout=PREFETCH_GRACE_S)  # it may be creating one right now
+        wait_for([prefetch], timeout=GRACE_S)  # it may be creating one right now
     try:
         backend.reconcile(suggestions_in_use(journal.trials()))
     except Exception as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import signal
 import ssl
 import subprocess
 import time
@@ -869,6 +870,69 @@ def test_a_stop_decision_does_not_wait_for_the_engines_next_suggestion(
     assert steps[0] == ("completed", 10), steps
     late = {n: step for n, (state, step) in steps.items() if n > 0 and (state != "stopped" or step > 4)}
     assert not late, steps  # stopped at step 1, ended within a few more 0.3 s steps
+
+
+@pytest.mark.slow
+def test_a_stop_decision_does_not_wait_for_an_observation_to_be_posted(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Issue 17 with the api backend: the sweeper posted each result to the server in its loop and
+    read no report until the server answered. A server that takes 4 s to record an observation (a
+    busy sigopt-server, a request retried through a lagging worker) let a trial the rule had
+    condemned at step 1 train its whole 3 s meanwhile. Reports are read while a result is posted."""
+    server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 4.0), times=None)
+    app = write_app(tmp_path, SLOW_LEARNER, budget=5)
+    run = run_example(
+        tmp_path,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.backend=api",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.early_stopping.rule=asha",
+        "hydra.sweeper.early_stopping.max_step=10",
+        "hydra.sweeper.api.timeout=30",
+        env=api_env,
+        app=app,
+    ).assert_ok()
+    steps = {int(t["number"]): (t["state"], int(t["step"])) for t in run.trials}
+    assert steps[0] == ("completed", 10), steps
+    late = {n: step for n, (state, step) in steps.items() if n > 0 and (state != "stopped" or step > 4)}
+    assert not late, steps  # stopped at step 1, ended within a few more 0.3 s steps
+    assert len(server.requests_to("POST", r"/v1/experiments/\d+/observations")) == 5  # each posted once
+
+
+@pytest.mark.slow
+def test_a_sweep_interrupted_while_a_result_is_posted_aside_posts_each_result_once(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """The post above runs aside while reports are read: Ctrl-C during it (the server slow to answer)
+    must neither lose that result nor post it twice, on this run or on the resumed one."""
+    from conftest import finish_example, start_example
+
+    server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 3.0), times=None)
+    app = write_app(tmp_path, SLOW_LEARNER, budget=5)
+    overrides = [
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.backend=api",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.early_stopping.rule=asha",
+        "hydra.sweeper.early_stopping.max_step=10",
+        "hydra.sweeper.api.timeout=30",
+    ]
+    proc, sweep_dir = start_example(tmp_path, *overrides, env=api_env, app=app)
+    deadline = time.time() + 120
+    while not server.requests_to("POST", r"/v1/experiments/\d+/observations") and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the slow post
+    proc.send_signal(signal.SIGINT)
+    stopped = finish_example(proc, sweep_dir)
+    assert stopped.proc.returncode != 0 and "Continue this sweep with" in stopped.output, stopped.output[-3000:]
+    (eid,) = server.experiments
+    assert len(server.experiments[eid].observations) >= 1, stopped.output[-3000:]  # the one under way landed
+    resumed = run_example(tmp_path, *overrides, sweep_dir=sweep_dir, env=api_env, app=app).assert_ok()
+    posted = sorted(o["metadata"]["job_number"] for o in server.experiments[eid].observations)
+    # Trials running at the Ctrl-C were cancelled (abandoned) and new suggestions took their place.
+    ended = sorted(int(t["number"]) for t in resumed.trials if t["state"] != "abandoned")
+    assert posted == ended and len(ended) == 5, (posted, resumed.trials)
 
 
 def test_a_prefetch_retrying_through_a_lagging_model_worker_leaves_the_main_threads_timeout_whole(

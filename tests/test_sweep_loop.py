@@ -112,7 +112,9 @@ def make_sweep(tmp_path: Path, runner: CueRunner, backend: SlowObserveBackend, b
     sweep = Sweep(settings, definition, tmp_path / "sweep", runner, backend)
     # Each trial ends once every slot is busy (or no trial is left to start) and the next
     # suggestion is ready, in the scheduler's hands: the case where a slot is refilled at once.
-    runner.ready = lambda: sweep._prefetch is None and (len(runner.running()) == 2 or not sweep.scheduler.budget_left)
+    runner.ready = lambda: (
+        sweep.aside.prefetch is None and (len(runner.running()) == 2 or not sweep.scheduler.budget_left)
+    )
     return sweep
 
 
