@@ -281,7 +281,8 @@ def _abandoned(trials: Sequence[Trial]) -> str:
     rerun = len({t.rerun_of for t in trials} & set(abandoned))
     replaced = len(abandoned) - rerun
     what = [f"{rerun} re-run"] if rerun else []
-    what += [f"{replaced} replaced by new suggestions"] if replaced else []
+    # Not "replaced": right after a stop no new suggestion has taken their place yet.
+    what += [f"{replaced} given up: new suggestions take their place"] if replaced else []
     return f", {len(abandoned)} abandoned ({', '.join(what)})"
 
 

@@ -157,7 +157,8 @@ def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.Cap
         assert not j.trials(["running", "pending"])
         assert {t.state for t in j.trials()} == {"abandoned"}
     code, out, _ = cli(capsys, "status", str(sweep_dir))
-    assert "0 running, 2 abandoned (2 replaced by new suggestions)" in out
+    # Right after the stop: nothing has replaced them yet.
+    assert "0 running, 2 abandoned (2 given up: new suggestions take their place)" in out
     assert f"Sweeper:     not running — resume with: hydra-sigopt continue {sweep_dir} --run" in out
 
 
