@@ -286,7 +286,9 @@ class EarlyStopping:
         self._stopped_at[number] = self._watched_from[number] = self.clock()
         told = f"; observed as failed: {reason}" if reason else ""
         # Its last step: several reports may be read at once, and it is stopped after the last.
-        log.info("Trial #%d stopped early at step %d (%s)%s", number, self._last_step[number], why, told)
+        last = self._last_step[number]
+        judged = "" if last == step else f", its last report read; the rule judged its report of step {step}"
+        log.info("Trial #%d stopped early at step %d%s (%s)%s", number, last, judged, why, told)
 
     def _observation_of(self, number: int) -> tuple[list[MetricValue], list[str]]:
         """The stopped trial's observation: each metric's last reported value; the metrics never reported."""

@@ -243,6 +243,29 @@ def test_a_stop_is_journaled_before_the_trial_is_told(tmp_path: Path, monkeypatc
         assert journal.trial(2).values == (MetricValue("loss", 0.9),)
 
 
+def test_a_stop_decided_on_an_earlier_report_than_the_last_read_says_both_steps(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reports read together (epochs faster than the reading): the log said "stopped early at step 3
+    (loss=0.9 at step 1 ...)", two steps with no word of how they relate."""
+    root = tmp_path / "reports"
+    rule = StopRule("asha", "loss", minimize=True, min_step=1, max_step=9, reduction_factor=3)
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 3)
+        early = EarlyStopping(rule, journal, root, LOSS)
+        for n, loss in ((0, 0.2), (1, 0.1)):
+            write_reports(root, n, [loss])
+        early.poll([0, 1])
+        write_reports(root, 2, [0.9, 0.8, 0.7])
+        with caplog.at_level("INFO", logger="hydra_sigopt"):
+            early.poll([0, 1, 2])
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Trial #2 stopped")]
+    assert said == [
+        "Trial #2 stopped early at step 3, its last report read; the rule judged its report of step 1"
+        " (loss=0.9 at step 1, early_stopping.rule=asha)"
+    ], said
+
+
 def test_the_verdict_file_is_written_where_the_trial_waits_for_it_only(tmp_path: Path) -> None:
     """A trial waits for the sweeper's verdict at an asha rung (hydra_sigopt.reporting); elsewhere no
     ``judged`` file is written for it (one atomic write per trial and poll, on a shared filesystem)."""
