@@ -13,7 +13,6 @@ the same reading, journaling and deciding, at once.
 
 from __future__ import annotations
 
-import keyword
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 from hydra_sigopt.journal import ABANDONED, STOPPED, IllegalTransition, Journal, Trial
 from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric, MetricValue, is_finite_number
+from hydra_sigopt.report_advice import ReportAdvice
 from hydra_sigopt.report_files import LARGEST_STEP, REPORTS_NAME, ReportLines, trial_folder, write_judged, write_stop
 from hydra_sigopt.reporting import set_in_process_hook
 from hydra_sigopt.stop_rules import StopRule, decides_at, should_stop
@@ -49,7 +49,7 @@ class EarlyStopping:
         self.rule = rule
         #: The sweep's tasks: a cheaper one's trials have trained in full at its own max_step.
         self.tasks = tuple(tasks)
-        self._full_at: dict[int, int | None] = {}
+        self._task_of: dict[int, str | None] = {}
         self.clock = clock
         self.journal = journal
         self.root = root
@@ -61,9 +61,7 @@ class EarlyStopping:
         self._latest: dict[int, dict[str, float]] = {}
         self._last_step: dict[int, int] = {}
         self._told_budget_spent = False
-        self._told_metric_missing = False
-        self._told_nothing_reported = False
-        self._told_past_max_step = False
+        self.advice = ReportAdvice(rule)
         #: The longest step each trial took (by its own clock), and the trials stopped here (the
         #: sweeper's clock at the stop): see overstaying. A stopped trial's job is watched from its
         #: stop, or from its last failed cancel.
@@ -110,7 +108,7 @@ class EarlyStopping:
         self.journal.reports.add(reports)
         previous = self._last_step.get(number)
         self._learn(reports)
-        self._say_if_past_max_step(number, reports[-1].step)
+        self.advice.if_past_max_step(number, reports[-1].step)
         if not decide:
             return
         if self.step_budget_spent and not self._trained_in_full(number, reports[-1].step):
@@ -118,11 +116,11 @@ class EarlyStopping:
             return
         if not self.rule.active:
             return
-        self._say_if_the_metric_is_missing(number, reports)
+        self.advice.if_the_metric_is_missing(number, reports)
         # Reports read late (epochs faster than the reading), or a cheaper task's last: it completes.
         if not self._trained_in_full(number, reports[-1].step):
             for report in reports:
-                if should_stop(self.rule, self._curves, number, report.step):
+                if should_stop(self.rule, self._peers(number), number, report.step):
                     value = self._curves[number][report.step]
                     why = f"{self.rule.metric}={value:.6g} at step {report.step}, early_stopping.rule={self.rule.rule}"
                     self._stop(number, report.step, why)
@@ -137,44 +135,21 @@ class EarlyStopping:
         """Whether a report at ``step`` ends trial ``number``'s full training (``max_step``, or its
         task's): the budget it spends is spent already, and stopping it would only throw its result
         away (it completes)."""
-        if number not in self._full_at:
-            task = self.journal.trial(number).task if self.tasks else None
-            self._full_at[number] = last_step_of(self.tasks, task, self.rule)
-        full_at = self._full_at[number]
+        full_at = last_step_of(self.tasks, self._task(number), self.rule)
         return full_at is not None and step >= full_at
 
-    def _say_if_past_max_step(self, number: int, step: int) -> None:
-        """Once: a report past ``max_step`` (the app's epochs raised, max_step not). From max_step on
-        a trial counts as trained in full: no rule judges it, and the step budget cannot stop it."""
-        if self._told_past_max_step or self.rule.max_step is None or step <= self.rule.max_step:
-            return
-        self._told_past_max_step = True
-        log.warning(
-            "Trial #%d reported step %d, past early_stopping.max_step=%d: from max_step on a trial counts as"
-            " trained in full, so no rule judges it and the step budget cannot stop it. Set max_step to the"
-            " steps of a full training",
-            number,
-            step,
-            self.rule.max_step,
-        )
+    def _task(self, number: int) -> str | None:
+        if number not in self._task_of:
+            self._task_of[number] = self.journal.trial(number).task if self.tasks else None
+        return self._task_of[number]
 
-    def _say_if_the_metric_is_missing(self, number: int, reports: Sequence[Report]) -> None:
-        """Once: reports without the metric the rule judges can stop nothing (a name that differs)."""
-        if self._told_metric_missing or any(self.rule.metric in r.metrics for r in reports):
-            return
-        self._told_metric_missing = True
-        reported = sorted({name for r in reports for name in r.metrics})
-        log.warning(
-            "Trial #%d reports %s, but early_stopping judges %r: no trial is stopped on these reports."
-            " Report %r, or declare the metric you report, with its direction, in hydra.sweeper.metrics"
-            " (metrics: [{name: %s, objective: %s}]; a metric declared without one is maximized)",
-            number,
-            reported,
-            self.rule.metric,
-            self.rule.metric,
-            reported[0],
-            "minimize" if self.rule.minimize else "maximize",  # the judged metric's: the likeliest
-        )
+    def _peers(self, number: int) -> dict[int, dict[int, float]]:
+        """The curves trial ``number`` is judged against: its task's trials'. A cheaper task's trial
+        is ahead of a full training at the same step wherever the schedule follows the epochs (a
+        learning rate annealed over them): its last reports filled the full task's rungs, and a
+        sweep stopped every full training, ending with no result."""
+        task = self._task(number)
+        return {n: curve for n, curve in self._curves.items() if self._task(n) == task}
 
     @property
     def steps_spent(self) -> int:
@@ -254,24 +229,7 @@ class EarlyStopping:
             self.check(number, decide=False)
 
     def say_if_nothing_was_reported(self, completed: Iterable[int]) -> None:
-        """Once: a trial completed while no trial has reported yet, where a rule or step budget works
-        on reports. An app that never calls report() is never stopped, and its step budget never runs
-        out (a sweep of observation_budget 500, set high for the step budget, ran 500 full trainings).
-        A trial that failed before its first report says nothing of the app's reports."""
-        if self._told_nothing_reported or not self.rule.reads_reports or self.steps_spent:
-            return
-        number = min(completed, default=None)
-        if number is None:
-            return
-        self._told_nothing_reported = True
-        log.warning(
-            "Trial #%d completed without reporting a step, and early_stopping (%s) works on what trials report:"
-            " call `from hydra_sigopt import report` and %s after each epoch (with Lightning: the callback"
-            " hydra_sigopt.lightning.SigOptReport), or no trial is stopped and the step budget never runs out",
-            number,
-            f"rule {self.rule.rule}" if self.rule.active else f"step_budget {self.rule.step_budget}",
-            report_call(self.rule.metric),
-        )
+        self.advice.if_nothing_was_reported(completed, self.steps_spent)
 
     def _stop(self, number: int, step: int, why: str) -> None:
         values, missing = self._observation_of(number)
@@ -348,9 +306,3 @@ def _problem(line: Any) -> str | None:
         if not is_finite_number(value):
             return f"{name}={value!r} is not a finite number"
     return None
-
-
-def report_call(metric: str) -> str:
-    """The call that reports ``metric``, as valid Python (``val/loss`` is no keyword argument)."""
-    keyword_argument = metric.isidentifier() and not keyword.iskeyword(metric)
-    return f"report(step, {metric}=...)" if keyword_argument else f"report(step, **{{{metric!r}: ...}})"

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from hydra_sigopt import TrialStopped, report, should_stop
-from hydra_sigopt.early_stopping import EarlyStopping, report_call
+from hydra_sigopt.early_stopping import EarlyStopping
 from hydra_sigopt.journal import IllegalTransition, Journal
 from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric, MetricValue
+from hydra_sigopt.report_advice import report_call
 from hydra_sigopt.report_files import (
     JUDGED_NAME,
     REPORTS_NAME,
@@ -309,6 +310,33 @@ def test_a_cheaper_tasks_trial_at_its_last_step_is_answered_not_stopped(tmp_path
             early.poll([n])
         assert [t.state for t in journal.trials()] == ["running", "running", "stopped"]
         assert judged_step(trial_folder(root, 1)) == 3
+
+
+def test_a_full_training_is_judged_against_full_trainings_not_a_cheaper_task_s(tmp_path: Path) -> None:
+    """A tester's sweep with tasks {short: 3 epochs, full} and a learning rate annealed over the run's
+    own epochs ended with every full training stopped and no result: a short trial is ahead of a full
+    one at any step (its schedule ends sooner), and the rule compared them. Each task's trials are
+    judged against their own task's."""
+    root = tmp_path / "reports"
+    rule = StopRule("asha", "loss", minimize=True, min_step=1, max_step=9, reduction_factor=3)
+    tasks = (Task("short", 0.2, ("epochs=3",), max_step=3), Task("full", 1.0))
+
+    def annealed(epochs: int) -> list[float]:
+        return [1 / (1 + 4 * epoch / epochs) for epoch in range(1, epochs + 1)]
+
+    with Journal.create(tmp_path, META) as journal:
+        for n, task in enumerate(["short", "short", "short", "full", "full", "short", "short"]):
+            journal.add_trial(n, f"s{n}", {"x": n}, [f"x={n}"], task=task)
+            journal.mark_running([n], [str(100 + n)])
+        early = EarlyStopping(rule, journal, root, LOSS, tasks=tasks)
+        for n in (0, 1, 2, 3, 4):
+            write_reports(root, n, annealed(9)[:3] if n in (3, 4) else annealed(3))  # full ones: 3 epochs of 9 so far
+            early.poll([n])
+        write_reports(root, 5, [0.9])  # a short trial behind the other short ones: stopped
+        write_reports(root, 6, annealed(3))
+        early.poll([5, 6])
+        states = {t.number: t.state for t in journal.trials()}
+    assert states == {0: "running", 1: "running", 2: "running", 3: "running", 4: "running", 5: "stopped", 6: "running"}
 
 
 @pytest.mark.parametrize("earlier_attempt", [False, True])

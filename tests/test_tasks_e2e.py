@@ -209,6 +209,42 @@ def test_a_cheaper_tasks_trial_is_not_stopped_at_its_last_epoch(workdir: Path) -
     assert any(t["state"] == "stopped" for t in run.trials), run.trials  # the rule did stop trials
 
 
+ANNEALED = """\
+import time
+from hydra_sigopt import report
+
+for epoch in range(1, cfg.epochs + 1):
+    time.sleep(0.2)
+    loss = 1 / (1 + 4 * epoch / cfg.epochs)  # a learning rate annealed over the run's own epochs
+    report(epoch, loss=loss)
+return loss
+"""
+
+
+def test_full_trainings_are_judged_against_full_trainings_so_the_sweep_has_a_best(workdir: Path) -> None:
+    """A tester's sweep (tasks short: 3 epochs and full: 9, ASHA, a schedule annealed over the run's
+    epochs) stopped every full training and ended with no result: at any step a short trial is ahead
+    of a full one, and the rule compared them. Here every full training learns the same curve, so no
+    full training is worse than another: none may be stopped."""
+    tasks = "hydra.sweeper.tasks=[{name:short,cost:0.2,max_step:3,overrides:{epochs:3}},{name:full,cost:1}]"
+    app = small_apps.write_app(workdir, ANNEALED, budget=6)
+    with (app.parent / "conf" / "config.yaml").open("a") as config:
+        config.write("epochs: 9\n")
+    run = run_example(
+        workdir,
+        tasks,
+        "hydra.sweeper.metrics=[{name:loss,objective:minimize}]",
+        *ASHA_TO_9,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.parallel_bandwidth=3",
+        app=app,
+    ).assert_ok()
+    assert {t["task"] for t in run.trials} == {"short", "full"}, run.trials
+    full = [t for t in run.trials if t["task"] == "full"]
+    assert not [t for t in full if t["state"] == "stopped"], (run.trials, run.output[-3000:])
+    assert run.results["best_params"] is not None, run.output[-3000:]
+
+
 def test_a_cheaper_task_without_its_last_step_is_refused_with_early_stopping(workdir: Path) -> None:
     """The sweeper cannot know how many steps a task's overrides leave (``epochs: 3``)."""
     tasks = "hydra.sweeper.tasks=[{name:short,cost:0.25,overrides:{epochs:3}},{name:full,cost:1}]"
