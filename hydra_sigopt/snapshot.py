@@ -182,13 +182,52 @@ def _copy_files(app_dir: Path) -> tuple[Path, list[str]]:
     top = _git_text(app_dir, "rev-parse", "--show-toplevel")
     if top is not None:
         _refuse_submodules(Path(top))
-        listed = _ls_files(app_dir, "--cached", "--others", "--exclude-standard")
+        untracked = _ls_files(app_dir, "--others", "--exclude-standard")
+        outputs = _RunFolders(app_dir)
+        listed = _ls_files(app_dir, "--cached") + [f for f in untracked if not outputs.holds(f)]
         return app_dir, [f for f in listed if (app_dir / f).is_file() or (app_dir / f).is_symlink()]
     return app_dir, sorted(_walk_not_ignored(app_dir))
 
 
-#: Never part of the code: version control, virtual environments and caches.
-ALWAYS_SKIPPED = (".git", ".hg", ".svn", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", "multirun")
+#: Never part of the code: version control, virtual environments, caches and Hydra's output folders.
+ALWAYS_SKIPPED = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".mypy_cache",
+    ".pytest_cache",
+    "multirun",
+    "outputs",
+    SNAPSHOT_DIR,
+)
+
+
+class _RunFolders:
+    """Which untracked files are a run's output, not code: under a folder of :data:`ALWAYS_SKIPPED`
+    or under a Hydra run or sweep folder, whatever its name (one holding ``.hydra`` or
+    ``multirun.yaml``). Git lists them all when nothing ignores them: each snapshot copied every
+    earlier sweep's folder, its snapshot included, and doubled in size (a tester's repo)."""
+
+    def __init__(self, app_dir: Path) -> None:
+        self.app_dir = app_dir
+        self._known: dict[Path, bool] = {}
+
+    def holds(self, name: str) -> bool:
+        folders = [folder for folder in Path(name).parents if folder != Path(".")]
+        return any(folder.name in ALWAYS_SKIPPED or self._is_output(folder) for folder in folders)
+
+    def _is_output(self, folder: Path) -> bool:
+        if folder not in self._known:
+            self._known[folder] = is_run_output(self.app_dir / folder)
+        return self._known[folder]
+
+
+def is_run_output(folder: Path) -> bool:
+    """A Hydra run's folder (``.hydra``) or a sweep's (``multirun.yaml``)."""
+    return (folder / ".hydra").is_dir() or (folder / "multirun.yaml").is_file()
 
 
 def _walk_not_ignored(app_dir: Path) -> Iterable[str]:
@@ -197,8 +236,12 @@ def _walk_not_ignored(app_dir: Path) -> Iterable[str]:
     patterns = _gitignore_patterns(app_dir)
     for folder, dirs, files in os.walk(app_dir):
         rel = Path(folder).relative_to(app_dir)
-        dirs[:] = [d for d in dirs if d not in ALWAYS_SKIPPED and not _ignored(rel / d, patterns, True)]
+        dirs[:] = [d for d in dirs if not _skipped(Path(folder) / d, rel / d, patterns)]
         yield from (str(rel / f) for f in files if not _ignored(rel / f, patterns, False))
+
+
+def _skipped(folder: Path, rel: Path, patterns: Sequence[str]) -> bool:
+    return folder.name in ALWAYS_SKIPPED or is_run_output(folder) or _ignored(rel, patterns, True)
 
 
 def _gitignore_patterns(app_dir: Path) -> list[str]:

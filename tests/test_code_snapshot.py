@@ -404,6 +404,29 @@ def test_copy_snapshot_honours_gitignore_outside_a_repository(tmp_path: Path) ->
     assert all((sweep_dir / str(n) / ".hydra").is_dir() for n in range(3))
 
 
+def test_copy_snapshot_in_a_repository_leaves_out_earlier_sweeps_and_runs(tmp_path: Path) -> None:
+    """A tester's git repo (no .gitignore), `code_snapshot: copy`, Hydra's default sweep dirs: each
+    snapshot copied every earlier sweep's folder, their snapshots included (16 files, then 46, 106,
+    226: it doubled each sweep, and a checkpoint under multirun/ would reach the size limit). Git lists
+    those untracked folders; a Hydra run or sweep folder (outputs/, multirun/, or any folder holding
+    .hydra or multirun.yaml) is output, not code. An untracked module of the app is still copied."""
+    app = write_git_app(tmp_path, budget=1)
+    (app / "lib.py").write_text("X = 1\n")  # untracked, imported by nobody here: still the app's code
+    (app / "outputs" / "2026-12-01" / "10-00-00" / ".hydra").mkdir(parents=True)  # a plain run's folder
+    (app / "outputs" / "2026-12-01" / "10-00-00" / "model.ckpt").write_text("weights")
+    (app / "runs" / "old" / "0" / ".hydra").mkdir(parents=True)  # a sweep in a folder of the user's naming
+    (app / "runs" / "old" / "multirun.yaml").write_text("hydra: {}\n")
+    (app / "runs" / "old" / "0" / "log.txt").write_text("trained\n")
+    snapshots = []
+    for name in ("first", "second"):
+        sweep_dir = Path("multirun") / name  # relative, as Hydra's default multirun/DATE/TIME is
+        run(app, sweep_dir, "hydra.sweeper.code_snapshot=copy").assert_ok()
+        code = app / sweep_dir / "sigopt_code"
+        snapshots.append(sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file()))
+    assert snapshots[0] == ["app.py", "conf/config.yaml", "helper.py", "lib.py"], snapshots[0]
+    assert snapshots[1] == snapshots[0], snapshots[1]
+
+
 @pytest.mark.parametrize("cluster", ["local", "slurm"])
 def test_submitit_starts_each_job_with_the_executors_python(tmp_path: Path, cluster: str) -> None:
     """Tripwire: the snapshot wraps the executor's ``python``; submitit must still start jobs with it."""
