@@ -177,6 +177,8 @@ class ResumePlan:
     #: Stopped early and not observed (their jobs had not ended), started by this run's launcher:
     #: their jobs may still run, and the sweeper that would have cancelled them is gone.
     stopped_unended: tuple[Trial, ...] = ()
+    #: Every suggestion the journal holds, those of abandoned trials too.
+    used_suggestion_ids: tuple[str, ...] = ()
 
     @property
     def open_suggestion_ids(self) -> list[str]:
@@ -195,6 +197,7 @@ def plan_resume(trials: Sequence[Trial], previous_launcher: str | None, launcher
         stopped_unended=tuple(t for t in trials if t.state == STOPPED and not t.observed and t.job_id)
         if same_launcher
         else (),
+        used_suggestion_ids=tuple(t.suggestion_id for t in trials if t.suggestion_id),
     )
 
 
@@ -289,7 +292,11 @@ class Resumption:
             log.info("  %s", line)
 
     def carry_out(self, plan: ResumePlan) -> None:
-        self.backend.restore([past_observation(t) for t in plan.observed], open_suggestion_ids=plan.open_suggestion_ids)
+        self.backend.restore(
+            [past_observation(t) for t in plan.observed],
+            open_suggestion_ids=plan.open_suggestion_ids,
+            used_suggestion_ids=plan.used_suggestion_ids,
+        )
         for t in plan.observed:
             self._count(t, t.values)
         for t in plan.to_post:

@@ -478,3 +478,35 @@ def test_a_ctrl_c_that_an_in_process_trial_swallows_still_stops_the_sweep(tmp_pa
         trials = journal.trials()
     # Its suggestion is run again (or replaced), never observed with the value of a training cut short.
     assert [t.state for t in trials] == ["completed", "abandoned", *["completed"] * 3], resumed.stderr[-3000:]
+
+
+def test_a_resume_does_not_repeat_the_points_of_the_trials_a_kill_abandoned(tmp_path: Path) -> None:
+    """A tester's kill-and-resume loops ran the same point twice, side by side: a resume numbered its
+    suggestions from those observed or in flight, so the abandoned trials' numbers were given again,
+    and with them the engine's random streams (each suggestion has its own): the new trials were the
+    abandoned ones' points. Random suggestions (dev_run) make that exact."""
+    from conftest import SUBMITIT_LOCAL, running_job_ids
+    from small_apps import write_app
+
+    from hydra_sigopt.cli import main as hydra_sigopt
+
+    hold = tmp_path / "hold"
+    hold.touch()
+    app = write_app(tmp_path, f"import time\nwhile os.path.exists({str(hold)!r}):\n    time.sleep(0.1)\nreturn cfg.x")
+    overrides = (*SUBMITIT_LOCAL, "hydra.sweeper.parallel_bandwidth=2", "hydra.sweeper.seed=7")
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    running_job_ids(sweep_dir, 2)
+    assert hydra_sigopt(["kill", str(sweep_dir)]) == 0
+    proc.communicate(timeout=120)
+    hold.unlink()
+    resumed = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        trials = journal.trials()
+    abandoned = {t.assignments["x"] for t in trials if t.state == "abandoned"}
+    assert len(abandoned) == 2, trials
+    repeated = [t.number for t in trials if t.state != "abandoned" and t.assignments["x"] in abandoned]
+    assert not repeated, trials
+    assert len({t.suggestion_id for t in trials}) == len(trials), [t.suggestion_id for t in trials]

@@ -257,7 +257,12 @@ class ApiBackend(Backend):
 
     # ------------------------------------------------------------------ suggestions and observations
 
-    def restore(self, observations: Sequence[PastObservation], open_suggestion_ids: Sequence[str] = ()) -> None:
+    def restore(
+        self,
+        observations: Sequence[PastObservation],
+        open_suggestion_ids: Sequence[str] = (),
+        used_suggestion_ids: Sequence[str] = (),
+    ) -> None:
         """The server keeps its own observations: learn which of this sweep's are there; tidy its open suggestions."""
         for obs in self._call("list observations", self._all_observations):
             suggestion_id = _suggestion_of(obs)

@@ -14,7 +14,9 @@ Contract every backend honours (tests/test_backends.py runs the same suite again
 * ``restore(observations, open_suggestion_ids)`` brings a fresh backend up to a journal's state
   after a restart: afterwards suggestions take those observations into account. Engines that keep
   their own state (a SigOpt server) hold the observations already; they keep the open suggestions
-  the journal still uses (``open_suggestion_ids``) and delete this sweep's others.
+  the journal still uses (``open_suggestion_ids``) and delete this sweep's others. An engine
+  that numbers its suggestions itself numbers the next after every id the journal holds
+  (``used_suggestion_ids``, those of abandoned trials too), so that none is given twice.
 * ``reconcile(keep_suggestion_ids)`` deletes this sweep's open suggestions but those (called when
   a sweep stops: a server counts an open suggestion as work in progress).
 * ``find_observation(suggestion)`` is the id of the engine's observation of that suggestion if it
@@ -85,7 +87,12 @@ class Backend(ABC):
     def attach(self, experiment_id: str) -> None: ...
 
     @abstractmethod
-    def restore(self, observations: Sequence[PastObservation], open_suggestion_ids: Sequence[str] = ()) -> None: ...
+    def restore(
+        self,
+        observations: Sequence[PastObservation],
+        open_suggestion_ids: Sequence[str] = (),
+        used_suggestion_ids: Sequence[str] = (),
+    ) -> None: ...
 
     @abstractmethod
     def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion: ...

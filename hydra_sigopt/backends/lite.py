@@ -122,12 +122,18 @@ class LiteBackend(Backend):
         """The engine lives in this process only: there is nothing elsewhere to point at (delete() is a no-op)."""
         self.experiment_id = str(experiment_id)
 
-    def restore(self, observations: Sequence[PastObservation], open_suggestion_ids: Sequence[str] = ()) -> None:
+    def restore(
+        self,
+        observations: Sequence[PastObservation],
+        open_suggestion_ids: Sequence[str] = (),
+        used_suggestion_ids: Sequence[str] = (),
+    ) -> None:
         for o in observations:
             self.observe(Suggestion(o.suggestion_id or "", o.assignments, o.task), o.values, o.failed)
         # Continue the numbering, and with it the engine's random streams: a resumed sweep must
-        # not replay the random points it started with.
-        ids = [*(o.suggestion_id for o in observations), *open_suggestion_ids]
+        # not replay the random points it started with (an abandoned trial's were run again, side
+        # by side with a trial of the same point, in a tester's kill-and-resume loops).
+        ids = [*(o.suggestion_id for o in observations), *open_suggestion_ids, *used_suggestion_ids]
         self._next_id = max([self._next_id - 1, *_numbers(ids)]) + 1
 
     def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion:
