@@ -4,7 +4,7 @@ where trials reported (with where early stopping stopped them), and one panel pe
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,23 +84,9 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
     ax.set_title(_shown(f"{meta.get('name')}: {len(done)} completed{cheap_note}{stopped_note}, {len(failed)} failed"))
     ax.legend(fontsize=8)
     if curved is not None:
-        _learning_curves(flat[1], curved, trials, reports)
-
+        _learning_curves(flat[1], curved, trials, reports, cheaper)
     for ax, p in zip(flat[1 + curves :], parameters):
-        name = p["name"]
-        points = [(t.assignments[name], t.value(metric.name)) for t in done if t.assignments.get(name) is not None]
-        xs: list[float]
-        if p["type"] == "categorical":
-            labels = [c["name"] for c in p.get("categorical_values", [])]
-            xs = [float(labels.index(str(x))) if str(x) in labels else -1.0 for x, _ in points]
-            ax.set_xticks(range(len(labels)), [_shown(label) for label in labels])
-        else:
-            xs = [float(x) for x, _ in points]
-            if p.get("transformation") == "log":
-                ax.set_xscale("log")
-        ax.scatter(xs, [y for _, y in points], s=18)
-        ax.set_xlabel(_shown(name))
-        ax.set_ylabel(_shown(metric.name))
+        _parameter_panel(ax, p, metric, full, cheap)
     for ax in flat[panels:]:
         ax.axis("off")
     fig.tight_layout()
@@ -108,6 +94,31 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return [ax.get_title() or ax.get_xlabel() for ax in flat[:panels]]
+
+
+def _parameter_panel(ax: Any, p: Mapping[str, Any], metric: Metric, full: list[Trial], cheap: list[Trial]) -> None:
+    """The metric against one parameter; a cheaper task's trials apart, as in the first panel (a
+    value after fewer epochs, drawn as a full training's, looked like the sweep's best region)."""
+    name = p["name"]
+    labels = [c["name"] for c in p.get("categorical_values", [])]
+    if p["type"] == "categorical":
+        ax.set_xticks(range(len(labels)), [_shown(label) for label in labels])
+    elif p.get("transformation") == "log":
+        ax.set_xscale("log")
+    for trials, style in (
+        (full, {"label": "completed"}),
+        (cheap, {"marker": "s", "color": "C2", "label": "cheaper task"}),
+    ):
+        points = [(t.assignments[name], t.value(metric.name)) for t in trials if t.assignments.get(name) is not None]
+        if p["type"] == "categorical":
+            xs = [float(labels.index(str(x))) if str(x) in labels else -1.0 for x, _ in points]
+        else:
+            xs = [float(x) for x, _ in points]
+        ax.scatter(xs, [y for _, y in points], s=18, **style)
+    if cheap:
+        ax.legend(fontsize=8)
+    ax.set_xlabel(_shown(name))
+    ax.set_ylabel(_shown(metric.name))
 
 
 def _shown(text: str) -> str:
@@ -128,8 +139,12 @@ def _curves_metric(
     return next((m for m in (*judged_first, optimized, *metrics) if m.name in reported), None)
 
 
-def _learning_curves(ax: Any, metric: Metric, trials: Sequence[Trial], reports: Sequence[Report]) -> None:
-    """Each trial's reported values by step; a stopped trial's curve ends with an x where it was stopped."""
+def _learning_curves(
+    ax: Any, metric: Metric, trials: Sequence[Trial], reports: Sequence[Report], cheaper: Iterable[str] = ()
+) -> None:
+    """Each trial's reported values by step; a stopped trial's curve ends with an x where it was
+    stopped; a cheaper task's curves are green (dashed)."""
+    cheap = {t.number for t in trials if t.task in set(cheaper)}
     by_trial: dict[int, list[tuple[int, float]]] = {}
     for r in reports:
         if metric.name in r.metrics:
@@ -138,10 +153,12 @@ def _learning_curves(ax: Any, metric: Metric, trials: Sequence[Trial], reports: 
     for number, points in sorted(by_trial.items()):
         steps, values = zip(*sorted(points))
         was_stopped = states.get(number) == STOPPED
-        ax.plot(steps, values, lw=1, alpha=0.6, color="C7" if was_stopped else "C0")
+        style = {"color": "C2", "ls": "--"} if number in cheap else {"color": "C7" if was_stopped else "C0"}
+        ax.plot(steps, values, lw=1, alpha=0.6, **style)
         if was_stopped:
             ax.scatter([steps[-1]], [values[-1]], marker="x", color="C3", s=24, zorder=3)
     ax.set_xlabel("step")
     ax.set_ylabel(_shown(metric.name))
     stopped = sum(states.get(n) == STOPPED for n in by_trial)
-    ax.set_title(f"learning curves ({stopped} stopped early: x)")
+    cheap_note = ", cheaper tasks dashed" if cheap & set(by_trial) else ""
+    ax.set_title(f"learning curves ({stopped} stopped early: x{cheap_note})")

@@ -54,17 +54,26 @@ def check_multitask_sweep(run: AppRun) -> list[dict[str, str]]:
     return rows
 
 
-def test_in_process_trials_run_the_task_the_engine_picks(workdir: Path) -> None:
+def test_in_process_trials_run_the_task_the_engine_picks(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.figure import Figure
+
     from hydra_sigopt.journal import Journal
     from hydra_sigopt.plot import plot_sweep
 
     run = run_example(workdir, *COMMON, "hydra.sweeper.seed=3", app=EPOCHS_APP)
     rows = check_multitask_sweep(run)
     assert run.results["engine_observations"] == len(rows)
+    drawn: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, *args, **kwargs: drawn.append(figure))
     with Journal.open(run.sweep_dir, readonly=True) as journal:
         titles = plot_sweep(journal.meta(), journal.trials(), workdir / "p.png", journal.reports.all())
     short = sum(r["task"] == "short" for r in rows)
     assert titles[0].endswith(f": {len(rows)} completed ({short} of cheaper tasks), 0 failed"), titles
+    # Every panel tells a cheaper task's trials apart (the parameter panels drew them as full trainings).
+    assert titles[1] == "learning curves (0 stopped early: x, cheaper tasks dashed)", titles
+    (figure,) = drawn
+    x_panel = next(ax for ax in figure.axes if ax.get_xlabel() == "alpha")
+    assert [t.get_text() for t in x_panel.get_legend().get_texts()] == ["completed", "cheaper task"]
 
 
 def test_jobs_run_their_tasks_and_a_killed_sweep_resumes_with_them(workdir: Path) -> None:
