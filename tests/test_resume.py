@@ -210,13 +210,14 @@ def test_a_signal_repeated_while_the_sweeper_stops_leaves_a_clean_stop(tmp_path:
     env = {ENV_VAR: "after_submit:3:TERM,while_stopping:1:TERM"}
     stopped = run_example(tmp_path, *overrides, env=env)
     assert stopped.proc.returncode != 0 and "Traceback" not in stopped.output, stopped.output[-3000:]
-    # Trial #2, being submitted, and whichever of #0 and #1 had not ended yet (they start together).
-    assert re.search(r"Trials \[[01], 2\] were left running \(on_interrupt: detach\)", stopped.output), stopped.output[
-        -3000:
-    ]
-    assert stopped.results["trials"]["running"] == 2  # the results files were written to the end
+    # Trial #2, being submitted, and whichever of #0 and #1 had not ended yet. They start together
+    # and end within milliseconds: on a loaded machine both may have ended when #2 is submitted.
+    left = re.search(r"Trials \[((?:[01], )?2)\] were left running \(on_interrupt: detach\)", stopped.output)
+    assert left, stopped.output[-3000:]
+    running = len(left.group(1).split(", "))
+    assert stopped.results["trials"]["running"] == running  # the results files were written to the end
     resumed = run_example(tmp_path, *overrides).assert_ok()
-    trials = assert_sweep_is_whole(resumed.sweep_dir, 4, in_flight=2)
+    trials = assert_sweep_is_whole(resumed.sweep_dir, 4, in_flight=running)
     assert [(t.state, t.rerun_of) for t in trials] == [("completed", None)] * 4, resumed.output[-3000:]
 
 
