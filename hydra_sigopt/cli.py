@@ -404,11 +404,13 @@ def _continue(args: argparse.Namespace) -> int:
 
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()
-    command = continue_command(meta.get("command") or {}, Path(args.sweep_dir))
-    _out(command)
+    _out(continue_command(meta.get("command") or {}, Path(args.sweep_dir)))
     if not args.run:
         return 0
-    return subprocess.run(command, shell=True, check=False).returncode
+    # Become the sweeper (the shell too: `exec` runs the command in its place) rather than wait for a
+    # child: a user's kill of the pid they started left the child sweeper running, holding the sweep.
+    sys.stdout.flush()
+    os.execv("/bin/sh", ["/bin/sh", "-c", continue_command(meta.get("command") or {}, Path(args.sweep_dir), True)])
 
 
 # ---------------------------------------------------------------------- kill / delete

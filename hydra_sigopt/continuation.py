@@ -21,8 +21,9 @@ def current_command() -> dict[str, Any]:
     return {"argv": [sys.executable, *program, *sys.argv[1:]], "cwd": os.getcwd(), "started_at": time.time()}
 
 
-def continue_command(command: Mapping[str, Any], sweep_dir: Path) -> str:
-    """The shell command that resumes the sweep in ``sweep_dir``: the sweep's own, in multirun.
+def continue_command(command: Mapping[str, Any], sweep_dir: Path, exec_: bool = False) -> str:
+    """The shell command that resumes the sweep in ``sweep_dir``: the sweep's own, in multirun
+    (``exec_``: the shell runs it in its own place).
 
     Hydra's argument parser takes its overrides in one run of words: ``-m`` goes before them (a
     config that sets ``hydra.mode: MULTIRUN`` was started without it), and the sweep dir after them
@@ -34,7 +35,7 @@ def continue_command(command: Mapping[str, Any], sweep_dir: Path) -> str:
     overrides, flags = _split_arguments(args)
     kept = [o for o in overrides if not o.startswith(("hydra.sweep.dir=", "hydra.sweeper.resume="))]
     argv = [*program, "-m", *flags, *kept, format_override("hydra.sweep.dir", str(Path(sweep_dir).resolve()))]
-    cmd = " ".join(shlex.quote(a) for a in argv)
+    cmd = ("exec " if exec_ else "") + " ".join(shlex.quote(a) for a in argv)
     cwd = command.get("cwd")
     return f"cd {shlex.quote(cwd)} && {cmd}" if cwd else cmd
 

@@ -446,3 +446,28 @@ def test_status_of_a_killed_in_process_sweep_shows_its_trial_lost_not_running(
     assert "resume with: hydra-sigopt continue" in first, first
     elapsed = [[line for line in out.splitlines() if line.startswith("Elapsed:")] for out in (first, second)]
     assert elapsed[0] == elapsed[1], elapsed  # no longer counting
+
+
+def test_continue_run_is_the_sweeper_itself_so_killing_it_stops_the_sweep(tmp_path: Path) -> None:
+    """`hydra-sigopt continue DIR --run` ran the sweeper as its child: a tester's `kill -9` of the pid
+    they had started left the sweeper running on, holding the sweep. It now becomes the sweeper."""
+    from hydra_sigopt.journal import SweepLock
+
+    proc, sweep_dir = start_example(tmp_path, "hydra.sweeper.observation_budget=3", "sleep_s=30")
+    deadline = time.time() + 60
+    while not (sweep_dir / "0" / ".hydra").is_dir() and time.time() < deadline:  # its first trial runs
+        time.sleep(0.1)
+    proc.kill()  # a lost sweeper
+    proc.communicate(timeout=30)
+    cli_path = Path(sys.executable).with_name("hydra-sigopt")
+    again = subprocess.Popen([str(cli_path), "continue", str(sweep_dir), "--run"], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while (holder := SweepLock(sweep_dir).holder()) is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert holder is not None and holder[0] == again.pid, (holder, again.pid)
+    finally:
+        again.kill()
+        again.wait(timeout=30)
+    time.sleep(0.5)
+    assert SweepLock(sweep_dir).holder() is None  # killing it killed the sweeper
