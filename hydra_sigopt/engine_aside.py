@@ -10,23 +10,31 @@ goes on only once the engine has it (the order of effects stays the loop's).
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from typing import Any, TypeVar
 
 from hydra_sigopt.backends import Backend, Suggestion
 from hydra_sigopt.early_stopping import POLL_INTERVAL_S
 
-#: How long a stopping sweep waits for an engine call under way: a suggestion request, so that its
-#: suggestion is not left open; a post, so that the result is not posted twice over.
+log = logging.getLogger("hydra_sigopt")
+
+#: How long a stopping sweep waits for a suggestion request under way, so that its suggestion is
+#: not left open on a server.
 GRACE_S = 30.0
+#: How long an interrupted post is waited for before the stop goes on (it posts what is not posted
+#: yet, and a server that got this one finds it there; a stop must not wait on a hung server: Slurm
+#: kills a job 30 s after its SIGTERM).
+POST_GRACE_S = 5.0
 
 T = TypeVar("T")
 
 
 class EngineAside:
-    """The suggestion computed ahead and the post under way, each in its own worker thread."""
+    """The suggestion computed ahead and the post under way, each in a thread of its own."""
 
     def __init__(self, backend: Backend, read_reports: Callable[[], None] | None = None) -> None:
         self.backend = backend
@@ -34,18 +42,20 @@ class EngineAside:
         self.read_reports = read_reports
         #: The suggestion being computed, or computed and not taken yet.
         self.prefetch: Future[Suggestion] | None = None
-        self._suggesting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigopt-suggest")
-        self._posting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigopt-post")
 
     def start_prefetch(self, pending: Sequence[Mapping[str, Any]]) -> None:
-        """Compute the next suggestion while jobs run."""
-        self.prefetch = self._suggesting.submit(self.backend.suggest, list(pending))
+        """Compute the next suggestion while jobs run (one at a time: the scheduler asks for the
+        next once this one is taken)."""
+        pending = list(pending)
+        self.prefetch = aside("sigopt-suggest", lambda: self.backend.suggest(pending))
 
     def take_prefetch(self) -> Suggestion:
-        """The suggestion being computed, once it is there; reports are read meanwhile."""
+        """The suggestion being computed, once it is there; reports are read meanwhile. Until then
+        it stays :attr:`prefetch`: a stop meanwhile waits for it, so as not to leave it open."""
         assert self.prefetch is not None
-        future, self.prefetch = self.prefetch, None
-        return self._reading_reports(future)
+        suggestion = self._reading_reports(self.prefetch)
+        self.prefetch = None
+        return suggestion
 
     def prefetch_ready(self) -> Suggestion | None:
         """The suggestion computed ahead if it is there (taken: given once), else None."""
@@ -56,13 +66,15 @@ class EngineAside:
     def post(self, call: Callable[[], str | None]) -> str | None:
         """Make the engine's call that records a result aside; its observation's id.
 
-        Interrupted (Ctrl-C), it waits for the call under way: the stop then posts what is not
-        posted yet, and must find this one done rather than send it a second time."""
-        future = self._posting.submit(call)
+        Interrupted (Ctrl-C), it waits a little for the call under way: the stop then posts what is
+        not posted yet, and finds this one done rather than send it a second time."""
+        future = aside("sigopt-post", call)
         try:
             return self._reading_reports(future)
         except BaseException:
-            wait_for([future], timeout=GRACE_S)
+            if not future.done():
+                log.info("Waiting up to %.0f s for the result being posted to the engine", POST_GRACE_S)
+                wait_for([future], timeout=POST_GRACE_S)
             raise
 
     def _reading_reports(self, future: Future[T]) -> T:
@@ -70,10 +82,23 @@ class EngineAside:
             self.read_reports()
         return future.result()
 
-    def close(self) -> None:
-        """Let the threads go (a call under way ends on its own; the stop does not wait for it)."""
-        for pool in (self._suggesting, self._posting):
-            pool.shutdown(wait=False, cancel_futures=True)
+
+def aside(name: str, call: Callable[[], T]) -> Future[T]:
+    """``call`` in a daemon thread: one that hangs (a server that never answers) must not keep the
+    process alive once the sweep has stopped, as an executor's worker does (Python joins those at
+    exit: a stopped sweeper stayed up until its post gave up, minutes later)."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # given to the loop, which raises it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
-__all__ = ["GRACE_S", "EngineAside"]
+__all__ = ["GRACE_S", "POST_GRACE_S", "EngineAside", "aside"]

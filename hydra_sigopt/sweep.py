@@ -183,7 +183,6 @@ class Sweep:
             self.interrupts.stopping()  # the wrap-up below runs to its end whatever signal comes
             self.early.close()
             self.runner.close()
-            self.aside.close()
             if not journal.lost:
                 if engine_reachable:
                     release_unused_suggestions(journal, self.backend, self.aside.prefetch)

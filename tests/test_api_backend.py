@@ -935,6 +935,38 @@ def test_a_sweep_interrupted_while_a_result_is_posted_aside_posts_each_result_on
     assert posted == ended and len(ended) == 5, (posted, resumed.trials)
 
 
+@pytest.mark.slow
+def test_a_sweep_interrupted_while_the_server_holds_a_post_exits_without_waiting_for_it(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """A review found it: the post running aside was a worker Python joins at exit, so a sweeper
+    stopped (Ctrl-C, Slurm's SIGTERM) while the server held its post stayed up after its stop message
+    until the post ended: minutes against a hung server, and `hydra-sigopt kill` then SIGKILLed it."""
+    from conftest import finish_example, start_example
+
+    server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 90.0), times=1)
+    app = write_app(tmp_path, SLOW_LEARNER, budget=5)
+    overrides = [
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.backend=api",
+        "hydra.sweeper.parallel_bandwidth=2",
+        "hydra.sweeper.early_stopping.rule=asha",
+        "hydra.sweeper.early_stopping.max_step=10",
+        "hydra.sweeper.api.timeout=120",
+    ]
+    proc, sweep_dir = start_example(tmp_path, *overrides, env=api_env, app=app)
+    deadline = time.time() + 120
+    while not server.requests_to("POST", r"/v1/experiments/\d+/observations") and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside the held post
+    proc.send_signal(signal.SIGINT)
+    interrupted_at = time.monotonic()
+    stopped = finish_example(proc, sweep_dir, timeout=200)
+    took = time.monotonic() - interrupted_at
+    assert "Continue this sweep with" in stopped.output, stopped.output[-3000:]
+    assert took < 45, (took, stopped.output[-3000:])  # not the 90 s the server holds the post
+
+
 def test_a_prefetch_retrying_through_a_lagging_model_worker_leaves_the_main_threads_timeout_whole(
     server: SigOptTestServer, api_env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
