@@ -200,9 +200,11 @@ ALWAYS_SKIPPED = (
     ".mypy_cache",
     ".pytest_cache",
     "multirun",
-    "outputs",
     SNAPSHOT_DIR,
 )
+#: Hydra's default output folder, skipped only at the top of the app folder: a package of the app
+#: may have a module folder named so (``mypkg/outputs/heads.py``).
+TOP_OUTPUTS = "outputs"
 
 
 class _RunFolders:
@@ -217,7 +219,9 @@ class _RunFolders:
 
     def holds(self, name: str) -> bool:
         folders = [folder for folder in Path(name).parents if folder != Path(".")]
-        return any(folder.name in ALWAYS_SKIPPED or self._is_output(folder) for folder in folders)
+        return Path(name).parts[0] == TOP_OUTPUTS or any(
+            folder.name in ALWAYS_SKIPPED or self._is_output(folder) for folder in folders
+        )
 
     def _is_output(self, folder: Path) -> bool:
         if folder not in self._known:
@@ -241,7 +245,8 @@ def _walk_not_ignored(app_dir: Path) -> Iterable[str]:
 
 
 def _skipped(folder: Path, rel: Path, patterns: Sequence[str]) -> bool:
-    return folder.name in ALWAYS_SKIPPED or is_run_output(folder) or _ignored(rel, patterns, True)
+    output = folder.name in ALWAYS_SKIPPED or rel == Path(TOP_OUTPUTS) or is_run_output(folder)
+    return output or _ignored(rel, patterns, True)
 
 
 def _gitignore_patterns(app_dir: Path) -> list[str]:
@@ -601,7 +606,9 @@ def watched_files(task_function: Any, skip: Path | None = None) -> list[Path]:
         top = top.parent
     found: list[Path] = []
     for folder, dirs, files in os.walk(top):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ALWAYS_SKIPPED]
+        dirs[:] = [
+            d for d in dirs if not d.startswith(".") and d not in ALWAYS_SKIPPED and not is_run_output(Path(folder) / d)
+        ]
         if skip is not None and Path(folder).resolve() == skip.resolve():
             dirs[:] = []
             continue

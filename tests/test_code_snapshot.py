@@ -412,6 +412,8 @@ def test_copy_snapshot_in_a_repository_leaves_out_earlier_sweeps_and_runs(tmp_pa
     .hydra or multirun.yaml) is output, not code. An untracked module of the app is still copied."""
     app = write_git_app(tmp_path, budget=1)
     (app / "lib.py").write_text("X = 1\n")  # untracked, imported by nobody here: still the app's code
+    (app / "heads" / "outputs").mkdir(parents=True)  # a package's module folder named as Hydra's: code
+    (app / "heads" / "outputs" / "linear.py").write_text("W = 2\n")
     (app / "outputs" / "2026-12-01" / "10-00-00" / ".hydra").mkdir(parents=True)  # a plain run's folder
     (app / "outputs" / "2026-12-01" / "10-00-00" / "model.ckpt").write_text("weights")
     (app / "runs" / "old" / "0" / ".hydra").mkdir(parents=True)  # a sweep in a folder of the user's naming
@@ -423,7 +425,9 @@ def test_copy_snapshot_in_a_repository_leaves_out_earlier_sweeps_and_runs(tmp_pa
         run(app, sweep_dir, "hydra.sweeper.code_snapshot=copy").assert_ok()
         code = app / sweep_dir / "sigopt_code"
         snapshots.append(sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file()))
-    assert snapshots[0] == ["app.py", "conf/config.yaml", "helper.py", "lib.py"], snapshots[0]
+    assert snapshots[0] == ["app.py", "conf/config.yaml", "heads/outputs/linear.py", "helper.py", "lib.py"], snapshots[
+        0
+    ]
     assert snapshots[1] == snapshots[0], snapshots[1]
 
 
