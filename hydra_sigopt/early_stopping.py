@@ -233,9 +233,11 @@ class EarlyStopping:
 
     def _stop(self, number: int, step: int, why: str) -> None:
         values, missing = self._observation_of(number)
-        reason = f"stopped early at step {step} before reporting {', '.join(missing)}" if missing else None
+        # Its last step: several reports may be read at once, and it is stopped after the last.
+        last = self._last_step[number]
+        reason = f"stopped early at step {last} before reporting {', '.join(missing)}" if missing else None
         if reason is None and self.rule.observe_stopped == "failed":
-            reason = f"stopped early at step {step} (early_stopping.observe_stopped: failed)"
+            reason = f"stopped early at step {last} (early_stopping.observe_stopped: failed)"
         try:
             self.journal.mark_stopped(number, values, failure_reason=reason)
         except IllegalTransition:
@@ -243,8 +245,6 @@ class EarlyStopping:
         write_stop(trial_folder(self.root, number), step, why)
         self._stopped_at[number] = self._watched_from[number] = self.clock()
         told = f"; observed as failed: {reason}" if reason else ""
-        # Its last step: several reports may be read at once, and it is stopped after the last.
-        last = self._last_step[number]
         judged = "" if last == step else f", its last report read; the rule judged its report of step {step}"
         log.info("Trial #%d stopped early at step %d%s (%s)%s", number, last, judged, why, told)
 

@@ -248,9 +248,11 @@ def test_a_stop_decided_on_an_earlier_report_than_the_last_read_says_both_steps(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Reports read together (epochs faster than the reading): the log said "stopped early at step 3
-    (loss=0.9 at step 1 ...)", two steps with no word of how they relate."""
+    (loss=0.9 at step 1 ...)", two steps with no word of how they relate. The reason a failed
+    observation carries (status, the server's metadata) names the step it was stopped at too."""
     root = tmp_path / "reports"
     rule = StopRule("asha", "loss", minimize=True, min_step=1, max_step=9, reduction_factor=3)
+    rule = dataclasses.replace(rule, observe_stopped="failed")
     with Journal.create(tmp_path, META) as journal:
         running_trials(journal, 3)
         early = EarlyStopping(rule, journal, root, LOSS)
@@ -260,10 +262,12 @@ def test_a_stop_decided_on_an_earlier_report_than_the_last_read_says_both_steps(
         write_reports(root, 2, [0.9, 0.8, 0.7])
         with caplog.at_level("INFO", logger="hydra_sigopt"):
             early.poll([0, 1, 2])
+        assert journal.trial(2).failure_reason == "stopped early at step 3 (early_stopping.observe_stopped: failed)"
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Trial #2 stopped")]
     assert said == [
         "Trial #2 stopped early at step 3, its last report read; the rule judged its report of step 1"
-        " (loss=0.9 at step 1, early_stopping.rule=asha)"
+        " (loss=0.9 at step 1, early_stopping.rule=asha); observed as failed: stopped early at step 3"
+        " (early_stopping.observe_stopped: failed)"
     ], said
 
 
