@@ -407,6 +407,8 @@ def _continue(args: argparse.Namespace) -> int:
     _out(continue_command(meta.get("command") or {}, Path(args.sweep_dir)))
     if not args.run:
         return 0
+    if not meta.get("command"):  # an early version's journal: the line above is a template
+        raise UsageError(f"--run: {args.sweep_dir}'s journal does not record its command; fill in the one above")
     # Become the sweeper (the shell too: `exec` runs the command in its place) rather than wait for a
     # child: a user's kill of the pid they started left the child sweeper running, holding the sweep.
     sys.stdout.flush()

@@ -471,3 +471,17 @@ def test_continue_run_is_the_sweeper_itself_so_killing_it_stops_the_sweep(tmp_pa
         again.wait(timeout=30)
     time.sleep(0.5)
     assert SweepLock(sweep_dir).holder() is None  # killing it killed the sweeper
+
+
+def test_continue_run_of_a_sweep_without_its_command_is_refused_not_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweeper killed before it recorded its command leaves a template (`python <your_app.py> -m`):
+    `continue --run` ran it ("can't open file '<your_app.py>'")."""
+    execs: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: execs.append(argv))
+    meta = {"name": "t", "experiment_id": "-1", "backend": "lite", "identity": {"parameters": [], "metrics": []}}
+    Journal.create(tmp_path, {**meta, "fingerprint": "abc"}).close()
+    code, out, err = cli(capsys, "continue", str(tmp_path), "--run")
+    assert execs == [] and code != 0
+    assert "journal does not record its command" in err and "Traceback" not in err, err
