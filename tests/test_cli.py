@@ -482,6 +482,6 @@ def test_continue_run_of_a_sweep_without_its_command_is_refused_not_run(
     monkeypatch.setattr(os, "execv", lambda path, argv: execs.append(argv))
     meta = {"name": "t", "experiment_id": "-1", "backend": "lite", "identity": {"parameters": [], "metrics": []}}
     Journal.create(tmp_path, {**meta, "fingerprint": "abc"}).close()
-    code, out, err = cli(capsys, "continue", str(tmp_path), "--run")
+    code, _, err = cli(capsys, "continue", str(tmp_path), "--run")
     assert execs == [] and code != 0
     assert "journal does not record its command" in err and "Traceback" not in err, err
