@@ -8,6 +8,7 @@ The original Sigopt-Hyperopt tool's commands map here: ``start`` is the Hydra ap
 from __future__ import annotations
 
 import argparse
+import csv
 import errno
 import os
 import signal
@@ -39,6 +40,8 @@ from hydra_sigopt.observations import suggestions_in_use
 from hydra_sigopt.processes import job_result_file, local_job_running
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.reports import (
+    RESULTS_NAME,
+    TRIALS_NAME,
     budget_spent,
     cheaper_tasks,
     metrics_from_meta,
@@ -169,9 +172,10 @@ def _status(args: argparse.Namespace) -> int:
     )
     if meta.get("step_budget") is not None:  # the budget a sweep with early stopping ends on, often
         _out(f"Steps:       {sum(last_steps.values())}/{meta['step_budget']} reported (early_stopping.step_budget)")
-    why_ended = _budget_spent(meta, budget, spent, last_steps)
+    # A spent budget ends the sweep only once a sweeper wrapped it up; one killed before that left work for a resume.
+    why_ended = _budget_spent(meta, budget, spent, last_steps) if _wrapped_up(Path(args.sweep_dir), trials) else None
     queued_driver = f"Slurm job {record['job_id']}, is {driver_state.lower()}" if record and driver_state else None
-    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, live, why_ended, queued_driver)}")
+    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, why_ended, queued_driver)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = shared_overrides(meta)
@@ -298,16 +302,34 @@ def _budget_spent(meta: Mapping[str, Any], budget: int, spent: float, last_steps
     return None
 
 
+def _wrapped_up(sweep_dir: Path, trials: Sequence[Trial]) -> bool:
+    """Whether the last sweeper wrapped the sweep up: no trial is unfinished in the journal (running,
+    its result unread, lost with the sweeper) and the result files show every trial as the journal
+    does. A sweeper killed before its wrap-up left that to a resume, which records and writes them."""
+    if any(t.state in (PENDING, RUNNING) for t in trials) or not (sweep_dir / RESULTS_NAME).is_file():
+        return False
+    return _states_in_trials_csv(sweep_dir) == {str(t.number): t.state for t in trials}
+
+
+def _states_in_trials_csv(sweep_dir: Path) -> dict[str, str] | None:
+    """Each trial's state as ``trials.csv`` shows it (None: no such file, or unreadable)."""
+    try:
+        with open(sweep_dir / TRIALS_NAME, newline="", encoding="utf-8") as f:
+            return {row["number"]: row["state"] for row in csv.DictReader(f)}
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+        return None
+
+
 def _sweeper(
     sweep_dir: Path,
     holder: tuple[int, str] | None,
     unknown: str | None,
-    live: bool,
     spent: str | None,
     driver_job: str | None,
 ) -> str:
-    """Whether a sweeper runs this sweep (the lock's holder), else how to resume it. ``driver_job``:
-    the sweep's driver job and its state while Slurm's queue holds it (requeued, it resumes the sweep)."""
+    """Whether a sweeper runs this sweep (the lock's holder), else how to resume it. ``spent``: the
+    budget that ended a sweep wrapped up (None: it did not end). ``driver_job``: the sweep's driver
+    job and its state while Slurm's queue holds it (requeued, it resumes the sweep)."""
     if unknown is not None:
         return f"unknown (the lock file cannot be opened: {unknown})"
     if holder is not None:
@@ -315,7 +337,7 @@ def _sweeper(
         if pid <= 0:
             return "starting (it holds the lock and has not written its pid yet)"
         return f"pid {pid}" + (f" on {host}" if host else "")
-    if not live and spent is not None:
+    if spent is not None:
         return f"not running ({spent})"
     if driver_job is not None:
         return f"not running: its driver, {driver_job}; it runs the sweep once it starts (hydra-sigopt kill stops both)"

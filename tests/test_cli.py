@@ -446,3 +446,22 @@ def test_status_of_a_killed_in_process_sweep_shows_its_trial_lost_not_running(
     assert "resume with: hydra-sigopt continue" in first, first
     elapsed = [[line for line in out.splitlines() if line.startswith("Elapsed:")] for out in (first, second)]
     assert elapsed[0] == elapsed[1], elapsed  # no longer counting
+
+
+def test_status_of_a_sweep_killed_after_its_last_trial_before_its_wrap_up_says_to_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The trial-count budget: killed after the last trial's result was posted, before the wrap-up
+    wrote trials.csv and optimization_results.yaml, status said "not running (the budget is spent)"."""
+    from hydra_sigopt.crashpoints import ENV_VAR
+
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=2", env={ENV_VAR: "after_observe:2"})
+    assert run.proc.returncode == -signal.SIGKILL
+    _, out, _ = cli(capsys, "status", str(run.sweep_dir))
+    assert "2/2 done" in out, out
+    assert f"Sweeper:     not running — resume with: hydra-sigopt continue {run.sweep_dir} --run" in out, out
+    code, _, _ = cli(capsys, "continue", str(run.sweep_dir), "--run")
+    assert code == 0
+    assert (run.sweep_dir / "trials.csv").exists() and (run.sweep_dir / "optimization_results.yaml").exists()
+    _, out, _ = cli(capsys, "status", str(run.sweep_dir))
+    assert "Sweeper:     not running (the budget is spent)" in out, out
