@@ -39,6 +39,7 @@ from hydra_sigopt.journal import (
 from hydra_sigopt.observations import suggestions_in_use
 from hydra_sigopt.processes import job_result_file, local_job_running
 from hydra_sigopt.progress import format_duration
+from hydra_sigopt.report_files import stop_seen, trial_folder, trials_root
 from hydra_sigopt.reports import (
     RESULTS_NAME,
     TRIALS_NAME,
@@ -52,7 +53,7 @@ from hydra_sigopt.reports import (
     summarize,
     swept_overrides,
 )
-from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states
+from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states, slurm_jobs_not_ending
 
 if TYPE_CHECKING:
     from hydra_sigopt.backends import Backend
@@ -496,16 +497,36 @@ def kill_sweep(
         meta = journal.meta()
         for t in journal.trials([PENDING, RUNNING]):
             done.append((t.number, t.job_id, _cancel_trial(journal, meta, t)))
-        for t in journal.trials([STOPPED]):
-            # Stopped early, its job runs on to its next report, which may be an hour of GPU away.
-            if t.job_id and not _wrote_result(meta, t.job_id) and str(meta.get("launcher", "")) in ("local", "slurm"):
-                what, _ = _cancel_job(str(meta["launcher"]), t.job_id, meta.get("submitit_folder"))
-                if what != "already gone":
-                    done.append((t.number, t.job_id, f"stopped early, its job ran on to its next report: {what}"))
+        listed = {number for number, _, _ in done}
+        for t in _stopped_jobs_running(meta, [t for t in journal.trials([STOPPED]) if t.number not in listed]):
+            # Its next report may be an hour of GPU away, and an app may swallow TrialStopped and train on.
+            what, _ = _cancel_job(str(meta["launcher"]), str(t.job_id), meta.get("submitit_folder"))
+            done.append((t.number, t.job_id, f"{_stopped_job(sweep_dir, t)}: {what}"))
         in_use = suggestions_in_use(journal.trials())
     if release_suggestions and not sweeper_was_live:  # a live sweeper releases them in its own wrap-up
         _release_open_suggestions(meta, in_use)
     return done
+
+
+def _stopped_jobs_running(meta: dict[str, Any], stopped: Sequence[Trial]) -> list[Trial]:
+    """Those of these trials stopped early whose job still runs (it has not ended with a result)."""
+    with_jobs = [t for t in stopped if t.job_id and not _wrote_result(meta, t.job_id)]
+    running = _jobs_running(meta, [str(t.job_id) for t in with_jobs])
+    return [t for t in with_jobs if str(t.job_id) in running]
+
+
+def _jobs_running(meta: dict[str, Any], job_ids: Sequence[str]) -> set[str]:
+    """Those of these jobs of the sweep a cancel still has to end (none off submitit)."""
+    if meta.get("launcher") == "local":
+        return {j for j in job_ids if local_job_running(j, meta.get("submitit_folder"))}
+    return set(slurm_jobs_not_ending(job_ids)) if meta.get("launcher") == "slurm" and job_ids else set()
+
+
+def _stopped_job(sweep_dir: Path, trial: Trial) -> str:
+    """What the job of a trial stopped early was doing: it learns of the stop at its next report."""
+    if stop_seen(trial_folder(trials_root(sweep_dir), trial.number)):
+        return "stopped early; its job was still running after TrialStopped (saving a checkpoint, or training on)"
+    return "stopped early; its job was still running on to its next report, where it learns of the stop"
 
 
 def _release_open_suggestions(meta: dict[str, Any], in_use: Sequence[str]) -> None:
@@ -552,7 +573,9 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
             f"the sweeper of this sweep runs on host {host} (pid {pid}); run hydra-sigopt kill there"
         )
     with open_journal(sweep_dir) as journal:
+        meta = journal.meta()
         running = [t.number for t in journal.trials([PENDING, RUNNING])]
+        stopped = _stopped_jobs_running(meta, journal.trials([STOPPED]))
     _out(f"Stopping the sweeper (pid {pid}); it cancels its own jobs and writes its results")
     try:
         os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
@@ -562,11 +585,22 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
     cancelled_here = _cancel_what_it_left(sweep_dir, running) if killed else {}
     with open_journal(sweep_dir) as journal:
         after = [journal.trial(n) for n in running]
-    return [
+    did = [
         (t.number, t.job_id, cancelled_here.get(t.number, _SWEEPER_DID[t.state]))
         for t in after
         if t.state in _SWEEPER_DID
     ]
+    return did + ([] if killed else _stopped_jobs_it_ended(sweep_dir, meta, stopped))
+
+
+def _stopped_jobs_it_ended(
+    sweep_dir: Path, meta: dict[str, Any], stopped: Sequence[Trial]
+) -> list[tuple[int, str | None, str]]:
+    """The jobs of trials stopped early that the sweeper's stop ended (it cancels every job it tracks,
+    these too); those still running are left to kill_sweep, which cancels them."""
+    running = _jobs_running(meta, [str(t.job_id) for t in stopped])
+    ended = [t for t in stopped if str(t.job_id) not in running]
+    return [(t.number, t.job_id, f"{_stopped_job(sweep_dir, t)}: cancelled by the sweeper") for t in ended]
 
 
 def _named_holder(lock: SweepLock, wait_s: float = 2.0) -> tuple[int, str] | None:
