@@ -173,8 +173,7 @@ def _status(args: argparse.Namespace) -> int:
     )
     if meta.get("step_budget") is not None:  # the budget a sweep with early stopping ends on, often
         _out(f"Steps:       {sum(last_steps.values())}/{meta['step_budget']} reported (early_stopping.step_budget)")
-    # A spent budget ends the sweep only once a sweeper wrapped it up; one killed before that left work for a resume.
-    why_ended = _budget_spent(meta, budget, spent, last_steps) if _wrapped_up(Path(args.sweep_dir), trials) else None
+    why_ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps)
     queued_driver = f"Slurm job {record['job_id']}, is {driver_state.lower()}" if record and driver_state else None
     _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, why_ended, queued_driver)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
@@ -190,7 +189,8 @@ def _status(args: argparse.Namespace) -> int:
         _out(f"Pareto set:  {len(summary.best)} trials: {', '.join(f'#{t.number}' for t in summary.best)}")
     else:
         cheap_only = summary.completed and meta["identity"].get("tasks")
-        _out("Best:        " + ("no trial of the full task completed yet" if cheap_only else "no completed trial yet"))
+        none = "no trial of the full task completed" if cheap_only else "no completed trial"
+        _out(f"Best:        {none}{'' if why_ended else ' yet'}")
     running = [t for t in trials if t.state in (PENDING, RUNNING)]
     if running:
         _out("Running:" if not (lost or unread) else "Unfinished:")
@@ -303,6 +303,16 @@ def _budget_spent(meta: Mapping[str, Any], budget: int, spent: float, last_steps
     return None
 
 
+def _why_ended(
+    sweep_dir: Path, meta: Mapping[str, Any], trials: Sequence[Trial], last_steps: Mapping[int, int]
+) -> str | None:
+    """Which spent budget ended the sweep (None: it has not ended). Only once a sweeper wrapped the
+    sweep up: one killed before that left work for a resume."""
+    if not _wrapped_up(sweep_dir, trials):
+        return None
+    return _budget_spent(meta, int(meta.get("observation_budget", 0)), budget_spent(meta, trials), last_steps)
+
+
 def _wrapped_up(sweep_dir: Path, trials: Sequence[Trial]) -> bool:
     """Whether the last sweeper wrapped the sweep up: no trial is unfinished in the journal (running,
     its result unread, lost with the sweeper) and the result files show every trial as the journal
@@ -366,7 +376,8 @@ def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequen
 
 def _best(args: argparse.Namespace) -> int:
     with open_journal(args.sweep_dir) as journal:
-        doc = results_document(journal.meta(), journal.trials())
+        meta, trials, last_steps = journal.meta(), journal.trials(), journal.reports.last_steps()
+    doc = results_document(meta, trials)
     if doc.get("best_overrides"):
         _out(doc["best_overrides"])
         return 0
@@ -375,7 +386,8 @@ def _best(args: argparse.Namespace) -> int:
             values = " ".join(f"{k}={_fmt(v)}" for k, v in s["values"].items())
             _out(f"{s['overrides']}    # trial #{s['trial']}: {values}")
         return 0
-    print(f"{no_best(doc)} yet.", file=sys.stderr)
+    ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps) is not None
+    print(f"{no_best(doc)}{'' if ended else ' yet'}.", file=sys.stderr)
     return 1
 
 

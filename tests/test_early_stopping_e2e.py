@@ -502,6 +502,16 @@ def _status(sweep_dir: Path) -> str:
     return done.stdout
 
 
+def test_the_last_progress_line_of_a_finished_sweep_estimates_no_time_left(workdir: Path) -> None:
+    """The trial budget spent before the step budget: the sweep's last line said "3/3 trials done,
+    36/1000 steps reported, 0 running, ..., ~1m33s left" (the steps' estimate)."""
+    overrides = ("hydra.sweeper.observation_budget=3", "hydra.sweeper.early_stopping.rule=none")
+    run = run_example(workdir, *overrides, "hydra.sweeper.early_stopping.step_budget=1000", app=EPOCHS_APP).assert_ok()
+    last = [line for line in run.output.splitlines() if "Progress:" in line][-1]
+    assert "3/3 trials done" in last and "0 running" in last, last
+    assert " left" not in last, last
+
+
 def test_a_step_budget_on_an_app_that_never_reports_is_said_once(workdir: Path) -> None:
     """The example app does not call report(): with a step budget (and observation_budget set high
     for it, as the README advises) the sweep ran every trial in full, without a word."""
