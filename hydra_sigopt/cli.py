@@ -8,6 +8,7 @@ The original Sigopt-Hyperopt tool's commands map here: ``start`` is the Hydra ap
 from __future__ import annotations
 
 import argparse
+import csv
 import errno
 import os
 import signal
@@ -38,7 +39,10 @@ from hydra_sigopt.journal import (
 from hydra_sigopt.observations import suggestions_in_use
 from hydra_sigopt.processes import job_result_file, local_job_running
 from hydra_sigopt.progress import format_duration
+from hydra_sigopt.report_files import stop_seen, trial_folder, trials_root
 from hydra_sigopt.reports import (
+    RESULTS_NAME,
+    TRIALS_NAME,
     budget_spent,
     cheaper_tasks,
     metrics_from_meta,
@@ -49,7 +53,7 @@ from hydra_sigopt.reports import (
     summarize,
     swept_overrides,
 )
-from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states
+from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states, slurm_jobs_not_ending
 
 if TYPE_CHECKING:
     from hydra_sigopt.backends import Backend
@@ -169,9 +173,9 @@ def _status(args: argparse.Namespace) -> int:
     )
     if meta.get("step_budget") is not None:  # the budget a sweep with early stopping ends on, often
         _out(f"Steps:       {sum(last_steps.values())}/{meta['step_budget']} reported (early_stopping.step_budget)")
-    why_ended = _budget_spent(meta, budget, spent, last_steps)
+    why_ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps)
     queued_driver = f"Slurm job {record['job_id']}, is {driver_state.lower()}" if record and driver_state else None
-    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, live, why_ended, queued_driver)}")
+    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, why_ended, queued_driver)}")
     _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = shared_overrides(meta)
@@ -185,7 +189,8 @@ def _status(args: argparse.Namespace) -> int:
         _out(f"Pareto set:  {len(summary.best)} trials: {', '.join(f'#{t.number}' for t in summary.best)}")
     else:
         cheap_only = summary.completed and meta["identity"].get("tasks")
-        _out("Best:        " + ("no trial of the full task completed yet" if cheap_only else "no completed trial yet"))
+        none = "no trial of the full task completed" if cheap_only else "no completed trial"
+        _out(f"Best:        {none}{'' if why_ended else ' yet'}")
     running = [t for t in trials if t.state in (PENDING, RUNNING)]
     if running:
         _out("Running:" if not (lost or unread) else "Unfinished:")
@@ -298,16 +303,44 @@ def _budget_spent(meta: Mapping[str, Any], budget: int, spent: float, last_steps
     return None
 
 
+def _why_ended(
+    sweep_dir: Path, meta: Mapping[str, Any], trials: Sequence[Trial], last_steps: Mapping[int, int]
+) -> str | None:
+    """Which spent budget ended the sweep (None: it has not ended). Only once a sweeper wrapped the
+    sweep up: one killed before that left work for a resume."""
+    if not _wrapped_up(sweep_dir, trials):
+        return None
+    return _budget_spent(meta, int(meta.get("observation_budget", 0)), budget_spent(meta, trials), last_steps)
+
+
+def _wrapped_up(sweep_dir: Path, trials: Sequence[Trial]) -> bool:
+    """Whether the last sweeper wrapped the sweep up: no trial is unfinished in the journal (running,
+    its result unread, lost with the sweeper) and the result files show every trial as the journal
+    does. A sweeper killed before its wrap-up left that to a resume, which records and writes them."""
+    if any(t.state in (PENDING, RUNNING) for t in trials) or not (sweep_dir / RESULTS_NAME).is_file():
+        return False
+    return _states_in_trials_csv(sweep_dir) == {str(t.number): t.state for t in trials}
+
+
+def _states_in_trials_csv(sweep_dir: Path) -> dict[str, str] | None:
+    """Each trial's state as ``trials.csv`` shows it (None: no such file, or unreadable)."""
+    try:
+        with open(sweep_dir / TRIALS_NAME, newline="", encoding="utf-8") as f:
+            return {row["number"]: row["state"] for row in csv.DictReader(f)}
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+        return None
+
+
 def _sweeper(
     sweep_dir: Path,
     holder: tuple[int, str] | None,
     unknown: str | None,
-    live: bool,
     spent: str | None,
     driver_job: str | None,
 ) -> str:
-    """Whether a sweeper runs this sweep (the lock's holder), else how to resume it. ``driver_job``:
-    the sweep's driver job and its state while Slurm's queue holds it (requeued, it resumes the sweep)."""
+    """Whether a sweeper runs this sweep (the lock's holder), else how to resume it. ``spent``: the
+    budget that ended a sweep wrapped up (None: it did not end). ``driver_job``: the sweep's driver
+    job and its state while Slurm's queue holds it (requeued, it resumes the sweep)."""
     if unknown is not None:
         return f"unknown (the lock file cannot be opened: {unknown})"
     if holder is not None:
@@ -315,7 +348,7 @@ def _sweeper(
         if pid <= 0:
             return "starting (it holds the lock and has not written its pid yet)"
         return f"pid {pid}" + (f" on {host}" if host else "")
-    if not live and spent is not None:
+    if spent is not None:
         return f"not running ({spent})"
     if driver_job is not None:
         return f"not running: its driver, {driver_job}; it runs the sweep once it starts (hydra-sigopt kill stops both)"
@@ -343,7 +376,8 @@ def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequen
 
 def _best(args: argparse.Namespace) -> int:
     with open_journal(args.sweep_dir) as journal:
-        doc = results_document(journal.meta(), journal.trials())
+        meta, trials, last_steps = journal.meta(), journal.trials(), journal.reports.last_steps()
+    doc = results_document(meta, trials)
     if doc.get("best_overrides"):
         _out(doc["best_overrides"])
         return 0
@@ -352,7 +386,8 @@ def _best(args: argparse.Namespace) -> int:
             values = " ".join(f"{k}={_fmt(v)}" for k, v in s["values"].items())
             _out(f"{s['overrides']}    # trial #{s['trial']}: {values}")
         return 0
-    print(f"{no_best(doc)} yet.", file=sys.stderr)
+    ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps) is not None
+    print(f"{no_best(doc)}{'' if ended else ' yet'}.", file=sys.stderr)
     return 1
 
 
@@ -478,16 +513,36 @@ def kill_sweep(
         meta = journal.meta()
         for t in journal.trials([PENDING, RUNNING]):
             done.append((t.number, t.job_id, _cancel_trial(journal, meta, t)))
-        for t in journal.trials([STOPPED]):
-            # Stopped early, its job runs on to its next report, which may be an hour of GPU away.
-            if t.job_id and not _wrote_result(meta, t.job_id) and str(meta.get("launcher", "")) in ("local", "slurm"):
-                what, _ = _cancel_job(str(meta["launcher"]), t.job_id, meta.get("submitit_folder"))
-                if what != "already gone":
-                    done.append((t.number, t.job_id, f"stopped early, its job ran on to its next report: {what}"))
+        listed = {number for number, _, _ in done}
+        for t in _stopped_jobs_running(meta, [t for t in journal.trials([STOPPED]) if t.number not in listed]):
+            # Its next report may be an hour of GPU away, and an app may swallow TrialStopped and train on.
+            what, _ = _cancel_job(str(meta["launcher"]), str(t.job_id), meta.get("submitit_folder"))
+            done.append((t.number, t.job_id, f"{_stopped_job(sweep_dir, t)}: {what}"))
         in_use = suggestions_in_use(journal.trials())
     if release_suggestions and not sweeper_was_live:  # a live sweeper releases them in its own wrap-up
         _release_open_suggestions(meta, in_use)
     return done
+
+
+def _stopped_jobs_running(meta: dict[str, Any], stopped: Sequence[Trial]) -> list[Trial]:
+    """Those of these trials stopped early whose job still runs (it has not ended with a result)."""
+    with_jobs = [t for t in stopped if t.job_id and not _wrote_result(meta, t.job_id)]
+    running = _jobs_running(meta, [str(t.job_id) for t in with_jobs])
+    return [t for t in with_jobs if str(t.job_id) in running]
+
+
+def _jobs_running(meta: dict[str, Any], job_ids: Sequence[str]) -> set[str]:
+    """Those of these jobs of the sweep a cancel still has to end (none off submitit)."""
+    if meta.get("launcher") == "local":
+        return {j for j in job_ids if local_job_running(j, meta.get("submitit_folder"))}
+    return set(slurm_jobs_not_ending(job_ids)) if meta.get("launcher") == "slurm" and job_ids else set()
+
+
+def _stopped_job(sweep_dir: Path, trial: Trial) -> str:
+    """What the job of a trial stopped early was doing: it learns of the stop at its next report."""
+    if stop_seen(trial_folder(trials_root(sweep_dir), trial.number)):
+        return "stopped early; its job was still running after TrialStopped (saving a checkpoint, or training on)"
+    return "stopped early; its job was still running on to its next report, where it learns of the stop"
 
 
 def _release_open_suggestions(meta: dict[str, Any], in_use: Sequence[str]) -> None:
@@ -534,7 +589,9 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
             f"the sweeper of this sweep runs on host {host} (pid {pid}); run hydra-sigopt kill there"
         )
     with open_journal(sweep_dir) as journal:
+        meta = journal.meta()
         running = [t.number for t in journal.trials([PENDING, RUNNING])]
+        stopped = _stopped_jobs_running(meta, journal.trials([STOPPED]))
     _out(f"Stopping the sweeper (pid {pid}); it cancels its own jobs and writes its results")
     try:
         os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
@@ -544,11 +601,22 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
     cancelled_here = _cancel_what_it_left(sweep_dir, running) if killed else {}
     with open_journal(sweep_dir) as journal:
         after = [journal.trial(n) for n in running]
-    return [
+    did = [
         (t.number, t.job_id, cancelled_here.get(t.number, _SWEEPER_DID[t.state]))
         for t in after
         if t.state in _SWEEPER_DID
     ]
+    return did + ([] if killed else _stopped_jobs_it_ended(sweep_dir, meta, stopped))
+
+
+def _stopped_jobs_it_ended(
+    sweep_dir: Path, meta: dict[str, Any], stopped: Sequence[Trial]
+) -> list[tuple[int, str | None, str]]:
+    """The jobs of trials stopped early that the sweeper's stop ended (it cancels every job it tracks,
+    these too); those still running are left to kill_sweep, which cancels them."""
+    running = _jobs_running(meta, [str(t.job_id) for t in stopped])
+    ended = [t for t in stopped if str(t.job_id) not in running]
+    return [(t.number, t.job_id, f"{_stopped_job(sweep_dir, t)}: cancelled by the sweeper") for t in ended]
 
 
 def _named_holder(lock: SweepLock, wait_s: float = 2.0) -> tuple[int, str] | None:

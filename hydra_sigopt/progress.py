@@ -54,8 +54,11 @@ class Progress:
     done_at_start: int = 0
     #: Trials a resumed sweep re-attached to: they ran before it, so they leave the rate out.
     carried_over: frozenset[int] = frozenset()
+    #: The sweep has ended (its last line): nothing is left to run, whatever the budgets say (a grid run through).
+    ended: bool = False
     _last_log: float = 0.0
     _dirty: bool = True
+    _estimate_shown: bool = False
 
     def __post_init__(self) -> None:
         now = self.clock()
@@ -125,7 +128,10 @@ class Progress:
 
     def _time_left(self, now: float) -> float | None:
         """At the rate since this process took over, until the first budget to be spent; None
-        without a rate, or once the steps are spent (the running trials stop at their next report)."""
+        without a rate, once the sweep has ended, or once a budget is spent (the trials': nothing is
+        left to run; the steps': the running trials stop at their next report)."""
+        if self.ended or self.spent >= self.budget - 1e-9:
+            return None
         took = now - self.resumed
         estimates = [_left(took, self.spent - self.spent_at_start, self.budget - self.spent)]
         if self.step_budget is not None:
@@ -138,13 +144,15 @@ class Progress:
 
     def log_last(self) -> None:
         """The sweep's last line, unless the line logged last already says it all."""
-        if self._dirty:
+        self.ended = True
+        if self._dirty or self._estimate_shown:  # it estimated a time left, which an ended sweep has not
             self.maybe_log(force=True)
 
     def maybe_log(self, force: bool = False) -> None:
         now = self.clock()
         if force or (self._dirty and now - self._last_log >= self.interval):
             log.info(self.line())
+            self._estimate_shown = self._time_left(now) is not None
             self._last_log = now
             self._dirty = False
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EPOCHS_APP, EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example
+from small_apps import write_app
 
 from hydra_sigopt.cli import main
 from hydra_sigopt.journal import JOURNAL_NAME, Journal
@@ -284,10 +285,71 @@ def test_kill_cancels_the_jobs_of_trials_stopped_early_that_run_on_to_their_next
             proc.kill()
     assert code == 0
     for number, job_id in jobs.items():
-        assert f"trial #{number} job {job_id}: stopped early, its job ran on to its next report: cancelled" in out, out
+        on_to_its_next_report = "its job was still running on to its next report, where it learns of the stop"
+        assert f"trial #{number} job {job_id}: stopped early; {on_to_its_next_report}: cancelled" in out, out
     assert not any(pid_running(j) for j in jobs.values())
     with Journal.open(sweep_dir, readonly=True) as journal:
         assert {t.state for t in journal.trials()} == {"stopped"}  # still stopped: its reports are its result
+
+
+#: Trial #0 reports every 0.2 s and spends the step budget (3) at once; stopped, it catches TrialStopped
+#: and saves a checkpoint for 8 s. Trial #1 is still in its first epoch (30 s) throughout.
+SAVES_A_CHECKPOINT_WHEN_STOPPED = """\
+import time
+from hydra_sigopt import TrialStopped, report
+
+try:
+    for epoch in range(1, 41):
+        time.sleep(30 if job_num() == 1 else 0.2)
+        report(epoch, value=cfg.x)
+except TrialStopped:
+    time.sleep(8)  # saving a checkpoint
+    raise
+return cfg.x
+"""
+SAVING_OVERRIDES = (
+    "hydra.sweeper.observation_budget=2",
+    "hydra.sweeper.parallel_bandwidth=2",
+    "hydra.sweeper.warm_jobs=0",
+    "hydra.sweeper.early_stopping={rule: none, step_budget: 3, stop_grace_s: 30}",
+)
+
+
+def kill_while_a_stopped_trial_saves(tmp_path: Path, launcher: tuple[str, ...]) -> tuple[str, dict[int, str]]:
+    """``hydra-sigopt kill`` 1 s after trial #0, stopped, began saving its checkpoint; its output,
+    and the trials' job ids."""
+    from hydra_sigopt.report_files import stop_seen, trial_folder, trials_root
+
+    app = write_app(tmp_path, SAVES_A_CHECKPOINT_WHEN_STOPPED, budget=2)
+    proc, sweep_dir = start_example(tmp_path, *launcher, *SAVING_OVERRIDES, app=app)
+    try:
+        deadline = time.time() + 300
+        while not stop_seen(trial_folder(trials_root(sweep_dir), 0)):
+            assert time.time() < deadline and proc.poll() is None, "trial #0 never learnt of its stop"
+            time.sleep(0.1)
+        with Journal.open(sweep_dir, readonly=True) as journal:
+            jobs = {t.number: str(t.job_id) for t in journal.trials()}
+        time.sleep(1)
+        done = subprocess.run(
+            [sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True, text=True
+        )
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert done.returncode == 0, done.stderr
+    return done.stdout, jobs
+
+
+def test_kill_lists_the_job_of_a_stopped_trial_still_saving_its_checkpoint(tmp_path: Path) -> None:
+    """The sweeper's stop cancelled the job of a stopped trial still saving its checkpoint after
+    TrialStopped ("Running trials were cancelled: [0, 1]" in its log), but kill listed trial #1 only."""
+    out, jobs = kill_while_a_stopped_trial_saves(tmp_path, SUBMITIT_LOCAL)
+    saving = "stopped early; its job was still running after TrialStopped (saving a checkpoint, or training on)"
+    assert f"trial #0 job {jobs[0]}: {saving}: cancelled by the sweeper" in out, out
+    assert f"trial #1 job {jobs[1]}: cancelled by the sweeper" in out, out
+    assert "2 trials were running; each is listed above." in out, out
+    assert not any(pid_running(j) for j in jobs.values())
 
 
 def _stopped(sweep_dir: Path) -> set[int]:
@@ -485,3 +547,23 @@ def test_continue_run_of_a_sweep_without_its_command_is_refused_not_run(
     code, _, err = cli(capsys, "continue", str(tmp_path), "--run")
     assert execs == [] and code != 0
     assert "journal does not record its command" in err and "Traceback" not in err, err
+
+
+def test_status_of_a_sweep_killed_after_its_last_trial_before_its_wrap_up_says_to_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The trial-count budget: killed after the last trial's result was posted, before the wrap-up
+    wrote trials.csv and optimization_results.yaml, status said "not running (the budget is spent)"."""
+    from hydra_sigopt.crashpoints import ENV_VAR
+
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=2", env={ENV_VAR: "after_observe:2"})
+    assert run.proc.returncode == -signal.SIGKILL
+    _, out, _ = cli(capsys, "status", str(run.sweep_dir))
+    assert "2/2 done" in out, out
+    assert f"Sweeper:     not running — resume with: hydra-sigopt continue {run.sweep_dir} --run" in out, out
+    cli_path = Path(sys.executable).with_name("hydra-sigopt")  # --run becomes the sweeper: not in this process
+    done = subprocess.run([str(cli_path), "continue", str(run.sweep_dir), "--run"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (run.sweep_dir / "trials.csv").exists() and (run.sweep_dir / "optimization_results.yaml").exists()
+    _, out, _ = cli(capsys, "status", str(run.sweep_dir))
+    assert "Sweeper:     not running (the budget is spent)" in out, out

@@ -454,6 +454,64 @@ def test_status_says_a_spent_step_budget_ended_the_sweep(workdir: Path) -> None:
     assert f"Steps:       {steps}/5 reported (early_stopping.step_budget)" in status.stdout, status.stdout
 
 
+def test_status_of_a_sweep_killed_as_its_step_budget_was_spent_says_to_resume(workdir: Path) -> None:
+    """Killed (kill -9) right after the step budget stopped a trial, before the sweep's wrap-up: status
+    said "not running (early_stopping.step_budget=30 is spent)", no resume advised, while a trial's
+    result was unread and neither trials.csv nor optimization_results.yaml was written."""
+    from hydra_sigopt.processes import pid_running
+
+    overrides = (
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.parallel_bandwidth=4",
+        "hydra.sweeper.early_stopping={rule: asha, min_step: 1, max_step: 9, reduction_factor: 3, step_budget: 30}",
+        "epochs=9",
+        "epoch_sleep_s=0.4",
+    )
+    proc, sweep_dir = start_example(workdir, *overrides, app=EPOCHS_APP)
+    try:
+        assert proc.stdout is not None
+        said = next((line for line in proc.stdout if "(early_stopping.step_budget=30 is spent)" in line), None)
+        assert said is not None and "stopped early at step" in said
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        jobs = [str(t.job_id) for t in journal.trials() if t.job_id]
+    wait_for(lambda: not any(pid_running(job) for job in jobs), "every job of the sweep ended")
+    status = _status(sweep_dir)
+    assert f"Sweeper:     not running — resume with: hydra-sigopt continue {sweep_dir} --run" in status, status
+    assert not (sweep_dir / "trials.csv").exists()
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "continue", str(sweep_dir), "--run"], capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (sweep_dir / "trials.csv").exists() and (sweep_dir / "optimization_results.yaml").exists()
+    status = _status(sweep_dir)
+    assert "Sweeper:     not running (early_stopping.step_budget=30 is spent)" in status, status
+    assert " 0 running" in status and "resume" not in status, status
+
+
+def _status(sweep_dir: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_last_progress_line_of_a_finished_sweep_estimates_no_time_left(workdir: Path) -> None:
+    """The trial budget spent before the step budget: the sweep's last line said "3/3 trials done,
+    36/1000 steps reported, 0 running, ..., ~1m33s left" (the steps' estimate)."""
+    overrides = ("hydra.sweeper.observation_budget=3", "hydra.sweeper.early_stopping.rule=none")
+    run = run_example(workdir, *overrides, "hydra.sweeper.early_stopping.step_budget=1000", app=EPOCHS_APP).assert_ok()
+    last = [line for line in run.output.splitlines() if "Progress:" in line][-1]
+    assert "3/3 trials done" in last and "0 running" in last, last
+    assert " left" not in last, last
+
+
 def test_a_step_budget_on_an_app_that_never_reports_is_said_once(workdir: Path) -> None:
     """The example app does not call report(): with a step budget (and observation_budget set high
     for it, as the README advises) the sweep ran every trial in full, without a word."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import run_example
 from small_apps import write_app
+from test_cli import kill_while_a_stopped_trial_saves
 from test_early_stopping_e2e import (
     EPOCHS,
     EPOCHS_APP,
@@ -62,3 +63,13 @@ def test_a_stopped_trial_whose_app_swallows_the_stop_is_cancelled(tmp_path: Path
     run = run_example(tmp_path, *SLURM, "hydra.launcher.timeout_min=10", *OVERRIDES, app=app, timeout=900)
     run.assert_ok()
     check_jobs_cancelled_soon_after_their_stop(run.sweep_dir, run.output, run.trials)
+
+
+def test_kill_says_what_the_job_of_a_stopped_trial_still_saving_its_checkpoint_was_doing(tmp_path: Path) -> None:
+    """Listed as "stopped early, its job ran on to its next report: cancelled": it had learnt of its
+    stop, and the sweeper's stop had cancelled it while it saved its checkpoint."""
+    out, jobs = kill_while_a_stopped_trial_saves(tmp_path, (*SLURM, "hydra.launcher.timeout_min=10"))
+    saving = "stopped early; its job was still running after TrialStopped (saving a checkpoint, or training on)"
+    assert f"trial #0 job {jobs[0]}: {saving}: cancelled by the sweeper" in out, out
+    assert f"trial #1 job {jobs[1]}: cancelled by the sweeper" in out, out
+    assert "2 trials were running; each is listed above." in out, out

@@ -261,3 +261,20 @@ def test_a_cheaper_task_without_its_last_step_is_refused_with_early_stopping(wor
     assert done.proc.returncode != 0
     assert "hydra.sweeper.tasks[0].max_step: " in done.proc.stderr, done.proc.stderr[-2000:]
     assert "Traceback" not in done.proc.stderr and not (workdir / "sweep").exists()
+
+
+def test_best_of_a_finished_sweep_where_no_full_task_trial_completed_does_not_say_yet(workdir: Path) -> None:
+    """best said "No trial of the full task completed (2 of cheaper tasks did; those are never the
+    best) yet." of a sweep whose budget was spent and wrapped up: no trial is left to complete."""
+    tasks = "[{name:short,cost:0.25,overrides:{cv_folds:2}},{name:full,cost:1,overrides:{fail_mode:raise}}]"
+    overrides = ("hydra.sweeper.observation_budget=2", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.seed=3")
+    run = run_example(workdir, f"hydra.sweeper.tasks={tasks}", *overrides).assert_ok()
+    completed = [t["task"] for t in run.trials if t["state"] == "completed"]
+    assert completed and set(completed) == {"short"}, run.trials
+    hydra_sigopt = [sys.executable, "-m", "hydra_sigopt.cli"]
+    best = subprocess.run([*hydra_sigopt, "best", str(run.sweep_dir)], capture_output=True, text=True)
+    assert best.returncode == 1
+    said = f"No trial of the full task completed ({len(completed)} of cheaper tasks did; those are never the best)."
+    assert best.stderr.strip() == said, best.stderr
+    status = subprocess.run([*hydra_sigopt, "status", str(run.sweep_dir)], capture_output=True, text=True)
+    assert "Best:        no trial of the full task completed\n" in status.stdout, status.stdout

@@ -135,6 +135,14 @@ def slurm_jobs_not_ended(job_ids: Sequence[str], run: Run = subprocess.run) -> l
     return [j for j in job_ids if j in states and states[j][0] not in ENDED_STATES]
 
 
+def slurm_jobs_not_ending(job_ids: Sequence[str], run: Run = subprocess.run) -> list[str]:
+    """Those of these jobs that are not over and not being ended either (COMPLETING: cancelled or
+    done, Slurm ends its processes): those a cancel still has to end; all when the queue cannot be asked."""
+    not_ended = slurm_jobs_not_ended(job_ids, run)
+    states = queue_states(not_ended, run) if not_ended else {}
+    return [j for j in not_ended if states.get(j, ("",))[0] != "COMPLETING"]
+
+
 def sacct_end(job_id: str, run: Run = subprocess.run) -> tuple[str, str] | None:
     """How Slurm's accounting says a job ended: (state, exit code as ``code:signal``), if it knows."""
     done = _run_command(run, ["sacct", "-n", "-X", "-j", str(job_id), "-o", "State,ExitCode", "--parsable2"])
