@@ -144,10 +144,12 @@ class EarlyStopping:
         return self._task_of[number]
 
     def _peers(self, number: int) -> dict[int, dict[int, float]]:
-        """The curves trial ``number`` is judged against: its task's trials'. A cheaper task's trial
-        is ahead of a full training at the same step wherever the schedule follows the epochs (a
-        learning rate annealed over them): its last reports filled the full task's rungs, and a
-        sweep stopped every full training, ending with no result."""
+        """The curves trial ``number`` is judged against: its task's trials' (``compare_tasks:
+        apart``). A cheaper task's trial is ahead of a full training at the same step wherever the
+        schedule follows the epochs (a learning rate annealed over them): judged together, a
+        tester's sweep stopped every full training and ended with no result."""
+        if self.rule.compare_tasks == "together":
+            return self._curves
         task = self._task(number)
         return {n: curve for n, curve in self._curves.items() if self._task(n) == task}
 

@@ -16,7 +16,7 @@ from hydra_sigopt.metrics import Metric, is_finite_number, parse_metrics
 from hydra_sigopt.overrides import bare_key
 from hydra_sigopt.snapshot import SNAPSHOT_MODES
 from hydra_sigopt.space import build_space
-from hydra_sigopt.stop_rules import RULES, STOPPED_OBSERVATIONS, StopRule
+from hydra_sigopt.stop_rules import RULES, STOPPED_OBSERVATIONS, TASK_COMPARISONS, StopRule
 from hydra_sigopt.tasks import check_last_steps, parse_tasks
 from hydra_sigopt.validation import check_experiment_name, check_space
 
@@ -194,6 +194,7 @@ EARLY_STOPPING_DEFAULTS: dict[str, Any] = {
     "step_budget": None,
     "observe_stopped": "last_value",
     "stop_grace_s": 60,
+    "compare_tasks": "apart",
 }
 
 
@@ -225,8 +226,19 @@ def parse_early_stopping(raw: Any, metrics: Sequence[Metric]) -> StopRule:
     if not is_finite_number(grace) or grace < 0:
         raise ConfigError("early_stopping.stop_grace_s", f"expected a number of seconds >= 0, got {grace!r}")
     minimize = metric.objective == "minimize"
+    key = "early_stopping.compare_tasks"
+    compare_tasks = _choice({key: settings["compare_tasks"]}, key, "apart", TASK_COMPARISONS)
     return StopRule(
-        rule, metric.name, minimize, min_step, max_step, float(factor), step_budget, observe_stopped, float(grace)
+        rule,
+        metric.name,
+        minimize,
+        min_step,
+        max_step,
+        float(factor),
+        step_budget,
+        observe_stopped,
+        float(grace),
+        compare_tasks,
     )
 
 

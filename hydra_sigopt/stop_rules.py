@@ -26,6 +26,8 @@ from dataclasses import dataclass
 RULES = ("none", "median", "asha")
 #: What the engine learns from a stopped trial: its last reported values, or a failed observation.
 STOPPED_OBSERVATIONS = ("last_value", "failed")
+#: With tasks: a trial judged against its own task's trials only, or against every task's.
+TASK_COMPARISONS = ("apart", "together")
 #: ``median``: reports of at least this many other trials at a step before it judges there.
 MIN_TRIALS_AT_STEP = 3
 
@@ -51,6 +53,9 @@ class StopRule:
     #: Seconds a stopped trial's job may run on after its next report was due (to save a
     #: checkpoint) before the sweeper cancels it to free its slot.
     stop_grace_s: float = 60.0
+    #: With tasks (:data:`TASK_COMPARISONS`): ``together`` when a cheaper task only cuts the same
+    #: training short (a step means the same in every task), else ``apart``.
+    compare_tasks: str = "apart"
 
     @property
     def active(self) -> bool:

@@ -343,6 +343,24 @@ def test_a_full_training_is_judged_against_full_trainings_not_a_cheaper_task_s(t
     assert states == {0: "running", 1: "running", 2: "running", 3: "running", 4: "running", 5: "stopped", 6: "running"}
 
 
+def test_compare_tasks_together_judges_a_trial_against_every_task_s(tmp_path: Path) -> None:
+    """For tasks that only cut the same training short (a step means the same in each): a short
+    trial's reports then count at the full task's rungs, and a full training behind them is stopped."""
+    root = tmp_path / "reports"
+    rule = StopRule("asha", "loss", minimize=True, min_step=1, max_step=9, reduction_factor=3)
+    rule = dataclasses.replace(rule, compare_tasks="together")
+    tasks = (Task("short", 0.2, ("epochs=3",), max_step=3), Task("full", 1.0))
+    with Journal.create(tmp_path, META) as journal:
+        for n, task in enumerate(["short", "short", "full"]):
+            journal.add_trial(n, f"s{n}", {"x": n}, [f"x={n}"], task=task)
+            journal.mark_running([n], [str(100 + n)])
+        early = EarlyStopping(rule, journal, root, LOSS, tasks=tasks)
+        for n, losses in ((0, [0.3, 0.2, 0.1]), (1, [0.3, 0.2, 0.1]), (2, [0.9])):
+            write_reports(root, n, losses)
+            early.poll([n])
+        assert [t.state for t in journal.trials()] == ["running", "running", "stopped"]
+
+
 @pytest.mark.parametrize("earlier_attempt", [False, True])
 def test_a_spawned_worker_counts_on_from_this_runs_reports_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, earlier_attempt: bool

@@ -95,7 +95,7 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
             {"early_stopping": {"rule": "asha", "grace_period": 2}},
             "early_stopping.grace_period",
             "unknown setting; valid settings are ['rule', 'metric', 'min_step', 'max_step', 'reduction_factor', "
-            "'step_budget', 'observe_stopped', 'stop_grace_s']",
+            "'step_budget', 'observe_stopped', 'stop_grace_s', 'compare_tasks']",
             id="es-unknown",
         ),
         pytest.param(
@@ -184,6 +184,12 @@ BASE: dict[str, Any] = {"params": {"lr": "interval(0,1)"}}
             "early_stopping.stop_grace_s",
             "expected a number of seconds >= 0, got '1m'",
             id="es-stop-grace-text",
+        ),
+        pytest.param(
+            {"early_stopping": {"rule": "asha", "compare_tasks": "pooled"}},
+            "early_stopping.compare_tasks",
+            "got 'pooled'; valid values are ['apart', 'together']",
+            id="es-compare-tasks",
         ),
     ],
 )

@@ -52,6 +52,10 @@ class EarlyStoppingConf:
     # on TrialStopped) before the sweeper cancels it: an app that swallows TrialStopped, or a
     # process of the trial that hangs, must not hold the slot to the end of its training.
     stop_grace_s: float = 60
+    # With tasks: judge a trial against its own task's trials only (apart), or against every task's
+    # (together: right only when a cheaper task cuts the same training short, with a schedule that
+    # does not follow the epochs; a short trial annealed over fewer epochs is ahead at any step).
+    compare_tasks: str = "apart"
 
 
 SWEEPER_TARGET = "hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper.SigOptSweeper"
