@@ -316,7 +316,8 @@ def main() -> int:
     seeds = [0] if quick else list(range(args.seeds or 10))
     full = 3 if quick else (args.full or 20)
     # The README's figures come from the default full run; a smaller one is published beside it.
-    contenders = [c for c in CONTENDERS if c in (args.contenders or CONTENDERS)]
+    # The full sweep is the reference of the shares of R: a part is measured against it too.
+    contenders = [c for c in CONTENDERS if c in (args.contenders or CONTENDERS) or c == "sigopt_full"]
     standard = not args.seeds and not args.problems and not args.full and not args.contenders
     standard = standard and args.step_seconds is None
     part = "" if not args.contenders else "_part"
