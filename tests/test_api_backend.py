@@ -842,6 +842,26 @@ for step in range(1, 11):  # 10 steps of 0.3 s: each trial after the first is wo
 return float(job_num())
 """
 
+#: The api backend, 2 slots, ASHA over the 10 steps of SLOW_LEARNER.
+SLOW_LEARNER_ASHA = (
+    *SUBMITIT_LOCAL,
+    "hydra.sweeper.backend=api",
+    "hydra.sweeper.parallel_bandwidth=2",
+    "hydra.sweeper.early_stopping.rule=asha",
+    "hydra.sweeper.early_stopping.max_step=10",
+)
+
+
+def assert_each_trial_after_the_first_stopped_at_once(tmp_path: Path, api_env: dict[str, str]) -> None:
+    """A sweep of SLOW_LEARNER: the first trial completes, and each later one is stopped at step 1
+    and ends within a few more 0.3 s steps."""
+    app = write_app(tmp_path, SLOW_LEARNER, budget=5)
+    run = run_example(tmp_path, *SLOW_LEARNER_ASHA, "hydra.sweeper.api.timeout=30", env=api_env, app=app)
+    steps = {int(t["number"]): (t["state"], int(t["step"])) for t in run.assert_ok().trials}
+    assert steps[0] == ("completed", 10), steps
+    late = {n: step for n, (state, step) in steps.items() if n > 0 and (state != "stopped" or step > 4)}
+    assert not late, steps
+
 
 @pytest.mark.slow
 def test_a_stop_decision_does_not_wait_for_the_engines_next_suggestion(
@@ -854,22 +874,7 @@ def test_a_stop_decision_does_not_wait_for_the_engines_next_suggestion(
     suggestion of a few seconds would) and a trial 3 s: every trial after the first is worse than it
     at step 1, so ASHA stops each of them there, and it must end at its next report or soon after."""
     server.faults.add("POST", r"/v1/experiments/\d+/suggestions", ("slow", 4.0), times=None)
-    app = write_app(tmp_path, SLOW_LEARNER, budget=5)
-    run = run_example(
-        tmp_path,
-        *SUBMITIT_LOCAL,
-        "hydra.sweeper.backend=api",
-        "hydra.sweeper.parallel_bandwidth=2",
-        "hydra.sweeper.early_stopping.rule=asha",
-        "hydra.sweeper.early_stopping.max_step=10",
-        "hydra.sweeper.api.timeout=30",
-        env=api_env,
-        app=app,
-    ).assert_ok()
-    steps = {int(t["number"]): (t["state"], int(t["step"])) for t in run.trials}
-    assert steps[0] == ("completed", 10), steps
-    late = {n: step for n, (state, step) in steps.items() if n > 0 and (state != "stopped" or step > 4)}
-    assert not late, steps  # stopped at step 1, ended within a few more 0.3 s steps
+    assert_each_trial_after_the_first_stopped_at_once(tmp_path, api_env)
 
 
 @pytest.mark.slow
@@ -881,23 +886,23 @@ def test_a_stop_decision_does_not_wait_for_an_observation_to_be_posted(
     busy sigopt-server, a request retried through a lagging worker) let a trial the rule had
     condemned at step 1 train its whole 3 s meanwhile. Reports are read while a result is posted."""
     server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 4.0), times=None)
-    app = write_app(tmp_path, SLOW_LEARNER, budget=5)
-    run = run_example(
-        tmp_path,
-        *SUBMITIT_LOCAL,
-        "hydra.sweeper.backend=api",
-        "hydra.sweeper.parallel_bandwidth=2",
-        "hydra.sweeper.early_stopping.rule=asha",
-        "hydra.sweeper.early_stopping.max_step=10",
-        "hydra.sweeper.api.timeout=30",
-        env=api_env,
-        app=app,
-    ).assert_ok()
-    steps = {int(t["number"]): (t["state"], int(t["step"])) for t in run.trials}
-    assert steps[0] == ("completed", 10), steps
-    late = {n: step for n, (state, step) in steps.items() if n > 0 and (state != "stopped" or step > 4)}
-    assert not late, steps  # stopped at step 1, ended within a few more 0.3 s steps
+    assert_each_trial_after_the_first_stopped_at_once(tmp_path, api_env)
     assert len(server.requests_to("POST", r"/v1/experiments/\d+/observations")) == 5  # each posted once
+
+
+def interrupted_inside_the_first_post(
+    tmp_path: Path, server: SigOptTestServer, overrides: list[str], api_env: dict[str, str], app: Path
+) -> tuple[subprocess.Popen[str], Path]:
+    """The sweep started, and sent Ctrl-C half a second into its first post (which the server holds)."""
+    from conftest import start_example
+
+    proc, sweep_dir = start_example(tmp_path, *overrides, env=api_env, app=app)
+    deadline = time.time() + 120
+    while not server.requests_to("POST", r"/v1/experiments/\d+/observations") and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    return proc, sweep_dir
 
 
 @pytest.mark.slow
@@ -906,24 +911,12 @@ def test_a_sweep_interrupted_while_a_result_is_posted_aside_posts_each_result_on
 ) -> None:
     """The post above runs aside while reports are read: Ctrl-C during it (the server slow to answer)
     must neither lose that result nor post it twice, on this run or on the resumed one."""
-    from conftest import finish_example, start_example
+    from conftest import finish_example
 
     server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 3.0), times=None)
     app = write_app(tmp_path, SLOW_LEARNER, budget=5)
-    overrides = [
-        *SUBMITIT_LOCAL,
-        "hydra.sweeper.backend=api",
-        "hydra.sweeper.parallel_bandwidth=2",
-        "hydra.sweeper.early_stopping.rule=asha",
-        "hydra.sweeper.early_stopping.max_step=10",
-        "hydra.sweeper.api.timeout=30",
-    ]
-    proc, sweep_dir = start_example(tmp_path, *overrides, env=api_env, app=app)
-    deadline = time.time() + 120
-    while not server.requests_to("POST", r"/v1/experiments/\d+/observations") and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # inside the slow post
-    proc.send_signal(signal.SIGINT)
+    overrides = [*SLOW_LEARNER_ASHA, "hydra.sweeper.api.timeout=30"]
+    proc, sweep_dir = interrupted_inside_the_first_post(tmp_path, server, overrides, api_env, app)
     stopped = finish_example(proc, sweep_dir)
     assert stopped.proc.returncode != 0 and "Continue this sweep with" in stopped.output, stopped.output[-3000:]
     (eid,) = server.experiments
@@ -942,24 +935,12 @@ def test_a_sweep_interrupted_while_the_server_holds_a_post_exits_without_waiting
     """A review found it: the post running aside was a worker Python joins at exit, so a sweeper
     stopped (Ctrl-C, Slurm's SIGTERM) while the server held its post stayed up after its stop message
     until the post ended: minutes against a hung server, and `hydra-sigopt kill` then SIGKILLed it."""
-    from conftest import finish_example, start_example
+    from conftest import finish_example
 
     server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 90.0), times=1)
     app = write_app(tmp_path, SLOW_LEARNER, budget=5)
-    overrides = [
-        *SUBMITIT_LOCAL,
-        "hydra.sweeper.backend=api",
-        "hydra.sweeper.parallel_bandwidth=2",
-        "hydra.sweeper.early_stopping.rule=asha",
-        "hydra.sweeper.early_stopping.max_step=10",
-        "hydra.sweeper.api.timeout=120",
-    ]
-    proc, sweep_dir = start_example(tmp_path, *overrides, env=api_env, app=app)
-    deadline = time.time() + 120
-    while not server.requests_to("POST", r"/v1/experiments/\d+/observations") and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # inside the held post
-    proc.send_signal(signal.SIGINT)
+    overrides = [*SLOW_LEARNER_ASHA, "hydra.sweeper.api.timeout=120"]
+    proc, sweep_dir = interrupted_inside_the_first_post(tmp_path, server, overrides, api_env, app)
     interrupted_at = time.monotonic()
     stopped = finish_example(proc, sweep_dir, timeout=200)
     took = time.monotonic() - interrupted_at
