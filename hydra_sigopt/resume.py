@@ -40,6 +40,7 @@ from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.scheduler import Scheduler
 from hydra_sigopt.tasks import cost_of
+from hydra_sigopt.unsubmitted import never_submitted
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -395,6 +396,9 @@ class Resumption:
         return job_id
 
     def _why_lost(self, trial: Trial, same_launcher: bool) -> str:
+        refused = never_submitted(self.journal.meta(), trial)
+        if refused is not None:
+            return f"its job was never submitted (refused: {refused})"
         if trial.state == PENDING:
             return "its job never started (the sweeper stopped before submitting it)"
         if trial.job_id and same_launcher and self.runner.submitit_folder is not None:
