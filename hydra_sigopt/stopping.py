@@ -25,6 +25,15 @@ from hydra_sigopt.unsubmitted import set_aside_unsubmitted
 log = logging.getLogger("hydra_sigopt")
 
 
+def interrupted_while_starting(continue_command: str) -> SweepAbortedError:
+    """A Ctrl-C or SIGTERM while the sweep starts, before its loop: this run started no trial, and the
+    journal (if the sweep has one yet) is as the last run left it."""
+    started = "Interrupted while the sweep was starting; it started no trial"
+    message = f"{started}. Continue this sweep with: {continue_command}"
+    log.error("%s", message)
+    return SweepAbortedError(message)
+
+
 class Stopping:
     """The stop policy (``on_interrupt``, ``max_failure_rate``) carried out on the running trials."""
 
