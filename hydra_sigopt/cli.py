@@ -54,6 +54,7 @@ from hydra_sigopt.reports import (
     swept_overrides,
 )
 from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states, slurm_jobs_not_ending
+from hydra_sigopt.unsubmitted import never_submitted
 
 if TYPE_CHECKING:
     from hydra_sigopt.backends import Backend
@@ -147,10 +148,15 @@ def _status(args: argparse.Namespace) -> int:
     last = max((t.ended_at or t.started_at or t.created_at for t in trials), default=started)
     holder, unknown = _lock_holder(Path(args.sweep_dir))
     maybe_held = holder is not None or unknown is not None
-    lost = _lost_with_the_sweeper(meta, trials, maybe_held, Path(args.sweep_dir))
+    # Trials whose job a stop found refused (never submitted): pending, and nothing of them runs.
+    unsubmitted = {t.number: why for t in trials if (why := never_submitted(meta, t)) is not None}
+    lost = [
+        t for t in _lost_with_the_sweeper(meta, trials, maybe_held, Path(args.sweep_dir)) if t.number not in unsubmitted
+    ]
     unread = {} if maybe_held else _ended_unread(meta, trials)
     last = max([last, *unread.values()])
-    live = any(t.state in (PENDING, RUNNING) and t not in lost and t.number not in unread for t in trials)
+    idle = {*unread, *unsubmitted}
+    live = any(t.state in (PENDING, RUNNING) and t not in lost and t.number not in idle for t in trials)
     _out(f"Sweep:       {Path(args.sweep_dir).resolve()}")
     _out(
         f"Experiment:  {meta.get('name')} (backend {meta.get('backend')}, experiment {meta.get('experiment_id')}, "
@@ -166,10 +172,11 @@ def _status(args: argparse.Namespace) -> int:
     queued = sum(1 for state, _ in in_queue.values() if state in WAITING_STATES)
     _out(
         f"Trials:      {counted or f'{done}/{budget} done'} ({summary.completed} completed{stopped}, "
-        f"{summary.failed} failed), {summary.running - queued - len(lost) - len(unread)} running"
+        f"{summary.failed} failed), {summary.running - queued - len(lost) - len(idle)} running"
         f"{f', {queued} queued' if queued else ''}"
         f"{f', {len(unread)} ended while no sweeper ran (recorded on resume)' if unread else ''}"
-        f"{f', {len(lost)} lost with the sweeper (run again on resume)' if lost else ''}{_abandoned(trials)}"
+        f"{f', {len(lost)} lost with the sweeper (run again on resume)' if lost else ''}"
+        f"{f', {len(unsubmitted)} never submitted (submitted on resume)' if unsubmitted else ''}{_abandoned(trials)}"
     )
     if meta.get("step_budget") is not None:  # the budget a sweep with early stopping ends on, often
         _out(f"Steps:       {sum(last_steps.values())}/{meta['step_budget']} reported (early_stopping.step_budget)")
@@ -193,13 +200,16 @@ def _status(args: argparse.Namespace) -> int:
         _out(f"Best:        {none}{'' if why_ended else ' yet'}")
     running = [t for t in trials if t.state in (PENDING, RUNNING)]
     if running:
-        _out("Running:" if not (lost or unread) else "Unfinished:")
+        _out("Running:" if not (lost or idle) else "Unfinished:")
         for t in running:
             since = f"for {format_duration(now - t.started_at)}" if t.started_at else "not started"
             state, reason = in_queue.get(str(t.job_id), (t.state, None))
             slurm = f" (Slurm: {state.lower()}{f', {reason}' if reason else ''})" if str(t.job_id) in in_queue else ""
             if t in lost:
                 _out(f"  #{t.number:<4} job {t.job_id or '-':<10} lost with the sweeper (run again on resume)")
+                continue
+            if t.number in unsubmitted:
+                _out(f"  #{t.number:<4} job {'-':<10} never submitted ({unsubmitted[t.number]}); submitted on resume")
                 continue
             if t.number in unread:
                 ago = format_duration(now - unread[t.number])

@@ -17,10 +17,13 @@ ENV_VAR = "HYDRA_SIGOPT_CRASH_AT"
 #: The points every trial passes, in order (the crash matrix kills the sweeper at each); a trial re-run
 #: after a restart reuses its suggestion and starts at ``after_record_trial``.
 TRIAL_POINTS = ("after_suggest", "after_record_trial", "after_submit", "in_task", "after_result", "after_observe")
+#: Passed by every sweep as it starts: once it holds the sweep dir's lock, and as it writes Hydra's
+#: files there (before the sweep's own stop takes over the signals).
+START_POINTS = ("before_launcher", "after_lock", "writing_sweep_dir")
 #: Passed only by a sweep that stops before its budget is spent (for a second signal there; before it
 #: cancels the trials it has just marked abandoned), and by
 #: every sweep once its wrap-up is done and the signals are given back (an impatient user's next Ctrl-C).
-POINTS = (*TRIAL_POINTS, "while_stopping", "before_cancel", "after_wrap_up")
+POINTS = (*START_POINTS, *TRIAL_POINTS, "while_stopping", "before_cancel", "after_wrap_up")
 SIGNALS = {"": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT, "STOP": signal.SIGSTOP}
 
 _passes: dict[str, int] = {}

@@ -48,5 +48,13 @@ class JournalError(SigOptSweeperError, RuntimeError):
     """A sweep directory's journal is missing, corrupt, locked or of another format."""
 
 
+class SweepDirTaken(JournalError):
+    """Another live sweeper holds the sweep dir's lock: ``pid`` on ``host`` (empty: not known)."""
+
+    def __init__(self, message: str, pid: str, host: str) -> None:
+        super().__init__(message)
+        self.pid, self.host = pid, host
+
+
 class BackendUnavailableError(SweepAbortedError):
     """The engine could not be reached long enough that the sweep stopped; the journal is intact."""

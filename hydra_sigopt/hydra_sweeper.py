@@ -6,9 +6,12 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+if TYPE_CHECKING:  # for the annotation only: the sweep's modules are imported as it starts, below
+    from hydra_sigopt.sweep import Sweep
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -30,10 +33,21 @@ class SigOptSweeperImpl:
         _keep_task_interpolations(self.raw, config)
 
     def sweep(self, arguments: list[str]) -> dict[str, Any]:
+        from hydra_sigopt.errors import SweepAbortedError
+
+        try:
+            sweep = self._prepare(arguments)
+        except KeyboardInterrupt:  # before the sweep takes over the signals (Sweep.run): a stop all the same
+            raise SweepAbortedError("Interrupted before the sweep started; nothing was written or run") from None
+        return sweep.run()
+
+    def _prepare(self, arguments: list[str]) -> Sweep:
+        """Check the settings and build the launcher, the runner, the engine and the :class:`Sweep`."""
         from hydra.core.plugins import Plugins
 
         from hydra_sigopt.backends import create_backend
         from hydra_sigopt.continuation import current_command
+        from hydra_sigopt.crashpoints import crash_point
         from hydra_sigopt.engine_speed import slow_engine_warnings, stopped_as_failed_warning
         from hydra_sigopt.report_files import trials_root
         from hydra_sigopt.runners import TimedTask, make_runner
@@ -64,6 +78,7 @@ class SigOptSweeperImpl:
             self._use_sweep_dir(str(self.config.hydra.sweep.dir))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
 
+        crash_point("before_launcher")  # the settings checked, the launcher and the engine not yet made
         detached = settings.on_interrupt == "detach"
         task = TimedTask(self.task_function, trials_root(sweep_dir), settings.early_stopping, detached)
         launcher = Plugins.instance().instantiate_launcher(
@@ -74,7 +89,7 @@ class SigOptSweeperImpl:
         # The engine, its token and URL come before any folder; a new sweep's experiment is created
         # by Sweep.run once it holds the sweep dir's lock (two sweeps started at once make one).
         backend = create_backend(settings.backend, **self._backend_options(settings))
-        sweep = Sweep(
+        return Sweep(
             settings,
             definition,
             sweep_dir,
@@ -85,7 +100,6 @@ class SigOptSweeperImpl:
             on_locked=lambda: self._write_sweep_dir(sweep_dir, mode),
             code=code,
         )
-        return sweep.run()
 
     def _code_plan(self, mode: str, launcher: Any, sweep_dir: Path) -> Any:
         """What ``code_snapshot`` copies, checked before anything is written; a no-op for in-process trials."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra_sigopt.errors import JournalError
+from hydra_sigopt.errors import JournalError, SweepDirTaken
 from hydra_sigopt.journal_guard import JournalGuard, set_nonce
 from hydra_sigopt.journal_guard import JournalLostError as JournalLostError  # raised by the guard; imported from here
 from hydra_sigopt.journal_reports import DamagedReport, ReportTable
@@ -652,7 +652,7 @@ class SweepLock:
         self._handle: Any = None
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`JournalError` naming the process that holds it."""
+        """Take the lock or raise :class:`JournalError` (:class:`SweepDirTaken`: naming the process that holds it)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = self._locked_handle()
@@ -677,9 +677,11 @@ class SweepLock:
             holder = handle.read().strip() or "unknown"
             handle.close()
             pid, _, host = holder.partition("@")
-            raise JournalError(
+            raise SweepDirTaken(
                 f"another sweeper (pid {pid}{f' on {host}' if host else ''}) is running this sweep "
-                f"({self.path.parent}); wait for it to end or stop it first (hydra-sigopt kill)"
+                f"({self.path.parent}); wait for it to end or stop it first (hydra-sigopt kill)",
+                pid,
+                host,
             ) from None
         return handle
 

@@ -94,6 +94,16 @@ def _start_time(pid: int) -> str | None:
     return fields[19].decode() if len(fields) > 19 else None
 
 
+def this_process_started_at() -> float | None:
+    """When this process started, in wall time (None: not on Linux, or /proc unreadable)."""
+    ticks = _start_time(os.getpid())  # since boot (/proc/stat's btime, whole seconds, is too coarse)
+    try:
+        since = time.clock_gettime(time.CLOCK_BOOTTIME) - int(ticks or "") / os.sysconf("SC_CLK_TCK")
+    except (AttributeError, OSError, ValueError):
+        return None
+    return time.time() - since
+
+
 def _same_process(pid: int, start_time: str | None) -> bool:
     return start_time is not None and _start_time(pid) == start_time
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
-from hydra_sigopt.errors import JournalError, SweepAbortedError
+from hydra_sigopt.crashpoints import crash_point
+from hydra_sigopt.errors import JournalError, SweepAbortedError, SweepDirTaken
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
 from hydra_sigopt.journal import (
     ABANDONED,
@@ -35,11 +36,12 @@ from hydra_sigopt.journal import (
     journal_path,
 )
 from hydra_sigopt.metrics import MetricValue, describe_metrics
-from hydra_sigopt.processes import job_result_file
+from hydra_sigopt.processes import job_result_file, this_process_started_at
 from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.scheduler import Scheduler
 from hydra_sigopt.tasks import cost_of
+from hydra_sigopt.unsubmitted import never_submitted
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -61,7 +63,13 @@ def locked_journal(
     created_dir = sweepdir.missing_ancestor(sweep_dir)
     lock = SweepLock(sweep_dir)
     created_lock = not lock.path.exists()
-    lock.acquire()
+    try:
+        lock.acquire()
+    except SweepDirTaken as taken:
+        if starts_a_new_sweep(sweep_dir, definition):
+            raise taken_by_another_sweep(sweep_dir, taken) from None
+        raise
+    crash_point("after_lock")  # a sweeper holding the sweep dir, its journal not yet made or opened
     try:
         journal = open_journal(sweep_dir, definition, backend_name, backend, command, launcher)
     except BaseException:
@@ -75,6 +83,41 @@ def locked_journal(
         yield journal
     finally:
         lock.release()
+
+
+def starts_a_new_sweep(sweep_dir: Path, definition: ExperimentDefinition) -> bool:
+    """Whether this run starts a new sweep rather than resumes the one in ``sweep_dir``: that sweep's
+    journal did not exist when this process started (two sweeps started in the same second share
+    Hydra's default sweep dir), or holds another definition. Where that cannot be told: False."""
+    if not journal_path(sweep_dir).exists():
+        return True  # the other sweeper is about to create it
+    try:
+        with Journal.open(sweep_dir, readonly=True) as journal:
+            meta = journal.meta()
+    except Exception:
+        return False  # damaged, or being made: the usual advice stands
+    started_at = this_process_started_at()
+    created_after_start = started_at is not None and float(meta.get("created_at", 0.0)) > started_at
+    return created_after_start or meta.get("fingerprint") != definition.fingerprint()
+
+
+def taken_by_another_sweep(sweep_dir: Path, taken: SweepDirTaken) -> JournalError:
+    """The refusal of a new sweep whose sweep dir another one holds: stopping that one (hydra-sigopt
+    kill, the advice to a sweep resumed twice) would stop a colleague's, or one's own other, sweep."""
+    holder = f"pid {taken.pid}{f' on {taken.host}' if taken.host else ''}"
+    return JournalError(
+        f"the sweep dir {sweep_dir} is taken by another sweep ({holder}); give this new sweep its own: "
+        f"hydra.sweep.dir={free_sibling(sweep_dir)} (Hydra's default, multirun/<date>/<time>, is the same for "
+        "sweeps started in the same second)"
+    )
+
+
+def free_sibling(sweep_dir: Path) -> Path:
+    """``<sweep_dir>-2`` (or -3, ...): a folder beside it that does not exist yet."""
+    n = 2
+    while sweep_dir.with_name(f"{sweep_dir.name}-{n}").exists():
+        n += 1
+    return sweep_dir.with_name(f"{sweep_dir.name}-{n}")
 
 
 def open_journal(
@@ -402,6 +445,9 @@ class Resumption:
         return job_id
 
     def _why_lost(self, trial: Trial, same_launcher: bool) -> str:
+        refused = never_submitted(self.journal.meta(), trial)
+        if refused is not None:
+            return f"its job was never submitted (refused: {refused})"
         if trial.state == PENDING:
             return "its job never started (the sweeper stopped before submitting it)"
         if trial.job_id and same_launcher and self.runner.submitit_folder is not None:

@@ -20,8 +20,18 @@ from hydra_sigopt.scheduler import Scheduler
 from hydra_sigopt.secrets import redact
 from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.signals import signals_ignored
+from hydra_sigopt.unsubmitted import set_aside_unsubmitted
 
 log = logging.getLogger("hydra_sigopt")
+
+
+def interrupted_while_starting(continue_command: str) -> SweepAbortedError:
+    """A Ctrl-C or SIGTERM while the sweep starts, before its loop: this run started no trial, and the
+    journal (if the sweep has one yet) is as the last run left it."""
+    started = "Interrupted while the sweep was starting; it started no trial"
+    message = f"{started}. Continue this sweep with: {continue_command}"
+    log.error("%s", message)
+    return SweepAbortedError(message)
 
 
 class Stopping:
@@ -76,8 +86,10 @@ class Stopping:
 
     def engine_unreachable(self, exc: BackendUnavailableError) -> NoReturn:
         """The engine is out of reach: leave the jobs running, a resumed sweep re-attaches to them."""
+        unsubmitted = set_aside_unsubmitted(self.runner, self.scheduler, self.journal)
         running = sorted(self.scheduler.in_flight) if self.runner.asynchronous else []
-        left = f" Trials {running} were left running; a resumed sweep re-attaches to them." if running else ""
+        left = f" {unsubmitted}." if unsubmitted else ""
+        left += f" Trials {running} were left running; a resumed sweep re-attaches to them." if running else ""
         log.error("%s.%s %s", exc, left, self.continue_hint)
         raise SweepAbortedError(f"{exc}.{left} {self.continue_hint}") from None
 
@@ -93,19 +105,22 @@ class Stopping:
 
     def failed_on(self, exc: Exception) -> NoReturn:
         """Anything else (sbatch refusing a job, an engine error): stop as on Ctrl-C, and say how to go on."""
-        what = self.apply_interrupt_policy("cancelled: the sweep stopped on an error")
         error = redact(describe_error(exc), *self.tokens)
+        what = self.apply_interrupt_policy("cancelled: the sweep stopped on an error", said=error)
         log.error("The sweep stopped on %s. %s. %s", error, what, self.continue_hint)
         raise SweepAbortedError(f"the sweep stopped on {error}. {what}. {self.continue_hint}") from exc
 
     def too_many_failures(self, outcome: JobOutcome) -> NoReturn:
         """One line, as every stop; the trial's own traceback is in its file (and added on HYDRA_FULL_ERROR=1)."""
+        unsubmitted = set_aside_unsubmitted(self.runner, self.scheduler, self.journal)
         cancelled = self.stop_running("cancelled: the sweep stopped after too many failures")
         said = [
             f"max_failure_rate={self.settings.max_failure_rate} exceeded: {self.scheduler.failed} of "
             f"{self.scheduler.finished} trials failed (the rate counts at least 5 trials). "
             f"Last failure, trial #{outcome.number}: {failure_in_one_line(outcome)}."
         ]
+        if unsubmitted:
+            said.append(f"{unsubmitted}.")
         if self.kept:
             said.append(f"Trials {self.kept} had finished: their results are recorded.")
         if cancelled:
@@ -120,8 +135,16 @@ class Stopping:
 
     # ------------------------------------------------------------------ the running trials
 
-    def apply_interrupt_policy(self, reason: str) -> str:
-        """Cancel or leave the running trials (``on_interrupt``); say which."""
+    def apply_interrupt_policy(self, reason: str, said: str = "") -> str:
+        """Cancel or leave the running trials (``on_interrupt``); say which, and which never started
+        (their jobs refused: there is nothing of them to leave or cancel). ``said``: the stop's reason."""
+        unsubmitted = set_aside_unsubmitted(self.runner, self.scheduler, self.journal, said)
+        if unsubmitted and not self.scheduler.in_flight:
+            return unsubmitted  # not "No trial was running", nor "Running trials were cancelled"
+        running = self._leave_or_cancel(reason)
+        return f"{unsubmitted}. {running}" if unsubmitted else running
+
+    def _leave_or_cancel(self, reason: str) -> str:
         if self.settings.on_interrupt == "detach" and self.runner.asynchronous:
             running = sorted(self.scheduler.in_flight)
             if not running:

@@ -62,7 +62,7 @@ from hydra_sigopt.secrets import tokens_of, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.signals import Interrupts
 from hydra_sigopt.snapshot import CodePlan, CodeWatch, code_for_sweep
-from hydra_sigopt.stopping import Stopping
+from hydra_sigopt.stopping import Stopping, interrupted_while_starting
 from hydra_sigopt.tasks import cost_of, task_named
 
 log = logging.getLogger("hydra_sigopt")
@@ -106,6 +106,7 @@ class Sweep:
         self.aside = EngineAside(backend, self._read_reports if reads_reports else None)
         self.held = HeldSlots(runner)
         self.interrupts = Interrupts()
+        self.started = False
         primary = definition.optimized_metrics[0] if len(definition.optimized_metrics) == 1 else None
         self.progress = Progress(
             self.budget,
@@ -121,12 +122,20 @@ class Sweep:
         """Run the sweep; return the content of ``optimization_results.yaml``."""
         if self.code is not None:  # a new sweep's experiment is created before its journal records the code
             self.backend.code = self.code.identity()
-        opened = locked_journal(
-            self.sweep_dir, self.definition, self.settings.backend, self.backend, self.command, self.runner.kind
-        )
-        # The tokens are withheld from the trials' environment: the backend has its token already.
-        with opened as journal, tokens_withheld(also=tokens_of(self.backend)) as tokens:
-            return self._run_locked(journal, tuple(tokens))
+        self.interrupts.install()  # from the start: a Ctrl-C at any instant ends in the stop's one line
+        try:
+            opened = locked_journal(
+                self.sweep_dir, self.definition, self.settings.backend, self.backend, self.command, self.runner.kind
+            )
+            # The tokens are withheld from the trials' environment: the backend has its token already.
+            with opened as journal, tokens_withheld(also=tokens_of(self.backend)) as tokens:
+                return self._run_locked(journal, tuple(tokens))
+        except KeyboardInterrupt:
+            if self.started:  # after the wrap-up gave the signals back: as without the sweeper
+                raise
+            raise interrupted_while_starting(continue_command(self.command, self.sweep_dir)) from None
+        finally:
+            self.interrupts.restore()  # done already, unless start-up was cut short
 
     def _run_locked(self, journal: Journal, tokens: tuple[str, ...]) -> dict[str, Any]:
         self.journal = journal
@@ -140,9 +149,10 @@ class Sweep:
         )
         doc: dict[str, Any] = {}
         if self.on_locked is not None:
+            crash_point("writing_sweep_dir")
             self.on_locked()
-        self.interrupts.install()
         engine_reachable = True
+        self.started = True  # a stop from here on is the loop's (Stopping)
         try:
             self.backend.sweep_id = sweep_id(journal)
             self._use_code(journal)

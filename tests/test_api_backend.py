@@ -569,7 +569,8 @@ def test_two_new_sweeps_started_at_once_on_one_dir_make_one_experiment(
     runs = [finish_example(proc, sweep_dir) for proc, sweep_dir in started]
     assert sorted(r.proc.returncode == 0 for r in runs) == [False, True], [r.output[-2000:] for r in runs]
     loser = next(r for r in runs if r.proc.returncode != 0)
-    assert "another sweeper (pid" in loser.output
+    # Two new sweeps: the loser is told to take its own sweep dir, not to stop the other (hydra-sigopt kill).
+    assert "is taken by another sweep (pid" in loser.output and "hydra-sigopt kill" not in loser.output
     assert len(server.experiments) == 1  # the loser created none, so none is orphaned
     winner = next(r for r in runs if r.proc.returncode == 0)
     assert str(winner.results["experiment_id"]) in server.experiments

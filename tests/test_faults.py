@@ -156,6 +156,25 @@ def test_a_ctrl_c_after_the_wrap_up_does_not_hide_the_interrupted_message(tmp_pa
     assert "Interrupted. Running trials were cancelled" in last, stopped.output[-3000:]
 
 
+@pytest.mark.parametrize("point", ["before_launcher", "after_lock", "writing_sweep_dir"])
+def test_a_ctrl_c_at_any_instant_of_start_up_is_one_line_and_the_sweep_goes_on_after_it(
+    tmp_path: Path, point: str
+) -> None:
+    """A tester: a Ctrl-C just after the sweep dir was locked, before the sweeper took over the
+    signals, printed a KeyboardInterrupt traceback from _write_sweep_dir, not the stop's one line."""
+    overrides = ("hydra.sweeper.observation_budget=2",)
+    stopped = run_example(tmp_path, *overrides, env={ENV_VAR: f"{point}:1:INT"})
+    assert stopped.proc.returncode != 0
+    assert "Traceback" not in stopped.output and "KeyboardInterrupt" not in stopped.output, stopped.output[-3000:]
+    hint = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+    lines = [line for line in stopped.proc.stderr.splitlines() if line.strip() and line != hint]
+    assert len(lines) == 1 and lines[0].startswith("Interrupted"), stopped.proc.stderr[-3000:]
+    if point != "before_launcher":  # the sweep dir was taken: how to continue, as after any stop
+        assert f"Continue this sweep with: cd {tmp_path} && " in lines[0], lines[0]
+    again = run_example(tmp_path, *overrides).assert_ok()  # the same command: the sweep runs, from the start
+    assert [t["state"] for t in again.trials] == ["completed", "completed"]
+
+
 def test_ctrl_c_again_and_again_during_the_shutdown_prints_only_the_interrupted_message(tmp_path: Path) -> None:
     proc, sweep_dir = start_example(
         tmp_path,

@@ -78,11 +78,63 @@ def test_a_second_sweeper_on_the_same_dir_is_one_line(tmp_path: Path) -> None:
     )
     try:
         wait_for_first_trial(sweep_dir)
-        second = run_example(tmp_path, sweep_dir=sweep_dir)
-        assert_refused(second, "another sweeper", f"pid {first.pid}", created=True)
+        # The same command again: this sweep resumed twice (another sweep's is below).
+        second = run_example(tmp_path, "sleep_s=60", sweep_dir=sweep_dir)
+        assert_refused(second, "another sweeper", f"pid {first.pid}", "hydra-sigopt kill", created=True)
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=120)
+
+
+def _frozen_holding_the_lock(sweep_dir: Path) -> subprocess.Popen[str]:
+    """A sweeper frozen as it holds the sweep dir's lock, before its journal exists (as a sweep started
+    in the same second holds Hydra's default sweep dir an instant before the other one tries it)."""
+    from hydra_sigopt.crashpoints import ENV_VAR
+
+    env = {**os.environ, ENV_VAR: "after_lock:1:STOP"}
+    command = [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}"]
+    first = subprocess.Popen(
+        command, cwd=sweep_dir.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while Path(f"/proc/{first.pid}/stat").read_text().rpartition(")")[2].split()[0] != "T":
+        assert time.time() < deadline and first.poll() is None, "the first sweeper never took the lock"
+        time.sleep(0.1)
+    return first
+
+
+def test_a_new_sweep_in_a_sweep_dir_another_new_sweep_took_is_told_to_take_its_own(tmp_path: Path) -> None:
+    """A tester: two sweeps started in the same second from the same app share Hydra's default sweep
+    dir (multirun/DATE/TIME); the second was told to stop the first (hydra-sigopt kill), another
+    legitimate sweep. It is refused, told to give itself its own hydra.sweep.dir."""
+    sweep_dir = tmp_path / "sweep"
+    first = _frozen_holding_the_lock(sweep_dir)
+    try:
+        second = run_example(tmp_path, sweep_dir=sweep_dir)
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    line = assert_refused(second, f"the sweep dir {sweep_dir} is taken by another sweep (pid {first.pid}", created=True)
+    assert f"give this new sweep its own: hydra.sweep.dir={sweep_dir}-2 " in line and "kill" not in line, line
+
+
+def test_a_sweep_with_another_search_space_in_a_running_sweeps_dir_is_told_to_take_its_own(tmp_path: Path) -> None:
+    """A tester: a sweep of another search space, started where a sweep runs, was told to stop it."""
+    sweep_dir = tmp_path / "sweep"
+    first = subprocess.Popen(
+        [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", "sleep_s=60"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_first_trial(sweep_dir)
+        second = run_example(tmp_path, "hydra.sweeper.params.l1_ratio='interval(0.1,0.9)'", sweep_dir=sweep_dir)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=120)
+    line = assert_refused(second, f"is taken by another sweep (pid {first.pid}", "hydra.sweep.dir=", created=True)
+    assert "kill" not in line, line
 
 
 def wait_for_first_trial(sweep_dir: Path, timeout: float = 120) -> None:

@@ -284,3 +284,30 @@ def test_a_failed_cancel_of_a_stopped_job_that_trains_on_is_tried_again(tmp_path
         assert len((sweep_dir / t["number"] / "epochs.txt").read_text().split()) < EPOCHS, run.output[-3000:]
     assert f"Trial #{stopped} was stopped early" in run.output
     assert "could not cancel it" in run.output and "it is tried again later" in run.output
+
+
+@pytest.mark.parametrize("on_interrupt", ["detach", "cancel"])
+def test_a_job_sbatch_refuses_is_never_submitted_not_left_running_nor_cancelled(
+    tmp_path: Path, on_interrupt: str
+) -> None:
+    """A tester: with a partition Slurm refuses, the sweep stopped saying "Trials [0] were left
+    running" (detach) or "Running trials were cancelled" (cancel), though no job ever existed, and
+    hydra-sigopt status showed the trial as running. A resumed sweep, the partition fixed, runs it."""
+    from conftest import run_example
+
+    budget = ("hydra.sweeper.observation_budget=1", f"hydra.sweeper.on_interrupt={on_interrupt}")
+    refused = run_example(tmp_path, *SLURM[:1], "hydra.launcher.partition=no_such_partition", *budget)
+    assert refused.proc.returncode != 0
+    stop = [line for line in refused.proc.stderr.splitlines() if line.strip() and "HYDRA_FULL_ERROR" not in line][-1]
+    assert "Invalid partition name specified. Trial #0 was never submitted; a resumed sweep submits it" in stop, stop
+    assert "left running" not in stop and "cancelled" not in stop and "Traceback" not in refused.output
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(refused.sweep_dir)], capture_output=True, text=True
+    ).stdout
+    assert "0 running, 1 never submitted (submitted on resume)" in status, status
+    assert "Running:" not in status and "Invalid partition name specified); submitted on resume" in status, status
+
+    resumed = run_example(tmp_path, *SLURM, "hydra.launcher.timeout_min=10", *budget).assert_ok()
+    assert "Trial #0 is re-run under a new job number: its job was never submitted" in resumed.output
+    trials = {int(t["number"]): t for t in resumed.trials}
+    assert trials[1]["state"] == "completed" and trials[1]["overrides"] == trials[0]["overrides"]

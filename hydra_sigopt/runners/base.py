@@ -90,6 +90,11 @@ class TrialRunner(ABC):
         """Cancel the running trials where possible; say which were and which could not be."""
         return CancelReport()
 
+    def drop_unsubmitted(self) -> dict[int, str]:
+        """For a sweep that stops: forget the trials :meth:`start` took whose job the cluster refused
+        (nothing runs to cancel or leave running); their numbers, each with the refusal's last line."""
+        return {}
+
     #: Whether :meth:`cancel` can cancel one trial's job (a failure is then worth a retry).
     cancels_trials = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,20 @@ def trial_of_job(submitted_pickle: Path) -> tuple[int, list[str]] | None:
     except Exception as exc:  # another tool's job, a file being written: not a trial of this sweep
         log.debug("could not read %s: %s", submitted_pickle, exc)
         return None
+
+
+def find_job_of_trial(folder: Any, number: int, overrides: Sequence[str], known_job_ids: Collection[str]) -> str | None:
+    """The id of the job, among those in the submitit ``folder`` and not in ``known_job_ids``, that
+    was submitted to run trial ``number`` with ``overrides`` (see :meth:`SubmititRunner.find_job`)."""
+    from submitit.core.utils import JobPaths
+
+    root = Path(JobPaths.get_first_id_independent_folder(folder))
+    wanted = (number, list(overrides))
+    for pickle_path in sorted(root.glob("*/*_submitted.pkl")):
+        job_id = pickle_path.name.removesuffix("_submitted.pkl")
+        if job_id not in known_job_ids and trial_of_job(pickle_path) == wanted:
+            return job_id
+    return None
 
 
 def node_of(job: Any) -> str | None:

@@ -43,6 +43,7 @@ class RefusedSubmissions:
         self._waiting: dict[int, Waiting] = {}
         self._backoff: Backoff | None = None  # while the cluster refuses
         self._next_try_at = 0.0
+        self._last_refusal = ""  # sbatch's own words
 
     @property
     def refusing(self) -> bool:
@@ -53,10 +54,13 @@ class RefusedSubmissions:
         return sorted(self._waiting)
 
     def add(self, number: int, overrides: Sequence[str], refusal: Exception | None = None, relaunches: int = 0) -> None:
-        """Queue a trial: its submission was just refused (``refusal``), or the cluster refuses for now."""
+        """Queue a trial: its submission was just refused (``refusal``), or the cluster refuses for now.
+
+        Queued before a refusal that will not pass is raised: the sweep stops on it, and must know
+        that this trial's job was never submitted (not left running, nor cancelled)."""
+        self._waiting[number] = Waiting(list(overrides), relaunches)
         if refusal is not None:
             self._note(refusal)
-        self._waiting[number] = Waiting(list(overrides), relaunches)
 
     def retry_due(self) -> list[tuple[int, Any, Waiting]]:
         """Submit the waiting trials in order, if a try is due; (number, job, what waited) of those
@@ -81,8 +85,13 @@ class RefusedSubmissions:
         numbers, self._waiting = self.numbers(), {}
         return numbers
 
+    def last_refusal(self) -> str:
+        """Why the waiting trials wait: the cluster's last refusal, in one line (sbatch's own words)."""
+        return self._last_refusal
+
     def _note(self, exc: Exception) -> None:
         """Raise a refusal that will not pass, or the last one the policy allows; else plan the next try."""
+        self._last_refusal = _last_line(str(exc))
         if not is_transient_refusal(str(exc)):
             raise exc
         self._backoff = self._backoff or Backoff(POLICY)

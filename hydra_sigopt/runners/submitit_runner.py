@@ -23,10 +23,10 @@ from hydra_sigopt.runners.cancel import Cancellation, cancel_jobs, cancel_runnin
 from hydra_sigopt.runners.ended_job import (
     ForgottenBySlurm,
     death_reason,
+    find_job_of_trial,
     node_of,
     read_result,
     results_written,
-    trial_of_job,
 )
 from hydra_sigopt.runners.executor import (
     log_submitit_once,
@@ -188,15 +188,7 @@ class SubmititRunner(TrialRunner):
         and journaling the id, and the job may run on. submitit keeps each job's call in its
         folder; a warm job's trial is in its claim file.
         """
-        from submitit.core.utils import JobPaths
-
-        root = Path(JobPaths.get_first_id_independent_folder(self.executor.folder))
-        wanted = (number, list(overrides))
-        for pickle_path in sorted(root.glob("*/*_submitted.pkl")):
-            job_id = pickle_path.name.removesuffix("_submitted.pkl")
-            if job_id not in known_job_ids and trial_of_job(pickle_path) == wanted:
-                return job_id
-        return None
+        return find_job_of_trial(self.executor.folder, number, overrides, known_job_ids)
 
     def run_from(self, job_python: Callable[[str], str]) -> bool:
         """Cold and warm jobs share the executor: both run from the snapshot."""
@@ -226,7 +218,7 @@ class SubmititRunner(TrialRunner):
             force = self.clock() - self._last_forced_check >= self.state_check_interval
             if force:
                 self._last_forced_check = self.clock()
-            submitted = self._submit_refused()
+            submitted = not self.stopping and self._submit_refused()  # a job submitted now would run unjournaled
             jobs = list(self._jobs.items())
             finished = [n for i, (n, tracked) in enumerate(jobs) if self._ready(tracked, force and i == 0)]
             if force:
@@ -347,6 +339,10 @@ class SubmititRunner(TrialRunner):
         return CancelReport(sorted([*jobs.cancelled, *self.refused.clear()]), jobs.failed)
 
     cancels_trials = True
+
+    def drop_unsubmitted(self) -> dict[int, str]:
+        why = self.refused.last_refusal()
+        return dict.fromkeys(self.refused.clear(), why)
 
     def cancel(self, numbers: Sequence[int]) -> CancelReport:
         by_job = {str(self._jobs[n].job.job_id): n for n in numbers if n in self._jobs}
