@@ -295,8 +295,10 @@ def test_sbatch_refusing_a_job_stops_the_sweep_with_the_way_to_continue(tmp_path
     assert run.proc.returncode != 0
     assert "the sweep stopped on FailedJobError" in run.output and "no_such_partition" in run.output.lower()
     assert "Continue this sweep with:" in run.output
+    # No job of it ever existed: it was never submitted (not cancelled), and a resume submits it.
+    assert "was never submitted" in run.output and "cancelled" not in run.output, run.output[-3000:]
     with Journal.open(sweep_dir, readonly=True) as j:
-        assert {t.state for t in j.trials()} == {"abandoned"}
+        assert {t.state for t in j.trials()} == {"pending"}
 
 
 def test_warm_jobs_on_slurm_take_trials_and_are_retired(tmp_path: Path) -> None:
