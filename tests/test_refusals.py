@@ -68,7 +68,8 @@ def test_an_api_refusal_is_one_line(tmp_path: Path, server: SigOptTestServer) ->
     assert_refused(run, "HTTP 401", server.url)
 
 
-def test_a_second_sweeper_on_the_same_dir_is_one_line(tmp_path: Path) -> None:
+def _beside_a_running_sweep(tmp_path: Path, *overrides: str) -> tuple[AppRun, int]:
+    """The example sweep (``sleep_s=60``) running in ``tmp_path/sweep``, and another run started there."""
     sweep_dir = tmp_path / "sweep"
     first = subprocess.Popen(
         [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", "sleep_s=60"],
@@ -78,12 +79,16 @@ def test_a_second_sweeper_on_the_same_dir_is_one_line(tmp_path: Path) -> None:
     )
     try:
         wait_for_first_trial(sweep_dir)
-        # The same command again: this sweep resumed twice (another sweep's is below).
-        second = run_example(tmp_path, "sleep_s=60", sweep_dir=sweep_dir)
-        assert_refused(second, "another sweeper", f"pid {first.pid}", "hydra-sigopt kill", created=True)
+        return run_example(tmp_path, *overrides, sweep_dir=sweep_dir), first.pid
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=120)
+
+
+def test_a_second_sweeper_on_the_same_dir_is_one_line(tmp_path: Path) -> None:
+    # The same command again: this sweep resumed twice (another sweep's is below).
+    second, pid = _beside_a_running_sweep(tmp_path, "sleep_s=60")
+    assert_refused(second, "another sweeper", f"pid {pid}", "hydra-sigopt kill", created=True)
 
 
 def _frozen_holding_the_lock(sweep_dir: Path) -> subprocess.Popen[str]:
@@ -120,20 +125,8 @@ def test_a_new_sweep_in_a_sweep_dir_another_new_sweep_took_is_told_to_take_its_o
 
 def test_a_sweep_with_another_search_space_in_a_running_sweeps_dir_is_told_to_take_its_own(tmp_path: Path) -> None:
     """A tester: a sweep of another search space, started where a sweep runs, was told to stop it."""
-    sweep_dir = tmp_path / "sweep"
-    first = subprocess.Popen(
-        [sys.executable, str(EXAMPLE_APP), "-m", f"hydra.sweep.dir={sweep_dir}", "sleep_s=60"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_first_trial(sweep_dir)
-        second = run_example(tmp_path, "hydra.sweeper.params.l1_ratio='interval(0.1,0.9)'", sweep_dir=sweep_dir)
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.wait(timeout=120)
-    line = assert_refused(second, f"is taken by another sweep (pid {first.pid}", "hydra.sweep.dir=", created=True)
+    second, pid = _beside_a_running_sweep(tmp_path, "hydra.sweeper.params.l1_ratio='interval(0.1,0.9)'")
+    line = assert_refused(second, f"is taken by another sweep (pid {pid}", "hydra.sweep.dir=", created=True)
     assert "kill" not in line, line
 
 
