@@ -119,8 +119,9 @@ class EarlyStopping:
         self.advice.if_the_metric_is_missing(number, reports)
         # Reports read late (epochs faster than the reading), or a cheaper task's last: it completes.
         if not self._trained_in_full(number, reports[-1].step):
+            peers = self._peers(number)  # once: a filter over every trial's curve
             for report in reports:
-                if should_stop(self.rule, self._peers(number), number, report.step):
+                if should_stop(self.rule, peers, number, report.step):
                     value = self._curves[number][report.step]
                     why = f"{self.rule.metric}={value:.6g} at step {report.step}, early_stopping.rule={self.rule.rule}"
                     self._stop(number, report.step, why)

@@ -144,7 +144,8 @@ def _learning_curves(
 ) -> None:
     """Each trial's reported values by step; a stopped trial's curve ends with an x where it was
     stopped; a cheaper task's curves are green (dashed)."""
-    cheap = {t.number for t in trials if t.task in set(cheaper)}
+    cheaper = frozenset(cheaper)
+    cheap = {t.number for t in trials if t.task in cheaper}
     by_trial: dict[int, list[tuple[int, float]]] = {}
     for r in reports:
         if metric.name in r.metrics:
