@@ -387,18 +387,40 @@ def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequen
 def _best(args: argparse.Namespace) -> int:
     with open_journal(args.sweep_dir) as journal:
         meta, trials, last_steps = journal.meta(), journal.trials(), journal.reports.last_steps()
+    if args.trial is not None:
+        _out(_trial_overrides(meta, trials, args.trial))
+        return 0
     doc = results_document(meta, trials)
     if doc.get("best_overrides"):
         _out(doc["best_overrides"])
         return 0
     if doc.get("solutions"):
-        for s in doc["solutions"]:
-            values = " ".join(f"{k}={_fmt(v)}" for k, v in s["values"].items())
-            _out(f"{s['overrides']}    # trial #{s['trial']}: {values}")
+        _print_solutions(doc["solutions"])
         return 0
     ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps) is not None
     print(f"{no_best(doc)}{'' if ended else ' yet'}.", file=sys.stderr)
     return 1
+
+
+def _print_solutions(solutions: Sequence[Mapping[str, Any]]) -> None:
+    """One line of overrides per Pareto-optimal trial on stdout, each after its trial and values on
+    stderr: ``python train.py $(hydra-sigopt best DIR | head -1)`` must get overrides only."""
+    for s in solutions:
+        values = " ".join(f"{k}={_fmt(v)}" for k, v in s["values"].items())
+        print(f"# trial #{s['trial']}: {values}", file=sys.stderr, flush=True)
+        _out(s["overrides"])
+    if len(solutions) > 1:
+        print("# one trial's overrides alone: hydra-sigopt best DIR --trial N", file=sys.stderr)
+
+
+def _trial_overrides(meta: Mapping[str, Any], trials: Sequence[Trial], number: int) -> str:
+    """The overrides of trial ``number``, ready to paste (any trial of the journal)."""
+    found = next((t for t in trials if t.number == number), None)
+    if found is None:
+        numbers = sorted(t.number for t in trials)
+        valid = f"#{numbers[0]} to #{numbers[-1]}" if numbers else "none yet"
+        raise UsageError(f"--trial {number}: the sweep has no trial #{number} (its trials: {valid})")
+    return pasteable_overrides(found, shared_overrides(meta))
 
 
 # ---------------------------------------------------------------------- plot
@@ -890,7 +912,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_dir("status", "trials by state, budget used, best so far, running jobs")
     p.add_argument("--all", action="store_true", help="also print a table of every trial")
     p.set_defaults(func=_status)
-    with_dir("best", "the best overrides, ready to paste (the Pareto set for two metrics)").set_defaults(func=_best)
+    p = with_dir("best", "the best overrides, ready to paste (the Pareto set for two metrics)")
+    p.add_argument("--trial", type=int, metavar="N", help="print trial #N's overrides instead (one of a Pareto set)")
+    p.set_defaults(func=_best)
     p = with_dir("plot", "objective per trial with the best so far, and one panel per parameter (PNG)")
     p.add_argument("-o", "--output", help="image path, e.g. out.png or out.svg (default: SWEEP_DIR/sweep.png)")
     p.set_defaults(func=_plot)

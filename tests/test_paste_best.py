@@ -89,3 +89,42 @@ def test_the_best_overrides_carry_the_fixed_values_declared_in_params(workdir: P
     )
     assert shell.returncode == 0, shell.stderr[-1500:]
     assert next(line for line in shell.stdout.splitlines() if line.startswith("PASTED ")) == trial
+
+
+TWO_METRICS = """
+observation_budget: 6
+parallel_bandwidth: 1
+seed: 3
+metrics:
+  - {name: loss, objective: minimize}
+  - {name: xval, objective: maximize}
+params:
+  x: interval(-5, 5)
+"""
+
+
+def test_each_pareto_optimal_line_of_best_pastes_in_a_command_substitution(workdir: Path) -> None:
+    """With two metrics, ``hydra-sigopt best`` printed each Pareto-optimal trial as ``x=1.3    #
+    trial #2: loss=0.09 xval=1.3``: in ``python train.py $(hydra-sigopt best DIR | head -1)`` the
+    comment's words reached Hydra as overrides, and there was no way to ask for one trial's line.
+    Each line is the overrides only now (the trial and its values go to stderr), and ``--trial N``
+    prints one trial's overrides."""
+    body = "print('PASTED', cfg.x); return (cfg.x - 1) ** 2, cfg.x"
+    app = write_app(workdir, TWO_METRICS, body=body)
+    run = run_example(workdir, app=app).assert_ok()
+    solutions = run.results["solutions"]
+    assert len(solutions) >= 2, solutions  # x above 1 trades loss for xval: a Pareto set
+    command = f"{sys.executable} -m hydra_sigopt.cli best {run.sweep_dir}"
+    for line, solution in enumerate(solutions, 1):
+        for pick in (f"$({command} 2>/dev/null | sed -n {line}p)", f"$({command} --trial {solution['trial']})"):
+            shell = subprocess.run(
+                ["bash", "-c", f"{sys.executable} app.py {pick}"], cwd=app.parent, capture_output=True, text=True
+            )
+            assert shell.returncode == 0, (pick, shell.stderr[-1500:])
+            pasted = next(line for line in shell.stdout.splitlines() if line.startswith("PASTED "))
+            assert float(pasted.split()[1]) == solution["params"]["x"], (pick, pasted)
+    shown = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+    assert f"# trial #{solutions[0]['trial']}: loss=" in shown.stderr
+    missing = subprocess.run(["bash", "-c", f"{command} --trial 99"], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.strip() == "hydra-sigopt: --trial 99: the sweep has no trial #99 (its trials: #0 to #5)"
