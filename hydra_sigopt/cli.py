@@ -36,7 +36,7 @@ from hydra_sigopt.journal import (
     journal_path,
     open_journal,
 )
-from hydra_sigopt.observations import suggestions_in_use
+from hydra_sigopt.observations import SUGGESTIONS_RELEASED, suggestions_in_use
 from hydra_sigopt.processes import job_result_file, local_job_running
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.report_files import stop_seen, trial_folder, trials_root
@@ -551,7 +551,8 @@ def kill_sweep(
             what, _ = _cancel_job(str(meta["launcher"]), str(t.job_id), meta.get("submitit_folder"))
             done.append((t.number, t.job_id, f"{_stopped_job(sweep_dir, t)}: {what}"))
         in_use = suggestions_in_use(journal.trials())
-    if release_suggestions and not sweeper_was_live:  # a live sweeper releases them in its own wrap-up
+        released = bool(journal.meta().get(SUGGESTIONS_RELEASED))  # by the last sweeper's wrap-up
+    if release_suggestions and not sweeper_was_live and not released:  # a live one releases them itself
         _release_open_suggestions(meta, in_use)
     return done
 

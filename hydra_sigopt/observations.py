@@ -32,6 +32,12 @@ def observation_metadata(trial: Trial, runner_kind: str, step: int | None = None
     return {k: v for k, v in metadata.items() if v is not None}
 
 
+#: Journal meta: the last sweeper released every open suggestion its journal did not need, at its
+#: wrap-up (cleared when a sweeper starts, before it asks for any). ``hydra-sigopt kill`` then has
+#: none to release, and does not wait on a server that may be long gone.
+SUGGESTIONS_RELEASED = "open_suggestions_released"
+
+
 def suggestions_in_use(trials: Sequence[Trial]) -> list[str]:
     """The suggestions the journal still needs open: trials in flight, and results not posted yet."""
     return [

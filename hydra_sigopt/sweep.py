@@ -31,7 +31,7 @@ from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.held_slots import HeldSlots
 from hydra_sigopt.journal import Journal, JournalLostError
-from hydra_sigopt.observations import suggestions_in_use, sweep_id
+from hydra_sigopt.observations import SUGGESTIONS_RELEASED, suggestions_in_use, sweep_id
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.report_files import trials_root
 from hydra_sigopt.reports import log_results, write_reports
@@ -155,6 +155,7 @@ class Sweep:
         self.started = True  # a stop from here on is the loop's (Stopping)
         try:
             self.backend.sweep_id = sweep_id(journal)
+            journal.set_meta(**{SUGGESTIONS_RELEASED: False})
             self._use_code(journal)
             parts = (self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption = Resumption(*parts, self.early.journal_last_reports)
@@ -374,6 +375,8 @@ def release_unused_suggestions(journal: Journal, backend: Backend, prefetch: Fut
         backend.reconcile(suggestions_in_use(journal.trials()))
     except Exception as exc:
         log.warning("The sweep's unused open suggestions were not deleted (%s); a resumed sweep does it", exc)
+    else:
+        journal.set_meta(**{SUGGESTIONS_RELEASED: True})
 
 
 def cancel_overstaying(late: Sequence[tuple[int, float]], runner: TrialRunner) -> list[int]:

@@ -236,6 +236,21 @@ def test_kill_with_the_server_out_of_reach_says_so_in_one_line_and_still_kills(
         assert [t.state for t in journal.trials()] == ["abandoned"]
 
 
+def test_kill_and_local_delete_of_a_finished_sweep_leave_the_gone_server_alone(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """The server taken down after the sweep ended (the hosted service gone, a self-hosted one
+    retired): ``hydra-sigopt kill`` and ``delete --local-only`` tried to release open suggestions the
+    sweep's wrap-up had released already, and each printed five retries and a failure, 9 s later."""
+    run = run_example(tmp_path, API, "hydra.sweeper.observation_budget=2", env=api_env).assert_ok()
+    server.stop()
+    for args in (("kill",), ("delete", "--yes", "--local-only")):
+        done = hydra_sigopt(*args, str(run.sweep_dir), env=api_env)
+        assert done.returncode == 0, done.stderr
+        assert "SigOpt" not in done.stdout + done.stderr, (args, done.stdout + done.stderr)
+    assert not run.sweep_dir.exists()
+
+
 def test_delete_of_a_dev_run_sweep_uses_the_development_token(
     tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
 ) -> None:
