@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError, full_error_requested
-from hydra_sigopt.journal import JournalLostError
+from hydra_sigopt.journal import STOPPED, JournalLostError
 from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner, describe_error, failure_in_one_line
 from hydra_sigopt.scheduler import Scheduler
@@ -60,6 +60,8 @@ class Stopping:
         self.kept: list[int] = []
         #: Trials whose cancel failed, with why: their jobs may run on (they stay running in the journal).
         self.not_cancelled: dict[int, str] = {}
+        #: Trials stopped early whose jobs still ran (saving a checkpoint, say) and were cancelled.
+        self.stopped_jobs_cancelled: list[int] = []
         #: When the Ctrl-C or SIGTERM that stops the sweep came (None: not stopped by one).
         self.interrupted_at: float | None = None
 
@@ -125,6 +127,8 @@ class Stopping:
             said.append(f"Trials {self.kept} had finished: their results are recorded.")
         if cancelled:
             said.append(f"Cancelled running trials {cancelled}.")
+        if self.stopped_jobs_cancelled:
+            said.append(f"{self._stopped_jobs_said()}.")
         if self.not_cancelled:
             said.append(f"{self._cancel_failed()}.")
         message = " ".join([*said, self.continue_hint])
@@ -152,11 +156,20 @@ class Stopping:
             return f"Trials {running} were left running (on_interrupt: detach); a resumed sweep re-attaches to them"
         cancelled = self.stop_running(reason)
         said = [f"Trials {self.kept} had finished: their results are recorded"] if self.kept else []
-        if cancelled or not (self.kept or self.not_cancelled):
+        if cancelled or not (self.kept or self.not_cancelled or self.stopped_jobs_cancelled):
             said.append("Running trials were cancelled" + (f": {cancelled}" if cancelled else ""))
+        if self.stopped_jobs_cancelled:
+            said.append(self._stopped_jobs_said())
         if self.not_cancelled:
             said.append(self._cancel_failed())
         return ". ".join(said)
+
+    def _stopped_jobs_said(self) -> str:
+        """The cancelled jobs of trials stopped early: not running trials (none is run again)."""
+        numbers = self.stopped_jobs_cancelled
+        whose = f"job of trial #{numbers[0]}" if len(numbers) == 1 else f"jobs of trials {numbers}"
+        results = "its result stands" if len(numbers) == 1 else "their results stand"
+        return f"The {whose}, stopped early ({results}), {'was' if len(numbers) == 1 else 'were'} cancelled too"
 
     def _cancel_failed(self) -> str:
         numbers = sorted(self.not_cancelled)
@@ -179,14 +192,17 @@ class Stopping:
             self._keep_finished_work()
             if not self.scheduler.in_flight:
                 return []
-            self.journal.abandon_in_flight(sorted(self.scheduler.in_flight), reason)
+            # Trials stopped early hold their slots until their jobs end: not abandoned, not run again.
+            running = set(self.journal.abandon_in_flight(sorted(self.scheduler.in_flight), reason))
             crash_point("before_cancel")
             report = self.runner.cancel_all()
-            if report.failed:
-                self.journal.keep_running(sorted(report.failed), reason)
+            if failed_running := sorted(running & set(report.failed)):
+                self.journal.keep_running(failed_running, reason)
             self.not_cancelled = dict(report.failed)
+            stopped = {t.number for t in self.journal.trials([STOPPED])}
+            self.stopped_jobs_cancelled = [n for n in report.cancelled if n in stopped]
             self.scheduler.in_flight.clear()
-        return report.cancelled
+        return [n for n in report.cancelled if n not in stopped]
 
     def _keep_finished_work(self) -> None:
         """Record and post the results that are there: outcomes not yet journaled, and the jobs that

@@ -315,9 +315,9 @@ SAVING_OVERRIDES = (
 )
 
 
-def kill_while_a_stopped_trial_saves(tmp_path: Path, launcher: tuple[str, ...]) -> tuple[str, dict[int, str]]:
+def kill_while_a_stopped_trial_saves(tmp_path: Path, launcher: tuple[str, ...]) -> tuple[str, dict[int, str], str]:
     """``hydra-sigopt kill`` 1 s after trial #0, stopped, began saving its checkpoint; its output,
-    and the trials' job ids."""
+    the trials' job ids, and the sweeper's output."""
     from hydra_sigopt.report_files import stop_seen, trial_folder, trials_root
 
     app = write_app(tmp_path, SAVES_A_CHECKPOINT_WHEN_STOPPED, budget=2)
@@ -333,23 +333,27 @@ def kill_while_a_stopped_trial_saves(tmp_path: Path, launcher: tuple[str, ...]) 
         done = subprocess.run(
             [sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True, text=True
         )
-        proc.communicate(timeout=60)
+        sweeper_output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert done.returncode == 0, done.stderr
-    return done.stdout, jobs
+    return done.stdout, jobs, sweeper_output
 
 
 def test_kill_lists_the_job_of_a_stopped_trial_still_saving_its_checkpoint(tmp_path: Path) -> None:
     """The sweeper's stop cancelled the job of a stopped trial still saving its checkpoint after
-    TrialStopped ("Running trials were cancelled: [0, 1]" in its log), but kill listed trial #1 only."""
-    out, jobs = kill_while_a_stopped_trial_saves(tmp_path, SUBMITIT_LOCAL)
+    TrialStopped ("Running trials were cancelled: [0, 1]" in its log), but kill listed trial #1 only.
+    The sweeper's own line counted trial #0 among the running trials (a resumed sweep replaces those),
+    though its result, stopped early, stands."""
+    out, jobs, sweeper_output = kill_while_a_stopped_trial_saves(tmp_path, SUBMITIT_LOCAL)
     saving = "stopped early; its job was still running after TrialStopped (saving a checkpoint, or training on)"
     assert f"trial #0 job {jobs[0]}: {saving}: cancelled by the sweeper" in out, out
     assert f"trial #1 job {jobs[1]}: cancelled by the sweeper" in out, out
     assert "2 trials were running; each is listed above." in out, out
     assert not any(pid_running(j) for j in jobs.values())
+    assert "Running trials were cancelled: [1]" in sweeper_output, sweeper_output
+    assert "The job of trial #0, stopped early (its result stands), was cancelled too" in sweeper_output
 
 
 def _stopped(sweep_dir: Path) -> set[int]:

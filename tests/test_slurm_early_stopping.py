@@ -68,7 +68,7 @@ def test_a_stopped_trial_whose_app_swallows_the_stop_is_cancelled(tmp_path: Path
 def test_kill_says_what_the_job_of_a_stopped_trial_still_saving_its_checkpoint_was_doing(tmp_path: Path) -> None:
     """Listed as "stopped early, its job ran on to its next report: cancelled": it had learnt of its
     stop, and the sweeper's stop had cancelled it while it saved its checkpoint."""
-    out, jobs = kill_while_a_stopped_trial_saves(tmp_path, (*SLURM, "hydra.launcher.timeout_min=10"))
+    out, jobs, _ = kill_while_a_stopped_trial_saves(tmp_path, (*SLURM, "hydra.launcher.timeout_min=10"))
     saving = "stopped early; its job was still running after TrialStopped (saving a checkpoint, or training on)"
     assert f"trial #0 job {jobs[0]}: {saving}: cancelled by the sweeper" in out, out
     assert f"trial #1 job {jobs[1]}: cancelled by the sweeper" in out, out

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import finish_example, running_job_ids, start_example
 from small_apps import write_app
+from test_cli import SAVES_A_CHECKPOINT_WHEN_STOPPED, SAVING_OVERRIDES
 from test_slurm import SLURM, _slurm_problem, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 from test_stopped_jobs_overstaying import EPOCHS, OVERRIDES, SWALLOWING_TASK, wait_for_stopped_trial
 
@@ -263,6 +264,37 @@ def test_ctrl_c_while_the_controller_is_down_says_the_cancel_failed_and_keeps_th
     while any(_queued(j) for j in jobs.values()) and time.time() < deadline:
         time.sleep(1)
     assert not any(_queued(j) for j in jobs.values())
+
+
+def test_ctrl_c_with_the_controller_down_and_a_stopped_trial_saving_keeps_it_stopped(
+    tmp_path: Path, controller: None
+) -> None:
+    """Ctrl-C while trial #0, stopped early, saved its checkpoint and slurmctld was down: the failed
+    cancel of its job was undone as that of a running trial, which it is not (stopped trials hold
+    their slots until their jobs end), and the sweep's stop ended in an error instead of its line."""
+    import signal
+
+    from hydra_sigopt.journal import Journal
+    from hydra_sigopt.report_files import stop_seen, trial_folder, trials_root
+
+    app = write_app(tmp_path, SAVES_A_CHECKPOINT_WHEN_STOPPED, budget=2)
+    proc, sweep_dir = start_example(tmp_path, *SLURM, "hydra.launcher.timeout_min=10", *SAVING_OVERRIDES, app=app)
+    try:
+        deadline = time.time() + 300
+        while not stop_seen(trial_folder(trials_root(sweep_dir), 0)):
+            assert time.time() < deadline and proc.poll() is None, "trial #0 never learnt of its stop"
+            time.sleep(0.1)
+        _controller("stop")
+        proc.send_signal(signal.SIGINT)
+        run = finish_example(proc, sweep_dir, timeout=300)
+    finally:
+        proc.kill()
+    assert "Traceback" not in run.output and "IllegalTransition" not in run.output, run.output[-3000:]
+    assert "The cancel of trials [0, 1] failed" in run.output, run.output[-3000:]
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        assert [(t.number, t.state) for t in journal.trials()] == [(0, "stopped"), (1, "running")]
+    _controller("start")
+    assert run.proc.returncode != 0
 
 
 def _queued(job_id: str) -> bool:
