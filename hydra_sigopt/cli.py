@@ -54,6 +54,7 @@ from hydra_sigopt.reports import (
     swept_overrides,
 )
 from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states, slurm_jobs_not_ending
+from hydra_sigopt.stopping import forget_kill, request_kill
 from hydra_sigopt.unsubmitted import never_submitted
 
 if TYPE_CHECKING:
@@ -625,12 +626,16 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
         meta = journal.meta()
         running = [t.number for t in journal.trials([PENDING, RUNNING])]
         stopped = _stopped_jobs_running(meta, journal.trials([STOPPED]))
+    # It cancels its running trials even with on_interrupt: detach. (Not a submitted driver's: this
+    # command lists the trials that one leaves, as it cancels them.)
+    request_kill(sweep_dir, pid)
     _out(f"Stopping the sweeper (pid {pid}); it cancels its own jobs and writes its results")
     try:
         os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
     except ProcessLookupError:
         pass
     killed = not _released_within(lock, wait_s) and _kill_hung_sweeper(lock, pid, wait_s)
+    forget_kill(sweep_dir)
     cancelled_here = _cancel_what_it_left(sweep_dir, running) if killed else {}
     with open_journal(sweep_dir) as journal:
         after = [journal.trial(n) for n in running]

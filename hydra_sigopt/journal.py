@@ -30,6 +30,8 @@ from hydra_sigopt.trial_state import TrialState, is_legal
 
 JOURNAL_NAME = "sigopt_journal.sqlite"
 LOCK_NAME = "sigopt_journal.lock"
+#: Written by ``hydra-sigopt kill`` before it signals the sweeper (see hydra_sigopt.stopping.kill_requested).
+KILL_MARKER_NAME = "sigopt_kill_requested"
 FORMAT_VERSION = 2
 #: The formats this version reads. Format 1 knew no stopped trials and no reports (early stopping):
 #: a sweeper that opens a format-1 journal to write marks it format 2 first, so that an older

@@ -7,13 +7,16 @@ trials (cancelled, or left running for a resumed sweep to re-attach) and how to 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import NoReturn
 
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError, full_error_requested
-from hydra_sigopt.journal import STOPPED, JournalLostError
+from hydra_sigopt.journal import KILL_MARKER_NAME, STOPPED, JournalLostError
+from hydra_sigopt.reports import write_atomic
 from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner, describe_error, failure_in_one_line
 from hydra_sigopt.scheduler import Scheduler
@@ -23,6 +26,28 @@ from hydra_sigopt.signals import signals_ignored
 from hydra_sigopt.unsubmitted import set_aside_unsubmitted
 
 log = logging.getLogger("hydra_sigopt")
+
+
+def request_kill(sweep_dir: Path, pid: int) -> None:
+    """Say to the sweeper ``pid`` that the signal it is about to get is ``hydra-sigopt kill``'s.
+
+    A kill cancels the running trials whatever ``on_interrupt`` says: with ``detach`` the sweeper
+    said "left running; a resumed sweep re-attaches to them", then the kill cancelled them. A file,
+    not the journal: no other process writes the journal while its sweeper lives.
+    """
+    write_atomic(sweep_dir / KILL_MARKER_NAME, f"{pid}\n")
+
+
+def kill_requested(sweep_dir: Path) -> bool:
+    """Whether ``hydra-sigopt kill`` stops this process's sweep (a marker naming another pid is stale)."""
+    try:
+        return (sweep_dir / KILL_MARKER_NAME).read_text().strip() == str(os.getpid())
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def forget_kill(sweep_dir: Path) -> None:
+    (sweep_dir / KILL_MARKER_NAME).unlink(missing_ok=True)
 
 
 def interrupted_while_starting(continue_command: str) -> SweepAbortedError:
@@ -149,7 +174,7 @@ class Stopping:
         return f"{unsubmitted}. {running}" if unsubmitted else running
 
     def _leave_or_cancel(self, reason: str) -> str:
-        if self.settings.on_interrupt == "detach" and self.runner.asynchronous:
+        if self.settings.on_interrupt == "detach" and self.runner.asynchronous and not self._killed():
             running = sorted(self.scheduler.in_flight)
             if not running:
                 return "No trial was running"
@@ -163,6 +188,10 @@ class Stopping:
         if self.not_cancelled:
             said.append(self._cancel_failed())
         return ". ".join(said)
+
+    def _killed(self) -> bool:
+        """Whether ``hydra-sigopt kill`` stopped the sweep (it cancels the jobs a detach would leave)."""
+        return kill_requested(self.journal.path.parent)
 
     def _stopped_jobs_said(self) -> str:
         """The cancelled jobs of trials stopped early: not running trials (none is run again)."""

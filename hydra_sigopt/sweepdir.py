@@ -17,7 +17,7 @@ import yaml
 
 from hydra_sigopt.driver import DRIVER_DIR
 from hydra_sigopt.errors import ConfigError, JournalError
-from hydra_sigopt.journal import JOURNAL_NAME, LOCK_NAME, journal_path
+from hydra_sigopt.journal import JOURNAL_NAME, KILL_MARKER_NAME, LOCK_NAME, journal_path
 from hydra_sigopt.report_files import CHANNEL_DIR
 from hydra_sigopt.reports import RESULTS_NAME, TRIALS_NAME
 from hydra_sigopt.snapshot import SNAPSHOT_DIR
@@ -27,6 +27,7 @@ _SWEEP_NAMES = {
     JOURNAL_NAME,
     *(JOURNAL_NAME + suffix for suffix in ("-wal", "-shm", "-journal", ".creating", ".recovered")),
     LOCK_NAME,
+    KILL_MARKER_NAME,
     TRIALS_NAME,
     RESULTS_NAME,
     "multirun.yaml",

@@ -128,12 +128,19 @@ def test_continue_keeps_the_budget_a_resume_raised(tmp_path: Path, capsys: pytes
         assert sum(t.state == "completed" for t in journal.trials()) == 5
 
 
-def test_kill_stops_a_live_sweep_and_its_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("on_interrupt", ["cancel", "detach"])
+def test_kill_stops_a_live_sweep_and_its_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], on_interrupt: str
+) -> None:
+    """With ``on_interrupt: detach`` the sweeper took kill's SIGTERM for a Ctrl-C and said "Trials
+    [0, 1] were left running (on_interrupt: detach); a resumed sweep re-attaches to them", then kill
+    cancelled them, after saying the sweeper "cancels its own jobs". A kill cancels, whatever the policy."""
     proc, sweep_dir = start_example(
         tmp_path,
         *SUBMITIT_LOCAL,
         "hydra.sweeper.observation_budget=6",
         "hydra.sweeper.parallel_bandwidth=2",
+        f"hydra.sweeper.on_interrupt={on_interrupt}",
         "sleep_s=60",
     )
     running_ids = running_job_ids(sweep_dir, 2)
