@@ -9,6 +9,7 @@ effect; :class:`Resumption` starts the experiment and carries the plan out.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from typing import Any
 from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
 from hydra_sigopt.crashpoints import crash_point
-from hydra_sigopt.errors import JournalError, SweepAbortedError, SweepDirTaken
+from hydra_sigopt.errors import ConfigError, JournalError, SweepAbortedError, SweepDirTaken
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
 from hydra_sigopt.journal import (
     ABANDONED,
@@ -37,6 +38,7 @@ from hydra_sigopt.journal import (
 )
 from hydra_sigopt.metrics import MetricValue, describe_metrics
 from hydra_sigopt.processes import job_result_file, this_process_started_at
+from hydra_sigopt.reports import budget_spent
 from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.scheduler import Scheduler
@@ -135,7 +137,8 @@ def open_journal(
         try:
             _refuse_another_sweep(journal.meta(), sweep_dir, definition, backend_name)
             _refuse_another_launchers_jobs(journal.trials(), journal.meta().get("launcher"), launcher, sweep_dir)
-        except (JournalError, SweepAbortedError):
+            _refuse_a_budget_already_exceeded(journal.meta(), journal.trials(), definition.observation_budget)
+        except (JournalError, SweepAbortedError, ConfigError):
             journal.close()
             raise
         return journal
@@ -198,6 +201,26 @@ def _refuse_another_launchers_jobs(
             f"this run's launcher ({launcher}) cannot re-attach; resume with the sweep's launcher (hydra-sigopt "
             f"continue {sweep_dir} prints its command), or cancel them first: hydra-sigopt kill {sweep_dir}"
         )
+
+
+def _refuse_a_budget_already_exceeded(meta: Mapping[str, Any], trials: Sequence[Trial], budget: int) -> None:
+    """A resume whose ``observation_budget`` is below what the sweep's trials spent already is refused
+    before anything changes: it has nothing to run, and would log and show "4/2 trials done", as
+    though the sweep had overrun its budget. Equal to it, the sweep ends as it is (a finished sweep
+    run again)."""
+    spent = budget_spent(meta, trials)
+    if budget >= spent - 1e-9:
+        return
+    if meta["identity"].get("tasks"):  # multitask: the budget counts the trials' costs
+        done = f"the {spent:.4g} of the budget this sweep's trials have spent already"
+    else:
+        done = f"the {round(spent)} trials this sweep has done already"
+    least = f"{math.ceil(spent - 1e-9)}"
+    raise ConfigError(
+        "observation_budget",
+        f"{budget} is below {done}; give {least} or more (at {least} the sweep ends as it is; "
+        "above it, the sweep runs more trials)",
+    )
 
 
 # ---------------------------------------------------------------------- the plan

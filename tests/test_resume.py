@@ -87,6 +87,22 @@ def test_resume_option_continues_a_sweep_and_a_larger_budget_extends_it(tmp_path
     assert "#3 : " in second.output and "#0 : " not in second.output
 
 
+def test_a_budget_below_the_trials_done_is_refused_naming_the_key_and_the_count(tmp_path: Path) -> None:
+    """A tester: resumed with observation_budget=2 after 4 trials were done, the sweep logged
+    "4/2 trials done" and hydra-sigopt status said "4/2 done"."""
+    first = run_example(tmp_path, "hydra.sweeper.observation_budget=4").assert_ok()
+    lower = run_example(tmp_path, "hydra.sweeper.observation_budget=2")
+    assert lower.proc.returncode != 0
+    assert "4/2" not in lower.output, lower.output[-2000:]
+    assert "hydra.sweeper.observation_budget: 2 is below the 4 trials this sweep has done already" in lower.output, (
+        lower.output[-2000:]
+    )
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(first.sweep_dir)], capture_output=True, text=True
+    ).stdout
+    assert "4/4 done" in status, status  # the refused run changed nothing
+
+
 def test_changed_definition_is_refused_with_what_differs(tmp_path: Path) -> None:
     run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
     changed = run_example(
