@@ -306,6 +306,15 @@ def test_a_job_sbatch_refuses_is_never_submitted_not_left_running_nor_cancelled(
     ).stdout
     assert "0 running, 1 never submitted (submitted on resume)" in status, status
     assert "Running:" not in status and "Invalid partition name specified); submitted on resume" in status, status
+    # The results file counts it as status does: never submitted, not running.
+    assert refused.results["trials"] == {
+        "total": 1,
+        "completed": 0,
+        "failed": 0,
+        "stopped": 0,
+        "running": 0,
+        "never_submitted": 1,
+    }
 
     resumed = run_example(tmp_path, *SLURM, "hydra.launcher.timeout_min=10", *budget).assert_ok()
     assert "Trial #0 is re-run under a new job number: its job was never submitted" in resumed.output
