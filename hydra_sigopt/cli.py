@@ -157,6 +157,8 @@ def _status(args: argparse.Namespace) -> int:
     last = max([last, *unread.values()])
     idle = {*unread, *unsubmitted}
     live = any(t.state in (PENDING, RUNNING) and t not in lost and t.number not in idle for t in trials)
+    to_submit = _waiting_to_be_submitted(meta, trials, holder) - unsubmitted.keys()
+    idle |= to_submit  # not running either, though the sweep is live
     _out(f"Sweep:       {Path(args.sweep_dir).resolve()}")
     _out(
         f"Experiment:  {meta.get('name')} (backend {meta.get('backend')}, experiment {meta.get('experiment_id')}, "
@@ -174,6 +176,7 @@ def _status(args: argparse.Namespace) -> int:
         f"Trials:      {counted or f'{done}/{budget} done'} ({summary.completed} completed{stopped}, "
         f"{summary.failed} failed), {summary.running - queued - len(lost) - len(idle)} running"
         f"{f', {queued} queued' if queued else ''}"
+        f"{f', {len(to_submit)} waiting to be submitted' if to_submit else ''}"
         f"{f', {len(unread)} ended while no sweeper ran (recorded on resume)' if unread else ''}"
         f"{f', {len(lost)} lost with the sweeper (run again on resume)' if lost else ''}"
         f"{f', {len(unsubmitted)} never submitted (submitted on resume)' if unsubmitted else ''}{_abandoned(trials)}"
@@ -210,6 +213,9 @@ def _status(args: argparse.Namespace) -> int:
                 continue
             if t.number in unsubmitted:
                 _out(f"  #{t.number:<4} job {'-':<10} never submitted ({unsubmitted[t.number]}); submitted on resume")
+                continue
+            if t.number in to_submit:
+                _out(f"  #{t.number:<4} job {'-':<10} waiting to be submitted (the sweeper submits its job)")
                 continue
             if t.number in unread:
                 ago = format_duration(now - unread[t.number])
@@ -250,6 +256,16 @@ def _lost_with_the_sweeper(
         folder = meta.get("submitit_folder")
         return [t for t in unfinished if not _wrote_result(meta, str(t.job_id)) and not _local_job_alive(t, folder)]
     return [] if meta.get("launcher") in JOB_LAUNCHERS else unfinished
+
+
+def _waiting_to_be_submitted(meta: dict[str, Any], trials: Sequence[Trial], holder: tuple[int, str] | None) -> set[int]:
+    """The trials a running sweeper has taken whose job it has not submitted yet: its sbatch is under
+    way or was refused for now (a slurmctld outage: it is tried again, with backoff). No job of them
+    exists, so they are not running. Only while a sweeper holds the sweep: a trial left without a job
+    by a sweeper that died is another case (its job may have been submitted and not journaled)."""
+    if holder is None or meta.get("launcher") not in JOB_LAUNCHERS:
+        return set()
+    return {t.number for t in trials if t.state == PENDING and not t.job_id}
 
 
 def _ended_unread(meta: dict[str, Any], trials: Sequence[Trial]) -> dict[int, float]:
