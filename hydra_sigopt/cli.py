@@ -54,6 +54,7 @@ from hydra_sigopt.reports import (
     swept_overrides,
 )
 from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states, slurm_jobs_not_ending
+from hydra_sigopt.sweeper_time import runs_of, time_between, time_ran
 from hydra_sigopt.unsubmitted import never_submitted
 
 if TYPE_CHECKING:
@@ -145,7 +146,6 @@ def _status(args: argparse.Namespace) -> int:
     budget = int(meta.get("observation_budget", 0))
     now = time.time()
     started = float(meta.get("created_at", now))
-    last = max((t.ended_at or t.started_at or t.created_at for t in trials), default=started)
     holder, unknown = _lock_holder(Path(args.sweep_dir))
     maybe_held = holder is not None or unknown is not None
     # Trials whose job a stop found refused (never submitted): pending, and nothing of them runs.
@@ -154,11 +154,8 @@ def _status(args: argparse.Namespace) -> int:
         t for t in _lost_with_the_sweeper(meta, trials, maybe_held, Path(args.sweep_dir)) if t.number not in unsubmitted
     ]
     unread = {} if maybe_held else _ended_unread(meta, trials)
-    last = max([last, *unread.values()])
-    idle = {*unread, *unsubmitted}
-    live = any(t.state in (PENDING, RUNNING) and t not in lost and t.number not in idle for t in trials)
     to_submit = _waiting_to_be_submitted(meta, trials, holder) - unsubmitted.keys()
-    idle |= to_submit  # not running either, though the sweep is live
+    idle = {*unread, *unsubmitted, *to_submit}
     _out(f"Sweep:       {Path(args.sweep_dir).resolve()}")
     _out(
         f"Experiment:  {meta.get('name')} (backend {meta.get('backend')}, experiment {meta.get('experiment_id')}, "
@@ -186,7 +183,7 @@ def _status(args: argparse.Namespace) -> int:
     why_ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps)
     queued_driver = f"Slurm job {record['job_id']}, is {driver_state.lower()}" if record and driver_state else None
     _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, why_ended, queued_driver)}")
-    _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
+    _out(f"Elapsed:     {_elapsed(meta, trials, now if holder is not None else None)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = shared_overrides(meta)
     if summary.best and len(optimized) == 1:
@@ -227,6 +224,16 @@ def _status(args: argparse.Namespace) -> int:
         _out()
         _out(_trials_table(trials, metrics, fixed))
     return 0
+
+
+def _elapsed(meta: dict[str, Any], trials: Sequence[Trial], until: float | None) -> str:
+    """The time sweepers ran the sweep, as the progress line counts it (``until``: one runs now),
+    and, where it was down between runs, that this time is left out."""
+    runs = runs_of(meta, trials)
+    ran, down = time_ran(runs, until), time_between(runs, until)
+    if down < 1:
+        return format_duration(ran)
+    return f"{format_duration(ran)} with a sweeper running, not counting {format_duration(down)} between runs"
 
 
 #: Launchers whose trials run as jobs of their own, which outlive a sweeper killed (submitit's).
@@ -270,8 +277,8 @@ def _waiting_to_be_submitted(meta: dict[str, Any], trials: Sequence[Trial], hold
 
 def _ended_unread(meta: dict[str, Any], trials: Sequence[Trial]) -> dict[int, float]:
     """The unfinished trials whose job has ended while no sweeper held the sweep (its result file is
-    there: ``on_interrupt: detach``, a sweeper killed): when each ended. They are not running, and
-    the sweep's time stops with them; a resumed sweep reads their results."""
+    there: ``on_interrupt: detach``, a sweeper killed): when each ended. They are not running; a
+    resumed sweep reads their results."""
     ended = {}
     for t in trials:
         at = _result_written_at(meta, t) if t.state in (PENDING, RUNNING) and t.job_id else None

@@ -42,6 +42,7 @@ from hydra_sigopt.reports import budget_spent
 from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.scheduler import Scheduler
+from hydra_sigopt.sweeper_time import Heartbeat, start_run
 from hydra_sigopt.tasks import cost_of
 from hydra_sigopt.unsubmitted import never_submitted
 
@@ -322,6 +323,8 @@ class Resumption:
 
     def start_or_resume(self, sweep_dir: Path) -> None:
         """Start or re-open the experiment; resume the journal's trials, if it has any."""
+        run_started = time.time()
+        ran_before = start_run(self.journal, run_started)
         trials = self.journal.trials()
         meta = self.journal.meta()
         experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
@@ -337,9 +340,10 @@ class Resumption:
             log.info("Resuming the sweep in %s (%d trials in its journal)", sweep_dir, len(trials))
             plan = plan_resume(trials, meta.get("launcher"), self.runner.kind)
             self.carry_out(plan)
-            progress = self.results.progress
             in_flight = [t.number for t in plan.in_flight]
-            progress.resume(float(meta.get("created_at", time.time())), progress.done, carried_over=in_flight)
+            self.results.progress.resume(self.results.progress.done, carried_over=in_flight)
+        self.results.progress.count_elapsed_from(run_started, ran_before)
+        self.results.progress.beat = Heartbeat(self.journal)
         self._log_start(sweep_dir)
 
     def _log_start(self, sweep_dir: Path) -> None:

@@ -176,8 +176,49 @@ def test_after_a_resume_progress_counts_finished_jobs_and_the_whole_elapsed_time
     second = run_example(tmp_path, *overrides).assert_ok()
     first = next(line for line in second.output.splitlines() if "Progress:" in line)
     assert "2/4 trials done" in first, first
-    elapsed = re.search(r"elapsed (?:(\d+)m)?(\d+)s", first)
-    assert elapsed is not None and int(elapsed.group(1) or 0) * 60 + int(elapsed.group(2)) >= 10, first
+    # The 10 s no sweeper ran are not the sweep's elapsed time (test_elapsed_counts_the_time_sweepers_ran...).
+    assert _seconds(re.search(r"elapsed (\S+)", first)) < 10, first
+
+
+def _seconds(found: re.Match[str] | None) -> int:
+    """A duration as format_duration writes it (``42s``, ``1m05s``), in seconds."""
+    assert found is not None
+    minutes, _, seconds = found.group(1).rstrip(",").rpartition("m")
+    return int(minutes or 0) * 60 + int(seconds.rstrip("s"))
+
+
+def test_elapsed_counts_the_time_sweepers_ran_and_status_agrees_with_the_progress_line(tmp_path: Path) -> None:
+    """A tester: after a kill and a resume, status's Elapsed counted the time no sweeper ran, and
+    disagreed with the sweeper's last progress line (status stopped at the last trial's end)."""
+    overrides = [
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=3",
+        "hydra.sweeper.progress_interval=1",
+        "sleep_s=2",
+    ]
+    began = time.time()
+    proc, sweep_dir = start_example(tmp_path, *overrides)
+    running_job_ids(sweep_dir, 1)
+    time.sleep(6)  # the first run runs a while
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(15)  # the sweep is down: no sweeper runs
+    second = run_example(tmp_path, *overrides).assert_ok()
+    wall = time.time() - began
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
+    ).stdout
+    line = next(line for line in status.splitlines() if line.startswith("Elapsed:"))
+    shown = _seconds(re.search(r"Elapsed:\s+(\S+)", line))
+    logged = [line for line in second.output.splitlines() if "Progress:" in line]
+    # status and the sweeper's last line give the same figure (rounded to the second each)
+    assert abs(shown - _seconds(re.search(r"elapsed (\S+)", logged[-1]))) <= 1, (line, logged[-1])
+    # it counts both runs (the first one's 6 s, less the seconds since its last note in the journal,
+    # and the second's), not the 15 s between them, and says so
+    assert 6 <= shown <= wall - 15, (line, wall)
+    assert "s with a sweeper running, not counting " in line and "s between runs (started" in line, line
+    # the resumed sweeper's first line counts the first run's time already
+    assert _seconds(re.search(r"elapsed (\S+)", logged[0])) >= 3, logged[0]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL], ids=["ssh-lost", "killed"])
