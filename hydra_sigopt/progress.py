@@ -34,7 +34,8 @@ class Progress:
     failed: int = 0
     stopped: int = 0  # stopped early (hydra.sweeper.early_stopping); counted in done
     running: int = 0
-    waiting: int = 0  # started trials whose job waits in the cluster's queue
+    waiting: int = 0  # started trials whose job waits in the cluster's queue, or to be submitted
+    unsubmitted: int = 0  # of those waiting, the ones whose job the cluster has not accepted yet
     best_value: float | None = None
     best_trial: int | None = None
     #: Multitask: the budget counts the trials' costs, and the line says what is spent of it.
@@ -106,10 +107,11 @@ class Progress:
             self.steps = reported
             self._dirty = True
 
-    def set_running(self, running: int, waiting: int = 0) -> None:
-        """``running`` trials in flight, of which ``waiting`` wait for the cluster (shown apart)."""
-        if (running, waiting) != (self.running, self.waiting):
-            self.running, self.waiting = running, waiting
+    def set_running(self, running: int, waiting: int = 0, unsubmitted: int = 0) -> None:
+        """``running`` trials in flight, of which ``waiting`` wait for the cluster (shown apart), and
+        of those ``unsubmitted`` wait for it to accept their job (shown as ``hydra-sigopt status`` does)."""
+        if (running, waiting, unsubmitted) != (self.running, self.waiting, self.unsubmitted):
+            self.running, self.waiting, self.unsubmitted = running, waiting, unsubmitted
             self._dirty = True
 
     def line(self) -> str:
@@ -120,8 +122,10 @@ class Progress:
         if self.step_budget is not None:
             parts.append(f"{self.steps or 0}/{self.step_budget} steps reported")
         parts.append(f"{self.running - self.waiting} running")
-        if self.waiting:
-            parts.append(f"{self.waiting} queued")
+        if self.waiting > self.unsubmitted:
+            parts.append(f"{self.waiting - self.unsubmitted} queued")
+        if self.unsubmitted:
+            parts.append(f"{self.unsubmitted} waiting to be submitted")
         parts.append(f"{self.failed} failed")
         if self.stopped:
             parts.append(f"{self.stopped} stopped early")

@@ -115,6 +115,7 @@ def test_status_during_an_outage_shows_a_trial_whose_sbatch_has_not_gone_through
         "hydra.launcher.timeout_min=10",
         "hydra.sweeper.observation_budget=2",
         "hydra.sweeper.parallel_bandwidth=1",
+        "hydra.sweeper.progress_interval=1",
         "sleep_s=5",
     )
     try:
@@ -123,6 +124,7 @@ def test_status_during_an_outage_shows_a_trial_whose_sbatch_has_not_gone_through
         _controller("stop")
         _wait_for_results(sweep_dir, sorted(first))  # its slot frees while the controller is down
         _wait_for_a_trial_without_a_job(sweep_dir, 1)  # the sweeper took trial #1; its sbatch cannot pass
+        time.sleep(25)  # sbatch fails after 11-18 s: the trial waits for the next try, with a progress line
         status = subprocess.run(
             [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
         ).stdout
@@ -134,6 +136,8 @@ def test_status_during_an_outage_shows_a_trial_whose_sbatch_has_not_gone_through
     assert "0 running, 1 waiting to be submitted" in status, status
     line = next(line for line in status.splitlines() if line.strip().startswith("#1 "))
     assert "waiting to be submitted" in line and "pending" not in line, line
+    # The sweeper's progress line says so too (it said "0 running, 1 queued", as for a job in Slurm's queue).
+    assert "1/2 trials done, 0 running, 1 waiting to be submitted" in run.output, run.output[-3000:]
     assert [t["state"] for t in run.trials] == ["completed", "completed"]
 
 
