@@ -155,11 +155,10 @@ def test_submitit_local_jobs_outlive_the_sweeper_and_are_reattached(tmp_path: Pa
     assert not any(t.state == "abandoned" for t in trials)
 
 
-def test_after_a_resume_progress_counts_finished_jobs_and_the_whole_elapsed_time(tmp_path: Path) -> None:
+def test_after_a_resume_progress_counts_finished_jobs_and_not_the_time_no_sweeper_ran(tmp_path: Path) -> None:
     """Issue 14: after a resume the first progress line showed re-attached jobs that had finished
-    meanwhile as running, and the elapsed time restarted from 0."""
-    import re
-
+    meanwhile as running, and the elapsed time restarted from 0 (it counts the earlier runs' time:
+    test_elapsed_counts_the_time_sweepers_ran_and_status_agrees_with_the_progress_line)."""
     overrides = [
         *SUBMITIT_LOCAL,
         "hydra.sweeper.observation_budget=4",
@@ -176,7 +175,7 @@ def test_after_a_resume_progress_counts_finished_jobs_and_the_whole_elapsed_time
     second = run_example(tmp_path, *overrides).assert_ok()
     first = next(line for line in second.output.splitlines() if "Progress:" in line)
     assert "2/4 trials done" in first, first
-    # The 10 s no sweeper ran are not the sweep's elapsed time (test_elapsed_counts_the_time_sweepers_ran...).
+    # The 10 s no sweeper ran are not the sweep's elapsed time.
     assert _seconds(re.search(r"elapsed (\S+)", first)) < 10, first
 
 
@@ -218,7 +217,7 @@ def test_elapsed_counts_the_time_sweepers_ran_and_status_agrees_with_the_progres
     assert 6 <= shown <= wall - 15, (line, wall)
     assert "s with a sweeper running, not counting " in line and "s between runs (started" in line, line
     # the resumed sweeper's first line counts the first run's time already
-    assert _seconds(re.search(r"elapsed (\S+)", logged[0])) >= 3, logged[0]
+    assert _seconds(re.search(r"elapsed (\S+)", logged[0])) >= 2, logged[0]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL], ids=["ssh-lost", "killed"])
