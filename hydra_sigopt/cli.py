@@ -55,6 +55,7 @@ from hydra_sigopt.reports import (
 )
 from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states, slurm_jobs_not_ending
 from hydra_sigopt.stopping import forget_kill, request_kill
+from hydra_sigopt.sweeper_time import runs_of, time_between, time_ran
 from hydra_sigopt.unsubmitted import never_submitted
 
 if TYPE_CHECKING:
@@ -146,7 +147,6 @@ def _status(args: argparse.Namespace) -> int:
     budget = int(meta.get("observation_budget", 0))
     now = time.time()
     started = float(meta.get("created_at", now))
-    last = max((t.ended_at or t.started_at or t.created_at for t in trials), default=started)
     holder, unknown = _lock_holder(Path(args.sweep_dir))
     maybe_held = holder is not None or unknown is not None
     # Trials whose job a stop found refused (never submitted): pending, and nothing of them runs.
@@ -155,9 +155,8 @@ def _status(args: argparse.Namespace) -> int:
         t for t in _lost_with_the_sweeper(meta, trials, maybe_held, Path(args.sweep_dir)) if t.number not in unsubmitted
     ]
     unread = {} if maybe_held else _ended_unread(meta, trials)
-    last = max([last, *unread.values()])
-    idle = {*unread, *unsubmitted}
-    live = any(t.state in (PENDING, RUNNING) and t not in lost and t.number not in idle for t in trials)
+    to_submit = _waiting_to_be_submitted(meta, trials, holder) - unsubmitted.keys()
+    idle = {*unread, *unsubmitted, *to_submit}
     _out(f"Sweep:       {Path(args.sweep_dir).resolve()}")
     _out(
         f"Experiment:  {meta.get('name')} (backend {meta.get('backend')}, experiment {meta.get('experiment_id')}, "
@@ -175,6 +174,7 @@ def _status(args: argparse.Namespace) -> int:
         f"Trials:      {counted or f'{done}/{budget} done'} ({summary.completed} completed{stopped}, "
         f"{summary.failed} failed), {summary.running - queued - len(lost) - len(idle)} running"
         f"{f', {queued} queued' if queued else ''}"
+        f"{f', {len(to_submit)} waiting to be submitted' if to_submit else ''}"
         f"{f', {len(unread)} ended while no sweeper ran (recorded on resume)' if unread else ''}"
         f"{f', {len(lost)} lost with the sweeper (run again on resume)' if lost else ''}"
         f"{f', {len(unsubmitted)} never submitted (submitted on resume)' if unsubmitted else ''}{_abandoned(trials)}"
@@ -184,7 +184,7 @@ def _status(args: argparse.Namespace) -> int:
     why_ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps)
     queued_driver = f"Slurm job {record['job_id']}, is {driver_state.lower()}" if record and driver_state else None
     _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, why_ended, queued_driver)}")
-    _out(f"Elapsed:     {format_duration((now if live else last) - started)} (started {time.ctime(started)})")
+    _out(f"Elapsed:     {_elapsed(meta, trials, now if holder is not None else None)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = shared_overrides(meta)
     if summary.best and len(optimized) == 1:
@@ -212,6 +212,9 @@ def _status(args: argparse.Namespace) -> int:
             if t.number in unsubmitted:
                 _out(f"  #{t.number:<4} job {'-':<10} never submitted ({unsubmitted[t.number]}); submitted on resume")
                 continue
+            if t.number in to_submit:
+                _out(f"  #{t.number:<4} job {'-':<10} waiting to be submitted (the sweeper submits its job)")
+                continue
             if t.number in unread:
                 ago = format_duration(now - unread[t.number])
                 _out(f"  #{t.number:<4} job {t.job_id or '-':<10} ended {ago} ago (its result is recorded on resume)")
@@ -222,6 +225,16 @@ def _status(args: argparse.Namespace) -> int:
         _out()
         _out(_trials_table(trials, metrics, fixed))
     return 0
+
+
+def _elapsed(meta: dict[str, Any], trials: Sequence[Trial], until: float | None) -> str:
+    """The time sweepers ran the sweep, as the progress line counts it (``until``: one runs now),
+    and, where it was down between runs, that this time is left out."""
+    runs = runs_of(meta, trials)
+    ran, down = time_ran(runs, until), time_between(runs, until)
+    if down < 1:
+        return format_duration(ran)
+    return f"{format_duration(ran)} with a sweeper running, not counting {format_duration(down)} between runs"
 
 
 #: Launchers whose trials run as jobs of their own, which outlive a sweeper killed (submitit's).
@@ -253,10 +266,20 @@ def _lost_with_the_sweeper(
     return [] if meta.get("launcher") in JOB_LAUNCHERS else unfinished
 
 
+def _waiting_to_be_submitted(meta: dict[str, Any], trials: Sequence[Trial], holder: tuple[int, str] | None) -> set[int]:
+    """The trials a running sweeper has taken whose job it has not submitted yet: its sbatch is under
+    way or was refused for now (a slurmctld outage: it is tried again, with backoff). No job of them
+    exists, so they are not running. Only while a sweeper holds the sweep: a trial left without a job
+    by a sweeper that died is another case (its job may have been submitted and not journaled)."""
+    if holder is None or meta.get("launcher") not in JOB_LAUNCHERS:
+        return set()
+    return {t.number for t in trials if t.state == PENDING and not t.job_id}
+
+
 def _ended_unread(meta: dict[str, Any], trials: Sequence[Trial]) -> dict[int, float]:
     """The unfinished trials whose job has ended while no sweeper held the sweep (its result file is
-    there: ``on_interrupt: detach``, a sweeper killed): when each ended. They are not running, and
-    the sweep's time stops with them; a resumed sweep reads their results."""
+    there: ``on_interrupt: detach``, a sweeper killed): when each ended. They are not running; a
+    resumed sweep reads their results."""
     ended = {}
     for t in trials:
         at = _result_written_at(meta, t) if t.state in (PENDING, RUNNING) and t.job_id else None

@@ -34,7 +34,8 @@ class Progress:
     failed: int = 0
     stopped: int = 0  # stopped early (hydra.sweeper.early_stopping); counted in done
     running: int = 0
-    waiting: int = 0  # started trials whose job waits in the cluster's queue
+    waiting: int = 0  # started trials whose job waits in the cluster's queue, or to be submitted
+    unsubmitted: int = 0  # of those waiting, the ones whose job the cluster has not accepted yet
     best_value: float | None = None
     best_trial: int | None = None
     #: Multitask: the budget counts the trials' costs, and the line says what is spent of it.
@@ -47,10 +48,13 @@ class Progress:
     steps: int | None = None
     steps_at_start: int = 0
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    #: Where the elapsed time counts from: this run's start, less the time earlier runs of the sweep
+    #: took (see :mod:`hydra_sigopt.sweeper_time`; the time no sweeper ran is not counted).
     started: float = field(default=-1.0)
-    #: When this sweeper process took over (a resume): the rate behind the estimate counts from here,
-    #: the elapsed time from when the sweep started.
+    #: When this sweeper process took over (a resume): the rate behind the estimate counts from here.
     resumed: float = field(default=-1.0)
+    #: Called as lines are due (``beat(force)``): notes in the journal that the sweeper still runs.
+    beat: Callable[[bool], None] | None = field(default=None, repr=False)
     done_at_start: int = 0
     #: Trials a resumed sweep re-attached to: they ran before it, so they leave the rate out.
     carried_over: frozenset[int] = frozenset()
@@ -80,10 +84,14 @@ class Progress:
         if self.best_value is None or self.metric.better(value, self.best_value):
             self.best_value, self.best_trial = value, number
 
-    def resume(self, sweep_started_epoch: float, done: int, carried_over: Iterable[int] = ()) -> None:
-        """A resumed sweep: elapsed time counts from the sweep's start, the estimate from now and
-        from the trials it starts (not the ``carried_over`` ones it re-attached to)."""
-        self.started = self.clock() - max(0.0, time.time() - sweep_started_epoch)
+    def count_elapsed_from(self, run_started_epoch: float, ran_before_s: float) -> None:
+        """The elapsed time: since this run started, plus ``ran_before_s`` that earlier runs took."""
+        self.started = self.clock() - max(0.0, time.time() - run_started_epoch) - ran_before_s
+        self._dirty = True
+
+    def resume(self, done: int, carried_over: Iterable[int] = ()) -> None:
+        """A resumed sweep: the estimate counts from now and from the trials it starts (not the
+        ``carried_over`` ones it re-attached to)."""
         self.resumed = self.clock()
         self.done_at_start = done
         self.spent_at_start = self.spent
@@ -99,10 +107,11 @@ class Progress:
             self.steps = reported
             self._dirty = True
 
-    def set_running(self, running: int, waiting: int = 0) -> None:
-        """``running`` trials in flight, of which ``waiting`` wait for the cluster (shown apart)."""
-        if (running, waiting) != (self.running, self.waiting):
-            self.running, self.waiting = running, waiting
+    def set_running(self, running: int, waiting: int = 0, unsubmitted: int = 0) -> None:
+        """``running`` trials in flight, of which ``waiting`` wait for the cluster (shown apart), and
+        of those ``unsubmitted`` wait for it to accept their job (shown as ``hydra-sigopt status`` does)."""
+        if (running, waiting, unsubmitted) != (self.running, self.waiting, self.unsubmitted):
+            self.running, self.waiting, self.unsubmitted = running, waiting, unsubmitted
             self._dirty = True
 
     def line(self) -> str:
@@ -113,8 +122,10 @@ class Progress:
         if self.step_budget is not None:
             parts.append(f"{self.steps or 0}/{self.step_budget} steps reported")
         parts.append(f"{self.running - self.waiting} running")
-        if self.waiting:
-            parts.append(f"{self.waiting} queued")
+        if self.waiting > self.unsubmitted:
+            parts.append(f"{self.waiting - self.unsubmitted} queued")
+        if self.unsubmitted:
+            parts.append(f"{self.unsubmitted} waiting to be submitted")
         parts.append(f"{self.failed} failed")
         if self.stopped:
             parts.append(f"{self.stopped} stopped early")
@@ -145,11 +156,15 @@ class Progress:
     def log_last(self) -> None:
         """The sweep's last line, unless the line logged last already says it all."""
         self.ended = True
+        if self.beat is not None:
+            self.beat(True)  # the run's end, as this line says it
         if self._dirty or self._estimate_shown:  # it estimated a time left, which an ended sweep has not
             self.maybe_log(force=True)
 
     def maybe_log(self, force: bool = False) -> None:
         now = self.clock()
+        if self.beat is not None:
+            self.beat(False)
         if force or (self._dirty and now - self._last_log >= self.interval):
             log.info(self.line())
             self._estimate_shown = self._time_left(now) is not None

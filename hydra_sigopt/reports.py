@@ -24,6 +24,7 @@ import yaml
 
 from hydra_sigopt.journal import COMPLETED, FAILED, STOPPED, Trial
 from hydra_sigopt.metrics import Metric, meets_constraints
+from hydra_sigopt.unsubmitted import never_submitted
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -154,6 +155,14 @@ def _engine_best(meta: Mapping[str, Any], trials: Sequence[Trial]) -> list[dict[
     return [b for b in meta.get("engine_best") or [] if (b.get("assignments"), b.get("values")) not in stopped]
 
 
+def _unfinished_counts(meta: Mapping[str, Any], trials: Sequence[Trial], summary: Summary) -> dict[str, int]:
+    """The unfinished trials as ``hydra-sigopt status`` counts them: a trial whose job sbatch refused
+    when the sweep stopped is pending, but nothing of it runs: ``never_submitted`` (only where there
+    are such trials), not ``running``."""
+    unsubmitted = sum(never_submitted(meta, t) is not None for t in trials)
+    return {"running": summary.running - unsubmitted, **({"never_submitted": unsubmitted} if unsubmitted else {})}
+
+
 def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[str, Any]:
     """The content of ``optimization_results.yaml``, in the shape of Hydra's Optuna sweeper."""
     metrics = metrics_from_meta(meta)
@@ -173,7 +182,7 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
             "completed": summary.completed,
             "failed": summary.failed,
             "stopped": summary.stopped,
-            "running": summary.running,
+            **_unfinished_counts(meta, trials, summary),
         },
     }
     if meta["identity"].get("tasks"):  # multitask: what the budget counts, and each task's trials

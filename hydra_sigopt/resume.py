@@ -9,6 +9,7 @@ effect; :class:`Resumption` starts the experiment and carries the plan out.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from typing import Any
 from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
 from hydra_sigopt.crashpoints import crash_point
-from hydra_sigopt.errors import JournalError, SweepAbortedError, SweepDirTaken
+from hydra_sigopt.errors import ConfigError, JournalError, SweepAbortedError, SweepDirTaken
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
 from hydra_sigopt.journal import (
     ABANDONED,
@@ -37,9 +38,11 @@ from hydra_sigopt.journal import (
 )
 from hydra_sigopt.metrics import MetricValue, describe_metrics
 from hydra_sigopt.processes import job_result_file, this_process_started_at
+from hydra_sigopt.reports import budget_spent
 from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.scheduler import Scheduler
+from hydra_sigopt.sweeper_time import Heartbeat, start_run
 from hydra_sigopt.tasks import cost_of
 from hydra_sigopt.unsubmitted import never_submitted
 
@@ -135,7 +138,8 @@ def open_journal(
         try:
             _refuse_another_sweep(journal.meta(), sweep_dir, definition, backend_name)
             _refuse_another_launchers_jobs(journal.trials(), journal.meta().get("launcher"), launcher, sweep_dir)
-        except (JournalError, SweepAbortedError):
+            _refuse_a_budget_already_exceeded(journal.meta(), journal.trials(), definition.observation_budget)
+        except (JournalError, SweepAbortedError, ConfigError):
             journal.close()
             raise
         return journal
@@ -198,6 +202,26 @@ def _refuse_another_launchers_jobs(
             f"this run's launcher ({launcher}) cannot re-attach; resume with the sweep's launcher (hydra-sigopt "
             f"continue {sweep_dir} prints its command), or cancel them first: hydra-sigopt kill {sweep_dir}"
         )
+
+
+def _refuse_a_budget_already_exceeded(meta: Mapping[str, Any], trials: Sequence[Trial], budget: int) -> None:
+    """A resume whose ``observation_budget`` is below what the sweep's trials spent already is refused
+    before anything changes: it has nothing to run, and would log and show "4/2 trials done", as
+    though the sweep had overrun its budget. Equal to it, the sweep ends as it is (a finished sweep
+    run again)."""
+    spent = budget_spent(meta, trials)
+    if budget >= spent - 1e-9:
+        return
+    if meta["identity"].get("tasks"):  # multitask: the budget counts the trials' costs
+        done = f"the {spent:.4g} of the budget this sweep's trials have spent already"
+    else:
+        done = f"the {round(spent)} trials this sweep has done already"
+    least = f"{math.ceil(spent - 1e-9)}"
+    raise ConfigError(
+        "observation_budget",
+        f"{budget} is below {done}; give {least} or more (at {least} the sweep ends as it is; "
+        "above it, the sweep runs more trials)",
+    )
 
 
 # ---------------------------------------------------------------------- the plan
@@ -299,6 +323,8 @@ class Resumption:
 
     def start_or_resume(self, sweep_dir: Path) -> None:
         """Start or re-open the experiment; resume the journal's trials, if it has any."""
+        run_started = time.time()
+        ran_before = start_run(self.journal, run_started)
         trials = self.journal.trials()
         meta = self.journal.meta()
         experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
@@ -314,9 +340,10 @@ class Resumption:
             log.info("Resuming the sweep in %s (%d trials in its journal)", sweep_dir, len(trials))
             plan = plan_resume(trials, meta.get("launcher"), self.runner.kind)
             self.carry_out(plan)
-            progress = self.results.progress
             in_flight = [t.number for t in plan.in_flight]
-            progress.resume(float(meta.get("created_at", time.time())), progress.done, carried_over=in_flight)
+            self.results.progress.resume(self.results.progress.done, carried_over=in_flight)
+        self.results.progress.count_elapsed_from(run_started, ran_before)
+        self.results.progress.beat = Heartbeat(self.journal)
         self._log_start(sweep_dir)
 
     def _log_start(self, sweep_dir: Path) -> None:

@@ -298,7 +298,7 @@ class Sweep:
         most = POLL_INTERVAL_S if self.settings.early_stopping.reads_reports else 5.0
         outcomes = self._wait_for_trials(timeout=min(self.settings.progress_interval, most))
         if not outcomes:  # else the line follows their recording (see _post), and counts them done
-            self.progress.set_running(len(self.scheduler.in_flight), len(self.runner.waiting()))
+            self.progress.set_running(len(self.scheduler.in_flight), *_waiting_counts(self.runner))
             self.progress.set_steps(self.early.steps_spent)
             self.progress.maybe_log()
         # Only trials in flight: an abandoned trial re-attached to read its result at resume, and
@@ -346,7 +346,7 @@ class Sweep:
 
     def _post(self, numbers: tuple[int, ...]) -> None:
         self.results.post(numbers)
-        self.progress.set_running(len(self.runner.running()), len(self.runner.waiting()))
+        self.progress.set_running(len(self.runner.running()), *_waiting_counts(self.runner))
         self.progress.set_steps(self.early.steps_spent)
         self.progress.maybe_log()
 
@@ -433,6 +433,11 @@ def checked(definition: ExperimentDefinition, suggestion: Suggestion) -> Suggest
             f"suggestion {suggestion.id}: {dict(suggestion.assignments)}"
         ) from None
     return dataclasses.replace(suggestion, assignments=definition.space.snap(suggestion.assignments))
+
+
+def _waiting_counts(runner: TrialRunner) -> tuple[int, int]:
+    """How many started trials wait for the cluster, and of those how many for it to accept their job."""
+    return len(runner.waiting()), len(runner.unsubmitted())
 
 
 __all__ = ["Sweep", "checked"]

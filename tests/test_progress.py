@@ -51,7 +51,7 @@ def test_with_a_step_budget_the_line_counts_steps_and_estimates_from_them(clock:
 
 def test_a_resumed_sweep_estimates_from_the_steps_reported_since_the_resume(clock: Clock) -> None:
     progress = Progress(budget=500, metric=metric(), clock=clock, step_budget=100)  # type: ignore[arg-type]
-    progress.resume(sweep_started_epoch=0.0, done=0)
+    progress.resume(done=0)
     progress.set_steps(80)  # reported before the resume: no rate to be had from them
     assert "left" not in progress.line()
     clock.now += 10
@@ -65,7 +65,7 @@ def test_a_resumed_sweep_estimates_from_the_trials_it_started_not_those_it_re_at
     progress = Progress(budget=20, metric=metric(), clock=clock)  # type: ignore[arg-type]
     for number in range(4):
         progress.trial_finished(number, 0.5, failed=False)
-    progress.resume(sweep_started_epoch=0.0, done=4, carried_over=[4, 5, 6, 7])
+    progress.resume(done=4, carried_over=[4, 5, 6, 7])
     clock.now += 5
     for number in (4, 5, 6, 7):
         progress.trial_finished(number, 0.5, failed=False)

@@ -87,6 +87,22 @@ def test_resume_option_continues_a_sweep_and_a_larger_budget_extends_it(tmp_path
     assert "#3 : " in second.output and "#0 : " not in second.output
 
 
+def test_a_budget_below_the_trials_done_is_refused_naming_the_key_and_the_count(tmp_path: Path) -> None:
+    """A tester: resumed with observation_budget=2 after 4 trials were done, the sweep logged
+    "4/2 trials done" and hydra-sigopt status said "4/2 done"."""
+    first = run_example(tmp_path, "hydra.sweeper.observation_budget=4").assert_ok()
+    lower = run_example(tmp_path, "hydra.sweeper.observation_budget=2")
+    assert lower.proc.returncode != 0
+    assert "4/2" not in lower.output, lower.output[-2000:]
+    assert "hydra.sweeper.observation_budget: 2 is below the 4 trials this sweep has done already" in lower.output, (
+        lower.output[-2000:]
+    )
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(first.sweep_dir)], capture_output=True, text=True
+    ).stdout
+    assert "4/4 done" in status, status  # the refused run changed nothing
+
+
 def test_changed_definition_is_refused_with_what_differs(tmp_path: Path) -> None:
     run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
     changed = run_example(
@@ -139,11 +155,10 @@ def test_submitit_local_jobs_outlive_the_sweeper_and_are_reattached(tmp_path: Pa
     assert not any(t.state == "abandoned" for t in trials)
 
 
-def test_after_a_resume_progress_counts_finished_jobs_and_the_whole_elapsed_time(tmp_path: Path) -> None:
+def test_after_a_resume_progress_counts_finished_jobs_and_not_the_time_no_sweeper_ran(tmp_path: Path) -> None:
     """Issue 14: after a resume the first progress line showed re-attached jobs that had finished
-    meanwhile as running, and the elapsed time restarted from 0."""
-    import re
-
+    meanwhile as running, and the elapsed time restarted from 0 (it counts the earlier runs' time:
+    test_elapsed_counts_the_time_sweepers_ran_and_status_agrees_with_the_progress_line)."""
     overrides = [
         *SUBMITIT_LOCAL,
         "hydra.sweeper.observation_budget=4",
@@ -160,8 +175,49 @@ def test_after_a_resume_progress_counts_finished_jobs_and_the_whole_elapsed_time
     second = run_example(tmp_path, *overrides).assert_ok()
     first = next(line for line in second.output.splitlines() if "Progress:" in line)
     assert "2/4 trials done" in first, first
-    elapsed = re.search(r"elapsed (?:(\d+)m)?(\d+)s", first)
-    assert elapsed is not None and int(elapsed.group(1) or 0) * 60 + int(elapsed.group(2)) >= 10, first
+    # The 10 s no sweeper ran are not the sweep's elapsed time.
+    assert _seconds(re.search(r"elapsed (\S+)", first)) < 10, first
+
+
+def _seconds(found: re.Match[str] | None) -> int:
+    """A duration as format_duration writes it (``42s``, ``1m05s``), in seconds."""
+    assert found is not None
+    minutes, _, seconds = found.group(1).rstrip(",").rpartition("m")
+    return int(minutes or 0) * 60 + int(seconds.rstrip("s"))
+
+
+def test_elapsed_counts_the_time_sweepers_ran_and_status_agrees_with_the_progress_line(tmp_path: Path) -> None:
+    """A tester: after a kill and a resume, status's Elapsed counted the time no sweeper ran, and
+    disagreed with the sweeper's last progress line (status stopped at the last trial's end)."""
+    overrides = [
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=3",
+        "hydra.sweeper.progress_interval=1",
+        "sleep_s=2",
+    ]
+    began = time.time()
+    proc, sweep_dir = start_example(tmp_path, *overrides)
+    running_job_ids(sweep_dir, 1)
+    time.sleep(6)  # the first run runs a while
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(15)  # the sweep is down: no sweeper runs
+    second = run_example(tmp_path, *overrides).assert_ok()
+    wall = time.time() - began
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
+    ).stdout
+    line = next(line for line in status.splitlines() if line.startswith("Elapsed:"))
+    shown = _seconds(re.search(r"Elapsed:\s+(\S+)", line))
+    logged = [line for line in second.output.splitlines() if "Progress:" in line]
+    # status and the sweeper's last line give the same figure (rounded to the second each)
+    assert abs(shown - _seconds(re.search(r"elapsed (\S+)", logged[-1]))) <= 1, (line, logged[-1])
+    # it counts both runs (the first one's 6 s, less the seconds since its last note in the journal,
+    # and the second's), not the 15 s between them, and says so
+    assert 6 <= shown <= wall - 15, (line, wall)
+    assert "s with a sweeper running, not counting " in line and "s between runs (started" in line, line
+    # the resumed sweeper's first line counts the first run's time already
+    assert _seconds(re.search(r"elapsed (\S+)", logged[0])) >= 2, logged[0]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL], ids=["ssh-lost", "killed"])

@@ -105,6 +105,56 @@ def test_a_30_second_controller_outage_during_refills_loses_cancels_and_repeats_
     assert "submitted after" in run.output
 
 
+def test_status_during_an_outage_shows_a_trial_whose_sbatch_has_not_gone_through_as_waiting_to_be_submitted(
+    tmp_path: Path, controller: None
+) -> None:
+    """A tester: while slurmctld was down, hydra-sigopt status counted the trial the sweeper could not
+    submit yet (sbatch refused for now, tried again) as running, though no job of it existed."""
+    proc, sweep_dir = start_example(
+        tmp_path,
+        *SLURM,
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.observation_budget=2",
+        "hydra.sweeper.parallel_bandwidth=1",
+        "hydra.sweeper.progress_interval=1",
+        "sleep_s=5",
+    )
+    try:
+        first = running_job_ids(sweep_dir, 1, timeout=180)
+        _wait_for_tasks(sweep_dir, sorted(first))
+        _controller("stop")
+        _wait_for_results(sweep_dir, sorted(first))  # its slot frees while the controller is down
+        _wait_for_a_trial_without_a_job(sweep_dir, 1)  # the sweeper took trial #1; its sbatch cannot pass
+        time.sleep(25)  # sbatch fails after 11-18 s: the trial waits for the next try, with a progress line
+        status = subprocess.run(
+            [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
+        ).stdout
+        _controller("start")
+        run = finish_example(proc, sweep_dir, timeout=600)
+    finally:
+        proc.kill()
+    run.assert_ok()
+    assert "0 running, 1 waiting to be submitted" in status, status
+    line = next(line for line in status.splitlines() if line.strip().startswith("#1 "))
+    assert "waiting to be submitted" in line and "pending" not in line, line
+    # The sweeper's progress line says so too (it said "0 running, 1 queued", as for a job in Slurm's queue).
+    assert "1/2 trials done, 0 running, 1 waiting to be submitted" in run.output, run.output[-3000:]
+    assert [t["state"] for t in run.trials] == ["completed", "completed"]
+
+
+def _wait_for_a_trial_without_a_job(sweep_dir: Path, number: int, timeout: float = 120) -> None:
+    """Wait until the journal has trial ``number``, unfinished, with no job id yet."""
+    from hydra_sigopt.journal import Journal
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with Journal.open(sweep_dir, readonly=True) as journal:
+            if any(t.number == number and t.state == "pending" and not t.job_id for t in journal.trials()):
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"trial #{number} was not waiting for its job within {timeout} s")
+
+
 def test_a_sweeper_killed_between_sbatch_and_the_journal_reattaches_that_job(tmp_path: Path) -> None:
     """Issue 14: after a crash between sbatch and journaling the job id, the resumed sweep said "its
     job never started" while the job ran: it ran unobserved and the same trial ran again."""
@@ -338,6 +388,15 @@ def test_a_job_sbatch_refuses_is_never_submitted_not_left_running_nor_cancelled(
     ).stdout
     assert "0 running, 1 never submitted (submitted on resume)" in status, status
     assert "Running:" not in status and "Invalid partition name specified); submitted on resume" in status, status
+    # The results file counts it as status does: never submitted, not running.
+    assert refused.results["trials"] == {
+        "total": 1,
+        "completed": 0,
+        "failed": 0,
+        "stopped": 0,
+        "running": 0,
+        "never_submitted": 1,
+    }
 
     resumed = run_example(tmp_path, *SLURM, "hydra.launcher.timeout_min=10", *budget).assert_ok()
     assert "Trial #0 is re-run under a new job number: its job was never submitted" in resumed.output

@@ -77,6 +77,11 @@ class TrialRunner(ABC):
         """Numbers of started trials whose job waits for the cluster rather than runs (a subset of :meth:`running`)."""
         return []
 
+    def unsubmitted(self) -> list[int]:
+        """Numbers of started trials whose job the cluster has not accepted yet (refused for now and
+        tried again, as during a slurmctld outage): nothing of them runs (a subset of :meth:`waiting`)."""
+        return []
+
     def reattach(self, number: int, job_id: str) -> bool:
         """Adopt a job started by an earlier sweeper process; False where this runner cannot."""
         return False

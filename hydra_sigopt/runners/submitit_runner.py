@@ -203,8 +203,10 @@ class SubmititRunner(TrialRunner):
 
     def waiting(self) -> list[int]:
         """Trials whose job waits for the cluster (queued, requeued, held, or not yet accepted)."""
-        queued = [n for n in self.queue_log.waiting() if n in self._jobs]
-        return sorted([*queued, *self.refused.numbers()])
+        return sorted([*(n for n in self.queue_log.waiting() if n in self._jobs), *self.unsubmitted()])
+
+    def unsubmitted(self) -> list[int]:
+        return self.refused.numbers()
 
     def _note_states(self) -> None:
         if self.cluster == "slurm":
