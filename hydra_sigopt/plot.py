@@ -11,7 +11,7 @@ from typing import Any
 from hydra_sigopt.journal import COMPLETED, FAILED, STOPPED, Trial
 from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric
-from hydra_sigopt.reports import cheaper_tasks, is_feasible, metrics_from_meta
+from hydra_sigopt.reports import best_trials, cheaper_tasks, is_feasible, metrics_from_meta
 
 
 def plot_sweep(
@@ -30,12 +30,14 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
     import matplotlib.pyplot as plt
 
     metrics = metrics_from_meta(meta)
-    metric = next(m for m in metrics if m.strategy == "optimize")
+    optimized = [m for m in metrics if m.strategy == "optimize"]
+    metric = optimized[0]
     cheaper = cheaper_tasks(meta)
     parameters = meta["identity"]["parameters"]
     curved = _curves_metric(metric, metrics, reports, meta.get("judged_metric"))
     curves = 1 if curved is not None else 0
-    panels = 1 + curves + len(parameters)
+    pareto = 1 if len(optimized) == 2 else 0  # the second metric was nowhere to be seen
+    panels = 1 + pareto + curves + len(parameters)
     cols = min(3, panels)
     rows = math.ceil(panels / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
@@ -47,7 +49,19 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
     stopped = [t for t in stopped_all if t.value(metric.name) is not None]
     ax = flat[0]
     full = [t for t in done if t.task not in cheaper]
-    ax.scatter([t.number for t in full], [t.value(metric.name) for t in full], s=18, label="completed")
+    within = [t for t in full if is_feasible(t, metrics)]
+    ax.scatter([t.number for t in within], [t.value(metric.name) for t in within], s=18, label="completed")
+    outside = [t for t in full if not is_feasible(t, metrics)]
+    if outside:  # drawn as the others, they looked like candidates for the best
+        values = [t.value(metric.name) for t in outside]
+        ax.scatter(
+            [t.number for t in outside],
+            values,
+            s=18,
+            facecolors="none",
+            edgecolors="C0",
+            label="completed, outside a constraint",
+        )
     cheap = [t for t in done if t.task in cheaper]  # multitask: partial trainings, never the best
     if cheap:
         values = [t.value(metric.name) for t in cheap]
@@ -69,23 +83,25 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
         if current is not None:
             best.append((t.number, current))
     if best:
-        ax.step([b[0] for b in best], [b[1] for b in best], where="post", color="C1", label="best so far")
-    bottom = min((t.value(metric.name) or 0.0 for t in done), default=0.0)
+        label = f"best {metric.name} so far" if pareto else "best so far"  # with two metrics, one of them
+        ax.step([b[0] for b in best], [b[1] for b in best], where="post", color="C1", label=_shown(label))
     if failed:
-        ax.scatter([t.number for t in failed], [bottom] * len(failed), marker="x", color="C3", label="failed")
+        _on_worse_edge(ax, metric, [t.number for t in failed], marker="x", color="C3", label="failed (no value)")
     unvalued = [t.number for t in stopped_all if t.value(metric.name) is None]
-    if unvalued:  # stopped before reporting this metric (the rule judges another one): on the axis
+    if unvalued:  # stopped before reporting this metric (the rule judges another one)
         label = _shown(f"stopped early, no {metric.name}")
-        ax.scatter(unvalued, [bottom] * len(unvalued), marker="v", color="C7", label=label)
+        _on_worse_edge(ax, metric, unvalued, marker="v", color="C7", label=label)
     ax.set_xlabel("trial")
     ax.set_ylabel(_shown(f"{metric.name} ({metric.objective})"))
     stopped_note = f", {len(stopped_all)} stopped early" if stopped_all else ""
     cheap_note = f" ({len(cheap)} of cheaper tasks)" if cheap else ""
     ax.set_title(_shown(f"{meta.get('name')}: {len(done)} completed{cheap_note}{stopped_note}, {len(failed)} failed"))
     ax.legend(fontsize=8)
+    if pareto:
+        _pareto_panel(flat[1], optimized, within, best_trials(within, metrics))
     if curved is not None:
-        _learning_curves(flat[1], curved, trials, reports, cheaper)
-    for ax, p in zip(flat[1 + curves :], parameters):
+        _learning_curves(flat[1 + pareto], curved, trials, reports, cheaper)
+    for ax, p in zip(flat[1 + pareto + curves :], parameters):
         _parameter_panel(ax, p, metric, full, cheap)
     for ax in flat[panels:]:
         ax.axis("off")
@@ -94,6 +110,29 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return [ax.get_title() or ax.get_xlabel() for ax in flat[:panels]]
+
+
+def _on_worse_edge(ax: Any, metric: Metric, numbers: list[int], **style: Any) -> None:
+    """Trials without a value, on the panel's edge of worse values (the top, minimizing): at the
+    lowest value drawn, a failed trial of a minimized metric looked like the sweep's best."""
+    y = 0.97 if metric.objective == "minimize" else 0.03
+    ax.scatter(numbers, [y] * len(numbers), transform=ax.get_xaxis_transform(), clip_on=False, **style)
+
+
+def _pareto_panel(ax: Any, optimized: Sequence[Metric], trials: Sequence[Trial], front: Sequence[Trial]) -> None:
+    """The two optimized metrics against each other, the Pareto-optimal trials (``hydra-sigopt
+    best``'s lines) marked and numbered: with two metrics, the first panel shows the first only."""
+    first, second = optimized
+    ax.scatter([t.value(first.name) for t in trials], [t.value(second.name) for t in trials], s=18, label="completed")
+    if front:
+        xs, ys = [t.value(first.name) for t in front], [t.value(second.name) for t in front]
+        ax.scatter(xs, ys, s=40, color="C1", label="Pareto-optimal (hydra-sigopt best)")
+        for t, x, y in zip(front, xs, ys):
+            ax.annotate(f"#{t.number}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(_shown(f"{first.name} ({first.objective})"))
+    ax.set_ylabel(_shown(f"{second.name} ({second.objective})"))
+    ax.set_title(_shown(f"Pareto front: {len(front)} of {len(trials)} trials"))
+    ax.legend(fontsize=8)
 
 
 def _parameter_panel(ax: Any, p: Mapping[str, Any], metric: Metric, full: list[Trial], cheap: list[Trial]) -> None:

@@ -10,9 +10,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import EPOCHS_APP, EXAMPLE_APP, SUBMITIT_LOCAL, AppRun, run_example, running_job_ids, start_example
+from conftest import write_app as write_sweep_app
 from small_apps import write_app
 
 from hydra_sigopt.cli import main
@@ -94,6 +96,70 @@ def test_plot_without_matplotlib_says_what_to_install(finished_sweep: AppRun, tm
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == "hydra-sigopt: plot needs matplotlib: pip install 'hydra-sigopt-sweeper[plot]'"
     assert not out_png.exists()
+
+
+def drawn_figure(sweep_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], Any]:
+    """``hydra-sigopt plot``'s panels' titles and its figure, as drawn."""
+    from matplotlib.figure import Figure
+
+    drawn: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, *args, **kwargs: drawn.append(figure))
+    titles: list[str] = []
+    monkeypatch.setattr("hydra_sigopt.cli._out", lambda text="": titles.append(text))
+    assert main(["plot", str(sweep_dir)]) == 0
+    (figure,) = drawn
+    return [ax.get_title() for ax in figure.axes], figure
+
+
+def legend_of(ax: Any) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_plot_of_two_metrics_shows_the_second_and_the_pareto_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two optimized metrics the plot drew the first only: the Pareto set ``best`` prints was
+    nowhere, and the trial best on the second looked mediocre. A failed trial was drawn at the lowest
+    value shown, which for a minimized metric is where the best trials are."""
+    app = write_sweep_app(
+        tmp_path,
+        "observation_budget: 6\nparallel_bandwidth: 1\nseed: 3\n"
+        "metrics:\n  - {name: loss, objective: minimize}\n  - {name: xval, objective: maximize}\n"
+        "params:\n  x: interval(-5, 5)",
+        body="from hydra.core.hydra_config import HydraConfig\n"
+        "    if HydraConfig.get().job.num == 2: raise RuntimeError('diverged')\n"
+        "    return (cfg.x - 1) ** 2, cfg.x",
+    )
+    run = run_example(tmp_path, app=app).assert_ok()
+    front = sorted(s["trial"] for s in run.results["solutions"])
+    titles, figure = drawn_figure(run.sweep_dir, monkeypatch)
+    assert f"Pareto front: {len(front)} of 5 trials" in titles, titles
+    pareto = figure.axes[titles.index(f"Pareto front: {len(front)} of 5 trials")]
+    assert (pareto.get_xlabel(), pareto.get_ylabel()) == ("loss (minimize)", "xval (maximize)")
+    assert sorted(int(a.get_text()[1:]) for a in pareto.texts) == front
+    assert "Pareto-optimal (hydra-sigopt best)" in legend_of(pareto)
+    first = figure.axes[0]
+    assert "best loss so far" in legend_of(first)
+    failed = next(c for c in first.collections if c.get_label() == "failed (no value)")
+    assert failed.get_offsets()[0][1] > 0.9  # near the top: the worse end of a minimized metric
+
+
+def test_plot_tells_trials_outside_a_constraint_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = write_sweep_app(
+        tmp_path,
+        "observation_budget: 5\nparallel_bandwidth: 1\nseed: 1\n"
+        "metrics:\n  - {name: loss, objective: minimize}\n"
+        "  - {name: mem, objective: minimize, strategy: constraint, threshold: 0.5}\n"
+        "params:\n  x: interval(0, 1)",
+        body="return {'loss': (cfg.x - 0.2) ** 2, 'mem': cfg.x}",
+    )
+    run = run_example(tmp_path, app=app).assert_ok()
+    outside = [t for t in run.trials if float(t["value.mem"]) > 0.5]
+    assert outside, run.trials  # seeded: some trials are outside mem <= 0.5
+    _, figure = drawn_figure(run.sweep_dir, monkeypatch)
+    first = figure.axes[0]
+    drawn = next(c for c in first.collections if c.get_label() == "completed, outside a constraint")
+    assert sorted(x for x, _ in drawn.get_offsets()) == sorted(float(t["number"]) for t in outside)
 
 
 def test_continue_prints_and_runs_the_resume_command(
