@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -164,13 +165,8 @@ def parse_result(result: Any, metrics: Sequence[Metric]) -> tuple[MetricValue, .
     multi-objective convention). Each value is a number (Python, numpy or torch scalar),
     ``(value, stddev)`` or ``{"value": v, "value_stddev": s}``.
     """
-    if len(metrics) == 1 and not isinstance(result, Mapping):
+    if len(metrics) == 1 and (not isinstance(result, Mapping) or _is_value_with_noise(result)):
         return (_metric_value(metrics[0].name, result),)
-    if len(metrics) == 1 and "value" in result:
-        # One metric may return {"value": v, "value_stddev": s} itself (also when it is named "value").
-        name = metrics[0].name
-        if name not in result or (name == "value" and not isinstance(result["value"], Mapping)):
-            return (_metric_value(name, result),)
     if _is_sequence(result):
         return _values_in_order(result, metrics)
     if not isinstance(result, Mapping):
@@ -182,6 +178,16 @@ def parse_result(result: Any, metrics: Sequence[Metric]) -> tuple[MetricValue, .
     if missing:
         raise InvalidResult(f"the returned dict lacks metric(s) {missing} (it has keys {sorted(map(str, result))})")
     return tuple(_metric_value(m.name, result[m.name]) for m in metrics)
+
+
+def _is_value_with_noise(result: Mapping[Any, Any]) -> bool:
+    """Whether a single metric's app returned its value and noise, ``{"value": v, "value_stddev": s}``.
+
+    Exactly these two keys: a dict that merely has a ``value`` key (``{"value": loss, "acc": a}``
+    with ``accuracy`` declared) is a dict by metric name that lacks the metric, and read as the
+    noise form it scored every trial on ``value``, silently.
+    """
+    return set(result) == {"value", "value_stddev"}
 
 
 def _is_sequence(value: Any) -> bool:
@@ -241,13 +247,61 @@ def _as_float(name: str, raw: Any) -> float:
 
 
 def _number(name: str, raw: Any) -> float:
-    """``float(raw)``, through ``item()`` for zero-dimensional numpy / torch values."""
-    item = getattr(raw, "item", None)
-    if callable(item) and getattr(raw, "ndim", 0) == 0:
-        raw = item()  # numpy / torch zero-dimensional values
-        if isinstance(raw, bool):  # numpy / torch booleans
-            raise InvalidResult(f"metric {name!r} is {_describe(raw)}, not a number")
+    """``float(raw)``, through ``item()`` for numpy / torch values of one element."""
+    raw = plain_scalar(raw)
+    if isinstance(raw, bool):  # numpy / torch booleans
+        raise InvalidResult(f"metric {name!r} is {_describe(raw)}, not a number")
     return float(raw)
+
+
+def plain_scalar(raw: Any) -> Any:
+    """The Python number in a numpy or torch value of one element (``np.float32(v)``, ``np.array([v])``,
+    ``torch.tensor([[v]])``); anything else as it is.
+
+    ``float()`` alone takes a one-element torch tensor but numpy 2 refuses ``np.array([v])``: through
+    ``item()`` both are numbers, in a return value and in ``report()`` alike.
+    """
+    item = getattr(raw, "item", None)
+    if callable(item) and (getattr(raw, "ndim", None) == 0 or _element_count(raw) == 1):
+        return item()
+    return raw
+
+
+def _element_count(raw: Any) -> int | None:
+    """How many elements a torch tensor (``numel()``) or a numpy array (``size``) holds; None for others."""
+    numel = getattr(raw, "numel", None)
+    if callable(numel):
+        return int(numel())
+    size = getattr(raw, "size", None)
+    return size if isinstance(size, int) else None
+
+
+#: Words that name a value's noise: a key of them beside a metric was meant as its stddev, most likely.
+NOISE_WORDS = ("stddev", "std", "sd", "sem", "stderr", "sigma", "noise")
+
+
+def unread_noise_keys(result: Any, metrics: Sequence[Metric]) -> list[str]:
+    """Keys of a returned dict that look like a metric's noise but are not read as one.
+
+    Extra keys are ignored (a dict returned for the app's own logs has many); one named like a
+    stddev (``{"value": v, "stddev": s}``, ``{"loss": v, "loss_std": s}``) was meant as the noise,
+    and ignored it is lost without a word. The caller warns of them.
+    """
+    if not isinstance(result, Mapping) or _is_value_with_noise(result):
+        return []
+    names = {m.name for m in metrics}
+    found = [str(k) for k in result if k not in names and _looks_like_noise(str(k))]
+    for name in names & set(result):
+        if isinstance(result[name], Mapping):
+            found += [
+                f"{name}.{k}" for k in result[name] if k not in ("value", "value_stddev") and _looks_like_noise(str(k))
+            ]
+    return found
+
+
+def _looks_like_noise(key: str) -> bool:
+    words = [w for w in re.split(r"[^a-z0-9]+", key.lower()) if w]
+    return any(w in NOISE_WORDS for w in words) or key.lower().endswith(("std", "stddev", "stderr", "sigma"))
 
 
 def _describe(value: Any) -> str:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra_sigopt.metrics import plain_scalar
 from hydra_sigopt.report_files import (
     LARGEST_STEP,
     append_report,
@@ -317,7 +318,7 @@ def _checked_value(step: int, name: str, value: Any) -> float:
         value = detach()
     if not isinstance(value, (bool, str, bytes)):
         try:
-            number = float(value)  # Python, numpy and one-element torch numbers
+            number = float(plain_scalar(value))  # Python numbers, numpy and torch values of one element
         except (TypeError, ValueError, OverflowError):  # OverflowError: an int past a float's range
             number = None
     if number is None:

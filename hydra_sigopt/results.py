@@ -18,7 +18,7 @@ from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.journal import STOPPED, IllegalTransition, Journal, Trial
-from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result
+from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result, unread_noise_keys
 from hydra_sigopt.observations import observation_metadata
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.report_files import run_record, trial_folder
@@ -91,6 +91,7 @@ class Results:
         self.post_aside: Sender = _at_once
         self.unposted: dict[int, JournaledResult] = {}  # journaled, until posted
         self.last_failure: JobOutcome | None = None  # for the message, should the sweep stop on it
+        self.noise_keys_warned = False  # once per sweep: every trial of the app returns the same keys
 
     # ------------------------------------------------------------------ journaling
 
@@ -195,12 +196,27 @@ class Results:
         if outcome.ok:
             try:
                 values = parse_result(outcome.value, self.definition.metrics)
+                self.warn_of_unread_noise(outcome)
             except InvalidResult as exc:
                 outcome = dataclasses.replace(outcome, reason=str(exc), traceback=None)
             except Exception as exc:
                 reason = f"reading the returned value raised {describe_error(exc)}"
                 outcome = dataclasses.replace(outcome, reason=reason, traceback=traceback.format_exc())
         return values, self.fit_to_write(outcome)
+
+    def warn_of_unread_noise(self, outcome: JobOutcome) -> None:
+        """Once: a returned key named like a stddev is ignored, as every extra key is, not taken as the noise."""
+        unread = [] if self.noise_keys_warned else unread_noise_keys(outcome.value, self.definition.metrics)
+        if unread:
+            self.noise_keys_warned = True
+            log.warning(
+                "Trial #%d returned %s beside its metrics: extra keys are ignored, so it is not read as a "
+                "metric's noise; give a value with its noise as {%r: (v, s)} or "
+                "{%r: {'value': v, 'value_stddev': s}} (warned once)",
+                outcome.number,
+                unread,
+                *[self.definition.metrics[0].name] * 2,
+            )
 
     def as_it_ran(self, outcome: JobOutcome) -> JobOutcome:
         """The outcome with when and where the trial's task ran, by the trial's own record where it wrote one."""

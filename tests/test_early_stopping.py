@@ -114,6 +114,16 @@ def test_numpy_numbers_are_reported_as_floats(tmp_path: Path) -> None:
     assert lines_of(trial_folder(tmp_path, 0))[0]["metrics"] == {"loss": 0.5}
 
 
+def test_a_one_element_numpy_array_is_reported_as_a_torch_one_is(tmp_path: Path) -> None:
+    """``report(1, loss=np.array([v]))`` raised "loss must be a number" where ``torch.tensor([v])`` was one."""
+    np = pytest.importorskip("numpy")
+    with reporting_to(tmp_path, 0):
+        report(1, loss=np.array([0.5]), acc=np.array([[0.25]]))
+        with pytest.raises(ValueError, match="loss must be a number"):
+            report(2, loss=np.array([0.5, 0.6]))
+    assert lines_of(trial_folder(tmp_path, 0))[0]["metrics"] == {"loss": 0.5, "acc": 0.25}
+
+
 def test_a_training_loss_tensor_is_reported_without_torch_s_warning(tmp_path: Path) -> None:
     """report(step, loss=loss) with the loss of the step (requires_grad) printed torch's "Converting
     a tensor with requires_grad=True to a scalar" warning, pointing into hydra_sigopt."""

@@ -173,6 +173,11 @@ TWO = (Metric("acc"), Metric("loss", "minimize"))
             {"value": {"value": 0.3, "value_stddev": 0.05}}, VALUE, [("value", 0.3, 0.05)], id="metric-named-value"
         ),
         pytest.param({"value": 0.3}, VALUE, [("value", 0.3, None)], id="metric-named-value-plain"),
+        pytest.param({"value": (0.3, 0.1)}, VALUE, [("value", 0.3, 0.1)], id="metric-named-value-pair"),
+        pytest.param({"value": 0.3, "stddev": 0.1}, VALUE, [("value", 0.3, None)], id="metric-named-value-extra-key"),
+        pytest.param(np.array([0.5]), LOSS, [("loss", 0.5, None)], id="numpy-one-element"),
+        pytest.param(np.array([[0.5]], dtype=np.float32), LOSS, [("loss", 0.5, None)], id="numpy-one-element-2d"),
+        pytest.param({"loss": (np.array([0.5]), 0.1)}, LOSS, [("loss", 0.5, 0.1)], id="numpy-one-element-pair"),
         pytest.param(
             {"loss": 0.1, "acc": 0.9, "epochs": 3}, TWO, [("acc", 0.9, None), ("loss", 0.1, None)], id="two-by-name"
         ),
@@ -233,6 +238,20 @@ def test_metric_value_to_sigopt() -> None:
         pytest.param(10**400, LOSS, "metric 'loss' is int 1000", id="int-too-large-for-float"),
         pytest.param({"loss": math.nan}, LOSS, "metric 'loss' is nan", id="nan-by-name"),
         pytest.param({"acc": 0.9}, LOSS, "lacks metric(s) ['loss'] (it has keys ['acc'])", id="missing-metric"),
+        pytest.param(
+            {"value": 123.0, "train_seconds": 12.0},
+            LOSS,
+            "lacks metric(s) ['loss'] (it has keys ['train_seconds', 'value'])",
+            id="missing-metric-beside-value",
+        ),
+        pytest.param({"value": 0.3}, LOSS, "lacks metric(s) ['loss'] (it has keys ['value'])", id="value-is-no-name"),
+        pytest.param(
+            {"value": 0.3, "value_stddev": 0.1, "acc": 0.9},
+            LOSS,
+            "lacks metric(s) ['loss'] (it has keys ['acc', 'value', 'value_stddev'])",
+            id="noise-form-with-more-keys",
+        ),
+        pytest.param(np.array([True]), LOSS, "metric 'loss' is bool True, not a number", id="numpy-one-bool"),
         pytest.param({"loss": {"mean": 0.3}}, LOSS, "metric 'loss': a dict value needs a 'value' key", id="no-value"),
         pytest.param(
             {"value": 0.3, "value_stddev": -0.1}, LOSS, "metric 'loss': value_stddev must be >= 0", id="neg-stddev"
@@ -305,3 +324,28 @@ def test_the_start_log_says_which_way_each_metric_goes() -> None:
     assert describe_metrics(metrics) == (
         "optimizing: acc (maximize), loss (minimize, threshold 0.5); constraint: size <= 100; stored: seconds"
     )
+
+
+def test_torch_values_of_one_element_are_numbers() -> None:
+    torch = pytest.importorskip("torch")
+    assert parse_result(torch.tensor([[0.5]]), LOSS) == (MetricValue("loss", 0.5),)
+    with pytest.raises(InvalidResult, match=re.escape("metric 'loss' is Tensor")):
+        parse_result(torch.tensor([0.5, 0.6]), LOSS)
+
+
+@pytest.mark.parametrize(
+    ("result", "metrics", "unread"),
+    [
+        pytest.param({"value": 0.3, "stddev": 0.1}, VALUE, ["stddev"], id="misspelled-top-level"),
+        pytest.param({"loss": 0.3, "loss_std": 0.1, "epochs": 3}, LOSS, ["loss_std"], id="beside-a-named-metric"),
+        pytest.param({"loss": {"value": 0.3, "sem": 0.1}}, LOSS, ["loss.sem"], id="inside-a-value-dict"),
+        pytest.param({"loss": 0.3, "lossStd": 0.1}, LOSS, ["lossStd"], id="camel-case"),
+        pytest.param({"value": 0.3, "value_stddev": 0.1}, LOSS, [], id="the-noise-form"),
+        pytest.param({"loss": 0.3, "system_load": 0.1, "standard": 1}, LOSS, [], id="unrelated-keys"),
+        pytest.param(0.3, LOSS, [], id="a-number"),
+    ],
+)
+def test_keys_named_like_noise_that_are_not_read(result: Any, metrics: tuple[Metric, ...], unread: list[str]) -> None:
+    from hydra_sigopt.metrics import unread_noise_keys
+
+    assert unread_noise_keys(result, metrics) == unread

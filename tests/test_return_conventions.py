@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,82 @@ def test_a_damaged_record_of_a_trials_run_is_no_record(tmp_path: Path, text: str
     assert run_record(tmp_path) is None
     write_run_record(tmp_path, RunRecord(1.0, 2.5, "node7", True))
     assert run_record(tmp_path) == RunRecord(1.0, 2.5, "node7", True)
+
+
+def _hydra_sigopt(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("declared", ["command-line", "yaml"])
+def test_a_dict_lacking_the_declared_metric_fails_though_it_has_a_value_key(tmp_path: Path, declared: str) -> None:
+    """It was scored on its ``value`` key, silently: ``best val_loss=123`` from an app that never
+    returned a val_loss (maximizing ``accuracy``, the sweep maximized the loss returned as ``value``)."""
+    metrics = "[{name: val_loss, objective: minimize}]"
+    in_yaml = f"metrics: {metrics}\n" if declared == "yaml" else ""
+    app = write_app(
+        tmp_path,
+        f"observation_budget: 2\nmax_failure_rate: 1\n{in_yaml}params:\n  x: interval(-5, 5)",
+        body='return {"value": 123.0, "train_seconds": 12.0}',
+    )
+    on_the_command_line = [f"+hydra.sweeper.metrics={metrics}"] if declared == "command-line" else []
+    run = run_example(tmp_path, *on_the_command_line, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["failed"] * 2
+    for t in run.trials:
+        assert t["failure_reason"] == (
+            "the returned dict lacks metric(s) ['val_loss'] (it has keys ['train_seconds', 'value'])"
+        )
+    assert "best val_loss=123" not in run.output
+    best = _hydra_sigopt("best", str(run.sweep_dir))
+    assert (best.returncode, best.stdout) == (1, ""), best.stdout
+
+
+def test_the_default_metric_returned_by_name_with_its_noise(tmp_path: Path) -> None:
+    """``{"value": (v, 0.1)}`` failed every trial (metric 'value' is tuple (..., 0.1), not a number),
+    though ``{"val_loss": (0.31, 0.02)}`` works for a named metric as the README shows."""
+    app = write_app(
+        tmp_path,
+        "observation_budget: 3\nparams:\n  x: interval(-5, 5)",
+        body='return {"value": ((cfg.x - 1) ** 2, 0.1)}',
+    )
+    run = run_example(tmp_path, app=app).assert_ok()
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        trials = journal.trials()
+    assert [t.state for t in trials] == ["completed"] * 3, [t.failure_reason for t in trials]
+    for t in trials:
+        (value,) = t.values
+        assert (value.value, value.value_stddev) == ((t.assignments["x"] - 1) ** 2, 0.1)
+
+
+def test_a_misspelled_noise_key_is_warned_of_once(tmp_path: Path) -> None:
+    """``{"value": v, "stddev": s}`` lost its noise without a word: extra keys are ignored, so the
+    sweep says once that this one, named like a stddev, is not read as the noise."""
+    app = write_app(
+        tmp_path,
+        "observation_budget: 3\nparams:\n  x: interval(-5, 5)",
+        body='return {"value": (cfg.x - 1) ** 2, "stddev": 0.1}',
+    )
+    run = run_example(tmp_path, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 3
+    assert run.output.count("returned ['stddev'] beside its metrics: extra keys are ignored") == 1, run.output[-3000:]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("return np.array([(cfg.x - 1) ** 2])", id="numpy"),
+        pytest.param("return torch.tensor([(cfg.x - 1) ** 2], dtype=torch.float64)", id="torch"),
+        pytest.param("report(1, value=np.array([(cfg.x - 1) ** 2]))\n    return (cfg.x - 1) ** 2", id="numpy-report"),
+        pytest.param(
+            "report(1, value=torch.tensor([(cfg.x - 1) ** 2]))\n    return (cfg.x - 1) ** 2", id="torch-report"
+        ),
+    ],
+)
+def test_a_one_element_array_is_a_number_from_numpy_as_from_torch(tmp_path: Path, body: str) -> None:
+    """``np.array([v])`` failed the trial (and raised in ``report()``) where ``torch.tensor([v])`` was a number."""
+    app = write_app(tmp_path, "observation_budget: 2\nparams:\n  x: interval(-5, 5)", body=body)
+    source = app.read_text()
+    app.write_text("import numpy as np\nimport torch\n\nfrom hydra_sigopt import report\n" + source)
+    run = run_example(tmp_path, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 2, [t["failure_reason"] for t in run.trials]
+    for t in run.trials:
+        assert float(t["value.value"]) == pytest.approx((float(t["param.x"]) - 1) ** 2, rel=1e-6)
