@@ -52,6 +52,7 @@ from hydra_sigopt.reports import (
     shared_overrides,
     summarize,
     swept_overrides,
+    why_no_best,
 )
 from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states, slurm_jobs_not_ending
 from hydra_sigopt.stopping import forget_kill, request_kill
@@ -196,9 +197,8 @@ def _status(args: argparse.Namespace) -> int:
     elif summary.best:
         _out(f"Pareto set:  {len(summary.best)} trials: {', '.join(f'#{t.number}' for t in summary.best)}")
     else:
-        cheap_only = summary.completed and meta["identity"].get("tasks")
-        none = "no trial of the full task completed" if cheap_only else "no completed trial"
-        _out(f"Best:        {none}{'' if why_ended else ' yet'}")
+        none = why_no_best(trials, metrics, cheaper_tasks(meta))
+        _out(f"Best:        {none[0].lower()}{none[1:]}{'' if why_ended else ' yet'}")
     running = [t for t in trials if t.state in (PENDING, RUNNING)]
     if running:
         _out("Running:" if not (lost or idle) else "Unfinished:")

@@ -40,6 +40,10 @@ class Metric:
         """Whether value ``a`` is strictly better than ``b`` for this metric."""
         return a > b if self.objective == "maximize" else a < b
 
+    def bound(self) -> str:
+        """The threshold as the condition a value meets: ``mem <= 0.62``, ``acc >= 0.9``."""
+        return f"{self.name} {'>=' if self.objective == 'maximize' else '<='} {self.threshold:g}"
+
     def satisfies(self, value: float) -> bool:
         """Whether ``value`` meets this metric's threshold (always true without one)."""
         if self.threshold is None:
@@ -121,11 +125,7 @@ def describe_metrics(metrics: Sequence[Metric]) -> str:
     parts = []
     optimized = [_optimized(m) for m in metrics if m.strategy == "optimize"]
     parts.append("optimizing: " + ", ".join(optimized))
-    constraints = [
-        f"{m.name} {'>=' if m.objective == 'maximize' else '<='} {m.threshold:g}"
-        for m in metrics
-        if m.strategy == "constraint" and m.threshold is not None
-    ]
+    constraints = [m.bound() for m in metrics if m.strategy == "constraint" and m.threshold is not None]
     if constraints:
         parts.append("constraint: " + ", ".join(constraints))
     stored = [m.name for m in metrics if m.strategy == "store"]

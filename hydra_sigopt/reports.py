@@ -90,6 +90,24 @@ def best_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[Tria
     return [best]
 
 
+def why_no_best(trials: Sequence[Trial], metrics: Sequence[Metric], cheaper: Collection[str] = ()) -> str:
+    """Why a sweep has no best trial, in a few words: none completed; (multitask) only trials of
+    cheaper tasks did, which are never the best; or the completed ones are outside the thresholds
+    (``5 completed, none within mem <= 0.62``), which ``trials.completed`` alone does not tell."""
+    completed = [t for t in trials if t.state == COMPLETED]
+    full = [t for t in completed if t.task not in cheaper]
+    if not completed:
+        return "No trial completed"
+    if not full:
+        return f"No trial of the full task completed ({len(completed)} of cheaper tasks did; those are never the best)"
+    constraints = [m for m in metrics if m.strategy == "constraint"]
+    feasible = [t for t in full if is_feasible(t, metrics)]
+    missed = constraints if not feasible else [m for m in metrics if m.strategy == "optimize"]
+    bounds = ", ".join(m.bound() for m in missed if m.threshold is not None)
+    of_task = " of the full task" if len(full) < len(completed) else ""
+    return f"{len(full)}{of_task} completed, none within {bounds}"
+
+
 def _v(trial: Trial, metric: Metric) -> float:
     value = trial.value(metric.name)
     assert value is not None
@@ -209,6 +227,8 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
             }
             for t in summary.best
         ]
+    if not summary.best:
+        doc["no_best"] = why_no_best(trials, metrics, cheaper_tasks(meta))
     return doc
 
 
@@ -314,8 +334,9 @@ def log_results(sweep_dir: Path, doc: Mapping[str, Any]) -> None:
 
 
 def no_best(doc: Mapping[str, Any]) -> str:
-    """Why a results document has no best trial, in a few words: none completed, or (multitask) only
-    trials of cheaper tasks did, which are never the best."""
+    """Why a results document has no best trial, in a few words (see :func:`why_no_best`)."""
+    if doc.get("no_best"):
+        return str(doc["no_best"])
     completed = (doc.get("trials") or {}).get("completed") or 0
     if completed and "by_task" in (doc.get("trials") or {}):
         return f"No trial of the full task completed ({completed} of cheaper tasks did; those are never the best)"

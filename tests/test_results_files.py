@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_example
+from conftest import run_example, write_app
 
 from hydra_sigopt.journal import JOURNAL_NAME
 
@@ -29,3 +31,30 @@ def test_results_files_follow_the_umask_like_the_journal(tmp_path: Path, umask: 
     # Whoever may read the journal may read the results (SQLite makes its files 0644 at most).
     journal = stat.S_IMODE((run.sweep_dir / JOURNAL_NAME).stat().st_mode)
     assert journal & 0o444 == expected & 0o444
+
+
+def _hydra_sigopt(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", *args], capture_output=True, text=True)
+
+
+def test_completed_trials_outside_a_constraint_are_not_called_none_completed(tmp_path: Path) -> None:
+    """Five completed trials, all with mem > 0.62: the log said "No trial completed", ``best``
+    "No trial completed." and ``status`` "Best: no completed trial", beside ``trials.completed: 5``."""
+    app = write_app(
+        tmp_path,
+        "observation_budget: 5\nmetrics:\n"
+        "  - {name: loss, objective: minimize}\n"
+        "  - {name: mem, objective: minimize, strategy: constraint, threshold: 0.62}\n"
+        "params:\n  x: interval(0, 1)",
+        body='return {"loss": (cfg.x - 0.5) ** 2, "mem": 0.7 + cfg.x}',
+    )
+    run = run_example(tmp_path, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 5
+    said = "5 completed, none within mem <= 0.62"
+    assert "No trial completed" not in run.output
+    assert f"{said}; see {run.sweep_dir / 'trials.csv'}" in run.output, run.output[-3000:]
+    assert run.results["trials"]["completed"] == 5 and run.results["no_best"] == said
+    best = _hydra_sigopt("best", str(run.sweep_dir))
+    assert (best.returncode, best.stdout, best.stderr) == (1, "", f"{said}.\n")
+    status = _hydra_sigopt("status", str(run.sweep_dir))
+    assert f"Best:        {said}\n" in status.stdout, status.stdout
