@@ -423,6 +423,8 @@ def _best(args: argparse.Namespace) -> int:
         return 0
     ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps) is not None
     print(f"{no_best(doc)}{'' if ended else ' yet'}.", file=sys.stderr)
+    if doc.get("front_ignoring_thresholds"):  # how far the sweep got, on stderr: not overrides to paste
+        print(f"# the Pareto front ignoring them: front_ignoring_thresholds in {RESULTS_NAME}", file=sys.stderr)
     return 1
 
 

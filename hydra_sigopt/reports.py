@@ -77,9 +77,10 @@ def best_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[Tria
     optimized = [m for m in metrics if m.strategy == "optimize"]
     feasible = [t for t in trials if is_feasible(t, metrics)]
     if len(optimized) == 2:
-        # Thresholds on optimized metrics bound the region of interest, as in SigOpt.
-        within = [t for t in feasible if all(m.satisfies(t.value(m.name) or 0.0) for m in optimized)]
-        return pareto_front(within or feasible, optimized)
+        # Thresholds on optimized metrics bound the region of interest: outside it no trial is an
+        # answer, as in SigOpt (sigoptlite's BestAssignmentsLogger keeps only observations within
+        # every threshold, and returns none when none is). See front_ignoring_thresholds.
+        return pareto_front(within_thresholds(feasible, optimized), optimized)
     if not feasible or not optimized:
         return []
     metric = optimized[0]
@@ -88,6 +89,22 @@ def best_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[Tria
         if metric.better(_v(t, metric), _v(best, metric)):
             best = t
     return [best]
+
+
+def within_thresholds(trials: Sequence[Trial], optimized: Sequence[Metric]) -> list[Trial]:
+    """The trials whose optimized metrics each meet its threshold (those without one always do)."""
+    return [t for t in trials if all((v := t.value(m.name)) is not None and m.satisfies(v) for m in optimized)]
+
+
+def front_ignoring_thresholds(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[Trial]:
+    """With two optimized metrics and no trial within their thresholds: the Pareto front of the
+    feasible trials regardless of them. Not an answer (the thresholds say what is good enough);
+    shown apart, as how far the sweep got."""
+    optimized = [m for m in metrics if m.strategy == "optimize"]
+    feasible = [t for t in trials if is_feasible(t, metrics)]
+    if len(optimized) != 2 or within_thresholds(feasible, optimized):
+        return []
+    return pareto_front(feasible, optimized)
 
 
 def why_no_best(trials: Sequence[Trial], metrics: Sequence[Metric], cheaper: Collection[str] = ()) -> str:
@@ -218,18 +235,23 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
             doc["best_params"] = None
             doc["best_value"] = None
     else:
-        doc["solutions"] = [
-            {
-                "trial": t.number,
-                "params": trial_params(t, fixed),
-                "values": {v.name: v.value for v in t.values},
-                "overrides": pasteable_overrides(t, fixed),
-            }
-            for t in summary.best
-        ]
+        doc["solutions"] = [_solution(t, fixed) for t in summary.best]
+        full = [t for t in trials if t.task not in cheaper_tasks(meta) and t.state != "abandoned"]
+        if outside := front_ignoring_thresholds(full, metrics):
+            doc["front_ignoring_thresholds"] = [_solution(t, fixed) for t in outside]
     if not summary.best:
         doc["no_best"] = why_no_best(trials, metrics, cheaper_tasks(meta))
     return doc
+
+
+def _solution(trial: Trial, fixed: Sequence[str]) -> dict[str, Any]:
+    """A Pareto-optimal trial as ``optimization_results.yaml`` lists it."""
+    return {
+        "trial": trial.number,
+        "params": trial_params(trial, fixed),
+        "values": {v.name: v.value for v in trial.values},
+        "overrides": pasteable_overrides(trial, fixed),
+    }
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -331,6 +353,15 @@ def log_results(sweep_dir: Path, doc: Mapping[str, Any]) -> None:
             log.info("  #%s %s: %s", s["trial"], s["values"], s["overrides"])
     else:
         log.info("%s; see %s", no_best(doc), sweep_dir / TRIALS_NAME)
+        _log_front_ignoring_thresholds(doc)
+
+
+def _log_front_ignoring_thresholds(doc: Mapping[str, Any]) -> None:
+    """The front regardless of the thresholds, when no trial met them: how far the sweep got, labelled as no answer."""
+    if doc.get("front_ignoring_thresholds"):
+        log.info("Pareto front ignoring the thresholds (not within them, so no answer):")
+        for s in doc["front_ignoring_thresholds"]:
+            log.info("  #%s %s: %s", s["trial"], s["values"], s["overrides"])
 
 
 def no_best(doc: Mapping[str, Any]) -> str:

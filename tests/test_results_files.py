@@ -37,6 +37,35 @@ def _hydra_sigopt(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", *args], capture_output=True, text=True)
 
 
+def test_no_trial_within_the_thresholds_of_two_metrics_is_said_not_shown_as_pareto_optimal(tmp_path: Path) -> None:
+    """The unfiltered front was shown as "Pareto-optimal trials (1)", as ``solutions`` and by ``best``
+    when no trial met the thresholds; SigOpt (sigoptlite's BestAssignmentsLogger) has no best then."""
+    app = write_app(
+        tmp_path,
+        "observation_budget: 4\nmetrics:\n"
+        "  - {name: loss, objective: minimize, threshold: 0.0001}\n"
+        "  - {name: acc, objective: maximize, threshold: 0.999}\n"
+        "params:\n  x: interval(0, 1)",
+        body='return {"loss": 0.5 + cfg.x, "acc": 0.5 - cfg.x / 4}',
+    )
+    run = run_example(tmp_path, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 4
+    said = "4 completed, none within loss <= 0.0001, acc >= 0.999"
+    assert "Pareto-optimal" not in run.output
+    assert f"{said}; see {run.sweep_dir / 'trials.csv'}" in run.output, run.output[-3000:]
+    assert "Pareto front ignoring the thresholds (not within them, so no answer):" in run.output
+    results = run.results
+    assert results["solutions"] == [] and results["no_best"] == said
+    front = [s["trial"] for s in results["front_ignoring_thresholds"]]
+    assert front == [min(range(4), key=lambda n: float(run.trials[n]["param.x"]))]  # lowest loss, highest acc
+    best = _hydra_sigopt("best", str(run.sweep_dir))
+    assert (best.returncode, best.stdout) == (1, "")
+    assert best.stderr.splitlines()[0] == f"{said}.", best.stderr
+    assert "front_ignoring_thresholds in optimization_results.yaml" in best.stderr
+    status = _hydra_sigopt("status", str(run.sweep_dir))
+    assert f"Best:        {said}\n" in status.stdout and "Pareto set" not in status.stdout, status.stdout
+
+
 def test_completed_trials_outside_a_constraint_are_not_called_none_completed(tmp_path: Path) -> None:
     """Five completed trials, all with mem > 0.62: the log said "No trial completed", ``best``
     "No trial completed." and ``status`` "Best: no completed trial", beside ``trials.completed: 5``."""
