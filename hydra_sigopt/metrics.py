@@ -94,15 +94,26 @@ def parse_metrics(raw: Any) -> tuple[Metric, ...]:
         if any(x.name == name for x in metrics):
             raise ConfigError(f"{where}.name", f"the metric name {name!r} is used twice")
         metrics.append(Metric(name, objective, strategy, None if threshold is None else float(threshold)))
-    optimized = [m for m in metrics if m.strategy == "optimize"]
-    if not 1 <= len(optimized) <= MAX_OPTIMIZED_METRICS:
-        raise ConfigError(
-            "metrics",
-            f"SigOpt optimizes one or two metrics; {len(optimized)} have strategy 'optimize' "
-            f"({[m.name for m in optimized]}); mark the others strategy: store or constraint",
-        )
+    _check_optimized_count(metrics)
     _check_single_threshold(metrics)
     return tuple(metrics)
+
+
+def _check_optimized_count(metrics: Sequence[Metric]) -> None:
+    """SigOpt optimizes one or two metrics: say which to change, for none as for too many."""
+    optimized = [m.name for m in metrics if m.strategy == "optimize"]
+    if not optimized:
+        raise ConfigError(
+            "metrics",
+            f"no metric is optimized, and SigOpt optimizes one or two; give one or two of "
+            f"{[m.name for m in metrics]} strategy: optimize (the default strategy)",
+        )
+    if len(optimized) > MAX_OPTIMIZED_METRICS:
+        raise ConfigError(
+            "metrics",
+            f"SigOpt optimizes one or two metrics; {len(optimized)} have strategy 'optimize' ({optimized}); "
+            "keep two and mark the others strategy: store or constraint",
+        )
 
 
 def _check_single_threshold(metrics: Sequence[Metric]) -> None:

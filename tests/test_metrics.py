@@ -112,11 +112,17 @@ def test_metric_to_sigopt() -> None:
             "expected a finite number",
             id="nan-threshold",
         ),
-        pytest.param(["a", "b", "c"], "hydra.sweeper.metrics", "3 have strategy 'optimize'", id="three-optimized"),
+        pytest.param(
+            ["a", "b", "c"],
+            "hydra.sweeper.metrics",
+            "3 have strategy 'optimize' (['a', 'b', 'c']); keep two and mark the others strategy: store or constraint",
+            id="three-optimized",
+        ),
         pytest.param(
             [{"name": "a", "strategy": "store"}, {"name": "b", "strategy": "store"}],
             "hydra.sweeper.metrics",
-            "SigOpt optimizes one or two metrics; 0 have strategy 'optimize'",
+            "no metric is optimized, and SigOpt optimizes one or two; give one or two of ['a', 'b'] strategy: "
+            "optimize (the default strategy)",
             id="none-optimized",
         ),
         pytest.param(
