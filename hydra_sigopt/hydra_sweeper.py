@@ -49,6 +49,7 @@ class SigOptSweeperImpl:
         from hydra_sigopt.continuation import current_command
         from hydra_sigopt.crashpoints import crash_point
         from hydra_sigopt.engine_speed import slow_engine_warnings, stopped_as_failed_warning
+        from hydra_sigopt.metrics import default_objective_warning
         from hydra_sigopt.report_files import trials_root
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
@@ -65,7 +66,11 @@ class SigOptSweeperImpl:
         self._check_trials_compose(definition.space, definition.tasks)
         for warning in slow_engine_warnings(settings, definition):
             log.warning("The sweep will be slow: %s", warning)
-        for caveat in (stopped_as_failed_warning(settings, definition), open_ended_warning(settings.early_stopping)):
+        for caveat in (
+            default_objective_warning(self.raw.get("metrics")),
+            stopped_as_failed_warning(settings, definition),
+            open_ended_warning(settings.early_stopping),
+        ):
             if caveat:
                 log.warning("%s", caveat)
         if settings.resume:

@@ -127,6 +127,36 @@ def _check_single_threshold(metrics: Sequence[Metric]) -> None:
         )
 
 
+def default_objective_warning(raw: Any) -> str | None:
+    """The start's warning when metrics that SigOpt judges by their objective (optimized or
+    constraint ones) were declared without one, as ``hydra.sweeper.metrics`` (``raw``) gave them.
+
+    SigOpt's default objective is maximize while the sweep's default metric ``value`` (and
+    Optuna's direction) is minimized: a loss declared by its name alone is maximized, with only the
+    start line's ``(maximize)`` to tell. SigOpt's default is kept, as documented; this says so.
+    """
+    unset = _declared_without_objective(raw)
+    if not unset:
+        return None
+    return (
+        f"hydra.sweeper.metrics: no objective given for {unset}, so SigOpt's default is used: maximize. "
+        f"For a loss, set {{name: {unset[0]}, objective: minimize}}; to keep maximize, set objective: maximize"
+    )
+
+
+def _declared_without_objective(raw: Any) -> list[str]:
+    """The names of the optimized and constraint metrics of a valid ``hydra.sweeper.metrics`` without an objective."""
+    if raw is None:  # the default metric, value, minimized
+        return []
+    entries = [raw] if isinstance(raw, (Mapping, str)) else list(raw)
+    declared = [{"name": e} if isinstance(e, str) else e for e in entries]
+    return [
+        str(e["name"])
+        for e in declared
+        if not e.get("objective") and (e.get("strategy") or "optimize") in ("optimize", "constraint")
+    ]
+
+
 def describe_metrics(metrics: Sequence[Metric]) -> str:
     """The start log's line on the metrics: which way each is optimized, what bounds the others.
 

@@ -355,3 +355,31 @@ def test_keys_named_like_noise_that_are_not_read(result: Any, metrics: tuple[Met
     from hydra_sigopt.metrics import unread_noise_keys
 
     assert unread_noise_keys(result, metrics) == unread
+
+
+@pytest.mark.parametrize(
+    ("raw", "unset"),
+    [
+        pytest.param(["loss"], ["loss"], id="bare-name"),
+        pytest.param("loss", ["loss"], id="one-name"),
+        pytest.param([{"name": "loss"}], ["loss"], id="dict-without-objective"),
+        pytest.param([{"name": "loss", "objective": None}], ["loss"], id="null-objective"),
+        pytest.param(
+            [{"name": "acc", "objective": "maximize"}, {"name": "mem", "strategy": "constraint", "threshold": 1}],
+            ["mem"],
+            id="constraint-without-objective",
+        ),
+        pytest.param([{"name": "loss", "objective": "minimize"}, {"name": "s", "strategy": "store"}], [], id="given"),
+        pytest.param(None, [], id="the-default-metric"),
+    ],
+)
+def test_metrics_without_an_objective_are_warned_of(raw: Any, unset: list[str]) -> None:
+    from hydra_sigopt.metrics import default_objective_warning
+
+    warning = default_objective_warning(raw)
+    if not unset:
+        assert warning is None
+        return
+    assert warning is not None
+    assert warning.startswith(f"hydra.sweeper.metrics: no objective given for {unset}, so SigOpt's default is used")
+    assert f"set {{name: {unset[0]}, objective: minimize}}" in warning
