@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_example, write_app
+from conftest import AppRun, run_example, write_app
 
 from hydra_sigopt.journal import JOURNAL_NAME
 
@@ -37,6 +37,14 @@ def _hydra_sigopt(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", *args], capture_output=True, text=True)
 
 
+def run_without_a_best(tmp_path: Path, app: Path, trials: int, said: str) -> AppRun:
+    """The sweep of ``app``: every trial completed, and the log's last word that there is no best, why."""
+    run = run_example(tmp_path, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * trials
+    assert f"{said}; see {run.sweep_dir / 'trials.csv'}" in run.output, run.output[-3000:]
+    return run
+
+
 def test_no_trial_within_the_thresholds_of_two_metrics_is_said_not_shown_as_pareto_optimal(tmp_path: Path) -> None:
     """The unfiltered front was shown as "Pareto-optimal trials (1)", as ``solutions`` and by ``best``
     when no trial met the thresholds; SigOpt (sigoptlite's BestAssignmentsLogger) has no best then."""
@@ -48,11 +56,9 @@ def test_no_trial_within_the_thresholds_of_two_metrics_is_said_not_shown_as_pare
         "params:\n  x: interval(0, 1)",
         body='return {"loss": 0.5 + cfg.x, "acc": 0.5 - cfg.x / 4}',
     )
-    run = run_example(tmp_path, app=app).assert_ok()
-    assert [t["state"] for t in run.trials] == ["completed"] * 4
     said = "4 completed, none within loss <= 0.0001, acc >= 0.999"
+    run = run_without_a_best(tmp_path, app, 4, said)
     assert "Pareto-optimal" not in run.output
-    assert f"{said}; see {run.sweep_dir / 'trials.csv'}" in run.output, run.output[-3000:]
     assert "Pareto front ignoring the thresholds (not within them, so no answer):" in run.output
     results = run.results
     assert results["solutions"] == [] and results["no_best"] == said
@@ -77,11 +83,9 @@ def test_completed_trials_outside_a_constraint_are_not_called_none_completed(tmp
         "params:\n  x: interval(0, 1)",
         body='return {"loss": (cfg.x - 0.5) ** 2, "mem": 0.7 + cfg.x}',
     )
-    run = run_example(tmp_path, app=app).assert_ok()
-    assert [t["state"] for t in run.trials] == ["completed"] * 5
     said = "5 completed, none within mem <= 0.62"
+    run = run_without_a_best(tmp_path, app, 5, said)
     assert "No trial completed" not in run.output
-    assert f"{said}; see {run.sweep_dir / 'trials.csv'}" in run.output, run.output[-3000:]
     assert run.results["trials"]["completed"] == 5 and run.results["no_best"] == said
     best = _hydra_sigopt("best", str(run.sweep_dir))
     assert (best.returncode, best.stdout, best.stderr) == (1, "", f"{said}.\n")

@@ -9,9 +9,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SUBMITIT_LOCAL, run_example, write_app
+from conftest import SUBMITIT_LOCAL, AppRun, run_example, write_app
 
 from hydra_sigopt.journal import Journal
+
+
+def values_with_noise(run: AppRun, trials: int) -> list[tuple[float, float, float | None]]:
+    """Each trial's x, value and noise, as journaled; every trial completed."""
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        found = journal.trials()
+    assert [t.state for t in found] == ["completed"] * trials, [t.failure_reason for t in found]
+    assert all(len(t.values) == 1 for t in found), [t.values for t in found]
+    return [(t.assignments["x"], t.values[0].value, t.values[0].value_stddev) for t in found]
 
 
 def test_a_tuple_gives_the_optimized_metrics_in_order(tmp_path: Path) -> None:
@@ -35,13 +44,8 @@ def test_a_mean_and_sem_pair_gives_the_value_and_its_noise(tmp_path: Path) -> No
         "observation_budget: 3\nparams:\n  x: interval(-5, 5)",
         body="return (cfg.x - 1) ** 2, 0.25",
     )
-    run = run_example(tmp_path, app=app).assert_ok()
-    with Journal.open(run.sweep_dir, readonly=True) as journal:
-        trials = journal.trials()
-    assert [t.state for t in trials] == ["completed"] * 3
-    for t in trials:
-        (value,) = t.values
-        assert value.value == (t.assignments["x"] - 1) ** 2 and value.value_stddev == 0.25
+    for x, value, stddev in values_with_noise(run_example(tmp_path, app=app).assert_ok(), 3):
+        assert (value, stddev) == ((x - 1) ** 2, 0.25)
 
 
 def test_an_ambiguous_tuple_fails_the_trial_with_the_reason(tmp_path: Path) -> None:
@@ -161,13 +165,8 @@ def test_the_default_metric_returned_by_name_with_its_noise(tmp_path: Path) -> N
         "observation_budget: 3\nparams:\n  x: interval(-5, 5)",
         body='return {"value": ((cfg.x - 1) ** 2, 0.1)}',
     )
-    run = run_example(tmp_path, app=app).assert_ok()
-    with Journal.open(run.sweep_dir, readonly=True) as journal:
-        trials = journal.trials()
-    assert [t.state for t in trials] == ["completed"] * 3, [t.failure_reason for t in trials]
-    for t in trials:
-        (value,) = t.values
-        assert (value.value, value.value_stddev) == ((t.assignments["x"] - 1) ** 2, 0.1)
+    for x, value, stddev in values_with_noise(run_example(tmp_path, app=app).assert_ok(), 3):
+        assert (value, stddev) == ((x - 1) ** 2, 0.1)
 
 
 def test_a_misspelled_noise_key_is_warned_of_once(tmp_path: Path) -> None:
