@@ -428,3 +428,21 @@ def test_a_grid_sweep_runs_to_its_budget_with_the_declared_values(workdir: Path,
     assert all(any(type(v) is type(d) and v == d for d in declared) for v in got), got
     assert [t["state"] for t in run.trials] == ["completed"] * 12
     assert all(math.isfinite(float(t["value.value"])) for t in run.trials)
+
+
+def test_trials_csv_shows_the_rounded_int_a_log_int_trial_ran_with(workdir: Path) -> None:
+    """``w: tag(log, int(interval(1, 1024)))`` is a log-scaled double the override rounds: the
+    trial ran with ``w=167`` while trials.csv's ``param.w`` said 167.024..., the engine's double."""
+    config = {
+        "defaults": [{"override hydra/sweeper": "sigopt"}, "_self_"],
+        "w": 1,
+        "out": str(workdir / "seen.jsonl"),
+        "hydra": {"sweeper": {"observation_budget": 4, "params": {"w": "tag(log, int(interval(1, 1024)))"}}},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    ran = {t["job_num"]: t["w"] for t in map(json.loads, (workdir / "seen.jsonl").read_text().splitlines())}
+    assert all(type(w) is int for w in ran.values()), ran
+    assert {int(t["number"]): t["param.w"] for t in run.trials} == {n: str(w) for n, w in ran.items()}
+    assert all(t["overrides"] == f"w={t['param.w']}" for t in run.trials), run.trials
