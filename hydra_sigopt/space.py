@@ -191,7 +191,7 @@ class SearchSpace:
     def describe(self) -> list[str]:
         """One line per parameter, conditional and linear constraint: what each expression became
         (logged when a sweep starts)."""
-        conditionals = [f"{c['name']}: conditional {[str(v) for v in c['values']]}" for c in self.conditionals]
+        conditionals = [f"{c['name']}: conditional {_declared_values(c)}" for c in self.conditionals]
         constraints = [f"linear constraint: {_linear_constraint(c)}" for c in self.linear_constraints]
         return [*conditionals, *(p.describe() for p in self.parameters), *constraints]
 
@@ -200,11 +200,24 @@ class SearchSpace:
         out = list(self.fixed_overrides)
         for c in self.conditionals:
             if c["name"] in assignments:
-                out.append(format_override(c.get("override_key", c["name"]), assignments[c["name"]]))
+                value = conditional_value(c, assignments[c["name"]])
+                out.append(format_override(c.get("override_key", c["name"]), value))
         for p in self.parameters:
             if p.name in assignments:
                 out.append(format_override(p.override_key, p.to_value(assignments[p.name])))
         return out
+
+
+def conditional_value(conditional: Mapping[str, Any], assignment: Any) -> Any:
+    """The value the user declared for a conditional's engine value: SigOpt's conditional values
+    are strings, so ``values: [false, true]`` is ``'False'``/``'True'`` to the engine and must be
+    the boolean again for the app (a string ``'False'`` is truthy)."""
+    return conditional.get("declared", {}).get(str(assignment), assignment)
+
+
+def _declared_values(conditional: Mapping[str, Any]) -> str:
+    """A conditional's values as the user wrote them, in Hydra's spelling (``[false, true]``)."""
+    return "[" + ", ".join(format_value(conditional_value(conditional, v)) for v in conditional["values"]) + "]"
 
 
 def _abbreviated(values: Sequence[Any]) -> str:
@@ -588,12 +601,14 @@ def _parse_conditionals(raw: Sequence[Mapping[str, Any]], parameter_names: set[s
         name = str(c["name"])
         if not isinstance(c["values"], Sequence) or isinstance(c["values"], str):
             raise ConfigError(f"{where}.values", f"expected a list of at least two values, got {c['values']!r}")
-        values = [str(v) for v in c["values"]]
-        if len(values) < 2 or len(set(values)) != len(values):
-            raise ConfigError(f"{where}.values", f"expected at least two distinct values, got {values}")
+        # The engine's values are strings; each keeps the value it stands for, with its type.
+        declared = {str(v): v for v in c["values"]}
+        values = list(declared)
+        if len(values) < 2 or len(values) != len(c["values"]):
+            raise ConfigError(f"{where}.values", f"expected at least two distinct values, got {list(c['values'])}")
         if name in parameter_names or any(o["name"] == name for o in out):
             raise ConfigError(f"{where}.name", f"{name!r} is already the name of a parameter or conditional")
-        out.append({"name": name, "values": values})
+        out.append({"name": name, "values": values, "declared": declared})
     return out
 
 

@@ -430,6 +430,104 @@ def test_a_grid_sweep_runs_to_its_budget_with_the_declared_values(workdir: Path,
     assert all(math.isfinite(float(t["value.value"])) for t in run.trials)
 
 
+TYPED_CONDITIONALS = """\
+defaults:
+  - override hydra/sweeper: sigopt
+  - _self_
+
+use_dropout: false
+nl: 1
+p: 0.0
+q: 0.0
+x: 1.0
+out: {out}
+
+hydra:
+  sweeper:
+    observation_budget: 6
+    seed: 3
+    params:
+      p: {{type: double, bounds: {{min: 0, max: 0.5}}, conditions: {{use_dropout: [true]}}}}
+      q: {{type: double, bounds: {{min: 0, max: 1}}, conditions: {{nl: [2]}}}}
+      x: interval(0.5, 2)
+    conditionals:
+      - {{name: use_dropout, values: [false, true]}}
+      - {{name: nl, values: [1, 2]}}
+"""
+
+TYPED_CONDITIONALS_APP = """
+import json
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+@hydra.main(version_base=None, config_path=".", config_name="config")
+def main(cfg):
+    print("DROPOUT", "ON" if cfg.use_dropout else "off")
+    seen = {"use_dropout": cfg.use_dropout, "nl": cfg.nl, "overrides": list(HydraConfig.get().overrides.task)}
+    print("SEEN", json.dumps(seen))
+    with open(cfg.out, "a") as f:
+        f.write(json.dumps(seen) + "\\n")
+    return cfg.x
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_conditional_values_reach_the_app_files_and_pasted_best_with_their_declared_types(workdir: Path) -> None:
+    """``conditionals: [{name: use_dropout, values: [false, true]}]`` gave the app the string
+    'False' (truthy: dropout ON), and ``values: [1, 2]`` the string '2'; best_params held 'True' and
+    ``hydra-sigopt best`` printed ``use_dropout='True'``, a string again when pasted. Conditions on
+    those values (``{use_dropout: [true]}``, ``{nl: [2]}``) switch their parameters on."""
+    import subprocess
+    import sys
+
+    (workdir / "config.yaml").write_text(TYPED_CONDITIONALS.format(out=workdir / "seen.jsonl"))
+    (workdir / "app.py").write_text(TYPED_CONDITIONALS_APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    seen = [json.loads(line) for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    assert len(seen) == 6
+    assert all(type(t["use_dropout"]) is bool and type(t["nl"]) is int for t in seen), seen
+    # Both values of each conditional ran (seeded), so both sides of each condition are checked.
+    assert {t["use_dropout"] for t in seen} == {False, True} and {t["nl"] for t in seen} == {1, 2}, seen
+    for t in seen:  # the condition matched the typed value: p only with dropout on, q only with nl=2
+        keys = {o.split("=", 1)[0] for o in t["overrides"]}
+        assert ("p" in keys) == t["use_dropout"] and ("q" in keys) == (t["nl"] == 2), t
+    assert "use_dropout: conditional [false, true]" in run.output
+    assert "nl: conditional [1, 2]" in run.output
+    for row in run.trials:
+        assert row["param.use_dropout"] in ("false", "true") and row["param.nl"] in ("1", "2"), row
+    best = run.results["best_params"]
+    assert type(best["use_dropout"]) is bool and type(best["nl"]) is int, best
+    best_cli = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "best", str(run.sweep_dir)], capture_output=True, text=True
+    )
+    assert best_cli.returncode == 0, best_cli.stderr
+    for text in (best_cli.stdout.strip(), run.results["best_overrides"]):
+        shell = subprocess.run(
+            ["bash", "-c", f"{sys.executable} app.py {text}"], cwd=workdir, capture_output=True, text=True
+        )
+        assert shell.returncode == 0, (text, shell.stderr[-1500:])
+        pasted = json.loads(next(line for line in shell.stdout.splitlines() if line.startswith("SEEN "))[5:])
+        assert (pasted["use_dropout"], pasted["nl"]) == (best["use_dropout"], best["nl"]), text
+        assert f"DROPOUT {'ON' if best['use_dropout'] else 'off'}" in shell.stdout
+
+
+def test_a_resumed_sweep_replays_typed_conditionals_and_keeps_their_types(workdir: Path) -> None:
+    """Resuming replays the journal's trials into the engine (whose conditional values are the
+    strings 'False'/'True'); the trials of the second run get the declared booleans and ints too."""
+    (workdir / "config.yaml").write_text(TYPED_CONDITIONALS.format(out=workdir / "seen.jsonl"))
+    (workdir / "app.py").write_text(TYPED_CONDITIONALS_APP)
+    run_example(workdir, "hydra.sweeper.observation_budget=3", app=workdir / "app.py").assert_ok()
+    second = run_example(workdir, "hydra.sweeper.observation_budget=6", app=workdir / "app.py").assert_ok()
+    assert "#3 : " in second.output and "#0 : " not in second.output, second.output[-3000:]
+    seen = [json.loads(line) for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    assert len(seen) == 6
+    assert all(type(t["use_dropout"]) is bool and type(t["nl"]) is int for t in seen), seen
+    assert [t["state"] for t in second.trials] == ["completed"] * 6
+    assert {t["param.use_dropout"] for t in second.trials} <= {"false", "true"}
+
+
 def test_trials_csv_shows_the_rounded_int_a_log_int_trial_ran_with(workdir: Path) -> None:
     """``w: tag(log, int(interval(1, 1024)))`` is a log-scaled double the override rounds: the
     trial ran with ``w=167`` while trials.csv's ``param.w`` said 167.024..., the engine's double."""

@@ -731,6 +731,31 @@ def test_conditional_value_must_be_declared(conditional_space: Any) -> None:
         conditional_space.check({"optimizer": "rmsprop", "lr": 0.1})
 
 
+def test_conditional_values_keep_their_declared_types_for_the_app() -> None:
+    """The engine's conditional values are strings ('False', '2'); the override gives the app the
+    boolean or int declared (a string 'False' is truthy), and a condition on ``[true]`` or ``[2]``
+    switches its parameter on for that value."""
+    space = build_space(
+        {
+            "x": "interval(0,1)",
+            "p": {"type": "double", "bounds": {"min": 0, "max": 0.5}, "conditions": {"use_dropout": [True]}},
+            "q": {"type": "double", "bounds": {"min": 0, "max": 1}, "conditions": {"nl": 2}},
+        },
+        conditionals=[{"name": "use_dropout", "values": [False, True]}, {"name": "nl", "values": [1, 2]}],
+    )
+    assert space.to_sigopt()["conditionals"] == [
+        {"name": "use_dropout", "values": ["False", "True"]},
+        {"name": "nl", "values": ["1", "2"]},
+    ]
+    off = {"use_dropout": "False", "nl": "1", "x": 0.5}
+    space.check(off)
+    assert space.overrides_for(off) == ["use_dropout=false", "nl=1", "x=0.5"]
+    on = {"use_dropout": "True", "nl": "2", "x": 0.5, "p": 0.25, "q": 0.5}
+    space.check(on)
+    assert [parsed(o) for o in space.overrides_for(on)] == [True, 2, 0.5, 0.25, 0.5]
+    assert space.describe()[:2] == ["use_dropout: conditional [false, true]", "nl: conditional [1, 2]"]
+
+
 # --------------------------------------------------------------------------------------------
 # Round trips: every value written as an override reads back as exactly that value
 # --------------------------------------------------------------------------------------------
