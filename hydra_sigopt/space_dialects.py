@@ -44,7 +44,7 @@ def translate_peer_spec(spec: Any, where: str) -> Translated | None:
     if "lower" in spec or "upper" in spec:
         return Translated("Nevergrad's lower/upper", _nevergrad(spec, where))
     if "low" in spec or "high" in spec or "choices" in spec:
-        return Translated(f"Optuna's type: {kind}", _optuna(spec, where))
+        return Translated(f"Optuna's type: {kind}{_optuna_step_ignored(spec)}", _optuna(spec, where))
     return None
 
 
@@ -80,9 +80,19 @@ def _optuna(spec: Mapping[str, Any], where: str) -> str:
     low, high, step = spec.get("low"), spec.get("high"), spec.get("step") or spec.get("q")
     if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or not _is_number(low):
         raise ConfigError(where, f"an Optuna-style entry needs numbers low and high, got low={low!r}, high={high!r}")
-    if step is not None and not (step == 1 and kind == "int"):
+    # log before step, as Hydra's Optuna sweeper reads it (create_optuna_distribution_from_config):
+    # a log-uniform float or int, the step ignored. A config ported from Optuna means what it meant there.
+    if step is not None and not (step == 1 and kind == "int") and not spec.get("log"):
         return _stepped(low, high, step, kind == "int", where)
     return _interval(low, high, kind == "int", bool(spec.get("log")), where)
+
+
+def _optuna_step_ignored(spec: Mapping[str, Any]) -> str:
+    """A note for the log where an Optuna entry has both ``log`` and ``step`` (Optuna ignores the step)."""
+    step = spec.get("step") or spec.get("q")
+    if spec.get("log") and step is not None and not (step == 1 and spec.get("type") == "int"):
+        return f" (its step {format_value(step)} is ignored with log: true, as in Optuna's sweeper)"
+    return ""
 
 
 def _interval(low: Any, high: Any, as_int: bool, log: bool, where: str) -> str:

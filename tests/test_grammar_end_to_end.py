@@ -544,3 +544,49 @@ def test_trials_csv_shows_the_rounded_int_a_log_int_trial_ran_with(workdir: Path
     assert all(type(w) is int for w in ran.values()), ran
     assert {int(t["number"]): t["param.w"] for t in run.trials} == {n: str(w) for n, w in ran.items()}
     assert all(t["overrides"] == f"w={t['param.w']}" for t in run.trials), run.trials
+
+
+def test_an_optuna_entry_with_log_and_step_is_log_scaled_as_under_optuna(workdir: Path) -> None:
+    """``{type: float, low: 1e-5, high: 1e-1, log: true, step: 1e-5}`` became a linear grid of
+    10,000 values (trials got d = 0.06005, 0.0394, 0.08605) and a start-up log line of 88,988
+    characters. Hydra's Optuna sweeper reads ``log`` first and ignores ``step``: a log-uniform
+    float, and for ints a log-uniform int."""
+    params = {
+        "a": {"type": "int", "low": 16, "high": 1024, "log": True, "step": 16},
+        "d": {"type": "float", "low": 1.0e-5, "high": 1.0e-1, "log": True, "step": 1.0e-5},
+    }
+    config = {
+        "defaults": [{"override hydra/sweeper": "sigopt"}, "_self_"],
+        "a": 16,
+        "d": 0.001,
+        "out": str(workdir / "seen.jsonl"),
+        "hydra": {"sweeper": {"observation_budget": 3, "params": params}},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        declared = {p["name"]: p for p in journal.meta()["identity"]["parameters"]}
+    assert declared["a"] == {
+        "name": "a",
+        "type": "double",
+        "bounds": {"min": 16.0, "max": 1024.0},
+        "transformation": "log",
+    }
+    assert declared["d"] == {
+        "name": "d",
+        "type": "double",
+        "bounds": {"min": 1e-5, "max": 0.1},
+        "transformation": "log",
+    }
+    seen = [json.loads(line) for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    assert all(type(t["a"]) is int and 16 <= t["a"] <= 1024 for t in seen), seen
+    assert all(type(t["d"]) is float and 1e-5 <= t["d"] <= 0.1 for t in seen), seen
+    assert "a: tag(log, int(interval(16, 1024))) -> double in [16.0, 1024.0], log scale, rounded to int" in run.output
+    assert "d: tag(log, interval(1e-05, 0.1)) -> double in [1e-05, 0.1], log scale" in run.output
+    assert (
+        "params.a: read Optuna's type: int (its step 16 is ignored with log: true, as in Optuna's sweeper) "
+        "as tag(log, int(interval(16, 1024)))" in run.output
+    )
+    assert "params.d: read Optuna's type: float (its step 1e-05 is ignored with log: true" in run.output
+    assert max(map(len, run.output.splitlines())) < 300
