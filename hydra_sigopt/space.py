@@ -10,7 +10,7 @@ import bisect
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, Override, RangeSweep
@@ -30,6 +30,8 @@ SUPPORTED_TAGS = ("log", "int", "ordered")
 # Relative slack when checking a suggested double against its bounds: engines round-trip through
 # their own transforms (log/exp), so the last bit may differ.
 _BOUNDS_SLACK = 1e-9
+#: The longest expression the start-up log repeats as written; a longer choice is summarised.
+MAX_SOURCE_SHOWN = 160
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,11 @@ class Parameter:
 
     def describe(self) -> str:
         """One line: what the user wrote and the SigOpt parameter it became."""
-        if self.type == "categorical":
-            shape = f"categorical {list(self.categories or ())}"
+        names = list(self.categories or ())
+        if self.type == "categorical" and len(names) > 8:  # thousands of names would make one huge line
+            shape = f"categorical of {len(names)} values {_abbreviated(names)}"
+        elif self.type == "categorical":
+            shape = f"categorical {names}"
         elif self.grid is not None:
             shape = f"{self.type} grid of {len(self.grid)} values {_abbreviated(self.declared or self.grid)}"
         else:
@@ -220,6 +225,15 @@ def _declared_values(conditional: Mapping[str, Any]) -> str:
     return "[" + ", ".join(format_value(conditional_value(conditional, v)) for v in conditional["values"]) + "]"
 
 
+def _summarised_choice(values: Sequence[Any], tags: set[str]) -> str:
+    """A long choice as its first and last values and their count, for the start-up log: a grid
+    of 10,000 values written out made a line of 88,988 characters."""
+    text = f"choice({_abbreviated(values)[1:-1]})"
+    if tags:
+        text = f"tag({', '.join(sorted(tags))}, {text})"
+    return f"{text} ({len(values):,} values)"
+
+
 def _abbreviated(values: Sequence[Any]) -> str:
     """A long list as its first and last values."""
     shown = [format_value(v) for v in (values if len(values) <= 8 else [*values[:3], *values[-2:]])]
@@ -291,9 +305,17 @@ def build_space(
 def _parse_entry(key: str, spec: Any, where: str) -> Parameter | str:
     """One ``params`` entry: Hydra grammar, a SigOpt-native dict, or another sweeper's form."""
     translated = translate_peer_spec(spec, where)
-    if translated is not None:
-        logger.info("hydra.sweeper.%s: read %s as %s", where, translated.dialect, translated.grammar)
-        spec = translated.grammar
+    if translated is None:
+        return _parse_own_entry(key, spec, where)
+    parsed = _parse_own_entry(key, translated.grammar, where)
+    # Logged once parsed: a stepped grid's grammar lists thousands of values, its source summarises them.
+    shown = parsed.source if isinstance(parsed, Parameter) else parsed
+    logger.info("hydra.sweeper.%s: read %s as %s", where, translated.dialect, shown)
+    return parsed
+
+
+def _parse_own_entry(key: str, spec: Any, where: str) -> Parameter | str:
+    """One entry in this sweeper's forms: Hydra grammar, a fixed value or a SigOpt-native dict."""
     if isinstance(spec, Mapping):
         return parse_native(key, spec, where)
     if spec is None or isinstance(spec, (str, int, float, bool)):
@@ -371,7 +393,10 @@ def _parameter_from_sweep(override: Override, text: str, where: str) -> Paramete
     if isinstance(sweep, RangeSweep):
         return _range_parameter(name, key, sweep, log, where, source)
     if isinstance(sweep, ChoiceSweep):
-        return _choice_parameter(name, key, list(sweep.list), log, where, source)
+        parameter = _choice_parameter(name, key, list(sweep.list), log, where, source)
+        if isinstance(parameter, Parameter) and len(source) > MAX_SOURCE_SHOWN:
+            return replace(parameter, source=_summarised_choice(list(sweep.list), tags))
+        return parameter
     if isinstance(sweep, Glob):
         raise ConfigError(where, "glob() is not supported; list the options explicitly with choice(a, b, ...)")
     raise ConfigError(where, f"unsupported sweep {sweep!r}; valid sweeps are interval, choice, range")
@@ -482,13 +507,15 @@ def _grid_parameter(name: str, key: str, values: list[Any], log: bool, where: st
     """Numbers: an int grid where all are ints (and no log scale), else a double grid that keeps
     each value's declared type for the override."""
     if not all(math.isfinite(v) for v in values):
-        raise ConfigError(where, f"grid values must be finite numbers, got {values}")
+        raise ConfigError(where, f"grid values must be finite numbers, got {_abbreviated(values)}")
     if log and min(values) <= 0:
-        raise ConfigError(where, f"a log scale needs positive values, got {values}")
+        raise ConfigError(where, f"a log scale needs positive values, got min={min(values)}")
     ordered = sorted(values)
     grid = tuple(float(v) for v in ordered)
     if len(set(grid)) != len(grid):
-        raise ConfigError(where, f"the values {values} repeat a number; grid values must be distinct numbers")
+        raise ConfigError(
+            where, f"the values {_abbreviated(values)} repeat a number; grid values must be distinct numbers"
+        )
     if all(isinstance(v, int) for v in values) and not log:
         return Parameter(name, "int", key, grid=tuple(ordered), source=source)
     declared = None if all(isinstance(v, float) for v in ordered) else tuple(ordered)

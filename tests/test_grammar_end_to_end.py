@@ -590,3 +590,24 @@ def test_an_optuna_entry_with_log_and_step_is_log_scaled_as_under_optuna(workdir
     )
     assert "params.d: read Optuna's type: float (its step 1e-05 is ignored with log: true" in run.output
     assert max(map(len, run.output.splitlines())) < 300
+
+
+def test_the_start_up_lines_of_a_long_grid_are_summarised(workdir: Path) -> None:
+    """An Optuna stepped entry of 10,001 values was logged whole, twice (as translated and as the
+    parameter's line), 88,988 characters each; the lines now give the first values, the last and
+    how many."""
+    params = {"d": {"type": "float", "low": 0.0, "high": 0.1, "step": 1.0e-5}}
+    config = {
+        "defaults": [{"override hydra/sweeper": "sigopt"}, "_self_"],
+        "d": 0.001,
+        "out": str(workdir / "seen.jsonl"),
+        "hydra": {"sweeper": {"observation_budget": 2, "params": params}},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    lines = [line for line in run.output.splitlines() if "HYDRA" in line and "d:" in line]
+    assert len(lines) == 2, lines
+    assert max(map(len, run.output.splitlines())) < 300, lines
+    assert "as choice(0.0, 1e-05, 2e-05, ..., 0.09999, 0.1) (10,001 values)" in lines[0]
+    assert "d: choice(0.0, 1e-05, 2e-05, ..., 0.09999, 0.1) (10,001 values) -> double grid of 10001 values" in lines[1]

@@ -978,3 +978,20 @@ def test_a_stepped_grid_of_100000_values_is_taken_and_one_more_refused() -> None
         build_space({"x": "tag(log, range(1, 100002))"})
     with pytest.raises(ConfigError, match=r"params\.x\.step: .* is a grid of 100,002 values"):
         build_space({"x": {"type": "int", "low": 0, "high": 200002, "step": 2}})
+
+
+def test_a_long_choice_is_summarised_in_its_start_up_line() -> None:
+    """A choice of thousands of values (typed, or an Optuna stepped entry translated) was repeated
+    whole in the start-up line; the line gives the first values, the last and the count."""
+    numbers = ", ".join(str(i) for i in range(3, 3003, 3))
+    names = ", ".join(f"n{i}" for i in range(2000))
+    space = build_space({"a": f"tag(log, choice({numbers}))", "b": f"choice({names})", "c": "choice(x, y)"})
+    a, b, c = space.describe()
+    assert a == (
+        "a: tag(log, choice(3, 6, 9, ..., 2997, 3000)) (1,000 values) -> double grid of 1000 values "
+        "[3, 6, 9, ..., 2997, 3000], log scale"
+    )
+    assert b == "b: choice(n0, n1, n2, ..., n1998, n1999) (2,000 values) -> categorical of 2000 values " + (
+        "[n0, n1, n2, ..., n1998, n1999]"
+    )
+    assert c == "c: choice(x, y) -> categorical ['x', 'y']"
