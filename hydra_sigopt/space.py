@@ -308,6 +308,8 @@ def _parse_entry(key: str, spec: Any, where: str) -> Parameter | str:
     if translated is None:
         return _parse_own_entry(key, spec, where)
     parsed = _parse_own_entry(key, translated.grammar, where)
+    if isinstance(parsed, Parameter) and not parsed.source:  # a native dict: shown as written for Hydra
+        parsed = replace(parsed, source=format_value(translated.grammar))
     # Logged once parsed: a stepped grid's grammar lists thousands of values, its source summarises them.
     shown = parsed.source if isinstance(parsed, Parameter) else parsed
     logger.info("hydra.sweeper.%s: read %s as %s", where, translated.dialect, shown)

@@ -29,7 +29,9 @@ from hydra_sigopt.overrides import format_value
 @dataclass(frozen=True)
 class Translated:
     dialect: str  # whose form it was, for the log line
-    grammar: str  # the same entry in Hydra's sweep grammar
+    # The same entry in Hydra's sweep grammar, or as a SigOpt-native dict where the grammar has no
+    # word for it (an unordered choice of numbers: the grammar's numeric choice is an ordered grid).
+    grammar: str | dict[str, Any]
 
 
 def translate_peer_spec(spec: Any, where: str) -> Translated | None:
@@ -48,10 +50,14 @@ def translate_peer_spec(spec: Any, where: str) -> Translated | None:
     return None
 
 
-def _ax(spec: Mapping[str, Any], where: str) -> str:
+def _ax(spec: Mapping[str, Any], where: str) -> str | dict[str, Any]:
     _known(spec, ("type", "bounds", "values", "value", "log_scale", "value_type", "is_ordered", "digits"), where)
     if spec["type"] == "fixed":
         return format_value(spec.get("value"))
+    unordered = _distinct_numbers(spec.get("values")) if spec.get("is_ordered") is False else []
+    if spec["type"] == "choice" and len(unordered) >= 2:
+        # Ax's sweeper gives Ax an unordered choice parameter: SigOpt's categorical (the app still gets numbers).
+        return {"type": "categorical", "categorical_values": unordered}
     if spec["type"] == "choice":
         return _choice(spec.get("values"), where, key="values")
     bounds = spec.get("bounds")
@@ -135,6 +141,14 @@ def _known(spec: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
     unknown = sorted(set(spec) - set(keys))
     if unknown:
         raise ConfigError(where, f"unknown key(s) {unknown} for this form; its keys are {list(keys)}")
+
+
+def _distinct_numbers(values: Any) -> list[Any]:
+    """The numbers listed, each once, in order; none where any option is not a number (those
+    choices are categorical already)."""
+    if not isinstance(values, Sequence) or isinstance(values, str) or not all(_is_number(v) for v in values):
+        return []
+    return list({repr(v): v for v in values}.values())
 
 
 def _is_number(value: Any) -> bool:

@@ -611,3 +611,34 @@ def test_the_start_up_lines_of_a_long_grid_are_summarised(workdir: Path) -> None
     assert max(map(len, run.output.splitlines())) < 300, lines
     assert "as choice(0.0, 1e-05, 2e-05, ..., 0.09999, 0.1) (10,001 values)" in lines[0]
     assert "d: choice(0.0, 1e-05, 2e-05, ..., 0.09999, 0.1) (10,001 values) -> double grid of 10001 values" in lines[1]
+
+
+def test_an_ax_choice_with_is_ordered_false_is_categorical_and_keeps_its_numbers(workdir: Path) -> None:
+    """``{type: choice, values: [8, 16, 32], is_ordered: false}`` became an ordered int grid, the
+    flag ignored; Ax's sweeper hands it to Ax as an unordered choice parameter, which is SigOpt's
+    categorical. The app still gets the ints."""
+    config = {
+        "defaults": [{"override hydra/sweeper": "sigopt"}, "_self_"],
+        "n": 8,
+        "out": str(workdir / "seen.jsonl"),
+        "hydra": {
+            "sweeper": {
+                "observation_budget": 4,
+                "params": {"n": {"type": "choice", "values": [8, 16, 32], "is_ordered": False}},
+            }
+        },
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        declared = {p["name"]: p for p in journal.meta()["identity"]["parameters"]}
+    assert declared["n"] == {
+        "name": "n",
+        "type": "categorical",
+        "categorical_values": [{"name": "8"}, {"name": "16"}, {"name": "32"}],
+    }
+    seen = [json.loads(line) for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    assert all(type(t["n"]) is int and t["n"] in (8, 16, 32) for t in seen), seen
+    assert {t["param.n"] for t in run.trials} <= {"8", "16", "32"}
+    assert "params.n: read Ax's type: choice as {type:categorical,categorical_values:[8,16,32]}" in run.output

@@ -995,3 +995,24 @@ def test_a_long_choice_is_summarised_in_its_start_up_line() -> None:
         "[n0, n1, n2, ..., n1998, n1999]"
     )
     assert c == "c: choice(x, y) -> categorical ['x', 'y']"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param(
+            [8, 16, 8, 32], {"type": "categorical", "categorical_values": [{"name": n} for n in ["8", "16", "32"]]}
+        ),
+        pytest.param([0.5, 1], {"type": "categorical", "categorical_values": [{"name": "0.5"}, {"name": "1"}]}),
+        pytest.param([4, 4], None, id="one-value-is-fixed"),
+        pytest.param(["a", "b"], {"type": "categorical", "categorical_values": [{"name": "a"}, {"name": "b"}]}),
+    ],
+)
+def test_ax_unordered_choice_is_categorical(values: list[Any], expected: dict[str, Any] | None) -> None:
+    space = build_space({"n": {"type": "choice", "values": values, "is_ordered": False}, "x": "interval(0,1)"})
+    if expected is None:
+        assert space.fixed_overrides == ("n=4",)
+        return
+    assert {k: v for k, v in space.to_sigopt()["parameters"][0].items() if k != "name"} == expected
+    first = expected["categorical_values"][0]["name"]
+    assert same(parsed(space.overrides_for({"n": first, "x": 0.5})[0]), values[0])
