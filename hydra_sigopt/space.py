@@ -220,9 +220,16 @@ def conditional_value(conditional: Mapping[str, Any], assignment: Any) -> Any:
     return conditional.get("declared", {}).get(str(assignment), assignment)
 
 
+def shown_conditional_value(conditional: Mapping[str, Any], engine_value: str) -> str:
+    """A conditional's value as the user declared it, for messages: a name quoted (``'adam'``), a
+    boolean or number in Hydra's spelling (``false``, not the engine's ``'False'``)."""
+    value = conditional_value(conditional, engine_value)
+    return repr(value) if isinstance(value, str) else format_value(value)
+
+
 def _declared_values(conditional: Mapping[str, Any]) -> str:
-    """A conditional's values as the user wrote them, in Hydra's spelling (``[false, true]``)."""
-    return "[" + ", ".join(format_value(conditional_value(conditional, v)) for v in conditional["values"]) + "]"
+    """A conditional's values as the user declared them: ``['sgd', 'adam']``, ``[false, true]``."""
+    return "[" + ", ".join(shown_conditional_value(conditional, v) for v in conditional["values"]) + "]"
 
 
 def _summarised_choice(values: Sequence[Any], tags: set[str]) -> str:
@@ -345,7 +352,7 @@ def _check_conditions(p: Parameter, conds: Sequence[Mapping[str, Any]]) -> None:
         if bad:
             raise ConfigError(
                 f"params.{p.name}.conditions.{cname}",
-                f"values {bad} are not values of conditional {cname!r}; valid values are {declared['values']}",
+                f"values {bad} are not values of conditional {cname!r}; valid values are {_declared_values(declared)}",
             )
 
 

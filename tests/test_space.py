@@ -1016,3 +1016,17 @@ def test_ax_unordered_choice_is_categorical(values: list[Any], expected: dict[st
     assert {k: v for k, v in space.to_sigopt()["parameters"][0].items() if k != "name"} == expected
     first = expected["categorical_values"][0]["name"]
     assert same(parsed(space.overrides_for({"n": first, "x": 0.5})[0]), values[0])
+
+
+def test_messages_about_typed_conditionals_show_the_values_as_declared() -> None:
+    """Refusals named the engine's strings ('False', ['1', '2']), not what the user wrote."""
+    from hydra_sigopt.validation import check_space
+
+    p_on = {"type": "double", "bounds": {"min": 0, "max": 1}, "conditions": {"use_dropout": [True]}}
+    with pytest.raises(ConfigError, match=r"no parameter is switched on by false; SigOpt needs one"):
+        check_space(build_space({"p": p_on}, conditionals=[{"name": "use_dropout", "values": [False, True]}]))
+    q_on = {"type": "double", "bounds": {"min": 0, "max": 1}, "conditions": {"nl": [3]}}
+    with pytest.raises(
+        ConfigError, match=r"values \['3'\] are not values of conditional 'nl'; valid values are \[1, 2\]"
+    ):
+        build_space({"q": q_on}, conditionals=[{"name": "nl", "values": [1, 2]}])
