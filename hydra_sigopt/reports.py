@@ -303,7 +303,7 @@ def trials_table(
                 steps.get(t.number, ""),
                 t.job_id or "",
                 *["" if t.value(m.name) is None else repr(t.value(m.name)) for m in metrics],
-                *[_cell(t.assignments.get(n)) for n in param_names],
+                *_param_cells(t, param_names),
                 t.failure_reason or "",
                 "" if t.duration is None else f"{t.duration:.3f}",
                 _iso(t.started_at),
@@ -312,6 +312,30 @@ def trials_table(
             ]
         )
     return header, rows
+
+
+def _param_cells(trial: Trial, names: Sequence[str]) -> list[str]:
+    """Each parameter's value as the trial ran with it: its override's value, in Hydra's spelling.
+
+    The engine's assignment is not what the trial got where the sweeper maps it: a log-scaled int
+    is rounded (``167.024...`` ran as ``167``), a conditional's ``'False'`` is the boolean ``false``.
+    The override's text is kept as written rather than parsed: reports are rewritten after every
+    trial, and Hydra's parser costs about 0.1 ms per value.
+    """
+    ran = _override_values(trial.overrides)
+    return [ran.get(n, _cell(trial.assignments.get(n))) for n in names]
+
+
+def _override_values(overrides: Sequence[str]) -> dict[str, str]:
+    """The value text of each ``key=value`` override, by bare key (no ``+``/``~`` prefix)."""
+    from hydra_sigopt.overrides import bare_key
+
+    out: dict[str, str] = {}
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        if sep:
+            out[bare_key(key)] = value
+    return out
 
 
 def _cell(value: Any) -> str:

@@ -10,7 +10,7 @@ import bisect
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, Override, RangeSweep
@@ -30,6 +30,8 @@ SUPPORTED_TAGS = ("log", "int", "ordered")
 # Relative slack when checking a suggested double against its bounds: engines round-trip through
 # their own transforms (log/exp), so the last bit may differ.
 _BOUNDS_SLACK = 1e-9
+#: The longest expression the start-up log repeats as written; a longer choice is summarised.
+MAX_SOURCE_SHOWN = 160
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,11 @@ class Parameter:
 
     def describe(self) -> str:
         """One line: what the user wrote and the SigOpt parameter it became."""
-        if self.type == "categorical":
-            shape = f"categorical {list(self.categories or ())}"
+        names = list(self.categories or ())
+        if self.type == "categorical" and len(names) > 8:  # thousands of names would make one huge line
+            shape = f"categorical of {len(names)} values {_abbreviated(names)}"
+        elif self.type == "categorical":
+            shape = f"categorical {names}"
         elif self.grid is not None:
             shape = f"{self.type} grid of {len(self.grid)} values {_abbreviated(self.declared or self.grid)}"
         else:
@@ -191,7 +196,7 @@ class SearchSpace:
     def describe(self) -> list[str]:
         """One line per parameter, conditional and linear constraint: what each expression became
         (logged when a sweep starts)."""
-        conditionals = [f"{c['name']}: conditional {[str(v) for v in c['values']]}" for c in self.conditionals]
+        conditionals = [f"{c['name']}: conditional {_declared_values(c)}" for c in self.conditionals]
         constraints = [f"linear constraint: {_linear_constraint(c)}" for c in self.linear_constraints]
         return [*conditionals, *(p.describe() for p in self.parameters), *constraints]
 
@@ -200,11 +205,40 @@ class SearchSpace:
         out = list(self.fixed_overrides)
         for c in self.conditionals:
             if c["name"] in assignments:
-                out.append(format_override(c.get("override_key", c["name"]), assignments[c["name"]]))
+                value = conditional_value(c, assignments[c["name"]])
+                out.append(format_override(c.get("override_key", c["name"]), value))
         for p in self.parameters:
             if p.name in assignments:
                 out.append(format_override(p.override_key, p.to_value(assignments[p.name])))
         return out
+
+
+def conditional_value(conditional: Mapping[str, Any], assignment: Any) -> Any:
+    """The value the user declared for a conditional's engine value: SigOpt's conditional values
+    are strings, so ``values: [false, true]`` is ``'False'``/``'True'`` to the engine and must be
+    the boolean again for the app (a string ``'False'`` is truthy)."""
+    return conditional.get("declared", {}).get(str(assignment), assignment)
+
+
+def shown_conditional_value(conditional: Mapping[str, Any], engine_value: str) -> str:
+    """A conditional's value as the user declared it, for messages: a name quoted (``'adam'``), a
+    boolean or number in Hydra's spelling (``false``, not the engine's ``'False'``)."""
+    value = conditional_value(conditional, engine_value)
+    return repr(value) if isinstance(value, str) else format_value(value)
+
+
+def _declared_values(conditional: Mapping[str, Any]) -> str:
+    """A conditional's values as the user declared them: ``['sgd', 'adam']``, ``[false, true]``."""
+    return "[" + ", ".join(shown_conditional_value(conditional, v) for v in conditional["values"]) + "]"
+
+
+def _summarised_choice(values: Sequence[Any], tags: set[str]) -> str:
+    """A long choice as its first and last values and their count, for the start-up log: a grid
+    of 10,000 values written out made a line of 88,988 characters."""
+    text = f"choice({_abbreviated(values)[1:-1]})"
+    if tags:
+        text = f"tag({', '.join(sorted(tags))}, {text})"
+    return f"{text} ({len(values):,} values)"
 
 
 def _abbreviated(values: Sequence[Any]) -> str:
@@ -278,9 +312,19 @@ def build_space(
 def _parse_entry(key: str, spec: Any, where: str) -> Parameter | str:
     """One ``params`` entry: Hydra grammar, a SigOpt-native dict, or another sweeper's form."""
     translated = translate_peer_spec(spec, where)
-    if translated is not None:
-        logger.info("hydra.sweeper.%s: read %s as %s", where, translated.dialect, translated.grammar)
-        spec = translated.grammar
+    if translated is None:
+        return _parse_own_entry(key, spec, where)
+    parsed = _parse_own_entry(key, translated.grammar, where)
+    if isinstance(parsed, Parameter) and not parsed.source:  # a native dict: shown as written for Hydra
+        parsed = replace(parsed, source=format_value(translated.grammar))
+    # Logged once parsed: a stepped grid's grammar lists thousands of values, its source summarises them.
+    shown = parsed.source if isinstance(parsed, Parameter) else parsed
+    logger.info("hydra.sweeper.%s: read %s as %s", where, translated.dialect, shown)
+    return parsed
+
+
+def _parse_own_entry(key: str, spec: Any, where: str) -> Parameter | str:
+    """One entry in this sweeper's forms: Hydra grammar, a fixed value or a SigOpt-native dict."""
     if isinstance(spec, Mapping):
         return parse_native(key, spec, where)
     if spec is None or isinstance(spec, (str, int, float, bool)):
@@ -308,7 +352,7 @@ def _check_conditions(p: Parameter, conds: Sequence[Mapping[str, Any]]) -> None:
         if bad:
             raise ConfigError(
                 f"params.{p.name}.conditions.{cname}",
-                f"values {bad} are not values of conditional {cname!r}; valid values are {declared['values']}",
+                f"values {bad} are not values of conditional {cname!r}; valid values are {_declared_values(declared)}",
             )
 
 
@@ -358,7 +402,10 @@ def _parameter_from_sweep(override: Override, text: str, where: str) -> Paramete
     if isinstance(sweep, RangeSweep):
         return _range_parameter(name, key, sweep, log, where, source)
     if isinstance(sweep, ChoiceSweep):
-        return _choice_parameter(name, key, list(sweep.list), log, where, source)
+        parameter = _choice_parameter(name, key, list(sweep.list), log, where, source)
+        if isinstance(parameter, Parameter) and len(source) > MAX_SOURCE_SHOWN:
+            return replace(parameter, source=_summarised_choice(list(sweep.list), tags))
+        return parameter
     if isinstance(sweep, Glob):
         raise ConfigError(where, "glob() is not supported; list the options explicitly with choice(a, b, ...)")
     raise ConfigError(where, f"unsupported sweep {sweep!r}; valid sweeps are interval, choice, range")
@@ -469,13 +516,15 @@ def _grid_parameter(name: str, key: str, values: list[Any], log: bool, where: st
     """Numbers: an int grid where all are ints (and no log scale), else a double grid that keeps
     each value's declared type for the override."""
     if not all(math.isfinite(v) for v in values):
-        raise ConfigError(where, f"grid values must be finite numbers, got {values}")
+        raise ConfigError(where, f"grid values must be finite numbers, got {_abbreviated(values)}")
     if log and min(values) <= 0:
-        raise ConfigError(where, f"a log scale needs positive values, got {values}")
+        raise ConfigError(where, f"a log scale needs positive values, got min={min(values)}")
     ordered = sorted(values)
     grid = tuple(float(v) for v in ordered)
     if len(set(grid)) != len(grid):
-        raise ConfigError(where, f"the values {values} repeat a number; grid values must be distinct numbers")
+        raise ConfigError(
+            where, f"the values {_abbreviated(values)} repeat a number; grid values must be distinct numbers"
+        )
     if all(isinstance(v, int) for v in values) and not log:
         return Parameter(name, "int", key, grid=tuple(ordered), source=source)
     declared = None if all(isinstance(v, float) for v in ordered) else tuple(ordered)
@@ -588,12 +637,14 @@ def _parse_conditionals(raw: Sequence[Mapping[str, Any]], parameter_names: set[s
         name = str(c["name"])
         if not isinstance(c["values"], Sequence) or isinstance(c["values"], str):
             raise ConfigError(f"{where}.values", f"expected a list of at least two values, got {c['values']!r}")
-        values = [str(v) for v in c["values"]]
-        if len(values) < 2 or len(set(values)) != len(values):
-            raise ConfigError(f"{where}.values", f"expected at least two distinct values, got {values}")
+        # The engine's values are strings; each keeps the value it stands for, with its type.
+        declared = {str(v): v for v in c["values"]}
+        values = list(declared)
+        if len(values) < 2 or len(values) != len(c["values"]):
+            raise ConfigError(f"{where}.values", f"expected at least two distinct values, got {list(c['values'])}")
         if name in parameter_names or any(o["name"] == name for o in out):
             raise ConfigError(f"{where}.name", f"{name!r} is already the name of a parameter or conditional")
-        out.append({"name": name, "values": values})
+        out.append({"name": name, "values": values, "declared": declared})
     return out
 
 

@@ -29,7 +29,9 @@ from hydra_sigopt.overrides import format_value
 @dataclass(frozen=True)
 class Translated:
     dialect: str  # whose form it was, for the log line
-    grammar: str  # the same entry in Hydra's sweep grammar
+    # The same entry in Hydra's sweep grammar, or as a SigOpt-native dict where the grammar has no
+    # word for it (an unordered choice of numbers: the grammar's numeric choice is an ordered grid).
+    grammar: str | dict[str, Any]
 
 
 def translate_peer_spec(spec: Any, where: str) -> Translated | None:
@@ -44,14 +46,18 @@ def translate_peer_spec(spec: Any, where: str) -> Translated | None:
     if "lower" in spec or "upper" in spec:
         return Translated("Nevergrad's lower/upper", _nevergrad(spec, where))
     if "low" in spec or "high" in spec or "choices" in spec:
-        return Translated(f"Optuna's type: {kind}", _optuna(spec, where))
+        return Translated(f"Optuna's type: {kind}{_optuna_step_ignored(spec)}", _optuna(spec, where))
     return None
 
 
-def _ax(spec: Mapping[str, Any], where: str) -> str:
+def _ax(spec: Mapping[str, Any], where: str) -> str | dict[str, Any]:
     _known(spec, ("type", "bounds", "values", "value", "log_scale", "value_type", "is_ordered", "digits"), where)
     if spec["type"] == "fixed":
         return format_value(spec.get("value"))
+    unordered = _distinct_numbers(spec.get("values")) if spec.get("is_ordered") is False else []
+    if spec["type"] == "choice" and len(unordered) >= 2:
+        # Ax's sweeper gives Ax an unordered choice parameter: SigOpt's categorical (the app still gets numbers).
+        return {"type": "categorical", "categorical_values": unordered}
     if spec["type"] == "choice":
         return _choice(spec.get("values"), where, key="values")
     bounds = spec.get("bounds")
@@ -80,9 +86,19 @@ def _optuna(spec: Mapping[str, Any], where: str) -> str:
     low, high, step = spec.get("low"), spec.get("high"), spec.get("step") or spec.get("q")
     if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or not _is_number(low):
         raise ConfigError(where, f"an Optuna-style entry needs numbers low and high, got low={low!r}, high={high!r}")
-    if step is not None and not (step == 1 and kind == "int"):
+    # log before step, as Hydra's Optuna sweeper reads it (create_optuna_distribution_from_config):
+    # a log-uniform float or int, the step ignored. A config ported from Optuna means what it meant there.
+    if step is not None and not (step == 1 and kind == "int") and not spec.get("log"):
         return _stepped(low, high, step, kind == "int", where)
     return _interval(low, high, kind == "int", bool(spec.get("log")), where)
+
+
+def _optuna_step_ignored(spec: Mapping[str, Any]) -> str:
+    """A note for the log where an Optuna entry has both ``log`` and ``step`` (Optuna ignores the step)."""
+    step = spec.get("step") or spec.get("q")
+    if spec.get("log") and step is not None and not (step == 1 and spec.get("type") == "int"):
+        return f" (its step {format_value(step)} is ignored with log: true, as in Optuna's sweeper)"
+    return ""
 
 
 def _interval(low: Any, high: Any, as_int: bool, log: bool, where: str) -> str:
@@ -125,6 +141,14 @@ def _known(spec: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
     unknown = sorted(set(spec) - set(keys))
     if unknown:
         raise ConfigError(where, f"unknown key(s) {unknown} for this form; its keys are {list(keys)}")
+
+
+def _distinct_numbers(values: Any) -> list[Any]:
+    """The numbers listed, each once, in order; none where any option is not a number (those
+    choices are categorical already)."""
+    if not isinstance(values, Sequence) or isinstance(values, str) or not all(_is_number(v) for v in values):
+        return []
+    return list({repr(v): v for v in values}.values())
 
 
 def _is_number(value: Any) -> bool:

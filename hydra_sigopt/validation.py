@@ -14,7 +14,8 @@ from typing import Any
 from hydra_sigopt.backends.server_limits import name_problem
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.metrics import is_finite_number
-from hydra_sigopt.space import Parameter, SearchSpace
+from hydra_sigopt.overrides import format_value
+from hydra_sigopt.space import Parameter, SearchSpace, conditional_value, shown_conditional_value
 
 #: SigOpt names (parameters, conditionals) are 1 to 100 characters.
 MAX_NAME_LENGTH = 100
@@ -87,15 +88,22 @@ def _refuse_unused(conditionals: Sequence[Mapping[str, Any]], unused: Sequence[t
         if values:
             raise ConfigError(
                 f"conditionals[{i}].values",
-                f"no parameter is switched on by {', '.join(map(repr, values))}; SigOpt needs one for each value: "
+                f"no parameter is switched on by {', '.join(shown_conditional_value(c, v) for v in values)}; "
+                "SigOpt needs one for each value: "
                 f"name it in some parameter's conditions: {{{c['name']}: [...]}}, or remove it",
             )
-    shown = ["(" + ", ".join(f"{c['name']}={v}" for c, v in zip(conditionals, combo)) + ")" for combo in unused[:3]]
+    shown = [_combination(conditionals, combination) for combination in unused[:3]]
     more = f" and {len(unused) - 3} more" if len(unused) > 3 else ""
     raise ConfigError(
         "conditionals",
         f"no parameter is switched on by {', '.join(shown)}{more}; SigOpt needs one for every combination of values",
     )
+
+
+def _combination(conditionals: Sequence[Mapping[str, Any]], engine_values: Sequence[str]) -> str:
+    """``(o=sgd, dropout=false)``: one value of each conditional, as declared."""
+    pairs = (f"{c['name']}={format_value(conditional_value(c, v))}" for c, v in zip(conditionals, engine_values))
+    return "(" + ", ".join(pairs) + ")"
 
 
 def _check_magnitudes(where: str, p: Parameter) -> None:

@@ -428,3 +428,217 @@ def test_a_grid_sweep_runs_to_its_budget_with_the_declared_values(workdir: Path,
     assert all(any(type(v) is type(d) and v == d for d in declared) for v in got), got
     assert [t["state"] for t in run.trials] == ["completed"] * 12
     assert all(math.isfinite(float(t["value.value"])) for t in run.trials)
+
+
+TYPED_CONDITIONALS = """\
+defaults:
+  - override hydra/sweeper: sigopt
+  - _self_
+
+use_dropout: false
+nl: 1
+p: 0.0
+q: 0.0
+x: 1.0
+out: {out}
+
+hydra:
+  sweeper:
+    observation_budget: 6
+    seed: 3
+    params:
+      p: {{type: double, bounds: {{min: 0, max: 0.5}}, conditions: {{use_dropout: [true]}}}}
+      q: {{type: double, bounds: {{min: 0, max: 1}}, conditions: {{nl: [2]}}}}
+      x: interval(0.5, 2)
+    conditionals:
+      - {{name: use_dropout, values: [false, true]}}
+      - {{name: nl, values: [1, 2]}}
+"""
+
+TYPED_CONDITIONALS_APP = """
+import json
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+@hydra.main(version_base=None, config_path=".", config_name="config")
+def main(cfg):
+    print("DROPOUT", "ON" if cfg.use_dropout else "off")
+    seen = {"use_dropout": cfg.use_dropout, "nl": cfg.nl, "overrides": list(HydraConfig.get().overrides.task)}
+    print("SEEN", json.dumps(seen))
+    with open(cfg.out, "a") as f:
+        f.write(json.dumps(seen) + "\\n")
+    return cfg.x
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_conditional_values_reach_the_app_files_and_pasted_best_with_their_declared_types(workdir: Path) -> None:
+    """``conditionals: [{name: use_dropout, values: [false, true]}]`` gave the app the string
+    'False' (truthy: dropout ON), and ``values: [1, 2]`` the string '2'; best_params held 'True' and
+    ``hydra-sigopt best`` printed ``use_dropout='True'``, a string again when pasted. Conditions on
+    those values (``{use_dropout: [true]}``, ``{nl: [2]}``) switch their parameters on."""
+    import subprocess
+    import sys
+
+    (workdir / "config.yaml").write_text(TYPED_CONDITIONALS.format(out=workdir / "seen.jsonl"))
+    (workdir / "app.py").write_text(TYPED_CONDITIONALS_APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    seen = [json.loads(line) for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    assert len(seen) == 6
+    assert all(type(t["use_dropout"]) is bool and type(t["nl"]) is int for t in seen), seen
+    # Both values of each conditional ran (seeded), so both sides of each condition are checked.
+    assert {t["use_dropout"] for t in seen} == {False, True} and {t["nl"] for t in seen} == {1, 2}, seen
+    for t in seen:  # the condition matched the typed value: p only with dropout on, q only with nl=2
+        keys = {o.split("=", 1)[0] for o in t["overrides"]}
+        assert ("p" in keys) == t["use_dropout"] and ("q" in keys) == (t["nl"] == 2), t
+    assert "use_dropout: conditional [false, true]" in run.output
+    assert "nl: conditional [1, 2]" in run.output
+    for row in run.trials:
+        assert row["param.use_dropout"] in ("false", "true") and row["param.nl"] in ("1", "2"), row
+    best = run.results["best_params"]
+    assert type(best["use_dropout"]) is bool and type(best["nl"]) is int, best
+    best_cli = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "best", str(run.sweep_dir)], capture_output=True, text=True
+    )
+    assert best_cli.returncode == 0, best_cli.stderr
+    for text in (best_cli.stdout.strip(), run.results["best_overrides"]):
+        shell = subprocess.run(
+            ["bash", "-c", f"{sys.executable} app.py {text}"], cwd=workdir, capture_output=True, text=True
+        )
+        assert shell.returncode == 0, (text, shell.stderr[-1500:])
+        pasted = json.loads(next(line for line in shell.stdout.splitlines() if line.startswith("SEEN "))[5:])
+        assert (pasted["use_dropout"], pasted["nl"]) == (best["use_dropout"], best["nl"]), text
+        assert f"DROPOUT {'ON' if best['use_dropout'] else 'off'}" in shell.stdout
+
+
+def test_a_resumed_sweep_replays_typed_conditionals_and_keeps_their_types(workdir: Path) -> None:
+    """Resuming replays the journal's trials into the engine (whose conditional values are the
+    strings 'False'/'True'); the trials of the second run get the declared booleans and ints too."""
+    (workdir / "config.yaml").write_text(TYPED_CONDITIONALS.format(out=workdir / "seen.jsonl"))
+    (workdir / "app.py").write_text(TYPED_CONDITIONALS_APP)
+    run_example(workdir, "hydra.sweeper.observation_budget=3", app=workdir / "app.py").assert_ok()
+    second = run_example(workdir, "hydra.sweeper.observation_budget=6", app=workdir / "app.py").assert_ok()
+    assert "#3 : " in second.output and "#0 : " not in second.output, second.output[-3000:]
+    seen = [json.loads(line) for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    assert len(seen) == 6
+    assert all(type(t["use_dropout"]) is bool and type(t["nl"]) is int for t in seen), seen
+    assert [t["state"] for t in second.trials] == ["completed"] * 6
+    assert {t["param.use_dropout"] for t in second.trials} <= {"false", "true"}
+
+
+def test_trials_csv_shows_the_rounded_int_a_log_int_trial_ran_with(workdir: Path) -> None:
+    """``w: tag(log, int(interval(1, 1024)))`` is a log-scaled double the override rounds: the
+    trial ran with ``w=167`` while trials.csv's ``param.w`` said 167.024..., the engine's double."""
+    config = {
+        "defaults": [{"override hydra/sweeper": "sigopt"}, "_self_"],
+        "w": 1,
+        "out": str(workdir / "seen.jsonl"),
+        "hydra": {"sweeper": {"observation_budget": 4, "params": {"w": "tag(log, int(interval(1, 1024)))"}}},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    ran = {t["job_num"]: t["w"] for t in map(json.loads, (workdir / "seen.jsonl").read_text().splitlines())}
+    assert all(type(w) is int for w in ran.values()), ran
+    assert {int(t["number"]): t["param.w"] for t in run.trials} == {n: str(w) for n, w in ran.items()}
+    assert all(t["overrides"] == f"w={t['param.w']}" for t in run.trials), run.trials
+
+
+def test_an_optuna_entry_with_log_and_step_is_log_scaled_as_under_optuna(workdir: Path) -> None:
+    """``{type: float, low: 1e-5, high: 1e-1, log: true, step: 1e-5}`` became a linear grid of
+    10,000 values (trials got d = 0.06005, 0.0394, 0.08605) and a start-up log line of 88,988
+    characters. Hydra's Optuna sweeper reads ``log`` first and ignores ``step``: a log-uniform
+    float, and for ints a log-uniform int."""
+    params = {
+        "a": {"type": "int", "low": 16, "high": 1024, "log": True, "step": 16},
+        "d": {"type": "float", "low": 1.0e-5, "high": 1.0e-1, "log": True, "step": 1.0e-5},
+    }
+    config = {
+        "defaults": [{"override hydra/sweeper": "sigopt"}, "_self_"],
+        "a": 16,
+        "d": 0.001,
+        "out": str(workdir / "seen.jsonl"),
+        "hydra": {"sweeper": {"observation_budget": 3, "params": params}},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        declared = {p["name"]: p for p in journal.meta()["identity"]["parameters"]}
+    assert declared["a"] == {
+        "name": "a",
+        "type": "double",
+        "bounds": {"min": 16.0, "max": 1024.0},
+        "transformation": "log",
+    }
+    assert declared["d"] == {
+        "name": "d",
+        "type": "double",
+        "bounds": {"min": 1e-5, "max": 0.1},
+        "transformation": "log",
+    }
+    seen = [json.loads(line) for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    assert all(type(t["a"]) is int and 16 <= t["a"] <= 1024 for t in seen), seen
+    assert all(type(t["d"]) is float and 1e-5 <= t["d"] <= 0.1 for t in seen), seen
+    assert "a: tag(log, int(interval(16, 1024))) -> double in [16.0, 1024.0], log scale, rounded to int" in run.output
+    assert "d: tag(log, interval(1e-05, 0.1)) -> double in [1e-05, 0.1], log scale" in run.output
+    assert (
+        "params.a: read Optuna's type: int (its step 16 is ignored with log: true, as in Optuna's sweeper) "
+        "as tag(log, int(interval(16, 1024)))" in run.output
+    )
+    assert "params.d: read Optuna's type: float (its step 1e-05 is ignored with log: true" in run.output
+    assert max(map(len, run.output.splitlines())) < 300
+
+
+def test_the_start_up_lines_of_a_long_grid_are_summarised(workdir: Path) -> None:
+    """An Optuna stepped entry of 10,001 values was logged whole, twice (as translated and as the
+    parameter's line), 88,988 characters each; the lines now give the first values, the last and
+    how many."""
+    params = {"d": {"type": "float", "low": 0.0, "high": 0.1, "step": 1.0e-5}}
+    config = {
+        "defaults": [{"override hydra/sweeper": "sigopt"}, "_self_"],
+        "d": 0.001,
+        "out": str(workdir / "seen.jsonl"),
+        "hydra": {"sweeper": {"observation_budget": 2, "params": params}},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    lines = [line for line in run.output.splitlines() if "HYDRA" in line and "d:" in line]
+    assert len(lines) == 2, lines
+    assert max(map(len, run.output.splitlines())) < 300, lines
+    assert "as choice(0.0, 1e-05, 2e-05, ..., 0.09999, 0.1) (10,001 values)" in lines[0]
+    assert "d: choice(0.0, 1e-05, 2e-05, ..., 0.09999, 0.1) (10,001 values) -> double grid of 10001 values" in lines[1]
+
+
+def test_an_ax_choice_with_is_ordered_false_is_categorical_and_keeps_its_numbers(workdir: Path) -> None:
+    """``{type: choice, values: [8, 16, 32], is_ordered: false}`` became an ordered int grid, the
+    flag ignored; Ax's sweeper hands it to Ax as an unordered choice parameter, which is SigOpt's
+    categorical. The app still gets the ints."""
+    config = {
+        "defaults": [{"override hydra/sweeper": "sigopt"}, "_self_"],
+        "n": 8,
+        "out": str(workdir / "seen.jsonl"),
+        "hydra": {
+            "sweeper": {
+                "observation_budget": 4,
+                "params": {"n": {"type": "choice", "values": [8, 16, 32], "is_ordered": False}},
+            }
+        },
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        declared = {p["name"]: p for p in journal.meta()["identity"]["parameters"]}
+    assert declared["n"] == {
+        "name": "n",
+        "type": "categorical",
+        "categorical_values": [{"name": "8"}, {"name": "16"}, {"name": "32"}],
+    }
+    seen = [json.loads(line) for line in (workdir / "seen.jsonl").read_text().splitlines()]
+    assert all(type(t["n"]) is int and t["n"] in (8, 16, 32) for t in seen), seen
+    assert {t["param.n"] for t in run.trials} <= {"8", "16", "32"}
+    assert "params.n: read Ax's type: choice as {type:categorical,categorical_values:[8,16,32]}" in run.output

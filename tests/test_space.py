@@ -731,6 +731,31 @@ def test_conditional_value_must_be_declared(conditional_space: Any) -> None:
         conditional_space.check({"optimizer": "rmsprop", "lr": 0.1})
 
 
+def test_conditional_values_keep_their_declared_types_for_the_app() -> None:
+    """The engine's conditional values are strings ('False', '2'); the override gives the app the
+    boolean or int declared (a string 'False' is truthy), and a condition on ``[true]`` or ``[2]``
+    switches its parameter on for that value."""
+    space = build_space(
+        {
+            "x": "interval(0,1)",
+            "p": {"type": "double", "bounds": {"min": 0, "max": 0.5}, "conditions": {"use_dropout": [True]}},
+            "q": {"type": "double", "bounds": {"min": 0, "max": 1}, "conditions": {"nl": 2}},
+        },
+        conditionals=[{"name": "use_dropout", "values": [False, True]}, {"name": "nl", "values": [1, 2]}],
+    )
+    assert space.to_sigopt()["conditionals"] == [
+        {"name": "use_dropout", "values": ["False", "True"]},
+        {"name": "nl", "values": ["1", "2"]},
+    ]
+    off = {"use_dropout": "False", "nl": "1", "x": 0.5}
+    space.check(off)
+    assert space.overrides_for(off) == ["use_dropout=false", "nl=1", "x=0.5"]
+    on = {"use_dropout": "True", "nl": "2", "x": 0.5, "p": 0.25, "q": 0.5}
+    space.check(on)
+    assert [parsed(o) for o in space.overrides_for(on)] == [True, 2, 0.5, 0.25, 0.5]
+    assert space.describe()[:2] == ["use_dropout: conditional [false, true]", "nl: conditional [1, 2]"]
+
+
 # --------------------------------------------------------------------------------------------
 # Round trips: every value written as an override reads back as exactly that value
 # --------------------------------------------------------------------------------------------
@@ -953,3 +978,55 @@ def test_a_stepped_grid_of_100000_values_is_taken_and_one_more_refused() -> None
         build_space({"x": "tag(log, range(1, 100002))"})
     with pytest.raises(ConfigError, match=r"params\.x\.step: .* is a grid of 100,002 values"):
         build_space({"x": {"type": "int", "low": 0, "high": 200002, "step": 2}})
+
+
+def test_a_long_choice_is_summarised_in_its_start_up_line() -> None:
+    """A choice of thousands of values (typed, or an Optuna stepped entry translated) was repeated
+    whole in the start-up line; the line gives the first values, the last and the count."""
+    numbers = ", ".join(str(i) for i in range(3, 3003, 3))
+    names = ", ".join(f"n{i}" for i in range(2000))
+    space = build_space({"a": f"tag(log, choice({numbers}))", "b": f"choice({names})", "c": "choice(x, y)"})
+    a, b, c = space.describe()
+    assert a == (
+        "a: tag(log, choice(3, 6, 9, ..., 2997, 3000)) (1,000 values) -> double grid of 1000 values "
+        "[3, 6, 9, ..., 2997, 3000], log scale"
+    )
+    assert b == "b: choice(n0, n1, n2, ..., n1998, n1999) (2,000 values) -> categorical of 2000 values " + (
+        "[n0, n1, n2, ..., n1998, n1999]"
+    )
+    assert c == "c: choice(x, y) -> categorical ['x', 'y']"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param(
+            [8, 16, 8, 32], {"type": "categorical", "categorical_values": [{"name": n} for n in ["8", "16", "32"]]}
+        ),
+        pytest.param([0.5, 1], {"type": "categorical", "categorical_values": [{"name": "0.5"}, {"name": "1"}]}),
+        pytest.param([4, 4], None, id="one-value-is-fixed"),
+        pytest.param(["a", "b"], {"type": "categorical", "categorical_values": [{"name": "a"}, {"name": "b"}]}),
+    ],
+)
+def test_ax_unordered_choice_is_categorical(values: list[Any], expected: dict[str, Any] | None) -> None:
+    space = build_space({"n": {"type": "choice", "values": values, "is_ordered": False}, "x": "interval(0,1)"})
+    if expected is None:
+        assert space.fixed_overrides == ("n=4",)
+        return
+    assert {k: v for k, v in space.to_sigopt()["parameters"][0].items() if k != "name"} == expected
+    first = expected["categorical_values"][0]["name"]
+    assert same(parsed(space.overrides_for({"n": first, "x": 0.5})[0]), values[0])
+
+
+def test_messages_about_typed_conditionals_show_the_values_as_declared() -> None:
+    """Refusals named the engine's strings ('False', ['1', '2']), not what the user wrote."""
+    from hydra_sigopt.validation import check_space
+
+    p_on = {"type": "double", "bounds": {"min": 0, "max": 1}, "conditions": {"use_dropout": [True]}}
+    with pytest.raises(ConfigError, match=r"no parameter is switched on by false; SigOpt needs one"):
+        check_space(build_space({"p": p_on}, conditionals=[{"name": "use_dropout", "values": [False, True]}]))
+    q_on = {"type": "double", "bounds": {"min": 0, "max": 1}, "conditions": {"nl": [3]}}
+    with pytest.raises(
+        ConfigError, match=r"values \['3'\] are not values of conditional 'nl'; valid values are \[1, 2\]"
+    ):
+        build_space({"q": q_on}, conditionals=[{"name": "nl", "values": [1, 2]}])
