@@ -36,7 +36,7 @@ from hydra_sigopt.journal import (
     journal_path,
     open_journal,
 )
-from hydra_sigopt.observations import SUGGESTIONS_RELEASED, suggestions_in_use
+from hydra_sigopt.observations import released_already, suggestions_in_use
 from hydra_sigopt.processes import job_result_file, local_job_running
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.report_files import stop_seen, trial_folder, trials_root
@@ -577,7 +577,7 @@ def kill_sweep(
             what, _ = _cancel_job(str(meta["launcher"]), str(t.job_id), meta.get("submitit_folder"))
             done.append((t.number, t.job_id, f"{_stopped_job(sweep_dir, t)}: {what}"))
         in_use = suggestions_in_use(journal.trials())
-        released = bool(journal.meta().get(SUGGESTIONS_RELEASED))  # by the last sweeper's wrap-up
+        released = released_already(journal.meta(), in_use)  # by the last sweeper's wrap-up
     if release_suggestions and not sweeper_was_live and not released:  # a live one releases them itself
         _release_open_suggestions(meta, in_use)
     return done
@@ -654,13 +654,10 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
     # It cancels its running trials even with on_interrupt: detach. (Not a submitted driver's: this
     # command lists the trials that one leaves, as it cancels them.)
     request_kill(sweep_dir, pid)
-    _out(f"Stopping the sweeper (pid {pid}); it cancels its own jobs and writes its results")
     try:
-        os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
-    except ProcessLookupError:
-        pass
-    killed = not _released_within(lock, wait_s) and _kill_hung_sweeper(lock, pid, wait_s)
-    forget_kill(sweep_dir)
+        killed = _signal_and_wait(lock, pid, wait_s)
+    finally:  # left behind, it would name a later sweeper of the same pid (a container's)
+        forget_kill(sweep_dir)
     cancelled_here = _cancel_what_it_left(sweep_dir, running) if killed else {}
     with open_journal(sweep_dir) as journal:
         after = [journal.trial(n) for n in running]
@@ -670,6 +667,16 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
         if t.state in _SWEEPER_DID
     ]
     return did + ([] if killed else _stopped_jobs_it_ended(sweep_dir, meta, stopped))
+
+
+def _signal_and_wait(lock: SweepLock, pid: int, wait_s: float) -> bool:
+    """SIGTERM the sweeper and wait for it to let the sweep go; whether it had to be SIGKILLed."""
+    _out(f"Stopping the sweeper (pid {pid}); it cancels its own jobs and writes its results")
+    try:
+        os.kill(pid, signal.SIGTERM)  # handled like Ctrl-C (a background process may ignore SIGINT)
+    except ProcessLookupError:
+        pass
+    return not _released_within(lock, wait_s) and _kill_hung_sweeper(lock, pid, wait_s)
 
 
 def _stopped_jobs_it_ended(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hydra_sigopt.journal import FAILED, FINISHED_STATES, PENDING, RUNNING, STOPPED, Journal, Trial
@@ -32,10 +32,17 @@ def observation_metadata(trial: Trial, runner_kind: str, step: int | None = None
     return {k: v for k, v in metadata.items() if v is not None}
 
 
-#: Journal meta: the last sweeper released every open suggestion its journal did not need, at its
-#: wrap-up (cleared when a sweeper starts, before it asks for any). ``hydra-sigopt kill`` then has
-#: none to release, and does not wait on a server that may be long gone.
-SUGGESTIONS_RELEASED = "open_suggestions_released"
+#: Journal meta: the suggestions the last sweeper's wrap-up kept open (those its journal still
+#: needed) once it had released every other; None while a sweeper runs or when the release failed.
+#: ``hydra-sigopt kill`` releases only when the journal needs fewer now (the trials a detached stop
+#: left running, which it cancels): else it does not wait on a server that may be long gone.
+SUGGESTIONS_RELEASED = "open_suggestions_kept"
+
+
+def released_already(meta: Mapping[str, Any], in_use: Sequence[str]) -> bool:
+    """Whether the last wrap-up released every open suggestion but those still ``in_use``."""
+    kept = meta.get(SUGGESTIONS_RELEASED)
+    return kept is not None and set(kept) <= set(in_use)
 
 
 def suggestions_in_use(trials: Sequence[Trial]) -> list[str]:

@@ -62,7 +62,7 @@ from hydra_sigopt.secrets import tokens_of, tokens_withheld
 from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.signals import Interrupts
 from hydra_sigopt.snapshot import CodePlan, CodeWatch, code_for_sweep
-from hydra_sigopt.stopping import Stopping, interrupted_while_starting
+from hydra_sigopt.stopping import Stopping, forget_kill, interrupted_while_starting
 from hydra_sigopt.tasks import cost_of, task_named
 
 log = logging.getLogger("hydra_sigopt")
@@ -155,7 +155,7 @@ class Sweep:
         self.started = True  # a stop from here on is the loop's (Stopping)
         try:
             self.backend.sweep_id = sweep_id(journal)
-            journal.set_meta(**{SUGGESTIONS_RELEASED: False})
+            begin_run(journal, self.sweep_dir)
             self._use_code(journal)
             parts = (self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
             resumption = Resumption(*parts, self.early.journal_last_reports)
@@ -363,6 +363,13 @@ class Sweep:
         return SuggestionReady(checked(self.definition, suggestion))
 
 
+def begin_run(journal: Journal, sweep_dir: Path) -> None:
+    """Before the first suggestion: none is released yet by this run, and a kill's marker left by a
+    ``hydra-sigopt kill`` cut short is not this run's (a later sweeper may get the same pid)."""
+    journal.set_meta(**{SUGGESTIONS_RELEASED: None})
+    forget_kill(sweep_dir)
+
+
 def release_unused_suggestions(journal: Journal, backend: Backend, prefetch: Future[Suggestion] | None) -> None:
     """Leave no open suggestion the journal does not own: a SigOpt server counts it as work in progress.
 
@@ -371,12 +378,13 @@ def release_unused_suggestions(journal: Journal, backend: Backend, prefetch: Fut
     """
     if prefetch is not None:
         wait_for([prefetch], timeout=GRACE_S)  # it may be creating one right now
+    in_use = suggestions_in_use(journal.trials())
     try:
-        backend.reconcile(suggestions_in_use(journal.trials()))
+        backend.reconcile(in_use)
     except Exception as exc:
         log.warning("The sweep's unused open suggestions were not deleted (%s); a resumed sweep does it", exc)
     else:
-        journal.set_meta(**{SUGGESTIONS_RELEASED: True})
+        journal.set_meta(**{SUGGESTIONS_RELEASED: in_use})
 
 
 def cancel_overstaying(late: Sequence[tuple[int, float]], runner: TrialRunner) -> list[int]:

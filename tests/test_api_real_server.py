@@ -251,6 +251,34 @@ def test_kill_and_local_delete_of_a_finished_sweep_leave_the_gone_server_alone(
     assert not run.sweep_dir.exists()
 
 
+def test_kill_after_a_detached_stop_releases_the_suggestions_of_the_trials_it_cancels(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """A reviewer: Ctrl-C with on_interrupt: detach left two trials running, their suggestions open
+    (the journal needs them); hydra-sigopt kill then cancelled the trials, and skipped the release
+    because that wrap-up had released the others: the two stayed open on the server for good."""
+    import signal
+
+    overrides = (*SUBMITIT_LOCAL, API, "hydra.sweeper.observation_budget=4", "hydra.sweeper.parallel_bandwidth=2")
+    proc, sweep_dir = start_example(
+        tmp_path, *overrides, "hydra.sweeper.on_interrupt=detach", "sleep_s=60", env=api_env
+    )
+    jobs = running_job_ids(sweep_dir, 2)
+    proc.send_signal(signal.SIGINT)
+    # Waited for by its exit, not its output: the jobs left running hold the output pipe.
+    assert proc.wait(timeout=120) != 0
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        assert [t.state for t in journal.trials()] == ["running", "running"]
+    (eid,) = server.experiments
+    assert len(server.experiments[eid].open_suggestions) == 2  # the running trials' own
+    done = hydra_sigopt("kill", str(sweep_dir), env=api_env)
+    output, _ = proc.communicate(timeout=60)
+    assert "were left running (on_interrupt: detach)" in output, output[-2000:]
+    for number, job_id in jobs.items():
+        assert f"trial #{number} job {job_id}: cancelled" in done.stdout, done.stdout + done.stderr
+    assert server.experiments[eid].open_suggestions == [], done.stdout
+
+
 def test_delete_of_a_dev_run_sweep_uses_the_development_token(
     tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
 ) -> None:

@@ -278,6 +278,31 @@ def test_kill_of_a_sweeper_that_does_not_stop_kills_it_and_says_so(
     assert "Sweeper:     not running" in out, out
 
 
+def test_a_kill_interrupted_while_it_waits_leaves_no_marker_behind(tmp_path: Path) -> None:
+    """A reviewer: ``hydra-sigopt kill`` stopped by a Ctrl-C while it waited for a frozen sweeper left
+    its marker (``sigopt_kill_requested``, naming the sweeper's pid) in the sweep dir; a later
+    sweeper given the same pid (a container's) would take its own Ctrl-C for a kill."""
+    from hydra_sigopt.journal import KILL_MARKER_NAME
+
+    proc, sweep_dir = start_example(tmp_path, *SUBMITIT_LOCAL, "hydra.sweeper.observation_budget=4", "sleep_s=60")
+    running_job_ids(sweep_dir, 1)
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        kill = subprocess.Popen([sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], text=True)
+        deadline = time.time() + 30
+        while not (sweep_dir / KILL_MARKER_NAME).exists():
+            assert time.time() < deadline and kill.poll() is None, "kill wrote no marker"
+            time.sleep(0.05)
+        kill.send_signal(signal.SIGINT)
+        kill.wait(timeout=30)
+        assert not (sweep_dir / KILL_MARKER_NAME).exists()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        subprocess.run([sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True)
+        proc.communicate(timeout=60)  # the trial's job, cancelled, lets the output pipe go
+
+
 def test_kill_of_a_sweeper_that_hangs_while_cancelling_cancels_the_jobs_it_left(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
