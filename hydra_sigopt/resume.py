@@ -9,7 +9,6 @@ effect; :class:`Resumption` starts the experiment and carries the plan out.
 from __future__ import annotations
 
 import logging
-import math
 import socket
 import time
 from collections import Counter
@@ -205,23 +204,24 @@ def _refuse_another_launchers_jobs(
 
 
 def _refuse_a_budget_already_exceeded(meta: Mapping[str, Any], trials: Sequence[Trial], budget: int) -> None:
-    """A resume whose ``observation_budget`` is below what the sweep's trials spent already is refused
-    before anything changes: it has nothing to run, and would log and show "4/2 trials done", as
-    though the sweep had overrun its budget. Equal to it, the sweep ends as it is (a finished sweep
-    run again)."""
+    """A resume whose ``observation_budget`` was lowered below what the sweep's trials spent already
+    is refused before anything changes: it has nothing to run, and would log and show "4/2 trials
+    done", as though the sweep had overrun its budget. The budget it last ran with is no such change,
+    though a multitask sweep may have spent more (its last trial started within the budget and cost
+    more than was left): run again, it ends as it is (a requeued driver, ``continue --run``)."""
     spent = budget_spent(meta, trials)
-    if budget >= spent - 1e-9:
+    last = meta.get("observation_budget")
+    if budget >= spent - 1e-9 or (last is not None and budget >= last):
         return
     if meta["identity"].get("tasks"):  # multitask: the budget counts the trials' costs
         done = f"the {spent:.4g} of the budget this sweep's trials have spent already"
+        least = f"at least {last}, the budget it last ran with (the sweep ends as it is), or more to run more trials"
     else:
         done = f"the {round(spent)} trials this sweep has done already"
-    least = f"{math.ceil(spent - 1e-9)}"
-    raise ConfigError(
-        "observation_budget",
-        f"{budget} is below {done}; give {least} or more (at {least} the sweep ends as it is; "
-        "above it, the sweep runs more trials)",
-    )
+        least = (
+            f"{round(spent)} or more (at {round(spent)} the sweep ends as it is; above it, the sweep runs more trials)"
+        )
+    raise ConfigError("observation_budget", f"{budget} is below {done}; give {least}")
 
 
 # ---------------------------------------------------------------------- the plan

@@ -279,3 +279,26 @@ def test_best_of_a_finished_sweep_where_no_full_task_trial_completed_does_not_sa
     assert best.stderr.strip() == said, best.stderr
     status = subprocess.run([*hydra_sigopt, "status", str(run.sweep_dir)], capture_output=True, text=True)
     assert f"Best:        {said[0].lower()}{said[1:-1]}\n" in status.stdout, status.stdout
+
+
+def test_a_finished_multitask_sweep_run_again_with_its_own_budget_ends_as_it_is(workdir: Path) -> None:
+    """A reviewer: a full training started with 2.75 of 3 spent ends the sweep at 3.75 (the budget is
+    issued, not finished, when the last trial starts); the same command run again (a requeued
+    driver, hydra-sigopt continue --run) was refused as "3 is below the 3.75 ... spent already"."""
+    overrides = (*COMMON, "hydra.sweeper.seed=1")
+    first = run_example(workdir, *overrides, app=EPOCHS_APP).assert_ok()
+    spent = first.results["trials"]["budget_spent"]
+    assert spent > BUDGET  # seeded: its last full training started past 2 of the budget of 3
+    again = run_example(workdir, *overrides, app=EPOCHS_APP).assert_ok()
+    assert "is below" not in again.output
+    assert again.results["trials"]["budget_spent"] == spent and len(again.trials) == len(first.trials)
+    lowered = (
+        TASKS,
+        "hydra.sweeper.observation_budget=2",
+        "hydra.sweeper.early_stopping.rule=none",
+        "hydra.sweeper.seed=1",
+    )
+    lower = run_example(workdir, *lowered, app=EPOCHS_APP)
+    assert lower.proc.returncode != 0  # lowered below what was spent: refused, with what to give
+    assert f"observation_budget: 2 is below the {spent:.4g} of the budget" in lower.output, lower.output[-2000:]
+    assert f"give at least {BUDGET}, the budget it last ran with" in lower.output
