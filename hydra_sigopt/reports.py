@@ -320,10 +320,15 @@ def _param_cells(trial: Trial, names: Sequence[str]) -> list[str]:
     The engine's assignment is not what the trial got where the sweeper maps it: a log-scaled int
     is rounded (``167.024...`` ran as ``167``), a conditional's ``'False'`` is the boolean ``false``.
     The override's text is kept as written rather than parsed: reports are rewritten after every
-    trial, and Hydra's parser costs about 0.1 ms per value.
+    trial, and Hydra's parser costs about 0.1 ms per value. A quoted one is a string the engine
+    gave as it is: its cell is that string, not the override's shell-safe quoting (``'a b'``).
     """
     ran = _override_values(trial.overrides)
-    return [ran.get(n, _cell(trial.assignments.get(n))) for n in names]
+    cells = []
+    for name in names:
+        text = ran.get(name)
+        cells.append(text if text and text[0] not in "'\"" else _cell(trial.assignments.get(name)))
+    return cells
 
 
 def _override_values(overrides: Sequence[str]) -> dict[str, str]:
