@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -18,7 +18,7 @@ from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.journal import STOPPED, IllegalTransition, Journal, Trial
-from hydra_sigopt.metrics import InvalidResult, MetricValue, meets_constraints, parse_result, unread_noise_keys
+from hydra_sigopt.metrics import InvalidResult, Metric, MetricValue, meets_constraints, parse_result, unread_noise_keys
 from hydra_sigopt.observations import observation_metadata
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.report_files import run_record, trial_folder
@@ -196,12 +196,13 @@ class Results:
         if outcome.ok:
             try:
                 values = parse_result(outcome.value, self.definition.metrics)
-                self.warn_of_unread_noise(outcome)
             except InvalidResult as exc:
                 outcome = dataclasses.replace(outcome, reason=str(exc), traceback=None)
             except Exception as exc:
                 reason = f"reading the returned value raised {describe_error(exc)}"
                 outcome = dataclasses.replace(outcome, reason=reason, traceback=traceback.format_exc())
+        if values:  # a warning about the value read, never a reason to fail the trial
+            self.warn_of_unread_noise(outcome)
         return values, self.fit_to_write(outcome)
 
     def warn_of_unread_noise(self, outcome: JobOutcome) -> None:
@@ -215,7 +216,7 @@ class Results:
                 "{%r: {'value': v, 'value_stddev': s}} (warned once)",
                 outcome.number,
                 unread,
-                *[self.definition.metrics[0].name] * 2,
+                *[_noisy_metric(unread[0], self.definition.metrics)] * 2,
             )
 
     def as_it_ran(self, outcome: JobOutcome) -> JobOutcome:
@@ -315,3 +316,9 @@ def _raised_by_the_app(outcome: JobOutcome) -> bool:
     """Whether a failed outcome is the app's exception (its task kept the whole traceback), not a
     job that ended without a result (cancelled for overstaying its stop, killed)."""
     return not outcome.ok and bool(outcome.full_log) and str(outcome.full_log).endswith(FULL_TRACEBACK_FILE)
+
+
+def _noisy_metric(key: str, metrics: Sequence[Metric]) -> str:
+    """The metric a key named like a noise was meant for: the one it starts with (``acc_std``: acc)."""
+    named = [m.name for m in metrics if key.startswith(m.name) and key != m.name]
+    return max(named, key=len) if named else metrics[0].name

@@ -171,12 +171,13 @@ def test_after_a_resume_progress_counts_finished_jobs_and_not_the_time_no_sweepe
     running_job_ids(sweep_dir, 2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    time.sleep(10)  # both jobs end while no sweeper runs
+    time.sleep(30)  # both jobs end while no sweeper runs
     second = run_example(tmp_path, *overrides).assert_ok()
     first = next(line for line in second.output.splitlines() if "Progress:" in line)
     assert "2/4 trials done" in first, first
-    # The 10 s no sweeper ran are not the sweep's elapsed time.
-    assert _seconds(re.search(r"elapsed (\S+)", first)) < 10, first
+    # The 30 s no sweeper ran are not the sweep's elapsed time (the runs' own seconds are: a loaded
+    # machine may take several to start each, hence the long pause).
+    assert _seconds(re.search(r"elapsed (\S+)", first)) < 30, first
 
 
 def _seconds(found: re.Match[str] | None) -> int:
@@ -210,8 +211,9 @@ def test_elapsed_counts_the_time_sweepers_ran_and_status_agrees_with_the_progres
     line = next(line for line in status.splitlines() if line.startswith("Elapsed:"))
     shown = _seconds(re.search(r"Elapsed:\s+(\S+)", line))
     logged = [line for line in second.output.splitlines() if "Progress:" in line]
-    # status and the sweeper's last line give the same figure (rounded to the second each)
-    assert abs(shown - _seconds(re.search(r"elapsed (\S+)", logged[-1]))) <= 1, (line, logged[-1])
+    # status and the sweeper's last line give the same figure (each rounded to the second; the
+    # last note in the journal may follow the last line by a moment on a loaded machine)
+    assert abs(shown - _seconds(re.search(r"elapsed (\S+)", logged[-1]))) <= 3, (line, logged[-1])
     # it counts both runs (the first one's 6 s, less the seconds since its last note in the journal,
     # and the second's), not the 15 s between them, and says so
     assert 6 <= shown <= wall - 15, (line, wall)

@@ -182,6 +182,19 @@ def test_a_misspelled_noise_key_is_warned_of_once(tmp_path: Path) -> None:
     assert run.output.count("returned ['stddev'] beside its metrics: extra keys are ignored") == 1, run.output[-3000:]
 
 
+def test_the_noise_warning_names_the_metric_the_key_was_meant_for(tmp_path: Path) -> None:
+    """A reviewer: ``acc_std`` beside two metrics was answered with how to give ``loss`` its noise."""
+    app = write_app(
+        tmp_path,
+        "observation_budget: 2\nmetrics:\n  - {name: loss, objective: minimize}\n"
+        "  - {name: acc, objective: maximize}\nparams:\n  x: interval(-5, 5)",
+        body='return {"loss": (cfg.x - 1) ** 2, "acc": cfg.x, "acc_std": 0.1}',
+    )
+    run = run_example(tmp_path, app=app).assert_ok()
+    assert "returned ['acc_std'] beside its metrics" in run.output, run.output[-3000:]
+    assert "give a value with its noise as {'acc': (v, s)}" in run.output, run.output[-3000:]
+
+
 @pytest.mark.parametrize(
     "body",
     [
