@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,66 +44,16 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
     flat = list(axes.flat)
 
-    done = [t for t in trials if t.state == COMPLETED and t.value(metric.name) is not None]
-    failed = [t for t in trials if t.state == FAILED]
-    stopped_all = [t for t in trials if t.state == STOPPED]
-    stopped = [t for t in stopped_all if t.value(metric.name) is not None]
-    ax = flat[0]
-    full = [t for t in done if t.task not in cheaper]
-    within = [t for t in full if is_feasible(t, metrics)]
-    ax.scatter([t.number for t in within], [t.value(metric.name) for t in within], s=18, label="completed")
-    outside = [t for t in full if not is_feasible(t, metrics)]
-    if outside:  # drawn as the others, they looked like candidates for the best
-        values = [t.value(metric.name) for t in outside]
-        ax.scatter(
-            [t.number for t in outside],
-            values,
-            s=18,
-            facecolors="none",
-            edgecolors="C0",
-            label="completed, outside a constraint",
-        )
-    cheap = [t for t in done if t.task in cheaper]  # multitask: partial trainings, never the best
-    if cheap:
-        values = [t.value(metric.name) for t in cheap]
-        ax.scatter([t.number for t in cheap], values, s=18, marker="s", color="C2", label="completed, cheaper task")
-    if stopped:
-        values = [t.value(metric.name) for t in stopped]
-        ax.scatter(
-            [t.number for t in stopped], values, s=18, marker="v", color="C7", label="stopped early (last report)"
-        )
-    best: list[tuple[int, float]] = []
-    current: float | None = None
-    for t in sorted(trials, key=lambda t: t.number):
-        v = t.value(metric.name)
-        # A stopped trial's value is a partial one, so is a cheaper task's: never the best (as in
-        # optimization_results.yaml).
-        counted = t.state == COMPLETED and is_feasible(t, metrics) and t.task not in cheaper
-        if v is not None and counted and (current is None or metric.better(v, current)):
-            current = v
-        if current is not None:
-            best.append((t.number, current))
-    if best:
-        label = f"best {metric.name} so far" if pareto else "best so far"  # with two metrics, one of them
-        ax.step([b[0] for b in best], [b[1] for b in best], where="post", color="C1", label=_shown(label))
-    if failed:
-        _on_worse_edge(ax, metric, [t.number for t in failed], marker="x", color="C3", label="failed (no value)")
-    unvalued = [t.number for t in stopped_all if t.value(metric.name) is None]
-    if unvalued:  # stopped before reporting this metric (the rule judges another one)
-        label = _shown(f"stopped early, no {metric.name}")
-        _on_worse_edge(ax, metric, unvalued, marker="v", color="C7", label=label)
-    ax.set_xlabel("trial")
-    ax.set_ylabel(_shown(f"{metric.name} ({metric.objective})"))
-    stopped_note = f", {len(stopped_all)} stopped early" if stopped_all else ""
-    cheap_note = f" ({len(cheap)} of cheaper tasks)" if cheap else ""
-    ax.set_title(_shown(f"{meta.get('name')}: {len(done)} completed{cheap_note}{stopped_note}, {len(failed)} failed"))
-    ax.legend(fontsize=8)
+    groups = _Groups.of(trials, metric, metrics, cheaper)
+    _objective_panel(
+        flat[0], str(meta.get("name")), metric, groups, _best_so_far(trials, metric, metrics, cheaper), pareto
+    )
     if pareto:
-        _pareto_panel(flat[1], optimized, within, best_trials(within, metrics))
+        _pareto_panel(flat[1], optimized, groups.within, best_trials(groups.within, metrics))
     if curved is not None:
         _learning_curves(flat[1 + pareto], curved, trials, reports, cheaper)
     for ax, p in zip(flat[1 + pareto + curves :], parameters):
-        _parameter_panel(ax, p, metric, full, cheap)
+        _parameter_panel(ax, p, metric, groups.full, groups.cheap)
     for ax in flat[panels:]:
         ax.axis("off")
     fig.tight_layout()
@@ -110,6 +61,84 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return [ax.get_title() or ax.get_xlabel() for ax in flat[:panels]]
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """The trials as the objective panel tells them apart, by the optimized ``metric``."""
+
+    done: list[Trial]  # completed with a value
+    full: list[Trial]  # of those, the full task's
+    within: list[Trial]  # of those, within every constraint
+    cheap: list[Trial]  # completed on a cheaper task (multitask): partial trainings, never the best
+    stopped: list[Trial]  # stopped early
+    failed: list[Trial]
+
+    @classmethod
+    def of(cls, trials: Sequence[Trial], metric: Metric, metrics: Sequence[Metric], cheaper: Iterable[str]) -> _Groups:
+        cheaper = set(cheaper)
+        done = [t for t in trials if t.state == COMPLETED and t.value(metric.name) is not None]
+        full = [t for t in done if t.task not in cheaper]
+        return cls(
+            done=done,
+            full=full,
+            within=[t for t in full if is_feasible(t, metrics)],
+            cheap=[t for t in done if t.task in cheaper],
+            stopped=[t for t in trials if t.state == STOPPED],
+            failed=[t for t in trials if t.state == FAILED],
+        )
+
+
+def _objective_panel(
+    ax: Any, name: str, metric: Metric, groups: _Groups, best: list[tuple[int, float]], pareto: int
+) -> None:
+    """The optimized metric per trial, each kind of trial drawn apart, and the best so far."""
+    value = metric.name
+    ax.scatter([t.number for t in groups.within], [t.value(value) for t in groups.within], s=18, label="completed")
+    outside = [t for t in groups.full if t not in groups.within]
+    if outside:  # drawn as the others, they looked like candidates for the best
+        style = {"facecolors": "none", "edgecolors": "C0", "label": "completed, outside a constraint"}
+        ax.scatter([t.number for t in outside], [t.value(value) for t in outside], s=18, **style)
+    if groups.cheap:
+        style = {"marker": "s", "color": "C2", "label": "completed, cheaper task"}
+        ax.scatter([t.number for t in groups.cheap], [t.value(value) for t in groups.cheap], s=18, **style)
+    valued = [t for t in groups.stopped if t.value(value) is not None]
+    if valued:
+        style = {"marker": "v", "color": "C7", "label": "stopped early (last report)"}
+        ax.scatter([t.number for t in valued], [t.value(value) for t in valued], s=18, **style)
+    if best:
+        label = f"best {value} so far" if pareto else "best so far"  # with two metrics, one of them
+        ax.step([b[0] for b in best], [b[1] for b in best], where="post", color="C1", label=_shown(label))
+    if groups.failed:
+        numbers = [t.number for t in groups.failed]
+        _on_worse_edge(ax, metric, numbers, marker="x", color="C3", label="failed (no value)")
+    unvalued = [t.number for t in groups.stopped if t.value(value) is None]
+    if unvalued:  # stopped before reporting this metric (the rule judges another one)
+        _on_worse_edge(ax, metric, unvalued, marker="v", color="C7", label=_shown(f"stopped early, no {value}"))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(_shown(f"{value} ({metric.objective})"))
+    stopped_note = f", {len(groups.stopped)} stopped early" if groups.stopped else ""
+    cheap_note = f" ({len(groups.cheap)} of cheaper tasks)" if groups.cheap else ""
+    ax.set_title(_shown(f"{name}: {len(groups.done)} completed{cheap_note}{stopped_note}, {len(groups.failed)} failed"))
+    ax.legend(fontsize=8)
+
+
+def _best_so_far(
+    trials: Sequence[Trial], metric: Metric, metrics: Sequence[Metric], cheaper: Iterable[str]
+) -> list[tuple[int, float]]:
+    """The best value after each trial. A stopped trial's value is a partial one, so is a cheaper
+    task's: never the best (as in optimization_results.yaml); nor a trial outside a constraint."""
+    cheaper = set(cheaper)
+    best: list[tuple[int, float]] = []
+    current: float | None = None
+    for t in sorted(trials, key=lambda t: t.number):
+        v = t.value(metric.name)
+        counted = t.state == COMPLETED and is_feasible(t, metrics) and t.task not in cheaper
+        if v is not None and counted and (current is None or metric.better(v, current)):
+            current = v
+        if current is not None:
+            best.append((t.number, current))
+    return best
 
 
 def _on_worse_edge(ax: Any, metric: Metric, numbers: list[int], **style: Any) -> None:
