@@ -42,6 +42,8 @@ setup(
             # build this machine's pip finds on disk (a bare "torch" would fetch a CUDA build of GBs).
             "torch==2.13.0",
             "lightning>=2.1",
+            # A launcher that runs trials in other processes without submitit (batches only).
+            "hydra-joblib-launcher>=1.2",
         ],
         "dev": ["ruff>=0.6", "mypy>=1.8", "types-PyYAML"],
         "bench": ["hydra-optuna-sweeper>=1.2", "scikit-learn>=1.3", "matplotlib>=3.6"],

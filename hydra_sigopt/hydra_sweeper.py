@@ -54,7 +54,7 @@ class SigOptSweeperImpl:
         from hydra_sigopt.runners import TimedTask, make_runner
         from hydra_sigopt.secrets import refuse_tokens_in_config
         from hydra_sigopt.settings import parse_settings, sweep_dir_mode
-        from hydra_sigopt.stop_rules import open_ended_warning
+        from hydra_sigopt.stop_rules import open_ended_warning, unstoppable_warning
         from hydra_sigopt.sweep import Sweep
         from hydra_sigopt.sweepdir import refuse_missing_journal
 
@@ -91,6 +91,8 @@ class SigOptSweeperImpl:
         )
         code = self._code_plan(settings.code_snapshot, launcher, sweep_dir)
         runner = make_runner(launcher, settings.scheduler, settings.warm_jobs, definition.parallel_bandwidth)
+        if caveat := unstoppable_warning(settings.early_stopping, runner.reads_reports_while_running, runner.kind):
+            log.warning("%s", caveat)
         # The engine, its token and URL come before any folder; a new sweep's experiment is created
         # by Sweep.run once it holds the sweep dir's lock (two sweeps started at once make one).
         backend = create_backend(settings.backend, **self._backend_options(settings))

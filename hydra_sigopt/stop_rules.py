@@ -84,6 +84,18 @@ def open_ended_warning(rule: StopRule) -> str | None:
     )
 
 
+def unstoppable_warning(rule: StopRule, reads_reports_while_running: bool, launcher: str) -> str | None:
+    """What a rule does on a launcher whose trials' reports are read only once their batch ended:
+    nothing, and a sweep that trained every trial to its end said not why."""
+    if not rule.active or reads_reports_while_running:
+        return None
+    return (
+        f"early_stopping.rule={rule.rule}: {launcher} runs each batch to its end before the sweeper reads "
+        "its trials' reports, so no trial is stopped early (the reports are journaled); to stop trials, "
+        "use hydra/launcher=submitit_local or submitit_slurm, or the basic launcher"
+    )
+
+
 def should_stop(rule: StopRule, curves: Curves, trial: int, step: int) -> bool:
     """Whether ``trial``'s report at ``step`` (already in ``curves``) stops it under ``rule``."""
     if not _judged_at(rule, step) or step not in curves.get(trial, {}):

@@ -128,6 +128,23 @@ def test_submitit_local_stops_trials_running_as_jobs(workdir: Path, scheduler: s
     assert all(t["job_id"] for t in stopped)  # each ran as a job of its own, stopped through the file system
 
 
+def test_a_launcher_that_cannot_stop_trials_says_so_at_the_start(workdir: Path) -> None:
+    """A tester: with hydra/launcher=joblib and early_stopping.rule: asha, every trial trained to its
+    last epoch and nothing said why (the sweeper reads a joblib batch's reports once it has ended)."""
+    run = run_example(
+        workdir,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=2",
+        app=EPOCHS_APP,
+    ).assert_ok()
+    said = [line for line in run.output.splitlines() if "no trial is stopped early" in line]
+    assert len(said) == 1 and "early_stopping.rule=asha" in said[0] and "JoblibLauncher" in said[0], said
+    assert "hydra/launcher=submitit_local" in said[0]
+    assert [t["state"] for t in run.trials] == ["completed"] * 4  # reports journaled, no trial stopped
+
+
 #: Jobs of 4 epochs of 2 s, rungs at 1, 2 and 4: most trials are stopped at a rung.
 SHORT_ASHA = (
     "hydra.sweeper.observation_budget=6",

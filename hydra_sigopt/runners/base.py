@@ -38,6 +38,9 @@ class TrialRunner(ABC):
     logs_each_trial: bool = False
     #: Whether trials run in the sweeper's own process (Hydra's basic launcher): a Ctrl-C lands in them.
     runs_trials_here: bool = False
+    #: Whether the sweeper reads the trials' reports while they run, so that early stopping can stop
+    #: them (not while another launcher's batch runs: joblib, ray).
+    reads_reports_while_running: bool = True
     #: The submitit folder pattern of the jobs, where there is one.
     submitit_folder: str | None = None
     #: Called between polls by a runner whose :meth:`wait` blocks while jobs run (the sweep reads

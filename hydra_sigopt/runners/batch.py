@@ -20,6 +20,8 @@ class BatchRunner(TrialRunner):
         self.kind = type(launcher).__name__
         self.logs_each_trial = True
         self.runs_trials_here = self.kind == "BasicLauncher"
+        # In-process trials report to the sweeper as they run; another launcher's are read after the batch.
+        self.reads_reports_while_running = self.runs_trials_here
         self._queued: list[tuple[int, list[str]]] = []
         self._ended_before_interrupt: list[JobOutcome] = []
 
