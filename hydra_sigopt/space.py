@@ -266,6 +266,24 @@ def _is_active(parameter: Parameter, assignments: Mapping[str, Any]) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+def _empty_space(replaced: Sequence[str]) -> ConfigError:
+    """The refusal of a space left empty: none declared, or every parameter given a value on the
+    command line, as when best overrides are pasted after a command whose config turns the sweep on
+    (``hparams_search=...`` sets ``hydra.mode: MULTIRUN``): "declare at least one" misled there."""
+    if replaced:
+        return ConfigError(
+            "params",
+            f"every parameter of the search space is given a value on the command line ({', '.join(replaced)}), "
+            "so there is nothing to search; to run one training with these values, add hydra.mode=RUN "
+            "(a config such as hparams_search=... turns the sweep on)",
+        )
+    return ConfigError(
+        "params",
+        "the search space is empty; declare at least one parameter, e.g. "
+        "params: {lr: 'tag(log, interval(1e-4, 1e-1))'} or a command-line sweep such as lr='interval(0,1)'",
+    )
+
+
 def build_space(
     params: Mapping[str, Any] | None,
     arguments: Sequence[str] = (),
@@ -279,6 +297,7 @@ def build_space(
     included) apply to every trial.
     """
     by_key: dict[str, Parameter | str] = {}
+    swept = set()  # the keys params declares as parameters
     for key, spec in (params or {}).items():
         where = f"params.{key}"
         if not isinstance(key, str) or not key:
@@ -286,6 +305,8 @@ def build_space(
         if bare_key(key) in by_key:
             raise ConfigError(where, f"the parameter {bare_key(key)!r} is declared twice (as {key!r} too)")
         by_key[bare_key(key)] = _parse_entry(key, spec, where)
+        if isinstance(by_key[bare_key(key)], Parameter):
+            swept.add(bare_key(key))
     typed = set()  # the command line's keys
     for argument in arguments:
         parsed = parse_override(argument, f"command-line override '{argument}'", deletes_allowed=True)
@@ -296,11 +317,7 @@ def build_space(
     parameters = tuple(p for p in by_key.values() if isinstance(p, Parameter))
     fixed = tuple(p for p in by_key.values() if isinstance(p, str))
     if not parameters:
-        raise ConfigError(
-            "params",
-            "the search space is empty; declare at least one parameter, e.g. "
-            "params: {lr: 'tag(log, interval(1e-4, 1e-1))'} or a command-line sweep such as lr='interval(0,1)'",
-        )
+        raise _empty_space(sorted(swept & typed))
     conds = _parse_conditionals(conditionals or [], {p.name for p in parameters})
     for p in parameters:
         _check_conditions(p, conds)

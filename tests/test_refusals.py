@@ -422,6 +422,17 @@ def test_every_config_group_option_is_composed_up_front(tmp_path: Path) -> None:
     assert not run.sweep_dir.exists()
 
 
+def test_best_overrides_pasted_after_a_config_that_turns_the_sweep_on_are_told_to_add_run_mode(
+    tmp_path: Path,
+) -> None:
+    """A tester pasted the best overrides after ``python train.py hparams_search=mlp_sigopt`` (a config
+    that sets hydra.mode: MULTIRUN): every swept key got a value, and the refusal said "the search
+    space is empty; declare at least one parameter", which they had."""
+    run = run_example(tmp_path, "alpha=0.0012", "l1_ratio=1.0")  # what `hydra-sigopt best` printed
+    assert_refused(run, "hydra.sweeper.params: every parameter of the search space is given a value on the")
+    assert "(alpha, l1_ratio)" in error_lines(run)[0] and "add hydra.mode=RUN" in error_lines(run)[0]
+
+
 def test_metrics_given_as_a_dict_is_one_line_naming_metrics(tmp_path: Path) -> None:
     app = write_app(tmp_path, "metrics: {loss: minimize}\nparams:\n  x: interval(-5, 5)")
     assert_refused(run_example(tmp_path, app=app), "hydra.sweeper.metrics: expected a non-empty list such as")
