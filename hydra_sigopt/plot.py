@@ -93,6 +93,8 @@ def _objective_panel(
     ax: Any, name: str, metric: Metric, groups: _Groups, best: list[tuple[int, float]], pareto: int
 ) -> None:
     """The optimized metric per trial, each kind of trial drawn apart, and the best so far."""
+    from matplotlib.ticker import MaxNLocator
+
     value = metric.name
     ax.scatter([t.number for t in groups.within], [t.value(value) for t in groups.within], s=18, label="completed")
     outside = [t for t in groups.full if t not in groups.within]
@@ -116,6 +118,7 @@ def _objective_panel(
     if unvalued:  # stopped before reporting this metric (the rule judges another one)
         _on_worse_edge(ax, metric, unvalued, marker="v", color="C7", label=_shown(f"stopped early, no {value}"))
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial 0.5 is no trial
     ax.set_ylabel(_shown(f"{value} ({metric.objective})"))
     stopped_note = f", {len(groups.stopped)} stopped early" if groups.stopped else ""
     cheap_note = f" ({len(groups.cheap)} of cheaper tasks)" if groups.cheap else ""

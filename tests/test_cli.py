@@ -144,6 +144,16 @@ def test_plot_of_two_metrics_shows_the_second_and_the_pareto_front(
     assert failed.get_offsets()[0][1] > 0.9  # near the top: the worse end of a minimized metric
 
 
+def test_the_plot_of_a_short_sweep_numbers_its_trials_in_whole_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tester: the trial axis of a sweep of a few trials was ticked 0.0, 0.2, ... (trial 0.5 is no trial)."""
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
+    _, figure = drawn_figure(run.sweep_dir, monkeypatch)
+    ticks = figure.axes[0].get_xticks()
+    assert all(float(tick).is_integer() for tick in ticks), ticks
+
+
 def test_plot_tells_trials_outside_a_constraint_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = write_sweep_app(
         tmp_path,
