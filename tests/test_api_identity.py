@@ -1,0 +1,144 @@
+"""A sweep's experiment id may name another experiment by now: a server that lost its data (restored
+from a backup, redeployed, another server at the URL) numbers its experiments from 1 again.
+
+Real Hydra multiruns and the real CLI in subprocesses, against the stand-in server over HTTP.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import AppRun, run_example
+from sigopt_server import SigOptTestServer
+
+from hydra_sigopt.backends.api import ApiBackend
+from hydra_sigopt.backends.base import Suggestion
+from hydra_sigopt.experiment import ExperimentDefinition
+from hydra_sigopt.metrics import MetricValue, parse_metrics
+from hydra_sigopt.space import build_space
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "tok-identity-5d21"
+API = "hydra.sweeper.backend=api"
+WRITES = ("POST", "PUT", "DELETE")
+
+
+@pytest.fixture
+def server() -> Iterator[SigOptTestServer]:
+    with SigOptTestServer(tokens={TOKEN}) as s:
+        yield s
+
+
+def env_of(server: SigOptTestServer) -> dict[str, str]:
+    return {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": server.url, "SIGOPT_ENV_FILE": "", "SIGOPT_DEV_TOKEN": ""}
+
+
+@pytest.fixture
+def api_env(server: SigOptTestServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.delenv("SIGOPT_PROJECT", raising=False)
+    return env_of(server)
+
+
+def folder(root: Path, name: str) -> Path:
+    (root / name).mkdir(exist_ok=True)
+    return root / name
+
+
+def writes(server: SigOptTestServer) -> int:
+    return sum(1 for r in server.requests if r.method in WRITES)
+
+
+def sweep(root: Path, env: dict[str, str], budget: int, *overrides: str) -> AppRun:
+    return run_example(root, API, f"hydra.sweeper.observation_budget={budget}", *overrides, env=env)
+
+
+def a_new_server_at_the_same_url(old: SigOptTestServer) -> SigOptTestServer:
+    """The server's state is lost: a new one answers at the same port, experiments numbered from 1 again."""
+    port = old.port
+    old.stop()
+    time.sleep(1.1)  # the server's ``created`` counts seconds: the next experiment is made in another one
+    return SigOptTestServer(tokens={TOKEN}, port=port).start()
+
+
+def assert_one_clear_line(run: AppRun) -> None:
+    assert run.proc.returncode != 0
+    assert "Traceback" not in run.proc.stderr and TOKEN not in run.output
+
+
+def test_a_resume_on_a_server_that_lost_its_data_does_not_take_over_the_experiment_now_at_its_id(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Resumed, sweep A updated colleague B's experiment 1 (``{'observation_budget': 5}``) and ran its trials in it."""
+    a = sweep(folder(tmp_path, "a"), api_env, 3).assert_ok()
+    assert str(a.results["experiment_id"]) == "1"
+    new = a_new_server_at_the_same_url(server)
+    try:
+        b = sweep(folder(tmp_path, "b"), api_env, 2).assert_ok()
+        assert str(b.results["experiment_id"]) == "1"
+        theirs = new.experiments["1"]
+        observations, written = len(theirs.observations), writes(new)
+        resumed = sweep(tmp_path / "a", api_env, 5)
+        assert_one_clear_line(resumed)
+        assert "SigOpt experiment 1 at" in resumed.output and "is not this sweep's: it was created" in resumed.output
+        assert f"hydra-sigopt delete {a.sweep_dir} --local-only" in resumed.output, resumed.output
+        assert "updated" not in resumed.output and "Continue this sweep with" not in resumed.output
+        # Nothing was sent to B's experiment: no observation, no budget, no suggestion.
+        assert writes(new) == written
+        assert len(theirs.observations) == observations and theirs.data["observation_budget"] == 2
+        assert [t["state"] for t in resumed.trials] == ["completed"] * 3  # A's journal as it was
+    finally:
+        new.stop()
+
+
+def test_a_resume_whose_experiment_is_gone_says_so_and_what_the_journal_keeps(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Said: 'experiment 1 was not found ... check hydra.sweeper.api.experiment_id. Running trials were
+    cancelled.', though the user never set api.experiment_id and no trial ran."""
+    a = sweep(tmp_path, api_env, 2).assert_ok()
+    new = a_new_server_at_the_same_url(server)
+    try:
+        resumed = sweep(tmp_path, api_env, 3)
+        assert_one_clear_line(resumed)
+        out = resumed.output
+        assert "this sweep's SigOpt experiment 1 is not at" in out and "any more (HTTP 404" in out, out
+        assert "trials.csv" in out and f"hydra-sigopt delete {a.sweep_dir} --local-only" in out
+        assert "api.experiment_id" not in out and "cancelled" not in out and "Continue this sweep" not in out
+        assert writes(new) == 0
+    finally:
+        new.stop()
+
+
+def test_find_observation_ignores_another_sweeps_observation_of_the_same_suggestion_id(
+    server: SigOptTestServer, api_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that lost its data gives suggestion ids again: B's observation of suggestion 1 is not A's."""
+    for key, value in api_env.items():
+        monkeypatch.setenv(key, value)
+    space = build_space({"x": "interval(0, 1)"})
+    definition = ExperimentDefinition("t", space, parse_metrics([{"name": "y", "objective": "minimize"}]), 5, 1)
+    other = ApiBackend()
+    other.sweep_id = "sweep-b"
+    eid = other.start(definition)
+    s = other.suggest([])
+    other.observe(s, [MetricValue("y", 1.0)])
+    mine = ApiBackend()
+    mine.sweep_id = "sweep-a"
+    mine.start(definition, resume_id=eid)
+    assert mine.find_observation(Suggestion(s.id, {"x": 0.5})) is None
+    mine.restore([])
+    assert mine.find_observation(Suggestion(s.id, {"x": 0.5})) is None
+    assert other.find_observation(Suggestion(s.id, {"x": 0.5})) is not None
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    command = [sys.executable, "-m", "hydra_sigopt.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
