@@ -142,3 +142,33 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
     command = [sys.executable, "-m", "hydra_sigopt.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+
+
+def test_attach_refuses_an_experiment_of_another_search_naming_each_difference(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Only names were compared: the sweep logged ``alpha ... log scale`` while the server searched
+    linearly in other bounds, and ``mse: minimize`` while the server maximized it."""
+    own = sweep(folder(tmp_path, "a"), api_env, 2).assert_ok()
+    eid = str(own.results["experiment_id"])
+    attached = f"hydra.sweeper.api.experiment_id={eid}"
+    other = (
+        "hydra.sweeper.params.alpha='interval(0.0001, 10)'",
+        "hydra.sweeper.params.l1_ratio='interval(0.0, 2.0)'",
+        "hydra.sweeper.metrics.0.objective=maximize",
+    )
+    written = writes(server)
+    refused = sweep(folder(tmp_path, "b"), api_env, 2, attached, *other)
+    assert_one_clear_line(refused)
+    out = refused.output
+    assert f"experiment {eid} at {server.url} is another search than the sweep's config" in out, out
+    assert "parameter alpha is double in [0.0001, 10], log scale there, double in [0.0001, 10] here" in out
+    assert "parameter l1_ratio is double in [0, 1] there, double in [0, 2] here" in out
+    assert "metric mse is to minimize there, to maximize here" in out
+    assert "metric fit_seconds" not in out  # the same
+    assert writes(server) == written and not (tmp_path / "b" / "sweep").exists()
+    grid = sweep(folder(tmp_path, "c"), api_env, 2, attached, "hydra.sweeper.params.l1_ratio='choice(0.25, 0.5)'")
+    assert_one_clear_line(grid)
+    assert "parameter l1_ratio is double in [0, 1] there, double on the grid [0.25, 0.5] here" in grid.output
+    same = sweep(folder(tmp_path, "d"), api_env, 3, attached).assert_ok()  # the same search: attached
+    assert str(same.results["experiment_id"]) == eid

@@ -25,6 +25,58 @@ def check_matches(experiment: Any, definition: ExperimentDefinition, where: str)
             f"{server_metrics}, but the sweep declares parameters {ours_params} and metrics {ours_metrics}"
         )
     _check_same_tasks(experiment, definition, where)
+    body = definition.to_sigopt()
+    ours = {p["name"]: _parameter_text(p) for p in body["parameters"]}
+    differences = [
+        f"parameter {p.name} is {_parameter_text(_plain(p))} there, {ours[p.name]} here"
+        for p in experiment.parameters or []
+        if _parameter_text(_plain(p)) != ours[p.name]
+    ]
+    objectives = {m["name"]: _metric_text(m) for m in body["metrics"]}
+    differences += [
+        f"metric {m.name} is {_metric_text(_plain(m))} there, {objectives[m.name]} here"
+        for m in experiment.metrics or []
+        if _metric_text(_plain(m)) != objectives[m.name]
+    ]
+    if differences:
+        raise ApiError(
+            f"{where} is another search than the sweep's config: {'; '.join(differences)}; attach to an experiment "
+            "of the same search, or leave hydra.sweeper.api.experiment_id out to create one"
+        )
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A client object (Parameter, Metric) as the JSON the server sent."""
+    to_json = getattr(obj, "to_json", None)
+    return dict(to_json()) if callable(to_json) else dict(obj)
+
+
+def _number(value: Any) -> str:
+    return f"{float(value):g}"
+
+
+def _parameter_text(p: dict[str, Any]) -> str:
+    """A parameter's domain in words: what the server searches (its type, bounds or values, scale)."""
+    kind = str(p.get("type"))
+    if p.get("categorical_values"):
+        names = sorted(str(c["name"] if isinstance(c, dict) else c) for c in p["categorical_values"])
+        return f"{kind} of {names}"
+    if p.get("grid"):
+        return f"{kind} on the grid [{', '.join(_number(v) for v in sorted(float(v) for v in p['grid']))}]"
+    bounds = p.get("bounds") or {}
+    text = f"{kind} in [{_number(bounds.get('min'))}, {_number(bounds.get('max'))}]"
+    return text + (", log scale" if p.get("transformation") == "log" else "")
+
+
+def _metric_text(m: dict[str, Any]) -> str:
+    """What the server does with a metric: its objective, and a strategy or threshold other than the plain one."""
+    text = f"to {m.get('objective') or 'maximize'}"
+    strategy = m.get("strategy") or "optimize"
+    if strategy != "optimize":
+        text += f" ({strategy})"
+    if m.get("threshold") is not None:
+        text += f" with threshold {_number(m['threshold'])}"
+    return text
 
 
 def _check_same_tasks(experiment: Any, definition: ExperimentDefinition, where: str) -> None:
