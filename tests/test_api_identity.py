@@ -172,3 +172,62 @@ def test_attach_refuses_an_experiment_of_another_search_naming_each_difference(
     assert "parameter l1_ratio is double in [0, 1] there, double on the grid [0.25, 0.5] here" in grid.output
     same = sweep(folder(tmp_path, "d"), api_env, 3, attached).assert_ok()  # the same search: attached
     assert str(same.results["experiment_id"]) == eid
+
+
+def test_delete_of_the_sweep_that_created_a_shared_experiment_keeps_it_for_the_others(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """``hydra-sigopt delete --yes`` of the creating sweep deleted the experiment other sweeps attached to."""
+    a = sweep(folder(tmp_path, "a"), api_env, 2).assert_ok()
+    eid = str(a.results["experiment_id"])
+    sweep(folder(tmp_path, "b"), api_env, 2, f"hydra.sweeper.api.experiment_id={eid}").assert_ok()
+    deleted = cli("delete", "--yes", str(a.sweep_dir), env=api_env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert (
+        f"SigOpt experiment {eid} is left as it is: 2 observations and 0 open suggestions of other sweeps are in it"
+        in deleted.stdout
+    ), deleted.stdout
+    assert "Deleted SigOpt experiment" not in deleted.stdout and TOKEN not in deleted.stdout + deleted.stderr
+    assert not server.experiments[eid].deleted and len(server.experiments[eid].observations) == 4
+    assert not a.sweep_dir.exists()
+
+
+def test_delete_of_an_attached_sweep_whose_experiment_is_gone_says_so(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Said: 'SigOpt experiment 1 is left as it is ... its open suggestions were released' of an experiment
+    the server no longer had."""
+    a = sweep(folder(tmp_path, "a"), api_env, 2).assert_ok()
+    eid = str(a.results["experiment_id"])
+    b = sweep(folder(tmp_path, "b"), api_env, 2, f"hydra.sweeper.api.experiment_id={eid}").assert_ok()
+    new = a_new_server_at_the_same_url(server)
+    try:
+        refused = cli("delete", "--yes", str(b.sweep_dir), env=api_env)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        said = refused.stdout + refused.stderr
+        assert f"SigOpt experiment {eid} is not at {new.url} any more (HTTP 404" in said, said
+        assert "left as it is" not in said and "released" not in said
+        assert "hydra-sigopt delete --local-only" in said and (b.sweep_dir / "trials.csv").is_file()
+        local = cli("delete", "--yes", "--local-only", str(b.sweep_dir), env=api_env)
+        assert local.returncode == 0, local.stderr
+        assert not b.sweep_dir.exists()
+    finally:
+        new.stop()
+
+
+def test_delete_after_the_server_lost_its_data_leaves_the_experiment_now_at_the_id(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """A colleague's new experiment 1 is not the deleted sweep's experiment 1."""
+    a = sweep(folder(tmp_path, "a"), api_env, 2).assert_ok()
+    new = a_new_server_at_the_same_url(server)
+    try:
+        sweep(folder(tmp_path, "b"), api_env, 2).assert_ok()
+        deleted = cli("delete", "--yes", str(a.sweep_dir), env=api_env)
+        assert deleted.returncode == 0, deleted.stderr
+        assert "SigOpt experiment 1 at" in deleted.stdout and "is not this sweep's" in deleted.stdout
+        assert "it is left as it is" in deleted.stdout and "Deleted SigOpt experiment" not in deleted.stdout
+        assert not new.experiments["1"].deleted and len(new.experiments["1"].observations) == 2
+        assert not a.sweep_dir.exists()
+    finally:
+        new.stop()

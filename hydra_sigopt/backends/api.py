@@ -212,7 +212,9 @@ class ApiBackend(Backend):
         self.experiment_id = experiment_id
         experiment = self._fetch_experiment(resumed)
         if resumed:  # before anything is sent: the id may name another experiment by now
-            check_same_experiment(experiment, self.expected_created, experiment_id, self.shown_url)
+            check_same_experiment(
+                experiment, self.expected_created, experiment_id, self.shown_url, "nothing was sent to it"
+            )
         self.experiment_created = created_of(experiment)
         check_matches(experiment, definition, f"experiment {experiment_id} at {self.shown_url}")
         if resumed and not self.attach_id:
@@ -361,6 +363,10 @@ class ApiBackend(Backend):
             }
             for b in best
         ]
+
+    def fetch(self, what: str, fn: Callable[[Any], Any]) -> Any:
+        """One call on the experiment's endpoint (``fn`` gets it), with this backend's retries and errors."""
+        return self._call(what, lambda: fn(self._experiment()))
 
     def delete(self) -> None:
         self._call(f"delete experiment {self.experiment_id}", lambda: self._experiment().delete())

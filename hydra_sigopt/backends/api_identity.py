@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra_sigopt.backends.api_calls import ApiError
 
@@ -33,7 +33,7 @@ def _when(created: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created))
 
 
-def check_same_experiment(experiment: Any, expected_created: Any, experiment_id: str, url: str) -> None:
+def check_same_experiment(experiment: Any, expected_created: Any, experiment_id: str, url: str, then: str) -> None:
     """Refuse an experiment created at another time than the one the journal recorded (None: not recorded)."""
     found = created_of(experiment)
     if expected_created is None or found is None or int(expected_created) == found:
@@ -41,7 +41,7 @@ def check_same_experiment(experiment: Any, expected_created: Any, experiment_id:
     raise ExperimentNotThisSweepsError(
         f"SigOpt experiment {experiment_id} at {url} is not this sweep's: it was created {_when(found)}, this "
         f"sweep's {_when(int(expected_created))} (the server lost its data, or another server answers at this URL, "
-        "and the id was given again); nothing was sent to it"
+        f"and the id was given again); {then}"
     )
 
 
@@ -62,12 +62,51 @@ def journal_advice(sweep_dir: Any) -> str:
     )
 
 
-def other_sweeps_objects(observations: list[Any], open_suggestions: list[Any], sweep_id: str | None) -> int:
-    """How many observations and open suggestions of the experiment another sweep made (by metadata ``sweep_id``)."""
+class Kept(NamedTuple):
+    """Why an experiment is left as it is, and whether it is the sweep's own (then its open suggestions go)."""
 
-    def other(obj: Any) -> bool:
-        metadata: Mapping[str, Any] = dict(getattr(obj, "metadata", None) or {})
-        theirs = metadata.get("sweep_id")
-        return theirs is not None and str(theirs) != str(sweep_id)
+    reason: str
+    ours: bool
 
-    return sum(1 for o in [*observations, *open_suggestions] if other(o))
+
+def why_keep(backend: Any, meta: Mapping[str, Any]) -> Kept | None:
+    """Why ``hydra-sigopt delete`` must leave the sweep's server experiment as it is: another experiment
+    is at its id by now, or other sweeps' observations or open suggestions are in it (None: delete it).
+
+    An experiment the server no longer has (HTTP 404) raises :class:`ExperimentNotThisSweepsError`.
+    """
+    eid, url = str(backend.experiment_id), backend.shown_url
+    try:
+        experiment = backend.fetch(f"fetch experiment {eid}", lambda e: e.fetch())
+    except ApiError as exc:
+        if exc.status == 404:
+            raise ExperimentNotThisSweepsError(
+                f"SigOpt experiment {eid} is not at {url} any more (HTTP 404: it was deleted, or the server lost its "
+                "data)",
+                404,
+            ) from None
+        raise
+    try:
+        check_same_experiment(experiment, meta.get(CREATED_KEY), eid, url, "it is left as it is")
+    except ExperimentNotThisSweepsError as exc:
+        return Kept(str(exc), ours=False)
+    mine = meta.get("sweep_id")
+    observations = backend.fetch("list observations", lambda e: list(e.observations().fetch().iterate_pages()))
+    suggestions = backend.fetch(
+        "list open suggestions", lambda e: list(e.suggestions().fetch(state="open").iterate_pages())
+    )
+    theirs = [_of_another_sweep(o, mine) for o in observations], [_of_another_sweep(s, mine) for s in suggestions]
+    if not any(theirs[0]) and not any(theirs[1]):
+        return None
+    return Kept(
+        f"SigOpt experiment {eid} is left as it is: {sum(theirs[0])} observations and {sum(theirs[1])} open "
+        "suggestions of other sweeps are in it (they attached to it with hydra.sweeper.api.experiment_id)",
+        ours=True,
+    )
+
+
+def _of_another_sweep(obj: Any, sweep_id: Any) -> bool:
+    """Whether the metadata of a server object names another sweep than ``sweep_id``."""
+    metadata: Mapping[str, Any] = dict(getattr(obj, "metadata", None) or {})
+    theirs = metadata.get("sweep_id")
+    return theirs is not None and str(theirs) != str(sweep_id)
