@@ -20,7 +20,7 @@ from typing import Any
 
 from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
-from hydra_sigopt.backends.api_identity import CREATED_KEY, ExperimentNotThisSweepsError, journal_advice
+from hydra_sigopt.backends.api_identity import CREATED_KEY, ExperimentNotThisSweepsError
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import ConfigError, JournalError, SweepAbortedError, SweepDirTaken
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
@@ -334,8 +334,8 @@ class Resumption:
             experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
         except ExperimentNotThisSweepsError as exc:
             self.backend.experiment_id = None  # nothing more is sent to it (no suggestion released there)
-            log.error("%s; %s", exc, journal_advice(sweep_dir))
-            raise SweepAbortedError(f"{exc}; {journal_advice(sweep_dir)}") from None
+            log.error("%s; %s", exc, exc.advice(sweep_dir))
+            raise SweepAbortedError(f"{exc}; {exc.advice(sweep_dir)}") from None
         if meta.get(CREATED_KEY) is None and self.backend.experiment_created is not None:
             self.journal.set_meta(**{CREATED_KEY: self.backend.experiment_created})  # a journal from before the record
         self.journal.set_meta(

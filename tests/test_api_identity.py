@@ -231,3 +231,31 @@ def test_delete_after_the_server_lost_its_data_leaves_the_experiment_now_at_the_
         assert not a.sweep_dir.exists()
     finally:
         new.stop()
+
+
+def test_a_sweep_whose_experiment_the_server_lost_meanwhile_says_so_not_continue(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Said 'Trial #1's result is not posted yet (...HTTP 404...); a resumed sweep posts it' and 'Continue this
+    sweep with: ...', and the resume failed forever."""
+    from conftest import start_example
+
+    proc, sweep_dir = start_example(
+        tmp_path, API, "hydra.sweeper.observation_budget=6", "sleep_s=1.5", env={**api_env, "SIGOPT_ENV_FILE": ""}
+    )
+    deadline = time.time() + 120
+    while not (server.experiments and server.experiments["1"].observations) and time.time() < deadline:
+        time.sleep(0.1)
+    new = a_new_server_at_the_same_url(server)
+    try:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode != 0 and "Traceback" not in out and TOKEN not in out
+        assert f"this sweep's SigOpt experiment 1 is not at {new.url} any more (HTTP 404" in out, out
+        assert "keeps every result of this sweep (trials.csv, hydra-sigopt best)" in out
+        assert f"hydra-sigopt delete {sweep_dir} --local-only" in out
+        assert "a resumed sweep" not in out and "Continue this sweep" not in out and "api.experiment_id" not in out
+        assert "not deleted" not in out  # no open suggestion to release on a server that has none of the sweep's
+    finally:
+        new.stop()
+        if proc.poll() is None:
+            proc.kill()

@@ -29,7 +29,7 @@ from typing import Any
 
 from hydra_sigopt import __version__
 from hydra_sigopt.backends.api_calls import ApiCalls, ApiError, ApiUnreachableError
-from hydra_sigopt.backends.api_identity import check_same_experiment, created_of, experiment_gone
+from hydra_sigopt.backends.api_identity import check_same_experiment, created_of, experiment_gone, raise_if_gone
 from hydra_sigopt.backends.api_matching import check_matches
 from hydra_sigopt.backends.base import Backend, PastObservation, Suggestion
 from hydra_sigopt.backends.server_limits import fit_metadata
@@ -113,6 +113,7 @@ class ApiBackend(Backend):
             clock,
             timeout_s=self.timeout,
             set_timeout=self._set_timeout if hasattr(self.connection, "set_timeout") else None,
+            on_not_found=lambda: raise_if_gone(self),
         )
         self.experiment_id: str | None = None
         #: Observation ids by suggestion id: what this sweep's trials already have on the server.

@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from hydra_sigopt.backends.api_calls import ApiError
+from hydra_sigopt.errors import EngineLostError
+from hydra_sigopt.sigopt_client import import_sigopt
 
 #: The journal meta key of the experiment's ``created`` time.
 CREATED_KEY = "experiment_created"
 
 
-class ExperimentNotThisSweepsError(ApiError):
+class ExperimentNotThisSweepsError(ApiError, EngineLostError):
     """The experiment id names another experiment than the sweep's (or none: ``status`` 404)."""
 
 
@@ -53,13 +55,19 @@ def experiment_gone(experiment_id: str, url: str) -> ExperimentNotThisSweepsErro
     )
 
 
-def journal_advice(sweep_dir: Any) -> str:
-    """What a user whose sweep lost its experiment can do: the journal keeps every result."""
-    return (
-        f"the journal in {sweep_dir} keeps every result of this sweep (trials.csv, hydra-sigopt best); "
-        f"start a new sweep (another hydra.sweep.dir), or drop this one with hydra-sigopt delete {sweep_dir} "
-        "--local-only"
-    )
+def raise_if_gone(backend: Any) -> None:
+    """After an HTTP 404 of a started sweep's call: if the experiment itself is gone, say that (not the 404 of a
+    suggestion or observation). A started sweep knows its experiment's ``created`` time."""
+    if backend.experiment_id is None or backend.experiment_created is None:
+        return
+    sigopt = import_sigopt()
+    try:
+        backend.connection.experiments(backend.experiment_id).fetch()
+    except sigopt.exception.ApiException as exc:
+        if exc.status_code == 404:
+            raise experiment_gone(str(backend.experiment_id), backend.shown_url) from None
+    except Exception:  # any other answer: the 404 stands as it was
+        return
 
 
 class Kept(NamedTuple):
