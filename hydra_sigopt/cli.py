@@ -823,11 +823,16 @@ def _delete(args: argparse.Namespace) -> int:
     # An experiment the sweep attached to is shared: deleted, every sweep on it would lose it.
     shared = meta.get("backend") == "api" and _attached(meta, sweep_dir)
     remote = meta.get("backend") == "api" and not args.local_only and not shared
+    # Before asking: another experiment at the id by now, or other sweeps' results in it, keep it.
+    kept = _why_keep_experiment(meta, shared) if meta.get("backend") == "api" and not args.local_only else None
+    remote = remote and kept is None
     if not args.yes and not _confirm_delete(sweep_dir, found, meta, remote):
         return EXIT_USAGE if not sys.stdin.isatty() else 1
-    kill_sweep(sweep_dir, release_suggestions=not remote)
+    kill_sweep(sweep_dir, release_suggestions=not remote and (kept is None or kept.ours))
     if remote:
         _delete_experiment(meta)
+    elif kept is not None:
+        _out(f"{kept.reason}; this sweep's open suggestions were released." if kept.ours else f"{kept.reason}.")
     elif shared and not args.local_only:
         how = "attached to it" if _attached_per_record(meta, sweep_dir) else "may not have created it (no record says)"
         _out(
@@ -845,6 +850,33 @@ def _delete(args: argparse.Namespace) -> int:
     else:
         _out(f"Kept {sweep_dir} and what the sweep did not write: {sweepdir.describe(found.other)}.")
     return 0
+
+
+def _why_keep_experiment(meta: dict[str, Any], shared: bool) -> Any:
+    """Why the sweep's server experiment is left as it is (see api_identity.why_keep); None: as before.
+
+    One the server no longer has stops the command (nothing local deleted), naming ``--local-only``.
+    A server out of reach stops it too when the experiment was to be deleted; an attached one's stays
+    best effort, as the release of its open suggestions is.
+    """
+    from hydra_sigopt.backends.api_identity import ExperimentNotThisSweepsError, why_keep
+
+    try:
+        kept = why_keep(_api_backend(meta), meta)
+        return None if shared and kept is not None and kept.ours else kept  # an attached one is never deleted
+    except ExperimentNotThisSweepsError as exc:
+        raise SweepAbortedError(
+            f"{exc}; nothing was deleted. The journal keeps this sweep's results; to delete only its local files, "
+            "run hydra-sigopt delete --local-only"
+        ) from None
+    except SigOptSweeperError as exc:
+        if shared:
+            return None
+        raise SweepAbortedError(
+            f"could not check SigOpt experiment {meta.get('experiment_id')} before deleting it: "
+            f"{str(exc).rstrip('.')}. "
+            "Nothing was deleted; to delete only the sweep's local files, run hydra-sigopt delete --local-only"
+        ) from None
 
 
 def _attached_per_record(meta: dict[str, Any], sweep_dir: Path) -> bool:

@@ -56,5 +56,17 @@ class SweepDirTaken(JournalError):
         self.pid, self.host = pid, host
 
 
+class EngineLostError(SigOptSweeperError, RuntimeError):
+    """The engine no longer has the sweep's experiment (a server that lost its data): the sweep cannot go on
+    there; its journal keeps every result. ``advice(sweep_dir)`` says what the user can do instead."""
+
+    @staticmethod
+    def advice(sweep_dir: object) -> str:
+        return (
+            f"the journal in {sweep_dir} keeps every result of this sweep (trials.csv, hydra-sigopt best); start a "
+            f"new sweep (another hydra.sweep.dir), or drop this one with hydra-sigopt delete {sweep_dir} --local-only"
+        )
+
+
 class BackendUnavailableError(SweepAbortedError):
     """The engine could not be reached long enough that the sweep stopped; the journal is intact."""

@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 
 from hydra_sigopt.backends import Backend, Suggestion
 from hydra_sigopt.crashpoints import crash_point
-from hydra_sigopt.errors import BackendUnavailableError
+from hydra_sigopt.errors import BackendUnavailableError, EngineLostError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.journal import STOPPED, IllegalTransition, Journal, Trial
 from hydra_sigopt.metrics import InvalidResult, Metric, MetricValue, meets_constraints, parse_result, unread_noise_keys
@@ -284,6 +284,9 @@ class Results:
                 self.observe(number, suggestion, values, failed)
             except BackendUnavailableError:
                 engine_reachable = False
+                break
+            except EngineLostError:  # the journal has them, and no resume posts them there
+                self.unposted.clear()
                 break
             except Exception as exc:  # the journal has the result: a resumed sweep posts it
                 log.warning("Trial #%d's result is not posted yet (%s); a resumed sweep posts it", number, exc)

@@ -20,6 +20,7 @@ from typing import Any
 
 from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
+from hydra_sigopt.backends.api_identity import CREATED_KEY, ExperimentNotThisSweepsError
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import ConfigError, JournalError, SweepAbortedError, SweepDirTaken
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
@@ -151,6 +152,7 @@ def open_journal(
         {
             "experiment_id": experiment_id,
             "experiment_shared": backend.experiment_shared,
+            CREATED_KEY: backend.experiment_created,
             "name": definition.name,
             "backend": backend_name,
             "identity": definition.identity(),
@@ -327,7 +329,15 @@ class Resumption:
         ran_before = start_run(self.journal, run_started)
         trials = self.journal.trials()
         meta = self.journal.meta()
-        experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
+        self.backend.expected_created = meta.get(CREATED_KEY)
+        try:
+            experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
+        except ExperimentNotThisSweepsError as exc:
+            self.backend.experiment_id = None  # nothing more is sent to it (no suggestion released there)
+            log.error("%s; %s", exc, exc.advice(sweep_dir))
+            raise SweepAbortedError(f"{exc}; {exc.advice(sweep_dir)}") from None
+        if meta.get(CREATED_KEY) is None and self.backend.experiment_created is not None:
+            self.journal.set_meta(**{CREATED_KEY: self.backend.experiment_created})  # a journal from before the record
         self.journal.set_meta(
             experiment_id=experiment_id,
             observation_budget=self.definition.observation_budget,

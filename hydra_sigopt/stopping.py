@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from hydra_sigopt.crashpoints import crash_point
-from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError, full_error_requested
+from hydra_sigopt.errors import BackendUnavailableError, EngineLostError, SweepAbortedError, full_error_requested
 from hydra_sigopt.journal import KILL_MARKER_NAME, STOPPED, JournalLostError
 from hydra_sigopt.reports import write_atomic
 from hydra_sigopt.results import Results
@@ -134,8 +134,13 @@ class Stopping:
         """Anything else (sbatch refusing a job, an engine error): stop as on Ctrl-C, and say how to go on."""
         error = redact(describe_error(exc), *self.tokens)
         what = self.apply_interrupt_policy("cancelled: the sweep stopped on an error", said=error)
-        log.error("The sweep stopped on %s. %s. %s", error, what, self.continue_hint)
-        raise SweepAbortedError(f"the sweep stopped on {error}. {what}. {self.continue_hint}") from exc
+        # Its experiment gone, the sweep cannot be continued: what the journal keeps, and what to do.
+        hint = self.continue_hint
+        if isinstance(exc, EngineLostError):
+            advice = exc.advice(self.journal.path.parent)
+            hint = f"{advice[0].upper()}{advice[1:]}."
+        log.error("The sweep stopped on %s. %s. %s", error, what, hint)
+        raise SweepAbortedError(f"the sweep stopped on {error}. {what}. {hint}") from exc
 
     def too_many_failures(self, outcome: JobOutcome) -> NoReturn:
         """One line, as every stop; the trial's own traceback is in its file (and added on HYDRA_FULL_ERROR=1)."""

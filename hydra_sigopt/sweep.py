@@ -27,7 +27,7 @@ from hydra_sigopt.continuation import continue_command
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.early_stopping import POLL_INTERVAL_S, EarlyStopping
 from hydra_sigopt.engine_aside import GRACE_S, EngineAside
-from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
+from hydra_sigopt.errors import BackendUnavailableError, EngineLostError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.held_slots import HeldSlots
 from hydra_sigopt.journal import Journal, JournalLostError
@@ -184,6 +184,9 @@ class Sweep:
         except BackendUnavailableError as exc:
             engine_reachable = False
             self.stopping.engine_unreachable(exc)
+        except EngineLostError as exc:  # nothing of the sweep's left there: no suggestion to release
+            engine_reachable = False
+            self.stopping.failed_on(exc)
         except SweepAbortedError:
             raise
         except JournalLostError as exc:

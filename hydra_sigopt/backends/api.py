@@ -29,6 +29,8 @@ from typing import Any
 
 from hydra_sigopt import __version__
 from hydra_sigopt.backends.api_calls import ApiCalls, ApiError, ApiUnreachableError
+from hydra_sigopt.backends.api_identity import check_same_experiment, created_of, experiment_gone, raise_if_gone
+from hydra_sigopt.backends.api_matching import check_matches
 from hydra_sigopt.backends.base import Backend, PastObservation, Suggestion
 from hydra_sigopt.backends.server_limits import fit_metadata
 from hydra_sigopt.errors import ConfigError
@@ -111,6 +113,7 @@ class ApiBackend(Backend):
             clock,
             timeout_s=self.timeout,
             set_timeout=self._set_timeout if hasattr(self.connection, "set_timeout") else None,
+            on_not_found=lambda: raise_if_gone(self),
         )
         self.experiment_id: str | None = None
         #: Observation ids by suggestion id: what this sweep's trials already have on the server.
@@ -185,6 +188,7 @@ class ApiBackend(Backend):
             "create the experiment", lambda: self.connection.experiments().create(**body), once=True
         )
         self.experiment_id = str(experiment.id)
+        self.experiment_created = created_of(experiment)
         log.info("Created SigOpt experiment %s at %s", self.experiment_id, self.shown_url)
 
     def _check_project(self) -> None:
@@ -207,15 +211,22 @@ class ApiBackend(Backend):
 
     def _attach_checked(self, experiment_id: str, definition: ExperimentDefinition, resumed: bool) -> None:
         self.experiment_id = experiment_id
-        experiment = self._fetch_experiment()
-        self._check_matches(experiment, definition)
+        experiment = self._fetch_experiment(resumed)
+        if resumed:  # before anything is sent: the id may name another experiment by now
+            check_same_experiment(
+                experiment, self.expected_created, experiment_id, self.shown_url, "nothing was sent to it"
+            )
+        self.experiment_created = created_of(experiment)
+        check_matches(experiment, definition, f"experiment {experiment_id} at {self.shown_url}")
         if resumed and not self.attach_id:
             self._send_budget(experiment, definition)
 
-    def _fetch_experiment(self) -> Any:
+    def _fetch_experiment(self, resumed: bool = False) -> Any:
         try:
             return self._call(f"fetch experiment {self.experiment_id}", lambda: self._experiment().fetch())
         except ApiError as exc:
+            if exc.status == 404 and resumed and not self.attach_id:  # the sweep's own, not an id the user gave
+                raise experiment_gone(str(self.experiment_id), self.shown_url) from None
             if exc.status == 404:
                 raise ApiError(
                     f"experiment {self.experiment_id} was not found at {self.shown_url} (HTTP 404); "
@@ -223,19 +234,6 @@ class ApiBackend(Backend):
                     404,
                 ) from None
             raise
-
-    def _check_matches(self, experiment: Any, definition: ExperimentDefinition) -> None:
-        """Refuse to attach to an experiment whose parameters or metrics differ from the config."""
-        server_params = sorted(p.name for p in experiment.parameters or [])
-        server_metrics = sorted(m.name for m in experiment.metrics or [])
-        ours_params = sorted(definition.space.names)
-        ours_metrics = sorted(m.name for m in definition.metrics)
-        if server_params != ours_params or server_metrics != ours_metrics:
-            raise ApiError(
-                f"experiment {self.experiment_id} at {self.shown_url} has parameters {server_params} and metrics "
-                f"{server_metrics}, but the sweep declares parameters {ours_params} and metrics {ours_metrics}"
-            )
-        _check_same_tasks(experiment, definition, f"experiment {self.experiment_id} at {self.shown_url}")
 
     def _send_budget(self, experiment: Any, definition: ExperimentDefinition) -> None:
         """A budget or bandwidth changed on resume goes to the server too (it plans multi-metric searches by it).
@@ -265,7 +263,7 @@ class ApiBackend(Backend):
     ) -> None:
         """The server keeps its own observations: learn which of this sweep's are there; tidy its open suggestions."""
         for obs in self._call("list observations", self._all_observations):
-            suggestion_id = _suggestion_of(obs)
+            suggestion_id = _suggestion_of(obs, self.sweep_id)
             if suggestion_id is not None:
                 self._observed[suggestion_id] = str(obs.id)
         self._in_use.update(str(s) for s in open_suggestion_ids)
@@ -273,6 +271,8 @@ class ApiBackend(Backend):
 
     def reconcile(self, keep_suggestion_ids: Sequence[str]) -> None:
         """Delete this sweep's open suggestions but ``keep_suggestion_ids`` (the server counts them as work)."""
+        if self.experiment_id is None:  # refused at start: not this sweep's experiment
+            return
         keep = {str(s) for s in keep_suggestion_ids}
         for sid in self._own_open_suggestions():
             if sid not in keep:
@@ -330,7 +330,7 @@ class ApiBackend(Backend):
         if suggestion.id in self._observed:
             return self._observed[suggestion.id]
         for obs in self._call("look up observations", self._all_observations):
-            if _suggestion_of(obs) == suggestion.id:
+            if _suggestion_of(obs, self.sweep_id) == suggestion.id:
                 self._observed[suggestion.id] = str(obs.id)
                 return str(obs.id)
         return None
@@ -364,6 +364,10 @@ class ApiBackend(Backend):
             }
             for b in best
         ]
+
+    def fetch(self, what: str, fn: Callable[[Any], Any]) -> Any:
+        """One call on the experiment's endpoint (``fn`` gets it), with this backend's retries and errors."""
+        return self._call(what, lambda: fn(self._experiment()))
 
     def delete(self) -> None:
         self._call(f"delete experiment {self.experiment_id}", lambda: self._experiment().delete())
@@ -412,8 +416,15 @@ def _metadata(obj: Any) -> dict[str, Any]:
     return dict(obj.metadata or {}) if getattr(obj, "metadata", None) is not None else {}
 
 
-def _suggestion_of(observation: Any) -> str | None:
-    """The suggestion an observation on the server belongs to: its link, else the id the sweeper wrote."""
+def _suggestion_of(observation: Any, sweep_id: str | None) -> str | None:
+    """The suggestion an observation on the server belongs to: its link, else the id the sweeper wrote.
+
+    None for another sweep's (another ``sweep_id`` in its metadata): suggestion ids are the server's, and
+    a server that lost its data gives them again. One without a ``sweep_id`` (an older sweeper's) is kept.
+    """
+    theirs = _metadata(observation).get(SWEEP_ID_KEY)
+    if sweep_id and theirs is not None and str(theirs) != sweep_id:
+        return None
     linked = getattr(observation, "suggestion", None)
     if linked is not None:
         return str(linked)
@@ -487,20 +498,3 @@ def _git_identity() -> dict[str, Any]:
 
     app_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else os.getcwd()
     return git_identity(Path(app_dir))
-
-
-def _check_same_tasks(experiment: Any, definition: ExperimentDefinition, where: str) -> None:
-    """The server picks each suggestion's task: a sweep without the experiment's tasks trained its
-    cheap ones in full (posted as cheap), other costs mixed two trainings under one name, and tasks
-    on a plain experiment failed the sweep at its first suggestion."""
-    server_tasks = sorted((str(t.name), float(t.cost)) for t in getattr(experiment, "tasks", None) or [])
-    ours_tasks = sorted((t.name, t.cost) for t in definition.tasks)
-    if server_tasks != ours_tasks:
-        raise ApiError(
-            f"{where} has tasks {_tasks_text(server_tasks)}, but the sweep declares {_tasks_text(ours_tasks)}"
-            " (hydra.sweeper.tasks: the same names and costs)"
-        )
-
-
-def _tasks_text(tasks: Sequence[tuple[str, float]]) -> str:
-    return "none" if not tasks else ", ".join(f"{name} (cost {cost:g})" for name, cost in tasks)

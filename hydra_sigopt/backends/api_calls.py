@@ -82,6 +82,7 @@ class ApiCalls:
         *,
         timeout_s: float,
         set_timeout: Callable[[float], None] | None = None,
+        on_not_found: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self.credentials = credentials
@@ -92,6 +93,8 @@ class ApiCalls:
         self._clock = clock
         self.timeout_s = timeout_s
         self._set_timeout = set_timeout
+        #: Called on an HTTP 404 before it is reported: may raise a better error (the experiment is gone).
+        self._on_not_found = on_not_found
         self._nested = threading.local()  # a call made inside another call's attempt (see __call__)
 
     def least_request_s(self) -> float:
@@ -150,6 +153,8 @@ class ApiCalls:
         except RetriesExhausted as exc:
             raise self.gave_up(what, exc, once) from None
         except sigopt.exception.ApiException as exc:
+            if exc.status_code == 404 and self._on_not_found is not None:
+                self._on_not_found()
             raise self.client_error(exc.status_code, what, exc) from None
         except sigopt.exception.ConnectionException as exc:  # TLS
             raise ApiError(

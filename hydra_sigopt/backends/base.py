@@ -79,6 +79,11 @@ class Backend(ABC):
     #: The app's code a new sweep's trials run (commit, dirty, diff hash, as its journal records them),
     #: set by the sweep before ``start``; an engine that records where an experiment came from uses it.
     code: Mapping[str, Any] | None = None
+    #: When the engine made the experiment (a SigOpt server's ``created``), known once ``start`` ran; the
+    #: journal keeps it. ``expected_created`` is the journal's record, set before a resume's ``start``:
+    #: an engine that can tell refuses another experiment under the same id (None: not recorded).
+    experiment_created: int | None = None
+    expected_created: int | None = None
 
     @abstractmethod
     def start(self, definition: ExperimentDefinition, resume_id: str | None = None) -> str: ...
