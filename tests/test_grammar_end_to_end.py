@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import run_example
+from conftest import AppRun, run_example
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from hydra_sigopt.journal import Journal
@@ -292,6 +292,19 @@ def override_of(trial: dict[str, Any], key: str) -> str:
     return str(mine[0])
 
 
+def run_app_with(workdir: Path, config: dict[str, Any]) -> AppRun:
+    """The recording app (APP) swept with ``config`` as its config.yaml; it finished."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "app.py").write_text(APP)
+    return run_example(workdir, app=workdir / "app.py").assert_ok()
+
+
+def declared_parameters(run: AppRun) -> dict[str, Any]:
+    """The parameters as the journal declares them to the engine, by name."""
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        return {p["name"]: p for p in journal.meta()["identity"]["parameters"]}
+
+
 def test_every_trial_ran_and_completed(sweep: Any) -> None:
     run, seen, _ = sweep
     assert len(seen) == 5
@@ -419,9 +432,7 @@ def test_a_grid_sweep_runs_to_its_budget_with_the_declared_values(workdir: Path,
         "out": str(workdir / "seen.jsonl"),
         "hydra": {"sweeper": {"observation_budget": 12, "params": {"x": grid}}},
     }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (workdir / "app.py").write_text(APP)
-    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    run = run_app_with(workdir, config)
     declared = [json.loads(v) for v in grid.split("choice(")[1].rstrip(")").split(",")]
     got = [json.loads(line)["x"] for line in (workdir / "seen.jsonl").read_text().splitlines()]
     assert len(got) == 12
@@ -537,9 +548,7 @@ def test_trials_csv_shows_the_rounded_int_a_log_int_trial_ran_with(workdir: Path
         "out": str(workdir / "seen.jsonl"),
         "hydra": {"sweeper": {"observation_budget": 4, "params": {"w": "tag(log, int(interval(1, 1024)))"}}},
     }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (workdir / "app.py").write_text(APP)
-    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    run = run_app_with(workdir, config)
     ran = {t["job_num"]: t["w"] for t in map(json.loads, (workdir / "seen.jsonl").read_text().splitlines())}
     assert all(type(w) is int for w in ran.values()), ran
     assert {int(t["number"]): t["param.w"] for t in run.trials} == {n: str(w) for n, w in ran.items()}
@@ -562,11 +571,8 @@ def test_an_optuna_entry_with_log_and_step_is_log_scaled_as_under_optuna(workdir
         "out": str(workdir / "seen.jsonl"),
         "hydra": {"sweeper": {"observation_budget": 3, "params": params}},
     }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (workdir / "app.py").write_text(APP)
-    run = run_example(workdir, app=workdir / "app.py").assert_ok()
-    with Journal.open(run.sweep_dir, readonly=True) as journal:
-        declared = {p["name"]: p for p in journal.meta()["identity"]["parameters"]}
+    run = run_app_with(workdir, config)
+    declared = declared_parameters(run)
     assert declared["a"] == {
         "name": "a",
         "type": "double",
@@ -603,9 +609,7 @@ def test_the_start_up_lines_of_a_long_grid_are_summarised(workdir: Path) -> None
         "out": str(workdir / "seen.jsonl"),
         "hydra": {"sweeper": {"observation_budget": 2, "params": params}},
     }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (workdir / "app.py").write_text(APP)
-    run = run_example(workdir, app=workdir / "app.py").assert_ok()
+    run = run_app_with(workdir, config)
     lines = [line for line in run.output.splitlines() if "HYDRA" in line and "d:" in line]
     assert len(lines) == 2, lines
     assert max(map(len, run.output.splitlines())) < 300, lines
@@ -628,11 +632,8 @@ def test_an_ax_choice_with_is_ordered_false_is_categorical_and_keeps_its_numbers
             }
         },
     }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (workdir / "app.py").write_text(APP)
-    run = run_example(workdir, app=workdir / "app.py").assert_ok()
-    with Journal.open(run.sweep_dir, readonly=True) as journal:
-        declared = {p["name"]: p for p in journal.meta()["identity"]["parameters"]}
+    run = run_app_with(workdir, config)
+    declared = declared_parameters(run)
     assert declared["n"] == {
         "name": "n",
         "type": "categorical",
