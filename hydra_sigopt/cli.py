@@ -653,8 +653,8 @@ def _stop_sweeper(sweep_dir: Path, wait_s: float) -> list[tuple[int, str | None,
         stopped = _stopped_jobs_running(meta, journal.trials([STOPPED]))
     # It cancels its running trials even with on_interrupt: detach. (Not a submitted driver's: this
     # command lists the trials that one leaves, as it cancels them.)
-    request_kill(sweep_dir, pid)
-    try:
+    try:  # the marker written inside: a Ctrl-C just after it must not leave it behind
+        request_kill(sweep_dir, pid)
         killed = _signal_and_wait(lock, pid, wait_s)
     finally:  # left behind, it would name a later sweeper of the same pid (a container's)
         forget_kill(sweep_dir)
