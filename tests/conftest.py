@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,13 @@ from typing import Any
 
 import pytest
 import yaml
+
+# The processes the tests start get Ctrl-C as a terminal gives it. Started in the background by a
+# script (bash's `cmd &` without job control), the tests ignore SIGINT, and so did every process
+# they started: a sweep stopped "by Ctrl-C" before it took the signal itself, or a hydra-sigopt
+# command, went on as if nothing had come. A process with a Python handler starts its children
+# with the default, which Python turns into KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_APP = ROOT / "example_app" / "train.py"
