@@ -6,8 +6,6 @@ Real Hydra multiruns and the real CLI in subprocesses, against the stand-in serv
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import AppRun, run_example
 from sigopt_server import SigOptTestServer
+from test_api_real_server import hydra_sigopt
 
 from hydra_sigopt.backends.api import ApiBackend
 from hydra_sigopt.backends.base import Suggestion
@@ -137,13 +136,6 @@ def test_find_observation_ignores_another_sweeps_observation_of_the_same_suggest
     assert other.find_observation(Suggestion(s.id, {"x": 0.5})) is not None
 
 
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    import os
-
-    command = [sys.executable, "-m", "hydra_sigopt.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
-
-
 def test_attach_refuses_an_experiment_of_another_search_naming_each_difference(
     tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
 ) -> None:
@@ -181,7 +173,7 @@ def test_delete_of_the_sweep_that_created_a_shared_experiment_keeps_it_for_the_o
     a = sweep(folder(tmp_path, "a"), api_env, 2).assert_ok()
     eid = str(a.results["experiment_id"])
     sweep(folder(tmp_path, "b"), api_env, 2, f"hydra.sweeper.api.experiment_id={eid}").assert_ok()
-    deleted = cli("delete", "--yes", str(a.sweep_dir), env=api_env)
+    deleted = hydra_sigopt("delete", "--yes", str(a.sweep_dir), env=api_env)
     assert deleted.returncode == 0, deleted.stderr
     assert (
         f"SigOpt experiment {eid} is left as it is: 2 observations and 0 open suggestions of other sweeps are in it"
@@ -202,13 +194,13 @@ def test_delete_of_an_attached_sweep_whose_experiment_is_gone_says_so(
     b = sweep(folder(tmp_path, "b"), api_env, 2, f"hydra.sweeper.api.experiment_id={eid}").assert_ok()
     new = a_new_server_at_the_same_url(server)
     try:
-        refused = cli("delete", "--yes", str(b.sweep_dir), env=api_env)
+        refused = hydra_sigopt("delete", "--yes", str(b.sweep_dir), env=api_env)
         assert refused.returncode != 0 and "Traceback" not in refused.stderr
         said = refused.stdout + refused.stderr
         assert f"SigOpt experiment {eid} is not at {new.url} any more (HTTP 404" in said, said
         assert "left as it is" not in said and "released" not in said
         assert "hydra-sigopt delete --local-only" in said and (b.sweep_dir / "trials.csv").is_file()
-        local = cli("delete", "--yes", "--local-only", str(b.sweep_dir), env=api_env)
+        local = hydra_sigopt("delete", "--yes", "--local-only", str(b.sweep_dir), env=api_env)
         assert local.returncode == 0, local.stderr
         assert not b.sweep_dir.exists()
     finally:
@@ -223,7 +215,7 @@ def test_delete_after_the_server_lost_its_data_leaves_the_experiment_now_at_the_
     new = a_new_server_at_the_same_url(server)
     try:
         sweep(folder(tmp_path, "b"), api_env, 2).assert_ok()
-        deleted = cli("delete", "--yes", str(a.sweep_dir), env=api_env)
+        deleted = hydra_sigopt("delete", "--yes", str(a.sweep_dir), env=api_env)
         assert deleted.returncode == 0, deleted.stderr
         assert "SigOpt experiment 1 at" in deleted.stdout and "is not this sweep's" in deleted.stdout
         assert "it is left as it is" in deleted.stdout and "Deleted SigOpt experiment" not in deleted.stdout
