@@ -36,9 +36,10 @@ T = TypeVar("T")
 class EngineAside:
     """The suggestion computed ahead and the post under way, each in a thread of its own."""
 
-    def __init__(self, backend: Backend, read_reports: Callable[[], None] | None = None) -> None:
+    def __init__(self, backend: Backend, read_reports: Callable[[], float] | None = None) -> None:
         self.backend = backend
-        #: Reads and judges the running trials' reports while an engine call runs (None: no rule to apply).
+        #: Reads and judges the running trials' reports while an engine call runs, and says how long
+        #: to wait before the next reading (None: no rule to apply).
         self.read_reports = read_reports
         #: The suggestion being computed, or computed and not taken yet.
         self.prefetch: Future[Suggestion] | None = None
@@ -78,8 +79,9 @@ class EngineAside:
             raise
 
     def _reading_reports(self, future: Future[T]) -> T:
-        while self.read_reports is not None and not wait_for([future], timeout=POLL_INTERVAL_S).done:
-            self.read_reports()
+        interval = POLL_INTERVAL_S
+        while self.read_reports is not None and not wait_for([future], timeout=interval).done:
+            interval = self.read_reports()
         return future.result()
 
 

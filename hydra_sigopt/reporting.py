@@ -18,13 +18,14 @@ Where the trial runs inside the sweeper's own process and thread (Hydra's basic 
 sweeper cannot look at the file while the trial runs; it registers a hook instead, which ``report``
 calls after writing: the sweeper reads, journals and decides right then, through the same path.
 
-A trial in a job of its own is judged by the sweeper when it next reads the reports (about every
-second). At a step where the rule decides (a rung of ``asha``; each step from ``min_step`` on for
-``median``) ``report`` waits for that verdict, so that a trial the rule stops is stopped there
-instead of training one more step first, which would be most of its cost at the lowest rung. The
-wait is bounded: never longer than the step just trained took (waiting longer would cost more
-than the step it may save), nor than :data:`VERDICT_WAIT_MAX_S`; a sweeper that is slow or gone
-only makes the trial go on as it would without the wait.
+A trial in a job of its own is judged by the sweeper when it next reads the reports (every second,
+or within half a step for shorter steps: ``EarlyStopping.read_interval``). At a step where the
+rule decides (a rung of ``asha``; each step from ``min_step`` on for ``median``) ``report`` waits
+for that verdict, so that a trial the rule stops is stopped there instead of training one more
+step first, which would be most of its cost at the lowest rung. The wait is bounded: never longer
+than the step just trained took (waiting longer would cost more than the step it may save), nor
+than :data:`VERDICT_WAIT_MAX_S`; a sweeper that is slow or gone only makes the trial go on as it
+would without the wait.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from hydra_sigopt.stop_rules import StopRule, decides_at
 
 log = logging.getLogger("hydra_sigopt")
 
-#: The longest a report waits for the sweeper's verdict (it reads reports about every second).
+#: The longest a report waits for the sweeper's verdict (it reads reports at least every second).
 VERDICT_WAIT_MAX_S = 5.0
 #: How often a waiting report looks for the verdict.
 VERDICT_POLL_S = 0.05

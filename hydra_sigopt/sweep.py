@@ -25,7 +25,7 @@ from typing import Any
 from hydra_sigopt.backends import Backend, Suggestion
 from hydra_sigopt.continuation import continue_command
 from hydra_sigopt.crashpoints import crash_point
-from hydra_sigopt.early_stopping import POLL_INTERVAL_S, EarlyStopping
+from hydra_sigopt.early_stopping import EarlyStopping
 from hydra_sigopt.engine_aside import GRACE_S, EngineAside
 from hydra_sigopt.errors import BackendUnavailableError, EngineLostError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition
@@ -296,9 +296,10 @@ class Sweep:
 
     def _wait(self) -> list[Event]:
         """Wait for trials to end (at most until the next progress line); report them and any suggestion ready."""
-        self._read_reports()
-        # With a rule to apply, the running jobs' reports are read at least every POLL_INTERVAL_S.
-        most = POLL_INTERVAL_S if self.settings.early_stopping.reads_reports else 5.0
+        next_read = self._read_reports()
+        # With a rule to apply, the running jobs' reports are read at least every POLL_INTERVAL_S,
+        # more often when their steps are short.
+        most = next_read if self.settings.early_stopping.reads_reports else 5.0
         outcomes = self._wait_for_trials(timeout=min(self.settings.progress_interval, most))
         if not outcomes:  # else the line follows their recording (see _post), and counts them done
             self.progress.set_running(len(self.scheduler.in_flight), *_waiting_counts(self.runner))
@@ -332,12 +333,14 @@ class Sweep:
                 return outcomes
         return []
 
-    def _read_reports(self) -> None:
-        """Read and judge the running trials' reports; cancel the jobs of stopped trials that overstay."""
+    def _read_reports(self) -> float:
+        """Read and judge the running trials' reports; cancel the jobs of stopped trials that overstay.
+        How long to wait before reading them again."""
         self.early.poll(self.scheduler.in_flight)
         failed = cancel_overstaying(self.early.overstaying(self.scheduler.in_flight), self.runner)
         self.early.retry_cancel_later(failed)
         cancel_stopped_before_restart(self.early, self.runner)
+        return self.early.read_interval(self.scheduler.in_flight)
 
     def _started_late(self) -> list[Event]:
         """Journal the jobs the runner submitted after the cluster refused them for a while."""

@@ -630,3 +630,25 @@ def test_the_engine_s_best_drops_a_stopped_trial_s_partial_value_not_a_full_trai
         assert results_document(journal.meta(), journal.trials())["engine_best"] == [full]
         journal.set_meta(engine_best=[partial])
         assert "engine_best" not in results_document(journal.meta(), journal.trials())
+
+
+def test_trials_with_short_steps_are_read_within_the_verdict_wait_of_their_reports(tmp_path: Path) -> None:
+    """A trial waits for the verdict on a rung's report as long as its last step took; read once a
+    second, trials of 0.1 s steps ran several steps past the report that condemned them (43 steps
+    of 540 in one benchmark sweep). The sweep reads again within half the shortest step, never more
+    often than every 0.05 s (more rarely with many trials: each reading reads every report file),
+    and once a second for long steps or before any report."""
+    root = tmp_path / "reports"
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 3)
+        early = EarlyStopping(StopRule(rule="asha", min_step=1, max_step=27), journal, root, LOSS)
+        assert early.read_interval([0, 1, 2]) == 1.0  # nothing reported yet
+        append_report(trial_folder(root, 0), 1, {"loss": 1.0}, 0.0, took=600.0)
+        append_report(trial_folder(root, 1), 1, {"loss": 1.0}, 0.0, took=0.3)
+        early.poll([0, 1, 2])
+        assert early.read_interval([0, 1, 2]) == pytest.approx(0.15)
+        assert early.read_interval([0]) == 1.0  # epochs of ten minutes: once a second is plenty
+        append_report(trial_folder(root, 1), 2, {"loss": 0.9}, 0.0, took=0.01)
+        early.poll([0, 1, 2])
+        assert early.read_interval([0, 1, 2]) == 0.05
+        assert early.read_interval(range(1, 101)) == pytest.approx(0.2)  # 100 trials read: 2 ms each

@@ -45,7 +45,7 @@ class TrialRunner(ABC):
     submitit_folder: str | None = None
     #: Called between polls by a runner whose :meth:`wait` blocks while jobs run (the sweep reads
     #: the trials' reports there); None: nothing to do.
-    between_polls: Callable[[], None] | None = None
+    between_polls: Callable[[], object] | None = None
 
     @abstractmethod
     def start(self, number: int, overrides: Sequence[str]) -> str | None:
