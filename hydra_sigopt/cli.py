@@ -145,7 +145,7 @@ def _status(args: argparse.Namespace) -> int:
         last_steps = journal.reports.last_steps()
     metrics = metrics_from_meta(meta)
     summary = summarize(trials, metrics, cheaper_tasks(meta))
-    budget = int(meta.get("observation_budget", 0))
+    budget = _observation_budget(meta)
     now = time.time()
     started = float(meta.get("created_at", now))
     holder, unknown = _lock_holder(Path(args.sweep_dir))
@@ -225,6 +225,12 @@ def _status(args: argparse.Namespace) -> int:
         _out()
         _out(_trials_table(trials, metrics, fixed))
     return 0
+
+
+def _observation_budget(meta: Mapping[str, Any]) -> float:
+    """The sweep's budget as journaled: trials, or with tasks costs (4.5 stays 4.5, not 4)."""
+    budget = meta.get("observation_budget", 0)
+    return budget if isinstance(budget, (int, float)) else 0
 
 
 def _elapsed(meta: dict[str, Any], trials: Sequence[Trial], until: float | None) -> str:
@@ -325,7 +331,7 @@ def _abandoned(trials: Sequence[Trial]) -> str:
     return f", {len(abandoned)} abandoned ({', '.join(what)})"
 
 
-def _budget_spent(meta: Mapping[str, Any], budget: int, spent: float, last_steps: Mapping[int, int]) -> str | None:
+def _budget_spent(meta: Mapping[str, Any], budget: float, spent: float, last_steps: Mapping[int, int]) -> str | None:
     """Which budget ended the sweep, if one is spent: its trials' (``spent`` of ``budget``: costs
     with tasks), or its steps'."""
     if spent >= budget - 1e-9:
@@ -344,7 +350,7 @@ def _why_ended(
     sweep up: one killed before that left work for a resume."""
     if not _wrapped_up(sweep_dir, trials):
         return None
-    return _budget_spent(meta, int(meta.get("observation_budget", 0)), budget_spent(meta, trials), last_steps)
+    return _budget_spent(meta, _observation_budget(meta), budget_spent(meta, trials), last_steps)
 
 
 def _wrapped_up(sweep_dir: Path, trials: Sequence[Trial]) -> bool:

@@ -241,7 +241,7 @@ class ApiBackend(Backend):
         Only for the sweep's own experiment: an attached one's budget is shared with other sweeps.
         """
         wanted = {
-            "observation_budget": definition.observation_budget,
+            "observation_budget": definition.engine_budget,
             "parallel_bandwidth": definition.parallel_bandwidth,
         }
         changed = {k: v for k, v in wanted.items() if getattr(experiment, k, None) != v}
