@@ -637,7 +637,9 @@ def _api_backend(meta: dict[str, Any]) -> Backend:
 
     api = dict(meta.get("api") or {})
     settings = {**api, "max_unreachable_s": COMMAND_UNREACHABLE_S}
-    backend = create_backend("api", settings=settings, dev_run=bool(api.get("dev_run", False)))
+    # Its messages name this wait, not api.max_unreachable_s: the sweep's value is another.
+    patience = f"hydra-sigopt gives up after {COMMAND_UNREACHABLE_S:g} s"
+    backend = create_backend("api", settings=settings, dev_run=bool(api.get("dev_run", False)), patience=patience)
     backend.attach(str(meta.get("experiment_id")))
     return backend
 

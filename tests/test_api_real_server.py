@@ -236,6 +236,26 @@ def test_kill_with_the_server_out_of_reach_says_so_in_one_line_and_still_kills(
         assert [t.state for t in journal.trials()] == ["abandoned"]
 
 
+def test_commands_with_the_server_out_of_reach_name_their_own_wait_not_a_setting_the_sweep_did_not_have(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """A sweep with api.max_unreachable_s=3, the server down: kill and delete said
+    "(api.max_unreachable_s=10)", a value the sweep never had (the command's own patience)."""
+    overrides = (API, "hydra.sweeper.observation_budget=2", "hydra.sweeper.api.max_unreachable_s=3")
+    killed = run_example(tmp_path, *overrides, env={**api_env, ENV_VAR: "after_record_trial:1"})
+    assert killed.proc.returncode == -signal.SIGKILL
+    server.stop()
+    kill = hydra_sigopt("kill", str(killed.sweep_dir), env=api_env)
+    delete = hydra_sigopt("delete", "--yes", str(killed.sweep_dir), env=api_env)
+    assert kill.returncode == 0 and delete.returncode != 0, kill.stderr + delete.stderr
+    (kill_line,) = [line for line in kill.stdout.splitlines() if "open suggestions" in line]
+    (delete_line,) = [line for line in delete.stderr.splitlines() if "unreachable" in line]
+    for line in (kill_line, delete_line):
+        assert "max_unreachable_s=10" not in line, line
+        assert "(hydra-sigopt gives up after 10 s)" in line, line
+    assert "hydra-sigopt delete --local-only" in delete_line, delete_line
+
+
 def test_kill_and_local_delete_of_a_finished_sweep_leave_the_gone_server_alone(
     tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
 ) -> None:

@@ -87,6 +87,7 @@ class ApiBackend(Backend):
         connection_factory: Callable[[Credentials], Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        patience: str | None = None,
     ) -> None:
         settings = dict(settings or {})
         self.url = _api_url(settings.get("api_url"))
@@ -114,6 +115,7 @@ class ApiBackend(Backend):
             timeout_s=self.timeout,
             set_timeout=self._set_timeout if hasattr(self.connection, "set_timeout") else None,
             on_not_found=lambda: raise_if_gone(self),
+            patience=patience,  # a hydra-sigopt command's own wait, named in its messages
         )
         self.experiment_id: str | None = None
         #: Observation ids by suggestion id: what this sweep's trials already have on the server.
