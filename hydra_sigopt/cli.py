@@ -55,6 +55,7 @@ from hydra_sigopt.reports import (
     why_no_best,
 )
 from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states, slurm_jobs_not_ending
+from hydra_sigopt.secrets import has_development_token
 from hydra_sigopt.stopping import forget_kill, request_kill
 from hydra_sigopt.sweeper_time import runs_of, time_between, time_ran
 from hydra_sigopt.unsubmitted import never_submitted
@@ -624,7 +625,24 @@ def _release_open_suggestions(meta: dict[str, Any], in_use: Sequence[str]) -> No
         backend.sweep_id = str(meta["sweep_id"])
         backend.reconcile(in_use)
     except SigOptSweeperError as exc:
-        _out(f"The sweep's open suggestions on the SigOpt server were not deleted ({exc}); a resumed sweep does it.")
+        why = _development_token_needed(meta, exc) or exc
+        _out(f"The sweep's open suggestions on the SigOpt server were not deleted ({why}); a resumed sweep does it.")
+
+
+def _development_token_needed(meta: Mapping[str, Any], exc: BaseException) -> str | None:
+    """Why the server refused the sweep's experiment (HTTP 403), when the reason is the token's kind:
+    it was created with the development token (a dev_run sweep), which is not at hand, and a server
+    shows a development experiment to that token only. None: some other failure, told as it is."""
+    api = meta.get("api") or {}
+    # Journals from before the record say dev_run only: with it, the sweep used the development token if it had one.
+    created_with_it = api.get("development_token", api.get("dev_run", False))
+    if getattr(exc, "status", None) != 403 or not created_with_it or has_development_token():
+        return None
+    return (
+        f"SigOpt experiment {meta.get('experiment_id')} was created with the development token (dev_run), and the "
+        "server refuses it to the regular token (HTTP 403); give the development token as SIGOPT_DEV_TOKEN, in the "
+        "environment or in the file SIGOPT_ENV_FILE names"
+    )
 
 
 def _api_backend(meta: dict[str, Any]) -> Backend:
@@ -880,10 +898,11 @@ def _why_keep_experiment(meta: dict[str, Any], shared: bool) -> Any:
     except SigOptSweeperError as exc:
         if shared:
             return None
+        why = _development_token_needed(meta, exc) or (
+            f"could not check SigOpt experiment {meta.get('experiment_id')} before deleting it: {str(exc).rstrip('.')}"
+        )
         raise SweepAbortedError(
-            f"could not check SigOpt experiment {meta.get('experiment_id')} before deleting it: "
-            f"{str(exc).rstrip('.')}. "
-            "Nothing was deleted; to delete only the sweep's local files, run hydra-sigopt delete --local-only"
+            f"{why}. Nothing was deleted; to delete only the sweep's local files, run hydra-sigopt delete --local-only"
         ) from None
 
 
@@ -938,9 +957,12 @@ def _delete_experiment(meta: dict[str, Any]) -> None:
     try:
         _api_backend(meta).delete()
     except SigOptSweeperError as exc:
+        why = _development_token_needed(meta, exc) or (
+            f"could not delete SigOpt experiment {experiment_id}: {str(exc).rstrip('.')}"
+        )
         raise SweepAbortedError(
-            f"could not delete SigOpt experiment {experiment_id}: {str(exc).rstrip('.')}. Nothing local was deleted; "
-            "to delete only the sweep's local files, run hydra-sigopt delete --local-only"
+            f"{why}. Nothing local was deleted; to delete only the sweep's local files, run hydra-sigopt delete "
+            "--local-only"
         ) from None
     _out(f"Deleted SigOpt experiment {experiment_id}.")
 

@@ -313,6 +313,31 @@ def test_delete_of_a_dev_run_sweep_uses_the_development_token(
     assert DEV_TOKEN not in done.stdout + done.stderr
 
 
+def test_delete_of_a_dev_run_sweep_without_the_development_token_says_which_token_in_one_line(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """With only the regular token at hand, delete said the server "refused the token from
+    SIGOPT_API_TOKEN (HTTP 403) ...; check the token and the URL": the token was fine, for another
+    kind of experiment (the server hides a development one from the regular token)."""
+    run = run_example(
+        tmp_path,
+        API,
+        "hydra.sweeper.dev_run=true",
+        "hydra.sweeper.observation_budget=2",
+        env={**api_env, "SIGOPT_DEV_TOKEN": DEV_TOKEN},
+    )
+    eid = str(run.assert_ok().results["experiment_id"])
+    assert server.experiments[eid].development
+    done = hydra_sigopt("delete", "--yes", str(run.sweep_dir), env=api_env)  # SIGOPT_DEV_TOKEN empty
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.strip()]
+    assert f"SigOpt experiment {eid} was created with the development token" in line, line
+    assert "SIGOPT_DEV_TOKEN" in line and "SIGOPT_ENV_FILE" in line, line
+    assert "Nothing was deleted" in line and "check the token" not in line, line
+    assert not server.experiments[eid].deleted and (run.sweep_dir / "trials.csv").is_file()
+    assert DEV_TOKEN not in done.stdout + done.stderr and TOKEN not in done.stdout + done.stderr
+
+
 def test_a_project_that_does_not_exist_is_refused_before_anything_is_written(
     tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
 ) -> None:
