@@ -224,7 +224,7 @@ def _status(args: argparse.Namespace) -> int:
             _out(f"  #{t.number:<4} job {t.job_id or '-':<10} {shown:<8} {since}{slurm}")
     if args.all:
         _out()
-        _out(_trials_table(trials, metrics, fixed))
+        _out(_trials_table(trials, metrics, fixed, with_tasks=bool(meta["identity"].get("tasks"))))
     return 0
 
 
@@ -396,8 +396,10 @@ def _sweeper(
     return f"not running — resume with: hydra-sigopt continue {sweep_dir} --run"
 
 
-def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequence[str]) -> str:
-    header = ["#", "state", "job", *[m.name for m in metrics], "duration", "overrides / failure"]
+def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequence[str], with_tasks: bool) -> str:
+    """One row per trial; a multitask sweep's say each trial's task (a short one's values are no full training's)."""
+    task = ["task"] if with_tasks else []
+    header = ["#", "state", "job", *task, *[m.name for m in metrics], "duration", "overrides / failure"]
     rows = [header]
     for t in trials:
         detail = t.failure_reason if t.state in ("failed", ABANDONED) else " ".join(swept_overrides(t, fixed))
@@ -406,6 +408,7 @@ def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequen
                 str(t.number),
                 t.state,
                 t.job_id or "",
+                *([t.task or ""] if with_tasks else []),
                 *[_fmt(t.value(m.name)) for m in metrics],
                 "" if t.duration is None else format_duration(t.duration),
                 (detail or "")[:100],

@@ -345,3 +345,26 @@ def test_a_fractional_budget_goes_to_a_sigopt_server_rounded_up(
     costs = [{"short": 0.25, "full": 1.0}[r["task"]] for r in run.trials]
     assert 1.5 <= math.fsum(costs) < 1.5 + costs[-1], costs
     assert server.experiments[str(run.results["experiment_id"])].data["observation_budget"] == 2
+
+
+def test_status_all_shows_each_trials_task(workdir: Path) -> None:
+    """The per-trial table of ``hydra-sigopt status --all`` had no task column: a 3-epoch trial read
+    like a full training."""
+    app = write_app(
+        workdir,
+        f"observation_budget: 2\nparams:\n  x: interval(0, 2)\n{FRACTIONAL_TASKS}",
+        body="return (cfg.x - 1) ** 2 + cfg.y",
+    )
+    run = run_example(workdir, "hydra.sweeper.seed=4", app=app).assert_ok()  # seeded: trials of both tasks
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", "--all", str(run.sweep_dir)],
+        capture_output=True,
+        text=True,
+    )
+    lines = status.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("#  "))
+    assert lines[header].split()[:4] == ["#", "state", "job", "task"], lines[header]
+    column = lines[header].index(" task ") + 1
+    shown = {int(line.split()[0]): line[column:].split()[0] for line in lines[header + 1 :]}
+    assert shown == {int(r["number"]): r["task"] for r in run.trials}, status.stdout
+    assert {"short", "full"} <= set(shown.values()), status.stdout
