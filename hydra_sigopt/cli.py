@@ -55,6 +55,7 @@ from hydra_sigopt.reports import (
     why_no_best,
 )
 from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states, slurm_jobs_not_ending
+from hydra_sigopt.secrets import has_development_token
 from hydra_sigopt.stopping import forget_kill, request_kill
 from hydra_sigopt.sweeper_time import runs_of, time_between, time_ran
 from hydra_sigopt.unsubmitted import never_submitted
@@ -145,7 +146,7 @@ def _status(args: argparse.Namespace) -> int:
         last_steps = journal.reports.last_steps()
     metrics = metrics_from_meta(meta)
     summary = summarize(trials, metrics, cheaper_tasks(meta))
-    budget = int(meta.get("observation_budget", 0))
+    budget = _observation_budget(meta)
     now = time.time()
     started = float(meta.get("created_at", now))
     holder, unknown = _lock_holder(Path(args.sweep_dir))
@@ -223,8 +224,14 @@ def _status(args: argparse.Namespace) -> int:
             _out(f"  #{t.number:<4} job {t.job_id or '-':<10} {shown:<8} {since}{slurm}")
     if args.all:
         _out()
-        _out(_trials_table(trials, metrics, fixed))
+        _out(_trials_table(trials, metrics, fixed, with_tasks=bool(meta["identity"].get("tasks"))))
     return 0
+
+
+def _observation_budget(meta: Mapping[str, Any]) -> float:
+    """The sweep's budget as journaled: trials, or with tasks costs (4.5 stays 4.5, not 4)."""
+    budget = meta.get("observation_budget", 0)
+    return budget if isinstance(budget, (int, float)) else 0
 
 
 def _elapsed(meta: dict[str, Any], trials: Sequence[Trial], until: float | None) -> str:
@@ -325,7 +332,7 @@ def _abandoned(trials: Sequence[Trial]) -> str:
     return f", {len(abandoned)} abandoned ({', '.join(what)})"
 
 
-def _budget_spent(meta: Mapping[str, Any], budget: int, spent: float, last_steps: Mapping[int, int]) -> str | None:
+def _budget_spent(meta: Mapping[str, Any], budget: float, spent: float, last_steps: Mapping[int, int]) -> str | None:
     """Which budget ended the sweep, if one is spent: its trials' (``spent`` of ``budget``: costs
     with tasks), or its steps'."""
     if spent >= budget - 1e-9:
@@ -344,7 +351,7 @@ def _why_ended(
     sweep up: one killed before that left work for a resume."""
     if not _wrapped_up(sweep_dir, trials):
         return None
-    return _budget_spent(meta, int(meta.get("observation_budget", 0)), budget_spent(meta, trials), last_steps)
+    return _budget_spent(meta, _observation_budget(meta), budget_spent(meta, trials), last_steps)
 
 
 def _wrapped_up(sweep_dir: Path, trials: Sequence[Trial]) -> bool:
@@ -389,8 +396,10 @@ def _sweeper(
     return f"not running — resume with: hydra-sigopt continue {sweep_dir} --run"
 
 
-def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequence[str]) -> str:
-    header = ["#", "state", "job", *[m.name for m in metrics], "duration", "overrides / failure"]
+def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequence[str], with_tasks: bool) -> str:
+    """One row per trial; a multitask sweep's say each trial's task (a short one's values are no full training's)."""
+    task = ["task"] if with_tasks else []
+    header = ["#", "state", "job", *task, *[m.name for m in metrics], "duration", "overrides / failure"]
     rows = [header]
     for t in trials:
         detail = t.failure_reason if t.state in ("failed", ABANDONED) else " ".join(swept_overrides(t, fixed))
@@ -399,6 +408,7 @@ def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequen
                 str(t.number),
                 t.state,
                 t.job_id or "",
+                *([t.task or ""] if with_tasks else []),
                 *[_fmt(t.value(m.name)) for m in metrics],
                 "" if t.duration is None else format_duration(t.duration),
                 (detail or "")[:100],
@@ -618,7 +628,24 @@ def _release_open_suggestions(meta: dict[str, Any], in_use: Sequence[str]) -> No
         backend.sweep_id = str(meta["sweep_id"])
         backend.reconcile(in_use)
     except SigOptSweeperError as exc:
-        _out(f"The sweep's open suggestions on the SigOpt server were not deleted ({exc}); a resumed sweep does it.")
+        why = _development_token_needed(meta, exc) or exc
+        _out(f"The sweep's open suggestions on the SigOpt server were not deleted ({why}); a resumed sweep does it.")
+
+
+def _development_token_needed(meta: Mapping[str, Any], exc: BaseException) -> str | None:
+    """Why the server refused the sweep's experiment (HTTP 403), when the reason is the token's kind:
+    it was created with the development token (a dev_run sweep), which is not at hand, and a server
+    shows a development experiment to that token only. None: some other failure, told as it is."""
+    api = meta.get("api") or {}
+    # Journals from before the record say dev_run only: with it, the sweep used the development token if it had one.
+    created_with_it = api.get("development_token", api.get("dev_run", False))
+    if getattr(exc, "status", None) != 403 or not created_with_it or has_development_token():
+        return None
+    return (
+        f"SigOpt experiment {meta.get('experiment_id')} was created with the development token (dev_run), and the "
+        "server refuses it to the regular token (HTTP 403); give the development token as SIGOPT_DEV_TOKEN, in the "
+        "environment or in the file SIGOPT_ENV_FILE names"
+    )
 
 
 def _api_backend(meta: dict[str, Any]) -> Backend:
@@ -631,7 +658,9 @@ def _api_backend(meta: dict[str, Any]) -> Backend:
 
     api = dict(meta.get("api") or {})
     settings = {**api, "max_unreachable_s": COMMAND_UNREACHABLE_S}
-    backend = create_backend("api", settings=settings, dev_run=bool(api.get("dev_run", False)))
+    # Its messages name this wait, not api.max_unreachable_s: the sweep's value is another.
+    patience = f"hydra-sigopt gives up after {COMMAND_UNREACHABLE_S:g} s"
+    backend = create_backend("api", settings=settings, dev_run=bool(api.get("dev_run", False)), patience=patience)
     backend.attach(str(meta.get("experiment_id")))
     return backend
 
@@ -872,10 +901,11 @@ def _why_keep_experiment(meta: dict[str, Any], shared: bool) -> Any:
     except SigOptSweeperError as exc:
         if shared:
             return None
+        why = _development_token_needed(meta, exc) or (
+            f"could not check SigOpt experiment {meta.get('experiment_id')} before deleting it: {str(exc).rstrip('.')}"
+        )
         raise SweepAbortedError(
-            f"could not check SigOpt experiment {meta.get('experiment_id')} before deleting it: "
-            f"{str(exc).rstrip('.')}. "
-            "Nothing was deleted; to delete only the sweep's local files, run hydra-sigopt delete --local-only"
+            f"{why}. Nothing was deleted; to delete only the sweep's local files, run hydra-sigopt delete --local-only"
         ) from None
 
 
@@ -930,9 +960,12 @@ def _delete_experiment(meta: dict[str, Any]) -> None:
     try:
         _api_backend(meta).delete()
     except SigOptSweeperError as exc:
+        why = _development_token_needed(meta, exc) or (
+            f"could not delete SigOpt experiment {experiment_id}: {str(exc).rstrip('.')}"
+        )
         raise SweepAbortedError(
-            f"could not delete SigOpt experiment {experiment_id}: {str(exc).rstrip('.')}. Nothing local was deleted; "
-            "to delete only the sweep's local files, run hydra-sigopt delete --local-only"
+            f"{why}. Nothing local was deleted; to delete only the sweep's local files, run hydra-sigopt delete "
+            "--local-only"
         ) from None
     _out(f"Deleted SigOpt experiment {experiment_id}.")
 

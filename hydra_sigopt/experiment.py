@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,8 @@ class ExperimentDefinition:
     name: str
     space: SearchSpace
     metrics: tuple[Metric, ...]
-    observation_budget: int
+    #: Trials, or with tasks their costs (then it may be a fraction: the compute of 4.5 full trainings).
+    observation_budget: float
     parallel_bandwidth: int
     # SigOpt experiment type: "offline" (Bayesian) or "random" (the original tool's dev run).
     type: str = "offline"
@@ -30,7 +32,7 @@ class ExperimentDefinition:
             "name": self.name,
             "type": self.type,
             "metrics": [m.to_sigopt() for m in self.metrics],
-            "observation_budget": self.observation_budget,
+            "observation_budget": self.engine_budget,
             "parallel_bandwidth": self.parallel_bandwidth,
         }
         body.update(self.space.to_sigopt())
@@ -61,6 +63,13 @@ class ExperimentDefinition:
         """A stable hash of :meth:`identity`."""
         text = json.dumps(self.identity(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def engine_budget(self) -> int:
+        """The budget as the engine takes it: both engines want a whole number (a SigOpt server and
+        sigoptlite refuse 4.5). Rounded up, so that the engine plans for all the compute the sweep may
+        spend; the sweep itself stops at the fraction."""
+        return math.ceil(self.observation_budget)
 
     @property
     def optimized_metrics(self) -> tuple[Metric, ...]:

@@ -27,7 +27,7 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Counters kept as trials end (constant cost per trial), logged at most every ``interval`` s."""
 
-    budget: int
+    budget: float  # with tasks, in costs (may be a fraction)
     metric: Metric | None
     interval: float = 10.0
     done: int = 0

@@ -205,7 +205,7 @@ def _refuse_another_launchers_jobs(
         )
 
 
-def _refuse_a_budget_already_exceeded(meta: Mapping[str, Any], trials: Sequence[Trial], budget: int) -> None:
+def _refuse_a_budget_already_exceeded(meta: Mapping[str, Any], trials: Sequence[Trial], budget: float) -> None:
     """A resume whose ``observation_budget`` was lowered below what the sweep's trials spent already
     is refused before anything changes: it has nothing to run, and would log and show "4/2 trials
     done", as though the sweep had overrun its budget. The budget it last ran with is no such change,
@@ -358,7 +358,7 @@ class Resumption:
 
     def _log_start(self, sweep_dir: Path) -> None:
         log.info(
-            "SigOpt sweep '%s': backend %s (experiment %s), budget %d, parallel_bandwidth %d, scheduler %s",
+            "SigOpt sweep '%s': backend %s (experiment %s), budget %s, parallel_bandwidth %d, scheduler %s",
             self.definition.name,
             self.backend.name,
             self.backend.experiment_id,

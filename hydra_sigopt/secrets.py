@@ -24,6 +24,8 @@ from hydra_sigopt.errors import ConfigError, SigOptSweeperError
 _TOKEN_WORDS = ("token", "secret", "password", "api_key", "apikey")
 #: The environment variables (and ``SIGOPT_ENV_FILE`` keys) that hold SigOpt tokens.
 TOKEN_VARIABLES = ("SIGOPT_API_TOKEN", "SIGOPT_TOKEN", "SIGOPT_DEV_TOKEN")
+#: The development token's variable (environment or ``SIGOPT_ENV_FILE``); a Credentials source starts with it.
+DEV_TOKEN_VARIABLE = "SIGOPT_DEV_TOKEN"
 TOKEN_HELP = (
     "SigOpt tokens are never read from the Hydra config, because Hydra writes every job's config to "
     "disk (.hydra/config.yaml, multirun.yaml). Set SIGOPT_API_TOKEN in the environment, or point "
@@ -123,6 +125,14 @@ def resolve_token(dev_run: bool = False, environ: Mapping[str, str] | None = Non
         + TOKEN_HELP.split(". ", 1)[1]
         + (" dev_run looks for SIGOPT_DEV_TOKEN first." if dev_run else "")
     )
+
+
+def has_development_token(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a ``dev_run`` would find the development token (else it falls back to the regular one)."""
+    try:
+        return resolve_token(dev_run=True, environ=environ).source.startswith(DEV_TOKEN_VARIABLE)
+    except MissingTokenError:
+        return False
 
 
 #: The SigOpt API's URL, which may carry a password (``https://user:password@host/api``).

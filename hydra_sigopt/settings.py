@@ -109,6 +109,23 @@ def _int_at_least_one(raw: Mapping[str, Any], key: str, default: int) -> int:
     return value
 
 
+def _observation_budget(raw: Mapping[str, Any]) -> float:
+    """Trials to run; with tasks it counts their costs, so a fraction is a budget too (4.5 full trainings)."""
+    value = raw.get("observation_budget", 20)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 40.0 means 40, kept whole so that messages say 40
+    if raw.get("tasks"):
+        if not is_finite_number(value) or value <= 0:
+            problem = f"expected a number > 0 (full trainings, with tasks), got {value!r}"
+            raise ConfigError("observation_budget", problem)
+        return float(value) if isinstance(value, float) else int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        # Only with tasks does a fraction mean something (a budget in costs): say so to whoever tries one.
+        costs = "; a fractional budget counts task costs, with hydra.sweeper.tasks" if isinstance(value, float) else ""
+        raise ConfigError("observation_budget", f"expected a whole number >= 1, got {value!r}{costs}")
+    return value
+
+
 def _choice(raw: Mapping[str, Any], key: str, default: str, valid: Sequence[str]) -> str:
     value = raw.get(key, default)
     if value is None:
@@ -126,7 +143,7 @@ def parse_settings(
     unknown = sorted(set(raw) - set(KNOWN_KEYS) - set(OPTUNA_KEYS) - {"_target_"})
     if unknown:
         raise ConfigError(str(unknown[0]), f"unknown setting; valid settings are {list(KNOWN_KEYS)}")
-    budget = _int_at_least_one(raw, "observation_budget", 20)
+    budget = _observation_budget(raw)
     bandwidth = _int_at_least_one(raw, "parallel_bandwidth", 1)
     rate = raw.get("max_failure_rate", 0.5)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:

@@ -236,6 +236,26 @@ def test_kill_with_the_server_out_of_reach_says_so_in_one_line_and_still_kills(
         assert [t.state for t in journal.trials()] == ["abandoned"]
 
 
+def test_commands_with_the_server_out_of_reach_name_their_own_wait_not_a_setting_the_sweep_did_not_have(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """A sweep with api.max_unreachable_s=3, the server down: kill and delete said
+    "(api.max_unreachable_s=10)", a value the sweep never had (the command's own patience)."""
+    overrides = (API, "hydra.sweeper.observation_budget=2", "hydra.sweeper.api.max_unreachable_s=3")
+    killed = run_example(tmp_path, *overrides, env={**api_env, ENV_VAR: "after_record_trial:1"})
+    assert killed.proc.returncode == -signal.SIGKILL
+    server.stop()
+    kill = hydra_sigopt("kill", str(killed.sweep_dir), env=api_env)
+    delete = hydra_sigopt("delete", "--yes", str(killed.sweep_dir), env=api_env)
+    assert kill.returncode == 0 and delete.returncode != 0, kill.stderr + delete.stderr
+    (kill_line,) = [line for line in kill.stdout.splitlines() if "open suggestions" in line]
+    (delete_line,) = [line for line in delete.stderr.splitlines() if "unreachable" in line]
+    for line in (kill_line, delete_line):
+        assert "max_unreachable_s=10" not in line, line
+        assert "(hydra-sigopt gives up after 10 s)" in line, line
+    assert "hydra-sigopt delete --local-only" in delete_line, delete_line
+
+
 def test_kill_and_local_delete_of_a_finished_sweep_leave_the_gone_server_alone(
     tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
 ) -> None:
@@ -291,6 +311,31 @@ def test_delete_of_a_dev_run_sweep_uses_the_development_token(
     assert done.returncode == 0, done.stderr
     assert server.experiments[eid].deleted and not run.sweep_dir.exists()
     assert DEV_TOKEN not in done.stdout + done.stderr
+
+
+def test_delete_of_a_dev_run_sweep_without_the_development_token_says_which_token_in_one_line(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """With only the regular token at hand, delete said the server "refused the token from
+    SIGOPT_API_TOKEN (HTTP 403) ...; check the token and the URL": the token was fine, for another
+    kind of experiment (the server hides a development one from the regular token)."""
+    run = run_example(
+        tmp_path,
+        API,
+        "hydra.sweeper.dev_run=true",
+        "hydra.sweeper.observation_budget=2",
+        env={**api_env, "SIGOPT_DEV_TOKEN": DEV_TOKEN},
+    )
+    eid = str(run.assert_ok().results["experiment_id"])
+    assert server.experiments[eid].development
+    done = hydra_sigopt("delete", "--yes", str(run.sweep_dir), env=api_env)  # SIGOPT_DEV_TOKEN empty
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.strip()]
+    assert f"SigOpt experiment {eid} was created with the development token" in line, line
+    assert "SIGOPT_DEV_TOKEN" in line and "SIGOPT_ENV_FILE" in line, line
+    assert "Nothing was deleted" in line and "check the token" not in line, line
+    assert not server.experiments[eid].deleted and (run.sweep_dir / "trials.csv").is_file()
+    assert DEV_TOKEN not in done.stdout + done.stderr and TOKEN not in done.stdout + done.stderr
 
 
 def test_a_project_that_does_not_exist_is_refused_before_anything_is_written(

@@ -59,6 +59,7 @@ def test_status_counts_best_and_table(finished_sweep: AppRun, capsys: pytest.Cap
     lines = out.splitlines()
     table = lines[lines.index(next(line for line in lines if line.startswith("#"))) :]
     assert len(table) == 6
+    assert table[0].split()[:4] == ["#", "state", "job", "mse"], table[0]  # no task column without tasks
     assert "failed" in table[4] and "RuntimeError: fail_mode=raise" in table[4]
 
 

@@ -338,6 +338,18 @@ def test_bad_settings_are_one_line_before_anything_exists(
     assert_refused(run_example(tmp_path, *overrides, env=env), says)
 
 
+@pytest.mark.parametrize("given_in", ["yaml", "command line"])
+def test_a_fractional_budget_without_tasks_is_one_line_naming_the_key(tmp_path: Path, given_in: str) -> None:
+    """``observation_budget=4.5`` was refused with OmegaConf's raw "Value '4.5' of type 'float' could
+    not be converted to Integer" (with tasks a budget in costs is meaningful; without, it counts trials)."""
+    budget = "4.5" if given_in == "yaml" else "4"
+    app = write_app(tmp_path, f"observation_budget: {budget}\nparams:\n  x: interval(0, 2)")
+    line = () if given_in == "yaml" else ("hydra.sweeper.observation_budget=4.5",)
+    run = run_example(tmp_path, *line, app=app)
+    says = assert_refused(run, "hydra.sweeper.observation_budget: ", "got 4.5", "hydra.sweeper.tasks")
+    assert "could not be converted" not in says, says
+
+
 def test_sweeping_a_hydra_config_group_is_refused(tmp_path: Path) -> None:
     app = write_app(tmp_path, "params:\n  x: interval(-5, 5)\n  hydra/launcher: choice(basic, submitit_local)")
     run = run_example(tmp_path, app=app)

@@ -302,3 +302,69 @@ def test_a_finished_multitask_sweep_run_again_with_its_own_budget_ends_as_it_is(
     assert lower.proc.returncode != 0  # lowered below what was spent: refused, with what to give
     assert f"observation_budget: 2 is below the {spent:.4g} of the budget" in lower.output, lower.output[-2000:]
     assert f"give at least {BUDGET}, the budget it last ran with" in lower.output
+
+
+FRACTIONAL_TASKS = "tasks:\n  - {name: short, cost: 0.25, overrides: {y: 0.5}}\n  - {name: full, cost: 1}"
+
+
+@pytest.mark.parametrize("given_in", ["yaml", "command line"])
+def test_a_fractional_budget_counts_task_costs(workdir: Path, given_in: str) -> None:
+    """``observation_budget: 1.5`` with tasks ("at most the compute of 1.5 full trainings") was
+    refused with OmegaConf's raw "could not be converted to Integer", on the command line and in
+    the sweeper's YAML alike."""
+    budget = "1.5" if given_in == "yaml" else "1"
+    app = write_app(
+        workdir,
+        f"observation_budget: {budget}\nparams:\n  x: interval(0, 2)\n{FRACTIONAL_TASKS}",
+        body="return (cfg.x - 1) ** 2 + cfg.y",
+    )
+    line = () if given_in == "yaml" else ("hydra.sweeper.observation_budget=1.5",)
+    run = run_example(workdir, *line, "hydra.sweeper.seed=2", app=app).assert_ok()
+    costs = [{"short": 0.25, "full": 1.0}[r["task"]] for r in run.trials]
+    assert 1.5 <= math.fsum(costs) < 1.5 + costs[-1], costs  # the budget counts costs, and is not cut to 1
+    assert f"({math.fsum(costs):.4g}/1.5 of the budget spent)" in run.output, run.output[-2000:]
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(run.sweep_dir)], capture_output=True, text=True
+    )
+    assert f"{len(costs)} done, {math.fsum(costs):.4g}/1.5 of the budget spent" in status.stdout, status.stdout
+    assert "the budget is spent" in status.stdout, status.stdout
+
+
+def test_a_fractional_budget_goes_to_a_sigopt_server_rounded_up(
+    workdir: Path, server: SigOptTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SigOpt server takes a whole observation_budget only (it refuses 1.5): it gets 2, the sweep stops at 1.5."""
+    monkeypatch.delenv("SIGOPT_PROJECT", raising=False)  # the sweep inherits the environment
+    env = {"SIGOPT_API_TOKEN": TOKEN, "SIGOPT_API_URL": server.url, "SIGOPT_ENV_FILE": ""}
+    app = write_app(
+        workdir,
+        f"observation_budget: 1.5\nbackend: api\nparams:\n  x: interval(0, 2)\n{FRACTIONAL_TASKS}",
+        body="return (cfg.x - 1) ** 2 + cfg.y",
+    )
+    run = run_example(workdir, env=env, app=app).assert_ok()
+    costs = [{"short": 0.25, "full": 1.0}[r["task"]] for r in run.trials]
+    assert 1.5 <= math.fsum(costs) < 1.5 + costs[-1], costs
+    assert server.experiments[str(run.results["experiment_id"])].data["observation_budget"] == 2
+
+
+def test_status_all_shows_each_trials_task(workdir: Path) -> None:
+    """The per-trial table of ``hydra-sigopt status --all`` had no task column: a 3-epoch trial read
+    like a full training."""
+    app = write_app(
+        workdir,
+        f"observation_budget: 2\nparams:\n  x: interval(0, 2)\n{FRACTIONAL_TASKS}",
+        body="return (cfg.x - 1) ** 2 + cfg.y",
+    )
+    run = run_example(workdir, "hydra.sweeper.seed=4", app=app).assert_ok()  # seeded: trials of both tasks
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", "--all", str(run.sweep_dir)],
+        capture_output=True,
+        text=True,
+    )
+    lines = status.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("#  "))
+    assert lines[header].split()[:4] == ["#", "state", "job", "task"], lines[header]
+    column = lines[header].index(" task ") + 1
+    shown = {int(line.split()[0]): line[column:].split()[0] for line in lines[header + 1 :]}
+    assert shown == {int(r["number"]): r["task"] for r in run.trials}, status.stdout
+    assert {"short", "full"} <= set(shown.values()), status.stdout

@@ -136,8 +136,9 @@ class SigOptSweeperConf:
     # (null: [{name: value, objective: minimize}]; typed Any so that a dict given here is refused by name.)
     metrics: Any = None
 
-    # Number of trials to run (failed trials count).
-    observation_budget: int = 20
+    # Number of trials to run (failed trials count); with tasks, the compute of this many full trainings,
+    # so a fraction (4.5) is meaningful. (Typed Any: a float is refused by name without tasks, not by OmegaConf.)
+    observation_budget: Any = 20
 
     # Trials running at the same time.
     parallel_bandwidth: int = 1

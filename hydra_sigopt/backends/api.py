@@ -37,6 +37,7 @@ from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.secrets import (
+    DEV_TOKEN_VARIABLE,
     URL_VARIABLE,
     Credentials,
     known_tokens,
@@ -58,7 +59,9 @@ SUGGESTION_ID_KEY = "suggestion_id"
 
 
 def _parse_verify(raw: Any) -> bool | str:
-    """``verify_ssl_certs``: true/false or the path of a CA bundle."""
+    """``verify_ssl_certs``: true/false or the path of a CA bundle (unset: ``$SIGOPT_API_VERIFY_SSL_CERTS``)."""
+    if raw is None:
+        raw = os.environ.get("SIGOPT_API_VERIFY_SSL_CERTS")
     if raw is None or raw == "":
         return True
     if isinstance(raw, bool):
@@ -87,15 +90,13 @@ class ApiBackend(Backend):
         connection_factory: Callable[[Credentials], Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        patience: str | None = None,
     ) -> None:
         settings = dict(settings or {})
         self.url = _api_url(settings.get("api_url"))
         #: The URL as messages, logs and the journal show it (a password in it masked).
         self.shown_url = shown_url(self.url)
-        verify = settings.get("verify_ssl_certs")
-        if verify is None:
-            verify = os.environ.get("SIGOPT_API_VERIFY_SSL_CERTS")
-        self.verify = _parse_verify(verify)
+        self.verify = _parse_verify(settings.get("verify_ssl_certs"))
         self.timeout = float(settings.get("timeout") or 30.0)
         self.project = settings.get("project") or os.environ.get("SIGOPT_PROJECT")
         self._project_key = "api.project" if settings.get("project") else "SIGOPT_PROJECT (environment variable)"
@@ -114,6 +115,7 @@ class ApiBackend(Backend):
             timeout_s=self.timeout,
             set_timeout=self._set_timeout if hasattr(self.connection, "set_timeout") else None,
             on_not_found=lambda: raise_if_gone(self),
+            patience=patience,  # a hydra-sigopt command's own wait, named in its messages
         )
         self.experiment_id: str | None = None
         #: Observation ids by suggestion id: what this sweep's trials already have on the server.
@@ -156,6 +158,7 @@ class ApiBackend(Backend):
             "max_unreachable_s": self.max_unreachable_s,
             # Which token reaches the experiment: a server hides development experiments from the regular one.
             "dev_run": self.dev_run,
+            "development_token": self.credentials.source.startswith(DEV_TOKEN_VARIABLE),
         }
 
     def _tagged(self, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -241,7 +244,7 @@ class ApiBackend(Backend):
         Only for the sweep's own experiment: an attached one's budget is shared with other sweeps.
         """
         wanted = {
-            "observation_budget": definition.observation_budget,
+            "observation_budget": definition.engine_budget,
             "parallel_bandwidth": definition.parallel_bandwidth,
         }
         changed = {k: v for k, v in wanted.items() if getattr(experiment, k, None) != v}

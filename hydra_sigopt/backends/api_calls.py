@@ -83,12 +83,15 @@ class ApiCalls:
         timeout_s: float,
         set_timeout: Callable[[float], None] | None = None,
         on_not_found: Callable[[], None] | None = None,
+        patience: str | None = None,
     ) -> None:
         self.url = url
         self.credentials = credentials
         #: Masked in every message (and, by redact, the password of any URL quoted: requests' errors repeat it).
         self.secrets = tuple(filter(None, (credentials.token,)))
         self.max_unreachable_s = max_unreachable_s
+        #: How a message names that limit: the sweep's setting, or a command's own wait (it has no setting).
+        self.patience = patience or f"api.max_unreachable_s={max_unreachable_s:g}"
         self._sleep = sleep
         self._clock = clock
         self.timeout_s = timeout_s
@@ -182,7 +185,7 @@ class ApiCalls:
             return ApiError(f"could not {what} at {self.url}: {self.reason(exc.last)}")
         return ApiUnreachableError(
             f"the SigOpt API at {self.url} has been unreachable for {exc.elapsed_s:.1f} s "
-            f"(api.max_unreachable_s={self.max_unreachable_s:g}) while trying to {what}; "
+            f"({self.patience}) while trying to {what}; "
             f"last error: {self.reason(exc.last)}"
         )
 
