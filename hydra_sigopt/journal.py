@@ -15,13 +15,14 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra_sigopt.errors import JournalError, SweepDirTaken
+from hydra_sigopt.journal_file import JournalFile
 from hydra_sigopt.journal_guard import JournalGuard, set_nonce
 from hydra_sigopt.journal_guard import JournalLostError as JournalLostError  # raised by the guard; imported from here
 from hydra_sigopt.journal_reports import DamagedReport, ReportTable
@@ -265,21 +266,47 @@ def _wal_unreadable(path: Path) -> JournalError:
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def _connect_readable(path: Path, readonly: bool) -> tuple[sqlite3.Connection, Any]:
+def _held_connection(
+    path: Path, connect: Callable[[JournalFile], tuple[sqlite3.Connection, Any]]
+) -> tuple[sqlite3.Connection, JournalFile, Any]:
+    """The connection ``connect`` makes (and what else it returns), with the file held from before
+    it opens (see :mod:`hydra_sigopt.journal_file`): the journal releases it after closing it."""
+    try:
+        file = JournalFile(path)
+    except OSError as exc:
+        raise JournalError(f"{path} cannot be read ({exc.strerror}); it was left untouched") from None
+    try:
+        db, found = connect(file)
+    except BaseException:
+        file.release()  # no connection of this journal's is open
+        raise
+    return db, file, found
+
+
+def _connect_readable(path: Path, file: JournalFile, readonly: bool) -> tuple[sqlite3.Connection, Any]:
     """A connection to a journal file in a format this version reads, and that format.
 
     A file that is no SQLite database is refused before SQLite opens it for writing: an empty one
-    (truncated to 0 bytes) it would take for a new database, and write its header in."""
-    try:
-        with path.open("rb") as file:
-            header = file.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise JournalError(f"{path} cannot be read ({exc.strerror}); it was left untouched") from None
+    (truncated to 0 bytes) it would take for a new database, and write its header in. Read through
+    the held descriptor: another journal of this process may have the file open (see journal_file)."""
+    header = file.read(len(SQLITE_HEADER))
     if header != SQLITE_HEADER:
         what = "is empty" if not header else "is no SQLite database"
         raise JournalError(f"{path} is not a readable journal (the file {what}); it was left untouched")
     try:
         db = _connect(path, readonly=readonly)
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path} is not a readable journal ({exc}); it was left untouched") from None
+    try:
+        return db, _format_of(path, db)
+    except BaseException:
+        db.close()  # before the caller releases the file (see journal_file)
+        raise
+
+
+def _format_of(path: Path, db: sqlite3.Connection) -> Any:
+    """The journal's format version; :class:`JournalError` for one this version does not read."""
+    try:
         version = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path} is not a readable journal ({exc}); it was left untouched") from None
@@ -292,7 +319,7 @@ def _connect_readable(path: Path, readonly: bool) -> tuple[sqlite3.Connection, A
             f"{path} is in {newer} journal format ({found}); this hydra-sigopt reads format "
             f"{FORMAT_VERSION}. Upgrade hydra-sigopt-sweeper to continue this sweep."
         )
-    return db, found
+    return found
 
 
 def _build(tmp: Path, meta: Mapping[str, Any]) -> None:
@@ -330,11 +357,11 @@ def journal_path(sweep_dir: str | os.PathLike[str]) -> Path:
 class Journal:
     """Read and write a sweep's journal. Use :meth:`create` or :meth:`open`."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, connection: sqlite3.Connection, file: JournalFile) -> None:
         self.path = path
         self._db = connection
-        # The file this connection writes: a write after it is deleted, replaced or truncated stops.
-        self._guard = JournalGuard(path, connection, self.close)
+        # The file this connection writes (held till it closes): deleted, replaced or truncated, a write stops.
+        self._guard = JournalGuard(path, connection, file, self.close)
         #: The trials' intermediate reports (early stopping), written through this journal's guard.
         self.reports = ReportTable(connection, self._writing)
 
@@ -357,7 +384,8 @@ class Journal:
             for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-wal", "-shm", "-journal"))):
                 leftover.unlink(missing_ok=True)
             raise JournalError(f"could not create the journal {path} ({exc}); nothing was left behind") from None
-        return cls(path, _connect(path))
+        db, file, _ = _held_connection(path, lambda file: (_connect(path), FORMAT_VERSION))
+        return cls(path, db, file)
 
     @classmethod
     def open(cls, sweep_dir: str | os.PathLike[str], readonly: bool = False) -> Journal:
@@ -367,8 +395,8 @@ class Journal:
             raise JournalError(f"{sweep_dir} is not a directory")
         if not path.is_file():
             raise JournalError(f"{sweep_dir} is not a hydra-sigopt sweep dir (no {JOURNAL_NAME} in it)")
-        db, found = _connect_readable(path, readonly)
-        journal = cls(path, db)
+        db, file, found = _held_connection(path, lambda file: _connect_readable(path, file, readonly))
+        journal = cls(path, db, file)
         _refuse_damaged(journal)
         if found != FORMAT_VERSION and not readonly:
             journal.set_meta(format_version=FORMAT_VERSION)
@@ -378,6 +406,7 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+        self._guard.file.release()  # after the connection: closing its descriptor drops the process's locks
 
     def __enter__(self) -> Journal:
         return self

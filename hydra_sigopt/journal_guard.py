@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hydra_sigopt.errors import JournalError
+from hydra_sigopt.journal_file import JournalFile
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Where SQLite keeps the application id (big-endian, signed) in the database file's header.
@@ -50,15 +51,21 @@ class JournalLostError(JournalError):
 
 
 class JournalGuard:
-    """The journal file one connection writes, checked before each write."""
+    """The journal file one connection writes, checked before each write.
 
-    def __init__(self, path: Path, connection: sqlite3.Connection, close: Callable[[], None]) -> None:
+    The file is read through ``file``, the process's one descriptor of it (see
+    :mod:`hydra_sigopt.journal_file`): never a descriptor opened and closed while the connection is open.
+    """
+
+    def __init__(
+        self, path: Path, connection: sqlite3.Connection, file: JournalFile, close: Callable[[], None]
+    ) -> None:
         self.path = path
         self._db = connection
+        self.file = file
         self.close = close
-        found = os.stat(path)
-        self._file_id = (found.st_dev, found.st_ino)
-        self._largest = found.st_size
+        self._file_id = file.key
+        self._largest = os.fstat(file.fd).st_size
         self._nonces = self._own_nonces()
         self.lost = False
 
@@ -77,8 +84,7 @@ class JournalGuard:
         self._nonces = self._own_nonces()
 
     def _header(self) -> bytes:
-        with open(self.path, "rb") as f:
-            return f.read(NONCE_BYTES.stop)
+        return self.file.read(NONCE_BYTES.stop)
 
     def check(self) -> None:
         """Raise :class:`JournalLostError` (after saving what can be) if the file changed under the sweep."""
@@ -135,11 +141,12 @@ class JournalGuard:
         """Close the connection without harm to the database now in the journal's file.
 
         Closing checkpoints the sweep's WAL into the file it opened, which is still this one (same
-        inode): the file's content is copied aside first and put back after.
+        inode): the file's content is copied aside first (through the held descriptor) and put back after.
         """
         spared = self.path.with_name(self.path.name + ".spared")
         try:
-            shutil.copy2(self.path, spared)
+            self.file.copy_to(spared)
+            shutil.copystat(self.path, spared)  # by path: copystat opens no descriptor of the file
         except OSError:
             spared.unlink(missing_ok=True)
             self.close()  # a full disk: the file cannot be spared, and the connection must go
