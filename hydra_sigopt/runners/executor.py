@@ -89,6 +89,34 @@ def run_jobs_from(executor: Any, job_python: Any) -> None:
     inner.python = job_python(inner.python)
 
 
+#: hydra-submitit-launcher's default ``array_parallelism``: no cap the user asked for.
+DEFAULT_ARRAY_PARALLELISM = 256
+
+
+def bandwidth_within_array_parallelism(launcher: Any, parallel_bandwidth: int) -> int:
+    """``parallel_bandwidth``, capped by the launcher's ``array_parallelism`` (logged when it is).
+
+    hydra-submitit-launcher submits a batch as one Slurm job array and lets at most
+    ``array_parallelism`` of its jobs run at once: users set it to keep to their share of a
+    cluster. This sweeper submits one job per trial, not an array, so Slurm never applies it:
+    the sweeper holds at most that many trials in flight instead.
+    """
+    cap = dict(getattr(launcher, "params", {})).get("array_parallelism")
+    if cap is None or int(cap) == DEFAULT_ARRAY_PARALLELISM or int(cap) >= parallel_bandwidth:
+        return parallel_bandwidth
+    if int(cap) < 1:
+        from hydra_sigopt.errors import ConfigError
+
+        raise ConfigError("hydra.launcher.array_parallelism", f"got {cap}; valid values are integers of 1 or more")
+    log.info(
+        "hydra.launcher.array_parallelism=%d caps the trials running at once: %d, not parallel_bandwidth %d",
+        int(cap),
+        int(cap),
+        parallel_bandwidth,
+    )
+    return int(cap)
+
+
 def check_time_limits(launcher: Any) -> None:
     """Refuse a Slurm time limit that leaves no time before submitit's pre-timeout signal.
 
