@@ -90,6 +90,7 @@ class SigOptSweeperImpl:
             hydra_context=self.hydra_context, task_function=task, config=self.config
         )
         code = self._code_plan(settings.code_snapshot, launcher, sweep_dir)
+        definition = self._within_launcher_limits(definition, launcher)
         runner = make_runner(launcher, settings.scheduler, settings.warm_jobs, definition.parallel_bandwidth)
         if caveat := unstoppable_warning(settings.early_stopping, runner.reads_reports_while_running, runner.kind):
             log.warning("%s", caveat)
@@ -107,6 +108,18 @@ class SigOptSweeperImpl:
             on_locked=lambda: self._write_sweep_dir(sweep_dir, mode),
             code=code,
         )
+
+    @staticmethod
+    def _within_launcher_limits(definition: Any, launcher: Any) -> Any:
+        """The definition with no more trials at once than the launcher lets run (array_parallelism)."""
+        import dataclasses
+
+        from hydra_sigopt.runners import bandwidth_within_array_parallelism, is_submitit_launcher
+
+        if not is_submitit_launcher(launcher):
+            return definition
+        bandwidth = bandwidth_within_array_parallelism(launcher, definition.parallel_bandwidth)
+        return dataclasses.replace(definition, parallel_bandwidth=bandwidth)
 
     def _code_plan(self, mode: str, launcher: Any, sweep_dir: Path) -> Any:
         """What ``code_snapshot`` copies, checked before anything is written; a no-op for in-process trials."""

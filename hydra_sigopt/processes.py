@@ -193,7 +193,13 @@ def _freeze(tasks: list[int], started: dict[int, str | None], managers: list[int
 def _in_jobs_environment(managers: list[int]) -> dict[int, str | None]:
     """The processes whose environment names one of these local job controllers: submitit gives each
     task ``SUBMITIT_LOCAL_JOB_ID=<controller pid>``, and whatever a task starts inherits it."""
-    started = {f"SUBMITIT_LOCAL_JOB_ID={pid}".encode(): _start_time(pid) for pid in managers}
+    return _carrying_job_ids({pid: _start_time(pid) for pid in managers})
+
+
+def _carrying_job_ids(jobs: dict[int, str | None]) -> dict[int, str | None]:
+    """The processes carrying ``SUBMITIT_LOCAL_JOB_ID`` of one of these jobs (by job pid, with when
+    that pid's process started), with their start times."""
+    started = {f"SUBMITIT_LOCAL_JOB_ID={pid}".encode(): since for pid, since in jobs.items()}
     mine = {os.getpid(), os.getppid()}
     found: dict[int, str | None] = {}
     for entry in Path("/proc").iterdir():
@@ -212,6 +218,35 @@ def _in_jobs_environment(managers: list[int]) -> dict[int, str | None]:
 
 def _not_before(start: str | None, reference: str | None) -> bool:
     return start is not None and reference is not None and int(start) >= int(reference)
+
+
+def local_job_started(job_id: str | int) -> str | None:
+    """When a running local job's process started (its identity, see :func:`leftovers_of_local_job`);
+    None when it is gone."""
+    return _start_time(int(job_id)) if str(job_id).isdigit() else None
+
+
+def leftovers_of_local_job(job_id: str | int, job_started: str | None) -> dict[int, str | None]:
+    """What an ended local job left running: the processes still carrying its ``SUBMITIT_LOCAL_JOB_ID``
+    (a task's children outlive it, adopted by init), by pid with their start times. Call it once
+    the job's controller has exited (it stops its tasks as it ends)."""
+    return _carrying_job_ids({int(job_id): job_started}) if job_started is not None else {}
+
+
+def signal_if_same(processes: dict[int, str | None], signum: int) -> list[int]:
+    """Send ``signum`` to those of these processes that still run (the same process: pids are
+    reused); return their pids."""
+    alive = [p for p, since in processes.items() if _same_process(p, since) and pid_running(p)]
+    _signal(alive, signum)
+    return alive
+
+
+def command_of(pid: int) -> str:
+    """A process's command line, for a message ('' when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 #: How long a cancel waits for the processes it killed to be gone.

@@ -227,8 +227,9 @@ class Results:
         if ran is None:  # the job died first, the record was lost (a full disk): the runner's view must do
             return outcome
         learnt = ran.stop_learnt if outcome.ok else outcome.stop_learnt
+        started = min(ran.started_at, outcome.held_from or ran.started_at)  # restarted: since its first attempt
         return dataclasses.replace(
-            outcome, started_at=ran.started_at, ended_at=ran.ended_at, host=ran.host, stop_learnt=learnt
+            outcome, started_at=started, ended_at=ran.ended_at, host=ran.host, stop_learnt=learnt
         )
 
     def fit_to_write(self, outcome: JobOutcome) -> JobOutcome:

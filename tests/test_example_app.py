@@ -238,7 +238,8 @@ def test_twenty_trials_get_within_one_percent_of_a_400_point_grid(workdir: Path,
 
 
 def test_a_requeued_job_is_still_one_trial(workdir: Path) -> None:
-    """submitit requeues a job on its time-out signal (up to max_num_timeout, 3 for local jobs): one trial."""
+    """submitit requeues a job on its time-out signal (up to max_num_timeout; for local jobs only when the
+    user sets it, see test_local_limits.py): one trial."""
     import signal
     import time
 
@@ -249,6 +250,7 @@ def test_a_requeued_job_is_still_one_trial(workdir: Path) -> None:
         *SUBMITIT_LOCAL,
         "hydra.sweeper.observation_budget=2",
         "hydra.sweeper.parallel_bandwidth=2",
+        "+hydra.launcher.max_num_timeout=3",
         "sleep_s=4",
         "sleep_jobs=[0]",
     )

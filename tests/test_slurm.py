@@ -6,6 +6,7 @@ Skipped with the reason where no Slurm is reachable, unless HYDRA_SIGOPT_REQUIRE
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -506,3 +507,30 @@ def test_a_reattached_job_that_slurm_forgets_ends_as_a_failure_instead_of_a_hang
     outcomes = runner.wait(timeout=60)
     assert [(o.number, o.ok) for o in outcomes] == [(0, False)]
     assert "neither Slurm's queue nor its accounting knows this job" in (outcomes[0].reason or "")
+
+
+def test_array_parallelism_caps_the_trials_running_at_once(tmp_path: Path) -> None:
+    # The launcher's cap on how many of a sweep's jobs run at once: users set it to keep to their
+    # share of a cluster. The sweeper submits one job per trial (no array), so it must apply it.
+    proc, sweep_dir = _start(
+        tmp_path,
+        "hydra.launcher.timeout_min=10",
+        "hydra.launcher.array_parallelism=1",
+        "hydra.sweeper.observation_budget=3",
+        "hydra.sweeper.parallel_bandwidth=3",
+        "sleep_s=4",
+    )
+    try:
+        run = finish_example(proc, sweep_dir)
+    finally:
+        proc.kill()
+    run.assert_ok()
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        trials = journal.trials()
+    assert [t.state for t in trials] == ["completed"] * 3
+    # One at a time: each trial started after the one before it ended.
+    spans = [(t.number, t.started_at, t.ended_at) for t in trials]
+    assert all(b[1] >= a[2] for a, b in itertools.pairwise(spans)), spans
+    assert "hydra.launcher.array_parallelism=1 caps the trials running at once: 1, not parallel_bandwidth 3" in (
+        run.output
+    )

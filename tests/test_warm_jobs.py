@@ -255,12 +255,14 @@ def test_warm_jobs_of_a_killed_sweeper_end_by_themselves(workdir: Path) -> None:
 
 @pytest.mark.slow
 def test_a_trial_in_a_warm_job_is_requeued_as_that_trial(workdir: Path) -> None:
-    """submitit's time-out signal during a trial run by a warm job requeues the trial, not the wait."""
+    """submitit's time-out signal during a trial run by a warm job requeues the trial, not the wait
+    (restarts on submitit_local are asked for with max_num_timeout, see test_local_limits.py)."""
     proc, sweep_dir = start_example(
         workdir,
         *SUBMITIT_LOCAL,
         "hydra.sweeper.observation_budget=2",
         "hydra.sweeper.parallel_bandwidth=1",
+        "+hydra.launcher.max_num_timeout=3",
         "sleep_s=4",
     )
     deadline = time.time() + 120
@@ -281,6 +283,7 @@ def test_a_trial_in_a_warm_job_is_requeued_as_that_trial(workdir: Path) -> None:
     assert [(t["number"], t["state"], t["job_id"]) for t in run.trials][1] == ("1", "completed", job_id)
     logs = job_log(sweep_dir, job_id)
     assert "this job is timed-out" in logs and "Requeued job" in logs
+    assert f"Trial #1: job {job_id} reached its time limit" in run.output
     overrides = yaml.safe_load((sweep_dir / "1" / ".hydra" / "overrides.yaml").read_text())
     with Journal.open(sweep_dir, readonly=True) as journal:
         assert overrides == journal.trials()[1].overrides

@@ -12,7 +12,12 @@ from typing import Any
 
 from hydra_sigopt.runners.base import CancelReport, TrialRunner
 from hydra_sigopt.runners.batch import BatchRunner
-from hydra_sigopt.runners.executor import BASE_QUEUE_KEYS, check_time_limits, is_submitit_launcher
+from hydra_sigopt.runners.executor import (
+    BASE_QUEUE_KEYS,
+    bandwidth_within_array_parallelism,
+    check_time_limits,
+    is_submitit_launcher,
+)
 from hydra_sigopt.runners.outcome import (
     FULL_TRACEBACK_FILE,
     MAX_REASON_CHARS,
@@ -40,6 +45,7 @@ __all__ = [
     "TimedTask",
     "TrialResult",
     "TrialRunner",
+    "bandwidth_within_array_parallelism",
     "describe_error",
     "failure_in_one_line",
     "is_submitit_launcher",

@@ -50,6 +50,12 @@ def make_executor(launcher: Any) -> Any:
     init_params: dict[str, Any] = {"folder": params["submitit_folder"]}
     if "max_num_timeout" in params:
         init_params[f"{cluster}_max_num_timeout"] = params["max_num_timeout"]
+    elif cluster == "local":
+        # The local launcher has no such field, and submitit's local executor then restarts a timed-out
+        # task from the start up to 3 times: an hour-long trial over timeout_min=60 held its slot 4
+        # hours before failing. No restarts, as on Slurm (the launcher's default there is 0); a
+        # user who wants them sets +hydra.launcher.max_num_timeout.
+        init_params["local_max_num_timeout"] = 0
     executor = submitit.AutoExecutor(cluster=cluster, **init_params)
     executor.update_parameters(
         **{(k if k in BASE_QUEUE_KEYS else f"{cluster}_{k}"): v for k, v in params.items() if k not in _INIT_KEYS}
@@ -89,6 +95,34 @@ def run_jobs_from(executor: Any, job_python: Any) -> None:
     inner.python = job_python(inner.python)
 
 
+#: hydra-submitit-launcher's default ``array_parallelism``: no cap the user asked for.
+DEFAULT_ARRAY_PARALLELISM = 256
+
+
+def bandwidth_within_array_parallelism(launcher: Any, parallel_bandwidth: int) -> int:
+    """``parallel_bandwidth``, capped by the launcher's ``array_parallelism`` (logged when it is).
+
+    hydra-submitit-launcher submits a batch as one Slurm job array and lets at most
+    ``array_parallelism`` of its jobs run at once: users set it to keep to their share of a
+    cluster. This sweeper submits one job per trial, not an array, so Slurm never applies it:
+    the sweeper holds at most that many trials in flight instead.
+    """
+    cap = dict(getattr(launcher, "params", {})).get("array_parallelism")
+    if cap is None or int(cap) == DEFAULT_ARRAY_PARALLELISM or int(cap) >= parallel_bandwidth:
+        return parallel_bandwidth
+    if int(cap) < 1:
+        from hydra_sigopt.errors import ConfigError
+
+        raise ConfigError("hydra.launcher.array_parallelism", f"got {cap}; valid values are integers of 1 or more")
+    log.info(
+        "hydra.launcher.array_parallelism=%d caps the trials running at once: %d, not parallel_bandwidth %d",
+        int(cap),
+        int(cap),
+        parallel_bandwidth,
+    )
+    return int(cap)
+
+
 def check_time_limits(launcher: Any) -> None:
     """Refuse a Slurm time limit that leaves no time before submitit's pre-timeout signal.
 
@@ -126,8 +160,13 @@ def check_time_limits(launcher: Any) -> None:
 def pre_timeout_reason(launcher: Any, reason: str) -> str:
     """The reason of a trial submitit ended on the pre-timeout signal with no requeue left, saying so."""
     params = dict(launcher.params)
-    if "signal_delay_s" not in params:
-        return f"TIMEOUT: time limit reached (hydra.launcher.timeout_min={params.get('timeout_min')}): {reason}"
+    if launcher._EXECUTOR == "local":
+        # submitit's local controller sends it signal_delay_s (30 s unless set) before the limit.
+        return (
+            f"TIMEOUT: time limit reached: submitit_local signals a task {params.get('signal_delay_s', 30)} s before "
+            f"its limit hydra.launcher.timeout_min={params.get('timeout_min')}, and no restart was left "
+            f"(max_num_timeout={params.get('max_num_timeout', 0)}): {reason}"
+        )
     return (
         f"TIMEOUT: time limit reached: Slurm sent its pre-timeout signal (due signal_delay_s="
         f"{params['signal_delay_s']} s before the limit hydra.launcher.timeout_min={params.get('timeout_min')}; "

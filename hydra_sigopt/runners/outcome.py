@@ -56,6 +56,9 @@ class JobOutcome:
     #: Whether the trial learnt of a stop by the sweeper (:attr:`TrialResult.stop_learnt`); True
     #: where it cannot be known.
     stop_learnt: bool = True
+    #: When the trial's slot was taken, for a job whose task was restarted (submitit_local at a
+    #: time-out): the run record of its last attempt starts later than the trial.
+    held_from: float | None = None
 
 
 def describe_error(error: BaseException) -> str:

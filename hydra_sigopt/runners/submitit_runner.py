@@ -36,6 +36,7 @@ from hydra_sigopt.runners.executor import (
     starting_jobs,
 )
 from hydra_sigopt.runners.launch_failures import overrides_to_relaunch, say_relaunched
+from hydra_sigopt.runners.local_jobs import LocalJobWatch
 from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
 from hydra_sigopt.runners.queue_log import QueueLog
 from hydra_sigopt.runners.refused import RefusedSubmissions
@@ -65,6 +66,23 @@ class _TrackedJob:
     overrides: list[str] | None = None
     #: How many earlier jobs of the trial died before its task started (see _died_at_launch).
     relaunches: int = 0
+
+
+def _forgotten_by_slurm(tracked: _TrackedJob, now: float, recheck_s: float) -> bool:
+    """Whether Slurm no longer knows a re-attached job (asked at most every ``recheck_s``).
+
+    submitit counts a job it cannot find as running: one Slurm forgot (accounting purged, and
+    squeue failing when the sweep re-attached) would be waited for forever.
+    """
+    if tracked.job.state != "UNKNOWN":
+        tracked.slurm_asked_at = None  # Slurm reports it: submitit will see it end
+        return False
+    assert tracked.slurm_asked_at is not None
+    if now - tracked.slurm_asked_at < recheck_s:
+        return False
+    tracked.slurm_asked_at = now
+    tracked.forgotten = not slurm_knows_job(tracked.job)
+    return tracked.forgotten
 
 
 class SubmititRunner(TrialRunner):
@@ -109,6 +127,7 @@ class SubmititRunner(TrialRunner):
         # How often a re-attached job that submitit cannot find is asked about again.
         self.unknown_recheck_s = 60.0
         self._jobs: dict[int, _TrackedJob] = {}
+        self.local = LocalJobWatch(dict(launcher.params), self.submitit_folder, self.cluster == "local")
         self.refused = RefusedSubmissions(self._submit, clock)
         self._started_late: list[tuple[int, str]] = []
         self.stopping = False  # see stop_starting
@@ -131,6 +150,7 @@ class SubmititRunner(TrialRunner):
                 self.refused.add(number, overrides, refusal=exc, relaunches=relaunches)
                 return None
         self._jobs[number] = _TrackedJob(job, time.time(), overrides=list(overrides), relaunches=relaunches)
+        self.local.started(number, job)
         return str(job.job_id)
 
     def stop_starting(self) -> None:
@@ -156,6 +176,7 @@ class SubmititRunner(TrialRunner):
         started = self.refused.retry_due()
         for number, job, waited in started:
             self._jobs[number] = _TrackedJob(job, time.time(), overrides=waited.overrides, relaunches=waited.relaunches)
+            self.local.started(number, job)
             self._started_late.append((number, str(job.job_id)))
         return bool(started)
 
@@ -179,6 +200,7 @@ class SubmititRunner(TrialRunner):
                 return False
         asked_at = self.clock() if self.cluster == "slurm" else None
         self._jobs[number] = _TrackedJob(job, submitted_at=time.time(), reattached=True, slurm_asked_at=asked_at)
+        self.local.started(number, job)
         return True
 
     def find_job(self, number: int, overrides: Sequence[str], known_job_ids: Collection[str]) -> str | None:
@@ -225,6 +247,7 @@ class SubmititRunner(TrialRunner):
             finished = [n for i, (n, tracked) in enumerate(jobs) if self._ready(tracked, force and i == 0)]
             if force:
                 self._note_states()  # with the states just refreshed
+                self.local.check()
             if finished or submitted or self._nothing_to_wait_for(deadline):
                 relaunched = [n for n in finished if self._relaunched(n)]
                 return [self._collect(n) for n in finished if n not in relaunched]
@@ -270,23 +293,7 @@ class SubmititRunner(TrialRunner):
             return job.paths.result_pickle.exists() or not local_job_running(job.job_id, self.submitit_folder)
         if job.done(force_check=force):
             return True
-        return tracked.slurm_asked_at is not None and self._forgotten_by_slurm(tracked)
-
-    def _forgotten_by_slurm(self, tracked: _TrackedJob) -> bool:
-        """Whether Slurm no longer knows a re-attached job (asked at most every ``unknown_recheck_s``).
-
-        submitit counts a job it cannot find as running: one Slurm forgot (accounting purged, and
-        squeue failing when the sweep re-attached) would be waited for forever.
-        """
-        if tracked.job.state != "UNKNOWN":
-            tracked.slurm_asked_at = None  # Slurm reports it: submitit will see it end
-            return False
-        assert tracked.slurm_asked_at is not None
-        if self.clock() - tracked.slurm_asked_at < self.unknown_recheck_s:
-            return False
-        tracked.slurm_asked_at = self.clock()
-        tracked.forgotten = not slurm_knows_job(tracked.job)
-        return tracked.forgotten
+        return tracked.slurm_asked_at is not None and _forgotten_by_slurm(tracked, self.clock(), self.unknown_recheck_s)
 
     def _relaunched(self, number: int) -> bool:
         """Start again a trial whose job died at its launch (see died_at_launch); whether it was."""
@@ -295,6 +302,7 @@ class SubmititRunner(TrialRunner):
             return False
         tracked = self._jobs.pop(number)
         self.queue_log.forget(number)
+        self.local.forget(number)
         job_id = self.start(number, overrides, tracked.relaunches + 1)  # None: refused for now, see wait()
         if job_id is not None:
             self._started_late.append((number, job_id))
@@ -305,6 +313,8 @@ class SubmititRunner(TrialRunner):
         """The outcome of a finished job; a job that died without a result is a failure."""
         tracked = self._jobs.pop(number)
         self.queue_log.forget(number)
+        # Restarted by submitit_local at a time-out: the trial held its slot since its first attempt.
+        held_from = tracked.submitted_at if self.local.ended(number) else None
         job = tracked.job
         job_id = str(job.job_id)
         try:
@@ -324,8 +334,9 @@ class SubmititRunner(TrialRunner):
                 host=node_of(job),
                 job_id=job_id,
                 full_log=str(job.paths.stderr),
+                held_from=held_from,
             )
-        outcome = outcome_from_job_return(number, ret, job_id=job_id)
+        outcome = dataclasses.replace(outcome_from_job_return(number, ret, job_id=job_id), held_from=held_from)
         if outcome.host is None:
             outcome = dataclasses.replace(outcome, host=node_of(job))  # a failed task says no host
         if not outcome.ok and "timed-out" in (outcome.reason or ""):
@@ -348,6 +359,8 @@ class SubmititRunner(TrialRunner):
 
     def cancel(self, numbers: Sequence[int]) -> CancelReport:
         by_job = {str(self._jobs[n].job.job_id): n for n in numbers if n in self._jobs}
+        for number in by_job.values():
+            self.local.forget(number)  # the cancel stops its processes
         done = cancel_jobs(self.cluster, list(by_job), self.submitit_folder)
         failed = {by_job[job_id]: why for job_id, why in done.failed.items()}
         return CancelReport([n for n in by_job.values() if n not in failed], failed)
@@ -362,6 +375,7 @@ class SubmititRunner(TrialRunner):
 
     def close(self) -> None:
         self.warm.close()
+        self.local.close()
 
     def describe(self) -> str:
         return f"async (one submitit '{self.cluster}' job per trial)"
