@@ -3,7 +3,8 @@
 Slurm requeues a job whatever its task did (``scontrol requeue``, a preemption with requeue, a node
 failure): one that lands between the result file and the job's exit (an app's exit handler
 uploading its logs, say) starts the job again. It must not train a second time: the trial's
-result, checkpoints and logs stay as they are.
+result, checkpoints and logs stay as they are. The other side: a job submitit requeues before its
+trial ended (its preemption signal) runs the trial again, to its end.
 
 Skipped with the reason where no Slurm is reachable, unless HYDRA_SIGOPT_REQUIRE_SLURM=1 (CI).
 """
@@ -96,6 +97,9 @@ def _start_again_now(job_id: str) -> None:
             break
         assert time.time() < deadline, f"job {job_id} was not requeued (squeue: {state.strip()})"
         time.sleep(0.5)
+    # slurmd refuses a start in the second of the requeue ("Job credential revoked": its credentials
+    # are compared in whole seconds, measured), which Slurm's own delay avoids: the job then FAILED.
+    time.sleep(2)
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, capture_output=True)
 
 
