@@ -103,7 +103,9 @@ class WarmJob:
 
     def __call__(self) -> Any:
         from hydra_sigopt.runners.executor import detaches
+        from hydra_sigopt.runners.trial_job import leave_if_it_ended_before
 
+        leave_if_it_ended_before(self._what_it_ran)  # Slurm requeued it after its trial (or its retirement)
         if detaches(self.launcher):
             leave_the_terminals_process_group()  # before SIGINT is unblocked (see TimedTask)
         take_interrupts()  # a local job starts with SIGINT blocked (processes.interrupts_kept_from_children)
@@ -122,10 +124,15 @@ class WarmJob:
         number = int(payload["number"])
         return (list(payload["overrides"]), "hydra.sweep.dir", number, f"job_id_for_{number}", self.singleton_state)
 
+    def _what_it_ran(self) -> str:
+        """The trial its claim names, for its log (read only in a job that ran before)."""
+        payload = read_claim(Path(self.claim_path)) or {}
+        return f"Trial #{payload['number']}" if "number" in payload else "Warm job"
+
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """On preemption or time-out (submitit's requeue): requeue the trial itself, not the wait."""
         if self._trial_args is not None:
-            return self.launcher.checkpoint(*self._trial_args)
+            return self._requeue_as(self._trial_args)
         path = Path(self.claim_path)
         if claim(path, {"stop": "preempted or timed out while waiting"}):
             return None  # end: the sweeper finds the claim taken and starts the trial elsewhere
@@ -133,7 +140,13 @@ class WarmJob:
         if payload is None or "stop" in payload:
             return None
         # The sweeper's trial arrived with the signal: requeue as that trial, or it would be lost.
-        return self.launcher.checkpoint(*self._trial_args_from(payload))
+        return self._requeue_as(self._trial_args_from(payload))
+
+    def _requeue_as(self, trial_args: tuple[Any, ...]) -> Any:
+        """The trial's call to requeue, as a cold job of it runs it (not again once it has ended)."""
+        from hydra_sigopt.runners.trial_job import TrialJob
+
+        return TrialJob(self.launcher).checkpoint(*trial_args)
 
     def _warm_up(self) -> None:
         """Do the launcher's per-job work that does not depend on the trial: plugin discovery and

@@ -137,3 +137,12 @@ def test_a_job_that_failed_outside_the_task_names_its_exception_not_the_message_
     assert reason == (
         "job 9669 failed outside the task: hydra.errors.MissingConfigException: Could not find 'data/mnist'"
     )
+
+
+def test_the_launchers_checkpoint_requeues_its_call_unchanged() -> None:
+    """TrialJob.checkpoint does what the launcher's does, for the TrialJob (the launcher's would requeue
+    the bare launcher, which runs a trial again in a job Slurm requeued after it ended)."""
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+
+    source = inspect.getsource(BaseSubmititLauncher.checkpoint)
+    assert "return submitit.helpers.DelayedSubmission(self, *args, **kwargs)" in source

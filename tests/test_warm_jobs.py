@@ -17,6 +17,7 @@ from hydra.core.singleton import Singleton
 
 from hydra_sigopt.journal import Journal
 from hydra_sigopt.processes import cancel_local_jobs
+from hydra_sigopt.runners.trial_job import TrialJob
 from hydra_sigopt.warm import NotUsed, WarmJob, claim, max_wait_for, read_claim
 
 # ------------------------------------------------------------------ the claim protocol
@@ -62,9 +63,6 @@ class RecordingLauncher:
         self.calls.append(args)
         return "ran"
 
-    def checkpoint(self, *args: object) -> tuple:
-        return ("requeue", *args)
-
 
 def warm_job(tmp_path: Path, launcher: RecordingLauncher, max_wait_s: float = 30.0, **kw: object) -> WarmJob:
     return WarmJob(launcher, str(tmp_path / "claim.json"), Singleton.get_state(), max_wait_s, 0.01, **kw)  # type: ignore[arg-type]
@@ -76,9 +74,10 @@ def test_a_warm_job_runs_the_trial_it_is_given(tmp_path: Path) -> None:
     threading.Timer(0.3, claim, args=(tmp_path / "claim.json", {"number": 7, "overrides": ["a=1", "b='x y'"]})).start()
     assert job() == "ran"
     assert launcher.calls[0][:4] == (["a=1", "b='x y'"], "hydra.sweep.dir", 7, "job_id_for_7")
-    # Preempted or timed out while running the trial: the trial itself is requeued.
-    requeued = ("requeue", ["a=1", "b='x y'"], "hydra.sweep.dir", 7, "job_id_for_7", job.singleton_state)
-    assert job.checkpoint() == requeued
+    # Preempted or timed out while running the trial: the trial itself is requeued, as a cold job runs it.
+    requeued = job.checkpoint()
+    assert requeued.args == (["a=1", "b='x y'"], "hydra.sweep.dir", 7, "job_id_for_7", job.singleton_state)
+    assert isinstance(requeued.function, TrialJob) and requeued.function.launcher is launcher
 
 
 def test_a_warm_job_preempted_while_waiting_ends_and_its_slot_goes_to_a_fresh_job(tmp_path: Path) -> None:
@@ -95,7 +94,9 @@ def test_a_warm_job_preempted_as_its_trial_arrives_requeues_that_trial(tmp_path:
     job = warm_job(tmp_path, launcher)
     assert claim(tmp_path / "claim.json", {"number": 3, "overrides": ["a=1"]})
     # The signal came before the job read its claim: the trial must not be lost with the job.
-    assert job.checkpoint() == ("requeue", ["a=1"], "hydra.sweep.dir", 3, "job_id_for_3", job.singleton_state)
+    requeued = job.checkpoint()
+    assert requeued.args == (["a=1"], "hydra.sweep.dir", 3, "job_id_for_3", job.singleton_state)
+    assert isinstance(requeued.function, TrialJob) and requeued.function.launcher is launcher
 
 
 def test_a_warm_job_gives_up_after_its_longest_wait(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """One submitit job per trial, submitted without blocking, polled until done.
 
 Builds the executor the way ``BaseSubmititLauncher.launch`` does (:mod:`.executor`) and submits
-the launcher object itself, so each job runs exactly what Hydra's launcher would have run.
+the launcher object's call itself, so each job runs exactly what Hydra's launcher would have run
+(through :class:`~.trial_job.TrialJob`: not again in a job Slurm requeued after its trial ended).
 Each trial's job is one :class:`_TrackedJob`; warm jobs live in a :class:`~.warm_pool.WarmPool`.
 """
 
@@ -41,6 +42,7 @@ from hydra_sigopt.runners.outcome import JobOutcome, outcome_from_job_return
 from hydra_sigopt.runners.queue_log import QueueLog
 from hydra_sigopt.runners.refused import RefusedSubmissions
 from hydra_sigopt.runners.slurm import DIED_STATES, slurm_jobs_not_ended, slurm_knows_job
+from hydra_sigopt.runners.trial_job import submit_trial
 from hydra_sigopt.runners.warm_pool import WarmPool
 from hydra_sigopt.warm import max_wait_for
 
@@ -162,12 +164,8 @@ class SubmititRunner(TrialRunner):
         return late
 
     def _submit(self, number: int, overrides: Sequence[str]) -> Any:
-        from hydra.core.singleton import Singleton
-
         with starting_jobs(self.launcher):
-            job = self.executor.submit(
-                self.launcher, list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state()
-            )
+            job = submit_trial(self.executor, self.launcher, number, overrides)
         self.warm.cold_job_started()
         return job
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -170,6 +171,8 @@ def _give_up_not_swallowed() -> Iterator[None]:
     error ---"): an app that logs (or submitit itself, logging the SIGCONT Slurm sends with the
     signal) lost it, and the job ran on to Slurm's hard kill. It travels as a BaseException instead,
     which no ``except Exception`` stops, and is raised again here as submitit's own error.
+    Its requeue (preemption, or a time-out with requeues left) is kept when Slurm's SIGTERM ends the
+    ``scontrol requeue`` it runs (see carried).
     """
     import signal
     import threading
@@ -178,6 +181,7 @@ def _give_up_not_swallowed() -> Iterator[None]:
         yield
         return
     from submitit.core.job_environment import JobEnvironment
+    from submitit.core.logger import get_logger
     from submitit.core.utils import UncompletedJobError
 
     signum = JobEnvironment._usr_sig()
@@ -191,6 +195,18 @@ def _give_up_not_swallowed() -> Iterator[None]:
             submitits(num, frame)
         except UncompletedJobError as exc:
             raise _GaveUpOnTheJob(str(exc)) from None
+        except subprocess.CalledProcessError as exc:
+            if not _requeue_ended_by_slurm(exc):
+                raise
+            # Slurm ends the job it requeues, and the ``scontrol requeue`` submitit runs inside it with
+            # it (SIGTERM), often before that exits: the requeue was taken. End as submitit ends after
+            # its requeue, leaving no result (the trial's failure otherwise, and the requeued job ran for
+            # nothing); if Slurm cancelled the job instead, the sweeper reads that from Slurm's state.
+            exit_as_requeued = getattr(getattr(submitits, "__self__", None), "_exit", None)
+            if exit_as_requeued is None:
+                raise
+            get_logger().warning("%s was ended by Slurm's SIGTERM: the job is requeued", exc.cmd)
+            exit_as_requeued()  # submitit's SystemExit: the task lets it through (see TimedTask._call)
 
     signal.signal(signum, carried)
     try:
@@ -199,6 +215,13 @@ def _give_up_not_swallowed() -> Iterator[None]:
         raise UncompletedJobError(str(exc)) from None
     finally:
         signal.signal(signum, submitits)
+
+
+def _requeue_ended_by_slurm(exc: subprocess.CalledProcessError) -> bool:
+    """Whether submitit's ``scontrol requeue`` died of the SIGTERM Slurm sends the job it requeues."""
+    import signal
+
+    return exc.returncode == -signal.SIGTERM and "requeue" in list(exc.cmd)
 
 
 #: Set when the job got SIGTERM while its task ran (see _terminations_noted).

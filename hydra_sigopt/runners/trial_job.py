@@ -1,0 +1,93 @@
+"""What a trial's submitit job runs: the launcher's call, never again once the trial has ended.
+
+Slurm requeues a job whatever its task did: ``scontrol requeue``, a preemption with requeue or a
+node failure that lands after submitit wrote the trial's result (the app's exit handlers still
+flushing logs, the job's processes still exiting) starts the job again, and submitit's job start
+runs its call again without looking for that result. The trial's whole task ran a second time for
+nothing, on the user's allocation, over the checkpoints and logs of its job dir, and its result
+file was replaced behind the sweep that had read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+class TrialJob:
+    """The launcher's call for one trial (what ``launch()`` would submit), skipped in a job that
+    Slurm started again after the trial ended in it (see :func:`leave_if_it_ended_before`)."""
+
+    def __init__(self, launcher: Any) -> None:
+        self.launcher = launcher
+
+    def __call__(self, *args: Any) -> Any:
+        number = args[2]  # the launcher's call: (overrides, job dir key, job number, job id, state)
+        leave_if_it_ended_before(lambda: f"Trial #{number}")
+        return self.launcher(*args)
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """submitit's requeue on preemption or time-out: the same call, through this class again
+        (the launcher's own checkpoint would requeue the bare launcher)."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def submit_trial(executor: Any, launcher: Any, number: int, overrides: Sequence[str]) -> Any:
+    """Submit trial ``number``'s job: the launcher's call ``launch()`` would submit for it, as a TrialJob."""
+    from hydra.core.singleton import Singleton
+
+    args = (list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state())
+    return executor.submit(TrialJob(launcher), *args)
+
+
+def leave_if_it_ended_before(what: Callable[[], str]) -> None:
+    """End this job successfully, touching nothing, if it ended before and Slurm started it again.
+
+    It ended if one of its tasks wrote a result after the job was submitted (a result older than
+    its submission is another job's that had the same id). One task is enough: the others of a
+    multi-task job would otherwise wait for it forever. A ``SystemExit`` passes submitit's job
+    start, which then writes no result: the first run's stays, and the job ends with status 0.
+    ``what``: which trial it ran, for the job's log.
+    """
+    earlier = _result_of_an_earlier_run()
+    if earlier is None:
+        return
+    from submitit.core.logger import get_logger
+
+    job_id, result = earlier
+    get_logger().warning(
+        "%s ended in job %s before Slurm started it again (its result: %s): not running it again",
+        what(),
+        job_id,
+        result,
+    )
+    raise SystemExit(0)
+
+
+def _result_of_an_earlier_run() -> tuple[str, Path] | None:
+    """This job's id and the result file one of its tasks wrote after its submission, if one did
+    (None outside a submitit job)."""
+    import submitit
+    from submitit.core.utils import JobPaths
+
+    try:
+        env = submitit.JobEnvironment()
+        paths = env.paths
+        job_id, num_tasks = env.job_id, env.num_tasks
+    except (KeyError, RuntimeError):  # not in a submitit job (a test calling the job's function)
+        return None
+    try:
+        submitted = paths.submitted_pickle.stat().st_mtime
+    except OSError:
+        return None  # submitit itself refuses to run without it
+    for task in range(num_tasks):
+        result = JobPaths(paths.folder, job_id=job_id, task_id=task).result_pickle
+        try:
+            if result.stat().st_mtime >= submitted:
+                return job_id, result
+        except OSError:
+            continue  # no result from this task
+    return None

@@ -1,0 +1,66 @@
+"""The job side of a trial's submitit job (hydra_sigopt.runners.trial_job), in a job's environment.
+
+The real requeues are in tests/test_slurm_requeue.py; these are the cases a cluster does not make
+on demand: a stale result of an earlier job with the same id, and a multi-task job.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hydra_sigopt.runners.trial_job import TrialJob
+
+
+class RecordingLauncher:
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+
+    def __call__(self, *args: object) -> str:
+        self.calls.append(args)
+        return "ran"
+
+
+@pytest.fixture
+def slurm_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The environment of task 0 of two of Slurm job 42 (submitit folder ``tmp_path/42``), submitted."""
+    folder = tmp_path / "42"
+    folder.mkdir()
+    env = {"SUBMITIT_FOLDER": str(tmp_path / "%j"), "SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "42"}
+    env |= {"SLURM_NTASKS": "2", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (folder / "42_submitted.pkl").write_bytes(b"")
+    return folder
+
+
+def test_a_job_whose_trial_wrote_no_result_runs_it(slurm_job: Path) -> None:
+    launcher = RecordingLauncher()
+    assert TrialJob(launcher)(["x=1"], "hydra.sweep.dir", 3, "job_id_for_3", {}) == "ran"
+    assert len(launcher.calls) == 1
+
+
+def test_a_job_started_again_after_another_task_of_it_wrote_its_result_ends_at_once(slurm_job: Path) -> None:
+    (slurm_job / "42_1_result.pkl").write_bytes(b"")  # task 1's: task 0 alone would wait for it forever
+    launcher = RecordingLauncher()
+    with pytest.raises(SystemExit) as ended:
+        TrialJob(launcher)(["x=1"], "hydra.sweep.dir", 3, "job_id_for_3", {})
+    assert ended.value.code == 0 and not launcher.calls
+
+
+def test_a_result_older_than_the_jobs_submission_is_another_jobs_and_the_trial_runs(slurm_job: Path) -> None:
+    stale = slurm_job / "42_0_result.pkl"
+    stale.write_bytes(b"")
+    submitted = (slurm_job / "42_submitted.pkl").stat().st_mtime
+    os.utime(stale, (submitted - 3600, submitted - 3600))  # a job of a wiped cluster with the same id
+    launcher = RecordingLauncher()
+    assert TrialJob(launcher)(["x=1"], "hydra.sweep.dir", 3, "job_id_for_3", {}) == "ran"
+
+
+def test_outside_a_job_the_launcher_is_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SUBMITIT_FOLDER", "SUBMITIT_EXECUTOR"):
+        monkeypatch.delenv(name, raising=False)
+    launcher = RecordingLauncher()
+    assert TrialJob(launcher)(["x=1"], "hydra.sweep.dir", 3, "job_id_for_3", {}) == "ran"
