@@ -103,10 +103,8 @@ class _Trial:
     trained_on_said: bool = False
     #: Whether the trial learnt of its stop here (report() raised it, should_stop() said so).
     stop_learnt: bool = False
-    #: Set when the trial's task has returned: reports of threads it left running are left out.
+    #: Set when the trial's task has returned (under _ending): reports of threads it left running are left out.
     ended: bool = False
-    #: Held while a report is written and while the trial ends: none is written after its end.
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     #: Named in the environment by a trial whose sweeper judges in the trial's own process (the
     #: basic launcher): this process (a spawned worker) cannot reach it while the trial runs.
     judged_in_the_trials_process: bool = False
@@ -117,6 +115,17 @@ _active: _Trial | None = None
 _active_thread: int | None = None
 #: Per thread other than the task's: ``.trial``, the trial current at its first report.
 _bindings = threading.local()
+#: Held while a report is written and while a trial ends: no report is written after its trial's end.
+_ending = threading.Lock()
+
+
+def _new_lock_in_the_child() -> None:
+    """A process forked while another thread wrote a report would inherit the lock held, forever."""
+    global _ending
+    _ending = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_the_child)
 #: The environment variables that give a process's rank, in the order Lightning's rank_zero_only
 #: reads them (lightning_fabric.utilities.rank_zero._get_rank): SLURM_PROCID can be set where
 #: Slurm does not start the ranks, so the launcher's RANK and LOCAL_RANK come first.
@@ -231,7 +240,7 @@ def _append(trial: _Trial, step: int, values: dict[str, float]) -> bool:
     server gone) say so once and let the training go on: a lost report costs a judgement at most,
     a crashed training all of it."""
     try:
-        with trial.lock:
+        with _ending:
             if trial.ended:  # ended as this thread reported: left out as a report after it is
                 return False
             append_report(trial.folder, step, values, time.time(), time.monotonic() - trial.step_started)
@@ -417,7 +426,7 @@ def reporting_to(root: Path, number: int, rule: StopRule | None = None) -> Itera
     try:
         yield
     finally:
-        with trial.lock:  # a report being written by one of its threads is whole before the end
+        with _ending:  # a report being written by one of its threads is whole before the end
             trial.ended = True
         _active, _active_thread = previous, previous_thread
         if previous_named is None:
