@@ -254,8 +254,11 @@ class EarlyStopping:
         for number in numbers:
             self.check(number, decide=False)
 
-    def say_if_nothing_was_reported(self, completed: Iterable[int]) -> None:
+    def advise_on_completed(self, completed: Iterable[int]) -> None:
+        """What trials that completed show of how the app reports (see ReportAdvice)."""
+        completed = list(completed)
         self.advice.if_nothing_was_reported(completed, self.steps_spent)
+        self.advice.if_reports_lacked_the_metric(completed)
 
     def _stop(self, number: int, step: int, why: str) -> None:
         values, missing = self._observation_of(number)

@@ -12,6 +12,9 @@ from hydra_sigopt.stop_rules import StopRule
 
 log = logging.getLogger("hydra_sigopt")
 
+#: The steps a warning names, at most (reports without the rule's metric).
+MAX_STEPS_NAMED = 5
+
 
 class ReportAdvice:
     """Each warning said once per sweeper run."""
@@ -19,6 +22,9 @@ class ReportAdvice:
     def __init__(self, rule: StopRule) -> None:
         self.rule = rule
         self._told: set[str] = set()
+        #: Whether any report read had the rule's metric; the first reports without it, by trial.
+        self._metric_seen = False
+        self._lacking: dict[int, list[Report]] = {}
 
     def if_past_max_step(self, number: int, step: int) -> None:
         """Once: a report past ``max_step`` (the app's epochs raised, max_step not). From max_step on
@@ -36,11 +42,29 @@ class ReportAdvice:
         )
 
     def if_the_metric_is_missing(self, number: int, reports: Sequence[Report]) -> None:
-        """Once: reports without the metric the rule judges can stop nothing (a name that differs)."""
-        if "metric_missing" in self._told or any(self.rule.metric in r.metrics for r in reports):
+        """Note the reports without the metric the rule judges: they are not judged. What to say
+        shows when a trial that had such reports ends (:meth:`if_reports_lacked_the_metric`)."""
+        if "metric_missing" in self._told:
+            return
+        lacking = [r for r in reports if self.rule.metric not in r.metrics]
+        self._metric_seen = self._metric_seen or len(lacking) < len(reports)
+        if lacking:
+            kept = self._lacking.setdefault(number, [])  # one past those named: "..." says there are more
+            kept.extend(lacking[: max(0, MAX_STEPS_NAMED + 1 - len(kept))])
+
+    def if_reports_lacked_the_metric(self, ended: Iterable[int]) -> None:
+        """Once, as the first trial with reports lacking the rule's metric ends: if some reports had
+        it, which reports were not judged (the app reports it at some steps only); if none had it,
+        that no trial can be stopped (a name that differs)."""
+        lacking = [n for n in ended if n in self._lacking]
+        if "metric_missing" in self._told or not lacking:
             return
         self._told.add("metric_missing")
-        reported = sorted({name for r in reports for name in r.metrics})
+        number = min(lacking)
+        if self._metric_seen:
+            self._say_some_lack_it(number)
+            return
+        reported = sorted({name for r in self._lacking[number] for name in r.metrics})
         log.warning(
             "Trial #%d reports %s, but early_stopping judges %r: no trial is stopped on these reports."
             " Report %r, or declare the metric you report, with its direction, in hydra.sweeper.metrics"
@@ -51,6 +75,23 @@ class ReportAdvice:
             self.rule.metric,
             reported[0],
             "minimize" if self.rule.minimize else "maximize",  # the judged metric's: the likeliest
+        )
+
+    def _say_some_lack_it(self, number: int) -> None:
+        lacking = self._lacking[number]
+        steps = ", ".join(str(r.step) for r in lacking[:MAX_STEPS_NAMED])
+        reported = sorted({name for r in lacking for name in r.metrics})
+        log.warning(
+            "Trial #%d's reports at %s %s%s have %s but not %r, the metric early_stopping judges: those"
+            " reports were not judged (reports with %r are). Report %r at every step the rule should judge",
+            number,
+            "step" if len(lacking) == 1 else "steps",
+            steps,
+            ", ..." if len(lacking) > MAX_STEPS_NAMED else "",
+            reported,
+            self.rule.metric,
+            self.rule.metric,
+            self.rule.metric,
         )
 
     def if_nothing_was_reported(self, completed: Iterable[int], steps_spent: int) -> None:

@@ -145,6 +145,27 @@ def _write_whole(folder: Path, name: str, text: str) -> None:
     os.replace(tmp, folder / name)
 
 
+#: The notes already said by this process, by sweep (trials root) and name (see first_in_the_sweep).
+_said: set[tuple[Path, str]] = set()
+
+
+def first_in_the_sweep(folder: Path, note: str) -> bool:
+    """Whether ``note`` about trial ``folder``'s reports is said here for the first time in its
+    sweep, by any process: a marker beside the trials' folders, created by the first only (a
+    worker process of each trial would say it again, with one flag per process)."""
+    root = folder.parent
+    if (root, note) in _said:
+        return False
+    _said.add((root, note))
+    try:
+        os.close(os.open(root / f".{note}_said", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return False
+    except OSError:  # a file system that refuses the marker: said once per process, then
+        return True
+    return True
+
+
 def write_stop_seen(folder: Path) -> None:
     """Note that the trial learnt of its stop (from any of its processes): it did not train to its end."""
     with contextlib.suppress(OSError):  # the trial's own process remembers it too (see stop_seen)

@@ -18,6 +18,17 @@ Where the trial runs inside the sweeper's own process and thread (Hydra's basic 
 sweeper cannot look at the file while the trial runs; it registers a hook instead, which ``report``
 calls after writing: the sweeper reads, journals and decides right then, through the same path.
 
+Which trial a report is for: the thread running the trial's task (Hydra calls the task function in
+the sweeper's main thread, or a job's) reports for the trial running now. Any other thread reports
+for the trial that was running at its first report, and once that trial has ended its reports are
+left out: with the basic launcher one process runs the trials one after another, and a thread a
+trial left running (a logger, a prefetcher) would otherwise report into the trials after it.
+
+Of a multi-process trial (DDP, one Slurm task per device: every rank runs the task) only rank 0's
+reports are written, by the rule Lightning's ``rank_zero_only`` follows (:data:`RANK_VARIABLES`);
+the other ranks check their steps, wait for the verdict as rank 0 does, and raise ``TrialStopped``
+at the same report, so that every rank stops together.
+
 A trial in a job of its own is judged by the sweeper when it next reads the reports (every second,
 or within half a step for shorter steps: ``EarlyStopping.read_interval``). At a step where the
 rule decides (a rung of ``asha``; each step from ``min_step`` on for ``median``) ``report`` waits
@@ -34,6 +45,7 @@ import dataclasses
 import json
 import logging
 import math
+import numbers
 import operator
 import os
 import reprlib
@@ -49,6 +61,7 @@ from hydra_sigopt.metrics import plain_scalar
 from hydra_sigopt.report_files import (
     LARGEST_STEP,
     append_report,
+    first_in_the_sweep,
     judged_step,
     last_report,
     stop_requested,
@@ -90,14 +103,33 @@ class _Trial:
     trained_on_said: bool = False
     #: Whether the trial learnt of its stop here (report() raised it, should_stop() said so).
     stop_learnt: bool = False
-    #: Whether a report from another thread than the in-process sweeper's was said to be unjudged.
-    off_thread_said: bool = False
+    #: Set when the trial's task has returned (under _ending): reports of threads it left running are left out.
+    ended: bool = False
     #: Named in the environment by a trial whose sweeper judges in the trial's own process (the
     #: basic launcher): this process (a spawned worker) cannot reach it while the trial runs.
     judged_in_the_trials_process: bool = False
 
 
 _active: _Trial | None = None
+#: The thread running the active trial's task (threading.get_ident()).
+_active_thread: int | None = None
+#: Per thread other than the task's: ``.trial``, the trial current at its first report.
+_bindings = threading.local()
+#: Held while a report is written and while a trial ends: no report is written after its trial's end.
+_ending = threading.Lock()
+
+
+def _new_lock_in_the_child() -> None:
+    """A process forked while another thread wrote a report would inherit the lock held, forever."""
+    global _ending
+    _ending = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_the_child)
+#: The environment variables that give a process's rank, in the order Lightning's rank_zero_only
+#: reads them (lightning_fabric.utilities.rank_zero._get_rank): SLURM_PROCID can be set where
+#: Slurm does not start the ranks, so the launcher's RANK and LOCAL_RANK come first.
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 #: The environment variable naming the trial to processes the task starts (JSON: number, folder, rule).
 TRIAL_ENV = "HYDRA_SIGOPT_TRIAL"
 #: The trial the environment named, as last read: (the variable's value, the trial).
@@ -114,23 +146,25 @@ def report(step: int, **metrics: float) -> None:
     Raises :class:`TrialStopped` once the sweeper has decided to stop this trial, and ValueError
     for a malformed report (nothing of it is written). A report the file system refuses (full, over
     quota) is left out with a warning, and the training goes on. Does nothing outside a sweep of
-    this sweeper.
+    this sweeper, nor in a thread whose trial has ended (see the module's doc). On a rank other
+    than 0 nothing is written: the step is checked, and the stop raised, as on rank 0.
     """
     trial = _current()
     if trial is None:
+        return
+    if trial.ended:
+        _say_left_out(trial, step)
         return
     if stop_requested(trial.folder):
         _say_if_it_trained_on(trial)
         _told_of_its_stop(trial)
         raise TrialStopped(f"trial #{trial.number} was stopped early by the sweeper")
     checked_step = _checked_step(step, trial.last_step)
-    values = {name: _checked_value(checked_step, name, value) for name, value in metrics.items()}
-    if not values:
-        raise ValueError(f"report(step={checked_step}) has no metric; pass them by name: report(step, val_loss=0.31)")
-    written = _append(trial, checked_step, values)
+    rank_zero = _is_rank_zero()
+    written = rank_zero and _append(trial, checked_step, _checked_values(checked_step, metrics))
     previous, trial.last_step = trial.last_step, checked_step
-    if written:
-        _judge(trial, previous, checked_step)
+    if written or not rank_zero:  # the other ranks wait for the verdict on rank 0's report too
+        _judge(trial, previous, checked_step, written)
     trial.step_started = time.monotonic()
     if stop_requested(trial.folder):
         _told_of_its_stop(trial)
@@ -164,17 +198,37 @@ def _say_if_it_trained_on(trial: _Trial) -> None:
     )
 
 
-def _judge(trial: _Trial, previous: int | None, step: int) -> None:
+def _checked_values(step: int, metrics: dict[str, Any]) -> dict[str, float]:
+    values = {name: _checked_value(step, name, value) for name, value in metrics.items()}
+    if not values:
+        raise ValueError(f"report(step={step}) has no metric; pass them by name: report(step, val_loss=0.31)")
+    return values
+
+
+def _is_rank_zero() -> bool:
+    """Whether this process is rank 0 of its trial (or the only one), as Lightning tells it."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None:
+            try:
+                return int(value) == 0
+            except ValueError:  # not a rank (set by something else): as if absent, Lightning would fail
+                return True
+    return True
+
+
+def _judge(trial: _Trial, previous: int | None, step: int, written: bool) -> None:
     """Have the report at ``step`` judged: at once by a sweeper in this process (its hook), or wait
-    a moment for the verdict of one elsewhere where the rule decides."""
+    a moment for the verdict of one elsewhere where the rule decides (``written``: by this process;
+    a rank other than 0 waits for the verdict on rank 0's report)."""
     hook = _in_process_hook
-    if hook is not None:
-        if _on_the_hooks_thread():
+    if hook is not None or trial.judged_in_the_trials_process:
+        if not written:
+            return
+        if hook is not None and _on_the_hooks_thread():
             hook(trial.number)
         else:
             _say_off_thread(trial)
-    elif trial.judged_in_the_trials_process:
-        _say_off_thread(trial)
     elif _verdict_due(trial, previous, step) and not _await_verdict(
         trial.folder, step, time.monotonic() - trial.step_started
     ):
@@ -186,7 +240,10 @@ def _append(trial: _Trial, step: int, values: dict[str, float]) -> bool:
     server gone) say so once and let the training go on: a lost report costs a judgement at most,
     a crashed training all of it."""
     try:
-        append_report(trial.folder, step, values, time.time(), time.monotonic() - trial.step_started)
+        with _ending:
+            if trial.ended:  # ended as this thread reported: left out as a report after it is
+                return False
+            append_report(trial.folder, step, values, time.time(), time.monotonic() - trial.step_started)
     except OSError as error:
         if not trial.write_failed:
             log.warning(
@@ -252,13 +309,24 @@ def last_reported_step() -> int | None:
 
 
 def _current() -> _Trial | None:
-    """The trial this process reports for: the one whose task runs here, else the one named in the
+    """The trial this thread reports for: the task's thread, the trial running now; another thread,
+    the trial running at its first report (ended or not: see report); else the one named in the
     environment by the process that started this one (a worker started with ``spawn``, as
     ``torch.multiprocessing.spawn`` and Lightning's ``ddp_spawn`` start them: a fresh interpreter
     that inherits the environment, not the module's state)."""
-    global _from_environment
-    if _active is not None:
+    if _active is not None and threading.get_ident() == _active_thread:
         return _active
+    bound: _Trial | None = getattr(_bindings, "trial", None)
+    if bound is not None:
+        return bound
+    if _active is not None:
+        _bindings.trial = _active
+        return _active
+    return _named_in_environment()
+
+
+def _named_in_environment() -> _Trial | None:
+    global _from_environment
     named = os.environ.get(TRIAL_ENV)
     if named is None or _runs_a_hydra_app():
         return None
@@ -299,17 +367,29 @@ def _trial_named(named: str) -> _Trial | None:
 
 
 def _checked_step(step: Any, last: int | None) -> int:
-    try:
-        if isinstance(step, bool):
-            raise TypeError
-        whole = operator.index(step)  # ints and numpy integers; not floats or strings
-    except TypeError:
-        raise ValueError(f"report(step={step!r}): the step must be a whole number (an epoch or iteration)") from None
+    whole = _whole_number(step)
+    if whole is None:
+        raise ValueError(f"report(step={step!r}): the step must be a whole number (an epoch or iteration)")
     if not 0 <= whole <= LARGEST_STEP:
         raise ValueError(f"report(step={whole}): the step must be a whole number from 0 to {LARGEST_STEP}")
     if last is not None and whole <= last:
         raise ValueError(f"report(step={whole}): steps must increase, and the previous report's step was {last}")
     return whole
+
+
+def _whole_number(step: Any) -> int | None:
+    """``step`` as an int: ints and numpy integers, and floats with a whole value (``1.0``, an
+    epoch computed by division); None for anything else (1.5, NaN, a bool, text)."""
+    if isinstance(step, bool):
+        return None
+    try:
+        return operator.index(step)
+    except TypeError:
+        pass
+    if not isinstance(step, numbers.Real):  # Python and numpy floats; not text
+        return None
+    value = float(step)
+    return int(value) if math.isfinite(value) and value.is_integer() else None
 
 
 def _checked_value(step: int, name: str, value: Any) -> float:
@@ -336,16 +416,19 @@ def _checked_value(step: int, name: str, value: Any) -> float:
 def reporting_to(root: Path, number: int, rule: StopRule | None = None) -> Iterator[None]:
     """Make :func:`report` write to trial ``number``'s folder under ``root`` meanwhile (the trial's
     task runs); with the sweep's ``rule``, wait for the sweeper's verdict where it decides."""
-    global _active
+    global _active, _active_thread
     trial = _Trial(number, trial_folder(root, number), rule if rule is not None and rule.active else None)
     trial.step_started = time.monotonic()
     previous, _active = _active, trial
+    previous_thread, _active_thread = _active_thread, threading.get_ident()
     previous_named = os.environ.get(TRIAL_ENV)
     os.environ[TRIAL_ENV] = _name(trial)  # for the processes the task starts (see _current)
     try:
         yield
     finally:
-        _active = previous
+        with _ending:  # a report being written by one of its threads is whole before the end
+            trial.ended = True
+        _active, _active_thread = previous, previous_thread
         if previous_named is None:
             os.environ.pop(TRIAL_ENV, None)
         else:
@@ -374,10 +457,20 @@ def _on_the_hooks_thread() -> bool:
 
 
 def _say_off_thread(trial: _Trial) -> None:
-    if not trial.off_thread_said:
-        trial.off_thread_said = True
+    if first_in_the_sweep(trial.folder, "off_thread"):
         log.warning(
             "report() was called from another thread or process than the trial's task: with the basic "
             "launcher such reports are journaled when the trial ends, and cannot stop it early "
             "(hydra/launcher=submitit_local judges them while the trial runs)"
+        )
+
+
+def _say_left_out(trial: _Trial, step: Any) -> None:
+    if first_in_the_sweep(trial.folder, "left_out"):
+        log.warning(
+            "report(step=%r) came from a thread that trial #%d left running after its task returned: it is"
+            " left out, not counted for the trial running now (nor are that thread's later reports)."
+            " Stop or join the threads that report before the task returns",
+            step,
+            trial.number,
         )

@@ -262,7 +262,7 @@ class Sweep:
         elif isinstance(command, Record):
             self.early.journal_last_reports(command.numbers)
             ended = self.results.ended
-            self.early.say_if_nothing_was_reported(n for n in command.numbers if n in ended and ended[n].ok)
+            self.early.advise_on_completed(n for n in command.numbers if n in ended and ended[n].ok)
             return [self.results.record_ended(command.numbers, self.scheduler.in_flight)]
         elif isinstance(command, Post):
             self._post(command.numbers)

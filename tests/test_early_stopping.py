@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hydra_sigopt import TrialStopped, report, should_stop
+from hydra_sigopt import TrialStopped, report, reporting, should_stop
 from hydra_sigopt.early_stopping import EarlyStopping
 from hydra_sigopt.journal import IllegalTransition, Journal
 from hydra_sigopt.journal_reports import Report
@@ -81,6 +81,9 @@ def test_reports_are_appended_one_line_each(tmp_path: Path) -> None:
     [
         pytest.param(1.5, {"loss": 1.0}, "report(step=1.5): the step must be a whole number", id="float-step"),
         pytest.param("3", {"loss": 1.0}, "report(step='3'): the step must be a whole number", id="text-step"),
+        pytest.param(math.nan, {"loss": 1.0}, "report(step=nan): the step must be a whole number", id="nan-step"),
+        pytest.param(math.inf, {"loss": 1.0}, "report(step=inf): the step must be a whole number", id="inf-step"),
+        pytest.param(2.0, {"loss": 1.0}, "report(step=2): steps must increase", id="float-step-not-after"),
         pytest.param(True, {"loss": 1.0}, "the step must be a whole number", id="bool-step"),
         pytest.param(2**63, {"loss": 1.0}, f"report(step={2**63}): the step must be a whole number from 0", id="huge"),
         pytest.param(-1, {"loss": 1.0}, "report(step=-1): the step must be a whole number from 0 to", id="negative"),
@@ -105,6 +108,43 @@ def test_a_malformed_report_is_a_clear_value_error_and_writes_nothing(
     assert says in str(info.value)
     assert "\n" not in str(info.value)
     assert [line["step"] for line in lines_of(trial_folder(tmp_path, 0))] == [2, 3]
+
+
+def test_a_float_step_with_a_whole_value_is_reported_as_that_step(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    with reporting_to(tmp_path, 0):
+        report(1.0, loss=0.5)
+        report(np.float32(2.0), loss=0.4)
+    assert [line["step"] for line in lines_of(trial_folder(tmp_path, 0))] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("environment", "written"),
+    [
+        pytest.param({"SLURM_PROCID": "1"}, False, id="slurm-rank-1"),
+        pytest.param({"SLURM_PROCID": "0"}, True, id="slurm-rank-0"),
+        pytest.param({"RANK": "1", "SLURM_PROCID": "0"}, False, id="rank-before-slurm"),
+        # Lightning's order: SLURM_PROCID may be set where Slurm did not start the ranks.
+        pytest.param({"LOCAL_RANK": "0", "SLURM_PROCID": "1"}, True, id="local-rank-before-slurm"),
+        pytest.param({"JSM_NAMESPACE_RANK": "2"}, False, id="jsm"),
+    ],
+)
+def test_only_rank_0_writes_reports_and_every_rank_raises_the_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], written: bool
+) -> None:
+    for name in reporting.RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with reporting_to(tmp_path, 0):
+        report(1, loss=0.5)
+        with pytest.raises(ValueError, match="steps must increase"):
+            report(1, loss=0.5)  # the step is checked on every rank
+        write_stop(trial_folder(tmp_path, 0), 1, "test")
+        with pytest.raises(TrialStopped):
+            report(2, loss=0.4)
+        assert should_stop()
+    assert [line["step"] for line in lines_of(trial_folder(tmp_path, 0))] == ([1] if written else [])
 
 
 def test_numpy_numbers_are_reported_as_floats(tmp_path: Path) -> None:
@@ -538,7 +578,9 @@ def test_reports_of_another_metric_than_the_judged_one_are_named_once(
         running_trials(journal, 4)
         for n in range(4):
             write_reports(root, n, [1.0 + n, 0.5 + n])  # as loss=..., not value=...
-        EarlyStopping(rule, journal, root, (Metric("value", objective),)).poll(range(4))
+        early = EarlyStopping(rule, journal, root, (Metric("value", objective),))
+        early.poll(range(4))
+        early.advise_on_completed(range(4))  # said as a trial ends: till then a report may still have it
     said = [r.getMessage() for r in caplog.records if "early_stopping judges" in r.getMessage()]
     assert said == [
         "Trial #0 reports ['loss'], but early_stopping judges 'value': no trial is stopped on these reports. "

@@ -55,7 +55,8 @@ def test_reports_from_a_worker_thread_in_the_sweepers_process(tmp_path: Path) ->
     run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
     assert [t["state"] for t in run.trials] == ["completed"] * 3, run.output[-3000:]
     assert reported_steps(run.sweep_dir) == {n: [1, 2, 3] for n in range(3)}  # journaled when each trial ended
-    assert run.output.count("report() was called from another thread or process than the trial's task") == 3
+    # Said once per sweep, as the README says (it was said by each of the 3 trials).
+    assert run.output.count("report() was called from another thread or process than the trial's task") == 1
 
 
 # Each line is large (many metrics), so that the report file is the largest file the job writes
@@ -118,8 +119,9 @@ def test_reports_from_a_worker_process_started_with_spawn(tmp_path: Path) -> Non
     assert reported_steps(run.sweep_dir) == {0: [1, 2, 3], 1: [1, 2, 3]}
     # With the basic launcher the sweeper cannot read them while the trial runs (Lightning's
     # ddp_spawn, on this launcher, was never stopped, without a word, its ranks waiting at each
-    # rung for a verdict that could not come): said once per trial, as for a worker thread.
-    assert run.output.count("report() was called from another thread or process than the trial's task") == 2
+    # rung for a verdict that could not come): said once per sweep, though each trial's worker is a
+    # process of its own.
+    assert run.output.count("report() was called from another thread or process than the trial's task") == 1
 
 
 SPAWNING_STAGES = """\
@@ -268,3 +270,106 @@ def test_an_app_that_trains_on_after_its_stop_in_the_sweepers_process_is_said_on
     assert run.output.count(": ignored TrialStopped") == 9  # stopped at epoch 2, it trained on to 10
     said = "Trial #1 reports after its stop: the app caught TrialStopped and trains on"
     assert run.output.count(said) == 1 and run.output.count("reports after its stop") == 1, run.output[-3000:]
+
+
+LINGERING = """\
+if job_num() == 0:  # starts a thread that reports, and returns without stopping it
+    threading.Thread(target=linger, daemon=True).start()
+    assert lingering["bound"].wait(30)  # its first report, while this trial runs
+    return cfg.x
+if job_num() == 1:
+    lingering["next trial"].set()
+    assert lingering["reported on"].wait(30)  # it reported steps 2 and 3 while this trial runs
+for epoch in range(1, 4):
+    report(epoch, value=cfg.x / epoch)
+return cfg.x / 3
+"""
+LINGERING_THREAD = """\
+import threading
+
+from hydra_sigopt import report
+
+# The trials of the basic launcher run one after another in this one process: shared by all.
+lingering = {"bound": threading.Event(), "next trial": threading.Event(), "reported on": threading.Event()}
+
+
+def linger():  # a logger or prefetcher of trial 0's that outlives it
+    report(1, value=999.0)
+    lingering["bound"].set()
+    lingering["next trial"].wait(30)
+    report(2, value=999.0)
+    report(3, value=999.0)
+    lingering["reported on"].set()
+"""
+
+
+def test_a_thread_a_trial_left_running_does_not_report_into_the_trials_after_it(tmp_path: Path) -> None:
+    """Basic launcher: a thread trial #0 left running reported into the trial running at the time:
+    trial #1 got steps 2 and 3 of value 999, then failed on its own first report ("steps must
+    increase, and the previous report's step was 3"); a stray step below its own would have been
+    judged and observed as trial #1's value."""
+    app = write_app(tmp_path, LINGERING, helpers=LINGERING_THREAD, budget=3)
+    run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 3, run.output[-3000:]
+    files = {n: [json.loads(line) for line in lines_of(run.sweep_dir, n)] for n in (0, 1, 2)}
+    assert [(r["step"], r["metrics"]["value"]) for r in files[0]] == [(1, 999.0)]  # while trial 0 ran: its own
+    for n in (1, 2):
+        assert [r["step"] for r in files[n]] == [1, 2, 3] and all(r["metrics"]["value"] < 1 for r in files[n])
+    said = "came from a thread that trial #0 left running after its task returned: it is left out"
+    assert run.output.count(said) == 1, run.output[-3000:]
+
+
+def lines_of(sweep_dir: Path, number: int) -> list[str]:
+    return (trials_root(sweep_dir) / str(number) / REPORTS_NAME).read_text().splitlines()
+
+
+FLOAT_STEPS = """\
+for epoch in range(1, 4):
+    report(epoch * 1.0, value=cfg.x / epoch)  # an epoch computed as a float (samples seen / dataset size)
+return cfg.x / 3
+"""
+
+
+def test_a_float_step_with_a_whole_value_is_that_step(tmp_path: Path) -> None:
+    """report(1.0, ...) failed the trial with "the step must be a whole number", 1.0 being one."""
+    app = write_app(tmp_path, FLOAT_STEPS, helpers="from hydra_sigopt import report\n", budget=2)
+    run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
+    assert reported_steps(run.sweep_dir) == {0: [1, 2, 3], 1: [1, 2, 3]}
+
+
+SOME_STEPS_WITHOUT_THE_METRIC = """\
+for epoch in range(1, 7):
+    if epoch % 2:
+        report(epoch, other=1.0)  # the rule judges value, reported at even epochs only
+    else:
+        report(epoch, value=cfg.x / epoch)
+return cfg.x / 6
+"""
+
+
+def test_reports_of_which_only_some_lack_the_judged_metric_are_named_as_not_judged(tmp_path: Path) -> None:
+    """The warning said "no trial is stopped on these reports" and advised declaring `other`, while
+    the reports with `value` were judged (and stopped trials)."""
+    app = write_app(tmp_path, SOME_STEPS_WITHOUT_THE_METRIC, helpers="from hydra_sigopt import report\n", budget=2)
+    run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
+    said = (
+        "Trial #0's reports at steps 1, 3, 5 have ['other'] but not 'value', the metric early_stopping judges:"
+        " those reports were not judged (reports with 'value' are)"
+    )
+    assert run.output.count(said) == 1, run.output[-3000:]
+    assert "no trial is stopped on these reports" not in run.output
+
+
+NO_STEP_WITH_THE_METRIC = """\
+for epoch in range(1, 4):
+    report(epoch, other=1.0 / epoch)
+return cfg.x
+"""
+
+
+def test_reports_that_all_lack_the_judged_metric_are_said_to_stop_no_trial(tmp_path: Path) -> None:
+    app = write_app(tmp_path, NO_STEP_WITH_THE_METRIC, helpers="from hydra_sigopt import report\n", budget=2)
+    run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
+    said = "Trial #0 reports ['other'], but early_stopping judges 'value': no trial is stopped on these reports"
+    assert run.output.count(said) == 1, run.output[-3000:]

@@ -6,6 +6,7 @@ Skipped with the reason where no Slurm is reachable, unless HYDRA_SIGOPT_REQUIRE
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from test_early_stopping_e2e import (
 )
 from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 from test_stopped_jobs_overstaying import OVERRIDES, SWALLOWING_TASK, check_jobs_cancelled_soon_after_their_stop
+
+from hydra_sigopt.report_files import REPORTS_NAME, trials_root
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -73,3 +76,42 @@ def test_kill_says_what_the_job_of_a_stopped_trial_still_saving_its_checkpoint_w
     assert f"trial #0 job {jobs[0]}: {saving}: cancelled by the sweeper" in out, out
     assert f"trial #1 job {jobs[1]}: cancelled by the sweeper" in out, out
     assert "2 trials were running; each is listed above." in out, out
+
+
+EVERY_RANK_REPORTS = """\
+rank = int(os.environ["SLURM_PROCID"])  # one Slurm task per device: every rank runs the task
+try:
+    for epoch in range(1, 31):
+        time.sleep(0.3)
+        report(epoch, value=cfg.x + 10 * rank)  # rank 1's values are far worse: whose were written shows
+except TrialStopped:
+    print(f"rank {rank}: stopped", flush=True)
+return cfg.x + 10 * rank
+"""
+
+
+def test_only_rank_0_of_a_multi_task_trial_reports_and_every_rank_learns_of_its_stop(tmp_path: Path) -> None:
+    """``tasks_per_node=2`` with a loop that calls report() on every rank: each step was written
+    twice, rank 1's line first, and rank 1's value was judged and observed as the trial's."""
+    app = write_app(
+        tmp_path, EVERY_RANK_REPORTS, helpers="import time\n\nfrom hydra_sigopt import TrialStopped, report\n", budget=1
+    )
+    run = run_example(
+        tmp_path,
+        *SLURM,
+        "hydra.launcher.tasks_per_node=2",
+        "hydra.launcher.timeout_min=10",
+        "hydra.sweeper.early_stopping.step_budget=3",  # spent at the third report: the trial is stopped
+        app=app,
+        timeout=900,
+    ).assert_ok()
+    (trial,) = run.trials
+    assert trial["state"] == "stopped", run.output[-3000:]
+    lines = [json.loads(line) for line in (trials_root(run.sweep_dir) / "0" / REPORTS_NAME).read_text().splitlines()]
+    steps = [line["step"] for line in lines]
+    assert steps == list(range(1, len(steps) + 1)), steps  # each step once
+    assert all(line["metrics"]["value"] < 1 for line in lines), lines  # rank 0's values only
+    assert float(trial["value.value"]) < 1, trial
+    logs = sorted((run.sweep_dir / ".submitit" / trial["job_id"]).glob("*_log.out"))
+    said = sorted(line for log in logs for line in log.read_text().splitlines() if line.endswith(": stopped"))
+    assert said == ["rank 0: stopped", "rank 1: stopped"], said  # both ranks left the loop on TrialStopped
