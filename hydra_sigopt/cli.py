@@ -183,6 +183,8 @@ def _status(args: argparse.Namespace) -> int:
     )
     if meta.get("step_budget") is not None:  # the budget a sweep with early stopping ends on, often
         _out(f"Steps:       {sum(last_steps.values())}/{meta['step_budget']} reported (early_stopping.step_budget)")
+    if unposted := _unposted(trials, holder is not None):
+        _out(f"Unposted:    {unposted}")
     why_ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps)
     queued_driver = f"Slurm job {record['job_id']}, is {driver_state.lower()}" if record and driver_state else None
     _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, why_ended, queued_driver)}")
@@ -232,6 +234,17 @@ def _observation_budget(meta: Mapping[str, Any]) -> float:
     """The sweep's budget as journaled: trials, or with tasks costs (4.5 stays 4.5, not 4)."""
     budget = meta.get("observation_budget", 0)
     return budget if isinstance(budget, (int, float)) else 0
+
+
+def _unposted(trials: Sequence[Trial], held: bool) -> str:
+    """The finished trials whose results the engine does not have yet (a server slow to answer, or
+    out of reach for a while: the sweeper records the trials that end meanwhile, and posts them
+    once it answers), and who posts them; '' if none."""
+    numbers = [f"#{t.number}" for t in trials if t.state in (COMPLETED, FAILED) and not t.observed]
+    if not numbers:
+        return ""
+    who = "the sweeper posts them once the engine answers" if held else "a resumed sweep posts them"
+    return f"{', '.join(numbers)}: ended and recorded, not posted to the engine yet ({who})"
 
 
 def _elapsed(meta: dict[str, Any], trials: Sequence[Trial], until: float | None) -> str:

@@ -1,11 +1,11 @@
 """The engine's calls the sweep loop makes in worker threads, reading the running trials' reports meanwhile.
 
-A GP suggestion takes seconds, a SigOpt server may take seconds to record a result (and retries
-for up to ``api.max_unreachable_s``), and an epoch may take less: a trial the early-stopping rule
-condemns must not train on while the loop waits for the engine (issue 17; in the multi-fidelity
-benchmark, trials condemned at step 1 ran all 27 steps so). The next suggestion is computed ahead
-(one at a time) so that a freed slot is refilled at once; a result is posted aside, and the loop
-goes on only once the engine has it (the order of effects stays the loop's).
+A GP suggestion takes seconds, a SigOpt server may take seconds to answer (and retries for up to
+``api.max_unreachable_s``), and an epoch may take less: a trial the early-stopping rule condemns
+must not train on while the loop waits for the engine (issue 17; in the multi-fidelity benchmark,
+trials condemned at step 1 ran all 27 steps so). The next suggestion is computed ahead (one at a
+time) so that a freed slot is refilled at once. Results are posted aside too
+(:mod:`hydra_sigopt.posting`), with the loop going on meanwhile.
 """
 
 from __future__ import annotations
@@ -25,16 +25,11 @@ log = logging.getLogger("hydra_sigopt")
 #: How long a stopping sweep waits for a suggestion request under way, so that its suggestion is
 #: not left open on a server.
 GRACE_S = 30.0
-#: How long an interrupted post is waited for before the stop goes on (it posts what is not posted
-#: yet, and a server that got this one finds it there; a stop must not wait on a hung server: Slurm
-#: kills a job 30 s after its SIGTERM).
-POST_GRACE_S = 5.0
-
 T = TypeVar("T")
 
 
 class EngineAside:
-    """The suggestion computed ahead and the post under way, each in a thread of its own."""
+    """The suggestion computed ahead, in a thread of its own."""
 
     def __init__(self, backend: Backend, read_reports: Callable[[], float] | None = None) -> None:
         self.backend = backend
@@ -64,20 +59,6 @@ class EngineAside:
             return None
         return self.take_prefetch()
 
-    def post(self, call: Callable[[], str | None]) -> str | None:
-        """Make the engine's call that records a result aside; its observation's id.
-
-        Interrupted (Ctrl-C), it waits a little for the call under way: the stop then posts what is
-        not posted yet, and finds this one done rather than send it a second time."""
-        future = aside("sigopt-post", call)
-        try:
-            return self._reading_reports(future)
-        except BaseException:
-            if not future.done():
-                log.info("Waiting up to %.0f s for the result being posted to the engine", POST_GRACE_S)
-                wait_for([future], timeout=POST_GRACE_S)
-            raise
-
     def _reading_reports(self, future: Future[T]) -> T:
         interval = POLL_INTERVAL_S
         while self.read_reports is not None and not wait_for([future], timeout=interval).done:
@@ -103,4 +84,4 @@ def aside(name: str, call: Callable[[], T]) -> Future[T]:
     return future
 
 
-__all__ = ["GRACE_S", "POST_GRACE_S", "EngineAside", "aside"]
+__all__ = ["GRACE_S", "EngineAside", "aside"]

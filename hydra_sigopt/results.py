@@ -49,14 +49,6 @@ class JournaledResult(NamedTuple):
     stopped: bool = False
 
 
-#: Makes an engine call that returns an observation's id (at once, or aside while the loop works on).
-Sender = Callable[[Callable[[], str | None]], str | None]
-
-
-def _at_once(call: Callable[[], str | None]) -> str | None:
-    return call()
-
-
 class _HasSuggestion(Protocol):
     @property
     def suggestion(self) -> Suggestion: ...
@@ -86,10 +78,10 @@ class Results:
         #: Tokens to mask in the failure reasons and tracebacks written.
         self.tokens = tokens
         self.ended: dict[int, JobOutcome] = {}  # outcomes of the last wait, until journaled
-        #: How the loop's posts reach the engine: the sweep sends them from a worker thread while
-        #: it reads the running trials' reports (a server may take seconds to answer, issue 17).
-        self.post_aside: Sender = _at_once
         self.unposted: dict[int, JournaledResult] = {}  # journaled, until posted
+        #: A post under way was not answered when the sweep stopped (the engine slow, or out of
+        #: reach): the stop posts nothing more, a resumed sweep does (and finds that one if it landed).
+        self.posts_stalled = False
         self.last_failure: JobOutcome | None = None  # for the message, should the sweep stop on it
         self.noise_keys_warned = False  # once per sweep: every trial of the app returns the same keys
 
@@ -110,6 +102,8 @@ class Results:
                 continue
             self.unposted[outcome.number] = recorded
             failed[outcome.number] = recorded.failed and not recorded.stopped
+            if failed[outcome.number]:  # the one the message names, should the sweep stop on it
+                self.last_failure = recorded.outcome
         return Recorded(failed, tuple(dropped))
 
     def record(self, outcome: JobOutcome, suggestion: Suggestion) -> JournaledResult | None:
@@ -244,31 +238,33 @@ class Results:
 
     # ------------------------------------------------------------------ posting
 
-    def post(self, numbers: Iterable[int]) -> None:
-        """Post journaled results to the engine, in this order, each through ``post_aside``."""
-        for number in numbers:
-            outcome, suggestion, values, failed, stopped = self.unposted[number]
-            self.observe(number, suggestion, values, failed, send=self.post_aside)
-            del self.unposted[number]  # only once posted: post_before_stopping tries the others
-            if failed and not stopped:
-                self.last_failure = outcome
+    def observation_call(self, number: int) -> Callable[[], str | None]:
+        """The engine's call that posts this journaled result (made aside: see :mod:`hydra_sigopt.posting`)."""
+        _, suggestion, values, failed, _ = self.unposted[number]
+        return self._call_for(number, suggestion, values, failed)
 
-    def observe(
-        self,
-        number: int,
-        suggestion: Suggestion,
-        values: tuple[MetricValue, ...],
-        failed: bool,
-        send: Sender = _at_once,
-    ) -> None:
-        """Post one journaled result (the engine's call made by ``send``), then journal that it was posted.
+    def posted(self, number: int, observation_id: str | None) -> None:
+        """A result of :attr:`unposted` reached the engine: journal its observation's id (once)."""
+        if number not in self.unposted:
+            return
+        self._journal_posted(number, observation_id)
+        del self.unposted[number]  # only once posted: post_before_stopping tries the others
 
-        Its metadata comes from its journal row: the same whether it is posted at once or by a
-        resumed sweep (job id, host, duration and a failure's reason included).
-        """
+    def observe(self, number: int, suggestion: Suggestion, values: tuple[MetricValue, ...], failed: bool) -> None:
+        """Post one journaled result at once, then journal that it was posted."""
+        self._journal_posted(number, self._call_for(number, suggestion, values, failed)())
+
+    def _call_for(
+        self, number: int, suggestion: Suggestion, values: tuple[MetricValue, ...], failed: bool
+    ) -> Callable[[], str | None]:
+        """The engine's call for one result. Its metadata comes from its journal row, read now: the
+        same whether it is posted by the loop or by a resumed sweep (job id, host, duration and a
+        failure's reason included)."""
         step = self.journal.reports.last_steps().get(number)
         metadata = observation_metadata(self.journal.trial(number), self.runner_kind, step)
-        observation_id = send(lambda: self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata))
+        return lambda: self.backend.observe(suggestion, values=values, failed=failed, metadata=metadata)
+
+    def _journal_posted(self, number: int, observation_id: str | None) -> None:
         crash_point("after_observe")
         self.journal.mark_observed(number, observation_id)
 
@@ -277,7 +273,9 @@ class Results:
 
         Not once the engine is out of reach: each post would wait a whole ``api.max_unreachable_s``
         again (a frozen server held a sweep of 4 unposted results 5 times its limit). The journal
-        has them: a resumed sweep posts them."""
+        has them: a resumed sweep posts them. Nor once a post under way went unanswered
+        (:attr:`posts_stalled`): the engine is slow or out of reach, and the stop must not wait on it."""
+        engine_reachable = engine_reachable and not self.posts_stalled
         for number, (_, suggestion, values, failed, _stopped) in sorted(self.unposted.items()):
             if not engine_reachable:
                 break

@@ -26,6 +26,10 @@ The ordering rules, which ``tests/test_scheduler.py`` checks over generated inte
 * when trials end, their results are recorded first; then freed slots are refilled from trials
   to re-run and from a suggestion already computed (not waiting for one, and not asking for a new
   one); then the results are posted; only then is the next suggestion asked for;
+* results are posted aside (:class:`Post`, then :class:`Posted`): while a post is under way (a
+  server slow to answer, or out of reach for minutes), asynchronous trials that end are recorded
+  and their slots refilled from suggestions already computed; none is asked for until
+  :class:`Posted` says every result recorded is posted, and the sweep does not finish before;
 * while a free slot waits for a suggestion and asynchronous trials run, their results are still
   recorded and posted as they end (the slot takes the suggestion once it is ready);
 * once more than ``max_failure_rate`` of the finished trials failed, the sweep stops after
@@ -103,9 +107,15 @@ class Record:
 
 @dataclass(frozen=True)
 class Post:
-    """Post these recorded results to the engine (each once)."""
+    """Start posting these recorded results to the engine (each once, in order, after those under
+    way); report :class:`Posted` as they are posted."""
 
     numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AwaitPosts:
+    """Wait until every result given to :class:`Post` is posted; report :class:`Posted`."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,7 @@ Command = (
     | Wait
     | Record
     | Post
+    | AwaitPosts
     | StopForFailures
     | Finish
 )
@@ -171,6 +182,13 @@ class Recorded:
 
 
 @dataclass(frozen=True)
+class Posted:
+    """These results reached the engine (their observations' ids are journaled)."""
+
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class StepBudgetSpent:
     """The steps the trials may report together are spent (``early_stopping.step_budget``): no
     trial starts any more; those in flight end (stopped at their next report)."""
@@ -183,7 +201,7 @@ class HeldSlotsFreed:
     numbers: tuple[int, ...]
 
 
-Event = SuggestionReady | Submitted | Ended | Recorded | StepBudgetSpent | HeldSlotsFreed
+Event = SuggestionReady | Submitted | Ended | Recorded | Posted | StepBudgetSpent | HeldSlotsFreed
 
 # ------------------------------------------------------------------------------------ the scheduler
 
@@ -231,6 +249,7 @@ class Scheduler:
     _ready: deque[tuple[Suggestion, int]] = field(default_factory=deque)
     _computing = False  # a Prefetch or Ask is under way
     _posted = 0  # results given to the engine (Post commands issued) by this scheduler
+    _posting = 0  # of those, the ones not reported Posted yet
     _computing_made_at = 0  # _posted when the computation under way was asked for
     _freed_while_computing = 0  # trials ended since the computation under way began
     #: Trials ended during each of the last computations: the queue's depth follows their maximum.
@@ -309,6 +328,8 @@ class Scheduler:
         if isinstance(event, HeldSlotsFreed):
             self.held.difference_update(event.numbers)
             return [] if self._waiting_for_suggestion else self._fill()
+        if isinstance(event, Posted):
+            return self._on_posted(event)
         return self._on_recorded(event)
 
     def idle(self) -> list[Command]:
@@ -322,6 +343,8 @@ class Scheduler:
                 self.in_flight[n].marked = True
             commands.append(MarkRunning(unmarked))
         if not self.in_flight and not (self.held and self.budget_left):
+            if self._posting:  # nothing left to record meanwhile: the posts are waited for
+                return [*commands, AwaitPosts()]
             # A free slot waits for the suggestion under way: the trials that ran meanwhile ended.
             return [*commands, AwaitPrefetch() if self._waiting_for_suggestion else Finish()]
         commands.append(KeepWarm(max(0, math.ceil(self.budget - self.issued - COST_SLACK))))
@@ -361,10 +384,19 @@ class Scheduler:
             commands += self._fill(prefetched_only=True)  # refill first: the freed slot need not wait for posting
         commands += [Post(recorded)] if recorded else []
         self._posted += len(recorded)
+        self._posting += len(recorded)
         if stop:
             assert last_failure is not None
             return [*commands, StopForFailures(last_failure)]
         return commands + self._fill()
+
+    def _on_posted(self, event: Posted) -> list[Command]:
+        self._posting -= len(event.numbers)
+        if self._posting or not self._waiting_for_suggestion or self._computing:
+            return []
+        # A free slot waited for the posts to ask for its suggestion (events since may have closed it).
+        self._waiting_for_suggestion = False
+        return self._fill()
 
     # ------------------------------------------------------------------ filling slots
 
@@ -392,6 +424,8 @@ class Scheduler:
         collect_meanwhile = self.asynchronous and bool(self.in_flight)
         if self._computing:
             return [] if collect_meanwhile else [AwaitPrefetch()]
+        if self._posting:  # asked for once the engine has every result (at Posted)
+            return [] if collect_meanwhile else [AwaitPosts()]
         self._begin_computing()
         return [Prefetch(self.pending()) if collect_meanwhile else Ask(self.pending())]
 
@@ -410,6 +444,7 @@ class Scheduler:
         return (
             self.asynchronous
             and not self._computing
+            and not self._posting
             and len(self._ready) < self.ready_depth
             and not self.reruns
             and self._budget_left_after_ready()

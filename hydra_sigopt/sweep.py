@@ -1,9 +1,9 @@
 """The sweep loop: suggest, record, run, record, observe, until the budget is spent.
 
 :class:`Sweep` is the shell that carries out the scheduler's commands (:mod:`hydra_sigopt.scheduler`
-decides) with the journal, the runner, the engine and a prefetch thread. Opening and resuming a
-journal is :mod:`hydra_sigopt.resume`'s; journaling and posting results :mod:`hydra_sigopt.results`';
-stopping early :mod:`hydra_sigopt.stopping`'s.
+decides) with the journal, the runner, the engine and threads for its calls. Opening and resuming a
+journal is :mod:`hydra_sigopt.resume`'s; journaling and posting results :mod:`hydra_sigopt.results`'
+(posted aside by :mod:`hydra_sigopt.posting`); stopping early :mod:`hydra_sigopt.stopping`'s.
 
 Order of effects (what makes a kill at any instant safe): a trial is written to the journal
 before its job starts; its job id right after submission; its result before the observation is
@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_for
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.held_slots import HeldSlots
 from hydra_sigopt.journal import Journal, JournalLostError
 from hydra_sigopt.observations import SUGGESTIONS_RELEASED, suggestions_in_use, sweep_id
+from hydra_sigopt.posting import PostsAside
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.report_files import trials_root
 from hydra_sigopt.reports import log_results, write_reports
@@ -40,6 +41,7 @@ from hydra_sigopt.resume import Resumption, locked_journal
 from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.scheduler import (
     Ask,
+    AwaitPosts,
     AwaitPrefetch,
     Command,
     Ended,
@@ -47,6 +49,7 @@ from hydra_sigopt.scheduler import (
     KeepWarm,
     MarkRunning,
     Post,
+    Posted,
     Prefetch,
     Record,
     Scheduler,
@@ -141,6 +144,7 @@ class Sweep:
         self.journal = journal
         root = trials_root(self.sweep_dir)
         self.results = Results(journal, self.backend, self.definition, self.progress, tokens, self.runner.kind, root)
+        self.posts = PostsAside(self.results)
         command = continue_command(self.command, self.sweep_dir)
         rule, tasks = self.settings.early_stopping, self.definition.tasks
         self.early = EarlyStopping(rule, journal, root, self.definition.metrics, tasks=tasks)
@@ -172,7 +176,6 @@ class Sweep:
             cancel_stopped_before_restart(self.early, self.runner)
             if self.settings.early_stopping.reads_reports:
                 self.runner.between_polls = self._read_reports
-                self.results.post_aside = self.aside.post
             self._loop()
             journal.set_meta(
                 engine_observation_count=self.backend.observation_count(),
@@ -180,6 +183,7 @@ class Sweep:
             )
         except KeyboardInterrupt:
             self.interrupts.stopping()
+            self._settle_posts()
             self.stopping.interrupted(self.interrupts.requested_at)
         except BackendUnavailableError as exc:
             engine_reachable = False
@@ -198,7 +202,8 @@ class Sweep:
             self.early.close()
             self.runner.close()
             if not journal.lost:
-                if engine_reachable:
+                # Nor once a post went unanswered at the stop: each call would retry a whole max_unreachable_s.
+                if engine_reachable and not self.results.posts_stalled:
                     release_unused_suggestions(journal, self.backend, self.aside.prefetch)
                 doc = write_reports(self.sweep_dir, journal.meta(), journal.trials(), journal.reports.last_steps())
             journal.close()
@@ -236,6 +241,7 @@ class Sweep:
         try:
             return self._carry_out(command)
         except Exception as exc:
+            self._settle_posts()
             self.results.post_before_stopping(engine_reachable=not isinstance(exc, BackendUnavailableError))
             raise
 
@@ -266,7 +272,10 @@ class Sweep:
             return [self.results.record_ended(command.numbers, self.scheduler.in_flight)]
         elif isinstance(command, Post):
             self._post(command.numbers)
+        elif isinstance(command, AwaitPosts):
+            return [Posted(tuple(self.posts.wait_all(meanwhile=self.aside.read_reports)))]
         elif isinstance(command, StopForFailures):
+            self.posts.wait_all()  # the stop posts what is left: none of these a second time
             last_failure = self.results.last_failure
             assert last_failure is not None and last_failure.number == command.number
             self.stopping.too_many_failures(last_failure)
@@ -300,7 +309,10 @@ class Sweep:
         # With a rule to apply, the running jobs' reports are read at least every POLL_INTERVAL_S,
         # more often when their steps are short.
         most = next_read if self.settings.early_stopping.reads_reports else 5.0
-        outcomes = self._wait_for_trials(timeout=min(self.settings.progress_interval, most))
+        aside: list[Future[Any]] = [f for f in (self.aside.prefetch, self.posts.under_way) if f is not None]
+        outcomes = wait_for_trials(
+            self.runner, bool(self.scheduler.in_flight), aside, min(self.settings.progress_interval, most)
+        )
         if not outcomes:  # else the line follows their recording (see _post), and counts them done
             self.progress.set_running(len(self.scheduler.in_flight), *_waiting_counts(self.runner))
             self.progress.set_steps(self.early.steps_spent)
@@ -312,26 +324,10 @@ class Sweep:
         # A suggestion ready by now comes after the results: they are recorded and posted before
         # it is answered, so before any other suggestion is asked for.
         freed = self.held.freed()  # slots of jobs stopped before a restart (a resumed sweep), now gone
-        # After the results: a slot they free is filled once they are recorded and posted.
-        return [*self._started_late(), *spent, Ended(tuple(self.results.ended)), *freed, *self._prefetch_done()]
-
-    def _wait_for_trials(self, timeout: float) -> list[JobOutcome]:
-        """The runner's wait, cut short once the suggestion under way is ready: a free slot may be
-        waiting for it (looked at as often as the runner looks at its jobs)."""
-        prefetch = self.aside.prefetch
-        if not self.scheduler.in_flight:  # only slots held by an earlier run's jobs: nothing here ends
-            wait_for([prefetch], timeout=timeout) if prefetch is not None else time.sleep(timeout)
-            return []
-        if prefetch is None:
-            return self.runner.wait(timeout=timeout)
-        slice_s = min(timeout, self.runner.poll_interval)
-        for _ in range(max(1, math.ceil(timeout / max(slice_s, 1e-3)))):
-            if prefetch.done():
-                return self.runner.wait(timeout=0)
-            outcomes = self.runner.wait(timeout=slice_s)
-            if outcomes:
-                return outcomes
-        return []
+        # After the results: a slot they free is filled once they are recorded and posted; the posts
+        # ended too, so that these results are posted before the next suggestion is asked for.
+        events = [*self._started_late(), *spent, Ended(tuple(self.results.ended)), *freed]
+        return [*events, *self._posts_done(), *self._prefetch_done()]
 
     def _read_reports(self) -> float:
         """Read and judge the running trials' reports; cancel the jobs of stopped trials that overstay.
@@ -351,10 +347,20 @@ class Sweep:
         return [Submitted(number, job_id) for number, job_id in late]
 
     def _post(self, numbers: tuple[int, ...]) -> None:
-        self.results.post(numbers)
+        self.posts.add(numbers)
         self.progress.set_running(len(self.runner.running()), *_waiting_counts(self.runner))
         self.progress.set_steps(self.early.steps_spent)
         self.progress.maybe_log()
+
+    def _posts_done(self) -> list[Event]:
+        """The posts ended since the last look, journaled."""
+        posted = self.posts.collect()
+        return [Posted(tuple(posted))] if posted else []
+
+    def _settle_posts(self) -> None:
+        """Before a stop: the post under way ends soon, or the stop posts nothing more (posts_stalled)."""
+        if not self.posts.settle():
+            self.results.posts_stalled = True
 
     # ------------------------------------------------------------------ suggestions
 
@@ -367,6 +373,27 @@ class Sweep:
         """The engine's new suggestion, for the scheduler: made (on a server, open there), not journaled yet."""
         crash_point("after_suggest")
         return SuggestionReady(checked(self.definition, suggestion))
+
+
+def wait_for_trials(
+    runner: TrialRunner, any_in_flight: bool, aside: Sequence[Future[Any]], timeout: float
+) -> list[JobOutcome]:
+    """The runner's wait, cut short once an engine call made ``aside`` ends: the suggestion under
+    way is ready (a free slot may be waiting for it) or the post under way ended (the next starts;
+    a suggestion may wait for it), looked at as often as the runner looks at its jobs."""
+    if not any_in_flight:  # only slots held by an earlier run's jobs: nothing here ends
+        wait_for(aside, timeout=timeout, return_when=FIRST_COMPLETED) if aside else time.sleep(timeout)
+        return []
+    if not aside:
+        return runner.wait(timeout=timeout)
+    slice_s = min(timeout, runner.poll_interval)
+    for _ in range(max(1, math.ceil(timeout / max(slice_s, 1e-3)))):
+        if any(f.done() for f in aside):
+            return runner.wait(timeout=0)
+        outcomes = runner.wait(timeout=slice_s)
+        if outcomes:
+            return outcomes
+    return []
 
 
 def begin_run(journal: Journal, sweep_dir: Path) -> None:

@@ -725,6 +725,15 @@ class SigOptTestServer:
         scheme = "https" if self._ssl_context is not None else "http"
         return f"{scheme}://{self._host}:{self.port}{API_PREFIX}"
 
+    def go_down(self) -> None:
+        """Refuse connections from now on (the server process gone) until :meth:`come_back`; its
+        experiments are kept, and its port: the clients find it again where they left it."""
+        self._port = self.port
+        self.stop()
+
+    def come_back(self) -> None:
+        self.start()
+
     def freeze(self) -> None:
         """Hold every request from now on (as a stopped API process does); :meth:`thaw` carries them out."""
         self._thawed.clear()

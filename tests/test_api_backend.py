@@ -843,11 +843,11 @@ for step in range(1, 11):  # 10 steps of 0.3 s: each trial after the first is wo
 return float(job_num())
 """
 
-#: The api backend, 2 slots, ASHA over the 10 steps of SLOW_LEARNER.
+#: The api backend, 2 slots.
+SLOW_LEARNER_API = (*SUBMITIT_LOCAL, "hydra.sweeper.backend=api", "hydra.sweeper.parallel_bandwidth=2")
+#: The same with ASHA over the 10 steps of SLOW_LEARNER.
 SLOW_LEARNER_ASHA = (
-    *SUBMITIT_LOCAL,
-    "hydra.sweeper.backend=api",
-    "hydra.sweeper.parallel_bandwidth=2",
+    *SLOW_LEARNER_API,
     "hydra.sweeper.early_stopping.rule=asha",
     "hydra.sweeper.early_stopping.max_step=10",
 )
@@ -907,16 +907,17 @@ def interrupted_inside_the_first_post(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("rule", [SLOW_LEARNER_ASHA, SLOW_LEARNER_API], ids=["asha", "no_early_stopping"])
 def test_a_sweep_interrupted_while_a_result_is_posted_aside_posts_each_result_once(
-    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str], rule: tuple[str, ...]
 ) -> None:
-    """The post above runs aside while reports are read: Ctrl-C during it (the server slow to answer)
-    must neither lose that result nor post it twice, on this run or on the resumed one."""
+    """The post above runs aside while reports are read (and trials end): Ctrl-C during it (the server
+    slow to answer) must neither lose that result nor post it twice, on this run or on the resumed one."""
     from conftest import finish_example
 
     server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 3.0), times=None)
     app = write_app(tmp_path, SLOW_LEARNER, budget=5)
-    overrides = [*SLOW_LEARNER_ASHA, "hydra.sweeper.api.timeout=30"]
+    overrides = [*rule, "hydra.sweeper.api.timeout=30"]
     proc, sweep_dir = interrupted_inside_the_first_post(tmp_path, server, overrides, api_env, app)
     stopped = finish_example(proc, sweep_dir)
     assert stopped.proc.returncode != 0 and "Continue this sweep with" in stopped.output, stopped.output[-3000:]
@@ -930,8 +931,9 @@ def test_a_sweep_interrupted_while_a_result_is_posted_aside_posts_each_result_on
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("rule", [SLOW_LEARNER_ASHA, SLOW_LEARNER_API], ids=["asha", "no_early_stopping"])
 def test_a_sweep_interrupted_while_the_server_holds_a_post_exits_without_waiting_for_it(
-    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str], rule: tuple[str, ...]
 ) -> None:
     """A review found it: the post running aside was a worker Python joins at exit, so a sweeper
     stopped (Ctrl-C, Slurm's SIGTERM) while the server held its post stayed up after its stop message
@@ -940,7 +942,7 @@ def test_a_sweep_interrupted_while_the_server_holds_a_post_exits_without_waiting
 
     server.faults.add("POST", r"/v1/experiments/\d+/observations", ("slow", 90.0), times=1)
     app = write_app(tmp_path, SLOW_LEARNER, budget=5)
-    overrides = [*SLOW_LEARNER_ASHA, "hydra.sweeper.api.timeout=120"]
+    overrides = [*rule, "hydra.sweeper.api.timeout=120"]
     proc, sweep_dir = interrupted_inside_the_first_post(tmp_path, server, overrides, api_env, app)
     interrupted_at = time.monotonic()
     stopped = finish_example(proc, sweep_dir, timeout=200)

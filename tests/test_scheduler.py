@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hydra_sigopt.backends.base import Suggestion
 from hydra_sigopt.scheduler import (
     Ask,
+    AwaitPosts,
     AwaitPrefetch,
     Command,
     Ended,
@@ -26,6 +27,7 @@ from hydra_sigopt.scheduler import (
     KeepWarm,
     MarkRunning,
     Post,
+    Posted,
     Prefetch,
     Record,
     Recorded,
@@ -57,6 +59,7 @@ class Shell:
     deferred: set[int] = field(default_factory=set)  # the cluster refused their job for now
     started_late: set[int] = field(default_factory=set)
     recorded_not_posted: set[int] = field(default_factory=set)
+    posting: list[int] = field(default_factory=list)  # given to Post, in order, not Posted yet
     posted: list[int] = field(default_factory=list)
     suggestions: int = 0
     delivered: set[int] = field(default_factory=set)  # points reported ready (SuggestionReady)
@@ -97,11 +100,13 @@ class Shell:
             carried_out += 1
             assert carried_out < 10_000, "the sweep never finished"
             if isinstance(command, StopForFailures):
+                self.finish_posts()  # as the sweep does before it stops
                 raise Stopped(command)
             return self.carry_out(command)
 
         try:
             drive(self.scheduler, carry_out)
+            assert not self.posting, f"finished with posts under way: {self.posting}"
             self.log.append(("Finish", None))
         except Stopped as stop:
             self.stopped = stop.command
@@ -135,10 +140,20 @@ class Shell:
             assert not set(command.numbers) & self.deferred, "a trial with no job yet journaled as running"
         if isinstance(command, Post):
             assert set(command.numbers) <= self.recorded_not_posted, "posted what was not recorded"
-            self.recorded_not_posted -= set(command.numbers)
-            self.posted += command.numbers
+            assert not set(command.numbers) & {*self.posting, *self.posted}, "posted twice"
+            self.posting += command.numbers
+        if isinstance(command, AwaitPosts):
+            return [self.finish_posts()]
         assert isinstance(command, (Post, MarkRunning, KeepWarm)), command
         return []
+
+    def finish_posts(self, count: int | None = None) -> Posted:
+        """The first ``count`` posts under way reach the engine (all of them: None), in order."""
+        done = self.posting[: len(self.posting) if count is None else count]
+        del self.posting[: len(done)]
+        self.recorded_not_posted -= set(done)
+        self.posted += done
+        return Posted(tuple(done))
 
     def finish_background(self) -> SuggestionReady:
         assert self.background is not None
@@ -156,14 +171,17 @@ class Shell:
         ended = set() if timed_out else self.draw(st.sets(st.sampled_from(sorted(self.running)), min_size=1))
         self.ended = {n: self.draw(st.booleans()) for n in sorted(ended)}
         events.append(Ended(tuple(sorted(ended))))
-        if self.background is not None and self.draw(st.booleans()):
-            events.append(self.finish_background())  # the prefetch finished while jobs ran
         freed = set(self.draw(st.sets(st.sampled_from(sorted(self.held))))) if self.held else set()
         if self.held and not self.running and not self.deferred and not freed:
             freed = {min(self.held)}  # a held job ends in the end (or is cancelled)
         if freed:
             self.held -= freed
             events.append(HeldSlotsFreed(tuple(sorted(freed))))
+        if self.posting:  # posts under way end while jobs run, or not yet (a server out of reach)
+            least = 0 if self.running or self.deferred else 1
+            events.append(self.finish_posts(self.draw(st.integers(least, len(self.posting)))))
+        if self.background is not None and self.draw(st.booleans()):
+            events.append(self.finish_background())  # the prefetch finished while jobs ran
         return events
 
     def start_deferred(self) -> set[int]:
@@ -271,6 +289,8 @@ def test_a_ready_suggestion_refills_a_freed_slot_before_the_results_are_posted()
     assert [type(c) for c in commands] == [StartTrial, Post]
     assert commands[0] == StartTrial(2, Suggestion("3", {}))
     scheduler.on(Submitted(2, "job-2"))
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Wait]  # the next is asked for once 0 is posted
+    assert scheduler.on(Posted((0,))) == []
     assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]
 
 
@@ -294,17 +314,52 @@ def test_while_a_free_slot_waits_for_a_suggestion_the_other_trials_results_are_r
     scheduler.on(SuggestionReady(Suggestion("1", {"p": 1})))
     scheduler.on(Submitted(0, "job-0"))
     scheduler.on(Submitted(1, "job-1"))
-    # Trial 0 ends and its slot waits for the third suggestion, computed aside.
+    # Trial 0 ends and its slot waits for the third suggestion, computed aside once 0 is posted.
     scheduler.on(Ended((0,)))
-    assert [type(c) for c in scheduler.on(Recorded({0: False}))] == [Post, Prefetch]
+    assert [type(c) for c in scheduler.on(Recorded({0: False}))] == [Post]
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Wait]
+    assert [type(c) for c in scheduler.on(Posted((0,)))] == [Prefetch]
     # Trial 1 ends meanwhile: its result is recorded and posted at once.
     assert [type(c) for c in scheduler.idle()] == [KeepWarm, Wait]
     assert scheduler.on(Ended((1,))) == [Record((1,))]
     # Nothing runs any more: the slots wait for it.
     assert scheduler.on(Recorded({1: False})) == [Post((1,)), AwaitPrefetch()]
+    assert scheduler.on(Posted((1,))) == []
     # Once it is ready a free slot takes it, and the next is computed aside for the other.
     commands = scheduler.on(SuggestionReady(Suggestion("2", {"p": 2})))
     assert commands == [StartTrial(2, Suggestion("2", {"p": 2})), Prefetch(())]
+
+
+def test_while_a_result_is_posted_the_trials_that_end_are_recorded_and_nothing_is_asked_for() -> None:
+    """A server out of reach: the post of trial 0's result retried for minutes while the loop waited
+    on it, and trials that ended meanwhile were not recorded, nor their slots refilled from a
+    suggestion computed ahead. Posting is aside now; the next suggestion waits for it."""
+    scheduler = Scheduler(10, 3, True, lambda f, d: False)
+    scheduler.begin()
+    for i in range(3):
+        scheduler.on(SuggestionReady(Suggestion(str(i), {"p": i})))
+    for n in range(3):
+        scheduler.on(Submitted(n, f"job-{n}"))
+    scheduler.idle()
+    scheduler.on(SuggestionReady(Suggestion("3", {"p": 3})))  # computed ahead
+    scheduler.on(Ended((0,)))
+    assert [type(c) for c in scheduler.on(Recorded({0: False}))] == [StartTrial, Post]
+    scheduler.on(Submitted(3, "job-3"))
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Wait]  # no Prefetch while 0 is posted
+    # Trial 1 ends during the post: recorded, and posted after 0; its slot waits for the posts.
+    assert scheduler.on(Ended((1,))) == [Record((1,))]
+    assert scheduler.on(Recorded({1: False})) == [Post((1,))]
+    assert scheduler.on(Posted((0,))) == []
+    assert scheduler.on(Posted((1,))) == [Prefetch(())]  # on results 0 and 1, which 2 and 3 were not
+
+
+def test_without_trials_running_the_suggestion_is_asked_for_once_the_posts_are_done() -> None:
+    scheduler = Scheduler(4, 1, False, lambda f, d: False)
+    scheduler.begin()
+    scheduler.on(SuggestionReady(Suggestion("0", {"p": 0})))
+    scheduler.on(Ended((0,)))
+    assert scheduler.on(Recorded({0: False})) == [Post((0,)), AwaitPosts()]
+    assert scheduler.on(Posted((0,))) == [Ask(())]
 
 
 def test_with_no_trial_left_running_the_free_slots_wait_for_the_suggestion() -> None:
@@ -364,6 +419,8 @@ def test_once_the_step_budget_is_spent_no_trial_starts_and_the_sweep_ends_with_t
     assert scheduler.idle()[0] == KeepWarm(0)
     scheduler.on(Ended((1,)))
     assert scheduler.on(Recorded({1: False})) == [Post((1,))]
+    assert scheduler.idle() == [AwaitPosts()]  # it ends once the engine has every result
+    assert scheduler.on(Posted((0, 1))) == []
     assert scheduler.idle() == [Finish()]
 
 
@@ -411,6 +468,7 @@ def test_after_a_burst_of_ending_trials_as_many_suggestions_are_kept_ready_for_t
     assert scheduler.on(Ended((0, 1, 2))) == [Record((0, 1, 2))]
     assert [type(c) for c in scheduler.on(Recorded({0: False, 1: False, 2: False}))] == [Post]
     assert [type(c) for c in scheduler.idle()] == [KeepWarm, Wait]  # trial 3 runs: its result is awaited too
+    assert scheduler.on(Posted((0, 1, 2))) == []  # the suggestion under way is for a freed slot
     assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("4", {"p": 4})))] == [StartTrial, Prefetch]
     assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("5", {"p": 5})))] == [StartTrial, Prefetch]
     assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("6", {"p": 6})))] == [StartTrial]
@@ -461,6 +519,7 @@ def test_trials_suggested_before_the_last_result_was_posted_are_not_placeholders
     scheduler.on(Ended((0,)))
     assert scheduler.on(Recorded({0: False})) == [StartTrial(2, Suggestion("2", {"p": 2})), Post((0,))]
     scheduler.on(Submitted(2, "job-2"))
+    scheduler.on(Posted((0,)))
     # Trials 1 and 2 were suggested before trial 0's result reached the engine: not pending.
     assert scheduler.idle()[-2] == Prefetch(())
     scheduler.on(SuggestionReady(Suggestion("3", {"p": 3})))

@@ -110,10 +110,13 @@ def make_sweep(tmp_path: Path, runner: CueRunner, backend: SlowObserveBackend, b
     settings, definition = parse_settings({**SPACE, "observation_budget": budget, "parallel_bandwidth": 2})
     backend.start(definition)
     sweep = Sweep(settings, definition, tmp_path / "sweep", runner, backend)
-    # Each trial ends once every slot is busy (or no trial is left to start) and the next
-    # suggestion is ready, in the scheduler's hands: the case where a slot is refilled at once.
+    # Each trial ends once every slot is busy (or no trial is left to start), the results are
+    # posted and the next suggestion is ready, in the scheduler's hands: the case where a slot is
+    # refilled at once.
     runner.ready = lambda: (
-        sweep.aside.prefetch is None and (len(runner.running()) == 2 or not sweep.scheduler.budget_left)
+        sweep.aside.prefetch is None
+        and sweep.posts.under_way is None
+        and (len(runner.running()) == 2 or not sweep.scheduler.budget_left)
     )
     return sweep
 
