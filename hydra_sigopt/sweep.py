@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_for
 from pathlib import Path
@@ -330,13 +330,8 @@ class Sweep:
         return [*events, *self._posts_done(), *self._prefetch_done()]
 
     def _read_reports(self) -> float:
-        """Read and judge the running trials' reports; cancel the jobs of stopped trials that overstay.
-        How long to wait before reading them again."""
-        self.early.poll(self.scheduler.in_flight)
-        failed = cancel_overstaying(self.early.overstaying(self.scheduler.in_flight), self.runner)
-        self.early.retry_cancel_later(failed)
-        cancel_stopped_before_restart(self.early, self.runner)
-        return self.early.read_interval(self.scheduler.in_flight)
+        """Read and judge the running trials' reports (:func:`read_reports`); when to read them again."""
+        return read_reports(self.early, self.runner, self.scheduler.in_flight)
 
     def _started_late(self) -> list[Event]:
         """Journal the jobs the runner submitted after the cluster refused them for a while."""
@@ -418,6 +413,16 @@ def release_unused_suggestions(journal: Journal, backend: Backend, prefetch: Fut
         log.warning("The sweep's unused open suggestions were not deleted (%s); a resumed sweep does it", exc)
     else:
         journal.set_meta(**{SUGGESTIONS_RELEASED: in_use})
+
+
+def read_reports(early: EarlyStopping, runner: TrialRunner, running: Collection[int]) -> float:
+    """Read and judge the running trials' reports; cancel the jobs of stopped trials that overstay.
+    How long to wait before reading them again."""
+    early.poll(running)
+    failed = cancel_overstaying(early.overstaying(running), runner)
+    early.retry_cancel_later(failed)
+    cancel_stopped_before_restart(early, runner)
+    return early.read_interval(running)
 
 
 def cancel_overstaying(late: Sequence[tuple[int, float]], runner: TrialRunner) -> list[int]:
