@@ -11,6 +11,7 @@ import argparse
 import csv
 import errno
 import os
+import shlex
 import signal
 import socket
 import sqlite3
@@ -981,18 +982,19 @@ def _submit(args: argparse.Namespace) -> int:
     sweep_dir = driver.sweep_dir_of(command, cwd) or (
         Path(args.sweep_dir).resolve() if args.sweep_dir else cwd / "multirun" / time.strftime("%Y-%m-%d/%H-%M-%S")
     )
-    if journal_path(sweep_dir).exists() and SweepLock(sweep_dir).holder() is not None:
-        raise UsageError(f"a sweeper runs on {sweep_dir} already (see hydra-sigopt status {sweep_dir})")
     options = driver.DriverOptions(
         partition=args.partition, time_min=args.time, cpus=args.cpus, mem_gb=args.mem_gb, account=args.account
     )
     try:
-        record = driver.submit(command, cwd, sweep_dir, options)
+        record, note = driver.submit(command, cwd, sweep_dir, options, os.environ)
     except driver.SubmitError as exc:
         raise UsageError(str(exc)) from None
+    where = shlex.quote(str(sweep_dir))
     _out(f"Submitted the sweep's driver as Slurm job {record['job_id']}; sweep dir {sweep_dir}")
-    _out(f"  follow it:  tail -f {record['log']}   or   hydra-sigopt status {sweep_dir}")
-    _out(f"  stop it:    hydra-sigopt kill {sweep_dir}   (scancel {record['job_id']} leaves its trials running)")
+    _out(f"  follow it:  tail -f {shlex.quote(record['log'])}   or   hydra-sigopt status {where}")
+    _out(f"  stop it:    hydra-sigopt kill {where}   (scancel {record['job_id']} leaves its trials running)")
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 
