@@ -508,7 +508,8 @@ def _continue(args: argparse.Namespace) -> int:
 
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()
-    _out(continue_command(meta.get("command") or {}, Path(args.sweep_dir)))
+    command = _without_the_drivers_detach(meta.get("command") or {}, Path(args.sweep_dir))
+    _out(continue_command(command, Path(args.sweep_dir)))
     if not args.run:
         return 0
     if not meta.get("command"):  # an early version's journal: the line above is a template
@@ -516,7 +517,27 @@ def _continue(args: argparse.Namespace) -> int:
     # Become the sweeper (the shell too: `exec` runs the command in its place) rather than wait for a
     # child: a user's kill of the pid they started left the child sweeper running, holding the sweep.
     sys.stdout.flush()
-    os.execv("/bin/sh", ["/bin/sh", "-c", continue_command(meta.get("command") or {}, Path(args.sweep_dir), True)])
+    os.execv("/bin/sh", ["/bin/sh", "-c", continue_command(command, Path(args.sweep_dir), True)])
+
+
+def _without_the_drivers_detach(command: Mapping[str, Any], sweep_dir: Path) -> Mapping[str, Any]:
+    """The sweep's command without the ``on_interrupt`` override ``hydra-sigopt submit`` added for its
+    driver job, outside such a job: there it keeps the trials running while the job requeues; a
+    terminal user's Ctrl-C means the default, cancel. An on_interrupt the user gave stays."""
+    if os.environ.get(driver.ENV_VAR):
+        return command  # a driver job resuming the sweep (hydra-sigopt continue --run in a submitted job)
+    added = (driver.read_record(sweep_dir) or {}).get("added_overrides") or []
+    argv = list(command.get("argv") or [])
+    dropped = [a for a in added if a.startswith("hydra.sweeper.on_interrupt=") and a in argv]
+    if not dropped:
+        return command
+    print(
+        f"Without {dropped[0]}, which hydra-sigopt submit added for its driver job: Ctrl-C here cancels "
+        "the running trials (on_interrupt: cancel)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return {**command, "argv": [a for a in argv if a != dropped[0]]}
 
 
 # ---------------------------------------------------------------------- kill / delete

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -294,3 +295,56 @@ def test_an_api_sweeps_driver_reads_its_token_from_the_token_file_not_the_job_en
             "Note: the driver job's environment carries SIGOPT_API_TOKEN (backend: api needs the token); "
             "slurmctld keeps a job's environment in its state dir"
         )
+
+
+def test_continue_run_in_a_terminal_cancels_the_trials_on_ctrl_c_not_the_drivers_detach(tmp_path: Path) -> None:
+    """``continue --run`` of a submitted sweep carried over the driver's on_interrupt=detach, which
+    submit added for its job: a terminal user's Ctrl-C left the Slurm jobs running ("Trials [2, 3]
+    were left running (on_interrupt: detach)"). Their own on_interrupt would stay; this one goes."""
+    driver_job, sweep_dir = _submit(
+        tmp_path, "hydra.sweeper.observation_budget=4", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=300"
+    )
+    running_job_ids(sweep_dir, 2, timeout=240)
+    assert f"Stopping the sweep's driver, Slurm job {driver_job}" in _cli("kill", str(sweep_dir))
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_SIGOPT_DRIVER_JOB"}
+    resumed = subprocess.Popen(
+        [*HYDRA_SIGOPT, "continue", str(sweep_dir), "--run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        new_jobs = running_job_ids(sweep_dir, 2, timeout=240)
+        resumed.send_signal(signal.SIGINT)  # the user's Ctrl-C
+        out, _ = resumed.communicate(timeout=300)
+    finally:
+        resumed.kill()
+    assert (
+        "Without hydra.sweeper.on_interrupt=detach, which hydra-sigopt submit added for its driver job: Ctrl-C "
+        "here cancels the running trials (on_interrupt: cancel)"
+    ) in out
+    assert "on_interrupt: detach" not in out and "Running trials were cancelled" in out, out[-3000:]
+    _wait_until(lambda: not any(_queued(j) for j in new_jobs.values()), 60, "the resumed trials' jobs cancelled")
+
+
+def test_continue_keeps_an_on_interrupt_the_user_gave_and_a_driver_jobs_detach(tmp_path: Path) -> None:
+    """Only the override submit added is dropped, and only outside a driver job: an on_interrupt the
+    user gave stays, and a driver job resuming the sweep keeps submit's detach."""
+    own_job, own_dir = _submit(tmp_path, "hydra.sweeper.observation_budget=1", "hydra.sweeper.on_interrupt=detach")
+    added_job, added_dir = _submit(tmp_path, "hydra.sweeper.observation_budget=1", sweep_dir=tmp_path / "added")
+
+    def ended() -> bool:
+        done = [
+            (d / "optimization_results.yaml").exists() and not _queued(j)
+            for j, d in ((own_job, own_dir), (added_job, added_dir))
+        ]
+        return all(done)
+
+    _wait_until(ended, 300, "both sweeps ended")
+    user_s = _cli_run("continue", str(own_dir))
+    assert "hydra.sweeper.on_interrupt=detach" in user_s.stdout and user_s.stderr == ""
+    in_a_driver_job = _cli_run("continue", str(added_dir), env={**os.environ, "HYDRA_SIGOPT_DRIVER_JOB": "4711"})
+    assert "hydra.sweeper.on_interrupt=detach" in in_a_driver_job.stdout and in_a_driver_job.stderr == ""
+    in_a_terminal = _cli_run("continue", str(added_dir))
+    assert "on_interrupt" not in in_a_terminal.stdout and in_a_terminal.stderr.startswith("Without hydra.sweeper")
