@@ -72,6 +72,10 @@ class UsageError(SigOptSweeperError):
     """A command-line argument is invalid."""
 
 
+class NotStartedError(SigOptSweeperError):
+    """A sweep submitted with ``hydra-sigopt submit`` whose driver job has not started it."""
+
+
 #: How long kill and delete keep trying a SigOpt server out of reach.
 COMMAND_UNREACHABLE_S = 10.0
 
@@ -419,7 +423,23 @@ def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequen
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows)
 
 
+def _refuse_unstarted(sweep_dir: Path) -> None:
+    """A submitted sweep whose driver job has not made its journal yet: say so (it read as "not a
+    hydra-sigopt sweep dir", which sends the user looking for a wrong path)."""
+    record = driver.read_record(sweep_dir)
+    if record is None or journal_path(sweep_dir).exists():
+        return
+    job, state = record["job_id"], driver.driver_state(str(record["job_id"]))
+    if state is not None:
+        why = f"the sweep's driver (Slurm job {job}, {state.lower()}) has not started it yet"
+        raise NotStartedError(f"{sweep_dir}: {why}")
+    raise NotStartedError(
+        f"{sweep_dir}: the sweep's driver (Slurm job {job}) ended without starting it; see its log {record['log']}"
+    )
+
+
 def _best(args: argparse.Namespace) -> int:
+    _refuse_unstarted(Path(args.sweep_dir))
     with open_journal(args.sweep_dir) as journal:
         meta, trials, last_steps = journal.meta(), journal.trials(), journal.reports.last_steps()
     if args.trial is not None:
@@ -470,6 +490,7 @@ def _plot(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401 (not in the [lite] install the README starts with)
     except ImportError:
         raise UsageError("plot needs matplotlib: pip install 'hydra-sigopt-sweeper[plot]'") from None
+    _refuse_unstarted(Path(args.sweep_dir))
     out = Path(args.output or Path(args.sweep_dir) / "sweep.png")
     _check_image_format(out)
     with open_journal(args.sweep_dir) as journal:
@@ -506,6 +527,7 @@ def _check_image_format(out: Path) -> None:
 def _continue(args: argparse.Namespace) -> int:
     from hydra_sigopt.continuation import continue_command
 
+    _refuse_unstarted(Path(args.sweep_dir))
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()
     command = _without_the_drivers_detach(meta.get("command") or {}, Path(args.sweep_dir))

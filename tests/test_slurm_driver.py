@@ -236,6 +236,27 @@ def test_a_second_submit_on_a_sweep_whose_driver_is_queued_or_running_is_refused
     assert not _queued(driver_job)
 
 
+def test_best_plot_and_continue_of_a_submitted_sweep_not_started_yet_say_so(tmp_path: Path) -> None:
+    """``best DIR`` of a sweep whose driver job waits in the queue said "DIR is not a hydra-sigopt
+    sweep dir", which sends the user looking for a typo in a path that is right."""
+    sweep_dir = tmp_path / "my sweep"
+    done = _submit_command(tmp_path, sweep_dir, "hydra.sweeper.observation_budget=2", env=_driver_held(tmp_path))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    driver_job = lines[0].removeprefix("Submitted the sweep's driver as Slurm job ").split(";")[0]
+    log = sweep_dir / "sigopt_driver" / f"driver-{driver_job}.log"
+    where = shlex.quote(str(sweep_dir))
+    assert lines[1] == f"  follow it:  tail -f {shlex.quote(str(log))}   or   hydra-sigopt status {where}"
+    assert lines[2] == f"  stop it:    hydra-sigopt kill {where}   (scancel {driver_job} leaves its trials running)"
+    for command in (["best"], ["plot"], ["continue"]):
+        told = _cli_run(*command, str(sweep_dir))
+        assert told.returncode != 0
+        assert told.stderr.strip().splitlines() == [
+            f"hydra-sigopt: {sweep_dir}: the sweep's driver (Slurm job {driver_job}, pending) has not started it yet"
+        ], command
+    subprocess.run(["scancel", driver_job], check=True, capture_output=True)
+
+
 def _saved_environment(job_id: str) -> bytes:
     """The environment slurmctld keeps for a job (in its state dir, as long as the job exists)."""
     config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
