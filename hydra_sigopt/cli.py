@@ -11,6 +11,7 @@ import argparse
 import csv
 import errno
 import os
+import shlex
 import signal
 import socket
 import sqlite3
@@ -69,6 +70,10 @@ EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a Unix tool 
 
 class UsageError(SigOptSweeperError):
     """A command-line argument is invalid."""
+
+
+class NotStartedError(SigOptSweeperError):
+    """A sweep submitted with ``hydra-sigopt submit`` whose driver job has not started it."""
 
 
 #: How long kill and delete keep trying a SigOpt server out of reach.
@@ -431,7 +436,23 @@ def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequen
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows)
 
 
+def _refuse_unstarted(sweep_dir: Path) -> None:
+    """A submitted sweep whose driver job has not made its journal yet: say so (it read as "not a
+    hydra-sigopt sweep dir", which sends the user looking for a wrong path)."""
+    record = driver.read_record(sweep_dir)
+    if record is None or journal_path(sweep_dir).exists():
+        return
+    job, state = record["job_id"], driver.driver_state(str(record["job_id"]))
+    if state is not None:
+        why = f"the sweep's driver (Slurm job {job}, {state.lower()}) has not started it yet"
+        raise NotStartedError(f"{sweep_dir}: {why}")
+    raise NotStartedError(
+        f"{sweep_dir}: the sweep's driver (Slurm job {job}) ended without starting it; see its log {record['log']}"
+    )
+
+
 def _best(args: argparse.Namespace) -> int:
+    _refuse_unstarted(Path(args.sweep_dir))
     with open_journal(args.sweep_dir) as journal:
         meta, trials, last_steps = journal.meta(), journal.trials(), journal.reports.last_steps()
     if args.trial is not None:
@@ -482,6 +503,7 @@ def _plot(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401 (not in the [lite] install the README starts with)
     except ImportError:
         raise UsageError("plot needs matplotlib: pip install 'hydra-sigopt-sweeper[plot]'") from None
+    _refuse_unstarted(Path(args.sweep_dir))
     out = Path(args.output or Path(args.sweep_dir) / "sweep.png")
     _check_image_format(out)
     with open_journal(args.sweep_dir) as journal:
@@ -518,9 +540,11 @@ def _check_image_format(out: Path) -> None:
 def _continue(args: argparse.Namespace) -> int:
     from hydra_sigopt.continuation import continue_command
 
+    _refuse_unstarted(Path(args.sweep_dir))
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()
-    _out(continue_command(meta.get("command") or {}, Path(args.sweep_dir)))
+    command = _without_the_drivers_detach(meta.get("command") or {}, Path(args.sweep_dir))
+    _out(continue_command(command, Path(args.sweep_dir)))
     if not args.run:
         return 0
     if not meta.get("command"):  # an early version's journal: the line above is a template
@@ -528,7 +552,27 @@ def _continue(args: argparse.Namespace) -> int:
     # Become the sweeper (the shell too: `exec` runs the command in its place) rather than wait for a
     # child: a user's kill of the pid they started left the child sweeper running, holding the sweep.
     sys.stdout.flush()
-    os.execv("/bin/sh", ["/bin/sh", "-c", continue_command(meta.get("command") or {}, Path(args.sweep_dir), True)])
+    os.execv("/bin/sh", ["/bin/sh", "-c", continue_command(command, Path(args.sweep_dir), True)])
+
+
+def _without_the_drivers_detach(command: Mapping[str, Any], sweep_dir: Path) -> Mapping[str, Any]:
+    """The sweep's command without the ``on_interrupt`` override ``hydra-sigopt submit`` added for its
+    driver job, outside such a job: there it keeps the trials running while the job requeues; a
+    terminal user's Ctrl-C means the default, cancel. An on_interrupt the user gave stays."""
+    if os.environ.get(driver.ENV_VAR):
+        return command  # a driver job resuming the sweep (hydra-sigopt continue --run in a submitted job)
+    added = (driver.read_record(sweep_dir) or {}).get("added_overrides") or []
+    argv = list(command.get("argv") or [])
+    dropped = [a for a in added if a.startswith("hydra.sweeper.on_interrupt=") and a in argv]
+    if not dropped:
+        return command
+    print(
+        f"Without {dropped[0]}, which hydra-sigopt submit added for its driver job: Ctrl-C here cancels "
+        "the running trials (on_interrupt: cancel)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return {**command, "argv": [a for a in argv if a != dropped[0]]}
 
 
 # ---------------------------------------------------------------------- kill / delete
@@ -994,18 +1038,19 @@ def _submit(args: argparse.Namespace) -> int:
     sweep_dir = driver.sweep_dir_of(command, cwd) or (
         Path(args.sweep_dir).resolve() if args.sweep_dir else cwd / "multirun" / time.strftime("%Y-%m-%d/%H-%M-%S")
     )
-    if journal_path(sweep_dir).exists() and SweepLock(sweep_dir).holder() is not None:
-        raise UsageError(f"a sweeper runs on {sweep_dir} already (see hydra-sigopt status {sweep_dir})")
     options = driver.DriverOptions(
         partition=args.partition, time_min=args.time, cpus=args.cpus, mem_gb=args.mem_gb, account=args.account
     )
     try:
-        record = driver.submit(command, cwd, sweep_dir, options)
+        record, note = driver.submit(command, cwd, sweep_dir, options, os.environ)
     except driver.SubmitError as exc:
         raise UsageError(str(exc)) from None
+    where = shlex.quote(str(sweep_dir))
     _out(f"Submitted the sweep's driver as Slurm job {record['job_id']}; sweep dir {sweep_dir}")
-    _out(f"  follow it:  tail -f {record['log']}   or   hydra-sigopt status {sweep_dir}")
-    _out(f"  stop it:    hydra-sigopt kill {sweep_dir}   (scancel {record['job_id']} leaves its trials running)")
+    _out(f"  follow it:  tail -f {shlex.quote(record['log'])}   or   hydra-sigopt status {where}")
+    _out(f"  stop it:    hydra-sigopt kill {where}   (scancel {record['job_id']} leaves its trials running)")
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 

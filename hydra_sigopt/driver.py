@@ -16,21 +16,29 @@ The driver's record (:data:`RECORD_NAME`) and log live in the sweep dir's :data:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra_sigopt import driver_env
 from hydra_sigopt.errors import SigOptSweeperError
+from hydra_sigopt.journal import SweepLock, journal_path
 from hydra_sigopt.overrides import format_override
+from hydra_sigopt.runners.slurm import queue_states, slurm_jobs_not_ended
 
 DRIVER_DIR = "sigopt_driver"
 RECORD_NAME = "driver.json"
+#: Taken by ``hydra-sigopt submit`` while it checks the sweep dir, submits and records the driver.
+SUBMIT_LOCK_NAME = ".submit.lock"
 #: Set in the driver job's environment to the driver's own Slurm job id.
 ENV_VAR = "HYDRA_SIGOPT_DRIVER_JOB"
 
@@ -134,28 +142,92 @@ def script_text(argv: Sequence[str], cwd: Path, sweep_dir: Path, options: Driver
     )
 
 
-def submit(command: Sequence[str], cwd: Path, sweep_dir: Path, options: DriverOptions) -> dict[str, Any]:
-    """Write the driver's script into the sweep dir, sbatch it, and keep its record; return the record."""
+def submit(
+    command: Sequence[str], cwd: Path, sweep_dir: Path, options: DriverOptions, environ: Mapping[str, str]
+) -> tuple[dict[str, Any], str | None]:
+    """Sbatch the driver and keep its script and record in the sweep dir; return the record and, where
+    its environment carries a SigOpt secret, a note saying so (see :mod:`hydra_sigopt.driver_env`).
+
+    A sweep dir that a driver job or a sweeper runs is refused before anything is written: a second
+    driver would be refused by the sweep's lock once it started, and its record would have replaced
+    the running driver's (the one ``status`` shows and ``kill`` cancels).
+    """
     if options.lead_s >= options.time_min * 60:
         raise SubmitError(f"--time {options.time_min} minutes leaves no time before the {options.lead_s} s lead")
     argv = driver_command(command, sweep_dir)
+    refuse_taken(sweep_dir)
+    backend = driver_env.sweep_backend(argv, cwd, environ)
+    env, carried = driver_env.driver_environment(backend, environ)
     folder = sweep_dir / DRIVER_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / "driver.sh"
-    script.write_text(script_text(argv, cwd, sweep_dir, options))
-    done = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, timeout=120)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)  # before sbatch: the job's log goes there as it starts
+    text = script_text(argv, cwd, sweep_dir, options)
+    try:
+        with _submit_lock(folder):
+            refuse_taken(sweep_dir)  # another submit may have gone through since the check above
+            job_id = _sbatch(text, env)
+            (folder / "driver.sh").write_text(text)
+            record = {
+                "job_id": job_id,
+                "command": argv,
+                # What submit added for its job (on_interrupt=detach): a resume from a terminal leaves it out.
+                "added_overrides": argv[len(command) :],
+                "cwd": str(cwd),
+                "log": str(folder / f"driver-{job_id}.log"),
+                "submitted_at": time.time(),
+            }
+            _write_record(folder, record)
+    except SubmitError:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return record, driver_env.carried_note(backend, carried) if carried else None
+
+
+def refuse_taken(sweep_dir: Path) -> None:
+    """Raise :class:`SubmitError` if the sweep's recorded driver job is still queued or running, or a
+    live sweeper (a terminal's, a driver's) holds the sweep."""
+    record = read_record(sweep_dir)
+    state = None if record is None else _not_ended_state(str(record["job_id"]))
+    if record is not None and state is not None:
+        where = shlex.quote(str(sweep_dir))
+        raise SubmitError(
+            f"{sweep_dir} is run by its driver, Slurm job {record['job_id']} ({state}); follow it with "
+            f"hydra-sigopt status {where}, or stop it first with hydra-sigopt kill {where}"
+        )
+    holder = SweepLock(sweep_dir).holder() if journal_path(sweep_dir).exists() else None
+    if holder is not None:
+        pid, host = holder
+        raise SubmitError(
+            f"a sweeper (pid {pid}{f' on {host}' if host else ''}) runs {sweep_dir} already; see hydra-sigopt "
+            f"status {shlex.quote(str(sweep_dir))}"
+        )
+
+
+def _not_ended_state(job_id: str) -> str | None:
+    """The driver job's state while it is queued or running (lower case); None once it ended."""
+    if not slurm_jobs_not_ended([job_id]):
+        return None
+    state = queue_states([job_id]).get(job_id)
+    return state[0].lower() if state else "state unknown: Slurm's queue could not be asked"
+
+
+@contextmanager
+def _submit_lock(folder: Path) -> Iterator[None]:
+    """One submit at a time on a sweep dir: two started at once would both find it free."""
+    with open(folder / SUBMIT_LOCK_NAME, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _sbatch(script: str, env: Mapping[str, str]) -> str:
+    """Submit the script (on stdin: no file is written for a job Slurm refuses); the job's id."""
+    done = subprocess.run(
+        ["sbatch", "--parsable"], input=script, env=dict(env), capture_output=True, text=True, timeout=120
+    )
     if done.returncode != 0:
         raise SubmitError(f"sbatch refused the driver job: {done.stderr.strip() or done.stdout.strip()}")
-    job_id = done.stdout.strip().split(";")[0]
-    record = {
-        "job_id": job_id,
-        "command": argv,
-        "cwd": str(cwd),
-        "log": str(folder / f"driver-{job_id}.log"),
-        "submitted_at": time.time(),
-    }
-    _write_record(folder, record)
-    return record
+    return done.stdout.strip().split(";")[0]
 
 
 def _write_record(folder: Path, record: dict[str, Any]) -> None:
@@ -174,11 +246,8 @@ def read_record(sweep_dir: Path) -> dict[str, Any] | None:
 
 def driver_state(job_id: str) -> str | None:
     """The driver job's state while Slurm's queue holds it (PENDING, RUNNING, ...); None once it is gone."""
-    try:
-        done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    state = queue_states([job_id]).get(job_id)
+    return state[0] if state else None
 
 
 def stop_driver(job_id: str, wait_s: float = 90.0) -> bool:

@@ -182,6 +182,19 @@ def known_tokens(environ: Mapping[str, str] | None = None) -> set[str]:
     return {token for token in found if token}
 
 
+def secret_variables(environ: Mapping[str, str]) -> list[str]:
+    """The variables of ``environ`` that hold a token or lead to one: the token variables, the token
+    file's path, and ``SIGOPT_API_URL`` where it carries a password."""
+    secret_url = [URL_VARIABLE] if url_password(environ.get(URL_VARIABLE, "")) else []
+    return [name for name in (*TOKEN_VARIABLES, "SIGOPT_ENV_FILE", *secret_url) if name in environ]
+
+
+def without_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``environ`` without :func:`secret_variables`: for a process that needs no token."""
+    secret = set(secret_variables(environ))
+    return {name: value for name, value in environ.items() if name not in secret}
+
+
 #: The tokens withheld from this process's environment while a sweep runs (see :func:`tokens_withheld`).
 _withheld: set[str] = set()
 
@@ -198,8 +211,7 @@ def tokens_withheld(also: Iterable[str] = (), environ: MutableMapping[str, str] 
     """
     env = os.environ if environ is None else environ
     tokens = known_tokens(env) | set(filter(None, also))
-    secret_url = [URL_VARIABLE] if url_password(env.get(URL_VARIABLE, "")) else []
-    removed = {name: env.pop(name) for name in (*TOKEN_VARIABLES, "SIGOPT_ENV_FILE", *secret_url) if name in env}
+    removed = {name: env.pop(name) for name in secret_variables(env)}
     _withheld.update(tokens)
     try:
         yield tokens

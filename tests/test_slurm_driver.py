@@ -5,6 +5,10 @@ Skipped with the reason where no Slurm is reachable, unless HYDRA_SIGOPT_REQUIRE
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import EXAMPLE_APP, running_job_ids
+from sigopt_server import SigOptTestServer
 from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
 from hydra_sigopt.journal import Journal
@@ -22,9 +27,11 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 HYDRA_SIGOPT = [sys.executable, "-m", "hydra_sigopt.cli"]
 
 
-def _submit(tmp_path: Path, *overrides: str, time_min: int = 30) -> tuple[str, Path]:
-    sweep_dir = tmp_path / "sweep"
-    done = subprocess.run(
+def _submit_command(
+    tmp_path: Path, sweep_dir: Path, *overrides: str, time_min: int = 30, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``hydra-sigopt submit`` of the example app's Slurm sweep, as a user runs it from ``tmp_path``."""
+    return subprocess.run(
         [
             *HYDRA_SIGOPT,
             "submit",
@@ -44,12 +51,24 @@ def _submit(tmp_path: Path, *overrides: str, time_min: int = 30) -> tuple[str, P
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
+
+
+def _submit(
+    tmp_path: Path,
+    *overrides: str,
+    time_min: int = 30,
+    sweep_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[str, Path]:
+    sweep_dir = sweep_dir or tmp_path / "sweep"
+    done = _submit_command(tmp_path, sweep_dir, *overrides, time_min=time_min, env=env)
     assert done.returncode == 0, done.stderr
     first = done.stdout.splitlines()[0]
     assert first.startswith("Submitted the sweep's driver as Slurm job ")
-    assert f"hydra-sigopt kill {sweep_dir}" in done.stdout and "tail -f " in done.stdout
-    return first.split()[-4].rstrip(";"), sweep_dir
+    assert f"hydra-sigopt kill {shlex.quote(str(sweep_dir))}" in done.stdout and "tail -f " in done.stdout
+    return first.removeprefix("Submitted the sweep's driver as Slurm job ").split(";")[0], sweep_dir
 
 
 def _cli(*args: str) -> str:
@@ -156,3 +175,197 @@ def test_delete_stops_a_submitted_driver_and_its_trials_before_deleting(tmp_path
     assert not _queued(driver_job)
     _wait_until(lambda: not any(_queued(j) for j in trial_jobs.values()), 60, "the trials' jobs cancelled")
     assert not (sweep_dir / "sigopt_journal.sqlite").exists() and not (sweep_dir / "sigopt_driver").exists()
+
+
+def _cli_run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HYDRA_SIGOPT, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def _state(job_id: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+
+
+def _driver_held(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user on a busy cluster: the next job they submit (the driver) waits in
+    the queue, held, until ``scontrol release``; jobs after it run at once. (sbatch 22.05 reads no
+    SBATCH_HOLD, so ``sbatch`` on the PATH is the real one given --hold, once.)"""
+    folder = tmp_path / "busy_cluster"
+    folder.mkdir()
+    once = folder / "hold_next"
+    once.touch()
+    (folder / "sbatch").write_text(
+        "#!/bin/bash\n"
+        f"if [ -e {shlex.quote(str(once))} ]; then rm -f {shlex.quote(str(once))}; "
+        f'exec {shutil.which("sbatch")} --hold "$@"; fi\n'
+        f'exec {shutil.which("sbatch")} "$@"\n'
+    )
+    (folder / "sbatch").chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}", **extra}
+
+
+def test_a_second_submit_on_a_sweep_whose_driver_is_queued_or_running_is_refused_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """A user retrying after an ssh hiccup submitted the sweep twice: both said "Submitted"; the
+    second driver died on the sweep's lock, but its record had replaced the first's, so status showed
+    the dead one and kill had no running driver to cancel. The first driver is held here (as a busy
+    cluster keeps it waiting), then released."""
+    sweep_dir = tmp_path / "sweep"
+    held = _driver_held(tmp_path)
+    overrides = ("hydra.sweeper.observation_budget=2", "sleep_s=300")
+    driver_job, _ = _submit(tmp_path, *overrides, sweep_dir=sweep_dir, env=held)
+    record = (sweep_dir / "sigopt_driver" / "driver.json").read_text()
+    script = (sweep_dir / "sigopt_driver" / "driver.sh").read_text()
+
+    for state in ("pending", "running"):
+        again = _submit_command(tmp_path, sweep_dir, *overrides)
+        assert again.returncode != 0 and again.stdout == "", again.stdout
+        assert again.stderr.strip().splitlines() == [
+            f"hydra-sigopt: {sweep_dir} is run by its driver, Slurm job {driver_job} ({state}); follow it with "
+            f"hydra-sigopt status {shlex.quote(str(sweep_dir))}, or stop it first with hydra-sigopt kill "
+            f"{shlex.quote(str(sweep_dir))}"
+        ]
+        assert (sweep_dir / "sigopt_driver" / "driver.json").read_text() == record  # nothing written
+        assert (sweep_dir / "sigopt_driver" / "driver.sh").read_text() == script
+        assert f"Driver:      Slurm job {driver_job} ({state}" in _cli("status", str(sweep_dir))
+        if state == "pending":
+            subprocess.run(["scontrol", "release", driver_job], check=True, capture_output=True)
+            _wait_until(lambda: _state(driver_job) == "RUNNING", 120, "the released driver running")
+    out = _cli("kill", str(sweep_dir))
+    assert f"Stopping the sweep's driver, Slurm job {driver_job}" in out
+    assert not _queued(driver_job)
+
+
+def test_best_plot_and_continue_of_a_submitted_sweep_not_started_yet_say_so(tmp_path: Path) -> None:
+    """``best DIR`` of a sweep whose driver job waits in the queue said "DIR is not a hydra-sigopt
+    sweep dir", which sends the user looking for a typo in a path that is right."""
+    sweep_dir = tmp_path / "my sweep"
+    done = _submit_command(tmp_path, sweep_dir, "hydra.sweeper.observation_budget=2", env=_driver_held(tmp_path))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    driver_job = lines[0].removeprefix("Submitted the sweep's driver as Slurm job ").split(";")[0]
+    log = sweep_dir / "sigopt_driver" / f"driver-{driver_job}.log"
+    where = shlex.quote(str(sweep_dir))
+    assert lines[1] == f"  follow it:  tail -f {shlex.quote(str(log))}   or   hydra-sigopt status {where}"
+    assert lines[2] == f"  stop it:    hydra-sigopt kill {where}   (scancel {driver_job} leaves its trials running)"
+    for command in (["best"], ["plot"], ["continue"]):
+        told = _cli_run(*command, str(sweep_dir))
+        assert told.returncode != 0
+        assert told.stderr.strip().splitlines() == [
+            f"hydra-sigopt: {sweep_dir}: the sweep's driver (Slurm job {driver_job}, pending) has not started it yet"
+        ], command
+    subprocess.run(["scancel", driver_job], check=True, capture_output=True)
+
+
+def _saved_environment(job_id: str) -> bytes:
+    """The environment slurmctld keeps for a job (in its state dir, as long as the job exists)."""
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
+    state_dir = next(
+        line.split("=", 1)[1].strip() for line in config.splitlines() if line.startswith("StateSaveLocation")
+    )
+    return (Path(state_dir) / f"hash.{int(job_id) % 10}" / f"job.{job_id}" / "environment").read_bytes()
+
+
+def _files_containing(root: Path, secret: str) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+TOKEN = "tok-submitted-driver-never-sees-it"
+DEV_TOKEN = "dev-tok-submitted-driver-never-sees-it"
+
+
+def test_a_lite_sweeps_driver_job_gets_no_sigopt_token(tmp_path: Path) -> None:
+    """sbatch exported the user's whole environment: SIGOPT_API_TOKEN and SIGOPT_DEV_TOKEN sat in the
+    driver's environment and in slurmctld's saved copy of it, though backend: lite never reads one."""
+    env = _driver_held(tmp_path, SIGOPT_API_TOKEN=TOKEN, SIGOPT_DEV_TOKEN=DEV_TOKEN, MY_SETTING="kept")
+    done = _submit_command(tmp_path, tmp_path / "sweep", "hydra.sweeper.observation_budget=1", env=env)
+    assert done.returncode == 0, done.stderr
+    driver_job = done.stdout.splitlines()[0].removeprefix("Submitted the sweep's driver as Slurm job ").split(";")[0]
+    saved = _saved_environment(driver_job)
+    assert b"SIGOPT_API_TOKEN" not in saved and TOKEN.encode() not in saved and DEV_TOKEN.encode() not in saved
+    assert b"MY_SETTING=kept" in saved  # the rest of the user's environment goes with the job
+    assert _files_containing(tmp_path / "sweep", TOKEN) == [] and "SIGOPT" not in done.stderr
+    subprocess.run(["scancel", driver_job], check=True, capture_output=True)
+
+
+def test_an_api_sweeps_driver_reads_its_token_from_the_token_file_not_the_job_environment(tmp_path: Path) -> None:
+    """backend: api needs the token in the driver: with a SIGOPT_ENV_FILE the user has, it reaches the
+    driver through that file, and the token variable stays out of the job's environment (and of
+    slurmctld's state dir). Without one, submit says that the job's environment carries it."""
+    env_file = tmp_path / "sigopt.env"
+    env_file.write_text(f"SIGOPT_TOKEN={TOKEN}\n")
+    with SigOptTestServer(tokens={TOKEN}) as server:
+        env = {**os.environ, "SIGOPT_API_URL": server.url, "SIGOPT_API_TOKEN": TOKEN}
+        env.pop("SIGOPT_PROJECT", None)
+        with_file = {**env, "SIGOPT_ENV_FILE": str(env_file)}
+        api = ("hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=2")
+        driver_job, sweep_dir = _submit(tmp_path, *api, env=with_file)
+        saved = _saved_environment(driver_job)
+        assert TOKEN.encode() not in saved and f"SIGOPT_ENV_FILE={env_file}".encode() in saved
+        _wait_until(lambda: (sweep_dir / "optimization_results.yaml").exists() and not _queued(driver_job), 600, "end")
+        results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+        assert (
+            results["trials"]["completed"] == 2
+            and len(server.experiments[str(results["experiment_id"])].observations) == 2
+        )
+        assert _files_containing(sweep_dir, TOKEN) == []
+
+        without_file = _submit_command(tmp_path, tmp_path / "other", *api, env=_driver_held(tmp_path, **env))
+        assert without_file.returncode == 0, without_file.stderr
+        assert without_file.stderr.startswith(
+            "Note: the driver job's environment carries SIGOPT_API_TOKEN (backend: api needs the token); "
+            "slurmctld keeps a job's environment in its state dir"
+        )
+
+
+def test_continue_run_in_a_terminal_cancels_the_trials_on_ctrl_c_not_the_drivers_detach(tmp_path: Path) -> None:
+    """``continue --run`` of a submitted sweep carried over the driver's on_interrupt=detach, which
+    submit added for its job: a terminal user's Ctrl-C left the Slurm jobs running ("Trials [2, 3]
+    were left running (on_interrupt: detach)"). Their own on_interrupt would stay; this one goes."""
+    driver_job, sweep_dir = _submit(
+        tmp_path, "hydra.sweeper.observation_budget=4", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=300"
+    )
+    running_job_ids(sweep_dir, 2, timeout=240)
+    assert f"Stopping the sweep's driver, Slurm job {driver_job}" in _cli("kill", str(sweep_dir))
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_SIGOPT_DRIVER_JOB"}
+    resumed = subprocess.Popen(
+        [*HYDRA_SIGOPT, "continue", str(sweep_dir), "--run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        new_jobs = running_job_ids(sweep_dir, 2, timeout=240)
+        resumed.send_signal(signal.SIGINT)  # the user's Ctrl-C
+        out, _ = resumed.communicate(timeout=300)
+    finally:
+        resumed.kill()
+    assert (
+        "Without hydra.sweeper.on_interrupt=detach, which hydra-sigopt submit added for its driver job: Ctrl-C "
+        "here cancels the running trials (on_interrupt: cancel)"
+    ) in out
+    assert "on_interrupt: detach" not in out and "Running trials were cancelled" in out, out[-3000:]
+    _wait_until(lambda: not any(_queued(j) for j in new_jobs.values()), 60, "the resumed trials' jobs cancelled")
+
+
+def test_continue_keeps_an_on_interrupt_the_user_gave_and_a_driver_jobs_detach(tmp_path: Path) -> None:
+    """Only the override submit added is dropped, and only outside a driver job: an on_interrupt the
+    user gave stays, and a driver job resuming the sweep keeps submit's detach."""
+    own_job, own_dir = _submit(tmp_path, "hydra.sweeper.observation_budget=1", "hydra.sweeper.on_interrupt=detach")
+    added_job, added_dir = _submit(tmp_path, "hydra.sweeper.observation_budget=1", sweep_dir=tmp_path / "added")
+
+    def ended() -> bool:
+        done = [
+            (d / "optimization_results.yaml").exists() and not _queued(j)
+            for j, d in ((own_job, own_dir), (added_job, added_dir))
+        ]
+        return all(done)
+
+    _wait_until(ended, 300, "both sweeps ended")
+    user_s = _cli_run("continue", str(own_dir))
+    assert "hydra.sweeper.on_interrupt=detach" in user_s.stdout and user_s.stderr == ""
+    in_a_driver_job = _cli_run("continue", str(added_dir), env={**os.environ, "HYDRA_SIGOPT_DRIVER_JOB": "4711"})
+    assert "hydra.sweeper.on_interrupt=detach" in in_a_driver_job.stdout and in_a_driver_job.stderr == ""
+    in_a_terminal = _cli_run("continue", str(added_dir))
+    assert "on_interrupt" not in in_a_terminal.stdout and in_a_terminal.stderr.startswith("Without hydra.sweeper")
