@@ -14,7 +14,8 @@ from conftest import SUBMITIT_LOCAL, finish_example, run_example, running_job_id
 from small_apps import write_app
 from test_delete import hydra_sigopt
 
-from hydra_sigopt.journal import JOURNAL_NAME
+from hydra_sigopt.copies import LOCATION
+from hydra_sigopt.journal import JOURNAL_NAME, Journal
 from hydra_sigopt.processes import local_job_running
 
 pytestmark = pytest.mark.slow
@@ -107,3 +108,21 @@ def test_a_copy_resumes_once_its_original_has_ended_not_while_it_runs(tmp_path: 
     ).assert_ok()
     assert sum(t["state"] == "completed" for t in resumed.trials) == 3
     assert "Copy of" not in hydra_sigopt("status", str(backup)).stdout  # it is the sweep's dir now
+
+
+def test_a_moved_sweep_dir_is_the_sweep_and_a_journal_without_the_record_is_taken_as_it_was(tmp_path: Path) -> None:
+    """A ``mv`` keeps the sweep's identity (the inode); a copy made before the record existed (an
+    older journal) cannot be told from its original: kill acts on it as it did."""
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
+    moved = tmp_path / "moved"
+    run.sweep_dir.rename(moved)
+    assert "Copy of" not in hydra_sigopt("status", str(moved)).stdout
+    assert hydra_sigopt("kill", str(moved)).stdout.strip() == "No running trials."
+
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(moved), str(copy)], check=True)
+    # Named where the sweep last ran: each run notes its place.
+    assert f"is a copy of the sweep at {run.sweep_dir.resolve()}" in hydra_sigopt("kill", str(copy)).stderr
+    with Journal.open(copy) as journal:
+        journal.set_meta(**{LOCATION: None})  # as a journal written before the record
+    assert hydra_sigopt("kill", str(copy)).stdout.strip() == "No running trials."
