@@ -39,7 +39,7 @@ from hydra_sigopt.journal import (
 from hydra_sigopt.observations import released_already, suggestions_in_use
 from hydra_sigopt.processes import job_result_file, local_job_running
 from hydra_sigopt.progress import format_duration
-from hydra_sigopt.report_files import stop_seen, trial_folder, trials_root
+from hydra_sigopt.report_files import output_dir, stop_seen, trial_folder, trials_root
 from hydra_sigopt.reports import (
     RESULTS_NAME,
     TRIALS_NAME,
@@ -994,7 +994,10 @@ def _sweep_contents(sweep_dir: Path) -> tuple[dict[str, Any], sweepdir.SweepDirC
     with open_journal(sweep_dir) as journal:
         meta = journal.meta()
         numbers = [t.number for t in journal.trials()]
-    return meta, sweepdir.contents(sweep_dir, numbers, meta)
+    # The trials' output folders as they noted them: a subdir without Hydra's .hydra record is known by it alone.
+    root = trials_root(sweep_dir)
+    noted = [d for d in (output_dir(root, n) for n in numbers) if d is not None]
+    return meta, sweepdir.contents(sweep_dir, numbers, meta, noted)
 
 
 def _confirm_delete(sweep_dir: Path, found: sweepdir.SweepDirContents, meta: dict[str, Any], remote: bool) -> bool:
