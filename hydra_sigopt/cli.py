@@ -573,10 +573,21 @@ def _copy_of(sweep_dir: Path) -> str | None:
         return copies.original_of(sweep_dir, journal.meta())
 
 
+def _acts_beyond_the_copy(sweep_dir: Path) -> bool:
+    """Whether a kill or delete of this copy would act on what is the original's: a driver job, a job
+    that may still run, or a server experiment (its open suggestions). A copy of a sweep that ended
+    on the local engine names none: deleting it deletes its files only, as it did."""
+    if driver.read_record(sweep_dir) is not None or not journal_path(sweep_dir).exists():
+        return True
+    with open_journal(sweep_dir) as journal:
+        meta, unfinished, stopped = journal.meta(), journal.trials([PENDING, RUNNING]), journal.trials([STOPPED])
+    return meta.get("backend") == "api" or bool(unfinished) or bool(_stopped_jobs_running(meta, stopped))
+
+
 def _refuse_a_copy(sweep_dir: Path, command: str) -> None:
     """Refuse to act on the jobs and driver a copy's journal names: they are the original sweep's."""
     original = _copy_of(sweep_dir)
-    if original is None:
+    if original is None or not _acts_beyond_the_copy(sweep_dir):
         return
     done = "nothing was cancelled" + (" or deleted" if command == "delete" else "")
     raise UsageError(
@@ -888,7 +899,7 @@ def _delete(args: argparse.Namespace) -> int:
     meta, found = _sweep_contents(sweep_dir)
     _refuse_unwritable(sweep_dir)  # before asking: a yes would lead nowhere
     original = copies.original_of(sweep_dir, meta)
-    if original is not None:  # a copy's jobs, driver and experiment are the original's
+    if original is not None and _acts_beyond_the_copy(sweep_dir):  # the original's jobs, driver, experiment
         return _delete_a_copy(args, sweep_dir, original, found)
     # An experiment the sweep attached to is shared: deleted, every sweep on it would lose it.
     shared = meta.get("backend") == "api" and _attached(meta, sweep_dir)

@@ -112,7 +112,7 @@ def test_a_copy_resumes_once_its_original_has_ended_not_while_it_runs(tmp_path: 
 
 def test_a_moved_sweep_dir_is_the_sweep_and_a_journal_without_the_record_is_taken_as_it_was(tmp_path: Path) -> None:
     """A ``mv`` keeps the sweep's identity (the inode); a copy made before the record existed (an
-    older journal) cannot be told from its original: kill acts on it as it did."""
+    older journal) cannot be told from its original, and is shown as it was."""
     run = run_example(tmp_path, "hydra.sweeper.observation_budget=2").assert_ok()
     moved = tmp_path / "moved"
     run.sweep_dir.rename(moved)
@@ -122,7 +122,9 @@ def test_a_moved_sweep_dir_is_the_sweep_and_a_journal_without_the_record_is_take
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-a", str(moved), str(copy)], check=True)
     # Named where the sweep last ran: each run notes its place.
-    assert f"is a copy of the sweep at {run.sweep_dir.resolve()}" in hydra_sigopt("kill", str(copy)).stderr
+    assert f"Copy of:     {run.sweep_dir.resolve()}" in hydra_sigopt("status", str(copy)).stdout
+    # It names no job, driver or server experiment: nothing a kill would act on but its own files.
+    assert hydra_sigopt("kill", str(copy)).stdout.strip() == "No running trials."
     with Journal.open(copy) as journal:
         journal.set_meta(**{LOCATION: None})  # as a journal written before the record
-    assert hydra_sigopt("kill", str(copy)).stdout.strip() == "No running trials."
+    assert "Copy of" not in hydra_sigopt("status", str(copy)).stdout
