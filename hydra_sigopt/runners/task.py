@@ -109,7 +109,12 @@ class TimedTask:
 
         from hydra_sigopt.report_files import write_output_dir
 
-        write_output_dir(self.reports_root, number, Path(HydraConfig.get().runtime.output_dir))
+        try:
+            output_dir = Path(HydraConfig.get().runtime.output_dir)
+        except Exception as exc:  # a note, never the trial's failure: no runtime config (a test calling the task)
+            log.debug("the trial's output dir is unknown: %s", exc)
+            return
+        write_output_dir(self.reports_root, number, output_dir)
 
     def _note_run(self, number: int | None, started: float, stop_learnt: bool) -> float:
         """Tell the sweeper when and where trial ``number``'s task ran, beside its value (see
