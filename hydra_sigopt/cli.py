@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra_sigopt import driver, sweepdir
+from hydra_sigopt import copies, driver, sweepdir
 from hydra_sigopt.errors import JournalError, SigOptSweeperError, SweepAbortedError
 from hydra_sigopt.journal import (
     ABANDONED,
@@ -40,7 +40,7 @@ from hydra_sigopt.journal import (
 from hydra_sigopt.observations import released_already, suggestions_in_use
 from hydra_sigopt.processes import job_result_file, local_job_running
 from hydra_sigopt.progress import format_duration
-from hydra_sigopt.report_files import stop_seen, trial_folder, trials_root
+from hydra_sigopt.report_files import output_dir, stop_seen, trial_folder, trials_root
 from hydra_sigopt.reports import (
     RESULTS_NAME,
     TRIALS_NAME,
@@ -117,10 +117,11 @@ def _driver_job(sweep_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     return record, None if record is None else driver.driver_state(str(record["job_id"]))
 
 
-def _driver_line(record: dict[str, Any], state: str | None) -> str:
-    """The driver job, and where its log is."""
+def _driver_line(record: dict[str, Any], state: str | None, original: str | None) -> str:
+    """The driver job, and where its log is (``original``: this dir is a copy of that sweep's, whose driver it is)."""
     where = f"{state.lower()}, log {record['log']}" if state else f"ended, log {record['log']}"
-    return f"Driver:      Slurm job {record['job_id']} ({where})"
+    whose = "the original's, " if original else ""
+    return f"Driver:      {whose}Slurm job {record['job_id']} ({where})"
 
 
 def _code_line(sweep_dir: Path, code: dict[str, Any]) -> str:
@@ -140,8 +141,11 @@ def _code_line(sweep_dir: Path, code: dict[str, Any]) -> str:
 
 def _status(args: argparse.Namespace) -> int:
     record, driver_state = _driver_job(Path(args.sweep_dir))
+    original = _copy_of(Path(args.sweep_dir))
+    if original is not None:  # its journal and driver record are the original's, as they were when copied
+        _out(f"Copy of:     {original} (this folder is a copy; the driver and jobs below are the original's)")
     if record is not None:
-        _out(_driver_line(record, driver_state))
+        _out(_driver_line(record, driver_state, original))
         if not journal_path(Path(args.sweep_dir)).exists():
             _out("Trials:      none yet (the driver job has not started the sweep)")
             return 0
@@ -192,7 +196,10 @@ def _status(args: argparse.Namespace) -> int:
         _out(f"Unposted:    {unposted}")
     why_ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps)
     queued_driver = f"Slurm job {record['job_id']}, is {driver_state.lower()}" if record and driver_state else None
-    _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, why_ended, queued_driver)}")
+    if original is not None and why_ended is None:
+        _out(f"Sweeper:     {_copys_sweeper(Path(args.sweep_dir), original, meta, trials)}")
+    else:
+        _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, why_ended, queued_driver)}")
     _out(f"Elapsed:     {_elapsed(meta, trials, now if holder is not None else None)} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = shared_overrides(meta)
@@ -209,7 +216,8 @@ def _status(args: argparse.Namespace) -> int:
         _out(f"Best:        {none[0].lower()}{none[1:]}{'' if why_ended else ' yet'}")
     running = [t for t in trials if t.state in (PENDING, RUNNING)]
     if running:
-        _out("Running:" if not (lost or idle) else "Unfinished:")
+        heading = "Running:" if not (lost or idle) else "Unfinished:"
+        _out(heading if original is None else f"{heading[:-1]} (the original's trials, as copied; their jobs are its):")
         for t in running:
             since = f"for {format_duration(now - t.started_at)}" if t.started_at else "not started"
             state, reason = in_queue.get(str(t.job_id), (t.state, None))
@@ -414,6 +422,15 @@ def _sweeper(
     return f"not running — resume with: hydra-sigopt continue {sweep_dir} --run"
 
 
+def _copys_sweeper(sweep_dir: Path, original: str, meta: dict[str, Any], trials: Sequence[Trial]) -> str:
+    """Who runs the sweep a copy holds: the original, while anything of it runs; else a resume of the copy."""
+    running = copies.why_original_runs(sweep_dir, original, meta, trials)
+    if running is not None:
+        return f"none in this copy; the original at {original} runs ({running}): hydra-sigopt status {original}"
+    resume = f"hydra-sigopt continue {sweep_dir} --run"
+    return f"not running (the original at {original} has ended) — resume this copy with: {resume}"
+
+
 def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequence[str], with_tasks: bool) -> str:
     """One row per trial; a multitask sweep's say each trial's task (a short one's values are no full training's)."""
     task = ["task"] if with_tasks else []
@@ -605,6 +622,37 @@ def _refuse_unwritable(sweep_dir: Path) -> None:
             )
 
 
+def _copy_of(sweep_dir: Path) -> str | None:
+    """The sweep dir ``sweep_dir`` is a copy of (None: it is the sweep's own; see hydra_sigopt.copies)."""
+    if not journal_path(sweep_dir).exists():
+        return copies.original_of(sweep_dir, None)  # the driver's record, if any, says
+    with open_journal(sweep_dir) as journal:
+        return copies.original_of(sweep_dir, journal.meta())
+
+
+def _acts_beyond_the_copy(sweep_dir: Path) -> bool:
+    """Whether a kill or delete of this copy would act on what is the original's: a driver job, a job
+    that may still run, or a server experiment (its open suggestions). A copy of a sweep that ended
+    on the local engine names none: deleting it deletes its files only, as it did."""
+    if driver.read_record(sweep_dir) is not None or not journal_path(sweep_dir).exists():
+        return True
+    with open_journal(sweep_dir) as journal:
+        meta, unfinished, stopped = journal.meta(), journal.trials([PENDING, RUNNING]), journal.trials([STOPPED])
+    return meta.get("backend") == "api" or bool(unfinished) or bool(_stopped_jobs_running(meta, stopped))
+
+
+def _refuse_a_copy(sweep_dir: Path, command: str) -> None:
+    """Refuse to act on the jobs and driver a copy's journal names: they are the original sweep's."""
+    original = _copy_of(sweep_dir)
+    if original is None or not _acts_beyond_the_copy(sweep_dir):
+        return
+    done = "nothing was cancelled" + (" or deleted" if command == "delete" else "")
+    raise UsageError(
+        f"{sweep_dir} is a copy of the sweep at {original}; {done}: run hydra-sigopt {command} {original} on the "
+        f"original (hydra-sigopt delete {sweep_dir} --local-only deletes only this copy's files, touching no job)"
+    )
+
+
 def _stop_driver_job(sweep_dir: Path) -> None:
     """Cancel the sweep's driver job (``hydra-sigopt submit``), if it is queued or running."""
     record = driver.read_record(sweep_dir)
@@ -628,6 +676,7 @@ def kill_sweep(
     would need the app's code (the result is the task's pickled return value) and the engine.
     """
     _refuse_unwritable(sweep_dir)
+    _refuse_a_copy(sweep_dir, "kill")
     _stop_driver_job(sweep_dir)
     if driver.read_record(sweep_dir) is not None and not journal_path(sweep_dir).exists():
         return []  # the driver was stopped before it started the sweep
@@ -906,6 +955,9 @@ def _delete(args: argparse.Namespace) -> int:
     sweep_dir = given.resolve() if given.is_symlink() else given
     meta, found = _sweep_contents(sweep_dir)
     _refuse_unwritable(sweep_dir)  # before asking: a yes would lead nowhere
+    original = copies.original_of(sweep_dir, meta)
+    if original is not None and _acts_beyond_the_copy(sweep_dir):  # the original's jobs, driver, experiment
+        return _delete_a_copy(args, sweep_dir, original, found)
     # An experiment the sweep attached to is shared: deleted, every sweep on it would lose it.
     shared = meta.get("backend") == "api" and _attached(meta, sweep_dir)
     remote = meta.get("backend") == "api" and not args.local_only and not shared
@@ -933,6 +985,25 @@ def _delete(args: argparse.Namespace) -> int:
         if given.is_symlink():
             given.unlink()
             _out(f"Deleted the symlink {given}.")
+    else:
+        _out(f"Kept {sweep_dir} and what the sweep did not write: {sweepdir.describe(found.other)}.")
+    return 0
+
+
+def _delete_a_copy(args: argparse.Namespace, sweep_dir: Path, original: str, found: sweepdir.SweepDirContents) -> int:
+    """Delete a copy's files only (``--local-only``): no job, driver, suggestion or experiment is touched."""
+    if not args.local_only:
+        _refuse_a_copy(sweep_dir, "delete")
+    if not args.yes and not _confirm_delete(sweep_dir, found, {}, False):
+        return EXIT_USAGE if not sys.stdin.isatty() else 1
+    _out(
+        f"{sweep_dir} is a copy of the sweep at {original}: the jobs and driver it names, the original's, "
+        "are left as they are."
+    )
+    sweepdir.remove(found.sweep)
+    _out(f"Deleted from {sweep_dir}: {sweepdir.describe(found.sweep)}.")
+    if sweepdir.remove_if_empty(sweep_dir):
+        _out(f"Deleted {sweep_dir} (nothing else was in it).")
     else:
         _out(f"Kept {sweep_dir} and what the sweep did not write: {sweepdir.describe(found.other)}.")
     return 0
@@ -991,7 +1062,10 @@ def _sweep_contents(sweep_dir: Path) -> tuple[dict[str, Any], sweepdir.SweepDirC
     with open_journal(sweep_dir) as journal:
         meta = journal.meta()
         numbers = [t.number for t in journal.trials()]
-    return meta, sweepdir.contents(sweep_dir, numbers, meta)
+    # The trials' output folders as they noted them: a subdir without Hydra's .hydra record is known by it alone.
+    root = trials_root(sweep_dir)
+    noted = [d for d in (output_dir(root, n) for n in numbers) if d is not None]
+    return meta, sweepdir.contents(sweep_dir, numbers, meta, noted)
 
 
 def _confirm_delete(sweep_dir: Path, found: sweepdir.SweepDirContents, meta: dict[str, Any], remote: bool) -> bool:

@@ -41,6 +41,8 @@ RECORD_NAME = "driver.json"
 SUBMIT_LOCK_NAME = ".submit.lock"
 #: Set in the driver job's environment to the driver's own Slurm job id.
 ENV_VAR = "HYDRA_SIGOPT_DRIVER_JOB"
+#: The record's entry saying where the sweep dir is (the journal has one too: see hydra_sigopt.copies).
+LOCATION = "sweep_dir_location"
 
 SCRIPT = """#!/bin/bash
 # The driver of a hydra-sigopt sweep, written by `hydra-sigopt submit` (see hydra_sigopt/driver.py).
@@ -84,6 +86,11 @@ class DriverOptions:
     max_requeues: int = 20
     #: Seconds before the time limit at which it stops the sweeper and requeues.
     lead_s: int = 120
+
+
+def location_of(sweep_dir: Path) -> dict[str, Any]:
+    """Where a sweep dir is: its real path and its inode (see hydra_sigopt.copies)."""
+    return {"path": os.path.realpath(sweep_dir), "inode": os.stat(sweep_dir).st_ino}
 
 
 class SubmitError(SigOptSweeperError, ValueError):
@@ -175,6 +182,8 @@ def submit(
                 "cwd": str(cwd),
                 "log": str(folder / f"driver-{job_id}.log"),
                 "submitted_at": time.time(),
+                # Where the sweep dir is: a copy of it must not cancel this job (see hydra_sigopt.copies).
+                LOCATION: location_of(sweep_dir),
             }
             _write_record(folder, record)
     except SubmitError:

@@ -11,6 +11,9 @@ The two sides share nothing but the file system (a trial may run on another node
 * the sweeper writes ``judged`` (the same way), the last step it judged and let the trial go on
   from: at a step where the rule decides, the trial waits a moment for one of the two, so that a
   trial the rule stops does not train one more step first;
+* the trial writes ``output_dir`` (the same way) as its task starts: its output folder, relative to
+  the sweep dir, so that ``hydra-sigopt delete`` knows it for the sweep's whatever
+  ``hydra.sweep.subdir`` named it, also without Hydra's ``.hydra`` record (``hydra.output_subdir=null``);
 * the trial writes ``ran`` (the same way) when its task ends: when and where it ran, and whether it
   learnt of a stop. Hydra hands the launcher, and the user's callbacks, only what the task returns,
   which must stay the app's own value.
@@ -37,6 +40,8 @@ JUDGED_NAME = "judged"
 SEEN_NAME = "stop_seen"
 #: Written by the trial when its task ends (see RunRecord).
 RAN_NAME = "ran"
+#: Written by the trial as its task starts: its output folder, relative to the sweep dir.
+OUTPUT_NAME = "output_dir"
 #: The largest step a report may have: the journal keeps steps as SQLite's 64-bit integers.
 LARGEST_STEP = 2**63 - 1
 
@@ -164,6 +169,26 @@ def first_in_the_sweep(folder: Path, note: str) -> bool:
     except OSError:  # a file system that refuses the marker: said once per process, then
         return True
     return True
+
+
+def write_output_dir(root: Path, number: int, output_dir: Path) -> None:
+    """Note trial ``number``'s output folder (see the module's docstring), relative to the sweep dir:
+    right in a copy or a moved sweep dir too. Best effort; one outside the sweep dir is not noted."""
+    sweep_dir = root.parent.parent  # <sweep dir>/.hydra_sigopt/trials (trials_root)
+    relative = os.path.relpath(os.path.realpath(output_dir), os.path.realpath(sweep_dir))
+    if relative == "." or relative.startswith(".."):
+        return
+    with contextlib.suppress(OSError):
+        _write_whole(trial_folder(root, number), OUTPUT_NAME, relative + "\n")
+
+
+def output_dir(root: Path, number: int) -> str | None:
+    """Trial ``number``'s output folder relative to the sweep dir, as it noted it (None: not noted)."""
+    try:
+        relative = (trial_folder(root, number) / OUTPUT_NAME).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return relative if relative and not Path(relative).is_absolute() and ".." not in Path(relative).parts else None
 
 
 def write_stop_seen(folder: Path) -> None:

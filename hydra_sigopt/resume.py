@@ -21,6 +21,7 @@ from typing import Any
 from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
 from hydra_sigopt.backends.api_identity import CREATED_KEY, ExperimentNotThisSweepsError
+from hydra_sigopt.copies import LOCATION, location_of, original_of, why_original_runs
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import ConfigError, JournalError, SweepAbortedError, SweepDirTaken
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
@@ -137,6 +138,7 @@ def open_journal(
         journal = Journal.open(sweep_dir)
         try:
             _refuse_another_sweep(journal.meta(), sweep_dir, definition, backend_name)
+            _refuse_a_copy_of_a_running_sweep(journal.meta(), journal.trials(), sweep_dir)
             _refuse_another_launchers_jobs(journal.trials(), journal.meta().get("launcher"), launcher, sweep_dir)
             _refuse_a_budget_already_exceeded(journal.meta(), journal.trials(), definition.observation_budget)
         except (JournalError, SweepAbortedError, ConfigError):
@@ -182,6 +184,19 @@ def _refuse_another_sweep(
         raise JournalError(
             f"the sweep in {sweep_dir} uses backend {stored.get('backend')!r}, not "
             f"{backend_name!r}; set hydra.sweeper.backend={stored.get('backend')} to continue it"
+        )
+
+
+def _refuse_a_copy_of_a_running_sweep(meta: Mapping[str, Any], trials: Sequence[Trial], sweep_dir: Path) -> None:
+    """A copy of a sweep dir (a backup) is resumed only once its original has ended: it would
+    re-attach the original's jobs, whose results go to the original's folder, and cancel them on its
+    stop. Resumed after that (the original lost), the copy becomes the sweep: its own dir is noted."""
+    original = original_of(sweep_dir, meta)
+    running = why_original_runs(sweep_dir, original, meta, trials) if original is not None else None
+    if running is not None:
+        raise JournalError(
+            f"{sweep_dir} is a copy of the sweep at {original}, which still runs ({running}); nothing was started. "
+            f"Resume the original, or resume this copy once the original has ended (hydra-sigopt status {original})"
         )
 
 
@@ -327,6 +342,8 @@ class Resumption:
         """Start or re-open the experiment; resume the journal's trials, if it has any."""
         run_started = time.time()
         ran_before = start_run(self.journal, run_started)
+        # Where this sweep's dir is: a copy of it (a backup) must not act on its jobs (hydra_sigopt.copies).
+        self.journal.set_meta(**{LOCATION: location_of(sweep_dir)})
         trials = self.journal.trials()
         meta = self.journal.meta()
         self.backend.expected_created = meta.get(CREATED_KEY)

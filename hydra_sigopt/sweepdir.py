@@ -52,14 +52,19 @@ class SweepDirContents:
     other: list[Path]
 
 
-def contents(sweep_dir: Path, trial_numbers: Iterable[int], meta: Mapping[str, Any]) -> SweepDirContents:
+def contents(
+    sweep_dir: Path, trial_numbers: Iterable[int], meta: Mapping[str, Any], noted: Iterable[str] = ()
+) -> SweepDirContents:
     """Split the sweep dir's entries into the sweep's (its files, trial folders, submitit folder) and others.
 
     Trial folders are named by ``hydra.sweep.subdir``: the default is the trial's number; other names
-    (``${hydra.job.override_dirname}``, nested folders) are the sweep's when Hydra's own record in
-    the folder says it is the output dir of one of its trials (see :func:`_is_trial_folder`).
+    (``${hydra.job.override_dirname}``, nested folders) are the sweep's when the trial noted it as its
+    output folder (``noted``: relative to the sweep dir, see report_files.write_output_dir), or when
+    Hydra's own record in the folder says it is the output dir of one of its trials (see
+    :func:`_is_trial_folder`; a trial started before the note was written).
     """
     numbers = set(trial_numbers)
+    noted_dirs = {Path(n) for n in noted}
     trial_dirs = {str(n) for n in numbers}
     submitit = _submitit_folder_name(sweep_dir, meta.get("submitit_folder"))
     sweep: list[Path] = []
@@ -70,7 +75,9 @@ def contents(sweep_dir: Path, trial_numbers: Iterable[int], meta: Mapping[str, A
         if ours or (name in trial_dirs and entry.is_dir()):
             sweep.append(entry)
             continue
-        trials, kept = _trial_folders(entry, lambda f: _is_trial_folder(f, numbers, sweep_dir), SUBDIR_DEPTH)
+        trials, kept = _trial_folders(
+            entry, lambda f: _noted(f, noted_dirs, sweep_dir) or _is_trial_folder(f, numbers, sweep_dir), SUBDIR_DEPTH
+        )
         sweep += trials
         other += kept
     return SweepDirContents(sweep, other)
@@ -95,6 +102,11 @@ def _trial_folders(entry: Path, is_trial: Callable[[Path], bool], depth: int) ->
     if not trials:
         return [], [entry]
     return ([entry], []) if not kept else (trials, [entry])
+
+
+def _noted(folder: Path, noted: set[Path], sweep_dir: Path) -> bool:
+    """Whether a trial of the sweep noted ``folder`` as its output folder (a symlink never is)."""
+    return not folder.is_symlink() and folder.is_dir() and folder.relative_to(sweep_dir) in noted
 
 
 def _is_trial_folder(folder: Path, numbers: set[int], sweep_dir: Path) -> bool:

@@ -107,6 +107,22 @@ def test_delete_removes_trial_folders_named_by_a_custom_subdir(tmp_path: Path, s
     assert_user_files_intact(project)  # and no empty runs/ left behind
 
 
+def test_delete_removes_trial_folders_without_hydras_record(tmp_path: Path) -> None:
+    """With ``hydra.output_subdir=null`` a trial folder holds no ``.hydra``: delete said "Kept DIR and
+    what the sweep did not write: trial_0, trial_1", and a second sweep then wrote into the old
+    ``trial_0/`` beside the first one's checkpoint."""
+    run = project_with_a_sweep(tmp_path, "hydra.sweep.subdir=trial_${hydra.job.num}", "hydra.output_subdir=null")
+    project = run.sweep_dir
+    made = [project / "trial_0", project / "trial_1"]
+    assert all(f.is_dir() and not (f / ".hydra").exists() for f in made)
+    (made[0] / "last.ckpt").write_text("the first sweep's checkpoint")
+    done = hydra_sigopt("delete", "--yes", str(project))
+    assert done.returncode == 0, done.stderr
+    assert "trial_0" not in done.stdout.partition("Kept")[2], done.stdout
+    assert not any(f.exists() for f in made), done.stdout
+    assert_user_files_intact(project)
+
+
 def test_the_prompt_says_what_goes_and_what_stays(tmp_path: Path) -> None:
     run = project_with_a_sweep(tmp_path)
     controller, terminal = pty.openpty()

@@ -369,3 +369,43 @@ def test_continue_keeps_an_on_interrupt_the_user_gave_and_a_driver_jobs_detach(t
     assert "hydra.sweeper.on_interrupt=detach" in in_a_driver_job.stdout and in_a_driver_job.stderr == ""
     in_a_terminal = _cli_run("continue", str(added_dir))
     assert "on_interrupt" not in in_a_terminal.stdout and in_a_terminal.stderr.startswith("Without hydra.sweeper")
+
+
+def test_kill_and_delete_on_a_copy_leave_the_live_driver_and_its_trials_running(tmp_path: Path) -> None:
+    """Seen: ``delete`` on a ``cp -a`` backup of a submitted sweep printed "Stopping the sweep's driver,
+    Slurm job 1370" and the live trials went CG; the live sweep then failed them."""
+    from small_apps import write_app
+    from test_sweep_copies import WAIT_FOR_GO
+
+    go = tmp_path / "go"  # the trials wait for it: their jobs surely run while the copy is acted on
+    app = write_app(tmp_path, WAIT_FOR_GO, budget=2)
+    live = tmp_path / "sweep"
+    command = [sys.executable, str(app), "-m", *SLURM, "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={live}"]
+    command.append("hydra.sweeper.parallel_bandwidth=2")
+    submitted = subprocess.run(
+        [*HYDRA_SIGOPT, "submit", "--partition=debug", "--time=30", "--mem-gb=1", "--", *command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "GO_FILE": str(go)},
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    driver_job = submitted.stdout.split()[7].rstrip(";")
+    try:
+        trial_jobs = running_job_ids(live, 2, timeout=240)
+        backup = tmp_path / "backup"
+        subprocess.run(["cp", "-a", str(live), str(backup)], check=True)
+        for argv in (["delete", "--yes", str(backup)], ["kill", str(backup)]):
+            done = subprocess.run([*HYDRA_SIGOPT, *argv], capture_output=True, text=True, timeout=300)
+            assert "Stopping the sweep's driver" not in done.stdout, done.stdout
+            assert _queued(driver_job) and all(_queued(j) for j in trial_jobs.values()), done.stdout
+            assert done.returncode != 0 and f"is a copy of the sweep at {live.resolve()}" in done.stderr
+        assert f"Driver:      the original's, Slurm job {driver_job}" in _cli("status", str(backup))
+        _cli("delete", "--yes", "--local-only", str(backup))
+        assert _queued(driver_job) and all(_queued(j) for j in trial_jobs.values())
+    finally:
+        go.touch()
+    _wait_until(lambda: not _queued(driver_job), 240, "the live sweep's driver ends")
+    with Journal.open(live, readonly=True) as journal:
+        assert [t.state for t in journal.trials()] == ["completed"] * 2

@@ -82,6 +82,7 @@ class TimedTask:
         take_interrupts()  # a local job starts with SIGINT blocked: the app takes Ctrl-C as usual
         crash_point("in_task")
         number = _job_number()
+        self._note_output_dir(number)
         try:
             with _give_up_not_swallowed(), _terminations_noted():
                 value, stop_learnt = self._run(cfg)
@@ -99,6 +100,22 @@ class TimedTask:
         if number is not None and in_the_sweepers_process:  # not a job's, nor a worker's
             _ended_here[number] = JobOutcome(number, True, value, ended_at=ended)
         return value
+
+    def _note_output_dir(self, number: int | None) -> None:
+        """Tell ``hydra-sigopt delete`` where the trial's folder is, as the task starts (see
+        report_files.write_output_dir): a folder without ``.hydra`` is known by it alone."""
+        if self.reports_root is None or number is None:
+            return
+        from hydra.core.hydra_config import HydraConfig
+
+        from hydra_sigopt.report_files import write_output_dir
+
+        try:
+            output_dir = Path(HydraConfig.get().runtime.output_dir)
+        except Exception as exc:  # a note, never the trial's failure: no runtime config (a test calling the task)
+            log.debug("the trial's output dir is unknown: %s", exc)
+            return
+        write_output_dir(self.reports_root, number, output_dir)
 
     def _note_run(self, number: int | None, started: float, stop_learnt: bool) -> float:
         """Tell the sweeper when and where trial ``number``'s task ran, beside its value (see
