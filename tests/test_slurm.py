@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import (
@@ -28,7 +29,7 @@ from conftest import (
 )
 from small_apps import write_app
 
-from hydra_sigopt.journal import Journal
+from hydra_sigopt.journal import Journal, Trial
 from hydra_sigopt.runners import SubmititRunner
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -89,6 +90,18 @@ def _start(workdir: Path, *overrides: str) -> tuple[subprocess.Popen[str], Path]
     return start_example(workdir, *SLURM, *overrides)
 
 
+def _sweep(workdir: Path, *overrides: str) -> tuple[Any, list[Trial]]:
+    """A whole sweep of the example app on Slurm that ends well: its run and its journal's trials."""
+    proc, sweep_dir = _start(workdir, *overrides)
+    try:
+        run = finish_example(proc, sweep_dir)
+    finally:
+        proc.kill()
+    run.assert_ok()
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        return run, journal.trials()
+
+
 def _job_id_of(sweep_dir: Path, number: int, timeout: float = 120) -> str:
     """Wait until trial ``number`` is running on Slurm; return its Slurm job id."""
     deadline = time.time() + timeout
@@ -136,7 +149,7 @@ def test_eight_trials_three_slots_with_a_raise_and_an_scancel(tmp_path: Path) ->
 
 def test_a_long_trial_does_not_hold_up_the_other_slots(tmp_path: Path) -> None:
     """No batch barrier on Slurm: while trial 0 runs long, the two other slots keep taking trials."""
-    proc, sweep_dir = _start(
+    _, trials = _sweep(
         tmp_path,
         "hydra.launcher.timeout_min=10",
         "hydra.sweeper.observation_budget=7",
@@ -144,13 +157,6 @@ def test_a_long_trial_does_not_hold_up_the_other_slots(tmp_path: Path) -> None:
         "sleep_s=45",
         "sleep_jobs=[0]",
     )
-    try:
-        run = finish_example(proc, sweep_dir)
-    finally:
-        proc.kill()
-    run.assert_ok()
-    with Journal.open(sweep_dir, readonly=True) as journal:
-        trials = journal.trials()
     assert [t.state for t in trials] == ["completed"] * 7
     # Trials 1-6 started and ended while trial 0 ran (batches of 3 would have held 3-5 back until it ended).
     assert all(t.started_at and t.ended_at and t.ended_at < trials[0].ended_at for t in trials[1:]), [
@@ -512,7 +518,7 @@ def test_a_reattached_job_that_slurm_forgets_ends_as_a_failure_instead_of_a_hang
 def test_array_parallelism_caps_the_trials_running_at_once(tmp_path: Path) -> None:
     # The launcher's cap on how many of a sweep's jobs run at once: users set it to keep to their
     # share of a cluster. The sweeper submits one job per trial (no array), so it must apply it.
-    proc, sweep_dir = _start(
+    run, trials = _sweep(
         tmp_path,
         "hydra.launcher.timeout_min=10",
         "hydra.launcher.array_parallelism=1",
@@ -520,13 +526,6 @@ def test_array_parallelism_caps_the_trials_running_at_once(tmp_path: Path) -> No
         "hydra.sweeper.parallel_bandwidth=3",
         "sleep_s=4",
     )
-    try:
-        run = finish_example(proc, sweep_dir)
-    finally:
-        proc.kill()
-    run.assert_ok()
-    with Journal.open(sweep_dir, readonly=True) as journal:
-        trials = journal.trials()
     assert [t.state for t in trials] == ["completed"] * 3
     # One at a time: each trial started after the one before it ended.
     spans = [(t.number, t.started_at, t.ended_at) for t in trials]
