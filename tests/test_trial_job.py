@@ -64,3 +64,23 @@ def test_outside_a_job_the_launcher_is_called(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.delenv(name, raising=False)
     launcher = RecordingLauncher()
     assert TrialJob(launcher)(["x=1"], "hydra.sweep.dir", 3, "job_id_for_3", {}) == "ran"
+
+
+def test_a_requeue_signalled_after_the_result_was_written_does_not_run_the_trial_again(slurm_job: Path) -> None:
+    """The time-limit or preemption signal can come while the app's exit handlers run, after the
+    result is written: submitit then asks TrialJob.checkpoint for the call to requeue and rewrites
+    the submitted pickle with it, so the job that Slurm starts again finds its result older than
+    its submission. Found by review (a local job, SIGUSR2 from an atexit handler: result 51.303,
+    pickle 51.316); that job must still not train again."""
+    import pickle
+
+    (slurm_job / "42_0_result.pkl").write_bytes(b"")  # this run's result, then the signal
+    launcher = RecordingLauncher()
+    args = (["x=1"], "hydra.sweep.dir", 3, "job_id_for_3", {})
+    requeued = pickle.loads(pickle.dumps(TrialJob(launcher).checkpoint(*args)))  # as submitit dumps it
+    submitted = slurm_job / "42_submitted.pkl"
+    later = (slurm_job / "42_0_result.pkl").stat().st_mtime + 1
+    os.utime(submitted, (later, later))  # rewritten after the result
+    with pytest.raises(SystemExit) as ended:
+        requeued.function(*requeued.args, **requeued.kwargs)
+    assert ended.value.code == 0 and not requeued.function.launcher.calls

@@ -12,27 +12,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 
 class TrialJob:
     """The launcher's call for one trial (what ``launch()`` would submit), skipped in a job that
     Slurm started again after the trial ended in it (see :func:`leave_if_it_ended_before`)."""
 
-    def __init__(self, launcher: Any) -> None:
+    def __init__(self, launcher: Any, ended: bool = False) -> None:
         self.launcher = launcher
+        #: The trial ended in an earlier run of this job (its result was written when the requeue was asked).
+        self.ended = ended
 
     def __call__(self, *args: Any) -> Any:
         number = args[2]  # the launcher's call: (overrides, job dir key, job number, job id, state)
+        if self.ended:
+            _leave(f"Trial #{number} ended before its job was requeued (the signal came after its result was written)")
         leave_if_it_ended_before(lambda: f"Trial #{number}")
         return self.launcher(*args)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """submitit's requeue on preemption or time-out: the same call, through this class again
-        (the launcher's own checkpoint would requeue the bare launcher)."""
+        (the launcher's own checkpoint would requeue the bare launcher).
+
+        The signal may come after the trial's result is written (the app's exit handlers still
+        running): submitit then rewrites the submitted pickle with this call, so the job started
+        again would find that result older than its submission. The call carries it instead."""
         import submitit
 
-        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+        ended = self.ended or _result_of_an_earlier_run() is not None
+        return submitit.helpers.DelayedSubmission(TrialJob(self.launcher, ended), *args, **kwargs)
 
 
 def submit_trial(executor: Any, launcher: Any, number: int, overrides: Sequence[str]) -> Any:
@@ -55,15 +64,15 @@ def leave_if_it_ended_before(what: Callable[[], str]) -> None:
     earlier = _result_of_an_earlier_run()
     if earlier is None:
         return
+    job_id, result = earlier
+    _leave(f"{what()} ended in job {job_id} before Slurm started it again (its result: {result})")
+
+
+def _leave(why: str) -> NoReturn:
+    """End this job with status 0, writing no result (the first run's stays), saying why in its log."""
     from submitit.core.logger import get_logger
 
-    job_id, result = earlier
-    get_logger().warning(
-        "%s ended in job %s before Slurm started it again (its result: %s): not running it again",
-        what(),
-        job_id,
-        result,
-    )
+    get_logger().warning("%s: not running it again", why)
     raise SystemExit(0)
 
 
