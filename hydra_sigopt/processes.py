@@ -242,9 +242,10 @@ def signal_if_same(processes: dict[int, str | None], signum: int) -> list[int]:
 
 
 def command_of(pid: int) -> str:
-    """A process's command line, for a message ('' when it is gone)."""
+    """A process's name, for a message ('' when it is gone): not its arguments, which may hold a
+    password (``--password=...``, a database URL) that a sweep's log must not show."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        return Path(f"/proc/{pid}/comm").read_text(errors="replace").strip()
     except OSError:
         return ""
 

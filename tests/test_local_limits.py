@@ -5,16 +5,21 @@ Real multiruns of small apps on hydra-submitit-launcher's local launcher.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from conftest import finish_example, running_job_ids, start_example
 from small_apps import write_app
 
 from hydra_sigopt.journal import Journal
 from hydra_sigopt.processes import pid_running
+from hydra_sigopt.runners.local_jobs import LocalJobWatch
 
 LOCAL = ("hydra/launcher=submitit_local", "hydra.sweeper.parallel_bandwidth=1")
 
@@ -46,8 +51,10 @@ def test_a_local_trial_over_its_time_limit_fails_once_instead_of_restarting(tmp_
 
 
 LEAVES_A_CHILD = """
-import subprocess
-child = subprocess.Popen(["sleep", "600"])  # a server or simulator the app forgot to stop
+import subprocess, sys
+# A server the app forgot to stop, given a password on its command line, which no log may show.
+server = "import time; time.sleep(600)"
+child = subprocess.Popen([sys.executable, "-c", server, "--db=postgres://u:hunter2@db/x"])
 with open(f"{os.environ['CHILD_PIDS']}/{job_num()}", "w") as f:
     f.write(str(child.pid))
 return cfg.x
@@ -74,8 +81,10 @@ def test_processes_a_local_trial_left_running_are_stopped_and_said(tmp_path: Pat
     run.assert_ok()
     assert sorted(children) == [0, 1, 2]
     assert left == [], f"left running after the sweep ended: {left}"
+    name = Path(sys.executable).name[:15]  # the process's name, as the kernel keeps it: the app's interpreter
     for number, pid in children.items():
-        assert f"Trial #{number} ended and left 1 process running; stopped: pid {pid} (sleep 600)" in run.output
+        assert f"Trial #{number} ended and left 1 process running; stopped: pid {pid} ({name})" in run.output
+    assert "hunter2" not in run.output
 
 
 REQUEUED_ONCE = """
@@ -112,3 +121,19 @@ def test_a_restart_the_user_asked_for_is_said_and_the_trial_counts_from_its_firs
     )
     # Its record covers the slot it held since its first attempt, not the last attempt alone.
     assert trials[0].started_at is not None and trials[0].started_at < signalled_at
+
+
+def test_a_restart_whose_attempt_ends_before_the_next_look_is_still_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The watch reads the jobs' logs every few seconds; an attempt resumed from a checkpoint near
+    its end (what restarts are for) can end before that. Its restart was left unsaid and the trial's
+    record started at its last attempt (found by review): the log is read once more at the end."""
+    log = tmp_path / "7_0_log.err"
+    log.write_text("submitit WARNING (...) - Requeued job 7 (2 remaining timeouts)\n")
+    job = SimpleNamespace(job_id="7", paths=SimpleNamespace(stdout=log))
+    watch = LocalJobWatch({"timeout_min": 60, "max_num_timeout": 2}, str(tmp_path), enabled=True)
+    watch.started(0, job)
+    with caplog.at_level(logging.WARNING):
+        assert watch.ended(0) == 1
+    assert "Trial #0: job 7 reached its time limit" in caplog.text

@@ -83,6 +83,7 @@ class LocalJobWatch:
         watched = self._running.pop(number, None)
         if watched is None:
             return 0
+        self._note_restart(watched)  # one since the last check: an attempt resumed near its end ends within it
         self._ended.append(watched)
         self._stop_leftovers(wait_s=0.0)
         return watched.restarts
@@ -136,7 +137,7 @@ class LocalJobWatch:
 
     def _terminate(self, watched: _Watched) -> None:
         left = leftovers_of_local_job(watched.job_id, watched.started)
-        commands = {p: command_of(p)[:80] for p in left}  # before they are gone
+        commands = {p: command_of(p) for p in left}  # before they are gone
         stopped = signal_if_same(left, signal.SIGTERM)
         if not stopped:
             return
