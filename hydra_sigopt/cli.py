@@ -253,7 +253,7 @@ def _unposted(trials: Sequence[Trial], held: bool) -> str:
     """The finished trials whose results the engine does not have yet (a server slow to answer, or
     out of reach for a while: the sweeper records the trials that end meanwhile, and posts them
     once it answers), and who posts them; '' if none."""
-    numbers = [f"#{t.number}" for t in trials if t.state in (COMPLETED, FAILED) and not t.observed]
+    numbers = [f"#{t.number}" for t in trials if t.state in (COMPLETED, FAILED, STOPPED) and not t.observed]
     if not numbers:
         return ""
     who = "the sweeper posts them once the engine answers" if held else "a resumed sweep posts them"
