@@ -146,3 +146,22 @@ def test_the_launchers_checkpoint_requeues_its_call_unchanged() -> None:
 
     source = inspect.getsource(BaseSubmititLauncher.checkpoint)
     assert "return submitit.helpers.DelayedSubmission(self, *args, **kwargs)" in source
+
+
+def test_warm_jobs_count_against_array_parallelism(tmp_path: Path) -> None:
+    """A warm job holds a Slurm allocation as a trial's does: with array_parallelism=1 and an
+    explicit warm_jobs: 1 (which the README suggests where queueing is slow), two of the sweep's
+    jobs held allocations at once (found by review). The warm pool gets what the cap leaves."""
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+
+    from hydra_sigopt.runners import SubmititRunner, make_runner
+
+    def warm_pool_size(cap: int, warm_jobs: int, bandwidth: int) -> int:
+        launcher = SlurmLauncher(submitit_folder=str(tmp_path / "%j"), array_parallelism=cap, timeout_min=10)
+        runner = make_runner(launcher, "async", warm_jobs, bandwidth)
+        assert isinstance(runner, SubmititRunner)
+        return runner.warm.size
+
+    assert warm_pool_size(cap=1, warm_jobs=1, bandwidth=1) == 0
+    assert warm_pool_size(cap=3, warm_jobs=2, bandwidth=2) == 1
+    assert warm_pool_size(cap=256, warm_jobs=2, bandwidth=4) == 2  # the launcher's default: no cap meant

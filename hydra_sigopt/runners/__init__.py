@@ -17,6 +17,7 @@ from hydra_sigopt.runners.executor import (
     bandwidth_within_array_parallelism,
     check_time_limits,
     is_submitit_launcher,
+    warm_jobs_within_array_parallelism,
 )
 from hydra_sigopt.runners.outcome import (
     FULL_TRACEBACK_FILE,
@@ -87,7 +88,9 @@ def make_runner(
             # Locally a waiting job costs an idle process (two cover trials ending close together);
             # on Slurm it would hold an allocation idle.
             warm_jobs = min(2, parallel_bandwidth) if launcher._EXECUTOR == "local" else 0
-        return SubmititRunner(launcher, warm_jobs=int(warm_jobs))
+        return SubmititRunner(
+            launcher, warm_jobs=warm_jobs_within_array_parallelism(launcher, int(warm_jobs), parallel_bandwidth)
+        )
     if submitit_ok:
         return SubmititBatchRunner(launcher)
     return BatchRunner(launcher)

@@ -123,6 +123,15 @@ def bandwidth_within_array_parallelism(launcher: Any, parallel_bandwidth: int) -
     return int(cap)
 
 
+def warm_jobs_within_array_parallelism(launcher: Any, warm_jobs: int, parallel_bandwidth: int) -> int:
+    """``warm_jobs``, within what the launcher's ``array_parallelism`` leaves beside the trials
+    (``parallel_bandwidth``, already capped by it): a warm job holds its allocation too."""
+    cap = dict(getattr(launcher, "params", {})).get("array_parallelism")
+    if cap is None or int(cap) == DEFAULT_ARRAY_PARALLELISM:
+        return warm_jobs
+    return min(warm_jobs, max(0, int(cap) - parallel_bandwidth))
+
+
 def check_time_limits(launcher: Any) -> None:
     """Refuse a Slurm time limit that leaves no time before submitit's pre-timeout signal.
 
