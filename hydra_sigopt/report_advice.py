@@ -14,6 +14,11 @@ log = logging.getLogger("hydra_sigopt")
 
 #: The steps a warning names, at most (reports without the rule's metric).
 MAX_STEPS_NAMED = 5
+#: A trial's reports without the rule's metric, none of any trial having it, after which the sweep
+#: says so while the trial runs: a misnamed metric must not wait for a training of hours to end
+#: (nor go unsaid when trials fail or are cut). Fewer may be an app that reports the metric every
+#: few epochs (Lightning's check_val_every_n_epoch), said as the trial ends.
+LACKING_SAID_AT_ONCE = 5
 
 
 class ReportAdvice:
@@ -50,7 +55,9 @@ class ReportAdvice:
         self._metric_seen = self._metric_seen or len(lacking) < len(reports)
         if lacking:
             kept = self._lacking.setdefault(number, [])  # one past those named: "..." says there are more
-            kept.extend(lacking[: max(0, MAX_STEPS_NAMED + 1 - len(kept))])
+            kept.extend(lacking[: max(0, max(MAX_STEPS_NAMED, LACKING_SAID_AT_ONCE) + 1 - len(kept))])
+        if not self._metric_seen and len(self._lacking.get(number, ())) >= LACKING_SAID_AT_ONCE:
+            self.if_reports_lacked_the_metric([number])
 
     def if_reports_lacked_the_metric(self, ended: Iterable[int]) -> None:
         """Once, as the first trial with reports lacking the rule's metric ends: if some reports had

@@ -589,6 +589,26 @@ def test_reports_of_another_metric_than_the_judged_one_are_named_once(
     ]
 
 
+def test_a_misnamed_metric_is_said_while_the_first_trials_run_not_once_one_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Said only as a trial ended, a misnamed metric waited for a training of hours (and went
+    unsaid if trials failed or were cut by a time limit) while the rule stopped nothing (found by
+    review). Five reports of a running trial without it, none of any trial with it, are said at once."""
+    root = tmp_path / "reports"
+    rule = StopRule("asha", "value", minimize=True, min_step=1, max_step=27)
+    with Journal.create(tmp_path, META) as journal:
+        running_trials(journal, 2)
+        write_reports(root, 0, [1.0, 0.9, 0.8, 0.7])
+        early = EarlyStopping(rule, journal, root, (Metric("value", "minimize"),))
+        early.poll([0, 1])
+        assert "early_stopping judges" not in caplog.text  # four: maybe an app validating every few epochs
+        append_report(trial_folder(root, 0), 5, {"loss": 0.6}, 0.0, took=1.0)
+        early.poll([0, 1])
+    said = [r.getMessage() for r in caplog.records if "early_stopping judges" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("Trial #0 reports ['loss'], but early_stopping judges 'value'")
+
+
 @pytest.mark.parametrize(
     ("metric", "call"),
     [
