@@ -18,7 +18,6 @@ from concurrent.futures import wait as wait_for
 from typing import Any, TypeVar
 
 from hydra_sigopt.backends import Backend, Suggestion
-from hydra_sigopt.early_stopping import POLL_INTERVAL_S
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -60,9 +59,11 @@ class EngineAside:
         return self.take_prefetch()
 
     def _reading_reports(self, future: Future[T]) -> T:
-        interval = POLL_INTERVAL_S
-        while self.read_reports is not None and not wait_for([future], timeout=interval).done:
-            interval = self.read_reports()
+        # Read first: the reading says how long to wait (waiting a second first, a GP suggestion of
+        # half a second went by unread while trials of 0.1 s steps trained on).
+        while self.read_reports is not None:
+            if wait_for([future], timeout=self.read_reports()).done:
+                break
         return future.result()
 
 

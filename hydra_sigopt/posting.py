@@ -66,11 +66,9 @@ class PostsAside:
         """Wait until every result given is posted (calling ``meanwhile`` between looks, which says
         how long to wait before the next); those posted."""
         posted = self.collect()
-        interval = POLL_INTERVAL_S
         while self._under_way is not None:
+            interval = meanwhile() if meanwhile is not None else POLL_INTERVAL_S  # read first, as the loop does
             wait_for([self._under_way[1]], timeout=interval)
-            if meanwhile is not None:
-                interval = meanwhile()
             posted += self.collect()
         return posted
 

@@ -714,3 +714,28 @@ def test_trials_with_short_steps_are_read_within_the_verdict_wait_of_their_repor
         early.poll([0, 1, 2])
         assert early.read_interval([0, 1, 2]) == 0.05
         assert early.read_interval(range(1, 101)) == pytest.approx(0.2)  # 100 trials read: 2 ms each
+
+
+def test_a_suggestion_awaited_has_the_running_trials_reports_read_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a free slot waits for the engine, the trials' reports were first read after a whole
+    poll interval (a second): a GP suggestion of half a second went by with none read, while trials
+    of 0.1 s steps trained on past their stop. They are read at once, then as the reading says."""
+    import threading
+
+    from hydra_sigopt import engine_aside
+
+    monkeypatch.setattr(engine_aside, "POLL_INTERVAL_S", 60.0, raising=False)  # that first wait, made long
+    read = threading.Event()
+
+    class Engine:  # its suggestion comes once the reports have been read
+        def suggest(self, pending: object) -> str:
+            assert read.wait(timeout=30), "the reports were not read while the suggestion was awaited"
+            return "suggestion"
+
+    def read_reports() -> float:
+        read.set()
+        return 0.05
+
+    aside = engine_aside.EngineAside(Engine(), read_reports)  # type: ignore[arg-type]
+    aside.start_prefetch([])
+    assert aside.take_prefetch() == "suggestion"
