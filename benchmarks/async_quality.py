@@ -41,7 +41,7 @@ import suggestion_latency
 
 from hydra_sigopt.backends import create_backend, lite
 from hydra_sigopt.metrics import MetricValue
-from hydra_sigopt.scheduler import Ended, Recorded, Scheduler, Submitted, SuggestionReady, drive
+from hydra_sigopt.scheduler import Ended, Posted, Recorded, Scheduler, Submitted, SuggestionReady, drive
 
 NAME = "async_quality"
 OPTIMA = {2: 0.397887, 6: -3.32237}
@@ -154,9 +154,12 @@ class Simulation:
             return self.wait()
         elif kind == "Record":
             return [Recorded({n: False for n in command.numbers})]
-        elif kind == "Post":
+        elif kind == "Post":  # posted at once here (the engine's time is the suggestion's)
             for n in command.numbers:
                 self.post(n)
+            return [Posted(command.numbers)]
+        elif kind == "AwaitPosts":
+            return [Posted(())]
         return []
 
     def pending(self, command: Any) -> list[Any]:

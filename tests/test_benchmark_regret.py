@@ -59,3 +59,15 @@ def test_the_asha_bound_simulation_spends_one_step_a_slot_and_stops_by_the_sweep
     assert sum(r["step"] == last for r in full) == resource // last
     started = sum(r["step"] == 1 for r in stopped)
     assert started > 3 * sum(r["step"] == last for r in stopped)  # most trials stopped, each at a rung
+
+
+@pytest.mark.timeout(120)
+def test_the_async_quality_simulation_drives_the_real_scheduler_to_its_budget(multi_fidelity: ModuleType) -> None:
+    """benchmarks/async_quality.py carries out the real scheduler's commands in simulated time: once
+    the scheduler waited for results to be posted (Posted), the simulation, which answered no post,
+    looped for ever (make bench-quick hung in a fresh-clone CI run). Every trial of the budget runs."""
+    import async_quality
+
+    simulation = async_quality.Simulation(async_quality.PROBLEMS["branin"], 0, 8, 0.25, "queue", 4)
+    result = simulation.run()
+    assert len(simulation.values) == 8 and 0 < result["utilisation"] <= 1
