@@ -31,9 +31,10 @@ return cfg.x
 """
 
 
-def test_kill_and_delete_on_a_copy_of_a_live_sweep_leave_its_jobs_running(tmp_path: Path) -> None:
-    """Seen: delete on a backup said "Stopping the sweep's driver" and cancelled the live trials;
-    the live sweep then failed them ("job ... ended without a result")."""
+def _start_and_copy(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, dict[int, str], Path, Path]:
+    """A live sweep of 3 trials on 2 local slots, both running (they wait for the go file), and a
+    ``cp -a`` copy of its dir: (the sweep's process, its dir, its running jobs, the copy, the go file).
+    The go file is created if this fails, so that the sweep ends."""
     go = tmp_path / "go"
     app = write_app(tmp_path, WAIT_FOR_GO, budget=3)
     proc, live = start_example(
@@ -43,7 +44,17 @@ def test_kill_and_delete_on_a_copy_of_a_live_sweep_leave_its_jobs_running(tmp_pa
         jobs = running_job_ids(live, 2)
         backup = tmp_path / "backup"
         subprocess.run(["cp", "-a", str(live), str(backup)], check=True)
+    except BaseException:
+        go.touch()
+        raise
+    return proc, live, jobs, backup, go
 
+
+def test_kill_and_delete_on_a_copy_of_a_live_sweep_leave_its_jobs_running(tmp_path: Path) -> None:
+    """Seen: delete on a backup said "Stopping the sweep's driver" and cancelled the live trials;
+    the live sweep then failed them ("job ... ended without a result")."""
+    proc, live, jobs, backup, go = _start_and_copy(tmp_path)
+    try:
         killed = hydra_sigopt("kill", str(backup))
         assert all(local_job_running(j) for j in jobs.values()), killed.stdout + killed.stderr
         assert killed.returncode != 0
@@ -75,15 +86,8 @@ def test_kill_and_delete_on_a_copy_of_a_live_sweep_leave_its_jobs_running(tmp_pa
 def test_a_copy_resumes_once_its_original_has_ended_not_while_it_runs(tmp_path: Path) -> None:
     """A backup is for resuming after the original is lost: refused while the original runs (it would
     re-attach, then cancel, the original's jobs), accepted after it ended."""
-    go = tmp_path / "go"
-    app = write_app(tmp_path, WAIT_FOR_GO, budget=3)
-    proc, live = start_example(
-        tmp_path, *SUBMITIT_LOCAL, "hydra.sweeper.parallel_bandwidth=2", app=app, env={"GO_FILE": str(go)}
-    )
+    proc, live, jobs, backup, go = _start_and_copy(tmp_path)
     try:
-        jobs = running_job_ids(live, 2)
-        backup = tmp_path / "backup"
-        subprocess.run(["cp", "-a", str(live), str(backup)], check=True)
         resumed = subprocess.run(
             ["/bin/sh", "-c", hydra_sigopt("continue", str(backup)).stdout.strip()],
             capture_output=True,
@@ -103,7 +107,7 @@ def test_a_copy_resumes_once_its_original_has_ended_not_while_it_runs(tmp_path: 
         *SUBMITIT_LOCAL,
         "hydra.sweeper.parallel_bandwidth=2",
         sweep_dir=backup,
-        app=app,
+        app=tmp_path / "app" / "app.py",  # the app _start_and_copy wrote
         env={"GO_FILE": str(go)},
     ).assert_ok()
     assert sum(t["state"] == "completed" for t in resumed.trials) == 3
