@@ -31,7 +31,6 @@ import math
 import random
 import sys
 import time
-from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +38,7 @@ from typing import Any
 import common
 import suggestion_latency
 
-from hydra_sigopt.backends import create_backend, lite
+from hydra_sigopt.backends import Suggestion, create_backend, lite
 from hydra_sigopt.metrics import MetricValue
 from hydra_sigopt.scheduler import Ended, Posted, Recorded, Scheduler, Submitted, SuggestionReady, drive
 
@@ -73,9 +72,9 @@ def options(parser: argparse.ArgumentParser) -> None:
 class AllPlaceholdersScheduler(Scheduler):
     """Every running trial and ready suggestion pending for the engine."""
 
-    def pending(self) -> tuple[Mapping[str, Any], ...]:
+    def pending(self) -> tuple[Suggestion, ...]:
         made = [f.suggestion for f in self.in_flight.values()] + [s for s, _ in self._ready]
-        return tuple(s.assignments for s in made)
+        return tuple(made)
 
 
 class PreviousScheduler(AllPlaceholdersScheduler):

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from hydra_sigopt.journal import (
     journal_path,
     open_journal,
 )
+from hydra_sigopt.kept_returns import raised_at, returned_at
 from hydra_sigopt.observations import released_already, suggestions_in_use
 from hydra_sigopt.processes import job_result_file, local_job_running
 from hydra_sigopt.progress import format_duration
@@ -49,17 +51,26 @@ from hydra_sigopt.reports import (
     metrics_from_meta,
     no_best,
     pasteable_overrides,
+    rerun_arguments,
+    rerun_overrides,
     results_document,
     shared_overrides,
     summarize,
     swept_overrides,
     why_no_best,
 )
+from hydra_sigopt.resume import (
+    IN_PROCESS_LAUNCHER,
+    ended_the_sweepers_process_in_lines,
+    ended_with_the_sweeper,
+    the_one_running,
+)
 from hydra_sigopt.runners.slurm import WAITING_STATES, queue_states, slurm_jobs_not_ending
 from hydra_sigopt.secrets import has_development_token
 from hydra_sigopt.stopping import forget_kill, request_kill
-from hydra_sigopt.sweeper_time import runs_of, time_between, time_ran
+from hydra_sigopt.sweeper_time import last_alive, runs_of, time_between, time_ran, with_last_sign
 from hydra_sigopt.unsubmitted import never_submitted
+from hydra_sigopt.watch import DEFAULT_EVERY_S, watch
 
 if TYPE_CHECKING:
     from hydra_sigopt.backends import Backend
@@ -139,6 +150,14 @@ def _code_line(sweep_dir: Path, code: dict[str, Any]) -> str:
     return f"\n{'':13}".join([source(code), *resumes])
 
 
+def _status_or_watch(args: argparse.Namespace) -> int:
+    """``status``, or with ``--watch`` the same drawn again every few seconds until the sweep ends."""
+    if args.watch is None:
+        return _status(args)
+    title = f"Every {args.watch:g} s: hydra-sigopt status {args.sweep_dir} (Ctrl-C stops watching, not the sweep)"
+    return watch(Path(args.sweep_dir), args.watch, lambda: _status(args), title)
+
+
 def _status(args: argparse.Namespace) -> int:
     record, driver_state = _driver_job(Path(args.sweep_dir))
     original = _copy_of(Path(args.sweep_dir))
@@ -165,9 +184,13 @@ def _status(args: argparse.Namespace) -> int:
     lost = [
         t for t in _lost_with_the_sweeper(meta, trials, maybe_held, Path(args.sweep_dir)) if t.number not in unsubmitted
     ]
-    unread = {} if maybe_held else _ended_unread(meta, trials)
+    ended_in, not_started = _the_one_running(meta, lost, Path(args.sweep_dir))
+    lost = [t for t in lost if t.number not in not_started]
+    unread = {} if maybe_held else _ended_unread(meta, trials, Path(args.sweep_dir))
+    returned = _returned_in_the_batch(meta, trials, Path(args.sweep_dir)) if holder is not None else {}
+    in_batch = _waiting_in_the_batch(meta, trials, returned) if holder is not None else {}
     to_submit = _waiting_to_be_submitted(meta, trials, holder) - unsubmitted.keys()
-    idle = {*unread, *unsubmitted, *to_submit}
+    idle = {*unread, *unsubmitted, *to_submit, *returned, *in_batch, *not_started}
     _out(f"Sweep:       {Path(args.sweep_dir).resolve()}")
     _out(
         f"Experiment:  {meta.get('name')} (backend {meta.get('backend')}, experiment {meta.get('experiment_id')}, "
@@ -186,10 +209,18 @@ def _status(args: argparse.Namespace) -> int:
         f"{summary.failed} failed), {summary.running - queued - len(lost) - len(idle)} running"
         f"{f', {queued} queued' if queued else ''}"
         f"{f', {len(to_submit)} waiting to be submitted' if to_submit else ''}"
+        f"{f', {len(in_batch)} waiting in the batch' if in_batch else ''}"
         f"{f', {len(unread)} ended while no sweeper ran (recorded on resume)' if unread else ''}"
+        f"{f', {len(returned)} returned (recorded when its batch ends)' if returned else ''}"
         f"{f', {len(lost)} lost with the sweeper (run again on resume)' if lost else ''}"
+        f"{f', {len(not_started)} not started in its batch (run on resume)' if not_started else ''}"
         f"{f', {len(unsubmitted)} never submitted (submitted on resume)' if unsubmitted else ''}{_abandoned(trials)}"
     )
+    if ended_in:
+        first, *detail = ended_the_sweepers_process_in_lines(ended_in)
+        _out(f"Ended:       {first}")
+        for line in detail:
+            _out(f"             {line}")
     if meta.get("step_budget") is not None:  # the budget a sweep with early stopping ends on, often
         _out(f"Steps:       {sum(last_steps.values())}/{meta['step_budget']} reported (early_stopping.step_budget)")
     if unposted := _unposted(trials, holder is not None):
@@ -200,7 +231,8 @@ def _status(args: argparse.Namespace) -> int:
         _out(f"Sweeper:     {_copys_sweeper(Path(args.sweep_dir), original, meta, trials)}")
     else:
         _out(f"Sweeper:     {_sweeper(Path(args.sweep_dir), holder, unknown, why_ended, queued_driver)}")
-    _out(f"Elapsed:     {_elapsed(meta, trials, now if holder is not None else None)} (started {time.ctime(started)})")
+    elapsed = _elapsed(meta, trials, now if holder is not None else None, Path(args.sweep_dir))
+    _out(f"Elapsed:     {elapsed} (started {time.ctime(started)})")
     optimized = [m for m in metrics if m.strategy == "optimize"]
     fixed = shared_overrides(meta)
     if summary.best and len(optimized) == 1:
@@ -209,8 +241,14 @@ def _status(args: argparse.Namespace) -> int:
             f"Best:        {optimized[0].name}={_fmt(b.value(optimized[0].name))} (trial #{b.number}): "
             f"{pasteable_overrides(b, fixed)}"
         )
+        # The line above holds the searched values only: pasted alone, it lost the sweep's own overrides.
+        _out(
+            f"             every override to rerun it, fixed ones too: hydra-sigopt best {shlex.quote(args.sweep_dir)}"
+        )
     elif summary.best:
-        _out(f"Pareto set:  {len(summary.best)} trials: {', '.join(f'#{t.number}' for t in summary.best)}")
+        count = f"{len(summary.best)} trial{'s' if len(summary.best) > 1 else ''}"
+        _out(f"Pareto set:  {count}: {', '.join(f'#{t.number}' for t in summary.best)}")
+        _out(f"             every override to rerun each: hydra-sigopt best {shlex.quote(args.sweep_dir)}")
     else:
         none = why_no_best(trials, metrics, cheaper_tasks(meta))
         _out(f"Best:        {none[0].lower()}{none[1:]}{'' if why_ended else ' yet'}")
@@ -225,11 +263,22 @@ def _status(args: argparse.Namespace) -> int:
             if t in lost:
                 _out(f"  #{t.number:<4} job {t.job_id or '-':<10} lost with the sweeper (run again on resume)")
                 continue
+            if t.number in not_started:
+                _out(f"  #{t.number:<4} job {'-':<10} not started in its batch (run on resume)")
+                continue
             if t.number in unsubmitted:
                 _out(f"  #{t.number:<4} job {'-':<10} never submitted ({unsubmitted[t.number]}); submitted on resume")
                 continue
             if t.number in to_submit:
                 _out(f"  #{t.number:<4} job {'-':<10} waiting to be submitted (the sweeper submits its job)")
+                continue
+            if t.number in in_batch:
+                _out(f"  #{t.number:<4} job {'-':<10} waiting in the batch (runs after #{in_batch[t.number]})")
+                continue
+            if t.number in returned:
+                ago = format_duration(now - returned[t.number])
+                ended = "failed" if _raised(t, Path(args.sweep_dir)) else "returned"
+                _out(f"  #{t.number:<4} job {'-':<10} {ended} {ago} ago (recorded when its batch ends)")
                 continue
             if t.number in unread:
                 ago = format_duration(now - unread[t.number])
@@ -260,10 +309,10 @@ def _unposted(trials: Sequence[Trial], held: bool) -> str:
     return f"{', '.join(numbers)}: ended and recorded, not posted to the engine yet ({who})"
 
 
-def _elapsed(meta: dict[str, Any], trials: Sequence[Trial], until: float | None) -> str:
+def _elapsed(meta: dict[str, Any], trials: Sequence[Trial], until: float | None, sweep_dir: Path) -> str:
     """The time sweepers ran the sweep, as the progress line counts it (``until``: one runs now),
     and, where it was down between runs, that this time is left out."""
-    runs = runs_of(meta, trials)
+    runs = runs_of(meta, trials) if until is not None else with_last_sign(runs_of(meta, trials), last_alive(sweep_dir))
     ran, down = time_ran(runs, until), time_between(runs, until)
     if down < 1:
         return format_duration(ran)
@@ -296,7 +345,17 @@ def _lost_with_the_sweeper(
     if meta.get("launcher") == "local" and SweepLock(sweep_dir).last_host() == socket.gethostname():
         folder = meta.get("submitit_folder")
         return [t for t in unfinished if not _wrote_result(meta, str(t.job_id)) and not _local_job_alive(t, folder)]
-    return [] if meta.get("launcher") in JOB_LAUNCHERS else unfinished
+    if meta.get("launcher") in JOB_LAUNCHERS:
+        return []
+    return [t for t in unfinished if _returned_at(meta, t, sweep_dir) is None]  # one that had returned is not lost
+
+
+def _the_one_running(meta: dict[str, Any], lost: Sequence[Trial], sweep_dir: Path) -> tuple[list[int], set[int]]:
+    """Of the trials lost with an in-process sweeper's process, the one it ended in and those of its
+    batch that had not started (see resume.the_one_running): counted as lost, a kill at a batch's
+    first trial read as three trials' work gone."""
+    ended_here = ended_with_the_sweeper(meta.get("launcher"), lost)
+    return the_one_running(ended_here, sweep_dir) if ended_here else ([], set())
 
 
 def _waiting_to_be_submitted(meta: dict[str, Any], trials: Sequence[Trial], holder: tuple[int, str] | None) -> set[int]:
@@ -309,16 +368,50 @@ def _waiting_to_be_submitted(meta: dict[str, Any], trials: Sequence[Trial], hold
     return {t.number for t in trials if t.state == PENDING and not t.job_id}
 
 
-def _ended_unread(meta: dict[str, Any], trials: Sequence[Trial]) -> dict[int, float]:
+def _ended_unread(meta: dict[str, Any], trials: Sequence[Trial], sweep_dir: Path) -> dict[int, float]:
     """The unfinished trials whose job has ended while no sweeper held the sweep (its result file is
-    there: ``on_interrupt: detach``, a sweeper killed): when each ended. They are not running; a
+    there: ``on_interrupt: detach``, a sweeper killed), or whose task had returned in the sweeper's
+    process before it ended (its value kept beside it): when each ended. They are not running; a
     resumed sweep reads their results."""
     ended = {}
     for t in trials:
         at = _result_written_at(meta, t) if t.state in (PENDING, RUNNING) and t.job_id else None
+        if at is None and t.state == RUNNING:
+            at = _returned_at(meta, t, sweep_dir)
         if at is not None:
             ended[t.number] = at
     return ended
+
+
+def _returned_in_the_batch(meta: dict[str, Any], trials: Sequence[Trial], sweep_dir: Path) -> dict[int, float]:
+    """The trials of a running sweeper's batch (the basic launcher) whose task has returned, and when:
+    Hydra hands the batch's values back only once all of it ran, so the journal still says running."""
+    returned = {t.number: _returned_at(meta, t, sweep_dir) for t in trials if t.state == RUNNING}
+    return {number: at for number, at in returned.items() if at is not None}
+
+
+def _waiting_in_the_batch(meta: dict[str, Any], trials: Sequence[Trial], ended: Mapping[int, float]) -> dict[int, int]:
+    """The trials of a running sweeper's batch (the basic launcher) that have not started, each with
+    the trial it runs after: the launcher runs the batch's trials one after the other, in order, so
+    only the first of those not ended runs (the journal says running for all of the batch)."""
+    if meta.get("launcher") != IN_PROCESS_LAUNCHER:
+        return {}
+    unended = sorted(t.number for t in trials if t.state == RUNNING and t.number not in ended)
+    return {number: before for before, number in pairwise(unended)}
+
+
+def _returned_at(meta: dict[str, Any], trial: Trial, sweep_dir: Path) -> float | None:
+    """When an in-process trial's task returned (or raised), keeping its value (or failure: see
+    kept_returns); None elsewhere."""
+    if meta.get("launcher") != IN_PROCESS_LAUNCHER:
+        return None
+    folder = trial_folder(trials_root(sweep_dir), trial.number)
+    return returned_at(folder) or raised_at(folder)
+
+
+def _raised(trial: Trial, sweep_dir: Path) -> bool:
+    """Whether an in-process trial's task raised, keeping its failure (see kept_returns)."""
+    return raised_at(trial_folder(trials_root(sweep_dir), trial.number)) is not None
 
 
 def _result_written_at(meta: dict[str, Any], trial: Trial) -> float | None:
@@ -431,6 +524,12 @@ def _copys_sweeper(sweep_dir: Path, original: str, meta: dict[str, Any], trials:
     return f"not running (the original at {original} has ended) — resume this copy with: {resume}"
 
 
+def _cut(text: str, size: int) -> str:
+    """``text`` in at most ``size`` characters, a cut one ending with "…": cut bare, a row showed
+    ``lin1_size=12`` for 128 (trials.csv has the whole)."""
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
 def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequence[str], with_tasks: bool) -> str:
     """One row per trial; a multitask sweep's say each trial's task (a short one's values are no full training's)."""
     task = ["task"] if with_tasks else []
@@ -446,7 +545,7 @@ def _trials_table(trials: Sequence[Trial], metrics: Sequence[Any], fixed: Sequen
                 *([t.task or ""] if with_tasks else []),
                 *[_fmt(t.value(m.name)) for m in metrics],
                 "" if t.duration is None else format_duration(t.duration),
-                (detail or "")[:100],
+                _cut(detail or "", 100),
             ]
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
@@ -473,14 +572,18 @@ def _best(args: argparse.Namespace) -> int:
     with open_journal(args.sweep_dir) as journal:
         meta, trials, last_steps = journal.meta(), journal.trials(), journal.reports.last_steps()
     if args.trial is not None:
-        _out(_trial_overrides(meta, trials, args.trial))
+        _out_trial(_trial_named(trials, args.trial), meta, args.lines)
         return 0
     doc = results_document(meta, trials)
+    by_number = {t.number: t for t in trials}
     if doc.get("best_overrides"):
-        _out(doc["best_overrides"])
+        _out_trial(by_number[doc["best_trial"]], meta, args.lines)
         return 0
+    if doc.get("solutions") and args.lines:
+        numbers = ", ".join(f"#{s['trial']}" for s in doc["solutions"])
+        raise UsageError(f"--lines prints one trial's overrides: add --trial N (the Pareto-optimal trials: {numbers})")
     if doc.get("solutions"):
-        _print_solutions(doc["solutions"])
+        _print_solutions(doc["solutions"], meta, by_number)
         return 0
     ended = _why_ended(Path(args.sweep_dir), meta, trials, last_steps) is not None
     print(f"{no_best(doc)}{'' if ended else ' yet'}.", file=sys.stderr)
@@ -489,32 +592,51 @@ def _best(args: argparse.Namespace) -> int:
     return 1
 
 
-def _print_solutions(solutions: Sequence[Mapping[str, Any]]) -> None:
+def _print_solutions(
+    solutions: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], by_number: Mapping[int, Trial]
+) -> None:
     """One line of overrides per Pareto-optimal trial on stdout, each after its trial and values on
-    stderr: ``python train.py $(hydra-sigopt best DIR | head -1)`` must get overrides only."""
+    stderr: ``eval "python train.py $(hydra-sigopt best DIR | head -1)"`` must get overrides only."""
     for s in solutions:
         values = " ".join(f"{k}={_fmt(v)}" for k, v in s["values"].items())
         print(f"# trial #{s['trial']}: {values}", file=sys.stderr, flush=True)
-        _out(s["overrides"])
+        _out(rerun_overrides(by_number[s["trial"]], meta))
     if len(solutions) > 1:
         print("# one trial's overrides alone: hydra-sigopt best DIR --trial N", file=sys.stderr)
 
 
-def _trial_overrides(meta: Mapping[str, Any], trials: Sequence[Trial], number: int) -> str:
-    """The overrides of trial ``number``, ready to paste (any trial of the journal)."""
+def _trial_named(trials: Sequence[Trial], number: int) -> Trial:
+    """Trial ``number`` of the journal (any trial, not only a best one)."""
     found = next((t for t in trials if t.number == number), None)
     if found is None:
         numbers = sorted(t.number for t in trials)
         valid = f"#{numbers[0]} to #{numbers[-1]}" if numbers else "none yet"
         raise UsageError(f"--trial {number}: the sweep has no trial #{number} (its trials: {valid})")
-    return pasteable_overrides(found, shared_overrides(meta))
+    return found
+
+
+def _out_trial(trial: Trial, meta: Mapping[str, Any], lines: bool) -> None:
+    """A trial's overrides: quoted for the shell on one line (to paste, or for ``eval``), or (``lines``)
+    one argument a line in Hydra's quoting alone, for ``mapfile -t`` or ``xargs -d '\\n'``: in a bare
+    ``$(hydra-sigopt best DIR)`` the shell split ``label='a b'`` at its space and kept the quotes."""
+    if not lines:
+        _out(rerun_overrides(trial, meta))
+        return
+    arguments = rerun_arguments(trial, meta)
+    if broken := next((a for a in arguments if "\n" in a), None):
+        key = broken.split("=", 1)[0]
+        raise UsageError(
+            f"--lines: trial #{trial.number}'s {key} holds a line break, which one argument a line cannot carry; "
+            f'use: best=$(hydra-sigopt best DIR) && eval "python train.py $best"'
+        )
+    _out("\n".join(arguments))
 
 
 # ---------------------------------------------------------------------- plot
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from hydra_sigopt.plot import plot_sweep
+    from hydra_sigopt.plot import empty_parameters_note, plot_sweep
 
     try:
         import matplotlib  # noqa: F401 (not in the [lite] install the README starts with)
@@ -527,13 +649,26 @@ def _plot(args: argparse.Namespace) -> int:
         meta = journal.meta()
         trials = journal.trials()
         reports = journal.reports.all()
+    if nothing := _nothing_to_plot(trials):
+        print(nothing, file=sys.stderr)
+        return 1
     try:
         plot_sweep(meta, trials, out, reports)
     except OSError as exc:  # a read-only sweep dir (someone else's): status and best need no write
         why = exc.strerror or exc
         raise UsageError(f"cannot write {out} ({why}); write the plot elsewhere with -o FILE.png") from None
-    _out(f"Wrote {out}")
+    note = empty_parameters_note(meta, trials)
+    _out(f"Wrote {out} ({note})" if note else f"Wrote {out}")
     return 0
+
+
+def _nothing_to_plot(trials: Sequence[Trial]) -> str | None:
+    """Why a sweep has nothing to plot (no trial ended yet), in one line; an image of empty panels said
+    nothing a user could read."""
+    if any(t.state in (COMPLETED, FAILED, STOPPED) for t in trials):
+        return None
+    started = sum(t.state != ABANDONED for t in trials)
+    return f"Nothing to plot yet: no trial has ended ({started} started)."
 
 
 def _check_image_format(out: Path) -> None:
@@ -545,6 +680,9 @@ def _check_image_format(out: Path) -> None:
     extension = out.suffix.lower().lstrip(".")
     if out.is_dir():
         raise UsageError(f"-o {out} is a directory; name the image file, e.g. -o {out / 'sweep.png'}")
+    # Not created: a typo in the path would leave a tree of folders somewhere unexpected.
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {out}: the folder {out.parent} does not exist; create it first")
     if not extension:
         raise UsageError(f"-o {out} has no extension; name the image's format, e.g. -o {out}.png")
     if extension not in formats:
@@ -558,6 +696,8 @@ def _continue(args: argparse.Namespace) -> int:
     from hydra_sigopt.continuation import continue_command
 
     _refuse_unstarted(Path(args.sweep_dir))
+    if args.run:
+        driver.refuse_queued_driver(Path(args.sweep_dir))  # a requeued driver resumes the sweep itself
     with open_journal(args.sweep_dir) as journal:
         meta = journal.meta()
     command = _without_the_drivers_detach(meta.get("command") or {}, Path(args.sweep_dir))
@@ -630,6 +770,45 @@ def _copy_of(sweep_dir: Path) -> str | None:
         return copies.original_of(sweep_dir, journal.meta())
 
 
+def _jobs_of_a_gone_original(sweep_dir: Path, original: str) -> str | None:
+    """The jobs a copy's original left running when its dir is gone, and how to stop them (see copies)."""
+    if not journal_path(sweep_dir).exists():
+        return None
+    with open_journal(sweep_dir) as journal:
+        meta, trials = journal.meta(), journal.trials()
+    return copies.jobs_of_a_gone_original(sweep_dir, original, meta, trials)
+
+
+def _gone_original_at_rest(sweep_dir: Path) -> str | None:
+    """The original sweep dir of this copy when that dir is gone and nothing of its sweep runs (no
+    sweeper can hold a gone dir; no driver or job of it is alive): kill and delete have nothing of the
+    original's to act on, and sending the user to run them on the original named a folder that is not
+    there. None: not such a copy (its own sweep, an original that is there, jobs of it that still run,
+    or a copy that names nothing of the original's: kill and delete act on its own files, as on any sweep)."""
+    original = _copy_of(sweep_dir)
+    if original is None or not copies.original_gone(original) or not journal_path(sweep_dir).exists():
+        return None
+    if not _acts_beyond_the_copy(sweep_dir):
+        return None
+    with open_journal(sweep_dir) as journal:
+        meta, trials, stopped = journal.meta(), journal.trials(), journal.trials([STOPPED])
+    if copies.jobs_of_a_gone_original(sweep_dir, original, meta, trials) or _stopped_jobs_running(meta, stopped):
+        return None
+    return original
+
+
+def _nothing_of_a_gone_original_runs(sweep_dir: Path) -> str | None:
+    """What kill says of a copy whose original dir is gone and of which nothing runs: there is nothing
+    to stop (see _gone_original_at_rest). None: not such a copy."""
+    if (original := _gone_original_at_rest(sweep_dir)) is None:
+        return None
+    return (
+        f"{sweep_dir} is a copy of the sweep at {original}, which is gone, and nothing of that sweep runs"
+        f" (no sweeper, driver or job): there is nothing to stop. To go on with this copy: "
+        f"hydra-sigopt continue {sweep_dir} --run"
+    )
+
+
 def _acts_beyond_the_copy(sweep_dir: Path) -> bool:
     """Whether a kill or delete of this copy would act on what is the original's: a driver job, a job
     that may still run, or a server experiment (its open suggestions). A copy of a sweep that ended
@@ -647,6 +826,8 @@ def _refuse_a_copy(sweep_dir: Path, command: str) -> None:
     if original is None or not _acts_beyond_the_copy(sweep_dir):
         return
     done = "nothing was cancelled" + (" or deleted" if command == "delete" else "")
+    if (gone := _jobs_of_a_gone_original(sweep_dir, original)) is not None:
+        raise UsageError(f"{sweep_dir} is a copy of another sweep dir, and {gone}; {done}")
     raise UsageError(
         f"{sweep_dir} is a copy of the sweep at {original}; {done}: run hydra-sigopt {command} {original} on the "
         f"original (hydra-sigopt delete {sweep_dir} --local-only deletes only this copy's files, touching no job)"
@@ -686,7 +867,7 @@ def kill_sweep(
     with Journal.open(sweep_dir) as journal:
         meta = journal.meta()
         for t in journal.trials([PENDING, RUNNING]):
-            done.append((t.number, t.job_id, _cancel_trial(journal, meta, t)))
+            done.append((t.number, t.job_id, _cancel_trial(journal, meta, t, sweep_dir)))
         listed = {number for number, _, _ in done}
         for t in _stopped_jobs_running(meta, [t for t in journal.trials([STOPPED]) if t.number not in listed]):
             # Its next report may be an hour of GPU away, and an app may swallow TrialStopped and train on.
@@ -829,9 +1010,9 @@ def _named_holder(lock: SweepLock, wait_s: float = 2.0) -> tuple[int, str] | Non
     its pid just after it takes the lock; until then the file is empty, or names the sweeper before
     it, whose pid may be another process's by now). Refused if it names none: ``os.kill(-1, ...)``
     would signal every process there is."""
-    deadline = time.time() + wait_s
+    deadline = time.monotonic() + wait_s
     while (holder := lock.holder()) is not None and not _names_its_holder(holder, lock.path):
-        if time.time() >= deadline:
+        if time.monotonic() >= deadline:
             raise SweepAbortedError(
                 f"the sweep is locked, but its lock file {lock.path} does not name the process holding it; "
                 f"find it with `fuser {lock.path}` and stop it yourself"
@@ -866,9 +1047,9 @@ def _link(path: str) -> str | None:
 
 def _released_within(lock: SweepLock, seconds: float) -> bool:
     """Whether the lock's holder lets it go within ``seconds``."""
-    deadline = time.time() + seconds
+    deadline = time.monotonic() + seconds
     while lock.holder() is not None:
-        if time.time() >= deadline:
+        if time.monotonic() >= deadline:
             return False
         time.sleep(0.5)
     return True
@@ -913,18 +1094,30 @@ _SWEEPER_DID = {
 }
 
 
-def _cancel_trial(journal: Journal, meta: dict[str, Any], trial: Trial) -> str:
-    """Cancel a running trial's job and mark it abandoned, unless its job already wrote a result."""
+def _cancel_trial(journal: Journal, meta: dict[str, Any], trial: Trial, sweep_dir: Path) -> str:
+    """Cancel a running trial's job and mark it abandoned, unless its job already wrote a result (or,
+    in the sweeper's process, its task returned and kept its value: see kept_returns)."""
     launcher = str(meta.get("launcher", ""))
     if trial.job_id and _wrote_result(meta, trial.job_id):
         return "finished; a resumed sweep records its result"
+    if trial.state == RUNNING and _returned_at(meta, trial, sweep_dir) is not None:
+        return "finished in the sweeper's process, which ended; a resumed sweep records its result"
     what, gone = _cancel_job(launcher, trial.job_id, meta.get("submitit_folder")) if trial.job_id else ("", True)
     if not gone:  # it stays running in the journal: a resume re-attaches it, a kill tries again
         return f"{what}; run hydra-sigopt kill again"
-    what = what or "never started"
+    what = what or _without_a_job(meta)
     if not journal.abandon_in_flight([trial.number], f"cancelled by hydra-sigopt kill ({what})"):
         what += "; its result was recorded meanwhile"  # a frozen sweeper thawed: its result stands
     return what
+
+
+def _without_a_job(meta: dict[str, Any]) -> str:
+    """What became of a trial with no job: a launcher without jobs (basic) runs a batch's trials one
+    after the other in the sweeper's process, gone when this command finds them running (which of
+    them had started, the journal cannot tell); with jobs, it never got one."""
+    if meta.get("launcher") in JOB_LAUNCHERS:
+        return "never started"
+    return "in the sweeper's process, which ended: nothing left to cancel"
 
 
 def _wrote_result(meta: dict[str, Any], job_id: str) -> bool:
@@ -942,6 +1135,9 @@ def _result_file(meta: dict[str, Any], job_id: str) -> Path | None:
 
 
 def _kill(args: argparse.Namespace) -> int:
+    if (nothing := _nothing_of_a_gone_original_runs(Path(args.sweep_dir))) is not None:
+        _out(nothing)
+        return 0
     done = kill_sweep(Path(args.sweep_dir))
     for number, job_id, what in done:
         _out(f"  trial #{number} job {job_id or '-'}: {what}")
@@ -991,15 +1187,24 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _delete_a_copy(args: argparse.Namespace, sweep_dir: Path, original: str, found: sweepdir.SweepDirContents) -> int:
-    """Delete a copy's files only (``--local-only``): no job, driver, suggestion or experiment is touched."""
+    """Delete a copy's files only (``--local-only``): no job, driver, suggestion or experiment is touched.
+    Without ``--local-only`` too when the original is gone and nothing of it runs: there is nothing
+    else to act on, bar a server experiment (which the original, moved elsewhere, may still use)."""
+    at_rest = _gone_original_at_rest(sweep_dir) is not None
     if not args.local_only:
-        _refuse_a_copy(sweep_dir, "delete")
+        if at_rest:
+            _refuse_the_experiment_of_a_gone_original(sweep_dir, original)
+        else:
+            _refuse_a_copy(sweep_dir, "delete")
     if not args.yes and not _confirm_delete(sweep_dir, found, {}, False):
         return EXIT_USAGE if not sys.stdin.isatty() else 1
-    _out(
-        f"{sweep_dir} is a copy of the sweep at {original}: the jobs and driver it names, the original's, "
-        "are left as they are."
-    )
+    if at_rest:
+        _out(f"{sweep_dir} is a copy of the sweep at {original}, which is gone, and nothing of that sweep runs.")
+    else:
+        _out(
+            f"{sweep_dir} is a copy of the sweep at {original}: the jobs and driver it names, the original's, "
+            "are left as they are."
+        )
     sweepdir.remove(found.sweep)
     _out(f"Deleted from {sweep_dir}: {sweepdir.describe(found.sweep)}.")
     if sweepdir.remove_if_empty(sweep_dir):
@@ -1007,6 +1212,21 @@ def _delete_a_copy(args: argparse.Namespace, sweep_dir: Path, original: str, fou
     else:
         _out(f"Kept {sweep_dir} and what the sweep did not write: {sweepdir.describe(found.other)}.")
     return 0
+
+
+def _refuse_the_experiment_of_a_gone_original(sweep_dir: Path, original: str) -> None:
+    """A copy whose original dir is gone may name a server experiment: the original, moved away (an
+    rsync to another cluster), may still use it, and a copy cannot tell. Deleting it is left to the user."""
+    with open_journal(sweep_dir) as journal:
+        meta = journal.meta()
+    if meta.get("backend") != "api":
+        return
+    raise UsageError(
+        f"{sweep_dir} is a copy of the sweep at {original}, which is gone; nothing of that sweep runs, but this copy"
+        f" names SigOpt experiment {meta.get('experiment_id')}, which the original, if moved elsewhere, may still use:"
+        f" nothing was deleted. hydra-sigopt delete {sweep_dir} --local-only deletes only this copy's files, leaving"
+        " the experiment on the server"
+    )
 
 
 def _why_keep_experiment(meta: dict[str, Any], shared: bool) -> Any:
@@ -1112,6 +1332,7 @@ def _submit(args: argparse.Namespace) -> int:
     sweep_dir = driver.sweep_dir_of(command, cwd) or (
         Path(args.sweep_dir).resolve() if args.sweep_dir else cwd / "multirun" / time.strftime("%Y-%m-%d/%H-%M-%S")
     )
+    _refuse_submitting_a_copy(sweep_dir)
     options = driver.DriverOptions(
         partition=args.partition, time_min=args.time, cpus=args.cpus, mem_gb=args.mem_gb, account=args.account
     )
@@ -1128,7 +1349,38 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_submitting_a_copy(sweep_dir: Path) -> None:
+    """Refuse, before anything is written or submitted, a copy of a sweep dir while its original runs:
+    the driver job's resume would refuse it in the job (as ``continue`` does), where only its log says so."""
+    original = _copy_of(sweep_dir)
+    if original is None:
+        return
+    meta: dict[str, Any] = {}
+    trials: list[Trial] = []
+    if journal_path(sweep_dir).exists():
+        with open_journal(sweep_dir) as journal:
+            meta, trials = journal.meta(), journal.trials()
+    if (gone := copies.jobs_of_a_gone_original(sweep_dir, original, meta, trials)) is not None:
+        raise UsageError(f"{sweep_dir} is a copy of another sweep dir, and {gone}; nothing was submitted")
+    if (running := copies.why_original_runs(sweep_dir, original, meta, trials)) is not None:
+        raise UsageError(
+            f"{sweep_dir} is a copy of the sweep at {original}, which still runs ({running}); nothing was submitted: "
+            f"follow the original with hydra-sigopt status {original}, or submit this copy once it has ended"
+        )
+
+
 # ---------------------------------------------------------------------- main
+
+
+def _seconds(text: str) -> float:
+    """``--watch``'s interval: a positive number of seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0, e.g. --watch 10")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1146,9 +1398,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_dir("status", "trials by state, budget used, best so far, running jobs")
     p.add_argument("--all", action="store_true", help="also print a table of every trial")
-    p.set_defaults(func=_status)
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        const=DEFAULT_EVERY_S,
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"draw it again every SECONDS (default {DEFAULT_EVERY_S:g}) until the sweep ends; waits for a "
+        "sweep dir not made yet (give SWEEP_DIR first: status SWEEP_DIR --watch)",
+    )
+    p.set_defaults(func=_status_or_watch)
     p = with_dir("best", "the best overrides, ready to paste (the Pareto set for two metrics)")
     p.add_argument("--trial", type=int, metavar="N", help="print trial #N's overrides instead (one of a Pareto set)")
+    p.add_argument(
+        "--lines",
+        action="store_true",
+        help="one argument a line, not quoted for the shell: "
+        'lines=$(hydra-sigopt best DIR --lines) && mapfile -t best <<< "$lines"',
+    )
     p.set_defaults(func=_best)
     p = with_dir("plot", "objective per trial with the best so far, and one panel per parameter (PNG)")
     p.add_argument("-o", "--output", help="image path, e.g. out.png or out.svg (default: SWEEP_DIR/sweep.png)")

@@ -14,12 +14,13 @@ Journals written before the record have none: they are taken as the original, as
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra_sigopt import driver
-from hydra_sigopt.journal import PENDING, RUNNING, SweepLock, Trial, journal_path
+from hydra_sigopt.journal import JOURNAL_NAME, PENDING, RUNNING, STOPPED, SweepLock, Trial, journal_path
 from hydra_sigopt.processes import local_job_running
 from hydra_sigopt.runners.slurm import slurm_jobs_not_ending
 
@@ -45,17 +46,68 @@ def original_of(sweep_dir: Path, meta: Mapping[str, Any] | None) -> str | None:
 
 def why_original_runs(sweep_dir: Path, original: str, meta: Mapping[str, Any], trials: Sequence[Trial]) -> str | None:
     """What of the original sweep still runs: its sweeper, its driver job, or the jobs of the trials
-    this copy's journal shows unfinished (None: nothing; it has ended, or is gone)."""
+    this copy's journal shows unfinished or stopped early (None: nothing; it has ended, or is gone).
+    A resumed copy would take those jobs for its own while they write in the original's trial folders."""
     holder = _sweeper_of(Path(original))
     if holder is not None:
         return f"its sweeper, {holder}"
     record = driver.read_record(sweep_dir)
     if record is not None and driver.driver_state(str(record["job_id"])) is not None:
         return f"its driver, Slurm job {record['job_id']}"
-    jobs = _jobs_running(meta, [str(t.job_id) for t in trials if t.state in (PENDING, RUNNING) and t.job_id])
+    jobs = jobs_still_running(meta, _job_ids_of_unfinished(trials))
     if jobs:
         return f"its {meta.get('launcher')} job{'s' if len(jobs) > 1 else ''} {', '.join(jobs)}"
     return None
+
+
+def jobs_of_a_gone_original(
+    sweep_dir: Path, original: str, meta: Mapping[str, Any], trials: Sequence[Trial]
+) -> str | None:
+    """When the original sweep dir is gone (deleted, moved away) while jobs it started still run
+    (its driver job, its trials' jobs): which, and the command that stops them. Nothing else can:
+    ``hydra-sigopt kill`` of the original has no dir to run on, and the copy must not act on them
+    while they run (their results go to the original's folder). None: the original is there, or
+    nothing of it runs."""
+    if not original_gone(original):
+        return None
+    record = driver.read_record(sweep_dir)
+    drivers = [str(record["job_id"])] if record and driver.driver_state(str(record["job_id"])) else []
+    jobs = jobs_still_running(meta, _job_ids_of_unfinished(trials))
+    if not drivers and not jobs:
+        return None
+    stop = _how_to_stop(str(meta.get("launcher")), jobs, drivers)
+    resume = f"hydra-sigopt continue {shlex.quote(str(sweep_dir))} --run"
+    gone = f"the original sweep dir {original} is gone (no {JOURNAL_NAME} there)"
+    return f"{gone}, but its jobs still run: stop them with {stop}, then {resume}"
+
+
+def original_gone(original: str) -> bool:
+    """Whether the original sweep is gone from its recorded path: no journal there, nor a driver's
+    record (a sweep submitted and not started yet). Not whether the folder exists: the jobs of a
+    deleted sweep make folders in it again (an app saving its checkpoint in its output folder), and
+    a folder without its journal holds no sweep that ``hydra-sigopt`` could act on."""
+    place = Path(original)
+    return not journal_path(place).exists() and driver.read_record(place) is None
+
+
+def _job_ids_of_unfinished(trials: Sequence[Trial]) -> list[str]:
+    """The jobs of the trials not ended: pending, running, or stopped early, whose job runs on until
+    it ends (it saves a checkpoint, or swallows the stop)."""
+    return [str(t.job_id) for t in trials if t.state in (PENDING, RUNNING, STOPPED) and t.job_id]
+
+
+def _how_to_stop(launcher: str, jobs: Sequence[str], drivers: Sequence[str]) -> str:
+    """The commands that stop these jobs of a sweep and its driver job (a Slurm job, whatever the launcher)."""
+    if launcher != "local":
+        # Job ids are one cluster's: a copy carried to another cluster must not cancel its jobs there.
+        return f"`scancel {' '.join([*drivers, *jobs])}` (Slurm jobs, on the cluster the original ran on)"
+    # A submitit_local job id is its controller's pid, which keeps SIGINT blocked (the sweeper starts it
+    # so) and passes SIGTERM on to its tasks, which submitit has ignore it: SIGINT to the tasks, its
+    # children, stops them as a Ctrl-C does, and the controller ends with them.
+    pids = ",".join(jobs)
+    commands = [f"`pkill -INT -P {pids}` (the tasks of the submitit_local jobs, pids {pids})"] if jobs else []
+    commands += [f"`scancel {drivers[0]}` (its driver, a Slurm job)"] if drivers else []
+    return " and ".join(commands)
 
 
 def _sweeper_of(sweep_dir: Path) -> str | None:
@@ -72,7 +124,7 @@ def _sweeper_of(sweep_dir: Path) -> str | None:
     return f"pid {pid}" + (f" on {host}" if host else "")
 
 
-def _jobs_running(meta: Mapping[str, Any], job_ids: Sequence[str]) -> list[str]:
+def jobs_still_running(meta: Mapping[str, Any], job_ids: Sequence[str]) -> list[str]:
     """Those of these jobs that still run (submitit_local's on this host, or Slurm's)."""
     if meta.get("launcher") == "local":
         return [j for j in job_ids if local_job_running(j, meta.get("submitit_folder"))]

@@ -23,7 +23,8 @@ START_POINTS = ("before_launcher", "after_lock", "writing_sweep_dir")
 #: Passed only by a sweep that stops before its budget is spent (for a second signal there; before it
 #: cancels the trials it has just marked abandoned), and by
 #: every sweep once its wrap-up is done and the signals are given back (an impatient user's next Ctrl-C).
-POINTS = (*START_POINTS, *TRIAL_POINTS, "while_stopping", "before_cancel", "after_wrap_up")
+#: And ``keeping_return``: as an in-process trial's value is kept (a Ctrl-C landing there).
+POINTS = (*START_POINTS, *TRIAL_POINTS, "while_stopping", "before_cancel", "after_wrap_up", "keeping_return")
 SIGNALS = {"": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT, "STOP": signal.SIGSTOP}
 
 _passes: dict[str, int] = {}

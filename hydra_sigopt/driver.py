@@ -196,20 +196,29 @@ def submit(
 def refuse_taken(sweep_dir: Path) -> None:
     """Raise :class:`SubmitError` if the sweep's recorded driver job is still queued or running, or a
     live sweeper (a terminal's, a driver's) holds the sweep."""
-    record = read_record(sweep_dir)
-    state = None if record is None else _not_ended_state(str(record["job_id"]))
-    if record is not None and state is not None:
-        where = shlex.quote(str(sweep_dir))
-        raise SubmitError(
-            f"{sweep_dir} is run by its driver, Slurm job {record['job_id']} ({state}); follow it with "
-            f"hydra-sigopt status {where}, or stop it first with hydra-sigopt kill {where}"
-        )
+    refuse_queued_driver(sweep_dir)
     holder = SweepLock(sweep_dir).holder() if journal_path(sweep_dir).exists() else None
     if holder is not None:
         pid, host = holder
         raise SubmitError(
             f"a sweeper (pid {pid}{f' on {host}' if host else ''}) runs {sweep_dir} already; see hydra-sigopt "
             f"status {shlex.quote(str(sweep_dir))}"
+        )
+
+
+def refuse_queued_driver(sweep_dir: Path) -> None:
+    """Raise :class:`SubmitError` if the sweep's recorded driver job is queued or running, this
+    process's own driver job aside: one requeued (preemption, ``scontrol requeue``) waits PENDING and
+    resumes the sweep once Slurm starts it again, so a second sweeper started meanwhile runs beside it."""
+    record = read_record(sweep_dir)
+    if record is None or str(record["job_id"]) == os.environ.get(ENV_VAR):
+        return
+    state = _not_ended_state(str(record["job_id"]))
+    if state is not None:
+        where = shlex.quote(str(sweep_dir))
+        raise SubmitError(
+            f"{sweep_dir} is run by its driver, Slurm job {record['job_id']} ({state}); follow it with "
+            f"hydra-sigopt status {where}, or stop it first with hydra-sigopt kill {where}"
         )
 
 
@@ -262,9 +271,9 @@ def driver_state(job_id: str) -> str | None:
 def stop_driver(job_id: str, wait_s: float = 90.0) -> bool:
     """Cancel the driver job and wait until Slurm's queue no longer holds it; False if it is still there."""
     subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=60, check=False)
-    deadline = time.time() + wait_s
+    deadline = time.monotonic() + wait_s
     while driver_state(job_id) is not None:
-        if time.time() > deadline:
+        if time.monotonic() > deadline:
             return False
         time.sleep(1.0)
     return True

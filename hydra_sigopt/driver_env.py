@@ -5,8 +5,9 @@ in its state dir as long as the job exists (and the job's processes carry it in 
 So a token in the user's shell would sit there even with ``backend: lite``, which never reads one.
 The driver gets the user's environment without the SigOpt secrets (:func:`hydra_sigopt.secrets.
 secret_variables`, the set the sweeper withholds from its trials), except where its backend needs
-them: ``backend: api`` reads its token from the token file (``SIGOPT_ENV_FILE``) when the user has
-one, so a token variable the file covers is dropped; one it does not cover has to go with the job.
+them: ``backend: api`` reads its token (and ``SIGOPT_API_URL``, whose password is a secret too) from
+the token file (``SIGOPT_ENV_FILE``) when the user has one, so a variable the file covers is
+dropped; one it does not cover has to go with the job, and submit says so.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from hydra_sigopt.secrets import (
     DEV_TOKEN_VARIABLE,
-    MissingTokenError,
-    read_env_file,
+    URL_VARIABLE,
+    env_file_settings,
+    url_password,
     without_secrets,
 )
 
@@ -73,26 +75,31 @@ def driver_environment(backend: str | None, environ: Mapping[str, str]) -> tuple
     env = dict(environ)
     for name in _covered_by_token_file(env):
         env.pop(name, None)
-    # A password in SIGOPT_API_URL goes too (no file holds it); the README says so.
-    return env, [n for n in (*REGULAR_TOKEN_VARIABLES, DEV_TOKEN_VARIABLE) if env.get(n)]
+    secret_url = [URL_VARIABLE] if url_password(env.get(URL_VARIABLE, "")) else []
+    return env, [n for n in (*REGULAR_TOKEN_VARIABLES, DEV_TOKEN_VARIABLE, *secret_url) if env.get(n)]
 
 
 def _covered_by_token_file(environ: Mapping[str, str]) -> list[str]:
     """The token variables whose token the ``SIGOPT_ENV_FILE`` file holds as well (the driver reads it there)."""
-    path = environ.get("SIGOPT_ENV_FILE")
-    try:
-        held = read_env_file(path) if path else {}
-    except MissingTokenError:  # unreadable: the driver could not read it either
-        return []
+    held = env_file_settings(environ)  # unreadable: none, as the driver could not read it either
     covered = list(REGULAR_TOKEN_VARIABLES) if any(held.get(n) for n in REGULAR_TOKEN_VARIABLES) else []
-    return covered + ([DEV_TOKEN_VARIABLE] if held.get(DEV_TOKEN_VARIABLE) else [])
+    # The URL only where the file's is the same: the variable is the one the user's shell uses.
+    same_url = held.get(URL_VARIABLE) and held.get(URL_VARIABLE) == environ.get(URL_VARIABLE)
+    return (
+        covered + ([DEV_TOKEN_VARIABLE] if held.get(DEV_TOKEN_VARIABLE) else []) + ([URL_VARIABLE] if same_url else [])
+    )
 
 
 def carried_note(backend: str | None, carried: Sequence[str]) -> str:
-    """One line saying which secrets go with the driver job, and how to keep them out of it."""
-    why = "backend: api needs the token" if backend == "api" else "the sweep's backend could not be read"
+    """One line saying which secrets go with the driver job, and how to keep them out of it (a
+    password in ``SIGOPT_API_URL`` is one; the URL is shown nowhere, only the variable's name)."""
+    url = URL_VARIABLE in carried
+    tokens = len(carried) > int(url)
+    needs = " and ".join([*(["the token"] if tokens else []), *(["the URL's password"] if url else [])])
+    why = f"backend: api needs {needs}" if backend == "api" else "the sweep's backend could not be read"
+    lines = [*(["SIGOPT_TOKEN=..."] if tokens else []), *([f"{URL_VARIABLE}=..."] if url else [])]
     return (
         f"Note: the driver job's environment carries {', '.join(carried)} ({why}); slurmctld keeps a job's "
-        "environment in its state dir while the job exists. To keep the token out, put it in a file "
-        "named by SIGOPT_ENV_FILE (SIGOPT_TOKEN=...) instead."
+        f"environment in its state dir while the job exists. To keep {'them' if len(lines) > 1 else 'it'} out, "
+        f"put {'them' if len(lines) > 1 else 'it'} in a file named by SIGOPT_ENV_FILE ({', '.join(lines)}) instead."
     )

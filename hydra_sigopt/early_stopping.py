@@ -23,7 +23,15 @@ from hydra_sigopt.journal import ABANDONED, STOPPED, IllegalTransition, Journal,
 from hydra_sigopt.journal_reports import Report
 from hydra_sigopt.metrics import Metric, MetricValue, is_finite_number
 from hydra_sigopt.report_advice import ReportAdvice
-from hydra_sigopt.report_files import LARGEST_STEP, REPORTS_NAME, ReportLines, trial_folder, write_judged, write_stop
+from hydra_sigopt.report_files import (
+    LARGEST_STEP,
+    REPORTS_NAME,
+    ReportLines,
+    monitor_never_logged,
+    trial_folder,
+    write_judged,
+    write_stop,
+)
 from hydra_sigopt.reporting import set_in_process_hook
 from hydra_sigopt.stop_rules import StopRule, decides_at, should_stop
 from hydra_sigopt.tasks import Task, last_step_of
@@ -257,7 +265,9 @@ class EarlyStopping:
     def advise_on_completed(self, completed: Iterable[int]) -> None:
         """What trials that completed show of how the app reports (see ReportAdvice)."""
         completed = list(completed)
-        self.advice.if_nothing_was_reported(completed, self.steps_spent)
+        self.advice.if_nothing_was_reported(
+            completed, self.steps_spent, lambda n: monitor_never_logged(trial_folder(self.root, n))
+        )
         self.advice.if_reports_lacked_the_metric(completed)
 
     def _stop(self, number: int, step: int, why: str) -> None:

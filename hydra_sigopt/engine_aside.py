@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from hydra_sigopt.backends import Backend, Suggestion
+from hydra_sigopt.backends.base import Pending
 
 log = logging.getLogger("hydra_sigopt")
 
@@ -38,7 +39,7 @@ class EngineAside:
         #: The suggestion being computed, or computed and not taken yet.
         self.prefetch: Future[Suggestion] | None = None
 
-    def start_prefetch(self, pending: Sequence[Mapping[str, Any]]) -> None:
+    def start_prefetch(self, pending: Sequence[Pending]) -> None:
         """Compute the next suggestion while jobs run (one at a time: the scheduler asks for the
         next once this one is taken)."""
         pending = list(pending)

@@ -1,6 +1,7 @@
 """Exceptions users see. Each message names the config key or argument and what would be valid."""
 
 import os
+from typing import NoReturn
 
 from hydra.errors import CompactHydraException
 
@@ -70,3 +71,18 @@ class EngineLostError(SigOptSweeperError, RuntimeError):
 
 class BackendUnavailableError(SweepAbortedError):
     """The engine could not be reached long enough that the sweep stopped; the journal is intact."""
+
+
+#: What Hydra prints after a compact error's one line.
+FULL_ERROR_HINT = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+
+
+def exit_with_refusal(exc: ConfigError) -> NoReturn:
+    """End the process on a refusal made while Hydra instantiates the sweeper, printed as Hydra prints
+    any other refusal: its one line and Hydra's hint. Hydra wraps whatever an instantiated target
+    raises in "Error in call to target '...':", the exception's repr and a "full_key:" line; a
+    SystemExit is the one way past that wrapping (as argparse exits). With HYDRA_FULL_ERROR=1 the
+    ConfigError is raised as it is, for its traceback."""
+    if full_error_requested():
+        raise exc
+    raise SystemExit(f"{exc}\n\n{FULL_ERROR_HINT}") from None

@@ -46,7 +46,8 @@ class SigOptSweeperImpl:
         from hydra.core.plugins import Plugins
 
         from hydra_sigopt.backends import create_backend
-        from hydra_sigopt.continuation import current_command
+        from hydra_sigopt.config_keys import floats_for_int_keys
+        from hydra_sigopt.continuation import config_sets_multirun, current_command
         from hydra_sigopt.crashpoints import crash_point
         from hydra_sigopt.engine_speed import slow_engine_warnings, stopped_as_failed_warning
         from hydra_sigopt.metrics import default_objective_warning
@@ -63,7 +64,9 @@ class SigOptSweeperImpl:
         # Validate everything before a launcher, an engine or a folder exists.
         settings, definition = parse_settings(self.raw, arguments, default_name=str(self.config.hydra.job.name))
         mode = sweep_dir_mode(self.config)
-        self._check_trials_compose(definition.space, definition.tasks)
+        self._check_trials_compose(definition.space, definition.tasks, arguments)
+        for warning in floats_for_int_keys(definition.space, self.config):
+            log.warning("%s", warning)
         for warning in slow_engine_warnings(settings, definition):
             log.warning("The sweep will be slow: %s", warning)
         for caveat in (
@@ -96,14 +99,14 @@ class SigOptSweeperImpl:
             log.warning("%s", caveat)
         # The engine, its token and URL come before any folder; a new sweep's experiment is created
         # by Sweep.run once it holds the sweep dir's lock (two sweeps started at once make one).
-        backend = create_backend(settings.backend, **self._backend_options(settings))
+        backend = create_backend(settings.backend, **self._backend_options(settings, sweep_dir))
         return Sweep(
             settings,
             definition,
             sweep_dir,
             runner,
             backend,
-            command=current_command(),
+            command=current_command(config_sets_multirun(_hydra_overrides(self.config))),
             # Once the sweep dir's lock is held: a refused second sweeper overwrites nothing.
             on_locked=lambda: self._write_sweep_dir(sweep_dir, mode),
             code=code,
@@ -146,7 +149,7 @@ class SigOptSweeperImpl:
             os.chmod(sweep_dir, mode=mode)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
-    def _check_trials_compose(self, space: Any, tasks: Any) -> None:
+    def _check_trials_compose(self, space: Any, tasks: Any, arguments: list[str]) -> None:
         """Compose trial configs now, as Hydra's validate_batch_is_legal does, from the main thread.
 
         A key the app's config lacks (``lrr=0.1``, in the space or in a task's overrides), a config
@@ -154,11 +157,25 @@ class SigOptSweeperImpl:
         Hydra's own message, before a sweep dir, journal or experiment exists, instead of failing
         every trial (of that task).
         """
+        from hydra.errors import ConfigCompositionException
+
+        from hydra_sigopt.config_keys import missing_option_error, unknown_key_error
+
         assert self.config is not None
         loader = self.hydra_context.config_loader
         points = representative_points(space)
-        for assignments in points:
-            loader.load_sweep_config(self.config, space.overrides_for(assignments))
+        try:
+            for assignments in points:
+                loader.load_sweep_config(self.config, space.overrides_for(assignments))
+        except ConfigCompositionException as exc:
+            choices = _categorical_overrides(space, assignments)
+            params = self.raw.get("params")
+            refusal = unknown_key_error(exc, self.config, params, arguments, choices) or missing_option_error(
+                exc, params, arguments
+            )
+            if refusal is None:
+                raise
+            raise refusal from exc
         for task in tasks:  # with every point: a task's key may be in one config group option only
             for assignments in points:
                 loader.load_sweep_config(self.config, space.overrides_for(assignments) + list(task.overrides))
@@ -174,10 +191,31 @@ class SigOptSweeperImpl:
             # Jobs re-compose their config from these overrides (ConfigLoader.load_sweep_config).
             self.config.hydra.overrides.hydra.append(format_override("hydra.sweep.dir", resolved))
 
-    def _backend_options(self, settings: Any) -> dict[str, Any]:
+    def _backend_options(self, settings: Any, sweep_dir: Path) -> dict[str, Any]:
         if settings.backend == "lite":
             return {"compute_mode": settings.compute_mode, "seed": settings.seed}
-        return {"settings": dict(settings.api), "dev_run": settings.dev_run}
+        from hydra_sigopt.secrets import api_url_setting
+
+        options: dict[str, Any] = {"settings": dict(settings.api), "dev_run": settings.dev_run}
+        if not (settings.api.get("api_url") or api_url_setting()[0]):  # the journal says where the sweep ran
+            options["recorded_url"] = _recorded_url(sweep_dir)
+        return options
+
+
+def _recorded_url(sweep_dir: Path) -> str | None:
+    """The API URL a resumed sweep's journal recorded (password masked), named where none is set now:
+    a new SSH session has none of the old one's environment, and the URL was in no message."""
+    from hydra_sigopt.errors import JournalError
+    from hydra_sigopt.journal import journal_path, open_journal
+
+    if not journal_path(sweep_dir).is_file():
+        return None
+    try:
+        with open_journal(sweep_dir) as journal:
+            url = (journal.meta().get("api") or {}).get("api_url")
+    except JournalError:  # the sweep says what is wrong with its journal once it opens it
+        return None
+    return str(url) if url else None
 
 
 def _why_no_snapshot(launcher: Any) -> str:
@@ -208,6 +246,25 @@ def _keep_task_interpolations(raw: dict[str, Any], config: DictConfig) -> None:
         for key, text in (as_written.get("overrides") or {}).items():
             if isinstance(text, str) and "\\${" in text:
                 task["overrides"][key] = text.replace("\\${", "${")
+
+
+def _hydra_overrides(config: DictConfig) -> list[str]:
+    """The command line's ``hydra.*`` overrides as typed: unresolved, since one may name a value known
+    only in a job (``hydra.sweep.subdir=trial_${hydra.job.num}``), which fails to resolve here."""
+    written = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
+    return [str(o) for o in written] if isinstance(written, list) else []
+
+
+def _categorical_overrides(space: Any, assignments: Mapping[str, Any]) -> list[str]:
+    """The overrides of a trial config's categorical parameters (``model=resnet``): what the config
+    that failed to compose was composed with, where a config group option is in play."""
+    from hydra_sigopt.overrides import format_override
+
+    return [
+        format_override(p.override_key, p.to_value(assignments[p.name]))
+        for p in space.parameters
+        if p.categories is not None and p.name in assignments
+    ]
 
 
 def representative_points(space: Any) -> list[dict[str, Any]]:

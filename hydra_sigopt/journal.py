@@ -23,6 +23,7 @@ from typing import Any
 
 from hydra_sigopt.errors import JournalError, SweepDirTaken
 from hydra_sigopt.journal_file import JournalFile
+from hydra_sigopt.journal_guard import JournalFullError as JournalFullError  # raised on a full disk; imported from here
 from hydra_sigopt.journal_guard import JournalGuard, set_nonce
 from hydra_sigopt.journal_guard import JournalLostError as JournalLostError  # raised by the guard; imported from here
 from hydra_sigopt.journal_reports import DamagedReport, ReportTable
@@ -423,10 +424,10 @@ class Journal:
         try:
             with self._db:
                 yield
-        except sqlite3.DatabaseError:
-            # A full disk leaves the journal intact (the transaction is rolled back): that error
-            # stops the sweep resumably as it is; a file changed under it is reported as such.
-            self._guard.check()
+        except sqlite3.DatabaseError as exc:
+            # A file changed under the sweep is reported as such; a full disk in one line (the
+            # transaction was rolled back: the journal is intact, the sweep resumable).
+            self._guard.explain_failed_write(exc)
             raise
 
     @property

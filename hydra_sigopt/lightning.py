@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hydra_sigopt.reporting import TrialStopped, last_reported_step, report, should_stop
+from hydra_sigopt.reporting import TrialStopped, last_reported_step, note_monitor_never_logged, report, should_stop
 
 try:  # the unified package since Lightning 2.0 ...
     from lightning.pytorch import Callback
@@ -49,6 +49,10 @@ class SigOptReport(Callback):  # type: ignore[misc]
         self.step = step
         self._last_step: int | None = None
         self._missing_said = False
+        #: Whether a validation of fit had the monitored metric, and the names validations had.
+        self._monitor_seen = False
+        self._validated = False
+        self._logged: set[str] = set()
         #: The value of the epoch's last validation (step="epoch"), reported as the epoch ends.
         self._epoch_value: Any = None
         #: Whether fit validated in this epoch (on every rank alike, whether or not it has the value).
@@ -70,8 +74,11 @@ class SigOptReport(Callback):  # type: ignore[misc]
         # A rank without the value still takes part in the broadcast of the verdict (a metric logged
         # by rank 0 alone, rank_zero_only=True): rank 0 would wait in it for the others forever.
         value = trainer.callback_metrics.get(self.monitor)
-        if value is None and trainer.is_global_zero:
-            self._say_missing(trainer)
+        self._validated = True
+        self._monitor_seen = self._monitor_seen or value is not None
+        self._logged.update(trainer.callback_metrics)
+        if value is None and trainer.is_global_zero and self._monitor_seen:
+            self._say_missing(trainer)  # logged before, not now: a name never logged is said at fit's end
         if self.step == "epoch":
             # An epoch validated several times is its last validation's value, not its first's
             # (after half its training): reported as the epoch ends.
@@ -110,6 +117,15 @@ class SigOptReport(Callback):  # type: ignore[misc]
             raise ValueError(f"{verdict[1]} (on global rank 0)")
         if verdict[0]:
             raise TrialStopped(f"the sweeper stopped this trial early at step {step}")
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        # A monitor no validation had (a typo): nothing was reported. In a sweep the trial notes it,
+        # and the sweeper says it, once, in the sweep's output (not the job's log), with what was logged.
+        if not self._validated or self._monitor_seen or not trainer.is_global_zero:
+            return
+        logged = sorted(self._logged | set(trainer.callback_metrics))
+        if not note_monitor_never_logged(self.monitor, logged):
+            self._say_missing(trainer)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         # ddp_spawn runs the ranks in spawned processes: their TrialStopped reaches the trial's own

@@ -206,6 +206,8 @@ def parse_result(result: Any, metrics: Sequence[Metric]) -> tuple[MetricValue, .
     multi-objective convention). Each value is a number (Python, numpy or torch scalar),
     ``(value, stddev)`` or ``{"value": v, "value_stddev": s}``.
     """
+    if result is None:
+        raise InvalidResult(_returned_none(metrics))
     if len(metrics) == 1 and (not isinstance(result, Mapping) or _is_value_with_noise(result)):
         return (_metric_value(metrics[0].name, result),)
     if _is_sequence(result):
@@ -219,6 +221,17 @@ def parse_result(result: Any, metrics: Sequence[Metric]) -> tuple[MetricValue, .
     if missing:
         raise InvalidResult(f"the returned dict lacks metric(s) {missing} (it has keys {sorted(map(str, result))})")
     return tuple(_metric_value(m.name, result[m.name]) for m in metrics)
+
+
+def _returned_none(metrics: Sequence[Metric]) -> str:
+    """Why a task that returned None failed: most often its function lacks the ``return`` (the
+    lightning-hydra-template's returns None where ``optimized_metric`` is unset), which "metric
+    'value' is NoneType None, not a number" did not tell."""
+    wanted = f"metric {metrics[0].name!r}" if len(metrics) == 1 else f"metrics {[m.name for m in metrics]}"
+    return (
+        f"the task returned None, not {wanted}: does the task function end with a return? "
+        "(the lightning-hydra-template's returns None without optimized_metric)"
+    )
 
 
 def _is_value_with_noise(result: Mapping[Any, Any]) -> bool:

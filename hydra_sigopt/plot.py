@@ -52,15 +52,35 @@ def _plot(meta: Mapping[str, Any], trials: Sequence[Trial], out: Path, reports: 
         _pareto_panel(flat[1], optimized, groups.within, best_trials(groups.within, metrics))
     if curved is not None:
         _learning_curves(flat[1 + pareto], curved, trials, reports, cheaper)
+    empty = None if groups.done else f"no trial completed:\n{_nothing_but(groups)}"
     for ax, p in zip(flat[1 + pareto + curves :], parameters):
         _parameter_panel(ax, p, metric, groups.full, groups.cheap)
+        if empty:  # a panel with no point and no word looked like a broken plot
+            ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="C3")
     for ax in flat[panels:]:
         ax.axis("off")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return [ax.get_title() or ax.get_xlabel() for ax in flat[:panels]]
+
+
+def empty_parameters_note(meta: Mapping[str, Any], trials: Sequence[Trial]) -> str | None:
+    """Why the parameter panels are empty (no trial completed with a value), in a few words; None
+    when they are not."""
+    metric = next(m for m in metrics_from_meta(meta) if m.strategy == "optimize")
+    groups = _Groups.of(trials, metric, metrics_from_meta(meta), cheaper_tasks(meta))
+    if groups.done:
+        return None
+    counts = [f"{len(groups.stopped)} stopped early"] if groups.stopped else []
+    counts += [f"{len(groups.failed)} failed"] if groups.failed else []
+    return f"no trial completed: {_nothing_but(groups)}, {', '.join(counts)}"
+
+
+def _nothing_but(groups: _Groups) -> str:
+    kinds = ["the trials stopped early"] if groups.stopped else []
+    kinds += ["the failures"] if groups.failed else []
+    return f"nothing to plot but {' and '.join(kinds)}" if kinds else "nothing to plot"
 
 
 @dataclass(frozen=True)
@@ -118,12 +138,23 @@ def _objective_panel(
     if unvalued:  # stopped before reporting this metric (the rule judges another one)
         _on_worse_edge(ax, metric, unvalued, marker="v", color="C7", label=_shown(f"stopped early, no {value}"))
     ax.set_xlabel("trial")
+    _span_the_trials(ax, [t.number for t in (*groups.done, *groups.stopped, *groups.failed)])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial 0.5 is no trial
     ax.set_ylabel(_shown(f"{value} ({metric.objective})"))
     stopped_note = f", {len(groups.stopped)} stopped early" if groups.stopped else ""
     cheap_note = f" ({len(groups.cheap)} of cheaper tasks)" if groups.cheap else ""
     ax.set_title(_shown(f"{name}: {len(groups.done)} completed{cheap_note}{stopped_note}, {len(groups.failed)} failed"))
     ax.legend(fontsize=8)
+
+
+def _span_the_trials(ax: Any, numbers: list[int]) -> None:
+    """A trial axis that holds every trial drawn. The marks on the panel's edge (failed trials) do not
+    widen it by themselves: the trials that failed before the first completed one, or all of them,
+    fell outside it, under a title that counted them."""
+    if numbers:
+        low, high = min(numbers), max(numbers)
+        margin = max(0.5, 0.05 * (high - low))
+        ax.set_xlim(low - margin, high + margin)
 
 
 def _best_so_far(

@@ -11,10 +11,12 @@ by the loop's thread, as it learns that its post ended.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
+from typing import Any
 
 from hydra_sigopt.early_stopping import POLL_INTERVAL_S
 from hydra_sigopt.engine_aside import aside
@@ -27,6 +29,8 @@ log = logging.getLogger("hydra_sigopt")
 #: nothing more: a resumed sweep posts what is not posted, and finds this one there if it landed;
 #: a stop must not wait on a server out of reach: Slurm kills a job 30 s after its SIGTERM).
 POST_GRACE_S = 5.0
+#: What a stop says of a suggestion a SigOpt server has not answered within the grace.
+UNANSWERED_SUGGESTION = "The engine has not answered the suggestion's request"
 
 
 class PostsAside:
@@ -101,4 +105,31 @@ class PostsAside:
             self._under_way = (number, aside("sigopt-post", self.results.observation_call(number)))
 
 
-__all__ = ["POST_GRACE_S", "PostsAside"]
+def settle_engine_calls(
+    posts: PostsAside, prefetch: Future[Any] | None, grace_s: float = POST_GRACE_S, in_process: bool = False
+) -> bool:
+    """Before the sweep stops: whether the engine's calls under way (the post, the suggestion
+    computed ahead) ended within ``grace_s``, both counted together. False if either is left
+    unanswered or gave up on the engine: the stop then calls the engine no more (each call would
+    retry for up to ``api.max_unreachable_s``, and a Ctrl-C must end the sweep within seconds); a
+    resumed sweep posts what is not posted and deletes the suggestions no trial uses. ``in_process``:
+    the local engine, which is only busy (never out of reach) and whose suggestion ends with the sweep."""
+    deadline = time.monotonic() + grace_s
+    posted = posts.settle(grace_s)
+    if prefetch is not None and not prefetch.done():
+        log.info("Waiting up to %.0f s for the suggestion being computed", grace_s)
+        wait_for([prefetch], timeout=max(0.0, deadline - time.monotonic()))
+    if prefetch is not None and not prefetch.done():
+        # The local engine is only busy (it runs in this process): what it computes ends with the sweep.
+        busy = "The local engine is still computing a suggestion"
+        log.warning("%s: the stop calls the engine no more", busy if in_process else UNANSWERED_SUGGESTION)
+        return False
+    return posted and not (prefetch is not None and _unreachable(prefetch))
+
+
+def _unreachable(future: Future[Any]) -> bool:
+    """Whether a call that ended gave up on the engine (out of reach for ``api.max_unreachable_s``)."""
+    return isinstance(future.exception(), BackendUnavailableError)
+
+
+__all__ = ["POST_GRACE_S", "PostsAside", "settle_engine_calls"]

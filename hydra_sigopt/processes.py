@@ -255,8 +255,8 @@ _KILL_WAIT_S = 10.0
 
 
 def _wait_gone(pids: Sequence[int], timeout_s: float) -> None:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline and any(pid_running(p) for p in pids):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(pid_running(p) for p in pids):
         time.sleep(0.05)
 
 

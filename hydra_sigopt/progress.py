@@ -153,12 +153,18 @@ class Progress:
         known = [e for e in estimates if e is not None]
         return min(known) if known else None
 
-    def log_last(self) -> None:
-        """The sweep's last line, unless the line logged last already says it all."""
+    def log_last(self, line: bool = True) -> None:
+        """The run's end, after its wrap-up (the engine's last calls, the results files): noted in
+        the journal, so that the elapsed time counts the wrap-up too; and (``line``: the sweep ran to
+        its end) the sweep's last line, unless the line logged last already says it all."""
         self.ended = True
         if self.beat is not None:
             self.beat(True)  # the run's end, as this line says it
-        if self._dirty or self._estimate_shown:  # it estimated a time left, which an ended sweep has not
+        if not line:
+            return
+        # The line logged last estimated a time left, which an ended sweep has not; or its elapsed
+        # time is 2 s or more behind (a slow wrap-up: a server slow to answer the last calls).
+        if self._dirty or self._estimate_shown or self.clock() - self._last_log >= 2.0:
             self.maybe_log(force=True)
 
     def maybe_log(self, force: bool = False) -> None:

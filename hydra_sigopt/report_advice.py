@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import keyword
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from hydra_sigopt.journal_reports import Report
+from hydra_sigopt.report_files import MonitorNeverLogged
 from hydra_sigopt.stop_rules import StopRule
 
 log = logging.getLogger("hydra_sigopt")
@@ -101,17 +102,37 @@ class ReportAdvice:
             self.rule.metric,
         )
 
-    def if_nothing_was_reported(self, completed: Iterable[int], steps_spent: int) -> None:
+    def if_nothing_was_reported(
+        self,
+        completed: Iterable[int],
+        steps_spent: int,
+        monitor_note: Callable[[int], MonitorNeverLogged | None] = lambda _: None,
+    ) -> None:
         """Once: a trial completed while no trial has reported yet, where a rule or step budget works
         on reports. An app that never calls report() is never stopped, and its step budget never runs
         out (a sweep of observation_budget 500, set high for the step budget, ran 500 full trainings).
-        A trial that failed before its first report says nothing of the app's reports."""
-        if "nothing_reported" in self._told or not self.rule.reads_reports or steps_spent:
+        A trial that failed before its first report says nothing of the app's reports. Without a rule
+        or step budget only a SigOptReport whose monitor was never logged is said: the app meant to report."""
+        if "nothing_reported" in self._told or steps_spent:
             return
-        number = min(completed, default=None)
-        if number is None:
+        numbers = sorted(completed)
+        # An app with SigOptReport whose monitor it never logged: advice to report would send the
+        # user to the callback the app has; the name is what is wrong.
+        notes = [(n, note) for n in numbers if (note := monitor_note(n)) is not None]
+        if not self.rule.reads_reports:
+            # Nothing judges the reports, but the app meant to report (a curve in trials.csv and the
+            # journal): a misspelt monitor left the sweep reporting nothing, without a word.
+            if notes:
+                self._told.add("nothing_reported")
+                self._say_monitor_never_logged_unjudged(*notes[0])
+            return
+        if not numbers:
             return
         self._told.add("nothing_reported")
+        if notes:
+            self._say_monitor_never_logged(*notes[0])
+            return
+        number = numbers[0]
         log.warning(
             "Trial #%d completed without reporting a step, and early_stopping (%s) works on what trials report:"
             " call `from hydra_sigopt import report` and %s after each epoch (with Lightning: the callback"
@@ -119,6 +140,28 @@ class ReportAdvice:
             number,
             f"rule {self.rule.rule}" if self.rule.active else f"step_budget {self.rule.step_budget}",
             report_call(self.rule.metric),
+        )
+
+    def _say_monitor_never_logged(self, number: int, note: MonitorNeverLogged) -> None:
+        log.warning(
+            "Trial #%d completed without reporting a step: its SigOptReport(monitor=%r) found that metric"
+            " never logged (the app logged %s in trainer.callback_metrics), so it reported nothing, and"
+            " early_stopping works on what trials report. Give SigOptReport the name the app logs (%r, the"
+            " metric early_stopping judges), or no trial is stopped and the step budget never runs out",
+            number,
+            note.monitor,
+            list(note.logged),
+            self.rule.metric,
+        )
+
+    def _say_monitor_never_logged_unjudged(self, number: int, note: MonitorNeverLogged) -> None:
+        log.warning(
+            "Trial #%d completed without reporting a step: its SigOptReport(monitor=%r) found that metric"
+            " never logged (the app logged %s in trainer.callback_metrics), so it reported nothing. Give"
+            " SigOptReport a name the app logs",
+            number,
+            note.monitor,
+            list(note.logged),
         )
 
 

@@ -42,6 +42,8 @@ SEEN_NAME = "stop_seen"
 RAN_NAME = "ran"
 #: Written by the trial as its task starts: its output folder, relative to the sweep dir.
 OUTPUT_NAME = "output_dir"
+#: Written by the trial when its Lightning callback's monitored metric was never logged in a fit.
+MONITOR_NAME = "monitor_never_logged"
 #: The largest step a report may have: the journal keeps steps as SQLite's 64-bit integers.
 LARGEST_STEP = 2**63 - 1
 
@@ -53,6 +55,16 @@ def trials_root(sweep_dir: Path) -> Path:
 
 def trial_folder(root: Path, number: int) -> Path:
     return root / str(number)
+
+
+def folder_there(folder: Path) -> bool:
+    """Whether a trial's folder is there (False where it cannot be told: an NFS server gone). One
+    there as the trial started and missing later was deleted with its sweep dir: the trial's side
+    does not make it again (a user who deleted the sweep dir finds it back otherwise)."""
+    try:
+        return folder.is_dir()
+    except OSError:
+        return False
 
 
 def append_report(folder: Path, step: int, metrics: dict[str, float], at: float, took: float) -> None:
@@ -236,5 +248,30 @@ def run_record(folder: Path) -> RunRecord | None:
         return RunRecord(
             float(fields["started_at"]), float(fields["ended_at"]), str(fields["host"]), bool(fields["stop_learnt"])
         )
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+@dataclass(frozen=True)
+class MonitorNeverLogged:
+    """``SigOptReport(monitor=...)`` found its metric in no validation of a fit: it reported nothing.
+    The trial notes it for the sweeper, which says it in the sweep's output (a job's log is not
+    where a user looks) in place of its advice to report, which that app follows already."""
+
+    monitor: str
+    logged: tuple[str, ...]  # the names the app did log (trainer.callback_metrics)
+
+
+def write_monitor_never_logged(folder: Path, note: MonitorNeverLogged) -> None:
+    """Best effort: without it the sweep says only that the trial reported nothing."""
+    with contextlib.suppress(OSError):
+        _write_whole(folder, MONITOR_NAME, json.dumps({"monitor": note.monitor, "logged": list(note.logged)}) + "\n")
+
+
+def monitor_never_logged(folder: Path) -> MonitorNeverLogged | None:
+    """The trial's note that its callback's monitor was never logged (None: none, or unreadable)."""
+    try:
+        fields = json.loads((folder / MONITOR_NAME).read_text())
+        return MonitorNeverLogged(str(fields["monitor"]), tuple(str(name) for name in fields["logged"]))
     except (OSError, ValueError, TypeError, KeyError):
         return None

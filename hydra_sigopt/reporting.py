@@ -22,11 +22,17 @@ Which trial a report is for: the thread running the trial's task (Hydra calls th
 the sweeper's main thread, or a job's) reports for the trial running now. Any other thread reports
 for the trial that was running at its first report, and once that trial has ended its reports are
 left out: with the basic launcher one process runs the trials one after another, and a thread a
-trial left running (a logger, a prefetcher) would otherwise report into the trials after it.
+trial left running (a logger, a prefetcher) would otherwise report into the trials after it. A
+thread of a ``concurrent.futures.ThreadPoolExecutor`` is bound the same way per task it runs, not
+for its life: a pool the app keeps for every trial (an evaluation pool made at first use) runs each
+trial's work, submitted while that trial runs, and a task a trial left running is left out as a
+thread is.
 
 Of a multi-process trial (DDP, one Slurm task per device: every rank runs the task) only rank 0's
-reports are written, by the rule Lightning's ``rank_zero_only`` follows (:data:`RANK_VARIABLES`);
-the other ranks check their steps, wait for the verdict as rank 0 does, and raise ``TrialStopped``
+reports are written, by the rule Lightning's ``rank_zero_only`` follows (:data:`RANK_VARIABLES`; a
+process alone in its world, :data:`WORLD_SIZE_VARIABLES`, is rank 0, a process group's rank comes first);
+the other ranks check their steps (against their own reports only: rank 0 may have reported first),
+wait for the verdict as rank 0 does, and raise ``TrialStopped``
 at the same report, so that every rank stops together.
 
 A trial in a job of its own is judged by the sweeper when it next reads the reports (every second,
@@ -42,6 +48,7 @@ would without the wait.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import math
@@ -49,24 +56,30 @@ import numbers
 import operator
 import os
 import reprlib
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from hydra_sigopt.metrics import plain_scalar
 from hydra_sigopt.report_files import (
     LARGEST_STEP,
+    MonitorNeverLogged,
     append_report,
     first_in_the_sweep,
+    folder_there,
     judged_step,
     last_report,
     stop_requested,
     stop_seen,
     trial_folder,
+    write_monitor_never_logged,
     write_stop_seen,
 )
 from hydra_sigopt.stop_rules import StopRule, decides_at
@@ -89,7 +102,11 @@ class _Trial:
     folder: Path
     #: The sweep's rule, for trials judged by a sweeper in another process (None: nothing to wait for).
     rule: StopRule | None = None
+    #: The step of this process's last report.
     last_step: int | None = None
+    #: A spawned worker's: the trial's last report when the worker learnt of the trial (an earlier
+    #: stage's), which rank 0's steps count on from (see _counted_from).
+    inherited_step: int | None = None
     #: When the step being trained started (the trial's start, then each report's return).
     step_started: float = 0.0
     #: A step whose verdict did not come in time (the sweeper busy, detached or gone): no report
@@ -97,6 +114,9 @@ class _Trial:
     unanswered: int | None = None
     #: Whether a report could not be written (said once per trial).
     write_failed: bool = False
+    #: Whether the trial's folder was there (as the task started here, or made by a report): missing
+    #: after that, it was deleted with its sweep dir, and reports do not make the deleted folders again.
+    folder_was_there: bool = False
     #: Whether report() raised TrialStopped for this trial; and whether a report after it (the app
     #: caught the stop and trained on) was said.
     stop_raised: bool = False
@@ -113,7 +133,8 @@ class _Trial:
 _active: _Trial | None = None
 #: The thread running the active trial's task (threading.get_ident()).
 _active_thread: int | None = None
-#: Per thread other than the task's: ``.trial``, the trial current at its first report.
+#: Per thread other than the task's: ``.trial``, the trial current at its first report, and ``.work``,
+#: a weak reference to the pool task it was running then (see _pool_work_item; None: a thread of its own).
 _bindings = threading.local()
 #: Held while a report is written and while a trial ends: no report is written after its trial's end.
 _ending = threading.Lock()
@@ -130,6 +151,9 @@ os.register_at_fork(after_in_child=_new_lock_in_the_child)
 #: reads them (lightning_fabric.utilities.rank_zero._get_rank): SLURM_PROCID can be set where
 #: Slurm does not start the ranks, so the launcher's RANK and LOCAL_RANK come first.
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+#: The environment variables that give the number of a trial's processes (torchrun's and Lightning's
+#: launchers, Slurm's job and step, LSF's jsrun): a world of one is rank 0 whatever the ranks above say.
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "JSM_NAMESPACE_SIZE")
 #: The environment variable naming the trial to processes the task starts (JSON: number, folder, rule).
 TRIAL_ENV = "HYDRA_SIGOPT_TRIAL"
 #: The trial the environment named, as last read: (the variable's value, the trial).
@@ -159,16 +183,27 @@ def report(step: int, **metrics: float) -> None:
         _say_if_it_trained_on(trial)
         _told_of_its_stop(trial)
         raise TrialStopped(f"trial #{trial.number} was stopped early by the sweeper")
-    checked_step = _checked_step(step, trial.last_step)
     rank_zero = _is_rank_zero()
+    checked_step = _checked_step(step, _counted_from(trial, rank_zero))
     written = rank_zero and _append(trial, checked_step, _checked_values(checked_step, metrics))
-    previous, trial.last_step = trial.last_step, checked_step
+    previous, trial.last_step = _counted_from(trial, rank_zero), checked_step
     if written or not rank_zero:  # the other ranks wait for the verdict on rank 0's report too
         _judge(trial, previous, checked_step, written)
     trial.step_started = time.monotonic()
     if stop_requested(trial.folder):
         _told_of_its_stop(trial)
         raise TrialStopped(f"trial #{trial.number} was stopped early by the sweeper at step {checked_step}")
+
+
+def _counted_from(trial: _Trial, rank_zero: bool) -> int | None:
+    """The step this process's next report must exceed: its own last report's; before its first, on
+    rank 0 the trial's last report when it learnt of the trial (a second stage's worker counts on
+    from the first stage's). Not on another rank: rank 0 may have written this stage's first reports
+    before that rank first looked (a spawned rank starts later), and its own step 1 was refused as
+    not increasing."""
+    if trial.last_step is not None or not rank_zero:
+        return trial.last_step
+    return trial.inherited_step
 
 
 def _told_of_its_stop(trial: _Trial) -> None:
@@ -206,7 +241,17 @@ def _checked_values(step: int, metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _is_rank_zero() -> bool:
-    """Whether this process is rank 0 of its trial (or the only one), as Lightning tells it."""
+    """Whether this process is rank 0 of its trial (or the only one), as Lightning tells it: the
+    process group's rank once torch.distributed is set up (Lightning's DDP strategies set
+    ``rank_zero_only.rank`` to it), else the rank its environment gives, in a world of more than
+    one process only. A process alone in its world is rank 0 whatever a variable says: Lightning's
+    single-device strategy has global rank 0 (``trainer.is_global_zero``) with SLURM_PROCID=1 too,
+    and a cluster may export LOCAL_RANK or SLURM_PROCID to a job of one process."""
+    distributed = _distributed_rank()
+    if distributed is not None:
+        return distributed == 0
+    if _alone_in_its_world():
+        return True
     for name in RANK_VARIABLES:
         value = os.environ.get(name)
         if value is not None:
@@ -214,6 +259,31 @@ def _is_rank_zero() -> bool:
                 return int(value) == 0
             except ValueError:  # not a rank (set by something else): as if absent, Lightning would fail
                 return True
+    return True
+
+
+def _distributed_rank() -> int | None:
+    """This process's rank in torch.distributed's default group (None: torch not imported, or no group)."""
+    distributed = sys.modules.get("torch.distributed")
+    try:
+        if distributed is None or not distributed.is_available() or not distributed.is_initialized():
+            return None
+        return int(distributed.get_rank())
+    except Exception:  # a torch build without the calls, a group being torn down: read the environment
+        return None
+
+
+def _alone_in_its_world() -> bool:
+    """Whether the environment says this process's world has one process: every world size it names
+    (:data:`WORLD_SIZE_VARIABLES`) is 1, or it names none. ddp_spawn's ranks name none (Lightning sets
+    only LOCAL_RANK in them) but train in a process group, which _distributed_rank reads first."""
+    for name in WORLD_SIZE_VARIABLES:
+        value = os.environ.get(name)
+        try:
+            if value is not None and int(value) > 1:
+                return False
+        except ValueError:  # not a size (set by something else): as if absent
+            continue
     return True
 
 
@@ -243,7 +313,12 @@ def _append(trial: _Trial, step: int, values: dict[str, float]) -> bool:
         with _ending:
             if trial.ended:  # ended as this thread reported: left out as a report after it is
                 return False
+            if trial.folder_was_there and not folder_there(trial.folder):
+                raise FileNotFoundError(
+                    errno.ENOENT, "deleted (with its sweep dir?); not made again", str(trial.folder)
+                )
             append_report(trial.folder, step, values, time.time(), time.monotonic() - trial.step_started)
+            trial.folder_was_there = True
     except OSError as error:
         if not trial.write_failed:
             log.warning(
@@ -302,27 +377,67 @@ def learnt_of_its_stop() -> bool:
     return trial is not None and (trial.stop_learnt or stop_seen(trial.folder))
 
 
-def last_reported_step() -> int | None:
-    """The step of this trial's last report from this process (None: none yet, or outside a sweep)."""
+def note_monitor_never_logged(monitor: str, logged: list[str]) -> bool:
+    """Note for the sweeper that the callback's ``monitor`` was never logged (see MonitorNeverLogged);
+    False outside a sweep of this sweeper (nothing to note it for) and on ranks other than 0."""
     trial = _current()
-    return None if trial is None else trial.last_step
+    if trial is None or not _is_rank_zero():
+        return False
+    write_monitor_never_logged(trial.folder, MonitorNeverLogged(monitor, tuple(logged)))
+    return True
+
+
+def last_reported_step() -> int | None:
+    """The step of this trial's last report from this process (None: none yet, or outside a sweep); in
+    a spawned worker before its first, the trial's last report when the worker started (an earlier stage's)."""
+    trial = _current()
+    if trial is None:
+        return None
+    return trial.last_step if trial.last_step is not None else trial.inherited_step
 
 
 def _current() -> _Trial | None:
     """The trial this thread reports for: the task's thread, the trial running now; another thread,
-    the trial running at its first report (ended or not: see report); else the one named in the
+    the trial running at its first report (ended or not: see report), a pool's thread at its current
+    task's first report (see _pool_work_item); else the one named in the
     environment by the process that started this one (a worker started with ``spawn``, as
     ``torch.multiprocessing.spawn`` and Lightning's ``ddp_spawn`` start them: a fresh interpreter
     that inherits the environment, not the module's state)."""
     if _active is not None and threading.get_ident() == _active_thread:
         return _active
+    work = _pool_work_item()
     bound: _Trial | None = getattr(_bindings, "trial", None)
-    if bound is not None:
+    if bound is not None and _bindings.work() is work:
         return bound
     if _active is not None:
-        _bindings.trial = _active
+        _bindings.trial, _bindings.work = _active, _reference_to(work)
         return _active
     return _named_in_environment()
+
+
+def _pool_work_item() -> object | None:
+    """The task of a ``concurrent.futures.ThreadPoolExecutor`` (asyncio's executor too) this thread
+    runs now, found on its stack; None in a thread of its own. A pool's threads outlive the trial that
+    started them and run the work of whichever trial submits it: one task is what reports for one
+    trial, as a thread of its own is."""
+    pools = sys.modules.get("concurrent.futures.thread")  # not imported: no pool runs
+    run = getattr(getattr(pools, "_WorkItem", None), "run", None)
+    if run is None:
+        return None
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_code is not run.__code__:
+        frame = frame.f_back
+    return None if frame is None else frame.f_locals.get("self")
+
+
+def _reference_to(work: object | None) -> Callable[[], object | None]:
+    """A reference that does not keep ``work`` alive (a finished task's id may be given to the next one)."""
+    if work is None:
+        return lambda: None
+    try:
+        return weakref.ref(work)
+    except TypeError:  # a pool of another Python whose tasks take no weak references: the thread binds
+        return lambda: work
 
 
 def _named_in_environment() -> _Trial | None:
@@ -361,8 +476,9 @@ def _trial_named(named: str) -> _Trial | None:
     # job's first attempt left its own, which the new attempt reports again.
     last = last_report(trial.folder)
     if last is not None and last[1] >= started:
-        trial.last_step, started = last
+        trial.inherited_step, started = last
     trial.step_started = time.monotonic() - max(0.0, time.time() - started)
+    trial.folder_was_there = folder_there(trial.folder)
     return trial
 
 
@@ -419,6 +535,7 @@ def reporting_to(root: Path, number: int, rule: StopRule | None = None) -> Itera
     global _active, _active_thread
     trial = _Trial(number, trial_folder(root, number), rule if rule is not None and rule.active else None)
     trial.step_started = time.monotonic()
+    trial.folder_was_there = folder_there(trial.folder)  # noted by the task as it started (see write_output_dir)
     previous, _active = _active, trial
     previous_thread, _active_thread = _active_thread, threading.get_ident()
     previous_named = os.environ.get(TRIAL_ENV)

@@ -22,13 +22,17 @@ from typing import Any
 
 import yaml
 
-from hydra_sigopt.journal import COMPLETED, FAILED, STOPPED, Trial
+from hydra_sigopt.continuation import needs_run_mode, program_size, rerun_flags, rerun_program
+from hydra_sigopt.errors import SigOptSweeperError
+from hydra_sigopt.journal import COMPLETED, FAILED, STOPPED, Journal, Trial
 from hydra_sigopt.metrics import Metric, meets_constraints
 from hydra_sigopt.unsubmitted import never_submitted
 
 log = logging.getLogger("hydra_sigopt")
 
 RESULTS_NAME = "optimization_results.yaml"
+#: A line width no value reaches: the strings to paste (best_command, best_overrides) stay one line each.
+UNFOLDED = 2**31 - 1
 TRIALS_NAME = "trials.csv"
 
 
@@ -58,6 +62,28 @@ def pasteable_overrides(trial: Trial, fixed: Sequence[str]) -> str:
     for it (unquoted, ``label=$HOME`` gave the app the home dir, ``label='true'`` a boolean and a
     dict choice ``opt={a:3,b:4}`` two overrides by brace expansion). Plain numbers stay as they are."""
     return " ".join(shlex.quote(o) for o in swept_overrides(trial, fixed))
+
+
+def rerun_overrides(trial: Trial, meta: Mapping[str, Any]) -> str:
+    """What to paste after ``python train.py`` (no ``-m``) to train ``trial`` again with the config it
+    had: every override it got, the sweep's command line's (``experiment=example``) before its own
+    values, ``hydra.mode=RUN`` where the sweep's config turned multirun on (the template's
+    ``hparams_search=...``: pasted without it, the command starts a new sweep), and first the
+    command's options (``-cn train_long``). Quoted for the shell."""
+    return " ".join(map(shlex.quote, rerun_arguments(trial, meta)))
+
+
+def rerun_arguments(trial: Trial, meta: Mapping[str, Any]) -> list[str]:
+    """:func:`rerun_overrides` as the app's arguments, one by one, not quoted for a shell (each
+    override's value is written in Hydra's own quoting: ``label='a b'``)."""
+    command = meta.get("command") or {}
+    run_mode = ["hydra.mode=RUN"] if needs_run_mode(command) else []
+    return [*rerun_flags(command), *run_mode, *trial.overrides]
+
+
+def rerun_command(trial: Trial, meta: Mapping[str, Any]) -> str:
+    """The command that trains ``trial`` again: ``python train.py`` and :func:`rerun_overrides`."""
+    return f"{rerun_program(meta.get('command') or {})} {rerun_overrides(trial, meta)}".rstrip()
 
 
 def trial_params(trial: Trial, fixed: Sequence[str]) -> dict[str, Any]:
@@ -231,26 +257,28 @@ def results_document(meta: Mapping[str, Any], trials: Sequence[Trial]) -> dict[s
             doc["best_value"] = best.value(optimized[0].name)
             doc["best_values"] = {v.name: v.value for v in best.values}
             doc["best_overrides"] = pasteable_overrides(best, fixed)
+            doc["best_command"] = rerun_command(best, meta)
         else:
             doc["best_params"] = None
             doc["best_value"] = None
     else:
-        doc["solutions"] = [_solution(t, fixed) for t in summary.best]
+        doc["solutions"] = [_solution(t, fixed, meta) for t in summary.best]
         full = [t for t in trials if t.task not in cheaper_tasks(meta) and t.state != "abandoned"]
         if outside := front_ignoring_thresholds(full, metrics):
-            doc["front_ignoring_thresholds"] = [_solution(t, fixed) for t in outside]
+            doc["front_ignoring_thresholds"] = [_solution(t, fixed, meta) for t in outside]
     if not summary.best:
         doc["no_best"] = why_no_best(trials, metrics, cheaper_tasks(meta))
     return doc
 
 
-def _solution(trial: Trial, fixed: Sequence[str]) -> dict[str, Any]:
+def _solution(trial: Trial, fixed: Sequence[str], meta: Mapping[str, Any]) -> dict[str, Any]:
     """A Pareto-optimal trial as ``optimization_results.yaml`` lists it."""
     return {
         "trial": trial.number,
         "params": trial_params(trial, fixed),
         "values": {v.name: v.value for v in trial.values},
         "overrides": pasteable_overrides(trial, fixed),
+        "command": rerun_command(trial, meta),
     }
 
 
@@ -285,7 +313,7 @@ def trials_table(
         *(["task"] if tasks else []),
         "step",
         "job_id",
-        *[f"value.{m.name}" for m in metrics],
+        *[_metric_column(m.name) for m in metrics],
         *[f"param.{n}" for n in param_names],
         "failure_reason",
         "duration_s",
@@ -312,6 +340,11 @@ def trials_table(
             ]
         )
     return header, rows
+
+
+def _metric_column(name: str) -> str:
+    """``value.loss`` for a metric ``loss``; the default metric ``value`` is just ``value``, not ``value.value``."""
+    return name if name == "value" else f"value.{name}"
 
 
 def _param_cells(trial: Trial, names: Sequence[str]) -> list[str]:
@@ -366,8 +399,30 @@ def write_reports(
     writer.writerows(rows)
     write_atomic(sweep_dir / TRIALS_NAME, buf.getvalue())
     doc = results_document(meta, trials)
-    write_atomic(sweep_dir / RESULTS_NAME, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    # No line width: YAML folds a string longer than 80 characters onto the next line, and a user who
+    # copied the best_command line into a shell ran the app without the values folded away.
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=UNFOLDED)
+    write_atomic(sweep_dir / RESULTS_NAME, text)
     return doc
+
+
+class ResultsNotWritten(SigOptSweeperError):
+    """The sweep dir refused ``trials.csv`` or ``optimization_results.yaml`` (read-only, full, removed)."""
+
+
+def write_final_reports(sweep_dir: Path, journal: Journal) -> dict[str, Any] | ResultsNotWritten:
+    """The reports at a sweep's end; when the sweep dir refuses them, the one line that says so, logged at
+    once (a stop under way is raised instead of it: its line then comes before this one)."""
+    try:
+        return write_reports(sweep_dir, journal.meta(), journal.trials(), journal.reports.last_steps())
+    except OSError as exc:
+        message = (
+            f"could not write {TRIALS_NAME} and {RESULTS_NAME} in the sweep dir {sweep_dir} ({exc.strerror}); "
+            f"the journal keeps every result: hydra-sigopt best {sweep_dir} prints them, and running the sweep's "
+            "command again once the folder can be written writes the files"
+        )
+        log.error("%s", message)
+        return ResultsNotWritten(message)
 
 
 def log_results(sweep_dir: Path, doc: Mapping[str, Any]) -> None:
@@ -376,13 +431,27 @@ def log_results(sweep_dir: Path, doc: Mapping[str, Any]) -> None:
     if doc.get("best_overrides") is not None:
         log.info("Best trial #%s: %s", doc.get("best_trial"), doc.get("best_values"))
         log.info("Best overrides: %s", doc["best_overrides"])
+        if _more_than_the_best_overrides(doc["best_command"], doc["best_overrides"]):
+            log.info("Train it again: %s", doc["best_command"])
     elif doc.get("solutions"):
         log.info("Pareto-optimal trials (%d), overrides:", len(doc["solutions"]))
         for s in doc["solutions"]:
             log.info("  #%s %s: %s", s["trial"], s["values"], s["overrides"])
+            if _more_than_the_best_overrides(s["command"], s["overrides"]):
+                log.info("    train it again: %s", s["command"])
     else:
         log.info("%s; see %s", no_best(doc), sweep_dir / TRIALS_NAME)
         _log_front_ignoring_thresholds(doc)
+
+
+def _more_than_the_best_overrides(command: str, overrides: str) -> bool:
+    """Whether training the best trial again needs more than ``python train.py`` and its best
+    overrides: the sweep's command line (``experiment=example``) or ``hydra.mode=RUN``, which come
+    before them (see :func:`rerun_overrides`)."""
+    if overrides and not command.endswith(f" {overrides}"):
+        return True
+    program = command[: len(command) - len(overrides)].split()
+    return len(program) > program_size(program)
 
 
 def _log_front_ignoring_thresholds(doc: Mapping[str, Any]) -> None:

@@ -18,6 +18,7 @@ from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import BackendUnavailableError, EngineLostError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.journal import STOPPED, IllegalTransition, Journal, Trial
+from hydra_sigopt.kept_returns import forget_kept
 from hydra_sigopt.metrics import InvalidResult, Metric, MetricValue, meets_constraints, parse_result, unread_noise_keys
 from hydra_sigopt.observations import observation_metadata
 from hydra_sigopt.progress import Progress
@@ -36,6 +37,20 @@ from hydra_sigopt.secrets import redact
 from hydra_sigopt.tasks import cost_of, is_full
 
 log = logging.getLogger("hydra_sigopt")
+
+
+def left_unposted_said(numbers: list[int], backend: str, out_of_reach: bool) -> str:
+    """What a stop says of the results it leaves unposted, true of the engine: the local one runs in
+    this process (it was busy, never out of reach; the journal replays every result into a resumed
+    sweep's engine), a server may be out of reach or only slow to answer the call under way."""
+    if backend == "lite":
+        return (
+            f"Trials {numbers} are not given to the engine yet (the local engine, in this process, was still"
+            " computing when the sweep stopped): nothing is lost, the journal keeps their results and a"
+            " resumed sweep gives them to its engine"
+        )
+    why = "the engine is out of reach" if out_of_reach else "the engine has not answered the call under way"
+    return f"Trials {numbers} are not posted yet ({why}); a resumed sweep posts them"
 
 
 class JournaledResult(NamedTuple):
@@ -79,9 +94,14 @@ class Results:
         self.tokens = tokens
         self.ended: dict[int, JobOutcome] = {}  # outcomes of the last wait, until journaled
         self.unposted: dict[int, JournaledResult] = {}  # journaled, until posted
-        #: A post under way was not answered when the sweep stopped (the engine slow, or out of
-        #: reach): the stop posts nothing more, a resumed sweep does (and finds that one if it landed).
-        self.posts_stalled = False
+        #: A call under way (a post, the suggestion computed ahead) was not answered when the sweep
+        #: stopped (the engine slow, or out of reach): the stop calls the engine no more; a resumed
+        #: sweep posts (and finds that post if it landed) and deletes the open suggestions no trial uses.
+        self.engine_stalled = False
+        #: The results a stop left for a resumed sweep to post (the engine slow or out of reach).
+        self.left_unposted: list[int] = []
+        #: Whether :meth:`post_before_stopping` logs what it leaves unposted (False: the stop's message says it).
+        self.log_left_unposted = True
         self.last_failure: JobOutcome | None = None  # for the message, should the sweep stop on it
         self.noise_keys_warned = False  # once per sweep: every trial of the app returns the same keys
 
@@ -125,6 +145,7 @@ class Results:
                 job_id=outcome.job_id,
             )
         except IllegalTransition as exc:
+            self._forget_kept_end(outcome.number)  # the journal has the trial's end, whichever it is
             # Written first, read only now: a write checks that the journal file is still the
             # sweep's own before anything reads it (journal_guard), a read would not.
             trial = self.journal.trial(outcome.number)
@@ -139,10 +160,16 @@ class Results:
             )
             return None
         crash_point("after_result")
+        self._forget_kept_end(outcome.number)
         if failed:
             log.warning("Trial #%d failed: %s", outcome.number, outcome.reason)
         self.count_finished(outcome.number, failed, values, task=suggestion.task)
         return JournaledResult(outcome, suggestion, values, failed)
+
+    def _forget_kept_end(self, number: int) -> None:
+        """Journal first, then this: an in-process trial's kept value or failure is no longer needed."""
+        if self.trials_root is not None:
+            forget_kept(trial_folder(self.trials_root, number))
 
     def _completes_after_all(self, trial: Trial, outcome: JobOutcome, values: tuple[MetricValue, ...]) -> bool:
         """Whether a stopped trial whose job returned a valid result without learning of the stop
@@ -274,15 +301,16 @@ class Results:
         Not once the engine is out of reach: each post would wait a whole ``api.max_unreachable_s``
         again (a frozen server held a sweep of 4 unposted results 5 times its limit). The journal
         has them: a resumed sweep posts them. Nor once a post under way went unanswered
-        (:attr:`posts_stalled`): the engine is slow or out of reach, and the stop must not wait on it."""
-        engine_reachable = engine_reachable and not self.posts_stalled
+        (:attr:`engine_stalled`): the engine is slow or out of reach, and the stop must not wait on it."""
+        out_of_reach = not engine_reachable
+        engine_reachable = engine_reachable and not self.engine_stalled
         for number, (_, suggestion, values, failed, _stopped) in sorted(self.unposted.items()):
             if not engine_reachable:
                 break
             try:
                 self.observe(number, suggestion, values, failed)
             except BackendUnavailableError:
-                engine_reachable = False
+                engine_reachable, out_of_reach = False, True
                 break
             except EngineLostError:  # the journal has them, and no resume posts them there
                 self.unposted.clear()
@@ -290,12 +318,17 @@ class Results:
             except Exception as exc:  # the journal has the result: a resumed sweep posts it
                 log.warning("Trial #%d's result is not posted yet (%s); a resumed sweep posts it", number, exc)
             del self.unposted[number]
-        if self.unposted:
-            log.warning(
-                "Trials %s are not posted yet (the engine is out of reach); a resumed sweep posts them",
-                sorted(self.unposted),
-            )
+        if self.unposted and self.log_left_unposted:
+            log.warning("%s", left_unposted_said(sorted(self.unposted), self.backend.name, out_of_reach))
+        self.left_unposted = sorted({*self.left_unposted, *self.unposted})
         self.unposted.clear()
+
+    def left_unposted_said(self) -> str:
+        """What a stop's message says of the results it left unposted: the local engine was only busy
+        (see :func:`left_unposted_said`); a server did not answer (slow, or out of reach)."""
+        if self.backend.name == "lite":
+            return left_unposted_said(self.left_unposted, "lite", out_of_reach=False)
+        return f"Trials {self.left_unposted} are not posted: the engine did not answer; a resumed sweep posts them"
 
     # ------------------------------------------------------------------ counting
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,13 +21,15 @@ from typing import Any
 
 from hydra_sigopt import __version__, sweepdir
 from hydra_sigopt.backends import Backend, PastObservation, Suggestion
-from hydra_sigopt.backends.api_identity import CREATED_KEY, ExperimentNotThisSweepsError
-from hydra_sigopt.copies import LOCATION, location_of, original_of, why_original_runs
+from hydra_sigopt.backends.api_identity import CREATED_KEY, TAG_KEY, ExperimentNotThisSweepsError
+from hydra_sigopt.continuation import same_command_line
+from hydra_sigopt.copies import LOCATION, jobs_of_a_gone_original, location_of, original_of, why_original_runs
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.errors import ConfigError, JournalError, SweepAbortedError, SweepDirTaken
 from hydra_sigopt.experiment import ExperimentDefinition, describe_identity_change
 from hydra_sigopt.journal import (
     ABANDONED,
+    COMPLETED,
     FAILED,
     FINISHED_STATES,
     PENDING,
@@ -37,13 +40,15 @@ from hydra_sigopt.journal import (
     Trial,
     journal_path,
 )
+from hydra_sigopt.kept_returns import forget_kept, kept_failure, kept_return
 from hydra_sigopt.metrics import MetricValue, describe_metrics
 from hydra_sigopt.processes import job_result_file, this_process_started_at
+from hydra_sigopt.report_files import output_dir, trial_folder, trials_root
 from hydra_sigopt.reports import budget_spent
 from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.scheduler import Scheduler
-from hydra_sigopt.sweeper_time import Heartbeat, start_run
+from hydra_sigopt.sweeper_time import AliveMark, Heartbeat, last_alive, start_run
 from hydra_sigopt.tasks import cost_of
 from hydra_sigopt.unsubmitted import never_submitted
 
@@ -137,7 +142,7 @@ def open_journal(
     if journal_path(sweep_dir).exists():
         journal = Journal.open(sweep_dir)
         try:
-            _refuse_another_sweep(journal.meta(), sweep_dir, definition, backend_name)
+            _refuse_another_sweep(journal.meta(), sweep_dir, definition, backend_name, command)
             _refuse_a_copy_of_a_running_sweep(journal.meta(), journal.trials(), sweep_dir)
             _refuse_another_launchers_jobs(journal.trials(), journal.meta().get("launcher"), launcher, sweep_dir)
             _refuse_a_budget_already_exceeded(journal.meta(), journal.trials(), definition.observation_budget)
@@ -148,13 +153,16 @@ def open_journal(
     sweepdir.refuse_earlier_results(sweep_dir)
     # A new sweep: the experiment before the journal, so that a refused token or an unknown
     # experiment id leaves no half-made sweep (locked_journal removes the folder it made).
+    backend.sweep_id = uuid.uuid4().hex  # before the experiment, whose metadata names its sweep
     experiment_id = backend.start(definition)
     return Journal.create(
         sweep_dir,
         {
+            "sweep_id": backend.sweep_id,
             "experiment_id": experiment_id,
             "experiment_shared": backend.experiment_shared,
             CREATED_KEY: backend.experiment_created,
+            TAG_KEY: backend.experiment_tag,
             "name": definition.name,
             "backend": backend_name,
             "identity": definition.identity(),
@@ -168,7 +176,11 @@ def open_journal(
 
 
 def _refuse_another_sweep(
-    stored: Mapping[str, Any], sweep_dir: Path, definition: ExperimentDefinition, backend_name: str
+    stored: Mapping[str, Any],
+    sweep_dir: Path,
+    definition: ExperimentDefinition,
+    backend_name: str,
+    command: Mapping[str, Any],
 ) -> None:
     """Raise unless the journal's sweep has this definition and backend."""
     if stored.get("fingerprint") != definition.fingerprint():
@@ -176,9 +188,8 @@ def _refuse_another_sweep(
         raise JournalError(
             f"the sweep in {sweep_dir} was started with a different experiment definition: "
             + "; ".join(changes or ["(definition differs)"])
-            + ". To start a new sweep instead, use another hydra.sweep.dir (Hydra's default makes a "
-            f"new one per run); to continue this one, run the command it was started with (hydra-sigopt continue "
-            f"{sweep_dir} prints it)."
+            + ". "
+            + _how_to_continue(sweep_dir, stored.get("command") or {}, command)
         )
     if stored.get("backend") != backend_name:
         raise JournalError(
@@ -187,11 +198,31 @@ def _refuse_another_sweep(
         )
 
 
+def _how_to_continue(sweep_dir: Path, started: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """The way on from a changed definition. Run with the command line the sweep was started with
+    (``hydra-sigopt continue DIR --run`` after editing config.yaml), the change is in the config
+    files, and the old advice, to run that command, pointed at the very command refused."""
+    new_sweep = "use another hydra.sweep.dir (Hydra's default makes a new one per run)"
+    if same_command_line(started, now):
+        return (
+            "The command line is the one the sweep was started with, so this changed in the app's config files "
+            "(hydra.sweeper.* in its YAML): to continue this sweep, change them back; "
+            f"to search the new space, {new_sweep}."
+        )
+    return (
+        f"To start a new sweep instead, {new_sweep}; to continue this one, run the command it was started with "
+        f"(hydra-sigopt continue {sweep_dir} prints it)."
+    )
+
+
 def _refuse_a_copy_of_a_running_sweep(meta: Mapping[str, Any], trials: Sequence[Trial], sweep_dir: Path) -> None:
     """A copy of a sweep dir (a backup) is resumed only once its original has ended: it would
     re-attach the original's jobs, whose results go to the original's folder, and cancel them on its
     stop. Resumed after that (the original lost), the copy becomes the sweep: its own dir is noted."""
     original = original_of(sweep_dir, meta)
+    gone = jobs_of_a_gone_original(sweep_dir, original, meta, trials) if original is not None else None
+    if gone is not None:
+        raise JournalError(f"{sweep_dir} is a copy of another sweep dir, and {gone}; nothing was started")
     running = why_original_runs(sweep_dir, original, meta, trials) if original is not None else None
     if running is not None:
         raise JournalError(
@@ -258,6 +289,8 @@ class ResumePlan:
     maybe_finished: tuple[Trial, ...]
     #: Whether the jobs were started by the launcher of this run (only then can they be re-attached).
     same_launcher: bool
+    #: Trials running in the sweeper's own process when it ended (the basic launcher): said on resume.
+    ended_here: tuple[int, ...] = ()
     #: Stopped early and not observed (their jobs had not ended), started by this run's launcher:
     #: their jobs may still run, and the sweeper that would have cancelled them is gone.
     stopped_unended: tuple[Trial, ...] = ()
@@ -270,9 +303,67 @@ class ResumePlan:
         return [t.suggestion_id for t in (*self.to_post, *self.in_flight) if t.suggestion_id]
 
 
+#: The launcher whose trials run in the sweeper's own process (Hydra's basic launcher, as journaled).
+IN_PROCESS_LAUNCHER = "BasicLauncher"
+#: How to keep a sweep safe from a trial that ends its process.
+JOBS_ADVICE = (
+    "a trial that ends its process (os._exit, a native crash, the out-of-memory killer) ends an in-process sweep "
+    "with it, whatever the exit status says: run each trial as a job of its own, hydra/launcher=submitit_local "
+    "(or submitit_slurm)"
+)
+
+
+def ended_the_sweepers_process(numbers: Sequence[int]) -> str:
+    """What the trials the sweeper's process was running when it ended tell: nothing of ours ran after
+    it (os._exit skips every handler; its exit status may be 0), so a later status or resume says it.
+    A batch of the basic launcher is journaled running whole, and runs one trial at a time."""
+    # A stop on a journal it could not write (a full disk) leaves the batch running there too, and its log says so.
+    how = (
+        "the app called os._exit or the process was killed, "
+        "unless the sweep's log says it stopped on a journal it could not write"
+    )
+    return f"{_which_ended(numbers)} was running in the sweeper's process when it ended ({how})"
+
+
+def ended_the_sweepers_process_in_lines(numbers: Sequence[int]) -> list[str]:
+    """The same and the advice as ``hydra-sigopt status`` shows them: the fact, then the cause and what
+    to do on lines of their own (in one line they ran to about 450 characters)."""
+    return [
+        f"{_which_ended(numbers)} was running in the sweeper's process when it ended",
+        "(the app called os._exit or the process was killed, unless the log says the journal could not be written)",
+        "Run trials as jobs so that one cannot end the sweep: hydra/launcher=submitit_local (or submitit_slurm)",
+    ]
+
+
+def _which_ended(numbers: Sequence[int]) -> str:
+    return f"Trial #{numbers[0]}" if len(numbers) == 1 else f"One of trials {', '.join(f'#{n}' for n in numbers)}"
+
+
+def the_one_running(numbers: Sequence[int], sweep_dir: Path) -> tuple[list[int], set[int]]:
+    """Of the in-process trials a sweeper's process ended with (none had kept its end), the one it
+    ended in, and those of its batch that had not started. The basic launcher runs a batch's trials one
+    after the other, in order, and each notes its output folder as it starts: the last that noted one
+    was running, and those after it had not started (naming them all, "One of trials #1, #2", left the
+    user to guess which trial to look into). With no note (a disk refusing writes), all of them, as
+    before: any may have run."""
+    root = trials_root(sweep_dir)
+    started = [n for n in numbers if output_dir(root, n) is not None]
+    if not started:
+        return list(numbers), set()
+    running = max(started)
+    return [running], {n for n in numbers if n > running}
+
+
+def ended_with_the_sweeper(launcher: str | None, trials: Sequence[Trial]) -> list[int]:
+    """The trials of an in-process sweep the journal shows running: the sweeper's process ended with one
+    of them (its own end would have recorded them). Only where no sweeper holds the sweep."""
+    return [t.number for t in trials if t.state == RUNNING] if launcher == IN_PROCESS_LAUNCHER else []
+
+
 def plan_resume(trials: Sequence[Trial], previous_launcher: str | None, launcher: str) -> ResumePlan:
     same_launcher = previous_launcher == launcher
     return ResumePlan(
+        ended_here=tuple(ended_with_the_sweeper(previous_launcher, trials)),
         observed=tuple(t for t in trials if t.observed),
         to_post=tuple(t for t in trials if t.state in FINISHED_STATES and not t.observed),
         in_flight=tuple(t for t in trials if t.state in (PENDING, RUNNING)),
@@ -332,21 +423,26 @@ class Resumption:
         #: After a resume: the trials stopped before the restart whose jobs may still run
         #: (:meth:`EarlyStopping.adopt_stopped_jobs` watches them).
         self.stopped_unended: tuple[Trial, ...] = ()
+        #: After a resume: the in-process trials recorded from the value they kept (see kept_returns).
+        self.recorded_from_kept: set[int] = set()
+        #: After a resume: the in-process trials of the batch that had not started when the sweeper's process ended.
+        self.not_started: set[int] = set()
         self.journal = journal
         self.backend = backend
         self.runner = runner
         self.scheduler = scheduler
         self.results = results
 
-    def start_or_resume(self, sweep_dir: Path) -> None:
-        """Start or re-open the experiment; resume the journal's trials, if it has any."""
+    def start_or_resume(self, sweep_dir: Path, mark: AliveMark) -> None:
+        """Start or re-open the experiment; resume the journal's trials, if it has any. ``mark``: the
+        run's :class:`AliveMark`, started here (its owner stops it, however the run ends)."""
         run_started = time.time()
-        ran_before = start_run(self.journal, run_started)
+        ran_before = start_run(self.journal, run_started, last_alive(sweep_dir))
         # Where this sweep's dir is: a copy of it (a backup) must not act on its jobs (hydra_sigopt.copies).
         self.journal.set_meta(**{LOCATION: location_of(sweep_dir)})
         trials = self.journal.trials()
         meta = self.journal.meta()
-        self.backend.expected_created = meta.get(CREATED_KEY)
+        self.backend.expected_created, self.backend.expected_tag = meta.get(CREATED_KEY), meta.get(TAG_KEY)
         try:
             experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
         except ExperimentNotThisSweepsError as exc:
@@ -355,6 +451,8 @@ class Resumption:
             raise SweepAbortedError(f"{exc}; {exc.advice(sweep_dir)}") from None
         if meta.get(CREATED_KEY) is None and self.backend.experiment_created is not None:
             self.journal.set_meta(**{CREATED_KEY: self.backend.experiment_created})  # a journal from before the record
+        if meta.get(TAG_KEY) is None and self.backend.experiment_tag is not None:
+            self.journal.set_meta(**{TAG_KEY: self.backend.experiment_tag})
         self.journal.set_meta(
             experiment_id=experiment_id,
             observation_budget=self.definition.observation_budget,
@@ -366,11 +464,12 @@ class Resumption:
         if trials:
             log.info("Resuming the sweep in %s (%d trials in its journal)", sweep_dir, len(trials))
             plan = plan_resume(trials, meta.get("launcher"), self.runner.kind)
-            self.carry_out(plan)
-            in_flight = [t.number for t in plan.in_flight]
+            self.carry_out(plan, sweep_dir)
+            in_flight = [t.number for t in plan.in_flight if t.number not in self.recorded_from_kept]
             self.results.progress.resume(self.results.progress.done, carried_over=in_flight)
         self.results.progress.count_elapsed_from(run_started, ran_before)
-        self.results.progress.beat = Heartbeat(self.journal)
+        mark.start()  # read above (last_alive) before this run touches it
+        self.results.progress.beat = Heartbeat(self.journal, mark=mark)
         self._log_start(sweep_dir)
 
     def _log_start(self, sweep_dir: Path) -> None:
@@ -388,7 +487,7 @@ class Resumption:
         for line in self.definition.space.describe():
             log.info("  %s", line)
 
-    def carry_out(self, plan: ResumePlan) -> None:
+    def carry_out(self, plan: ResumePlan, sweep_dir: Path) -> None:
         self.backend.restore(
             [past_observation(t) for t in plan.observed],
             open_suggestion_ids=plan.open_suggestion_ids,
@@ -401,8 +500,15 @@ class Resumption:
             self._count(t, t.values)
         # Before any trial is re-attached: the runner's next outcomes are then these trials' alone.
         self._recover([t for t in plan.maybe_finished if self._wrote_result_since_created(t)])
+        self.recorded_from_kept = self._record_kept_returns(plan.ended_here, sweep_dir)
+        _forget_kept_ends_of_recorded_trials(self.journal.trials(), sweep_dir)
+        ended_here = [n for n in plan.ended_here if n not in self.recorded_from_kept]
+        running, self.not_started = the_one_running(ended_here, sweep_dir)
+        if running:  # the sweeper's process ended with a trial: nothing could say so then
+            log.warning("%s; %s", ended_the_sweepers_process(running), JOBS_ADVICE)
         for t in plan.in_flight:
-            self._reattach_or_rerun(t, plan.same_launcher)
+            if t.number not in self.recorded_from_kept:
+                self._reattach_or_rerun(t, plan.same_launcher)
         self.stopped_unended = plan.stopped_unended
 
     def _post_left_over(self, trial: Trial) -> None:
@@ -419,6 +525,33 @@ class Resumption:
         failed, stopped = trial.state == FAILED, trial.state == STOPPED  # a stopped trial is no failure of the app
         self.results.count_finished(trial.number, failed, values, stopped, trial.task)
         self.scheduler.count_finished(failed, cost_of(self.definition.tasks, trial.task))
+
+    # ------------------------------------------------------------------ in-process trials that had returned
+
+    def _record_kept_returns(self, numbers: Sequence[int], sweep_dir: Path) -> set[int]:
+        """Record the trials of an in-process batch whose task had returned (or raised) when the sweeper's
+        process ended (their ends came back only with the whole batch's): from the value (or failure)
+        each kept beside it (see kept_returns), journaled, counted and posted as the batch's end would
+        have; not run again. Those without one (the trial that was running, those not started) are run
+        again."""
+        recorded: set[int] = set()
+        for number in numbers:
+            outcome = _kept_outcome(number, trial_folder(trials_root(sweep_dir), number))
+            if outcome is None:
+                continue
+            trial = self.journal.trial(number)
+            self.journal_last_reports([number])  # reported after the last sweeper's last read of them
+            result = self.results.record(outcome, suggestion_of(trial))
+            if result is None:  # abandoned meanwhile (hydra-sigopt kill): run again
+                continue
+            if outcome.ok:
+                log.info("Trial #%d had returned before the sweeper's process ended: its result is recorded", number)
+            else:
+                log.info("Trial #%d had failed before the sweeper's process ended: it is recorded as failed", number)
+            self.results.observe(number, result.suggestion, result.values, result.failed)
+            self.scheduler.count_finished(result.failed, cost_of(self.definition.tasks, trial.task))
+            recorded.add(number)
+        return recorded
 
     # ------------------------------------------------------------------ results of abandoned trials
 
@@ -504,6 +637,36 @@ class Resumption:
             return f"its job was never submitted (refused: {refused})"
         if trial.state == PENDING:
             return "its job never started (the sweeper stopped before submitting it)"
+        if trial.number in self.not_started:
+            return "it had not started in its batch when the sweeper's process ended"
         if trial.job_id and same_launcher and self.runner.submitit_folder is not None:
             return f"its job {trial.job_id} is gone without a result (ended, killed, or unknown to {self.runner.kind})"
         return f"it ran inside the stopped sweeper process ({self.runner.describe()} cannot re-attach)"
+
+
+def _kept_outcome(number: int, folder: Path) -> JobOutcome | None:
+    """How an in-process trial ended, as it kept it beside it (see kept_returns); None: it kept nothing."""
+    kept = kept_return(folder)
+    if kept is not None:
+        return JobOutcome(number, True, kept.value, started_at=kept.started_at, ended_at=kept.ended_at, host=kept.host)
+    failure = kept_failure(folder)
+    if failure is None:
+        return None
+    return JobOutcome(
+        number,
+        False,
+        reason=failure.reason,
+        traceback=failure.traceback or None,
+        started_at=failure.started_at,
+        ended_at=failure.ended_at,
+        host=failure.host,
+    )
+
+
+def _forget_kept_ends_of_recorded_trials(trials: Sequence[Trial], sweep_dir: Path) -> None:
+    """Remove the ends in-process trials kept that the journal has (a sweeper killed between the
+    journal's record and the file's removal left them; never read again: see kept_returns)."""
+    root = trials_root(sweep_dir)
+    for t in trials:
+        if t.state in (COMPLETED, FAILED, ABANDONED):
+            forget_kept(trial_folder(root, t.number))

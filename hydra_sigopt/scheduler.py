@@ -42,7 +42,6 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from hydra_sigopt.backends.base import Suggestion
 
@@ -53,14 +52,14 @@ from hydra_sigopt.backends.base import Suggestion
 class Ask:
     """Compute a suggestion now (the sweep waits for it) and report :class:`SuggestionReady`."""
 
-    pending: tuple[Mapping[str, Any], ...]
+    pending: tuple[Suggestion, ...]
 
 
 @dataclass(frozen=True)
 class Prefetch:
     """Start computing the next suggestion in the background; report :class:`SuggestionReady` when done."""
 
-    pending: tuple[Mapping[str, Any], ...]
+    pending: tuple[Suggestion, ...]
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,13 @@ class MarkRunning:
 
 @dataclass(frozen=True)
 class KeepWarm:
-    """Keep jobs started ahead for up to ``trials_left`` trials (where the runner does that)."""
+    """Keep jobs started ahead for up to ``trials_left`` trials (where the runner does that).
+
+    ``next_up``: the suggestions the next free slots take, in that order (trials to re-run, then
+    those computed ahead), so that jobs waiting for a trial can prepare these ones' start."""
 
     trials_left: int
+    next_up: tuple[Suggestion, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -291,11 +294,12 @@ class Scheduler:
         """The budget is spent by the trials finished (none in flight can add to it)."""
         return self.finished_cost >= self.budget - COST_SLACK
 
-    def pending(self) -> tuple[Mapping[str, Any], ...]:
+    def pending(self) -> tuple[Suggestion, ...]:
         """What the engine must not suggest again: the trials in flight, then the suggestions ready,
-        that it suggested knowing every result it knows now (see the module docstring)."""
+        that it suggested knowing every result it knows now (see the module docstring). Whole
+        suggestions: the engine records each at its own task (multitask)."""
         made = [(f.suggestion, f.made_at) for f in self.in_flight.values()] + list(self._ready)
-        return tuple(s.assignments for s, made_at in made if made_at == self._posted)
+        return tuple(s for s, made_at in made if made_at == self._posted)
 
     @property
     def ready_depth(self) -> int:
@@ -347,7 +351,8 @@ class Scheduler:
                 return [*commands, AwaitPosts()]
             # A free slot waits for the suggestion under way: the trials that ran meanwhile ended.
             return [*commands, AwaitPrefetch() if self._waiting_for_suggestion else Finish()]
-        commands.append(KeepWarm(max(0, math.ceil(self.budget - self.issued - COST_SLACK))))
+        trials_left = max(0, math.ceil(self.budget - self.issued - COST_SLACK))
+        commands.append(KeepWarm(trials_left, self._next_up()[:trials_left]))
         if self._prefetch_wanted():
             self._begin_computing()
             commands.append(Prefetch(self.pending()))
@@ -439,6 +444,11 @@ class Scheduler:
         self.next_number += 1
         self.in_flight[number] = _InFlight(suggestion, made_at=made_at)
         return StartTrial(number, suggestion, rerun_of)
+
+    def _next_up(self) -> tuple[Suggestion, ...]:
+        """The suggestions the next free slots take, in the order :meth:`_fill` takes them (while
+        the budget lets them start)."""
+        return tuple([*(s for _, s in self.reruns), *(s for s, _ in self._ready)])
 
     def _prefetch_wanted(self) -> bool:
         return (

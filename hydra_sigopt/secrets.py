@@ -139,6 +139,37 @@ def has_development_token(environ: Mapping[str, str] | None = None) -> bool:
 URL_VARIABLE = "SIGOPT_API_URL"
 
 
+def api_url_setting(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The API's URL the environment gives, and where from: ``SIGOPT_API_URL``, else the
+    ``SIGOPT_ENV_FILE`` file's ``SIGOPT_API_URL`` (a URL with a password is a secret like the
+    token: the file keeps it out of a driver job's environment); ``""`` if neither has one."""
+    env = os.environ if environ is None else environ
+    if env.get(URL_VARIABLE):
+        return env[URL_VARIABLE], URL_VARIABLE
+    held = env_file_settings(env)
+    if held.get(URL_VARIABLE):
+        return held[URL_VARIABLE], f"{URL_VARIABLE} in {env['SIGOPT_ENV_FILE']}"
+    return "", URL_VARIABLE
+
+
+def check_env_file(environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`MissingTokenError` naming ``SIGOPT_ENV_FILE`` if it names a file that cannot be
+    read: a typo in its path must not read as a setting missing from it (the URL, the token)."""
+    path = (os.environ if environ is None else environ).get("SIGOPT_ENV_FILE")
+    if path:
+        read_env_file(path)
+
+
+def env_file_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``SIGOPT_ENV_FILE`` file's settings; none when it is not set or cannot be read (which
+    :func:`resolve_token` says, where the token is looked for)."""
+    path = environ.get("SIGOPT_ENV_FILE")
+    try:
+        return read_env_file(path) if path else {}
+    except MissingTokenError:
+        return {}
+
+
 def _maskable_password(url: str) -> str:
     """The URL's password if it is long enough to be masked wherever it occurs (else "")."""
     password = url_password(url) or ""
@@ -173,12 +204,9 @@ def known_tokens(environ: Mapping[str, str] | None = None) -> set[str]:
     """Every token this process could use: the token variables and the ``SIGOPT_ENV_FILE`` file's."""
     env = os.environ if environ is None else environ
     found = {env.get(name, "") for name in TOKEN_VARIABLES} | {_maskable_password(env.get(URL_VARIABLE, ""))}
-    if env.get("SIGOPT_ENV_FILE"):
-        try:
-            env_file = read_env_file(env["SIGOPT_ENV_FILE"])
-        except MissingTokenError:
-            env_file = {}
-        found |= {env_file.get(name, "") for name in TOKEN_VARIABLES}
+    env_file = env_file_settings(env)
+    found |= {env_file.get(name, "") for name in TOKEN_VARIABLES}
+    found.add(_maskable_password(env_file.get(URL_VARIABLE, "")))
     return {token for token in found if token}
 
 

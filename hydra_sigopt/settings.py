@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,7 @@ from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import Metric, is_finite_number, parse_metrics
 from hydra_sigopt.overrides import bare_key
+from hydra_sigopt.secrets import api_url_setting
 from hydra_sigopt.snapshot import SNAPSHOT_MODES
 from hydra_sigopt.space import build_space
 from hydra_sigopt.stop_rules import RULES, STOPPED_OBSERVATIONS, TASK_COMPARISONS, StopRule
@@ -82,6 +82,39 @@ SEED_RANGE = (0, 2**32 - 1)
 MIN_TRIALS_FOR_FAILURE_RATE = 5
 
 
+# What parallel_bandwidth, max_failure_rate and warm_jobs take: said alike for a value that is wrong
+# (parse_settings) and one that is missing (valid_values, for a ??? not given).
+WHOLE_NUMBER_FROM_1 = "a whole number >= 1"
+RATE_FROM_0_TO_1 = "a number from 0 to 1"
+AUTO_OR_WHOLE_NUMBER = "auto or a whole number >= 0"
+
+# What a setting takes where its declared type says less (an int >= 1, a number or a word, a word of a list).
+_VALID_VALUES: dict[str, str] = {
+    "observation_budget": f"{WHOLE_NUMBER_FROM_1} (with tasks, a number > 0)",
+    "parallel_bandwidth": WHOLE_NUMBER_FROM_1,
+    "warm_jobs": AUTO_OR_WHOLE_NUMBER,
+    "max_failure_rate": RATE_FROM_0_TO_1,
+    **{
+        key: f"one of {list(choices)}"
+        for key, choices in {
+            "backend": BACKENDS,
+            "scheduler": SCHEDULERS,
+            "compute_mode": COMPUTE_MODES,
+            "on_interrupt": ON_INTERRUPT,
+            "code_snapshot": SNAPSHOT_MODES,
+            "early_stopping.rule": RULES,
+            "early_stopping.observe_stopped": STOPPED_OBSERVATIONS,
+            "early_stopping.compare_tasks": TASK_COMPARISONS,
+        }.items()
+    },
+}
+
+
+def valid_values(key: str) -> str | None:
+    """What ``key`` (``early_stopping.rule``) takes, where more is known than its declared type."""
+    return _VALID_VALUES.get(key)
+
+
 @dataclass(frozen=True)
 class SweepSettings:
     backend: str = "lite"
@@ -105,13 +138,27 @@ class SweepSettings:
 def _int_at_least_one(raw: Mapping[str, Any], key: str, default: int) -> int:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(key, f"expected a whole number >= 1, got {value!r}")
+        raise ConfigError(key, f"expected {WHOLE_NUMBER_FROM_1}, got {value!r}")
+    return value
+
+
+def _number_from_text(value: Any) -> Any:
+    """A number written as text (``${oc.env:BUDGET}`` gives the string "40") as that number, for the
+    keys declared Any (a number or a word: no declared type converts them); anything else as it is."""
+    if not isinstance(value, str):
+        return value
+    for number in (int, float):
+        try:
+            converted = number(value)
+        except ValueError:
+            continue
+        return converted if math.isfinite(converted) else value  # "inf" and "nan" are refused as words
     return value
 
 
 def _observation_budget(raw: Mapping[str, Any]) -> float:
     """Trials to run; with tasks it counts their costs, so a fraction is a budget too (4.5 full trainings)."""
-    value = raw.get("observation_budget", 20)
+    value = _number_from_text(raw.get("observation_budget", 20))
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # 40.0 means 40, kept whole so that messages say 40
     if raw.get("tasks"):
@@ -122,7 +169,7 @@ def _observation_budget(raw: Mapping[str, Any]) -> float:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         # Only with tasks does a fraction mean something (a budget in costs): say so to whoever tries one.
         costs = "; a fractional budget counts task costs, with hydra.sweeper.tasks" if isinstance(value, float) else ""
-        raise ConfigError("observation_budget", f"expected a whole number >= 1, got {value!r}{costs}")
+        raise ConfigError("observation_budget", f"expected {WHOLE_NUMBER_FROM_1}, got {value!r}{costs}")
     return value
 
 
@@ -147,15 +194,15 @@ def parse_settings(
     bandwidth = _int_at_least_one(raw, "parallel_bandwidth", 1)
     rate = raw.get("max_failure_rate", 0.5)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-        raise ConfigError("max_failure_rate", f"expected a number from 0 to 1, got {rate!r}")
+        raise ConfigError("max_failure_rate", f"expected {RATE_FROM_0_TO_1}, got {rate!r}")
     dev_run = raw.get("dev_run", False)
     if not isinstance(dev_run, bool):
         raise ConfigError("dev_run", f"expected true or false, got {dev_run!r}")
-    warm_jobs = raw.get("warm_jobs", "auto")
+    warm_jobs = _number_from_text(raw.get("warm_jobs", "auto"))
     if warm_jobs is None:
         warm_jobs = "auto"
     if warm_jobs != "auto" and (isinstance(warm_jobs, bool) or not isinstance(warm_jobs, int) or warm_jobs < 0):
-        raise ConfigError("warm_jobs", f"expected auto or a whole number >= 0, got {warm_jobs!r}")
+        raise ConfigError("warm_jobs", f"expected {AUTO_OR_WHOLE_NUMBER}, got {warm_jobs!r}")
     name = str(raw.get("name") or default_name)
     backend = _choice(raw, "backend", "lite", BACKENDS)
     # Both engines refuse a long name, sigoptlite only as the experiment is created (with a traceback).
@@ -376,7 +423,7 @@ def _check_api_url(configured: Any) -> None:
     """The API root (``api.api_url``, else ``$SIGOPT_API_URL``) must be an http(s) URL with a host."""
     url, source = configured, "hydra.sweeper.api.api_url"
     if not url:
-        url, source = os.environ.get("SIGOPT_API_URL"), "SIGOPT_API_URL"
+        url, source = api_url_setting()
     if not url:
         return  # the backend says where the URL goes
     parts = urlsplit(str(url))

@@ -1,4 +1,4 @@
-"""How the sweeper treats signals: SIGTERM as Ctrl-C, one stop however many signals come, and no
+"""How the sweeper treats signals: SIGTERM and SIGHUP as Ctrl-C, one stop however many signals come, and no
 signal in the middle of an effect that must finish (a trial's submission, a stop's bookkeeping).
 
 Python delivers signals to the main thread only, and only the main thread may install handlers:
@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: SIGHUP: the SSH session or terminal that ran the sweeper died. Left to its default it killed the
+#: sweeper outright: trials.csv and optimization_results.yaml stale, the running trials neither
+#: cancelled nor said to be left running (on_interrupt), the stop not journaled.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: After a stop by signal, how long more of them are absorbed while Hydra prints the stop and the
 #: process exits (joining a suggestion thread can take seconds); after it, Ctrl-C works as usual.
 AFTER_STOP_GRACE_S = 10.0
@@ -26,8 +29,8 @@ def _in_main_thread() -> bool:
 
 
 class Interrupts:
-    """Ctrl-C and SIGTERM during a sweep (``hydra-sigopt kill``, Slurm ending or requeueing a
-    submitted driver): the first one stops the sweep (KeyboardInterrupt); those that follow while it
+    """Ctrl-C, SIGTERM and SIGHUP during a sweep (``hydra-sigopt kill``, Slurm ending or requeueing a
+    submitted driver, a lost SSH session): the first one stops the sweep (KeyboardInterrupt); those that follow while it
     stops are ignored. They come in bursts: Slurm signals every process of a job, and the driver
     script forwards the same SIGTERM to the sweeper a few milliseconds later.
     """
@@ -42,7 +45,7 @@ class Interrupts:
     def install(self) -> None:
         global _installed
         if _in_main_thread():
-            self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+            self._previous = {s: signal.signal(s, self._on_signal) for s in _stop_signals_heeded()}
             _installed = self
 
     def restore(self) -> None:
@@ -100,6 +103,12 @@ def sweep_interrupted() -> bool:
     return _installed is not None and _installed.requested is not None
 
 
+def _stop_signals_heeded() -> tuple[int, ...]:
+    """The stop signals, but SIGHUP where it is ignored: a sweeper started with ``nohup`` was meant
+    to outlive its terminal, and must."""
+    return tuple(s for s in STOP_SIGNALS if s != signal.SIGHUP or signal.getsignal(s) != signal.SIG_IGN)
+
+
 class _AfterStop:
     """A signal handler that ignores stop signals until a deadline, then hands them to the handlers
     that were there before the sweep (for good: it reinstalls them)."""
@@ -126,7 +135,7 @@ def _reinstall(handlers: dict[int, Any]) -> None:
 
 @contextmanager
 def signals_ignored() -> Iterator[None]:
-    """Ignore SIGINT and SIGTERM for a critical section (main thread only)."""
+    """Ignore the stop signals for a critical section (main thread only)."""
     if not _in_main_thread():
         yield
         return

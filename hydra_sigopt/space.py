@@ -307,23 +307,49 @@ def build_space(
         by_key[bare_key(key)] = _parse_entry(key, spec, where)
         if isinstance(by_key[bare_key(key)], Parameter):
             swept.add(bare_key(key))
-    typed = set()  # the command line's keys
+    typed: dict[str, str] = {}  # the command line's keys, and the override that gave each
     for argument in arguments:
         parsed = parse_override(argument, f"command-line override '{argument}'", deletes_allowed=True)
         key = bare_key(parsed if isinstance(parsed, str) else parsed.override_key)
-        typed.add(key)
+        if key in typed:
+            _refuse_a_search_given_twice(key, typed[key], argument, parsed, by_key[key])
+        elif key in by_key:
+            _say_the_command_line_replaces(key, argument, by_key[key], parsed)
+        typed[key] = argument
         by_key[key] = parsed
 
     parameters = tuple(p for p in by_key.values() if isinstance(p, Parameter))
     fixed = tuple(p for p in by_key.values() if isinstance(p, str))
     if not parameters:
-        raise _empty_space(sorted(swept & typed))
+        raise _empty_space(sorted(swept & set(typed)))
     conds = _parse_conditionals(conditionals or [], {p.name for p in parameters})
     for p in parameters:
         _check_conditions(p, conds)
     constraints = _parse_linear_constraints(linear_constraints or [], {p.name: p for p in parameters})
     declared = tuple(p for k, p in by_key.items() if isinstance(p, str) and k not in typed)
     return SearchSpace(parameters, fixed, tuple(conds), tuple(constraints), declared)
+
+
+def _refuse_a_search_given_twice(
+    key: str, first: str, second: str, parsed: Parameter | str, earlier: Parameter | str
+) -> None:
+    """A key given twice on the command line where either is a search: Hydra's last-wins (kept for
+    plain values, ``epochs=1 epochs=3``) silently searched only the last of ``y=choice(16,32)
+    y=choice(64,128)``, so a space the user typed was not the one searched."""
+    if isinstance(parsed, Parameter) or isinstance(earlier, Parameter):
+        raise ConfigError(
+            "command line",
+            f"{key!r} is given twice, as {first} and as {second}; give it once "
+            "(one search, or one value for every trial)",
+        )
+
+
+def _say_the_command_line_replaces(key: str, argument: str, declared: Parameter | str, parsed: Parameter | str) -> None:
+    """The command line replaces a ``params`` entry of the same key (as in Hydra's Optuna sweeper);
+    said, since ``lr=0.1`` beside ``params: {lr: ...}`` otherwise took lr out of the space unseen."""
+    was = declared.source if isinstance(declared, Parameter) else declared.split("=", 1)[-1]
+    outcome = f"; {key} is not searched" if isinstance(declared, Parameter) and isinstance(parsed, str) else ""
+    logger.info("hydra.sweeper.params.%s: %s on the command line replaces %s%s", key, argument, was, outcome)
 
 
 def _parse_entry(key: str, spec: Any, where: str) -> Parameter | str:
@@ -562,9 +588,31 @@ def _category_name(value: Any, where: str) -> str:
         ) from None
 
 
+def _could_be_an_entry(value: Any) -> bool:
+    """Whether ``value`` reads as a params entry (``interval(...)``, a list, a dict, null): a dict of
+    such is the app's nesting; one of numbers (``{min: 0.001, max: 0.1}``) is a native dict gone wrong."""
+    return value is None or isinstance(value, (str, Mapping, Sequence))
+
+
+def _nested_entry_problem(key: str, spec: Mapping[str, Any]) -> str:
+    """A dict without one parameter key is the app's config nesting (``model: {lr: ...}``), which params
+    does not read: say how to write it, with its own first entry."""
+    inner, value = next(iter(spec.items()))
+    try:  # in Hydra's words (null, not None)
+        shown = value if isinstance(value, str) else format_value(value)
+    except TypeError:
+        shown = repr(value)
+    return (
+        f"a nested dict is not a parameter; write each key with dots, as the app's override: "
+        f"{key}.{inner}: {shown} (a SigOpt parameter dict has the keys {list(NATIVE_KEYS)})"
+    )
+
+
 def parse_native(key: str, spec: Mapping[str, Any], where: str) -> Parameter:
     """A SigOpt-native parameter dict (``type``, ``bounds``, ``transformation``, ``grid``, ...)."""
     unknown = sorted(set(spec) - set(NATIVE_KEYS))
+    if unknown and len(unknown) == len(spec) and all(_could_be_an_entry(v) for v in spec.values()):
+        raise ConfigError(where, _nested_entry_problem(key, spec))
     if unknown:
         raise ConfigError(where, f"unknown key(s) {unknown}; valid keys are {list(NATIVE_KEYS)}")
     ptype = spec.get("type")

@@ -76,7 +76,7 @@ def _nevergrad(spec: Mapping[str, Any], where: str) -> str:
     return _interval(spec["lower"], spec["upper"], bool(spec.get("integer")), bool(spec.get("log")), where)
 
 
-def _optuna(spec: Mapping[str, Any], where: str) -> str:
+def _optuna(spec: Mapping[str, Any], where: str) -> str | dict[str, Any]:
     _known(spec, ("type", "low", "high", "step", "log", "choices", "q"), where)
     kind = spec.get("type")
     if kind == "categorical" or "choices" in spec:
@@ -112,7 +112,7 @@ def _interval(low: Any, high: Any, as_int: bool, log: bool, where: str) -> str:
     return f"tag(log, {text})" if log else text
 
 
-def _stepped(low: float, high: float, step: Any, as_int: bool, where: str) -> str:
+def _stepped(low: float, high: float, step: Any, as_int: bool, where: str) -> str | dict[str, Any]:
     """Optuna's stepped range includes ``high`` where the steps reach it (Hydra's range excludes its stop)."""
     if not _is_number(step) or step <= 0:
         raise ConfigError(f"{where}.step", f"expected a number > 0, got {step!r}")
@@ -127,10 +127,14 @@ def _stepped(low: float, high: float, step: Any, as_int: bool, where: str) -> st
     return _choice(values, where)
 
 
-def _choice(values: Any, where: str, key: str = "") -> str:
+def _choice(values: Any, where: str, key: str = "") -> str | dict[str, Any]:
     at = f"{where}.{key}" if key else where
     if not isinstance(values, Sequence) or isinstance(values, str) or not values:
         raise ConfigError(at, f"expected a non-empty list of options, got {values!r}")
+    if None in values and len(values) > 1:
+        # Hydra's choice() takes no null (its parser refused the choice(null, adam) written for
+        # [null, adam]); a categorical does, and the app gets None.
+        return {"type": "categorical", "categorical_values": list(values)}
     try:
         return "choice(" + ", ".join(format_value(v) for v in values) + ")"
     except TypeError as exc:

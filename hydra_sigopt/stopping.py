@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
+import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 from hydra_sigopt.crashpoints import crash_point
-from hydra_sigopt.errors import BackendUnavailableError, EngineLostError, SweepAbortedError, full_error_requested
-from hydra_sigopt.journal import KILL_MARKER_NAME, STOPPED, JournalLostError
+from hydra_sigopt.errors import (
+    BackendUnavailableError,
+    EngineLostError,
+    JournalError,
+    SweepAbortedError,
+    full_error_requested,
+)
+from hydra_sigopt.journal import KILL_MARKER_NAME, STOPPED, JournalFullError, JournalLostError
 from hydra_sigopt.reports import write_atomic
 from hydra_sigopt.results import Results
 from hydra_sigopt.runners import JobOutcome, TrialRunner, describe_error, failure_in_one_line
@@ -81,14 +90,19 @@ class Stopping:
         #: The shell command that resumes the sweep (see :attr:`continue_hint`).
         self.continue_command = continue_command
         self.tokens = results.tokens
-        #: Trials whose results were recorded while stopping (their jobs had ended).
-        self.kept: list[int] = []
+        #: Trials whose results were recorded while stopping (their jobs had ended), and whether each
+        #: failed (else it finished: completed, or stopped early and then ended).
+        self.kept: dict[int, bool] = {}
         #: Trials whose cancel failed, with why: their jobs may run on (they stay running in the journal).
         self.not_cancelled: dict[int, str] = {}
         #: Trials stopped early whose jobs still ran (saving a checkpoint, say) and were cancelled.
         self.stopped_jobs_cancelled: list[int] = []
         #: When the Ctrl-C or SIGTERM that stops the sweep came (None: not stopped by one).
         self.interrupted_at: float | None = None
+        #: The journal could not be written (lost, its disk full): the wrap-up writes nothing more.
+        self.journal_failed = False
+        #: The stop is a SIGHUP's: the sweeper's terminal or SSH session was lost, not a stop the user asked for.
+        self.hung_up = False
 
     @property
     def continue_hint(self) -> str:
@@ -102,11 +116,16 @@ class Stopping:
 
     # ------------------------------------------------------------------ the ways a sweep stops
 
-    def interrupted(self, at: float | None = None) -> NoReturn:
-        """Ctrl-C or SIGTERM (``hydra-sigopt kill``), which came ``at`` (None: now)."""
+    def interrupted(self, at: float | None = None, signum: int | None = None) -> NoReturn:
+        """Ctrl-C, SIGTERM (``hydra-sigopt kill``) or SIGHUP (``signum``), which came ``at`` (None: now)."""
         self.interrupted_at = time.time() if at is None else at
+        self.hung_up = signum == signal.SIGHUP
         crash_point("while_stopping")  # where Slurm's second SIGTERM (the driver script's forward) lands
-        what = self.apply_interrupt_policy("cancelled: the sweeper was interrupted")
+        with self._unless_the_journal_fails("Interrupted"):
+            what = self.apply_interrupt_policy("cancelled: the sweeper was interrupted")
+            # What stop_running did not post: it posts only with trials running to cancel (none ran, or
+            # detached); else results recorded as the local engine computed went unsaid.
+            self.results.post_before_stopping()
         log.error("Interrupted. %s. %s", what, self.continue_hint)
         # from None: where the Ctrl-C landed (an import, a sleep) is no news, and Hydra printed it as a traceback
         raise SweepAbortedError(f"Interrupted. {what}. {self.continue_hint}") from None
@@ -120,20 +139,40 @@ class Stopping:
         log.error("%s.%s %s", exc, left, self.continue_hint)
         raise SweepAbortedError(f"{exc}.{left} {self.continue_hint}") from None
 
-    def journal_lost(self, exc: JournalLostError) -> NoReturn:
-        """Nothing can be recorded any more: cancel the trials (a resumed sweep re-runs them)."""
+    def journal_unwritable(self, exc: JournalError, cause: str = "") -> NoReturn:
+        """Nothing can be recorded any more (the journal lost, its disk full): cancel the trials (a
+        resumed sweep re-runs them). ``cause``: what was stopping the sweep when the journal failed."""
+        self.journal_failed = True
         report = self.runner.cancel_all()
         self.scheduler.in_flight.clear()
         what = f" Running trials {report.cancelled} were cancelled." if report.cancelled else ""
         if report.failed:
             what += f" The cancel of trials {sorted(report.failed)} failed: their jobs may still run."
-        log.error("%s.%s %s", exc, what, self.continue_hint)
-        raise SweepAbortedError(f"{exc}.{what} {self.continue_hint}") from None
+        # A journal lost with the sweep's state: no command continues it ("cannot be resumed" says so).
+        hint = (
+            self.continue_hint if getattr(exc, "resumable", True) else "Start a new sweep in another hydra.sweep.dir."
+        )
+        if moved_to := getattr(exc, "moved_to", None):  # the command's hydra.sweep.dir is the old place
+            hint = f"Continue it where it is now with: hydra-sigopt continue {shlex.quote(str(moved_to))} --run"
+        said = f"{cause}; {exc}" if cause else str(exc)
+        log.error("%s.%s %s", said, what, hint)
+        raise SweepAbortedError(f"{said}.{what} {hint}") from None
+
+    @contextmanager
+    def _unless_the_journal_fails(self, cause: str) -> Iterator[None]:
+        """A stop whose own journal writes fail (a Ctrl-C or an error while the disk is full) stops as
+        on the journal's failure: its trials cancelled all the same, one line, and how to continue;
+        else the journal's error escaped the stop, leaving the jobs running and no hint."""
+        try:
+            yield
+        except (JournalLostError, JournalFullError) as exc:
+            self.journal_unwritable(exc, cause)
 
     def failed_on(self, exc: Exception) -> NoReturn:
         """Anything else (sbatch refusing a job, an engine error): stop as on Ctrl-C, and say how to go on."""
         error = redact(describe_error(exc), *self.tokens)
-        what = self.apply_interrupt_policy("cancelled: the sweep stopped on an error", said=error)
+        with self._unless_the_journal_fails(f"The sweep stopped on {error}"):
+            what = self.apply_interrupt_policy("cancelled: the sweep stopped on an error", said=error)
         # Its experiment gone, the sweep cannot be continued: what the journal keeps, and what to do.
         hint = self.continue_hint
         if isinstance(exc, EngineLostError):
@@ -145,7 +184,9 @@ class Stopping:
     def too_many_failures(self, outcome: JobOutcome) -> NoReturn:
         """One line, as every stop; the trial's own traceback is in its file (and added on HYDRA_FULL_ERROR=1)."""
         unsubmitted = set_aside_unsubmitted(self.runner, self.scheduler, self.journal)
+        self.results.log_left_unposted = False  # its message below says them: not a line before it too
         cancelled = self.stop_running("cancelled: the sweep stopped after too many failures")
+        self.results.post_before_stopping()  # what stop_running did not post (with no trial running)
         said = [
             f"max_failure_rate={self.settings.max_failure_rate} exceeded: {self.scheduler.failed} of "
             f"{self.scheduler.finished} trials failed (the rate counts at least 5 trials). "
@@ -154,7 +195,9 @@ class Stopping:
         if unsubmitted:
             said.append(f"{unsubmitted}.")
         if self.kept:
-            said.append(f"Trials {self.kept} had finished: their results are recorded.")
+            said.append(f"{self._kept_said()}.")
+        if self.results.left_unposted:  # true of the engine: the local one was only busy
+            said.append(f"{self.results.left_unposted_said()}.")
         if cancelled:
             said.append(f"Cancelled running trials {cancelled}.")
         if self.stopped_jobs_cancelled:
@@ -179,13 +222,18 @@ class Stopping:
         return f"{unsubmitted}. {running}" if unsubmitted else running
 
     def _leave_or_cancel(self, reason: str) -> str:
-        if self.settings.on_interrupt == "detach" and self.runner.asynchronous and not self._killed():
+        if not self.scheduler.in_flight:  # every slot free (the engine computing the next suggestion)
+            return "No trial was running"
+        if self._leaves_trials_running():
             running = sorted(self.scheduler.in_flight)
-            if not running:
-                return "No trial was running"
+            if self.hung_up:  # local jobs in the terminal's process group got the hang-up too
+                return (
+                    f"Trials {running} were left running (the sweeper's terminal hung up: SIGHUP); a resumed sweep "
+                    "re-attaches to those still running and runs again any the hang-up ended"
+                )
             return f"Trials {running} were left running (on_interrupt: detach); a resumed sweep re-attaches to them"
         cancelled = self.stop_running(reason)
-        said = [f"Trials {self.kept} had finished: their results are recorded"] if self.kept else []
+        said = [self._kept_said()] if self.kept else []
         if cancelled or not (self.kept or self.not_cancelled or self.stopped_jobs_cancelled):
             said.append("Running trials were cancelled" + (f": {cancelled}" if cancelled else ""))
         if self.stopped_jobs_cancelled:
@@ -194,9 +242,30 @@ class Stopping:
             said.append(self._cancel_failed())
         return ". ".join(said)
 
+    def _leaves_trials_running(self) -> bool:
+        """``on_interrupt: detach``, and a lost terminal whatever it says: a dropped SSH connection is no
+        stop the user asked for, and cancelling threw away hours of their Slurm jobs' training (local
+        jobs the hang-up reached too end without a result, and the resumed sweep runs them again).
+        Never for ``hydra-sigopt kill``, nor for trials run in the sweeper's own process."""
+        leave = self.settings.on_interrupt == "detach" or self.hung_up
+        return leave and self.runner.asynchronous and not self._killed()
+
     def _killed(self) -> bool:
         """Whether ``hydra-sigopt kill`` stopped the sweep (it cancels the jobs a detach would leave)."""
         return kill_requested(self.journal.path.parent)
+
+    def _kept_said(self) -> str:
+        """The trials that ended as the sweep stopped, failed ones apart: "had finished" alone read as success."""
+        numbers = sorted(self.kept)
+        failed = [n for n in numbers if self.kept[n]]
+        if not failed:
+            return f"Trials {numbers} had finished: their results are recorded"
+        finished = [n for n in numbers if n not in failed]
+        said = [f"{', '.join(f'#{n}' for n in failed)} failed"]
+        said += [f"{', '.join(f'#{n}' for n in finished)} finished"] if finished else []
+        if len(self.kept) == 1:
+            return f"Trial {said[0]}: its result is recorded"
+        return f"Trials {'; '.join(said)}: their results are recorded"
 
     def _stopped_jobs_said(self) -> str:
         """The cancelled jobs of trials stopped early: not running trials (none is run again)."""
@@ -255,7 +324,7 @@ class Stopping:
             self.journal_last_reports([o.number for o in in_flight])  # as the loop's Record does
             recorded = self.results.record_all(in_flight, self.scheduler.in_flight)
             self.scheduler.forget(recorded)
-            self.kept = sorted(recorded.failed)
+            self.kept = dict(recorded.failed)
         except Exception as exc:
             log.warning("Could not record the results of the trials that had finished: %s", describe_error(exc))
         self.results.post_before_stopping()

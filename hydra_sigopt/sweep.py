@@ -12,9 +12,11 @@ posted; the observation's id after. On restart the journal says exactly what is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future
@@ -27,15 +29,15 @@ from hydra_sigopt.continuation import continue_command
 from hydra_sigopt.crashpoints import crash_point
 from hydra_sigopt.early_stopping import EarlyStopping
 from hydra_sigopt.engine_aside import GRACE_S, EngineAside
-from hydra_sigopt.errors import BackendUnavailableError, EngineLostError, SweepAbortedError
+from hydra_sigopt.errors import BackendUnavailableError, EngineLostError, JournalError, SweepAbortedError
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.held_slots import HeldSlots
-from hydra_sigopt.journal import Journal, JournalLostError
+from hydra_sigopt.journal import Journal, JournalFullError, JournalLostError
 from hydra_sigopt.observations import SUGGESTIONS_RELEASED, suggestions_in_use, sweep_id
-from hydra_sigopt.posting import PostsAside
+from hydra_sigopt.posting import PostsAside, settle_engine_calls
 from hydra_sigopt.progress import Progress
 from hydra_sigopt.report_files import trials_root
-from hydra_sigopt.reports import log_results, write_reports
+from hydra_sigopt.reports import ResultsNotWritten, log_results, write_final_reports
 from hydra_sigopt.results import Results
 from hydra_sigopt.resume import Resumption, locked_journal
 from hydra_sigopt.runners import JobOutcome, TrialRunner
@@ -66,6 +68,7 @@ from hydra_sigopt.settings import SweepSettings
 from hydra_sigopt.signals import Interrupts
 from hydra_sigopt.snapshot import CodePlan, CodeWatch, code_for_sweep
 from hydra_sigopt.stopping import Stopping, forget_kill, interrupted_while_starting
+from hydra_sigopt.sweeper_time import AliveMark
 from hydra_sigopt.tasks import cost_of, task_named
 
 log = logging.getLogger("hydra_sigopt")
@@ -151,65 +154,76 @@ class Sweep:
         self.stopping = Stopping(
             self.settings, self.results, self.runner, self.scheduler, command, self.early.journal_last_reports
         )
-        doc: dict[str, Any] = {}
+        doc: dict[str, Any] | ResultsNotWritten = {}
         if self.on_locked is not None:
             crash_point("writing_sweep_dir")
             self.on_locked()
-        engine_reachable = True
-        self.started = True  # a stop from here on is the loop's (Stopping)
-        try:
-            self.backend.sweep_id = sweep_id(journal)
-            begin_run(journal, self.sweep_dir)
-            self._use_code(journal)
-            parts = (self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
-            resumption = Resumption(*parts, self.early.journal_last_reports)
-            resumption.start_or_resume(self.sweep_dir)
-            # hydra-sigopt continue repeats the sweep's last command (a budget raised on resume stays), from its cwd.
-            journal.set_meta(command=dict(self.command))
-            # What `hydra-sigopt status` weighs the steps against (a resume may raise it), and the plot's curves.
-            rule = self.settings.early_stopping
-            journal.set_meta(step_budget=rule.step_budget, judged_metric=rule.metric if rule.active else None)
-            journal.set_meta(declared_fixed=list(self.definition.space.declared_fixed))  # pasted with the best
-            self.early.start()
-            self.early.adopt_stopped_jobs(resumption.stopped_unended)
-            self.scheduler.hold(self.held.hold(resumption.stopped_unended))
-            cancel_stopped_before_restart(self.early, self.runner)
-            if self.settings.early_stopping.reads_reports:
-                self.runner.between_polls = self._read_reports
-            self._loop()
-            journal.set_meta(
-                engine_observation_count=self.backend.observation_count(),
-                engine_best=self.backend.best_assignments(),
-            )
-        except KeyboardInterrupt:
-            self.interrupts.stopping()
-            self._settle_posts()
-            self.stopping.interrupted(self.interrupts.requested_at)
-        except BackendUnavailableError as exc:
-            engine_reachable = False
-            self.stopping.engine_unreachable(exc)
-        except EngineLostError as exc:  # nothing of the sweep's left there: no suggestion to release
-            engine_reachable = False
-            self.stopping.failed_on(exc)
-        except SweepAbortedError:
-            raise
-        except JournalLostError as exc:
-            self.stopping.journal_lost(exc)
-        except Exception as exc:
-            self.stopping.failed_on(exc)
-        finally:
-            self.interrupts.stopping()  # the wrap-up below runs to its end whatever signal comes
-            self.early.close()
-            self.runner.close()
-            if not journal.lost:
-                # Nor once a post went unanswered at the stop: each call would retry a whole max_unreachable_s.
-                if engine_reachable and not self.results.posts_stalled:
-                    release_unused_suggestions(journal, self.backend, self.aside.prefetch)
-                doc = write_reports(self.sweep_dir, journal.meta(), journal.trials(), journal.reports.last_steps())
-            journal.close()
-            self.backend.close()
-            self.interrupts.restore()
-            crash_point("after_wrap_up")
+        # Stopped however the run ends (its own stop notes the run's end, which a failed journal skips).
+        with AliveMark(self.sweep_dir) as mark:
+            engine_reachable = True
+            finished = False
+            self.started = True  # a stop from here on is the loop's (Stopping)
+            try:
+                self.backend.sweep_id = sweep_id(journal)
+                begin_run(journal, self.sweep_dir)
+                self._use_code(journal)
+                parts = (self.definition, journal, self.backend, self.runner, self.scheduler, self.results)
+                resumption = Resumption(*parts, self.early.journal_last_reports)
+                resumption.start_or_resume(self.sweep_dir, mark)
+                # hydra-sigopt continue repeats the sweep's last command (a raised budget stays), from its cwd.
+                journal.set_meta(command=dict(self.command))
+                # What `hydra-sigopt status` weighs the steps against (a resume may raise it); the plot's curves.
+                rule = self.settings.early_stopping
+                journal.set_meta(step_budget=rule.step_budget, judged_metric=rule.metric if rule.active else None)
+                journal.set_meta(declared_fixed=list(self.definition.space.declared_fixed))  # pasted with the best
+                self.early.start()
+                self.early.adopt_stopped_jobs(resumption.stopped_unended)
+                self.scheduler.hold(self.held.hold(resumption.stopped_unended))
+                cancel_stopped_before_restart(self.early, self.runner)
+                if self.settings.early_stopping.reads_reports:
+                    self.runner.between_polls = self._read_reports
+                self._loop()
+                journal.set_meta(
+                    engine_observation_count=self.backend.observation_count(),
+                    engine_best=self.backend.best_assignments(),
+                )
+                finished = True
+            except KeyboardInterrupt:
+                self.interrupts.stopping()
+                self._settle_engine_calls()
+                self.stopping.interrupted(self.interrupts.requested_at, self.interrupts.requested)
+            except BackendUnavailableError as exc:
+                engine_reachable = False
+                self.stopping.engine_unreachable(exc)
+            except EngineLostError as exc:  # nothing of the sweep's left there: no suggestion to release
+                engine_reachable = False
+                self.stopping.failed_on(exc)
+            except SweepAbortedError:
+                raise
+            except (JournalLostError, JournalFullError) as exc:
+                self.stopping.journal_unwritable(exc)
+            except Exception as exc:
+                self.stopping.failed_on(exc)
+            finally:
+                self.interrupts.stopping()  # the wrap-up below runs to its end whatever signal comes
+                self.early.close()
+                self.runner.close()
+                # A journal that failed (also in a stop's own writes): nor the reports beside it, on a full disk.
+                if not (self.stopping.journal_failed or journal.lost):
+                    # Nor once a call went unanswered at the stop: each call would retry a whole max_unreachable_s.
+                    if engine_reachable and not self.results.engine_stalled:
+                        release_unused_suggestions(journal, self.backend, self.aside.prefetch)
+                    doc = write_final_reports(self.sweep_dir, journal)
+                    # Its elapsed time counts the wrap-up. It writes to the journal: on a disk that filled at
+                    # the end, the line that says so above stays the sweep's last word, and the journal is closed.
+                    with contextlib.suppress(JournalError, sqlite3.Error):
+                        self.progress.log_last(line=finished)
+                journal.close()
+                self.backend.close()
+                self.interrupts.restore()
+                crash_point("after_wrap_up")
+        if isinstance(doc, ResultsNotWritten):
+            raise doc
         log_results(self.sweep_dir, doc)
         return doc
 
@@ -233,7 +247,6 @@ class Sweep:
         drive(self.scheduler, self._carry_out_guarded)
         self.progress.set_running(0)
         self.progress.set_steps(self.early.steps_spent)
-        self.progress.log_last()
 
     def _carry_out_guarded(self, command: Command) -> list[Event]:
         """_carry_out, after a Ctrl-C or SIGTERM is acted on; what was recorded is posted if it fails."""
@@ -241,7 +254,7 @@ class Sweep:
         try:
             return self._carry_out(command)
         except Exception as exc:
-            self._settle_posts()
+            self._settle_engine_calls()
             self.results.post_before_stopping(engine_reachable=not isinstance(exc, BackendUnavailableError))
             raise
 
@@ -262,7 +275,7 @@ class Sweep:
             assert self.journal is not None
             self.journal.mark_running(list(command.numbers))
         elif isinstance(command, KeepWarm):
-            self.runner.keep_warm(command.trials_left)
+            self.runner.keep_warm(command.trials_left, [trial_overrides(self.definition, s) for s in command.next_up])
         elif isinstance(command, Wait):
             return self._wait()
         elif isinstance(command, Record):
@@ -275,7 +288,9 @@ class Sweep:
         elif isinstance(command, AwaitPosts):
             return [Posted(tuple(self.posts.wait_all(meanwhile=self.aside.read_reports)))]
         elif isinstance(command, StopForFailures):
-            self.posts.wait_all()  # the stop posts what is left: none of these a second time
+            # Not waiting for the posts under way: a server out of reach would hold the stop for
+            # api.max_unreachable_s. The stop posts what is left (none a second time), or leaves it to a resume.
+            self._settle_engine_calls()
             last_failure = self.results.last_failure
             assert last_failure is not None and last_failure.number == command.number
             self.stopping.too_many_failures(last_failure)
@@ -288,7 +303,7 @@ class Sweep:
             self._code_watch.check()
         number, suggestion = command.number, command.suggestion
         task = task_named(self.definition.tasks, suggestion.task)
-        overrides = self.definition.space.overrides_for(suggestion.assignments) + list(task.overrides if task else ())
+        overrides = trial_overrides(self.definition, suggestion)
         self.journal.add_trial(
             number, suggestion.id, suggestion.assignments, overrides, rerun_of=command.rerun_of, task=suggestion.task
         )
@@ -326,20 +341,12 @@ class Sweep:
         freed = self.held.freed()  # slots of jobs stopped before a restart (a resumed sweep), now gone
         # After the results: a slot they free is filled once they are recorded and posted; the posts
         # ended too, so that these results are posted before the next suggestion is asked for.
-        events = [*self._started_late(), *spent, Ended(tuple(self.results.ended)), *freed]
+        events = [*started_late(self.runner, self.results.journal), *spent, Ended(tuple(self.results.ended)), *freed]
         return [*events, *self._posts_done(), *self._prefetch_done()]
 
     def _read_reports(self) -> float:
         """Read and judge the running trials' reports (:func:`read_reports`); when to read them again."""
         return read_reports(self.early, self.runner, self.scheduler.in_flight)
-
-    def _started_late(self) -> list[Event]:
-        """Journal the jobs the runner submitted after the cluster refused them for a while."""
-        assert self.journal is not None
-        late = self.runner.started_late()
-        for number, job_id in late:
-            self.journal.mark_running([number], [job_id])
-        return [Submitted(number, job_id) for number, job_id in late]
 
     def _post(self, numbers: tuple[int, ...]) -> None:
         self.posts.add(numbers)
@@ -352,10 +359,9 @@ class Sweep:
         posted = self.posts.collect()
         return [Posted(tuple(posted))] if posted else []
 
-    def _settle_posts(self) -> None:
-        """Before a stop: the post under way ends soon, or the stop posts nothing more (posts_stalled)."""
-        if not self.posts.settle():
-            self.results.posts_stalled = True
+    def _settle_engine_calls(self) -> None:
+        """Before a stop: the engine's calls under way end soon, or the stop calls it no more (engine_stalled)."""
+        settle_before_stopping(self.results, self.posts, self.aside.prefetch, in_process=self.backend.name == "lite")
 
     # ------------------------------------------------------------------ suggestions
 
@@ -368,6 +374,14 @@ class Sweep:
         """The engine's new suggestion, for the scheduler: made (on a server, open there), not journaled yet."""
         crash_point("after_suggest")
         return SuggestionReady(checked(self.definition, suggestion))
+
+
+def settle_before_stopping(results: Results, posts: PostsAside, prefetch: Future[Any] | None, in_process: bool) -> None:
+    """Wait for the engine's calls under way, once (see settle_engine_calls): a stop that raises (too
+    many failures) passes the loop's guard, which settles again; a second grace held the stop as long
+    again and said the same lines twice."""
+    if not results.engine_stalled and not settle_engine_calls(posts, prefetch, in_process=in_process):
+        results.engine_stalled = True
 
 
 def wait_for_trials(
@@ -391,6 +405,14 @@ def wait_for_trials(
     return []
 
 
+def started_late(runner: TrialRunner, journal: Journal) -> list[Event]:
+    """Journal the jobs the runner submitted after the cluster refused them for a while."""
+    late = runner.started_late()
+    for number, job_id in late:
+        journal.mark_running([number], [job_id])
+    return [Submitted(number, job_id) for number, job_id in late]
+
+
 def begin_run(journal: Journal, sweep_dir: Path) -> None:
     """Before the first suggestion: none is released yet by this run, and a kill's marker left by a
     ``hydra-sigopt kill`` cut short is not this run's (a later sweeper may get the same pid)."""
@@ -412,7 +434,10 @@ def release_unused_suggestions(journal: Journal, backend: Backend, prefetch: Fut
     except Exception as exc:
         log.warning("The sweep's unused open suggestions were not deleted (%s); a resumed sweep does it", exc)
     else:
-        journal.set_meta(**{SUGGESTIONS_RELEASED: in_use})
+        # Only a note (a resumed sweep releases them again): a journal that cannot take it now (its
+        # disk full) must not replace the stop's message nor cut the wrap-up short.
+        with contextlib.suppress(JournalError, sqlite3.Error):
+            journal.set_meta(**{SUGGESTIONS_RELEASED: in_use})
 
 
 def read_reports(early: EarlyStopping, runner: TrialRunner, running: Collection[int]) -> float:
@@ -465,6 +490,12 @@ def cancel_stopped_before_restart(early: EarlyStopping, runner: TrialRunner) -> 
             fate,
         )
     early.adopt_again([(number, job_id) for number, job_id, _ in late if job_id in done.failed])
+
+
+def trial_overrides(definition: ExperimentDefinition, suggestion: Suggestion) -> list[str]:
+    """The overrides a trial of this suggestion runs with: its assignments, then its task's."""
+    task = task_named(definition.tasks, suggestion.task)
+    return definition.space.overrides_for(suggestion.assignments) + list(task.overrides if task else ())
 
 
 def checked(definition: ExperimentDefinition, suggestion: Suggestion) -> Suggestion:

@@ -9,10 +9,16 @@ The claim file is the only channel, and whoever creates it first wins (``os.link
 and fails when the name exists): the sweeper with a trial, or the job itself when it gives up
 waiting. A warm job gives up after ``max_wait_s`` (its wait counts against its time limit) or
 when the sweeper process is gone, so a killed sweeper leaves no job waiting forever.
+
+Beside its claim file a waiting job may find a hint (:func:`tell_next_trial`): the overrides of
+the trial it will likely get. It composes that trial's config while it waits, and a claim for
+those overrides runs on it at once: a freed slot no longer waits for Hydra's composition.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import logging
 import os
@@ -77,6 +83,61 @@ def read_claim(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def next_trial_path(claim_path: Path) -> Path:
+    """Where the sweeper tells a waiting job the overrides of the trial it will likely get."""
+    return claim_path.with_name(f"{claim_path.stem}.next")
+
+
+def tell_next_trial(claim_path: Path, overrides: list[str]) -> None:
+    """Tell the job waiting on ``claim_path`` its likely trial's overrides (renamed into place: the
+    job reads a whole hint, the old or the new one)."""
+    path = next_trial_path(claim_path)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(json.dumps(overrides))
+        os.replace(tmp, path)
+    except BaseException:  # no half-written hint left beside the claim (a full disk)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_next_trial(claim_path: Path) -> list[str] | None:
+    """The overrides the sweeper said this job's trial will likely have, or None."""
+    try:
+        overrides = json.loads(next_trial_path(claim_path).read_text())
+    except (OSError, ValueError):
+        return None
+    return [str(o) for o in overrides] if isinstance(overrides, list) else None
+
+
+class _ComposedAhead:
+    """The launcher's config loader, answering the trial's composition with the one made ahead
+    (once, for the same sweep config and overrides); every other call goes to the loader."""
+
+    def __init__(self, loader: Any, config: Any, overrides: list[str], composed: Any) -> None:
+        self._loader = loader
+        self._ahead: tuple[Any, list[str], Any] | None = (config, overrides, composed)
+
+    def load_sweep_config(self, master_config: Any, sweep_overrides: list[str]) -> Any:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] is master_config and ahead[1] == list(sweep_overrides):
+            return ahead[2]
+        return self._loader.load_sweep_config(master_config, sweep_overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+def with_config_composed(launcher: Any, overrides: list[str], composed: Any) -> Any:
+    """A copy of the launcher whose trial of ``overrides`` runs on the config composed ahead."""
+    context = copy.copy(launcher.hydra_context)
+    context.config_loader = _ComposedAhead(context.config_loader, launcher.config, overrides, composed)
+    ready = copy.copy(launcher)
+    ready.hydra_context = context
+    return ready
+
+
 class WarmJob:
     """The function a warm job runs: wait for a trial, then run it as the launcher would."""
 
@@ -100,6 +161,9 @@ class WarmJob:
         self.sweeper_pid = os.getpid() if sweeper_pid is None else sweeper_pid
         self.sweeper_host = sweeper_host or socket.gethostname()
         self._trial_args: tuple[Any, ...] | None = None
+        #: The config composed ahead for the trial the sweeper hinted at: (its overrides, the config).
+        self._composed: tuple[list[str], Any] | None = None
+        self._hinted: list[str] | None = None  # the last hint acted on (composed, or failing to)
 
     def __call__(self) -> Any:
         from hydra_sigopt.runners.executor import detaches
@@ -109,15 +173,21 @@ class WarmJob:
         if detaches(self.launcher):
             leave_the_terminals_process_group()  # before SIGINT is unblocked (see TimedTask)
         take_interrupts()  # a local job starts with SIGINT blocked (processes.interrupts_kept_from_children)
-        self._warm_up()
         path = Path(self.claim_path)
+        self._warm_up(path)
         payload = self._wait(path)
         if "stop" in payload:
             _job_log().info("Warm job not used: %s", payload["stop"])
             return NotUsed(str(payload["stop"]))
         self._trial_args = self._trial_args_from(payload)
-        _job_log().info("Warm job runs trial #%d", self._trial_args[2])
-        return self.launcher(*self._trial_args)
+        launcher, ahead = self.launcher, ""
+        if self._composed is not None and self._composed[0] == self._trial_args[0]:
+            launcher, ahead = with_config_composed(self.launcher, *self._composed), " (its config composed ahead)"
+        self._composed = None
+        _job_log().info("Warm job runs trial #%d%s", self._trial_args[2], ahead)
+        from hydra_sigopt.runners.trial_job import run_trial
+
+        return run_trial(launcher, self._trial_args)
 
     def _trial_args_from(self, payload: dict[str, Any]) -> tuple[Any, ...]:
         """The launcher's arguments for the trial a claim names, as a cold job gets them."""
@@ -148,9 +218,13 @@ class WarmJob:
 
         return TrialJob(self.launcher).checkpoint(*trial_args)
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, path: Path) -> None:
         """Do the launcher's per-job work that does not depend on the trial: plugin discovery and
-        a first config composition (Hydra's parser and config loading have slow first calls)."""
+        a first config composition (Hydra's parser and config loading have slow first calls).
+
+        Not the composition once the claim is there: a job still starting when its trial came
+        (slots freeing faster than jobs start) would compose twice before the trial's task runs,
+        the first time for nothing (and a retired job would compose only to end)."""
         from hydra.core.singleton import Singleton
         from hydra.core.utils import setup_globals
 
@@ -158,12 +232,34 @@ class WarmJob:
         try:
             Singleton.set_state(self.singleton_state)
             setup_globals()
-            if self.warm_up_overrides is not None:
-                loader = self.launcher.hydra_context.config_loader
-                loader.load_sweep_config(self.launcher.config, list(self.warm_up_overrides))
-        except Exception as exc:  # only a head start: the trial's own composition reports real errors
+        except Exception as exc:  # only a head start: the trial's own start reports real errors
             _job_log().info("Warm-up skipped: %s: %s", type(exc).__name__, exc)
+        else:
+            # The trial the sweeper hinted at is the better warm-up: its composition is kept.
+            if not self._compose_next_trial(path) and self.warm_up_overrides is not None and read_claim(path) is None:
+                self._compose(list(self.warm_up_overrides))
         _job_log().info("Warm job ready in %.2f s", time.monotonic() - started)
+
+    def _compose_next_trial(self, path: Path) -> bool:
+        """Compose the config of the trial the sweeper hinted at (see tell_next_trial), unless it is
+        composed already or the claim is there; whether it composed one."""
+        overrides = read_next_trial(path)
+        if overrides is None or overrides == self._hinted or read_claim(path) is not None:
+            return False
+        self._hinted = overrides
+        composed = self._compose(overrides)
+        self._composed = None if composed is None else (overrides, composed)
+        return True
+
+    def _compose(self, overrides: list[str]) -> Any:
+        """The sweep config of a trial with these overrides, as the launcher composes it; None if
+        that fails (the trial's own composition then reports the error, in its own start)."""
+        try:
+            loader = self.launcher.hydra_context.config_loader
+            return loader.load_sweep_config(self.launcher.config, overrides)
+        except Exception as exc:
+            _job_log().info("Composing ahead skipped: %s: %s", type(exc).__name__, exc)
+            return None
 
     def _wait(self, path: Path) -> dict[str, Any]:
         """The claim: the sweeper's, or this job's own once it gives up waiting."""
@@ -178,6 +274,8 @@ class WarmJob:
             payload = read_claim(path)
             if payload is not None:
                 return payload
+            if self._compose_next_trial(path):
+                continue  # the claim may have come meanwhile
             now = time.monotonic()
             reason = None
             if now >= deadline:

@@ -72,7 +72,11 @@ elif command == "sbatch":
     world["next_id"] = int(job_id) + 1
     jobs[job_id] = "PENDING"
     state_file.write_text(json.dumps(world))
-    print(f"Submitted batch job {{job_id}}")
+    cluster = world.get("cluster")  # a multi-cluster setup's: real sbatch names it after the id
+    if "--parsable" in sys.argv:
+        print(job_id if cluster is None else f"{{job_id}};{{cluster}}")
+    else:
+        print(f"Submitted batch job {{job_id}}" + ("" if cluster is None else f" on cluster {{cluster}}"))
 elif command == "scancel":
     job_id = sys.argv[1]
     if down:
@@ -131,6 +135,12 @@ class FakeSlurm:
         """Make sbatch fail with ``message`` (None: accept jobs again)."""
         world = self._read()
         world["refuse"] = message
+        self._write(world)
+
+    def on_cluster(self, name: str | None) -> None:
+        """Make sbatch answer as on a multi-cluster setup: ``N;name`` with ``--parsable`` (None: one cluster)."""
+        world = self._read()
+        world["cluster"] = name
         self._write(world)
 
     def calls(self, command: str) -> list[list[str]]:

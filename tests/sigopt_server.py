@@ -20,7 +20,8 @@ Fault injection: ``server.faults.add(method="POST", path=r"/v1/experiments/\\d+/
 with a JSON body), ``("slow", seconds)`` (sleep, then handle the request normally), ``("late", seconds)``
 (handle the request, then hold the answer back), ``"drop_after_commit"``
 (handle the request, then close the connection without any response) and ``"drop_before_commit"`` (close the
-connection without doing anything). Every request, faulted or not, is appended to ``server.requests``.
+connection without doing anything). Every request, faulted or not, is appended to ``server.requests``;
+``server.holding()`` counts the requests a ``slow`` or ``late`` fault holds now.
 
 What the real sigopt-server does and this one does too (issue 15: a kinder stand-in let defects through):
 
@@ -62,6 +63,8 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -666,6 +669,7 @@ class SigOptTestServer:
         self._stopping = threading.Event()
         self._ids = {"experiment": 0, "suggestion": 0, "observation": 0}
         self._connections: set[socket.socket] = set()
+        self._holding = 0  # requests a "slow" or "late" fault holds now
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -749,6 +753,22 @@ class SigOptTestServer:
         with self._lock:
             return [r for r in self.requests if r.method == method.upper() and pattern.fullmatch(r.path)]
 
+    def holding(self) -> int:
+        """How many requests a ``slow`` or ``late`` fault holds right now (not answered yet): a
+        client that went away meanwhile did not wait for them."""
+        with self._lock:
+            return self._holding
+
+    @contextmanager
+    def _held(self) -> Iterator[None]:
+        with self._lock:
+            self._holding += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holding -= 1
+
     # -- HTTP plumbing -------------------------------------------------------------------------------------------------
 
     def _handle(self, h: _Handler) -> None:
@@ -782,7 +802,8 @@ class SigOptTestServer:
             self._send(h, status, ApiError(status, message).body())
             return
         if isinstance(kind, tuple) and kind[0] == "slow":
-            self._stopping.wait(kind[1])
+            with self._held():
+                self._stopping.wait(kind[1])
 
         try:
             if not raw_path.startswith(API_PREFIX + "/"):
@@ -805,7 +826,8 @@ class SigOptTestServer:
             self._drop(h)
             return
         if isinstance(kind, tuple) and kind[0] == "late":
-            self._stopping.wait(kind[1])  # carried out; the answer comes after the client gave up
+            with self._held():
+                self._stopping.wait(kind[1])  # carried out; the answer comes after the client gave up
         self._send(h, status, payload)
 
     @staticmethod

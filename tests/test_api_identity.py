@@ -251,3 +251,26 @@ def test_a_sweep_whose_experiment_the_server_lost_meanwhile_says_so_not_continue
         new.stop()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_resume_tells_its_experiment_from_one_created_in_the_same_second_at_its_id(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """The check compared ``created``, which a server gives in whole seconds: colleague B's experiment
+    1, made in the same second as A's on a server that lost its data, passed for A's, and the
+    resumed sweep A updated it (``{'observation_budget': 5}``) and ran its trials in it."""
+    sweep(folder(tmp_path, "a"), api_env, 3).assert_ok()
+    created = server.experiments["1"].data["created"]
+    new = a_new_server_at_the_same_url(server)
+    try:
+        sweep(folder(tmp_path, "b"), api_env, 2).assert_ok()
+        theirs = new.experiments["1"]
+        theirs.data["created"] = created  # made within the same second as A's
+        observations, written = len(theirs.observations), writes(new)
+        resumed = sweep(tmp_path / "a", api_env, 5)
+        assert_one_clear_line(resumed)
+        assert "SigOpt experiment 1 at" in resumed.output and "is not this sweep's" in resumed.output, resumed.output
+        assert writes(new) == written and len(theirs.observations) == observations
+        assert theirs.data["observation_budget"] == 2
+    finally:
+        new.stop()

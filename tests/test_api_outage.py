@@ -27,6 +27,7 @@ from conftest import (
 from sigopt_server import SigOptTestServer
 from small_apps import write_app
 from test_api_real_server import hydra_sigopt
+from test_resume import _seconds
 
 pytestmark = pytest.mark.slow
 
@@ -153,3 +154,123 @@ def test_ctrl_c_while_a_post_waits_for_the_server_stops_at_once_and_a_resume_pos
     resumed = run_example(tmp_path, *OVERRIDES, sweep_dir=sweep_dir, env=api_env, app=app).assert_ok()
     ended = sorted(n for n, (state, _, _) in trial_states(sweep_dir).items() if state != "abandoned")
     assert posted_job_numbers(server) == ended and len(ended) == 4, (posted_job_numbers(server), resumed.trials)
+
+
+#: Trial #0 ends first; the others run until they are cancelled.
+ONE_QUICK = """\
+import time
+time.sleep(1.0 if job_num() == 0 else 300.0)
+return float(cfg.x)
+"""
+
+
+def outage(server: SigOptTestServer, kind: str) -> None:
+    """The server out of reach: gone (connections refused), answering 5xx, or holding every request
+    (the client's requests time out)."""
+    if kind == "down":
+        server.go_down()
+    elif kind == "5xx":
+        server.faults.add(None, r".*", "503", times=None)
+    else:
+        server.freeze()
+
+
+def restore(server: SigOptTestServer) -> None:
+    server.faults.clear()
+    server.thaw()
+    server.come_back()
+
+
+@pytest.mark.parametrize("kind", ["down", "5xx", "timing_out"])
+def test_ctrl_c_while_a_suggestion_request_is_retried_stops_at_once_and_cancels_the_trials(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str], kind: str
+) -> None:
+    """Ctrl-C while the request for the next suggestion retried (the server out of reach): the stop
+    waited 30 s for that request, then tidied the sweep's open suggestions on the server, retrying
+    for a whole api.max_unreachable_s (10 minutes by default)."""
+    app = write_app(tmp_path, ONE_QUICK, budget=6)
+    proc, sweep_dir = start_example(tmp_path, *OVERRIDES, env=api_env, app=app)
+    try:
+        running_job_ids(sweep_dir, 2)
+        when(lambda: len(server.requests_to("POST", SUGGESTIONS)) >= 3)  # trials #0, #1 and the one computed ahead
+        server.faults.add("POST", SUGGESTIONS, "503", times=None)
+        # #0 ended and was posted; #2 took its slot, and the suggestion after it is retried.
+        when(lambda: len(server.requests_to("POST", SUGGESTIONS)) >= 5)
+        outage(server, kind)
+        time.sleep(1.0)
+        stopped = stopped_by_ctrl_c(proc, sweep_dir)
+    finally:
+        restore(server)
+    assert stopped.proc.returncode != 0, stopped.output[-3000:]
+    assert "Interrupted. Running trials were cancelled: [1, 2]" in stopped.output, stopped.output[-3000:]
+    assert "Continue this sweep with" in stopped.output, stopped.output[-3000:]
+    states = trial_states(sweep_dir)
+    assert {n: s[0] for n, s in states.items()} == {0: "completed", 1: "abandoned", 2: "abandoned"}, states
+    assert posted_job_numbers(server) == [0]
+
+
+#: Trials #0 and #1 fail after 3 s; the others run until they are cancelled, or end at once on
+#: the resumed sweep (QUICK set).
+TWO_FAIL = """\
+import time
+if job_num() in (0, 1):
+    time.sleep(3.0)
+    raise RuntimeError("diverged")
+time.sleep(0.5 if os.environ.get("QUICK") else 300.0)
+return float(cfg.x)
+"""
+
+
+def test_a_stop_for_failures_while_the_server_is_down_stops_at_once_and_a_resume_posts_each_result_once(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """Too many trials failed while the server was down: the stop first waited for their posts,
+    retried for a whole api.max_unreachable_s (10 minutes by default), before it stopped."""
+    app = write_app(tmp_path, TWO_FAIL, budget=4)
+    overrides = (*OVERRIDES, "hydra.sweeper.max_failure_rate=0.2")  # 2 failures of at least 5 trials: 0.4
+    proc, sweep_dir = start_example(tmp_path, *overrides, env=api_env, app=app)
+    try:
+        running_job_ids(sweep_dir, 2)
+        when(lambda: len(server.requests_to("POST", SUGGESTIONS)) >= 3)  # trials #0, #1 and the one computed ahead
+        server.go_down()
+        try:
+            stopped = finish_example(proc, sweep_dir, timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out = proc.communicate()[0]
+            raise AssertionError(f"still up 120 s on, waiting for the server:\n{out[-3000:]}") from None
+    finally:
+        server.come_back()
+    out = stopped.output
+    assert stopped.proc.returncode != 0 and "max_failure_rate=0.2 exceeded: 2 of 2 trials failed" in out, out[-3000:]
+    assert "Trials [0, 1] are not posted: the engine did not answer; a resumed sweep posts them" in out, out[-3000:]
+    assert "Continue this sweep with" in out, out[-3000:]
+    states = trial_states(sweep_dir)
+    assert [(states[n][0], states[n][2]) for n in (0, 1)] == [("failed", False)] * 2, states  # journaled, unposted
+    assert posted_job_numbers(server) == []
+    quick = {**api_env, "QUICK": "1"}
+    resumed = run_example(tmp_path, *overrides, sweep_dir=sweep_dir, env=quick, app=app).assert_ok()
+    ended = sorted(n for n, (state, _, _) in trial_states(sweep_dir).items() if state != "abandoned")
+    assert posted_job_numbers(server) == ended and len(ended) == 4, (posted_job_numbers(server), resumed.trials)
+
+
+#: How long the server takes to answer the sweep's request for the best assignments, after its last trial.
+WRAP_UP_DELAY_S = 15.0
+
+
+def test_the_elapsed_time_counts_the_sweeps_wrap_up(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """The engine's last calls after the last trial (its best assignments, here 15 s on a slow
+    server) and the results files were left out of `hydra-sigopt status`'s Elapsed and the sweep's
+    last line: they ended at the last trial's."""
+    server.faults.add("GET", r"/v1/experiments/\d+/best_assignments", ("slow", WRAP_UP_DELAY_S), times=None)
+    began = time.monotonic()
+    run = run_example(tmp_path, "hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=2", env=api_env)
+    wall = time.monotonic() - began
+    run.assert_ok()
+    (line,) = [line for line in status_lines(run.sweep_dir, api_env) if line.startswith("Elapsed:")]
+    shown = _seconds(re.search(r"Elapsed:\s+(\S+)", line))
+    assert WRAP_UP_DELAY_S <= shown <= wall + 1, (line, wall)  # + 1: each figure is rounded to the second
+    last = [line for line in run.output.splitlines() if "Progress:" in line][-1]
+    assert _seconds(re.search(r"elapsed (\S+)", last)) >= WRAP_UP_DELAY_S, last

@@ -236,6 +236,24 @@ def test_kill_with_the_server_out_of_reach_says_so_in_one_line_and_still_kills(
         assert [t.state for t in journal.trials()] == ["abandoned"]
 
 
+def test_kill_with_the_server_out_of_reach_shows_one_line_in_the_terminal_not_one_per_retry(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """The README promises one line for a server out of reach; the terminal (stderr too) showed a
+    "SigOpt API: list open suggestions failed (ConnectionError: ...); retrying in ..." line for each of
+    the command's 5 retries before it."""
+    killed = run_example(tmp_path, API, "hydra.sweeper.observation_budget=2", env={**api_env, ENV_VAR: "in_task:1"})
+    assert killed.proc.returncode == -signal.SIGKILL
+    server.stop()
+    done = hydra_sigopt("kill", str(killed.sweep_dir), env=api_env)
+    assert done.returncode == 0, done.stderr
+    about_the_server = [line for line in (done.stdout + done.stderr).splitlines() if "open suggestions" in line]
+    assert len(about_the_server) <= 2, about_the_server  # what it tries now and for how long; the outcome
+    (outcome,) = [line for line in done.stdout.splitlines() if "open suggestions" in line]
+    assert "were not deleted" in outcome and "a resumed sweep does it" in outcome, outcome
+    assert all("hydra-sigopt gives up after 10 s" in line for line in about_the_server), about_the_server
+
+
 def test_commands_with_the_server_out_of_reach_name_their_own_wait_not_a_setting_the_sweep_did_not_have(
     tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
 ) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -63,13 +65,115 @@ def test_status_counts_best_and_table(finished_sweep: AppRun, capsys: pytest.Cap
     assert "failed" in table[4] and "RuntimeError: fail_mode=raise" in table[4]
 
 
+def test_status_best_line_points_to_the_full_rerun_overrides(finished_sweep: AppRun) -> None:
+    """A user pasted status's Best: line (the searched values only) and lost the sweep's own overrides
+    (fail_mode=raise fail_jobs=[3] here): ``hydra-sigopt best DIR`` prints them all, status never said so."""
+    sweep_dir = str(finished_sweep.sweep_dir)
+    hydra_sigopt = [sys.executable, "-m", "hydra_sigopt.cli"]
+    status = subprocess.run([*hydra_sigopt, "status", sweep_dir], capture_output=True, text=True)
+    lines = status.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Best:"))
+    pointer = f"             every override to rerun it, fixed ones too: hydra-sigopt best {shlex.quote(sweep_dir)}"
+    assert lines[at + 1 : at + 2] == [pointer], status.stdout
+    assert all(len(line) <= 120 for line in lines[at : at + 2] if sweep_dir not in line), lines[at : at + 2]
+    best = subprocess.run([*hydra_sigopt, "best", sweep_dir], capture_output=True, text=True)
+    assert "fail_mode=raise" in best.stdout and "fail_mode=raise" not in lines[at], (best.stdout, lines[at])
+
+
+LONG_NAMES = """
+observation_budget: 2
+params:
+  model.optimizer.learning_rate: tag(log, interval(1e-4, 1e-1))
+  data.loader.batch_size: choice(32, 64, 128, 256)
+  model.net.lin1_size: choice(64, 128, 256)
+  model.net.lin2_size: choice(64, 128, 256)
+  model.net.lin3_size: choice(32, 64, 128, 256)
+"""
+
+
+def test_status_all_marks_the_overrides_it_cuts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The lightning-hydra-template's five parameters: each row of status --all was cut at 100
+    characters with nothing to say so, mid-name ("model.net.lin2_siz") or mid-value: "lin1_size=12"
+    for a trial that ran 128."""
+    app = write_sweep_app(tmp_path, LONG_NAMES, body="return cfg.model.optimizer.learning_rate")
+    config = app.parent / "conf" / "config.yaml"
+    keys = "model: {optimizer: {learning_rate: 0.1}, net: {lin1_size: 1, lin2_size: 1, lin3_size: 1}}\n"
+    config.write_text(config.read_text().replace("y: 0.0\n", f"y: 0.0\n{keys}data: {{loader: {{batch_size: 1}}}}\n"))
+    run = run_example(tmp_path, app=app).assert_ok()
+    code, out, _ = cli(capsys, "status", "--all", str(run.sweep_dir))
+    assert code == 0
+    rows = out.splitlines()[-2:]
+    for row, trial in zip(rows, run.trials):
+        shown = row.split("  ")[-1]
+        assert shown.endswith("…") and trial["overrides"].startswith(shown[:-1]), (shown, trial["overrides"])
+
+
+def _watch(sweep_dir: Path) -> subprocess.Popen[str]:
+    """``hydra-sigopt status SWEEP_DIR --watch 1``, its output into a pipe (not a terminal)."""
+    command = [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir), "--watch", "1"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _readline_until(stream: Any, wanted: str) -> str:
+    """The lines read until one holds ``wanted`` (all of them, if the stream ends first)."""
+    read = ""
+    while line := stream.readline():
+        read += line
+        if wanted in line:
+            break
+    return read
+
+
+def test_status_watch_follows_a_sweep_from_before_its_dir_exists_and_ends_with_it(tmp_path: Path) -> None:
+    """There was no way to follow a sweep but to run status again and again. ``--watch`` is started
+    before the sweep made its dir (it waits, saying so once), shows the trials as they end, and ends
+    by itself, with exit 0, once the sweep has ended, its last snapshot showing the end."""
+    sweep_dir = tmp_path / "sweep"
+    watcher = _watch(sweep_dir)
+    try:
+        first = _readline_until(watcher.stdout, "Waiting for a sweep")
+        assert f"Waiting for a sweep in {sweep_dir}" in first
+        run_example(tmp_path, "hydra.sweeper.observation_budget=4", "sleep_s=1").assert_ok()
+        out, err = watcher.communicate(timeout=120)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, err
+    assert err == "" and "Waiting for a sweep" not in out  # said once, in the first line
+    # Into a pipe each snapshot follows the last after a line with its time (no screen clearing).
+    snapshots = re.split(r"^--- [0-9: -]+ ---$", out, flags=re.MULTILINE)[1:]
+    assert len(snapshots) >= 2 and "\033[" not in out, out
+    done = [int(re.search(r"Trials:\s+(\d+)/4 done", s).group(1)) for s in snapshots]  # type: ignore[union-attr]
+    assert min(done) < 4 and done == sorted(done), out  # it showed the trials as they ended
+    assert done[-1] == 4 and "Sweeper:     not running (the budget is spent)" in snapshots[-1], out
+
+
+def test_status_watch_ends_quietly_on_ctrl_c_while_the_sweep_runs_on(tmp_path: Path) -> None:
+    """Ctrl-C stops the watching (exit 0, no traceback), not the sweep."""
+    proc, sweep_dir = start_example(tmp_path, "hydra.sweeper.observation_budget=2", "sleep_s=60")
+    try:
+        watcher = _watch(sweep_dir)
+        assert "Trials:" in _readline_until(watcher.stdout, "Trials:")
+        watcher.send_signal(signal.SIGINT)
+        _, err = watcher.communicate(timeout=60)
+        assert watcher.returncode == 0 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+        assert proc.poll() is None  # the sweep runs on
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+
+
 def test_best_prints_the_overrides_ready_to_paste(finished_sweep: AppRun, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "best", str(finished_sweep.sweep_dir))
     assert code == 0
-    assert out.strip() == finished_sweep.results["best_overrides"]
-    # Pasted on the command line, they give the same result.
+    # The sweep's own command line (fail_mode=raise ...) first: the best trial ran with it too.
+    assert out.strip() == f"fail_mode=raise 'fail_jobs=[3]' {finished_sweep.results['best_overrides']}"
+    # Pasted on the command line, they give the same result (the example app's fault hook, off here,
+    # reads hydra.job.num, which only a multirun has).
     single = subprocess.run(
-        [sys.executable, str(EXAMPLE_APP), *out.split()], capture_output=True, text=True, cwd=finished_sweep.sweep_dir
+        [sys.executable, str(EXAMPLE_APP), *shlex.split(out), "fail_mode=none"],
+        capture_output=True,
+        text=True,
+        cwd=finished_sweep.sweep_dir,
     )
     assert f"mse={finished_sweep.results['best_value']:.2f}" in single.stdout + single.stderr
 
@@ -83,6 +187,18 @@ def test_plot_writes_a_png(finished_sweep: AppRun, capsys: pytest.CaptureFixture
     image = matplotlib.image.imread(out_png)
     # Three panels (objective, alpha, l1_ratio) side by side at 100 dpi.
     assert image.shape[:2] == (360, 1500)
+
+
+def test_plot_into_a_folder_that_does_not_exist_is_refused_and_creates_nothing(
+    finished_sweep: AppRun, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``plot -o /nonexistent/dir/x.png`` created the missing folders: a typo in the path made a tree
+    of folders somewhere unexpected. It is refused in one line naming the folder."""
+    out_png = tmp_path / "nonexistent" / "dir" / "x.png"
+    code, out, err = cli(capsys, "plot", str(finished_sweep.sweep_dir), "-o", str(out_png))
+    assert code == 2, out
+    assert err.strip() == f"hydra-sigopt: -o {out_png}: the folder {out_png.parent} does not exist; create it first"
+    assert not (tmp_path / "nonexistent").exists()
 
 
 def test_plot_without_matplotlib_says_what_to_install(finished_sweep: AppRun, tmp_path: Path) -> None:
@@ -153,6 +269,65 @@ def test_the_plot_of_a_short_sweep_numbers_its_trials_in_whole_numbers(
     _, figure = drawn_figure(run.sweep_dir, monkeypatch)
     ticks = figure.axes[0].get_xticks()
     assert all(float(tick).is_integer() for tick in ticks), ticks
+
+
+@pytest.mark.parametrize("fail_jobs", ["[0,1]", "null"])
+def test_the_plot_shows_every_failed_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_jobs: str) -> None:
+    """A sweep whose first trials failed, or every trial: the title said "4 failed" and one cross was
+    drawn, at trial 0 (or none); the failed trials before the first completed one fell outside the
+    trial axis, which only the completed trials and the best-so-far line had set."""
+    failing = ("fail_mode=raise", f"fail_jobs={fail_jobs}", "hydra.sweeper.max_failure_rate=1")
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=4", *failing).assert_ok()
+    failed = [int(t["number"]) for t in run.trials if t["state"] == "failed"]
+    assert failed == ([0, 1] if fail_jobs != "null" else [0, 1, 2, 3]), run.trials
+    _, figure = drawn_figure(run.sweep_dir, monkeypatch)
+    first = figure.axes[0]
+    low, high = first.get_xlim()
+    assert low < 0 and high > 3, (low, high)
+    crosses = next(c for c in first.collections if c.get_label() == "failed (no value)")
+    assert sorted(x for x, _ in crosses.get_offsets()) == failed
+
+
+def test_plot_of_a_sweep_without_an_ended_trial_says_so_in_one_line(tmp_path: Path) -> None:
+    """An in-process sweep that died in its first trial (kill -9, the OOM killer, os._exit): plot
+    wrote "Wrote sweep.png", an image of empty panels with axes at -0.04 to 0.04."""
+    app = write_sweep_app(
+        tmp_path, "observation_budget: 3\nparams:\n  x: interval(0, 1)", body="import os; os._exit(9)"
+    )
+    run = run_example(tmp_path, app=app)
+    assert run.proc.returncode == 9, run.output[-2000:]
+    out_png = tmp_path / "sweep.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "plot", str(run.sweep_dir), "-o", str(out_png)],
+        capture_output=True,
+        text=True,
+    )
+    assert (done.returncode, done.stdout) == (1, ""), done.stdout
+    assert done.stderr == "Nothing to plot yet: no trial has ended (1 started).\n", done.stderr
+    assert not out_png.exists()
+
+
+def test_plot_of_a_sweep_whose_every_trial_failed_says_why_its_parameter_panels_are_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user: every trial failed, and plot drew one empty panel per parameter with no word of why."""
+    failing = ("fail_mode=raise", "fail_jobs=null", "hydra.sweeper.max_failure_rate=1")
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=2", *failing).assert_ok()
+    assert {t["state"] for t in run.trials} == {"failed"}, run.trials
+    out_png = tmp_path / "sweep.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "plot", str(run.sweep_dir), "-o", str(out_png)],
+        capture_output=True,
+        text=True,
+    )
+    said = f"Wrote {out_png} (no trial completed: nothing to plot but the failures, 2 failed)\n"
+    assert (done.returncode, done.stdout, done.stderr) == (0, said, ""), (done.stdout, done.stderr)
+    assert out_png.exists()
+    titles, figure = drawn_figure(run.sweep_dir, monkeypatch)
+    parameter_panels = [ax for ax in figure.axes[1:] if ax.get_xlabel() and ax.axison]
+    assert parameter_panels, titles
+    for ax in parameter_panels:
+        assert [t.get_text() for t in ax.texts] == ["no trial completed:\nnothing to plot but the failures"]
 
 
 def test_plot_tells_trials_outside_a_constraint_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -363,6 +538,19 @@ def test_kill_never_signals_an_unknown_pid(
     assert code != 0 and "does not name the process holding it" in err, err
 
 
+#: The stop comes with the first report, made at once; the next report, where the trial would learn
+#: of it, is an epoch (300 s) later.
+REPORTS_AT_ONCE_THEN_A_LONG_EPOCH = """\
+import time
+from hydra_sigopt import report
+
+for epoch in range(1, 4):
+    report(epoch, value=cfg.x)
+    time.sleep(300)
+return cfg.x
+"""
+
+
 def test_kill_cancels_the_jobs_of_trials_stopped_early_that_run_on_to_their_next_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -376,8 +564,7 @@ def test_kill_cancels_the_jobs_of_trials_stopped_early_that_run_on_to_their_next
         "hydra.sweeper.warm_jobs=0",
         "hydra.sweeper.early_stopping.rule=none",  # no rule: no report waits for a verdict
         "hydra.sweeper.early_stopping.step_budget=1",  # spent by the first report: each trial stopped at its first
-        "epoch_sleep_s=30",  # the stop comes with the first reports; the next ones are 30 s later
-        app=EPOCHS_APP,
+        app=write_app(tmp_path, REPORTS_AT_ONCE_THEN_A_LONG_EPOCH),
     )
     try:
         jobs = running_job_ids(sweep_dir, 2)
@@ -623,6 +810,22 @@ def test_status_of_a_killed_in_process_sweep_shows_its_trial_lost_not_running(
     assert elapsed[0] == elapsed[1], elapsed  # no longer counting
 
 
+def test_kill_after_a_kill_9_says_an_in_process_trial_ended_with_the_sweeper_not_that_it_never_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a kill -9 of a basic-launcher sweep inside a trial, hydra-sigopt kill listed that trial as
+    "never started", though its log was in its folder: the user thought the kill -9 came before it."""
+    from hydra_sigopt.crashpoints import ENV_VAR
+
+    run = run_example(tmp_path, "hydra.sweeper.observation_budget=3", env={ENV_VAR: "in_task:1"})
+    assert run.proc.returncode == -signal.SIGKILL
+    code, out, _ = cli(capsys, "kill", str(run.sweep_dir))
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("  trial #0"))
+    assert "never started" not in line, out
+    assert "in the sweeper's process, which ended: nothing left to cancel" in line, out
+
+
 def test_continue_run_is_the_sweeper_itself_so_killing_it_stops_the_sweep(tmp_path: Path) -> None:
     """`hydra-sigopt continue DIR --run` ran the sweeper as its child: a tester's `kill -9` of the pid
     they had started left the sweeper running on, holding the sweep. It now becomes the sweeper."""
@@ -638,7 +841,8 @@ def test_continue_run_is_the_sweeper_itself_so_killing_it_stops_the_sweep(tmp_pa
     again = subprocess.Popen([str(cli_path), "continue", str(sweep_dir), "--run"], stdout=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
-        while (holder := SweepLock(sweep_dir).holder()) is None and time.time() < deadline:
+        # (-1, ''): the lock is taken and its holder not yet written into the file
+        while (holder := SweepLock(sweep_dir).holder()) in (None, (-1, "")) and time.time() < deadline:
             time.sleep(0.1)
         assert holder is not None and holder[0] == again.pid, (holder, again.pid)
     finally:

@@ -128,7 +128,7 @@ def finish(proc: subprocess.Popen[str], sweep_dir: Path, timeout: float = 300) -
 
 def offsets(run: AppRun) -> list[int]:
     """Each trial's OFFSET (its value minus its x): which helper.py it ran."""
-    return [round(float(t["value.value"]) - float(t["param.x"])) for t in run.trials if t["state"] == "completed"]
+    return [round(float(t["value"]) - float(t["param.x"])) for t in run.trials if t["state"] == "completed"]
 
 
 def status(sweep_dir: Path) -> str:

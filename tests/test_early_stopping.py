@@ -121,18 +121,22 @@ def test_a_float_step_with_a_whole_value_is_reported_as_that_step(tmp_path: Path
 @pytest.mark.parametrize(
     ("environment", "written"),
     [
-        pytest.param({"SLURM_PROCID": "1"}, False, id="slurm-rank-1"),
-        pytest.param({"SLURM_PROCID": "0"}, True, id="slurm-rank-0"),
-        pytest.param({"RANK": "1", "SLURM_PROCID": "0"}, False, id="rank-before-slurm"),
+        pytest.param({"SLURM_PROCID": "1", "SLURM_NTASKS": "2"}, False, id="slurm-rank-1"),
+        pytest.param({"SLURM_PROCID": "0", "SLURM_NTASKS": "2"}, True, id="slurm-rank-0"),
+        pytest.param({"RANK": "1", "SLURM_PROCID": "0", "WORLD_SIZE": "2"}, False, id="rank-before-slurm"),
         # Lightning's order: SLURM_PROCID may be set where Slurm did not start the ranks.
-        pytest.param({"LOCAL_RANK": "0", "SLURM_PROCID": "1"}, True, id="local-rank-before-slurm"),
-        pytest.param({"JSM_NAMESPACE_RANK": "2"}, False, id="jsm"),
+        pytest.param({"LOCAL_RANK": "0", "SLURM_PROCID": "1", "SLURM_NTASKS": "2"}, True, id="local-rank-before-slurm"),
+        pytest.param({"JSM_NAMESPACE_RANK": "2", "JSM_NAMESPACE_SIZE": "4"}, False, id="jsm"),
+        # A process alone in its world is rank 0, as Lightning's single-device Trainer is.
+        pytest.param({"SLURM_PROCID": "1"}, True, id="slurm-rank-1-no-ntasks"),
+        pytest.param({"SLURM_PROCID": "1", "SLURM_NTASKS": "1"}, True, id="slurm-rank-1-of-one-task"),
+        pytest.param({"LOCAL_RANK": "1", "WORLD_SIZE": "1"}, True, id="local-rank-1-world-of-one"),
     ],
 )
 def test_only_rank_0_writes_reports_and_every_rank_raises_the_stop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], written: bool
 ) -> None:
-    for name in reporting.RANK_VARIABLES:
+    for name in (*reporting.RANK_VARIABLES, *reporting.WORLD_SIZE_VARIABLES):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)

@@ -481,6 +481,11 @@ def test_status_of_a_sweep_killed_as_its_step_budget_was_spent_says_to_resume(wo
         *SUBMITIT_LOCAL,
         "hydra.sweeper.parallel_bandwidth=4",
         "hydra.sweeper.early_stopping={rule: asha, min_step: 1, max_step: 9, reduction_factor: 3, step_budget: 30}",
+        # Enough trials that the step budget ends the sweep, never the trial budget: each trial
+        # reports a step at least, so 40 trials cannot all start within 30 steps. With the app's 16,
+        # ASHA stopping most trials at step 1 let all 16 start first, once in six runs, and status
+        # then rightly said "the budget is spent".
+        "hydra.sweeper.observation_budget=40",
         "epochs=9",
         "epoch_sleep_s=0.4",
     )

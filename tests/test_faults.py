@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import small_apps
 from conftest import (
     EXAMPLE_APP,
     SUBMITIT_LOCAL,
@@ -36,6 +37,14 @@ HYDRA_SIGOPT = [sys.executable, "-m", "hydra_sigopt.cli"]
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> AppRun:
     return run_example(tmp_path_factory.mktemp("faults"), "hydra.sweeper.observation_budget=2").assert_ok()
+
+
+def integrity_check(sweep_dir: Path) -> str:
+    """A Python one-liner printing SQLite's integrity check of the sweep's journal (``ok`` when whole)."""
+    check = "PRAGMA integrity_check"
+    return (
+        f"import sqlite3; print(sqlite3.connect('{sweep_dir}/sigopt_journal.sqlite').execute('{check}').fetchone()[0])"
+    )
 
 
 def in_mount_namespace(script: str) -> subprocess.CompletedProcess[str]:
@@ -113,10 +122,24 @@ def test_status_into_a_closed_pipe_stops_quietly(finished_sweep: AppRun) -> None
     assert err == ""
 
 
-def test_a_full_disk_while_creating_the_journal_leaves_nothing(tmp_path: Path) -> None:
+def _small_disk(tmp_path: Path) -> tuple[Path, Path]:
+    """The mount point of a small disk (a tmpfs the test's shell mounts) and a sweep dir on it."""
     mount = tmp_path / "small"
     mount.mkdir()
-    sweep_dir = mount / "sweep"
+    return mount, mount / "sweep"
+
+
+def _submitit_sweep_on_a_small_disk(tmp_path: Path, app: Path) -> tuple[Path, Path, str]:
+    """:func:`_small_disk`, and the shell command of a submitit_local sweep of ``app`` there."""
+    mount, sweep_dir = _small_disk(tmp_path)
+    # No warm job: starting one for trial #3 may be the sweeper's own refused write, which stops the
+    # sweep first (as it should, but then not on what the test is about).
+    sweep = f"cd {tmp_path} && {sys.executable} {app} -m hydra.sweep.dir={sweep_dir} {' '.join(SUBMITIT_LOCAL)}"
+    return mount, sweep_dir, sweep + " hydra.sweeper.warm_jobs=0"
+
+
+def test_a_full_disk_while_creating_the_journal_leaves_nothing(tmp_path: Path) -> None:
+    mount, sweep_dir = _small_disk(tmp_path)
     done = in_mount_namespace(
         f"mount -t tmpfs -o size=8k tmpfs {mount} && cd {tmp_path} && "
         f"{sys.executable} {EXAMPLE_APP} -m hydra.sweep.dir={sweep_dir} hydra.sweeper.observation_budget=2; "
@@ -127,6 +150,246 @@ def test_a_full_disk_while_creating_the_journal_leaves_nothing(tmp_path: Path) -
     assert f"could not create the journal {sweep_dir}/sigopt_journal.sqlite (database or disk is full)" in output
     assert "nothing was left behind" in output
     assert done.stdout.strip().endswith("exit=1")  # `ls -A` of the mount printed nothing: no sweep dir, no *.creating
+
+
+# Trial #2 saves a checkpoint that takes the disk's last byte (a checkpoint half written is kept,
+# as torch.save leaves one); its own result comes back all the same.
+#: A checkpoint written until the disk refuses more (its body, indented for an if: block).
+_CHECKPOINT_TO_THE_LAST_BYTE = """\
+    out = os.path.join(HydraConfig.get().runtime.output_dir, "checkpoint.bin")
+    with open(out, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"x" * 4096)
+        except OSError:
+            pass
+"""
+FILLS_THE_DISK = f"""\
+if job_num() == 2:
+{_CHECKPOINT_TO_THE_LAST_BYTE}return cfg.x
+"""
+
+
+def test_a_disk_filled_by_a_trial_stops_the_sweep_in_one_line_and_it_continues_once_space_is_freed(
+    tmp_path: Path,
+) -> None:
+    """The journal's write of the result after the checkpoint failed with three chained tracebacks
+    (sqlite3.OperationalError: database or disk is full), the stop's own writes failing in turn."""
+    app = small_apps.write_app(tmp_path, FILLS_THE_DISK, budget=4)
+    mount, sweep_dir = _small_disk(tmp_path)
+    sweep = f"cd {tmp_path} && {sys.executable} {app} -m hydra.sweep.dir={sweep_dir}"
+    integrity = integrity_check(sweep_dir)
+    done = in_mount_namespace(
+        f"mount -t tmpfs -o size=2m tmpfs {mount} && {{ {sweep}; echo exit=$?; }} 2>&1 && echo ==== && "
+        f'{sys.executable} -c "{integrity}" && rm {sweep_dir}/2/checkpoint.bin && {sweep} && '
+        f"{' '.join(HYDRA_SIGOPT)} status {sweep_dir}"
+    )
+    full, resumed = done.stdout.split("====")
+    assert f"the disk holding the sweep dir {sweep_dir} is full" in full, full[-3000:]
+    assert "free some space there. Continue this sweep with: " in full
+    assert "Traceback" not in full and "OperationalError" not in full, full[-3000:]
+    assert "exit=1" in full
+    assert resumed.split()[0] == "ok"  # PRAGMA integrity_check of the journal the full disk left
+    assert "4/4 done (4 completed, 0 failed)" in resumed, resumed[-3000:] + done.stderr[-3000:]
+
+
+# Trial #1 fills the disk with its checkpoint, then trains on (the first time it runs).
+FILLS_THE_DISK_AND_RUNS_ON = f"""\
+if job_num() == 1 and not os.path.exists({{marker!r}}):
+    open({{marker!r}}, "w").close()
+{_CHECKPOINT_TO_THE_LAST_BYTE}    time.sleep(300)
+return cfg.x
+"""
+
+
+def _sweep_signalled_as_its_disk_fills(tmp_path: Path, signal_name: str) -> tuple[Path, str, str]:
+    """The sweep dir and the sweep's shell command (of FILLS_THE_DISK_AND_RUNS_ON, on a small disk), and
+    the shell lines that mount the disk, run the sweep, send the sweeper ``signal_name`` (``INT``)
+    once trial #1 has filled the disk, and print its exit status (``exit=N``) and its output."""
+    app = small_apps.write_app(
+        tmp_path, FILLS_THE_DISK_AND_RUNS_ON.format(marker=str(tmp_path / "filled")), helpers="import time"
+    )
+    mount, sweep_dir, sweep = _submitit_sweep_on_a_small_disk(tmp_path, app)
+    stop_shell = (
+        f"mount -t tmpfs -o size=2m tmpfs {mount} && {{ {sweep} > {tmp_path}/out 2>&1 & pid=$!; "
+        f"while [ $(df --output=avail {mount} | tail -1) -gt 0 ]; do sleep 0.2; done; kill -{signal_name} $pid; "
+        f"wait $pid; echo exit=$?; }} && cat {tmp_path}/out"
+    )
+    return sweep_dir, sweep, stop_shell
+
+
+def test_a_ctrl_c_while_the_disk_is_full_still_cancels_the_trials_and_says_how_to_continue(tmp_path: Path) -> None:
+    """The stop's own journal write (marking the running trials abandoned) failed on the full disk:
+    the sweep ended on the bare "disk is full" line, without the continue hint, and trial #1's job
+    was left running (never cancelled)."""
+    sweep_dir, sweep, stop_shell = _sweep_signalled_as_its_disk_fills(tmp_path, "INT")
+    status = f"{' '.join(HYDRA_SIGOPT)} status {sweep_dir}"
+    done = in_mount_namespace(
+        f"{stop_shell} && {status}; echo ====; rm {sweep_dir}/1/checkpoint.bin && {sweep} && {status}"
+    )
+    full, resumed = done.stdout.split("====")
+    assert f"Interrupted; the disk holding the sweep dir {sweep_dir} is full" in full, full[-3000:]
+    assert "Running trials [1] were cancelled. Continue this sweep with: " in full, full[-3000:]
+    assert "Traceback" not in full and "exit=1" in full
+    assert "#1    job" in full and "lost with the sweeper (run again on resume)" in full  # not running
+    assert "4/4 done (4 completed, 0 failed)" in resumed, resumed[-3000:] + done.stderr[-3000:]
+
+
+def test_a_hang_up_while_the_disk_is_full_ends_on_the_hang_up_s_message_its_trials_left_running(
+    tmp_path: Path,
+) -> None:
+    """A lost SSH session (SIGHUP) while the disk was full: the stop left trial #1 running, as a hang-up
+    must, then the wrap-up's note in the journal failed on the full disk, and its "disk is full" error
+    replaced the stop's message (which trials were left running, how to continue) and cut the
+    wrap-up short (the journal not closed, the signals not given back)."""
+    sweep_dir, _, stop_shell = _sweep_signalled_as_its_disk_fills(tmp_path, "HUP")
+    integrity = integrity_check(sweep_dir)
+    done = in_mount_namespace(
+        f'{stop_shell} && echo ==== && {sys.executable} -c "{integrity}"; '
+        # Trial #1's job, left running: said so, then ended here (it would sleep on for minutes). The
+        # bracket keeps the pattern from matching this shell's own command line.
+        f"pkill -KILL -f '[s]ubmitit[.](core[.]_submit|local[.]_local) {sweep_dir}/' && echo trial-1-was-running"
+    )
+    stopped, checked = done.stdout.split("====")
+    last = [line for line in stopped.splitlines() if line.strip() and "HYDRA_FULL_ERROR" not in line][-1]
+    assert last.startswith("Interrupted. Trials [1] were left running (the sweeper's terminal hung up: SIGHUP)"), (
+        stopped[-3000:]
+    )
+    assert "Continue this sweep with: " in last and "Traceback" not in stopped, stopped[-3000:]
+    assert checked.split()[0] == "ok"  # PRAGMA integrity_check of the journal the full disk left
+    assert "trial-1-was-running" in checked, checked  # left running, as the stop says
+
+
+# Trial #1 fills the disk with its checkpoint, then is killed (the system's OOM killer, say) before it returns.
+FILLS_THE_DISK_AND_IS_KILLED = f"""\
+if job_num() == 1:
+{_CHECKPOINT_TO_THE_LAST_BYTE}    os.kill(os.getpid(), signal.SIGKILL)
+return cfg.x
+"""
+
+
+def test_a_job_killed_on_a_full_disk_is_not_said_to_have_failed_to_write_its_result(tmp_path: Path) -> None:
+    """A job that ended without a result while the disk was full was said to have failed for the disk
+    ("No space left on device: job N of trial #1 could not write its result"), also a job that never
+    got to write one: killed, or crashed. What is known is said: how it ended, and that the disk is full."""
+    app = small_apps.write_app(tmp_path, FILLS_THE_DISK_AND_IS_KILLED, helpers="import signal", budget=3)
+    mount, sweep_dir, sweep = _submitit_sweep_on_a_small_disk(tmp_path, app)
+    done = in_mount_namespace(f"mount -t tmpfs -o size=2m tmpfs {mount} && {{ {sweep}; echo exit=$?; }} 2>&1")
+    output = done.stdout
+    assert "could not write its result" not in output, output[-3000:]
+    assert "ResultUnknownError: trial #1: job " in output and " ended without a result; its log: " in output
+    assert (
+        f"the disk holding {sweep_dir}/.submitit/" in output
+        and "refuses writes now (No space left on device), but nothing shows" in (output)
+    ), output[-3000:]
+    assert "trial #1 is not counted as failed" in output and "Continue this sweep with: " in output, output[-3000:]
+    assert "Traceback" not in output and "exit=1" in output, output[-3000:]
+
+
+def test_a_job_whose_result_the_full_disk_refused_is_said_so(tmp_path: Path) -> None:
+    """The other side of the test above: trial #2's job returned, and its result could not be saved."""
+    app = small_apps.write_app(tmp_path, FILLS_THE_DISK, budget=3)
+    mount, sweep_dir, sweep = _submitit_sweep_on_a_small_disk(tmp_path, app)
+    done = in_mount_namespace(f"mount -t tmpfs -o size=2m tmpfs {mount} && {{ {sweep}; echo exit=$?; }} 2>&1")
+    output = done.stdout
+    assert "OSError: [Errno 28] No space left on device: job " in output, output[-3000:]
+    assert f"of trial #2 could not write its result in {sweep_dir}/.submitit/" in output, output[-3000:]
+    assert "trial #2 is not counted as failed" in output and "exit=1" in output, output[-3000:]
+
+
+# Trial #2 makes the sweep dir read-only as it ends (a file system remounted read-only, say; the
+# sweeper's open journal stays writable, as on a file server that refuses new files only).
+MAKES_THE_SWEEP_DIR_READ_ONLY = """\
+if job_num() == 2:
+    sweep_dir = HydraConfig.get().sweep.dir
+    subprocess.run(["mount", "--bind", "-o", "ro", sweep_dir, sweep_dir], check=True)
+return cfg.x
+"""
+
+
+def test_a_sweep_dir_turned_read_only_stops_the_sweep_in_one_line_without_failing_trials(tmp_path: Path) -> None:
+    """Hydra could not make the next trials' folders: each was recorded as a failed trial (the
+    budget spent, and the engine told their points fail), then trials.csv could not be written at
+    the end, with a traceback (OSError: Read-only file system)."""
+    app = small_apps.write_app(tmp_path, MAKES_THE_SWEEP_DIR_READ_ONLY, helpers="import subprocess", budget=4)
+    sweep_dir = tmp_path / "sweep"
+    sweep = f"cd {tmp_path} && {sys.executable} {app} -m hydra.sweep.dir={sweep_dir}"
+    done = in_mount_namespace(
+        f"{{ {sweep}; echo exit=$?; }} 2>&1; echo ====; umount {sweep_dir} && {sweep} && "
+        f"{' '.join(HYDRA_SIGOPT)} status {sweep_dir}"
+    )
+    read_only, resumed = done.stdout.split("====")
+    assert f"The sweep stopped on OSError: [Errno 30] Read-only file system: '{sweep_dir}/3'" in read_only
+    assert f"could not write trials.csv and optimization_results.yaml in the sweep dir {sweep_dir}" in read_only
+    assert "Traceback" not in read_only and "failed:" not in read_only, read_only[-3000:]
+    assert "exit=1" in read_only
+    assert "4/4 done (4 completed, 0 failed)" in resumed, resumed[-3000:] + done.stderr[-3000:]
+    assert (sweep_dir / "trials.csv").is_file()
+
+
+def test_a_job_that_cannot_write_its_result_on_a_read_only_sweep_dir_stops_the_sweep_without_failing_its_trial(
+    tmp_path: Path,
+) -> None:
+    """submitit_local: trial #2's job could not write its result pickle (nor its kept value) into the
+    sweep dir turned read-only; the trial was recorded as failed ("job N ended without a result"),
+    spending the budget and telling the engine its point fails, and the sweep went on."""
+    app = small_apps.write_app(tmp_path, MAKES_THE_SWEEP_DIR_READ_ONLY, helpers="import subprocess", budget=4)
+    sweep_dir = tmp_path / "sweep"
+    # No warm job: starting one for trial #3 may be the sweeper's own refused write, which stops the
+    # sweep first (as it should, but then no job's refused result write is seen).
+    sweep = f"cd {tmp_path} && {sys.executable} {app} -m hydra.sweep.dir={sweep_dir} {' '.join(SUBMITIT_LOCAL)}"
+    sweep += " hydra.sweeper.warm_jobs=0"
+    status = f"{' '.join(HYDRA_SIGOPT)} status {sweep_dir}"
+    done = in_mount_namespace(
+        f"{{ {sweep}; echo exit=$?; }} 2>&1; {status}; echo ====; umount {sweep_dir} && {sweep} && {status}"
+    )
+    read_only, resumed = done.stdout.split("====")
+    assert "The sweep stopped on OSError: [Errno 30] Read-only file system: job " in read_only, read_only[-3000:]
+    assert f"of trial #2 could not write its result in {sweep_dir}/.submitit/" in read_only
+    assert "trial #2 is not counted as failed" in read_only and "Continue this sweep with: " in read_only
+    assert "Trial #2 failed" not in read_only and "1 failed" not in read_only, read_only[-3000:]
+    assert "exit=1" in read_only
+    assert "4/4 done (4 completed, 0 failed)" in resumed, resumed[-3000:] + done.stderr[-3000:]
+
+
+# Trial #2 shuts down the file system holding the sweep dir (the fstests way to make every read and
+# write there fail with EIO: a disk gone bad under the sweep), the first time it runs. The ioctl is
+# ext4's EXT4_IOC_SHUTDOWN (_IOR('X', 125, __u32)) with EXT4_GOING_FLAGS_LOGFLUSH, what xfs_io's
+# "shutdown -f" calls; called directly, the test needs no xfsprogs (CI's machine has none).
+EXT4_IOC_SHUTDOWN, EXT4_GOING_FLAGS_LOGFLUSH = 0x8004587D, 1
+SHUTS_DOWN_THE_FILE_SYSTEM = f"""\
+if job_num() == 2 and not os.path.exists({{marker!r}}):
+    open({{marker!r}}, "w").close()
+    fcntl.ioctl(os.open({{mount!r}}, os.O_RDONLY), {EXT4_IOC_SHUTDOWN}, struct.pack("I", {EXT4_GOING_FLAGS_LOGFLUSH}))
+return cfg.x
+"""
+
+
+def test_a_file_system_failing_under_the_sweep_stops_it_in_one_line_and_it_continues_once_back(
+    tmp_path: Path,
+) -> None:
+    """The journal's next write after the file system failed ended in three chained tracebacks
+    (OSError: [Errno 5] Input/output error, from the journal guard's read of the file's header)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    task = SHUTS_DOWN_THE_FILE_SYSTEM.format(marker=str(tmp_path / "shut"), mount=str(mount))
+    app = small_apps.write_app(tmp_path, task, helpers="import fcntl, struct", budget=4)
+    sweep_dir = mount / "sweep"
+    image = tmp_path / "disk.img"
+    sweep = f"cd {tmp_path} && {sys.executable} {app} -m hydra.sweep.dir={sweep_dir}"
+    integrity = integrity_check(sweep_dir)
+    done = in_mount_namespace(
+        f"truncate -s 64M {image} && mkfs.ext4 -q {image} && mount -o loop {image} {mount} && "
+        f"{{ {sweep}; echo exit=$?; }} 2>&1; echo ====; umount {mount} && mount -o loop {image} {mount} && "
+        f'{sys.executable} -c "{integrity}" && {sweep} && {" ".join(HYDRA_SIGOPT)} status {sweep_dir}; umount {mount}'
+    )
+    failed, resumed = done.stdout.split("====")
+    said = f"the file system holding the sweep dir {sweep_dir} failed under the sweep (Input/output error)"
+    assert said in failed and "Continue this sweep with: " in failed, failed[-3000:]
+    assert "Traceback" not in failed and "OSError" not in failed, failed[-3000:]
+    assert "exit=1" in failed
+    assert resumed.split()[0] == "ok"  # PRAGMA integrity_check of the journal once the disk is back
+    assert "4/4 done (4 completed, 0 failed)" in resumed, resumed[-3000:] + done.stderr[-3000:]
 
 
 def test_a_read_only_sweep_path_is_one_line_naming_it(tmp_path: Path) -> None:

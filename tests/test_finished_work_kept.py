@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import (
@@ -98,3 +99,47 @@ def test_a_resume_uses_the_result_an_abandoned_trials_job_wrote_after_all(workdi
     assert sorted(found) == [0, 1, 2, 3] and {s for s, _, _ in found.values()} == {"completed"}
     for number, job_id in ids.items():
         assert f"Trial #{number} was abandoned, but its job {job_id} finished with a result" in run.output
+
+
+def test_a_stop_on_failures_tells_the_failed_trials_it_kept_from_the_finished_ones(workdir: Path) -> None:
+    """Trials #0 and #1 fail at once and stop the sweep (max_failure_rate); the sweeper is frozen as it
+    records #1 while #2 fails and #3 finishes. Its message said "Trials [2, 3] had finished", which
+    read as two successes."""
+    proc, sweep_dir = start_example(
+        workdir,
+        *SUBMITIT_LOCAL,
+        "hydra.sweeper.observation_budget=4",
+        "hydra.sweeper.parallel_bandwidth=4",
+        "hydra.sweeper.warm_jobs=0",
+        "hydra.sweeper.max_failure_rate=0.2",
+        "fail_mode=raise",
+        "fail_jobs=[0,1,2]",
+        "sleep_s=15",
+        "sleep_jobs=[2,3]",
+        env={"HYDRA_SIGOPT_CRASH_AT": "after_result:2:STOP"},  # frozen as it records the second failure
+    )
+    try:
+        ids = running_job_ids(sweep_dir, 4)
+        deadline = time.time() + 120
+        while not (proc.poll() is not None or _stopped(proc.pid)):
+            assert time.time() < deadline, "the sweeper never froze as it recorded its second result"
+            time.sleep(0.2)
+        assert {n: s for n, (s, _, _) in trial_states(sweep_dir).items() if n in (2, 3)} == {2: "running", 3: "running"}
+        wait_for_results(sweep_dir, {n: ids[n] for n in (2, 3)})
+        os.kill(proc.pid, signal.SIGCONT)
+        run = finish_example(proc, sweep_dir, timeout=120)
+    finally:
+        proc.kill()
+    assert "max_failure_rate=0.2 exceeded" in run.output, run.output[-3000:]
+    assert "Trials #2 failed; #3 finished: their results are recorded." in run.output, run.output[-3000:]
+    assert {n: s for n, (s, _, _) in trial_states(sweep_dir).items()} == {
+        0: "failed",
+        1: "failed",
+        2: "failed",
+        3: "completed",
+    }
+
+
+def _stopped(pid: int) -> bool:
+    """Whether the process is frozen (SIGSTOP): state T in /proc."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"

@@ -438,7 +438,7 @@ def test_a_grid_sweep_runs_to_its_budget_with_the_declared_values(workdir: Path,
     assert len(got) == 12
     assert all(any(type(v) is type(d) and v == d for d in declared) for v in got), got
     assert [t["state"] for t in run.trials] == ["completed"] * 12
-    assert all(math.isfinite(float(t["value.value"])) for t in run.trials)
+    assert all(math.isfinite(float(t["value"])) for t in run.trials)
 
 
 TYPED_CONDITIONALS = """\

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hydra_sigopt.errors import JournalError
-from hydra_sigopt.journal import JOURNAL_NAME, IllegalTransition, Journal, JournalLostError, SweepLock
+from hydra_sigopt.journal import JOURNAL_NAME, IllegalTransition, Journal, JournalFullError, JournalLostError, SweepLock
 from hydra_sigopt.metrics import MetricValue
 
 META = {
@@ -293,7 +293,8 @@ class _FullDisk:
 def test_a_full_disk_is_not_a_lost_journal(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path, META)
     journal._db = _FullDisk(journal._db)  # type: ignore[assignment]
-    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+    # Said by SQLite's message alone too (its error code is an attribute from Python 3.11 on).
+    with pytest.raises(JournalFullError, match="is full: the journal could not record"):
         journal.add_trial(0, None, {"x": 1}, ["x=1"])
     assert not journal.lost and not (tmp_path / (JOURNAL_NAME + ".recovered")).exists()
     journal.close()
@@ -344,3 +345,47 @@ def test_a_journal_made_before_nonces_is_read_and_given_one_once_written_to(tmp_
     os.replace(tmp_path / (JOURNAL_NAME + ".recovered"), tmp_path / JOURNAL_NAME)
     with Journal.open(tmp_path, readonly=True) as journal:
         assert [t.number for t in journal.trials()] == [0]
+
+
+def test_a_sweep_dir_removed_whole_gets_its_journal_back_at_the_next_write(tmp_path: Path) -> None:
+    """A cleanup script's `rm -rf multirun/...` under a running sweep (submitit_local jobs, nothing
+    making the folder again before the next write): the guard gave up ("its state could not be
+    saved, so this sweep cannot be resumed") instead of putting the journal back."""
+    sweep_dir = tmp_path / "multirun" / "12-00-00"
+    journal = Journal.create(sweep_dir, META)
+    journal.add_trial(0, None, {"x": 1}, ["x=1"])
+    shutil.rmtree(tmp_path / "multirun")
+    with pytest.raises(JournalLostError, match="restored from the sweeper's open copy") as lost:
+        journal.add_trial(1, None, {"x": 2}, ["x=2"])
+    assert lost.value.resumable
+    with Journal.open(sweep_dir) as j:
+        assert [t.number for t in j.trials()] == [0]
+
+
+def test_a_sweep_dir_renamed_under_the_sweep_is_not_made_again_beside_its_new_name(tmp_path: Path) -> None:
+    """`mv multirun/a multirun/renamed` under a running sweep: the guard took the journal for
+    deleted, made `multirun/a` again with a restored journal, and the sweep then had two
+    resumable journals of the same trials, neither refused as a copy (found by review)."""
+    sweep_dir = tmp_path / "multirun" / "a"
+    journal = Journal.create(sweep_dir, META)
+    journal.add_trial(0, None, {"x": 1}, ["x=1"])
+    renamed = tmp_path / "multirun" / "renamed"
+    sweep_dir.rename(renamed)
+    with pytest.raises(JournalLostError, match="moved") as lost:
+        journal.add_trial(1, None, {"x": 2}, ["x=2"])
+    assert str(renamed) in str(lost.value)
+    assert lost.value.moved_to == renamed
+    assert not sweep_dir.exists()
+    with Journal.open(renamed) as j:
+        assert [t.number for t in j.trials()] == [0]
+
+
+def test_a_journal_whose_state_could_not_be_saved_is_not_said_to_be_resumable(tmp_path: Path) -> None:
+    """Its stop said "this sweep cannot be resumed", then "Continue this sweep with: ..."."""
+    sweep_dir = tmp_path / "sweep"
+    journal = Journal.create(sweep_dir, META)
+    shutil.rmtree(sweep_dir)
+    sweep_dir.write_text("a file where the sweep dir was: nothing can be saved there")
+    with pytest.raises(JournalLostError, match="cannot be resumed") as lost:
+        journal.add_trial(0, None, {"x": 1}, ["x=1"])
+    assert not lost.value.resumable

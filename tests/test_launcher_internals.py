@@ -81,6 +81,19 @@ def test_submitit_result_file_is_complete_once_it_exists() -> None:
     assert "_get_outcome_and_result" in dict(inspect.getmembers(Job))
 
 
+def test_what_a_job_that_could_not_save_its_result_leaves(tmp_path: Path) -> None:
+    """ended_job.tried_to_write_a_result blames the disk for a job without a result only where the job
+    left submitit's temporary result file (``<result>.save_tmp``) or logged that it could not dump it."""
+    from submitit.core import submission, utils
+
+    from hydra_sigopt.runners.ended_job import _DUMP_FAILED
+
+    with utils.temporary_save_path(tmp_path / "result.pkl") as aside:
+        assert aside == tmp_path / "result.pkl.save_tmp"
+        aside.write_bytes(b"x")
+    assert f'logger.error(f"{_DUMP_FAILED}:' in inspect.getsource(submission.process_job)
+
+
 def test_a_job_slurm_killed_at_its_time_limit_fails_as_a_timeout(tmp_path: Path) -> None:
     """The pre-timeout signal can be lost (it arrived while submitit logged another signal, seen on the
     real cluster): the job then ran to its limit without a result, and must still read as a time-out."""
@@ -165,3 +178,4 @@ def test_warm_jobs_count_against_array_parallelism(tmp_path: Path) -> None:
     assert warm_pool_size(cap=1, warm_jobs=1, bandwidth=1) == 0
     assert warm_pool_size(cap=3, warm_jobs=2, bandwidth=2) == 1
     assert warm_pool_size(cap=256, warm_jobs=2, bandwidth=4) == 2  # the launcher's default: no cap meant
+

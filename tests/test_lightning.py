@@ -150,6 +150,41 @@ def test_outside_a_sweep_the_callback_does_nothing(tmp_path: Path, app: Path) ->
     assert "stopped at epoch" not in done.stdout and not list(tmp_path.rglob(".hydra_sigopt"))
 
 
+@pytest.mark.parametrize("launcher", [(), SUBMITIT_LOCAL], ids=["basic", "submitit_local"])
+def test_a_monitor_never_logged_is_said_once_with_the_names_logged(
+    tmp_path: Path, app: Path, launcher: tuple[str, ...]
+) -> None:
+    """``SigOptReport(monitor="val/loss_typo")``, a name the app never logs: the sweep said "trial #0
+    completed without reporting a step ... (with Lightning: the callback SigOptReport)", which the app
+    uses already. It says, once, in the sweep's output, that the monitor was never logged, and which
+    metrics were (a job's own log is not where a user looks)."""
+    app.write_text(
+        app.read_text().replace('SigOptReport(monitor="val/loss")', 'SigOptReport(monitor="val/loss_typo")', 1)
+    )
+    budget = ("epochs=2", "hydra.sweeper.observation_budget=2")
+    run = run_example(tmp_path, *launcher, *budget, app=app, timeout=900).assert_ok()
+    said = [line for line in run.output.splitlines() if "val/loss_typo" in line]
+    assert len(said) == 1, run.output[-3000:]
+    assert "SigOptReport(monitor='val/loss_typo')" in said[0] and "never logged" in said[0], said[0]
+    assert "'val/loss'" in said[0]  # what the app logged, to pick the name from
+    assert "with Lightning: the callback" not in run.output
+
+
+def test_without_early_stopping_a_monitor_never_logged_is_said_once_too(tmp_path: Path, app: Path) -> None:
+    """No rule and no step budget: a SigOptReport whose monitor the app never logs (a typo) reported
+    nothing, and the sweep ran on without a word (the note was said only where early stopping reads
+    reports). It says so once, naming the monitor and the metrics that were logged."""
+    app.write_text(
+        app.read_text().replace('SigOptReport(monitor="val/loss")', 'SigOptReport(monitor="val/loss_typo")', 1)
+    )
+    overrides = ("epochs=2", "hydra.sweeper.observation_budget=2", "hydra.sweeper.early_stopping.rule=none")
+    run = run_example(tmp_path, *SUBMITIT_LOCAL, *overrides, app=app, timeout=900).assert_ok()
+    said = [line for line in run.output.splitlines() if "val/loss_typo" in line]
+    assert len(said) == 1, run.output[-3000:]
+    assert "SigOptReport(monitor='val/loss_typo')" in said[0] and "never logged" in said[0], said[0]
+    assert "'val/loss'" in said[0] and "early_stopping" not in said[0], said[0]
+
+
 @pytest.mark.parametrize("same_callback", [False, True], ids=["new-callback", "same-callback"])
 def test_a_second_trainer_in_the_same_trial_counts_its_epochs_on(
     tmp_path: Path, app: Path, same_callback: bool

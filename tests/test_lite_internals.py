@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from hydra_sigopt.backends import create_backend, lite
+from hydra_sigopt.backends.base import Suggestion
 from hydra_sigopt.backends.lite import LiteBackend, _broker_of, _engine_copy
 from hydra_sigopt.experiment import ExperimentDefinition
 from hydra_sigopt.metrics import MetricValue, parse_metrics
@@ -42,10 +43,10 @@ def engine(seed: int, observed: int, tasks: tuple[Task, ...] = ()) -> LiteBacken
     return backend
 
 
-def by_client(backend: LiteBackend, driver: Any, pending: Sequence[Mapping[str, Any]], liar: Any, task: Any) -> None:
+def by_client(backend: LiteBackend, driver: Any, pending: Sequence[Mapping[str, Any]], liar: Any) -> None:
     """The route the placeholders took before: one observation request each through the client."""
     for assignments in pending:
-        backend._record(driver, assignments, liar, failed=not liar, task=task)
+        backend._record(driver, assignments, liar, failed=not liar, task=backend._full_task())
 
 
 PENDING = [{"x": 0.5, "n": 2, "opt": "adam", "lr": 0.01}, {"x": 0.1, "n": 5, "opt": "sgd", "lr": 0.5}]
@@ -57,11 +58,11 @@ def test_placeholders_recorded_directly_are_the_observations_the_client_route_ma
     with_results: bool, tasks: tuple[Task, ...]
 ) -> None:
     backend = engine(seed=3, observed=6 if with_results else 0, tasks=tasks)
-    liar, task = backend._placeholder_values(), backend._full_task()
+    liar = backend._placeholder_values()
     assert bool(liar) == with_results
     direct, client = copy.deepcopy(backend._driver), copy.deepcopy(backend._driver)
-    backend._record_placeholders(direct, PENDING, liar, task)
-    by_client(backend, client, PENDING, liar, task)
+    backend._record_placeholders(direct, PENDING, liar)
+    by_client(backend, client, PENDING, liar)
     assert _broker_of(direct).observations == _broker_of(client).observations
     assert len(_broker_of(direct).observations) == len(_broker_of(backend._driver).observations) + len(PENDING)
     for o in _broker_of(direct).observations[-len(PENDING) :]:
@@ -86,7 +87,7 @@ def test_an_assignment_outside_the_space_is_still_refused() -> None:
     """The engine's own check against the experiment stays on the direct route."""
     backend = engine(seed=1, observed=0)
     with pytest.raises(Exception, match="opt"):
-        backend._record_placeholders(copy.deepcopy(backend._driver), [{**PENDING[0], "opt": "lbfgs"}], [], None)
+        backend._record_placeholders(copy.deepcopy(backend._driver), [{**PENDING[0], "opt": "lbfgs"}], [])
 
 
 def test_the_engine_copy_shares_the_recorded_observations_but_not_their_list() -> None:
@@ -138,3 +139,23 @@ def test_the_engine_computes_on_one_blas_thread_and_gives_the_app_its_own_back(
         backend.suggest(PENDING)
         assert blas_threads() == {2}
     assert seen and seen[-1] == {1}
+
+
+def test_the_engine_is_told_each_running_trial_at_its_own_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The constant liar recorded every running trial at the full task: a running trial of the cheap
+    task was told to the engine as a full training at the mean value, whatever task it ran."""
+    tasks = (Task("short", 0.25, ("epochs=3",)), Task("full", 1.0))
+    backend = engine(seed=3, observed=6, tasks=tasks)
+    copies: list[Any] = []
+
+    def copied(driver: Any) -> Any:
+        copies.append(_engine_copy(driver))
+        return copies[-1]
+
+    monkeypatch.setattr(lite, "_engine_copy", copied)
+    backend.suggest([Suggestion("90", PENDING[0], "short"), Suggestion("91", PENDING[1], "full")])
+    told = _broker_of(copies[0]).observations[-2:]
+    assert [(dict(o.assignments), o.task.name, o.task.cost) for o in told] == [
+        (PENDING[0], "short", 0.25),
+        (PENDING[1], "full", 1.0),
+    ]

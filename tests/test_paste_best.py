@@ -9,6 +9,9 @@ dict choice ``opt={a:3,b:4}`` two overrides (brace expansion), and ``it\\'s`` a 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +136,118 @@ def test_each_pareto_optimal_line_of_best_pastes_in_a_command_substitution(workd
     missing = subprocess.run(["bash", "-c", f"{command} --trial 99"], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.strip() == "hydra-sigopt: --trial 99: the sweep has no trial #99 (its trials: #0 to #5)"
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+HOSTILE = """
+observation_budget: 2
+parallel_bandwidth: 1
+params:
+  label: choice("it's a test", 'say "hi" to $HOME')
+"""
+
+
+def readme_rerun_commands() -> list[str]:
+    """Every command the README gives to train the best trial again from ``hydra-sigopt best DIR``
+    (in its code blocks and in its inline code), its line breaks read as spaces."""
+    text = README.read_text()
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M)
+    spans = re.findall(r"`([^`\n]*(?:\n[^`\n]*)*)`", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M))
+    found = [line for block in blocks for line in block.splitlines()] + [" ".join(s.split()) for s in spans]
+    return [c for c in found if "train.py" in c and "hydra-sigopt best DIR" in c]
+
+
+def test_every_way_the_readme_gives_to_rerun_the_best_trial_gives_the_app_its_exact_value(workdir: Path) -> None:
+    """``python train.py $(hydra-sigopt best DIR)``, as the README showed it first, gave the app
+    ``label=''it's`` and three more arguments (the shell splits a command substitution at spaces and
+    keeps its quotes): Hydra refused them. The README shows only forms that work now, and
+    ``--lines`` gives one argument a line for ``mapfile`` without ``eval``."""
+    body = "print('LABEL', repr(cfg.label)); return len(cfg.label)"
+    app = write_app(workdir, HOSTILE, body=body)
+    config = app.parent / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("y: 0.0\n", "y: 0.0\nlabel: default\n"))
+    (app.parent / "train.py").write_text(app.read_text())
+    run = run_example(workdir, app=app).assert_ok()
+    best = run.results["best_params"]["label"]
+    commands = readme_rerun_commands()
+    bin_dir = str(Path(sys.executable).parent)  # `python` and `hydra-sigopt` of this environment
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    for command in commands:
+        script = command.replace("hydra-sigopt best DIR", f"hydra-sigopt best {shlex.quote(str(run.sweep_dir))}")
+        shell = subprocess.run(["bash", "-c", script], cwd=app.parent, capture_output=True, text=True, env=env)
+        assert shell.returncode == 0, (command, shell.stderr[-1500:])
+        assert f"LABEL {best!r}" in shell.stdout.splitlines(), (command, shell.stdout[-1500:])
+    assert any("eval" in c for c in commands) and any("--lines" in c for c in commands), commands
+
+
+ALL_FAIL = """
+observation_budget: 2
+parallel_bandwidth: 1
+params:
+  x: interval(0, 1)
+"""
+
+
+def test_no_way_the_readme_gives_to_rerun_the_best_trial_trains_with_the_defaults_when_there_is_none(
+    workdir: Path,
+) -> None:
+    """``eval "python train.py $(hydra-sigopt best DIR)"`` and ``mapfile -t best < <(hydra-sigopt
+    best DIR --lines) && python train.py "${best[@]}"``, the README's forms for a script, ran
+    ``python train.py`` with nothing after it when ``best`` had no best to give (every trial failed, a
+    mistyped DIR): the app trained with its defaults, as if that were the best trial (``best``'s exit
+    status is lost inside a command substitution in a string, and in a process substitution). The
+    README's forms stop on ``best``'s refusal now."""
+    app = write_app(workdir, ALL_FAIL, body="print('TRAINED', cfg.x); raise RuntimeError('diverged')")
+    (app.parent / "train.py").write_text(app.read_text())
+    run = run_example(workdir, app=app)
+    assert run.proc.returncode == 0 and "No trial completed" in run.results["no_best"], run.output[-3000:]
+    commands = readme_rerun_commands()
+    assert len(commands) >= 2, commands
+    bin_dir = str(Path(sys.executable).parent)  # `python` and `hydra-sigopt` of this environment
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    for sweep_dir in (run.sweep_dir, workdir / "no-such-sweep"):
+        for command in commands:
+            script = command.replace("hydra-sigopt best DIR", f"hydra-sigopt best {shlex.quote(str(sweep_dir))}")
+            shell = subprocess.run(["bash", "-c", script], cwd=app.parent, capture_output=True, text=True, env=env)
+            assert "TRAINED" not in shell.stdout, (sweep_dir.name, command, shell.stdout[-1500:])
+            assert shell.returncode != 0, (sweep_dir.name, command)
+
+
+LONG_NAMES = """
+observation_budget: 2
+parallel_bandwidth: 1
+params:
+  model.optimizer.learning_rate: tag(log, interval(1e-5, 1e-1))
+  data.loader.batch_size: choice(32, 64, 128, 256)
+  model.net.hidden_layer_width: int(interval(16, 512))
+"""
+
+
+def test_the_rerun_lines_of_optimization_results_yaml_paste_whole(workdir: Path) -> None:
+    """``best_command`` and ``best_overrides`` in optimization_results.yaml are to copy into a shell,
+    as the README says; YAML folded those longer than 80 characters onto a second line, so a user who
+    copied the ``best_command:`` line ran the app without the last values (another configuration,
+    trained with their defaults) and the shell then said ``data.loader.batch_size=64: command not
+    found``. Each is one line now."""
+    body = "print('PASTED', cfg.model.optimizer.learning_rate, cfg.data.loader.batch_size, "
+    body += "cfg.model.net.hidden_layer_width)"
+    app = write_app(workdir, LONG_NAMES, body=body + "; return cfg.model.optimizer.learning_rate")
+    config = app.parent / "conf" / "config.yaml"
+    defaults = (
+        "model: {optimizer: {learning_rate: 0.5}, net: {hidden_layer_width: 8}}\ndata: {loader: {batch_size: 1}}\n"
+    )
+    config.write_text(config.read_text().replace("y: 0.0\n", "y: 0.0\n" + defaults))
+    run = run_example(workdir, "+run_label=a_long_label_that_the_sweep_s_own_command_line_gives", app=app).assert_ok()
+    best = run.results["best_params"]
+    expected = (
+        f"PASTED {best['model.optimizer.learning_rate']!r} {best['data.loader.batch_size']} "
+        f"{best['model.net.hidden_layer_width']}"
+    )
+    assert len(run.results["best_command"]) > 120, run.results["best_command"]
+    lines = (run.sweep_dir / "optimization_results.yaml").read_text().splitlines()
+    for key, prefix in (("best_command", ""), ("best_overrides", f"{sys.executable} app.py ")):
+        copied = next(line for line in lines if line.startswith(f"{key}: ")).removeprefix(f"{key}: ")
+        script = prefix + (f"{sys.executable} {copied.removeprefix('python ')}" if key == "best_command" else copied)
+        shell = subprocess.run(["bash", "-c", script], cwd=app.parent, capture_output=True, text=True)
+        assert shell.returncode == 0, (key, copied, shell.stderr[-1500:])
+        assert expected in shell.stdout.splitlines(), (key, copied, shell.stdout[-1500:])

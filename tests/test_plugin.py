@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
+from conftest import SUBMITIT_LOCAL, run_example, write_app
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
@@ -56,3 +58,25 @@ def test_the_plugin_and_the_core_name_the_same_optuna_settings() -> None:
 
     assert config.OPTUNA_KEYS == settings.OPTUNA_KEYS
     assert set(settings.OPTUNA_KEYS) <= {f.name for f in dataclasses.fields(config.SigOptSweeperConf)}
+
+
+def test_a_config_can_refer_to_a_setting_it_leaves_at_its_default(tmp_path: Path) -> None:
+    """``hydra.launcher.cpus_per_task: ${hydra.sweeper.parallel_bandwidth}`` (a launcher sized from the
+    sweeper, as Optuna users write ``n_jobs: ${hydra.sweeper.n_jobs}``), and a trial reading the
+    budget from ``HydraConfig``: a stored node without the settings' defaults failed both with an
+    85-line ``InterpolationKeyError``."""
+    app = write_app(
+        tmp_path,
+        "observation_budget: 2\nparams:\n  x: interval(-5, 5)",
+        body=(
+            "from hydra.core.hydra_config import HydraConfig\n"
+            "    sweeper = HydraConfig.get().sweeper\n"
+            "    print('SEEN', sweeper.parallel_bandwidth, sweeper.observation_budget, sweeper.scheduler, flush=True)\n"
+            "    return (cfg.x - 1) ** 2"
+        ),
+    )
+    config = tmp_path / "conf" / "config.yaml"
+    config.write_text(config.read_text() + "  launcher:\n    cpus_per_task: ${hydra.sweeper.parallel_bandwidth}\n")
+    run = run_example(tmp_path, *SUBMITIT_LOCAL, app=app).assert_ok()
+    outputs = [p.read_text() for p in (run.sweep_dir / ".submitit").rglob("*_log.out")]
+    assert sum("SEEN 1 2 auto" in text for text in outputs) == 2, outputs

@@ -379,31 +379,38 @@ def test_optuna_settings_are_named_at_once_with_their_translation(tmp_path: Path
 
 
 def test_an_optuna_sampler_is_named_with_the_others_before_hydra_builds_it(tmp_path: Path) -> None:
+    """One line, as every refusal: it came wrapped in Hydra's instantiation error, the first thing a
+    lightning-hydra-template user porting its mnist_optuna.yaml saw ("Error in call to target
+    '...refuse_other_sweeper':", the refusal as a ConfigError(...) repr, "full_key: ...")."""
     sampler = "sampler:\n  _target_: optuna.samplers.TPESampler\n  seed: 1234\n"
     app = write_app(tmp_path, sampler + OPTUNA_LEFTOVERS)
-    run = run_example(tmp_path, app=app)
-    assert run.proc.returncode != 0
-    says = (
+    assert_refused(
+        run_example(tmp_path, app=app),
         "hydra.sweeper.n_trials, hydra.sweeper.direction, hydra.sweeper.n_jobs, hydra.sweeper.sampler: these are",
         "n_trials -> observation_budget: 20",
         "sampler.seed -> seed: 1234",
     )
-    assert all(s in run.proc.stderr for s in says), run.proc.stderr
-    assert "Traceback" not in run.output and not run.sweep_dir.exists()
 
 
 def test_a_leftover_optuna_target_is_refused_clearly_not_a_type_error(tmp_path: Path) -> None:
     target = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     app = write_app(tmp_path, f"_target_: {target}\ndirection: maximize\nparams:\n  x: interval(-5, 5)")
     run = run_example(tmp_path, app=app)
+    assert_refused(
+        run,
+        f"hydra.sweeper._target_: is '{target}', left over from another sweeper",
+        # In the same message, not at the next run: the Optuna settings beside it.
+        "and hydra.sweeper.direction: a setting of the Optuna sweeper; here: direction -> metrics",
+    )
+    assert "TypeError" not in run.output
+
+
+def test_a_refusal_made_while_hydra_builds_the_sweeper_keeps_its_traceback_on_full_error(tmp_path: Path) -> None:
+    target = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    app = write_app(tmp_path, f"_target_: {target}\nparams:\n  x: interval(-5, 5)")
+    run = run_example(tmp_path, app=app, env={"HYDRA_FULL_ERROR": "1"})
     assert run.proc.returncode != 0
-    assert f"hydra.sweeper._target_: is '{target}', left over from another sweeper" in run.proc.stderr
-    # In the same message, not at the next run: the Optuna settings beside it.
-    assert "and hydra.sweeper.direction: a setting of the Optuna sweeper; here: direction -> metrics" in (
-        run.proc.stderr
-    ), run.proc.stderr
-    assert "TypeError" not in run.output and "Traceback" not in run.output
-    assert not run.sweep_dir.exists()
+    assert "Traceback" in run.proc.stderr and "left over from another sweeper" in run.proc.stderr
 
 
 @pytest.mark.parametrize("override", ["lrr=0.1", "lrr=interval(0, 1)", "params"])
@@ -509,3 +516,409 @@ def test_a_huge_stepped_grid_is_refused_before_it_is_listed(
     else:
         run = run_example(tmp_path, app=write_app(tmp_path, f"params:\n  {params}"), timeout=90)
     assert_refused(run, says)
+
+
+VALID_SWEEPER_KEYS = "valid settings are ['name', 'params', 'metrics', 'observation_budget', 'parallel_bandwidth'"
+VALID_EARLY_STOPPING_KEYS = "valid settings are ['rule', 'metric', 'min_step', 'max_step'"
+# The lightning-hydra-template way: the sweep in its own config file, chosen with hparams_search=<file>.
+HPARAMS_SEARCH = "# @package _global_\ndefaults:\n  - override /hydra/sweeper: sigopt\n\nhydra:\n  sweeper:\n"
+
+
+def _run_with_sweeper_yaml(tmp_path: Path, where: str, sweeper_yaml: str) -> AppRun:
+    """The app with ``sweeper_yaml`` under hydra.sweeper: in its primary config, or in an hparams_search file."""
+    space = "params:\n  x: interval(-5, 5)\n"
+    if where == "primary config":
+        return run_example(tmp_path, app=write_app(tmp_path, space + sweeper_yaml))
+    app = write_app(tmp_path, space)
+    (tmp_path / "conf" / "hparams_search").mkdir()
+    indented = "".join(f"    {line}\n" for line in sweeper_yaml.splitlines())
+    (tmp_path / "conf" / "hparams_search" / "search.yaml").write_text(HPARAMS_SEARCH + indented)
+    return run_example(tmp_path, "+hparams_search=search", app=app)
+
+
+def _assert_one_line_before_anything(run: AppRun, *needles: str) -> str:
+    """assert_refused, and no folder at all: neither the sweep dir nor Hydra's multirun/ in the working dir."""
+    line = assert_refused(run, *needles)
+    assert not (run.sweep_dir.parent / "multirun").exists()
+    for structured_dump in ("full_key:", "object_type=", "Could not override"):
+        assert structured_dump not in run.output, run.output[-3000:]
+    return line
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        (
+            "hydra.sweeper.observation_budgt=5",
+            f"hydra.sweeper.observation_budgt: unknown setting; {VALID_SWEEPER_KEYS}",
+        ),
+        (
+            "hydra.sweeper.early_stopping.rulee=asha",
+            f"hydra.sweeper.early_stopping.rulee: unknown setting; {VALID_EARLY_STOPPING_KEYS}",
+        ),
+    ],
+)
+def test_a_misspelt_sweeper_key_without_a_plus_is_one_line_naming_the_valid_keys(
+    tmp_path: Path, override: str, says: str
+) -> None:
+    """Without a +, Hydra refused it while composing, with its structured-config dump (``Could not
+    override``, ``Key 'observation_budgt' not in 'SigOptSweeperConf'``, ``full_key:``, ``object_type=``)."""
+    _assert_one_line_before_anything(run_example(tmp_path, override), says)
+
+
+@pytest.mark.parametrize("where", ["primary config", "hparams_search file"])
+@pytest.mark.parametrize(
+    ("sweeper_yaml", "says"),
+    [
+        ("observation_budgt: 5", f"hydra.sweeper.observation_budgt: unknown setting; {VALID_SWEEPER_KEYS}"),
+        (
+            "early_stopping:\n  rulee: asha",
+            f"hydra.sweeper.early_stopping.rulee: unknown setting; {VALID_EARLY_STOPPING_KEYS}",
+        ),
+    ],
+)
+def test_a_misspelt_sweeper_key_in_a_config_file_is_one_line_naming_the_valid_keys(
+    tmp_path: Path, where: str, sweeper_yaml: str, says: str
+) -> None:
+    _assert_one_line_before_anything(_run_with_sweeper_yaml(tmp_path, where, sweeper_yaml), says)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (["hydra.sweeper.observation_budget=abc"], "hydra.sweeper.observation_budget: expected a whole number"),
+        (["hydra.sweeper.parallel_bandwidth=1.5"], "hydra.sweeper.parallel_bandwidth: expected a whole number"),
+        (
+            ["hydra.sweeper.backend=api", "hydra.sweeper.api.timeout=abc"],
+            "hydra.sweeper.api.timeout: expected a number, got 'abc'",
+        ),
+        (["hydra.sweeper.early_stopping.min_step=abc"], "hydra.sweeper.early_stopping.min_step: expected a whole"),
+        (["hydra.sweeper.dev_run=maybe"], "hydra.sweeper.dev_run: expected true or false, got 'maybe'"),
+        (["hydra.sweeper.max_failure_rate=abc"], "hydra.sweeper.max_failure_rate: expected a number"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_one_line_naming_the_key(tmp_path: Path, overrides: list[str], says: str) -> None:
+    """Hydra refused it while composing: "Error merging override ...", "Value '1.5' of type 'float'
+    could not be converted to Integer", ``full_key:``, ``object_type=SigOptSweeperConf``."""
+    _assert_one_line_before_anything(run_example(tmp_path, *overrides, env=API_ENV), says)
+
+
+@pytest.mark.parametrize("where", ["primary config", "hparams_search file"])
+def test_a_value_of_the_wrong_type_in_a_config_file_is_one_line_naming_the_key(tmp_path: Path, where: str) -> None:
+    run = _run_with_sweeper_yaml(tmp_path, where, "parallel_bandwidth: two")
+    _assert_one_line_before_anything(run, "hydra.sweeper.parallel_bandwidth: expected a whole number, got 'two'")
+
+
+def test_a_declared_key_keeps_its_type_for_a_value_from_the_environment(tmp_path: Path) -> None:
+    """``${oc.env:...}`` gives a string: the declared int turns it into the number, as OmegaConf did
+    when Hydra composed a typed node (now untyped, so that typos and wrong types reach the sweeper)."""
+    app = write_app(
+        tmp_path, "observation_budget: 2\nparallel_bandwidth: ${oc.env:BANDWIDTH,1}\nparams:\n  x: interval(-5, 5)"
+    )
+    run = run_example(tmp_path, app=app, env={"BANDWIDTH": "2"}).assert_ok()
+    assert len(run.trials) == 2
+    assert "parallel_bandwidth: expected" not in run.output
+
+
+def test_a_value_from_the_environment_keeps_its_type_beside_a_section_set_to_null(tmp_path: Path) -> None:
+    """``early_stopping: null`` (no early stopping, as the sweeper takes it) made every other value go
+    on as Hydra gave it: ``parallel_bandwidth: ${oc.env:BANDWIDTH}`` was refused with "expected a whole
+    number >= 1, got '2'", a refusal of a right value."""
+    app = write_app(
+        tmp_path,
+        "observation_budget: 2\nearly_stopping: null\nparallel_bandwidth: ${oc.env:BANDWIDTH,1}\n"
+        "params:\n  x: interval(-5, 5)",
+    )
+    run = run_example(tmp_path, app=app, env={"BANDWIDTH": "2"})
+    assert "parallel_bandwidth: expected" not in run.output, run.output[-2000:]
+    run.assert_ok()
+    assert len(run.trials) == 2
+
+
+@pytest.mark.parametrize(
+    ("sweeper_yaml", "env"),
+    [
+        ("observation_budget: ${oc.env:N_TRIALS,2}", {}),
+        ("observation_budget: ${oc.env:N_TRIALS}", {"N_TRIALS": "2"}),
+        ("observation_budget: 2\nwarm_jobs: ${oc.env:WARM,0}", {}),
+    ],
+)
+def test_a_budget_or_warm_jobs_from_the_environment_is_the_number_it_says(
+    tmp_path: Path, sweeper_yaml: str, env: dict[str, str]
+) -> None:
+    """``${oc.env:N_TRIALS,2}`` gives the string "2"; these two keys take a number or more (a cost budget,
+    auto), so nothing converted it and the sweep was refused with ``expected a whole number >= 1, got '2'``."""
+    app = write_app(tmp_path, f"{sweeper_yaml}\nparams:\n  x: interval(-5, 5)")
+    run = run_example(tmp_path, app=app, env=env).assert_ok()
+    assert len(run.trials) == 2
+
+
+def test_a_native_dict_of_misplaced_bounds_is_not_taken_for_the_apps_nesting(tmp_path: Path) -> None:
+    """``lr: {min: 0.001, max: 0.1}`` (bounds without their ``bounds`` key and type) was told to write
+    ``lr.min: 0.001``, as if ``min`` were a key of the app's config."""
+    app = write_app(tmp_path, "params:\n  lr: {min: 0.001, max: 0.1}")
+    line = assert_refused(run_example(tmp_path, app=app), "hydra.sweeper.params.lr:")
+    assert "write each key with dots" not in line and "valid keys are" in line and "'bounds'" in line, line
+
+
+def test_a_nested_params_entry_is_refused_saying_to_write_its_keys_with_dots(tmp_path: Path) -> None:
+    """``params: {model: {lr: ...}}`` (the app's config written as YAML nesting) was read as a SigOpt
+    parameter dict: ``unknown key(s) ['lr']; valid keys are ['type', 'bounds', ...]``, which says
+    nothing of the dotted keys ``params`` takes."""
+    app = write_app(tmp_path, "params:\n  model:\n    lr: interval(0.0001, 0.1)\n    depth: int(interval(1, 4))")
+    line = assert_refused(run_example(tmp_path, app=app), "hydra.sweeper.params.model:")
+    assert "write each key with dots" in line and "model.lr: interval(0.0001, 0.1)" in line, line
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        (
+            "hydra.sweeper.scheduler=null",
+            "hydra.sweeper.scheduler: expected a string, got null; leave it out for its default (auto)",
+        ),
+        (
+            "hydra.sweeper.dev_run=null",
+            "hydra.sweeper.dev_run: expected true or false, got null; leave it out for its default (false)",
+        ),
+        (
+            "hydra.sweeper.early_stopping.min_step=null",
+            "hydra.sweeper.early_stopping.min_step: expected a whole number, got null;"
+            " leave it out for its default (1)",
+        ),
+    ],
+)
+def test_null_for_a_key_that_has_a_default_says_to_leave_it_out(tmp_path: Path, override: str, says: str) -> None:
+    """``scheduler: null`` (meant as "the default") was refused as ``expected a string, got None``: a
+    Python word for YAML's null, and nothing of what to write instead."""
+    _assert_one_line_before_anything(run_example(tmp_path, override), says)
+
+
+def test_a_nested_params_entry_from_the_command_line_is_shown_in_hydras_words(tmp_path: Path) -> None:
+    """``hydra.sweeper.params.model.lr=null`` (Hydra reads its dots as nesting) was shown as
+    ``model.lr: None``, Python's word for YAML's null."""
+    app = write_app(tmp_path, "params:\n  x: interval(-5, 5)")
+    line = assert_refused(run_example(tmp_path, "+hydra.sweeper.params.model.lr=null", app=app), "params.model:")
+    assert "model.lr: null" in line, line
+
+
+# ---------------------------------------------------------------- values Hydra cannot resolve or never got
+
+UNSET_BUDGET = "observation_budget: ${oc.env:N_TRIALS}"
+
+
+@pytest.mark.parametrize("where", ["primary config", "hparams_search file"])
+def test_an_environment_variable_that_is_not_set_is_one_line_naming_the_key_and_the_default_to_give(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``${oc.env:N_TRIALS}`` without a default, N_TRIALS unset: a 142-line traceback from inside
+    OmegaConf's grammar, ending ``KeyError raised while resolving interpolation``, naming no key."""
+    monkeypatch.delenv("N_TRIALS", raising=False)
+    run = _run_with_sweeper_yaml(tmp_path, where, UNSET_BUDGET)
+    _assert_one_line_before_anything(
+        run,
+        "hydra.sweeper.observation_budget: environment variable 'N_TRIALS' is not set; "
+        "export it or give a default: ${oc.env:N_TRIALS,20}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("sweeper_yaml", "says"),
+    [
+        pytest.param(
+            "early_stopping:\n  max_step: ${oc.env:MAX_STEP}",
+            # its default, null (no limit), is what the default of the interpolation should be
+            "hydra.sweeper.early_stopping.max_step: environment variable 'MAX_STEP' is not set; "
+            "export it or give a default: ${oc.env:MAX_STEP,null}",
+            id="nested-env",
+        ),
+        pytest.param(
+            "observation_budget: ${hydra:nonexistent}",
+            "hydra.sweeper.observation_budget: ${hydra:nonexistent} cannot be resolved while the sweeper is set up "
+            "(Hydra's hydra: resolver works in trials only); refer to the key itself: ${hydra.nonexistent}",
+            id="hydra-resolver",
+        ),
+        pytest.param(
+            "name: ${hydra:job.name}-v2",
+            "hydra.sweeper.name: ${hydra:job.name}-v2 cannot be resolved while the sweeper is set up "
+            "(Hydra's hydra: resolver works in trials only); refer to the key itself: ${hydra.job.name}-v2",
+            id="hydra-resolver-job-name",
+        ),
+        pytest.param(
+            "observation_budget: ${budget}",
+            "hydra.sweeper.observation_budget: ${budget} cannot be resolved: Interpolation key 'budget' not found",
+            id="no-such-key",
+        ),
+    ],
+)
+def test_an_interpolation_that_cannot_be_resolved_is_one_line_naming_the_key(
+    tmp_path: Path, sweeper_yaml: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each was a traceback of 140 lines (``${hydra:...}`` ending ``HydraConfig was not set``, which
+    said nothing of where it was or what to write instead)."""
+    monkeypatch.delenv("MAX_STEP", raising=False)
+    _assert_one_line_before_anything(_run_with_sweeper_yaml(tmp_path, "primary config", sweeper_yaml), says)
+
+
+def test_an_unresolvable_credential_is_named_without_its_value(tmp_path: Path) -> None:
+    app = write_app(tmp_path, "api:\n  token: tok-half-written-${no_such_key}\nparams:\n  x: interval(-5, 5)")
+    line = _assert_one_line_before_anything(run_example(tmp_path, app=app), "hydra.sweeper.api.token: its value")
+    assert "tok-half-written" not in line, line
+
+
+def test_an_unresolvable_url_is_named_without_its_password(tmp_path: Path) -> None:
+    """The URL was quoted whole, its password with it (found by review-40)."""
+    app = write_app(
+        tmp_path, "api:\n  api_url: https://me:s3cretpw${no_such_key}@sigopt.lab/api\nparams:\n  x: interval(-5, 5)"
+    )
+    line = _assert_one_line_before_anything(
+        run_example(tmp_path, app=app), "hydra.sweeper.api.api_url: https://me:***@"
+    )
+    assert "s3cretpw" not in line, line
+
+
+def test_a_value_left_unset_in_a_list_says_to_give_it_in_the_config(tmp_path: Path) -> None:
+    """It said "give it, e.g. on the command line: or in the config" (found by review-40)."""
+    app = write_app(tmp_path, "metrics:\n  - name: ???\n    objective: minimize\nparams:\n  x: interval(-5, 5)")
+    run = run_example(tmp_path, app=app)
+    line = _assert_one_line_before_anything(run, "hydra.sweeper.metrics[0].name: needs a value")
+    assert line.endswith("(??? asks for one); give it in the config"), line
+
+
+def test_the_key_itself_named_in_place_of_the_hydra_resolver_works(tmp_path: Path) -> None:
+    """What the refusal of ``${hydra:job.name}`` says to write instead does resolve."""
+    app = write_app(tmp_path, "name: ${hydra.job.name}-v2\nobservation_budget: 1\nparams:\n  x: interval(-5, 5)")
+    run = run_example(tmp_path, app=app).assert_ok()
+    assert "SigOpt sweep 'app-v2'" in run.output, run.output[-2000:]
+
+
+def test_an_unresolvable_interpolation_keeps_its_traceback_on_full_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("N_TRIALS", raising=False)
+    app = write_app(tmp_path, f"{UNSET_BUDGET}\nparams:\n  x: interval(-5, 5)")
+    run = run_example(tmp_path, app=app, env={"HYDRA_FULL_ERROR": "1"})
+    assert run.proc.returncode != 0
+    assert "Traceback" in run.proc.stderr and "environment variable 'N_TRIALS' is not set" in run.proc.stderr
+    assert not run.sweep_dir.exists()
+
+
+def _files_of(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` with its size and modification time; not SQLite's shared-memory
+    index of the journal (``-shm``), which any reader of the journal touches, as continue does."""
+    files = (p for p in folder.rglob("*") if not p.name.endswith("-shm"))
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in files}
+
+
+def test_continue_run_from_a_shell_without_the_variable_is_one_line_and_leaves_the_sweep_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The way a user meets it: the sweep was started with ``N_TRIALS=3`` exported; its sweeper died
+    (killed in a trial); ``hydra-sigopt continue DIR --run`` from a new SSH session, where N_TRIALS
+    is not set, printed the 142-line traceback."""
+    from hydra_sigopt.crashpoints import ENV_VAR
+
+    monkeypatch.delenv("N_TRIALS", raising=False)
+    app = write_app(tmp_path, f"{UNSET_BUDGET}\nparams:\n  x: interval(-5, 5)")
+    killed = run_example(tmp_path, app=app, env={"N_TRIALS": "3", ENV_VAR: "in_task:1"})
+    assert killed.proc.returncode == -signal.SIGKILL, killed.output[-3000:]
+    before = _files_of(killed.sweep_dir)
+    cli_path = Path(sys.executable).with_name("hydra-sigopt")  # --run becomes the sweeper: not in this process
+    proc = subprocess.run(
+        [str(cli_path), "continue", str(killed.sweep_dir), "--run"], capture_output=True, text=True, timeout=600
+    )
+    run = AppRun(proc, killed.sweep_dir)
+    assert_refused(
+        run,
+        "hydra.sweeper.observation_budget: environment variable 'N_TRIALS' is not set; "
+        "export it or give a default: ${oc.env:N_TRIALS,20}",
+        created=True,
+    )
+    assert _files_of(killed.sweep_dir) == before
+
+
+@pytest.mark.parametrize(
+    ("sweeper_yaml", "overrides", "says"),
+    [
+        pytest.param(
+            "",
+            ["hydra.sweeper.parallel_bandwidth=???"],
+            "hydra.sweeper.parallel_bandwidth: needs a value, a whole number >= 1 (??? asks for one); "
+            "give it, e.g. on the command line: hydra.sweeper.parallel_bandwidth=1",
+            id="on-the-command-line",
+        ),
+        pytest.param(
+            "",
+            ["hydra.sweeper.observation_budget=???"],
+            "hydra.sweeper.observation_budget: needs a value, a whole number >= 1 (with tasks, a number > 0)",
+            id="budget-on-the-command-line",
+        ),
+        pytest.param(
+            "early_stopping:\n  rule: ???",
+            [],
+            "hydra.sweeper.early_stopping.rule: needs a value, one of ['none', 'median', 'asha']",
+            id="in-a-config-file",
+        ),
+        pytest.param(
+            # the app's own key left for the command line, which the sweeper's refers to
+            "observation_budget: ${trials}",
+            [],
+            "hydra.sweeper.observation_budget: ${trials} refers to trials, which needs a value (??? asks for one); "
+            "give it, e.g. trials=...",
+            id="through-an-interpolation",
+        ),
+    ],
+)
+def test_a_value_marked_as_mandatory_and_not_given_is_one_line_naming_the_key(
+    tmp_path: Path, sweeper_yaml: str, overrides: list[str], says: str
+) -> None:
+    """``hydra.sweeper.parallel_bandwidth=???`` was a traceback ending ``MissingMandatoryValue``; the
+    others were silently taken as the key's default, and the sweep ran."""
+    app = write_app(tmp_path, f"{sweeper_yaml}\nparams:\n  x: interval(-5, 5)")
+    (tmp_path / "conf" / "config.yaml").write_text((tmp_path / "conf" / "config.yaml").read_text() + "trials: ???\n")
+    _assert_one_line_before_anything(run_example(tmp_path, *overrides, app=app), says)
+
+
+@pytest.mark.parametrize(
+    ("sweeper_yaml", "overrides", "says"),
+    [
+        pytest.param(
+            "early_stopping: [asha]\nparams:\n  x: interval(-5, 5)",
+            [],
+            "hydra.sweeper.early_stopping: expected a dict such as {rule: asha, min_step: 1}, got ['asha']",
+            id="list-for-early-stopping-in-a-file",
+        ),
+        pytest.param(
+            "api: [http://localhost]\nparams:\n  x: interval(-5, 5)",
+            [],
+            "hydra.sweeper.api: expected a dict of API settings",
+            id="list-for-api-in-a-file",
+        ),
+        pytest.param(
+            "conditionals: {optimizer: [sgd, adam]}\nparams:\n  x: interval(-5, 5)",
+            [],
+            "hydra.sweeper.conditionals: expected a list, got {'optimizer': ['sgd', 'adam']}",
+            id="dict-for-conditionals-in-a-file",
+        ),
+        pytest.param(
+            "params:\n  x: interval(-5, 5)",
+            ["hydra.sweeper.tasks={a:1}"],
+            "hydra.sweeper.tasks: expected a list of at least 2 tasks",
+            id="dict-for-tasks-on-the-command-line",
+        ),
+        pytest.param(
+            "observation_budget: 2",
+            ["hydra.sweeper.params=[1,2]"],
+            "hydra.sweeper.params: expected a dict {config key: sweep}",
+            id="list-for-params-on-the-command-line",
+        ),
+    ],
+)
+def test_a_list_for_a_dict_or_the_reverse_is_one_line_naming_the_key(
+    tmp_path: Path, sweeper_yaml: str, overrides: list[str], says: str
+) -> None:
+    """Hydra refused each while composing, in four lines: "Cannot merge DictConfig with ListConfig",
+    ``full_key:``, ``object_type=dict``."""
+    app = write_app(tmp_path, sweeper_yaml)
+    line = _assert_one_line_before_anything(run_example(tmp_path, *overrides, app=app), says)
+    assert "Cannot merge" not in line, line

@@ -4,6 +4,7 @@ when the file system refuses a report (full, over quota)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -373,3 +374,148 @@ def test_reports_that_all_lack_the_judged_metric_are_said_to_stop_no_trial(tmp_p
     run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
     said = "Trial #0 reports ['other'], but early_stopping judges 'value': no trial is stopped on these reports"
     assert run.output.count(said) == 1, run.output[-3000:]
+
+
+POOLED = """\
+for epoch in range(1, 4):
+    # the evaluation runs in the app's pool, which reports: on behalf of this trial, the task waits for it
+    evaluation().submit(report, epoch, value=cfg.x / epoch).result()
+return cfg.x / 3
+"""
+POOL = """\
+from concurrent.futures import ThreadPoolExecutor
+
+from hydra_sigopt import report
+
+_pool = []
+
+
+def evaluation():  # created at first use, then reused by every trial of this process (the basic launcher's)
+    if not _pool:
+        _pool.append(ThreadPoolExecutor(max_workers=2))
+    return _pool[0]
+"""
+
+
+def test_a_thread_pool_the_trials_share_reports_for_the_trial_that_submitted_the_work(tmp_path: Path) -> None:
+    """Basic launcher: a pool thread was bound to the first trial it reported for; trials #1 and #2's
+    reports made in it were left out ("came from a thread that trial #0 left running"), so early
+    stopping never judged them."""
+    app = write_app(tmp_path, POOLED, helpers=POOL, budget=3)
+    run = run_example(tmp_path, *MEDIAN, app=app).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 3, run.output[-3000:]
+    assert "left running after its task returned" not in run.output, run.output[-3000:]
+    assert {n: [json.loads(line)["step"] for line in lines_of(run.sweep_dir, n)] for n in range(3)} == {
+        n: [1, 2, 3] for n in range(3)
+    }
+    assert reported_steps(run.sweep_dir) == {n: [1, 2, 3] for n in range(3)}
+
+
+EPOCHS = """\
+for epoch in range(1, 4):
+    report(epoch, value=cfg.x / epoch)
+return cfg.x / 3
+"""
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        pytest.param({"LOCAL_RANK": "1"}, id="local-rank-of-a-single-process-job"),
+        pytest.param({"SLURM_PROCID": "1", "SLURM_NTASKS": "1"}, id="slurm-procid-of-a-one-task-job"),
+        pytest.param({"RANK": "2", "WORLD_SIZE": "1"}, id="rank-in-a-world-of-one"),
+    ],
+)
+def test_a_process_alone_in_its_world_reports_whatever_rank_its_environment_gives(
+    tmp_path: Path, environment: dict[str, str]
+) -> None:
+    """A single-process job whose environment named a rank other than 0 (a cluster exporting
+    LOCAL_RANK=1, a Slurm step's SLURM_PROCID) wrote no report: the trials trained to their end
+    unjudged, with nothing in their report files."""
+    app = write_app(tmp_path, EPOCHS, helpers="from hydra_sigopt import report\n", budget=2)
+    run = run_example(tmp_path, *SUBMITIT_LOCAL, *MEDIAN, app=app, env=environment).assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
+    assert reported_steps(run.sweep_dir) == {0: [1, 2, 3], 1: [1, 2, 3]}, run.output[-3000:]
+
+
+DDP_SPAWN_RANKS = """\
+import os
+
+import torch.distributed as dist
+
+from hydra_sigopt import report
+
+
+def rank(index, x, port):  # one rank, as Lightning's ddp_spawn starts it: LOCAL_RANK only, no WORLD_SIZE
+    os.environ["LOCAL_RANK"] = str(index)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=index, world_size=2)
+    try:
+        for epoch in range(1, 4):
+            report(epoch, value=x / epoch + index)  # every rank reports; rank 1's value is off by 1
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+"""
+DDP_SPAWNING = """\
+import socket
+
+import torch.multiprocessing
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+torch.multiprocessing.spawn(rank, args=(cfg.x, port), nprocs=2)
+return cfg.x / 3
+"""
+
+
+def test_the_ranks_of_a_process_group_without_a_world_size_variable_report_from_rank_0_only(tmp_path: Path) -> None:
+    """ddp_spawn's ranks name no world size in their environment: a process alone in its world is
+    rank 0, but these are not, and rank 1's reports must stay out (the process group says so)."""
+    pytest.importorskip("torch.distributed")
+    app = write_app(tmp_path, DDP_SPAWNING, helpers=DDP_SPAWN_RANKS, budget=2)
+    run = run_example(tmp_path, *MEDIAN, app=app)  # spawn pickles by module: __main__ here.assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
+    for n in (0, 1):
+        values = [json.loads(line)["metrics"]["value"] for line in lines_of(run.sweep_dir, n)]
+        assert len(values) == 3 and all(v < 1 for v in values), values
+
+
+#: A module of the app's (a submitit_local job unpickles the task by value: spawn needs rank importable).
+LATE_RANK = """\
+import time
+
+import torch.distributed as dist
+
+from hydra_sigopt import report
+
+
+def rank(index, x, port):  # every rank reports each epoch, as an app without a rank check does
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=index, world_size=2)
+    try:
+        if index:
+            time.sleep(1.0)  # rank 1 starts late (a slower process): rank 0 has reported step 1 by then
+        for epoch in range(1, 4):
+            report(epoch, value=x / epoch + index)  # rank 1's value is off by 1
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+"""
+
+
+def test_a_spawned_rank_that_reports_after_rank_0_is_not_refused_its_first_step(tmp_path: Path) -> None:
+    """torch.multiprocessing.spawn's ranks in a submitit_local job, each calling report(): rank 1 read
+    the trial's last report (rank 0's step 1, written just before) as an earlier stage's, and its own
+    report(1) raised "steps must increase": every trial failed. Only rank 0's reports count."""
+    pytest.importorskip("torch.distributed")
+    app = write_app(tmp_path, DDP_SPAWNING, helpers="from late_rank import rank\n", budget=2)
+    (app.parent / "late_rank.py").write_text(LATE_RANK)
+    env = {"PYTHONPATH": f"{app.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run = run_example(tmp_path, *SUBMITIT_LOCAL, *MEDIAN, app=app, env=env)
+    assert "steps must increase" not in run.output, run.output[-3000:]
+    run.assert_ok()
+    assert [t["state"] for t in run.trials] == ["completed"] * 2, run.output[-3000:]
+    assert reported_steps(run.sweep_dir) == {0: [1, 2, 3], 1: [1, 2, 3]}, run.output[-3000:]
+    for n in (0, 1):
+        values = [json.loads(line)["metrics"]["value"] for line in lines_of(run.sweep_dir, n)]
+        assert len(values) == 3 and all(v < 1 for v in values), values  # rank 0's values only

@@ -91,3 +91,12 @@ def test_completed_trials_outside_a_constraint_are_not_called_none_completed(tmp
     assert (best.returncode, best.stdout, best.stderr) == (1, "", f"{said}.\n")
     status = _hydra_sigopt("status", str(run.sweep_dir))
     assert f"Best:        {said}\n" in status.stdout, status.stdout
+
+
+def test_the_default_metrics_column_in_trials_csv_is_named_once(tmp_path: Path) -> None:
+    """An app that returns a float has the default metric ``value``: its column read ``value.value``."""
+    app = write_app(tmp_path, "observation_budget: 2\nparams:\n  x: interval(-5, 5)")
+    run = run_example(tmp_path, app=app).assert_ok()
+    header = (run.sweep_dir / "trials.csv").read_text().splitlines()[0].split(",")
+    assert header[:6] == ["number", "state", "step", "job_id", "value", "param.x"], header
+    assert all(float(t["value"]) == (float(t["param.x"]) - 1) ** 2 for t in run.trials)

@@ -224,9 +224,9 @@ def test_elapsed_counts_the_time_sweepers_ran_and_status_agrees_with_the_progres
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL], ids=["ssh-lost", "killed"])
 def test_local_jobs_killed_with_the_sweepers_process_group_are_rerun(tmp_path: Path, signum: int) -> None:
-    # A lost SSH session hangs up the terminal's whole process group (SIGHUP, which nobody handles):
-    # the local jobs die with the sweeper, without results. The rerun must re-run them, not count
-    # them as failures.
+    # A lost SSH session hangs up the terminal's whole process group (SIGHUP): the local jobs die
+    # with it, without results (the sweeper leaves them running, as every hung-up sweeper does). The
+    # rerun must re-run them, not count them as failures.
     overrides = [
         *SUBMITIT_LOCAL,
         "hydra.sweeper.observation_budget=3",
@@ -237,7 +237,9 @@ def test_local_jobs_killed_with_the_sweepers_process_group_are_rerun(tmp_path: P
     proc, sweep_dir = start_example(tmp_path, *overrides, new_session=True)
     running = running_job_ids(sweep_dir, 2)
     os.killpg(proc.pid, signum)
-    proc.wait()
+    first, _ = proc.communicate()
+    if signum == signal.SIGHUP:  # the jobs got the hang-up too: not said to be re-attached only
+        assert "re-attaches to those still running and runs again any the hang-up ended" in first, first[-3000:]
     resumed = run_example(tmp_path, *overrides).assert_ok()
     for number in running:
         assert f"Trial #{number} is re-run under a new job number" in resumed.output
@@ -322,6 +324,41 @@ def test_detached_local_jobs_outlive_a_ctrl_c_or_hang_up_of_the_terminal(tmp_pat
         resumed.output[-3000:]
     )
     assert [t.state for t in trials] == ["completed"] * 3, resumed.output[-3000:]
+
+
+@pytest.mark.parametrize("policy", ["cancel", "detach"])
+def test_a_hang_up_of_the_sweeper_stops_it_cleanly_and_leaves_its_trials_running(tmp_path: Path, policy: str) -> None:
+    """A lost SSH session's SIGHUP killed the sweeper outright: no trials.csv nor
+    optimization_results.yaml until a resume, the running trials not said to be left running, and
+    the stop not journaled (status: "ended while no sweeper ran"). Handled as a Ctrl-C, it cancelled
+    the running trials with on_interrupt: cancel, the default: hours of Slurm training lost to a
+    dropped connection the user never meant as a stop. Hung up, the sweeper stops and leaves them
+    running whatever on_interrupt says; the resumed sweep re-attaches to them."""
+    overrides = [*SUBMITIT_LOCAL, f"hydra.sweeper.on_interrupt={policy}", "hydra.sweeper.parallel_bandwidth=2"]
+    overrides += ["hydra.sweeper.observation_budget=4", "sleep_s=10"]
+    proc, sweep_dir = start_example(tmp_path, *overrides)
+    try:
+        jobs = running_job_ids(sweep_dir, 2)
+        os.kill(proc.pid, signal.SIGHUP)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
+    ).stdout
+    assert "Sweeper:     not running" in status, status
+    states = [line.split(",")[:2] for line in (sweep_dir / "trials.csv").read_text().splitlines()[1:]]
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    said = f"Interrupted. Trials {sorted(jobs)} were left running (the sweeper's terminal hung up: SIGHUP)"
+    assert said in out and "Continue this sweep with: " in out, out[-3000:]
+    # (status says "running", or "ended while no sweeper ran" once their sleep is over: never abandoned)
+    assert "abandoned" not in status, status
+    assert states == [["0", "running"], ["1", "running"]] and results["trials"]["running"] == 2
+    resumed = run_example(tmp_path, *overrides).assert_ok()
+    with Journal.open(sweep_dir, readonly=True) as journal:
+        completed = [(t.number, t.job_id) for t in journal.trials(["completed"])]
+    assert len(completed) == 4, resumed.output[-3000:]
+    assert completed[:2] == [(0, jobs[0]), (1, jobs[1])], resumed.output[-3000:]  # re-attached, not run again
 
 
 def test_a_resume_with_another_launcher_leaves_the_running_jobs_to_the_sweeps_own(tmp_path: Path) -> None:
@@ -410,11 +447,15 @@ def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_finished
 
 
 def ctrl_c_a_batch_then_resume(
-    tmp_path: Path, task: str, launcher: tuple[str, ...], after_ctrl_c: str = "raise"
+    tmp_path: Path,
+    task: str,
+    launcher: tuple[str, ...],
+    after_ctrl_c: str = "raise",
+    kept_said: str = "Trials [0, 1] had finished: their results are recorded",
 ) -> tuple[list[Trial], list[str]]:
     """Ctrl-C a batch of 3 (budget 4) as its third trial runs (it writes ``trial-2-runs``), then
     resume it: the trials after the stop, and their states after the resume. The stop must have said
-    that trials 0 and 1 had finished."""
+    ``kept_said`` of trials 0 and 1."""
     from small_apps import write_app
 
     app = write_app(tmp_path, task, budget=4)
@@ -427,7 +468,7 @@ def ctrl_c_a_batch_then_resume(
     ]
     cmd += [f"+after_ctrl_c={after_ctrl_c}", *launcher]
     out, _ = ctrl_c_once_it_runs(cmd, tmp_path, "trial-2-runs", 1.0)  # the first two have ended
-    assert "Interrupted" in out and "Trials [0, 1] had finished: their results are recorded" in out, out[-3000:]
+    assert "Interrupted" in out and kept_said in out, out[-3000:]
     with Journal.open(tmp_path / "sweep", readonly=True) as journal:
         stopped = journal.trials()
     resumed = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -457,7 +498,8 @@ def test_a_ctrl_c_during_a_batch_keeps_the_trials_of_the_batch_that_had_failed(
     """A failed trial is finished work too: with the basic launcher, a Ctrl-C during the batch's
     third trial recorded the failed first as cancelled, and a resumed sweep ran a new suggestion in
     its place, whose failure the engine could have learnt from already."""
-    stopped, resumed = ctrl_c_a_batch_then_resume(tmp_path, FIRST_FAILS_THIRD_TRAINS_LONG, launcher)
+    said = "Trials #0 failed; #1 finished: their results are recorded"  # the failed one told apart
+    stopped, resumed = ctrl_c_a_batch_then_resume(tmp_path, FIRST_FAILS_THIRD_TRAINS_LONG, launcher, kept_said=said)
     assert [t.state for t in stopped] == ["failed", "completed", "abandoned"]
     assert "FloatingPointError: the loss diverged" in (stopped[0].failure_reason or "")
     assert resumed == ["failed", "completed", "abandoned", "completed", "completed"]
@@ -569,3 +611,45 @@ def test_a_resume_does_not_repeat_the_points_of_the_trials_a_kill_abandoned(tmp_
     repeated = [t.number for t in trials if t.state != "abandoned" and t.assignments["x"] in abandoned]
     assert not repeated, trials
     assert len({t.suggestion_id for t in trials}) == len(trials), [t.suggestion_id for t in trials]
+
+
+def test_elapsed_counts_the_in_process_trial_a_killed_sweeper_was_running(tmp_path: Path) -> None:
+    """The basic launcher runs a trial in the sweeper's own process, which notes that it still runs
+    only between trials: killed (kill -9, a lost login node) several seconds into its first trial,
+    status said "Elapsed: 0s", and a resumed sweep counted from there."""
+    proc, sweep_dir = start_example(tmp_path, "hydra.sweeper.observation_budget=2", "sleep_s=60")
+    deadline = time.time() + 60
+    while not (sweep_dir / "0" / ".hydra").is_dir() and time.time() < deadline:  # its first trial runs
+        time.sleep(0.1)
+    trial_started = time.time()
+    time.sleep(8)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ran = time.time() - trial_started
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
+    ).stdout
+    shown = _seconds(re.search(r"Elapsed:\s+(\S+)", status))
+    # The sweeper says it runs every 2 s: the last 2 s before the kill may be missed.
+    assert shown >= ran - 3, (shown, ran, status)
+
+
+def test_a_plain_copy_of_an_ended_sweep_shows_the_time_its_sweepers_ran(tmp_path: Path) -> None:
+    """``cp -r`` (not ``cp -a``) gives each copied file the copy's time. The sweeper's alive mark
+    said when it last ran by its file's time: status on such a copy counted the time between the
+    sweep's end and the copy as time a sweeper ran (and a resumed copy kept it in its elapsed)."""
+    run_example(tmp_path, "hydra.sweeper.observation_budget=1").assert_ok()
+    sweep_dir, copy = tmp_path / "sweep", tmp_path / "copy"
+
+    def elapsed(folder: Path) -> str:
+        status = subprocess.run(
+            [sys.executable, "-m", "hydra_sigopt.cli", "status", str(folder)], capture_output=True, text=True
+        ).stdout
+        found = re.search(r"Elapsed:\s+(.*) \(started", status)
+        assert found is not None, status
+        return found.group(1)
+
+    ran = elapsed(sweep_dir)
+    time.sleep(5)  # the user copies the ended sweep some time later
+    subprocess.run(["cp", "-r", str(sweep_dir), str(copy)], check=True)
+    assert elapsed(copy) == ran

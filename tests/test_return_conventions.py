@@ -93,7 +93,7 @@ def test_hydra_callbacks_see_the_value_the_task_returned(tmp_path: Path, launche
     assert [t["state"] for t in run.trials] == ["completed"] * 3
     for t in run.trials:
         seen = json.loads((run.sweep_dir / t["number"] / "callback.json").read_text())
-        assert seen["float"] == float(t["value.value"]) == (float(t["param.x"]) - 1) ** 2
+        assert seen["float"] == float(t["value"]) == (float(t["param.x"]) - 1) ** 2
         assert "TrialResult" not in seen["repr"]
         assert t["started_at"] and t["host"] and float(t["duration_s"]) >= 0  # still recorded beside it
     assert "TrialResult" not in run.output
@@ -214,4 +214,18 @@ def test_a_one_element_array_is_a_number_from_numpy_as_from_torch(tmp_path: Path
     run = run_example(tmp_path, app=app).assert_ok()
     assert [t["state"] for t in run.trials] == ["completed"] * 2, [t["failure_reason"] for t in run.trials]
     for t in run.trials:
-        assert float(t["value.value"]) == pytest.approx((float(t["param.x"]) - 1) ** 2, rel=1e-6)
+        assert float(t["value"]) == pytest.approx((float(t["param.x"]) - 1) ** 2, rel=1e-6)
+
+
+def test_a_task_that_returns_none_is_told_it_returned_nothing(tmp_path: Path) -> None:
+    """A task function without its ``return`` (or the lightning-hydra-template's, which returns None
+    where ``optimized_metric`` is unset) failed every trial with "metric 'value' is NoneType None,
+    not a number": about the metric's type, not about the task returning nothing."""
+    app = write_app(tmp_path, "observation_budget: 2\nparams:\n  x: interval(0, 1)", body="loss = (cfg.x - 1) ** 2")
+    run = run_example(tmp_path, "hydra.sweeper.max_failure_rate=1", app=app).assert_ok()
+    said = (
+        "the task returned None, not metric 'value': does the task function end with a return? "
+        "(the lightning-hydra-template's returns None without optimized_metric)"
+    )
+    assert [t["failure_reason"] for t in run.trials] == [said] * 2
+    assert f"Trial #0 failed: {said}" in run.output

@@ -4,12 +4,15 @@ The same code runs against the real cluster in tests/test_slurm.py."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import cloudpickle
 import pytest
 from fake_slurm import UNREACHABLE, FakeClock, FakeSlurm
 
+from hydra_sigopt import driver
 from hydra_sigopt.runners import SubmititRunner
 from hydra_sigopt.runners.cancel import cancel_jobs, cancel_running
 from hydra_sigopt.runners.slurm import is_transient_refusal, slurm_jobs_not_ended, slurm_knows_job
@@ -357,3 +360,15 @@ def test_held_slots_count_slurm_jobs_until_they_are_over_and_while_slurm_cannot_
     assert slurm_jobs_not_ended(["323"]) == []  # forgotten: "Invalid job id specified"
     slurm.controller_down()
     assert slurm_jobs_not_ended(["320", "322"]) == ["320", "322"]
+
+
+@pytest.mark.parametrize("cluster", [None, "gpu"], ids=["one-cluster", "multi-cluster"])
+def test_the_driver_job_s_id_is_read_from_sbatch_parsable_answer(slurm: FakeSlurm, cluster: str | None) -> None:
+    """The driver is submitted with ``sbatch --parsable``, which prints the bare id, or ``N;cluster``
+    on a multi-cluster setup. The fake printed ``Submitted batch job N`` whatever the flags (real
+    sbatch's answer without ``--parsable``), so a test through it would have taken that line for the id."""
+    slurm.on_cluster(cluster)
+    job_id = driver._sbatch("#!/bin/sh\ntrue\n", os.environ)
+    assert job_id == "1000" and slurm.state(job_id) == "PENDING"
+    plain = subprocess.run(["sbatch"], input="#!/bin/sh\ntrue\n", capture_output=True, text=True, check=True)
+    assert plain.stdout.strip() == "Submitted batch job 1001" + ("" if cluster is None else f" on cluster {cluster}")

@@ -81,8 +81,8 @@ class Shell:
         now = len(self.posted)
         in_flight = self.running | self.starting()
         fresh_trials = {n for n in in_flight if self.made_at[self.points_in_flight[n]] == now}
-        assert sorted(p["trial"] for p in pending if "trial" in p) == sorted(fresh_trials), pending
-        ahead = sorted(p["point"] for p in pending if "trial" not in p)
+        assert sorted(p.assignments["trial"] for p in pending if "trial" in p.assignments) == sorted(fresh_trials)
+        ahead = sorted(p.assignments["point"] for p in pending if "trial" not in p.assignments)
         assert ahead == sorted(p for p in self.delivered - self.started_points if self.made_at[p] == now), pending
         self.suggestions += 1
         self.made_at[self.suggestions] = now
@@ -294,6 +294,20 @@ def test_a_ready_suggestion_refills_a_freed_slot_before_the_results_are_posted()
     assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]
 
 
+def test_jobs_kept_warm_are_told_the_suggestions_the_next_free_slots_take_in_order() -> None:
+    # So that a warm job composes its trial's config while the slots are busy: a freed slot then
+    # starts its trial without Hydra's composition (the largest share of a refill with ASHA).
+    scheduler = Scheduler(6, 2, True, lambda f, d: False)
+    scheduler.begin()
+    scheduler.on(SuggestionReady(Suggestion("1", {"p": 1})))
+    scheduler.on(SuggestionReady(Suggestion("2", {"p": 2})))
+    assert KeepWarm(4, ()) in scheduler.idle()  # both started: none is next up
+    assert scheduler.on(SuggestionReady(Suggestion("3", {"p": 3}))) == []  # ready while both slots are busy
+    assert KeepWarm(4, (Suggestion("3", {"p": 3}),)) in scheduler.idle()
+    scheduler.reruns.append((0, Suggestion("0", {"p": 0})))  # a trial lost in a restart goes first
+    assert KeepWarm(4, (Suggestion("0", {"p": 0}), Suggestion("3", {"p": 3}))) in scheduler.idle()
+
+
 def test_without_a_ready_suggestion_the_results_are_posted_before_the_next_is_asked_for() -> None:
     scheduler = Scheduler(4, 1, True, lambda f, d: False)
     scheduler.begin()
@@ -479,7 +493,7 @@ def test_after_a_burst_of_ending_trials_as_many_suggestions_are_kept_ready_for_t
     for k in range(3):
         commands = scheduler.idle()
         prefetch = next(c for c in commands if isinstance(c, Prefetch))
-        assert [p["p"] for p in prefetch.pending] == [5, 6, *range(7, 7 + k)]
+        assert [p.assignments["p"] for p in prefetch.pending] == [5, 6, *range(7, 7 + k)]
         assert scheduler.on(SuggestionReady(Suggestion(str(7 + k), {"p": 7 + k}))) == []
     assert not any(isinstance(c, Prefetch) for c in scheduler.idle())  # three are ready
     # The next burst finds them: every freed slot is refilled before the results are posted.
@@ -510,11 +524,13 @@ def test_trials_suggested_before_the_last_result_was_posted_are_not_placeholders
     its trials stay pending for each other."""
     scheduler = Scheduler(20, 2, True, lambda f, d: False)
     assert scheduler.begin() == [Ask(())]
-    assert scheduler.on(SuggestionReady(Suggestion("0", {"p": 0})))[1] == Prefetch(({"p": 0},))  # same results
+    assert scheduler.on(SuggestionReady(Suggestion("0", {"p": 0})))[1] == Prefetch(
+        (Suggestion("0", {"p": 0}),)
+    )  # same results
     scheduler.on(SuggestionReady(Suggestion("1", {"p": 1})))
     scheduler.on(Submitted(0, "job-0"))
     scheduler.on(Submitted(1, "job-1"))
-    assert scheduler.idle()[-2] == Prefetch(({"p": 0}, {"p": 1}))
+    assert scheduler.idle()[-2] == Prefetch((Suggestion("0", {"p": 0}), Suggestion("1", {"p": 1})))
     scheduler.on(SuggestionReady(Suggestion("2", {"p": 2})))
     scheduler.on(Ended((0,)))
     assert scheduler.on(Recorded({0: False})) == [StartTrial(2, Suggestion("2", {"p": 2})), Post((0,))]
@@ -532,7 +548,7 @@ def test_a_synchronous_batch_is_asked_for_with_all_of_its_trials_pending() -> No
     scheduler.on(SuggestionReady(Suggestion("0", {"p": 0})))
     assert scheduler.on(SuggestionReady(Suggestion("1", {"p": 1}))) == [
         StartTrial(1, Suggestion("1", {"p": 1})),
-        Ask(({"p": 0}, {"p": 1})),
+        Ask((Suggestion("0", {"p": 0}), Suggestion("1", {"p": 1}))),
     ]
 
 

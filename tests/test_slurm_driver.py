@@ -12,11 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLE_APP, running_job_ids
+from conftest import EXAMPLE_APP, running_job_ids, start_now, start_requeued_job_now, waits_for_its_begin_time
 from sigopt_server import SigOptTestServer
 from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
@@ -28,9 +30,14 @@ HYDRA_SIGOPT = [sys.executable, "-m", "hydra_sigopt.cli"]
 
 
 def _submit_command(
-    tmp_path: Path, sweep_dir: Path, *overrides: str, time_min: int = 30, env: dict[str, str] | None = None
+    tmp_path: Path,
+    sweep_dir: Path,
+    *overrides: str,
+    time_min: int = 30,
+    env: dict[str, str] | None = None,
+    app: Path = EXAMPLE_APP,
 ) -> subprocess.CompletedProcess[str]:
-    """``hydra-sigopt submit`` of the example app's Slurm sweep, as a user runs it from ``tmp_path``."""
+    """``hydra-sigopt submit`` of the (example) app's Slurm sweep, as a user runs it from ``tmp_path``."""
     return subprocess.run(
         [
             *HYDRA_SIGOPT,
@@ -40,7 +47,7 @@ def _submit_command(
             "--mem-gb=1",
             "--",
             sys.executable,
-            str(EXAMPLE_APP),
+            str(app),
             "-m",
             *SLURM,
             "hydra.launcher.timeout_min=10",
@@ -61,9 +68,10 @@ def _submit(
     time_min: int = 30,
     sweep_dir: Path | None = None,
     env: dict[str, str] | None = None,
+    app: Path = EXAMPLE_APP,
 ) -> tuple[str, Path]:
     sweep_dir = sweep_dir or tmp_path / "sweep"
-    done = _submit_command(tmp_path, sweep_dir, *overrides, time_min=time_min, env=env)
+    done = _submit_command(tmp_path, sweep_dir, *overrides, time_min=time_min, env=env, app=app)
     assert done.returncode == 0, done.stderr
     first = done.stdout.splitlines()[0]
     assert first.startswith("Submitted the sweep's driver as Slurm job ")
@@ -118,6 +126,7 @@ def test_a_submitted_driver_survives_a_requeue_and_observes_the_budget_exactly(t
     _wait_until(shown_pending, 120, "the held driver shown as pending")
     assert not [status for status in seen if "hydra-sigopt continue" in status], seen  # nor while it completed
     subprocess.run(["scontrol", "release", driver_job], check=True, capture_output=True)
+    start_requeued_job_now(driver_job)
     _wait_until(lambda: (sweep_dir / "optimization_results.yaml").exists() and not _queued(driver_job), 600, "end")
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["trials"] == {"total": 4, "completed": 4, "failed": 0, "stopped": 0, "running": 0}
@@ -131,16 +140,47 @@ def test_a_submitted_driver_survives_a_requeue_and_observes_the_budget_exactly(t
     assert f"Driver:      Slurm job {driver_job} (ended" in _cli("status", str(sweep_dir))
 
 
+#: The trials run until the test lets them end (the go file).
+TRIALS_WAIT_FOR_GO = """\
+import pathlib
+import time
+go = pathlib.Path(os.environ["GO_FILE"])
+while not go.exists():
+    time.sleep(0.2)
+return cfg.x
+"""
+
+
 def test_a_submitted_driver_requeues_itself_at_its_time_limit_and_finishes_the_sweep(tmp_path: Path) -> None:
     """Issue 14: the driver survives its own time limit by requeueing itself. With --time=3 and the
     120 s lead, Slurm signals it within the first minute (it may signal up to 60 s early): the
-    sweeper stops leaving its trials running (its 80 s trials outlast that minute), the job
-    requeues itself and the sweep resumes."""
+    sweeper stops leaving its trials running (they run until the resumed sweep has re-attached
+    them: the test's go file), the job requeues itself and the sweep resumes."""
+    from small_apps import write_app
+
+    go = tmp_path / "go"
+    app = write_app(tmp_path, TRIALS_WAIT_FOR_GO, budget=3)
     driver_job, sweep_dir = _submit(
-        tmp_path, "hydra.sweeper.observation_budget=3", "hydra.sweeper.parallel_bandwidth=3", "sleep_s=80", time_min=3
+        tmp_path,
+        "hydra.sweeper.parallel_bandwidth=3",
+        time_min=3,
+        env={**os.environ, "GO_FILE": str(go)},
+        app=app,
     )
     log = sweep_dir / "sigopt_driver" / f"driver-{driver_job}.log"
-    _wait_until(lambda: (sweep_dir / "optimization_results.yaml").exists() and not _queued(driver_job), 900, "end")
+    let_the_trials_end_at = time.time() + 300  # (if the sweep never resumes: the assertions below say so)
+
+    def ended() -> bool:
+        if waits_for_its_begin_time(driver_job):  # requeued by itself (maybe more than once)
+            start_now(driver_job)
+        if time.time() > let_the_trials_end_at or (log.exists() and "Resuming the sweep" in log.read_text()):
+            go.touch()
+        return (sweep_dir / "optimization_results.yaml").exists() and not _queued(driver_job)
+
+    try:
+        _wait_until(ended, 900, "end")
+    finally:
+        go.touch()
     text = log.read_text()
     assert "hydra-sigopt driver: time limit near; requeued" in text, text[-3000:]
     assert "Resuming the sweep" in text
@@ -150,17 +190,55 @@ def test_a_submitted_driver_requeues_itself_at_its_time_limit_and_finishes_the_s
     assert [(t.state, t.rerun_of) for t in trials] == [("completed", None)] * 3
 
 
-def test_kill_stops_a_submitted_driver_and_its_trials(tmp_path: Path) -> None:
+@dataclass
+class KilledDriver:
+    """A submitted sweep with two trials running, stopped with ``hydra-sigopt kill``, and what was
+    seen right after (before any test acts on the sweep again)."""
+
+    driver_job: str
+    sweep_dir: Path
+    kill_output: str
+    driver_queued_after_kill: bool
+    trial_states_after_kill: set[str]
+
+
+@pytest.fixture(scope="module")
+def killed_driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledDriver]:
+    """One run for two tests (the kill, and ``continue --run`` of the killed sweep): each submit
+    takes a Slurm job and a Hydra start-up before its trials run."""
+    tmp_path = tmp_path_factory.mktemp("killed_driver")
     driver_job, sweep_dir = _submit(
-        tmp_path, "hydra.sweeper.observation_budget=6", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=300"
+        tmp_path, "hydra.sweeper.observation_budget=4", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=300"
     )
-    trial_jobs = running_job_ids(sweep_dir, 2, timeout=240)
-    out = _cli("kill", str(sweep_dir))
-    assert f"Stopping the sweep's driver, Slurm job {driver_job}" in out
-    assert not _queued(driver_job)
-    _wait_until(lambda: not any(_queued(j) for j in trial_jobs.values()), 60, "the trials' jobs cancelled")
-    with Journal.open(sweep_dir, readonly=True) as journal:
-        assert {t.state for t in journal.trials()} == {"abandoned"}
+    try:
+        trial_jobs = running_job_ids(sweep_dir, 2, timeout=240)
+        out = _cli("kill", str(sweep_dir))
+        driver_queued = _queued(driver_job)
+        _wait_until(lambda: not any(_queued(j) for j in trial_jobs.values()), 60, "the trials' jobs cancelled")
+        with Journal.open(sweep_dir, readonly=True) as journal:
+            states = {t.state for t in journal.trials()}
+        yield KilledDriver(driver_job, sweep_dir, out, driver_queued, states)
+    finally:
+        _cancel_jobs_submitted_from(tmp_path)
+
+
+def _cancel_jobs_submitted_from(folder: Path) -> None:
+    """What no_jobs_left_behind does for a test's own tmp_path, for a module fixture's folder."""
+    queue = subprocess.run(["squeue", "-h", "-o", "%i %Z"], capture_output=True, text=True, timeout=60)
+    left = [
+        job
+        for job, _, cwd in (line.partition(" ") for line in queue.stdout.splitlines())
+        if cwd.startswith(str(folder))
+    ]
+    if left:
+        subprocess.run(["scancel", *left], capture_output=True, timeout=60)
+
+
+def test_kill_stops_a_submitted_driver_and_its_trials(killed_driver: KilledDriver) -> None:
+    assert f"Stopping the sweep's driver, Slurm job {killed_driver.driver_job}" in killed_driver.kill_output
+    assert not killed_driver.driver_queued_after_kill
+    # (the fixture waited for the trials' jobs to leave the queue)
+    assert killed_driver.trial_states_after_kill == {"abandoned"}
 
 
 def test_delete_stops_a_submitted_driver_and_its_trials_before_deleting(tmp_path: Path) -> None:
@@ -318,15 +396,15 @@ def test_an_api_sweeps_driver_reads_its_token_from_the_token_file_not_the_job_en
         )
 
 
-def test_continue_run_in_a_terminal_cancels_the_trials_on_ctrl_c_not_the_drivers_detach(tmp_path: Path) -> None:
+def test_continue_run_in_a_terminal_cancels_the_trials_on_ctrl_c_not_the_drivers_detach(
+    killed_driver: KilledDriver,
+) -> None:
     """``continue --run`` of a submitted sweep carried over the driver's on_interrupt=detach, which
     submit added for its job: a terminal user's Ctrl-C left the Slurm jobs running ("Trials [2, 3]
-    were left running (on_interrupt: detach)"). Their own on_interrupt would stay; this one goes."""
-    driver_job, sweep_dir = _submit(
-        tmp_path, "hydra.sweeper.observation_budget=4", "hydra.sweeper.parallel_bandwidth=2", "sleep_s=300"
-    )
-    running_job_ids(sweep_dir, 2, timeout=240)
-    assert f"Stopping the sweep's driver, Slurm job {driver_job}" in _cli("kill", str(sweep_dir))
+    were left running (on_interrupt: detach)"). Their own on_interrupt would stay; this one goes.
+    The sweep is the one test_kill_stops_a_submitted_driver_and_its_trials killed."""
+    sweep_dir = killed_driver.sweep_dir
+    assert f"Stopping the sweep's driver, Slurm job {killed_driver.driver_job}" in killed_driver.kill_output
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_SIGOPT_DRIVER_JOB"}
     resumed = subprocess.Popen(
         [*HYDRA_SIGOPT, "continue", str(sweep_dir), "--run"],
@@ -409,3 +487,81 @@ def test_kill_and_delete_on_a_copy_leave_the_live_driver_and_its_trials_running(
     _wait_until(lambda: not _queued(driver_job), 240, "the live sweep's driver ends")
     with Journal.open(live, readonly=True) as journal:
         assert [t.state for t in journal.trials()] == ["completed"] * 2
+
+
+def test_continue_run_while_the_requeued_driver_waits_in_the_queue_is_refused(tmp_path: Path) -> None:
+    """A requeued driver (preemption, ``scontrol requeue``) waits in the queue, PENDING, and resumes
+    the sweep once Slurm starts it again: ``continue --run`` in a terminal meanwhile started a second
+    sweeper on the sweep dir, which the driver would then run beside (or be refused by)."""
+    driver_job, sweep_dir = _submit(tmp_path, "hydra.sweeper.observation_budget=2", "sleep_s=300")
+    try:
+        running_job_ids(sweep_dir, 1, timeout=240)
+        subprocess.run(["scontrol", "requeuehold", driver_job], check=True, capture_output=True)
+        _wait_until(lambda: _state(driver_job) == "PENDING", 120, "the requeued driver pending")
+        resumed = subprocess.Popen(
+            [*HYDRA_SIGOPT, "continue", str(sweep_dir), "--run"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            out, err = resumed.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            resumed.terminate()
+            out, err = resumed.communicate(timeout=60)
+        where = shlex.quote(str(sweep_dir))
+        assert resumed.returncode != 0 and err.strip().splitlines() == [
+            f"hydra-sigopt: {sweep_dir} is run by its driver, Slurm job {driver_job} (pending); follow it with "
+            f"hydra-sigopt status {where}, or stop it first with hydra-sigopt kill {where}"
+        ], (out + err)[-3000:]
+    finally:
+        _cli("kill", str(sweep_dir))
+    assert not _queued(driver_job)
+
+
+URL_PASSWORD = "url-password-never-shown"
+
+
+def _job_submitted(done: subprocess.CompletedProcess[str]) -> str:
+    """The driver job ``hydra-sigopt submit`` said it submitted."""
+    return done.stdout.splitlines()[0].removeprefix("Submitted the sweep's driver as Slurm job ").split(";")[0]
+
+
+def test_a_password_in_the_api_url_stays_out_of_the_driver_jobs_environment_logs_and_trials(tmp_path: Path) -> None:
+    """A password in SIGOPT_API_URL (a server behind basic auth) went with an api driver job's
+    environment, into slurmctld's state dir, whatever SIGOPT_ENV_FILE held, and submit did not say
+    so. With the URL in the token file, the driver reads it there; without, submit says it goes."""
+    env_file = tmp_path / "sigopt.env"
+    with SigOptTestServer(tokens={TOKEN}) as server:
+        url = server.url.replace("://", f"://user:{URL_PASSWORD}@", 1)
+        env_file.write_text(f"SIGOPT_TOKEN={TOKEN}\nSIGOPT_API_URL={url}\n")
+        env = {**os.environ, "SIGOPT_API_URL": url, "SIGOPT_ENV_FILE": str(env_file)}
+        env.pop("SIGOPT_PROJECT", None)
+        api = ("hydra.sweeper.backend=api", "hydra.sweeper.observation_budget=2", "sleep_s=5")
+        done = _submit_command(tmp_path, tmp_path / "sweep", *api, env=env)
+        assert done.returncode == 0 and URL_PASSWORD not in done.stdout + done.stderr, done.stdout + done.stderr
+        driver_job = (
+            done.stdout.splitlines()[0].removeprefix("Submitted the sweep's driver as Slurm job ").split(";")[0]
+        )
+        sweep_dir = tmp_path / "sweep"
+        assert URL_PASSWORD.encode() not in _saved_environment(driver_job)
+        trial_job = running_job_ids(sweep_dir, 1, timeout=300)[0]
+        assert URL_PASSWORD.encode() not in _saved_environment(trial_job)  # the trial's environment
+        _wait_until(lambda: (sweep_dir / "optimization_results.yaml").exists() and not _queued(driver_job), 600, "end")
+        results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+        assert results["trials"]["completed"] == 2, results
+        assert _files_containing(sweep_dir, URL_PASSWORD) == []  # the driver's log, the trials' logs, the journal
+        shown = _cli_run("status", str(sweep_dir), env=env)
+        assert shown.returncode == 0 and URL_PASSWORD not in shown.stdout + shown.stderr, shown.stderr
+
+        without_file = {k: v for k, v in env.items() if k != "SIGOPT_ENV_FILE"} | {"SIGOPT_API_TOKEN": TOKEN}
+        told = _submit_command(tmp_path, tmp_path / "other", *api, env=_driver_held(tmp_path, **without_file))
+        assert told.returncode == 0, told.stderr
+        assert URL_PASSWORD not in told.stdout + told.stderr
+        assert told.stderr.strip().splitlines() == [
+            "Note: the driver job's environment carries SIGOPT_API_TOKEN, SIGOPT_API_URL (backend: api needs the "
+            "token and the URL's password); slurmctld keeps a job's environment in its state dir while the job "
+            "exists. To keep them out, put them in a file named by SIGOPT_ENV_FILE (SIGOPT_TOKEN=..., "
+            "SIGOPT_API_URL=...) instead."
+        ]
+        subprocess.run(["scancel", _job_submitted(told)], check=True, capture_output=True)

@@ -111,7 +111,7 @@ def test_only_rank_0_of_a_multi_task_trial_reports_and_every_rank_learns_of_its_
     steps = [line["step"] for line in lines]
     assert steps == list(range(1, len(steps) + 1)), steps  # each step once
     assert all(line["metrics"]["value"] < 1 for line in lines), lines  # rank 0's values only
-    assert float(trial["value.value"]) < 1, trial
+    assert float(trial["value"]) < 1, trial
     logs = sorted((run.sweep_dir / ".submitit" / trial["job_id"]).glob("*_log.out"))
     said = sorted(line for log in logs for line in log.read_text().splitlines() if line.endswith(": stopped"))
     assert said == ["rank 0: stopped", "rank 1: stopped"], said  # both ranks left the loop on TrialStopped

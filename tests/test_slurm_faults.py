@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import finish_example, running_job_ids, start_example
+from conftest import finish_example, running_job_ids, start_example, start_requeued_job_now
 from small_apps import write_app
 from test_cli import SAVES_A_CHECKPOINT_WHEN_STOPPED, SAVING_OVERRIDES
 from test_slurm import SLURM, _slurm_problem, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
@@ -171,6 +171,7 @@ def test_a_sweeper_killed_between_sbatch_and_the_journal_reattaches_that_job(tmp
         "hydra.sweeper.observation_budget=3",
         "hydra.sweeper.parallel_bandwidth=2",
         "sleep_s=15",
+        "sleep_jobs=[0,1]",  # the jobs of the crash run on while the sweep resumes; trial 2 need not wait
     )
     first = run_example(tmp_path, *overrides, env={ENV_VAR: "after_submit:2"})
     assert first.proc.returncode == -signal.SIGKILL, first.output[-3000:]
@@ -209,6 +210,7 @@ def test_a_requeued_job_is_logged_and_counted_as_queued_not_running(tmp_path: Pa
             [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
         )
         subprocess.run(["scontrol", "release", job_id], check=True, capture_output=True)
+        start_requeued_job_now(job_id)
         run = finish_example(proc, sweep_dir, timeout=600)
     finally:
         proc.kill()

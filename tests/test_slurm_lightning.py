@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import finish_example, running_job_ids, start_example
+from conftest import finish_example, running_job_ids, start_example, start_requeued_job_now
 from test_lightning import MODEL
 from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
@@ -72,17 +72,6 @@ def _queued(job_id: str) -> bool:
     return bool(subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip())
 
 
-def _start_now(job_id: str) -> None:
-    """A requeued job waits about two minutes before it may start again (its begin time): not here."""
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
-        if state.stdout.strip() == "PENDING":
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True)
-            return
-        time.sleep(0.5)
-
-
 def test_a_lightning_trial_requeued_mid_fit_runs_again_and_completes(tmp_path: Path) -> None:
     (tmp_path / "app" / "conf").mkdir(parents=True)
     (tmp_path / "app" / "conf" / "config.yaml").write_text(CONFIG)
@@ -97,7 +86,7 @@ def test_a_lightning_trial_requeued_mid_fit_runs_again_and_completes(tmp_path: P
             assert time.time() < deadline, "the trial reported no two epochs"
             time.sleep(0.5)
         subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
-        _start_now(job_id)
+        start_requeued_job_now(job_id)
         run = finish_example(proc, sweep_dir, timeout=600)
     finally:
         proc.kill()

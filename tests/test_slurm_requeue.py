@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import finish_example, running_job_ids, start_example
+from conftest import AppRun, finish_example, running_job_ids, start_example, start_requeued_job_now
 from small_apps import write_app
 from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
@@ -85,22 +85,7 @@ def _wait_for(path: Path, timeout: float = 180) -> None:
 def _requeue_now(job_id: str) -> None:
     """``scontrol requeue`` the job, and let it start again at once."""
     subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True, text=True)
-    _start_again_now(job_id)
-
-
-def _start_again_now(job_id: str) -> None:
-    """Let a requeued job start again at once (Slurm delays it ~2 minutes)."""
-    deadline = time.time() + 60
-    while True:  # the requeued job must be pending before its begin time can be moved
-        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout
-        if state.strip() == "PENDING":
-            break
-        assert time.time() < deadline, f"job {job_id} was not requeued (squeue: {state.strip()})"
-        time.sleep(0.5)
-    # slurmd refuses a start in the second of the requeue ("Job credential revoked": its credentials
-    # are compared in whole seconds, measured), which Slurm's own delay avoids: the job then FAILED.
-    time.sleep(2)
-    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, capture_output=True)
+    start_requeued_job_now(job_id)
 
 
 def _runs_of(job_id: str) -> list[str]:
@@ -245,7 +230,7 @@ def test_a_trial_preempted_before_its_result_is_requeued_by_submitit_and_runs_ag
         job_id = running_job_ids(sweep_dir, 1, timeout=180)[0]
         _wait_for(sweep_dir / "0" / "starts.txt")
         subprocess.run(["scancel", "--signal=USR2", job_id], check=True, capture_output=True)
-        _start_again_now(job_id)  # submitit's handler checkpointed the call and requeued the job
+        start_requeued_job_now(job_id)  # submitit's handler checkpointed the call and requeued the job
         run = finish_example(proc, sweep_dir, timeout=300)
     finally:
         proc.kill()
@@ -262,24 +247,156 @@ def test_a_preempted_trial_whose_requeue_command_slurm_terminates_is_not_failed_
     (submitit's, run inside the job) with it. Killed by that SIGTERM before it exited, the requeue
     raised CalledProcessError in the task: the trial failed ("Command '['scontrol', 'requeue', ...]'
     died with <Signals.SIGTERM: 15>") although Slurm had requeued its job."""
-    # An scontrol slow to exit after its answer (a busy controller): Slurm's SIGTERM always finds it.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    real = subprocess.run(["which", "scontrol"], capture_output=True, text=True, check=True).stdout.strip()
-    (bin_dir / "scontrol").write_text(f'#!/bin/bash\n{real} "$@" || exit $?\nsleep 30\n')
-    (bin_dir / "scontrol").chmod(0o755)
     app = write_app(tmp_path, PREEMPTED_TASK, "import time", budget=1)
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}  # sbatch hands the sweeper's environment to its jobs
+    env = _slow_scontrol_env(tmp_path)
     proc, sweep_dir = start_example(tmp_path, *SLURM, "hydra.launcher.timeout_min=60", app=app, env=env)
     try:
-        job_id = running_job_ids(sweep_dir, 1, timeout=180)[0]
-        _wait_for(sweep_dir / "0" / "starts.txt")
-        subprocess.run(["scancel", "--signal=USR2", job_id], check=True, capture_output=True)
-        _start_again_now(job_id)
-        run = finish_example(proc, sweep_dir, timeout=300)
+        run, _ = _preempt_once_started(proc, sweep_dir, "starts.txt")
     finally:
         proc.kill()
     run.assert_ok()
     (trial,) = run.trials
     assert (trial["state"], trial["failure_reason"]) == ("completed", ""), trial
     assert (sweep_dir / "0" / "starts.txt").read_text() == "started (Slurm restart 0)\nstarted (Slurm restart 1)\n"
+
+
+# Hydra callbacks that hold the trial's job, on its first run only, at the job's end (after the app
+# returned, before submitit wrote the result) or at its start (before the app started), as a slow
+# exit handler (uploading logs) or a slow set-up (a callback, an import) does, until the test
+# releases it or Slurm ends the job. Each training appends a line to trained.txt.
+SLOW_CALLBACKS = """
+import logging
+import os
+import time
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+
+
+def _hold_once(out, marker):
+    if os.path.exists(os.path.join(out, marker)):
+        return
+    open(os.path.join(out, marker), "w").close()
+    while not os.path.exists(os.path.join(out, "release")):
+        time.sleep(0.2)
+
+
+class SlowJobEnd(Callback):
+    def on_job_end(self, config, job_return, **kwargs):
+        _hold_once(config.hydra.runtime.output_dir, "ending")
+
+
+class SlowJobStart(Callback):
+    def on_job_start(self, config, **kwargs):
+        _hold_once(config.hydra.runtime.output_dir, "starting")
+
+
+# A job logging handler slow to set up (one that connects to a log server, say).
+class SlowLogHandler(logging.StreamHandler):
+    def __init__(self):
+        super().__init__()
+        _hold_once(HydraConfig.get().runtime.output_dir, "starting")
+"""
+TRAINING_TASK = """
+out = HydraConfig.get().runtime.output_dir
+with open(os.path.join(out, "trained.txt"), "a") as f:
+    f.write(f"trained with x={cfg.x} (Slurm restart {os.environ.get('SLURM_RESTART_COUNT', '0')})\\n")
+return cfg.x
+"""
+
+
+#: Where a job's set-up holds: a Hydra callback's on_job_start, or the job's logging set-up.
+SLOW_SET_UPS = {
+    "callback": ("+hydra.callbacks.slow._target_=slow_callbacks.SlowJobStart",),
+    "logging": (
+        "+hydra.job_logging.handlers.slow.class=slow_callbacks.SlowLogHandler",
+        "hydra.job_logging.root.handlers=[console,file,slow]",
+    ),
+}
+
+
+def _start_with_a_slow_callback(
+    tmp_path: Path, callback: str, env: dict[str, str] | None = None, *overrides: str
+) -> tuple[subprocess.Popen[str], Path]:
+    """A sweep of one trial whose job runs the Hydra callback ``callback`` (of SLOW_CALLBACKS)."""
+    app = write_app(tmp_path, TRAINING_TASK, budget=1)
+    (app.parent / "slow_callbacks.py").write_text(SLOW_CALLBACKS)
+    env = {**(env or {}), "PYTHONPATH": f"{app.parent}:{os.environ.get('PYTHONPATH', '')}"}  # the job imports it
+    return start_example(
+        tmp_path,
+        *SLURM,
+        "hydra.launcher.timeout_min=60",  # the preemption signal is not taken for a time-out
+        *([f"+hydra.callbacks.slow._target_=slow_callbacks.{callback}"] if callback else []),
+        *overrides,
+        app=app,
+        env=env,
+    )
+
+
+def test_a_job_requeued_between_the_apps_return_and_its_result_does_not_train_again(tmp_path: Path) -> None:
+    """A requeue (``scontrol requeue``, a preemption, a node failure) that landed while Hydra ended
+    the job (its ``on_job_end`` callbacks, after the app returned, before submitit wrote the
+    result) left no result: the job Slurm started again trained the whole trial a second time."""
+    proc, sweep_dir = _start_with_a_slow_callback(tmp_path, "SlowJobEnd")
+    try:
+        job_id = running_job_ids(sweep_dir, 1, timeout=180)[0]
+        _wait_for(sweep_dir / "0" / "ending")  # the app returned; no result yet
+        assert not (sweep_dir / ".submitit" / job_id / f"{job_id}_0_result.pkl").exists()
+        _requeue_now(job_id)
+        run = finish_example(proc, sweep_dir, timeout=300)
+    finally:
+        proc.kill()
+        (sweep_dir / "0" / "release").touch()
+    run.assert_ok()
+    trained = (sweep_dir / "0" / "trained.txt").read_text().splitlines()
+    assert len(trained) == 1 and trained[0].endswith("(Slurm restart 0)"), trained
+    (trial,) = run.trials
+    assert trial["state"] == "completed" and trial["job_id"] == job_id, trial
+    assert float(trial["value"]) == float(trial["param.x"]) == float(trained[0].split("x=")[1].split()[0])
+    assert _runs_of(job_id)[-1] == "COMPLETED"  # the second run returned the first one's value
+
+
+def _preempt_once_started(proc: subprocess.Popen[str], sweep_dir: Path, started: str) -> tuple[AppRun, str]:
+    """Preempt the sweep's one trial as Slurm does (submitit's USR2) once its job wrote ``started`` in
+    the trial's folder, let Slurm start it again at once, and finish the sweep: (its run, the job id)."""
+    job_id = running_job_ids(sweep_dir, 1, timeout=180)[0]
+    _wait_for(sweep_dir / "0" / started)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True, capture_output=True)
+    start_requeued_job_now(job_id)
+    return finish_example(proc, sweep_dir, timeout=300), job_id
+
+
+def _slow_scontrol_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a sweep whose jobs' ``scontrol`` is slow to exit after its answer (a busy
+    controller): Slurm's SIGTERM of a requeued job always finds submitit's ``scontrol requeue``
+    still running. sbatch hands the sweeper's environment to its jobs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = subprocess.run(["which", "scontrol"], capture_output=True, text=True, check=True).stdout.strip()
+    (bin_dir / "scontrol").write_text(f'#!/bin/bash\n{real} "$@" || exit $?\nsleep 30\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("set_up", sorted(SLOW_SET_UPS))
+def test_a_trial_preempted_while_hydra_sets_its_job_up_is_not_failed_and_runs_again(
+    tmp_path: Path, set_up: str
+) -> None:
+    """A preemption signal that landed before the app started (a slow ``on_job_start`` callback,
+    config composition, a slow import) reached submitit's own handler, whose ``scontrol requeue``
+    Slurm's SIGTERM ends: CalledProcessError, raised in Hydra's set-up, failed the trial although
+    Slurm had requeued its job. (An scontrol slow to exit makes that race certain, as in
+    test_a_preempted_trial_whose_requeue_command_slurm_terminates_is_not_failed_and_runs_again.)"""
+    env = _slow_scontrol_env(tmp_path)
+    proc, sweep_dir = _start_with_a_slow_callback(tmp_path, "", env, *SLOW_SET_UPS[set_up])
+    try:
+        run, job_id = _preempt_once_started(proc, sweep_dir, "starting")
+    finally:
+        proc.kill()
+        (sweep_dir / "0" / "release").touch()
+    run.assert_ok()
+    (trial,) = run.trials
+    assert (trial["state"], trial["failure_reason"]) == ("completed", ""), trial
+    assert (sweep_dir / "0" / "trained.txt").read_text() == f"trained with x={trial['param.x']} (Slurm restart 1)\n"
+    log = (sweep_dir / ".submitit" / job_id / f"{job_id}_0_log.err").read_text()
+    assert "CalledProcessError" not in log, log[-3000:]

@@ -7,6 +7,7 @@ ends when, and whether the next suggestion was ready by then. Real jobs are in t
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -16,11 +17,14 @@ from typing import Any
 
 import pytest
 
+from hydra_sigopt import sweep as sweep_module
 from hydra_sigopt.backends import Suggestion
+from hydra_sigopt.backends.base import Pending, pending_parts
 from hydra_sigopt.backends.lite import LiteBackend
 from hydra_sigopt.errors import BackendUnavailableError, SweepAbortedError
-from hydra_sigopt.journal import Journal
+from hydra_sigopt.journal import Journal, JournalFullError
 from hydra_sigopt.metrics import MetricValue
+from hydra_sigopt.reports import ResultsNotWritten
 from hydra_sigopt.runners import JobOutcome, TrialRunner
 from hydra_sigopt.settings import parse_settings
 from hydra_sigopt.sweep import Sweep
@@ -79,11 +83,13 @@ class SlowObserveBackend(LiteBackend):
         self.unaccounted: list[list[Mapping[str, Any]]] = []
         #: The x of each trial whose job still runs (set by a test that knows its runner).
         self.running_xs: Callable[[], set[float]] = set
+        #: The results posted (a test may take them when the sweep asks, not when the engine looks).
+        self.observed_so_far: Callable[[], list[Mapping[str, Any]]] = lambda: list(self.observed)
 
-    def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion:
+    def suggest(self, pending: Sequence[Pending]) -> Suggestion:
         # Each earlier suggestion is pending, observed, or still running (a trial suggested on
         # older results runs without being pending): never ended and not yet posted.
-        known = [dict(a) for a in [*pending, *self.observed]]
+        known = [dict(a) for a in [*(pending_parts(p)[0] for p in pending), *self.observed_so_far()]]
         running = self.running_xs()
         self.unaccounted.append([a for a in self.issued if dict(a) not in known and a["x"] not in running])
         suggestion = super().suggest(pending)
@@ -171,8 +177,18 @@ def test_a_slot_waits_for_the_engine_when_no_suggestion_is_ready(tmp_path: Path)
 
     backend.suggest = slow_suggest  # type: ignore[method-assign]
     runner = CueRunner(events)
-    backend.running_xs = runner.running_xs
     sweep = make_sweep(tmp_path, runner, backend, budget=4)
+    start_prefetch = sweep.aside.start_prefetch
+
+    def noting_what_is_known_when_asked(pending: Sequence[Pending]) -> None:
+        # The trials running and the results posted when the sweep asks (in its own thread), not
+        # when the engine's thread gets to look: trials end meanwhile (at once here), and are
+        # recorded and posted while the suggestion is computed, as they should be.
+        running, observed = runner.running_xs(), list(backend.observed)
+        backend.running_xs, backend.observed_so_far = (lambda: running), (lambda: observed)
+        start_prefetch(pending)
+
+    sweep.aside.start_prefetch = noting_what_is_known_when_asked  # type: ignore[method-assign]
     slow.set()
     runner.ready = lambda: True  # trials end before the next suggestion is there
     sweep.run()
@@ -258,6 +274,28 @@ def test_the_last_progress_line_is_logged_once(tmp_path: Path, caplog: pytest.Lo
         sweep.run()
     last = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress: 3/3 trials done")]
     assert len(last) == 1, last
+
+
+def test_a_disk_that_fills_during_the_wrap_up_ends_the_sweep_on_its_one_line_with_the_journal_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trials' output fills the disk as the sweep ends: the results files are refused (one line
+    says so), and the last progress line's journal write then raised JournalFullError inside the
+    wrap-up, skipping the journal's close and replacing that line (found by review)."""
+    events: list[tuple[str, int]] = []
+    sweep = make_sweep(tmp_path, CueRunner(events), SlowObserveBackend(events), budget=2)
+    refused = ResultsNotWritten("could not write trials.csv and optimization_results.yaml in the sweep dir")
+    monkeypatch.setattr(sweep_module, "write_final_reports", lambda sweep_dir, journal: refused)
+
+    def heartbeat_on_a_full_disk(line: bool = True) -> None:
+        raise JournalFullError("the disk holding the sweep dir is full")
+
+    sweep.progress.log_last = heartbeat_on_a_full_disk  # type: ignore[method-assign]
+    with pytest.raises(ResultsNotWritten, match=r"could not write trials\.csv"):
+        sweep.run()
+    assert sweep.journal is not None
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):  # closed by the wrap-up, as at every end
+        sweep.journal.meta()
 
 
 def test_the_local_engine_leaves_no_observation_id_rather_than_the_string_none(tmp_path: Path) -> None:

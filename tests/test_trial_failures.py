@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import SUBMITIT_LOCAL, run_example
+from conftest import SUBMITIT_LOCAL, run_example, start_example
 from small_apps import write_app
 
 from hydra_sigopt.runners import JobOutcome, failure_in_one_line
@@ -246,7 +250,8 @@ def test_a_failure_rate_stop_names_the_last_failure_in_one_line(outcome: JobOutc
 
 def test_a_batch_the_launcher_lost_leaves_no_value_of_its_trials_behind() -> None:
     """Values of in-process trials are kept until their batch's launch() returns (for a Ctrl-C);
-    a launch() that raised left them for good, for a later sweep's trials of the same numbers."""
+    a launch() that raised left them for good, for a later sweep's trials of the same numbers.
+    Those that had returned are the batch's outcomes (test_in_process_results_kept runs it)."""
     from hydra_sigopt.runners.batch import BatchRunner
     from hydra_sigopt.runners.outcome import JobOutcome
     from hydra_sigopt.runners.task import _ended_here, take_ended_here
@@ -262,5 +267,70 @@ def test_a_batch_the_launcher_lost_leaves_no_value_of_its_trials_behind() -> Non
     runner.start(7, ["x=1"])
     runner.start(8, ["x=2"])
     outcomes = runner.wait(timeout=0)
-    assert [(o.number, o.ok) for o in outcomes] == [(7, False), (8, False)]
+    assert [(o.number, o.ok) for o in outcomes] == [(7, True), (8, False)]
     assert take_ended_here([7, 8]) == []
+
+
+EXITS_THE_PROCESS = """\
+if job_num() == 1:
+    os._exit(0)  # an app that ends its process when done (a habit of scripts, some MPI/TPU launchers)
+return cfg.x
+"""
+ENDED_IN_THE_SWEEPERS_PROCESS = (
+    "Trial #1 was running in the sweeper's process when it ended (the app called os._exit or the process was killed,"
+)
+
+
+def test_a_trial_that_ended_the_sweepers_process_is_named_by_status_and_the_resume(tmp_path: Path) -> None:
+    """Basic launcher: os._exit(0) in trial #1 ended the sweep with exit status 0 and no word; status
+    then said only "lost with the sweeper (run again on resume)", and the resume nothing at all."""
+    app = write_app(tmp_path, EXITS_THE_PROCESS, budget=3)
+    first = run_example(tmp_path, app=app)
+    assert first.proc.returncode == 0  # os._exit(0) ended the sweep at trial #1: nothing of ours can run then
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(first.sweep_dir)], capture_output=True, text=True
+    )
+    assert "Ended:       Trial #1 was running in the sweeper's process when it ended\n" in status.stdout, status.stdout
+    assert "(the app called os._exit or the process was killed," in status.stdout, status.stdout
+    assert "hydra/launcher=submitit_local" in status.stdout, status.stdout
+    resumed = run_example(tmp_path, app=app, sweep_dir=first.sweep_dir).assert_ok()
+    assert ENDED_IN_THE_SWEEPERS_PROCESS in resumed.output, resumed.output[-3000:]
+    assert "hydra/launcher=submitit_local" in resumed.output
+    assert sorted(t["state"] for t in resumed.trials) == ["abandoned", "completed", "completed", "completed"]
+
+
+WAITS_FOR_GO = """\
+import pathlib
+import time
+pathlib.Path(os.environ["GO_FILE"]).with_name("in-the-app").touch()
+while not pathlib.Path(os.environ["GO_FILE"]).exists():
+    time.sleep(0.2)
+return cfg.x
+"""
+
+
+@pytest.mark.slow
+def test_status_after_a_killed_in_process_sweep_says_which_trial_it_ended_with_in_short_lines(tmp_path: Path) -> None:
+    """Basic launcher, the sweeper killed inside trial #0: status's ``Ended:`` line was about 450
+    characters, the cause and the advice in one run-on sentence."""
+    go = tmp_path / "go"
+    proc, sweep_dir = start_example(tmp_path, app=write_app(tmp_path, WAITS_FOR_GO, budget=2), env={"GO_FILE": str(go)})
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "in-the-app").exists():
+            assert time.time() < deadline and proc.poll() is None, "trial #0 never started"
+            time.sleep(0.2)
+        proc.kill()  # SIGKILL: the sweeper and trial #0, which ran in its process
+        proc.communicate(timeout=60)
+    finally:
+        go.touch()
+        proc.kill()
+    status = subprocess.run(
+        [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
+    )
+    lines = status.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Ended:"))
+    detail = list(itertools.takewhile(lambda line: line.startswith(" " * 13), lines[at + 1 :]))
+    assert max(len(line) for line in [lines[at], *detail]) <= 120, lines[at : at + 1 + len(detail)]
+    assert "Trial #0 was running in the sweeper's process when it ended" in lines[at], status.stdout
+    assert "hydra/launcher=submitit_local" in " ".join(detail), status.stdout

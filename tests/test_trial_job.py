@@ -84,3 +84,49 @@ def test_a_requeue_signalled_after_the_result_was_written_does_not_run_the_trial
     with pytest.raises(SystemExit) as ended:
         requeued.function(*requeued.args, **requeued.kwargs)
     assert ended.value.code == 0 and not requeued.function.launcher.calls
+
+
+@pytest.fixture
+def trial_output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The trial's Hydra output dir, as HydraConfig gives it in the job."""
+    from types import SimpleNamespace
+
+    from hydra.core.hydra_config import HydraConfig
+
+    out = tmp_path / "trial_3"
+    out.mkdir()
+    config = SimpleNamespace(runtime=SimpleNamespace(output_dir=str(out)))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: config))
+    return out
+
+
+def _keep(path: Path, value: object) -> None:
+    import cloudpickle
+
+    path.write_bytes(cloudpickle.dumps(value))
+
+
+def test_a_multi_task_job_requeued_after_rank_0_kept_its_value_but_not_rank_1_runs_the_app_again(
+    slurm_job: Path, trial_output_dir: Path
+) -> None:
+    """A requeue landed after rank 0 kept its value, before rank 1 did: started again, rank 0 returned
+    the kept value at once while rank 1 ran the app and waited for rank 0 to join its process group,
+    until the job's time limit (found by review). Every rank runs again unless all kept theirs."""
+    from hydra_sigopt.runners.returned import ValueKept
+
+    _keep(trial_output_dir / ".value_of_job_42_0.pkl", 0.5)
+    calls: list[object] = []
+    assert ValueKept(lambda cfg: calls.append(cfg) or 0.25)("cfg") == 0.25
+    assert calls == ["cfg"]
+
+
+def test_a_multi_task_job_requeued_after_every_rank_kept_its_value_does_not_run_the_app(
+    slurm_job: Path, trial_output_dir: Path
+) -> None:
+    from hydra_sigopt.runners.returned import ValueKept
+
+    _keep(trial_output_dir / ".value_of_job_42_0.pkl", 0.5)
+    _keep(trial_output_dir / ".value_of_job_42_1.pkl", 0.5)
+    calls: list[object] = []
+    assert ValueKept(lambda cfg: calls.append(cfg) or 0.25)("cfg") == 0.5
+    assert calls == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,16 +10,19 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import SUBMITIT_LOCAL, finish_example, run_example, start_example
+from conftest import SUBMITIT_LOCAL, AppRun, finish_example, run_example, start_example
 from hydra.core.singleton import Singleton
+from small_apps import write_app
 
 from hydra_sigopt.journal import Journal
 from hydra_sigopt.processes import cancel_local_jobs
 from hydra_sigopt.runners.trial_job import TrialJob
-from hydra_sigopt.warm import NotUsed, WarmJob, claim, max_wait_for, read_claim
+from hydra_sigopt.runners.warm_pool import WarmPool, _Waiting
+from hydra_sigopt.warm import NotUsed, WarmJob, claim, max_wait_for, read_claim, read_next_trial, tell_next_trial
 
 # ------------------------------------------------------------------ the claim protocol
 
@@ -128,6 +132,112 @@ def test_a_retired_warm_job_ends_without_running_anything(tmp_path: Path) -> Non
     assert not launcher.calls
 
 
+class ComposingLauncher(RecordingLauncher):
+    """A launcher whose config loader records the warm-up compositions a warm job asks for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.composed: list[list[str]] = []
+        self.config = "the sweep's config"
+        loader = SimpleNamespace(load_sweep_config=lambda config, overrides: self.composed.append(list(overrides)))
+        self.hydra_context = SimpleNamespace(config_loader=loader)
+
+
+def test_a_waiting_warm_job_composes_a_config_ahead(tmp_path: Path) -> None:
+    launcher = ComposingLauncher()
+    threading.Timer(0.3, claim, args=(tmp_path / "claim.json", {"number": 4, "overrides": ["x=0.25"]})).start()
+    assert warm_job(tmp_path, launcher, warm_up_overrides=["x=0.5"])() == "ran"
+    assert launcher.composed == [["x=0.5"]]
+    assert launcher.calls[0][:3] == (["x=0.25"], "hydra.sweep.dir", 4)
+
+
+def test_a_warm_job_whose_trial_came_while_it_started_composes_only_the_trials_config(tmp_path: Path) -> None:
+    # Slots freeing faster than jobs start: the claim is there before the job is up. Composing
+    # ahead then only delays the trial (one more composition before its task runs).
+    launcher = ComposingLauncher()
+    assert claim(tmp_path / "claim.json", {"number": 4, "overrides": ["x=0.25"]})
+    assert warm_job(tmp_path, launcher, warm_up_overrides=["x=0.5"])() == "ran"
+    assert launcher.composed == []
+    assert launcher.calls[0][:3] == (["x=0.25"], "hydra.sweep.dir", 4)
+
+
+def test_a_warm_job_retired_while_it_started_composes_nothing(tmp_path: Path) -> None:
+    launcher = ComposingLauncher()
+    assert claim(tmp_path / "claim.json", {"stop": "the sweep ended"})
+    assert warm_job(tmp_path, launcher, warm_up_overrides=["x=0.5"])() == NotUsed("the sweep ended")
+    assert launcher.composed == [] and not launcher.calls
+
+
+class LauncherOfConfigs(ComposingLauncher):
+    """Composes its trial's config as Hydra's launcher does, and returns the config it ran on.
+    The sweeper's claim comes while the first composition runs (no timing to race with)."""
+
+    def __init__(self, claim_path: Path, trial: dict[str, object], fails: bool = False) -> None:
+        super().__init__()
+        self.claim_path, self.trial, self.fails = claim_path, trial, fails
+        self.hydra_context.config_loader.load_sweep_config = self._load
+
+    def _load(self, config: object, overrides: list[str]) -> str:
+        self.composed.append(list(overrides))
+        claim(self.claim_path, self.trial)
+        if self.fails:
+            raise ValueError("Could not override 'y'")
+        return f"config of {overrides}, composition {len(self.composed)}"
+
+    def __call__(self, *args: object) -> str:
+        self.calls.append(args)
+        return str(self.hydra_context.config_loader.load_sweep_config(self.config, args[0]))
+
+
+def test_a_warm_job_told_its_trial_ahead_runs_it_on_the_config_it_composed_while_waiting(tmp_path: Path) -> None:
+    launcher = LauncherOfConfigs(tmp_path / "claim.json", {"number": 4, "overrides": ["x=0.25"]})
+    tell_next_trial(tmp_path / "claim.json", ["x=0.25"])
+    assert warm_job(tmp_path, launcher, warm_up_overrides=["x=0.5"])() == "config of ['x=0.25'], composition 1"
+    assert launcher.composed == [["x=0.25"]]  # once, ahead: not again when the trial came
+
+
+def test_a_warm_job_told_another_trial_composes_the_one_it_gets(tmp_path: Path) -> None:
+    launcher = LauncherOfConfigs(tmp_path / "claim.json", {"number": 4, "overrides": ["x=0.25"]})
+    tell_next_trial(tmp_path / "claim.json", ["x=0.5"])
+    assert warm_job(tmp_path, launcher)() == "config of ['x=0.25'], composition 2"
+    assert launcher.composed == [["x=0.5"], ["x=0.25"]]
+
+
+def test_a_warm_job_told_a_trial_that_does_not_compose_tries_it_once_and_its_trial_reports_the_error(
+    tmp_path: Path,
+) -> None:
+    launcher = LauncherOfConfigs(tmp_path / "claim.json", {"number": 4, "overrides": ["y=1"]}, fails=True)
+    tell_next_trial(tmp_path / "claim.json", ["y=1"])
+    with pytest.raises(ValueError, match="Could not override 'y'"):
+        warm_job(tmp_path, launcher)()
+    assert launcher.composed == [["y=1"], ["y=1"]]  # ahead (quietly), then in the trial's own start
+
+
+def test_the_warm_job_told_a_trial_is_the_one_that_gets_it(tmp_path: Path) -> None:
+    launcher = SimpleNamespace(_EXECUTOR="local")
+    pool = WarmPool(executor=None, launcher=launcher, size=2, claims_dir=tmp_path, max_wait_s=60)
+    jobs = [SimpleNamespace(job_id=str(i), done=lambda: False) for i in range(2)]
+    pool._waiting.extend(_Waiting(job, tmp_path / f"{job.job_id}.json") for job in jobs)
+    pool.prepare([["x=1"], ["x=2"]])
+    assert read_next_trial(tmp_path / "1.json") == ["x=2"]
+    assert pool.take(7, ["x=2"]) is jobs[1]  # not the one waiting longest: it composed x=1
+    assert read_claim(tmp_path / "1.json") == {"number": 7, "overrides": ["x=2"]}
+    assert pool.take(8, ["x=3"]) is jobs[0]
+
+
+def test_a_hint_the_disk_refuses_is_left_unsaid_and_the_trial_still_gets_its_job(tmp_path: Path) -> None:
+    """The hint is only a head start: one the disk refuses (here its folder is a file: NotADirectoryError,
+    as root ignores permissions) stopped the whole sweep with an OSError."""
+    launcher = SimpleNamespace(_EXECUTOR="local")
+    pool = WarmPool(executor=None, launcher=launcher, size=1, claims_dir=tmp_path, max_wait_s=60)
+    job = SimpleNamespace(job_id="0", done=lambda: False)
+    (tmp_path / "gone").write_text("a file where the claims' folder was")
+    pool._waiting.append(_Waiting(job, tmp_path / "gone" / "0.json"))
+    pool.prepare([["x=1"]])
+    assert read_next_trial(tmp_path / "gone" / "0.json") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gone"]  # no half-written hint left behind
+
+
 # ------------------------------------------------------------------ real sweeps
 
 
@@ -158,15 +268,21 @@ def wait_until_no_jobs(sweep_dir: Path, timeout: float = 10) -> list[int]:
     return live
 
 
-@pytest.mark.slow
-def test_warm_jobs_take_trials_and_none_is_left_behind(workdir: Path) -> None:
-    run = run_example(
-        workdir,
+@pytest.fixture(scope="module")
+def six_trials_on_two_slots(tmp_path_factory: pytest.TempPathFactory) -> AppRun:
+    """One sweep with warm jobs (the default on submitit_local), read by the two tests below."""
+    return run_example(
+        tmp_path_factory.mktemp("warm"),
         *SUBMITIT_LOCAL,
         "hydra.sweeper.observation_budget=6",
         "hydra.sweeper.parallel_bandwidth=2",
         "sleep_s=1.5",
     ).assert_ok()
+
+
+@pytest.mark.slow
+def test_warm_jobs_take_trials_and_none_is_left_behind(six_trials_on_two_slots: AppRun) -> None:
+    run = six_trials_on_two_slots
     trials = run.trials
     assert len(trials) == 6 and {t["state"] for t in trials} == {"completed"}
     assert len({t["job_id"] for t in trials}) == 6
@@ -186,6 +302,26 @@ def test_warm_jobs_take_trials_and_none_is_left_behind(workdir: Path) -> None:
     unused = [f for f in folders if f not in {t["job_id"] for t in trials}]
     assert all("Warm job not used" in job_log(run.sweep_dir, f) for f in unused)
     assert len(folders) <= 6 + 2
+
+
+@pytest.mark.slow
+def test_a_freed_slot_starts_its_trial_on_a_config_composed_while_the_slots_were_busy(
+    six_trials_on_two_slots: AppRun,
+) -> None:
+    # The suggestion for the next free slot is computed while the trials run; the warm job that will
+    # take it composes its config meanwhile, so the slot does not wait for Hydra's composition.
+    run = six_trials_on_two_slots
+    logs = {int(t["number"]): job_log(run.sweep_dir, t["job_id"]) for t in run.trials}
+    ahead = [n for n, text in logs.items() if f"Warm job runs trial #{n} (its config composed ahead)" in text]
+    assert ahead, {n: [line for line in text.splitlines() if "Warm job" in line] for n, text in logs.items()}
+    # The trial ran on its own config: its number, its overrides, its values.
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        for trial in (journal.trial(n) for n in ahead):
+            job_dir = run.sweep_dir / str(trial.number) / ".hydra"
+            assert yaml.safe_load((job_dir / "hydra.yaml").read_text())["hydra"]["job"]["num"] == trial.number
+            assert yaml.safe_load((job_dir / "overrides.yaml").read_text()) == trial.overrides
+            config = yaml.safe_load((job_dir / "config.yaml").read_text())
+            assert {k: config[k] for k in trial.assignments} == trial.assignments
 
 
 @pytest.mark.slow
@@ -288,3 +424,75 @@ def test_a_trial_in_a_warm_job_is_requeued_as_that_trial(workdir: Path) -> None:
     overrides = yaml.safe_load((sweep_dir / "1" / ".hydra" / "overrides.yaml").read_text())
     with Journal.open(sweep_dir, readonly=True) as journal:
         assert overrides == journal.trials()[1].overrides
+
+
+#: The task of an app that writes down what it sees of Hydra: its config, Hydra's config (runtime,
+#: job, overrides, logging), its working directory and where its log lines go.
+VIEW_TASK = """
+import json, logging, time
+from omegaconf import OmegaConf
+hc = HydraConfig.get()
+logging.getLogger(__name__).info("the task ran with x=%s", cfg.x)
+view = {
+    "cfg": OmegaConf.to_yaml(cfg),
+    "hydra": OmegaConf.to_yaml(hc),
+    "cwd": os.getcwd(),
+    "log_files": sorted(h.baseFilename for h in logging.getLogger().handlers if hasattr(h, "baseFilename")),
+}
+with open(os.path.join(hc.runtime.output_dir, "view.json"), "w") as f:
+    json.dump(view, f)
+time.sleep(1.5)
+return cfg.x
+"""
+
+#: What differs from trial to trial in Hydra's config, by design.
+PER_TRIAL = {
+    ("job", "num"),
+    ("job", "id"),
+    ("job", "override_dirname"),
+    ("runtime", "output_dir"),
+    ("overrides", "task"),
+}
+
+
+def _shared_part(hydra_cfg: dict) -> dict:
+    """Hydra's config without what differs from trial to trial."""
+    shared = {section: dict(values) if isinstance(values, dict) else values for section, values in hydra_cfg.items()}
+    for section, key in PER_TRIAL:
+        shared[section].pop(key)
+    return shared
+
+
+@pytest.mark.slow
+def test_a_trial_in_a_warm_job_sees_what_a_trial_in_its_own_job_sees(workdir: Path) -> None:
+    app = write_app(workdir, VIEW_TASK, budget=6)
+    run = run_example(workdir, *SUBMITIT_LOCAL, "hydra.sweeper.parallel_bandwidth=2", app=app).assert_ok()
+    with Journal.open(run.sweep_dir, readonly=True) as journal:
+        trials = {t.number: t for t in journal.trials()}
+    assert len(trials) == 6
+    warm = {n for n, t in trials.items() if f"Warm job runs trial #{n}" in job_log(run.sweep_dir, str(t.job_id))}
+    assert warm and 0 not in warm, warm  # trial 0 starts in its own job, as every trial would without warm jobs
+    shared = {}
+    for number, trial in trials.items():
+        out = run.sweep_dir / str(number)
+        view = json.loads((out / "view.json").read_text())
+        cfg, hydra_cfg = yaml.safe_load(view["cfg"]), yaml.safe_load(view["hydra"])
+        # The trial's own values: its overrides, number, job id, output dir.
+        assert cfg["x"] == float(trial.overrides[-1].split("=")[1])
+        assert hydra_cfg["overrides"]["task"] == trial.overrides
+        assert (hydra_cfg["job"]["num"], hydra_cfg["job"]["id"]) == (number, trial.job_id)
+        assert hydra_cfg["runtime"]["output_dir"] == str(out)
+        assert view["cwd"] == hydra_cfg["runtime"]["cwd"] == str(workdir)  # Hydra 1.3: no chdir
+        # The files Hydra writes in the job dir say the same.
+        assert yaml.safe_load((out / ".hydra" / "config.yaml").read_text()) == cfg
+        assert yaml.safe_load((out / ".hydra" / "overrides.yaml").read_text()) == trial.overrides
+        saved = yaml.safe_load((out / ".hydra" / "hydra.yaml").read_text())["hydra"]
+        assert saved["job"]["num"] == number and saved["job"]["id"] == trial.job_id
+        assert saved["runtime"]["output_dir"] == str(out)
+        # Its log lines go to its own log file in its job dir.
+        assert view["log_files"] == [str(out / "app.log")]
+        assert f"the task ran with x={cfg['x']}" in (out / "app.log").read_text()
+        shared[number] = (_shared_part(hydra_cfg), _shared_part(saved))
+    # Everything else is what the trial in its own job saw.
+    for number in warm:
+        assert shared[number] == shared[0], number

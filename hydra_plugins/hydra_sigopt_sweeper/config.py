@@ -1,9 +1,10 @@
 """Structured config of the SigOpt sweeper: ``hydra/sweeper=sigopt``."""
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -59,6 +60,8 @@ class EarlyStoppingConf:
 
 
 SWEEPER_TARGET = "hydra_plugins.hydra_sigopt_sweeper.sigopt_sweeper.SigOptSweeper"
+#: The resolver that checks every value of hydra.sweeper as Hydra starts resolving the node.
+CHECK_VALUES_RESOLVER = "hydra_sigopt.check_values"
 
 
 # The Optuna sweeper's settings (as in hydra_sigopt.settings.OPTUNA_KEYS; not imported: this module stays cheap).
@@ -74,7 +77,7 @@ OPTUNA_KEYS = (
 )
 
 
-def refuse_other_sweeper(target: str, **optuna_settings: Any) -> None:
+def refuse_other_sweeper(target: str, values_checked: Any = None, **optuna_settings: Any) -> None:
     """Stop what Hydra would otherwise instantiate wrongly, before it does.
 
     Hydra instantiates ``hydra.sweeper`` as whatever ``_target_`` names, and every nested node
@@ -82,8 +85,19 @@ def refuse_other_sweeper(target: str, **optuna_settings: Any) -> None:
     the first field) runs before both. A ``_target_`` left from another sweeper would get this
     sweeper's settings and fail with a TypeError that says nothing useful; an Optuna ``sampler``
     node would be built as an Optuna sampler (or fail where Optuna is not installed) before the
-    settings are read. Other Optuna settings are refused by ``hydra_sigopt.settings``.
+    settings are read. Other Optuna settings are refused by ``hydra_sigopt.settings``. The refusal is
+    one line, as every other (exit_with_refusal: Hydra would wrap it in its instantiation error).
+    ``values_checked`` is what the check of every value (``refuse_unusable_values``) resolved to.
     """
+    from hydra_sigopt.errors import ConfigError, exit_with_refusal
+
+    try:
+        _refuse_other_sweeper(target, optuna_settings)
+    except ConfigError as exc:
+        exit_with_refusal(exc)
+
+
+def _refuse_other_sweeper(target: str, optuna_settings: dict[str, Any]) -> None:
     from hydra_sigopt.errors import ConfigError
 
     if target != SWEEPER_TARGET:
@@ -107,6 +121,39 @@ def refuse_other_sweeper(target: str, **optuna_settings: Any) -> None:
         refuse_optuna_keys(optuna_settings)
 
 
+def refuse_unusable_values(*, _parent_: Any) -> None:
+    """Refuse, in one line, a value of ``hydra.sweeper`` that does not resolve or was never given (``???``).
+
+    Run as the resolver of ``_check_target_.values_checked``, which Hydra resolves before every
+    setting as it resolves the sweeper's node to build it (in the node's order; the settings come
+    after ``_check_target_``): Hydra's own resolution of a bad value raised a 140-line traceback from
+    inside OmegaConf, and nothing of the sweeper runs before it. ``_parent_`` is ``_check_target_``
+    in the node Hydra resolves.
+    """
+    from hydra_sigopt.errors import exit_with_refusal
+    from hydra_sigopt.unresolved import first_unusable_value
+
+    refusal = first_unusable_value(_parent_._get_parent(), _declared_default, _valid_values)
+    if refusal is not None:
+        exit_with_refusal(refusal)
+
+
+def _declared_default(key: str) -> Optional[str]:
+    """The default declared for ``key`` (``early_stopping.max_step``) in Hydra's words; None if undeclared."""
+    from hydra_sigopt.overrides import format_value
+
+    undeclared = object()
+    default = OmegaConf.select(typed_node(), key, default=undeclared)
+    return None if default is undeclared or OmegaConf.is_config(default) else format_value(default)
+
+
+def _valid_values(key: str) -> Optional[str]:
+    """What ``key`` takes, in the words of the sweeper's refusals."""
+    from hydra_sigopt.settings import valid_values
+
+    return valid_values(key) or _declared_kind(key)
+
+
 @dataclass
 class SigOptSweeperConf:
     _target_: str = SWEEPER_TARGET
@@ -118,6 +165,8 @@ class SigOptSweeperConf:
             "_target_": "hydra_plugins.hydra_sigopt_sweeper.config.refuse_other_sweeper",
             "_recursive_": False,
             "_convert_": "all",
+            # First resolved of all the sweeper's values: see refuse_unusable_values.
+            "values_checked": f"${{{CHECK_VALUES_RESOLVER}:}}",
             "target": "${.._target_}",
             **{key: f"${{..{key}}}" for key in OPTUNA_KEYS},
         }
@@ -214,6 +263,115 @@ class SigOptSweeperConf:
     custom_search_space: Optional[Any] = None
 
 
+def typed_node() -> Any:
+    """The sweeper's config with its declared types and defaults, each node open to keys it does not declare.
+
+    A structured node is closed unless its own flag says otherwise (its parent's is not inherited):
+    opened, an undeclared key is left to the sweeper's one-line refusal naming the valid keys
+    (hydra_sigopt.settings).
+    """
+    return _opened(OmegaConf.structured(SigOptSweeperConf))
+
+
+def _sweeper_node() -> Any:
+    """What ``hydra/sweeper=sigopt`` puts under ``hydra.sweeper``: the declared keys and their defaults,
+    untyped and open; without the dicts and lists (see :func:`_shaped`).
+
+    Typed, Hydra refused a misspelt key (``hydra.sweeper.observation_budgt=5``, or in a config
+    file) or a value of another type (``hydra.sweeper.parallel_bandwidth=1.5``) while composing,
+    with its multi-line structured-config dump (``full_key:``, ``object_type=SigOptSweeperConf``).
+    Let through, each gets the sweeper's one-line refusal before anything is written: the key by
+    hydra_sigopt.settings, the type by :func:`with_declared_types` as the sweeper is set up.
+    """
+    declared = OmegaConf.to_container(typed_node())
+    assert isinstance(declared, dict)
+    # Opened: Hydra closes the whole config before it applies the command line's overrides.
+    return _opened(OmegaConf.create({key: value for key, value in declared.items() if not _shaped(key, value)}))
+
+
+def _shaped(key: str, value: Any) -> bool:
+    """Whether the stored node leaves ``key`` out: a dict or a list (params, early_stopping, tasks, ...).
+
+    Stored, a value of the other shape given for it (``early_stopping: [asha]`` in a config file,
+    ``hydra.sweeper.tasks={a:1}``) could not be merged into it: Hydra stopped while composing, in
+    four lines ("Cannot merge DictConfig with ListConfig", ``full_key:``, ``object_type=dict``). Left
+    out, the value is given as it is and the sweeper's refusal says what it should be; a key left out
+    by the user gets its default from the sweeper (hydra_sigopt.settings), as it did from here.
+    """
+    return isinstance(value, (dict, list)) and key != "_check_target_"
+
+
+def _opened(node: Any) -> Any:
+    """``node`` and its sub-nodes (api, early_stopping, ...) open to undeclared keys, each by its own flag."""
+    from omegaconf import DictConfig, OmegaConf
+
+    for child in (node, *(node[key] for key in node if isinstance(node._get_node(key), DictConfig))):
+        OmegaConf.set_struct(child, False)
+    return node
+
+
+# What a value of each declared type must be, in the words of the sweeper's other refusals.
+_KINDS: Dict[Any, str] = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+
+
+def with_declared_types(given: Mapping[str, Any]) -> Dict[str, Any]:
+    """``hydra.sweeper``'s values converted to their declared types, as OmegaConf converted them when
+    the stored node was typed (``${oc.env:BANDWIDTH}``'s string "2" to the int 2).
+
+    A value that is not of its key's type is refused in one line naming the key and the type
+    (``hydra.sweeper.api.timeout: expected a number, got 'abc'``). A dict or list of the wrong
+    shape (``early_stopping: null``) is given on as it is: the sweeper's own check says what it
+    should look like. Key by key: such a value left the others unconverted, and the sweeper then
+    refused a right one (``parallel_bandwidth: ... got '2'``).
+    """
+    typed = typed_node()
+    return {key: _with_declared_type(typed, key, value) for key, value in given.items()}
+
+
+def _with_declared_type(typed: Any, key: str, value: Any) -> Any:
+    """``value`` merged into ``typed``'s ``key`` (see with_declared_types)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from hydra_sigopt.errors import ConfigError
+
+    try:
+        typed.merge_with({key: value})
+    except OmegaConfBaseException as exc:
+        kind = _declared_kind(str(exc.full_key))
+        if kind is None:
+            return value
+        # from None: Hydra would print the OmegaConf error it came from below the one line.
+        raise ConfigError(str(exc.full_key), f"expected {kind}, got {_given_words(exc)}") from None
+    return typed[key]
+
+
+def _given_words(exc: Any) -> str:
+    """The refused value as the user wrote it; ``null`` (usually meant as "the default") with that default."""
+    from hydra_sigopt.overrides import format_value
+
+    if exc.value is not None:
+        return repr(exc.value)
+    # In Hydra's words (false, not False); "for none" alone read as "for nothing".
+    return f"null; leave it out for its default ({format_value(OmegaConf.select(typed_node(), str(exc.full_key)))})"
+
+
+def _declared_kind(full_key: str) -> Optional[str]:
+    """What the scalar declared at ``full_key`` (``api.timeout``) must be; None for a dict, a list, an
+    ``Any`` or an undeclared key."""
+    import dataclasses
+    import typing
+
+    declared: Any = SigOptSweeperConf
+    for part in full_key.split("."):
+        if not dataclasses.is_dataclass(declared):
+            return None
+        declared = typing.get_type_hints(declared).get(part)
+    if typing.get_origin(declared) is typing.Union:  # Optional[int] -> int
+        declared = next(arg for arg in typing.get_args(declared) if arg is not type(None))
+    return _KINDS.get(declared)
+
+
+OmegaConf.register_new_resolver(CHECK_VALUES_RESOLVER, refuse_unusable_values, replace=True)
 ConfigStore.instance().store(
-    group="hydra/sweeper", name="sigopt", node=SigOptSweeperConf, provider="hydra-sigopt-sweeper"
+    group="hydra/sweeper", name="sigopt", node=_sweeper_node(), provider="hydra-sigopt-sweeper"
 )

@@ -9,7 +9,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from .config import SigOptSweeperConf  # noqa: F401  (registers the config)
+from .config import with_declared_types  # (importing it registers the config)
 
 
 class SigOptSweeper(Sweeper):
@@ -21,7 +21,8 @@ class SigOptSweeper(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra_sigopt.hydra_sweeper import SigOptSweeperImpl
 
-        self.impl = SigOptSweeperImpl(self.sweeper_config)
+        # Here, not in __init__: Hydra would wrap a refusal raised while it instantiates the sweeper.
+        self.impl = SigOptSweeperImpl(with_declared_types(self.sweeper_config))
         self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:

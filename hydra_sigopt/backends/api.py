@@ -28,10 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from hydra_sigopt import __version__
-from hydra_sigopt.backends.api_calls import ApiCalls, ApiError, ApiUnreachableError
-from hydra_sigopt.backends.api_identity import check_same_experiment, created_of, experiment_gone, raise_if_gone
-from hydra_sigopt.backends.api_matching import check_matches
-from hydra_sigopt.backends.base import Backend, PastObservation, Suggestion
+from hydra_sigopt.backends.api_calls import CREATE, ApiCalls, ApiError, ApiUnreachableError
+from hydra_sigopt.backends.api_identity import (
+    CREATED_KEY,
+    SWEEP_ID_KEY,
+    TAG_KEY,
+    check_same_experiment,
+    created_of,
+    experiment_gone,
+    raise_if_gone,
+    tag_of,
+)
+from hydra_sigopt.backends.api_matching import check_matches, check_project
+from hydra_sigopt.backends.base import Backend, PastObservation, Pending, Suggestion
 from hydra_sigopt.backends.server_limits import fit_metadata
 from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
@@ -40,6 +49,8 @@ from hydra_sigopt.secrets import (
     DEV_TOKEN_VARIABLE,
     URL_VARIABLE,
     Credentials,
+    api_url_setting,
+    check_env_file,
     known_tokens,
     mask_credential_overrides,
     redact,
@@ -54,7 +65,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ApiBackend", "ApiError", "ApiUnreachableError", "experiment_metadata"]
 
 #: Metadata keys the sweeper writes on the server to tell its own objects from another sweep's.
-SWEEP_ID_KEY = "sweep_id"
 SUGGESTION_ID_KEY = "suggestion_id"
 
 
@@ -91,9 +101,10 @@ class ApiBackend(Backend):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         patience: str | None = None,
+        recorded_url: str | None = None,
     ) -> None:
         settings = dict(settings or {})
-        self.url = _api_url(settings.get("api_url"))
+        self.url = _api_url(settings.get("api_url"), recorded_url)
         #: The URL as messages, logs and the journal show it (a password in it masked).
         self.shown_url = shown_url(self.url)
         self.verify = _parse_verify(settings.get("verify_ssl_certs"))
@@ -186,12 +197,10 @@ class ApiBackend(Backend):
         if self.project:
             self._check_project()
             body["project"] = self.project
-        body["metadata"] = fit_metadata(experiment_metadata(self.code))
-        experiment = self._call(
-            "create the experiment", lambda: self.connection.experiments().create(**body), once=True
-        )
+        body["metadata"] = self._tagged(experiment_metadata(self.code))  # the sweep id: see api_identity
+        experiment = self._call(CREATE, lambda: self.connection.experiments().create(**body), once=True)
         self.experiment_id = str(experiment.id)
-        self.experiment_created = created_of(experiment)
+        self.experiment_created, self.experiment_tag = created_of(experiment), tag_of(experiment)
         log.info("Created SigOpt experiment %s at %s", self.experiment_id, self.shown_url)
 
     def _check_project(self) -> None:
@@ -216,11 +225,13 @@ class ApiBackend(Backend):
         self.experiment_id = experiment_id
         experiment = self._fetch_experiment(resumed)
         if resumed:  # before anything is sent: the id may name another experiment by now
-            check_same_experiment(
-                experiment, self.expected_created, experiment_id, self.shown_url, "nothing was sent to it"
-            )
-        self.experiment_created = created_of(experiment)
-        check_matches(experiment, definition, f"experiment {experiment_id} at {self.shown_url}")
+            expected = {CREATED_KEY: self.expected_created, TAG_KEY: self.expected_tag}
+            check_same_experiment(experiment, expected, experiment_id, self.shown_url, "nothing was sent to it")
+        self.experiment_created, self.experiment_tag = created_of(experiment), tag_of(experiment)
+        where = f"experiment {experiment_id} at {self.shown_url}"
+        if self.attach_id:  # the sweep's own experiment was created in its project
+            check_project(experiment, self.project, self._project_key, where)
+        check_matches(experiment, definition, where)
         if resumed and not self.attach_id:
             self._send_budget(experiment, definition)
 
@@ -236,6 +247,8 @@ class ApiBackend(Backend):
                     "check hydra.sweeper.api.experiment_id",
                     404,
                 ) from None
+            if exc.status == 403 and self.attach_id:
+                raise attach_refused(str(self.experiment_id), self.shown_url, self.credentials) from None
             raise
 
     def _send_budget(self, experiment: Any, definition: ExperimentDefinition) -> None:
@@ -290,7 +303,7 @@ class ApiBackend(Backend):
         )
         return [str(s.id) for s in open_now if _metadata(s).get(SWEEP_ID_KEY) == self.sweep_id]
 
-    def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion:
+    def suggest(self, pending: Sequence[Pending]) -> Suggestion:
         retried: list[bool] = []
         body = {"metadata": self._tagged()} if self.sweep_id else {}
         s = self._call(
@@ -435,13 +448,37 @@ def _suggestion_of(observation: Any, sweep_id: str | None) -> str | None:
     return None if written is None else str(written)
 
 
-def _api_url(configured: Any) -> str:
-    """The API's URL: ``hydra.sweeper.api.api_url``, else ``SIGOPT_API_URL``. A password in it comes
-    from the environment only (Hydra writes its config to disk); the journal keeps it masked, and a
-    ``hydra-sigopt`` command finds it again in the environment."""
-    env = os.environ.get(URL_VARIABLE, "")
+def attach_refused(experiment_id: str, url: str, credentials: Credentials) -> ApiError:
+    """HTTP 403 on the experiment ``api.experiment_id`` names: most often not a bad token (it was not
+    refused on anything else) but the other kind: a server hides an experiment made with the
+    development token (a dev_run sweep) from the regular token, and the reverse."""
+    development = credentials.source.startswith(DEV_TOKEN_VARIABLE)
+    advice = (
+        "this sweep uses the development token (dev_run: true); to attach to an experiment made without "
+        "dev_run, leave hydra.sweeper.dev_run out"
+        if development
+        else f"if experiment {experiment_id} was made by a dev_run sweep, attach with hydra.sweeper.dev_run=true "
+        f"and {DEV_TOKEN_VARIABLE} set"
+    )
+    return ApiError(
+        f"the SigOpt API at {url} refused experiment {experiment_id} to the token from {credentials.source} "
+        "(HTTP 403); a server hides an experiment made with the development token from the regular token, "
+        f"and the reverse: {advice}; else check hydra.sweeper.api.experiment_id and the token's rights",
+        403,
+    )
+
+
+def _api_url(configured: Any, recorded: str | None = None) -> str:
+    """The API's URL: ``hydra.sweeper.api.api_url``, else ``SIGOPT_API_URL`` (from the environment,
+    else from the ``SIGOPT_ENV_FILE`` file). A password in it comes from there only (Hydra writes its
+    config to disk); the journal keeps it masked, and a ``hydra-sigopt`` command finds it there again.
+    ``recorded``: the URL a resumed sweep's journal holds, named if none is set now."""
+    env, _ = api_url_setting()
     url = str(configured or env).rstrip("/")
     if not url:
+        check_env_file()  # where the URL was to come from
+        if recorded:
+            raise ConfigError("api.api_url", _url_to_continue(recorded))
         raise ConfigError(
             "api.api_url",
             "backend: api needs the URL of a SigOpt API (e.g. https://sigopt.example.org/api); "
@@ -459,6 +496,15 @@ def _api_url(configured: Any) -> str:
             f"the URL carries a password, and Hydra writes its config to disk; set {URL_VARIABLE} instead",
         )
     return url
+
+
+def _url_to_continue(recorded: str) -> str:
+    """What a resumed sweep needs, with the URL its journal recorded (a password there is masked)."""
+    password = " with its password in place of ***" if url_password(recorded) else ""
+    return (
+        f"this sweep used the sigopt-server at {recorded}: set {URL_VARIABLE}={recorded}{password} "
+        "(and its token) to continue"
+    )
 
 
 def experiment_metadata(code: Mapping[str, Any] | None = None) -> dict[str, str]:

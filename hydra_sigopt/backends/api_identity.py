@@ -1,10 +1,13 @@
 """Whether the experiment at a sweep's experiment id is still the one the sweep created or attached to.
 
 A server restored from a backup, redeployed or replaced at the same URL numbers its experiments
-from 1 again: the id a journal holds may name a colleague's experiment by now. The sweep records
-the experiment's ``created`` time (the server's) in its journal when it creates or attaches to it;
-a resume, ``hydra-sigopt kill`` and ``hydra-sigopt delete`` compare it (a journal from before that
-record is taken as it is). An experiment the server no longer has (HTTP 404) is named as gone,
+from 1 again: the id a journal holds may name a colleague's experiment by now, so the id alone
+identifies nothing across such a loss. A sweep writes its own id (``sweep_id``) into the metadata of
+the experiment it creates, and records in its journal, when it creates or attaches to one, the
+sweep id the experiment carries (:data:`TAG_KEY`) and its ``created`` time (the server's, in whole
+seconds: two experiments made in one second share it); a resume, ``hydra-sigopt kill`` and
+``hydra-sigopt delete`` compare the sweep id where both are known, else the time (a journal from
+before either record is taken as it is). An experiment the server no longer has (HTTP 404) is named as gone,
 with what the journal still holds.
 """
 
@@ -20,6 +23,10 @@ from hydra_sigopt.sigopt_client import import_sigopt
 
 #: The journal meta key of the experiment's ``created`` time.
 CREATED_KEY = "experiment_created"
+#: The journal meta key of the sweep id in the experiment's metadata: the sweep that created it.
+TAG_KEY = "experiment_sweep_id"
+#: The experiment metadata key naming the sweep that created it (as on suggestions and observations).
+SWEEP_ID_KEY = "sweep_id"
 
 
 class ExperimentNotThisSweepsError(ApiError, EngineLostError):
@@ -31,19 +38,37 @@ def created_of(experiment: Any) -> int | None:
     return None if created is None else int(created)
 
 
+def tag_of(experiment: Any) -> str | None:
+    """The id of the sweep that created ``experiment`` (None: not made by a sweep of this sweeper's)."""
+    metadata = getattr(experiment, "metadata", None)
+    tag = dict(metadata).get(SWEEP_ID_KEY) if metadata is not None else None
+    return None if tag is None else str(tag)
+
+
 def _when(created: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created))
 
 
-def check_same_experiment(experiment: Any, expected_created: Any, experiment_id: str, url: str, then: str) -> None:
-    """Refuse an experiment created at another time than the one the journal recorded (None: not recorded)."""
-    found = created_of(experiment)
+def check_same_experiment(
+    experiment: Any, expected: Mapping[str, Any], experiment_id: str, url: str, then: str
+) -> None:
+    """Refuse an experiment other than the one the journal's meta ``expected`` recorded: made by another
+    sweep, or (where either has no sweep id) created at another time; nothing recorded: taken as it is."""
+    expected_tag, found_tag = expected.get(TAG_KEY), tag_of(experiment)
+    if expected_tag is not None and found_tag is not None:
+        if str(expected_tag) == found_tag:
+            return
+        raise _not_this_sweeps(experiment_id, url, f"by sweep {found_tag}, this sweep's by sweep {expected_tag}", then)
+    expected_created, found = expected.get(CREATED_KEY), created_of(experiment)
     if expected_created is None or found is None or int(expected_created) == found:
         return
-    raise ExperimentNotThisSweepsError(
-        f"SigOpt experiment {experiment_id} at {url} is not this sweep's: it was created {_when(found)}, this "
-        f"sweep's {_when(int(expected_created))} (the server lost its data, or another server answers at this URL, "
-        f"and the id was given again); {then}"
+    raise _not_this_sweeps(experiment_id, url, f"{_when(found)}, this sweep's {_when(int(expected_created))}", then)
+
+
+def _not_this_sweeps(experiment_id: str, url: str, created: str, then: str) -> ExperimentNotThisSweepsError:
+    return ExperimentNotThisSweepsError(
+        f"SigOpt experiment {experiment_id} at {url} is not this sweep's: it was created {created} (the server "
+        f"lost its data, or another server answers at this URL, and the id was given again); {then}"
     )
 
 
@@ -95,7 +120,7 @@ def why_keep(backend: Any, meta: Mapping[str, Any]) -> Kept | None:
             ) from None
         raise
     try:
-        check_same_experiment(experiment, meta.get(CREATED_KEY), eid, url, "it is left as it is")
+        check_same_experiment(experiment, meta, eid, url, "it is left as it is")
     except ExperimentNotThisSweepsError as exc:
         return Kept(str(exc), ours=False)
     mine = meta.get("sweep_id")

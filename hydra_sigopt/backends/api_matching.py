@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from hydra_sigopt.backends.api_calls import ApiError
+from hydra_sigopt.errors import ConfigError
 from hydra_sigopt.experiment import ExperimentDefinition
+
+#: What a user whose experiment_id names another search can do (a refusal names the key to change).
+OTHER_SEARCH_ADVICE = (
+    "attach to an experiment of the same search, or leave hydra.sweeper.api.experiment_id out to create one"
+)
 
 
 def check_matches(experiment: Any, definition: ExperimentDefinition, where: str) -> None:
@@ -22,7 +28,8 @@ def check_matches(experiment: Any, definition: ExperimentDefinition, where: str)
     if server_params != ours_params or server_metrics != ours_metrics:
         raise ApiError(
             f"{where} has parameters {server_params} and metrics "
-            f"{server_metrics}, but the sweep declares parameters {ours_params} and metrics {ours_metrics}"
+            f"{server_metrics}, but the sweep declares parameters {ours_params} and metrics {ours_metrics}; "
+            f"{OTHER_SEARCH_ADVICE}"
         )
     _check_same_tasks(experiment, definition, where)
     body = definition.to_sigopt()
@@ -40,9 +47,24 @@ def check_matches(experiment: Any, definition: ExperimentDefinition, where: str)
     ]
     if differences:
         raise ApiError(
-            f"{where} is another search than the sweep's config: {'; '.join(differences)}; attach to an experiment "
-            "of the same search, or leave hydra.sweeper.api.experiment_id out to create one"
+            f"{where} is another search than the sweep's config: {'; '.join(differences)}; {OTHER_SEARCH_ADVICE}"
         )
+
+
+def check_project(experiment: Any, project: str | None, key: str, where: str) -> None:
+    """Refuse a project other than the attached experiment's: the sweep runs in the experiment's own
+    project whatever ``key`` (``api.project`` or ``SIGOPT_PROJECT``) names, and its results would be
+    looked for in the wrong one. None or empty: no project given, nothing to compare."""
+    theirs = getattr(experiment, "project", None)
+    if not project or project == theirs:
+        return
+    there = "in no project" if theirs is None else f"in project {theirs!r}"
+    keep = "leave it out to attach" if theirs is None else f"set it to {theirs} or leave it out to attach"
+    raise ConfigError(
+        key,
+        f"{where} is {there}, not {project!r} (an attached experiment keeps its own project); {keep}, "
+        f"or leave hydra.sweeper.api.experiment_id out to create an experiment in {project!r}",
+    )
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -88,7 +110,7 @@ def _check_same_tasks(experiment: Any, definition: ExperimentDefinition, where: 
     if server_tasks != ours_tasks:
         raise ApiError(
             f"{where} has tasks {_tasks_text(server_tasks)}, but the sweep declares {_tasks_text(ours_tasks)}"
-            " (hydra.sweeper.tasks: the same names and costs)"
+            f" (hydra.sweeper.tasks: the same names and costs); {OTHER_SEARCH_ADVICE}"
         )
 
 

@@ -52,6 +52,18 @@ class Suggestion:
     task: str | None = None
 
 
+#: A running trial the engine must not suggest again: its suggestion (which names its task in a
+#: multitask sweep), or its assignments alone (a trial of the full task).
+Pending = Mapping[str, Any] | Suggestion
+
+
+def pending_parts(pending: Pending) -> tuple[Mapping[str, Any], str | None]:
+    """A running trial's assignments and task name (None: the full task, or no tasks)."""
+    if isinstance(pending, Suggestion):
+        return pending.assignments, pending.task
+    return pending, None
+
+
 @dataclass(frozen=True)
 class PastObservation:
     """A result read from the journal, replayed into an engine on resume."""
@@ -84,6 +96,10 @@ class Backend(ABC):
     #: an engine that can tell refuses another experiment under the same id (None: not recorded).
     experiment_created: int | None = None
     expected_created: int | None = None
+    #: The id of the sweep that created the experiment (from its metadata; None: unknown), known once
+    #: ``start`` ran, and the journal's record of it: told apart where ``created`` cannot (one second).
+    experiment_tag: str | None = None
+    expected_tag: str | None = None
 
     @abstractmethod
     def start(self, definition: ExperimentDefinition, resume_id: str | None = None) -> str: ...
@@ -100,7 +116,7 @@ class Backend(ABC):
     ) -> None: ...
 
     @abstractmethod
-    def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion: ...
+    def suggest(self, pending: Sequence[Pending]) -> Suggestion: ...
 
     @abstractmethod
     def observe(

@@ -7,8 +7,8 @@ placeholder value (the mean of the values seen so far), and the copy is asked. W
 are pending is the scheduler's call (:mod:`hydra_sigopt.scheduler`): those computed on the results
 the engine has now, not every running trial. The real engine
 only ever receives real observations, with explicit assignments, which is also how a journal is
-replayed after a restart. In a multitask sweep each observation carries its task; the placeholders
-are recorded at the full task (the running trials' own tasks are not passed to ``suggest``).
+replayed after a restart. In a multitask sweep each observation carries its task, the placeholders
+too: each running trial's own (its Suggestion names it; assignments alone are the full task).
 
 The GP's hyperparameters are fitted at every suggestion while results are few; past
 FIT_EVERY_SUGGESTION_UNTIL results a suggestion with nothing pending reuses the last fit until the
@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from hydra_sigopt.backends.base import Backend, PastObservation, Suggestion
+from hydra_sigopt.backends.base import Backend, PastObservation, Pending, Suggestion, pending_parts
 from hydra_sigopt.backends.engine_random import EngineRandomState
 from hydra_sigopt.errors import EngineUnavailableError
 from hydra_sigopt.experiment import ExperimentDefinition
@@ -136,7 +136,7 @@ class LiteBackend(Backend):
         ids = [*(o.suggestion_id for o in observations), *open_suggestion_ids, *used_suggestion_ids]
         self._next_id = max([self._next_id - 1, *_numbers(ids)]) + 1
 
-    def suggest(self, pending: Sequence[Mapping[str, Any]]) -> Suggestion:
+    def suggest(self, pending: Sequence[Pending]) -> Suggestion:
         with self._lock:
             driver = _engine_copy(self._driver)
             liar = self._placeholder_values()
@@ -144,7 +144,7 @@ class LiteBackend(Backend):
             self._next_id += 1
             results = len(_broker_of(driver).observations)
             kept = None if pending else self._kept_fit(results)
-        self._record_placeholders(driver, pending, liar, self._full_task())
+        self._record_placeholders(driver, pending, liar)
         with self._random.stream(int(sid)), _one_blas_thread(), _keeping_fit(driver, kept):
             suggestion = self._model_suggestion(driver) or self._random_suggestion()
         if not pending and kept is None:
@@ -233,10 +233,10 @@ class LiteBackend(Backend):
             return observations.create(**given, failed=True)
         return observations.create(**given, values=[v.to_sigopt() for v in values])
 
-    def _record_placeholders(
-        self, driver: Any, pending: Sequence[Mapping[str, Any]], liar: Sequence[MetricValue], task: Any
-    ) -> None:
-        """Record the running trials in ``driver`` (a copy of the engine) as placeholder observations.
+    def _record_placeholders(self, driver: Any, pending: Sequence[Pending], liar: Sequence[MetricValue]) -> None:
+        """Record the running trials in ``driver`` (a copy of the engine) as placeholder observations,
+        each at its own task (a cheap task's trial told as a full training would tell the engine the
+        full training of that point is under way, and the lie's value is the full task's mean).
 
         The observations _record would create, built by the same sigoptlite builder and checked
         against the experiment the same way, but without the request's JSON-schema check: it took
@@ -247,8 +247,14 @@ class LiteBackend(Backend):
 
         broker = _broker_of(driver)
         values = [v.to_sigopt() for v in liar] if liar else None
-        for assignments in pending:
-            given = {"assignments": dict(assignments), "values": values, "failed": not liar, "task": task}
+        for running in pending:
+            assignments, task = pending_parts(running)
+            given = {
+                "assignments": dict(assignments),
+                "values": values,
+                "failed": not liar,
+                "task": self._task(task) if task is not None else self._full_task(),
+            }
             observation = LocalObservationBuilder.create_object(**copy.deepcopy(given))
             LocalObservationBuilder.validate_object(observation, broker.experiment)
             broker.observations.append(observation)

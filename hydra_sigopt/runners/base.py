@@ -126,8 +126,9 @@ class TrialRunner(ABC):
         (a code snapshot's folder and import path); False where trials do not run as jobs."""
         return False
 
-    def keep_warm(self, trials_left: int) -> None:
-        """Have jobs started ahead for up to ``trials_left`` trials, where this runner does that."""
+    def keep_warm(self, trials_left: int, next_up: Sequence[Sequence[str]] = ()) -> None:
+        """Have jobs started ahead for up to ``trials_left`` trials, where this runner does that;
+        ``next_up``: the overrides of the trials the next free slots take, in that order."""
 
     def close(self) -> None:
         """Release what the runner holds beyond the trials (warm jobs); running trials stay. Never raises."""

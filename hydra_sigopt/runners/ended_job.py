@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import pickle
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -68,6 +70,79 @@ def death_reason(job: Any, exc: BaseException) -> str:
         # signal arriving while another handler logs is lost inside logging, seen here).
         reason = f"TIMEOUT: time limit reached (hydra.launcher.timeout_min), {reason}"
     return f"{reason}; its log: {job.paths.stderr}"
+
+
+class ResultUnknownError(RuntimeError):
+    """A job that ended without a result while the disk holding its folder refused writes, with nothing
+    of it showing it tried to write one: the disk may or may not be why (a job killed by the system, a
+    crash of the app's own, would have ended so on any disk)."""
+
+
+def refused_result_write(job: Any, number: int, exc: BaseException) -> Exception | None:
+    """Why a job that ended without a result (``exc``: what reading it raised) may not have written one:
+    the disk holding its folder refuses writes now (full to its last byte, read-only, over quota). None
+    when it takes them.
+
+    submitit's job then failed only to save its result (the trial's own value may be fine): counted
+    as a failed trial it spent the budget and told the engine its point fails; the sweep stops instead.
+    Tried with a byte written, as the result would be (a full disk still makes empty files). The disk
+    is blamed only where the job shows it tried to write its result (see :func:`tried_to_write_a_result`);
+    else the message says how the job ended (a crash said "could not write its result").
+    """
+    from hydra_sigopt.runners.batch import FOLDER_REFUSED
+
+    folder = Path(job.paths.result_pickle).parent
+    probe = folder / f".write_check.{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"x")
+    except OSError as refused:
+        if refused.errno not in FOLDER_REFUSED:
+            return None
+        return _refusal(job, number, folder, refused.errno, exc)
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+    return None
+
+
+def _refusal(job: Any, number: int, folder: Path, errno: int, exc: BaseException) -> Exception:
+    """The stop's error: the disk blamed where the job tried to write its result, else how it ended."""
+    not_counted = f"trial #{number} is not counted as failed; a resumed sweep runs a trial in its place"
+    if tried_to_write_a_result(job):
+        return OSError(
+            errno,
+            f"{os.strerror(errno)}: job {job.job_id} of trial #{number} could not write its result in {folder} "
+            f"({not_counted})",
+        )
+    return ResultUnknownError(
+        f"trial #{number}: {death_reason(job, exc)}; the disk holding {folder} refuses writes now "
+        f"({os.strerror(errno)}), but nothing shows the job tried to write its result there ({not_counted})"
+    )
+
+
+#: What submitit's job logs when it cannot save its result (nor then the error that gave).
+_DUMP_FAILED = "Could not dump error"
+
+
+def tried_to_write_a_result(job: Any) -> bool:
+    """Whether a task of the job began to save its result and failed: submitit's temporary file of it
+    is left behind (a full disk: made, not filled), or its log says so (a read-only folder: none made)."""
+    for task in job_tasks(job):
+        result = Path(task.paths.result_pickle)
+        if result.with_suffix(result.suffix + ".save_tmp").exists() or _DUMP_FAILED in _log_tail(task.paths.stderr):
+            return True
+    return False
+
+
+def _log_tail(path: Any, size: int = 65536) -> str:
+    """The end of a job's log ('' where it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _end(job: Any) -> tuple[str | None, str | None]:

@@ -27,6 +27,7 @@ from hydra_sigopt.runners.ended_job import (
     find_job_of_trial,
     node_of,
     read_result,
+    refused_result_write,
     results_written,
 )
 from hydra_sigopt.runners.executor import (
@@ -215,8 +216,8 @@ class SubmititRunner(TrialRunner):
         run_jobs_from(self.executor, job_python)
         return True
 
-    def keep_warm(self, trials_left: int) -> None:
-        self.warm.keep_warm(trials_left)
+    def keep_warm(self, trials_left: int, next_up: Sequence[Sequence[str]] = ()) -> None:
+        self.warm.keep_warm(trials_left, next_up)
 
     def running(self) -> list[int]:
         return sorted([*self._jobs, *self.refused.numbers()])
@@ -321,6 +322,8 @@ class SubmititRunner(TrialRunner):
                 raise ForgottenBySlurm("neither Slurm's queue nor its accounting knows this job any more")
             ret = read_result(job)
         except Exception as exc:
+            if refusal := refused_result_write(job, number, exc):
+                raise refusal from exc  # the sweep stops, as on the launcher's own refused writes
             return JobOutcome(
                 number,
                 False,

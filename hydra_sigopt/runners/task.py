@@ -6,6 +6,7 @@ pickled into submitit jobs, so it stays a small class with no reference to the s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from hydra_sigopt.kept_returns import KeptFailure, KeptReturn, keep_failure, keep_return
 from hydra_sigopt.processes import leave_the_terminals_process_group, take_interrupts
 from hydra_sigopt.runners.outcome import FULL_TRACEBACK_FILE, JobOutcome, describe_error
 from hydra_sigopt.signals import sweep_interrupted
@@ -83,22 +85,31 @@ class TimedTask:
         crash_point("in_task")
         number = _job_number()
         self._note_output_dir(number)
+        folder_was_there = self._trial_folder_there(number)  # one deleted by the end is not made again
         try:
-            with _give_up_not_swallowed(), _terminations_noted():
+            with submitits_signal_carried(), _terminations_noted():
                 value, stop_learnt = self._run(cfg)
             if _in_submitit_job():
                 _check_picklable(value)
         except Exception as exc:
             text = traceback.format_exc()
             full_log = _keep_full_traceback(text)
-            ended = self._note_run(number, started, stop_learnt=True)
+            ended = self._note_run(number, started, True, folder_was_there)
             if number is not None and in_the_sweepers_process:  # a failure is an end too: kept, not re-run
                 reason = describe_error(exc)
                 _ended_here[number] = JobOutcome(number, False, None, exc, reason, text, None, ended, full_log=full_log)
+                if not sweep_interrupted():  # an app that turns the user's Ctrl-C into its own error
+                    self._keep_failure(number, KeptFailure(reason, text, started, ended, socket.gethostname()))
             raise
-        ended = self._note_run(number, started, stop_learnt)
+        ended = self._note_run(number, started, stop_learnt, folder_was_there)
         if number is not None and in_the_sweepers_process:  # not a job's, nor a worker's
+            # Noted first: a Ctrl-C while the value is kept (a large one, an NFS fsync) stops the
+            # sweep, which records the trials noted here instead of cancelling them.
             _ended_here[number] = JobOutcome(number, True, value, ended_at=ended)
+            # Not a stopped trial's (journaled with the stop), nor one returned after the sweep's Ctrl-C
+            # (swallowed: Lightning's graceful shutdown): the stop does not record it, a resume must not.
+            if not stop_learnt and not sweep_interrupted():
+                self._keep_return(number, KeptReturn(value, started, ended, socket.gethostname()))
         return value
 
     def _note_output_dir(self, number: int | None) -> None:
@@ -117,17 +128,56 @@ class TimedTask:
             return
         write_output_dir(self.reports_root, number, output_dir)
 
-    def _note_run(self, number: int | None, started: float, stop_learnt: bool) -> float:
+    def _note_run(self, number: int | None, started: float, stop_learnt: bool, folder_was_there: bool) -> float:
         """Tell the sweeper when and where trial ``number``'s task ran, beside its value (see
-        report_files.RunRecord); return when it ended."""
+        report_files.RunRecord); return when it ended. ``folder_was_there``: the trial's folder was
+        there as the task started (missing now, it was deleted with its sweep dir)."""
         ended = time.time()
         if self.reports_root is None or number is None:
             return ended
-        from hydra_sigopt.report_files import RunRecord, trial_folder, write_run_record
+        from hydra_sigopt.report_files import RunRecord, folder_there, trial_folder, write_run_record
 
-        record = RunRecord(started, ended, socket.gethostname(), stop_learnt)
-        write_run_record(trial_folder(self.reports_root, number), record)
+        folder = trial_folder(self.reports_root, number)
+        if folder_was_there and not folder_there(folder):
+            log.debug("trial #%d's folder %s was deleted (with its sweep dir?): its run is not noted", number, folder)
+            return ended  # a folder the user deleted is not made again
+        write_run_record(folder, RunRecord(started, ended, socket.gethostname(), stop_learnt))
         return ended
+
+    def _keep_return(self, number: int, kept: KeptReturn) -> None:
+        """Keep an in-process trial's value beside it (see kept_returns): Hydra hands it to the sweeper
+        only when the whole batch has run, and a sweeper killed before would lose it."""
+        if self.reports_root is None:
+            return
+        from hydra_sigopt.report_files import folder_there, trial_folder
+
+        folder = trial_folder(self.reports_root, number)
+        if folder_there(folder):  # noted by _note_run; one deleted with its sweep dir is not made again
+            keep_return(folder, kept)
+
+    def _keep_failure(self, number: int, kept: KeptFailure) -> None:
+        """Keep an in-process trial's failure beside it, as its value would be (see _keep_return); the
+        tokens the sweep withholds are masked first (the error may quote the app's environment)."""
+        if self.reports_root is None:
+            return
+        from hydra_sigopt.report_files import folder_there, trial_folder
+        from hydra_sigopt.secrets import redact, withheld_tokens
+
+        folder = trial_folder(self.reports_root, number)
+        if folder_there(folder):
+            tokens = withheld_tokens()
+            masked = dataclasses.replace(
+                kept, reason=redact(kept.reason, *tokens), traceback=redact(kept.traceback or "", *tokens)
+            )
+            keep_failure(folder, masked)
+
+    def _trial_folder_there(self, number: int | None) -> bool:
+        """Whether trial ``number``'s report folder is there as its task starts (see _note_run)."""
+        if self.reports_root is None or number is None:
+            return False
+        from hydra_sigopt.report_files import folder_there, trial_folder
+
+        return folder_there(trial_folder(self.reports_root, number))
 
     def _run(self, cfg: Any) -> tuple[Any, bool]:
         """The task's value, and whether the trial learnt of a stop by the sweeper (see RunRecord)."""
@@ -180,7 +230,7 @@ class _GaveUpOnTheJob(BaseException):
 
 
 @contextmanager
-def _give_up_not_swallowed() -> Iterator[None]:
+def submitits_signal_carried() -> Iterator[None]:
     """Let submitit's give-up at the pre-timeout signal (no requeue left) end the task wherever it lands.
 
     Its signal handler raises ``UncompletedJobError``, an Exception, in whatever code the task is
@@ -189,7 +239,8 @@ def _give_up_not_swallowed() -> Iterator[None]:
     signal) lost it, and the job ran on to Slurm's hard kill. It travels as a BaseException instead,
     which no ``except Exception`` stops, and is raised again here as submitit's own error.
     Its requeue (preemption, or a time-out with requeues left) is kept when Slurm's SIGTERM ends the
-    ``scontrol requeue`` it runs (see carried).
+    ``scontrol requeue`` it runs (see carried). TrialJob sets it up for the whole launcher call too:
+    the signal may land while Hydra sets the job up, before the task starts (see trial_job).
     """
     import signal
     import threading

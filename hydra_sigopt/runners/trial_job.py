@@ -29,7 +29,7 @@ class TrialJob:
         if self.ended:
             _leave(f"Trial #{number} ended before its job was requeued (the signal came after its result was written)")
         leave_if_it_ended_before(lambda: f"Trial #{number}")
-        return self.launcher(*args)
+        return run_trial(self.launcher, args)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """submitit's requeue on preemption or time-out: the same call, through this class again
@@ -42,6 +42,19 @@ class TrialJob:
 
         ended = self.ended or _result_of_an_earlier_run() is not None
         return submitit.helpers.DelayedSubmission(TrialJob(self.launcher, ended), *args, **kwargs)
+
+
+def run_trial(launcher: Any, args: Sequence[Any]) -> Any:
+    """The launcher's call for a trial, in its job: the app's value is kept as it returns (a
+    requeue between the app's return and submitit's result file then does not run the app again:
+    see returned.ValueKept), and submitit's preemption signal is taken as in the task from the
+    job's start on (in Hydra's set-up, before the task, Slurm's SIGTERM that ends submitit's
+    ``scontrol requeue`` failed the trial with CalledProcessError: see task.submitits_signal_carried)."""
+    from hydra_sigopt.runners.returned import with_value_kept
+    from hydra_sigopt.runners.task import submitits_signal_carried
+
+    with submitits_signal_carried():
+        return with_value_kept(launcher)(*args)
 
 
 def submit_trial(executor: Any, launcher: Any, number: int, overrides: Sequence[str]) -> Any:
