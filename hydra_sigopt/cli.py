@@ -1101,6 +1101,8 @@ def _cancel_trial(journal: Journal, meta: dict[str, Any], trial: Trial, sweep_di
     if trial.job_id and _wrote_result(meta, trial.job_id):
         return "finished; a resumed sweep records its result"
     if trial.state == RUNNING and _returned_at(meta, trial, sweep_dir) is not None:
+        if _raised(trial, sweep_dir):
+            return "failed in the sweeper's process, which ended; a resumed sweep records its failure"
         return "finished in the sweeper's process, which ended; a resumed sweep records its result"
     what, gone = _cancel_job(launcher, trial.job_id, meta.get("submitit_folder")) if trial.job_id else ("", True)
     if not gone:  # it stays running in the journal: a resume re-attaches it, a kill tries again

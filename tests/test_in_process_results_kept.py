@@ -391,6 +391,25 @@ def test_a_trial_that_raised_before_the_sweeper_was_killed_is_recorded_as_failed
     assert kept_files(sweep_dir) == []
 
 
+def test_kill_after_the_sweeper_died_says_a_trial_that_raised_failed(tmp_path: Path) -> None:
+    """``hydra-sigopt kill`` said trial #0, whose task had raised, "finished ...; a resumed sweep records
+    its result": the user read a failure as a result to come."""
+    runs, sweep_dir = tmp_path / "runs.log", tmp_path / "sweep"
+    app = write_app(tmp_path, RAISES_ON_TRIAL_0.format(runs=str(runs), killed=str(tmp_path / "killed")), budget=3)
+    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.parallel_bandwidth=3"]
+    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+
+    killed = hydra_sigopt("kill", sweep_dir)
+    assert killed.returncode == 0, killed.stderr
+    assert "trial #0 job -: failed in the sweeper's process, which ended; a resumed sweep records its failure" in (
+        killed.stdout
+    )
+    resumed = hydra_sigopt("continue", sweep_dir, "--run")
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
+    assert journaled(sweep_dir)[0].state == "failed"
+
+
 #: Trial #0 gets a Ctrl-C (SIGINT to the sweeper's process, where it runs) while it trains.
 CTRL_C_IN_TRIAL_0 = """\
 import signal
