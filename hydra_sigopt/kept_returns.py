@@ -61,6 +61,9 @@ class KeptFailure:
     started_at: float
     ended_at: float
     host: str
+    #: The file with the whole traceback (the reason and traceback recorded may be cut); None where
+    #: it could not be written, and in a failure kept by an older version.
+    full_log: str | None = None
 
 
 def keep_return(folder: Path, kept: KeptReturn) -> None:

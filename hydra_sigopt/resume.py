@@ -660,6 +660,7 @@ def _kept_outcome(number: int, folder: Path) -> JobOutcome | None:
         started_at=failure.started_at,
         ended_at=failure.ended_at,
         host=failure.host,
+        full_log=failure.full_log,
     )
 
 

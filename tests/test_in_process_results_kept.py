@@ -410,6 +410,25 @@ def test_kill_after_the_sweeper_died_says_a_trial_that_raised_failed(tmp_path: P
     assert journaled(sweep_dir)[0].state == "failed"
 
 
+def test_a_long_failure_kept_through_the_kill_still_says_where_its_whole_traceback_is(tmp_path: Path) -> None:
+    """The resumed sweep recorded the kept failure cut to 500 characters without saying where the
+    rest was, which a failure recorded without the kill says (its failure_traceback.log)."""
+    runs, sweep_dir = tmp_path / "runs.log", tmp_path / "sweep"
+    task = RAISES_ON_TRIAL_0.replace("'the loss diverged'", "'the loss diverged ' * 100")
+    app = write_app(tmp_path, task.format(runs=str(runs), killed=str(tmp_path / "killed")), budget=3)
+    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.parallel_bandwidth=3"]
+    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+
+    resumed = hydra_sigopt("continue", sweep_dir, "--run")
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
+    reason = str(journaled(sweep_dir)[0].failure_reason)
+    assert reason.startswith("ValueError: the loss diverged the loss diverged"), reason
+    whole = reason.partition("; full traceback in ")[2].rstrip(")")
+    assert whole.endswith("failure_traceback.log"), reason
+    assert "the loss diverged " * 100 in Path(whole).read_text()
+
+
 #: Trial #0 gets a Ctrl-C (SIGINT to the sweeper's process, where it runs) while it trains.
 CTRL_C_IN_TRIAL_0 = """\
 import signal

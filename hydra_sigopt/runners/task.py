@@ -99,7 +99,8 @@ class TimedTask:
                 reason = describe_error(exc)
                 _ended_here[number] = JobOutcome(number, False, None, exc, reason, text, None, ended, full_log=full_log)
                 if not sweep_interrupted():  # an app that turns the user's Ctrl-C into its own error
-                    self._keep_failure(number, KeptFailure(reason, text, started, ended, socket.gethostname()))
+                    kept = KeptFailure(reason, text, started, ended, socket.gethostname(), full_log)
+                    self._keep_failure(number, kept)
             raise
         ended = self._note_run(number, started, stop_learnt, folder_was_there)
         if number is not None and in_the_sweepers_process:  # not a job's, nor a worker's
