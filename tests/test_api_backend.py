@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import re
 import signal
 import socket
 import ssl
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -440,6 +442,44 @@ def test_a_token_a_trial_found_itself_is_masked_in_everything_the_sweep_writes(
     assert "RuntimeError: the file holds SIGOPT_TOKEN=***" in run.trials[0]["failure_reason"]
     assert _files_containing(run.sweep_dir, TOKEN) == []
     assert TOKEN not in run.output
+
+
+#: Trial #0 fails quoting the token it read; trial #1 then kills the sweeper's process (the trials run
+#: in it), so trial #0's failure stays kept beside it for the resume (see kept_returns).
+TOKEN_READING_TASK_THEN_KILLED = """
+secret = open(cfg.token_file).read()
+if job_num() == 0:
+    raise RuntimeError(f"the file holds {secret}")
+if not os.path.exists(cfg.token_file + ".killed"):
+    open(cfg.token_file + ".killed", "w").close()
+    os.kill(os.getpid(), 9)
+return cfg.x
+"""
+
+
+@pytest.mark.slow
+def test_a_token_in_a_failure_kept_through_a_kill_is_masked_in_the_kept_file_and_after_the_resume(
+    tmp_path: Path, server: SigOptTestServer, api_env: dict[str, str]
+) -> None:
+    """The failure an in-process trial keeps beside it until the journal records it (a kill in
+    between must not lose it) is a file the sweep writes: the token must not reach it either."""
+    env_file = tmp_path / "sigopt.env"
+    env_file.write_text(f"SIGOPT_TOKEN={TOKEN}\n")
+    env = {**os.environ, "SIGOPT_API_URL": server.url, "SIGOPT_API_TOKEN": "", "SIGOPT_ENV_FILE": str(env_file)}
+    app, sweep_dir = write_app(tmp_path, TOKEN_READING_TASK_THEN_KILLED, budget=3), tmp_path / "sweep"
+    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.parallel_bandwidth=3"]
+    cmd += ["hydra.sweeper.backend=api", "hydra.sweeper.dev_run=false", f"+token_file={env_file}"]
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    kept = [p for p in sweep_dir.rglob("raised.json")]
+    assert len(kept) == 1 and "the file holds SIGOPT_TOKEN=***" in kept[0].read_text(), kept
+    assert _files_containing(sweep_dir, TOKEN) == []
+
+    cli = [sys.executable, "-m", "hydra_sigopt.cli", "continue", str(sweep_dir), "--run"]
+    resumed = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
+    assert "Trial #0 had failed before the sweeper's process ended" in resumed.stdout + resumed.stderr
+    assert _files_containing(sweep_dir, TOKEN) == [] and TOKEN not in resumed.stdout + resumed.stderr
 
 
 @pytest.mark.slow
