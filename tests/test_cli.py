@@ -692,7 +692,7 @@ def test_interrupt_with_detach_leaves_jobs_running_for_resume(tmp_path: Path) ->
         "hydra.sweeper.observation_budget=3",
         "hydra.sweeper.parallel_bandwidth=2",
         "hydra.sweeper.on_interrupt=detach",
-        "sleep_s=5",
+        "sleep_s=12",  # the jobs outlive the stop and the sweeper's exit, however loaded the machine
         "sleep_jobs=[0,1]",
     ]
     proc, _ = start_example(tmp_path, *overrides)

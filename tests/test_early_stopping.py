@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hydra_sigopt import TrialStopped, report, reporting, should_stop
+from hydra_sigopt import TrialStopped, early_stopping, report, reporting, should_stop
 from hydra_sigopt.early_stopping import EarlyStopping
 from hydra_sigopt.journal import IllegalTransition, Journal
 from hydra_sigopt.journal_reports import Report
@@ -650,7 +650,9 @@ def test_a_task_pickled_by_an_older_sweeper_without_the_rule_still_reports(
     assert (trial_folder(tmp_path / "reports", 3) / "reports.jsonl").read_text().count("\n") == 1
 
 
-def test_a_job_stopped_before_a_restart_is_watched_from_its_journaled_stop(tmp_path: Path) -> None:
+def test_a_job_stopped_before_a_restart_is_watched_from_its_journaled_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A resumed sweep forgot the jobs of trials stopped before the restart: one within its grace
     then (a driver requeued at once) was never cancelled, however long it ran on. Adopted, it
     overstays a step (its report file's longest) and stop_grace_s after the journaled stop."""
@@ -664,7 +666,11 @@ def test_a_job_stopped_before_a_restart_is_watched_from_its_journaled_stop(tmp_p
         stopped = journal.trial(0)
         assert stopped.state == "stopped" and stopped.ended_at is not None
         resumed = EarlyStopping(rule, journal, root, LOSS, clock=clock)
-        resumed.adopt_stopped_jobs([dataclasses.replace(stopped, ended_at=time.time() - 50.0)])  # 50 s ago
+        # The wall clock held still (a pause of the test must not pass for time): the stop 50 s ago.
+        from types import SimpleNamespace
+
+        monkeypatch.setattr(early_stopping, "time", SimpleNamespace(time=lambda: 5000.0))
+        resumed.adopt_stopped_jobs([dataclasses.replace(stopped, ended_at=4950.0)])
         clock.now += 39.0
         assert resumed.overstaying_adopted() == []  # the 30 s step and the 60 s grace are not over
         clock.now += 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 
@@ -180,20 +181,26 @@ def test_warm_jobs_count_against_array_parallelism(tmp_path: Path) -> None:
     assert warm_pool_size(cap=256, warm_jobs=2, bandwidth=4) == 2  # the launcher's default: no cap meant
 
 
-def test_a_forced_sacct_refresh_is_skipped_only_within_a_millisecond_of_the_last() -> None:
+def test_a_forced_sacct_refresh_is_skipped_only_within_a_millisecond_of_the_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The runner forces one refresh of every job's state per 2 s; submitit skips a forced refresh that
     comes within 1 ms of real time of the last one. The fake clock of the Slurm command tests lets 2 ms
     of real time pass per sleep for this reason (tests/fake_slurm.py)."""
-    import time
+    from types import SimpleNamespace
 
+    from submitit.core import core
     from submitit.slurm.slurm import SlurmInfoWatcher
 
+    now = [1000.0]  # submitit's own clock, held still: a pause of this test must not pass for time
+    monkeypatch.setattr(core, "_time", SimpleNamespace(time=lambda: now[0], sleep=lambda s: None))
     watcher = SlurmInfoWatcher()
     refreshes: list[float] = []
-    watcher.update = lambda: (refreshes.append(time.time()), setattr(watcher, "_last_status_check", time.time()))  # type: ignore[method-assign]
+    watcher.update = lambda: (refreshes.append(now[0]), setattr(watcher, "_last_status_check", now[0]))  # type: ignore[method-assign]
     watcher.register_job("1")
     watcher.update_if_long_enough(mode="force")
-    watcher.update_if_long_enough(mode="force")  # at once: skipped
-    time.sleep(0.002)
+    now[0] += 0.0009
+    watcher.update_if_long_enough(mode="force")  # within 1 ms: skipped
+    now[0] += 0.0011
     watcher.update_if_long_enough(mode="force")
-    assert len(refreshes) == 2
+    assert refreshes == pytest.approx([1000.0, 1000.002])

@@ -70,7 +70,9 @@ def test_ctrl_c_while_the_local_engine_computes_a_suggestion_says_nothing_is_los
             assert time.time() < deadline and proc.poll() is None, "the engine's slow suggestion never started"
             time.sleep(0.2)
         wait_for_results(sweep_dir, {0: jobs[0]})  # its result waits for the engine; trial #1 runs on
-        time.sleep(1.0)
+        while not _recorded(sweep_dir, {0}):  # journaled, not yet given to the busy engine
+            assert time.time() < deadline and proc.poll() is None, "trial #0's result was never journaled"
+            time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         stopped = finish_example(proc, sweep_dir, timeout=120)
     finally:
