@@ -611,10 +611,18 @@ def test_a_trial_that_trained_to_its_end_before_its_reports_were_read_completes_
         *(f"hydra.sweeper.early_stopping.{setting}" for setting in es),
         app=app,
     ).assert_ok()
-    assert [t["state"] for t in run.trials] == ["completed"] * 4, run.output[-3000:]
-    for t in run.trials:  # each with the value it returned
+    # The sweeper reads reports once a second at first: it may still read a trial's first report
+    # before its next ones (a few ms apart; more on a loaded machine), and rightly stop it there.
+    # Never at its last epoch, whose training is done (the defect), and not more than one trial.
+    completed = [t for t in run.trials if t["state"] == "completed"]
+    read_early = [t for t in run.trials if t["state"] == "stopped" and int(t["step"]) < epochs]
+    assert len(completed) >= 3 and len(completed) + len(read_early) == 4, run.output[-3000:]
+    for t in completed:  # each with the value it returned
         assert float(t["value.loss"]) == float((run.sweep_dir / t["number"] / "returned.txt").read_text())
-    assert run.results["best_value"] == pytest.approx(1 / epochs - 0.3)  # the last trial's
+    best = min(float(t["value.loss"]) for t in completed)
+    assert run.results["best_value"] == pytest.approx(best)
+    if run.trials[3]["state"] == "completed":
+        assert best == pytest.approx(1 / epochs - 0.3)  # the last trial's
     if epochs < 9:  # stopped at a rung on the reports read during its test: completed after all
         assert "had trained to its end before the reports it was stopped on were read" in run.output
 
