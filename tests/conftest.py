@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,6 +100,36 @@ def finish_example(proc: subprocess.Popen[str], sweep_dir: Path, timeout: float 
     """Wait for a sweep started by :func:`start_example`."""
     out, _ = proc.communicate(timeout=timeout)
     return AppRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, ""), sweep_dir)
+
+
+class OutputReader:
+    """Reads the output of a sweep started by :func:`start_example` as it comes, so that a test can
+    act on what the sweeper has said (not on a sleep that a loaded machine overruns)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        deadline = time.time() + timeout
+        while not any(text in line for line in list(self.lines)):
+            assert time.time() < deadline, f"the sweeper did not say {text!r} within {timeout} s"
+            assert self.proc.poll() is None, "".join(self.lines)[-3000:]
+            time.sleep(0.2)
+
+    def finish(self, sweep_dir: Path, timeout: float = 600) -> AppRun:
+        """Wait for the sweep to end (as finish_example)."""
+        self.proc.wait(timeout=timeout)
+        self._thread.join(timeout=60)
+        out = "".join(self.lines)
+        return AppRun(subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, ""), sweep_dir)
 
 
 def running_job_ids(sweep_dir: Path, count: int, timeout: float = 120) -> dict[int, str]:

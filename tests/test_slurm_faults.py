@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import finish_example, running_job_ids, start_example, start_requeued_job_now
+from conftest import OutputReader, finish_example, running_job_ids, start_example, start_requeued_job_now
 from small_apps import write_app
 from test_cli import SAVES_A_CHECKPOINT_WHEN_STOPPED, SAVING_OVERRIDES
 from test_slurm import SLURM, _slurm_problem, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
@@ -84,14 +84,16 @@ def test_a_30_second_controller_outage_during_refills_loses_cancels_and_repeats_
         "sleep_s=10",
     )
     try:
+        output = OutputReader(proc)
         first = running_job_ids(sweep_dir, 3, timeout=180)
         _wait_for_tasks(sweep_dir, sorted(first))  # srun needs the controller to start a task
         _controller("stop")
         outage_started = time.time()
         _wait_for_results(sweep_dir, sorted(first))  # the slots free while the controller is down
+        output.wait_for("refuses jobs for now")  # a refill's sbatch gave up (after 11-18 s)
         time.sleep(max(0.0, 30 - (time.time() - outage_started)))
         _controller("start")
-        run = finish_example(proc, sweep_dir, timeout=600)
+        run = output.finish(sweep_dir, timeout=600)
     finally:
         proc.kill()
     run.assert_ok()
@@ -120,17 +122,20 @@ def test_status_during_an_outage_shows_a_trial_whose_sbatch_has_not_gone_through
         "sleep_s=5",
     )
     try:
+        output = OutputReader(proc)
         first = running_job_ids(sweep_dir, 1, timeout=180)
         _wait_for_tasks(sweep_dir, sorted(first))
         _controller("stop")
         _wait_for_results(sweep_dir, sorted(first))  # its slot frees while the controller is down
         _wait_for_a_trial_without_a_job(sweep_dir, 1)  # the sweeper took trial #1; its sbatch cannot pass
-        time.sleep(25)  # sbatch fails after 11-18 s: the trial waits for the next try, with a progress line
+        # sbatch fails after 11-18 s: the trial waits for the next try, with a progress line
+        output.wait_for("refuses jobs for now")
+        output.wait_for("1/2 trials done, 0 running, 1 waiting to be submitted")
         status = subprocess.run(
             [sys.executable, "-m", "hydra_sigopt.cli", "status", str(sweep_dir)], capture_output=True, text=True
         ).stdout
         _controller("start")
-        run = finish_example(proc, sweep_dir, timeout=600)
+        run = output.finish(sweep_dir, timeout=600)
     finally:
         proc.kill()
     run.assert_ok()
