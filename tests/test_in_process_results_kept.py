@@ -37,10 +37,12 @@ def hydra_sigopt(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
-def sweep_killed_on_trial_1(tmp_path: Path, budget: int = 3) -> tuple[list[str], Path, list[str]]:
+def sweep_killed_on_trial_1(
+    tmp_path: Path, budget: int = 3, task: str = KILLS_THE_SWEEPER_ON_TRIAL_1
+) -> tuple[list[str], Path, list[str]]:
     """Start the sweep, killed by its trial #1; return the command, the sweep dir and the runs so far."""
     runs, sweep_dir = tmp_path / "runs.log", tmp_path / "sweep"
-    task = KILLS_THE_SWEEPER_ON_TRIAL_1.format(runs=str(runs), killed=str(tmp_path / "killed"))
+    task = task.format(runs=str(runs), killed=str(tmp_path / "killed"))
     app = write_app(tmp_path, task, budget=budget)
     cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.parallel_bandwidth=3"]
     first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -109,20 +111,6 @@ def test_a_sweeper_killed_mid_batch_names_the_trial_it_ended_in_not_those_waitin
     assert journaled(sweep_dir)[2].failure_reason == (
         "re-run after restart: it had not started in its batch when the sweeper's process ended"
     )
-
-
-def test_kill_after_the_sweeper_died_leaves_a_returned_trial_for_the_resume(tmp_path: Path) -> None:
-    """``hydra-sigopt kill`` on the dead sweeper (to be sure nothing runs) does not throw it away."""
-    _, sweep_dir, ran_before = sweep_killed_on_trial_1(tmp_path)
-    killed = hydra_sigopt("kill", sweep_dir)
-    assert killed.returncode == 0, killed.stderr
-    assert "trial #0 job -: finished in the sweeper's process, which ended; a resumed sweep records its result" in (
-        killed.stdout
-    )
-    resumed = hydra_sigopt("continue", sweep_dir, "--run")
-    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
-    assert runs_of(tmp_path, ran_before[0].split()[1]) == 1, (tmp_path / "runs.log").read_text()
-    assert journaled(sweep_dir)[0].state == "completed"
 
 
 def test_a_damaged_kept_value_is_never_taken_for_a_result(tmp_path: Path) -> None:
@@ -372,12 +360,9 @@ RAISES_ON_TRIAL_0 = KILLS_THE_SWEEPER_ON_TRIAL_1.replace(
 def test_a_trial_that_raised_before_the_sweeper_was_killed_is_recorded_as_failed_on_resume(tmp_path: Path) -> None:
     """Only returned values were kept: trial #0, which had raised, was run again by the resumed sweep
     as if it had never ended, instead of being recorded as failed (as it is without the kill)."""
-    runs, sweep_dir = tmp_path / "runs.log", tmp_path / "sweep"
-    app = write_app(tmp_path, RAISES_ON_TRIAL_0.format(runs=str(runs), killed=str(tmp_path / "killed")), budget=3)
-    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.parallel_bandwidth=3"]
-    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
-    x_of_trial_0 = runs.read_text().split()[1]
+    runs = tmp_path / "runs.log"
+    _, sweep_dir, ran_before = sweep_killed_on_trial_1(tmp_path, task=RAISES_ON_TRIAL_0)
+    x_of_trial_0 = ran_before[0].split()[1]
 
     status = hydra_sigopt("status", sweep_dir)
     assert "1 ended while no sweeper ran (recorded on resume)" in status.stdout, status.stdout
@@ -391,35 +376,43 @@ def test_a_trial_that_raised_before_the_sweeper_was_killed_is_recorded_as_failed
     assert kept_files(sweep_dir) == []
 
 
-def test_kill_after_the_sweeper_died_says_a_trial_that_raised_failed(tmp_path: Path) -> None:
-    """``hydra-sigopt kill`` said trial #0, whose task had raised, "finished ...; a resumed sweep records
-    its result": the user read a failure as a result to come."""
-    runs, sweep_dir = tmp_path / "runs.log", tmp_path / "sweep"
-    app = write_app(tmp_path, RAISES_ON_TRIAL_0.format(runs=str(runs), killed=str(tmp_path / "killed")), budget=3)
-    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.parallel_bandwidth=3"]
-    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
-
+@pytest.mark.parametrize(
+    ("task", "said", "state"),
+    [
+        (
+            KILLS_THE_SWEEPER_ON_TRIAL_1,
+            "finished in the sweeper's process, which ended; a resumed sweep records its result",
+            "completed",
+        ),
+        (
+            RAISES_ON_TRIAL_0,
+            "failed in the sweeper's process, which ended; a resumed sweep records its failure",
+            "failed",
+        ),
+    ],
+    ids=["returned", "raised"],
+)
+def test_kill_after_the_sweeper_died_leaves_a_trial_that_had_ended_for_the_resume(
+    tmp_path: Path, task: str, said: str, state: str
+) -> None:
+    """``hydra-sigopt kill`` on the dead sweeper (to be sure nothing runs) does not throw away a trial
+    that had ended; it said a trial whose task had raised "finished ...; a resumed sweep records its
+    result": the user read a failure as a result to come."""
+    _, sweep_dir, ran_before = sweep_killed_on_trial_1(tmp_path, task=task)
     killed = hydra_sigopt("kill", sweep_dir)
     assert killed.returncode == 0, killed.stderr
-    assert "trial #0 job -: failed in the sweeper's process, which ended; a resumed sweep records its failure" in (
-        killed.stdout
-    )
+    assert f"trial #0 job -: {said}" in killed.stdout, killed.stdout
     resumed = hydra_sigopt("continue", sweep_dir, "--run")
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
-    assert journaled(sweep_dir)[0].state == "failed"
+    assert runs_of(tmp_path, ran_before[0].split()[1]) == 1, (tmp_path / "runs.log").read_text()
+    assert journaled(sweep_dir)[0].state == state
 
 
 def test_a_long_failure_kept_through_the_kill_still_says_where_its_whole_traceback_is(tmp_path: Path) -> None:
     """The resumed sweep recorded the kept failure cut to 500 characters without saying where the
     rest was, which a failure recorded without the kill says (its failure_traceback.log)."""
-    runs, sweep_dir = tmp_path / "runs.log", tmp_path / "sweep"
     task = RAISES_ON_TRIAL_0.replace("'the loss diverged'", "'the loss diverged ' * 100")
-    app = write_app(tmp_path, task.format(runs=str(runs), killed=str(tmp_path / "killed")), budget=3)
-    cmd = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.parallel_bandwidth=3"]
-    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
-
+    _, sweep_dir, _ = sweep_killed_on_trial_1(tmp_path, task=task)
     resumed = hydra_sigopt("continue", sweep_dir, "--run")
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
     reason = str(journaled(sweep_dir)[0].failure_reason)
