@@ -320,7 +320,11 @@ def main() -> int:
     contenders = [c for c in CONTENDERS if c in (args.contenders or CONTENDERS) or c == "sigopt_full"]
     standard = not args.seeds and not args.problems and not args.full and not args.contenders
     standard = standard and args.step_seconds is None
-    part = "" if not args.contenders else "_part"
+    # A part is named by the contenders it adds to the full sweep: parts of other contenders on the
+    # same problems and seeds were published under one name, the last overwriting the figures of the
+    # one before (which the README quotes).
+    added = [c for c in contenders if c != "sigopt_full"] or ["sigopt_full"]
+    part = "" if not args.contenders else f"_{'_'.join(added)}_part"
     steps = "" if args.step_seconds is None else f"_step{args.step_seconds:g}s"
     published_name = NAME if standard else f"{NAME}_{len(seeds)}seeds_{full}full_{'_'.join(problems)}{steps}{part}"
     resource = full * curves.MAX_STEP
