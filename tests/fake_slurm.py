@@ -163,7 +163,7 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         # submitit ignores a forced sacct refresh that comes within 1 ms of real time after the last
-        # one (InfoWatcher.update_if_long_enough); the product forces one every 2 s of real time, so
+        # one (InfoWatcher.update_if_long_enough); the runner forces one every 2 s of its clock, real time in use, so
         # let real time pass too, or a fake-clock test would see forced checks skipped at random.
         time.sleep(0.002)
         self.now += max(seconds, 0.001)

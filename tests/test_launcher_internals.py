@@ -203,4 +203,4 @@ def test_a_forced_sacct_refresh_is_skipped_only_within_a_millisecond_of_the_last
     watcher.update_if_long_enough(mode="force")  # within 1 ms: skipped
     now[0] += 0.0011
     watcher.update_if_long_enough(mode="force")
-    assert refreshes == pytest.approx([1000.0, 1000.002])
+    assert refreshes == pytest.approx([1000.0, 1000.002], abs=1e-9)

@@ -111,7 +111,7 @@ def wait_for_stopped_trial(sweep_dir: Path, timeout: float = 120) -> int:
     raise AssertionError("no trial was stopped")
 
 
-SHORT_SWALLOWING_TASK = SWALLOWING_TASK.replace(f"range(1, {EPOCHS} + 1)", "range(1, 61)").replace("0.5", "0.3")
+SHORT_SWALLOWING_TASK = SWALLOWING_TASK.replace(f"range(1, {EPOCHS} + 1)", "range(1, 101)").replace("0.5", "0.3")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -125,7 +125,8 @@ def test_a_resumed_sweep_keeps_the_slot_of_a_stopped_job_still_running_until_it_
     beside the stopped trial's job still running (saving its checkpoint, or swallowing the stop
     until cancelled): two jobs at parallel_bandwidth 1, one GPU shared. (Held, with nothing of its
     own running, the first fix's sweeper then spun on a whole core until the job was gone.)"""
-    assert "range(1, 61)" in SHORT_SWALLOWING_TASK and "sleep(0.3)" in SHORT_SWALLOWING_TASK
+    # 30 s of training: the stopped job trains on well past the stop's grace (15 s) and its cancel.
+    assert "range(1, 101)" in SHORT_SWALLOWING_TASK and "sleep(0.3)" in SHORT_SWALLOWING_TASK
     app = write_app(tmp_path, SHORT_SWALLOWING_TASK)
     settings = (
         "hydra.sweeper.observation_budget=2",

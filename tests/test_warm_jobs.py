@@ -148,13 +148,15 @@ def test_a_waiting_warm_job_composes_a_config_ahead(tmp_path: Path) -> None:
     # the job's start on a loaded machine, and a claim already there rightly composes nothing).
     launcher = ComposingLauncher()
 
+    claimed: list[bool] = []
+
     def compose_then_claim(config: object, overrides: list[str]) -> None:
         launcher.composed.append(list(overrides))
-        assert claim(tmp_path / "claim.json", {"number": 4, "overrides": ["x=0.25"]})
+        claimed.append(claim(tmp_path / "claim.json", {"number": 4, "overrides": ["x=0.25"]}))
 
     launcher.hydra_context = SimpleNamespace(config_loader=SimpleNamespace(load_sweep_config=compose_then_claim))
     assert warm_job(tmp_path, launcher, warm_up_overrides=["x=0.5"])() == "ran"
-    assert launcher.composed == [["x=0.5"]]
+    assert launcher.composed == [["x=0.5"]] and claimed == [True]
     assert launcher.calls[0][:3] == (["x=0.25"], "hydra.sweep.dir", 4)
 
 
