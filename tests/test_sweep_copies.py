@@ -148,6 +148,15 @@ def test_submit_on_a_copy_of_a_live_sweep_is_refused_up_front_and_submits_nothin
     finish_example(proc, live, timeout=300).assert_ok()
 
 
+def _release_and_end(go: Path, pids: list[str], proc: subprocess.Popen[str]) -> None:
+    """Let the trials' jobs go on, cancel those of the killed sweeper still running, and close its output."""
+    go.touch()
+    cancel_local_jobs(pids)
+    proc.kill()
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
 def _wait_until_in_the_app(sweep_dir: Path, count: int, timeout: float = 120) -> None:
     """Wait until ``count`` trials run the app's code (Hydra wrote their .hydra folder just before)."""
     deadline = time.time() + timeout
@@ -182,11 +191,7 @@ def _original_gone_while_its_jobs_run(tmp_path: Path) -> Iterator[tuple[Path, Pa
         shutil.rmtree(live)
         yield live, backup, go, pids
     finally:
-        go.touch()
-        cancel_local_jobs(pids)
-        proc.kill()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _release_and_end(go, pids, proc)
 
 
 def test_a_copy_whose_original_is_gone_names_the_jobs_still_running_and_how_to_stop_them(tmp_path: Path) -> None:
@@ -325,11 +330,7 @@ def test_kill_on_a_copy_whose_original_is_gone_names_the_jobs_of_trials_stopped_
         assert f"pkill -INT -P {','.join(pids)}" in refused.stderr, refused.stderr
         assert "nothing was cancelled or deleted" in refused.stderr and (backup / JOURNAL_NAME).exists()
     finally:
-        go.touch()
-        cancel_local_jobs(pids)
-        proc.kill()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _release_and_end(go, pids, proc)
 
 
 def _stopped_jobs(sweep_dir: Path) -> list[str]:
@@ -408,11 +409,7 @@ def test_a_copy_is_not_resumed_while_the_jobs_of_its_originals_trials_stopped_ea
         assert "Copy of" in hydra_sigopt("status", str(backup)).stdout
         assert f"the original at {live.resolve()} runs" in hydra_sigopt("status", str(backup)).stdout
     finally:
-        go.touch()
-        cancel_local_jobs(pids)
-        proc.kill()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _release_and_end(go, pids, proc)
 
 
 # Trains on after its stop (catches TrialStopped and reports again), until the go file. Once report()
@@ -483,8 +480,4 @@ def test_a_copy_whose_original_was_deleted_and_made_again_by_its_jobs_names_them
         _wait_until(lambda: not any(local_job_running(j) for j in pids), "the jobs to end", timeout=120)
         assert not (live / ".hydra_sigopt").exists(), sorted(str(p) for p in live.rglob("*"))
     finally:
-        go.touch()
-        cancel_local_jobs(pids)
-        proc.kill()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _release_and_end(go, pids, proc)
