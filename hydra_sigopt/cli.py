@@ -11,6 +11,7 @@ import argparse
 import csv
 import errno
 import os
+import pickle
 import shlex
 import signal
 import socket
@@ -1099,6 +1100,8 @@ def _cancel_trial(journal: Journal, meta: dict[str, Any], trial: Trial, sweep_di
     in the sweeper's process, its task returned and kept its value: see kept_returns)."""
     launcher = str(meta.get("launcher", ""))
     if trial.job_id and _wrote_result(meta, trial.job_id):
+        if _wrote_failure(meta, trial.job_id):
+            return "failed; a resumed sweep records its failure"
         return "finished; a resumed sweep records its result"
     if trial.state == RUNNING and _returned_at(meta, trial, sweep_dir) is not None:
         if _raised(trial, sweep_dir):
@@ -1126,6 +1129,21 @@ def _wrote_result(meta: dict[str, Any], job_id: str) -> bool:
     """Whether a submitit job of this sweep left its result file."""
     path = _result_file(meta, job_id)
     return path is not None and path.exists()
+
+
+def _wrote_failure(meta: dict[str, Any], job_id: str) -> bool:
+    """Whether the result a submitit job of this sweep left is a failure: its task raised (submitit's
+    "error"), or Hydra's launcher returned the app's failure (a failed ``JobReturn``). False where it
+    cannot be read: the resume reads it again, and says."""
+    from hydra.core.utils import JobStatus
+
+    path = _result_file(meta, job_id)
+    try:
+        with open(str(path), "rb") as f:
+            tag, returned = pickle.load(f)
+    except Exception:
+        return False
+    return tag != "success" or getattr(returned, "status", JobStatus.COMPLETED) != JobStatus.COMPLETED
 
 
 def _result_file(meta: dict[str, Any], job_id: str) -> Path | None:

@@ -80,6 +80,26 @@ def test_kill_on_a_dead_driver_leaves_finished_trials_for_the_resume(workdir: Pa
     assert sorted(found) == [0, 1, 2, 3] and {s for s, _, _ in found.values()} == {"completed"}
 
 
+def test_kill_on_a_dead_driver_says_which_finished_trial_failed(workdir: Path) -> None:
+    """A job that wrote a failure was reported "finished; a resumed sweep records its result": a
+    failure read as a result still to come."""
+    sweep = (*SWEEP, "fail_mode=raise", "fail_jobs=[0]")
+    proc, sweep_dir = start_example(workdir, *sweep)
+    try:
+        ids = running_job_ids(sweep_dir, 2)
+        proc.kill()
+        proc.communicate()
+        wait_for_results(sweep_dir, ids)
+    finally:
+        proc.kill()
+    killed = hydra_sigopt("kill", sweep_dir)
+    assert killed.returncode == 0, killed.stderr
+    assert f"trial #0 job {ids[0]}: failed; a resumed sweep records its failure" in killed.stdout, killed.stdout
+    assert f"trial #1 job {ids[1]}: finished; a resumed sweep records its result" in killed.stdout, killed.stdout
+    run_example(workdir, *sweep, sweep_dir=sweep_dir).assert_ok()
+    assert {n: trial_states(sweep_dir)[n][0] for n in ids} == {0: "failed", 1: "completed"}
+
+
 def test_a_resume_uses_the_result_an_abandoned_trials_job_wrote_after_all(workdir: Path) -> None:
     """A trial abandoned while its job went on (a cancel that did not reach the job, an older
     hydra-sigopt kill): its job's result is found and used, not thrown away."""
