@@ -52,7 +52,7 @@ PROBLEMS = {"branin": 2, "hartmann6": 6}
 #: no_placeholders: the queue, the engine told nothing of the running trials (a naive async loop);
 #: fit_every_suggestion: the queue, the GP's hyperparameters refitted at every suggestion however
 #: many results (this sweeper before it kept the fit past 50 results; differs only past 50 trials).
-POLICIES = ("queue", "all_placeholders", "previous", "no_placeholders", "fit_every_suggestion")
+POLICIES = ("queue", "ends_while_computing", "all_placeholders", "previous", "no_placeholders", "fit_every_suggestion")
 SIGMA = 0.8
 FIT_EVERY_SUGGESTION_UNTIL = lite.FIT_EVERY_SUGGESTION_UNTIL
 
@@ -75,6 +75,15 @@ class AllPlaceholdersScheduler(Scheduler):
     def pending(self) -> tuple[Suggestion, ...]:
         made = [f.suggestion for f in self.in_flight.values()] + [s for s, _ in self._ready]
         return tuple(made)
+
+
+class EndsWhileComputingScheduler(Scheduler):
+    """The queue's depth before issue 17's round: only the slots freed while the engine computed
+    counted, not the end that set it computing."""
+
+    def _count_freed(self, ended: int) -> None:
+        if self._computing:
+            super()._count_freed(ended)
 
 
 class PreviousScheduler(AllPlaceholdersScheduler):
@@ -115,7 +124,12 @@ class Simulation:
             suggestion_latency.definition(self.dim), observation_budget=self.budget, parallel_bandwidth=self.slots
         )
         self.backend.start(definition)
-        kind = {"all_placeholders": AllPlaceholdersScheduler, "previous": PreviousScheduler}.get(self.policy, Scheduler)
+        policies = {
+            "all_placeholders": AllPlaceholdersScheduler,
+            "previous": PreviousScheduler,
+            "ends_while_computing": EndsWhileComputingScheduler,
+        }
+        kind = policies.get(self.policy, Scheduler)
         scheduler = kind(self.budget, self.slots, True, lambda failed, done: False)
         most_ready = 0
 
@@ -255,11 +269,13 @@ def main() -> int:
             "",
             f"Real scheduler and lite engine in simulated time: {args.slots} slots, {budget} trials, trial durations "
             f"lognormal (median 1, sigma {SIGMA}), {args.engine_cost} time units per suggestion, {seeds} seeds.",
-            "`queue`: this sweeper (as many suggestions kept ready as slots freed during one computation "
-            "lately; placeholders at the mean value for the suggestions computed on the results the engine "
-            "has now); `all_placeholders`: the same with every running trial and ready suggestion a "
-            "placeholder; `previous`: at most one ready and every running trial a placeholder (before "
-            "issue 16's round); `no_placeholders`: the queue, the engine told nothing of running trials; "
+            "`queue`: this sweeper (as many suggestions kept ready as slots freed between one suggestion "
+            "ready and the next lately; placeholders at the mean value for the suggestions computed on the "
+            "results the engine has now); `all_placeholders`: the same with every running trial and ready "
+            "suggestion a placeholder; `ends_while_computing`: the queue sized by the slots freed while the "
+            "engine computed only (before issue 17's round); `previous`: at most one ready and every running "
+            "trial a placeholder (before issue 16's round); `no_placeholders`: the queue, the engine told "
+            "nothing of running trials; "
             "`fit_every_suggestion`: the queue, the GP's hyperparameters refitted at every suggestion (before "
             "the fit was kept past 50 results).",
             "",
@@ -271,7 +287,10 @@ def main() -> int:
         ]
     )
     standard = args.slots == 4 and args.engine_cost == 0.25 and policies == list(POLICIES)
+    # A variant is named by what sets it apart, so that no run overwrites another's published figures.
     variant = f"{NAME}_{args.slots}slots" + ("" if budget == 30 else f"_{budget}trials")
+    variant += "" if args.engine_cost == 0.25 else f"_cost{args.engine_cost:g}"
+    variant += "" if policies == list(POLICIES) else "_" + "_".join(policies)
     common.publish(NAME if standard else variant, None, markdown, args.quick)
     return 0
 

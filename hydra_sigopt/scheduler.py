@@ -21,8 +21,8 @@ The ordering rules, which ``tests/test_scheduler.py`` checks over generated inte
   placeholders at the mean value cost an asynchronous sweep most of its progress on Branin
   (``benchmarks/async_quality.py``); a synchronous batch is all computed on the same data;
 * suggestions are computed ahead (one at a time, asynchronous sweeps only) while fewer are ready
-  than slots freed during one computation lately (at least one): a burst of ending trials finds
-  as many suggestions ready; none is computed ahead beyond the budget;
+  than slots freed between one suggestion ready and the next lately (at least one): a burst of
+  ending trials finds as many suggestions ready; none is computed ahead beyond the budget;
 * when trials end, their results are recorded first; then freed slots are refilled from trials
   to re-run and from a suggestion already computed (not waiting for one, and not asking for a new
   one); then the results are posted; only then is the next suggestion asked for;
@@ -254,7 +254,9 @@ class Scheduler:
     _posted = 0  # results given to the engine (Post commands issued) by this scheduler
     _posting = 0  # of those, the ones not reported Posted yet
     _computing_made_at = 0  # _posted when the computation under way was asked for
-    _freed_while_computing = 0  # trials ended since the computation under way began
+    #: Trials ended since the last suggestion was ready: those that ended while the engine was idle
+    #: (the end that emptied the queue and set it computing) and while it computed.
+    _freed_since_suggestion = 0
     #: Trials ended during each of the last computations: the queue's depth follows their maximum.
     _recent_freed: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_COMPUTATIONS))
     _waiting_for_suggestion = False  # a fill stopped until SuggestionReady
@@ -303,8 +305,9 @@ class Scheduler:
 
     @property
     def ready_depth(self) -> int:
-        """How many suggestions to keep ready: as many as slots freed during one computation lately
-        (a clock-free measure of the rate at which slots free against the engine's speed)."""
+        """How many suggestions to keep ready: as many as slots freed between one suggestion ready and
+        the next lately (a clock-free measure of the rate at which slots free against the engine's
+        speed)."""
         return max(1, min(self.bandwidth, max(self._recent_freed, default=1)))
 
     # ------------------------------------------------------------------ events -> commands
@@ -323,8 +326,7 @@ class Scheduler:
             flight.marked = event.job_id is not None
             return []
         if isinstance(event, Ended):
-            if self._computing:
-                self._freed_while_computing += len(event.numbers)
+            self._count_freed(len(event.numbers))
             return [Record(event.numbers)] if event.numbers else self._fill()
         if isinstance(event, StepBudgetSpent):
             self.budget = min(self.budget, self.issued)
@@ -358,10 +360,17 @@ class Scheduler:
             commands.append(Prefetch(self.pending()))
         return [*commands, Wait()]
 
+    def _count_freed(self, ended: int) -> None:
+        """The demand one computation meets: every slot freed since the last suggestion was ready.
+        Counting only the ends while the engine computed missed the end that set it computing: a
+        burst of two trials ending 0.1 s apart kept one suggestion ready, and the second slot waited
+        a whole computation each time (issue 17: ASHA frees slots in bursts)."""
+        self._freed_since_suggestion += ended
+
     def _on_suggestion(self, suggestion: Suggestion) -> list[Command]:
         self._computing = False
-        self._recent_freed.append(self._freed_while_computing)
-        self._freed_while_computing = 0
+        self._recent_freed.append(self._freed_since_suggestion)
+        self._freed_since_suggestion = 0
         self._ready.append((suggestion, self._computing_made_at))
         if not self._waiting_for_suggestion:
             return []  # computed ahead: for the next free slot

@@ -586,3 +586,42 @@ def test_held_slots_are_freed_once_the_runner_no_longer_sees_their_jobs() -> Non
     assert held.freed() == [HeldSlotsFreed((2,))]
     now[0] += CHECK_EVERY_S
     assert held.freed() == []
+
+
+def test_a_burst_that_begins_while_the_engine_is_idle_is_counted_whole_for_the_next() -> None:
+    """Issue 17: ASHA frees slots in bursts. Two trials ending one poll apart while the engine was
+    idle with one suggestion ready: the first took it and set the engine computing, the second
+    waited for that computation. Only the second was counted (ends while computing), so one
+    suggestion stayed ready and every such burst kept a slot waiting a whole computation."""
+    scheduler = Scheduler(20, 4, True, lambda f, d: False)
+    scheduler.begin()
+    for i in range(4):
+        scheduler.on(SuggestionReady(Suggestion(str(i), {"p": i})))
+    for n in range(4):
+        scheduler.on(Submitted(n, f"job-{n}"))
+    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]
+    assert scheduler.on(SuggestionReady(Suggestion("4", {"p": 4}))) == []  # one ready, the engine idle
+
+    # The burst: trial 0 ends and takes the ready suggestion; the engine computes the next.
+    scheduler.on(Ended((0,)))
+    assert StartTrial in [type(c) for c in scheduler.on(Recorded({0: False}))]
+    scheduler.on(Submitted(4, "job-4"))
+    scheduler.on(Posted((0,)))
+    assert Prefetch in [type(c) for c in scheduler.idle()]
+    # Trial 1 ends one poll later: its slot waits for that computation.
+    scheduler.on(Ended((1,)))
+    assert [type(c) for c in scheduler.on(Recorded({1: False}))] == [Post]
+    scheduler.on(Posted((1,)))
+    assert [type(c) for c in scheduler.on(SuggestionReady(Suggestion("5", {"p": 5})))] == [StartTrial]
+    scheduler.on(Submitted(5, "job-5"))
+    # Between the bursts, the engine computes ahead for as many as the last burst freed.
+    ahead = 0
+    while any(isinstance(c, Prefetch) for c in scheduler.idle()):
+        scheduler.on(SuggestionReady(Suggestion(f"a{ahead}", {"p": 100 + ahead})))
+        ahead += 1
+    assert len(scheduler._ready) == 2, "the next burst of two would find one suggestion ready"
+    # The next burst: the second slot starts at once too.
+    scheduler.on(Ended((2,)))
+    assert StartTrial in [type(c) for c in scheduler.on(Recorded({2: False}))]
+    scheduler.on(Ended((3,)))
+    assert [type(c) for c in scheduler.on(Recorded({3: False}))] == [StartTrial, Post]
