@@ -8,6 +8,7 @@ effect; :class:`Resumption` starts the experiment and carries the plan out.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import time
@@ -442,6 +443,8 @@ class Resumption:
         self.journal.set_meta(**{LOCATION: location_of(sweep_dir)})
         trials = self.journal.trials()
         meta = self.journal.meta()
+        # The name is cosmetic and may come from the time (``${now:...}``): a sweep keeps the one it started with.
+        self.definition = dataclasses.replace(self.definition, name=str(meta.get("name") or self.definition.name))
         self.backend.expected_created, self.backend.expected_tag = meta.get(CREATED_KEY), meta.get(TAG_KEY)
         try:
             experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))

@@ -87,6 +87,21 @@ def test_resume_option_continues_a_sweep_and_a_larger_budget_extends_it(tmp_path
     assert "#3 : " in second.output and "#0 : " not in second.output
 
 
+def test_a_sweep_named_with_the_time_keeps_its_name_when_its_command_is_run_again(tmp_path: Path) -> None:
+    """``hydra.sweeper.name=sweep-${now:...}`` in the command the interrupted sweep printed: run again,
+    it named the resumed sweep with the new time, while ``hydra-sigopt status`` and the results kept
+    the first one."""
+    named = "hydra.sweeper.name=sweep-${now:%H-%M-%S-%f}"
+    first = run_example(tmp_path, named, "hydra.sweeper.observation_budget=2").assert_ok()
+    started_as = re.search(r"SigOpt sweep '(sweep-[0-9-]+)'", first.output)
+    assert started_as is not None, first.output[-2000:]
+    second = run_example(tmp_path, named, "hydra.sweeper.observation_budget=3", sweep_dir=first.sweep_dir).assert_ok()
+    assert "Resuming the sweep" in second.output
+    assert f"SigOpt sweep '{started_as[1]}'" in second.output, second.output[-2000:]
+    results = yaml.safe_load((first.sweep_dir / "optimization_results.yaml").read_text())
+    assert results["experiment"] == started_as[1]
+
+
 def test_a_budget_below_the_trials_done_is_refused_naming_the_key_and_the_count(tmp_path: Path) -> None:
     """A tester: resumed with observation_budget=2 after 4 trials were done, the sweep logged
     "4/2 trials done" and hydra-sigopt status said "4/2 done"."""
