@@ -401,9 +401,42 @@ def write_reports(
     doc = results_document(meta, trials)
     # No line width: YAML folds a string longer than 80 characters onto the next line, and a user who
     # copied the best_command line into a shell ran the app without the values folded away.
-    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=UNFOLDED)
+    text = yaml.dump(_pasteable(doc), Dumper=_ResultsDumper, sort_keys=False, allow_unicode=True, width=UNFOLDED)
     write_atomic(sweep_dir / RESULTS_NAME, text)
     return doc
+
+
+#: The keys of ``optimization_results.yaml`` whose values are pasted into a shell or a command line.
+PASTE_KEYS = frozenset({"best_command", "best_overrides", "command", "overrides"})
+
+
+class _PasteLine(str):
+    """A value to paste: written as it is, on a line of its own where YAML would quote it."""
+
+
+class _ResultsDumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_paste_line(dumper: yaml.SafeDumper, data: _PasteLine) -> yaml.ScalarNode:
+    """Plain where YAML allows it; else a literal block (``|-``, the line below the key as it is), not
+    the quoted form a shell does not take: ``": "`` in an override quoted the whole command, its own
+    quotes doubled."""
+    text = str(data)
+    plain = dumper.analyze_scalar(text).allow_block_plain  # type: ignore[attr-defined]
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=None if plain else "|")
+
+
+_ResultsDumper.add_representer(_PasteLine, _represent_paste_line)
+
+
+def _pasteable(value: Any, key: str | None = None) -> Any:
+    """``value`` with the strings to paste marked (see :data:`PASTE_KEYS`)."""
+    if isinstance(value, Mapping):
+        return {k: _pasteable(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pasteable(v) for v in value]
+    return _PasteLine(value) if key in PASTE_KEYS and isinstance(value, str) and "\n" not in value else value
 
 
 class ResultsNotWritten(SigOptSweeperError):

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import run_example, write_app
 
 # Each parameter's two options are both hostile, so that whichever trial is best pastes them.
@@ -223,7 +224,15 @@ params:
 """
 
 
-def test_the_rerun_lines_of_optimization_results_yaml_paste_whole(workdir: Path) -> None:
+@pytest.mark.parametrize(
+    "label",
+    [
+        "+run_label=a_long_label_that_the_sweep_s_own_command_line_gives",
+        # ": " made YAML quote the whole command, its own quotes doubled: no shell takes that line.
+        "+run_label='a long label: the sweep s own command line gives it'",
+    ],
+)
+def test_the_rerun_lines_of_optimization_results_yaml_paste_whole(workdir: Path, label: str) -> None:
     """``best_command`` and ``best_overrides`` in optimization_results.yaml are to copy into a shell,
     as the README says; YAML folded those longer than 80 characters onto a second line, so a user who
     copied the ``best_command:`` line ran the app without the last values (another configuration,
@@ -237,7 +246,7 @@ def test_the_rerun_lines_of_optimization_results_yaml_paste_whole(workdir: Path)
         "model: {optimizer: {learning_rate: 0.5}, net: {hidden_layer_width: 8}}\ndata: {loader: {batch_size: 1}}\n"
     )
     config.write_text(config.read_text().replace("y: 0.0\n", "y: 0.0\n" + defaults))
-    run = run_example(workdir, "+run_label=a_long_label_that_the_sweep_s_own_command_line_gives", app=app).assert_ok()
+    run = run_example(workdir, label, app=app).assert_ok()
     best = run.results["best_params"]
     expected = (
         f"PASTED {best['model.optimizer.learning_rate']!r} {best['data.loader.batch_size']} "
@@ -246,7 +255,10 @@ def test_the_rerun_lines_of_optimization_results_yaml_paste_whole(workdir: Path)
     assert len(run.results["best_command"]) > 120, run.results["best_command"]
     lines = (run.sweep_dir / "optimization_results.yaml").read_text().splitlines()
     for key, prefix in (("best_command", ""), ("best_overrides", f"{sys.executable} app.py ")):
-        copied = next(line for line in lines if line.startswith(f"{key}: ")).removeprefix(f"{key}: ")
+        at = next(i for i, line in enumerate(lines) if line.startswith(f"{key}: "))
+        copied = lines[at].removeprefix(f"{key}: ")
+        if copied == "|-":  # a literal block: the line below, as it is
+            copied = lines[at + 1].strip()
         script = prefix + (f"{sys.executable} {copied.removeprefix('python ')}" if key == "best_command" else copied)
         shell = subprocess.run(["bash", "-c", script], cwd=app.parent, capture_output=True, text=True)
         assert shell.returncode == 0, (key, copied, shell.stderr[-1500:])
