@@ -589,14 +589,16 @@ class Journal:
                 (host, started_at, number, STOPPED),
             )
 
-    def mark_abandoned(self, numbers: int | Sequence[int], reason: str) -> None:
-        """Mark trials abandoned (re-run by a resumed sweep), all in one transaction."""
+    def mark_abandoned(self, numbers: int | Sequence[int], reason: str, never_started: bool = False) -> None:
+        """Mark trials abandoned (re-run by a resumed sweep), all in one transaction. ``never_started``:
+        they never ran (an in-process batch journals its trials running together, at its start)."""
         batch = [numbers] if isinstance(numbers, int) else list(numbers)
         now = time.time()
         with self._moving(batch, ABANDONED):
             self._db.executemany(
-                "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?) WHERE number = ?",
-                [(ABANDONED, reason, now, n) for n in batch],
+                "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?),"
+                " started_at = CASE WHEN ? THEN NULL ELSE started_at END WHERE number = ?",
+                [(ABANDONED, reason, now, never_started, n) for n in batch],
             )
 
     def keep_running(self, numbers: Sequence[int], reason: str) -> None:

@@ -621,7 +621,7 @@ class Resumption:
             return
         why = self._why_lost(trial, same_launcher)
         log.info("Trial #%d is re-run under a new job number: %s", trial.number, why)
-        self.journal.mark_abandoned(trial.number, f"re-run after restart: {why}")
+        self.journal.mark_abandoned(trial.number, f"re-run after restart: {why}", trial.number in self.not_started)
         self.scheduler.reruns.append((trial.number, suggestion_of(trial)))  # a SigOpt server keeps it open for it
 
     def _unjournaled_job(self, trial: Trial) -> str | None:

@@ -8,6 +8,7 @@ the resumed sweep ran them again.
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -111,6 +112,9 @@ def test_a_sweeper_killed_mid_batch_names_the_trial_it_ended_in_not_those_waitin
     assert journaled(sweep_dir)[2].failure_reason == (
         "re-run after restart: it had not started in its batch when the sweeper's process ended"
     )
+    # trials.csv showed the batch's start as #2's: it never started.
+    rows = {row["number"]: row for row in csv.DictReader((sweep_dir / "trials.csv").open())}
+    assert rows["2"]["started_at"] == "" and rows["1"]["started_at"] != "", (rows["1"], rows["2"])
 
 
 def test_a_damaged_kept_value_is_never_taken_for_a_result(tmp_path: Path) -> None:
