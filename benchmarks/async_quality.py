@@ -1,7 +1,7 @@
 """Async quality: what the asynchronous scheduler's suggestions cost the search, in simulated time.
 
 An asynchronous sweep keeps suggestions ready for the slots about to free (issue 16): up to as many
-as slots freed during one suggestion's computation lately. A suggestion computed ahead has not seen
+as slots freed per computation lately that found none ready. A suggestion computed ahead has not seen
 the results that arrive while it waits. And the engine is told which suggestions are pending: it
 records them as placeholders at the mean value (constant liar) so as not to suggest them again.
 This measures what both cost or bring in regret, policy against policy, everything else equal
@@ -45,8 +45,11 @@ from hydra_sigopt.scheduler import Ended, Posted, Recorded, Scheduler, Submitted
 NAME = "async_quality"
 OPTIMA = {2: 0.397887, 6: -3.32237}
 PROBLEMS = {"branin": 2, "hartmann6": 6}
-#: queue: this sweeper (as many suggestions ready as slots freed during one computation lately;
-#: pending for the engine: the suggestions computed on the results it has now);
+#: queue: this sweeper (as many suggestions ready as slots freed per computation lately that the
+#: queue could not refill at once; pending for the engine: the suggestions computed on the results
+#: it has now);
+#: ends_while_computing: the queue sized by the slots freed while the engine computed only (this
+#: sweeper before issue 17's round: the end that set the engine computing was not counted);
 #: all_placeholders: the same, with every running trial and ready suggestion pending;
 #: previous: at most one ready, every running trial pending (this sweeper before issue 16's round);
 #: no_placeholders: the queue, the engine told nothing of the running trials (a naive async loop);
@@ -269,15 +272,14 @@ def main() -> int:
             "",
             f"Real scheduler and lite engine in simulated time: {args.slots} slots, {budget} trials, trial durations "
             f"lognormal (median 1, sigma {SIGMA}), {args.engine_cost} time units per suggestion, {seeds} seeds.",
-            "`queue`: this sweeper (as many suggestions kept ready as slots freed between one suggestion "
-            "ready and the next lately; placeholders at the mean value for the suggestions computed on the "
-            "results the engine has now); `all_placeholders`: the same with every running trial and ready "
-            "suggestion a placeholder; `ends_while_computing`: the queue sized by the slots freed while the "
-            "engine computed only (before issue 17's round); `previous`: at most one ready and every running "
-            "trial a placeholder (before issue 16's round); `no_placeholders`: the queue, the engine told "
-            "nothing of running trials; "
-            "`fit_every_suggestion`: the queue, the GP's hyperparameters refitted at every suggestion (before "
-            "the fit was kept past 50 results).",
+            "`queue`: this sweeper (as many suggestions kept ready as slots freed per computation lately that "
+            "the queue could not refill at once; placeholders at the mean value for the suggestions computed "
+            "on the results the engine has now); `all_placeholders`: the same with every running trial and "
+            "ready suggestion a placeholder; `ends_while_computing`: the queue sized by the slots freed while "
+            "the engine computed only (before issue 17's round); `previous`: at most one ready and every "
+            "running trial a placeholder (before issue 16's round); `no_placeholders`: the queue, the engine "
+            "told nothing of running trials; `fit_every_suggestion`: the queue, the GP's hyperparameters "
+            "refitted at every suggestion (before the fit was kept past 50 results).",
             "",
             common.markdown_table(headers, rows),
             "",
@@ -286,12 +288,16 @@ def main() -> int:
             f"Command: `python {' '.join(sys.argv)}`; {elapsed / 60:.1f} min.",
         ]
     )
-    standard = args.slots == 4 and args.engine_cost == 0.25 and policies == list(POLICIES)
-    # A variant is named by what sets it apart, so that no run overwrites another's published figures.
-    variant = f"{NAME}_{args.slots}slots" + ("" if budget == 30 else f"_{budget}trials")
-    variant += "" if args.engine_cost == 0.25 else f"_cost{args.engine_cost:g}"
-    variant += "" if policies == list(POLICIES) else "_" + "_".join(policies)
-    common.publish(NAME if standard else variant, None, markdown, args.quick)
+    # A variant is named by all that sets it apart, so that no run overwrites another's published figures.
+    apart = [
+        "" if budget == 30 else f"_{budget}trials",
+        "" if seeds == 10 else f"_{seeds}seeds",
+        "" if problems == list(PROBLEMS) else "_" + "_".join(problems),
+        "" if args.engine_cost == 0.25 else f"_cost{args.engine_cost:g}",
+        "" if policies == list(POLICIES) else "_" + "_".join(policies),
+    ]
+    standard = args.slots == 4 and not "".join(apart)
+    common.publish(NAME if standard else f"{NAME}_{args.slots}slots" + "".join(apart), None, markdown, args.quick)
     return 0
 
 

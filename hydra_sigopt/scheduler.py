@@ -21,8 +21,8 @@ The ordering rules, which ``tests/test_scheduler.py`` checks over generated inte
   placeholders at the mean value cost an asynchronous sweep most of its progress on Branin
   (``benchmarks/async_quality.py``); a synchronous batch is all computed on the same data;
 * suggestions are computed ahead (one at a time, asynchronous sweeps only) while fewer are ready
-  than slots freed between one suggestion ready and the next lately (at least one): a burst of
-  ending trials finds as many suggestions ready; none is computed ahead beyond the budget;
+  than slots freed per computation lately that the queue could not refill at once (at least one):
+  a burst of ending trials finds as many suggestions ready; none is computed ahead beyond the budget;
 * when trials end, their results are recorded first; then freed slots are refilled from trials
   to re-run and from a suggestion already computed (not waiting for one, and not asking for a new
   one); then the results are posted; only then is the next suggestion asked for;
@@ -254,10 +254,10 @@ class Scheduler:
     _posted = 0  # results given to the engine (Post commands issued) by this scheduler
     _posting = 0  # of those, the ones not reported Posted yet
     _computing_made_at = 0  # _posted when the computation under way was asked for
-    #: Trials ended since the last suggestion was ready: those that ended while the engine was idle
-    #: (the end that emptied the queue and set it computing) and while it computed.
-    _freed_since_suggestion = 0
-    #: Trials ended during each of the last computations: the queue's depth follows their maximum.
+    #: Slots freed that the queue could not refill at once: since the queue was last full with the
+    #: engine idle (the ends that emptied it and set the engine computing), and while it computed.
+    _freed_since_full = 0
+    #: Those slots, per each of the last computations: the queue's depth follows their maximum.
     _recent_freed: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_COMPUTATIONS))
     _waiting_for_suggestion = False  # a fill stopped until SuggestionReady
     #: Slots held by jobs this scheduler does not run: those of trials stopped before a restart,
@@ -305,9 +305,9 @@ class Scheduler:
 
     @property
     def ready_depth(self) -> int:
-        """How many suggestions to keep ready: as many as slots freed between one suggestion ready and
-        the next lately (a clock-free measure of the rate at which slots free against the engine's
-        speed)."""
+        """How many suggestions to keep ready: as many slots as were freed per computation lately
+        that the queue could not refill at once (a clock-free measure of the rate at which slots free
+        against the engine's speed)."""
         return max(1, min(self.bandwidth, max(self._recent_freed, default=1)))
 
     # ------------------------------------------------------------------ events -> commands
@@ -343,6 +343,11 @@ class Scheduler:
         without a job id as running, keep jobs warm, compute the next suggestion ahead, then wait
         for trials to end, or finish."""
         commands: list[Command] = []
+        if not self._computing and len(self._ready) + len(self.reruns) >= self.ready_depth:
+            # The slots freed so far found their suggestions ready: no demand left unmet. (Counted
+            # on, the ends a full queue met one at a time, once it drained, made one computation
+            # count them all, and the queue went back to a burst's depth for good.)
+            self._freed_since_full = 0
         unmarked = tuple(n for n, f in self.in_flight.items() if not f.marked and not f.deferred)
         if unmarked:
             for n in unmarked:
@@ -361,16 +366,16 @@ class Scheduler:
         return [*commands, Wait()]
 
     def _count_freed(self, ended: int) -> None:
-        """The demand one computation meets: every slot freed since the last suggestion was ready.
-        Counting only the ends while the engine computed missed the end that set it computing: a
-        burst of two trials ending 0.1 s apart kept one suggestion ready, and the second slot waited
-        a whole computation each time (issue 17: ASHA frees slots in bursts)."""
-        self._freed_since_suggestion += ended
+        """The demand one computation meets: the slots freed since the queue was last full with the
+        engine idle. Counting only the ends while the engine computed missed the end that set it
+        computing: a burst of two trials ending 0.1 s apart kept one suggestion ready, and the
+        second slot waited a whole computation each time (issue 17: ASHA frees slots in bursts)."""
+        self._freed_since_full += ended
 
     def _on_suggestion(self, suggestion: Suggestion) -> list[Command]:
         self._computing = False
-        self._recent_freed.append(self._freed_since_suggestion)
-        self._freed_since_suggestion = 0
+        self._recent_freed.append(self._freed_since_full)
+        self._freed_since_full = 0
         self._ready.append((suggestion, self._computing_made_at))
         if not self._waiting_for_suggestion:
             return []  # computed ahead: for the next free slot

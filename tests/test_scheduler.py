@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -469,7 +470,7 @@ def test_with_tasks_the_budget_counts_their_costs(
 
 def test_after_a_burst_of_ending_trials_as_many_suggestions_are_kept_ready_for_the_next() -> None:
     """Issue 16: slots freed together waited for one suggestion after another. The queue of
-    suggestions computed ahead grows to the slots freed during one computation, each computed with
+    suggestions computed ahead grows to the slots freed per computation, each computed with
     those ahead of it pending (so they differ), and within the budget."""
     scheduler = Scheduler(20, 4, True, lambda f, d: False)
     scheduler.begin()
@@ -625,3 +626,69 @@ def test_a_burst_that_begins_while_the_engine_is_idle_is_counted_whole_for_the_n
     assert StartTrial in [type(c) for c in scheduler.on(Recorded({2: False}))]
     scheduler.on(Ended((3,)))
     assert [type(c) for c in scheduler.on(Recorded({3: False}))] == [StartTrial, Post]
+
+
+class _ScriptedWorld:
+    """Carries out a scheduler's commands: the engine computes a suggestion in one Wait, and at each
+    other Wait the next number of trials in ``script`` ends (oldest first). Records the most
+    suggestions ready at once per Wait."""
+
+    class Done(Exception):
+        pass
+
+    def __init__(self, scheduler: Scheduler, script: list[int]) -> None:
+        self.scheduler, self.script = scheduler, list(script)
+        self.running: list[int] = []
+        self.computing = False
+        self.made = 0
+        self.ready_at_waits: list[int] = []
+
+    def suggestion(self) -> SuggestionReady:
+        self.made += 1
+        return SuggestionReady(Suggestion(str(self.made), {"p": self.made}))
+
+    def carry_out(self, command: object) -> list[object]:
+        if isinstance(command, Ask):
+            return [self.suggestion()]
+        if isinstance(command, Prefetch):
+            self.computing = True
+        elif isinstance(command, AwaitPrefetch):
+            self.computing = False
+            return [self.suggestion()]
+        elif isinstance(command, StartTrial):
+            self.running.append(command.number)
+            return [Submitted(command.number, f"job-{command.number}")]
+        elif isinstance(command, Record):
+            return [Recorded({n: False for n in command.numbers})]
+        elif isinstance(command, Post):
+            return [Posted(command.numbers)]
+        elif isinstance(command, AwaitPosts):
+            return [Posted(())]
+        elif isinstance(command, Wait):
+            return self.wait()
+        return []
+
+    def wait(self) -> list[object]:
+        self.ready_at_waits.append(len(self.scheduler._ready))
+        if self.computing:  # the engine is done before the next trial ends
+            self.computing = False
+            return [Ended(()), self.suggestion()]
+        if not self.script:
+            raise self.Done
+        ended, self.running = self.running[: self.script[0]], self.running[self.script[0] :]
+        self.script.pop(0)
+        return [Ended(tuple(ended))]
+
+
+def test_after_a_burst_is_forgotten_single_ends_keep_one_suggestion_ready() -> None:
+    """A review of the rule above: counting every end since the last suggestion also counted the
+    ends the full queue met without the engine. Once the burst was forgotten, the queue drained one
+    end at a time and its next computation counted all of them: the queue went back to the burst's
+    depth, each suggestion then computed that many results before it ran, for the rest of the sweep."""
+    scheduler = Scheduler(500, 4, True, lambda f, d: False)
+    world = _ScriptedWorld(scheduler, [3] + [1] * 60)  # a burst of three, then one trial at a time
+    with pytest.raises(_ScriptedWorld.Done):
+        drive(scheduler, world.carry_out)
+    assert max(world.ready_at_waits[:20]) >= 2, world.ready_at_waits  # the burst deepened the queue
+    assert scheduler.ready_depth == 1
+    assert max(world.ready_at_waits[-30:]) == 1, world.ready_at_waits
