@@ -854,8 +854,8 @@ def kill_sweep(
     the SigOpt server (``release_suggestions``; not when the experiment is deleted next).
 
     A job that wrote its result is not cancelled, and its trial stays running in the journal: a
-    resumed sweep records and posts that result, as it would have without the kill. Reading it here
-    would need the app's code (the result is the task's pickled return value) and the engine.
+    resumed sweep records and posts that result, as it would have without the kill (this command
+    reads only whether it is a failure, to say so).
     """
     _refuse_unwritable(sweep_dir)
     _refuse_a_copy(sweep_dir, "kill")
@@ -867,8 +867,10 @@ def kill_sweep(
     done = _stop_sweeper(sweep_dir, wait_s)
     with Journal.open(sweep_dir) as journal:
         meta = journal.meta()
-        for t in journal.trials([PENDING, RUNNING]):
-            done.append((t.number, t.job_id, _cancel_trial(journal, meta, t, sweep_dir)))
+        unfinished = journal.trials([PENDING, RUNNING])
+        _, not_started = _the_one_running(meta, unfinished, sweep_dir)  # of a dead sweeper's in-process batch
+        for t in unfinished:
+            done.append((t.number, t.job_id, _cancel_trial(journal, meta, t, sweep_dir, t.number in not_started)))
         listed = {number for number, _, _ in done}
         for t in _stopped_jobs_running(meta, [t for t in journal.trials([STOPPED]) if t.number not in listed]):
             # Its next report may be an hour of GPU away, and an app may swallow TrialStopped and train on.
@@ -1095,9 +1097,12 @@ _SWEEPER_DID = {
 }
 
 
-def _cancel_trial(journal: Journal, meta: dict[str, Any], trial: Trial, sweep_dir: Path) -> str:
+def _cancel_trial(
+    journal: Journal, meta: dict[str, Any], trial: Trial, sweep_dir: Path, not_started: bool = False
+) -> str:
     """Cancel a running trial's job and mark it abandoned, unless its job already wrote a result (or,
-    in the sweeper's process, its task returned and kept its value: see kept_returns)."""
+    in the sweeper's process, its task returned and kept its value: see kept_returns). ``not_started``:
+    it waited in a dead sweeper's in-process batch (journaled running, with the batch's start)."""
     launcher = str(meta.get("launcher", ""))
     if trial.job_id and _wrote_result(meta, trial.job_id):
         if _wrote_failure(meta, trial.job_id):
@@ -1110,8 +1115,9 @@ def _cancel_trial(journal: Journal, meta: dict[str, Any], trial: Trial, sweep_di
     what, gone = _cancel_job(launcher, trial.job_id, meta.get("submitit_folder")) if trial.job_id else ("", True)
     if not gone:  # it stays running in the journal: a resume re-attaches it, a kill tries again
         return f"{what}; run hydra-sigopt kill again"
-    what = what or _without_a_job(meta)
-    if not journal.abandon_in_flight([trial.number], f"cancelled by hydra-sigopt kill ({what})"):
+    what = what or ("had not started in its batch: nothing to cancel" if not_started else _without_a_job(meta))
+    reason = f"cancelled by hydra-sigopt kill ({what})"
+    if not journal.abandon_in_flight([trial.number], reason, never_started=[trial.number] if not_started else []):
         what += "; its result was recorded meanwhile"  # a frozen sweeper thawed: its result stands
     return what
 
@@ -1140,10 +1146,33 @@ def _wrote_failure(meta: dict[str, Any], job_id: str) -> bool:
     path = _result_file(meta, job_id)
     try:
         with open(str(path), "rb") as f:
-            tag, returned = pickle.load(f)
+            tag, returned = _OutcomeOnly(f).load()
     except Exception:
         return False
     return tag != "success" or getattr(returned, "status", JobStatus.COMPLETED) != JobStatus.COMPLETED
+
+
+class _Opaque:
+    """Whatever a result holds besides its outcome (the app's value or exception, the configs)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class _OutcomeOnly(pickle.Unpickler):
+    """Reads a submitit result for its outcome alone: Hydra's ``JobReturn`` and ``JobStatus`` are
+    themselves, every other class an opaque stand-in. The app's classes (an exception it defines, a
+    tensor) need not import here, and no code of the app runs in this command."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "hydra.core.utils" and name in ("JobReturn", "JobStatus"):
+            return super().find_class(module, name)
+        if (module, name) in (("copyreg", "_reconstructor"), ("copyreg", "__newobj__"), ("builtins", "object")):
+            return super().find_class(module, name)
+        return _Opaque
 
 
 def _result_file(meta: dict[str, Any], job_id: str) -> Path | None:

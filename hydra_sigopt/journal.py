@@ -619,11 +619,12 @@ class Journal:
                 [(RUNNING, n) for n in numbers],
             )
 
-    def abandon_in_flight(self, numbers: Sequence[int], reason: str) -> list[int]:
+    def abandon_in_flight(self, numbers: Sequence[int], reason: str, never_started: Sequence[int] = ()) -> list[int]:
         """Abandon those of ``numbers`` still pending or running, in one transaction; return them.
 
         For stopping a sweep: a trial that another process finished or abandoned meanwhile
-        (``hydra-sigopt kill``, a result recorded just before) keeps its state.
+        (``hydra-sigopt kill``, a result recorded just before) keeps its state. Those of
+        ``never_started`` lose their start time (see :meth:`mark_abandoned`).
         """
         with self._writing():
             self._db.execute("BEGIN IMMEDIATE")
@@ -635,8 +636,9 @@ class Journal:
             in_flight = [int(r[0]) for r in rows]
             now = time.time()
             self._db.executemany(
-                "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?) WHERE number = ?",
-                [(ABANDONED, reason, now, n) for n in in_flight],
+                "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?),"
+                " started_at = CASE WHEN ? THEN NULL ELSE started_at END WHERE number = ?",
+                [(ABANDONED, reason, now, n in never_started, n) for n in in_flight],
             )
         return in_flight
 

@@ -443,8 +443,7 @@ class Resumption:
         self.journal.set_meta(**{LOCATION: location_of(sweep_dir)})
         trials = self.journal.trials()
         meta = self.journal.meta()
-        # The name is cosmetic and may come from the time (``${now:...}``): a sweep keeps the one it started with.
-        self.definition = dataclasses.replace(self.definition, name=str(meta.get("name") or self.definition.name))
+        self._keep_the_name(meta)
         self.backend.expected_created, self.backend.expected_tag = meta.get(CREATED_KEY), meta.get(TAG_KEY)
         try:
             experiment_id = self.backend.start(self.definition, resume_id=meta.get("experiment_id"))
@@ -474,6 +473,14 @@ class Resumption:
         mark.start()  # read above (last_alive) before this run touches it
         self.results.progress.beat = Heartbeat(self.journal, mark=mark)
         self._log_start(sweep_dir)
+
+    def _keep_the_name(self, meta: Mapping[str, Any]) -> None:
+        """A sweep keeps the name it started with: the name is cosmetic, and may come from the time
+        (``${now:...}`` in the command the interrupted sweep printed)."""
+        started_as = str(meta.get("name") or self.definition.name)
+        if started_as != self.definition.name:
+            log.info("hydra.sweeper.name gives %r now; the sweep keeps the name it started with", self.definition.name)
+            self.definition = dataclasses.replace(self.definition, name=started_as)
 
     def _log_start(self, sweep_dir: Path) -> None:
         log.info(

@@ -8,10 +8,12 @@ a trial that was abandoned while its job went on to finish.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 from conftest import (
@@ -163,3 +165,30 @@ def test_a_stop_on_failures_tells_the_failed_trials_it_kept_from_the_finished_on
 def _stopped(pid: int) -> bool:
     """Whether the process is frozen (SIGSTOP): state T in /proc."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_kill_tells_a_failure_whose_exception_or_value_the_app_defines(tmp_path: Path) -> None:
+    """kill read a job's whole result to tell a failure: an exception class of the app's own module
+    (not importable by the command) made it say "finished; ... records its result" again, and any
+    value it read ran the app's unpickling code. It reads the outcome alone now."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from hydra_sigopt.cli import _wrote_failure
+
+    app_module = types.ModuleType("a_users_train_module")
+    diverged = type("DivergedError", (RuntimeError,), {"__module__": app_module.__name__})
+    model = type("Model", (), {"__module__": app_module.__name__})
+    app_module.DivergedError, app_module.Model = diverged, model  # type: ignore[attr-defined]
+    sys.modules[app_module.__name__] = app_module
+    try:
+        results = {
+            "11": ("success", JobReturn(status=JobStatus.FAILED, _return_value=diverged("loss is nan"))),
+            "12": ("success", JobReturn(status=JobStatus.COMPLETED, _return_value=model())),
+            "13": ("error", "Traceback (most recent call last): ..."),
+        }
+        for job_id, result in results.items():
+            (tmp_path / f"{job_id}_0_result.pkl").write_bytes(pickle.dumps(result))
+    finally:
+        del sys.modules[app_module.__name__]
+    meta = {"launcher": "local", "submitit_folder": str(tmp_path)}
+    assert {job_id: _wrote_failure(meta, job_id) for job_id in results} == {"11": True, "12": False, "13": True}

@@ -406,6 +406,10 @@ def test_kill_after_the_sweeper_died_leaves_a_trial_that_had_ended_for_the_resum
     killed = hydra_sigopt("kill", sweep_dir)
     assert killed.returncode == 0, killed.stderr
     assert f"trial #0 job -: {said}" in killed.stdout, killed.stdout
+    # #2 waited behind #1 in the batch: it had not started (it had the batch's start time, and was
+    # said to be "in the sweeper's process").
+    assert "trial #2 job -: had not started in its batch: nothing to cancel" in killed.stdout, killed.stdout
+    assert journaled(sweep_dir)[2].started_at is None and journaled(sweep_dir)[1].started_at is not None
     resumed = hydra_sigopt("continue", sweep_dir, "--run")
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
     assert runs_of(tmp_path, ran_before[0].split()[1]) == 1, (tmp_path / "runs.log").read_text()

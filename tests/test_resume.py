@@ -98,6 +98,7 @@ def test_a_sweep_named_with_the_time_keeps_its_name_when_its_command_is_run_agai
     second = run_example(tmp_path, named, "hydra.sweeper.observation_budget=3", sweep_dir=first.sweep_dir).assert_ok()
     assert "Resuming the sweep" in second.output
     assert f"SigOpt sweep '{started_as[1]}'" in second.output, second.output[-2000:]
+    assert "the sweep keeps the name it started with" in second.output
     results = yaml.safe_load((first.sweep_dir / "optimization_results.yaml").read_text())
     assert results["experiment"] == started_as[1]
 
