@@ -1153,13 +1153,39 @@ def _wrote_failure(meta: dict[str, Any], job_id: str) -> bool:
 
 
 class _Opaque:
-    """Whatever a result holds besides its outcome (the app's value or exception, the configs)."""
+    """Whatever a result holds besides its outcome (the app's value or exception, the configs): takes
+    whatever unpickling gives it (arguments, state, items) and keeps none of it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def __call__(self, *args: Any, **kwargs: Any) -> _Opaque:
+        return _Opaque()  # a callable the result rebuilds with (a bound method through getattr)
+
     def __setstate__(self, state: Any) -> None:
         pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
+
+    def add(self, item: Any) -> None:
+        pass
+
+
+#: What a result is read with as itself: Hydra's outcome, and pickle's own helpers for plain objects.
+_OUTCOME_CLASSES = {
+    ("hydra.core.utils", "JobReturn"),
+    ("hydra.core.utils", "JobStatus"),
+    ("copyreg", "_reconstructor"),
+    ("copyreg", "__newobj__"),
+    ("builtins", "object"),
+}
 
 
 class _OutcomeOnly(pickle.Unpickler):
@@ -1168,11 +1194,7 @@ class _OutcomeOnly(pickle.Unpickler):
     tensor) need not import here, and no code of the app runs in this command."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "hydra.core.utils" and name in ("JobReturn", "JobStatus"):
-            return super().find_class(module, name)
-        if (module, name) in (("copyreg", "_reconstructor"), ("copyreg", "__newobj__"), ("builtins", "object")):
-            return super().find_class(module, name)
-        return _Opaque
+        return super().find_class(module, name) if (module, name) in _OUTCOME_CLASSES else _Opaque
 
 
 def _result_file(meta: dict[str, Any], job_id: str) -> Path | None:

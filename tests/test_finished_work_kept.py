@@ -61,8 +61,9 @@ def test_a_stop_records_and_posts_the_trials_whose_jobs_finished_meanwhile(workd
     assert "Trials [0, 1] had finished: their results are recorded" in run.output
 
 
-def test_kill_on_a_dead_driver_leaves_finished_trials_for_the_resume(workdir: Path) -> None:
-    proc, sweep_dir = start_example(workdir, *SWEEP)
+def driver_killed_under_jobs_that_finish(workdir: Path, *overrides: str) -> tuple[Path, dict[int, str]]:
+    """The sweep dir and the job ids of trials #0 and #1, whose jobs finished after the driver was killed."""
+    proc, sweep_dir = start_example(workdir, *overrides)
     try:
         ids = running_job_ids(sweep_dir, 2)
         proc.kill()  # SIGKILL: the driver is dead, its jobs run on and finish
@@ -70,6 +71,11 @@ def test_kill_on_a_dead_driver_leaves_finished_trials_for_the_resume(workdir: Pa
         wait_for_results(sweep_dir, ids)
     finally:
         proc.kill()
+    return sweep_dir, ids
+
+
+def test_kill_on_a_dead_driver_leaves_finished_trials_for_the_resume(workdir: Path) -> None:
+    sweep_dir, ids = driver_killed_under_jobs_that_finish(workdir, *SWEEP)
     killed = hydra_sigopt("kill", sweep_dir)
     assert killed.returncode == 0, killed.stderr
     for number, job_id in ids.items():
@@ -86,14 +92,7 @@ def test_kill_on_a_dead_driver_says_which_finished_trial_failed(workdir: Path) -
     """A job that wrote a failure was reported "finished; a resumed sweep records its result": a
     failure read as a result still to come."""
     sweep = (*SWEEP, "fail_mode=raise", "fail_jobs=[0]")
-    proc, sweep_dir = start_example(workdir, *sweep)
-    try:
-        ids = running_job_ids(sweep_dir, 2)
-        proc.kill()
-        proc.communicate()
-        wait_for_results(sweep_dir, ids)
-    finally:
-        proc.kill()
+    sweep_dir, ids = driver_killed_under_jobs_that_finish(workdir, *sweep)
     killed = hydra_sigopt("kill", sweep_dir)
     assert killed.returncode == 0, killed.stderr
     assert f"trial #0 job {ids[0]}: failed; a resumed sweep records its failure" in killed.stdout, killed.stdout
@@ -171,7 +170,8 @@ def test_kill_tells_a_failure_whose_exception_or_value_the_app_defines(tmp_path:
     """kill read a job's whole result to tell a failure: an exception class of the app's own module
     (not importable by the command) made it say "finished; ... records its result" again, and any
     value it read ran the app's unpickling code. It reads the outcome alone now."""
-    from hydra.core.utils import JobReturn, JobStatus
+    from hydra.core.utils import JobReturn, JobStatus, setup_globals
+    from omegaconf import OmegaConf
 
     from hydra_sigopt.cli import _wrote_failure
 
@@ -181,9 +181,13 @@ def test_kill_tells_a_failure_whose_exception_or_value_the_app_defines(tmp_path:
     app_module.DivergedError, app_module.Model = diverged, model  # type: ignore[attr-defined]
     sys.modules[app_module.__name__] = app_module
     try:
+        # As Hydra's JobReturn has it: its ${now:} resolved once, kept in the config's resolver cache.
+        setup_globals()  # Hydra's resolvers, ${now:} among them
+        cfg = OmegaConf.create({"model": {"lr": 0.1}, "run": "${now:%H-%M-%S}"})
+        assert cfg.run
         results = {
-            "11": ("success", JobReturn(status=JobStatus.FAILED, _return_value=diverged("loss is nan"))),
-            "12": ("success", JobReturn(status=JobStatus.COMPLETED, _return_value=model())),
+            "11": ("success", JobReturn(cfg=cfg, status=JobStatus.FAILED, _return_value=diverged("loss is nan"))),
+            "12": ("success", JobReturn(cfg=cfg, status=JobStatus.COMPLETED, _return_value=model())),
             "13": ("error", "Traceback (most recent call last): ..."),
         }
         for job_id, result in results.items():

@@ -468,10 +468,9 @@ def test_with_tasks_the_budget_counts_their_costs(
     assert sorted(shell.posted) == [c.number for c in started] and not scheduler.in_flight
 
 
-def test_after_a_burst_of_ending_trials_as_many_suggestions_are_kept_ready_for_the_next() -> None:
-    """Issue 16: slots freed together waited for one suggestion after another. The queue of
-    suggestions computed ahead grows to the slots freed per computation, each computed with
-    those ahead of it pending (so they differ), and within the budget."""
+def four_running_and_one_computed_ahead() -> Scheduler:
+    """An asynchronous sweep (budget 20, 4 slots) with its four trials running and the engine
+    computing the next suggestion ahead."""
     scheduler = Scheduler(20, 4, True, lambda f, d: False)
     scheduler.begin()
     for i in range(4):
@@ -479,6 +478,14 @@ def test_after_a_burst_of_ending_trials_as_many_suggestions_are_kept_ready_for_t
     for n in range(4):
         scheduler.on(Submitted(n, f"job-{n}"))
     assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]
+    return scheduler
+
+
+def test_after_a_burst_of_ending_trials_as_many_suggestions_are_kept_ready_for_the_next() -> None:
+    """Issue 16: slots freed together waited for one suggestion after another. The queue of
+    suggestions computed ahead grows to the slots freed per computation, each computed with
+    those ahead of it pending (so they differ), and within the budget."""
+    scheduler = four_running_and_one_computed_ahead()
     # Three trials end while the engine computes: the freed slots wait for it, then for two more.
     assert scheduler.on(Ended((0, 1, 2))) == [Record((0, 1, 2))]
     assert [type(c) for c in scheduler.on(Recorded({0: False, 1: False, 2: False}))] == [Post]
@@ -594,13 +601,7 @@ def test_a_burst_that_begins_while_the_engine_is_idle_is_counted_whole_for_the_n
     idle with one suggestion ready: the first took it and set the engine computing, the second
     waited for that computation. Only the second was counted (ends while computing), so one
     suggestion stayed ready and every such burst kept a slot waiting a whole computation."""
-    scheduler = Scheduler(20, 4, True, lambda f, d: False)
-    scheduler.begin()
-    for i in range(4):
-        scheduler.on(SuggestionReady(Suggestion(str(i), {"p": i})))
-    for n in range(4):
-        scheduler.on(Submitted(n, f"job-{n}"))
-    assert [type(c) for c in scheduler.idle()] == [KeepWarm, Prefetch, Wait]
+    scheduler = four_running_and_one_computed_ahead()
     assert scheduler.on(SuggestionReady(Suggestion("4", {"p": 4}))) == []  # one ready, the engine idle
 
     # The burst: trial 0 ends and takes the ready suggestion; the engine computes the next.
