@@ -11,7 +11,7 @@ import argparse
 import csv
 import errno
 import os
-import pickle
+import pickletools
 import shlex
 import signal
 import socket
@@ -1145,56 +1145,45 @@ def _wrote_failure(meta: dict[str, Any], job_id: str) -> bool:
 
     path = _result_file(meta, job_id)
     try:
-        with open(str(path), "rb") as f:
-            tag, returned = _OutcomeOnly(f).load()
+        tag, status = _outcome_in_pickle(Path(str(path)).read_bytes())
     except Exception:
         return False
-    return tag != "success" or getattr(returned, "status", JobStatus.COMPLETED) != JobStatus.COMPLETED
+    return tag == "error" or (status is not None and status != JobStatus.COMPLETED.value)
 
 
-class _Opaque:
-    """Whatever a result holds besides its outcome (the app's value or exception, the configs): takes
-    whatever unpickling gives it (arguments, state, items) and keeps none of it."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __call__(self, *args: Any, **kwargs: Any) -> _Opaque:
-        return _Opaque()  # a callable the result rebuilds with (a bound method through getattr)
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        pass
-
-    def append(self, item: Any) -> None:
-        pass
-
-    def extend(self, items: Any) -> None:
-        pass
-
-    def add(self, item: Any) -> None:
-        pass
+#: Pickle's opcodes that push an int, and those that put to or get from its memo.
+_INT_OPCODES = frozenset({"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"})
+_PUT_OPCODES = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GET_OPCODES = frozenset({"GET", "BINGET", "LONG_BINGET"})
 
 
-#: What a result is read with as itself: Hydra's outcome, and pickle's own helpers for plain objects.
-_OUTCOME_CLASSES = {
-    ("hydra.core.utils", "JobReturn"),
-    ("hydra.core.utils", "JobStatus"),
-    ("copyreg", "_reconstructor"),
-    ("copyreg", "__newobj__"),
-    ("builtins", "object"),
-}
-
-
-class _OutcomeOnly(pickle.Unpickler):
-    """Reads a submitit result for its outcome alone: Hydra's ``JobReturn`` and ``JobStatus`` are
-    themselves, every other class an opaque stand-in. The app's classes (an exception it defines, a
-    tensor) need not import here, and no code of the app runs in this command."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        return super().find_class(module, name) if (module, name) in _OUTCOME_CLASSES else _Opaque
+def _outcome_in_pickle(data: bytes) -> tuple[str | None, int | None]:
+    """A submitit result's tag (its first string) and the value of Hydra's ``JobStatus`` in it, read
+    from the pickle's opcodes without unpickling it: the result also holds the app's value or
+    exception, whose classes (a module of the app's, a tensor, a class pickled by value) need not
+    import here, and no code of the app may run in this command."""
+    tag: str | None = None
+    memo: dict[int, object] = {}
+    pushed: list[object] = [None, None]  # the last two values pushed, where they are strings
+    status_next = False  # JobStatus was just named: the next int is its value
+    for opcode, arg, _ in pickletools.genops(data):
+        name, number = opcode.name, arg if isinstance(arg, int) else -1
+        value: object = None
+        if name.endswith("UNICODE") and isinstance(arg, str):
+            value = arg
+            tag = arg if tag is None else tag
+        elif name in _GET_OPCODES:
+            value = memo.get(number)
+        elif name == "MEMOIZE" or name in _PUT_OPCODES:
+            memo[len(memo) if name == "MEMOIZE" else number] = pushed[-1]
+            continue
+        elif name in ("STACK_GLOBAL", "GLOBAL"):
+            named = pushed[-2:] if name == "STACK_GLOBAL" else str(arg).split(" ")
+            status_next = named == ["hydra.core.utils", "JobStatus"]
+        elif status_next and name in _INT_OPCODES:
+            return tag, number
+        pushed = [pushed[-1], value]
+    return tag, None
 
 
 def _result_file(meta: dict[str, Any], job_id: str) -> Path | None:

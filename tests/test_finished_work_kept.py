@@ -169,7 +169,9 @@ def _stopped(pid: int) -> bool:
 def test_kill_tells_a_failure_whose_exception_or_value_the_app_defines(tmp_path: Path) -> None:
     """kill read a job's whole result to tell a failure: an exception class of the app's own module
     (not importable by the command) made it say "finished; ... records its result" again, and any
-    value it read ran the app's unpickling code. It reads the outcome alone now."""
+    value it read ran the app's unpickling code. It reads the outcome from the pickle's opcodes now,
+    unpickling nothing."""
+    import cloudpickle
     from hydra.core.utils import JobReturn, JobStatus, setup_globals
     from omegaconf import OmegaConf
 
@@ -192,7 +194,13 @@ def test_kill_tells_a_failure_whose_exception_or_value_the_app_defines(tmp_path:
         }
         for job_id, result in results.items():
             (tmp_path / f"{job_id}_0_result.pkl").write_bytes(pickle.dumps(result))
+        # As submitit saves it (cloudpickle): an exception class of the app's train.py, pickled by value.
+        in_train_py = type("LossIsNan", (RuntimeError,), {"__module__": "__main__"})
+        failed = ("success", JobReturn(cfg=cfg, status=JobStatus.FAILED, _return_value=in_train_py("nan")))
+        (tmp_path / "14_0_result.pkl").write_bytes(cloudpickle.dumps(failed))
+        results["14"] = failed
     finally:
         del sys.modules[app_module.__name__]
     meta = {"launcher": "local", "submitit_folder": str(tmp_path)}
-    assert {job_id: _wrote_failure(meta, job_id) for job_id in results} == {"11": True, "12": False, "13": True}
+    said_failed = {job_id: _wrote_failure(meta, job_id) for job_id in results}
+    assert said_failed == {"11": True, "12": False, "13": True, "14": True}
