@@ -1,9 +1,10 @@
 """Async quality: what the asynchronous scheduler's suggestions cost the search, in simulated time.
 
 An asynchronous sweep keeps suggestions ready for the slots about to free (issue 16): up to as many
-as slots freed per computation lately that found none ready. A suggestion computed ahead has not seen
-the results that arrive while it waits. And the engine is told which suggestions are pending: it
-records them as placeholders at the mean value (constant liar) so as not to suggest them again.
+as slots freed per computation lately (counted from when the queue was last full). A suggestion
+computed ahead has not seen the results that arrive while it waits. And the engine is told which
+suggestions are pending: it records them as placeholders at the mean value (constant liar) so as
+not to suggest them again.
 This measures what both cost or bring in regret, policy against policy, everything else equal
 (see POLICIES).
 
@@ -45,9 +46,9 @@ from hydra_sigopt.scheduler import Ended, Posted, Recorded, Scheduler, Submitted
 NAME = "async_quality"
 OPTIMA = {2: 0.397887, 6: -3.32237}
 PROBLEMS = {"branin": 2, "hartmann6": 6}
-#: queue: this sweeper (as many suggestions ready as slots freed per computation lately that the
-#: queue could not refill at once; pending for the engine: the suggestions computed on the results
-#: it has now);
+#: queue: this sweeper (as many suggestions ready as slots freed per computation lately, counted
+#: from when the queue was last full with the engine idle; pending for the engine: the suggestions
+#: computed on the results it has now);
 #: ends_while_computing: the queue sized by the slots freed while the engine computed only (this
 #: sweeper before issue 17's round: the end that set the engine computing was not counted);
 #: all_placeholders: the same, with every running trial and ready suggestion pending;
@@ -273,7 +274,7 @@ def main() -> int:
             f"Real scheduler and lite engine in simulated time: {args.slots} slots, {budget} trials, trial durations "
             f"lognormal (median 1, sigma {SIGMA}), {args.engine_cost} time units per suggestion, {seeds} seeds.",
             "`queue`: this sweeper (as many suggestions kept ready as slots freed per computation lately that "
-            "the queue could not refill at once; placeholders at the mean value for the suggestions computed "
+            "counted from the queue last full; placeholders at the mean value for the suggestions computed "
             "on the results the engine has now); `all_placeholders`: the same with every running trial and "
             "ready suggestion a placeholder; `ends_while_computing`: the queue sized by the slots freed while "
             "the engine computed only (before issue 17's round); `previous`: at most one ready and every "

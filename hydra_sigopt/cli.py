@@ -1145,7 +1145,8 @@ def _wrote_failure(meta: dict[str, Any], job_id: str) -> bool:
 
     path = _result_file(meta, job_id)
     try:
-        tag, status = _outcome_in_pickle(Path(str(path)).read_bytes())
+        with open(str(path), "rb") as f:
+            tag, status = _outcome_in_pickle(f)
     except Exception:
         return False
     return tag == "error" or (status is not None and status != JobStatus.COMPLETED.value)
@@ -1155,35 +1156,69 @@ def _wrote_failure(meta: dict[str, Any], job_id: str) -> bool:
 _INT_OPCODES = frozenset({"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"})
 _PUT_OPCODES = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _GET_OPCODES = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_MARK = object()  # a MARK on the stack
+_JOB_STATUS = object()  # Hydra's JobStatus class on the stack
 
 
-def _outcome_in_pickle(data: bytes) -> tuple[str | None, int | None]:
-    """A submitit result's tag (its first string) and the value of Hydra's ``JobStatus`` in it, read
-    from the pickle's opcodes without unpickling it: the result also holds the app's value or
-    exception, whose classes (a module of the app's, a tensor, a class pickled by value) need not
-    import here, and no code of the app may run in this command."""
+def _outcome_in_pickle(stream: Any) -> tuple[str | None, int | None]:
+    """A submitit result's tag (its first string) and the value of its ``JobReturn``'s ``status``
+    (a ``JobStatus`` set under the key "status"), read from the pickle's opcodes without unpickling:
+    the result also holds the app's value or exception, whose classes (a module of the app's, a
+    tensor, a class pickled by value) need not import here, and no code of the app may run in this
+    command. Only the stack's shape is followed (pickletools says each opcode's), with the few values
+    that tell the outcome; reading stops there, before the app's value (pickled after the status)."""
     tag: str | None = None
+    stack: list[object] = []
     memo: dict[int, object] = {}
-    pushed: list[object] = [None, None]  # the last two values pushed, where they are strings
-    status_next = False  # JobStatus was just named: the next int is its value
-    for opcode, arg, _ in pickletools.genops(data):
-        name, number = opcode.name, arg if isinstance(arg, int) else -1
+    for opcode, arg, _ in pickletools.genops(stream):
+        name, number = opcode.name, int(arg) if isinstance(arg, int) else -1
+        if name == "MEMOIZE" or name in _PUT_OPCODES:
+            memo[len(memo) if name == "MEMOIZE" else number] = stack[-1] if stack else None
+            continue
+        popped = _pop(stack, opcode.stack_before)
         value: object = None
         if name.endswith("UNICODE") and isinstance(arg, str):
-            value = arg
-            tag = arg if tag is None else tag
+            value, tag = arg, arg if tag is None else tag
         elif name in _GET_OPCODES:
             value = memo.get(number)
-        elif name == "MEMOIZE" or name in _PUT_OPCODES:
-            memo[len(memo) if name == "MEMOIZE" else number] = pushed[-1]
-            continue
-        elif name in ("STACK_GLOBAL", "GLOBAL"):
-            named = pushed[-2:] if name == "STACK_GLOBAL" else str(arg).split(" ")
-            status_next = named == ["hydra.core.utils", "JobStatus"]
-        elif status_next and name in _INT_OPCODES:
-            return tag, number
-        pushed = [pushed[-1], value]
+        elif name in ("GLOBAL", "STACK_GLOBAL"):
+            named = str(arg).split(" ") if name == "GLOBAL" else popped
+            value = _JOB_STATUS if named == ["hydra.core.utils", "JobStatus"] else None
+        elif name in _INT_OPCODES:
+            value = number
+        elif name.startswith("TUPLE"):
+            value = tuple(popped)
+        elif name == "REDUCE" and popped[:1] == [_JOB_STATUS] and len(popped) == 2:
+            value = ("JobStatus", *popped[1]) if isinstance(popped[1], tuple) else None
+        elif name in ("SETITEM", "SETITEMS") and (status := _status_among(popped[1:])) is not None:
+            return tag, status
+        if tag == "error":
+            return tag, None
+        stack.extend(_MARK if kind is pickletools.markobject else value for kind in opcode.stack_after)
     return tag, None
+
+
+def _pop(stack: list[object], before: Sequence[Any]) -> list[object]:
+    """What an opcode takes off the stack (``before``, as pickletools gives it): down to the last
+    MARK and the objects under it, or so many objects."""
+    if pickletools.markobject not in before:
+        count = len(before)
+        taken = stack[len(stack) - count :] if count else []
+        del stack[len(stack) - len(taken) :]
+        return taken
+    mark_at = max((i for i, item in enumerate(stack) if item is _MARK), default=-1)
+    under = before.index(pickletools.markobject)
+    taken = stack[max(0, mark_at - under) : mark_at] + stack[mark_at + 1 :]
+    del stack[max(0, mark_at - under) :]
+    return taken
+
+
+def _status_among(items: Sequence[object]) -> int | None:
+    """The JobStatus value set under the key "status" by a SETITEM(S)'s key-value pairs, if any."""
+    for key, value in zip(items[::2], items[1::2], strict=False):
+        if key == "status" and isinstance(value, tuple) and value[:1] == ("JobStatus",) and len(value) == 2:
+            return int(value[1])
+    return None
 
 
 def _result_file(meta: dict[str, Any], job_id: str) -> Path | None:

@@ -21,8 +21,10 @@ The ordering rules, which ``tests/test_scheduler.py`` checks over generated inte
   placeholders at the mean value cost an asynchronous sweep most of its progress on Branin
   (``benchmarks/async_quality.py``); a synchronous batch is all computed on the same data;
 * suggestions are computed ahead (one at a time, asynchronous sweeps only) while fewer are ready
-  than slots freed per computation lately that the queue could not refill at once (at least one):
-  a burst of ending trials finds as many suggestions ready; none is computed ahead beyond the budget;
+  than slots freed per computation lately, counted from when the queue was last full with the
+  engine idle (at least one; slots freed while a result's post holds the engine back are not
+  counted): a burst of ending trials finds as many suggestions ready; none is computed ahead
+  beyond the budget;
 * when trials end, their results are recorded first; then freed slots are refilled from trials
   to re-run and from a suggestion already computed (not waiting for one, and not asking for a new
   one); then the results are posted; only then is the next suggestion asked for;
@@ -254,8 +256,8 @@ class Scheduler:
     _posted = 0  # results given to the engine (Post commands issued) by this scheduler
     _posting = 0  # of those, the ones not reported Posted yet
     _computing_made_at = 0  # _posted when the computation under way was asked for
-    #: Slots freed that the queue could not refill at once: since the queue was last full with the
-    #: engine idle (the ends that emptied it and set the engine computing), and while it computed.
+    #: Slots freed since the queue was last full with the engine idle (the ends that emptied it and
+    #: set the engine computing), and while it computed.
     _freed_since_full = 0
     #: Those slots, per each of the last computations: the queue's depth follows their maximum.
     _recent_freed: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_COMPUTATIONS))
@@ -305,9 +307,9 @@ class Scheduler:
 
     @property
     def ready_depth(self) -> int:
-        """How many suggestions to keep ready: as many slots as were freed per computation lately
-        that the queue could not refill at once (a clock-free measure of the rate at which slots free
-        against the engine's speed)."""
+        """How many suggestions to keep ready: as many slots as were freed per computation lately,
+        counted from when the queue was last full with the engine idle (a clock-free measure of the
+        rate at which slots free against the engine's speed)."""
         return max(1, min(self.bandwidth, max(self._recent_freed, default=1)))
 
     # ------------------------------------------------------------------ events -> commands
@@ -332,6 +334,7 @@ class Scheduler:
             self.budget = min(self.budget, self.issued)
             return []
         if isinstance(event, HeldSlotsFreed):
+            self._count_freed(len(event.numbers))  # slots freed as an end frees one
             self.held.difference_update(event.numbers)
             return [] if self._waiting_for_suggestion else self._fill()
         if isinstance(event, Posted):
@@ -369,8 +372,13 @@ class Scheduler:
         """The demand one computation meets: the slots freed since the queue was last full with the
         engine idle. Counting only the ends while the engine computed missed the end that set it
         computing: a burst of two trials ending 0.1 s apart kept one suggestion ready, and the
-        second slot waited a whole computation each time (issue 17: ASHA frees slots in bursts)."""
-        self._freed_since_full += ended
+        second slot waited a whole computation each time (issue 17: ASHA frees slots in bursts).
+
+        Not while a result's post holds the engine back and it computes nothing: those ends wait for
+        the post (a server slow to answer, or out of reach for minutes), not for the engine, and
+        would size the queue by an outage."""
+        if self._computing or not self._posting:
+            self._freed_since_full += ended
 
     def _on_suggestion(self, suggestion: Suggestion) -> list[Command]:
         self._computing = False

@@ -199,8 +199,16 @@ def test_kill_tells_a_failure_whose_exception_or_value_the_app_defines(tmp_path:
         failed = ("success", JobReturn(cfg=cfg, status=JobStatus.FAILED, _return_value=in_train_py("nan")))
         (tmp_path / "14_0_result.pkl").write_bytes(cloudpickle.dumps(failed))
         results["14"] = failed
+        # A config over 64 KB whose pickle frame ends between JobStatus's module and name, and a
+        # JobStatus in the config before the job's own (a review's cases: both read as finished).
+        long = JobReturn(overrides=["y" * 65407], cfg=cfg, status=JobStatus.FAILED)
+        (tmp_path / "15_0_result.pkl").write_bytes(cloudpickle.dumps(("success", long), protocol=5))
+        with_status = OmegaConf.create({"last_status": JobStatus.COMPLETED})
+        failed_too = JobReturn(cfg=with_status, status=JobStatus.FAILED)
+        (tmp_path / "16_0_result.pkl").write_bytes(cloudpickle.dumps(("success", failed_too)))
+        results.update({"15": ("success", long), "16": ("success", failed_too)})
     finally:
         del sys.modules[app_module.__name__]
     meta = {"launcher": "local", "submitit_folder": str(tmp_path)}
     said_failed = {job_id: _wrote_failure(meta, job_id) for job_id in results}
-    assert said_failed == {"11": True, "12": False, "13": True, "14": True}
+    assert said_failed == {"11": True, "12": False, "13": True, "14": True, "15": True, "16": True}

@@ -693,3 +693,46 @@ def test_after_a_burst_is_forgotten_single_ends_keep_one_suggestion_ready() -> N
     assert max(world.ready_at_waits[:20]) >= 2, world.ready_at_waits  # the burst deepened the queue
     assert scheduler.ready_depth == 1
     assert max(world.ready_at_waits[-30:]) == 1, world.ready_at_waits
+
+
+def test_slots_that_wait_for_a_slow_post_do_not_deepen_the_queue() -> None:
+    """A review: while a result's post is under way (a server slow to answer, or out of reach for
+    minutes) the engine computes nothing, and every trial ending meanwhile was counted as demand
+    on the engine: after one outage the queue kept three suggestions ready, each computed on the
+    same results, for the next eight computations."""
+    scheduler = four_running_and_one_computed_ahead()
+    assert scheduler.on(SuggestionReady(Suggestion("4", {"p": 4}))) == []  # one ready, the engine idle
+    scheduler.on(Ended((0,)))
+    assert [type(c) for c in scheduler.on(Recorded({0: False}))] == [StartTrial, Post]  # its post hangs
+    scheduler.on(Submitted(4, "job-4"))
+    assert Prefetch not in [type(c) for c in scheduler.idle()]
+    for n in (1, 2):  # two more end while the post hangs: their slots wait for it
+        scheduler.on(Ended((n,)))
+        assert [type(c) for c in scheduler.on(Recorded({n: False}))] == [Post]
+        scheduler.idle()
+    scheduler.on(Posted((0,)))
+    scheduler.on(Posted((1,)))
+    assert [type(c) for c in scheduler.on(Posted((2,)))] == [Prefetch]
+    scheduler.on(SuggestionReady(Suggestion("5", {"p": 5})))
+    assert scheduler.ready_depth == 1
+
+
+def test_a_held_slot_freed_with_an_ending_trial_counts_as_a_burst() -> None:
+    """A review: a slot held by a job stopped before a restart, freed in the same poll as a trial
+    ends, asks as much of the queue as two trials ending together; it was not counted."""
+    scheduler = Scheduler(20, 4, True, lambda f, d: False)
+    scheduler.hold([99])
+    scheduler.begin()
+    for i in range(3):
+        scheduler.on(SuggestionReady(Suggestion(str(i), {"p": i})))
+    for n in range(3):
+        scheduler.on(Submitted(n, f"job-{n}"))
+    assert Prefetch in [type(c) for c in scheduler.idle()]
+    assert scheduler.on(SuggestionReady(Suggestion("3", {"p": 3}))) == []  # one ready, the engine idle
+    assert [type(c) for c in scheduler.on(HeldSlotsFreed((99,)))] == [StartTrial]  # takes the one ready
+    scheduler.on(Submitted(3, "job-3"))
+    scheduler.on(Ended((0,)))
+    assert [type(c) for c in scheduler.on(Recorded({0: False}))] == [Post]  # waits for the engine
+    assert [type(c) for c in scheduler.on(Posted((0,)))] == [Prefetch]
+    scheduler.on(SuggestionReady(Suggestion("4", {"p": 4})))
+    assert scheduler.ready_depth == 2
