@@ -355,6 +355,14 @@ def journal_path(sweep_dir: str | os.PathLike[str]) -> Path:
     return Path(sweep_dir) / JOURNAL_NAME
 
 
+#: Abandons a trial (state, reason, now, whether it never started, number): one that never started
+#: loses the start time its batch gave it.
+_ABANDON = (
+    "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?),"
+    " started_at = CASE WHEN ? THEN NULL ELSE started_at END WHERE number = ?"
+)
+
+
 class Journal:
     """Read and write a sweep's journal. Use :meth:`create` or :meth:`open`."""
 
@@ -595,11 +603,7 @@ class Journal:
         batch = [numbers] if isinstance(numbers, int) else list(numbers)
         now = time.time()
         with self._moving(batch, ABANDONED):
-            self._db.executemany(
-                "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?),"
-                " started_at = CASE WHEN ? THEN NULL ELSE started_at END WHERE number = ?",
-                [(ABANDONED, reason, now, never_started, n) for n in batch],
-            )
+            self._db.executemany(_ABANDON, [(ABANDONED, reason, now, never_started, n) for n in batch])
 
     def keep_running(self, numbers: Sequence[int], reason: str) -> None:
         """Undo the abandon of trials whose job could not be cancelled: they run on.
@@ -635,11 +639,7 @@ class Journal:
             )
             in_flight = [int(r[0]) for r in rows]
             now = time.time()
-            self._db.executemany(
-                "UPDATE trials SET state = ?, failure_reason = ?, ended_at = COALESCE(ended_at, ?),"
-                " started_at = CASE WHEN ? THEN NULL ELSE started_at END WHERE number = ?",
-                [(ABANDONED, reason, now, n in never_started, n) for n in in_flight],
-            )
+            self._db.executemany(_ABANDON, [(ABANDONED, reason, now, n in never_started, n) for n in in_flight])
         return in_flight
 
     def trials(self, states: Sequence[str] | None = None) -> list[Trial]:
