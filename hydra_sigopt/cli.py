@@ -11,7 +11,6 @@ import argparse
 import csv
 import errno
 import os
-import pickletools
 import shlex
 import signal
 import socket
@@ -39,7 +38,8 @@ from hydra_sigopt.journal import (
     journal_path,
     open_journal,
 )
-from hydra_sigopt.kept_returns import raised_at, returned_at
+from hydra_sigopt.kept_returns import RETURNED_NAME, raised_at, returned_at
+from hydra_sigopt.metrics import InvalidResult, parse_result
 from hydra_sigopt.observations import released_already, suggestions_in_use
 from hydra_sigopt.processes import job_result_file, local_job_running
 from hydra_sigopt.progress import format_duration
@@ -60,6 +60,7 @@ from hydra_sigopt.reports import (
     swept_overrides,
     why_no_best,
 )
+from hydra_sigopt.result_pickle import UNKNOWN, kept_value_in_pickle, outcome_in_pickle
 from hydra_sigopt.resume import (
     IN_PROCESS_LAUNCHER,
     ended_the_sweepers_process_in_lines,
@@ -413,6 +414,16 @@ def _returned_at(meta: dict[str, Any], trial: Trial, sweep_dir: Path) -> float |
 def _raised(trial: Trial, sweep_dir: Path) -> bool:
     """Whether an in-process trial's task raised, keeping its failure (see kept_returns)."""
     return raised_at(trial_folder(trials_root(sweep_dir), trial.number)) is not None
+
+
+def _kept_a_failure(meta: dict[str, Any], trial: Trial, sweep_dir: Path) -> bool:
+    """Whether an in-process trial's task returned a value the sweep records as a failure (NaN)."""
+    try:
+        with open(trial_folder(trials_root(sweep_dir), trial.number) / RETURNED_NAME, "rb") as f:
+            value = kept_value_in_pickle(f)
+    except Exception:  # none kept, or not readable here: the resume reads it, and says
+        return False
+    return _not_recordable(value, meta)
 
 
 def _result_written_at(meta: dict[str, Any], trial: Trial) -> float | None:
@@ -1109,7 +1120,7 @@ def _cancel_trial(
             return "failed; a resumed sweep records its failure"
         return "finished; a resumed sweep records its result"
     if trial.state == RUNNING and _returned_at(meta, trial, sweep_dir) is not None:
-        if _raised(trial, sweep_dir):
+        if _raised(trial, sweep_dir) or _kept_a_failure(meta, trial, sweep_dir):
             return "failed in the sweeper's process, which ended; a resumed sweep records its failure"
         return "finished in the sweeper's process, which ended; a resumed sweep records its result"
     what, gone = _cancel_job(launcher, trial.job_id, meta.get("submitit_folder")) if trial.job_id else ("", True)
@@ -1139,86 +1150,34 @@ def _wrote_result(meta: dict[str, Any], job_id: str) -> bool:
 
 def _wrote_failure(meta: dict[str, Any], job_id: str) -> bool:
     """Whether the result a submitit job of this sweep left is a failure: its task raised (submitit's
-    "error"), or Hydra's launcher returned the app's failure (a failed ``JobReturn``). False where it
-    cannot be read: the resume reads it again, and says."""
+    "error"), Hydra's launcher returned the app's failure (a failed ``JobReturn``), or the app
+    returned no value the sweep can record (a loss that diverged to NaN: the resume records a failed
+    trial). False where it cannot be read: the resume reads it again, and says."""
     from hydra.core.utils import JobStatus
 
     path = _result_file(meta, job_id)
     try:
         with open(str(path), "rb") as f:
-            tag, status = _outcome_in_pickle(f)
+            outcome = outcome_in_pickle(f)
     except Exception:
         return False
-    return tag == "error" or (status is not None and status != JobStatus.COMPLETED.value)
+    if outcome.tag == "error" or (outcome.status is not None and outcome.status != JobStatus.COMPLETED.value):
+        return True
+    return outcome.status is not None and _not_recordable(outcome.return_value, meta)
 
 
-#: Pickle's opcodes that push an int, and those that put to or get from its memo.
-_INT_OPCODES = frozenset({"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"})
-_PUT_OPCODES = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
-_GET_OPCODES = frozenset({"GET", "BINGET", "LONG_BINGET"})
-_MARK = object()  # a MARK on the stack
-_JOB_STATUS = object()  # Hydra's JobStatus class on the stack
-
-
-def _outcome_in_pickle(stream: Any) -> tuple[str | None, int | None]:
-    """A submitit result's tag (its first string) and the value of its ``JobReturn``'s ``status``
-    (a ``JobStatus`` set under the key "status"), read from the pickle's opcodes without unpickling:
-    the result also holds the app's value or exception, whose classes (a module of the app's, a
-    tensor, a class pickled by value) need not import here, and no code of the app may run in this
-    command. Only the stack's shape is followed (pickletools says each opcode's), with the few values
-    that tell the outcome; reading stops there, before the app's value (pickled after the status)."""
-    tag: str | None = None
-    stack: list[object] = []
-    memo: dict[int, object] = {}
-    for opcode, arg, _ in pickletools.genops(stream):
-        name, number = opcode.name, int(arg) if isinstance(arg, int) else -1
-        if name == "MEMOIZE" or name in _PUT_OPCODES:
-            memo[len(memo) if name == "MEMOIZE" else number] = stack[-1] if stack else None
-            continue
-        popped = _pop(stack, opcode.stack_before)
-        value: object = None
-        if name.endswith("UNICODE") and isinstance(arg, str):
-            value, tag = arg, arg if tag is None else tag
-        elif name in _GET_OPCODES:
-            value = memo.get(number)
-        elif name in ("GLOBAL", "STACK_GLOBAL"):
-            named = str(arg).split(" ") if name == "GLOBAL" else popped
-            value = _JOB_STATUS if named == ["hydra.core.utils", "JobStatus"] else None
-        elif name in _INT_OPCODES:
-            value = number
-        elif name.startswith("TUPLE"):
-            value = tuple(popped)
-        elif name == "REDUCE" and popped[:1] == [_JOB_STATUS] and len(popped) == 2:
-            value = ("JobStatus", *popped[1]) if isinstance(popped[1], tuple) else None
-        elif name in ("SETITEM", "SETITEMS") and (status := _status_among(popped[1:])) is not None:
-            return tag, status
-        if tag == "error":
-            return tag, None
-        stack.extend(_MARK if kind is pickletools.markobject else value for kind in opcode.stack_after)
-    return tag, None
-
-
-def _pop(stack: list[object], before: Sequence[Any]) -> list[object]:
-    """What an opcode takes off the stack (``before``, as pickletools gives it): down to the last
-    MARK and the objects under it, or so many objects."""
-    if pickletools.markobject not in before:
-        count = len(before)
-        taken = stack[len(stack) - count :] if count else []
-        del stack[len(stack) - len(taken) :]
-        return taken
-    mark_at = max((i for i, item in enumerate(stack) if item is _MARK), default=-1)
-    under = before.index(pickletools.markobject)
-    taken = stack[max(0, mark_at - under) : mark_at] + stack[mark_at + 1 :]
-    del stack[max(0, mark_at - under) :]
-    return taken
-
-
-def _status_among(items: Sequence[object]) -> int | None:
-    """The JobStatus value set under the key "status" by a SETITEM(S)'s key-value pairs, if any."""
-    for key, value in zip(items[::2], items[1::2], strict=False):
-        if key == "status" and isinstance(value, tuple) and value[:1] == ("JobStatus",) and len(value) == 2:
-            return int(value[1])
-    return None
+def _not_recordable(value: Any, meta: dict[str, Any]) -> bool:
+    """Whether a completed task's return value (when this command could read it) is one the sweep
+    records as a failure: NaN, None, a dict without a metric."""
+    if value is UNKNOWN:
+        return False
+    try:
+        parse_result(value, metrics_from_meta(meta))
+    except InvalidResult:
+        return True
+    except Exception:  # a meta this version does not read: leave it to the resume
+        return False
+    return False
 
 
 def _result_file(meta: dict[str, Any], job_id: str) -> Path | None:

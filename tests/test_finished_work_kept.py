@@ -16,6 +16,7 @@ import time
 import types
 from pathlib import Path
 
+import pytest
 from conftest import (
     SUBMITIT_LOCAL,
     finish_example,
@@ -88,10 +89,12 @@ def test_kill_on_a_dead_driver_leaves_finished_trials_for_the_resume(workdir: Pa
     assert sorted(found) == [0, 1, 2, 3] and {s for s, _, _ in found.values()} == {"completed"}
 
 
-def test_kill_on_a_dead_driver_says_which_finished_trial_failed(workdir: Path) -> None:
-    """A job that wrote a failure was reported "finished; a resumed sweep records its result": a
-    failure read as a result still to come."""
-    sweep = (*SWEEP, "fail_mode=raise", "fail_jobs=[0]")
+@pytest.mark.parametrize("fail_mode", ["raise", "return_nan"])
+def test_kill_on_a_dead_driver_says_which_finished_trial_failed(workdir: Path, fail_mode: str) -> None:
+    """A job that wrote a failure, or returned a loss gone NaN (which the resume records as a failed
+    trial), was reported "finished; a resumed sweep records its result": a failure read as a result
+    still to come."""
+    sweep = (*SWEEP, f"fail_mode={fail_mode}", "fail_jobs=[0]")
     sweep_dir, ids = driver_killed_under_jobs_that_finish(workdir, *sweep)
     killed = hydra_sigopt("kill", sweep_dir)
     assert killed.returncode == 0, killed.stderr
@@ -207,8 +210,20 @@ def test_kill_tells_a_failure_whose_exception_or_value_the_app_defines(tmp_path:
         failed_too = JobReturn(cfg=with_status, status=JobStatus.FAILED)
         (tmp_path / "16_0_result.pkl").write_bytes(cloudpickle.dumps(("success", failed_too)))
         results.update({"15": ("success", long), "16": ("success", failed_too)})
+        # Completed, with a value the resume records as a failure (a loss gone NaN, in a dict as the
+        # example's or alone; no return at all) or as a result (a number; a value of a class: unread).
+        returned = {"17": {"mse": float("nan"), "fit_seconds": 0.5}, "18": float("inf"), "19": None}
+        returned.update({"20": {"mse": 0.25, "fit_seconds": 0.5}, "21": 0.25, "22": model()})
+        for job_id, value in returned.items():
+            completed = JobReturn(cfg=cfg, status=JobStatus.COMPLETED, _return_value=value)
+            (tmp_path / f"{job_id}_0_result.pkl").write_bytes(cloudpickle.dumps(("success", completed)))
+            results[job_id] = ("success", completed)
     finally:
         del sys.modules[app_module.__name__]
-    meta = {"launcher": "local", "submitit_folder": str(tmp_path)}
+    identity = {"metrics": [{"name": "mse", "objective": "minimize"}]}
+    meta = {"launcher": "local", "submitit_folder": str(tmp_path), "identity": identity}
     said_failed = {job_id: _wrote_failure(meta, job_id) for job_id in results}
-    assert said_failed == {"11": True, "12": False, "13": True, "14": True, "15": True, "16": True}
+    assert said_failed == {
+        **{"11": True, "12": False, "13": True, "14": True, "15": True, "16": True},
+        **{"17": True, "18": True, "19": True, "20": False, "21": False, "22": False},
+    }

@@ -361,6 +361,12 @@ RAISES_ON_TRIAL_0 = KILLS_THE_SWEEPER_ON_TRIAL_1.replace(
 )
 
 
+#: Trial #0's loss diverged: it returns NaN, which the sweep records as a failed trial.
+RETURNS_NAN_ON_TRIAL_0 = KILLS_THE_SWEEPER_ON_TRIAL_1.replace(
+    "return cfg.x", "if job_num() == 0:\n    return float('nan')\nreturn cfg.x"
+)
+
+
 def test_a_trial_that_raised_before_the_sweeper_was_killed_is_recorded_as_failed_on_resume(tmp_path: Path) -> None:
     """Only returned values were kept: trial #0, which had raised, was run again by the resumed sweep
     as if it had never ended, instead of being recorded as failed (as it is without the kill)."""
@@ -393,8 +399,13 @@ def test_a_trial_that_raised_before_the_sweeper_was_killed_is_recorded_as_failed
             "failed in the sweeper's process, which ended; a resumed sweep records its failure",
             "failed",
         ),
+        (
+            RETURNS_NAN_ON_TRIAL_0,
+            "failed in the sweeper's process, which ended; a resumed sweep records its failure",
+            "failed",
+        ),
     ],
-    ids=["returned", "raised"],
+    ids=["returned", "raised", "returned_nan"],
 )
 def test_kill_after_the_sweeper_died_leaves_a_trial_that_had_ended_for_the_resume(
     tmp_path: Path, task: str, said: str, state: str

@@ -1,0 +1,60 @@
+"""hydra_sigopt.result_pickle: a trial's result read from its pickle's opcodes, unpickling nothing."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import time
+from typing import Any
+
+import cloudpickle
+import pytest
+from hydra.core.utils import JobReturn, JobStatus
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+from hydra_sigopt.kept_returns import KeptReturn
+from hydra_sigopt.result_pickle import UNKNOWN, kept_value_in_pickle, outcome_in_pickle
+
+#: How results get pickled: submitit's cloudpickle, the standard pickler and its pure-Python twin.
+PICKLERS = {"cloudpickle": cloudpickle.dumps, "pickle": pickle.dumps, "pure_pickle": pickle._dumps}  # type: ignore[attr-defined]
+
+#: What an app returns that this reader rebuilds: numbers (NaN too), None, strings, dicts and tuples.
+plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.tuples(inner, inner) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=plain_values,
+    status=st.sampled_from([JobStatus.COMPLETED, JobStatus.FAILED]),
+    protocol=st.integers(0, pickle.HIGHEST_PROTOCOL),
+    pickler=st.sampled_from(sorted(PICKLERS)),
+)
+def test_a_job_s_status_and_plain_return_value_are_read_as_they_were_pickled(
+    value: Any, status: JobStatus, protocol: int, pickler: str
+) -> None:
+    job = JobReturn(overrides=["x=1"], cfg=OmegaConf.create({"status": "a key of the app's"}), status=status)
+    job._return_value = value  # as Hydra's run_job sets it
+    outcome = outcome_in_pickle(io.BytesIO(PICKLERS[pickler](("success", job), protocol=protocol)))
+    assert (outcome.tag, outcome.status) == ("success", status.value)
+    assert repr(outcome.return_value) == repr(value)  # repr: NaN is not equal to itself
+
+
+@pytest.mark.parametrize("pickler", sorted(PICKLERS))
+def test_a_value_of_an_app_s_class_or_a_list_is_not_read(pickler: str) -> None:
+    """What the reader does not rebuild reads as UNKNOWN: kill then leaves the verdict to the resume."""
+    for value in (type("Model", (), {})(), [1.0, float("nan")], {"loss": [0.5]}):
+        job = JobReturn(cfg=OmegaConf.create({}), status=JobStatus.COMPLETED, _return_value=value)
+        assert outcome_in_pickle(io.BytesIO(cloudpickle.dumps(("success", job)))).return_value is UNKNOWN
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_an_in_process_trial_s_kept_value_is_read(protocol: int) -> None:
+    kept = KeptReturn({"mse": float("nan"), "fit_seconds": 0.5}, time.time(), time.time(), "host")
+    value = kept_value_in_pickle(io.BytesIO(pickle.dumps(kept, protocol=protocol)))
+    assert repr(value) == repr({"mse": float("nan"), "fit_seconds": 0.5})
