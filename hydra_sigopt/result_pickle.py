@@ -26,6 +26,7 @@ _PUT_OPCODES = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _GET_OPCODES = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _MARK = object()  # a MARK on the stack
 _JOB_STATUS = object()  # Hydra's JobStatus class on the stack
+_MAX_DEPTH = 100  # how deep a return value is read
 _STATUS = "JobStatus"  # the first item of a JobStatus member rebuilt: ("JobStatus", its value)
 #: What Hydra's JobReturn holds (hydra-core 1.1 to 1.3), and a KeptReturn: their states, as a BUILD sets them.
 _JOB_RETURN_FIELDS = frozenset({"overrides", "cfg", "hydra_cfg", "working_dir", "task_name", "status", "_return_value"})
@@ -55,24 +56,59 @@ def kept_value_in_pickle(stream: Any) -> Any:
 
 
 def _first_string_and_state(stream: Any, fields: frozenset[str]) -> tuple[str | None, dict[str, Any] | None]:
-    """The pickle's first string, and the state its first BUILD with all these ``fields`` gives (the
-    object's, as a dataclass is pickled: its ``__dict__``); reading stops there."""
+    """The pickle's first string, and the state its last BUILD with all these ``fields`` gives (the
+    object's, as a dataclass is pickled: its ``__dict__``). The last: an object in the app's value
+    with the same fields (a JobReturn of a sub-run) is built before the one that holds it."""
     first: str | None = None
-    stack: list[Any] = []
+    found: dict[str, Any] | None = None
+    stack = _Stack()
     memo: dict[int, Any] = {}
     for opcode, arg, _ in pickletools.genops(stream):
         name = opcode.name
         if name == "MEMOIZE" or name in _PUT_OPCODES:
-            memo[len(memo) if name == "MEMOIZE" else int(arg or 0)] = stack[-1] if stack else UNKNOWN
+            memo[len(memo) if name == "MEMOIZE" else int(arg or 0)] = stack.top()
             continue
-        popped = _pop(stack, opcode.stack_before)
+        popped = stack.pop(opcode.stack_before)
         if name.endswith("UNICODE") and isinstance(arg, str) and first is None:
             first = arg
         if name == "BUILD" and popped and isinstance(state := popped[-1], dict) and fields <= set(state):
-            return first, state
-        value = _value_of(name, arg, popped, memo)
-        stack.extend(_MARK if kind is pickletools.markobject else value for kind in opcode.stack_after)
-    return first, None
+            found = state
+        stack.push(opcode.stack_after, _value_of(name, arg, popped, memo))
+    return first, found
+
+
+class _Stack:
+    """The unpickler's stack, in shape: what each opcode takes and leaves, and where its MARKs are
+    (kept apart, so that a MARK is found at once however long the stack: a tuple of a million items
+    is one MARK ... TUPLE)."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.marks: list[int] = []
+
+    def top(self) -> Any:
+        return self.items[-1] if self.items else UNKNOWN
+
+    def push(self, after: Sequence[Any], value: Any) -> None:
+        for kind in after:
+            if kind is pickletools.markobject:
+                self.marks.append(len(self.items))
+            self.items.append(_MARK if kind is pickletools.markobject else value)
+
+    def pop(self, before: Sequence[Any]) -> list[Any]:
+        """What an opcode takes off the stack (``before``, as pickletools gives it): down to the
+        last MARK and the objects under it, or so many objects."""
+        if pickletools.markobject in before:
+            mark_at = self.marks.pop() if self.marks else 0
+            start = max(0, mark_at - before.index(pickletools.markobject))
+            taken = self.items[start:mark_at] + self.items[mark_at + 1 :]
+        else:
+            start = max(0, len(self.items) - len(before))
+            taken = self.items[start:]
+        del self.items[start:]
+        while self.marks and self.marks[-1] >= len(self.items):  # a MARK taken as an object
+            self.marks.pop()
+        return taken
 
 
 def _value_of(name: str, arg: Any, popped: list[Any], memo: dict[int, Any]) -> Any:
@@ -88,7 +124,7 @@ def _value_of(name: str, arg: Any, popped: list[Any], memo: dict[int, Any]) -> A
         return arg
     if name in ("NONE", "NEWTRUE", "NEWFALSE"):
         return {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name]
-    if name.startswith("TUPLE"):
+    if name.startswith("TUPLE") or name == "EMPTY_TUPLE":
         return tuple(popped)
     if name == "REDUCE" and popped[:1] == [_JOB_STATUS] and len(popped) == 2 and isinstance(popped[1], tuple):
         return (_STATUS, *popped[1])
@@ -108,21 +144,6 @@ def _filled(into: dict[Any, Any], items: Sequence[Any]) -> Any:
     return into
 
 
-def _pop(stack: list[Any], before: Sequence[Any]) -> list[Any]:
-    """What an opcode takes off the stack (``before``, as pickletools gives it): down to the last
-    MARK and the objects under it, or so many objects."""
-    if pickletools.markobject not in before:
-        count = len(before)
-        taken = stack[len(stack) - count :] if count else []
-        del stack[len(stack) - len(taken) :]
-        return taken
-    mark_at = max((i for i, item in enumerate(stack) if item is _MARK), default=-1)
-    under = before.index(pickletools.markobject)
-    taken = stack[max(0, mark_at - under) : mark_at] + stack[mark_at + 1 :]
-    del stack[max(0, mark_at - under) :]
-    return taken
-
-
 def _status_in(state: dict[str, Any]) -> int | None:
     """The JobStatus value under "status" (None: no JobStatus there, a config's own "status")."""
     status = state.get("status")
@@ -135,10 +156,13 @@ def _plain_or_unknown(value: Any) -> Any:
     return value if _plain(value) else UNKNOWN
 
 
-def _plain(value: Any) -> bool:
-    """Whether a value was rebuilt whole: no part of it is UNKNOWN (nor a mark or a class)."""
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether a value was rebuilt whole: no part of it is UNKNOWN (nor a mark or a class). A value
+    nested past 100 levels (one that holds itself) is not read."""
+    if depth > _MAX_DEPTH:
+        return False
     if isinstance(value, dict):
-        return all(_plain(k) and _plain(v) for k, v in value.items())
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
     if isinstance(value, tuple):
-        return all(_plain(v) for v in value)
+        return all(_plain(v, depth + 1) for v in value)
     return value is None or isinstance(value, (bool, int, float, str))
