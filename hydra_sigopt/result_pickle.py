@@ -27,6 +27,8 @@ _GET_OPCODES = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _MARK = object()  # a MARK on the stack
 _JOB_STATUS = object()  # Hydra's JobStatus class on the stack
 _MAX_DEPTH = 100  # how deep a return value is read
+#: How far into a pickle the reader goes (it reads about 1 MB a second); past it, the result is not read.
+MAX_READ_BYTES = 64 * 2**20
 _STATUS = "JobStatus"  # the first item of a JobStatus member rebuilt: ("JobStatus", its value)
 #: What Hydra's JobReturn holds (hydra-core 1.1 to 1.3), and a KeptReturn: their states, as a BUILD sets them.
 _JOB_RETURN_FIELDS = frozenset({"overrides", "cfg", "hydra_cfg", "working_dir", "task_name", "status", "_return_value"})
@@ -63,7 +65,9 @@ def _first_string_and_state(stream: Any, fields: frozenset[str]) -> tuple[str | 
     found: dict[str, Any] | None = None
     stack = _Stack()
     memo: dict[int, Any] = {}
-    for opcode, arg, _ in pickletools.genops(stream):
+    for opcode, arg, position in pickletools.genops(stream):
+        if position is not None and position > MAX_READ_BYTES:
+            return first, None  # an app's value of a model's size: reading it would hold kill for minutes
         name = opcode.name
         if name == "MEMOIZE" or name in _PUT_OPCODES:
             memo[len(memo) if name == "MEMOIZE" else int(arg or 0)] = stack.top()

@@ -88,3 +88,15 @@ def test_an_object_in_the_app_s_value_with_the_same_fields_is_not_taken_for_the_
         assert (outcome.status, outcome.return_value) == (JobStatus.COMPLETED.value, UNKNOWN)
     kept = KeptReturn({"mse": 0.25, "io": Timing(float("nan"), 1.0, 2.0, "h")}, 1.0, 2.0, "h")
     assert kept_value_in_pickle(io.BytesIO(cloudpickle.dumps(kept))) is UNKNOWN
+
+
+def test_a_result_past_the_reading_limit_is_left_unread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result as large as a model the app returned is not walked (about a second a megabyte):
+    kill then says the job finished, and the resume reads it."""
+    import hydra_sigopt.result_pickle as result_pickle
+
+    monkeypatch.setattr(result_pickle, "MAX_READ_BYTES", 10_000)
+    job = JobReturn(cfg=OmegaConf.create({}), status=JobStatus.FAILED, _return_value=("w",) * 20_000)
+    assert outcome_in_pickle(io.BytesIO(cloudpickle.dumps(("success", job)))).status is None
+    job._return_value = ("w",) * 100
+    assert outcome_in_pickle(io.BytesIO(cloudpickle.dumps(("success", job)))).status == JobStatus.FAILED.value
