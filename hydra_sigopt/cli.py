@@ -346,7 +346,7 @@ def _lost_with_the_sweeper(
     unfinished = [t for t in trials if t.state in (PENDING, RUNNING)]
     if meta.get("launcher") == "local" and SweepLock(sweep_dir).last_host() == socket.gethostname():
         folder = meta.get("submitit_folder")
-        return [t for t in unfinished if not _wrote_result(meta, str(t.job_id)) and not _local_job_alive(t, folder)]
+        return [t for t in unfinished if not _wrote_result(meta, t) and not _local_job_alive(t, folder)]
     if meta.get("launcher") in JOB_LAUNCHERS:
         return []
     return [t for t in unfinished if _returned_at(meta, t, sweep_dir) is None]  # one that had returned is not lost
@@ -896,7 +896,7 @@ def kill_sweep(
 
 def _stopped_jobs_running(meta: dict[str, Any], stopped: Sequence[Trial]) -> list[Trial]:
     """Those of these trials stopped early whose job still runs (it has not ended with a result)."""
-    with_jobs = [t for t in stopped if t.job_id and not _wrote_result(meta, t.job_id)]
+    with_jobs = [t for t in stopped if t.job_id and not _wrote_result(meta, t)]
     running = _jobs_running(meta, [str(t.job_id) for t in with_jobs])
     return [t for t in with_jobs if str(t.job_id) in running]
 
@@ -1115,7 +1115,7 @@ def _cancel_trial(
     in the sweeper's process, its task returned and kept its value: see kept_returns). ``not_started``:
     it waited in a dead sweeper's in-process batch (journaled running, with the batch's start)."""
     launcher = str(meta.get("launcher", ""))
-    if trial.job_id and _wrote_result(meta, trial.job_id):
+    if trial.job_id and _wrote_result(meta, trial):
         if _wrote_failure(meta, trial.job_id):
             return "failed; a resumed sweep records its failure"
         return "finished; a resumed sweep records its result"
@@ -1142,10 +1142,10 @@ def _without_a_job(meta: dict[str, Any]) -> str:
     return "in the sweeper's process, which ended: nothing left to cancel"
 
 
-def _wrote_result(meta: dict[str, Any], job_id: str) -> bool:
-    """Whether a submitit job of this sweep left its result file."""
-    path = _result_file(meta, job_id)
-    return path is not None and path.exists()
+def _wrote_result(meta: dict[str, Any], trial: Trial) -> bool:
+    """Whether the trial's submitit job left its result file (not an older job's of the same id: a
+    local job's id is its process id, which the system reuses)."""
+    return _result_written_at(meta, trial) is not None
 
 
 def _wrote_failure(meta: dict[str, Any], job_id: str) -> bool:

@@ -104,6 +104,41 @@ def test_kill_on_a_dead_driver_says_which_finished_trial_failed(workdir: Path, f
     assert {n: trial_states(sweep_dir)[n][0] for n in ids} == {0: "failed", 1: "completed"}
 
 
+def test_kill_cancels_a_running_job_whose_id_an_older_job_left_a_result_under(workdir: Path) -> None:
+    """A local job's id is its process id, which the system reuses. A result an older process of the
+    same id left in the sweep's submitit folder made kill say "finished; a resumed sweep records its
+    result" and leave the running job alone (status already skipped a result older than its trial)."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    proc, sweep_dir = start_example(workdir, *SWEEP, "sleep_s=300")
+    try:
+        ids = running_job_ids(sweep_dir, 2)
+        proc.kill()
+        proc.wait()  # not communicate(): the jobs hold the driver's output pipes open while they run
+        older = sweep_dir / ".submitit" / ids[0] / f"{ids[0]}_0_result.pkl"
+        older.write_bytes(pickle.dumps(("success", JobReturn(status=JobStatus.COMPLETED, _return_value={"mse": 1.0}))))
+        long_ago = time.time() - 3600
+        os.utime(older, (long_ago, long_ago))
+        killed = hydra_sigopt("kill", sweep_dir)
+    finally:
+        proc.kill()
+    assert killed.returncode == 0, killed.stderr
+    assert f"trial #0 job {ids[0]}: cancelled" in killed.stdout, killed.stdout
+    assert trial_states(sweep_dir)[0][0] == "abandoned"
+    deadline = time.time() + 30
+    while _alive(int(ids[0])):
+        assert time.time() < deadline, f"job {ids[0]} still runs after kill"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_a_resume_uses_the_result_an_abandoned_trials_job_wrote_after_all(workdir: Path) -> None:
     """A trial abandoned while its job went on (a cancel that did not reach the job, an older
     hydra-sigopt kill): its job's result is found and used, not thrown away."""
