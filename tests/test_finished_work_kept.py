@@ -28,6 +28,7 @@ from conftest import (
 )
 
 from hydra_sigopt.journal import Journal
+from hydra_sigopt.processes import local_job_running
 
 SWEEP = (
     *SUBMITIT_LOCAL,
@@ -126,17 +127,9 @@ def test_kill_cancels_a_running_job_whose_id_an_older_job_left_a_result_under(wo
     assert f"trial #0 job {ids[0]}: cancelled" in killed.stdout, killed.stdout
     assert trial_states(sweep_dir)[0][0] == "abandoned"
     deadline = time.time() + 30
-    while _alive(int(ids[0])):
+    while local_job_running(ids[0]):
         assert time.time() < deadline, f"job {ids[0]} still runs after kill"
         time.sleep(0.2)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_resume_uses_the_result_an_abandoned_trials_job_wrote_after_all(workdir: Path) -> None:
