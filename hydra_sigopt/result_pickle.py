@@ -46,9 +46,9 @@ def outcome_in_pickle(stream: Any) -> Outcome:
     """A submitit result's tag (its first string), and its ``JobReturn``'s ``status`` and
     ``_return_value`` (the app's value)."""
     tag, state = _first_string_and_state(stream, _JOB_RETURN_FIELDS)
-    if state is None or _status_in(state) is None:
+    if state is None or (status := _status_in(state)) is None:
         return Outcome(tag, None)
-    return Outcome(tag, _status_in(state), _plain_or_unknown(state["_return_value"]))
+    return Outcome(tag, status, _plain_or_unknown(state["_return_value"]))
 
 
 def kept_value_in_pickle(stream: Any) -> Any:

@@ -28,7 +28,7 @@ from conftest import (
 )
 
 from hydra_sigopt.journal import Journal
-from hydra_sigopt.processes import local_job_running
+from hydra_sigopt.processes import cancel_local_jobs, local_job_running
 
 SWEEP = (
     *SUBMITIT_LOCAL,
@@ -123,13 +123,16 @@ def test_kill_cancels_a_running_job_whose_id_an_older_job_left_a_result_under(wo
         killed = hydra_sigopt("kill", sweep_dir)
     finally:
         proc.kill()
-    assert killed.returncode == 0, killed.stderr
-    assert f"trial #0 job {ids[0]}: cancelled" in killed.stdout, killed.stdout
-    assert trial_states(sweep_dir)[0][0] == "abandoned"
-    deadline = time.time() + 30
-    while local_job_running(ids[0]):
-        assert time.time() < deadline, f"job {ids[0]} still runs after kill"
-        time.sleep(0.2)
+    try:
+        assert killed.returncode == 0, killed.stderr
+        assert f"trial #0 job {ids[0]}: cancelled" in killed.stdout, killed.stdout
+        assert trial_states(sweep_dir)[0][0] == "abandoned"
+        deadline = time.time() + 30
+        while local_job_running(ids[0]):
+            assert time.time() < deadline, f"job {ids[0]} still runs after kill"
+            time.sleep(0.2)
+    finally:  # a failed check must not leave the jobs sleeping their 300 s
+        cancel_local_jobs([j for j in ids.values() if local_job_running(j)])
 
 
 def test_a_resume_uses_the_result_an_abandoned_trials_job_wrote_after_all(workdir: Path) -> None:
