@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import pickle
+import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,41 @@ def job_tasks(job: Any) -> list[Any]:
 def results_written(job: Any) -> bool:
     """Whether every task of the job wrote its result file (a multi-task job's tasks end one by one)."""
     return all(task.paths.result_pickle.exists() for task in job_tasks(job))
+
+
+def set_aside_an_earlier_jobs_results(job: Any) -> None:
+    """Rename the result files that an earlier job with the same id left in a just-submitted job's folder.
+
+    A local job's id is its controller's process id, and its folder is named by it: the system reuses
+    pids (``pid_max`` is often 32768), so a long sweep can give a new job the folder of an earlier one,
+    whose result would be read at once as the new trial's (and the new job's own result never). Slurm
+    job ids come back only when its id counter wraps. Called right after submission: a result older
+    than the job's submitted pickle (dumped just before the job was started) is an earlier job's, as
+    the job itself judges it (see trial_job.leave_if_it_ended_before); the new job's own is newer.
+    Renamed, never deleted: the earlier trial's value was read from it.
+    """
+    try:
+        submitted = Path(job.paths.submitted_pickle).stat().st_mtime_ns
+    except OSError:  # not there: nothing to compare with
+        return
+    for task in job_tasks(job):
+        result = Path(task.paths.result_pickle)
+        for path in (result, result.with_suffix(result.suffix + ".save_tmp")):
+            _set_aside_if_older(path, submitted, job.job_id)
+
+
+def _set_aside_if_older(path: Path, than_ns: int, job_id: Any) -> None:
+    aside = path.with_name(f"{path.name}.earlier-job-{time.time_ns()}")
+    try:
+        if path.stat().st_mtime_ns >= than_ns:
+            return
+        os.rename(path, aside)
+        if aside.stat().st_mtime_ns >= than_ns:  # the new job's own, written in between: put back
+            os.rename(aside, path)
+            return
+    except OSError:  # gone meanwhile, or the folder refuses: the job's own result will say
+        return
+    log.info("Job %s got the id of an earlier job, whose result stays as %s", job_id, aside)
 
 
 def read_result(job: Any) -> Any:

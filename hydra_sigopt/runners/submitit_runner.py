@@ -29,6 +29,7 @@ from hydra_sigopt.runners.ended_job import (
     read_result,
     refused_result_write,
     results_written,
+    set_aside_an_earlier_jobs_results,
 )
 from hydra_sigopt.runners.executor import (
     log_submitit_once,
@@ -167,6 +168,7 @@ class SubmititRunner(TrialRunner):
     def _submit(self, number: int, overrides: Sequence[str]) -> Any:
         with starting_jobs(self.launcher):
             job = submit_trial(self.executor, self.launcher, number, overrides)
+        set_aside_an_earlier_jobs_results(job)
         self.warm.cold_job_started()
         return job
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_sigopt.runners.cancel import cancel_jobs
+from hydra_sigopt.runners.ended_job import set_aside_an_earlier_jobs_results
 from hydra_sigopt.runners.executor import starting_jobs
 from hydra_sigopt.runners.slurm import is_transient_refusal
 from hydra_sigopt.warm import WarmJob, claim, tell_next_trial
@@ -161,7 +162,9 @@ class WarmPool:
             warm_up_overrides=self._last_overrides,
         )
         with starting_jobs(self.launcher):
-            return _Waiting(self.executor.submit(warm_job), path)
+            job = self.executor.submit(warm_job)
+        set_aside_an_earlier_jobs_results(job)
+        return _Waiting(job, path)
 
     def _retire(self, warm: _Waiting, reason: str) -> None:
         """Tell a warm job to end without a trial (it exits within its poll interval)."""
