@@ -41,7 +41,7 @@ from hydra_sigopt.journal import (
 from hydra_sigopt.kept_returns import RETURNED_NAME, raised_at, returned_at
 from hydra_sigopt.metrics import InvalidResult, parse_result
 from hydra_sigopt.observations import released_already, suggestions_in_use
-from hydra_sigopt.processes import job_result_file, local_job_running
+from hydra_sigopt.processes import job_result_file, local_job_running, result_written_at
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.report_files import output_dir, stop_seen, trial_folder, trials_root
 from hydra_sigopt.reports import (
@@ -427,14 +427,10 @@ def _kept_a_failure(meta: dict[str, Any], trial: Trial, sweep_dir: Path) -> bool
 
 
 def _result_written_at(meta: dict[str, Any], trial: Trial) -> float | None:
-    """When the trial's submitit job wrote its result file (None: it did not, or not after the trial
-    was created: an older job's of the same id)."""
+    """When the trial's submitit job wrote its result file (None: it did not, or the file is an older
+    job's of the same id; see result_written_at)."""
     path = _result_file(meta, str(trial.job_id))
-    try:
-        at = path.stat().st_mtime if path is not None else None
-    except OSError:
-        return None
-    return at if at is not None and at >= trial.created_at else None
+    return result_written_at(path, trial.created_at, str(meta["launcher"])) if path is not None else None
 
 
 def _local_job_alive(trial: Trial, submitit_folder: str | None) -> bool:

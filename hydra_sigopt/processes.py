@@ -293,6 +293,23 @@ def _signal(pids: Sequence[int], signum: int) -> None:
             continue
 
 
+def result_written_at(result: Path, trial_created_at: float, cluster: str) -> float | None:
+    """When a trial's job wrote its result file ``result``; None if it did not, or if it is not the
+    trial's own.
+
+    A local job's id is its process id, which the system reuses: a result older than the trial is an
+    earlier job's (one clock stamps both). A Slurm job's result is stamped by the file server's clock,
+    the trial by the sweeper host's: a file server behind by more than a trial's run would make the
+    job's own result look older than its trial, so the two are not compared there (Slurm's job ids
+    come back only when its counter wraps).
+    """
+    try:
+        at = result.stat().st_mtime
+    except OSError:
+        return None
+    return at if cluster != "local" or at >= trial_created_at else None
+
+
 def job_result_file(submitit_folder: str, job_id: str, cwd: str | None = None) -> Path:
     """The file in which submitit leaves a job's result (its only task's), local or Slurm.
 

@@ -43,7 +43,7 @@ from hydra_sigopt.journal import (
 )
 from hydra_sigopt.kept_returns import forget_kept, kept_failure, kept_return
 from hydra_sigopt.metrics import MetricValue, describe_metrics
-from hydra_sigopt.processes import job_result_file, this_process_started_at
+from hydra_sigopt.processes import job_result_file, result_written_at, this_process_started_at
 from hydra_sigopt.report_files import output_dir, trial_folder, trials_root
 from hydra_sigopt.reports import budget_spent
 from hydra_sigopt.results import Results
@@ -566,13 +566,12 @@ class Resumption:
     # ------------------------------------------------------------------ results of abandoned trials
 
     def _wrote_result_since_created(self, trial: Trial) -> bool:
-        """Whether the trial's job left a result file, written after the trial was (not an older job's)."""
+        """Whether the trial's job left its result file (not an older job's of the same id; see
+        result_written_at)."""
         if trial.job_id is None or self.runner.submitit_folder is None:
             return False
-        try:
-            return job_result_file(self.runner.submitit_folder, trial.job_id).stat().st_mtime >= trial.created_at
-        except OSError:
-            return False
+        result = job_result_file(self.runner.submitit_folder, trial.job_id)
+        return result_written_at(result, trial.created_at, self.runner.kind) is not None
 
     def _recover(self, trials: Sequence[Trial]) -> None:
         """Read the results the jobs of abandoned trials wrote after all; use the valid ones."""

@@ -480,7 +480,23 @@ def test_a_stop_records_the_trials_whose_slurm_jobs_finished_meanwhile(tmp_path:
     assert "Trials [0, 1] had finished: their results are recorded" in run.output
 
 
-def test_kill_on_a_dead_driver_leaves_finished_slurm_jobs_to_the_resume(tmp_path: Path) -> None:
+def _file_server_behind(sweep_dir: Path, ids: dict[int, str], seconds: float) -> None:
+    """Stamp the jobs' result files as a file server whose clock runs ``seconds`` behind the sweeper
+    host's would have (a result file's time is the server's; the journal's times are the host's)."""
+    for job_id in ids.values():
+        result = sweep_dir / ".submitit" / job_id / f"{job_id}_0_result.pkl"
+        at = result.stat().st_mtime - seconds
+        os.utime(result, (at, at))
+
+
+# An hour: NTP-less nodes drift that far; a minute behind is already longer than these trials.
+CLOCKS = pytest.mark.parametrize("file_server_behind_s", [0, 3600], ids=["same_clock", "file_server_behind"])
+
+
+@CLOCKS
+def test_kill_on_a_dead_driver_leaves_finished_slurm_jobs_to_the_resume(
+    tmp_path: Path, file_server_behind_s: float
+) -> None:
     proc, sweep_dir = _start(tmp_path, *FINISHING)
     try:
         ids = {n: _job_id_of(sweep_dir, n) for n in (0, 1)}
@@ -489,6 +505,7 @@ def test_kill_on_a_dead_driver_leaves_finished_slurm_jobs_to_the_resume(tmp_path
         wait_for_results(sweep_dir, ids)
     finally:
         proc.kill()
+    _file_server_behind(sweep_dir, ids, file_server_behind_s)
     killed = subprocess.run(
         [sys.executable, "-m", "hydra_sigopt.cli", "kill", str(sweep_dir)], capture_output=True, text=True, timeout=120
     )
@@ -502,7 +519,8 @@ def test_kill_on_a_dead_driver_leaves_finished_slurm_jobs_to_the_resume(tmp_path
     assert sorted(found) == [0, 1, 2, 3], "the budget counts the two results the kill left to the resume"
 
 
-def test_a_resume_uses_the_result_of_an_abandoned_trials_slurm_job(tmp_path: Path) -> None:
+@CLOCKS
+def test_a_resume_uses_the_result_of_an_abandoned_trials_slurm_job(tmp_path: Path, file_server_behind_s: float) -> None:
     """A trial abandoned while its Slurm job ran on (a stop whose scancel did not reach the controller):
     the job's result, written later, is found by the resume and used."""
     proc, sweep_dir = _start(tmp_path, *FINISHING)
@@ -515,6 +533,7 @@ def test_a_resume_uses_the_result_of_an_abandoned_trials_slurm_job(tmp_path: Pat
         wait_for_results(sweep_dir, ids)
     finally:
         proc.kill()
+    _file_server_behind(sweep_dir, ids, file_server_behind_s)
     proc2, _ = _start(tmp_path, *FINISHING)
     run = finish_example(proc2, sweep_dir, timeout=300).assert_ok()
     found = trial_states(sweep_dir)
