@@ -283,7 +283,8 @@ def _status(args: argparse.Namespace) -> int:
                 _out(f"  #{t.number:<4} job {'-':<10} {ended} {ago} ago (recorded when its batch ends)")
                 continue
             if t.number in unread:
-                ago = format_duration(now - unread[t.number])
+                # On Slurm the time is the file server's: one ahead of this host's would give a negative age.
+                ago = format_duration(max(0.0, now - unread[t.number]))
                 _out(f"  #{t.number:<4} job {t.job_id or '-':<10} ended {ago} ago (its result is recorded on resume)")
                 continue
             shown = "queued" if state in WAITING_STATES else t.state  # a pending job is not running yet

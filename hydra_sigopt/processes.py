@@ -307,7 +307,7 @@ def result_written_at(result: Path, trial_created_at: float, cluster: str) -> fl
         at = result.stat().st_mtime
     except OSError:
         return None
-    return at if cluster != "local" or at >= trial_created_at else None
+    return at if cluster == "slurm" or at >= trial_created_at else None
 
 
 def job_result_file(submitit_folder: str, job_id: str, cwd: str | None = None) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ if os.environ.pop("TEST_REUSE_THE_FIRST_JOBS_PID", None):
     subprocess.Popen.__init__ = _init
 """
 
-pytestmark = pytest.mark.skipif(
+needs_root = pytest.mark.skipif(
     not os.access(NS_LAST_PID, os.W_OK), reason="needs root to choose the next pid (/proc/sys/kernel/ns_last_pid)"
 )
 
@@ -60,6 +61,7 @@ def cross_validated_mse(alpha: float, l1_ratio: float) -> float:
     return float(module.cross_validated_mse(alpha, l1_ratio, folds=5, max_iter=10000))
 
 
+@needs_root
 @pytest.mark.parametrize("warm_jobs", [0, 1], ids=["cold_job", "warm_job"])
 def test_a_trial_whose_job_gets_an_earlier_jobs_id_records_its_own_value(workdir: Path, warm_jobs: int) -> None:
     """One at a time: the first job started after trial #0's ended (a trial's own job, or a warm job
@@ -88,3 +90,32 @@ def test_a_trial_whose_job_gets_an_earlier_jobs_id_records_its_own_value(workdir
         assert float(trial["value.mse"]) == pytest.approx(own), (trial, run.trials, run.output[-3000:])
     kept = list((run.sweep_dir / ".submitit" / first["job_id"]).glob(f"{first['job_id']}_0_result.pkl*"))
     assert len(kept) == 2, f"the earlier job's result is kept beside the new one's: {kept}"
+
+
+def test_only_an_earlier_jobs_files_are_set_aside_each_task_s_and_none_deleted(tmp_path: Path) -> None:
+    """Without root: a two-task job's folder holding an earlier job's results (and a half-written one),
+    and a result of the job's own that is newer than its submission."""
+    import submitit
+
+    from hydra_sigopt.runners.ended_job import results_written, set_aside_an_earlier_jobs_results
+
+    job = submitit.LocalJob(folder=tmp_path / "%j", job_id="4242", tasks=(0, 1))
+    folder = tmp_path / "4242"
+    folder.mkdir()
+    hour_ago = time.time() - 3600
+    earlier = [folder / "4242_0_result.pkl", folder / "4242_1_result.pkl", folder / "4242_1_result.pkl.save_tmp"]
+    for path in earlier:
+        path.write_bytes(f"earlier job's {path.name}".encode())
+        os.utime(path, (hour_ago, hour_ago))
+    job.paths.submitted_pickle.write_bytes(b"this job's call")
+    set_aside_an_earlier_jobs_results(job)
+    assert not any(path.exists() for path in earlier) and not results_written(job)
+    kept = sorted(p.read_text() for p in folder.glob("*.earlier-job-*"))
+    assert kept == sorted(f"earlier job's {path.name}" for path in earlier)
+
+    own = folder / "4242_0_result.pkl"  # the job's own, newer than its submitted pickle: left alone
+    own.write_bytes(b"its own")
+    later = job.paths.submitted_pickle.stat().st_mtime + 1
+    os.utime(own, (later, later))
+    set_aside_an_earlier_jobs_results(job)
+    assert own.read_bytes() == b"its own"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -490,7 +491,9 @@ def _file_server_behind(sweep_dir: Path, ids: dict[int, str], seconds: float) ->
 
 
 # An hour: NTP-less nodes drift that far; a minute behind is already longer than these trials.
-CLOCKS = pytest.mark.parametrize("file_server_behind_s", [0, 3600], ids=["same_clock", "file_server_behind"])
+CLOCKS = pytest.mark.parametrize(
+    "file_server_behind_s", [0, 3600, -3600], ids=["same_clock", "file_server_behind", "file_server_ahead"]
+)
 
 
 @CLOCKS
@@ -512,6 +515,10 @@ def test_kill_on_a_dead_driver_leaves_finished_slurm_jobs_to_the_resume(
     assert killed.returncode == 0, killed.stderr
     for number, job_id in ids.items():
         assert f"trial #{number} job {job_id}: finished; a resumed sweep records its result" in killed.stdout
+    cli = [sys.executable, "-m", "hydra_sigopt.cli"]
+    status = subprocess.run([*cli, "status", str(sweep_dir)], capture_output=True, text=True, timeout=120)
+    for number, job_id in ids.items():
+        assert re.search(rf"#{number} +job {job_id} +ended \d", status.stdout), status.stdout  # never "ended -59m ago"
     proc2, _ = _start(tmp_path, *FINISHING)
     run = finish_example(proc2, sweep_dir, timeout=300).assert_ok()
     found = trial_states(sweep_dir)
