@@ -1192,7 +1192,10 @@ def _kill(args: argparse.Namespace) -> int:
     done = kill_sweep(Path(args.sweep_dir))
     for number, job_id, what in done:
         _out(f"  trial #{number} job {job_id or '-'}: {what}")
-    _out(f"{len(done)} trials were running; each is listed above." if done else "No running trials.")
+    if len(done) == 1:
+        _out("1 trial was running; it is listed above.")
+    else:
+        _out(f"{len(done)} trials were running; each is listed above." if done else "No running trials.")
     return 0
 
 

@@ -8,6 +8,7 @@ the sweeper's.
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import time
@@ -294,8 +295,8 @@ def _signal(pids: Sequence[int], signum: int) -> None:
 
 
 def result_written_at(result: Path, trial_created_at: float, cluster: str) -> float | None:
-    """When a trial's job wrote its result file ``result``; None if it did not, or if it is not the
-    trial's own.
+    """When a trial's job wrote its result file ``result`` (the last of its tasks' results, in a
+    multi-task job); None if it did not, or if it is not the trial's own.
 
     A local job's id is its process id, which the system reuses: a result older than the trial is an
     earlier job's (one clock stamps both). A Slurm job's result is stamped by the file server's clock,
@@ -304,10 +305,22 @@ def result_written_at(result: Path, trial_created_at: float, cluster: str) -> fl
     come back only when its counter wraps).
     """
     try:
-        at = result.stat().st_mtime
-    except OSError:
+        at = max(path.stat().st_mtime for path in _results_of_every_task(result))
+    except OSError:  # a task's is missing: the job has not ended (a rank still runs, or hangs)
         return None
     return at if cluster == "slurm" or at >= trial_created_at else None
+
+
+def _results_of_every_task(result: Path) -> list[Path]:
+    """Task 0's result file ``result`` and those of the job's other tasks (a multi-task job: one per
+    device), each task known by its log, which Slurm and submitit's controller open as it starts."""
+    prefix = result.name.removesuffix("0_result.pkl")  # "<job id>_"
+    tasks = {0}
+    for log_file in result.parent.glob(f"{glob.escape(prefix)}*_log.*"):
+        task = log_file.name.removeprefix(prefix).partition("_")[0]
+        if task.isdigit():
+            tasks.add(int(task))
+    return [result.with_name(f"{prefix}{task}_result.pkl") for task in sorted(tasks)]
 
 
 def job_result_file(submitit_folder: str, job_id: str, cwd: str | None = None) -> Path:
