@@ -41,7 +41,7 @@ from hydra_sigopt.journal import (
 from hydra_sigopt.kept_returns import RETURNED_NAME, raised_at, returned_at
 from hydra_sigopt.metrics import InvalidResult, parse_result
 from hydra_sigopt.observations import released_already, suggestions_in_use
-from hydra_sigopt.processes import job_result_file, local_job_running, result_written_at
+from hydra_sigopt.processes import job_result_file, local_job_running, result_written_at, results_of_every_task
 from hydra_sigopt.progress import format_duration
 from hydra_sigopt.report_files import output_dir, stop_seen, trial_folder, trials_root
 from hydra_sigopt.reports import (
@@ -60,7 +60,7 @@ from hydra_sigopt.reports import (
     swept_overrides,
     why_no_best,
 )
-from hydra_sigopt.result_pickle import UNKNOWN, kept_value_in_pickle, outcome_in_pickle
+from hydra_sigopt.result_pickle import UNKNOWN, Outcome, kept_value_in_pickle, outcome_in_pickle
 from hydra_sigopt.resume import (
     IN_PROCESS_LAUNCHER,
     ended_the_sweepers_process_in_lines,
@@ -278,13 +278,12 @@ def _status(args: argparse.Namespace) -> int:
                 _out(f"  #{t.number:<4} job {'-':<10} waiting in the batch (runs after #{in_batch[t.number]})")
                 continue
             if t.number in returned:
-                ago = format_duration(now - returned[t.number])
+                ago = _ago(now, returned[t.number])
                 ended = "failed" if _raised(t, Path(args.sweep_dir)) else "returned"
                 _out(f"  #{t.number:<4} job {'-':<10} {ended} {ago} ago (recorded when its batch ends)")
                 continue
             if t.number in unread:
-                # On Slurm the time is the file server's: one ahead of this host's would give a negative age.
-                ago = format_duration(max(0.0, now - unread[t.number]))
+                ago = _ago(now, unread[t.number])
                 _out(f"  #{t.number:<4} job {t.job_id or '-':<10} ended {ago} ago (its result is recorded on resume)")
                 continue
             shown = "queued" if state in WAITING_STATES else t.state  # a pending job is not running yet
@@ -371,6 +370,12 @@ def _waiting_to_be_submitted(meta: dict[str, Any], trials: Sequence[Trial], hold
     return {t.number for t in trials if t.state == PENDING and not t.job_id}
 
 
+def _ago(now: float, at: float) -> str:
+    """How long ago a file was written: its time is its file server's, and one ahead of this host's
+    would give a negative age."""
+    return format_duration(max(0.0, now - at))
+
+
 def _ended_unread(meta: dict[str, Any], trials: Sequence[Trial], sweep_dir: Path) -> dict[int, float]:
     """The unfinished trials whose job has ended while no sweeper held the sweep (its result file is
     there: ``on_interrupt: detach``, a sweeper killed), or whose task had returned in the sweeper's
@@ -428,10 +433,18 @@ def _kept_a_failure(meta: dict[str, Any], trial: Trial, sweep_dir: Path) -> bool
 
 
 def _result_written_at(meta: dict[str, Any], trial: Trial) -> float | None:
-    """When the trial's submitit job wrote its result file (None: it did not, or the file is an older
-    job's of the same id; see result_written_at)."""
+    """When the trial's submitit job ended with its result (None: it did not, or the file is an older
+    job's of the same id; see result_written_at). A multi-task job (DDP) has ended once every rank
+    wrote its result, or once rank 0 did and the job is gone: a rank killed at the time limit writes
+    none (the resume then records a failure)."""
     path = _result_file(meta, str(trial.job_id))
-    return result_written_at(path, trial.created_at, str(meta["launcher"])) if path is not None else None
+    if path is None:
+        return None
+    launcher = str(meta["launcher"])
+    if (at := result_written_at(path, trial.created_at, launcher)) is not None:
+        return at
+    rank_0 = result_written_at(path, trial.created_at, launcher, every_task=False)
+    return rank_0 if rank_0 is not None and not _jobs_running(meta, [str(trial.job_id)]) else None
 
 
 def _local_job_alive(trial: Trial, submitit_folder: str | None) -> bool:
@@ -1153,14 +1166,26 @@ def _wrote_failure(meta: dict[str, Any], job_id: str) -> bool:
     from hydra.core.utils import JobStatus
 
     path = _result_file(meta, job_id)
-    try:
-        with open(str(path), "rb") as f:
-            outcome = outcome_in_pickle(f)
-    except Exception:
+    if path is None:
         return False
+    # A multi-task job (DDP) is rank 0's value, as Hydra's launcher takes it; the resume fails it on
+    # another rank's error outside the app (submitit's), or on a rank that ended without a result.
+    rank_0, *others = results_of_every_task(path)
+    if any(not r.exists() or _outcome_in(r).tag == "error" for r in others):
+        return True
+    outcome = _outcome_in(rank_0)
     if outcome.tag == "error" or (outcome.status is not None and outcome.status != JobStatus.COMPLETED.value):
         return True
     return outcome.status is not None and _not_recordable(outcome.return_value, meta)
+
+
+def _outcome_in(result: Path) -> Outcome:
+    """What one task's result file says (nothing known where it cannot be read)."""
+    try:
+        with open(result, "rb") as f:
+            return outcome_in_pickle(f)
+    except Exception:
+        return Outcome(None, None)
 
 
 def _not_recordable(value: Any, meta: dict[str, Any]) -> bool:

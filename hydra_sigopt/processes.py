@@ -294,9 +294,9 @@ def _signal(pids: Sequence[int], signum: int) -> None:
             continue
 
 
-def result_written_at(result: Path, trial_created_at: float, cluster: str) -> float | None:
-    """When a trial's job wrote its result file ``result`` (the last of its tasks' results, in a
-    multi-task job); None if it did not, or if it is not the trial's own.
+def result_written_at(result: Path, trial_created_at: float, cluster: str, every_task: bool = True) -> float | None:
+    """When a trial's job wrote its result file ``result`` (task 0's; with ``every_task``, the last
+    of its tasks' results, in a multi-task job); None if it did not, or if it is not the trial's own.
 
     A local job's id is its process id, which the system reuses: a result older than the trial is an
     earlier job's (one clock stamps both). A Slurm job's result is stamped by the file server's clock,
@@ -305,13 +305,13 @@ def result_written_at(result: Path, trial_created_at: float, cluster: str) -> fl
     come back only when its counter wraps).
     """
     try:
-        at = max(path.stat().st_mtime for path in _results_of_every_task(result))
+        at = max(path.stat().st_mtime for path in (results_of_every_task(result) if every_task else [result]))
     except OSError:  # a task's is missing: the job has not ended (a rank still runs, or hangs)
         return None
     return at if cluster == "slurm" or at >= trial_created_at else None
 
 
-def _results_of_every_task(result: Path) -> list[Path]:
+def results_of_every_task(result: Path) -> list[Path]:
     """Task 0's result file ``result`` and those of the job's other tasks (a multi-task job: one per
     device), each task known by its log, which Slurm and submitit's controller open as it starts."""
     prefix = result.name.removesuffix("0_result.pkl")  # "<job id>_"
@@ -324,7 +324,7 @@ def _results_of_every_task(result: Path) -> list[Path]:
 
 
 def job_result_file(submitit_folder: str, job_id: str, cwd: str | None = None) -> Path:
-    """The file in which submitit leaves a job's result (its only task's), local or Slurm.
+    """The file in which submitit leaves a job's result (task 0's: see results_of_every_task), local or Slurm.
 
     ``submitit_folder`` is the launcher's pattern (``%j`` is the job id); a relative one is taken
     from ``cwd``, the sweeper's working directory.

@@ -571,7 +571,8 @@ class Resumption:
         if trial.job_id is None or self.runner.submitit_folder is None:
             return False
         result = job_result_file(self.runner.submitit_folder, trial.job_id)
-        return result_written_at(result, trial.created_at, self.runner.kind) is not None
+        # Rank 0's is enough to try: the re-attached job is then waited for until every rank's end.
+        return result_written_at(result, trial.created_at, self.runner.kind, every_task=False) is not None
 
     def _recover(self, trials: Sequence[Trial]) -> None:
         """Read the results the jobs of abandoned trials wrote after all; use the valid ones."""

@@ -32,6 +32,7 @@ def slurm_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     env |= {"SLURM_NTASKS": "2", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)  # a first run
     (folder / "42_submitted.pkl").write_bytes(b"")
     return folder
 
@@ -42,12 +43,25 @@ def test_a_job_whose_trial_wrote_no_result_runs_it(slurm_job: Path) -> None:
     assert len(launcher.calls) == 1
 
 
-def test_a_job_started_again_after_another_task_of_it_wrote_its_result_ends_at_once(slurm_job: Path) -> None:
+def test_a_job_started_again_after_another_task_of_it_wrote_its_result_ends_at_once(
+    slurm_job: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # Slurm started it again
     (slurm_job / "42_1_result.pkl").write_bytes(b"")  # task 1's: task 0 alone would wait for it forever
     launcher = RecordingLauncher()
     with pytest.raises(SystemExit) as ended:
         TrialJob(launcher)(["x=1"], "hydra.sweep.dir", 3, "job_id_for_3", {})
     assert ended.value.code == 0 and not launcher.calls
+
+
+def test_a_first_run_s_rank_that_starts_after_another_rank_ended_runs_the_trial(slurm_job: Path) -> None:
+    """A loaded node starts rank 0 after rank 1 returned (seen with submitit_local): rank 1's result
+    is of this run, not of an earlier one. Before, rank 0 left at once without a result, and the
+    trial failed."""
+    (slurm_job / "42_1_result.pkl").write_bytes(b"")
+    launcher = RecordingLauncher()
+    assert TrialJob(launcher)(["x=1"], "hydra.sweep.dir", 3, "job_id_for_3", {}) == "ran"
+    assert len(launcher.calls) == 1
 
 
 def test_a_result_older_than_the_jobs_submission_is_another_jobs_and_the_trial_runs(slurm_job: Path) -> None:

@@ -30,6 +30,12 @@ def results_written(job: Any) -> bool:
     return all(task.paths.result_pickle.exists() for task in job_tasks(job))
 
 
+def any_result_written(job: Any) -> bool:
+    """Whether a task of the job wrote its result: a job that ended so is read (a rank killed at the
+    time limit writes none; submitit then says which task failed), not run again."""
+    return any(task.paths.result_pickle.exists() for task in job_tasks(job))
+
+
 def set_aside_an_earlier_jobs_results(job: Any) -> None:
     """Rename the result files that an earlier job with the same id left in a just-submitted job's folder.
 

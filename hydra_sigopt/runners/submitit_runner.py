@@ -23,6 +23,7 @@ from hydra_sigopt.runners.base import CancelReport, TrialRunner
 from hydra_sigopt.runners.cancel import Cancellation, cancel_jobs, cancel_running
 from hydra_sigopt.runners.ended_job import (
     ForgottenBySlurm,
+    any_result_written,
     death_reason,
     find_job_of_trial,
     node_of,
@@ -191,13 +192,13 @@ class SubmititRunner(TrialRunner):
             job = submitit.SlurmJob(folder=self.executor.folder, job_id=job_id, tasks=tasks)
             # A job Slurm no longer knows (accounting purged, another cluster) would be waited on for
             # ever: submitit counts an unknown state as not done. With no result either, re-run it.
-            if not results_written(job) and not slurm_knows_job(job):
+            if not any_result_written(job) and not slurm_knows_job(job):
                 return False
         else:
             job = submitit.LocalJob(folder=self.executor.folder, job_id=job_id, tasks=tasks)
             # A local job dies with its sweeper's process group (Ctrl-C in the terminal, a lost
             # SSH session): with no process and no result there is nothing to wait for; re-run it.
-            if not results_written(job) and not local_job_running(job_id, self.submitit_folder):
+            if not any_result_written(job) and not local_job_running(job_id, self.submitit_folder):
                 return False
         asked_at = self.clock() if self.cluster == "slurm" else None
         self._jobs[number] = _TrackedJob(job, submitted_at=time.time(), reattached=True, slurm_asked_at=asked_at)
@@ -291,7 +292,7 @@ class SubmititRunner(TrialRunner):
         """Whether a job has ended; a re-attached local job is judged by its pid and result file."""
         job = tracked.job
         if tracked.reattached and self.cluster != "slurm":
-            return job.paths.result_pickle.exists() or not local_job_running(job.job_id, self.submitit_folder)
+            return results_written(job) or not local_job_running(job.job_id, self.submitit_folder)
         if job.done(force_check=force):
             return True
         return tracked.slurm_asked_at is not None and _forgotten_by_slurm(tracked, self.clock(), self.unknown_recheck_s)

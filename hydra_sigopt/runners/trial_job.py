@@ -10,6 +10,7 @@ file was replaced behind the sweep that had read it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -73,12 +74,21 @@ def leave_if_it_ended_before(what: Callable[[], str]) -> None:
     multi-task job would otherwise wait for it forever. A ``SystemExit`` passes submitit's job
     start, which then writes no result: the first run's stays, and the job ends with status 0.
     ``what``: which trial it ran, for the job's log.
+
+    Only in a job Slurm started again: in a first run, a rank that starts after another rank of its
+    job ended (a loaded node, seen with submitit_local) finds that rank's result, of this run.
     """
-    earlier = _result_of_an_earlier_run()
+    earlier = _result_of_an_earlier_run() if started_again() else None
     if earlier is None:
         return
     job_id, result = earlier
     _leave(f"{what()} ended in job {job_id} before Slurm started it again (its result: {result})")
+
+
+def started_again() -> bool:
+    """Whether Slurm started this job again (requeued: ``scontrol requeue``, a preemption, a node
+    failure); never outside Slurm (submitit_local restarts only a timed-out task, which wrote nothing)."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0").strip() not in ("", "0")
 
 
 def _leave(why: str) -> NoReturn:
