@@ -95,3 +95,17 @@ def test_kill_leaves_an_ended_job_whose_other_rank_wrote_no_result_to_the_resume
     _resume(tmp_path, app)
     states = trial_states(sweep_dir)
     assert sorted(states) == [0] and states[0][0] == "failed", states
+
+
+def test_jobs_of_a_sweeper_in_a_requeued_slurm_job_are_not_taken_for_requeued_ones(tmp_path: Path) -> None:
+    """A sweeper run in a Slurm job that was requeued has SLURM_RESTART_COUNT; its jobs inherited it
+    and each first run was taken for a rerun (trial_job.started_again): a late rank then left without
+    its result. Here the app returns what its job sees."""
+    app = write_app(tmp_path, 'return float(os.environ.get("SLURM_RESTART_COUNT", "0"))', budget=1)
+    proc, sweep_dir = start_example(tmp_path, *TWO_TASKS, app=app, env={"SLURM_RESTART_COUNT": "1"})
+    try:
+        run = finish_example(proc, sweep_dir, timeout=300).assert_ok()
+    finally:
+        proc.kill()
+    ((trial),) = run.trials
+    assert trial["state"] == "completed" and float(trial["value"]) == 0.0, trial

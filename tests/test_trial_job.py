@@ -100,6 +100,15 @@ def test_a_requeue_signalled_after_the_result_was_written_does_not_run_the_trial
     assert ended.value.code == 0 and not requeued.function.launcher.calls
 
 
+def test_a_requeue_signalled_while_rank_0_trains_after_rank_1_returned_runs_the_trial_again(slurm_job: Path) -> None:
+    """Only rank 0 is asked for the call to requeue; another rank's result made it say the trial had
+    ended, and every rank of the requeued job then left, rank 0 without its result: a failed trial."""
+    (slurm_job / "42_1_result.pkl").write_bytes(b"")  # rank 1 returned; rank 0 (this task) trains on
+    args = (["x=1"], "hydra.sweep.dir", 3, "job_id_for_3", {})
+    requeued = TrialJob(RecordingLauncher()).checkpoint(*args)
+    assert requeued.function.ended is False
+
+
 @pytest.fixture
 def trial_output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The trial's Hydra output dir, as HydraConfig gives it in the job."""

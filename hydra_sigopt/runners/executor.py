@@ -8,7 +8,9 @@ the launcher's internals fails there and not in a user's sweep.
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager, nullcontext
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -67,15 +69,31 @@ def make_executor(launcher: Any) -> Any:
     return executor
 
 
-def starting_jobs(launcher: Any) -> AbstractContextManager[None]:
+@contextmanager
+def starting_jobs(launcher: Any) -> Iterator[None]:
     """Where the executor submits jobs: local jobs start with SIGINT blocked, so that a terminal's
     Ctrl-C does not reach submitit's controller, and SIGHUP too when the sweep detaches from its
-    jobs (see processes.interrupts_kept_from_children)."""
+    jobs (see processes.interrupts_kept_from_children).
+
+    And without the sweeper's ``SLURM_RESTART_COUNT``: a sweeper run in a Slurm job that was
+    requeued has it, its jobs would inherit it (submitit_local copies the environment, sbatch
+    exports it, and Slurm sets it only in a job it started again), and each of their first runs
+    would be taken for a rerun (trial_job.started_again).
+    """
     from hydra_sigopt.processes import interrupts_kept_from_children
 
-    if launcher._EXECUTOR != "local":
-        return nullcontext()
-    return interrupts_kept_from_children(hangups_too=detaches(launcher))
+    kept = os.environ.pop(RESTART_COUNT, None)
+    try:
+        local = launcher._EXECUTOR == "local"
+        with interrupts_kept_from_children(hangups_too=detaches(launcher)) if local else nullcontext():
+            yield
+    finally:
+        if kept is not None:
+            os.environ[RESTART_COUNT] = kept
+
+
+#: How many times Slurm started the job again (set in a requeued job only).
+RESTART_COUNT = "SLURM_RESTART_COUNT"
 
 
 def detaches(launcher: Any) -> bool:

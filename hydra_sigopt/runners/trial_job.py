@@ -41,7 +41,9 @@ class TrialJob:
         again would find that result older than its submission. The call carries it instead."""
         import submitit
 
-        ended = self.ended or _result_of_an_earlier_run() is not None
+        # Its own rank's result only: another rank's (rank 1 returned while rank 0 trained on) would
+        # make every rank leave the requeued job, rank 0 without its result.
+        ended = self.ended or _result_of_an_earlier_run(own_task_only=True) is not None
         return submitit.helpers.DelayedSubmission(TrialJob(self.launcher, ended), *args, **kwargs)
 
 
@@ -87,7 +89,8 @@ def leave_if_it_ended_before(what: Callable[[], str]) -> None:
 
 def started_again() -> bool:
     """Whether Slurm started this job again (requeued: ``scontrol requeue``, a preemption, a node
-    failure); never outside Slurm (submitit_local restarts only a timed-out task, which wrote nothing)."""
+    failure), as Slurm says it in the job (the sweeper's own is kept from its jobs: see
+    executor.starting_jobs); never outside Slurm, whose local restarts follow a time-out."""
     return os.environ.get("SLURM_RESTART_COUNT", "0").strip() not in ("", "0")
 
 
@@ -99,23 +102,23 @@ def _leave(why: str) -> NoReturn:
     raise SystemExit(0)
 
 
-def _result_of_an_earlier_run() -> tuple[str, Path] | None:
-    """This job's id and the result file one of its tasks wrote after its submission, if one did
-    (None outside a submitit job)."""
+def _result_of_an_earlier_run(own_task_only: bool = False) -> tuple[str, Path] | None:
+    """This job's id and the result file one of its tasks (or this task) wrote after its submission,
+    if one did (None outside a submitit job)."""
     import submitit
     from submitit.core.utils import JobPaths
 
     try:
         env = submitit.JobEnvironment()
         paths = env.paths
-        job_id, num_tasks = env.job_id, env.num_tasks
+        job_id, tasks = env.job_id, [env.global_rank] if own_task_only else range(env.num_tasks)
     except (KeyError, RuntimeError):  # not in a submitit job (a test calling the job's function)
         return None
     try:
         submitted = paths.submitted_pickle.stat().st_mtime
     except OSError:
         return None  # submitit itself refuses to run without it
-    for task in range(num_tasks):
+    for task in tasks:
         result = JobPaths(paths.folder, job_id=job_id, task_id=task).result_pickle
         try:
             if result.stat().st_mtime >= submitted:
