@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import SUBMITIT_LOCAL, finish_example, running_job_ids, start_example, trial_states
+from conftest import SUBMITIT_LOCAL, finish_example, running_job_ids, start_example, trial_states, wait_for_results
 from small_apps import write_app
 
 TWO_TASKS = (*SUBMITIT_LOCAL, "hydra.launcher.tasks_per_node=2", "hydra.sweeper.warm_jobs=0")
@@ -26,11 +26,7 @@ def _driver_killed_once_rank_0_returned(tmp_path: Path, task: str) -> tuple[Path
     proc, sweep_dir = start_example(tmp_path, *TWO_TASKS, app=app)
     try:
         job_id = running_job_ids(sweep_dir, 1)[0]
-        rank_0 = sweep_dir / ".submitit" / job_id / f"{job_id}_0_result.pkl"
-        deadline = time.time() + 120
-        while not rank_0.exists():
-            assert time.time() < deadline, "rank 0 never returned"
-            time.sleep(0.1)
+        wait_for_results(sweep_dir, {0: job_id})  # rank 0's
         proc.kill()  # SIGKILL: the driver is dead, its job runs on
         proc.wait()
     finally:

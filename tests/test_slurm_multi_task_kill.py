@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import running_job_ids, start_example
+from conftest import running_job_ids, start_example, wait_for_results
 from small_apps import write_app
 from test_slurm import SLURM, no_jobs_left_behind, slurm  # noqa: F401  (the fixture that skips or fails without a cluster)
 
@@ -42,11 +42,7 @@ def test_kill_cancels_a_multi_task_job_whose_rank_0_returned_while_another_rank_
     )
     try:
         job_id = running_job_ids(sweep_dir, 1)[0]
-        rank_0 = sweep_dir / ".submitit" / job_id / f"{job_id}_0_result.pkl"
-        deadline = time.time() + 180
-        while not rank_0.exists():
-            assert time.time() < deadline, "rank 0 never returned"
-            time.sleep(0.5)
+        wait_for_results(sweep_dir, {0: job_id}, timeout=180)  # rank 0's
         proc.kill()  # SIGKILL: the driver is dead; the job runs on
         proc.wait()
     finally:
